@@ -1,0 +1,30 @@
+"""Shared CLI pieces: the workspace option, the console, error exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from qunflow.workspace import Workspace, open_workspace
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+
+WorkspaceOption = Annotated[
+    Path | None,
+    typer.Option("--workspace", "-w", envvar="QUNFLOW_HOME",
+                 help="Workspace folder (default: the current directory)."),
+]
+
+
+def workspace(path: Path | None) -> Workspace:
+    return open_workspace(path)
+
+
+def fail(message: str) -> None:
+    """One clear line on stderr, exit code 2."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)

@@ -1,0 +1,126 @@
+"""The `qunflow` command. Thin: parse, call a service, render."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from qunflow.cli.common import WorkspaceOption, console, fail, workspace
+from qunflow.errors import QunflowError
+
+app = typer.Typer(help="qunflow: run the community-distribution chain (社群分发链路).",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+token_app = typer.Typer(help="API tokens for the JSON API.", no_args_is_help=True)
+events_app = typer.Typer(help="The event log: import and count events.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(events_app, name="events")
+
+
+@app.command()
+def init(
+    directory: Annotated[Path | None, typer.Argument(help="Folder for the workspace (default: .)")] = None,
+    timezone: Annotated[str, typer.Option(help="Reporting time zone (IANA name).")] = "Asia/Shanghai",
+) -> None:
+    """Create a workspace: settings file, secret key, database with migrations applied."""
+    from qunflow.workspace import init_workspace
+
+    ws = init_workspace(directory, timezone=timezone)
+    console.print(f"Workspace ready in [bold]{ws.home}[/] (database: {ws.settings.db_url.split('@')[-1]})")
+
+
+@token_app.command("create")
+def token_create(name: str, workspace_dir: WorkspaceOption = None) -> None:
+    """Create an API token and print it (it is shown only once)."""
+    from qunflow.services.tokens import create_token
+
+    print(create_token(workspace(workspace_dir).engine, name))
+
+
+@events_app.command("import")
+def events_import(
+    file: Annotated[Path, typer.Argument(help="CSV or JSONL file of events.")],
+    workspace_dir: WorkspaceOption = None,
+) -> None:
+    """Import events. Re-sent event_ids are skipped; invalid rows are reported by line."""
+    from qunflow.services.eventfiles import file_format
+    from qunflow.services.ingest import import_event_file
+
+    ws = workspace(workspace_dir)
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    file_format(file)
+    columns = (*Progress.get_default_columns()[:2], BarColumn(), DownloadColumn(),
+               TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
+        result = import_event_file(ws.engine, file,
+                                   on_progress=lambda pos: progress.update(task, completed=pos))
+    console.print(f"{result.stored} stored, {result.duplicates} already present, "
+                  f"{len(result.errors)} rejected (of {result.received} rows)")
+    for error in result.errors[:20]:
+        console.print(f"  line {error['line']}: {error['reason']}", highlight=False)
+    if result.errors:
+        fail(f"{len(result.errors)} row(s) rejected; fix them and import the file again "
+             "(stored rows are skipped as duplicates)")
+
+
+@events_app.command("count")
+def events_count(
+    type_: Annotated[str | None, typer.Option("--type", help="Only events of this type.")] = None,
+    workspace_dir: WorkspaceOption = None,
+) -> None:
+    """Count stored events."""
+    from qunflow.store.eventlog import count_events
+
+    with workspace(workspace_dir).engine.connect() as conn:
+        print(count_events(conn, type_))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workspace_dir: WorkspaceOption = None,
+) -> None:
+    """Serve the web app, the worker and the shipper in one process."""
+    from qunflow.services.runtime import serve_workspace
+
+    serve_workspace(workspace(workspace_dir), host=host, port=port)
+
+
+def _register_extensions() -> None:
+    """Command groups that live in their own modules."""
+    import importlib
+
+    for name in ("qunflow.cli.metrics", "qunflow.cli.entry", "qunflow.cli.demo",
+                 "qunflow.cli.sandbox", "qunflow.cli.setup"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(app)
+
+
+_register_extensions()
+
+
+def main() -> None:
+    try:
+        app()
+    except QunflowError as exc:
+        try:
+            fail(str(exc))
+        except typer.Exit as stop:
+            sys.exit(stop.exit_code)

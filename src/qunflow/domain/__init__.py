@@ -1,0 +1,1 @@
+"""Pure rules of the chain: no I/O, no framework imports."""

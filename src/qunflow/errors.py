@@ -1,0 +1,43 @@
+"""One exception hierarchy, mapped once to HTTP status codes and CLI exit codes."""
+
+from __future__ import annotations
+
+
+class QunflowError(Exception):
+    """Base of every error qunflow raises on purpose; the message tells the user what to fix."""
+
+    http_status = 500
+
+
+class InvalidInput(QunflowError):
+    """The caller sent something we cannot accept."""
+
+    http_status = 400
+
+
+class Unauthorized(QunflowError):
+    http_status = 401
+
+
+class NotFound(QunflowError):
+    http_status = 404
+
+
+class Conflict(QunflowError):
+    http_status = 409
+
+
+class PlatformError(QunflowError):
+    """A chat platform refused or failed a call."""
+
+    http_status = 502
+
+
+class RateLimited(PlatformError):
+    """The platform asked us to slow down; retry after `retry_after` seconds."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,137 @@
+"""One typed settings object: the workspace's `qunflow.toml`, overridden by `QUNFLOW_*` variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from qunflow.errors import InvalidInput
+
+SETTINGS_FILE = "qunflow.toml"
+SECRET_FILE = ".qunflow-secret"
+DEFAULT_ENGAGEMENT = [
+    "message", "task_completed", "checkin", "reaction", "poll_vote",
+    "order", "booking", "signup", "download", "coupon_redeemed",
+]
+DEFAULT_CONVERSION = ["order", "booking"]
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Environment variables beat the settings file."""
+
+    model_config = SettingsConfigDict(env_prefix="QUNFLOW_", extra="ignore")
+
+    home: Path = Field(default_factory=Path.cwd)
+    database_url: str = ""
+    analytics_path: str = ""
+    timezone: str = "Asia/Shanghai"
+    engagement_types: list[str] = Field(default_factory=lambda: list(DEFAULT_ENGAGEMENT))
+    conversion_types: list[str] = Field(default_factory=lambda: list(DEFAULT_CONVERSION))
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    language: str = "auto"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first: QUNFLOW_DATABASE_URL must win over the workspace file.
+        return env_settings, init_settings
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'qunflow.db'}"
+
+    @property
+    def analytics_file(self) -> str:
+        return self.analytics_path or str(self.home / "analytics.duckdb")
+
+    def encryption_key(self) -> bytes:
+        """The key for personal fields at rest: the setting, or the workspace's secret file."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.home / SECRET_FILE
+        if not path.exists():
+            raise InvalidInput(f"no secret key: run `qunflow init {self.home}` or set QUNFLOW_SECRET_KEY")
+        return path.read_text().strip().encode()
+
+
+def resolve_home(workspace: str | Path | None = None) -> Path:
+    """The workspace: --workspace, else QUNFLOW_HOME, else the current directory."""
+    chosen = workspace or os.environ.get("QUNFLOW_HOME") or Path.cwd()
+    return Path(chosen).expanduser().resolve()
+
+
+def load_settings(workspace: str | Path | None = None, **overrides: Any) -> Settings:
+    home = resolve_home(workspace)
+    values: dict[str, Any] = {}
+    path = home / SETTINGS_FILE
+    if path.exists():
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8")).get("qunflow", {})
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidInput(f"{path}: not valid TOML: {exc}") from exc
+    values.update(overrides)
+    values["home"] = home
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"{path}: setting {where}: {first['msg']}") from exc
+
+
+def write_settings_file(home: Path, timezone: str = "Asia/Shanghai") -> Path:
+    """Write a commented default settings file (kept if one exists) and the secret key file."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / SETTINGS_FILE
+    if not path.exists():
+        path.write_text(
+            "# qunflow workspace settings. QUNFLOW_<NAME> environment variables override them.\n"
+            "[qunflow]\n"
+            "# Empty: a SQLite file in this folder. For PostgreSQL:\n"
+            '# database_url = "postgresql+psycopg://user@host:5432/qunflow"\n'
+            'database_url = ""\n'
+            "# Calendar days for every metric are counted in this zone.\n"
+            f'timezone = "{timezone}"\n'
+            'public_url = "http://127.0.0.1:8000"\n'
+            '# "auto" follows the browser; or "zh" / "en".\n'
+            'language = "auto"\n',
+            encoding="utf-8",
+        )
+    secret = home / SECRET_FILE
+    if not secret.exists():
+        from cryptography.fernet import Fernet
+
+        secret.write_bytes(Fernet.generate_key())
+        secret.chmod(0o600)
+    return path
+
+
+def new_token() -> str:
+    return "qf_" + secrets.token_urlsafe(32)

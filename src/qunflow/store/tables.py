@@ -1,0 +1,190 @@
+"""The state database's tables (SQLAlchemy Core). Migrations in store/migrations mirror them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Money = Numeric(18, 4)
+
+channels = Table(
+    "channels", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),  # ad, content, website, offline, referral
+    Column("created_at", DateTime, nullable=False),
+)
+
+campaigns = Table(
+    "campaigns", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("channel_id", ForeignKey("channels.id"), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+gates = Table(
+    "gates", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("definition", JSON, nullable=False),  # profile fields, questions, routing
+    Column("created_at", DateTime, nullable=False),
+)
+
+entry_points = Table(
+    "entry_points", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(32), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("channel_id", ForeignKey("channels.id"), nullable=False),
+    Column("campaign_id", ForeignKey("campaigns.id")),
+    Column("gate_id", ForeignKey("gates.id")),
+    Column("target_tier", String(16), nullable=False),
+    Column("platform", String(32), nullable=False),
+    Column("utm", JSON, nullable=False),  # default utm_* parameters
+    Column("created_at", DateTime, nullable=False),
+)
+
+groups = Table(
+    "groups", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("platform", String(32), nullable=False),
+    Column("external_id", String(128), nullable=False),
+    Column("tier", String(16), nullable=False),  # newbie, interest, core, broadcast
+    Column("capacity", Integer, nullable=False),
+    Column("member_count", Integer, nullable=False, default=0),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("platform", "external_id", name="uq_groups_platform_external"),
+)
+
+members = Table(
+    "members", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("visitor_id", String(128), index=True),
+    Column("profile", LargeBinary),  # encrypted JSON: name / need / interest ...
+    Column("tier", String(16)),
+    Column("entry_point_id", ForeignKey("entry_points.id")),
+    Column("group_id", ForeignKey("groups.id")),
+    Column("referrer_id", String(40)),
+    Column("join_ticket", String(30), unique=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("joined_at", DateTime),
+)
+
+identities = Table(
+    "identities", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("member_id", ForeignKey("members.id"), nullable=False, index=True),
+    Column("platform", String(32), nullable=False),
+    Column("external_user_id", String(128), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("platform", "external_user_id", name="uq_identities_platform_user"),
+)
+
+consents = Table(
+    "consents", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("member_id", ForeignKey("members.id"), nullable=False, index=True),
+    Column("purpose", String(64), nullable=False),
+    Column("text_version", String(64), nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column("recorded_at", DateTime, nullable=False),
+)
+
+spend = Table(
+    "spend", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("channel", String(64), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("currency", String(8), nullable=False),
+    UniqueConstraint("channel", "day", name="uq_spend_channel_day"),
+)
+
+events = Table(
+    "events", metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(128), nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("ts", DateTime, nullable=False),  # UTC
+    Column("member_id", String(128)),
+    Column("visitor_id", String(128)),
+    Column("channel", String(128)),
+    Column("campaign", String(128)),
+    Column("entry_point", String(128)),
+    Column("group_key", String(128)),
+    Column("referrer_id", String(128)),
+    Column("amount", Money),
+    Column("margin", Money),
+    Column("currency", String(128)),
+    Column("experiment", String(128)),
+    Column("variant", String(128)),
+    Column("properties", JSON),
+    Column("received_at", DateTime, nullable=False),
+)
+Index("ix_events_type", events.c.type)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+member_tasks = Table(
+    "member_tasks", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("member_id", ForeignKey("members.id"), nullable=False, index=True),
+    Column("task_key", String(64), nullable=False),
+    Column("assigned_at", DateTime, nullable=False),
+    Column("due_at", DateTime, nullable=False),
+    Column("completed_at", DateTime),
+    UniqueConstraint("member_id", "task_key", name="uq_member_tasks_member_task"),
+)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("member_id", String(40)),
+    Column("platform", String(32), nullable=False),
+    Column("target", String(128), nullable=False),  # user or group external id
+    Column("kind", String(32), nullable=False),  # welcome_dm, welcome_menu, ...
+    Column("status", String(16), nullable=False),  # pending, sent, failed
+    Column("created_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+    Column("external_message_id", String(128)),
+    Column("error", Text),
+)

@@ -1,0 +1,33 @@
+"""JSON API v1: event ingestion (orders and bookings from a shop or CRM arrive here)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from qunflow.errors import InvalidInput
+from qunflow.services.ingest import MAX_BATCH, ingest_batch
+from qunflow.web.deps import require_token, workspace_of
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+MAX_BODY = 64 * 1024 * 1024
+
+
+@router.post("/events", summary="Ingest a batch of events",
+             description=f"A JSON array (or {{\"events\": [...]}}) of at most {MAX_BATCH} events. "
+             "Re-sent event_ids are no-ops. Invalid events are reported by index; valid ones "
+             "are stored. The response is sent after the commit.")
+async def post_events(request: Request, _token: str = Depends(require_token)) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise InvalidInput(f"the body is larger than {MAX_BODY // (1024 * 1024)} MiB")
+    try:
+        raw = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}") from exc
+    engine = workspace_of(request).engine
+    result = await run_in_threadpool(ingest_batch, engine, raw)
+    return result.as_json()

@@ -1,0 +1,53 @@
+"""The FastAPI application: public pages, JSON API and console, over one workspace."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from qunflow import __version__
+from qunflow.errors import QunflowError
+from qunflow.workspace import Workspace
+
+
+def create_app(workspace: Workspace) -> FastAPI:
+    app = FastAPI(title="qunflow", version=__version__,
+                  description="Community-distribution chain: entry points, joins, events, metrics.")
+    app.state.workspace = workspace
+
+    @app.exception_handler(QunflowError)
+    async def _qunflow_error(_request: Request, exc: QunflowError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", []))
+        return JSONResponse({"error": f"{where}: {first.get('msg')}"}, status_code=422)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    from qunflow.web import api
+
+    app.include_router(api.router)
+    for module in _optional_routers():
+        app.include_router(module.router)
+    return app
+
+
+def _optional_routers() -> list:  # type: ignore[type-arg]
+    """Routers of parts that register themselves (public pages, console, metrics API)."""
+    import importlib
+
+    found = []
+    for name in ("qunflow.web.api_metrics", "qunflow.web.public", "qunflow.web.console",
+                 "qunflow.web.sandbox_pages"):
+        try:
+            found.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+    return found

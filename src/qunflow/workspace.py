@@ -1,0 +1,56 @@
+"""A workspace: the settings, the state database and the analytics store of one community."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from qunflow.errors import InvalidInput
+from qunflow.settings import (
+    SETTINGS_FILE,
+    Settings,
+    load_settings,
+    resolve_home,
+    write_settings_file,
+)
+from qunflow.store.db import make_engine, migrate, schema_revision
+
+
+@dataclass
+class Workspace:
+    settings: Settings
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.db_url)
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+def init_workspace(directory: str | Path | None = None, *, timezone: str = "Asia/Shanghai") -> Workspace:
+    """Create (or bring up to date) a workspace: settings file, secret key, migrated database."""
+    home = resolve_home(directory)
+    write_settings_file(home, timezone=timezone)
+    workspace = Workspace(load_settings(home))
+    migrate(workspace.engine)
+    return workspace
+
+
+def open_workspace(directory: str | Path | None = None) -> Workspace:
+    """Open an initialised workspace; a clear error if there is none."""
+    home = resolve_home(directory)
+    if not (home / SETTINGS_FILE).exists():
+        raise InvalidInput(f"{home} is not a qunflow workspace: run `qunflow init {home}` first")
+    workspace = Workspace(load_settings(home))
+    if schema_revision(workspace.engine) is None:
+        migrate(workspace.engine)
+    return workspace
