@@ -1,0 +1,113 @@
+"""Shared fixtures: real workspaces (SQLite, PostgreSQL), a real server on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sqlalchemy import create_engine, text
+
+from qunflow.services.tokens import create_token
+from qunflow.workspace import Workspace, init_workspace
+
+PG_ENV = "QUNFLOW_TEST_POSTGRES_URL"
+
+
+def _postgres_admin_url() -> str | None:
+    return os.environ.get(PG_ENV) or None
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    """A fresh workspace on the embedded default (SQLite)."""
+    ws = init_workspace(tmp_path / "ws")
+    yield ws
+    ws.close()
+
+
+@pytest.fixture
+def pg_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    admin_url = _postgres_admin_url()
+    if not admin_url:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test); "
+                    ".ci/run sets it")
+    from qunflow.store.db import normalise_url
+
+    admin = create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
+    name = f"qf_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"PostgreSQL at {PG_ENV} is not reachable: {exc}")
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_workspace(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    """A fresh workspace whose state database is PostgreSQL."""
+    monkeypatch.setenv("QUNFLOW_DATABASE_URL", pg_url)
+    ws = init_workspace(tmp_path / "pgws")
+    yield ws
+    ws.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_workspace(request: pytest.FixtureRequest) -> Workspace:
+    """The same test on both state databases."""
+    name = "workspace" if request.param == "sqlite" else "pg_workspace"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    def __init__(self, ws: Workspace) -> None:
+        from qunflow.web.app import create_app
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(ws), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def live_server(workspace: Workspace) -> Iterator[LiveServer]:
+    """The real app served by uvicorn on a loopback port."""
+    with LiveServer(workspace) as server:
+        yield server
+
+
+@pytest.fixture
+def api_token(workspace: Workspace) -> str:
+    return create_token(workspace.engine, "tests")
