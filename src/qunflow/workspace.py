@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -19,9 +22,15 @@ from qunflow.settings import (
 from qunflow.store.db import make_engine, migrate, schema_revision
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 @dataclass
 class Workspace:
     settings: Settings
+    clock: Callable[[], datetime] = utc_now  # naive UTC; the demo swaps in a simulated clock
+    cache: dict[str, Any] = field(default_factory=dict)  # per-process objects (connectors)
 
     @cached_property
     def engine(self) -> Engine:

@@ -94,6 +94,7 @@ members = Table(
     Column("visitor_id", String(128), index=True),
     Column("profile", LargeBinary),  # encrypted JSON: name / need / interest ...
     Column("tier", String(16)),
+    Column("locale", String(8), nullable=False, default="zh"),
     Column("entry_point_id", ForeignKey("entry_points.id")),
     Column("group_id", ForeignKey("groups.id")),
     Column("referrer_id", String(40)),

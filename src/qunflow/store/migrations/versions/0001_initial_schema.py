@@ -162,6 +162,7 @@ def upgrade() -> None:
         sa.Column("visitor_id", sa.String(length=128), nullable=True),
         sa.Column("profile", sa.LargeBinary(), nullable=True),
         sa.Column("tier", sa.String(length=16), nullable=True),
+        sa.Column("locale", sa.String(length=8), nullable=False),
         sa.Column("entry_point_id", sa.Integer(), nullable=True),
         sa.Column("group_id", sa.Integer(), nullable=True),
         sa.Column("referrer_id", sa.String(length=40), nullable=True),

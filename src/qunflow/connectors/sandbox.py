@@ -1,0 +1,299 @@
+"""The sandbox: a built-in chat platform with real records, and qunflow's connector to it.
+
+`SandboxPlatform` is the outside world (groups, people, messages, join requests, rate limits),
+kept in its own SQLite file. `SandboxConnector` is qunflow's side and goes only through the
+`Connector` port, exactly as a real platform's connector would: inbound updates arrive as signed
+JSON (like a webhook), outbound calls may raise `RateLimited`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, func, insert, select, update
+
+from qunflow.connectors import sandbox_tables as t
+from qunflow.connectors.base import (
+    Capabilities,
+    InviteLink,
+    JoinRequested,
+    MemberJoined,
+    MemberLeft,
+    MessagePosted,
+    SendResult,
+    Update,
+)
+from qunflow.errors import InvalidInput, NotFound, PlatformError, RateLimited, Unauthorized
+
+SIGNATURE_HEADER = "x-sandbox-signature"
+BOT = "bot"
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class TokenBucket:
+    """`rate` calls per `per` seconds, refilled continuously."""
+
+    rate: float
+    per: float
+    tokens: float = -1.0
+    stamp: datetime | None = None
+
+    def take(self, now: datetime) -> float:
+        """0 when a call may go now, else the seconds to wait."""
+        if self.stamp is None or self.tokens < 0:
+            self.tokens, self.stamp = self.rate, now
+        elapsed = max((now - self.stamp).total_seconds(), 0.0)
+        self.tokens = min(self.rate, self.tokens + elapsed * self.rate / self.per)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) * self.per / self.rate
+
+
+@dataclass
+class RateLimits:
+    bot_per_second: float = 30  # Telegram-like defaults
+    group_per_minute: float = 20
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+
+    def check(self, key: str, rate: float, per: float, now: datetime) -> None:
+        bucket = self.buckets.setdefault(key, TokenBucket(rate, per))
+        wait = bucket.take(now)
+        if wait > 0:
+            raise RateLimited(f"sandbox: too many requests for {key}", retry_after=round(wait, 3))
+
+
+class SandboxPlatform:
+    """The simulated platform. Its methods are what people (and the bot API) do on it."""
+
+    def __init__(self, path: Path | str, *, clock: Clock = utc_now, secret: str | None = None) -> None:
+        url = "sqlite://" if str(path) == ":memory:" else f"sqlite:///{path}"
+        self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False})
+        t.metadata.create_all(self.engine)
+        self.clock = clock
+        self.secret = secret or secrets.token_hex(16)
+        self.limits = RateLimits()
+        self.subscribers: list[Callable[[dict[str, str], bytes], None]] = []
+
+    # --- delivery of updates, signed like a webhook ---
+    def subscribe(self, callback: Callable[[dict[str, str], bytes], None]) -> None:
+        self.subscribers.append(callback)
+
+    def sign(self, body: bytes) -> str:
+        return hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+
+    def _deliver(self, kind: str, **data: Any) -> None:
+        body = json.dumps({"kind": kind, "at": self.clock().isoformat(), **data}).encode()
+        headers = {SIGNATURE_HEADER: self.sign(body), "content-type": "application/json"}
+        for callback in self.subscribers:
+            callback(headers, body)
+
+    # --- groups and people ---
+    def create_chat(self, title: str, chat_id: str | None = None) -> str:
+        chat_id = chat_id or "c" + secrets.token_hex(6)
+        with self.engine.begin() as conn:
+            exists = conn.execute(select(t.sandbox_chats.c.id).where(t.sandbox_chats.c.id == chat_id)).first()
+            if not exists:
+                conn.execute(insert(t.sandbox_chats).values(id=chat_id, title=title, created_at=self.clock()))
+        return chat_id
+
+    def ensure_user(self, user_id: str, display_name: str) -> None:
+        with self.engine.begin() as conn:
+            if not conn.execute(select(t.sandbox_users.c.id).where(t.sandbox_users.c.id == user_id)).first():
+                conn.execute(insert(t.sandbox_users).values(id=user_id, display_name=display_name,
+                                                            started_bot=False, created_at=self.clock()))
+
+    def create_invite(self, chat_id: str, name: str, join_request: bool) -> str:
+        if len(name) > 32:
+            raise InvalidInput("sandbox: an invite link name is at most 32 characters")
+        token = secrets.token_urlsafe(12)
+        with self.engine.begin() as conn:
+            if not conn.execute(select(t.sandbox_chats.c.id).where(t.sandbox_chats.c.id == chat_id)).first():
+                raise NotFound(f"sandbox: no chat {chat_id}")
+            conn.execute(insert(t.sandbox_invites).values(token=token, chat_id=chat_id, name=name,
+                                                          creates_join_request=join_request,
+                                                          created_at=self.clock()))
+        return token
+
+    def join(self, user_id: str, display_name: str, invite_token: str) -> str:
+        """A person opens an invite link. Returns 'joined' or 'requested'."""
+        self.ensure_user(user_id, display_name)
+        with self.engine.connect() as conn:
+            invite = conn.execute(select(t.sandbox_invites).where(
+                t.sandbox_invites.c.token == invite_token)).first()
+        if invite is None:
+            raise NotFound("sandbox: this invite link does not exist")
+        if invite.creates_join_request:
+            with self.engine.begin() as conn:
+                conn.execute(insert(t.sandbox_join_requests).values(
+                    chat_id=invite.chat_id, user_id=user_id, invite_name=invite.name,
+                    status="pending", created_at=self.clock()))
+            self._deliver("join_request", chat_id=invite.chat_id, user_id=user_id,
+                          display_name=display_name, invite_name=invite.name)
+            return "requested"
+        self._add_member(invite.chat_id, user_id, display_name, invite.name)
+        return "joined"
+
+    def _add_member(self, chat_id: str, user_id: str, display_name: str, invite_name: str | None) -> None:
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.sandbox_chat_members).where(
+                t.sandbox_chat_members.c.chat_id == chat_id,
+                t.sandbox_chat_members.c.user_id == user_id)).first()
+            values = {"status": "member", "invite_name": invite_name, "joined_at": self.clock()}
+            if row is None:
+                conn.execute(insert(t.sandbox_chat_members).values(chat_id=chat_id, user_id=user_id, **values))
+            else:
+                conn.execute(update(t.sandbox_chat_members).where(
+                    t.sandbox_chat_members.c.chat_id == chat_id,
+                    t.sandbox_chat_members.c.user_id == user_id).values(**values))
+        self._deliver("member_joined", chat_id=chat_id, user_id=user_id, display_name=display_name,
+                      invite_name=invite_name)
+
+    def answer_request(self, chat_id: str, user_id: str, approve: bool) -> None:
+        with self.engine.begin() as conn:
+            request = conn.execute(select(t.sandbox_join_requests).where(
+                t.sandbox_join_requests.c.chat_id == chat_id, t.sandbox_join_requests.c.user_id == user_id,
+                t.sandbox_join_requests.c.status == "pending")).first()
+            if request is None:
+                raise PlatformError(f"sandbox: no pending join request from {user_id} in {chat_id}")
+            conn.execute(update(t.sandbox_join_requests).where(t.sandbox_join_requests.c.id == request.id)
+                         .values(status="approved" if approve else "declined"))
+            name = conn.execute(select(t.sandbox_users.c.display_name)
+                                .where(t.sandbox_users.c.id == user_id)).scalar_one()
+        if approve:
+            self._add_member(chat_id, user_id, name, request.invite_name)
+
+    def leave(self, user_id: str, chat_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(t.sandbox_chat_members).where(
+                t.sandbox_chat_members.c.chat_id == chat_id,
+                t.sandbox_chat_members.c.user_id == user_id).values(status="left"))
+        self._deliver("member_left", chat_id=chat_id, user_id=user_id)
+
+    def say(self, user_id: str, text: str, chat_id: str | None = None) -> None:
+        """A person writes in a group, or privately to the bot when chat_id is None."""
+        self._store_message(chat_id, None if chat_id else user_id, user_id, text)
+        self._deliver("message", chat_id=chat_id, user_id=user_id, text=text)
+
+    def _store_message(self, chat_id: str | None, dm_user_id: str | None, sender: str, text: str) -> int:
+        with self.engine.begin() as conn:
+            return int(conn.execute(insert(t.sandbox_messages).values(
+                chat_id=chat_id, dm_user_id=dm_user_id, sender=sender, text=text,
+                sent_at=self.clock())).inserted_primary_key[0])
+
+    # --- the bot API ---
+    def bot_send_dm(self, user_id: str, text: str) -> str:
+        now = self.clock()
+        with self.engine.connect() as conn:
+            reachable = conn.execute(select(func.count()).select_from(t.sandbox_chat_members).where(
+                t.sandbox_chat_members.c.user_id == user_id)).scalar_one()
+            reachable += conn.execute(select(func.count()).select_from(t.sandbox_join_requests).where(
+                t.sandbox_join_requests.c.user_id == user_id)).scalar_one()
+        if not reachable:
+            raise PlatformError(f"sandbox: bot can't initiate a conversation with {user_id}")
+        self.limits.check(BOT, self.limits.bot_per_second, 1.0, now)
+        return str(self._store_message(None, user_id, BOT, text))
+
+    def bot_post(self, chat_id: str, text: str) -> str:
+        now = self.clock()
+        self.limits.check(BOT, self.limits.bot_per_second, 1.0, now)
+        self.limits.check(f"chat:{chat_id}", self.limits.group_per_minute, 60.0, now)
+        return str(self._store_message(chat_id, None, BOT, text))
+
+    # --- inspection (CLI and console) ---
+    def chats(self) -> list[dict[str, Any]]:
+        members = (select(t.sandbox_chat_members.c.chat_id, func.count().label("n"))
+                   .where(t.sandbox_chat_members.c.status == "member")
+                   .group_by(t.sandbox_chat_members.c.chat_id).subquery())
+        query = (select(t.sandbox_chats.c.id, t.sandbox_chats.c.title, func.coalesce(members.c.n, 0).label("members"))
+                 .outerjoin(members, members.c.chat_id == t.sandbox_chats.c.id).order_by(t.sandbox_chats.c.id))
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def messages(self, *, chat_id: str | None = None, dm_user_id: str | None = None,
+                 limit: int = 50) -> list[dict[str, Any]]:
+        query = select(t.sandbox_messages).order_by(t.sandbox_messages.c.id.desc()).limit(limit)
+        if chat_id:
+            query = query.where(t.sandbox_messages.c.chat_id == chat_id)
+        elif dm_user_id:
+            query = query.where(t.sandbox_messages.c.dm_user_id == dm_user_id)
+        else:
+            query = query.where(t.sandbox_messages.c.dm_user_id.is_not(None))
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            def n(table: Any, *where: Any) -> int:
+                return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
+            return {"chats": n(t.sandbox_chats), "users": n(t.sandbox_users),
+                    "group_messages": n(t.sandbox_messages, t.sandbox_messages.c.chat_id.is_not(None)),
+                    "direct_messages": n(t.sandbox_messages, t.sandbox_messages.c.dm_user_id.is_not(None))}
+
+
+class SandboxConnector:
+    """qunflow's connector to the sandbox platform."""
+
+    platform = "sandbox"
+    capabilities = Capabilities(
+        join_requests=True, dm_policy="any", dm_window_seconds=None, invite_label_max=30,
+        reports_invite_on_join=True, group_capacity_max=None, reads_group_messages=True)
+
+    def __init__(self, world: SandboxPlatform, public_url: str) -> None:
+        self.world = world
+        self.public_url = public_url.rstrip("/")
+
+    def create_invite(self, group_id: str, label: str, *, join_request: bool = False) -> InviteLink:
+        if len(label) > self.capabilities.invite_label_max:
+            raise InvalidInput(f"invite label {label!r} is longer than {self.capabilities.invite_label_max}")
+        token = self.world.create_invite(group_id, label, join_request)
+        return InviteLink(f"{self.public_url}/sandbox/invite/{token}", label, join_request)
+
+    def approve_join(self, group_id: str, user_id: str) -> None:
+        self.world.answer_request(group_id, user_id, approve=True)
+
+    def decline_join(self, group_id: str, user_id: str) -> None:
+        self.world.answer_request(group_id, user_id, approve=False)
+
+    def send_direct(self, user_id: str, text: str, *, context: str | None = None) -> SendResult:
+        return SendResult(self.world.bot_send_dm(user_id, text))
+
+    def post_to_group(self, group_id: str, text: str) -> SendResult:
+        return SendResult(self.world.bot_post(group_id, text))
+
+    def parse_updates(self, headers: Mapping[str, str], body: bytes) -> list[Update]:
+        signature = {k.lower(): v for k, v in headers.items()}.get(SIGNATURE_HEADER, "")
+        if not hmac.compare_digest(signature, self.world.sign(body)):
+            raise Unauthorized("sandbox update: bad signature")
+        try:
+            data = json.loads(body)
+            at = datetime.fromisoformat(data["at"])
+            kind = data["kind"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidInput(f"sandbox update: malformed body ({exc})") from exc
+        p = self.platform
+        if kind == "member_joined":
+            return [MemberJoined(p, at, data["chat_id"], data["user_id"], data["display_name"],
+                                 data.get("invite_name"))]
+        if kind == "join_request":
+            return [JoinRequested(p, at, data["chat_id"], data["user_id"], data["display_name"],
+                                  data.get("invite_name"))]
+        if kind == "member_left":
+            return [MemberLeft(p, at, data["chat_id"], data["user_id"])]
+        if kind == "message":
+            return [MessagePosted(p, at, data["user_id"], data["text"], data.get("chat_id"))]
+        raise InvalidInput(f"sandbox update: unknown kind {kind!r}")

@@ -1,0 +1,53 @@
+"""The live code (C2): send each person to a group of their tier that still has room."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+LOW_ROOM_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class GroupSlot:
+    id: int
+    key: str
+    tier: str
+    capacity: int
+    occupied: int  # members plus open reservations
+    active: bool = True
+
+    @property
+    def room(self) -> int:
+        return max(self.capacity - self.occupied, 0)
+
+
+def choose_group(groups: Iterable[GroupSlot], tier: str) -> GroupSlot | None:
+    """The first active group of the tier (in creation order) with room, or None when all are full."""
+    return next((g for g in sorted(groups, key=lambda g: g.id)
+                 if g.active and g.tier == tier and g.room > 0), None)
+
+
+@dataclass(frozen=True)
+class TierRoom:
+    tier: str
+    groups: int
+    capacity: int
+    room: int
+
+    @property
+    def status(self) -> str:
+        if self.room == 0:
+            return "full"
+        return "low" if self.room < self.capacity * LOW_ROOM_SHARE else "ok"
+
+
+def room_by_tier(groups: Sequence[GroupSlot]) -> list[TierRoom]:
+    """Room left per tier, for the console's alert when a tier runs out."""
+    tiers = sorted({g.tier for g in groups})
+    result = []
+    for tier in tiers:
+        active = [g for g in groups if g.tier == tier and g.active]
+        result.append(TierRoom(tier, len(active), sum(g.capacity for g in active),
+                               sum(g.room for g in active)))
+    return result
