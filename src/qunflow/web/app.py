@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -30,9 +32,13 @@ def create_app(workspace: Workspace) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    from qunflow.web import api
+    from fastapi.staticfiles import StaticFiles
 
+    from qunflow.web import api, public
+
+    app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     app.include_router(api.router)
+    app.include_router(public.router)
     for module in _optional_routers():
         app.include_router(module.router)
     return app
@@ -43,7 +49,7 @@ def _optional_routers() -> list:  # type: ignore[type-arg]
     import importlib
 
     found = []
-    for name in ("qunflow.web.api_metrics", "qunflow.web.public", "qunflow.web.console",
+    for name in ("qunflow.web.api_metrics", "qunflow.web.console",
                  "qunflow.web.sandbox_pages"):
         try:
             found.append(importlib.import_module(name))

@@ -1,0 +1,67 @@
+"""User-facing texts in Chinese and English, and the choice between them."""
+
+from __future__ import annotations
+
+from babel import Locale, UnknownLocaleError
+from babel.numbers import format_decimal, format_percent
+
+LANGUAGES = ("zh", "en")
+
+TEXTS: dict[str, dict[str, str]] = {
+    "join_title": {"en": "Join the community", "zh": "加入社群"},
+    "join_intro": {"en": "Tell us a little about you and we'll match you with the right group.",
+                   "zh": "简单介绍一下自己,我们会为你匹配最合适的群。"},
+    "consent": {"en": "I agree that my answers are stored to match me with groups and content "
+                      "(privacy notice, version {version}). I can leave at any time.",
+                "zh": "我同意保存我的回答,用于匹配社群和内容(隐私说明,版本 {version})。我可以随时退出。"},
+    "submit": {"en": "Join", "zh": "加入"},
+    "fix_errors": {"en": "Please check the fields marked below.", "zh": "请检查下方标注的内容。"},
+    "ticket_title": {"en": "Your group is ready", "zh": "你的群已经准备好"},
+    "ticket_body": {"en": "Tap the link or scan the code to join. Your welcome message arrives right after.",
+                    "zh": "点击链接或扫码入群,入群后会立刻收到欢迎私信。"},
+    "open_group": {"en": "Join the group", "zh": "进入群聊"},
+    "full_title": {"en": "All groups are full right now", "zh": "群已满员"},
+    "full_body": {"en": "We're opening a new group. Please try again in a little while.",
+                  "zh": "我们正在开新群,请稍后再试。"},
+    "not_found": {"en": "This link does not exist.", "zh": "链接不存在。"},
+    "task_title": {"en": "Day-1 task", "zh": "首日任务"},
+    "task_confirm": {"en": "Confirm", "zh": "确认"},
+    "task_done": {"en": "Done, thank you!", "zh": "已完成,谢谢!"},
+    "rules_title": {"en": "Group rules and privacy", "zh": "群规与隐私说明"},
+    "rules_body": {"en": "Be kind, no spam or ads. We keep only what you told us, to match you with "
+                         "content; sensitive questions are handled in private messages, never in the group. "
+                         "Ask the assistant to delete your data at any time.",
+                   "zh": "友善交流,禁止刷屏和广告。我们只保存你提供的信息,用于匹配内容;敏感事项只通过私信处理,"
+                         "不在群里讨论。你可以随时要求助手删除你的数据。"},
+}
+
+
+def negotiate(accept_language: str | None, setting: str = "auto", override: str | None = None) -> str:
+    """`?lang=` beats the workspace setting, which beats the browser; Chinese is the fallback."""
+    for choice in (override, None if setting == "auto" else setting):
+        if choice in LANGUAGES:
+            return choice
+    wanted = [part.split(";")[0].strip().replace("-", "_") for part in (accept_language or "").split(",")]
+    try:
+        found = Locale.negotiate([w for w in wanted if w], ["zh", "en"])
+    except (UnknownLocaleError, ValueError):
+        found = None
+    return found.language if found else "zh"
+
+
+def t(key: str, lang: str, **values: object) -> str:
+    text = TEXTS[key].get(lang) or TEXTS[key]["en"]
+    return text.format(**values) if values else text
+
+
+def fmt_number(value: float | int | None, lang: str, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    return format_decimal(value, format=f"#,##0{'.' + '0' * digits if digits else ''}",
+                          locale="zh_CN" if lang == "zh" else "en")
+
+
+def fmt_percent(value: float | None, lang: str) -> str:
+    if value is None:
+        return "—"
+    return format_percent(value, format="#,##0.0%", locale="zh_CN" if lang == "zh" else "en")

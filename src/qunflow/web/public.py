@@ -1,0 +1,118 @@
+"""Public pages (C1-C3): landing and gate per entry point, QR codes, personal task links, webhooks."""
+
+from __future__ import annotations
+
+import base64
+import io
+import uuid
+
+import segno
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from qunflow.domain.gate import CONSENT_TEXT_VERSION, GateErrors
+from qunflow.errors import NotFound
+from qunflow.services.catalog import entry_info
+from qunflow.services.join import NoRoom, handle_inbound, record_landing, submit_gate
+from qunflow.services.privacy import member_from_token
+from qunflow.services.welcome import complete_task
+from qunflow.web.deps import workspace_of
+from qunflow.web.render import lang_of, message_page, page
+
+router = APIRouter(include_in_schema=False)
+VISITOR_COOKIE = "qf_vid"
+ONE_YEAR = 365 * 24 * 3600
+
+
+def visitor_id(request: Request) -> tuple[str, bool]:
+    """The visitor cookie, or a new id (True when it must be set)."""
+    current = request.cookies.get(VISITOR_COOKIE, "")
+    if 8 <= len(current) <= 64 and current.isalnum():
+        return current, False
+    return uuid.uuid4().hex, True
+
+
+def _set_visitor(response: Response, vid: str, new: bool) -> Response:
+    if new:
+        response.set_cookie(VISITOR_COOKIE, vid, max_age=ONE_YEAR, httponly=True, samesite="lax")
+    return response
+
+
+def qr_image(data: str, kind: str) -> bytes:
+    buffer = io.BytesIO()
+    segno.make(data, error="m").save(buffer, kind=kind, scale=8, border=2)
+    return buffer.getvalue()
+
+
+@router.get("/j/{code}", response_class=HTMLResponse)
+def landing(code: str, request: Request) -> Response:
+    ws = workspace_of(request)
+    vid, new = visitor_id(request)
+    try:
+        entry = record_landing(ws, code, vid, dict(request.query_params), request.query_params.get("ref"))
+    except NotFound:
+        return message_page(request, "not_found", status_code=404)
+    response = page(request, "landing.html", entry=entry, form={}, errors={},
+                    ref=request.query_params.get("ref"), consent_version=CONSENT_TEXT_VERSION)
+    return _set_visitor(response, vid, new)
+
+
+@router.post("/j/{code}", response_class=HTMLResponse)
+async def gate_submit(code: str, request: Request) -> Response:
+    ws = workspace_of(request)
+    vid, new = visitor_id(request)
+    form = {k: str(v)[:500] for k, v in (await request.form()).items()}
+    ref = request.query_params.get("ref")
+    try:
+        ticket = await run_in_threadpool(submit_gate, ws, code, vid, form, locale=lang_of(request), referrer_id=ref)
+    except NotFound:
+        return message_page(request, "not_found", status_code=404)
+    except GateErrors as exc:
+        with ws.engine.connect() as conn:
+            entry = entry_info(conn, code)
+        return page(request, "landing.html", 422, entry=entry, form=form, errors=exc.errors, ref=ref,
+                    consent_version=CONSENT_TEXT_VERSION)
+    except NoRoom:
+        return message_page(request, "full_title", "full_body", status_code=409)
+    qr = base64.b64encode(qr_image(ticket.invite_url, "svg")).decode()
+    return _set_visitor(page(request, "ticket.html", ticket=ticket, qr=qr), vid, new)
+
+
+@router.get("/j/{code}/qr.{ext}")
+def entry_qr(code: str, ext: str, request: Request) -> Response:
+    """The entry point's QR code (SVG or PNG) pointing at its landing page."""
+    ws = workspace_of(request)
+    if ext not in ("svg", "png"):
+        raise NotFound("QR codes come as .svg or .png")
+    with ws.engine.connect() as conn:
+        entry_info(conn, code)
+    url = f"{ws.settings.public_url.rstrip('/')}/j/{code}"
+    media = "image/svg+xml" if ext == "svg" else "image/png"
+    return Response(qr_image(url, ext), media_type=media)
+
+
+@router.get("/m/{token}/task/{task}", response_class=HTMLResponse)
+def task_page(token: str, task: str, request: Request) -> Response:
+    member_from_token(workspace_of(request), token)
+    return message_page(request, "task_title", action_key="task_confirm")
+
+
+@router.post("/m/{token}/task/{task}", response_class=HTMLResponse)
+def task_done(token: str, task: str, request: Request) -> Response:
+    ws = workspace_of(request)
+    complete_task(ws, member_from_token(ws, token), task)
+    return message_page(request, "task_title", "task_done")
+
+
+@router.get("/rules", response_class=HTMLResponse)
+def rules(request: Request) -> Response:
+    return message_page(request, "rules_title", "rules_body")
+
+
+@router.post("/hooks/{platform}")
+async def platform_hook(platform: str, request: Request) -> dict[str, str]:
+    """Inbound calls from a chat platform (verified and parsed by its connector)."""
+    body = await request.body()
+    await run_in_threadpool(handle_inbound, workspace_of(request), platform, dict(request.headers), body)
+    return {"status": "ok"}

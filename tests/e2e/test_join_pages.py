@@ -1,0 +1,60 @@
+"""A person on a phone: landing page, gate form, invite link, welcome DM, over real HTTP."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import segno  # noqa: F401  (QR encoder used by the app)
+from sqlalchemy import select
+
+from qunflow.store.tables import events
+from qunflow.workspace import Workspace
+from tests.integration.test_join_flow import FORM, setup_community
+
+
+def test_landing_gate_and_join_over_http(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]
+    setup_community(workspace)
+    with httpx.Client(base_url=live_server.url, headers={"accept-language": "en"}) as client:
+        page = client.get("/j/xhs-note-1", params={"utm_campaign": "spring", "utm_content": "note7"})
+        assert page.status_code == 200 and "What do you want to learn?" in page.text
+        vid = client.cookies["qf_vid"]
+        ticket = client.post("/j/xhs-note-1", data=FORM)
+        assert ticket.status_code == 200, ticket.text
+        invite = re.search(r'id="invite" href="([^"]+)"', ticket.text)
+        assert invite
+        path = httpx.URL(invite.group(1)).path
+        joined = client.post(path, data={"name": "Li Lei"})
+        assert joined.status_code == 200 and "Li Lei" in joined.text and "coupon" in joined.text
+    with workspace.engine.connect() as conn:
+        landing = conn.execute(select(events).where(events.c.type == "landing_view")).one()
+        join = conn.execute(select(events).where(events.c.type == "joined")).one()
+    assert landing.visitor_id == join.visitor_id == vid
+    assert landing.properties == {"utm_source": "xhs", "utm_campaign": "spring", "utm_content": "note7"}
+    assert landing.channel == join.channel == "xhs"
+
+
+def test_gate_errors_rerender_in_chinese_and_store_nothing(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]
+    setup_community(workspace)
+    with httpx.Client(base_url=live_server.url, headers={"accept-language": "zh-CN"}) as client:
+        response = client.post("/j/xhs-note-1", data={**FORM, "consent": ""})
+    assert response.status_code == 422 and "请检查" in response.text
+    with workspace.engine.connect() as conn:
+        assert conn.execute(select(events).where(events.c.type == "joined")).first() is None
+
+
+def test_unknown_entry_code_is_404_and_qr_codes_render(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]
+    setup_community(workspace)
+    with httpx.Client(base_url=live_server.url) as client:
+        assert client.get("/j/nope").status_code == 404
+        assert client.get("/j/nope/qr.svg").status_code == 404
+        assert client.get("/j/xhs-note-1/qr.gif").status_code == 404
+        svg = client.get("/j/xhs-note-1/qr.svg")
+        png = client.get("/j/xhs-note-1/qr.png")
+    assert svg.headers["content-type"].startswith("image/svg") and b"<svg" in svg.content
+    assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_forged_task_link_is_refused(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]
+    with httpx.Client(base_url=live_server.url) as client:
+        assert client.post("/m/m_123.deadbeef/task/checkin").status_code == 401
