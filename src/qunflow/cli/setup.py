@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,7 @@ import typer
 from rich.table import Table
 
 from qunflow.cli.common import WorkspaceOption, console, fail, workspace
+from qunflow.errors import Conflict
 from qunflow.services import catalog
 
 channel_app = typer.Typer(help="Channels: where traffic comes from (ad, content, website, offline, referral).",
@@ -67,12 +69,8 @@ def entry_add(code: str, channel: Annotated[str, typer.Option(help="Channel key.
     """Add an entry point (landing page /j/CODE)."""
     ws = workspace(workspace_dir)
     if gate == "seed":
-        from qunflow.errors import Conflict
-
-        try:
+        with contextlib.suppress(Conflict):  # the built-in gate is created on first use
             catalog.add_gate(ws, "seed")
-        except Conflict:
-            pass
     catalog.add_entry_point(ws, code, channel, target_tier=tier, gate=gate, campaign=campaign, platform=platform)
     console.print(f"entry point {code}: {ws.settings.public_url.rstrip('/')}/j/{code}")
 
