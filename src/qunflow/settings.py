@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     secret_key: str = ""
     language: str = "auto"
+    # SQLite only. "full" keeps acknowledged writes through a power cut; "normal" (WAL) through a
+    # killed process only, and is much faster: the throwaway demo workspace uses it.
+    sqlite_synchronous: str = "full"
 
     @classmethod
     def settings_customise_sources(

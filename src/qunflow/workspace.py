@@ -34,7 +34,7 @@ class Workspace:
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.settings.db_url)
+        return make_engine(self.settings.db_url, sqlite_synchronous=self.settings.sqlite_synchronous)
 
     @property
     def home(self) -> Path:

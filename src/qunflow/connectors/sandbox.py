@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, func, insert, select, update
+from sqlalchemy import Engine, create_engine, event, func, insert, select, update
 
 from qunflow.connectors import sandbox_tables as t
 from qunflow.connectors.base import (
@@ -36,6 +36,12 @@ from qunflow.errors import InvalidInput, NotFound, PlatformError, RateLimited, U
 SIGNATURE_HEADER = "x-sandbox-signature"
 BOT = "bot"
 Clock = Callable[[], datetime]
+
+
+def _fast_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # A simulation: fast over durable.
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def utc_now() -> datetime:
@@ -82,7 +88,8 @@ class SandboxPlatform:
 
     def __init__(self, path: Path | str, *, clock: Clock = utc_now, secret: str | None = None) -> None:
         url = "sqlite://" if str(path) == ":memory:" else f"sqlite:///{path}"
-        self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False})
+        self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(self.engine, "connect", _fast_sqlite)
         t.metadata.create_all(self.engine)
         self.clock = clock
         self.secret = secret or secrets.token_hex(16)

@@ -22,17 +22,23 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # FULL: a committed (acknowledged) batch survives a killed process and a power cut.
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+def _sqlite_pragmas(synchronous: str) -> Any:
+    if synchronous.upper() not in ("FULL", "NORMAL"):
+        raise InvalidInput(f"sqlite_synchronous must be full or normal, not {synchronous!r}")
+
+    def apply(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed (acknowledged) batch survives a killed process and a power cut.
+        cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    return apply
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
     url = normalise_url(url)
     try:
         parsed = make_url(url)
@@ -40,7 +46,7 @@ def make_engine(url: str) -> Engine:
         raise InvalidInput(f"database URL {url!r} is not valid") from exc
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous))
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise InvalidInput(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")

@@ -1,0 +1,72 @@
+"""`qunflow demo`: a simulated community, its headline numbers, and the console."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from qunflow.cli.common import console, fail
+
+DEMO_MARKER = ".qunflow-demo"
+
+
+def demo(
+    workspace_dir: Annotated[Path, typer.Option("--workspace", "-w", help="Folder for the demo workspace.")] = Path(
+        "qunflow-demo"),
+    days: Annotated[int, typer.Option(help="Days of traffic to simulate (7-120).")] = 28,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same community.")] = 7,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the console afterwards.")] = True,
+    host: Annotated[str, typer.Option(help="Address for the console.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for the console.")] = 8000,
+) -> None:
+    """Build a demo community, simulate weeks of traffic through the real code paths, print the metrics."""
+    from qunflow.services.tokens import create_token
+    from qunflow.sim.demo import Simulation
+    from qunflow.sim.report import print_headline
+    from qunflow.workspace import init_workspace, open_workspace
+
+    if not 7 <= days <= 120:
+        fail("--days must be between 7 and 120")
+    home = workspace_dir.expanduser().resolve()
+    if home.exists() and any(home.iterdir()):
+        if not (home / DEMO_MARKER).exists():
+            fail(f"{home} exists and is not a demo workspace; choose another folder with --workspace")
+        shutil.rmtree(home)
+    init_workspace(home).close()
+    (home / DEMO_MARKER).write_text("created by `qunflow demo`; the next demo run replaces this folder\n")
+    settings_file = home / "qunflow.toml"
+    text = settings_file.read_text(encoding="utf-8").replace(
+        'public_url = "http://127.0.0.1:8000"', f'public_url = "http://{host}:{port}"')
+    settings_file.write_text(text + '# The demo trades power-cut durability for speed (see README).\n'
+                             'sqlite_synchronous = "normal"\n', encoding="utf-8")
+    ws = open_workspace(home)
+    simulation = Simulation(ws, days=days, seed=seed)
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("simulating days", total=days, detail="")
+
+        def on_day(done: int) -> None:
+            s = simulation.stats
+            progress.update(task, completed=done, detail=f"{s.joins} joins, {s.orders} orders")
+
+        stats = simulation.run(on_day)
+    console.print(f"Simulated {days} days from {simulation.start} to {simulation.end}: {stats.visitors} visitors, "
+                  f"{stats.gate_passes} gate passes, {stats.joins} joins, {stats.messages} group messages, "
+                  f"{stats.orders} orders, {stats.invites} invites, {stats.no_room} turned away (no room).")
+    print_headline(ws, simulation.start, simulation.end)
+    token = create_token(ws.engine, "demo")
+    console.print(f"\nWorkspace: {home}\nAPI token (shown once): {token}")
+    if serve:
+        from qunflow.services.runtime import serve_workspace
+
+        console.print(f"Console: http://{host}:{port}/console   (Ctrl+C to stop)")
+        serve_workspace(ws, host=host, port=port)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)

@@ -1,0 +1,49 @@
+"""The headline a demo prints: welcome speed and the chain's metrics by channel."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import date, timedelta
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from qunflow.i18n import fmt_number, fmt_percent
+from qunflow.store.tables import events
+from qunflow.workspace import Workspace
+
+HEADLINE = (("landing_visitors", "landing visitors", "n"), ("join_conversion", "M1 join conv.", "%"),
+            ("cohort_size", "joins", "n"), ("retention_d1", "M2 D1", "%"), ("retention_d7", "M2 D7", "%"),
+            ("task_completion_d1", "M9 Day-1 task", "%"), ("conversion_rate", "M5 conversion", "%"),
+            ("spend", "spend", "n"), ("cost_per_join", "CPJ", "n"), ("cost_per_acquisition", "M8 CPA", "n"))
+
+
+def welcome_latencies(ws: Workspace) -> list[float]:
+    with ws.engine.connect() as conn:
+        rows = conn.execute(select(events.c.properties).where(events.c.type == "welcome_sent")).scalars()
+        return sorted(float(p["latency_ms"]) for p in rows if p and "latency_ms" in p)
+
+
+def print_headline(ws: Workspace, start: date, end: date, console: Console | None = None) -> None:
+    console = console or Console()
+    latencies = welcome_latencies(ws)
+    if latencies:
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        console.print(f"Welcome DM after join: median {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms "
+                      f"({len(latencies)} welcomes; the platform limit is 3 minutes)")
+    from qunflow.services.metrics import metrics_report
+
+    as_of = end - timedelta(days=1)
+    report = metrics_report(ws, start=start, end=as_of, as_of=as_of, by="channel")
+    table = Table(title=f"Metrics by channel, joins {start} to {as_of} (as of {as_of})")
+    table.add_column("channel")
+    for _key, label, _kind in HEADLINE:
+        table.add_column(label, justify="right")
+    for row in [*report["rows"], {"channel": "total", **report["total"]}]:
+        cells = [str(row.get("channel") or "(none)")]
+        for key, _label, kind in HEADLINE:
+            value = row.get(key)
+            cells.append(fmt_percent(value, "en") if kind == "%" else fmt_number(value, "en"))
+        table.add_row(*cells)
+    console.print(table)
