@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
+from qunflow.errors import QunflowError
 from qunflow.workspace import Workspace, open_workspace
 
 console = Console()
@@ -28,3 +30,14 @@ def fail(message: str) -> None:
     """One clear line on stderr, exit code 2."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(2)
+
+
+class ErrorMappingGroup(TyperGroup):
+    """Maps every QunflowError raised by any command to one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except QunflowError as exc:
+            fail(str(exc))
+            return None

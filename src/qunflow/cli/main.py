@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,11 +14,10 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from qunflow.cli.common import WorkspaceOption, console, fail, workspace
-from qunflow.errors import QunflowError
+from qunflow.cli.common import ErrorMappingGroup, WorkspaceOption, console, fail, workspace
 
 app = typer.Typer(help="qunflow: run the community-distribution chain (社群分发链路).",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=ErrorMappingGroup)
 token_app = typer.Typer(help="API tokens for the JSON API.", no_args_is_help=True)
 events_app = typer.Typer(help="The event log: import and count events.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
@@ -117,10 +115,4 @@ _register_extensions()
 
 
 def main() -> None:
-    try:
-        app()
-    except QunflowError as exc:
-        try:
-            fail(str(exc))
-        except typer.Exit as stop:
-            sys.exit(stop.exit_code)
+    app()

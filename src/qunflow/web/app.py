@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from qunflow import __version__
 from qunflow.errors import QunflowError
@@ -27,6 +27,10 @@ def create_app(workspace: Workspace) -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", []))
         return JSONResponse({"error": f"{where}: {first.get('msg')}"}, status_code=422)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/console")
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -49,8 +53,7 @@ def _optional_routers() -> list:  # type: ignore[type-arg]
     import importlib
 
     found = []
-    for name in ("qunflow.web.api_metrics", "qunflow.web.console",
-                 "qunflow.web.sandbox_pages"):
+    for name in ("qunflow.web.api_metrics", "qunflow.web.console", "qunflow.web.sandbox_pages"):
         try:
             found.append(importlib.import_module(name))
         except ModuleNotFoundError as exc:
