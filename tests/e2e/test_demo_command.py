@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +35,3 @@ def test_demo_rejects_bad_days(tmp_path: Path) -> None:
     result = run("demo", "--no-serve", "--days", "3", cwd=tmp_path)
     assert result.returncode == 2 and "--days" in result.stderr
     assert not (tmp_path / "qunflow-demo").exists()
-
-
-
