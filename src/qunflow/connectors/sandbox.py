@@ -198,9 +198,10 @@ class SandboxPlatform:
 
     def _store_message(self, chat_id: str | None, dm_user_id: str | None, sender: str, text: str) -> int:
         with self.engine.begin() as conn:
-            return int(conn.execute(insert(t.sandbox_messages).values(
+            key = conn.execute(insert(t.sandbox_messages).values(
                 chat_id=chat_id, dm_user_id=dm_user_id, sender=sender, text=text,
-                sent_at=self.clock())).inserted_primary_key[0])
+                sent_at=self.clock())).inserted_primary_key
+            return int(key[0])  # type: ignore[index]
 
     # --- the bot API ---
     def bot_send_dm(self, user_id: str, text: str) -> str:

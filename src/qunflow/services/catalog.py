@@ -23,8 +23,8 @@ RESERVATION_TTL = timedelta(hours=1)  # a gate pass holds a seat this long befor
 def _insert(ws: Workspace, table: Any, what: str, **values: Any) -> int:
     try:
         with ws.engine.begin() as conn:
-            return int(conn.execute(insert(table).values(created_at=utcnow(), **values))
-                       .inserted_primary_key[0])
+            key = conn.execute(insert(table).values(created_at=utcnow(), **values)).inserted_primary_key
+            return int(key[0])  # type: ignore[index]
     except IntegrityError as exc:
         raise Conflict(f"{what} exists already") from exc
 

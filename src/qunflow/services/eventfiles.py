@@ -58,7 +58,7 @@ def read_chunks(path: Path, size: int = 5000) -> Iterator[tuple[list[int], list[
             lines.append(number)
             items.append(item)
             if len(items) >= size:
-                yield lines, items, handle.buffer.tell() if hasattr(handle, "buffer") else 0
+                yield lines, items, handle.buffer.tell()  # type: ignore[attr-defined]
                 lines, items = [], []
         if items:
             yield lines, items, path.stat().st_size

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
+from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -110,7 +111,7 @@ def handle_update(ws: Workspace, item: Update) -> None:
         on_message(ws, item)
 
 
-def _group_row(conn: Connection, platform: str, external_id: str):  # type: ignore[no-untyped-def]
+def _group_row(conn: Connection, platform: str, external_id: str) -> Any:
     return conn.execute(select(groups).where(groups.c.platform == platform,
                                              groups.c.external_id == external_id)).first()
 
@@ -120,26 +121,35 @@ def member_of_user(conn: Connection, platform: str, user_id: str) -> str | None:
         identities.c.platform == platform, identities.c.external_user_id == user_id)).scalar()
 
 
+def _resolve_member(conn: Connection, item: MemberJoined, group: Any) -> tuple[Any, str, bool]:
+    """The member behind a join: by gate pass (invite label), by known identity, or new.
+
+    Returns the member row, how the join was attributed, and whether the identity is new.
+    """
+    member = None
+    if item.invite_label:
+        member = conn.execute(select(members).where(members.c.join_ticket == item.invite_label)).first()
+    attribution = "invite_label" if member is not None else "unattributed"
+    known = member_of_user(conn, item.platform, item.user_id)
+    if member is None and known:
+        member = conn.execute(select(members).where(members.c.id == known)).first()
+        attribution = "known_identity"
+    if member is None:
+        member_id = "m_" + secrets.token_hex(8)
+        conn.execute(insert(members).values(id=member_id, tier=group.tier, locale="zh", group_id=group.id,
+                                            created_at=item.at))
+        member = conn.execute(select(members).where(members.c.id == member_id)).one()
+    return member, attribution, known is None
+
+
 def on_member_joined(ws: Workspace, item: MemberJoined) -> None:
     """Attribute the join to its gate pass (or record that it could not be), then welcome."""
     with ws.engine.begin() as conn:
         group = _group_row(conn, item.platform, item.group_id)
         if group is None:
             return  # not a group qunflow manages
-        member = None
-        if item.invite_label:
-            member = conn.execute(select(members).where(members.c.join_ticket == item.invite_label)).first()
-        attribution = "invite_label" if member is not None else "unattributed"
-        known = member_of_user(conn, item.platform, item.user_id)
-        if member is None and known:
-            member = conn.execute(select(members).where(members.c.id == known)).first()
-            attribution = "known_identity"
-        if member is None:
-            member_id = "m_" + secrets.token_hex(8)
-            conn.execute(insert(members).values(id=member_id, tier=group.tier, locale="zh", group_id=group.id,
-                                                created_at=item.at))
-            member = conn.execute(select(members).where(members.c.id == member_id)).first()
-        if known is None:
+        member, attribution, new_identity = _resolve_member(conn, item, group)
+        if new_identity:
             conn.execute(insert(identities).values(member_id=member.id, platform=item.platform,
                                                    external_user_id=item.user_id, created_at=item.at))
         first_join = member.joined_at is None
@@ -149,27 +159,20 @@ def on_member_joined(ws: Workspace, item: MemberJoined) -> None:
                      .values(member_count=groups.c.member_count + 1))
         entry = None
         if member.entry_point_id:
-            entry = conn.execute(select(entry_points.c.code).where(
-                entry_points.c.id == member.entry_point_id)).scalar()
-        acquisition = _acquisition(conn, entry)
+            entry = entry_info(conn, conn.execute(select(entry_points.c.code).where(
+                entry_points.c.id == member.entry_point_id)).scalar_one())
         joined = Event(
             event_id=f"jn-{item.platform}-{item.group_id}-{item.user_id}-{item.at:%Y%m%d%H%M%S%f}",
             type="joined", ts=item.at.replace(tzinfo=UTC), member_id=member.id,
-            visitor_id=member.visitor_id, entry_point=entry, group=group.key,
-            referrer_id=member.referrer_id, **acquisition,
+            visitor_id=member.visitor_id, channel=entry.channel if entry else None,
+            campaign=entry.campaign if entry else None, entry_point=entry.code if entry else None,
+            group=group.key, referrer_id=member.referrer_id,
             properties={"tier": group.tier, "platform": item.platform, "attribution": attribution})
         append_events(conn, [joined])
     if first_join:
         from qunflow.services.welcome import welcome
 
         welcome(ws, member.id, group, item)
-
-
-def _acquisition(conn: Connection, entry_code: str | None) -> dict[str, str | None]:
-    if entry_code is None:
-        return {"channel": None, "campaign": None}
-    info = entry_info(conn, entry_code)
-    return {"channel": info.channel, "campaign": info.campaign}
 
 
 def on_member_left(ws: Workspace, item: MemberLeft) -> None:

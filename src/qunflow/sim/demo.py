@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
 
 from sqlalchemy import insert
 
@@ -90,7 +91,7 @@ class Simulation:
         for profile in CHANNELS:
             mean = profile.visitors_per_day * (1.25 if weekend and profile.kind == "content" else 1.0)
             for _ in range(self._poisson(mean)):
-                self.at(self.random_time(day), lambda p=profile: self.visit(p))
+                self.at(self.random_time(day), partial(self.visit, profile))
         for person in self.people:
             self.plan_member_day(person, day)
 
@@ -160,7 +161,10 @@ class Simulation:
             self.at(self.clock.now + timedelta(minutes=self.rng.randint(2, 90)), lambda: self.say(person, "签到"))
         if self.rng.random() < profile.activity:
             self.at(self.clock.now + timedelta(minutes=self.rng.randint(1, 30)),
-                    lambda: complete_task(self.ws, person.member_id, "claim_coupon"))
+                    partial(self.claim_coupon, person))
+
+    def claim_coupon(self, person: Person) -> None:
+        complete_task(self.ws, person.member_id, "claim_coupon")
 
     def say(self, person: Person, text: str) -> None:
         if not person.left:

@@ -26,6 +26,7 @@ def append_events(conn: Connection, batch: Sequence[Event]) -> set[str]:
     """Insert events not yet stored, in this transaction. Returns the event_ids newly stored."""
     if not batch:
         return set()
+    insert: Any
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENT_LOCK_KEY})
         insert = postgresql.insert(events)
