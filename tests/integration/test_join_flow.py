@@ -53,8 +53,8 @@ def test_gated_join_is_attributed_welcomed_and_assigned_day1_tasks(any_workspace
     assert b"Li Lei" not in member.profile  # encrypted at rest
     assert consent.purpose == "community_profile" and consent.granted
     types = event_types(ws, ticket.member_id)
-    assert types.count("task_assigned") == 3 and "welcome_sent" in types
-    assert types.count("task_completed") == 1  # the gate filled the profile
+    assert types.count("task_assigned") == 2 and "welcome_sent" in types  # no profile task: the gate had it
+    assert "task_completed" not in types
     dm = world.messages(dm_user_id="u1")
     assert len(dm) == 1 and "Li Lei" in dm[0]["text"] and "/task/claim_coupon" in dm[0]["text"]
     assert any("签到" in m["text"] for m in world.messages(chat_id="chat-core-1"))
@@ -103,7 +103,7 @@ def test_checkin_message_completes_task_and_counts_as_activity(workspace: Worksp
     world.join("u1", "Li", invite_token(ticket.invite_url))
     world.say("u1", "签到!", chat_id="chat-core-1")
     types = event_types(workspace, ticket.member_id)
-    assert {"message", "checkin"} <= set(types) and types.count("task_completed") == 2
+    assert {"message", "checkin"} <= set(types) and types.count("task_completed") == 1
 
 
 def test_unattributed_join_is_recorded_as_such(workspace: Workspace) -> None:

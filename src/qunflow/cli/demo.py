@@ -17,7 +17,7 @@ DEMO_MARKER = ".qunflow-demo"
 def demo(
     workspace_dir: Annotated[Path, typer.Option("--workspace", "-w", help="Folder for the demo workspace.")] = Path(
         "qunflow-demo"),
-    days: Annotated[int, typer.Option(help="Days of traffic to simulate (7-120).")] = 28,
+    days: Annotated[int, typer.Option(help="Days of traffic to simulate (7-120).")] = 42,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same community.")] = 7,
     serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the console afterwards.")] = True,
     host: Annotated[str, typer.Option(help="Address for the console.")] = "127.0.0.1",

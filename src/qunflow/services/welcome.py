@@ -76,22 +76,22 @@ def welcome(ws: Workspace, member_id: str, group: Any, item: MemberJoined) -> No
                      send=lambda: connector.send_direct(item.user_id, text, context=item.dm_context))
     latency_ms = round((time.perf_counter() - started) * 1000, 3)
     now = ws.clock()
+    # A profile the gate already collected is not asked for again.
+    tasks = [task for task in DAY1_TASKS if not (task.key == "profile" and profile.get("name"))]
     events = [Event(event_id=f"ta-{member_id}-{task.key}", type="task_assigned", ts=_now_utc(ws),
                     member_id=member_id, group=group.key, properties={"task": task.key})
-              for task in DAY1_TASKS]
+              for task in tasks]
     if sent:
         events.append(Event(event_id=f"ws-{member_id}", type="welcome_sent", ts=_now_utc(ws),
                             member_id=member_id, group=group.key,
                             properties={"latency_ms": latency_ms,
                                         "seconds_after_join": (now - item.at).total_seconds()}))
     with ws.engine.begin() as conn:
-        for task in DAY1_TASKS:
+        for task in tasks:
             conn.execute(insert(member_tasks).values(
                 member_id=member_id, task_key=task.key, assigned_at=now, due_at=now + timedelta(days=2)))
         append_events(conn, events)
     post_menu(ws, group, item, language)
-    if profile.get("name"):  # the gate already collected the profile
-        complete_task(ws, member_id, "profile")
 
 
 def post_menu(ws: Workspace, group: Any, item: MemberJoined, language: str) -> None:

@@ -25,11 +25,11 @@ class ChannelProfile:
 
 
 CHANNELS = (
-    ChannelProfile("douyin-ads", "ad", "Douyin ads 抖音投放", 70, 900, 0.45, 0.70, 0.35, 0.05, (0.15, 0.35, 0.50)),
-    ChannelProfile("xhs-notes", "content", "Xiaohongshu notes 小红书笔记", 35, 200, 0.60, 0.80, 0.55, 0.10,
+    ChannelProfile("douyin-ads", "ad", "Douyin ads 抖音投放", 45, 900, 0.45, 0.70, 0.35, 0.05, (0.15, 0.35, 0.50)),
+    ChannelProfile("xhs-notes", "content", "Xiaohongshu notes 小红书笔记", 24, 200, 0.60, 0.80, 0.55, 0.10,
                    (0.25, 0.55, 0.20)),
-    ChannelProfile("website", "website", "Website QR 官网二维码", 25, 0, 0.70, 0.85, 0.65, 0.16, (0.40, 0.45, 0.15)),
-    ChannelProfile("expo", "offline", "Offline expo 线下展会", 8, 300, 0.80, 0.90, 0.70, 0.20, (0.45, 0.45, 0.10)),
+    ChannelProfile("website", "website", "Website QR 官网二维码", 16, 0, 0.70, 0.85, 0.65, 0.16, (0.40, 0.45, 0.15)),
+    ChannelProfile("expo", "offline", "Offline expo 线下展会", 6, 300, 0.80, 0.90, 0.70, 0.20, (0.45, 0.45, 0.10)),
 )
 REFERRAL = ChannelProfile("referral", "referral", "Friend invites 好友邀请", 0, 0, 0.75, 0.85, 0.60, 0.14,
                           (0.35, 0.50, 0.15))

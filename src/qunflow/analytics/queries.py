@@ -1,0 +1,173 @@
+"""Metric SQL over the analytics store, written once per population (METRICS.md).
+
+Each query returns sufficient statistics (counts and sums) per slice plus a total row, using
+GROUPING SETS; `domain.metrics.metrics_from_counts` turns them into rates. Days are calendar
+days in the reporting time zone; `ts` is stored in UTC.
+"""
+
+from __future__ import annotations
+
+# Events known as of the as-of day, with their local calendar day.
+BASE = """
+WITH ev AS (
+    SELECT seq, type, ts, member_id, visitor_id, channel, campaign, entry_point, group_key, referrer_id,
+           amount, margin, properties,
+           CAST(timezone($tz, ts AT TIME ZONE 'UTC') AS DATE) AS day
+    FROM events WHERE ts < $cutoff
+),
+first_join AS (  -- a member's first joined event carries their acquisition attributes
+    SELECT member_id, ts AS join_ts, day AS join_day, channel, campaign, entry_point, group_key,
+           json_extract_string(properties, '$.tier') AS tier, referrer_id
+    FROM ev WHERE type = 'joined' AND member_id IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY member_id ORDER BY ts, seq) = 1
+),
+cohort AS (
+    SELECT *, {member_dim} AS dim FROM first_join WHERE join_day BETWEEN $start AND $end
+)
+"""
+
+MEMBER_DIMS = {
+    "none": "CAST(NULL AS VARCHAR)", "channel": "channel", "campaign": "campaign", "entry_point": "entry_point",
+    "group": "group_key", "tier": "tier", "cohort_day": "CAST(join_day AS VARCHAR)",
+    "cohort_week": "strftime(join_day, '%G-W%V')",
+}
+LANDING_DIMS = {
+    **MEMBER_DIMS, "tier": "json_extract_string(properties, '$.tier')",
+    "cohort_day": "CAST(day AS VARCHAR)", "cohort_week": "strftime(day, '%G-W%V')",
+}
+
+COHORT = BASE + """,
+act AS (SELECT DISTINCT member_id, day FROM ev WHERE member_id IS NOT NULL AND list_contains($engagement, type)),
+retained AS (
+    SELECT c.member_id,
+           bool_or(a.day = c.join_day + 1) AS r1, bool_or(a.day = c.join_day + 7) AS r7,
+           bool_or(a.day = c.join_day + 14) AS r14, bool_or(a.day = c.join_day + 30) AS r30
+    FROM cohort c JOIN act a ON a.member_id = c.member_id
+     AND a.day IN (c.join_day + 1, c.join_day + 7, c.join_day + 14, c.join_day + 30)
+    GROUP BY c.member_id
+),
+day1_task AS (
+    SELECT DISTINCT c.member_id FROM cohort c JOIN ev e ON e.member_id = c.member_id
+     AND e.type = 'task_completed' AND e.day BETWEEN c.join_day AND c.join_day + 1
+),
+conversions AS (  -- only conversion events at or after the join count
+    SELECT c.member_id,
+           min(e.ts) FILTER (WHERE e.ts < c.join_ts + INTERVAL 30 DAY) AS first_ts,
+           sum(e.amount) FILTER (WHERE e.ts < c.join_ts + INTERVAL 30 DAY) AS revenue_30,
+           sum(e.margin) FILTER (WHERE e.ts < c.join_ts + INTERVAL 30 DAY) AS margin_30,
+           sum(e.amount) FILTER (WHERE e.ts < c.join_ts + INTERVAL 90 DAY) AS revenue_90,
+           sum(e.margin) FILTER (WHERE e.ts < c.join_ts + INTERVAL 90 DAY) AS margin_90
+    FROM cohort c JOIN ev e ON e.member_id = c.member_id AND list_contains($conversion, e.type)
+     AND e.ts >= c.join_ts
+    GROUP BY c.member_id
+),
+invites AS (
+    SELECT c.member_id, count(*) AS n FROM cohort c JOIN ev e ON e.member_id = c.member_id
+     AND e.type = 'invite_sent' AND e.ts >= c.join_ts AND e.ts < c.join_ts + INTERVAL 30 DAY
+    GROUP BY c.member_id
+),
+referred AS (  -- members whose first join names this member as referrer, within 30 days of the referrer's join
+    SELECT c.member_id, count(*) AS n FROM cohort c JOIN first_join f ON f.referrer_id = c.member_id
+     AND f.member_id <> c.member_id AND f.join_ts >= c.join_ts AND f.join_ts < c.join_ts + INTERVAL 30 DAY
+    GROUP BY c.member_id
+),
+facts AS (
+    SELECT c.dim,
+           c.join_day + 1 <= $as_of AS e1, c.join_day + 7 <= $as_of AS e7,
+           c.join_day + 14 <= $as_of AS e14, c.join_day + 30 <= $as_of AS e30,
+           coalesce(r.r1, false) AS r1, coalesce(r.r7, false) AS r7,
+           coalesce(r.r14, false) AS r14, coalesce(r.r30, false) AS r30,
+           t.member_id IS NOT NULL AS task1,
+           c.join_ts + INTERVAL 30 DAY <= $cutoff AS m30, c.join_ts + INTERVAL 90 DAY <= $cutoff AS m90,
+           v.first_ts IS NOT NULL AS conv,
+           epoch(v.first_ts) - epoch(c.join_ts) AS seconds,
+           coalesce(v.revenue_30, 0) AS revenue_30, coalesce(v.margin_30, 0) AS margin_30,
+           coalesce(v.revenue_90, 0) AS revenue_90, coalesce(v.margin_90, 0) AS margin_90,
+           coalesce(i.n, 0) AS invites, coalesce(k.n, 0) AS referred
+    FROM cohort c
+    LEFT JOIN retained r ON r.member_id = c.member_id
+    LEFT JOIN day1_task t ON t.member_id = c.member_id
+    LEFT JOIN conversions v ON v.member_id = c.member_id
+    LEFT JOIN invites i ON i.member_id = c.member_id
+    LEFT JOIN referred k ON k.member_id = c.member_id
+)
+SELECT grouping(dim) = 1 AS is_total, dim,
+       count(*) AS cohort_size,
+       count(*) FILTER (WHERE e1) AS eligible_1, count(*) FILTER (WHERE e1 AND r1) AS retained_1,
+       count(*) FILTER (WHERE e7) AS eligible_7, count(*) FILTER (WHERE e7 AND r7) AS retained_7,
+       count(*) FILTER (WHERE e14) AS eligible_14, count(*) FILTER (WHERE e14 AND r14) AS retained_14,
+       count(*) FILTER (WHERE e30) AS eligible_30, count(*) FILTER (WHERE e30 AND r30) AS retained_30,
+       count(*) FILTER (WHERE e1 AND task1) AS task_d1,
+       count(*) FILTER (WHERE conv) AS converted,
+       count(*) FILTER (WHERE NOT conv AND NOT m30) AS in_progress,
+       count(*) FILTER (WHERE m30) AS mature_30,
+       count(*) FILTER (WHERE m30 AND conv) AS converted_mature,
+       median(seconds) FILTER (WHERE conv) AS median_seconds,
+       sum(revenue_30) FILTER (WHERE m30) AS revenue_30, sum(margin_30) FILTER (WHERE m30) AS margin_30,
+       sum(invites) FILTER (WHERE m30) AS invites_30, sum(referred) FILTER (WHERE m30) AS referred_30,
+       count(*) FILTER (WHERE m90) AS mature_90,
+       sum(revenue_90) FILTER (WHERE m90) AS revenue_90, sum(margin_90) FILTER (WHERE m90) AS margin_90
+FROM facts GROUP BY GROUPING SETS ((dim), ())
+"""
+
+CURRENT = BASE + """,
+last_join AS (
+    SELECT member_id, ts AS last_ts, group_key AS current_group
+    FROM ev WHERE type = 'joined' AND member_id IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY member_id ORDER BY ts DESC, seq DESC) = 1
+),
+current AS (  -- joined by the as-of day and no `left` after the last join
+    SELECT c.member_id, {current_dim} AS dim FROM cohort c JOIN last_join l ON l.member_id = c.member_id
+    WHERE NOT EXISTS (SELECT 1 FROM ev e WHERE e.member_id = c.member_id AND e.type = 'left' AND e.ts > l.last_ts)
+),
+active AS (
+    SELECT member_id, max(day) AS last_day FROM ev
+    WHERE member_id IS NOT NULL AND list_contains($engagement, type) AND day <= $as_of GROUP BY member_id
+)
+SELECT grouping(dim) = 1 AS is_total, dim, count(*) AS current_members,
+       count(*) FILTER (WHERE a.last_day > $as_of - 7) AS active_7,
+       count(*) FILTER (WHERE a.last_day > $as_of - 14) AS active_14,
+       count(*) FILTER (WHERE a.last_day > $as_of - 30) AS active_30
+FROM current LEFT JOIN active a USING (member_id)
+GROUP BY GROUPING SETS ((dim), ())
+"""
+
+LANDING = BASE + """,
+links AS (  -- a visitor is the member named on the earliest event that carries both ids
+    SELECT visitor_id, member_id FROM ev WHERE visitor_id IS NOT NULL AND member_id IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY visitor_id ORDER BY ts, seq) = 1
+),
+people AS (
+    SELECT e.*, coalesce(e.member_id, l.member_id, 'visitor:' || e.visitor_id) AS person
+    FROM ev e LEFT JOIN links l ON l.visitor_id = e.visitor_id
+    WHERE e.type IN ('landing_view', 'joined')
+),
+first_view AS (
+    SELECT person, ts, {landing_dim} AS dim FROM people
+    WHERE type = 'landing_view' AND day BETWEEN $start AND $end
+    QUALIFY row_number() OVER (PARTITION BY person ORDER BY ts, seq) = 1
+),
+facts AS (
+    SELECT f.dim, f.ts + INTERVAL 7 DAY <= $cutoff AS mature,
+           EXISTS (SELECT 1 FROM people j WHERE j.type = 'joined' AND j.person = f.person
+                   AND j.ts >= f.ts AND j.ts < f.ts + INTERVAL 7 DAY) AS joined
+    FROM first_view f
+)
+SELECT grouping(dim) = 1 AS is_total, dim, count(*) AS landing_visitors,
+       count(*) FILTER (WHERE mature) AS landing_mature,
+       count(*) FILTER (WHERE mature AND joined) AS landing_joined
+FROM facts GROUP BY GROUPING SETS ((dim), ())
+"""
+
+SPEND = """
+SELECT grouping(channel) = 1 AS is_total, channel AS dim, coalesce(sum(amount), 0) AS spend
+FROM spend WHERE day BETWEEN $start AND $end GROUP BY GROUPING SETS ((channel), ())
+"""
+
+
+def render(template: str, by: str) -> str:
+    """The query for one slice (`by` is validated against the dimension list first)."""
+    member_dim = MEMBER_DIMS[by]
+    current_dim = "l.current_group" if by == "group" else "c.dim"
+    return (template.replace("{member_dim}", member_dim).replace("{current_dim}", current_dim)
+            .replace("{landing_dim}", LANDING_DIMS[by]))

@@ -1,0 +1,98 @@
+"""`qunflow metrics` and `qunflow spend import`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from qunflow.cli.common import WorkspaceOption, console, fail, workspace
+from qunflow.domain.metrics import DIMENSIONS, METRIC_KEYS
+
+spend_app = typer.Typer(help="Spend per channel per day (for CPA).", no_args_is_help=True)
+Format = Enum("Format", {"table": "table", "json": "json", "csv": "csv"}, type=str)  # type: ignore[misc]
+By = Enum("By", {d: d for d in DIMENSIONS}, type=str)  # type: ignore[misc]
+TABLE_COLUMNS = (("landing_visitors", "visitors"), ("join_conversion", "M1 join"), ("cohort_size", "joins"),
+                 ("retention_d1", "D1"), ("retention_d7", "D7"), ("task_completion_d1", "M9 task"),
+                 ("converted", "conv."), ("conversion_rate", "M5"), ("spend", "spend"),
+                 ("cost_per_acquisition", "CPA"))
+
+
+def _day(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"--{name} must be a date like 2026-01-31, got {value!r}")
+    return None
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and key not in ("spend", "cost_per_acquisition", "cost_per_join",
+                                                "median_seconds_to_conversion") and "per_member" not in key:
+        return f"{value:.1%}"
+    return f"{value:,.2f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def metrics(
+    from_: Annotated[str | None, typer.Option("--from", help="First join day of the cohort (YYYY-MM-DD).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last join day of the cohort.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Count events up to this day (default today).")] = None,
+    by: Annotated[By, typer.Option(help="Slice the rows by this dimension.")] = By.none,  # type: ignore[attr-defined]
+    format_: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,  # type: ignore[attr-defined]
+    workspace_dir: WorkspaceOption = None,
+) -> None:
+    """The metrics of METRICS.md for a join cohort, sliced by one dimension (docs/metrics.md)."""
+    from qunflow.services.metrics import metrics_report
+
+    ws = workspace(workspace_dir)
+    report = metrics_report(ws, start=_day(from_, "from"), end=_day(to, "to"), as_of=_day(as_of, "as-of"),
+                            by=by.value)
+    dim = report["by"]
+    rows = [*report["rows"], {dim: "TOTAL", **report["total"]}]
+    if format_.value == "json":
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    elif format_.value == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=[dim, *METRIC_KEYS])
+        writer.writeheader()
+        writer.writerows(rows)
+        print(buffer.getvalue(), end="")
+    else:
+        table = Table(title=f"joins {report['from']} to {report['to']}, as of {report['as_of']} "
+                            f"({ws.settings.timezone})")
+        table.add_column(dim)
+        for _key, label in TABLE_COLUMNS:
+            table.add_column(label, justify="right")
+        for row in rows:
+            table.add_row(str(row.get(dim)), *[_cell(k, row.get(k)) for k, _label in TABLE_COLUMNS])
+        console.print(table)
+        console.print("All metric keys: --format json. Definitions: docs/metrics.md", style="dim")
+
+
+@spend_app.command("import")
+def spend_import(file: Annotated[Path, typer.Argument(help="CSV: channel, day, amount[, currency]")],
+                 workspace_dir: WorkspaceOption = None) -> None:
+    """Import spend; a file with any bad row stores nothing. Re-imported days are replaced."""
+    from qunflow.services.spend import import_spend
+
+    ws = workspace(workspace_dir)
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    count = import_spend(ws, file)
+    console.print(f"{count} spend rows stored")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(metrics)
+    app.add_typer(spend_app, name="spend")

@@ -1,0 +1,101 @@
+"""Metric definitions (METRICS.md): the keys, the slices, and the rules for rates. No I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from qunflow.errors import InvalidInput
+
+DIMENSIONS = ("none", "channel", "campaign", "entry_point", "group", "tier", "cohort_day", "cohort_week")
+METRIC_KEYS = (
+    "landing_visitors", "join_conversion", "cohort_size", "retention_d1", "retention_d7", "retention_d14",
+    "retention_d30", "task_completion_d1", "current_members", "active_ratio_7d", "active_ratio_14d",
+    "active_ratio_30d", "invites_per_member", "k_factor", "converted", "in_progress", "conversion_rate",
+    "median_seconds_to_conversion", "revenue_per_member", "margin_per_member", "ltv_90_revenue", "ltv_90_margin",
+    "spend", "cost_per_join", "cost_per_acquisition",
+)
+RETENTION_DAYS = (1, 7, 14, 30)
+ACTIVE_WINDOWS = (7, 14, 30)
+MAX_PERIOD_DAYS = 3660
+
+
+@dataclass(frozen=True)
+class Period:
+    """A join cohort period [start, end] and the as-of day, all calendar days in the reporting zone."""
+
+    start: date
+    end: date
+    as_of: date
+    zone: ZoneInfo
+
+    @property
+    def cutoff(self) -> datetime:
+        """End of the as-of day (exclusive) in UTC, naive: events with ts before it are known."""
+        local = datetime.combine(self.as_of + timedelta(days=1), time(0), self.zone)
+        return local.astimezone(UTC).replace(tzinfo=None)
+
+
+def make_period(start: date | None, end: date | None, as_of: date | None, zone: ZoneInfo, today: date) -> Period:
+    """Defaults: as of today; the 28 days ending on the as-of day."""
+    as_of = as_of or today
+    end = end or as_of
+    start = start or end - timedelta(days=27)
+    if start > end:
+        raise InvalidInput(f"from ({start}) is after to ({end})")
+    if (end - start).days > MAX_PERIOD_DAYS:
+        raise InvalidInput(f"a period spans at most {MAX_PERIOD_DAYS} days")
+    return Period(start, end, as_of, zone)
+
+
+def check_dimension(by: str | None) -> str:
+    by = by or "none"
+    if by not in DIMENSIONS:
+        raise InvalidInput(f"by must be one of {', '.join(DIMENSIONS)}; got {by!r}")
+    return by
+
+
+def ratio(numerator: float | Decimal | int | None, denominator: float | Decimal | int | None) -> float | None:
+    """A rate or an average; None (never 0, never infinite) when the denominator is empty."""
+    if not denominator:
+        return None
+    return float(numerator or 0) / float(denominator)
+
+
+def metrics_from_counts(c: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn the sufficient statistics of one row into the contract's metric values."""
+
+    def n(key: str) -> Any:
+        return c.get(key) or 0
+
+    out: dict[str, Any] = {
+        "landing_visitors": int(n("landing_visitors")),
+        "join_conversion": ratio(n("landing_joined"), n("landing_mature")),
+        "cohort_size": int(n("cohort_size")),
+    }
+    for day in RETENTION_DAYS:
+        out[f"retention_d{day}"] = ratio(n(f"retained_{day}"), n(f"eligible_{day}"))
+    out["task_completion_d1"] = ratio(n("task_d1"), n("eligible_1"))
+    out["current_members"] = int(n("current_members"))
+    for window in ACTIVE_WINDOWS:
+        out[f"active_ratio_{window}d"] = ratio(n(f"active_{window}"), n("current_members"))
+    out["invites_per_member"] = ratio(n("invites_30"), n("mature_30"))
+    out["k_factor"] = ratio(n("referred_30"), n("mature_30"))
+    out["converted"] = int(n("converted"))
+    out["in_progress"] = int(n("in_progress"))
+    out["conversion_rate"] = ratio(n("converted_mature"), n("mature_30"))
+    median = c.get("median_seconds")
+    out["median_seconds_to_conversion"] = float(median) if median is not None else None
+    out["revenue_per_member"] = ratio(n("revenue_30"), n("mature_30"))
+    out["margin_per_member"] = ratio(n("margin_30"), n("mature_30"))
+    out["ltv_90_revenue"] = ratio(n("revenue_90"), n("mature_90"))
+    out["ltv_90_margin"] = ratio(n("margin_90"), n("mature_90"))
+    spend = c.get("spend")
+    out["spend"] = float(spend) if spend is not None else None
+    out["cost_per_join"] = ratio(spend, n("cohort_size")) if spend is not None else None
+    out["cost_per_acquisition"] = ratio(spend, n("converted")) if spend is not None else None
+    return out

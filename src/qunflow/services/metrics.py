@@ -1,0 +1,66 @@
+"""Metrics report: ship the newest events, run the metric queries, shape the JSON contract."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from qunflow.analytics.queries import COHORT, CURRENT, LANDING, SPEND, render
+from qunflow.analytics.shipper import ship
+from qunflow.analytics.store import connect
+from qunflow.domain.metrics import METRIC_KEYS, Period, check_dimension, make_period, metrics_from_counts
+from qunflow.workspace import Workspace
+
+
+def _statistics(ws: Workspace, period: Period, by: str) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+    """Sufficient statistics per slice value, and for the total."""
+    params: dict[str, Any] = {"tz": ws.settings.timezone, "cutoff": period.cutoff, "start": period.start,
+                              "end": period.end, "as_of": period.as_of}
+    settings = ws.settings
+    queries = [(COHORT, {"engagement": settings.engagement_types, "conversion": settings.conversion_types}),
+               (CURRENT, {"engagement": settings.engagement_types}), (LANDING, {})]
+    rows: dict[Any, dict[str, Any]] = {}
+    total: dict[str, Any] = {}
+    with connect(settings.analytics_file) as duck:
+        results: list[tuple[Any, list[Any]]] = []
+        for template, extra in [*queries, (SPEND, {})]:
+            sql = render(template, by)
+            used = {k: v for k, v in {**params, **extra}.items() if f"${k}" in sql}
+            cursor = duck.execute(sql, used)
+            results.append((cursor.description, cursor.fetchall()))
+    for index, (description, fetched) in enumerate(results):
+        names = [d[0] for d in description]
+        is_spend = index == len(results) - 1
+        for values in fetched:
+            record = dict(zip(names, values, strict=True))
+            target = total if record.pop("is_total") else None
+            dim = record.pop("dim")
+            if target is None:
+                if is_spend and by != "channel":
+                    continue  # spend is known per channel only
+                target = rows.setdefault(dim, {})
+            target.update(record)
+    # No spend rows means nothing was spent: 0, so a free channel's cost per join is 0 (not unknown).
+    total.setdefault("spend", 0)
+    if by == "channel":
+        for record in rows.values():
+            record.setdefault("spend", 0)
+    return rows, total
+
+
+def metrics_report(ws: Workspace, *, start: date | None = None, end: date | None = None,
+                   as_of: date | None = None, by: str | None = "none") -> dict[str, Any]:
+    """The metrics contract: {"from", "to", "as_of", "by", "rows": [...], "total": {...}}."""
+    by = check_dimension(by)
+    period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
+    ship(ws)
+    rows, total = _statistics(ws, period, by)
+    out_rows = []
+    if by != "none":
+        for dim in sorted(rows, key=lambda d: (d is None, str(d))):
+            out_rows.append({by: dim, **metrics_from_counts(rows[dim])})
+    return {"from": period.start.isoformat(), "to": period.end.isoformat(), "as_of": period.as_of.isoformat(),
+            "by": by, "rows": out_rows, "total": metrics_from_counts(total)}
+
+
+__all__ = ["METRIC_KEYS", "metrics_report"]

@@ -1,0 +1,38 @@
+"""JSON API v1: metrics with the same parameters as `qunflow metrics`."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from qunflow.domain.metrics import DIMENSIONS
+from qunflow.errors import InvalidInput
+from qunflow.services.metrics import metrics_report
+from qunflow.web.deps import require_token, workspace_of
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+
+def _day(request: Request, name: str) -> date | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a date like 2026-01-31, got {raw!r}") from None
+
+
+@router.get("/metrics", summary="Metrics for a join cohort",
+            description="Query parameters: from, to, as_of (YYYY-MM-DD, reporting time zone), "
+                        f"by ({', '.join(DIMENSIONS)}). Undefined values are null.")
+async def get_metrics(request: Request, _token: str = Depends(require_token)) -> dict[str, Any]:
+    unknown = set(request.query_params) - {"from", "to", "as_of", "by"}
+    if unknown:
+        raise InvalidInput(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    return await run_in_threadpool(
+        metrics_report, workspace_of(request), start=_day(request, "from"), end=_day(request, "to"),
+        as_of=_day(request, "as_of"), by=request.query_params.get("by", "none"))
