@@ -21,8 +21,10 @@ def test_buyer_with_experience_goes_to_core_and_browser_to_broadcast() -> None:
 
 
 def test_tie_keeps_the_entry_points_target_tier() -> None:
-    # learning: interest 1, newbie 1; no experience: newbie 1 -> newbie 2 beats interest 1
-    assert evaluate(SEED, {**FORM, "stage": "learning", "experience": "no"}, "interest").tier == "newbie"
+    # learning: interest 2, newbie 1; no experience: newbie +1 -> a tie at 2, so the target tier wins
+    assert evaluate(SEED, {**FORM, "stage": "learning", "experience": "no"}, "interest").tier == "interest"
+    assert evaluate(SEED, {**FORM, "stage": "learning", "experience": "no"}, "newbie").tier == "newbie"
+    assert evaluate(SEED, {**FORM, "stage": "learning", "experience": "yes"}, "newbie").tier == "interest"
     assert route({"core": 1, "newbie": 1, "interest": 0, "broadcast": 0}, "newbie") == "newbie"
 
 

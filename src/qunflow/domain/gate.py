@@ -133,7 +133,7 @@ SEED_GATE_JSON: dict[str, Any] = {
              {"key": "buying", "label": {"en": "Ready to buy this month", "zh": "本月准备购买"},
               "points": {"core": 2}},
              {"key": "learning", "label": {"en": "Learning first", "zh": "先学习了解"},
-              "points": {"interest": 1, "newbie": 1}},
+              "points": {"interest": 2, "newbie": 1}},
              {"key": "browsing", "label": {"en": "Just looking around", "zh": "随便看看"},
               "points": {"broadcast": 2}},
          ]},

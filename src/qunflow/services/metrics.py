@@ -63,4 +63,18 @@ def metrics_report(ws: Workspace, *, start: date | None = None, end: date | None
             "by": by, "rows": out_rows, "total": metrics_from_counts(total)}
 
 
-__all__ = ["METRIC_KEYS", "metrics_report"]
+def funnel_counts(ws: Workspace, *, start: date, end: date, as_of: date) -> dict[str, int]:
+    """The funnel's stages as counts: landing -> joined -> Day-1 task -> converted.
+
+    `*_in_progress` are members whose window for that stage is still open (not dropped).
+    """
+    period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
+    ship(ws)
+    _rows, total = _statistics(ws, period, "none")
+    count = lambda key: int(total.get(key) or 0)  # noqa: E731
+    return {"landing_visitors": count("landing_visitors"), "joined": count("cohort_size"),
+            "day1_task": count("task_d1"), "day1_task_in_progress": count("cohort_size") - count("eligible_1"),
+            "converted": count("converted"), "converted_in_progress": count("in_progress")}
+
+
+__all__ = ["METRIC_KEYS", "funnel_counts", "metrics_report"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 from datetime import date, timedelta
 
 from rich.console import Console
@@ -26,7 +27,7 @@ def welcome_latencies(ws: Workspace) -> list[float]:
 
 
 def print_headline(ws: Workspace, start: date, end: date, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or Console(width=None if sys.stdout.isatty() else 140)
     latencies = welcome_latencies(ws)
     if latencies:
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]

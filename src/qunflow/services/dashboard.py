@@ -1,0 +1,71 @@
+"""What the console's front page shows: KPIs with trend, funnel, retention by cohort, channels, groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from qunflow.domain.routing import room_by_tier
+from qunflow.services.catalog import group_slots, list_groups
+from qunflow.services.metrics import funnel_counts, metrics_report
+from qunflow.workspace import Workspace
+
+KPI_KEYS = ("landing_visitors", "join_conversion", "cohort_size", "retention_d1", "retention_d7",
+            "task_completion_d1", "conversion_rate", "cost_per_acquisition")
+PERCENT_KEYS = frozenset({"join_conversion", "retention_d1", "retention_d7", "retention_d14", "retention_d30",
+                          "task_completion_d1", "conversion_rate", "active_ratio_7d"})
+RETENTION_KEYS = ("retention_d1", "retention_d7", "retention_d14", "retention_d30")
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    start: date
+    end: date
+    as_of: date
+    total: dict[str, Any]
+    previous: dict[str, Any]
+    channels: list[dict[str, Any]]
+    cohorts: list[dict[str, Any]]
+    groups: list[dict[str, Any]]
+    full_tiers: list[str]
+    funnel: dict[str, int]
+
+
+DEFAULT_WEEKS = 8  # long enough for cohorts that are 30 days in (M5, D30) to show
+
+
+def default_period(today: date) -> tuple[date, date, date]:
+    """Joins of the last 8 weeks, as of yesterday (the last complete day)."""
+    as_of = today - timedelta(days=1)
+    return as_of - timedelta(days=DEFAULT_WEEKS * 7 - 1), as_of, as_of
+
+
+def build_dashboard(ws: Workspace, start: date, end: date, as_of: date) -> Dashboard:
+    span = (end - start).days + 1
+    by_channel = metrics_report(ws, start=start, end=end, as_of=as_of, by="channel")
+    previous = metrics_report(ws, start=start - timedelta(days=span), end=start - timedelta(days=1),
+                              as_of=as_of, by="none")
+    cohorts = metrics_report(ws, start=start, end=end, as_of=as_of, by="cohort_week")
+    by_group = {row.get("group"): row for row in metrics_report(ws, start=start, end=end, as_of=as_of,
+                                                                 by="group")["rows"]}
+    groups = list_groups(ws)
+    for group in groups:
+        group["active_ratio_7d"] = by_group.get(group["key"], {}).get("active_ratio_7d")
+    with ws.engine.connect() as conn:
+        rooms = room_by_tier(group_slots(conn, ws.clock()))
+    for group in groups:
+        group["status"] = "full" if group["room"] == 0 else (
+            "low" if group["room"] < group["capacity"] * 0.1 else "ok")
+    return Dashboard(start, end, as_of, by_channel["total"], previous["total"], by_channel["rows"],
+                     cohorts["rows"], groups, [r.tier for r in rooms if r.status == "full"],
+                     funnel_counts(ws, start=start, end=end, as_of=as_of))
+
+
+def trend(current: float | None, previous: float | None, percent: bool) -> float | None:
+    """Change versus the previous period: points for rates, a ratio for counts; None when unknown."""
+    if current is None or previous is None:
+        return None
+    if percent:
+        return current - previous
+    return None if previous == 0 else current / previous - 1
