@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +13,8 @@ from typer.core import TyperGroup
 from qunflow.errors import QunflowError
 from qunflow.workspace import Workspace, open_workspace
 
-console = Console()
+# Wide tables stay readable when the output goes to a file or a pipe.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 
 WorkspaceOption = Annotated[

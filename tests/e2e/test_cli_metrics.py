@@ -1,0 +1,79 @@
+"""`qunflow metrics`, `qunflow spend import` and `qunflow events import` as a user runs them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from qunflow.cli.main import app
+from qunflow.workspace import Workspace
+from tests.integration.test_metrics_exact import SCENARIO
+
+runner = CliRunner()
+
+
+def invoke(ws: Workspace, *args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [*args, "--workspace", str(ws.home)])
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:  # type: ignore[type-arg]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_import_then_metrics_as_json_csv_and_table(workspace: Workspace, tmp_path: Path) -> None:
+    result = invoke(workspace, "events", "import", str(write_jsonl(tmp_path / "e.jsonl", SCENARIO)))
+    assert result.exit_code == 0 and "17 stored" in result.stdout
+    again = invoke(workspace, "events", "import", str(tmp_path / "e.jsonl"))
+    assert "0 stored, 17 already present" in again.stdout
+    spend = tmp_path / "spend.csv"
+    spend.write_text("channel,day,amount\nads,2026-03-03,600\nads,2026-03-20,400\noffline,2026-03-15,500\n")
+    assert invoke(workspace, "spend", "import", str(spend)).exit_code == 0
+    args = ["metrics", "--from", "2026-03-01", "--to", "2026-03-31", "--as-of", "2026-04-30", "--by", "channel"]
+    report = json.loads(invoke(workspace, *args, "--format", "json").stdout)
+    rows = {r["channel"]: r for r in report["rows"]}
+    assert rows["ads"]["cost_per_join"] == 500 and rows["offline"]["cost_per_join"] is None
+    table = list(csv.DictReader(io.StringIO(invoke(workspace, *args, "--format", "csv").stdout)))
+    assert [r["channel"] for r in table] == ["ads", "content", "offline", "TOTAL"]
+    assert table[0]["retention_d1"] == "1.0"
+    text = invoke(workspace, *args).stdout
+    assert "ads" in text and "TOTAL" in text
+
+
+def test_events_count_by_type(workspace: Workspace, tmp_path: Path) -> None:
+    invoke(workspace, "events", "import", str(write_jsonl(tmp_path / "e.jsonl", SCENARIO)))
+    assert invoke(workspace, "events", "count", "--type", "joined").stdout.strip() == "5"  # m3 rejoined
+    assert invoke(workspace, "events", "count").stdout.strip() == "17"
+
+
+def test_csv_events_import_reports_bad_lines_and_exits_2(workspace: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    path.write_text("event_id,type,ts,member_id,amount,properties\n"
+                    "o1,order,2026-03-01T10:00:00+08:00,m1,99.5,\"{\"\"sku\"\": \"\"A\"\"}\"\n"
+                    "o2,order,2026-03-01T10:00:00,m1,1,\n"
+                    "o3,order,2026-03-01T10:00:00Z,,1,\n")
+    result = invoke(workspace, "events", "import", str(path))
+    assert result.exit_code == 2
+    assert "line 3" in result.stdout and "no UTC offset" in result.stdout and "line 4" in result.stdout
+    assert invoke(workspace, "events", "count").stdout.strip() == "1"
+
+
+def test_bad_spend_file_stores_nothing(workspace: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "spend.csv"
+    path.write_text("channel,day,amount\nads,2026-03-03,600\nads,2026-13-01,5\n,2026-03-01,-1\n")
+    result = invoke(workspace, "spend", "import", str(path))
+    assert result.exit_code == 2 and "line 3" in result.stderr and "line 4" in result.stderr
+    report = json.loads(invoke(workspace, "metrics", "--from", "2026-03-01", "--to", "2026-03-31",
+                               "--format", "json").stdout)
+    assert report["total"]["spend"] == 0
+
+
+def test_bad_metric_options_exit_2(workspace: Workspace) -> None:
+    assert invoke(workspace, "metrics", "--by", "city").exit_code == 2
+    assert invoke(workspace, "metrics", "--from", "2026-02-30").exit_code == 2
+    assert invoke(workspace, "metrics", "--format", "xml").exit_code == 2
+    assert invoke(workspace, "events", "import", "missing.csv").exit_code == 2
