@@ -55,7 +55,7 @@ def store_events(engine: Engine, valid: list[Event]) -> tuple[int, int]:
     """Commit the events in one transaction; (stored, duplicates). Returns after the commit."""
     with engine.begin() as conn:
         stored = append_events(conn, valid)
-    return len(stored), len(valid) - len(stored)
+    return stored, len(valid) - stored
 
 
 def ingest_batch(engine: Engine, raw: Any, *, offset: int = 0) -> IngestResult:
