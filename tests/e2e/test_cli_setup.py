@@ -46,3 +46,18 @@ def test_bad_set_up_input_exits_2_and_changes_nothing(tmp_path: Path) -> None:
 def test_commands_outside_a_workspace_say_so(tmp_path: Path) -> None:
     result = invoke(tmp_path / "nowhere", "events", "count")
     assert result.exit_code == 2
+
+
+def test_every_command_has_help() -> None:
+    import typer.main
+
+    def walk(command, path):  # type: ignore[no-untyped-def]
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    paths = list(walk(typer.main.get_command(app), []))
+    assert len(paths) > 20
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, path

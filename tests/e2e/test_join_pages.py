@@ -58,3 +58,29 @@ def test_unknown_entry_code_is_404_and_qr_codes_render(workspace: Workspace, liv
 def test_forged_task_link_is_refused(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]
     with httpx.Client(base_url=live_server.url) as client:
         assert client.post("/m/m_123.deadbeef/task/checkin").status_code == 401
+
+
+def test_platform_hook_with_a_bad_signature_is_refused(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]
+    with httpx.Client(base_url=live_server.url) as client:
+        forged = client.post("/hooks/sandbox", content=b'{"kind": "member_left"}',
+                             headers={"x-sandbox-signature": "0" * 64})
+        unknown = client.post("/hooks/telegram", content=b"{}")
+    assert forged.status_code == 401 and "bad signature" in forged.json()["error"]
+    assert unknown.status_code == 400 and "no connector" in unknown.json()["error"]
+
+
+def test_sandbox_invite_without_a_name_is_400_and_joins_nobody(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]
+    setup_community(workspace)
+    from qunflow.services.platforms import sandbox_world
+
+    token = sandbox_world(workspace).create_invite("chat-newbie-1", "walk-in", join_request=False)
+    with httpx.Client(base_url=live_server.url) as client:
+        assert client.get("/sandbox/invite/nope").status_code == 404
+        response = client.post(f"/sandbox/invite/{token}", data={"name": "  "})
+    assert response.status_code == 400 and "display name" in response.json()["error"]
+    assert sandbox_world(workspace).counts()["users"] == 0
+
+
+def test_gate_post_for_unknown_entry_is_404(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]
+    with httpx.Client(base_url=live_server.url) as client:
+        assert client.post("/j/nope", data=FORM).status_code == 404

@@ -14,6 +14,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from qunflow.cli import demo, metrics, sandbox, setup
 from qunflow.cli.common import ErrorMappingGroup, WorkspaceOption, console, fail, workspace
 
 app = typer.Typer(help="qunflow: run the community-distribution chain (社群分发链路).",
@@ -96,22 +97,8 @@ def serve(
     serve_workspace(workspace(workspace_dir), host=host, port=port)
 
 
-def _register_extensions() -> None:
-    """Command groups that live in their own modules."""
-    import importlib
-
-    for name in ("qunflow.cli.metrics", "qunflow.cli.entry", "qunflow.cli.demo",
-                 "qunflow.cli.sandbox", "qunflow.cli.setup"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(app)
-
-
-_register_extensions()
+for module in (setup, metrics, demo, sandbox):  # command groups that live in their own modules
+    module.register(app)
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ def metrics(
     format_: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,  # type: ignore[attr-defined]
     workspace_dir: WorkspaceOption = None,
 ) -> None:
-    """The metrics of METRICS.md for a join cohort, sliced by one dimension (docs/metrics.md)."""
+    """Join conversion, retention, activity, conversion, LTV and CPA for a join cohort (docs/metrics.md)."""
     from qunflow.services.metrics import metrics_report
 
     ws = workspace(workspace_dir)

@@ -36,13 +36,10 @@ class BackgroundLoop:
 
 
 def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
-    loops: list[BackgroundLoop] = []
-    try:
-        from qunflow.analytics.shipper import ship
-    except ImportError:
-        return loops
-    loops.append(BackgroundLoop("shipper", lambda: ship(workspace), 2.0))
-    return loops
+    """The shipper keeps the analytics store a couple of seconds behind the event log."""
+    from qunflow.analytics.shipper import ship
+
+    return [BackgroundLoop("shipper", lambda: ship(workspace), 2.0)]
 
 
 def serve_workspace(workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8000) -> None:

@@ -38,25 +38,9 @@ def create_app(workspace: Workspace) -> FastAPI:
 
     from fastapi.staticfiles import StaticFiles
 
-    from qunflow.web import api, public
+    from qunflow.web import api, api_metrics, console, public, sandbox_pages
 
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
-    app.include_router(api.router)
-    app.include_router(public.router)
-    for module in _optional_routers():
+    for module in (api, api_metrics, public, console, sandbox_pages):
         app.include_router(module.router)
     return app
-
-
-def _optional_routers() -> list:  # type: ignore[type-arg]
-    """Routers of parts that register themselves (public pages, console, metrics API)."""
-    import importlib
-
-    found = []
-    for name in ("qunflow.web.api_metrics", "qunflow.web.console", "qunflow.web.sandbox_pages"):
-        try:
-            found.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-    return found
