@@ -107,8 +107,8 @@ def reference_report(events: list[dict[str, Any]], start: date, end: date, as_of
                 s["revenue_90"] += sum(Decimal(str(e.get("amount") or 0)) for e in in90)
                 s["margin_90"] += sum(Decimal(str(e.get("margin") or 0)) for e in in90)
 
-    # M3: current members of the cohort as of the as-of day.
-    for member, join in cohort.items():
+    # M3: current members as of the as-of day: everyone joined by then, not only the cohort.
+    for member, join in joins.items():
         mine = by_member[member]
         last_join = max(_ts(e) for e in mine if e["type"] == "joined")
         if any(e["type"] == "left" and _ts(e) > last_join for e in mine):

@@ -189,3 +189,13 @@ def test_every_metric_and_slice_matches_the_reference(tmp_path_factory: pytest.T
                                                                          expected[key][metric])
     finally:
         ws.close()
+
+
+def test_active_ratio_counts_every_current_member_not_only_the_cohort(workspace: Workspace) -> None:
+    early = [ev("e0", "joined", "2026-02-15T10:00:00+08:00", member_id="m0", channel="ads", group="g1"),
+             ev("e1", "reaction", "2026-04-28T10:00:00+08:00", member_id="m0")]
+    load(workspace, SCENARIO + early)
+    rows = rows_by(metrics_report(workspace, start=START, end=END, as_of=AS_OF, by="channel"))
+    # m0 joined before the period: outside the cohort (cohort_size 2) but a current member, active this week.
+    assert (rows["ads"]["cohort_size"], rows["ads"]["current_members"]) == (2, 3)
+    assert rows["ads"]["active_ratio_7d"] == pytest.approx(1 / 3)

@@ -116,9 +116,9 @@ last_join AS (
     FROM ev WHERE type = 'joined' AND member_id IS NOT NULL
     QUALIFY row_number() OVER (PARTITION BY member_id ORDER BY ts DESC, seq DESC) = 1
 ),
-current AS (  -- joined by the as-of day and no `left` after the last join
-    SELECT c.member_id, {current_dim} AS dim FROM cohort c JOIN last_join l ON l.member_id = c.member_id
-    WHERE NOT EXISTS (SELECT 1 FROM ev e WHERE e.member_id = c.member_id AND e.type = 'left' AND e.ts > l.last_ts)
+current AS (  -- every member joined by the as-of day with no `left` after the last join (not only the cohort)
+    SELECT f.member_id, {current_dim} AS dim FROM first_join f JOIN last_join l ON l.member_id = f.member_id
+    WHERE NOT EXISTS (SELECT 1 FROM ev e WHERE e.member_id = f.member_id AND e.type = 'left' AND e.ts > l.last_ts)
 ),
 active AS (
     SELECT member_id, max(day) AS last_day FROM ev
@@ -168,6 +168,6 @@ FROM spend WHERE day BETWEEN $start AND $end GROUP BY GROUPING SETS ((channel), 
 def render(template: str, by: str) -> str:
     """The query for one slice (`by` is validated against the dimension list first)."""
     member_dim = MEMBER_DIMS[by]
-    current_dim = "l.current_group" if by == "group" else "c.dim"
+    current_dim = "l.current_group" if by == "group" else member_dim
     return (template.replace("{member_dim}", member_dim).replace("{current_dim}", current_dim)
             .replace("{landing_dim}", LANDING_DIMS[by]))
