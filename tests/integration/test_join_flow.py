@@ -82,6 +82,11 @@ def test_live_code_moves_to_next_group_when_full_and_reports_no_room(workspace: 
         raise AssertionError("a third core member must find no room")
     room = {r["key"]: r["room"] for r in catalog.list_groups(workspace)}
     assert room["core-1"] == room["core-2"] == 0
+    with workspace.engine.connect() as conn:  # the turned-away pass is on record, with no member
+        turned_away = conn.execute(select(events).where(events.c.type == "gate_submitted",
+                                                        events.c.visitor_id == "v3")).one()
+        assert turned_away.properties["no_room"] is True
+        assert conn.execute(select(members).where(members.c.visitor_id == "v3")).first() is None
 
 
 def test_gate_without_consent_is_refused_and_stores_no_member(workspace: Workspace) -> None:

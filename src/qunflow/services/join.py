@@ -76,17 +76,19 @@ def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, st
                             entry_point=entry.code, properties={"tier": result.tier,
                                                                 "answers": result.answers,
                                                                 "no_room": group is None})
-        append_events(conn, [gate_event])
-        if group is None:
-            raise NoRoom(f"every {result.tier} group is full")
-        conn.execute(insert(members).values(
-            id=member_id, visitor_id=visitor_id, profile=seal(ws, result.profile), tier=result.tier,
-            locale=locale[:8], entry_point_id=entry.id, group_id=group.id, referrer_id=referrer_id,
-            join_ticket=ticket, created_at=now))
-        conn.execute(insert(consents).values(member_id=member_id, purpose=CONSENT_PURPOSE,
-                                             text_version=CONSENT_TEXT_VERSION, granted=True,
-                                             recorded_at=now))
-        external_id = conn.execute(select(groups.c.external_id).where(groups.c.id == group.id)).scalar_one()
+        append_events(conn, [gate_event])  # kept even when nobody gets in: the console counts them
+        if group is not None:
+            conn.execute(insert(members).values(
+                id=member_id, visitor_id=visitor_id, profile=seal(ws, result.profile), tier=result.tier,
+                locale=locale[:8], entry_point_id=entry.id, group_id=group.id, referrer_id=referrer_id,
+                join_ticket=ticket, created_at=now))
+            conn.execute(insert(consents).values(member_id=member_id, purpose=CONSENT_PURPOSE,
+                                                 text_version=CONSENT_TEXT_VERSION, granted=True,
+                                                 recorded_at=now))
+            external_id = conn.execute(select(groups.c.external_id)
+                                       .where(groups.c.id == group.id)).scalar_one()
+    if group is None:
+        raise NoRoom(f"every {result.tier} group is full")
     invite = connector_for(ws, entry.platform).create_invite(external_id, ticket)
     return Ticket(member_id, result.tier, group.key, invite.url)
 
