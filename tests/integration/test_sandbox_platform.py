@@ -86,3 +86,22 @@ def test_updates_with_a_bad_signature_are_refused(tmp_path) -> None:  # type: ig
 def test_connector_exposes_platform_capabilities(workspace: Workspace) -> None:
     caps = connector_for(workspace, "sandbox").capabilities
     assert caps.join_requests and caps.invite_label_max == 30 and caps.reports_invite_on_join
+
+
+def test_refused_welcomes_are_recorded_and_shown_on_the_dashboard(workspace: Workspace) -> None:
+    from datetime import date
+
+    from qunflow.services.dashboard import build_dashboard
+
+    setup_community(workspace)
+    world = sandbox_world(workspace)
+    world.limits.bot_per_second = 1  # a tight quota: a burst of joins gets 429s
+    for n in range(3):
+        ticket = submit_gate(workspace, "xhs-note-1", f"v{n}", {**FORM, "stage": "learning", "experience": "no"})
+        world.join(f"u{n}", f"P{n}", ticket.invite_url.rsplit("/", 1)[1])
+    with workspace.engine.connect() as conn:
+        failed = conn.execute(select(deliveries).where(deliveries.c.status == "failed")).all()
+    assert failed and all("too many requests" in row.error for row in failed)
+    assert len(world.messages(dm_user_id=None, limit=100)) < 3  # not every welcome went out
+    today = date.today()
+    assert build_dashboard(workspace, today, today, today).failed_sends == len(failed)

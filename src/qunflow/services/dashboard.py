@@ -6,9 +6,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from sqlalchemy import func, select
+
 from qunflow.domain.routing import room_by_tier
 from qunflow.services.catalog import group_slots, list_groups
 from qunflow.services.metrics import funnel_counts, metrics_report
+from qunflow.store.tables import deliveries
 from qunflow.workspace import Workspace
 
 KPI_KEYS = ("landing_visitors", "join_conversion", "cohort_size", "retention_d1", "retention_d7",
@@ -30,6 +33,7 @@ class Dashboard:
     groups: list[dict[str, Any]]
     full_tiers: list[str]
     funnel: dict[str, int]
+    failed_sends: int  # welcome DMs and menus the platform refused (retries come with the automation engine)
 
 
 DEFAULT_WEEKS = 8  # long enough for cohorts that are 30 days in (M5, D30) to show
@@ -54,12 +58,14 @@ def build_dashboard(ws: Workspace, start: date, end: date, as_of: date) -> Dashb
         group["active_ratio_7d"] = by_group.get(group["key"], {}).get("active_ratio_7d")
     with ws.engine.connect() as conn:
         rooms = room_by_tier(group_slots(conn, ws.clock()))
+        failed = conn.execute(select(func.count()).select_from(deliveries)
+                              .where(deliveries.c.status == "failed")).scalar_one()
     for group in groups:
         group["status"] = "full" if group["room"] == 0 else (
             "low" if group["room"] < group["capacity"] * 0.1 else "ok")
     return Dashboard(start, end, as_of, by_channel["total"], previous["total"], by_channel["rows"],
                      cohorts["rows"], groups, [r.tier for r in rooms if r.status == "full"],
-                     funnel_counts(ws, start=start, end=end, as_of=as_of))
+                     funnel_counts(ws, start=start, end=end, as_of=as_of), int(failed))
 
 
 def trend(current: float | None, previous: float | None, percent: bool) -> float | None:

@@ -88,7 +88,7 @@ def home(request: Request) -> Response:
                 retention_svg=heatmap_svg(retention, ["D1", "D7", "D14", "D30"],
                                           "按入群周的留存" if lang == "zh" else "Retention by join week"),
                 channel_columns=[(k, label(k, lang)) for k in CHANNEL_COLUMNS], channel_rows=channel_rows,
-                groups=groups, room_alerts=[{"tier": t} for t in board.full_tiers],
+                groups=groups, room_alerts=[{"tier": t} for t in board.full_tiers], failed_sends=board.failed_sends,
                 timezone=ws.settings.timezone, query_without_lang=_query_without_lang(request))
 
 
