@@ -96,3 +96,14 @@ def test_bad_metric_parameters_are_400(client: httpx.Client, params: dict[str, s
 def test_openapi_describes_the_api(live_server) -> None:  # type: ignore[no-untyped-def]
     paths = httpx.get(f"{live_server.url}/openapi.json").json()["paths"]
     assert {"/api/v1/events", "/api/v1/metrics"} <= set(paths)
+
+
+def test_metrics_filters_narrow_every_metric(client: httpx.Client) -> None:
+    client.post("/api/v1/events", json=SCENARIO)
+    params = {"from": START, "to": END, "as_of": AS_OF}
+    ads = client.get("/api/v1/metrics", params={**params, "channel": "ads"}).json()["total"]
+    assert (ads["cohort_size"], ads["spend"]) == (2, 0)  # no spend imported in this test
+    grouped = client.get("/api/v1/metrics", params={**params, "group": "g2"}).json()["total"]
+    assert grouped["cohort_size"] == 1 and grouped["spend"] is None  # spend is per channel only
+    bad = client.get("/api/v1/metrics", params={**params, "city": "x"})
+    assert bad.status_code == 400 and "unknown parameter" in bad.json()["error"]

@@ -61,3 +61,17 @@ def test_sandbox_page_lists_chats_and_welcome_dms(demo_server) -> None:  # type:
         assert page.locator("#chats tr").count() >= 8
         assert "new-member coupon" in page.content() or "新人券" in page.content()
 
+
+
+def test_filtering_the_dashboard_by_channel(demo_server) -> None:  # type: ignore[no-untyped-def]
+    _ws, server = demo_server
+    with browser_page(locale="en-US") as page:
+        page.goto(f"{server.url}/console?lang=en")
+        everyone = page.locator("#kpis .kpi").nth(2).locator(".value").inner_text()
+        page.select_option("#f-channel", "website")
+        page.click("button[type=submit]")
+        page.wait_for_url("**channel=website**")
+        rows = page.locator("#channels tr")
+        assert rows.count() == 2 and "website" in rows.nth(1).inner_text()
+        narrowed = page.locator("#kpis .kpi").nth(2).locator(".value").inner_text()
+        assert int(narrowed.replace(",", "")) < int(everyone.replace(",", ""))

@@ -199,3 +199,21 @@ def test_active_ratio_counts_every_current_member_not_only_the_cohort(workspace:
     # m0 joined before the period: outside the cohort (cohort_size 2) but a current member, active this week.
     assert (rows["ads"]["cohort_size"], rows["ads"]["current_members"]) == (2, 3)
     assert rows["ads"]["active_ratio_7d"] == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("by", ["channel", "group", "tier", "campaign", "entry_point"])
+def test_a_filter_gives_the_same_numbers_as_that_row_of_the_slice(workspace: Workspace, by: str) -> None:
+    load(workspace, SCENARIO + [ev("e0", "joined", "2026-02-15T10:00:00+08:00", member_id="m0", channel="ads",
+                                   group="g1", campaign="spring", entry_point="ep1",
+                                   properties={"tier": "core"})], SPEND)
+    sliced = rows_by(metrics_report(workspace, start=START, end=END, as_of=AS_OF, by=by))
+    for value, row in sliced.items():
+        if value is None:
+            continue
+        narrowed = metrics_report(workspace, start=START, end=END, as_of=AS_OF, filters={by: value})["total"]
+        assert narrowed == {k: v for k, v in row.items() if k != by}, (by, value)
+
+
+def test_unknown_filter_is_refused(workspace: Workspace) -> None:
+    with pytest.raises(Exception, match="cannot filter by 'city'"):
+        metrics_report(workspace, filters={"city": "x"})

@@ -22,7 +22,7 @@ first_join AS (  -- a member's first joined event carries their acquisition attr
     QUALIFY row_number() OVER (PARTITION BY member_id ORDER BY ts, seq) = 1
 ),
 cohort AS (
-    SELECT *, {member_dim} AS dim FROM first_join WHERE join_day BETWEEN $start AND $end
+    SELECT *, {member_dim} AS dim FROM first_join WHERE join_day BETWEEN $start AND $end {member_filter}
 )
 """
 
@@ -119,6 +119,7 @@ last_join AS (
 current AS (  -- every member joined by the as-of day with no `left` after the last join (not only the cohort)
     SELECT f.member_id, {current_dim} AS dim FROM first_join f JOIN last_join l ON l.member_id = f.member_id
     WHERE NOT EXISTS (SELECT 1 FROM ev e WHERE e.member_id = f.member_id AND e.type = 'left' AND e.ts > l.last_ts)
+    {current_filter}
 ),
 active AS (
     SELECT member_id, max(day) AS last_day FROM ev
@@ -143,7 +144,7 @@ people AS (
     WHERE e.type IN ('landing_view', 'joined')
 ),
 first_view AS (
-    SELECT person, ts, {landing_dim} AS dim FROM people
+    SELECT person, ts, channel, campaign, entry_point, group_key, properties, {landing_dim} AS dim FROM people
     WHERE type = 'landing_view' AND day BETWEEN $start AND $end
     QUALIFY row_number() OVER (PARTITION BY person ORDER BY ts, seq) = 1
 ),
@@ -151,7 +152,7 @@ facts AS (
     SELECT f.dim, f.ts + INTERVAL 7 DAY <= $cutoff AS mature,
            EXISTS (SELECT 1 FROM people j WHERE j.type = 'joined' AND j.person = f.person
                    AND j.ts >= f.ts AND j.ts < f.ts + INTERVAL 7 DAY) AS joined
-    FROM first_view f
+    FROM first_view f WHERE TRUE {landing_filter}
 )
 SELECT grouping(dim) = 1 AS is_total, dim, count(*) AS landing_visitors,
        count(*) FILTER (WHERE mature) AS landing_mature,
@@ -161,13 +162,29 @@ FROM facts GROUP BY GROUPING SETS ((dim), ())
 
 SPEND = """
 SELECT grouping(channel) = 1 AS is_total, channel AS dim, coalesce(sum(amount), 0) AS spend
-FROM spend WHERE day BETWEEN $start AND $end GROUP BY GROUPING SETS ((channel), ())
+FROM spend WHERE day BETWEEN $start AND $end {spend_filter} GROUP BY GROUPING SETS ((channel), ())
 """
 
 
-def render(template: str, by: str) -> str:
-    """The query for one slice (`by` is validated against the dimension list first)."""
+# Filters narrow every population to one value of an acquisition attribute (bound as $f_<name>).
+FILTER_COLUMNS = {"channel": "channel", "campaign": "campaign", "entry_point": "entry_point",
+                  "group": "group_key", "tier": "tier"}
+
+
+def _where(filters: dict[str, str], columns: dict[str, str]) -> str:
+    return "".join(f" AND {columns[name]} = $f_{name}" for name in sorted(filters))
+
+
+def render(template: str, by: str, filters: dict[str, str] | None = None) -> str:
+    """The query for one slice; `by` and the filter names are validated against fixed lists first."""
+    filters = filters or {}
     member_dim = MEMBER_DIMS[by]
     current_dim = "l.current_group" if by == "group" else member_dim
+    landing_columns = {**FILTER_COLUMNS, "tier": "json_extract_string(properties, '$.tier')"}
+    spend_filter = _where({k: v for k, v in filters.items() if k == "channel"}, FILTER_COLUMNS)
     return (template.replace("{member_dim}", member_dim).replace("{current_dim}", current_dim)
-            .replace("{landing_dim}", LANDING_DIMS[by]))
+            .replace("{landing_dim}", LANDING_DIMS[by])
+            .replace("{member_filter}", _where(filters, FILTER_COLUMNS))
+            .replace("{current_filter}", _where(filters, {**FILTER_COLUMNS, "group": "l.current_group"}))
+            .replace("{landing_filter}", _where(filters, landing_columns))
+            .replace("{spend_filter}", spend_filter))

@@ -50,14 +50,20 @@ def metrics(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Count events up to this day (default today).")] = None,
     by: Annotated[By, typer.Option(help="Slice the rows by this dimension.")] = By.none,  # type: ignore[attr-defined]
     format_: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,  # type: ignore[attr-defined]
+    channel: Annotated[str | None, typer.Option(help="Only members acquired through this channel.")] = None,
+    campaign: Annotated[str | None, typer.Option(help="Only this campaign.")] = None,
+    entry_point: Annotated[str | None, typer.Option(help="Only this entry point.")] = None,
+    group: Annotated[str | None, typer.Option(help="Only members whose first group is this one.")] = None,
+    tier: Annotated[str | None, typer.Option(help="Only this tier.")] = None,
     workspace_dir: WorkspaceOption = None,
 ) -> None:
     """Join conversion, retention, activity, conversion, LTV and CPA for a join cohort (docs/metrics.md)."""
     from qunflow.services.metrics import metrics_report
 
     ws = workspace(workspace_dir)
+    filters = {"channel": channel, "campaign": campaign, "entry_point": entry_point, "group": group, "tier": tier}
     report = metrics_report(ws, start=_day(from_, "from"), end=_day(to, "to"), as_of=_day(as_of, "as-of"),
-                            by=by.value)
+                            by=by.value, filters={k: v for k, v in filters.items() if v})
     dim = report["by"]
     rows = [*report["rows"], {dim: "TOTAL", **report["total"]}]
     if format_.value == "json":

@@ -59,6 +59,22 @@ def check_dimension(by: str | None) -> str:
     return by
 
 
+FILTERS = ("channel", "campaign", "entry_point", "group", "tier")
+
+
+def check_filters(filters: Mapping[str, str | None] | None) -> dict[str, str]:
+    """Keep the filters that are set; refuse unknown names and over-long values."""
+    clean: dict[str, str] = {}
+    for name, value in (filters or {}).items():
+        if name not in FILTERS:
+            raise InvalidInput(f"cannot filter by {name!r}; use {', '.join(FILTERS)}")
+        if value:
+            if len(value) > 128:
+                raise InvalidInput(f"filter {name} is longer than 128 characters")
+            clean[name] = value
+    return clean
+
+
 def ratio(numerator: float | Decimal | int | None, denominator: float | Decimal | int | None) -> float | None:
     """A rate or an average; None (never 0, never infinite) when the denominator is empty."""
     if not denominator:

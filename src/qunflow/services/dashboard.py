@@ -8,10 +8,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from qunflow.domain.entry import TIERS
 from qunflow.domain.routing import room_by_tier
 from qunflow.services.catalog import group_slots, list_groups
 from qunflow.services.metrics import funnel_counts, metrics_report
-from qunflow.store.tables import deliveries
+from qunflow.store.tables import campaigns, channels, deliveries, groups
 from qunflow.workspace import Workspace
 
 KPI_KEYS = ("landing_visitors", "join_conversion", "cohort_size", "retention_d1", "retention_d7",
@@ -45,14 +46,16 @@ def default_period(today: date) -> tuple[date, date, date]:
     return as_of - timedelta(days=DEFAULT_WEEKS * 7 - 1), as_of, as_of
 
 
-def build_dashboard(ws: Workspace, start: date, end: date, as_of: date) -> Dashboard:
+def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
+                    filters: dict[str, str] | None = None) -> Dashboard:
     span = (end - start).days + 1
-    by_channel = metrics_report(ws, start=start, end=end, as_of=as_of, by="channel")
+    f = filters or {}
+    by_channel = metrics_report(ws, start=start, end=end, as_of=as_of, by="channel", filters=f)
     previous = metrics_report(ws, start=start - timedelta(days=span), end=start - timedelta(days=1),
-                              as_of=as_of, by="none")
-    cohorts = metrics_report(ws, start=start, end=end, as_of=as_of, by="cohort_week")
+                              as_of=as_of, by="none", filters=f)
+    cohorts = metrics_report(ws, start=start, end=end, as_of=as_of, by="cohort_week", filters=f)
     by_group = {row.get("group"): row for row in metrics_report(ws, start=start, end=end, as_of=as_of,
-                                                                 by="group")["rows"]}
+                                                                 by="group", filters=f)["rows"]}
     groups = list_groups(ws)
     for group in groups:
         group["active_ratio_7d"] = by_group.get(group["key"], {}).get("active_ratio_7d")
@@ -65,7 +68,16 @@ def build_dashboard(ws: Workspace, start: date, end: date, as_of: date) -> Dashb
             "low" if group["room"] < group["capacity"] * 0.1 else "ok")
     return Dashboard(start, end, as_of, by_channel["total"], previous["total"], by_channel["rows"],
                      cohorts["rows"], groups, [r.tier for r in rooms if r.status == "full"],
-                     funnel_counts(ws, start=start, end=end, as_of=as_of), int(failed))
+                     funnel_counts(ws, start=start, end=end, as_of=as_of, filters=f), int(failed))
+
+
+def filter_options(ws: Workspace) -> dict[str, list[str]]:
+    """The values an operator can filter the dashboard by."""
+    with ws.engine.connect() as conn:
+        def keys(table: Any) -> list[str]:
+            return list(conn.execute(select(table.c.key).order_by(table.c.key)).scalars())
+
+        return {"channel": keys(channels), "campaign": keys(campaigns), "group": keys(groups), "tier": list(TIERS)}
 
 
 def trend(current: float | None, previous: float | None, percent: bool) -> float | None:

@@ -8,14 +8,24 @@ from typing import Any
 from qunflow.analytics.queries import COHORT, CURRENT, LANDING, SPEND, render
 from qunflow.analytics.shipper import ship
 from qunflow.analytics.store import connect
-from qunflow.domain.metrics import METRIC_KEYS, Period, check_dimension, make_period, metrics_from_counts
+from qunflow.domain.metrics import (
+    METRIC_KEYS,
+    Period,
+    check_dimension,
+    check_filters,
+    make_period,
+    metrics_from_counts,
+)
 from qunflow.workspace import Workspace
 
 
-def _statistics(ws: Workspace, period: Period, by: str) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+def _statistics(ws: Workspace, period: Period, by: str,
+                filters: dict[str, str] | None = None) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
     """Sufficient statistics per slice value, and for the total."""
+    filters = filters or {}
     params: dict[str, Any] = {"tz": ws.settings.timezone, "cutoff": period.cutoff, "start": period.start,
-                              "end": period.end, "as_of": period.as_of}
+                              "end": period.end, "as_of": period.as_of,
+                              **{f"f_{name}": value for name, value in filters.items()}}
     settings = ws.settings
     queries = [(COHORT, {"engagement": settings.engagement_types, "conversion": settings.conversion_types}),
                (CURRENT, {"engagement": settings.engagement_types}), (LANDING, {})]
@@ -24,7 +34,7 @@ def _statistics(ws: Workspace, period: Period, by: str) -> tuple[dict[Any, dict[
     with connect(settings.analytics_file) as duck:
         results: list[tuple[Any, list[Any]]] = []
         for template, extra in [*queries, (SPEND, {})]:
-            sql = render(template, by)
+            sql = render(template, by, filters)
             used = {k: v for k, v in {**params, **extra}.items() if f"${k}" in sql}
             cursor = duck.execute(sql, used)
             results.append((cursor.description, cursor.fetchall()))
@@ -40,21 +50,28 @@ def _statistics(ws: Workspace, period: Period, by: str) -> tuple[dict[Any, dict[
                     continue  # spend is known per channel only
                 target = rows.setdefault(dim, {})
             target.update(record)
+    if set(filters) - {"channel"}:
+        total["spend"] = None  # spend is known per channel only: a narrower slice has no spend of its own
     # No spend rows means nothing was spent: 0, so a free channel's cost per join is 0 (not unknown).
     total.setdefault("spend", 0)
     if by == "channel":
         for record in rows.values():
-            record.setdefault("spend", 0)
+            record.setdefault("spend", None if set(filters) - {"channel"} else 0)
     return rows, total
 
 
 def metrics_report(ws: Workspace, *, start: date | None = None, end: date | None = None,
-                   as_of: date | None = None, by: str | None = "none") -> dict[str, Any]:
-    """The metrics contract: {"from", "to", "as_of", "by", "rows": [...], "total": {...}}."""
+                   as_of: date | None = None, by: str | None = "none",
+                   filters: dict[str, str] | None = None) -> dict[str, Any]:
+    """The metrics contract: {"from", "to", "as_of", "by", "rows": [...], "total": {...}}.
+
+    `filters` narrows every metric to members (and landings) with these acquisition attributes.
+    """
     by = check_dimension(by)
+    filters = check_filters(filters)
     period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
     ship(ws)
-    rows, total = _statistics(ws, period, by)
+    rows, total = _statistics(ws, period, by, filters)
     out_rows = []
     if by != "none":
         for dim in sorted(rows, key=lambda d: (d is None, str(d))):
@@ -63,14 +80,15 @@ def metrics_report(ws: Workspace, *, start: date | None = None, end: date | None
             "by": by, "rows": out_rows, "total": metrics_from_counts(total)}
 
 
-def funnel_counts(ws: Workspace, *, start: date, end: date, as_of: date) -> dict[str, int]:
+def funnel_counts(ws: Workspace, *, start: date, end: date, as_of: date,
+                  filters: dict[str, str] | None = None) -> dict[str, int]:
     """The funnel's stages as counts: landing -> joined -> Day-1 task -> converted.
 
     `*_in_progress` are members whose window for that stage is still open (not dropped).
     """
     period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
     ship(ws)
-    _rows, total = _statistics(ws, period, "none")
+    _rows, total = _statistics(ws, period, "none", check_filters(filters))
     count = lambda key: int(total.get(key) or 0)  # noqa: E731
     return {"landing_visitors": count("landing_visitors"), "joined": count("cohort_size"),
             "day1_task": count("task_d1"), "day1_task_in_progress": count("cohort_size") - count("eligible_1"),

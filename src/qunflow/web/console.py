@@ -11,7 +11,15 @@ from fastapi.responses import HTMLResponse, Response
 from qunflow.errors import InvalidInput
 from qunflow.i18n import fmt_number, fmt_percent
 from qunflow.services.catalog import list_entry_points
-from qunflow.services.dashboard import KPI_KEYS, PERCENT_KEYS, RETENTION_KEYS, build_dashboard, default_period, trend
+from qunflow.services.dashboard import (
+    KPI_KEYS,
+    PERCENT_KEYS,
+    RETENTION_KEYS,
+    build_dashboard,
+    default_period,
+    filter_options,
+    trend,
+)
 from qunflow.services.platforms import sandbox_world
 from qunflow.web.charts import FunnelStage, funnel_svg, heatmap_svg
 from qunflow.web.deps import workspace_of
@@ -66,7 +74,9 @@ def home(request: Request) -> Response:
     start, end, as_of = _date(request, "from", start), _date(request, "to", end), _date(request, "as_of", as_of)
     if start > end:
         raise InvalidInput("from must not be after to")
-    board = build_dashboard(ws, start, end, as_of)
+    filters = {name: request.query_params[name] for name in ("channel", "campaign", "group", "tier")
+               if request.query_params.get(name)}
+    board = build_dashboard(ws, start, end, as_of, filters)
     kpis = []
     for key in KPI_KEYS:
         change = trend(board.total.get(key), board.previous.get(key), key in PERCENT_KEYS)
@@ -89,7 +99,8 @@ def home(request: Request) -> Response:
                                           "按入群周的留存" if lang == "zh" else "Retention by join week"),
                 channel_columns=[(k, label(k, lang)) for k in CHANNEL_COLUMNS], channel_rows=channel_rows,
                 groups=groups, room_alerts=[{"tier": t} for t in board.full_tiers], failed_sends=board.failed_sends,
-                timezone=ws.settings.timezone, query_without_lang=_query_without_lang(request))
+                timezone=ws.settings.timezone, query_without_lang=_query_without_lang(request),
+                filters=filters, options=filter_options(ws))
 
 
 @router.get("/entry-points", response_class=HTMLResponse)
