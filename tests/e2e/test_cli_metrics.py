@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -77,3 +78,27 @@ def test_bad_metric_options_exit_2(workspace: Workspace) -> None:
     assert invoke(workspace, "metrics", "--from", "2026-02-30").exit_code == 2
     assert invoke(workspace, "metrics", "--format", "xml").exit_code == 2
     assert invoke(workspace, "events", "import", "missing.csv").exit_code == 2
+
+
+def test_parquet_import_stores_the_same_events_as_jsonl(workspace: Workspace, tmp_path: Path) -> None:
+    from datetime import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "event_id": ["p1", "p2", "p3"], "type": ["joined", "order", "message"],
+        "ts": pa.array([datetime(2026, 3, 1, 2, 0, tzinfo=UTC)] * 2 + [None],
+                       type=pa.timestamp("us", tz="UTC")),
+        "member_id": ["m1", "m1", "m1"], "amount": [None, 99.5, None],
+        "properties": ['{"tier": "core"}', None, None]})
+    path = tmp_path / "events.parquet"
+    pq.write_table(table, path)
+    result = invoke(workspace, "events", "import", str(path))
+    assert result.exit_code == 2 and "line 3" in result.stdout  # row 3 has no ts
+    assert invoke(workspace, "events", "count").stdout.strip() == "2"
+    report = json.loads(invoke(workspace, "metrics", "--from", "2026-03-01", "--to", "2026-03-01",
+                               "--as-of", "2026-03-01", "--by", "tier", "--format", "json").stdout)
+    assert report["rows"][0]["tier"] == "core" and report["total"]["converted"] == 1
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet")
+    assert invoke(workspace, "events", "import", str(tmp_path / "broken.parquet")).exit_code == 2

@@ -47,7 +47,7 @@ def token_create(name: str, workspace_dir: WorkspaceOption = None) -> None:
 
 @events_app.command("import")
 def events_import(
-    file: Annotated[Path, typer.Argument(help="CSV or JSONL file of events.")],
+    file: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet file of events.")],
     workspace_dir: WorkspaceOption = None,
 ) -> None:
     """Import events. Re-sent event_ids are skipped; invalid rows are reported by line."""
