@@ -102,3 +102,23 @@ def test_parquet_import_stores_the_same_events_as_jsonl(workspace: Workspace, tm
     assert report["rows"][0]["tier"] == "core" and report["total"]["converted"] == 1
     (tmp_path / "broken.parquet").write_bytes(b"not parquet")
     assert invoke(workspace, "events", "import", str(tmp_path / "broken.parquet")).exit_code == 2
+
+
+def test_exports_for_bi_tools(workspace: Workspace, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    invoke(workspace, "events", "import", str(write_jsonl(tmp_path / "e.jsonl", SCENARIO)))
+    members = tmp_path / "members.parquet"
+    assert invoke(workspace, "export", "members", "--out", str(members)).exit_code == 0
+    table = pq.read_table(members).to_pylist()
+    by_id = {row["member_id"]: row for row in table}
+    assert set(by_id) == {"m1", "m2", "m3", "m4"}
+    assert (by_id["m3"]["channel"], by_id["m3"]["current_group"], by_id["m3"]["has_left"]) == ("content", "g2", False)
+    assert by_id["m4"]["has_left"] is True and by_id["m2"]["conversions"] == 2
+    out = tmp_path / "metrics.csv"
+    result = invoke(workspace, "metrics", "--from", "2026-03-01", "--to", "2026-03-31", "--as-of", "2026-04-30",
+                    "--by", "channel", "--format", "json", "--out", str(out))
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["channel"] for r in rows] == ["ads", "content", "TOTAL"] and rows[0]["retention_d1"] == "1.0"
+    assert invoke(workspace, "export", "members", "--out", str(tmp_path / "m.xlsx")).exit_code == 2

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from qunflow.cli.common import WorkspaceOption, console, fail, workspace
+from qunflow.cli.common import WorkspaceOption, console, err_console, fail, workspace
 from qunflow.domain.metrics import DIMENSIONS, METRIC_KEYS
 
 spend_app = typer.Typer(help="Spend per channel per day (for CPA).", no_args_is_help=True)
@@ -55,6 +55,7 @@ def metrics(
     entry_point: Annotated[str | None, typer.Option(help="Only this entry point.")] = None,
     group: Annotated[str | None, typer.Option(help="Only members whose first group is this one.")] = None,
     tier: Annotated[str | None, typer.Option(help="Only this tier.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the rows to FILE (.csv or .parquet).")] = None,
     workspace_dir: WorkspaceOption = None,
 ) -> None:
     """Join conversion, retention, activity, conversion, LTV and CPA for a join cohort (docs/metrics.md)."""
@@ -64,6 +65,11 @@ def metrics(
     filters = {"channel": channel, "campaign": campaign, "entry_point": entry_point, "group": group, "tier": tier}
     report = metrics_report(ws, start=_day(from_, "from"), end=_day(to, "to"), as_of=_day(as_of, "as-of"),
                             by=by.value, filters={k: v for k, v in filters.items() if v})
+    if out is not None:
+        from qunflow.services.export import export_report
+
+        count = export_report(report, out)
+        err_console.print(f"{count} rows written to {out}")
     dim = report["by"]
     rows = [*report["rows"], {dim: "TOTAL", **report["total"]}]
     if format_.value == "json":
@@ -99,6 +105,22 @@ def spend_import(file: Annotated[Path, typer.Argument(help="CSV: channel, day, a
     console.print(f"{count} spend rows stored")
 
 
+export_app = typer.Typer(help="Exports for BI tools (CSV or Parquet).", no_args_is_help=True)
+
+
+@export_app.command("members")
+def export_members(out: Annotated[Path, typer.Option("--out", help="FILE.csv or FILE.parquet")],
+                   workspace_dir: WorkspaceOption = None) -> None:
+    """One row per member: acquisition, join, current group, conversions (no personal fields)."""
+    from qunflow.services.export import export_kind
+    from qunflow.services.export import export_members as run
+
+    export_kind(out)
+    count = run(workspace(workspace_dir), out)
+    console.print(f"{count} members written to {out}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(metrics)
     app.add_typer(spend_app, name="spend")
+    app.add_typer(export_app, name="export")
