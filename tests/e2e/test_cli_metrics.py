@@ -122,3 +122,30 @@ def test_exports_for_bi_tools(workspace: Workspace, tmp_path: Path) -> None:
     rows = list(csv.DictReader(out.open()))
     assert [r["channel"] for r in rows] == ["ads", "content", "TOTAL"] and rows[0]["retention_d1"] == "1.0"
     assert invoke(workspace, "export", "members", "--out", str(tmp_path / "m.xlsx")).exit_code == 2
+
+
+def test_spend_from_excel_with_per_row_errors(workspace: Workspace, tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Channel", "Day", "Amount", "Currency"])
+    sheet.append(["ads", datetime(2026, 3, 3), 600, "CNY"])
+    sheet.append(["ads", "2026-03-20", 400.5, None])
+    path = tmp_path / "spend.xlsx"
+    book.save(path)
+    assert invoke(workspace, "spend", "import", str(path)).exit_code == 0
+    sheet.append(["ads", "someday", "x", None])
+    book.save(path)
+    result = invoke(workspace, "spend", "import", str(path))
+    assert result.exit_code == 2 and "line 4" in result.stderr
+    report = json.loads(invoke(workspace, "metrics", "--from", "2026-03-01", "--to", "2026-03-31",
+                               "--format", "json").stdout)
+    assert report["total"]["spend"] == 1000.5
+    (tmp_path / "bad.xlsx").write_bytes(b"nope")
+    assert invoke(workspace, "spend", "import", str(tmp_path / "bad.xlsx")).exit_code == 2
+    (tmp_path / "spend.txt").write_text("channel,day,amount\n")
+    wrong_kind = invoke(workspace, "spend", "import", str(tmp_path / "spend.txt"))
+    assert wrong_kind.exit_code == 2 and ".csv or .xlsx" in wrong_kind.stderr

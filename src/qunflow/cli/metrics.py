@@ -93,7 +93,7 @@ def metrics(
 
 
 @spend_app.command("import")
-def spend_import(file: Annotated[Path, typer.Argument(help="CSV: channel, day, amount[, currency]")],
+def spend_import(file: Annotated[Path, typer.Argument(help="CSV or .xlsx: channel, day, amount[, currency]")],
                  workspace_dir: WorkspaceOption = None) -> None:
     """Import spend; a file with any bad row stores nothing. Re-imported days are replaced."""
     from qunflow.services.spend import import_spend

@@ -1,9 +1,10 @@
-"""Spend per channel per day, imported from CSV (M8)."""
+"""Spend per channel per day, imported from CSV or Excel (M8)."""
 
 from __future__ import annotations
 
 import csv
-from datetime import date
+from collections.abc import Iterator
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -35,22 +36,63 @@ def parse_spend_row(row: dict[str, Any]) -> dict[str, Any]:
     return {"channel": channel, "day": day, "amount": amount.quantize(Decimal("0.0001")), "currency": currency}
 
 
+def _csv_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
+    handle = path.open(encoding="utf-8-sig", newline="")
+    reader = csv.DictReader(handle)
+    header = list(reader.fieldnames or [])
+
+    def rows() -> Iterator[tuple[int, dict[str, Any]]]:
+        with handle:
+            for row in reader:
+                yield reader.line_num, row
+
+    return header, rows()
+
+
+def _xlsx_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises several types for a file that is not a workbook
+        raise InvalidInput(f"{path.name}: not a readable .xlsx workbook ({exc})") from exc
+    sheet = book.worksheets[0]
+    cells = sheet.iter_rows(values_only=True)
+    header = [str(c).strip().lower() if c is not None else "" for c in next(cells, ())]
+
+    def rows() -> Iterator[tuple[int, dict[str, Any]]]:
+        for number, values in enumerate(cells, start=2):
+            if all(v is None for v in values):
+                continue
+            row = dict(zip(header, values, strict=False))
+            if isinstance(row.get("day"), datetime):  # Excel dates arrive as datetimes
+                row["day"] = row["day"].date().isoformat()
+            elif isinstance(row.get("day"), date):
+                row["day"] = row["day"].isoformat()
+            yield number, {k: "" if v is None else str(v) for k, v in row.items()}
+        book.close()
+
+    return header, rows()
+
+
 def import_spend(ws: Workspace, path: Path) -> int:
-    """All rows or none: every problem is reported with its line number."""
+    """All rows or none: every problem is reported with its line (CSV) or row (Excel) number."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".xlsx"):
+        raise InvalidInput(f"{path.name}: spend comes as .csv or .xlsx")
+    header, rows_in = _xlsx_rows(path) if suffix == ".xlsx" else _csv_rows(path)
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise InvalidInput(f"{path.name}: the header lacks {', '.join(missing)} (need channel, day, amount)")
     rows: dict[tuple[str, date], dict[str, Any]] = {}
     errors: list[str] = []
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InvalidInput(f"{path.name}: the header lacks {', '.join(missing)} (need channel, day, amount)")
-        for row in reader:
-            try:
-                parsed = parse_spend_row(row)
-            except InvalidInput as exc:
-                errors.append(f"line {reader.line_num}: {exc}")
-                continue
-            rows[(parsed["channel"], parsed["day"])] = parsed  # a later line for the same day wins
+    for number, row in rows_in:
+        try:
+            parsed = parse_spend_row(row)
+        except InvalidInput as exc:
+            errors.append(f"line {number}: {exc}")
+            continue
+        rows[(parsed["channel"], parsed["day"])] = parsed  # a later line for the same day wins
     if errors:
         shown = "; ".join(errors[:10]) + (f"; and {len(errors) - 10} more" if len(errors) > 10 else "")
         raise InvalidInput(f"{path.name}: nothing stored; {shown}")
