@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=Path.cwd)
     database_url: str = ""
     analytics_path: str = ""
+    analytics_engine: str = "duckdb"  # or "chdb" (embedded ClickHouse)
     timezone: str = "Asia/Shanghai"
     engagement_types: list[str] = Field(default_factory=lambda: list(DEFAULT_ENGAGEMENT))
     conversion_types: list[str] = Field(default_factory=lambda: list(DEFAULT_CONVERSION))
@@ -72,7 +73,8 @@ class Settings(BaseSettings):
 
     @property
     def analytics_file(self) -> str:
-        return self.analytics_path or str(self.home / "analytics.duckdb")
+        default = "analytics.chdb" if self.analytics_engine == "chdb" else "analytics.duckdb"
+        return self.analytics_path or str(self.home / default)
 
     def encryption_key(self) -> bytes:
         """The key for personal fields at rest: the setting, or the workspace's secret file."""

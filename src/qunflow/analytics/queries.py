@@ -12,12 +12,12 @@ BASE = """
 WITH ev AS (
     SELECT seq, type, ts, member_id, visitor_id, channel, campaign, entry_point, group_key, referrer_id,
            amount, margin, properties,
-           CAST(timezone($tz, ts AT TIME ZONE 'UTC') AS DATE) AS day
+           @LOCAL_DAY(ts) AS day
     FROM events WHERE ts < $cutoff
 ),
 first_join AS (  -- a member's first joined event carries their acquisition attributes
     SELECT member_id, ts AS join_ts, day AS join_day, channel, campaign, entry_point, group_key,
-           json_extract_string(properties, '$.tier') AS tier, referrer_id
+           @JSON_TEXT(properties, 'tier') AS tier, referrer_id
     FROM ev WHERE type = 'joined' AND member_id IS NOT NULL
     QUALIFY row_number() OVER (PARTITION BY member_id ORDER BY ts, seq) = 1
 ),
@@ -27,52 +27,52 @@ cohort AS (
 """
 
 MEMBER_DIMS = {
-    "none": "CAST(NULL AS VARCHAR)", "channel": "channel", "campaign": "campaign", "entry_point": "entry_point",
-    "group": "group_key", "tier": "tier", "cohort_day": "CAST(join_day AS VARCHAR)",
-    "cohort_week": "strftime(join_day, '%G-W%V')",
+    "none": "@NULL_TEXT()", "channel": "channel", "campaign": "campaign", "entry_point": "entry_point",
+    "group": "group_key", "tier": "tier", "cohort_day": "@TEXT(join_day)",
+    "cohort_week": "@ISO_WEEK(join_day)",
 }
 LANDING_DIMS = {
-    **MEMBER_DIMS, "tier": "json_extract_string(properties, '$.tier')",
-    "cohort_day": "CAST(day AS VARCHAR)", "cohort_week": "strftime(day, '%G-W%V')",
+    **MEMBER_DIMS, "tier": "@JSON_TEXT(properties, 'tier')",
+    "cohort_day": "@TEXT(day)", "cohort_week": "@ISO_WEEK(day)",
 }
 
 COHORT = BASE + """,
-act AS (SELECT DISTINCT member_id, day FROM ev WHERE member_id IS NOT NULL AND list_contains($engagement, type)),
+act AS (SELECT DISTINCT member_id, day FROM ev WHERE member_id IS NOT NULL AND @IN_LIST(type, engagement)),
 retained AS (
-    SELECT c.member_id,
-           bool_or(a.day = c.join_day + 1) AS r1, bool_or(a.day = c.join_day + 7) AS r7,
-           bool_or(a.day = c.join_day + 14) AS r14, bool_or(a.day = c.join_day + 30) AS r30
+    SELECT c.member_id AS member_id,
+           @ANY_TRUE(a.day = c.join_day + 1) AS r1, @ANY_TRUE(a.day = c.join_day + 7) AS r7,
+           @ANY_TRUE(a.day = c.join_day + 14) AS r14, @ANY_TRUE(a.day = c.join_day + 30) AS r30
     FROM cohort c JOIN act a ON a.member_id = c.member_id
-     AND a.day IN (c.join_day + 1, c.join_day + 7, c.join_day + 14, c.join_day + 30)
+    WHERE a.day IN (c.join_day + 1, c.join_day + 7, c.join_day + 14, c.join_day + 30)
     GROUP BY c.member_id
 ),
 day1_task AS (
-    SELECT DISTINCT c.member_id FROM cohort c JOIN ev e ON e.member_id = c.member_id
-     AND e.type = 'task_completed' AND e.day BETWEEN c.join_day AND c.join_day + 1
+    SELECT DISTINCT c.member_id AS member_id FROM cohort c JOIN ev e ON e.member_id = c.member_id
+    WHERE e.type = 'task_completed' AND e.day BETWEEN c.join_day AND c.join_day + 1
 ),
 conversions AS (  -- only conversion events at or after the join count
-    SELECT c.member_id,
-           min(e.ts) FILTER (WHERE e.ts < c.join_ts + INTERVAL 30 DAY) AS first_ts,
+    SELECT c.member_id AS member_id,
+           min(@NULLABLE(e.ts)) FILTER (WHERE e.ts < c.join_ts + INTERVAL 30 DAY) AS first_ts,
            sum(e.amount) FILTER (WHERE e.ts < c.join_ts + INTERVAL 30 DAY) AS revenue_30,
            sum(e.margin) FILTER (WHERE e.ts < c.join_ts + INTERVAL 30 DAY) AS margin_30,
            sum(e.amount) FILTER (WHERE e.ts < c.join_ts + INTERVAL 90 DAY) AS revenue_90,
            sum(e.margin) FILTER (WHERE e.ts < c.join_ts + INTERVAL 90 DAY) AS margin_90
-    FROM cohort c JOIN ev e ON e.member_id = c.member_id AND list_contains($conversion, e.type)
-     AND e.ts >= c.join_ts
+    FROM cohort c JOIN ev e ON e.member_id = c.member_id
+    WHERE @IN_LIST(e.type, conversion) AND e.ts >= c.join_ts
     GROUP BY c.member_id
 ),
 invites AS (
-    SELECT c.member_id, count(*) AS n FROM cohort c JOIN ev e ON e.member_id = c.member_id
-     AND e.type = 'invite_sent' AND e.ts >= c.join_ts AND e.ts < c.join_ts + INTERVAL 30 DAY
+    SELECT c.member_id AS member_id, count(*) AS n FROM cohort c JOIN ev e ON e.member_id = c.member_id
+    WHERE e.type = 'invite_sent' AND e.ts >= c.join_ts AND e.ts < c.join_ts + INTERVAL 30 DAY
     GROUP BY c.member_id
 ),
 referred AS (  -- members whose first join names this member as referrer, within 30 days of the referrer's join
-    SELECT c.member_id, count(*) AS n FROM cohort c JOIN first_join f ON f.referrer_id = c.member_id
-     AND f.member_id <> c.member_id AND f.join_ts >= c.join_ts AND f.join_ts < c.join_ts + INTERVAL 30 DAY
+    SELECT c.member_id AS member_id, count(*) AS n FROM cohort c JOIN first_join f ON f.referrer_id = c.member_id
+    WHERE f.member_id <> c.member_id AND f.join_ts >= c.join_ts AND f.join_ts < c.join_ts + INTERVAL 30 DAY
     GROUP BY c.member_id
 ),
 facts AS (
-    SELECT c.dim,
+    SELECT c.dim AS dim,
            c.join_day + 1 <= $as_of AS e1, c.join_day + 7 <= $as_of AS e7,
            c.join_day + 14 <= $as_of AS e14, c.join_day + 30 <= $as_of AS e30,
            coalesce(r.r1, false) AS r1, coalesce(r.r7, false) AS r7,
@@ -80,7 +80,7 @@ facts AS (
            t.member_id IS NOT NULL AS task1,
            c.join_ts + INTERVAL 30 DAY <= $cutoff AS m30, c.join_ts + INTERVAL 90 DAY <= $cutoff AS m90,
            v.first_ts IS NOT NULL AS conv,
-           epoch(v.first_ts) - epoch(c.join_ts) AS seconds,
+           @SECONDS_BETWEEN(v.first_ts, c.join_ts) AS seconds,
            coalesce(v.revenue_30, 0) AS revenue_30, coalesce(v.margin_30, 0) AS margin_30,
            coalesce(v.revenue_90, 0) AS revenue_90, coalesce(v.margin_90, 0) AS margin_90,
            coalesce(i.n, 0) AS invites, coalesce(k.n, 0) AS referred
@@ -102,7 +102,7 @@ SELECT grouping(dim) = 1 AS is_total, dim,
        count(*) FILTER (WHERE NOT conv AND NOT m30) AS in_progress,
        count(*) FILTER (WHERE m30) AS mature_30,
        count(*) FILTER (WHERE m30 AND conv) AS converted_mature,
-       median(seconds) FILTER (WHERE conv) AS median_seconds,
+       @MEDIAN(seconds) FILTER (WHERE conv) AS median_seconds,
        sum(revenue_30) FILTER (WHERE m30) AS revenue_30, sum(margin_30) FILTER (WHERE m30) AS margin_30,
        sum(invites) FILTER (WHERE m30) AS invites_30, sum(referred) FILTER (WHERE m30) AS referred_30,
        count(*) FILTER (WHERE m90) AS mature_90,
@@ -116,21 +116,26 @@ last_join AS (
     FROM ev WHERE type = 'joined' AND member_id IS NOT NULL
     QUALIFY row_number() OVER (PARTITION BY member_id ORDER BY ts DESC, seq DESC) = 1
 ),
-current AS (  -- every member joined by the as-of day with no `left` after the last join (not only the cohort)
-    SELECT f.member_id, {current_dim} AS dim FROM first_join f JOIN last_join l ON l.member_id = f.member_id
-    WHERE NOT EXISTS (SELECT 1 FROM ev e WHERE e.member_id = f.member_id AND e.type = 'left' AND e.ts > l.last_ts)
-    {current_filter}
+left_after AS (  -- members with a `left` after their last join
+    SELECT l.member_id AS member_id FROM last_join l JOIN ev e ON e.member_id = l.member_id
+    WHERE e.type = 'left' AND e.ts > l.last_ts GROUP BY l.member_id
+),
+present AS (  -- every member joined by the as-of day with no `left` after the last join (not only the cohort)
+    SELECT f.member_id AS member_id, {current_dim} AS dim
+    FROM first_join f JOIN last_join l ON l.member_id = f.member_id
+    LEFT JOIN left_after x ON x.member_id = f.member_id
+    WHERE x.member_id IS NULL {current_filter}
 ),
 active AS (
     SELECT member_id, max(day) AS last_day FROM ev
-    WHERE member_id IS NOT NULL AND list_contains($engagement, type) AND day <= $as_of GROUP BY member_id
+    WHERE member_id IS NOT NULL AND @IN_LIST(type, engagement) AND day <= $as_of GROUP BY member_id
 )
-SELECT grouping(dim) = 1 AS is_total, dim, count(*) AS current_members,
+SELECT grouping(p.dim) = 1 AS is_total, p.dim AS dim, count(*) AS current_members,
        count(*) FILTER (WHERE a.last_day > $as_of - 7) AS active_7,
        count(*) FILTER (WHERE a.last_day > $as_of - 14) AS active_14,
        count(*) FILTER (WHERE a.last_day > $as_of - 30) AS active_30
-FROM current LEFT JOIN active a USING (member_id)
-GROUP BY GROUPING SETS ((dim), ())
+FROM present p LEFT JOIN active a ON a.member_id = p.member_id
+GROUP BY GROUPING SETS ((p.dim), ())
 """
 
 LANDING = BASE + """,
@@ -148,11 +153,14 @@ first_view AS (
     WHERE type = 'landing_view' AND day BETWEEN $start AND $end
     QUALIFY row_number() OVER (PARTITION BY person ORDER BY ts, seq) = 1
 ),
+viewers AS (SELECT * FROM first_view WHERE TRUE {landing_filter}),
+joined_soon AS (  -- joined at or after the first view and less than 7 x 24 h after it
+    SELECT v.person AS person FROM viewers v JOIN people j ON j.person = v.person
+    WHERE j.type = 'joined' AND j.ts >= v.ts AND j.ts < v.ts + INTERVAL 7 DAY GROUP BY v.person
+),
 facts AS (
-    SELECT f.dim, f.ts + INTERVAL 7 DAY <= $cutoff AS mature,
-           EXISTS (SELECT 1 FROM people j WHERE j.type = 'joined' AND j.person = f.person
-                   AND j.ts >= f.ts AND j.ts < f.ts + INTERVAL 7 DAY) AS joined
-    FROM first_view f WHERE TRUE {landing_filter}
+    SELECT v.dim AS dim, v.ts + INTERVAL 7 DAY <= $cutoff AS mature, s.person IS NOT NULL AS joined
+    FROM viewers v LEFT JOIN joined_soon s ON s.person = v.person
 )
 SELECT grouping(dim) = 1 AS is_total, dim, count(*) AS landing_visitors,
        count(*) FILTER (WHERE mature) AS landing_mature,
@@ -180,7 +188,7 @@ def render(template: str, by: str, filters: dict[str, str] | None = None) -> str
     filters = filters or {}
     member_dim = MEMBER_DIMS[by]
     current_dim = "l.current_group" if by == "group" else member_dim
-    landing_columns = {**FILTER_COLUMNS, "tier": "json_extract_string(properties, '$.tier')"}
+    landing_columns = {**FILTER_COLUMNS, "tier": "@JSON_TEXT(properties, 'tier')"}
     spend_filter = _where({k: v for k, v in filters.items() if k == "channel"}, FILTER_COLUMNS)
     return (template.replace("{member_dim}", member_dim).replace("{current_dim}", current_dim)
             .replace("{landing_dim}", LANDING_DIMS[by])

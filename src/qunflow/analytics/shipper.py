@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import select
 
-from qunflow.analytics.store import connect
+from qunflow.analytics.engines import open_engine
 from qunflow.store.tables import events, spend
 from qunflow.workspace import Workspace
 
@@ -37,34 +37,26 @@ def _arrow(rows: list[Any]) -> pa.Table:
     return pa.table(columns, schema=ARROW_SCHEMA)
 
 
+SPEND_SCHEMA = pa.schema([("channel", pa.string()), ("day", pa.date32()), ("amount", pa.decimal128(18, 4)),
+                          ("currency", pa.string())])
+
+
 def ship(ws: Workspace, chunk: int = CHUNK) -> int:
     """Ship every event not yet shipped, and refresh spend. Returns the number of events shipped."""
     shipped = 0
-    with _lock, connect(ws.settings.analytics_file) as duck:
-        watermark = duck.execute("SELECT coalesce(max(watermark), 0) FROM ship_state").fetchall()[0][0]
+    with _lock, open_engine(ws) as engine:
+        watermark = engine.watermark()
         query = select(*[events.c[name] for name in COLUMNS]).order_by(events.c.seq)
         while True:
             with ws.engine.connect() as conn:
                 rows = conn.execute(query.where(events.c.seq > watermark).limit(chunk)).all()
             if not rows:
                 break
-            duck.register("incoming", _arrow([tuple(r) for r in rows]))
-            duck.execute("BEGIN")
-            duck.execute("INSERT INTO events SELECT * FROM incoming")
+            engine.append(_arrow([tuple(r) for r in rows]))
             watermark = rows[-1].seq
-            duck.execute("INSERT OR REPLACE INTO ship_state VALUES (1, ?)", [watermark])
-            duck.execute("COMMIT")
-            duck.unregister("incoming")
             shipped += len(rows)
-        _refresh_spend(ws, duck)
+        with ws.engine.connect() as conn:
+            spend_rows = conn.execute(select(spend.c.channel, spend.c.day, spend.c.amount, spend.c.currency)).all()
+        columns = [list(c) for c in zip(*spend_rows, strict=True)] if spend_rows else [[], [], [], []]
+        engine.replace_spend(pa.table(columns, schema=SPEND_SCHEMA))
     return shipped
-
-
-def _refresh_spend(ws: Workspace, duck: Any) -> None:
-    with ws.engine.connect() as conn:
-        rows = conn.execute(select(spend.c.channel, spend.c.day, spend.c.amount, spend.c.currency)).all()
-    duck.execute("BEGIN")
-    duck.execute("DELETE FROM spend")
-    if rows:
-        duck.executemany("INSERT INTO spend VALUES (?, ?, ?, ?)", [tuple(r) for r in rows])
-    duck.execute("COMMIT")

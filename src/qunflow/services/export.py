@@ -9,8 +9,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from qunflow.analytics.engines import open_engine
 from qunflow.analytics.shipper import ship
-from qunflow.analytics.store import connect
 from qunflow.domain.metrics import METRIC_KEYS
 from qunflow.errors import InvalidInput
 from qunflow.workspace import Workspace
@@ -18,10 +18,10 @@ from qunflow.workspace import Workspace
 KINDS = {".csv": "csv", ".parquet": "parquet"}
 
 MEMBERS_SQL = """
-WITH ev AS (SELECT *, CAST(timezone($tz, ts AT TIME ZONE 'UTC') AS DATE) AS day FROM events),
+WITH ev AS (SELECT *, @LOCAL_DAY(ts) AS day FROM events),
 first_join AS (
     SELECT member_id, ts AS join_ts, day AS join_day, channel, campaign, entry_point, group_key AS first_group,
-           json_extract_string(properties, '$.tier') AS tier, referrer_id
+           @JSON_TEXT(properties, 'tier') AS tier, referrer_id
     FROM ev WHERE type = 'joined' AND member_id IS NOT NULL
     QUALIFY row_number() OVER (PARTITION BY member_id ORDER BY ts, seq) = 1
 ),
@@ -30,17 +30,22 @@ last_join AS (
     WHERE type = 'joined' AND member_id IS NOT NULL
     QUALIFY row_number() OVER (PARTITION BY member_id ORDER BY ts DESC, seq DESC) = 1
 ),
+left_after AS (
+    SELECT l.member_id AS member_id FROM last_join l JOIN ev e ON e.member_id = l.member_id
+    WHERE e.type = 'left' AND e.ts > l.last_join_ts GROUP BY l.member_id
+),
 orders AS (
     SELECT member_id, count(*) AS conversions, sum(amount) AS revenue, sum(margin) AS margin
-    FROM ev WHERE list_contains($conversion, type) GROUP BY member_id
+    FROM ev WHERE @IN_LIST(type, conversion) GROUP BY member_id
 )
-SELECT f.member_id, f.join_ts, f.join_day, f.channel, f.campaign, f.entry_point, f.first_group, f.tier,
-       f.referrer_id, l.current_group,
-       EXISTS (SELECT 1 FROM ev e WHERE e.member_id = f.member_id AND e.type = 'left'
-               AND e.ts > l.last_join_ts) AS has_left,
+SELECT f.member_id AS member_id, f.join_ts AS join_ts, f.join_day AS join_day, f.channel AS channel,
+       f.campaign AS campaign, f.entry_point AS entry_point, f.first_group AS first_group, f.tier AS tier,
+       f.referrer_id AS referrer_id, l.current_group AS current_group,
+       x.member_id IS NOT NULL AS has_left,
        coalesce(o.conversions, 0) AS conversions, coalesce(o.revenue, 0) AS revenue,
        coalesce(o.margin, 0) AS margin
-FROM first_join f JOIN last_join l USING (member_id) LEFT JOIN orders o USING (member_id)
+FROM first_join f JOIN last_join l ON l.member_id = f.member_id
+LEFT JOIN left_after x ON x.member_id = f.member_id LEFT JOIN orders o ON o.member_id = f.member_id
 ORDER BY f.join_ts, f.member_id
 """
 
@@ -56,9 +61,11 @@ def export_members(ws: Workspace, path: Path) -> int:
     """One row per member: acquisition, join, current group, conversions. No personal fields."""
     kind = export_kind(path)
     ship(ws)
-    with connect(ws.settings.analytics_file) as duck:
-        table: pa.Table = duck.sql(MEMBERS_SQL, params={"tz": ws.settings.timezone,
-                                                        "conversion": ws.settings.conversion_types}).to_arrow_table()
+    with open_engine(ws) as engine:
+        names, rows = engine.query(MEMBERS_SQL, {"tz": ws.settings.timezone,
+                                                 "conversion": ws.settings.conversion_types})
+    columns = {name: [row[i] for row in rows] for i, name in enumerate(names)}
+    table = pa.table(columns) if rows else pa.table({name: pa.array([], pa.string()) for name in names})
     _write(table, path, kind)
     return table.num_rows
 

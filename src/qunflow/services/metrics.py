@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from qunflow.analytics.engines import open_engine
 from qunflow.analytics.queries import COHORT, CURRENT, LANDING, SPEND, render
 from qunflow.analytics.shipper import ship
-from qunflow.analytics.store import connect
 from qunflow.domain.metrics import (
     METRIC_KEYS,
     Period,
@@ -31,15 +31,10 @@ def _statistics(ws: Workspace, period: Period, by: str,
                (CURRENT, {"engagement": settings.engagement_types}), (LANDING, {})]
     rows: dict[Any, dict[str, Any]] = {}
     total: dict[str, Any] = {}
-    with connect(settings.analytics_file) as duck:
-        results: list[tuple[Any, list[Any]]] = []
-        for template, extra in [*queries, (SPEND, {})]:
-            sql = render(template, by, filters)
-            used = {k: v for k, v in {**params, **extra}.items() if f"${k}" in sql}
-            cursor = duck.execute(sql, used)
-            results.append((cursor.description, cursor.fetchall()))
-    for index, (description, fetched) in enumerate(results):
-        names = [d[0] for d in description]
+    with open_engine(ws) as engine:
+        results = [engine.query(render(template, by, filters), {**params, **extra})
+                   for template, extra in [*queries, (SPEND, {})]]
+    for index, (names, fetched) in enumerate(results):
         is_spend = index == len(results) - 1
         for values in fetched:
             record = dict(zip(names, values, strict=True))
