@@ -47,13 +47,15 @@ def default_period(today: date) -> tuple[date, date, date]:
 
 
 def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
-                    filters: dict[str, str] | None = None) -> Dashboard:
+                    filters: dict[str, str] | None = None, history_start: date | None = None) -> Dashboard:
+    """Everything the front page shows; the retention heatmap may reach back to `history_start`."""
     span = (end - start).days + 1
     f = filters or {}
     by_channel = metrics_report(ws, start=start, end=end, as_of=as_of, by="channel", filters=f)
     previous = metrics_report(ws, start=start - timedelta(days=span), end=start - timedelta(days=1),
                               as_of=as_of, by="none", filters=f)
-    cohorts = metrics_report(ws, start=start, end=end, as_of=as_of, by="cohort_week", filters=f)
+    cohorts = metrics_report(ws, start=min(history_start or start, start), end=end, as_of=as_of,
+                             by="cohort_week", filters=f)
     by_group = {row.get("group"): row for row in metrics_report(ws, start=start, end=end, as_of=as_of,
                                                                  by="group", filters=f)["rows"]}
     groups = list_groups(ws)

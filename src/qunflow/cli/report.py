@@ -1,0 +1,45 @@
+"""`qunflow report weekly`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from qunflow.cli.common import WorkspaceOption, console, workspace
+
+report_app = typer.Typer(help="Reports: the weekly report as HTML or PDF.", no_args_is_help=True)
+
+
+@report_app.command("weekly")
+def weekly(
+    out: Annotated[Path, typer.Option("--out", help="FILE.html or FILE.pdf (PDF needs Chromium).")],
+    week: Annotated[str | None, typer.Option(help="ISO week like 2026-W09 (default: last complete week).")] = None,
+    lang: Annotated[str, typer.Option(help="zh or en.")] = "zh",
+    post: Annotated[str | None, typer.Option(help="Also POST a summary to this webhook URL.")] = None,
+    workspace_dir: WorkspaceOption = None,
+) -> None:
+    """Write the weekly report (joins of one ISO week, trend vs the week before, 8 weeks of retention)."""
+    from qunflow.errors import InvalidInput
+    from qunflow.services.report import parse_week, post_summary, summary_text, weekly_board
+    from qunflow.web.report import report_html, write_report
+
+    if lang not in ("zh", "en"):
+        raise InvalidInput("--lang must be zh or en")
+    if out.suffix.lower() not in (".html", ".pdf"):
+        raise InvalidInput(f"{out.name}: the report is written as .html or .pdf")
+    ws = workspace(workspace_dir)
+    today = datetime.now(ws.settings.zone).date()
+    chosen = parse_week(week, today)
+    board = weekly_board(ws, chosen, today)
+    write_report(report_html(board, chosen, lang, ws.settings.timezone), out)
+    console.print(f"weekly report {chosen.label} written to {out}")
+    if post:
+        post_summary(post, summary_text(board, chosen, lang), out.name)
+        console.print(f"summary posted to {post}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(report_app, name="report")

@@ -1,0 +1,80 @@
+"""The weekly report: one ISO week's join cohort, with trend against the week before."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+
+from qunflow.errors import InvalidInput, PlatformError
+from qunflow.services.dashboard import Dashboard, build_dashboard
+from qunflow.workspace import Workspace
+
+WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+HISTORY_WEEKS = 8
+
+
+@dataclass(frozen=True)
+class Week:
+    label: str
+    monday: date
+
+    @property
+    def sunday(self) -> date:
+        return self.monday + timedelta(days=6)
+
+
+def parse_week(text: str | None, today: date) -> Week:
+    """`2026-W09`, or by default the last complete ISO week before today."""
+    if text is None:
+        monday = today - timedelta(days=today.weekday() + 7)
+    else:
+        match = WEEK.match(text)
+        if not match:
+            raise InvalidInput(f"week {text!r} must look like 2026-W09")
+        try:
+            monday = date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
+        except ValueError as exc:
+            raise InvalidInput(f"week {text!r} does not exist") from exc
+    year, number, _ = monday.isocalendar()
+    return Week(f"{year}-W{number:02d}", monday)
+
+
+def weekly_board(ws: Workspace, week: Week, today: date) -> Dashboard:
+    """Joins of the week, counted as of its Sunday (or yesterday while the week is still running)."""
+    as_of = min(week.sunday, today - timedelta(days=1))
+    return build_dashboard(ws, week.monday, week.sunday, max(as_of, week.monday),
+                           history_start=week.monday - timedelta(weeks=HISTORY_WEEKS - 1))
+
+
+def summary_text(board: Dashboard, week: Week, lang: str) -> str:
+    """A few lines for a team chat."""
+    t = board.total
+
+    def pct(key: str) -> str:
+        value = t.get(key)
+        return "—" if value is None else f"{value:.1%}"
+
+    if lang == "zh":
+        return (f"qunflow 周报 {week.label}:新入群 {t.get('cohort_size', 0)},入群转化 {pct('join_conversion')},"
+                f"次日留存 {pct('retention_d1')},首日任务 {pct('task_completion_d1')},"
+                f"已转化 {t.get('converted', 0)}(进行中 {t.get('in_progress', 0)})")
+    return (f"qunflow weekly {week.label}: {t.get('cohort_size', 0)} new members, join conversion "
+            f"{pct('join_conversion')}, D1 retention {pct('retention_d1')}, Day-1 tasks "
+            f"{pct('task_completion_d1')}, converted {t.get('converted', 0)} ({t.get('in_progress', 0)} in progress)")
+
+
+def post_summary(url: str, text: str, report_name: str) -> None:
+    """POST {"text": ...} (the shape Slack-, Feishu- and WeCom-style bots accept through an adapter)."""
+    if not url.startswith(("http://", "https://")):
+        raise InvalidInput(f"webhook {url!r} must be an http(s) URL")
+    payload: dict[str, Any] = {"text": text, "report": report_name}
+    try:
+        response = httpx.post(url, json=payload, timeout=10)
+    except httpx.HTTPError as exc:
+        raise PlatformError(f"webhook {url} did not answer: {exc}") from exc
+    if response.status_code >= 400:
+        raise PlatformError(f"webhook {url} answered {response.status_code}: {response.text[:200]}")
