@@ -31,10 +31,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="joins per second")
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
+    from tests.integration.test_join_flow import FORM
+
     from qunflow.services.join import submit_gate
     from qunflow.services.platforms import sandbox_world
     from qunflow.workspace import init_workspace
-    from tests.integration.test_join_flow import FORM
 
     total = int(args.rate * args.seconds)
     with tempfile.TemporaryDirectory() as tmp:
