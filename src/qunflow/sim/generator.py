@@ -53,7 +53,8 @@ def generate(members: int, seed: int = 7) -> pa.Table:
         columns["channel"].append(keys[channel][mask] if (joined or kind == "landing_view")
                                   else np.full(n, None, dtype=object))
         columns["group"].append(group[mask] if joined else np.full(n, None, dtype=object))
-        referrer = np.where(rng.random(members) < 0.1, np.char.add("m", np.maximum(ids - 17, 0).astype(str)), None)
+        referrer = np.where(rng.random(members) < 0.1,  # type: ignore[call-overload]
+                            np.char.add("m", np.maximum(ids - 17, 0).astype(str)), None)
         columns["referrer_id"].append(referrer[mask] if joined else np.full(n, None, dtype=object))
         money = amount[mask] if amount is not None else np.full(n, np.nan)
         columns["amount"].append(money)
@@ -90,7 +91,8 @@ def generate(members: int, seed: int = 7) -> pa.Table:
         "channel": pa.array(np.concatenate(columns["channel"]), type=pa.string()),
         "group": pa.array(np.concatenate(columns["group"]), type=pa.string()),
         "referrer_id": pa.array(np.concatenate(columns["referrer_id"]), type=pa.string()),
-        "amount": pa.array(np.where(np.isnan(amount), None, amount), type=pa.float64()),
-        "margin": pa.array(np.where(np.isnan(amount), None, amount * 0.4), type=pa.float64()),
+        "amount": pa.array(np.where(np.isnan(amount), None, amount), type=pa.float64()),  # type: ignore[call-overload]
+        "margin": pa.array(np.where(np.isnan(amount), None, amount * 0.4),  # type: ignore[call-overload]
+                           type=pa.float64()),
         "properties": pa.array(np.concatenate(columns["properties"]), type=pa.string()),
     })
