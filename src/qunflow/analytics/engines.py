@@ -59,24 +59,31 @@ class DuckDBEngine:
         return int(self.conn.execute("SELECT coalesce(max(watermark), 0) FROM ship_state").fetchall()[0][0])
 
     def append(self, table: pa.Table) -> None:
-        self.conn.register("incoming", table)
-        try:
-            self.conn.execute("BEGIN")
-            self.conn.execute("INSERT INTO events SELECT * FROM incoming")
-            self.conn.execute("INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM incoming")
-            self.conn.execute("COMMIT")
-        finally:
-            self.conn.unregister("incoming")
+        self._in_transaction("incoming", table, (
+            "INSERT INTO events SELECT * FROM incoming",
+            "INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM incoming",
+        ))
 
     def replace_spend(self, table: pa.Table) -> None:
-        self.conn.register("incoming_spend", table)
+        self._in_transaction("incoming_spend", table, (
+            "DELETE FROM spend",
+            "INSERT INTO spend SELECT * FROM incoming_spend",
+        ))
+
+    def _in_transaction(self, name: str, table: pa.Table, statements: tuple[str, ...]) -> None:
+        """All statements or none: a failure rolls back, so rows and watermark never part."""
+        self.conn.register(name, table)
         try:
             self.conn.execute("BEGIN")
-            self.conn.execute("DELETE FROM spend")
-            self.conn.execute("INSERT INTO spend SELECT * FROM incoming_spend")
-            self.conn.execute("COMMIT")
+            try:
+                for statement in statements:
+                    self.conn.execute(statement)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
         finally:
-            self.conn.unregister("incoming_spend")
+            self.conn.unregister(name)
 
     def query(self, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
         text, used = for_duckdb(sql, params)

@@ -23,19 +23,18 @@ def _statistics(ws: Workspace, period: Period, by: str,
                 filters: dict[str, str] | None = None) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
     """Sufficient statistics per slice value, and for the total."""
     filters = filters or {}
-    params: dict[str, Any] = {"tz": ws.settings.timezone, "cutoff": period.cutoff, "start": period.start,
-                              "end": period.end, "as_of": period.as_of,
-                              **{f"f_{name}": value for name, value in filters.items()}}
     settings = ws.settings
-    queries = [(COHORT, {"engagement": settings.engagement_types, "conversion": settings.conversion_types}),
-               (CURRENT, {"engagement": settings.engagement_types}), (LANDING, {})]
+    params: dict[str, Any] = {"tz": settings.timezone, "cutoff": period.cutoff, "start": period.start,
+                              "end": period.end, "as_of": period.as_of,
+                              "engagement": settings.engagement_types, "conversion": settings.conversion_types,
+                              **{f"f_{name}": value for name, value in filters.items()}}
+    templates = (COHORT, CURRENT, LANDING, SPEND)
+    with open_engine(ws) as engine:  # each engine uses only the parameters its SQL names
+        results = [engine.query(render(template, by, filters), params) for template in templates]
     rows: dict[Any, dict[str, Any]] = {}
     total: dict[str, Any] = {}
-    with open_engine(ws) as engine:
-        results = [engine.query(render(template, by, filters), {**params, **extra})
-                   for template, extra in [*queries, (SPEND, {})]]
-    for index, (names, fetched) in enumerate(results):
-        is_spend = index == len(results) - 1
+    for template, (names, fetched) in zip(templates, results, strict=True):
+        is_spend = template is SPEND
         for values in fetched:
             record = dict(zip(names, values, strict=True))
             target = total if record.pop("is_total") else None
