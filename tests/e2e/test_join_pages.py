@@ -84,3 +84,16 @@ def test_sandbox_invite_without_a_name_is_400_and_joins_nobody(workspace: Worksp
 def test_gate_post_for_unknown_entry_is_404(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]
     with httpx.Client(base_url=live_server.url) as client:
         assert client.post("/j/nope", data=FORM).status_code == 404
+
+
+def test_referral_links_carry_the_referrer_and_junk_refs_are_ignored(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]
+    setup_community(workspace)
+    with httpx.Client(base_url=live_server.url) as client:
+        assert client.get("/j/xhs-note-1", params={"ref": "m_abc123"}).status_code == 200
+        assert client.get("/j/xhs-note-1", params={"ref": "x" * 500 + "<script>"}).status_code == 200
+        ticket = client.post("/j/xhs-note-1?ref=m_abc123", data=FORM)
+        assert ticket.status_code == 200
+    with workspace.engine.connect() as conn:
+        refs = list(conn.execute(select(events.c.referrer_id).where(events.c.type == "landing_view")
+                                 .order_by(events.c.seq)).scalars())
+    assert refs == ["m_abc123", None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import uuid
 
 import segno
@@ -39,6 +40,15 @@ def _set_visitor(response: Response, vid: str, new: bool) -> Response:
     return response
 
 
+REFERRER = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+def referrer_of(request: Request) -> str | None:
+    """The `ref` of a referral link: a member id, or nothing when it is not one."""
+    ref = request.query_params.get("ref", "")
+    return ref if REFERRER.match(ref) else None
+
+
 def qr_image(data: str, kind: str) -> bytes:
     buffer = io.BytesIO()
     segno.make(data, error="m").save(buffer, kind=kind, scale=8, border=2)
@@ -50,11 +60,11 @@ def landing(code: str, request: Request) -> Response:
     ws = workspace_of(request)
     vid, new = visitor_id(request)
     try:
-        entry = record_landing(ws, code, vid, dict(request.query_params), request.query_params.get("ref"))
+        entry = record_landing(ws, code, vid, dict(request.query_params), referrer_of(request))
     except NotFound:
         return message_page(request, "not_found", status_code=404)
     response = page(request, "landing.html", entry=entry, form={}, errors={},
-                    ref=request.query_params.get("ref"), consent_version=CONSENT_TEXT_VERSION)
+                    ref=referrer_of(request), consent_version=CONSENT_TEXT_VERSION)
     return _set_visitor(response, vid, new)
 
 
@@ -63,7 +73,7 @@ async def gate_submit(code: str, request: Request) -> Response:
     ws = workspace_of(request)
     vid, new = visitor_id(request)
     form = {k: str(v)[:500] for k, v in (await request.form()).items()}
-    ref = request.query_params.get("ref")
+    ref = referrer_of(request)
     try:
         ticket = await run_in_threadpool(submit_gate, ws, code, vid, form, locale=lang_of(request), referrer_id=ref)
     except NotFound:
