@@ -1,8 +1,14 @@
-"""Spend per channel per day, imported from CSV or Excel (M8)."""
+"""Spend per channel per day, imported from CSV or Excel (M8).
+
+A file is stored whole or not at all. Rows for the same channel and day within one file are added up
+(ad platforms export one row per campaign); importing a channel and day again replaces it.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
+import re
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -16,6 +22,8 @@ from qunflow.store.tables import spend
 from qunflow.workspace import Workspace
 
 REQUIRED = ("channel", "day", "amount")
+CURRENCY = re.compile(r"^[A-Z]{3}$")
+MAX_AMOUNT = Decimal("1e13")
 
 
 def parse_spend_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -30,21 +38,35 @@ def parse_spend_row(row: dict[str, Any]) -> dict[str, Any]:
         amount = Decimal((row.get("amount") or "").strip())
     except InvalidOperation:
         raise InvalidInput(f"amount {row.get('amount')!r} is not a number") from None
-    if not amount.is_finite() or amount < 0 or amount >= Decimal("1e13"):
+    if not amount.is_finite() or amount < 0 or amount >= MAX_AMOUNT:
         raise InvalidInput("amount must be a number from 0 to 1e13")
-    currency = (row.get("currency") or "CNY").strip().upper()[:8]
-    return {"channel": channel, "day": day, "amount": amount.quantize(Decimal("0.0001")), "currency": currency}
+    currency = (row.get("currency") or "").strip().upper() or "CNY"
+    if not CURRENCY.match(currency):
+        raise InvalidInput(f"currency {row.get('currency')!r} is not a three-letter code such as CNY")
+    amount = amount.quantize(Decimal("0.0001"))
+    return {"channel": channel, "day": day, "amount": amount, "currency": currency}
+
+
+def _decode(path: Path) -> str:
+    """UTF-8 (with or without BOM), else GB18030: what Excel in a Chinese locale saves as CSV."""
+    raw = path.read_bytes()
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise InvalidInput(f"{path.name}: the file is neither UTF-8 nor GB18030 text; save it as UTF-8 CSV")
 
 
 def _csv_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
-    handle = path.open(encoding="utf-8-sig", newline="")
-    reader = csv.DictReader(handle)
-    header = list(reader.fieldnames or [])
+    reader = csv.reader(io.StringIO(_decode(path), newline=""))
+    header = [name.strip().lower() for name in next(reader, [])]
 
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
-        with handle:
-            for row in reader:
-                yield reader.line_num, row
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue  # blank lines (a trailing empty row from Excel)
+            yield reader.line_num, dict(zip(header, values, strict=False))
 
     return header, rows()
 
@@ -89,16 +111,31 @@ def import_spend(ws: Workspace, path: Path) -> int:
     for number, row in rows_in:
         try:
             parsed = parse_spend_row(row)
+            _add(rows, parsed)
         except InvalidInput as exc:
             errors.append(f"line {number}: {exc}")
-            continue
-        rows[(parsed["channel"], parsed["day"])] = parsed  # a later line for the same day wins
     if errors:
         shown = "; ".join(errors[:10]) + (f"; and {len(errors) - 10} more" if len(errors) > 10 else "")
         raise InvalidInput(f"{path.name}: nothing stored; {shown}")
-    with ws.engine.begin() as conn:
+    with ws.engine.begin() as conn:  # replace each channel and day the file names, in one transaction
         for channel, day in rows:
             conn.execute(delete(spend).where(spend.c.channel == channel, spend.c.day == day))
         if rows:
             conn.execute(insert(spend), list(rows.values()))
     return len(rows)
+
+
+def _add(rows: dict[tuple[str, date], dict[str, Any]], parsed: dict[str, Any]) -> None:
+    """Add a row to the file's total for its channel and day (one currency per channel and day)."""
+    key = (parsed["channel"], parsed["day"])
+    known = rows.get(key)
+    if known is None:
+        rows[key] = parsed
+        return
+    if known["currency"] != parsed["currency"]:
+        raise InvalidInput(f"{parsed['channel']} on {parsed['day']} has spend in both {known['currency']} "
+                           f"and {parsed['currency']}")
+    total = known["amount"] + parsed["amount"]
+    if total >= MAX_AMOUNT:
+        raise InvalidInput(f"spend of {parsed['channel']} on {parsed['day']} adds up to more than 1e13")
+    known["amount"] = total
