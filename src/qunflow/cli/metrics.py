@@ -6,7 +6,6 @@ import csv
 import io
 import json
 from datetime import date
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,8 +16,7 @@ from qunflow.cli.common import WorkspaceOption, console, err_console, fail, work
 from qunflow.domain.metrics import DIMENSIONS, METRIC_KEYS
 
 spend_app = typer.Typer(help="Spend per channel per day (for CPA).", no_args_is_help=True)
-Format = Enum("Format", {"table": "table", "json": "json", "csv": "csv"}, type=str)  # type: ignore[misc]
-By = Enum("By", {d: d for d in DIMENSIONS}, type=str)  # type: ignore[misc]
+FORMATS = ("table", "json", "csv")
 TABLE_COLUMNS = (("landing_visitors", "visitors"), ("join_conversion", "M1 join"), ("cohort_size", "joins"),
                  ("retention_d1", "D1"), ("retention_d7", "D7"), ("task_completion_d1", "M9 task"),
                  ("converted", "conv."), ("conversion_rate", "M5"), ("spend", "spend"),
@@ -48,8 +46,9 @@ def metrics(
     from_: Annotated[str | None, typer.Option("--from", help="First join day of the cohort (YYYY-MM-DD).")] = None,
     to: Annotated[str | None, typer.Option("--to", help="Last join day of the cohort.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Count events up to this day (default today).")] = None,
-    by: Annotated[By, typer.Option(help="Slice the rows by this dimension.")] = By.none,  # type: ignore[attr-defined]
-    format_: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,  # type: ignore[attr-defined]
+    # Plain strings checked by the service: a bad value is one clear line and exit 2, not a usage box.
+    by: Annotated[str, typer.Option(help=f"Slice the rows by one of: {', '.join(DIMENSIONS)}.")] = "none",
+    format_: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
     channel: Annotated[str | None, typer.Option(help="Only members acquired through this channel.")] = None,
     campaign: Annotated[str | None, typer.Option(help="Only this campaign.")] = None,
     entry_point: Annotated[str | None, typer.Option(help="Only this entry point.")] = None,
@@ -61,10 +60,12 @@ def metrics(
     """Join conversion, retention, activity, conversion, LTV and CPA for a join cohort (docs/metrics.md)."""
     from qunflow.services.metrics import metrics_report
 
+    if format_ not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, got {format_!r}")
     ws = workspace(workspace_dir)
     filters = {"channel": channel, "campaign": campaign, "entry_point": entry_point, "group": group, "tier": tier}
     report = metrics_report(ws, start=_day(from_, "from"), end=_day(to, "to"), as_of=_day(as_of, "as-of"),
-                            by=by.value, filters={k: v for k, v in filters.items() if v})
+                            by=by, filters={k: v for k, v in filters.items() if v})
     if out is not None:
         from qunflow.services.export import export_report
 
@@ -72,9 +73,9 @@ def metrics(
         err_console.print(f"{count} rows written to {out}")
     dim = report["by"]
     rows = [*report["rows"], {dim: "TOTAL", **report["total"]}]
-    if format_.value == "json":
+    if format_ == "json":
         print(json.dumps(report, ensure_ascii=False, indent=2))
-    elif format_.value == "csv":
+    elif format_ == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=[dim, *METRIC_KEYS])
         writer.writeheader()
