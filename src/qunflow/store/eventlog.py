@@ -33,7 +33,8 @@ def append_events(conn: Connection, batch: Sequence[Event]) -> int:
     postgres = conn.dialect.name == "postgresql"
     if postgres:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENT_LOCK_KEY})
-    rows = [_driver_row(event, received, postgres) for event in batch]
+    received_at: Any = received if postgres else received.isoformat(" ", "microseconds")
+    rows = [_driver_row(event, received_at, postgres) for event in batch]
     marks = ", ".join(["%s" if postgres else "?"] * len(INSERT_COLUMNS))
     sql = (f"INSERT INTO events ({', '.join(INSERT_COLUMNS)}) VALUES ({marks}) "
            "ON CONFLICT (event_id) DO NOTHING")
@@ -50,25 +51,21 @@ INSERT_COLUMNS = ("event_id", "type", "ts", "member_id", "visitor_id", "channel"
                   "properties", "received_at")
 
 
-def _driver_row(event: Event, received: datetime, postgres: bool) -> tuple[Any, ...]:
+def _driver_row(event: Event, received_at: Any, postgres: bool) -> tuple[Any, ...]:
     ts = event.ts.replace(tzinfo=None)
     properties = json.dumps(event.properties, ensure_ascii=False) if event.properties else None
     if postgres:
         stamp: Any = ts
-        received_at: Any = received
         amount: Any = event.amount
         margin: Any = event.margin
-    else:  # SQLAlchemy's storage formats for SQLite: ISO text for times, numbers for money
-        stamp = ts.strftime(SQLITE_TIME)
-        received_at = received.strftime(SQLITE_TIME)
+    else:  # SQLAlchemy's storage formats for SQLite: "YYYY-MM-DD HH:MM:SS.ffffff", numbers for money
+        stamp = ts.isoformat(" ", "microseconds")
         amount = None if event.amount is None else str(event.amount)
         margin = None if event.margin is None else str(event.margin)
     return (event.event_id, event.type, stamp, event.member_id, event.visitor_id, event.channel, event.campaign,
             event.entry_point, event.group, event.referrer_id, amount, margin, event.currency, event.experiment,
             event.variant, properties, received_at)
 
-
-SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def count_events(conn: Connection, event_type: str | None = None) -> int:
