@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,86 +21,119 @@ from qunflow.workspace import init_workspace, open_workspace
 from tests.conftest import free_port
 
 QUNFLOW = [sys.executable, "-c", "from qunflow.cli.main import main; main()"]
+BATCH = 500
 
 
-def start_server(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([*QUNFLOW, "serve", "--port", str(port), "--workspace", str(home)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("server did not start")
+class Server:
+    """`qunflow serve` as its own process, as an operator runs it."""
 
-
-def kill_during_ingest(tmp_path: Path, database_url: str | None) -> None:
-    env = {**os.environ}
-    if database_url:
-        env["QUNFLOW_DATABASE_URL"] = database_url
-        os.environ["QUNFLOW_DATABASE_URL"] = database_url
-    try:
-        ws = init_workspace(tmp_path / "ws")
-        token = create_token(ws.engine, "killer")
-        ws.close()
-    finally:
-        os.environ.pop("QUNFLOW_DATABASE_URL", None)
-    port = free_port()
-    server = start_server(tmp_path / "ws", port, env)
-    acknowledged: list[str] = []
-    stop = threading.Event()
-
-    def client() -> None:
-        headers = {"authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10) as http:
-            for batch in range(10_000):
-                if stop.is_set():
+    def __init__(self, home: Path, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen([*QUNFLOW, "serve", "--port", str(port), "--workspace", str(home)],
+                                        env=dict(os.environ), stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
                     return
-                ids = [f"k{batch}-{i}" for i in range(500)]
-                body = [{"event_id": i, "type": "message", "ts": "2026-03-01T00:00:00Z", "member_id": "m"}
-                        for i in ids]
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.process.kill()
+        raise RuntimeError(f"qunflow serve did not start: {self.process.communicate()[1].decode()[-2000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+def batch_ids(number: int) -> list[str]:
+    return [f"k{number}-{i}" for i in range(BATCH)]
+
+
+def body(ids: list[str]) -> list[dict[str, str]]:
+    return [{"event_id": i, "type": "message", "ts": "2026-03-01T00:00:00Z", "member_id": f"m{n % 50}"}
+            for n, i in enumerate(ids)]
+
+
+class Client(threading.Thread):
+    """Posts batches until the server goes away; remembers exactly the batches answered 200."""
+
+    def __init__(self, url: str, token: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.token = url, token
+        self.acknowledged: list[str] = []
+        self.connection_lost = False
+
+    def run(self) -> None:
+        headers = {"authorization": f"Bearer {self.token}"}
+        with httpx.Client(base_url=self.url, headers=headers, timeout=20) as http:
+            for number in range(2_000):  # far more than fits in the test's time: the kill ends it
+                ids = batch_ids(number)
                 try:
-                    response = http.post("/api/v1/events", json=body)
+                    response = http.post("/api/v1/events", json=body(ids))
                 except httpx.HTTPError:
-                    return  # the server died mid-request: this batch was never acknowledged
+                    self.connection_lost = True  # killed mid-request: this batch was never acknowledged
+                    return
                 if response.status_code == 200:
-                    acknowledged.extend(ids)
+                    self.acknowledged.extend(ids)
 
-    thread = threading.Thread(target=client)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while len(acknowledged) < 5_000 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    server.send_signal(signal.SIGKILL)
-    server.wait(10)
-    stop.set()
-    thread.join(15)
-    assert len(acknowledged) >= 5_000, "the client never got going"
 
-    restarted = start_server(tmp_path / "ws", port, env)  # the workspace opens cleanly after the kill
+def stored_ids(home: Path) -> tuple[set[str], int]:
+    ws = open_workspace(home)
     try:
-        if database_url:
-            os.environ["QUNFLOW_DATABASE_URL"] = database_url
-        ws = open_workspace(tmp_path / "ws")
         with ws.engine.connect() as conn:
-            have = set(conn.execute(select(events.c.event_id)).scalars())
-            total = conn.execute(select(func.count()).select_from(events)).scalar_one()
-        ws.close()
+            ids = set(conn.execute(select(events.c.event_id)).scalars())
+            total = int(conn.execute(select(func.count()).select_from(events)).scalar_one())
     finally:
-        os.environ.pop("QUNFLOW_DATABASE_URL", None)
-        restarted.send_signal(signal.SIGTERM)
-        restarted.wait(10)
-    assert set(acknowledged) <= have
-    assert total == len(have)  # nothing stored twice
+        ws.close()
+    return ids, total
 
 
-def test_sigkill_loses_no_acknowledged_event_on_sqlite(tmp_path: Path) -> None:
-    kill_during_ingest(tmp_path, None)
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "ws"
+
+
+def kill_during_ingest(home: Path) -> None:
+    ws = init_workspace(home)
+    token = create_token(ws.engine, "shop")
+    ws.close()
+    port = free_port()
+    server = Server(home, port)
+    client = Client(server.url, token)
+    client.start()
+    deadline = time.monotonic() + 60
+    while len(client.acknowledged) < 10 * BATCH and client.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    server.stop(signal.SIGKILL)
+    client.join(30)
+    assert len(client.acknowledged) >= 10 * BATCH, "the client never got going"
+    assert client.connection_lost, "the server was not killed in the middle of ingestion"
+
+    restarted = Server(home, port)  # the workspace opens cleanly after the kill
+    try:
+        have, total = stored_ids(home)
+        assert set(client.acknowledged) <= have, "an acknowledged event was lost"
+        assert total == len(have), "an event was stored twice"
+        response = httpx.post(f"{restarted.url}/api/v1/events", json=body(client.acknowledged[-BATCH:]),
+                              headers={"authorization": f"Bearer {token}"}, timeout=20)
+        assert response.json()["duplicates"] == BATCH  # the client's retry of its last batch is a no-op
+    finally:
+        restarted.stop()
+
+
+def test_sigkill_loses_no_acknowledged_event_on_sqlite(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QUNFLOW_DATABASE_URL", raising=False)
+    kill_during_ingest(home)
 
 
 @pytest.mark.postgres
-def test_sigkill_loses_no_acknowledged_event_on_postgres(tmp_path: Path, pg_url: str) -> None:
-    kill_during_ingest(tmp_path, pg_url)
+def test_sigkill_loses_no_acknowledged_event_on_postgres(home: Path, pg_url: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUNFLOW_DATABASE_URL", pg_url)  # for this process and the server's
+    kill_during_ingest(home)

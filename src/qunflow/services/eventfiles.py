@@ -45,9 +45,15 @@ def _jsonl_rows(handle: IO[str]) -> Iterator[tuple[int, Any]]:
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
+            item = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield number, f"not valid JSON: {exc.msg}"
+            item = f"not valid JSON: {exc.msg}"
+        except (ValueError, RecursionError) as exc:  # integers over 4300 digits, deep nesting
+            item = f"not valid JSON: {str(exc)[:100]}"
+        else:
+            if isinstance(item, str):  # a str item means an error to the caller: say what is wrong
+                item = "an event must be a JSON object"
+        yield number, item
 
 
 def _parquet_value(name: str, value: Any) -> Any:
@@ -95,7 +101,19 @@ def read_chunks(path: Path, size: int = 5000) -> Iterator[tuple[list[int], list[
     with path.open("r", encoding="utf-8-sig", newline="") as handle:
         lines: list[int] = []
         items: list[Any] = []
-        for number, item in reader(handle):
+        rows = reader(handle)
+        last = 1 if reader is _csv_rows else 0  # a CSV file's line 1 is its header
+        while True:
+            try:
+                number, item = next(rows)
+            except StopIteration:
+                break
+            except UnicodeDecodeError:  # chunks before this point were imported
+                raise InvalidInput(f"{path.name} is not UTF-8 text; save it as UTF-8 and import it again "
+                                   "(rows already stored are skipped)") from None
+            except csv.Error as exc:
+                raise InvalidInput(f"{path.name}, line {last + 1}: {exc}") from None
+            last = number
             lines.append(number)
             items.append(item)
             if len(items) >= size:
