@@ -32,7 +32,7 @@ def _ratio(num: float, den: float) -> float | None:
 
 
 def reference_report(events: list[dict[str, Any]], start: date, end: date, as_of: date, by: str,
-                     tz: str = "Asia/Shanghai") -> dict[str, Any]:
+                     tz: str = "Asia/Shanghai", experiment: str | None = None) -> dict[str, Any]:
     zone = ZoneInfo(tz)
     cutoff = datetime.combine(as_of + DAY, time(0), zone).astimezone(UTC)
 
@@ -54,19 +54,43 @@ def reference_report(events: list[dict[str, Any]], start: date, end: date, as_of
         if e["type"] == "joined" and e.get("member_id") and e["member_id"] not in joins:
             joins[e["member_id"]] = e
 
+    links: dict[str, str] = {}
+    for e in log:  # sorted by (ts, arrival): the earliest event that carries both ids
+        if e.get("visitor_id") and e.get("member_id") and e["visitor_id"] not in links:
+            links[e["visitor_id"]] = e["member_id"]
+
+    def person(e: dict[str, Any]) -> str:
+        return e.get("member_id") or links.get(e.get("visitor_id") or "") or f"visitor:{e.get('visitor_id')}"
+
+    # Experiments: a person's first exposure gives their variant; behaviour counts from then on.
+    exposure: dict[str, dict[str, Any]] = {}
+    for e in log:
+        props = e.get("properties") or {}
+        if (experiment is not None and e["type"] == "experiment_exposure"
+                and (e.get("experiment") or props.get("experiment")) == experiment and person(e) not in exposure):
+            exposure[person(e)] = {"ts": _ts(e), "variant": e.get("variant") or props.get("variant")}
+
+    def exposed(who: str) -> bool:
+        return experiment is None or who in exposure
+
+    def after_exposure(who: str, e: dict[str, Any]) -> bool:
+        return experiment is None or _ts(e) >= exposure[who]["ts"]
+
     def member_dim(e: dict[str, Any]) -> Any:
+        if by == "variant":
+            return exposure[person(e)]["variant"]
         return {"none": None, "channel": e.get("channel"), "campaign": e.get("campaign"),
                 "entry_point": e.get("entry_point"), "group": e.get("group"),
                 "tier": (e.get("properties") or {}).get("tier"), "cohort_day": day(e).isoformat(),
                 "cohort_week": _week(day(e))}[by]
 
-    cohort = {m: j for m, j in joins.items() if start <= day(j) <= end}
+    cohort = {m: j for m, j in joins.items() if start <= day(j) <= end and exposed(m)}
     stats: dict[Any, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
     seconds: dict[Any, list[float]] = defaultdict(list)
     by_member: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in log:
-        if e.get("member_id"):
-            by_member[e["member_id"]].append(e)
+        if e.get("member_id") and exposed(e["member_id"]) and after_exposure(e["member_id"], e):
+            by_member[e["member_id"]].append(e)  # a member's behaviour (from exposure on, in an experiment)
 
     for member, join in cohort.items():
         keys = [member_dim(join), "__total__"]
@@ -79,7 +103,7 @@ def reference_report(events: list[dict[str, Any]], start: date, end: date, as_of
         mature30, mature90 = jts + 30 * DAY <= cutoff, jts + 90 * DAY <= cutoff
         invites = sum(1 for e in mine if e["type"] == "invite_sent" and jts <= _ts(e) < jts + 30 * DAY)
         referred = sum(1 for other, oj in joins.items() if other != member and oj.get("referrer_id") == member
-                       and jts <= _ts(oj) < jts + 30 * DAY)
+                       and jts <= _ts(oj) < jts + 30 * DAY and after_exposure(member, oj))
         task = any(e["type"] == "task_completed" and day(e) in (jday, jday + DAY) for e in mine)
         for key in keys:
             s = stats[key]
@@ -109,31 +133,27 @@ def reference_report(events: list[dict[str, Any]], start: date, end: date, as_of
 
     # M3: current members as of the as-of day: everyone joined by then, not only the cohort.
     for member, join in joins.items():
-        mine = by_member[member]
-        last_join = max(_ts(e) for e in mine if e["type"] == "joined")
-        if any(e["type"] == "left" and _ts(e) > last_join for e in mine):
+        if not exposed(member):
             continue
-        group_now = [e for e in mine if e["type"] == "joined" and _ts(e) == last_join][-1].get("group")
+        whole = [e for e in log if e.get("member_id") == member]  # joins and leaves are state, not behaviour
+        last_join = max(_ts(e) for e in whole if e["type"] == "joined")
+        if any(e["type"] == "left" and _ts(e) > last_join for e in whole):
+            continue
+        group_now = [e for e in whole if e["type"] == "joined" and _ts(e) == last_join][-1].get("group")
         key = group_now if by == "group" else member_dim(join)
-        active_days = {day(e) for e in mine if e["type"] in ENGAGEMENT}
+        active_days = {day(e) for e in by_member[member] if e["type"] in ENGAGEMENT}
         for k in (key, "__total__"):
             stats[k]["current_members"] += 1
             for w in (7, 14, 30):
                 stats[k][f"active_{w}"] += any(as_of - (w - 1) * DAY <= d <= as_of for d in active_days)
 
-    # M1: people with a landing view in the period.
-    links: dict[str, str] = {}
-    for e in log:  # sorted by (ts, arrival): the earliest event that carries both ids
-        if e.get("visitor_id") and e.get("member_id") and e["visitor_id"] not in links:
-            links[e["visitor_id"]] = e["member_id"]
-
-    def person(e: dict[str, Any]) -> str:
-        return e.get("member_id") or links.get(e.get("visitor_id") or "") or f"visitor:{e.get('visitor_id')}"
-
+    # M1: people with a landing view in the period (in an experiment: at or after their exposure).
     first_view: dict[str, dict[str, Any]] = {}
     for e in log:
-        if e["type"] == "landing_view" and start <= day(e) <= end and person(e) not in first_view:
-            first_view[person(e)] = e
+        who = person(e)
+        if (e["type"] == "landing_view" and start <= day(e) <= end and who not in first_view
+                and exposed(who) and after_exposure(who, e)):
+            first_view[who] = e
     for who, view in first_view.items():
         landing_key = {"cohort_day": day(view).isoformat(), "cohort_week": _week(day(view))}.get(by)
         key = landing_key if by in ("cohort_day", "cohort_week") else member_dim(view)
@@ -148,19 +168,21 @@ def reference_report(events: list[dict[str, Any]], start: date, end: date, as_of
 
 
 def reference_metrics(events: list[dict[str, Any]], start: date, end: date, as_of: date, by: str,
-                      spend: list[tuple[str, date, Decimal]] = (), tz: str = "Asia/Shanghai") -> dict[Any, dict]:
+                      spend: list[tuple[str, date, Decimal]] = (), tz: str = "Asia/Shanghai",
+                      experiment: str | None = None) -> dict[Any, dict]:
     """Metric values per slice value (the total under '__total__')."""
-    raw = reference_report(events, start, end, as_of, by, tz)
+    raw = reference_report(events, start, end, as_of, by, tz, experiment)
     spend_by: dict[Any, Decimal] = defaultdict(Decimal)
     for channel, d, amount in spend:
         if start <= d <= end:
             spend_by[channel] += amount
             spend_by["__total__"] += amount
-    keys = set(raw["stats"]) | ({k for k in spend_by} if by == "channel" else set()) | {"__total__"}
+    spend_keys = set(spend_by) if by == "channel" and experiment is None else set()
+    keys = set(raw["stats"]) | spend_keys | {"__total__"}
     out = {}
     for key in keys:
         s = raw["stats"][key]
-        has_spend = by == "channel" or key == "__total__"
+        has_spend = (by == "channel" or key == "__total__") and experiment is None
         money = spend_by.get(key, Decimal(0)) if has_spend else None
         values = {
             "landing_visitors": s["landing_visitors"],

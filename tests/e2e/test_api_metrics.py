@@ -96,7 +96,8 @@ def test_a_token_is_required(live_server: Any) -> None:
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"by": "variant"}, "by must be one of none, channel, campaign"),
+    ({"by": "cohort"}, "by must be one of none, channel, campaign"),
+    ({"by": "variant"}, "by=variant and the variant filter need an experiment (experiment=NAME)"),
     ({"by": "Channel"}, "by must be one of"),
     ({"to": "2026-6-1"}, "to must be a date like 2026-01-31"),
     ({"as_of": "2026-07-01T00:00:00"}, "as_of must be a date"),
@@ -134,3 +135,14 @@ def test_an_analytics_store_held_by_another_process_is_a_503_not_a_crash(
         holder.kill()
         holder.wait(10)
     assert client.get("/api/v1/metrics", params=PERIOD).status_code == 200
+
+
+def test_per_variant_metrics_over_http(client: httpx.Client) -> None:
+    from tests.integration.test_experiments import END, EVENTS, EXP, START
+
+    assert client.post("/api/v1/events", json=EVENTS).json()["stored"] == len(EVENTS)
+    body = client.get("/api/v1/metrics", params={"from": str(START), "to": str(END), "as_of": "2026-04-15",
+                                                  "by": "variant", "experiment": EXP}).json()
+    assert body["experiment"] == EXP
+    assert [(row["variant"], row["cohort_size"], row["retention_d1"]) for row in body["rows"]] == [
+        ("A", 1, 1.0), ("B", 2, 0.5)]

@@ -78,6 +78,19 @@ def test_bad_metric_options_exit_2(workspace: Workspace) -> None:
     assert invoke(workspace, "metrics", "--from", "2026-02-30").exit_code == 2
     assert invoke(workspace, "metrics", "--format", "xml").exit_code == 2
     assert invoke(workspace, "events", "import", "missing.csv").exit_code == 2
+    no_experiment = invoke(workspace, "metrics", "--by", "variant")
+    assert no_experiment.exit_code == 2 and "need an experiment" in no_experiment.output
+
+
+def test_metrics_per_variant_from_the_cli(workspace: Workspace, tmp_path: Path) -> None:
+    from tests.integration.test_experiments import EVENTS, EXP
+
+    assert invoke(workspace, "events", "import", str(write_jsonl(tmp_path / "e.jsonl", EVENTS))).exit_code == 0
+    result = invoke(workspace, "metrics", "--from", "2026-03-01", "--to", "2026-03-07", "--as-of", "2026-04-15",
+                    "--by", "variant", "--experiment", EXP, "--variant", "B", "--format", "json")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert [(row["variant"], row["cohort_size"]) for row in body["rows"]] == [("B", 2)]
 
 
 def test_parquet_import_stores_the_same_events_as_jsonl(workspace: Workspace, tmp_path: Path) -> None:

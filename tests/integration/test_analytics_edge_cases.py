@@ -248,8 +248,9 @@ def test_the_oracle_agrees_on_the_cohort_scenario(workspace: Workspace) -> None:
     load(workspace, COHORT, SPEND_CSV)
     for as_of in (JUNE30, JULY1, date(2026, 9, 30)):
         for by in DIMENSIONS:
-            assert_same(report(workspace, JUNE1, JUNE30, as_of, by),
-                        oracle(COHORT, JUNE1, JUNE30, as_of, by, SPEND), (by, as_of))
+            if by != "variant":  # the scenario has no experiment (tests/integration/test_experiments.py)
+                assert_same(report(workspace, JUNE1, JUNE30, as_of, by),
+                            oracle(COHORT, JUNE1, JUNE30, as_of, by, SPEND), (by, as_of))
 
 
 def test_ltv_90_counts_only_members_90_days_in(workspace: Workspace) -> None:

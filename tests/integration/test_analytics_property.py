@@ -90,6 +90,12 @@ def event_logs(draw: st.DrawFn) -> list[dict[str, Any]]:
                          "margin": draw(st.sampled_from([None, 3, 20.25]))}
             add(kind, joined + draw(offsets()), member_id=member,
                 visitor_id=draw(st.sampled_from([None, None, *VISITORS])), **money)
+    for _ in range(draw(st.integers(0, 5))):  # exposures, by member or by a visitor id that may become one
+        who = draw(st.sampled_from([{"member_id": m} for m in MEMBERS] + [{"visitor_id": v} for v in VISITORS]))
+        experiment, variant = draw(st.sampled_from(["exp", "exp", "other"])), draw(st.sampled_from(["A", "B"]))
+        named = ({"experiment": experiment, "variant": variant} if draw(st.booleans())
+                 else {"properties": {"experiment": experiment, "variant": variant}})
+        add("experiment_exposure", draw(moments()), **who, **named)
     return out
 
 
@@ -142,10 +148,12 @@ def test_random_logs_match_the_oracle_for_every_metric_and_slice(
     start = origin + timedelta(days=start_offset)
     end = start + timedelta(days=span)
     as_of = end + timedelta(days=as_of_offset)
-    for by in DIMENSIONS:
-        got_report = metrics_report(ws, start=start, end=end, as_of=as_of, by=by)
+    slices = [(by, None) for by in DIMENSIONS if by != "variant"]
+    slices += [(by, "exp") for by in ("variant", "none", "channel", "group", "cohort_week")]
+    for by, experiment in slices:
+        got_report = metrics_report(ws, start=start, end=end, as_of=as_of, by=by, experiment=experiment)
         got = {"__total__": got_report["total"], **{row[by]: row for row in got_report["rows"]}}
-        expected = reference_metrics(logs, start, end, as_of, by, spend, tz=zone)
+        expected = reference_metrics(logs, start, end, as_of, by, spend, tz=zone, experiment=experiment)
         if by == "none":
             expected = {"__total__": expected["__total__"]}
         assert set(got) == set(expected), (zone, by)
@@ -153,4 +161,4 @@ def test_random_logs_match_the_oracle_for_every_metric_and_slice(
             assert list(values)[-len(METRIC_KEYS):] == list(METRIC_KEYS)
             for metric in METRIC_KEYS:
                 assert same(values[metric], expected[key][metric]), (
-                    zone, by, key, metric, values[metric], expected[key][metric])
+                    zone, by, experiment, key, metric, values[metric], expected[key][metric])

@@ -120,7 +120,7 @@ def test_bad_parameters_are_refused(workspace: Workspace) -> None:
 
 BASE = datetime(2026, 2, 27, 16, 0)  # midnight in Asia/Shanghai
 TYPES = ["landing_view", "joined", "joined", "left", "message", "task_completed", "checkin", "order", "booking",
-         "invite_sent", "reaction", "coupon_issued"]
+         "invite_sent", "reaction", "coupon_issued", "experiment_exposure"]
 MINUTE_OFFSETS = st.one_of(
     st.integers(0, 70 * 24 * 60),
     st.sampled_from([d * 1440 + o for d in (0, 1, 7, 14, 30, 31) for o in (-1, 0, 1)]),  # near day/window edges
@@ -146,6 +146,9 @@ def event_logs(draw: st.DrawFn) -> list[dict[str, Any]]:
         if kind == "joined":
             fields["referrer_id"] = draw(st.sampled_from(["m1", "m2", None]))
             fields["properties"] = {"tier": draw(st.sampled_from(["core", "newbie"]))}
+        if kind == "experiment_exposure":
+            fields["experiment"] = draw(st.sampled_from(["exp", "exp", "other"]))
+            fields["variant"] = draw(st.sampled_from(["A", "B"]))
         if kind in ("order", "booking"):
             fields["amount"] = draw(st.sampled_from([10, 99.5, 200]))
             fields["margin"] = draw(st.sampled_from([1, 20.25]))
@@ -178,8 +181,9 @@ def test_every_metric_and_slice_matches_the_reference(tmp_path_factory: pytest.T
         end = start + timedelta(days=span)
         as_of = start + timedelta(days=as_of_offset)
         for by in DIMENSIONS:
-            report = metrics_report(ws, start=start, end=end, as_of=as_of, by=by)
-            expected = reference_metrics(logs, start, end, as_of, by, spend_rows)
+            experiment = "exp" if by == "variant" else None
+            report = metrics_report(ws, start=start, end=end, as_of=as_of, by=by, experiment=experiment)
+            expected = reference_metrics(logs, start, end, as_of, by, spend_rows, experiment=experiment)
             got = {"__total__": report["total"], **rows_by(report)} if by != "none" else {"__total__": report["total"]}
             expected_keys = set(expected) if by != "none" else {"__total__"}
             assert set(got) == expected_keys, by

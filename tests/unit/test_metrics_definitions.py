@@ -34,7 +34,7 @@ CONTRACT_KEYS = [
 def test_metric_keys_are_exactly_the_contract_of_issue_3() -> None:
     assert list(METRIC_KEYS) == CONTRACT_KEYS
     assert set(DIMENSIONS) == {"none", "channel", "campaign", "entry_point", "group", "tier", "cohort_day",
-                               "cohort_week"}
+                               "cohort_week", "variant"}
 
 
 def test_the_as_of_cutoff_is_local_midnight_after_the_as_of_day_in_utc() -> None:

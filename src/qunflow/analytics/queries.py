@@ -3,6 +3,11 @@
 Each query returns sufficient statistics (counts and sums) per slice plus a total row, using
 GROUPING SETS; `domain.metrics.metrics_from_counts` turns them into rates. Days are calendar
 days in the reporting time zone; `ts` is stored in UTC.
+
+With an experiment, every population keeps only the people exposed to it (their first
+`experiment_exposure`, by member or by the visitor id that became a member) and every behaviour
+(activity, tasks, conversions, invites, referred joins, landing views) counts only at or after the
+exposure; joins, windows and maturity stay anchored where METRICS.md puts them.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 BASE = """
 WITH ev AS (
     SELECT seq, type, ts, member_id, visitor_id, channel, campaign, entry_point, group_key, referrer_id,
-           amount, margin, properties,
+           amount, margin, experiment, variant, properties,
            @LOCAL_DAY(ts) AS day
     FROM events WHERE ts < $cutoff
 ),
@@ -21,23 +26,41 @@ first_join AS (  -- a member's first joined event carries their acquisition attr
     FROM ev WHERE type = 'joined' AND member_id IS NOT NULL
     QUALIFY row_number() OVER (PARTITION BY member_id ORDER BY ts, seq) = 1
 ),
+links AS (  -- a visitor is the member named on the earliest event that carries both ids
+    SELECT visitor_id, member_id FROM ev WHERE visitor_id IS NOT NULL AND member_id IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY visitor_id ORDER BY ts, seq) = 1
+){exposure_cte},
 cohort AS (
-    SELECT *, {member_dim} AS dim FROM first_join WHERE join_day BETWEEN $start AND $end {member_filter}
+    SELECT f.*{exposure_columns}, {member_dim} AS dim FROM first_join f{exposure_join}
+    WHERE join_day BETWEEN $start AND $end {member_filter}
 )
 """
+
+EXPOSURE = """,
+exposure AS (  -- a person's first exposure to the experiment, with its variant
+    SELECT coalesce(e.member_id, l.member_id, 'visitor:' || e.visitor_id) AS person,
+           e.ts AS exposed_ts, e.variant AS variant
+    FROM ev e LEFT JOIN links l ON l.visitor_id = e.visitor_id
+    WHERE e.type = 'experiment_exposure' AND e.experiment = $experiment
+    QUALIFY row_number() OVER (
+        PARTITION BY coalesce(e.member_id, l.member_id, 'visitor:' || e.visitor_id) ORDER BY e.ts, e.seq) = 1
+),
+behaviour AS (  -- exposed members' events at or after their exposure
+    SELECT e.* FROM ev e JOIN exposure xp ON xp.person = e.member_id WHERE e.ts >= xp.exposed_ts
+)"""
 
 MEMBER_DIMS = {
     "none": "@NULL_TEXT()", "channel": "channel", "campaign": "campaign", "entry_point": "entry_point",
     "group": "group_key", "tier": "tier", "cohort_day": "@TEXT(join_day)",
-    "cohort_week": "@ISO_WEEK(join_day)",
+    "cohort_week": "@ISO_WEEK(join_day)", "variant": "variant",
 }
 LANDING_DIMS = {
     **MEMBER_DIMS, "tier": "@JSON_TEXT(properties, 'tier')",
-    "cohort_day": "@TEXT(day)", "cohort_week": "@ISO_WEEK(day)",
+    "cohort_day": "@TEXT(day)", "cohort_week": "@ISO_WEEK(day)", "variant": "xp.variant",
 }
 
 COHORT = BASE + """,
-act AS (SELECT DISTINCT member_id, day FROM ev WHERE member_id IS NOT NULL AND @IN_LIST(type, engagement)),
+act AS (SELECT DISTINCT member_id, day FROM {behaviour} WHERE member_id IS NOT NULL AND @IN_LIST(type, engagement)),
 retained AS (
     SELECT c.member_id AS member_id,
            @ANY_TRUE(a.day = c.join_day + 1) AS r1, @ANY_TRUE(a.day = c.join_day + 7) AS r7,
@@ -47,7 +70,7 @@ retained AS (
     GROUP BY c.member_id
 ),
 day1_task AS (
-    SELECT DISTINCT c.member_id AS member_id FROM cohort c JOIN ev e ON e.member_id = c.member_id
+    SELECT DISTINCT c.member_id AS member_id FROM cohort c JOIN {behaviour} e ON e.member_id = c.member_id
     WHERE e.type = 'task_completed' AND e.day BETWEEN c.join_day AND c.join_day + 1
 ),
 conversions AS (  -- only conversion events at or after the join count
@@ -57,18 +80,19 @@ conversions AS (  -- only conversion events at or after the join count
            sum(e.margin) FILTER (WHERE e.ts < c.join_ts + INTERVAL 30 DAY) AS margin_30,
            sum(e.amount) FILTER (WHERE e.ts < c.join_ts + INTERVAL 90 DAY) AS revenue_90,
            sum(e.margin) FILTER (WHERE e.ts < c.join_ts + INTERVAL 90 DAY) AS margin_90
-    FROM cohort c JOIN ev e ON e.member_id = c.member_id
+    FROM cohort c JOIN {behaviour} e ON e.member_id = c.member_id
     WHERE @IN_LIST(e.type, conversion) AND e.ts >= c.join_ts
     GROUP BY c.member_id
 ),
 invites AS (
-    SELECT c.member_id AS member_id, count(*) AS n FROM cohort c JOIN ev e ON e.member_id = c.member_id
+    SELECT c.member_id AS member_id, count(*) AS n FROM cohort c JOIN {behaviour} e ON e.member_id = c.member_id
     WHERE e.type = 'invite_sent' AND e.ts >= c.join_ts AND e.ts < c.join_ts + INTERVAL 30 DAY
     GROUP BY c.member_id
 ),
 referred AS (  -- members whose first join names this member as referrer, within 30 days of the referrer's join
     SELECT c.member_id AS member_id, count(*) AS n FROM cohort c JOIN first_join f ON f.referrer_id = c.member_id
-    WHERE f.member_id <> c.member_id AND f.join_ts >= c.join_ts AND f.join_ts < c.join_ts + INTERVAL 30 DAY
+    WHERE f.member_id <> c.member_id AND f.join_ts >= c.join_ts
+      AND f.join_ts < c.join_ts + INTERVAL 30 DAY{referred_since}
     GROUP BY c.member_id
 ),
 facts AS (
@@ -123,11 +147,11 @@ left_after AS (  -- members with a `left` after their last join
 present AS (  -- every member joined by the as-of day with no `left` after the last join (not only the cohort)
     SELECT f.member_id AS member_id, {current_dim} AS dim
     FROM first_join f JOIN last_join l ON l.member_id = f.member_id
-    LEFT JOIN left_after x ON x.member_id = f.member_id
+    LEFT JOIN left_after x ON x.member_id = f.member_id{exposure_join}
     WHERE x.member_id IS NULL {current_filter}
 ),
 active AS (
-    SELECT member_id, max(day) AS last_day FROM ev
+    SELECT member_id, max(day) AS last_day FROM {behaviour}
     WHERE member_id IS NOT NULL AND @IN_LIST(type, engagement) AND day <= $as_of GROUP BY member_id
 )
 SELECT grouping(p.dim) = 1 AS is_total, p.dim AS dim, count(*) AS current_members,
@@ -139,19 +163,18 @@ GROUP BY GROUPING SETS ((p.dim), ())
 """
 
 LANDING = BASE + """,
-links AS (  -- a visitor is the member named on the earliest event that carries both ids
-    SELECT visitor_id, member_id FROM ev WHERE visitor_id IS NOT NULL AND member_id IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY visitor_id ORDER BY ts, seq) = 1
-),
 people AS (
     SELECT e.*, coalesce(e.member_id, l.member_id, 'visitor:' || e.visitor_id) AS person
     FROM ev e LEFT JOIN links l ON l.visitor_id = e.visitor_id
     WHERE e.type IN ('landing_view', 'joined')
 ),
 first_view AS (
-    SELECT person, ts, channel, campaign, entry_point, group_key, properties, {landing_dim} AS dim FROM people
-    WHERE type = 'landing_view' AND day BETWEEN $start AND $end
-    QUALIFY row_number() OVER (PARTITION BY person ORDER BY ts, seq) = 1
+    SELECT p.person AS person, p.ts AS ts, p.channel AS channel, p.campaign AS campaign,
+           p.entry_point AS entry_point, p.group_key AS group_key, p.properties AS properties{landing_columns},
+           {landing_dim} AS dim
+    FROM people p{landing_exposure}
+    WHERE p.type = 'landing_view' AND p.day BETWEEN $start AND $end{landing_since}
+    QUALIFY row_number() OVER (PARTITION BY p.person ORDER BY p.ts, p.seq) = 1
 ),
 viewers AS (SELECT * FROM first_view WHERE TRUE {landing_filter}),
 joined_soon AS (  -- joined at or after the first view and less than 7 x 24 h after it
@@ -176,23 +199,38 @@ FROM spend WHERE day BETWEEN $start AND $end {spend_filter} GROUP BY GROUPING SE
 
 # Filters narrow every population to one value of an acquisition attribute (bound as $f_<name>).
 FILTER_COLUMNS = {"channel": "channel", "campaign": "campaign", "entry_point": "entry_point",
-                  "group": "group_key", "tier": "tier"}
+                  "group": "group_key", "tier": "tier", "variant": "variant"}
 
 
 def _where(filters: dict[str, str], columns: dict[str, str]) -> str:
     return "".join(f" AND {columns[name]} = $f_{name}" for name in sorted(filters))
 
 
-def render(template: str, by: str, filters: dict[str, str] | None = None) -> str:
-    """The query for one slice; `by` and the filter names are validated against fixed lists first."""
+def render(template: str, by: str, filters: dict[str, str] | None = None, experiment: bool = False) -> str:
+    """The query for one slice; `by` and the filter names are validated against fixed lists first.
+
+    `experiment`: narrow to the people exposed to the experiment bound as $experiment (see above).
+    """
     filters = filters or {}
     member_dim = MEMBER_DIMS[by]
     current_dim = "l.current_group" if by == "group" else member_dim
     landing_columns = {**FILTER_COLUMNS, "tier": "@JSON_TEXT(properties, 'tier')"}
     spend_filter = _where({k: v for k, v in filters.items() if k == "channel"}, FILTER_COLUMNS)
-    return (template.replace("{member_dim}", member_dim).replace("{current_dim}", current_dim)
-            .replace("{landing_dim}", LANDING_DIMS[by])
-            .replace("{member_filter}", _where(filters, FILTER_COLUMNS))
-            .replace("{current_filter}", _where(filters, {**FILTER_COLUMNS, "group": "l.current_group"}))
-            .replace("{landing_filter}", _where(filters, landing_columns))
-            .replace("{spend_filter}", spend_filter))
+    pieces = {
+        "{exposure_cte}": EXPOSURE if experiment else "",
+        "{exposure_columns}": ", xp.exposed_ts AS exposed_ts, xp.variant AS variant" if experiment else "",
+        "{exposure_join}": " JOIN exposure xp ON xp.person = f.member_id" if experiment else "",
+        "{behaviour}": "behaviour" if experiment else "ev",
+        "{referred_since}": " AND f.join_ts >= c.exposed_ts" if experiment else "",
+        "{landing_columns}": ", xp.variant AS variant" if experiment else "",
+        "{landing_exposure}": " JOIN exposure xp ON xp.person = p.person" if experiment else "",
+        "{landing_since}": " AND p.ts >= xp.exposed_ts" if experiment else "",
+        "{member_dim}": member_dim, "{current_dim}": current_dim, "{landing_dim}": LANDING_DIMS[by],
+        "{member_filter}": _where(filters, FILTER_COLUMNS),
+        "{current_filter}": _where(filters, {**FILTER_COLUMNS, "group": "l.current_group"}),
+        "{landing_filter}": _where(filters, landing_columns),
+        "{spend_filter}": spend_filter,
+    }
+    for placeholder, text in pieces.items():  # in order: the exposure CTE goes in before the rest is filled
+        template = template.replace(placeholder, text)
+    return template

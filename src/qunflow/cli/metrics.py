@@ -54,6 +54,9 @@ def metrics(
     entry_point: Annotated[str | None, typer.Option(help="Only this entry point.")] = None,
     group: Annotated[str | None, typer.Option(help="Only members whose first group is this one.")] = None,
     tier: Annotated[str | None, typer.Option(help="Only this tier.")] = None,
+    experiment: Annotated[str | None, typer.Option(
+        help="Only people exposed to this experiment, behaviour from exposure on (see --by variant).")] = None,
+    variant: Annotated[str | None, typer.Option(help="Only this variant of --experiment.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the rows to FILE (.csv or .parquet).")] = None,
     workspace_dir: WorkspaceOption = None,
 ) -> None:
@@ -63,9 +66,10 @@ def metrics(
     if format_ not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, got {format_!r}")
     ws = workspace(workspace_dir)
-    filters = {"channel": channel, "campaign": campaign, "entry_point": entry_point, "group": group, "tier": tier}
+    filters = {"channel": channel, "campaign": campaign, "entry_point": entry_point, "group": group, "tier": tier,
+               "variant": variant}
     report = metrics_report(ws, start=_day(from_, "from"), end=_day(to, "to"), as_of=_day(as_of, "as-of"),
-                            by=by, filters={k: v for k, v in filters.items() if v})
+                            by=by, filters={k: v for k, v in filters.items() if v}, experiment=experiment)
     if out is not None:
         from qunflow.services.export import export_report
 

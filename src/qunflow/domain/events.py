@@ -163,7 +163,24 @@ def parse_event(raw: Any) -> Event:
     value = get("properties")
     if value is not None:
         fields["properties"] = _properties(value)
+    if kind == "experiment_exposure":
+        _exposure(fields)
     return Event(event_id, kind, ts, **fields)
+
+
+def _exposure(fields: dict[str, Any]) -> None:
+    """An exposure names its experiment and variant, as fields or (METRICS.md) as properties; stored as fields."""
+    properties = fields.get("properties") or {}
+    for name in ("experiment", "variant"):
+        if fields.get(name) is None and properties.get(name) not in (None, ""):
+            value = properties[name]
+            if type(value) is not str:
+                raise InvalidInput(f"experiment_exposure: properties.{name} must be text")
+            fields[name] = _text(name, value)
+        if not fields.get(name):
+            raise InvalidInput(f"experiment_exposure needs {name} (a field or properties.{name})")
+        if fields.get(name) != properties.get(name, fields[name]):
+            raise InvalidInput(f"experiment_exposure: {name} and properties.{name} differ")
 
 
 def event_to_json(event: Event) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 from qunflow.errors import InvalidInput
 
-DIMENSIONS = ("none", "channel", "campaign", "entry_point", "group", "tier", "cohort_day", "cohort_week")
+DIMENSIONS = ("none", "channel", "campaign", "entry_point", "group", "tier", "cohort_day", "cohort_week",
+              "variant")
 METRIC_KEYS = (
     "landing_visitors", "join_conversion", "cohort_size", "retention_d1", "retention_d7", "retention_d14",
     "retention_d30", "task_completion_d1", "current_members", "active_ratio_7d", "active_ratio_14d",
@@ -59,7 +60,7 @@ def check_dimension(by: str | None) -> str:
     return by
 
 
-FILTERS = ("channel", "campaign", "entry_point", "group", "tier")
+FILTERS = ("channel", "campaign", "entry_point", "group", "tier", "variant")
 
 
 def check_filters(filters: Mapping[str, str | None] | None) -> dict[str, str]:
@@ -73,6 +74,16 @@ def check_filters(filters: Mapping[str, str | None] | None) -> dict[str, str]:
                 raise InvalidInput(f"filter {name} is longer than 128 characters")
             clean[name] = value
     return clean
+
+
+def check_experiment(experiment: str | None, by: str, filters: Mapping[str, str]) -> str | None:
+    """The experiment whose exposed members a report covers; `by=variant` and a variant filter need one."""
+    experiment = experiment or None
+    if experiment is None and (by == "variant" or "variant" in filters):
+        raise InvalidInput("by=variant and the variant filter need an experiment (experiment=NAME)")
+    if experiment is not None and len(experiment) > 128:
+        raise InvalidInput("experiment is longer than 128 characters")
+    return experiment
 
 
 def ratio(numerator: float | Decimal | int | None, denominator: float | Decimal | int | None) -> float | None:

@@ -12,6 +12,7 @@ from qunflow.domain.metrics import (
     METRIC_KEYS,
     Period,
     check_dimension,
+    check_experiment,
     check_filters,
     make_period,
     metrics_from_counts,
@@ -19,18 +20,21 @@ from qunflow.domain.metrics import (
 from qunflow.workspace import Workspace
 
 
-def _statistics(ws: Workspace, period: Period, by: str,
-                filters: dict[str, str] | None = None) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+def _statistics(ws: Workspace, period: Period, by: str, filters: dict[str, str] | None = None,
+                experiment: str | None = None) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
     """Sufficient statistics per slice value, and for the total."""
     filters = filters or {}
     settings = ws.settings
     params: dict[str, Any] = {"tz": settings.timezone, "cutoff": period.cutoff, "start": period.start,
                               "end": period.end, "as_of": period.as_of,
                               "engagement": settings.engagement_types, "conversion": settings.conversion_types,
+                              "experiment": experiment,
                               **{f"f_{name}": value for name, value in filters.items()}}
     templates = (COHORT, CURRENT, LANDING, SPEND)
     with open_engine(ws) as engine:  # each engine uses only the parameters its SQL names
-        results = [engine.query(render(template, by, filters), params) for template in templates]
+        results = [engine.query(render(template, by, filters, experiment is not None), params)
+                   for template in templates]
+    no_spend = bool(set(filters) - {"channel"}) or experiment is not None
     rows: dict[Any, dict[str, Any]] = {}
     total: dict[str, Any] = {}
     for template, (names, fetched) in zip(templates, results, strict=True):
@@ -40,38 +44,44 @@ def _statistics(ws: Workspace, period: Period, by: str,
             target = total if record.pop("is_total") else None
             dim = record.pop("dim")
             if target is None:
-                if is_spend and by != "channel":
-                    continue  # spend is known per channel only
+                if is_spend and (by != "channel" or experiment is not None):
+                    continue  # spend is known per channel only, and not per variant
                 target = rows.setdefault(dim, {})
             target.update(record)
-    if set(filters) - {"channel"}:
+    if no_spend:
         total["spend"] = None  # spend is known per channel only: a narrower slice has no spend of its own
     # No spend rows means nothing was spent: 0, so a free channel's cost per join is 0 (not unknown).
     total.setdefault("spend", 0)
     if by == "channel":
         for record in rows.values():
-            record.setdefault("spend", None if set(filters) - {"channel"} else 0)
+            record.setdefault("spend", None if no_spend else 0)
     return rows, total
 
 
 def metrics_report(ws: Workspace, *, start: date | None = None, end: date | None = None,
                    as_of: date | None = None, by: str | None = "none",
-                   filters: dict[str, str] | None = None) -> dict[str, Any]:
+                   filters: dict[str, str] | None = None, experiment: str | None = None) -> dict[str, Any]:
     """The metrics contract: {"from", "to", "as_of", "by", "rows": [...], "total": {...}}.
 
-    `filters` narrows every metric to members (and landings) with these acquisition attributes.
+    `filters` narrows every metric to members (and landings) with these acquisition attributes;
+    `experiment` to the people exposed to it, counting their behaviour from exposure on
+    (METRICS.md Experiments), with `by="variant"` giving one row per variant.
     """
     by = check_dimension(by)
     filters = check_filters(filters)
+    experiment = check_experiment(experiment, by, filters)
     period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
     ship(ws)
-    rows, total = _statistics(ws, period, by, filters)
+    rows, total = _statistics(ws, period, by, filters, experiment)
     out_rows = []
     if by != "none":
         for dim in sorted(rows, key=lambda d: (d is None, str(d))):
             out_rows.append({by: dim, **metrics_from_counts(rows[dim])})
-    return {"from": period.start.isoformat(), "to": period.end.isoformat(), "as_of": period.as_of.isoformat(),
-            "by": by, "rows": out_rows, "total": metrics_from_counts(total)}
+    report = {"from": period.start.isoformat(), "to": period.end.isoformat(), "as_of": period.as_of.isoformat(),
+              "by": by, "rows": out_rows, "total": metrics_from_counts(total)}
+    if experiment is not None:
+        report["experiment"] = experiment
+    return report
 
 
 def funnel_counts(ws: Workspace, *, start: date, end: date, as_of: date,
@@ -82,7 +92,9 @@ def funnel_counts(ws: Workspace, *, start: date, end: date, as_of: date,
     """
     period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
     ship(ws)
-    _rows, total = _statistics(ws, period, "none", check_filters(filters))
+    filters = check_filters(filters)
+    check_experiment(None, "none", filters)
+    _rows, total = _statistics(ws, period, "none", filters)
     count = lambda key: int(total.get(key) or 0)  # noqa: E731
     return {"landing_visitors": count("landing_visitors"), "joined": count("cohort_size"),
             "day1_task": count("task_d1"), "day1_task_in_progress": count("cohort_size") - count("eligible_1"),

@@ -29,12 +29,14 @@ def _day(request: Request, name: str) -> date | None:
 @router.get("/metrics", summary="Metrics for a join cohort",
             description="Query parameters: from, to, as_of (YYYY-MM-DD, reporting time zone), "
                         f"by ({', '.join(DIMENSIONS)}); filters {', '.join(FILTERS)} narrow every metric "
-                        "to members with that acquisition attribute. Undefined values are null.")
+                        "to members with that acquisition attribute; experiment narrows to the people exposed "
+                        "to it (needed for by=variant and the variant filter). Undefined values are null.")
 async def get_metrics(request: Request, _token: str = Depends(require_token)) -> dict[str, Any]:
-    unknown = set(request.query_params) - {"from", "to", "as_of", "by", *FILTERS}
+    unknown = set(request.query_params) - {"from", "to", "as_of", "by", "experiment", *FILTERS}
     if unknown:
         raise InvalidInput(f"unknown parameter(s): {', '.join(sorted(unknown))}")
     filters = {name: request.query_params[name] for name in FILTERS if name in request.query_params}
     return await run_in_threadpool(
         metrics_report, workspace_of(request), start=_day(request, "from"), end=_day(request, "to"),
-        as_of=_day(request, "as_of"), by=request.query_params.get("by", "none"), filters=filters)
+        as_of=_day(request, "as_of"), by=request.query_params.get("by", "none"), filters=filters,
+        experiment=request.query_params.get("experiment"))
