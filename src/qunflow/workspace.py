@@ -48,7 +48,10 @@ class Workspace:
 def init_workspace(directory: str | Path | None = None, *, timezone: str = "Asia/Shanghai") -> Workspace:
     """Create (or bring up to date) a workspace: settings file, secret key, migrated database."""
     home = resolve_home(directory)
-    write_settings_file(home, timezone=timezone)
+    try:
+        write_settings_file(home, timezone=timezone)
+    except OSError as exc:  # a file in the way, no permission, read-only disk
+        raise InvalidInput(f"cannot create the workspace in {home}: {exc.strerror or exc}") from exc
     workspace = Workspace(load_settings(home))
     migrate(workspace.engine)
     return workspace
