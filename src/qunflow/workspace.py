@@ -19,7 +19,7 @@ from qunflow.settings import (
     resolve_home,
     write_settings_file,
 )
-from qunflow.store.db import make_engine, migrate, schema_revision
+from qunflow.store.db import SCHEMA_HEAD, make_engine, migrate, schema_revision
 
 
 def utc_now() -> datetime:
@@ -63,6 +63,6 @@ def open_workspace(directory: str | Path | None = None) -> Workspace:
     if not (home / SETTINGS_FILE).exists():
         raise InvalidInput(f"{home} is not a qunflow workspace: run `qunflow init {home}` first")
     workspace = Workspace(load_settings(home))
-    if schema_revision(workspace.engine) is None:
+    if schema_revision(workspace.engine) != SCHEMA_HEAD:  # new, or made by an older qunflow
         migrate(workspace.engine)
     return workspace
