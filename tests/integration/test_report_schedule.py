@@ -221,3 +221,21 @@ def test_status_shows_the_schedule_and_the_posts(workspace: Workspace) -> None:
     assert info.next_run == datetime(2026, 3, 13, 17, 30) and info.next_week == "2026-W10"
     assert info.due_week == "2026-W09" and [p["week"] for p in info.posts] == ["2026-W09"]
     assert info.posts[0]["status"] == "failed"
+
+
+def test_the_console_alerts_while_the_newest_post_has_failed(workspace: Workspace) -> None:
+    from qunflow.web.app import create_app
+
+    clock = Clock("2026-03-09 09:00")
+    with Webhook(answers=[500]) as hook:
+        ws = Workspace(workspace.settings.model_copy(update={"report_webhook": hook.url}), clock=clock)
+        client = TestClient(create_app(ws))
+        assert 'id="report-problem"' not in client.get("/console?lang=en").text
+        run_scheduled_report(ws, runner="a", formats=("html",))
+        alert = client.get("/console?lang=en").text
+        assert 'id="report-problem"' in alert and "2026-W10 was not posted" in alert and "answered 500" in alert
+        assert "周报 2026-W10 未能发送" in client.get("/console?lang=zh").text
+        clock.now += timedelta(minutes=1)
+        assert run_scheduled_report(ws, runner="a", formats=("html",)) == "posted"
+        assert 'id="report-problem"' not in client.get("/console?lang=en").text
+        ws.close()
