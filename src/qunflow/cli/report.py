@@ -55,7 +55,8 @@ def status(workspace_dir: WorkspaceOption = None) -> None:
         console.print(f"weekly report schedule: every {info.slot}, posted to {info.webhook_host}")
         console.print(f"next run: {info.next_run:%Y-%m-%d %H:%M} local time, for {info.next_week}")
         if info.due_week not in {post["week"] for post in info.posts}:
-            console.print(f"{info.due_week} is due and not posted yet: `qunflow serve` posts it within a minute")
+            console.print(f"{info.due_week} is due and not posted yet: "
+                          "a running `qunflow serve` posts it within a minute")
     if not info.posts:
         return
     table = Table("week", "status", "attempts", "posted at (UTC)", "next attempt (UTC)", "error")
