@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
+from datetime import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -21,6 +24,7 @@ DEFAULT_ENGAGEMENT = [
     "order", "booking", "signup", "download", "coupon_redeemed",
 ]
 DEFAULT_CONVERSION = ["order", "booking"]
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 class Settings(BaseSettings):
@@ -41,6 +45,12 @@ class Settings(BaseSettings):
     # SQLite only. "full" keeps acknowledged writes through a power cut; "normal" (WAL) through a
     # killed process only, and is much faster: the throwaway demo workspace uses it.
     sqlite_synchronous: str = "full"
+    # The weekly report posted by `qunflow serve`: to this webhook (empty: off), on this local weekday
+    # and time (workspace time zone), in this language. See docs/reports.md.
+    report_webhook: str = ""
+    report_day: str = "monday"
+    report_time: str = "09:00"
+    report_lang: str = "zh"
 
     @classmethod
     def settings_customise_sources(
@@ -62,6 +72,45 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from exc
         return value
+
+    @field_validator("report_webhook")
+    @classmethod
+    def _webhook_url(cls, value: str) -> str:
+        value = value.strip()
+        parsed = urlsplit(value)
+        if value and (parsed.scheme not in ("http", "https") or not parsed.hostname):
+            raise ValueError(f"{value!r} must be an http(s) URL such as https://chat.example.com/hook, or empty (off)")
+        return value
+
+    @field_validator("report_day")
+    @classmethod
+    def _weekday(cls, value: str) -> str:
+        if value.strip().lower() not in WEEKDAYS:
+            raise ValueError(f"{value!r} must be a weekday name: {', '.join(WEEKDAYS)}")
+        return value.strip().lower()
+
+    @field_validator("report_time")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value.strip()):
+            raise ValueError(f"{value!r} must be a 24-hour time like 09:00")
+        return value.strip()
+
+    @field_validator("report_lang")
+    @classmethod
+    def _report_language(cls, value: str) -> str:
+        if value not in ("zh", "en"):
+            raise ValueError(f"{value!r} must be zh or en")
+        return value
+
+    @property
+    def report_weekday(self) -> int:
+        """Monday is 0, as in date.weekday()."""
+        return WEEKDAYS.index(self.report_day)
+
+    @property
+    def report_clock(self) -> time:
+        return time.fromisoformat(self.report_time)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -108,7 +157,9 @@ def load_settings(workspace: str | Path | None = None, **overrides: Any) -> Sett
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"{path}: setting {where}: {first['msg']}") from exc
+        source = f"QUNFLOW_{where.upper()}" if f"QUNFLOW_{where.upper()}" in os.environ else f"{path}: setting {where}"
+        message = first["msg"].removeprefix("Value error, ")
+        raise InvalidInput(f"{source}: {message}") from exc
 
 
 def write_settings_file(home: Path, timezone: str = "Asia/Shanghai") -> Path:
@@ -126,7 +177,13 @@ def write_settings_file(home: Path, timezone: str = "Asia/Shanghai") -> Path:
             f'timezone = "{timezone}"\n'
             'public_url = "http://127.0.0.1:8000"\n'
             '# "auto" follows the browser; or "zh" / "en".\n'
-            'language = "auto"\n',
+            'language = "auto"\n'
+            "# `qunflow serve` posts last week's summary to this webhook (empty: off) every report_day at\n"
+            "# report_time in the time zone above; see docs/reports.md.\n"
+            'report_webhook = ""\n'
+            'report_day = "monday"\n'
+            'report_time = "09:00"\n'
+            'report_lang = "zh"\n',
             encoding="utf-8",
         )
     secret = home / SECRET_FILE

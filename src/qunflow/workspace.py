@@ -19,7 +19,7 @@ from qunflow.settings import (
     resolve_home,
     write_settings_file,
 )
-from qunflow.store.db import make_engine, migrate, schema_revision
+from qunflow.store.db import SCHEMA_HEAD, make_engine, migrate, schema_revision
 
 
 def utc_now() -> datetime:
@@ -48,7 +48,10 @@ class Workspace:
 def init_workspace(directory: str | Path | None = None, *, timezone: str = "Asia/Shanghai") -> Workspace:
     """Create (or bring up to date) a workspace: settings file, secret key, migrated database."""
     home = resolve_home(directory)
-    write_settings_file(home, timezone=timezone)
+    try:
+        write_settings_file(home, timezone=timezone)
+    except OSError as exc:  # a file in the way, no permission, read-only disk
+        raise InvalidInput(f"cannot create the workspace in {home}: {exc.strerror or exc}") from exc
     workspace = Workspace(load_settings(home))
     migrate(workspace.engine)
     return workspace
@@ -60,6 +63,6 @@ def open_workspace(directory: str | Path | None = None) -> Workspace:
     if not (home / SETTINGS_FILE).exists():
         raise InvalidInput(f"{home} is not a qunflow workspace: run `qunflow init {home}` first")
     workspace = Workspace(load_settings(home))
-    if schema_revision(workspace.engine) is None:
+    if schema_revision(workspace.engine) != SCHEMA_HEAD:  # new, or made by an older qunflow
         migrate(workspace.engine)
     return workspace

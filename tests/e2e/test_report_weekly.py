@@ -87,3 +87,44 @@ def test_default_week_is_the_last_complete_one() -> None:
 
     assert parse_week(None, date(2026, 3, 4)).label == "2026-W09"  # a Wednesday in W10
     assert parse_week("2026-W01", date(2026, 3, 4)).monday == date(2025, 12, 29)
+
+
+def test_report_status_shows_the_schedule_and_a_failed_post(workspace: Workspace,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from qunflow.services.report_schedule import run_scheduled_report
+    from qunflow.workspace import open_workspace
+    from tests.webhook import Webhook
+
+    status = runner.invoke(app, ["report", "status", "--workspace", str(workspace.home)])
+    assert status.exit_code == 0 and "schedule: off" in status.stdout
+    with Webhook(answers=[502]) as hook:
+        monkeypatch.setenv("QUNFLOW_REPORT_WEBHOOK", hook.url + "?key=bot-secret")
+        monkeypatch.setenv("QUNFLOW_REPORT_DAY", "tuesday")
+        ws = open_workspace(workspace.home)
+        ws.clock = lambda: datetime(2026, 3, 10, 2, 0, tzinfo=UTC).replace(tzinfo=None)  # Tue 10:00 Shanghai
+        assert run_scheduled_report(ws, runner="t", formats=("html",)) == "failed"
+        ws.close()
+    status = runner.invoke(app, ["report", "status", "--workspace", str(workspace.home)])
+    assert status.exit_code == 0, status.stderr
+    out = status.stdout
+    assert "every tuesday 09:00 Asia/Shanghai, posted to 127.0.0.1" in out and "bot-secret" not in out
+    assert "2026-W10" in out and "failed" in out and "answered 502" in out
+
+
+@pytest.mark.parametrize("line, message", [
+    ('report_day = "Montag"', "setting report_day: 'Montag' must be a weekday name"),
+    ('report_time = "24:00"', "setting report_time: '24:00' must be a 24-hour time like 09:00"),
+    ('report_webhook = "hooks.example.com"', "setting report_webhook: 'hooks.example.com' must be an http(s) URL"),
+    ('report_lang = "ja"', "setting report_lang: 'ja' must be zh or en"),
+])
+def test_a_wrong_schedule_in_the_settings_file_is_one_line_and_exit_2(workspace: Workspace, line: str,
+                                                                      message: str) -> None:
+    path = workspace.home / "qunflow.toml"
+    key = line.split(" =")[0]
+    text = "".join(line + "\n" if old.startswith(key + " =") else old for old in path.read_text().splitlines(True))
+    assert line in text
+    path.write_text(text, encoding="utf-8")
+    result = runner.invoke(app, ["report", "status", "--workspace", str(workspace.home)])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and message in result.stderr

@@ -10,7 +10,7 @@ import typer
 
 from qunflow.cli.common import WorkspaceOption, console, workspace
 
-report_app = typer.Typer(help="Reports: the weekly report as HTML or PDF.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports: the weekly report as HTML or PDF, and its schedule.", no_args_is_help=True)
 
 
 @report_app.command("weekly")
@@ -39,6 +39,36 @@ def weekly(
     if post:
         post_summary(post, summary_text(board, chosen, lang), out.name)
         console.print(f"summary posted to {post}")
+
+
+@report_app.command("status")
+def status(workspace_dir: WorkspaceOption = None) -> None:
+    """The weekly report schedule of `qunflow serve`: next run and the latest weeks' posts."""
+    from rich.table import Table
+
+    from qunflow.services.report_schedule import schedule_status
+
+    info = schedule_status(workspace(workspace_dir))
+    if not info.enabled:
+        console.print("weekly report schedule: off (set report_webhook in qunflow.toml or QUNFLOW_REPORT_WEBHOOK)")
+    else:
+        console.print(f"weekly report schedule: every {info.slot}, posted to {info.webhook_host}")
+        console.print(f"next run: {info.next_run:%Y-%m-%d %H:%M} local time, for {info.next_week}")
+        if info.due_week not in {post["week"] for post in info.posts}:
+            console.print(f"{info.due_week} is due and not posted yet: "
+                          "a running `qunflow serve` posts it within a minute")
+    if not info.posts:
+        return
+    table = Table("week", "status", "attempts", "posted at (UTC)", "next attempt (UTC)", "error")
+    for post in info.posts:
+        table.add_row(post["week"], post["status"], str(post["attempts"]), _when(post["posted_at"]),
+                      _when(post["next_attempt_at"]) if post["status"] == "failed" else "",
+                      (post["error"] or "")[:120])
+    console.print(table)
+
+
+def _when(moment: datetime | None) -> str:
+    return "" if moment is None else f"{moment:%Y-%m-%d %H:%M}"
 
 
 def register(app: typer.Typer) -> None:

@@ -126,3 +126,17 @@ def metrics_from_counts(c: Mapping[str, Any]) -> dict[str, Any]:
     out["cost_per_join"] = ratio(spend, n("cohort_size")) if spend is not None else None
     out["cost_per_acquisition"] = ratio(spend, n("converted")) if spend is not None else None
     return out
+
+
+def funnel_from_counts(c: Mapping[str, Any]) -> dict[str, int]:
+    """The funnel's stages as counts: landing -> joined -> Day-1 task -> converted.
+
+    `*_in_progress` are members whose window for that stage is still open (not dropped).
+    """
+
+    def n(key: str) -> int:
+        return int(c.get(key) or 0)
+
+    return {"landing_visitors": n("landing_visitors"), "joined": n("cohort_size"),
+            "day1_task": n("task_d1"), "day1_task_in_progress": n("cohort_size") - n("eligible_1"),
+            "converted": n("converted"), "converted_in_progress": n("in_progress")}

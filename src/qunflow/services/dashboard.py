@@ -8,10 +8,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from qunflow.analytics.shipper import ship
 from qunflow.domain.entry import TIERS
 from qunflow.domain.routing import room_by_tier
 from qunflow.services.catalog import group_slots, list_groups
-from qunflow.services.metrics import funnel_counts, metrics_report
+from qunflow.services.metrics import metrics_report
 from qunflow.store.tables import campaigns, channels, deliveries, groups
 from qunflow.workspace import Workspace
 
@@ -48,16 +49,21 @@ def default_period(today: date) -> tuple[date, date, date]:
 
 def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
                     filters: dict[str, str] | None = None, history_start: date | None = None) -> Dashboard:
-    """Everything the front page shows; the retention heatmap may reach back to `history_start`."""
+    """Everything the front page shows; the retention heatmap may reach back to `history_start`.
+
+    Ships once, then reads four slicings; the funnel comes from the by-channel report's own totals.
+    """
     span = (end - start).days + 1
     f = filters or {}
-    by_channel = metrics_report(ws, start=start, end=end, as_of=as_of, by="channel", filters=f)
-    previous = metrics_report(ws, start=start - timedelta(days=span), end=start - timedelta(days=1),
-                              as_of=as_of, by="none", filters=f)
-    cohorts = metrics_report(ws, start=min(history_start or start, start), end=end, as_of=as_of,
-                             by="cohort_week", filters=f)
-    by_group = {row.get("group"): row for row in metrics_report(ws, start=start, end=end, as_of=as_of,
-                                                                 by="group", filters=f)["rows"]}
+    ship(ws)
+
+    def report(first: date, last: date, by: str, **extra: bool) -> dict[str, Any]:
+        return metrics_report(ws, start=first, end=last, as_of=as_of, by=by, filters=f, ship_first=False, **extra)
+
+    by_channel = report(start, end, "channel", with_funnel=True)
+    previous = report(start - timedelta(days=span), start - timedelta(days=1), "none")
+    cohorts = report(min(history_start or start, start), end, "cohort_week")
+    by_group = {row.get("group"): row for row in report(start, end, "group")["rows"]}
     groups = list_groups(ws)
     for group in groups:
         group["active_ratio_7d"] = by_group.get(group["key"], {}).get("active_ratio_7d")
@@ -70,7 +76,7 @@ def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
             "low" if group["room"] < group["capacity"] * 0.1 else "ok")
     return Dashboard(start, end, as_of, by_channel["total"], previous["total"], by_channel["rows"],
                      cohorts["rows"], groups, [r.tier for r in rooms if r.status == "full"],
-                     funnel_counts(ws, start=start, end=end, as_of=as_of, filters=f), int(failed))
+                     by_channel["funnel"], int(failed))
 
 
 def filter_options(ws: Workspace) -> dict[str, list[str]]:

@@ -14,6 +14,7 @@ from qunflow.domain.metrics import (
     check_dimension,
     check_experiment,
     check_filters,
+    funnel_from_counts,
     make_period,
     metrics_from_counts,
 )
@@ -60,18 +61,22 @@ def _statistics(ws: Workspace, period: Period, by: str, filters: dict[str, str] 
 
 def metrics_report(ws: Workspace, *, start: date | None = None, end: date | None = None,
                    as_of: date | None = None, by: str | None = "none",
-                   filters: dict[str, str] | None = None, experiment: str | None = None) -> dict[str, Any]:
+                   filters: dict[str, str] | None = None, experiment: str | None = None,
+                   ship_first: bool = True, with_funnel: bool = False) -> dict[str, Any]:
     """The metrics contract: {"from", "to", "as_of", "by", "rows": [...], "total": {...}}.
 
     `filters` narrows every metric to members (and landings) with these acquisition attributes;
     `experiment` to the people exposed to it, counting their behaviour from exposure on
     (METRICS.md Experiments), with `by="variant"` giving one row per variant.
+    `ship_first=False` when the caller has just shipped; `with_funnel` adds "funnel" (funnel_counts of the
+    same period, from the same statistics).
     """
     by = check_dimension(by)
     filters = check_filters(filters)
     experiment = check_experiment(experiment, by, filters)
     period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
-    ship(ws)
+    if ship_first:
+        ship(ws)
     rows, total = _statistics(ws, period, by, filters, experiment)
     out_rows = []
     if by != "none":
@@ -81,24 +86,21 @@ def metrics_report(ws: Workspace, *, start: date | None = None, end: date | None
               "by": by, "rows": out_rows, "total": metrics_from_counts(total)}
     if experiment is not None:
         report["experiment"] = experiment
+    if with_funnel:
+        report["funnel"] = funnel_from_counts(total)
     return report
 
 
 def funnel_counts(ws: Workspace, *, start: date, end: date, as_of: date,
-                  filters: dict[str, str] | None = None) -> dict[str, int]:
-    """The funnel's stages as counts: landing -> joined -> Day-1 task -> converted.
-
-    `*_in_progress` are members whose window for that stage is still open (not dropped).
-    """
+                  filters: dict[str, str] | None = None, ship_first: bool = True) -> dict[str, int]:
+    """The funnel's stages as counts: landing -> joined -> Day-1 task -> converted (see funnel_from_counts)."""
     period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
-    ship(ws)
+    if ship_first:
+        ship(ws)
     filters = check_filters(filters)
     check_experiment(None, "none", filters)
     _rows, total = _statistics(ws, period, "none", filters)
-    count = lambda key: int(total.get(key) or 0)  # noqa: E731
-    return {"landing_visitors": count("landing_visitors"), "joined": count("cohort_size"),
-            "day1_task": count("task_d1"), "day1_task_in_progress": count("cohort_size") - count("eligible_1"),
-            "converted": count("converted"), "converted_in_progress": count("in_progress")}
+    return funnel_from_counts(total)
 
 
 __all__ = ["METRIC_KEYS", "funnel_counts", "metrics_report"]

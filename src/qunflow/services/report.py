@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -72,9 +73,10 @@ def post_summary(url: str, text: str, report_name: str) -> None:
     if not url.startswith(("http://", "https://")):
         raise InvalidInput(f"webhook {url!r} must be an http(s) URL")
     payload: dict[str, Any] = {"text": text, "report": report_name}
+    where = urlsplit(url).netloc.rsplit("@", 1)[-1]  # bots carry their token in the path or query: not in logs
     try:
         response = httpx.post(url, json=payload, timeout=10)
     except httpx.HTTPError as exc:
-        raise PlatformError(f"webhook {url} did not answer: {exc}") from exc
+        raise PlatformError(f"webhook at {where} did not answer: {exc}") from exc
     if response.status_code >= 400:
-        raise PlatformError(f"webhook {url} answered {response.status_code}: {response.text[:200]}")
+        raise PlatformError(f"webhook at {where} answered {response.status_code}: {response.text[:200]}")

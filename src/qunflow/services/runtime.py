@@ -13,15 +13,18 @@ log = logging.getLogger("qunflow")
 
 
 class BackgroundLoop:
-    """Runs `step` every `interval` seconds on a daemon thread until stopped."""
+    """Runs `step` every `interval` seconds (the first time after `first_after`) on a daemon thread until stopped."""
 
-    def __init__(self, name: str, step: object, interval: float) -> None:
+    def __init__(self, name: str, step: object, interval: float, first_after: float | None = None) -> None:
         self.name, self.step, self.interval = name, step, interval
+        self.first_after = interval if first_after is None else first_after
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        wait = self.first_after
+        while not self._stop.wait(wait):
+            wait = self.interval
             try:
                 self.step()  # type: ignore[operator]
             except Exception:  # keep the loop alive; the next round retries
@@ -35,11 +38,20 @@ class BackgroundLoop:
         self._thread.join(5)
 
 
-def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
-    """The shipper keeps the analytics store a couple of seconds behind the event log."""
-    from qunflow.analytics.shipper import ship
+REPORT_CHECK_SECONDS = 60.0
 
-    return [BackgroundLoop("shipper", lambda: ship(workspace), 2.0)]
+
+def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
+    """The shipper keeps the analytics store a couple of seconds behind the event log; with a report
+    webhook set, the weekly report is checked every minute (and soon after start, to catch up)."""
+    from qunflow.analytics.shipper import ship
+    from qunflow.services.report_schedule import run_scheduled_report
+
+    loops = [BackgroundLoop("shipper", lambda: ship(workspace), 2.0)]
+    if workspace.settings.report_webhook:
+        loops.append(BackgroundLoop("weekly-report", lambda: run_scheduled_report(workspace),
+                                    REPORT_CHECK_SECONDS, first_after=3.0))
+    return loops
 
 
 def serve_workspace(workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8000) -> None:

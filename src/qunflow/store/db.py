@@ -57,13 +57,31 @@ def is_postgres(conn: Connection | Engine) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
-    from alembic import command
+def _alembic_config() -> Any:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", "qunflow.store:migrations")
+    return config
+
+
+# The newest migration in store/migrations/versions (a test checks it against Alembic's own head);
+# a constant, so opening a workspace need not import Alembic.
+SCHEMA_HEAD = "0002"
+
+
+def head_revision() -> str | None:
+    """The newest migration as Alembic sees it (slow: reads the migration scripts)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    from alembic import command
+
+    config = _alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")

@@ -189,3 +189,19 @@ deliveries = Table(
     Column("external_message_id", String(128)),
     Column("error", Text),
 )
+
+# One row per ISO week of the scheduled weekly report: claimed before posting, marked after, so that
+# restarts and concurrent `qunflow serve` processes post each week at most once (services/report_schedule.py).
+report_posts = Table(
+    "report_posts", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("week", String(8), nullable=False, unique=True),  # 2026-W09
+    Column("status", String(16), nullable=False),  # claimed, sending, posted, failed, unknown
+    Column("claimed_by", String(64), nullable=False),
+    Column("claimed_at", DateTime, nullable=False),  # UTC, like every timestamp in the state DB
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime),
+    Column("posted_at", DateTime),
+    Column("report_file", String(200)),
+    Column("error", Text),
+)

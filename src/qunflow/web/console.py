@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from qunflow.errors import InvalidInput
+from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.catalog import list_entry_points
 from qunflow.services.dashboard import build_dashboard, default_period, filter_options
 from qunflow.services.platforms import sandbox_world
+from qunflow.services.report_schedule import REPORTS_FOLDER, report_problem
 from qunflow.web.dashboard_view import dashboard_view
 from qunflow.web.deps import workspace_of
 from qunflow.web.render import lang_of, page
@@ -45,7 +47,20 @@ def home(request: Request) -> Response:
                if request.query_params.get(name)}
     board = build_dashboard(ws, start, end, as_of, filters)
     return page(request, "console_home.html", **dashboard_view(board, lang), timezone=ws.settings.timezone,
-                query_without_lang=_query_without_lang(request), filters=filters, options=filter_options(ws))
+                query_without_lang=_query_without_lang(request), filters=filters, options=filter_options(ws),
+                report_problem=report_problem(ws))
+
+
+REPORT_NAME = re.compile(r"^\d{4}-W\d{2}\.(html|pdf)$")
+
+
+@router.get("/reports/{name}")
+def weekly_report_file(request: Request, name: str) -> Response:
+    """A weekly report written by the schedule (the link in the posted summary)."""
+    path = workspace_of(request).home / REPORTS_FOLDER / name
+    if not REPORT_NAME.match(name) or not path.is_file():
+        raise NotFound(f"no weekly report {name!r}")
+    return FileResponse(path)
 
 
 @router.get("/entry-points", response_class=HTMLResponse)
