@@ -90,6 +90,13 @@ def test_regex_with_chinese_classes_and_unicode_escapes():
     ]
 
 
+def test_only_real_unicode_escapes_are_rewritten_for_re2():
+    matcher = compile_rules([KeywordRule("escape", regexes=[r"\u4e00+"]),
+                             KeywordRule("literal", regexes=[r"x\\u4e00"])])
+    assert ids(matcher.match("一一")) == ["escape"]
+    assert ids(matcher.match(r"x\u4e00")) == ["literal"]
+
+
 def test_regexes_are_case_insensitive_unless_the_rule_says_otherwise():
     matcher = compile_rules([KeywordRule("ci", regexes=[r"wx\d+"]),
                              KeywordRule("cs", regexes=[r"WX\d+"], case_sensitive=True)])
@@ -164,6 +171,7 @@ def test_bad_regexes_name_the_rule_the_field_and_the_pattern(pattern: str, says:
 @pytest.mark.parametrize(("rule", "field"), [
     (KeywordRule("r", []), "keywords"),
     (KeywordRule("r", [""]), "keywords"),
+    (KeywordRule("r", ["ok", " \u3000"]), "keywords"),
     (KeywordRule("r", ["x" * 201]), "keywords"),
     (KeywordRule("r", regexes=["a" * 1001]), "regexes"),
     (KeywordRule("r", ["a"], scope="channel"), "scope"),  # type: ignore[arg-type]
@@ -187,6 +195,21 @@ def test_duplicate_rule_ids_are_refused():
 
 def test_no_rules_match_nothing():
     assert compile_rules([]).match("anything") == []
+
+
+def test_agrees_with_the_naive_loop_on_the_benchmark_corpus():
+    import random
+
+    from bench.bench_keywords import make_messages, make_rules
+
+    rng = random.Random(3)
+    rule_list = make_rules(300, rng)
+    messages = make_messages(600, rule_list, rng)
+    matcher, naive = compile_rules(rule_list), NaiveMatcher(rule_list)
+    results = [as_tuples(matcher.match(m, "group", "g1", "vip")) for m in messages]
+    assert results == [naive.match(m, "group", "g1", "vip") for m in messages]
+    assert sum(1 for r in results if r) > 100
+    assert any(hit[2] for r in results for _, hits in r for hit in hits)  # regex hits are among them
 
 
 # --- property: the matcher says exactly what a loop of re.search over the same rules says ---

@@ -162,8 +162,9 @@ def _check_rule(rule: KeywordRule) -> None:
     if not rule.keywords and not rule.regexes:
         raise RuleError(rule.id, "keywords", "a rule needs at least one keyword or regex")
     for index, keyword in enumerate(rule.keywords):
-        if not isinstance(keyword, str) or not normalize(keyword, rule.case_sensitive):
-            raise RuleError(rule.id, "keywords", "must be non-empty text", index=index, pattern=str(keyword))
+        if not isinstance(keyword, str) or not normalize(keyword, rule.case_sensitive).strip():
+            raise RuleError(rule.id, "keywords", "must be text with more than spaces", index=index,
+                            pattern=str(keyword))
         if len(keyword) > MAX_KEYWORD_CHARS:
             raise RuleError(rule.id, "keywords", f"is longer than {MAX_KEYWORD_CHARS} characters", index=index,
                             pattern=keyword[:40] + "…")
@@ -215,7 +216,7 @@ def _scan_literals(automaton: Any, text: str, found: dict[int, set[int]]) -> Non
 
 
 class Matcher:
-    """Compiled rules; `match` is safe to call from several threads."""
+    """Compiled rules: built once, then only read by `match`."""
 
     def __init__(self, rules: Sequence[KeywordRule]) -> None:
         order = sorted(range(len(rules)), key=lambda i: (-rules[i].priority, i))
