@@ -166,12 +166,18 @@ def check_template(template: Template, available: Collection[str]) -> set[str]:
     return used
 
 
-def _render(env: SandboxedEnvironment, text: str, values: Mapping[str, Any]) -> str:
+@lru_cache(maxsize=512)
+def _compiled(preview: bool, text: str) -> Any:
     _parse(text)
+    return (_PREVIEW if preview else _STRICT).from_string(text)
+
+
+def _render(preview: bool, text: str, values: Mapping[str, Any]) -> str:
+    compiled = _compiled(preview, text)
     pieces: list[str] = []
     size = 0
     try:
-        for piece in env.from_string(text).generate(**values):
+        for piece in compiled.generate(**values):
             size += len(piece)
             if size > MAX_MESSAGE_CHARS:
                 raise TemplateError(f"the message would be longer than {MAX_MESSAGE_CHARS} characters")
@@ -189,9 +195,9 @@ def _render(env: SandboxedEnvironment, text: str, values: Mapping[str, Any]) -> 
 
 def render_template(template: Template, values: Mapping[str, Any], lang: str) -> str:
     """The message in `lang`; every variable must have a value (TemplateError says which does not)."""
-    return _render(_STRICT, pick_text(template, lang), values)
+    return _render(False, pick_text(template, lang), values)
 
 
 def preview_template(template: Template, values: Mapping[str, Any], lang: str) -> str:
     """Like render_template, but variables without a value stay visible as `{{ name }}`."""
-    return _render(_PREVIEW, pick_text(template, lang), values)
+    return _render(True, pick_text(template, lang), values)
