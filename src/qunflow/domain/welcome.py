@@ -1,16 +1,8 @@
-"""S1 welcome (C3, P3): the welcome DM, the fixed welcome menu, the Day-1 tasks."""
+"""S1 welcome (C3, P3): the welcome DM, the fixed welcome menu, the Day-1 tasks (rendered by domain.templates)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from jinja2.sandbox import SandboxedEnvironment
-
-from qunflow.errors import InvalidInput
-
-_env = SandboxedEnvironment(autoescape=False)
 
 WELCOME_DM = {
     "en": ("Welcome, {{ name }}! I'm the group assistant. Two things first:\n"
@@ -49,14 +41,6 @@ DAY1_TASKS = (
 TASK_KEYS = frozenset(task.key for task in DAY1_TASKS)
 CHECKIN_WORDS = ("签到", "打卡", "check in", "check-in", "checkin")
 MENU_BATCH_SECONDS = 60  # joins within this window share one group welcome
-
-
-def render(template: str, values: Mapping[str, Any]) -> str:
-    """Render a message template in a sandbox (no attribute access to Python internals)."""
-    try:
-        return _env.from_string(template).render(**values)
-    except Exception as exc:  # jinja raises several types; all mean a bad template
-        raise InvalidInput(f"template error: {exc}") from exc
 
 
 def pick_language(locale: str | None) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from qunflow.connectors.base import MemberJoined, MessagePosted
 from qunflow.domain.events import Event
+from qunflow.domain.templates import render_template
 from qunflow.domain.welcome import (
     DAY1_TASKS,
     MENU_BATCH_SECONDS,
@@ -19,7 +20,6 @@ from qunflow.domain.welcome import (
     WELCOME_MENU,
     is_checkin,
     pick_language,
-    render,
 )
 from qunflow.errors import InvalidInput, PlatformError
 from qunflow.services.join import member_of_user
@@ -67,10 +67,10 @@ def welcome(ws: Workspace, member_id: str, group: Any, item: MemberJoined) -> No
     profile = unseal(ws, member.profile)
     token = member_link_token(ws, member_id)
     base = ws.settings.public_url.rstrip("/")
-    text = render(WELCOME_DM[language], {
+    text = render_template(WELCOME_DM, {
         "name": profile.get("name") or item.display_name,
         "profile_link": f"{base}/m/{token}/task/profile",
-        "coupon_link": f"{base}/m/{token}/task/claim_coupon"})
+        "coupon_link": f"{base}/m/{token}/task/claim_coupon"}, language)
     sent = send_once(ws, f"welcome_dm:{member_id}", member_id=member_id, platform=item.platform,
                      target=item.user_id, kind="welcome_dm",
                      send=lambda: connector.send_direct(item.user_id, text, context=item.dm_context))
@@ -97,8 +97,8 @@ def welcome(ws: Workspace, member_id: str, group: Any, item: MemberJoined) -> No
 def post_menu(ws: Workspace, group: Any, item: MemberJoined, language: str) -> None:
     """The fixed welcome menu; joins within MENU_BATCH_SECONDS share one post (group rate limits)."""
     window = int(ws.clock().timestamp()) // MENU_BATCH_SECONDS
-    text = render(WELCOME_MENU[language], {"names": item.display_name,
-                                           "rules_link": f"{ws.settings.public_url.rstrip('/')}/rules"})
+    text = render_template(WELCOME_MENU, {"names": item.display_name,
+                                          "rules_link": f"{ws.settings.public_url.rstrip('/')}/rules"}, language)
     connector = connector_for(ws, item.platform)
     send_once(ws, f"welcome_menu:{group.key}:{window}", member_id=None, platform=item.platform,
               target=item.group_id, kind="welcome_menu",
