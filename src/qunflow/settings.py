@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     report_day: str = "monday"
     report_time: str = "09:00"
     report_lang: str = "zh"
+    # Automation (issue 4): no marketing messages in the quiet hours (local, may span midnight) and
+    # at most this many marketing messages per member per local day; alerts also go to this webhook.
+    quiet_hours: str = Field("22:00-08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+    marketing_daily_cap: int = Field(2, ge=0, le=100)
+    staff_webhook: str = ""
 
     @classmethod
     def settings_customise_sources(

@@ -29,6 +29,9 @@ class Capabilities:
     reports_invite_on_join: bool  # does a join tell us which invite was used? (Discord: no)
     group_capacity_max: int | None  # WeCom customer groups: 500; WeChat QR joins stop at 200
     reads_group_messages: bool  # needs privacy mode off / message-content intent / scope
+    # Sends carry a key the platform deduplicates on (Feishu `uuid`, Discord `nonce`): a send whose
+    # outcome a crash hid can be repeated safely. Without it, such a send goes to the dead letters.
+    idempotent_sends: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,11 +94,12 @@ class Connector(Protocol):
 
     def decline_join(self, group_id: str, user_id: str) -> None: ...
 
-    def send_direct(self, user_id: str, text: str, *, context: str | None = None) -> SendResult:
+    def send_direct(self, user_id: str, text: str, *, context: str | None = None,
+                    idempotency_key: str | None = None) -> SendResult:
         """A private message; `context` carries a window token (welcome code, request id)."""
         ...
 
-    def post_to_group(self, group_id: str, text: str) -> SendResult: ...
+    def post_to_group(self, group_id: str, text: str, *, idempotency_key: str | None = None) -> SendResult: ...
 
     def parse_updates(self, headers: Mapping[str, str], body: bytes) -> list[Update]:
         """Verify an inbound call (signature) and parse it; raises Unauthorized or InvalidInput."""

@@ -83,6 +83,15 @@ class RateLimits:
             raise RateLimited(f"sandbox: too many requests for {key}", retry_after=round(wait, 3))
 
 
+def _add_client_key(engine: Engine) -> None:
+    """Sandbox files made before sends were idempotent get the key column (create_all adds no columns)."""
+    with engine.begin() as conn:
+        columns = {row[1] for row in conn.exec_driver_sql("PRAGMA table_info(sandbox_messages)")}
+        if "client_key" not in columns:
+            conn.exec_driver_sql("ALTER TABLE sandbox_messages ADD COLUMN client_key VARCHAR(200)")
+            conn.exec_driver_sql("CREATE UNIQUE INDEX uq_sandbox_messages_client_key ON sandbox_messages (client_key)")
+
+
 class SandboxPlatform:
     """The simulated platform. Its methods are what people (and the bot API) do on it."""
 
@@ -91,6 +100,7 @@ class SandboxPlatform:
         self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(self.engine, "connect", _fast_sqlite)
         t.metadata.create_all(self.engine)
+        _add_client_key(self.engine)
         self.clock = clock
         self.secret = secret or secrets.token_hex(16)
         self.limits = RateLimits()
@@ -196,15 +206,27 @@ class SandboxPlatform:
         self._store_message(chat_id, None if chat_id else user_id, user_id, text)
         self._deliver("message", chat_id=chat_id, user_id=user_id, text=text)
 
-    def _store_message(self, chat_id: str | None, dm_user_id: str | None, sender: str, text: str) -> int:
+    def _store_message(self, chat_id: str | None, dm_user_id: str | None, sender: str, text: str,
+                       client_key: str | None = None) -> int:
         with self.engine.begin() as conn:
             key = conn.execute(insert(t.sandbox_messages).values(
                 chat_id=chat_id, dm_user_id=dm_user_id, sender=sender, text=text,
-                sent_at=self.clock())).inserted_primary_key
+                sent_at=self.clock(), client_key=client_key)).inserted_primary_key
             return int(key[0])  # type: ignore[index]
 
+    def _already_sent(self, client_key: str | None) -> str | None:
+        """The message a repeated client key already produced: sends are idempotent per key."""
+        if client_key is None:
+            return None
+        with self.engine.connect() as conn:
+            found = conn.execute(select(t.sandbox_messages.c.id).where(
+                t.sandbox_messages.c.client_key == client_key)).scalar()
+        return None if found is None else str(found)
+
     # --- the bot API ---
-    def bot_send_dm(self, user_id: str, text: str) -> str:
+    def bot_send_dm(self, user_id: str, text: str, client_key: str | None = None) -> str:
+        if (done := self._already_sent(client_key)) is not None:
+            return done
         now = self.clock()
         with self.engine.connect() as conn:
             reachable = conn.execute(select(func.count()).select_from(t.sandbox_chat_members).where(
@@ -214,13 +236,15 @@ class SandboxPlatform:
         if not reachable:
             raise PlatformError(f"sandbox: bot can't initiate a conversation with {user_id}")
         self.limits.check(BOT, self.limits.bot_per_second, 1.0, now)
-        return str(self._store_message(None, user_id, BOT, text))
+        return str(self._store_message(None, user_id, BOT, text, client_key))
 
-    def bot_post(self, chat_id: str, text: str) -> str:
+    def bot_post(self, chat_id: str, text: str, client_key: str | None = None) -> str:
+        if (done := self._already_sent(client_key)) is not None:
+            return done
         now = self.clock()
         self.limits.check(BOT, self.limits.bot_per_second, 1.0, now)
         self.limits.check(f"chat:{chat_id}", self.limits.group_per_minute, 60.0, now)
-        return str(self._store_message(chat_id, None, BOT, text))
+        return str(self._store_message(chat_id, None, BOT, text, client_key))
 
     # --- inspection (CLI and console) ---
     def chats(self) -> list[dict[str, Any]]:
@@ -259,7 +283,7 @@ class SandboxConnector:
     platform = "sandbox"
     capabilities = Capabilities(
         join_requests=True, dm_policy="any", dm_window_seconds=None, invite_label_max=30,
-        reports_invite_on_join=True, group_capacity_max=None, reads_group_messages=True)
+        reports_invite_on_join=True, group_capacity_max=None, reads_group_messages=True, idempotent_sends=True)
 
     def __init__(self, world: SandboxPlatform, public_url: str) -> None:
         self.world = world
@@ -277,11 +301,12 @@ class SandboxConnector:
     def decline_join(self, group_id: str, user_id: str) -> None:
         self.world.answer_request(group_id, user_id, approve=False)
 
-    def send_direct(self, user_id: str, text: str, *, context: str | None = None) -> SendResult:
-        return SendResult(self.world.bot_send_dm(user_id, text))
+    def send_direct(self, user_id: str, text: str, *, context: str | None = None,
+                    idempotency_key: str | None = None) -> SendResult:
+        return SendResult(self.world.bot_send_dm(user_id, text, idempotency_key))
 
-    def post_to_group(self, group_id: str, text: str) -> SendResult:
-        return SendResult(self.world.bot_post(group_id, text))
+    def post_to_group(self, group_id: str, text: str, *, idempotency_key: str | None = None) -> SendResult:
+        return SendResult(self.world.bot_post(group_id, text, idempotency_key))
 
     def parse_updates(self, headers: Mapping[str, str], body: bytes) -> list[Update]:
         signature = {k.lower(): v for k, v in headers.items()}.get(SIGNATURE_HEADER, "")

@@ -69,6 +69,7 @@ sandbox_messages = Table(
     Column("sender", String(40), nullable=False),  # "bot" or a user id
     Column("text", Text, nullable=False),
     Column("sent_at", DateTime, nullable=False),
+    Column("client_key", String(200), unique=True),  # a repeated key returns the first message (like Feishu's uuid)
 )
 Index("ix_sandbox_messages_chat", sandbox_messages.c.chat_id)
 Index("ix_sandbox_messages_dm", sandbox_messages.c.dm_user_id)

@@ -57,8 +57,9 @@ def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
     f = filters or {}
     ship(ws)
 
-    def report(first: date, last: date, by: str, **extra: bool) -> dict[str, Any]:
-        return metrics_report(ws, start=first, end=last, as_of=as_of, by=by, filters=f, ship_first=False, **extra)
+    def report(first: date, last: date, by: str, with_funnel: bool = False) -> dict[str, Any]:
+        return metrics_report(ws, start=first, end=last, as_of=as_of, by=by, filters=f, ship_first=False,
+                              with_funnel=with_funnel)
 
     by_channel = report(start, end, "channel", with_funnel=True)
     previous = report(start - timedelta(days=span), start - timedelta(days=1), "none")

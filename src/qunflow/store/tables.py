@@ -205,3 +205,85 @@ report_posts = Table(
     Column("report_file", String(200)),
     Column("error", Text),
 )
+
+# --- automation (issue 4): playbooks, enrollments (the durable timers), tags, inbox, coupons ---
+
+playbooks = Table(
+    "playbooks", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),  # the version new enrollments use
+    Column("enabled", Boolean, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+playbook_versions = Table(
+    "playbook_versions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("source", Text, nullable=False),  # the YAML as applied
+    Column("digest", String(64), nullable=False),
+    Column("file", String(500), nullable=False),
+    Column("applied_at", DateTime, nullable=False),
+    UniqueConstraint("key", "version", name="uq_playbook_versions_key_version"),
+)
+
+enrollments = Table(
+    "enrollments", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("playbook_key", String(64), nullable=False),
+    Column("version", Integer, nullable=False),  # runs to the end on the version it started with
+    Column("subject", String(128), nullable=False),  # a member id, or group:<key> for schedules
+    Column("occurrence", String(200), nullable=False),  # what enrolled it: once per subject and occurrence
+    Column("step", Integer, nullable=False),  # index of the next step to run
+    Column("status", String(16), nullable=False),  # active, done, exited, dead
+    Column("due_at", DateTime, nullable=False),  # the timer: when the next step may run (UTC)
+    Column("attempts", Integer, nullable=False),  # failed tries of the current step
+    Column("last_error", Text),
+    Column("lease_owner", String(64)),  # the worker running it now, until lease_until
+    Column("lease_until", DateTime),
+    Column("context", JSON, nullable=False),  # trigger facts and values earlier steps produced
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("playbook_key", "subject", "occurrence", name="uq_enrollments_playbook_subject_occurrence"),
+    Index("ix_enrollments_status_due", "status", "due_at"),
+)
+
+automation_state = Table(  # cursors: the event seq triggers have read up to, last schedule occurrences
+    "automation_state", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("value", String(200), nullable=False),
+)
+
+member_tags = Table(
+    "member_tags", metadata,
+    Column("member_id", String(128), primary_key=True),
+    Column("tag", String(64), primary_key=True),
+    Column("added_at", DateTime, nullable=False),
+)
+
+inbox = Table(  # advisor follow-ups and staff alerts
+    "inbox", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # follow_up, alert
+    Column("cause", String(200), nullable=False, unique=True),  # idempotency: one item per cause
+    Column("member_id", String(128)),
+    Column("title", Text, nullable=False),
+    Column("assignee", String(64)),
+    Column("due_at", DateTime),
+    Column("created_at", DateTime, nullable=False),
+    Column("done_at", DateTime),
+)
+
+coupons = Table(  # a plain ledger of issued coupons until the incentives module (issue 5) owns it
+    "coupons", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(32), nullable=False, unique=True),
+    Column("cause", String(200), nullable=False, unique=True),  # never issued twice for the same cause
+    Column("member_id", String(128), nullable=False, index=True),
+    Column("name", String(64), nullable=False),
+    Column("value", Money, nullable=False),
+    Column("status", String(16), nullable=False),  # issued
+    Column("issued_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+)

@@ -1,0 +1,598 @@
+"""The automation engine (issue 4): triggers enroll members (or groups) in playbooks; workers run due steps.
+
+Durability: enrollments are rows in the state DB whose `due_at` is the timer; a restart resumes them.
+Triggers read the event log from a stored cursor (every path that records an event can trigger).
+Exactly once: a step's effects commit together with the enrollment's move to the next step; a send
+is recorded as pending before the platform call and as sent after it, under a key derived from the
+enrollment and step. A pending send found after a crash is repeated with the same key when the
+platform deduplicates on it (Capabilities.idempotent_sends), and is otherwise parked as a dead
+letter for a person to check, never silently dropped and never blindly sent twice.
+Several workers: due rows are claimed with a lease (PostgreSQL: FOR UPDATE SKIP LOCKED).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from qunflow.domain.events import Event
+from qunflow.domain.playbooks import Condition, Playbook, Step, in_quiet_hours, next_occurrence, wait_until
+from qunflow.domain.templates import TemplateError, render_template
+from qunflow.domain.welcome import pick_language
+from qunflow.errors import PlatformError, RateLimited
+from qunflow.services.platforms import connector_for
+from qunflow.services.playbooks import active_playbooks, load_version
+from qunflow.services.privacy import member_link_token, unseal
+from qunflow.store.eventlog import append_events
+from qunflow.store.tables import (
+    automation_state,
+    coupons,
+    deliveries,
+    enrollments,
+    events,
+    groups,
+    identities,
+    inbox,
+    member_tags,
+    member_tasks,
+    members,
+)
+from qunflow.workspace import Workspace
+
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 5
+SCHEDULE_GRACE = timedelta(hours=6)  # a scheduled post missed by more than this is skipped, not sent late
+CURSOR = "trigger_cursor"
+COUPON_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+
+
+def _insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(dialect(table).on_conflict_do_nothing(), rows)
+
+
+def _state(conn: Connection, name: str, default: str) -> str:
+    value = conn.execute(select(automation_state.c.value).where(automation_state.c.name == name)).scalar()
+    return default if value is None else str(value)
+
+
+def _set_state(conn: Connection, name: str, value: str) -> None:
+    _insert_ignore(conn, automation_state, [{"name": name, "value": value}])
+    conn.execute(update(automation_state).where(automation_state.c.name == name).values(value=value))
+
+
+# --- triggers ---------------------------------------------------------------------------------
+
+def _matches(playbook: Playbook, event: Any, props: dict[str, Any], tier: str | None) -> str | None:
+    """The occurrence key when this event triggers the playbook for its member, else None."""
+    trigger = playbook.trigger
+    if trigger.tiers and tier not in trigger.tiers:
+        return None
+    kind = event.type
+    if trigger.on == "member_joined" and kind == "joined":
+        if trigger.entry_points and event.entry_point not in trigger.entry_points:
+            return None
+        return "joined"  # once per member, rejoins included
+    if trigger.on == "tag_added" and kind == "tag_added" and props.get("tag") == trigger.tag:
+        return f"tag:{event.event_id}"
+    if trigger.on == "task_completed" and kind == "task_completed" and props.get("task") == trigger.task:
+        return f"task:{trigger.task}"
+    if trigger.on == "order_placed" and kind == "order":
+        return f"order:{event.event_id}"
+    if trigger.on == "event_signup" and kind == "signup" and props.get("event") == trigger.event:
+        return f"event:{trigger.event}"
+    return None
+
+
+def dispatch_triggers(ws: Workspace, *, limit: int = 5000) -> int:
+    """Enroll members for the events recorded since the cursor; returns how many enrollments were made."""
+    now = ws.clock()
+    with ws.engine.begin() as conn:
+        cursor = int(_state(conn, CURSOR, "0"))
+        rows = conn.execute(select(events.c.seq, events.c.event_id, events.c.type, events.c.member_id,
+                                   events.c.entry_point, events.c.properties, events.c.ts)
+                            .where(events.c.seq > cursor, events.c.member_id.is_not(None),
+                                   events.c.type.in_(("joined", "tag_added", "task_completed", "order", "signup")))
+                            .order_by(events.c.seq).limit(limit)).all()
+        last = conn.execute(select(func.max(events.c.seq))).scalar() or 0
+        new_cursor = rows[-1].seq if len(rows) == limit else max(cursor, last)
+        made: list[dict[str, Any]] = []
+        candidates = [(k, v, p) for k, v, p in active_playbooks(conn) if p.trigger.on not in ("schedule", "inactive")]
+        if candidates and rows:
+            tiers = dict(conn.execute(select(members.c.id, members.c.tier)
+                                      .where(members.c.id.in_({r.member_id for r in rows}))).all())
+            for row in rows:
+                props = _props(row.properties)
+                tier = props.get("tier") or tiers.get(row.member_id)
+                for key, version, playbook in candidates:
+                    occurrence = _matches(playbook, row, props, tier)
+                    if occurrence is not None:
+                        made.append(_enrollment(key, version, row.member_id, occurrence, now,
+                                                {"event_id": row.event_id}, started=min(row.ts, now)))
+        _insert_ignore(conn, enrollments, made)
+        _set_state(conn, CURSOR, str(new_cursor))
+    return len(made)
+
+
+def _props(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = json.loads(value) if value else {}
+    return value if isinstance(value, dict) else {}
+
+
+def _enrollment(key: str, version: int, subject: str, occurrence: str, due: datetime,
+                context: dict[str, Any], started: datetime | None = None) -> dict[str, Any]:
+    """A new enrollment; `started` (the trigger's time) anchors waits for "day N" of the playbook."""
+    return {"playbook_key": key, "version": version, "subject": subject, "occurrence": occurrence, "step": 0,
+            "status": "active", "due_at": due, "attempts": 0, "context": context, "created_at": started or due,
+            "updated_at": due}
+
+
+def schedule_tick(ws: Workspace) -> int:
+    """Enroll the groups of scheduled playbooks whose moment has come (each moment once)."""
+    now, zone = ws.clock(), ws.settings.zone
+    made: list[dict[str, Any]] = []
+    with ws.engine.begin() as conn:
+        for key, version, playbook in active_playbooks(conn):
+            schedule = playbook.trigger.schedule
+            if playbook.trigger.on != "schedule" or schedule is None:
+                continue
+            name = f"schedule:{key}"
+            after = datetime.fromisoformat(_state(conn, name, (now - SCHEDULE_GRACE).isoformat()))
+            moment = next_occurrence(schedule, after, zone)
+            latest = None
+            while moment <= now:
+                latest = moment
+                moment = next_occurrence(schedule, moment, zone)
+            if latest is None:
+                continue
+            query = select(groups.c.key).where(groups.c.active)
+            if playbook.trigger.tiers:
+                query = query.where(groups.c.tier.in_(playbook.trigger.tiers))
+            if latest >= now - SCHEDULE_GRACE:
+                for group_key in conn.execute(query).scalars():
+                    made.append(_enrollment(key, version, f"group:{group_key}", latest.isoformat(), now, {}))
+            _set_state(conn, name, latest.isoformat())
+        _insert_ignore(conn, enrollments, made)
+    return len(made)
+
+
+def inactive_scan(ws: Workspace) -> int:
+    """Enroll members with no engagement for a playbook's N days (again only after new activity)."""
+    now = ws.clock()
+    made: list[dict[str, Any]] = []
+    engagement = ws.settings.engagement_types
+    with ws.engine.begin() as conn:
+        for key, version, playbook in active_playbooks(conn):
+            days = playbook.trigger.days
+            if playbook.trigger.on != "inactive" or days is None:
+                continue
+            last = func.max(events.c.ts)
+            active = (select(events.c.member_id, last.label("last")).where(
+                events.c.member_id.is_not(None), events.c.type.in_([*engagement, "joined"]))
+                .group_by(events.c.member_id).having(last < now - timedelta(days=days)))
+            for member_id, last_ts in conn.execute(active).all():
+                made.append(_enrollment(key, version, member_id, f"inactive:{last_ts.isoformat()}", now, {}))
+        _insert_ignore(conn, enrollments, made)
+    return len(made)
+
+
+# --- running due steps ------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    """What one pass of `run_due` did."""
+
+    claimed: int = 0
+    steps: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def claim(ws: Workspace, worker: str, limit: int) -> list[Any]:
+    """Lease up to `limit` due enrollments to this worker."""
+    now = ws.clock()
+    e = enrollments.c
+    due = (select(e.id).where(e.status == "active", e.due_at <= now, or_(e.lease_until.is_(None), e.lease_until < now))
+           .order_by(e.due_at).limit(limit))
+    with ws.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # several workers: each takes rows no other holds
+            due = due.with_for_update(skip_locked=True)
+        rows = conn.execute(update(enrollments).where(e.id.in_(due.scalar_subquery()))
+                            .values(lease_owner=worker, lease_until=now + LEASE)
+                            .returning(e.id, e.playbook_key, e.version, e.subject, e.step, e.attempts, e.context,
+                                       e.created_at, e.lease_owner)).all()
+    return sorted(rows, key=lambda r: r.id)
+
+
+def run_due(ws: Workspace, *, worker: str | None = None, limit: int = 500) -> Outcome:
+    """Claim due enrollments and run each until it waits, finishes or must send; then send, then record."""
+    worker = worker or f"w-{uuid.uuid4().hex[:8]}"
+    outcome = Outcome()
+    claimed = claim(ws, worker, limit)
+    outcome.claimed = len(claimed)
+    if not claimed:
+        return outcome
+    sends: list[_Send] = []
+    with ws.engine.begin() as conn:
+        for row in claimed:
+            sends.extend(_advance(ws, conn, row, worker, outcome))
+    for send in sends:
+        _deliver(ws, send, outcome)
+    with ws.engine.begin() as conn:
+        for send in sends:
+            _record(ws, conn, send, worker, outcome)
+    return outcome
+
+
+@dataclass
+class _Send:
+    enrollment_id: int
+    step: int
+    key: str
+    platform: str
+    target: str
+    text: str
+    kind: str  # marketing / service (the daily cap counts marketing)
+    member_id: str | None
+    dm: bool
+    repeat: bool  # a pending record exists: the outcome of an earlier try is unknown
+    message_id: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Outcome) -> list[_Send]:
+    """Run this enrollment's steps that need no platform call; stop at a wait, the end, or a send."""
+    playbook = load_version(conn, row.playbook_key, row.version)
+    context = dict(row.context or {})
+    member_id = None if row.subject.startswith("group:") else row.subject
+    step_index = row.step
+    now = ws.clock()
+    for _ in range(len(playbook.steps) + 1):  # branches may jump back: one pass over the steps at most
+        if step_index >= len(playbook.steps):
+            _finish(conn, row.id, worker, "done", step_index, context, now)
+            return []
+        if member_id and playbook.exit_when and _holds(conn, playbook.exit_when, member_id, ws):
+            _finish(conn, row.id, worker, "exited", step_index, context, now)
+            return []
+        step = playbook.steps[step_index]
+        action = step.action
+        outcome.steps += 1
+        if action == "wait":
+            assert step.wait is not None
+            due = wait_until(step.wait, now, ws.settings.zone, row.created_at)
+            if due > now:
+                _move(conn, row.id, worker, step_index + 1, due, context, now)
+                return []
+        elif action in ("send_dm", "post_group", "notify_staff"):
+            send = _prepare_send(ws, conn, playbook, step, row, member_id, step_index, context, now, outcome)
+            if send is None:  # deferred (quiet hours, cap) or parked: the enrollment was updated
+                return []
+            if send.key == "":  # nothing to send to (no identity / group): recorded, go on
+                step_index += 1
+                continue
+            _move(conn, row.id, worker, step_index, now, context, now, keep_lease=True)
+            return [send]
+        elif action == "branch":
+            assert step.branch is not None
+            ok = member_id is not None and _holds(conn, step.branch.if_, member_id, ws)
+            target = step.branch.goto if ok else step.branch.else_goto
+            step_index = playbook.step_index(target) if target else step_index + 1
+            continue
+        elif action == "exit":
+            _finish(conn, row.id, worker, "exited", step_index + 1, context, now)
+            return []
+        else:
+            _effect(ws, conn, playbook, step, row, member_id, step_index, context, now)
+        step_index += 1
+    _finish(conn, row.id, worker, "dead", step_index, context, now, error="branches loop without a wait")
+    return []
+
+
+def _move(conn: Connection, enrollment_id: int, worker: str, step: int, due: datetime, context: dict[str, Any],
+          now: datetime, *, keep_lease: bool = False, attempts: int = 0, error: str | None = None) -> None:
+    values: dict[str, Any] = {"step": step, "due_at": due, "context": context, "updated_at": now,
+                              "attempts": attempts, "last_error": error}
+    if not keep_lease:
+        values.update(lease_owner=None, lease_until=None)
+    conn.execute(update(enrollments).where(enrollments.c.id == enrollment_id, enrollments.c.lease_owner == worker)
+                 .values(**values))
+
+
+def _finish(conn: Connection, enrollment_id: int, worker: str, status: str, step: int, context: dict[str, Any],
+            now: datetime, error: str | None = None) -> None:
+    conn.execute(update(enrollments).where(enrollments.c.id == enrollment_id, enrollments.c.lease_owner == worker)
+                 .values(status=status, step=step, context=context, updated_at=now, lease_owner=None,
+                         lease_until=None, last_error=error))
+
+
+def _holds(conn: Connection, condition: Condition, member_id: str, ws: Workspace) -> bool:
+    if condition.tag is not None:
+        return conn.execute(select(member_tags.c.tag).where(
+            member_tags.c.member_id == member_id, member_tags.c.tag == condition.tag)).first() is not None
+    if condition.task_done is not None:
+        return conn.execute(select(member_tasks.c.id).where(
+            member_tasks.c.member_id == member_id, member_tasks.c.task_key == condition.task_done,
+            member_tasks.c.completed_at.is_not(None))).first() is not None
+    if condition.has_ordered is not None:
+        ordered = conn.execute(select(events.c.seq).where(
+            events.c.member_id == member_id, events.c.type.in_(ws.settings.conversion_types))).first() is not None
+        return ordered == condition.has_ordered
+    if condition.variant is not None:
+        for experiment, variant in condition.variant.items():
+            first = conn.execute(select(events.c.variant).where(
+                events.c.member_id == member_id, events.c.type == "experiment_exposure",
+                events.c.experiment == experiment).order_by(events.c.ts, events.c.seq).limit(1)).scalar()
+            if first != variant:
+                return False
+        return True
+    if condition.profile is not None:
+        blob = conn.execute(select(members.c.profile).where(members.c.id == member_id)).scalar()
+        profile = unseal(ws, blob)
+        return all(str(profile.get(k, "")) == v for k, v in condition.profile.items())
+    return False
+
+
+def _event(conn: Connection, event_id: str, kind: str, now: datetime, member_id: str | None,
+           properties: dict[str, Any], **fields: Any) -> None:
+    append_events(conn, [Event(event_id=event_id, type=kind, ts=now.replace(tzinfo=UTC), member_id=member_id,
+                               properties=properties, **fields)])
+
+
+def _effect(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row: Any, member_id: str | None,
+            index: int, context: dict[str, Any], now: datetime) -> None:
+    """A step that only changes our own state: it commits with the enrollment's progress."""
+    cause = f"pb:{row.id}:{index}"
+    if member_id is None:
+        return  # member steps in a group-scheduled playbook do nothing (validated playbooks avoid it)
+    if step.issue_coupon is not None:
+        coupon = step.issue_coupon
+        code = "".join(secrets.choice(COUPON_ALPHABET) for _ in range(10))
+        conn.execute(insert(coupons).values(code=code, cause=cause, member_id=member_id, name=coupon.name,
+                                            value=Decimal(str(coupon.value)), status="issued", issued_at=now,
+                                            expires_at=now + timedelta(days=coupon.valid_days)))
+        context.update(coupon_code=code, coupon_value=f"{coupon.value:g}")
+        _event(conn, f"coupon-{cause}", "coupon_issued", now, member_id, {"coupon": coupon.name},
+               amount=Decimal(str(coupon.value)))
+    elif step.add_tag is not None:
+        _insert_ignore(conn, member_tags, [{"member_id": member_id, "tag": step.add_tag, "added_at": now}])
+        _event(conn, f"tag-{cause}", "tag_added", now, member_id, {"tag": step.add_tag})
+    elif step.remove_tag is not None:
+        conn.execute(delete(member_tags).where(member_tags.c.member_id == member_id,
+                                               member_tags.c.tag == step.remove_tag))
+        _event(conn, f"untag-{cause}", "tag_removed", now, member_id, {"tag": step.remove_tag})
+    elif step.assign_task is not None:
+        _insert_ignore(conn, member_tasks, [{"member_id": member_id, "task_key": step.assign_task,
+                                             "assigned_at": now, "due_at": now + timedelta(days=1)}])
+        _event(conn, f"task-{cause}", "task_assigned", now, member_id, {"task": step.assign_task})
+    elif step.move_tier is not None:
+        conn.execute(update(members).where(members.c.id == member_id).values(tier=step.move_tier))
+        _event(conn, f"tier-{cause}", "tier_changed", now, member_id, {"tier": step.move_tier})
+    elif step.move_group is not None:  # platforms cannot move people: staff send the invite
+        _inbox(conn, "follow_up", cause, member_id, f"Invite to group {step.move_group} / 邀请进入 {step.move_group}",
+               now, now + timedelta(hours=24))
+    elif step.advisor_task is not None:
+        title = f"{step.advisor_task.title.zh} / {step.advisor_task.title.en}"
+        _inbox(conn, "follow_up", cause, member_id, title, now, now + timedelta(hours=step.advisor_task.due_hours))
+
+
+def _inbox(conn: Connection, kind: str, cause: str, member_id: str | None, title: str, now: datetime,
+           due: datetime | None) -> None:
+    _insert_ignore(conn, inbox, [{"kind": kind, "cause": cause, "member_id": member_id, "title": title,
+                                  "due_at": due, "created_at": now}])
+
+
+def _variables(ws: Workspace, conn: Connection, member_id: str | None, context: dict[str, Any],
+               group: Any) -> tuple[dict[str, Any], str]:
+    base = ws.settings.public_url.rstrip("/")
+    values: dict[str, Any] = {"link": base, "advisor": context.get("advisor", ""),
+                              "coupon_code": context.get("coupon_code", ""),
+                              "coupon_value": context.get("coupon_value", ""),
+                              "group": group.name if group is not None else "",
+                              "tier": group.tier if group is not None else "", "name": "", "member_link": ""}
+    language = "zh"
+    if member_id is not None:
+        member = conn.execute(select(members.c.profile, members.c.locale, members.c.tier)
+                              .where(members.c.id == member_id)).first()
+        if member is not None:
+            values["name"] = unseal(ws, member.profile).get("name", "")
+            values["tier"] = member.tier or values["tier"]
+            language = pick_language(member.locale)
+        values["member_link"] = f"{base}/m/{member_link_token(ws, member_id)}/task/profile"
+    if not values["advisor"]:
+        values["advisor"] = "小Q" if language == "zh" else "Q"
+    return values, language
+
+
+def _prepare_send(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row: Any,
+                  member_id: str | None, index: int, context: dict[str, Any], now: datetime,
+                  outcome: Outcome) -> _Send | None:
+    key = f"pb:{row.id}:{index}"
+    action = step.action
+    existing = conn.execute(select(deliveries.c.status).where(deliveries.c.idempotency_key == key)).scalar()
+    if existing == "sent":  # sent before a crash hid it: just go on
+        return _Send(row.id, index, "", "", "", "", "", member_id, False, False)
+    group = None
+    if row.subject.startswith("group:"):
+        group = conn.execute(select(groups).where(groups.c.key == row.subject.removeprefix("group:"))).first()
+    elif member_id is not None:
+        group = conn.execute(select(groups).join(members, members.c.group_id == groups.c.id)
+                             .where(members.c.id == member_id)).first()
+    if action == "notify_staff":
+        values, _language = _variables(ws, conn, member_id, context, group)
+        body = playbook.templates[step.notify_staff or ""]
+        title = f"{render_template(body.zh, values, 'zh')} / {render_template(body.en, values, 'en')}"
+        _inbox(conn, "alert", key, member_id, title, now, None)
+        return _Send(row.id, index, "", "", "", "", "", member_id, False, False)
+    marketing = playbook.marketing and member_id is not None
+    if marketing:
+        later = _marketing_window(ws, conn, member_id or "", now)
+        if later is not None:
+            _move(conn, row.id, row.lease_owner, index, later, context, now)
+            outcome.deferred += 1
+            return None
+    values, language = _variables(ws, conn, member_id, context, group)
+    template = playbook.templates[(step.send_dm if action == "send_dm" else step.post_group) or ""]
+    try:
+        text_out = render_template(getattr(template, language), values, language)
+    except TemplateError as exc:  # e.g. the message grew too long: a person must look at it
+        _finish(conn, row.id, row.lease_owner, "dead", index, context, now, error=str(exc))
+        return None
+    if action == "send_dm":
+        identity = conn.execute(select(identities.c.platform, identities.c.external_user_id)
+                                .where(identities.c.member_id == member_id).limit(1)).first()
+        if identity is None:
+            _record_unreachable(conn, key, member_id, now, "no platform identity for this member")
+            return _Send(row.id, index, "", "", "", "", "", member_id, False, False)
+        platform, target, dm = identity.platform, identity.external_user_id, True
+    else:
+        if group is None:
+            _record_unreachable(conn, key, member_id, now, "no group to post to")
+            return _Send(row.id, index, "", "", "", "", "", member_id, False, False)
+        platform, target, dm = group.platform, group.external_id, False
+    kind = "marketing" if marketing else "service"
+    if existing is None:
+        conn.execute(insert(deliveries).values(idempotency_key=key, member_id=member_id, platform=platform,
+                                               target=target, kind=kind, status="pending", created_at=now))
+    return _Send(row.id, index, key, platform, target, text_out, kind, member_id, dm, existing == "pending")
+
+
+def _record_unreachable(conn: Connection, key: str, member_id: str | None, now: datetime, reason: str) -> None:
+    _insert_ignore(conn, deliveries, [{"idempotency_key": key, "member_id": member_id, "platform": "-",
+                                       "target": "-", "kind": "skipped", "status": "unreachable",
+                                       "created_at": now, "error": reason}])
+
+
+def _marketing_window(ws: Workspace, conn: Connection, member_id: str, now: datetime) -> datetime | None:
+    """None when a marketing message may go now; else when it may (quiet hours end, or tomorrow)."""
+    zone = ws.settings.zone
+    start, end = ws.settings.quiet_hours.split("-")
+    quiet_end = in_quiet_hours(now, start, end, zone)
+    if quiet_end is not None:
+        return quiet_end
+    cap = ws.settings.marketing_daily_cap
+    local = now.replace(tzinfo=UTC).astimezone(zone)
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC).replace(tzinfo=None)
+    sent_today = conn.execute(select(func.count()).select_from(deliveries).where(
+        deliveries.c.member_id == member_id, deliveries.c.kind == "marketing",
+        deliveries.c.created_at >= day_start)).scalar_one()
+    if sent_today < cap:
+        return None
+    tomorrow = day_start + timedelta(days=1)
+    return in_quiet_hours(tomorrow, start, end, zone) or tomorrow
+
+
+def _deliver(ws: Workspace, send: _Send, outcome: Outcome) -> None:
+    """The platform call, outside any transaction."""
+    connector = connector_for(ws, send.platform)
+    if send.repeat and not connector.capabilities.idempotent_sends:
+        send.error = "outcome unknown after an interruption; check the chat, then retry or skip"
+        return
+    try:
+        if send.dm:
+            result = connector.send_direct(send.target, send.text, idempotency_key=send.key)
+        else:
+            result = connector.post_to_group(send.target, send.text, idempotency_key=send.key)
+        send.message_id = result.message_id
+        outcome.sent += 1
+    except RateLimited as exc:
+        send.retry_after = max(float(exc.retry_after or 1), 0.05)
+        outcome.deferred += 1
+    except PlatformError as exc:
+        send.error = str(exc)[:500]
+        outcome.failed += 1
+
+
+def _record(ws: Workspace, conn: Connection, send: _Send, worker: str, outcome: Outcome) -> None:
+    now = ws.clock()
+    row = conn.execute(select(enrollments.c.attempts, enrollments.c.context)
+                       .where(enrollments.c.id == send.enrollment_id)).first()
+    context = dict(row.context or {}) if row else {}
+    if send.message_id is not None:
+        conn.execute(update(deliveries).where(deliveries.c.idempotency_key == send.key)
+                     .values(status="sent", sent_at=now, external_message_id=send.message_id, error=None))
+        _move(conn, send.enrollment_id, worker, send.step + 1, now, context, now)
+    elif send.retry_after is not None:  # the platform said "not now": not a failure
+        _move(conn, send.enrollment_id, worker, send.step, now + timedelta(seconds=send.retry_after), context, now)
+    else:
+        attempts = (row.attempts if row else 0) + 1
+        conn.execute(update(deliveries).where(deliveries.c.idempotency_key == send.key)
+                     .values(status="failed", error=send.error))
+        if attempts >= MAX_ATTEMPTS or (send.error or "").startswith("outcome unknown"):
+            _finish(conn, send.enrollment_id, worker, "dead", send.step, context, now, error=send.error)
+            outcome.errors.append(f"enrollment {send.enrollment_id}: {send.error}")
+        else:
+            backoff = timedelta(seconds=30 * 2 ** (attempts - 1))
+            _move(conn, send.enrollment_id, worker, send.step, now + backoff, context, now, attempts=attempts,
+                  error=send.error)
+
+
+# --- dead letters and the loop ------------------------------------------------------------------
+
+def dead_letters(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
+    with ws.engine.connect() as conn:
+        rows = conn.execute(select(enrollments.c.id, enrollments.c.playbook_key, enrollments.c.subject,
+                                   enrollments.c.step, enrollments.c.last_error, enrollments.c.updated_at)
+                            .where(enrollments.c.status == "dead").order_by(enrollments.c.updated_at.desc())
+                            .limit(limit)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def retry_dead(ws: Workspace, ids: Iterable[int], *, skip_step: bool = False) -> int:
+    """Put dead letters back in line (optionally past the step that failed); the send is tried anew."""
+    now = ws.clock()
+    with ws.engine.begin() as conn:
+        changed = 0
+        for enrollment_id in ids:
+            row = conn.execute(select(enrollments.c.step).where(enrollments.c.id == enrollment_id,
+                                                                enrollments.c.status == "dead")).first()
+            if row is None:
+                continue
+            key = f"pb:{enrollment_id}:{row.step}"
+            conn.execute(update(deliveries).where(deliveries.c.idempotency_key == key, deliveries.c.status != "sent")
+                         .values(status="failed"))
+            conn.execute(update(enrollments).where(enrollments.c.id == enrollment_id).values(
+                status="active", attempts=0, due_at=now, step=row.step + (1 if skip_step else 0),
+                updated_at=now, lease_owner=None, lease_until=None))
+            changed += 1
+    return changed
+
+
+def pending_steps(ws: Workspace) -> int:
+    with ws.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(enrollments).where(
+            enrollments.c.status == "active")).scalar_one())
+
+
+def work_once(ws: Workspace, *, worker: str | None = None, limit: int = 500) -> Outcome:
+    """One round of everything a worker does: triggers, schedules, then due steps until none are left."""
+    dispatch_triggers(ws)
+    schedule_tick(ws)
+    total = Outcome()
+    while True:
+        outcome = run_due(ws, worker=worker, limit=limit)
+        for name in ("claimed", "steps", "sent", "deferred", "failed"):
+            setattr(total, name, getattr(total, name) + getattr(outcome, name))
+        total.errors.extend(outcome.errors)
+        if outcome.claimed < limit:
+            return total
+
+
+__all__ = ["Outcome", "dead_letters", "dispatch_triggers", "inactive_scan", "pending_steps", "retry_dead",
+           "run_due", "schedule_tick", "work_once"]

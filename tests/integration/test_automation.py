@@ -1,0 +1,199 @@
+"""The automation engine on a simulated clock: the shipped S2 warm-up, quiet hours, the goal exit, branches."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from qunflow.errors import InvalidInput
+from qunflow.services.automation import dead_letters, work_once
+from qunflow.services.ingest import ingest_batch
+from qunflow.services.join import submit_gate
+from qunflow.services.platforms import sandbox_world
+from qunflow.services.playbooks import apply_playbooks, playbook_overview, shipped_files
+from qunflow.store.tables import coupons, enrollments, inbox, member_tags, members
+from qunflow.workspace import Workspace
+from tests.integration.test_join_flow import FORM, invite_token, setup_community
+
+ZONE = ZoneInfo("Asia/Shanghai")
+UTC = ZoneInfo("UTC")
+
+
+def local(text: str) -> datetime:
+    """A local wall-clock time as the naive UTC the workspace clock gives."""
+    return datetime.fromisoformat(text).replace(tzinfo=ZONE).astimezone(UTC).replace(tzinfo=None)
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clocked(workspace: Workspace) -> tuple[Workspace, Clock]:
+    clock = Clock(local("2026-03-02T09:00:00"))
+    workspace.clock = clock
+    setup_community(workspace)
+    return workspace, clock
+
+
+def join(ws: Workspace, visitor: str, user: str) -> str:
+    ticket = submit_gate(ws, "xhs-note-1", visitor, FORM)
+    assert sandbox_world(ws).join(user, f"User {user}", invite_token(ticket.invite_url)) == "joined"
+    return ticket.member_id
+
+
+def run_until(ws: Workspace, clock: Clock, end: datetime, step: timedelta = timedelta(minutes=30)) -> None:
+    while clock.now < end:
+        clock.now += step
+        work_once(ws, worker="test")
+
+
+def playbook_dms(ws: Workspace) -> dict[str, list[tuple[str, str]]]:
+    """Per sandbox user: (local time, text) of the messages playbooks sent them."""
+    world = sandbox_world(ws)
+    out: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for m in sorted(world.messages(limit=10_000), key=lambda m: m["id"]):
+        if (m.get("client_key") or "").startswith("pb:"):
+            at = m["sent_at"].replace(tzinfo=UTC).astimezone(ZONE)
+            out[m["dm_user_id"]].append((f"{at:%m-%d %H:%M}", m["text"]))
+    return out
+
+
+def test_s2_sends_day_0_1_2_4_6_at_local_times_skips_quiet_hours_and_stops_at_an_order(
+        clocked: tuple[Workspace, Clock]) -> None:
+    ws, clock = clocked
+    apply_playbooks(ws, shipped_files())
+    clock.now = local("2026-03-02T10:00:00")
+    plain = join(ws, "v1", "u1")  # Monday 10:00
+    buyer = join(ws, "v3", "u3")
+    work_once(ws, worker="test")
+    run_until(ws, clock, local("2026-03-02T23:30:00"))
+    late = join(ws, "v2", "u2")  # 23:30: inside the quiet hours (22:00-08:00)
+    run_until(ws, clock, local("2026-03-05T12:00:00"))
+    ingest_batch(ws.engine, [{"event_id": "o1", "type": "order", "ts": "2026-03-05T12:00:00+08:00",
+                              "member_id": buyer, "amount": 99}])
+    run_until(ws, clock, local("2026-03-10T12:00:00"))
+
+    dms = playbook_dms(ws)
+    times = {user: [t for t, _ in sent] for user, sent in dms.items()}
+    assert times["u1"] == ["03-02 10:00", "03-03 10:00", "03-04 10:00", "03-06 10:00", "03-08 10:00"]
+    # The Day-0 coupon waits for the end of the quiet hours; the rest keeps to the join day's plan.
+    assert times["u2"] == ["03-03 08:00", "03-03 10:00", "03-04 10:00", "03-06 10:00", "03-08 10:00"]
+    assert times["u3"] == ["03-02 10:00", "03-03 10:00", "03-04 10:00"]  # ordered on Day 3: no more
+    texts = [text for _, text in dms["u1"]]
+    assert "新人券" in texts[0] and "小任务" in texts[1] and "干货" in texts[2] and "邀请" in texts[3]
+    assert "顾问" in texts[4]
+    with ws.engine.connect() as conn:
+        status = dict(conn.execute(select(enrollments.c.subject, enrollments.c.status)
+                                   .where(enrollments.c.playbook_key == "s2_warmup")).all())
+        issued = conn.execute(select(coupons.c.member_id, coupons.c.name, coupons.c.value)).all()
+        follow_ups = conn.execute(select(inbox.c.member_id).where(inbox.c.kind == "follow_up")).scalars().all()
+    assert status == {plain: "done", late: "done", buyer: "exited"}
+    assert sorted((m, n) for m, n, _ in issued) == sorted(
+        [(plain, "welcome"), (plain, "invite_friend"), (late, "welcome"), (late, "invite_friend"), (buyer, "welcome")])
+    assert {v for *_, v in issued} == {Decimal("20"), Decimal("10")}
+    coupon_code = [text for _, text in dms["u1"]][0].split("新人券 ")[1][:10]
+    assert coupon_code.isalnum() and coupon_code.isupper()
+    assert sorted(follow_ups) == sorted([plain, late])  # Day-6 advisor one-to-one
+    overview = {p["key"]: p for p in playbook_overview(ws)}
+    assert overview["s2_warmup"]["statuses"] == {"done": 2, "exited": 1}
+
+
+def test_the_content_calendar_posts_to_each_tier_group_once_per_scheduled_moment(
+        clocked: tuple[Workspace, Clock]) -> None:
+    ws, clock = clocked
+    apply_playbooks(ws, shipped_files())
+    clock.now = local("2026-03-02T19:00:00")  # Monday
+    run_until(ws, clock, local("2026-03-07T00:00:00"), step=timedelta(minutes=20))
+    world = sandbox_world(ws)
+    posts = [(m["chat_id"], m["sent_at"].replace(tzinfo=UTC).astimezone(ZONE))
+             for chat in ("chat-core-1", "chat-core-2", "chat-newbie-1")
+             for m in world.messages(chat_id=chat, limit=1000) if (m.get("client_key") or "").startswith("pb:")]
+    # Three groups (newbie-1, core-1, core-2), Monday, Wednesday and Friday at 20:00 local.
+    assert sorted({(chat, f"{at:%a %H:%M}") for chat, at in posts}) == sorted(
+        (f"chat-{g}", f"{d} 20:00") for g in ("core-1", "core-2", "newbie-1") for d in ("Mon", "Wed", "Fri"))
+    assert len(posts) == 9
+    core_monday = next(m["text"] for m in world.messages(chat_id="chat-core-1", limit=100) if "本周" in m["text"])
+    assert "核心成员" in core_monday
+
+
+BRANCHY = """
+kind: playbook
+key: vip_router
+title: {zh: 分流, en: Routing}
+trigger: {on: tag_added, tag: engaged}
+marketing: false
+templates:
+  vip: {zh: "VIP 你好 {{ name }}", en: "Hello VIP {{ name }}"}
+  normal: {zh: "你好", en: "Hello"}
+  alert: {zh: "有人被标记 {{ name }}", en: "Tagged {{ name }}"}
+steps:
+  - branch: {if: {tag: vip}, goto: vip_path}
+  - send_dm: normal
+  - exit: true
+  - id: vip_path
+    send_dm: vip
+  - notify_staff: alert
+  - move_tier: interest
+---
+kind: playbook
+key: tagger
+title: {zh: 打标签, en: Tagger}
+trigger: {on: member_joined}
+marketing: false
+steps:
+  - wait: {minutes: 5}
+  - add_tag: engaged
+"""
+
+
+def test_a_tag_step_triggers_another_playbook_whose_branch_picks_the_path(
+        clocked: tuple[Workspace, Clock], tmp_path: Path) -> None:
+    ws, clock = clocked
+    path = tmp_path / "branchy.yaml"
+    path.write_text(BRANCHY)
+    apply_playbooks(ws, [path])
+    clock.now = local("2026-03-02T10:00:00")
+    vip = join(ws, "v1", "u1")
+    other = join(ws, "v2", "u2")
+    with ws.engine.begin() as conn:
+        conn.execute(member_tags.insert().values(member_id=vip, tag="vip", added_at=clock.now))
+    run_until(ws, clock, local("2026-03-02T11:00:00"), step=timedelta(minutes=1))
+    dms = playbook_dms(ws)
+    assert [text for _, text in dms["u1"]] == ["VIP 你好 Li Lei"]  # members here read Chinese (locale zh)
+    assert [text for _, text in dms["u2"]] == ["你好"]
+    with ws.engine.connect() as conn:
+        alerts = conn.execute(select(inbox.c.member_id, inbox.c.title).where(inbox.c.kind == "alert")).all()
+        statuses = dict(conn.execute(select(enrollments.c.subject, enrollments.c.status)
+                                     .where(enrollments.c.playbook_key == "vip_router")).all())
+        tiers = dict(conn.execute(select(members.c.id, members.c.tier)).all())
+    assert [tuple(a) for a in alerts] == [(vip, "有人被标记 Li Lei / Tagged Li Lei")]
+    assert statuses == {vip: "done", other: "exited"}
+    assert (tiers[vip], tiers[other]) == ("interest", "core")
+    assert dead_letters(ws) == []
+
+
+def test_a_bad_playbook_file_is_refused_whole_with_file_line_and_field(
+        clocked: tuple[Workspace, Clock], tmp_path: Path) -> None:
+    ws, _clock = clocked
+    good = tmp_path / "good.yaml"
+    good.write_text(BRANCHY)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BRANCHY.replace("goto: vip_path", "goto: nowhere").replace("minutes: 5", "minutes: -5"))
+    with pytest.raises(InvalidInput) as error:
+        apply_playbooks(ws, [good, bad])
+    message = str(error.value)
+    assert message.splitlines()[1:] == [
+        f"{bad}:12: steps[0].branch.goto: 'nowhere' is no step id in this playbook",
+        f"{bad}:26: steps[0].wait.minutes: Input should be greater than or equal to 0"]
+    assert playbook_overview(ws) == []  # nothing of either file was applied
