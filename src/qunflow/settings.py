@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     quiet_hours: str = Field("22:00-08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
     marketing_daily_cap: int = Field(2, ge=0, le=100)
     staff_webhook: str = ""
+    # Send limits per platform, over the known defaults (domain/ratelimit.py), e.g.
+    # [rate_limits.telegram] group = [20, 60]   (20 messages per 60 s per group)
+    rate_limits: dict[str, dict[str, tuple[float, float]]] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(

@@ -9,7 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from qunflow.errors import InvalidInput
 from qunflow.services.automation import dead_letters, work_once
@@ -197,3 +197,53 @@ def test_a_bad_playbook_file_is_refused_whole_with_file_line_and_field(
         f"{bad}:12: steps[0].branch.goto: 'nowhere' is no step id in this playbook",
         f"{bad}:26: steps[0].wait.minutes: Input should be greater than or equal to 0"]
     assert playbook_overview(ws) == []  # nothing of either file was applied
+
+
+TAGGER = """
+kind: playbook
+key: mark
+title: {zh: 标记, en: Mark}
+trigger: {on: member_joined}
+marketing: false
+steps:
+  - add_tag: seen
+  - wait: {days: 1}
+"""
+
+
+def test_concurrent_workers_never_run_the_same_step_twice(any_workspace: Workspace, tmp_path: Path) -> None:
+    import threading
+
+    from qunflow.services.automation import dispatch_triggers, run_due
+    from qunflow.store.tables import events
+
+    ws = any_workspace
+    path = tmp_path / "mark.yaml"
+    path.write_text(TAGGER)
+    apply_playbooks(ws, [path])
+    members_n = 600
+    ingest_batch(ws.engine, [{"event_id": f"j{i}", "type": "joined", "ts": "2026-03-02T10:00:00+08:00",
+                              "member_id": f"m{i}"} for i in range(members_n)])
+    assert dispatch_triggers(ws) == members_n
+    steps: list[int] = []
+    errors: list[BaseException] = []
+
+    def work(name: str) -> None:
+        try:
+            while (outcome := run_due(ws, worker=name, limit=50)).claimed:
+                steps.append(outcome.steps)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    assert sum(steps) == 2 * members_n  # add_tag and wait, once each per member
+    with ws.engine.connect() as conn:
+        tagged = conn.execute(select(func.count()).select_from(events).where(events.c.type == "tag_added")).scalar()
+        waiting = conn.execute(select(func.count()).select_from(enrollments).where(
+            enrollments.c.step == 2, enrollments.c.lease_owner.is_(None))).scalar()
+    assert (tagged, waiting) == (members_n, members_n)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Annotated
@@ -55,14 +57,20 @@ def list_playbooks(workspace_dir: WorkspaceOption = None) -> None:
 @automation_app.command("run")
 def run(once: Annotated[bool, typer.Option("--once", help="One round, then exit.")] = False,
         interval: Annotated[float, typer.Option(help="Seconds between rounds.")] = 0.5,
-        worker: Annotated[str | None, typer.Option(help="This worker's name (default: random).")] = None,
+        worker: Annotated[str | None, typer.Option(
+            help="This worker's name, unique among running workers; a restart under the same name takes "
+                 "back its unfinished work at once (default: host and process id, taken back after 60 s).")] = None,
         workspace_dir: WorkspaceOption = None) -> None:
     """Run the automation worker: triggers, schedules and due steps. Several may run on PostgreSQL."""
-    from qunflow.services.automation import work_once
+    from qunflow.services.automation import release_leases, work_once
 
     if interval <= 0:
         fail("--interval must be above 0")
     ws = workspace(workspace_dir)
+    if worker:
+        release_leases(ws, worker)
+    else:
+        worker = f"{socket.gethostname()}-{os.getpid()}"
     while True:
         outcome = work_once(ws, worker=worker)
         if outcome.steps or outcome.errors:

@@ -31,6 +31,7 @@ from qunflow.connectors.base import (
     SendResult,
     Update,
 )
+from qunflow.domain.ratelimit import TokenBucket
 from qunflow.errors import InvalidInput, NotFound, PlatformError, RateLimited, Unauthorized
 
 SIGNATURE_HEADER = "x-sandbox-signature"
@@ -46,28 +47,6 @@ def _fast_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-@dataclass
-class TokenBucket:
-    """`rate` calls per `per` seconds, refilled continuously."""
-
-    rate: float
-    per: float
-    tokens: float = -1.0
-    stamp: datetime | None = None
-
-    def take(self, now: datetime) -> float:
-        """0 when a call may go now, else the seconds to wait."""
-        if self.stamp is None or self.tokens < 0:
-            self.tokens, self.stamp = self.rate, now
-        elapsed = max((now - self.stamp).total_seconds(), 0.0)
-        self.tokens = min(self.rate, self.tokens + elapsed * self.rate / self.per)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) * self.per / self.rate
 
 
 @dataclass

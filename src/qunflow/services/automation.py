@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from qunflow.domain.events import Event
 from qunflow.domain.playbooks import Condition, Playbook, Step, in_quiet_hours, next_occurrence, wait_until
+from qunflow.domain.ratelimit import Limiter
 from qunflow.domain.templates import TemplateError, render_template
 from qunflow.domain.welcome import pick_language
 from qunflow.errors import PlatformError, RateLimited
@@ -498,11 +499,23 @@ def _marketing_window(ws: Workspace, conn: Connection, member_id: str, now: date
     return in_quiet_hours(tomorrow, start, end, zone) or tomorrow
 
 
+def _limiter(ws: Workspace) -> Limiter:
+    limiter = ws.cache.get("send_limiter")
+    if limiter is None:
+        limiter = ws.cache["send_limiter"] = Limiter(ws.settings.rate_limits)
+    return limiter  # type: ignore[no-any-return]
+
+
 def _deliver(ws: Workspace, send: _Send, outcome: Outcome) -> None:
-    """The platform call, outside any transaction."""
+    """The platform call, outside any transaction, within our own idea of the platform's limits."""
     connector = connector_for(ws, send.platform)
     if send.repeat and not connector.capabilities.idempotent_sends:
         send.error = "outcome unknown after an interruption; check the chat, then retry or skip"
+        return
+    wait = _limiter(ws).wait(send.platform, send.target, group=not send.dm, now=ws.clock())
+    if wait > 0:
+        send.retry_after = wait
+        outcome.deferred += 1
         return
     try:
         if send.dm:
@@ -574,6 +587,13 @@ def retry_dead(ws: Workspace, ids: Iterable[int], *, skip_step: bool = False) ->
     return changed
 
 
+def release_leases(ws: Workspace, worker: str) -> int:
+    """A restarted worker takes back what it held when it died (names must be unique per running worker)."""
+    with ws.engine.begin() as conn:
+        return int(conn.execute(update(enrollments).where(enrollments.c.lease_owner == worker)
+                                .values(lease_owner=None, lease_until=None)).rowcount)
+
+
 def pending_steps(ws: Workspace) -> int:
     with ws.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(enrollments).where(
@@ -594,5 +614,6 @@ def work_once(ws: Workspace, *, worker: str | None = None, limit: int = 500) -> 
             return total
 
 
-__all__ = ["Outcome", "dead_letters", "dispatch_triggers", "inactive_scan", "pending_steps", "retry_dead",
+__all__ = ["Outcome", "dead_letters", "dispatch_triggers", "inactive_scan", "pending_steps", "release_leases",
+           "retry_dead",
            "run_due", "schedule_tick", "work_once"]

@@ -155,6 +155,7 @@ events = Table(
     Column("received_at", DateTime, nullable=False),
 )
 Index("ix_events_type", events.c.type)
+Index("ix_events_member", events.c.member_id)  # the automation engine asks per member (goals, branches)
 
 api_tokens = Table(
     "api_tokens", metadata,

@@ -15,6 +15,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_index("ix_events_member", "events", ["member_id"], unique=False)
     op.create_table("automation_state",
     sa.Column("name", sa.String(length=128), nullable=False),
     sa.Column("value", sa.String(length=200), nullable=False),
@@ -95,6 +96,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_events_member", table_name="events")
     op.drop_table("coupons")
     op.drop_table("inbox")
     op.drop_table("member_tags")
