@@ -98,12 +98,23 @@ def _parsed(text: str) -> Playbook:
     return parse_playbooks(text)[0].playbook
 
 
+_versions: dict[tuple[str, str, int], Playbook] = {}
+
+
 def load_version(conn: Any, key: str, version: int) -> Playbook:
+    """A stored version (immutable once applied, so kept in memory per database)."""
+    cache_key = (str(conn.engine.url), key, version)
+    found = _versions.get(cache_key)
+    if found is not None:
+        return found
     text = conn.execute(select(playbook_versions.c.source).where(
         (playbook_versions.c.key == key) & (playbook_versions.c.version == version))).scalar()
     if text is None:
         raise NotFound(f"playbook {key} version {version} is not stored")
-    return _parsed(text)
+    if len(_versions) > 1024:
+        _versions.clear()
+    _versions[cache_key] = playbook = _parsed(text)
+    return playbook
 
 
 def active_playbooks(conn: Any) -> list[tuple[str, int, Playbook]]:
