@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     marketing_daily_cap: int = Field(2, ge=0, le=100)
     staff_webhook: str = ""
     # Send limits per platform, over the known defaults (domain/ratelimit.py), e.g.
-    # [rate_limits.telegram] group = [20, 60]   (20 messages per 60 s per group)
+    # [qunflow.rate_limits.telegram] group = [20, 60]   (20 messages per 60 s per group)
     rate_limits: dict[str, dict[str, tuple[float, float]]] = Field(default_factory=dict)
 
     @classmethod
@@ -191,7 +191,12 @@ def write_settings_file(home: Path, timezone: str = "Asia/Shanghai") -> Path:
             'report_webhook = ""\n'
             'report_day = "monday"\n'
             'report_time = "09:00"\n'
-            'report_lang = "zh"\n',
+            'report_lang = "zh"\n'
+            "# Playbooks: no marketing messages in the quiet hours (local), at most this many a member a day;\n"
+            "# staff alerts also go to this webhook. Send limits: [qunflow.rate_limits.telegram] group = [20, 60]\n"
+            'quiet_hours = "22:00-08:00"\n'
+            "marketing_daily_cap = 2\n"
+            'staff_webhook = ""\n',
             encoding="utf-8",
         )
     secret = home / SECRET_FILE

@@ -247,3 +247,36 @@ def test_concurrent_workers_never_run_the_same_step_twice(any_workspace: Workspa
         waiting = conn.execute(select(func.count()).select_from(enrollments).where(
             enrollments.c.step == 2, enrollments.c.lease_owner.is_(None))).scalar()
     assert (tagged, waiting) == (members_n, members_n)
+
+
+NUDGE = """
+kind: playbook
+key: nudge
+title: {zh: 唤醒, en: Nudge}
+trigger: {on: inactive, days: 3}
+marketing: false
+templates:
+  miss: {zh: "好久不见 {{ name }}", en: "We miss you, {{ name }}"}
+steps:
+  - send_dm: miss
+"""
+
+
+def test_an_inactive_member_is_nudged_once_per_silence(clocked: tuple[Workspace, Clock], tmp_path: Path) -> None:
+    ws, clock = clocked
+    path = tmp_path / "nudge.yaml"
+    path.write_text(NUDGE)
+    apply_playbooks(ws, [path])
+    clock.now = local("2026-03-02T10:00:00")
+    quiet = join(ws, "v1", "u1")
+    chatty = join(ws, "v2", "u2")
+    for day in range(2, 9):  # u2 writes every day; u1 says nothing until 03-06
+        ingest_batch(ws.engine, [{"event_id": f"m{day}", "type": "message", "member_id": chatty,
+                                  "ts": f"2026-03-{day:02d}T12:00:00+08:00"}])
+    ingest_batch(ws.engine, [{"event_id": "q1", "type": "message", "member_id": quiet,
+                              "ts": "2026-03-06T12:00:00+08:00"}])
+    run_until(ws, clock, local("2026-03-06T11:00:00"), step=timedelta(hours=1))
+    assert [t for t, _ in playbook_dms(ws)["u1"]] == ["03-05 11:00"]  # 3 days after the join, at the hourly scan
+    run_until(ws, clock, local("2026-03-12T00:00:00"), step=timedelta(hours=1))
+    assert [t for t, _ in playbook_dms(ws)["u1"]] == ["03-05 11:00", "03-09 13:00"]  # silent again from 03-06
+    assert [t for t, _ in playbook_dms(ws)["u2"]] == ["03-11 13:00"]  # its last message was 03-08 12:00

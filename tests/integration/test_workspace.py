@@ -12,7 +12,7 @@ def test_init_creates_migrated_database_in_wal_mode(workspace: Workspace) -> Non
 
 
 def test_same_migrations_run_on_postgres(pg_workspace: Workspace) -> None:
-    assert schema_revision(pg_workspace.engine) == "0002"
+    assert schema_revision(pg_workspace.engine) == SCHEMA_HEAD
     assert {"events", "members", "groups", "report_posts"} <= set(inspect(pg_workspace.engine).get_table_names())
 
 

@@ -183,7 +183,7 @@ def inactive_scan(ws: Workspace) -> int:
                 continue
             last = func.max(events.c.ts)
             active = (select(events.c.member_id, last.label("last")).where(
-                events.c.member_id.is_not(None), events.c.type.in_([*engagement, "joined"]))
+                events.c.member_id.is_not(None), events.c.type.in_([*engagement, "joined"]), events.c.ts <= now)
                 .group_by(events.c.member_id).having(last < now - timedelta(days=days)))
             for member_id, last_ts in conn.execute(active).all():
                 made.append(_enrollment(key, version, member_id, f"inactive:{last_ts.isoformat()}", now, {}))
@@ -600,10 +600,22 @@ def pending_steps(ws: Workspace) -> int:
             enrollments.c.status == "active")).scalar_one())
 
 
+def _hourly(ws: Workspace, name: str, job: Any) -> None:
+    """Run `job` when an hour has passed since it last ran (any worker)."""
+    now = ws.clock()
+    with ws.engine.begin() as conn:
+        last = datetime.fromisoformat(_state(conn, name, datetime.min.isoformat()))
+        if now - last < timedelta(hours=1):
+            return
+        _set_state(conn, name, now.isoformat())
+    job(ws)
+
+
 def work_once(ws: Workspace, *, worker: str | None = None, limit: int = 500) -> Outcome:
     """One round of everything a worker does: triggers, schedules, then due steps until none are left."""
     dispatch_triggers(ws)
     schedule_tick(ws)
+    _hourly(ws, "inactive_scan", inactive_scan)
     total = Outcome()
     while True:
         outcome = run_due(ws, worker=worker, limit=limit)
