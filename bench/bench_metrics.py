@@ -1,126 +1,262 @@
-"""The metric suite at scale: ingest, shipping, and metrics by channel and by join week, cold and warm.
+"""The metric suite at scale (issue 3): ingest, shipping, the suite by channel and by join week, cold and warm.
 
-Compared in the same run with (a) the same metric SQL run by DuckDB straight over the Parquet file
-(no workspace, no shipping: the floor for our engine path) and (b) a straightforward pandas version of
-retention and conversion by channel (a subset of the suite, so the comparison flatters pandas).
-Run: python bench/bench_metrics.py [--members 100000] [--engine duckdb|chdb]
+Compared in the same run with (a) the floor: one hand-written DuckDB query straight over the Parquet
+file (bench/floor_suite.sql) and (b) a straightforward full pandas version of the same keys
+(bench/metric_suites.py). The three must agree on every number; the run says so.
+Every stage runs in its own child process, measured with os.wait4, so each peak RSS is that stage's own
+(the generator does not pollute the suite's figure). Ingest is the real `qunflow events import`.
+Run: python bench/bench_metrics.py --members 1000000 [--engine duckdb|chdb] [--skip-pandas]
+Goals at 1M members: suite <= 1.5x floor, pandas >= 10x suite, suite < 2 GiB, ingest >= 50,000 events/s.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import json
+import os
+import pickle
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
-import pyarrow.parquet as pq
-from rich.console import Console
-from rich.table import Table
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-START, END, AS_OF = date(2026, 1, 1), date(2026, 4, 30), date(2026, 5, 31)
-
-
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+START, END, AS_OF = date(2026, 1, 1), date(2026, 4, 30), date(2026, 4, 30)
+GOALS = {"suite_vs_floor": 1.5, "pandas_vs_suite": 10.0, "suite_mib": 2048.0, "ingest_rate": 50_000.0}
 
 
-def timed(results: list, label: str, run, n: int | None = None):  # type: ignore[no-untyped-def,type-arg]
-    started = time.perf_counter()
-    value = run()
-    seconds = time.perf_counter() - started
-    results.append((label, seconds, n / seconds if n else None, peak_mib()))
-    return value
+# ---- stages, each run in a child process ------------------------------------------------------------------------
 
+def stage_generate(base: Path, members: int, engine: str) -> dict[str, Any]:
+    import pyarrow.parquet as pq
 
-def floor_suite(parquet: Path, by: str) -> None:
-    """Our metric SQL, by DuckDB directly over the Parquet file (a `events` view, no store, no shipping)."""
-    import duckdb
-
-    from qunflow.analytics.dialects import for_duckdb
-    from qunflow.analytics.queries import COHORT, CURRENT, LANDING, render
-    from qunflow.domain.metrics import Period
-    from qunflow.settings import DEFAULT_CONVERSION, DEFAULT_ENGAGEMENT
-
-    period = Period(START, END, AS_OF, __import__("zoneinfo").ZoneInfo("Asia/Shanghai"))
-    conn = duckdb.connect()
-    conn.execute(f"""CREATE VIEW events AS SELECT row_number() OVER () AS seq, event_id, type,
-        CAST(ts AT TIME ZONE 'UTC' AS TIMESTAMP) AS ts, member_id, visitor_id, channel, NULL::VARCHAR AS campaign,
-        NULL::VARCHAR AS entry_point, "group" AS group_key, referrer_id, amount, margin, properties
-        FROM read_parquet('{parquet}')""")
-    params = {"tz": "Asia/Shanghai", "cutoff": period.cutoff, "start": START, "end": END, "as_of": AS_OF,
-              "engagement": DEFAULT_ENGAGEMENT, "conversion": DEFAULT_CONVERSION}
-    for template in (COHORT, CURRENT, LANDING):
-        sql, used = for_duckdb(render(template, by), params)
-        conn.execute(sql, used).fetchall()
-    conn.close()
-
-
-def pandas_suite(parquet: Path) -> None:
-    """D1/D7 retention and 30-day conversion by channel, the way an analyst might write it in pandas."""
-    import pandas as pd
-
-    frame = pd.read_parquet(parquet, columns=["type", "ts", "member_id", "channel"])
-    frame["day"] = frame["ts"].dt.tz_convert("Asia/Shanghai").dt.date
-    joins = (frame[frame["type"] == "joined"].sort_values("ts").drop_duplicates("member_id")
-             .rename(columns={"ts": "join_ts", "day": "join_day"})[["member_id", "join_ts", "join_day", "channel"]])
-    active = frame[frame["type"].isin(["message", "task_completed", "order"])][["member_id", "day", "ts", "type"]]
-    merged = active.merge(joins, on="member_id")
-    offset = (pd.to_datetime(merged["day"]) - pd.to_datetime(merged["join_day"])).dt.days
-    d1 = merged[offset == 1].groupby("channel")["member_id"].nunique()
-    d7 = merged[offset == 7].groupby("channel")["member_id"].nunique()
-    orders = merged[(merged["type"] == "order") & (merged["ts"] >= merged["join_ts"])
-                    & (merged["ts"] < merged["join_ts"] + pd.Timedelta(days=30))]
-    converted = orders.groupby("channel")["member_id"].nunique()
-    size = joins.groupby("channel")["member_id"].nunique()
-    pd.DataFrame({"size": size, "d1": d1 / size, "d7": d7 / size, "conv": converted / size})
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--members", type=int, default=100_000)
-    parser.add_argument("--engine", default="duckdb", choices=["duckdb", "chdb"])
-    args = parser.parse_args()
-    from qunflow.analytics.shipper import ship
-    from qunflow.services.ingest import import_event_file
-    from qunflow.services.metrics import metrics_report
     from qunflow.sim.generator import generate
     from qunflow.workspace import init_workspace
 
-    results: list = []  # type: ignore[type-arg]
-    with tempfile.TemporaryDirectory() as tmp:
-        parquet = Path(tmp) / "events.parquet"
-        table = timed(results, "generate (numpy)", lambda: generate(args.members))
-        events = table.num_rows
-        pq.write_table(table, parquet)
-        del table
-        ws = init_workspace(Path(tmp) / "ws")
-        ws.settings.analytics_engine = args.engine
-        timed(results, "ingest: qunflow events import (Parquet)", lambda: import_event_file(ws.engine, parquet),
-              events)
-        timed(results, f"ship to {args.engine}", lambda: ship(ws), events)
-        for by in ("channel", "cohort_week"):
-            for run in ("cold", "warm"):
-                timed(results, f"suite by {by} ({run}, qunflow)",
-                      lambda b=by: metrics_report(ws, start=START, end=END, as_of=AS_OF, by=b))
-            timed(results, f"suite by {by} (same SQL on Parquet, floor)", lambda b=by: floor_suite(parquet, b))
-        try:
-            timed(results, "pandas: D1/D7 + conversion by channel only", lambda: pandas_suite(parquet))
-        except ImportError:
-            results.append(("pandas not installed", 0.0, None, peak_mib()))
-        ws.close()
+    started = time.perf_counter()
+    table = generate(members)
+    seconds = time.perf_counter() - started
+    pq.write_table(table, base / "events.parquet")
+    ws = init_workspace(base / "ws")
+    with (base / "ws" / "qunflow.toml").open("a") as settings:
+        settings.write(f'\nanalytics_engine = "{engine}"\n')
+    ws.close()
+    return {"seconds": seconds, "events": table.num_rows}
 
-    out = Table(title=f"Metric suite, {args.members:,} members, {events:,} events, engine {args.engine} "
-                      "(2 cores; peak RSS is the process high-water mark so far)")
-    for column in ("step", "seconds", "events/s", "peak RSS MiB"):
-        out.add_column(column, justify="left" if column == "step" else "right")
-    for label, seconds, rate, peak in results:
-        out.add_row(label, f"{seconds:.2f}", f"{rate:,.0f}" if rate else "", f"{peak:,.0f}")
-    Console(width=140).print(out)
+
+def stage_ship(base: Path) -> dict[str, Any]:
+    from qunflow.analytics.shipper import ship
+    from qunflow.workspace import open_workspace
+
+    ws = open_workspace(base / "ws")
+    started = time.perf_counter()
+    shipped = ship(ws)
+    return {"seconds": time.perf_counter() - started, "events": shipped}
+
+
+def stage_suite(base: Path, by: str) -> dict[str, Any]:
+    """qunflow's metrics_report in a fresh process (cold), then again (warm)."""
+    from bench.metric_suites import qunflow_suite
+
+    from qunflow.services.metrics import metrics_report
+    from qunflow.workspace import open_workspace
+
+    ws = open_workspace(base / "ws")
+    times = []
+    for _ in ("cold", "warm"):
+        started = time.perf_counter()
+        report = metrics_report(ws, start=START, end=END, as_of=AS_OF, by=by)
+        times.append(time.perf_counter() - started)
+    (base / f"qunflow-{by}.pickle").write_bytes(pickle.dumps(qunflow_suite(report)))
+    return {"cold": times[0], "warm": times[1]}
+
+
+def stage_floor(base: Path, by: str) -> dict[str, Any]:
+    """The floor query on a fresh connection in a fresh process (cold), then again (warm)."""
+    import duckdb
+    from bench.metric_suites import floor_suite
+
+    conn = duckdb.connect()
+    times = []
+    for _ in ("cold", "warm"):
+        started = time.perf_counter()
+        result = floor_suite(conn, base / "events.parquet", by, START, END, AS_OF)
+        times.append(time.perf_counter() - started)
+    (base / f"floor-{by}.pickle").write_bytes(pickle.dumps(result))
+    return {"cold": times[0], "warm": times[1]}
+
+
+def stage_pandas(base: Path, by: str) -> dict[str, Any]:
+    from bench.metric_suites import pandas_suite
+
+    started = time.perf_counter()
+    result = pandas_suite(base / "events.parquet", by, START, END, AS_OF)
+    seconds = time.perf_counter() - started
+    (base / f"pandas-{by}.pickle").write_bytes(pickle.dumps(result))
+    return {"cold": seconds}
+
+
+STAGES = {"generate": stage_generate, "ship": stage_ship, "suite": stage_suite, "floor": stage_floor,
+          "pandas": stage_pandas}
+
+
+# ---- the parent: run children, measure, compare, print -----------------------------------------------------------
+
+def child_env() -> dict[str, str]:
+    """Children import qunflow from this checkout (the venv's editable install may point elsewhere)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+
+
+def run_child(command: list[str], log: Path) -> tuple[float, float, str]:
+    """Run a process to the end: (wall seconds, its own peak RSS in MiB, its stdout)."""
+    started = time.perf_counter()
+    with log.open("w+") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=child_env())
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        text = out.read()
+    if process.returncode:
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{text[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024, text
+
+
+def run_stage(base: Path, name: str, *args: str) -> tuple[dict[str, Any], float]:
+    command = [sys.executable, __file__, "--stage", name, "--dir", str(base), *args]
+    _, peak, text = run_child(command, base / f"{name}-{'-'.join(args)}.log")
+    return json.loads(text.strip().splitlines()[-1]), peak
+
+
+def qunflow_command() -> list[str]:
+    script = Path(sys.executable).with_name("qunflow")
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from qunflow.cli.main import main; main()"]
+
+
+def load(base: Path, name: str, by: str) -> Any:
+    return pickle.loads((base / f"{name}-{by}.pickle").read_bytes())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--engine", default="duckdb", choices=["duckdb", "chdb"])
+    parser.add_argument("--skip-pandas", action="store_true", help="leave out the pandas baseline")
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temporary one)")
+    parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
+    parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--by", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stage:
+        extra = {"generate": (args.members, args.engine), "ship": ()}.get(args.stage, (args.by,))
+        print(json.dumps(STAGES[args.stage](args.dir, *extra)))
+        return
+    base = args.keep or Path(tempfile.mkdtemp(prefix="qunflow-bench-"))
+    base.mkdir(parents=True, exist_ok=True)
+    try:
+        report(bench(base, args), args)
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def bench(base: Path, args: argparse.Namespace) -> dict[str, Any]:
+    load_before = os.getloadavg()
+    figures: dict[str, Any] = {"rows": [], "load": [load_before]}
+    rows = figures["rows"]
+    generated, peak = run_stage(base, "generate", "--members", str(args.members), "--engine", args.engine)
+    events = figures["events"] = generated["events"]
+    rows.append(("generate (numpy) + write Parquet", generated["seconds"], None, peak))
+    command = [*qunflow_command(), "events", "import", str(base / "events.parquet"), "--workspace", str(base / "ws")]
+    seconds, peak, _ = run_child(command, base / "import.log")
+    figures["ingest_rate"] = events / seconds
+    rows.append(("ingest: qunflow events import (whole process)", seconds, events / seconds, peak))
+    shipped, peak = run_stage(base, "ship")
+    rows.append((f"ship to {args.engine}", shipped["seconds"], events / shipped["seconds"], peak))
+    figures["suite"], figures["floor"], figures["pandas"], figures["checks"] = {}, {}, {}, {}
+    for by in ("channel", "cohort_week"):
+        suite, peak = run_stage(base, "suite", "--by", by)
+        figures["suite"][by] = {**suite, "peak": peak}
+        rows += [(f"suite by {by}, qunflow, cold (fresh process)", suite["cold"], None, peak),
+                 (f"suite by {by}, qunflow, warm", suite["warm"], None, None)]
+        floor, peak = run_stage(base, "floor", "--by", by)
+        figures["floor"][by] = {**floor, "peak": peak}
+        rows += [(f"suite by {by}, (a) floor: one DuckDB query on Parquet, cold", floor["cold"], None, peak),
+                 (f"suite by {by}, (a) floor, warm", floor["warm"], None, None)]
+        if not args.skip_pandas:
+            pandas, peak = run_stage(base, "pandas", "--by", by)
+            figures["pandas"][by] = {**pandas, "peak": peak}
+            rows.append((f"suite by {by}, (b) pandas", pandas["cold"], None, peak))
+        figures["checks"][by] = cross_check(base, by, with_pandas=not args.skip_pandas)
+        figures["load"].append(os.getloadavg())
+    return figures
+
+
+def cross_check(base: Path, by: str, *, with_pandas: bool) -> dict[str, list[str]]:
+    from bench.metric_suites import differences
+
+    ours = load(base, "qunflow", by)
+    checks = {"floor": differences(ours, load(base, "floor", by), ("qunflow", "floor"))}
+    if with_pandas:
+        checks["pandas"] = differences(ours, load(base, "pandas", by), ("qunflow", "pandas"))
+    checks["rows"] = [str(len(ours))]
+    return checks
+
+
+def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=150)
+    loads = ", ".join("/".join(f"{x:.2f}" for x in load) for load in figures["load"])
+    table = Table(title=f"Metric suite, {args.members:,} members, {figures['events']:,} events, engine {args.engine}"
+                        f" ({os.cpu_count()} cores; load average 1/5/15 min during the run: {loads})")
+    for column in ("stage (each in its own process)", "seconds", "events/s", "peak RSS MiB (that process)"):
+        table.add_column(column, justify="left" if column.startswith("stage") else "right")
+    for label, seconds, rate, peak in figures["rows"]:
+        table.add_row(label, f"{seconds:.2f}", f"{rate:,.0f}" if rate else "", f"{peak:,.0f}" if peak else "")
+    console.print(table)
+
+    for by, checks in figures["checks"].items():
+        for other in ("floor", "pandas"):
+            if other not in checks:
+                continue
+            found = checks[other]
+            if found:
+                console.print(f"[red]by {by}: qunflow and {other} DISAGREE on {len(found)} value(s):[/red]")
+                for line in found[:20]:
+                    console.print(f"  {line}", highlight=False)
+            else:
+                console.print(f"by {by}: qunflow and {other} agree on every value of {checks['rows'][0]} rows "
+                              "(total included), 22 spend-free keys, within float rounding")
+
+    goals = Table(title="Goals (issue 3; they are stated for 1M members)")
+    for column in ("goal", "measured", "target", "met"):
+        goals.add_column(column, justify="left" if column == "goal" else "right")
+
+    def goal(name: str, value: float, target: float, fmt: str, at_most: bool) -> None:
+        met = value <= target if at_most else value >= target
+        goals.add_row(name, format(value, fmt), ("<= " if at_most else ">= ") + format(target, fmt),
+                      "[green]met[/green]" if met else "[red]not met[/red]")
+
+    for by in figures["suite"]:
+        suite, floor = figures["suite"][by], figures["floor"][by]
+        goal(f"suite / floor by {by}, cold", suite["cold"] / floor["cold"], GOALS["suite_vs_floor"], ".2f", True)
+        goal(f"suite / floor by {by}, warm", suite["warm"] / floor["warm"], GOALS["suite_vs_floor"], ".2f", True)
+        if by in figures["pandas"]:
+            goal(f"pandas / suite by {by} (cold)", figures["pandas"][by]["cold"] / suite["cold"],
+                 GOALS["pandas_vs_suite"], ".1f", False)
+        goal(f"peak RSS of the suite stage by {by}, MiB", suite["peak"], GOALS["suite_mib"], ",.0f", True)
+    goal("ingest through qunflow events import, events/s", figures["ingest_rate"], GOALS["ingest_rate"], ",.0f",
+         False)
+    console.print(goals)
+    console.print(json.dumps({k: figures[k] for k in ("events", "ingest_rate", "suite", "floor", "pandas", "load")}))
 
 
 if __name__ == "__main__":

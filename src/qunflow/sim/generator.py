@@ -1,7 +1,8 @@
 """A seeded generator of a realistic community's event log, vectorised for benchmarks (numpy, pyarrow).
 
 Channels differ in landing-to-join rate, activity and buying; activity decays after the join;
-some members refer others; orders carry amount and margin; some visitors never join.
+some members refer others; orders carry amount and margin; some visitors never join; some members
+leave, and a quarter of those join again (so M3's last-join rule is exercised).
 """
 
 from __future__ import annotations
@@ -78,6 +79,14 @@ def generate(members: int, seed: int = 7) -> pa.Table:
     add(orders, "order", join + rng.integers(0, 40 * day_us, size=members), amount=price)
     invites = joined & (rng.random(members) < 0.12)
     add(invites, "invite_sent", join + rng.integers(0, 10 * day_us, size=members))
+    for k in ACTIVITY_DAYS:  # reactions, a lighter kind of activity, decaying like messages
+        reacting = joined & (rng.random(members) < activity * 0.5 * 0.9 ** (k - 1) + 0.02)
+        add(reacting, "reaction", join + k * day_us + rng.integers(day_us // 2, day_us, size=members))
+    left = join + rng.integers(day_us, 60 * day_us, size=members)
+    leaving = joined & (rng.random(members) < 0.08)
+    add(leaving, "left", left)
+    back = left + rng.integers(day_us, 20 * day_us, size=members)  # some come back: a second `joined`
+    add(leaving & (rng.random(members) < 0.25), "joined", back, visitor=True, joined=True)
 
     ts = np.concatenate(columns["ts"])
     count = len(ts)

@@ -1,0 +1,61 @@
+"""The metrics benchmark's cross-check, small: the floor query and pandas agree with qunflow, and disagree
+when they should."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from bench.metric_suites import TOTAL, differences, floor_suite, pandas_suite, qunflow_suite
+
+from qunflow.services.ingest import import_event_file
+from qunflow.services.metrics import metrics_report
+from qunflow.sim.generator import generate
+from qunflow.workspace import Workspace
+
+START, END, AS_OF = date(2026, 1, 1), date(2026, 4, 30), date(2026, 4, 30)
+
+
+@pytest.fixture(scope="module")
+def parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bench") / "events.parquet"
+    pq.write_table(generate(3000, seed=11), path)
+    return path
+
+
+@pytest.mark.parametrize("by", ["channel", "cohort_week"])
+def test_floor_and_pandas_agree_with_qunflow(workspace: Workspace, parquet: Path, by: str) -> None:
+    result = import_event_file(workspace.engine, parquet)
+    assert not result.errors and result.stored == pq.read_metadata(parquet).num_rows
+    ours = qunflow_suite(metrics_report(workspace, start=START, end=END, as_of=AS_OF, by=by))
+    floor = floor_suite(duckdb.connect(), parquet, by, START, END, AS_OF)
+    plain = pandas_suite(parquet, by, START, END, AS_OF)
+
+    assert differences(ours, floor, ("qunflow", "floor")) == []
+    assert differences(ours, plain, ("qunflow", "pandas")) == []
+    total = ours[TOTAL]
+    # The data reaches the rules that are easy to get wrong: open windows, leaves and rejoins, money.
+    assert total["in_progress"] > 0 and total["converted"] > 0
+    assert 0 < total["current_members"] < pq.read_table(parquet, filters=[("type", "=", "joined")]).num_rows
+    assert total["landing_visitors"] > total["cohort_size"] > 0
+    assert total["k_factor"] and total["revenue_per_member"] and total["median_seconds_to_conversion"]
+    assert len(ours) > (4 if by == "channel" else 15)
+
+
+def test_the_cross_check_sees_a_disagreement(parquet: Path) -> None:
+    conn = duckdb.connect()
+    floor = floor_suite(conn, parquet, "channel", START, END, AS_OF)
+    earlier = floor_suite(conn, parquet, "channel", START, END, date(2026, 4, 20))
+    found = differences(floor, earlier, ("as of 04-30", "as of 04-20"))
+    assert any("in_progress" in line for line in found) and any("current_members" in line for line in found)
+
+    changed = {dim: dict(values) for dim, values in floor.items()}
+    changed[TOTAL]["retention_d7"] += 1e-6
+    del changed["expo"]
+    assert differences(floor, changed, ("a", "b")) == [
+        f"'__total__' retention_d7: a {floor[TOTAL]['retention_d7']!r} vs b {changed[TOTAL]['retention_d7']!r}",
+        "row 'expo' only in a",
+    ]
