@@ -3,7 +3,8 @@
 Compared in the same run with (a) the same metric SQL run by DuckDB straight over the Parquet file
 (no workspace, no shipping: the floor for our engine path) and (b) a straightforward pandas version of
 retention and conversion by channel (a subset of the suite, so the comparison flatters pandas).
-Run: python bench/bench_metrics.py [--members 100000] [--engine duckdb|chdb]
+Run: python bench/bench_metrics.py [--members 100000] [--engine duckdb|chdb|clickhouse]
+(clickhouse: a server at QUNFLOW_CLICKHOUSE_URL, which should name a fresh database)
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def pandas_suite(parquet: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--members", type=int, default=100_000)
-    parser.add_argument("--engine", default="duckdb", choices=["duckdb", "chdb"])
+    parser.add_argument("--engine", default="duckdb", choices=["duckdb", "chdb", "clickhouse"])
     args = parser.parse_args()
     from qunflow.analytics.shipper import ship
     from qunflow.services.ingest import import_event_file
@@ -100,6 +101,8 @@ def main() -> None:
         del table
         ws = init_workspace(Path(tmp) / "ws")
         ws.settings.analytics_engine = args.engine
+        if args.engine == "clickhouse" and not ws.settings.clickhouse_url:
+            parser.error("--engine clickhouse needs QUNFLOW_CLICKHOUSE_URL")
         timed(results, "ingest: qunflow events import (Parquet)", lambda: import_event_file(ws.engine, parquet),
               events)
         timed(results, f"ship to {args.engine}", lambda: ship(ws), events)

@@ -36,7 +36,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -93,7 +92,8 @@ class Backend:
 
         self.session = session.Session(str(data))
         self.user, self.password = user, password
-        self.spool = Path(tempfile.mkdtemp(prefix="clickhouse-http-"))
+        self.spool = data.with_name(data.name + "-incoming")  # INSERT data, one file per request
+        self.spool.mkdir(exist_ok=True)
         self.lock = threading.Lock()
         rows = self.session.query("SELECT name, value FROM system.settings", "JSONCompact").bytes()
         self.defaults: dict[str, str] = dict(json.loads(rows)["data"])
