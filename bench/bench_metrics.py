@@ -5,7 +5,8 @@ file (bench/floor_suite.sql) and (b) a straightforward full pandas version of th
 (bench/metric_suites.py). The three must agree on every number; the run says so.
 Every stage runs in its own child process, measured with os.wait4, so each peak RSS is that stage's own
 (the generator does not pollute the suite's figure). Ingest is the real `qunflow events import`.
-Run: python bench/bench_metrics.py --members 1000000 [--engine duckdb|chdb] [--skip-pandas]
+Run: python bench/bench_metrics.py --members 1000000 [--engine duckdb|chdb|clickhouse] [--skip-pandas]
+(clickhouse: a server at QUNFLOW_CLICKHOUSE_URL, which should name a fresh database)
 Goals at 1M members: suite <= 1.5x floor, pandas >= 10x suite, suite < 2 GiB, ingest >= 50,000 events/s.
 """
 
@@ -146,7 +147,7 @@ def load(base: Path, name: str, by: str) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=100_000)
-    parser.add_argument("--engine", default="duckdb", choices=["duckdb", "chdb"])
+    parser.add_argument("--engine", default="duckdb", choices=["duckdb", "chdb", "clickhouse"])
     parser.add_argument("--skip-pandas", action="store_true", help="leave out the pandas baseline")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temporary one)")
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)

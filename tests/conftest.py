@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 
 from qunflow.services.tokens import create_token
 from qunflow.workspace import Workspace, init_workspace
+from tests.clickhouse_http import ClickHouseHTTPServer
 
 PG_ENV = "QUNFLOW_TEST_POSTGRES_URL"
 
@@ -69,6 +70,22 @@ def any_workspace(request: pytest.FixtureRequest) -> Workspace:
     """The same test on both state databases."""
     name = "workspace" if request.param == "sqlite" else "pg_workspace"
     return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseHTTPServer]:
+    """A ClickHouse HTTP server (chdb in a child process) on loopback; tests take a database each (fresh_url)."""
+    pytest.importorskip("chdb", reason="the ClickHouse server tests need chdb: pip install -e '.[test]'")
+    pytest.importorskip("clickhouse_connect", reason="the ClickHouse server tests need clickhouse-connect")
+    with ClickHouseHTTPServer(tmp_path_factory.mktemp("clickhouse")) as server:
+        yield server
+
+
+def use_clickhouse(ws: Workspace, url: str) -> Workspace:
+    """Point a workspace's analytics at a ClickHouse server."""
+    ws.settings.analytics_engine = "clickhouse"
+    ws.settings.clickhouse_url = url
+    return ws
 
 
 def free_port() -> int:

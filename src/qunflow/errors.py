@@ -27,6 +27,12 @@ class Conflict(QunflowError):
     http_status = 409
 
 
+class Unavailable(QunflowError):
+    """A service qunflow depends on (the analytics store or server) cannot serve now; the operator must act."""
+
+    http_status = 503
+
+
 class PlatformError(QunflowError):
     """A chat platform refused or failed a call."""
 

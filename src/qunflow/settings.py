@@ -6,10 +6,11 @@ import os
 import re
 import secrets
 import tomllib
+from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -25,6 +26,7 @@ DEFAULT_ENGAGEMENT = [
 ]
 DEFAULT_CONVERSION = ["order", "booking"]
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class Settings(BaseSettings):
@@ -35,7 +37,9 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=Path.cwd)
     database_url: str = ""
     analytics_path: str = ""
-    analytics_engine: str = "duckdb"  # or "chdb" (embedded ClickHouse)
+    analytics_engine: str = "duckdb"  # or "chdb" (embedded ClickHouse), "clickhouse" (a server)
+    # http(s)://user:password@host:8123/database; kept out of repr so the password is never printed.
+    clickhouse_url: str = Field(default="", repr=False)
     timezone: str = "Asia/Shanghai"
     engagement_types: list[str] = Field(default_factory=lambda: list(DEFAULT_ENGAGEMENT))
     conversion_types: list[str] = Field(default_factory=lambda: list(DEFAULT_CONVERSION))
@@ -119,6 +123,20 @@ class Settings(BaseSettings):
     @property
     def report_clock(self) -> time:
         return time.fromisoformat(self.report_time)
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _clickhouse_url(cls, value: str) -> str:
+        if value:
+            clickhouse_target(value)
+        return value
+
+    @property
+    def clickhouse(self) -> ClickHouseTarget:
+        """The ClickHouse server of `analytics_engine = "clickhouse"`."""
+        if not self.clickhouse_url:
+            raise InvalidInput("analytics_engine = clickhouse needs clickhouse_url (or QUNFLOW_CLICKHOUSE_URL), "
+                               "e.g. http://user:password@host:8123/qunflow")
+        return clickhouse_target(self.clickhouse_url)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -141,6 +159,41 @@ class Settings(BaseSettings):
         if not path.exists():
             raise InvalidInput(f"no secret key: run `qunflow init {self.home}` or set QUNFLOW_SECRET_KEY")
         return path.read_text().strip().encode()
+
+
+@dataclass(frozen=True)
+class ClickHouseTarget:
+    """A parsed clickhouse_url. `where` names the server in messages; it never holds the password."""
+
+    secure: bool
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    database: str = "qunflow"
+
+    @property
+    def where(self) -> str:
+        return f"{'https' if self.secure else 'http'}://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def clickhouse_target(url: str) -> ClickHouseTarget:
+    """Parse http(s)://user:password@host[:port][/database]; port 8123 (8443 for https), database qunflow."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("clickhouse_url must look like http://user:password@host:8123/qunflow "
+                         "(http or https, with a host)")
+    try:
+        port = parts.port or (8443 if parts.scheme == "https" else 8123)
+    except ValueError:
+        raise ValueError("clickhouse_url has a port that is not a number") from None
+    database = unquote(parts.path.strip("/")) or "qunflow"
+    if not IDENTIFIER.fullmatch(database):
+        raise ValueError(f"clickhouse_url: the database {database!r} must be letters, digits and _")
+    if parts.query or parts.fragment:
+        raise ValueError("clickhouse_url takes no ?query or #fragment")
+    return ClickHouseTarget(parts.scheme == "https", parts.hostname, port, unquote(parts.username or "default"),
+                            unquote(parts.password or ""), database)
 
 
 def resolve_home(workspace: str | Path | None = None) -> Path:

@@ -1,4 +1,4 @@
-"""DuckDB and embedded ClickHouse (chdb) give identical metrics on the same events."""
+"""DuckDB, embedded ClickHouse (chdb) and a ClickHouse server give identical metrics on the same events."""
 
 from __future__ import annotations
 
@@ -14,16 +14,30 @@ from hypothesis import HealthCheck, Phase, given, settings
 from qunflow.domain.metrics import DIMENSIONS, METRIC_KEYS
 from qunflow.services.metrics import metrics_report
 from qunflow.workspace import Workspace, init_workspace
+from tests.clickhouse_http import ClickHouseHTTPServer
+from tests.conftest import use_clickhouse
 from tests.integration.test_metrics_exact import AS_OF, END, SCENARIO, SPEND, START, event_logs, load
 
 chdb = pytest.importorskip("chdb", reason="the ClickHouse engine tests need chdb: pip install -e '.[test]'")
+ENGINES = ("duckdb", "chdb", "clickhouse")
+FILTERS: list[dict[str, str]] = [{"channel": "ads"}, {"campaign": "none-such"}, {"entry_point": "e1"},
+                                 {"group": "g1"}, {"tier": "core"}, {"channel": "ads", "group": "g2"}]
 
 
-def twin_workspaces(base: Path) -> tuple[Workspace, Workspace]:
-    duck = init_workspace(base / "duck")
-    house = init_workspace(base / "house")
-    house.settings.analytics_engine = "chdb"
-    return duck, house
+def workspaces(base: Path, server: ClickHouseHTTPServer) -> list[Workspace]:
+    """One workspace per engine: DuckDB, chdb, and a database of its own on the ClickHouse server."""
+    out = []
+    for name in ENGINES:
+        ws = init_workspace(base / name)
+        ws.settings.analytics_engine = name
+        out.append(use_clickhouse(ws, server.fresh_url()) if name == "clickhouse" else ws)
+    return out
+
+
+def assert_all_agree(wss: list[Workspace], **args: Any) -> None:
+    reports = [metrics_report(ws, **args) for ws in wss]
+    for report in reports[1:]:
+        assert_same_report(reports[0], report)
 
 
 def assert_same_report(a: dict[str, Any], b: dict[str, Any]) -> None:
@@ -38,27 +52,28 @@ def assert_same_report(a: dict[str, Any], b: dict[str, Any]) -> None:
             assert same, (a["by"], key, metric, x, y)
 
 
-def test_hand_worked_scenario_is_identical_on_both_engines(tmp_path: Path) -> None:
-    duck, house = twin_workspaces(tmp_path)
-    for ws in (duck, house):
+def test_hand_worked_scenario_is_identical_on_every_engine(tmp_path: Path,
+                                                          clickhouse_server: ClickHouseHTTPServer) -> None:
+    wss = workspaces(tmp_path, clickhouse_server)
+    for ws in wss:
         load(ws, SCENARIO, SPEND)
     for by in DIMENSIONS:
-        experiment = "welcome-copy" if by == "variant" else None
-        assert_same_report(metrics_report(duck, start=START, end=END, as_of=AS_OF, by=by, experiment=experiment),
-                           metrics_report(house, start=START, end=END, as_of=AS_OF, by=by, experiment=experiment))
-    filtered = {"channel": "ads"}
-    assert_same_report(metrics_report(duck, start=START, end=END, as_of=AS_OF, filters=filtered),
-                       metrics_report(house, start=START, end=END, as_of=AS_OF, filters=filtered))
+        assert_all_agree(wss, start=START, end=END, as_of=AS_OF, by=by,
+                         experiment="welcome-copy" if by == "variant" else None)
+    for filters in FILTERS:
+        for by in ("none", "channel", "group"):
+            assert_all_agree(wss, start=START, end=END, as_of=AS_OF, by=by, filters=filters)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(logs=event_logs())
-def test_random_logs_are_identical_on_both_engines(tmp_path_factory: pytest.TempPathFactory,
+def test_random_logs_are_identical_on_every_engine(tmp_path_factory: pytest.TempPathFactory,
+                                                   clickhouse_server: ClickHouseHTTPServer,
                                                    logs: list[dict[str, Any]]) -> None:
-    duck, house = twin_workspaces(tmp_path_factory.mktemp("engines"))
+    wss = workspaces(tmp_path_factory.mktemp("engines"), clickhouse_server)
     spend_rows = [("ads", date(2026, 3, 1), Decimal("300"))]
-    for ws in (duck, house):
+    for ws in wss:
         for event in logs:
             load(ws, [event])
         load(ws, [], spend_rows)
@@ -67,4 +82,6 @@ def test_random_logs_are_identical_on_both_engines(tmp_path_factory: pytest.Temp
         args: dict[str, Any] = {"start": start, "end": start + timedelta(days=20),
                                 "as_of": start + timedelta(days=45), "by": by,
                                 "experiment": "exp" if by == "variant" else None}
-        assert_same_report(metrics_report(duck, **args), metrics_report(house, **args))
+        assert_all_agree(wss, **args)
+    assert_all_agree(wss, start=start, end=start + timedelta(days=20), as_of=start + timedelta(days=45),
+                     filters={"channel": "ads", "entry_point": "e1"})

@@ -1,38 +1,52 @@
-"""Analytics engines behind one small interface: DuckDB (embedded default) and ClickHouse via chdb.
+"""Analytics engines behind one small interface: DuckDB (embedded default), ClickHouse embedded
+(chdb) and a ClickHouse server (clickhouse-connect over HTTP).
 
 The shipper appends Arrow tables, the metrics service runs rendered SQL; neither knows which
-engine it talks to. A ClickHouse server (clickhouse-connect) would be a third class here.
+engine it talks to.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
 
 from qunflow.analytics.dialects import for_clickhouse, for_duckdb
-from qunflow.errors import InvalidInput
+from qunflow.errors import InvalidInput, Unavailable
+from qunflow.settings import ClickHouseTarget
 from qunflow.workspace import Workspace
 
-ENGINES = ("duckdb", "chdb")
+ENGINES = ("duckdb", "chdb", "clickhouse")
 
-CLICKHOUSE_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS events (
-        seq Int64, event_id String, type String, ts DateTime64(6, 'UTC'),
-        member_id Nullable(String), visitor_id Nullable(String), channel Nullable(String),
-        campaign Nullable(String), entry_point Nullable(String), group_key Nullable(String),
-        referrer_id Nullable(String), amount Nullable(Decimal(18, 4)), margin Nullable(Decimal(18, 4)),
-        currency Nullable(String), experiment Nullable(String), variant Nullable(String),
-        properties Nullable(String)
-    ) ENGINE = MergeTree ORDER BY seq""",
-    """CREATE TABLE IF NOT EXISTS spend (
+EVENT_COLUMNS = """
+    seq Int64, event_id String, type String, ts DateTime64(6, 'UTC'),
+    member_id Nullable(String), visitor_id Nullable(String), channel Nullable(String),
+    campaign Nullable(String), entry_point Nullable(String), group_key Nullable(String),
+    referrer_id Nullable(String), amount Nullable(Decimal(18, 4)), margin Nullable(Decimal(18, 4)),
+    currency Nullable(String), experiment Nullable(String), variant Nullable(String),
+    properties Nullable(String)
+"""
+SPEND_TABLE = """CREATE TABLE IF NOT EXISTS spend (
         channel String, day Date, amount Decimal(18, 4), currency String
-    ) ENGINE = MergeTree ORDER BY (channel, day)""",
+    ) ENGINE = MergeTree ORDER BY (channel, day)"""
+CLICKHOUSE_SCHEMA = (
+    f"CREATE TABLE IF NOT EXISTS events ({EVENT_COLUMNS}) ENGINE = MergeTree ORDER BY seq",
+    SPEND_TABLE,
 )
+# On a server, rows land in events_log, keyed by seq and collapsed when read (FINAL): a chunk sent twice,
+# by two shippers in two processes (`qunflow serve` and a CLI command) or by a retried request, counts once.
+SERVER_SCHEMA = (
+    f"CREATE TABLE IF NOT EXISTS events_log ({EVENT_COLUMNS}) ENGINE = ReplacingMergeTree ORDER BY seq",
+    "CREATE VIEW IF NOT EXISTS events AS SELECT * FROM events_log FINAL",
+    SPEND_TABLE,
+)
+AUTH_FAILED = {192, 193, 194, 516}  # UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, AUTHENTICATION_FAILED
+NOT_ALLOWED = {164, 497}  # READONLY, ACCESS_DENIED
 
 
 class Engine(Protocol):
@@ -116,10 +130,95 @@ class ChdbEngine:
             self.session.query("INSERT INTO spend SELECT * FROM Python(incoming_spend)")
 
     def query(self, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
-        result = self.session.query(for_clickhouse(sql, params), "ArrowTable")
-        names = list(result.column_names)
-        columns = [result.column(i).to_pylist() for i in range(len(names))]
-        return names, list(zip(*columns, strict=True)) if columns else []
+        return _rows(self.session.query(for_clickhouse(sql, params), "ArrowTable"))
+
+
+def _rows(result: pa.Table) -> tuple[list[str], list[tuple[Any, ...]]]:
+    names = list(result.column_names)
+    columns = [result.column(i).to_pylist() for i in range(len(names))]
+    return names, list(zip(*columns, strict=True)) if columns else []
+
+
+class ClickHouseServerEngine:
+    """A ClickHouse server over HTTP. The watermark is max(seq), as on chdb; see SERVER_SCHEMA for why
+    events go to events_log. Failures to reach or use the server are `Unavailable` (HTTP 503, CLI exit 2)."""
+
+    name = "clickhouse"
+
+    def __init__(self, client: Any, target: ClickHouseTarget) -> None:
+        self.client, self.target = client, target
+
+    @classmethod
+    def connect(cls, target: ClickHouseTarget) -> ClickHouseServerEngine:
+        """Log in, create the database if missing (only then: a user may lack the right) and the tables."""
+        import clickhouse_connect
+
+        with _server_errors(target):
+            client = clickhouse_connect.get_client(
+                host=target.host, port=target.port, username=target.user, password=target.password,
+                secure=target.secure, autogenerate_session_id=False, connect_timeout=5)
+            found = client.command("SELECT count() FROM system.databases WHERE name = {db:String}",
+                                   parameters={"db": target.database})
+            if not found:
+                client.command(f"CREATE DATABASE IF NOT EXISTS {target.database}")
+            client.database = target.database
+            for statement in SERVER_SCHEMA:
+                client.command(statement)
+        return cls(client, target)
+
+    def watermark(self) -> int:
+        with _server_errors(self.target):
+            return int(self.client.command("SELECT max(seq) FROM events_log") or 0)
+
+    def append(self, table: pa.Table) -> None:
+        with _server_errors(self.target):
+            self.client.insert_arrow("events_log", table)
+
+    def replace_spend(self, table: pa.Table) -> None:
+        """Fill a fresh table and swap it in: readers see the old spend or the new one, never none."""
+        staging = f"spend_{uuid.uuid4().hex}"
+        with _server_errors(self.target):
+            self.client.command(f"CREATE TABLE {staging} AS spend")
+            try:
+                if table.num_rows:
+                    self.client.insert_arrow(staging, table)
+                self.client.command(f"EXCHANGE TABLES spend AND {staging}")
+            finally:
+                with suppress(Exception):
+                    self.client.command(f"DROP TABLE IF EXISTS {staging}")
+
+    def query(self, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        with _server_errors(self.target):
+            return _rows(self.client.query_arrow(for_clickhouse(sql, params)))
+
+
+@contextmanager
+def _server_errors(target: ClickHouseTarget) -> Iterator[None]:
+    """The server's refusals and network failures as one line naming the server, never the password."""
+    from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+    try:
+        yield
+    except DatabaseError as exc:
+        code = getattr(exc, "code", None)
+        if code in AUTH_FAILED:
+            raise Unavailable(f"the ClickHouse server at {target.where} refused user {target.user!r}: check the "
+                              "user and password in clickhouse_url (QUNFLOW_CLICKHOUSE_URL)") from exc
+        if code in NOT_ALLOWED:
+            raise Unavailable(f"user {target.user!r} may not write to {target.where}: grant it CREATE, INSERT, "
+                              f"SELECT and DROP on database {target.database}") from exc
+        if isinstance(exc, OperationalError):
+            raise Unavailable(f"the ClickHouse server at {target.where} is unreachable: {_root_cause(exc)}") \
+                from exc
+        raise
+
+
+def _root_cause(exc: BaseException) -> str:
+    """`Connection refused` rather than three layers of HTTP client wrapping."""
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
+    text = str(exc).split("] ", 1)[-1] if str(exc).startswith("[Errno") else str(exc)
+    return (text or type(exc).__name__).splitlines()[0][:200]
 
 
 _chdb_lock = threading.RLock()
@@ -141,6 +240,18 @@ def _chdb(path: str) -> Any:
     return _chdb_session["session"]
 
 
+_server_lock = threading.Lock()
+_servers: dict[ClickHouseTarget, ClickHouseServerEngine] = {}
+
+
+def _server(target: ClickHouseTarget) -> ClickHouseServerEngine:
+    """One logged-in client per server and database, kept for the process (it pools its connections)."""
+    with _server_lock:
+        if target not in _servers:
+            _servers[target] = ClickHouseServerEngine.connect(target)
+        return _servers[target]
+
+
 @contextmanager
 def open_engine(ws: Workspace) -> Iterator[Engine]:
     name = ws.settings.analytics_engine
@@ -157,5 +268,13 @@ def open_engine(ws: Workspace) -> Iterator[Engine]:
                 from exc
         with _chdb_lock:
             yield ChdbEngine(_chdb(ws.settings.analytics_file))
+    elif name == "clickhouse":
+        target = ws.settings.clickhouse
+        try:
+            import clickhouse_connect  # noqa: F401
+        except ImportError as exc:
+            raise InvalidInput("analytics_engine = clickhouse needs the clickhouse-connect package: "
+                               "pip install 'qunflow[clickhouse]'") from exc
+        yield _server(target)
     else:
         raise InvalidInput(f"analytics_engine must be one of {', '.join(ENGINES)}, not {name!r}")

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import duckdb
 
-from qunflow.errors import QunflowError
+from qunflow.errors import Unavailable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -30,8 +30,8 @@ CREATE TABLE IF NOT EXISTS ship_state (id INTEGER PRIMARY KEY, watermark BIGINT 
 LOCK_WAIT_SECONDS = 10.0
 
 
-class AnalyticsBusy(QunflowError):
-    http_status = 503
+class AnalyticsBusy(Unavailable):
+    """Another process holds the DuckDB file."""
 
 
 @contextmanager
