@@ -57,10 +57,8 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-@pytest.fixture
-def community(any_workspace: Workspace, tmp_path: Path) -> tuple[Workspace, Clock, list[str]]:
-    """Two members joined an hour apart and the worker ran: four follow-ups and two alerts."""
-    ws = any_workspace
+def make_community(ws: Workspace, tmp_path: Path) -> tuple[Clock, list[str]]:
+    """Two members joined half an hour apart and the worker ran: four follow-ups and two alerts."""
     clock = Clock(local("2026-03-02T10:00:00"))
     ws.clock = clock
     setup_community(ws)
@@ -73,7 +71,12 @@ def community(any_workspace: Workspace, tmp_path: Path) -> tuple[Workspace, Cloc
     for _ in range(2):  # 11:00 and 11:30: each member's hour of waiting ends
         clock.now += timedelta(minutes=30)
         work_once(ws, worker="t")
-    return ws, clock, [first, second]
+    return clock, [first, second]
+
+
+@pytest.fixture
+def community(any_workspace: Workspace, tmp_path: Path) -> tuple[Workspace, Clock, list[str]]:
+    return (any_workspace, *make_community(any_workspace, tmp_path))
 
 
 def test_the_inbox_lists_open_items_soonest_due_first_and_filters(community) -> None:  # type: ignore[no-untyped-def]
