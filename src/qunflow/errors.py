@@ -19,6 +19,12 @@ class Unauthorized(QunflowError):
     http_status = 401
 
 
+class Forbidden(QunflowError):
+    """The request is understood but refused (e.g. a console form posted from another site)."""
+
+    http_status = 403
+
+
 class NotFound(QunflowError):
     http_status = 404
 

@@ -14,7 +14,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from qunflow.cli import automation, demo, metrics, report, sandbox, setup
+from qunflow.cli import automation, demo, inbox, metrics, report, sandbox, setup
 from qunflow.cli.common import ErrorMappingGroup, WorkspaceOption, console, fail, workspace
 
 app = typer.Typer(help="qunflow: run the community-distribution chain (社群分发链路).",
@@ -97,7 +97,7 @@ def serve(
     serve_workspace(workspace(workspace_dir), host=host, port=port)
 
 
-for module in (setup, metrics, report, demo, sandbox, automation):  # command groups that live in their own modules
+for module in (setup, metrics, report, demo, sandbox, automation, inbox):  # command groups in their own modules
     module.register(app)
 
 

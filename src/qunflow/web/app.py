@@ -38,9 +38,9 @@ def create_app(workspace: Workspace) -> FastAPI:
 
     from fastapi.staticfiles import StaticFiles
 
-    from qunflow.web import api, api_metrics, console, public, sandbox_pages
+    from qunflow.web import api, api_automation, api_metrics, console, console_automation, public, sandbox_pages
 
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
-    for module in (api, api_metrics, public, console, sandbox_pages):
+    for module in (api, api_metrics, api_automation, public, console, console_automation, sandbox_pages):
         app.include_router(module.router)
     return app

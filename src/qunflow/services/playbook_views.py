@@ -1,0 +1,105 @@
+"""What the console, the API and the CLI show of playbooks: details, template previews, dead letters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from qunflow.domain.playbooks import Playbook
+from qunflow.domain.templates import preview_template
+from qunflow.errors import InvalidInput, NotFound
+from qunflow.services.automation import retry_dead
+from qunflow.services.playbooks import load_version, playbook_overview
+from qunflow.store.tables import enrollments, playbooks
+from qunflow.workspace import Workspace
+
+LANGS = ("zh", "en")
+
+
+def sample_values(ws: Workspace, lang: str) -> dict[str, str]:
+    """Made-up values a preview fills in, as a real member of a newbie group would get them."""
+    base = ws.settings.public_url.rstrip("/")
+    zh = lang == "zh"
+    return {"name": "小明" if zh else "Alex", "advisor": "小Q" if zh else "Q", "coupon_code": "WELCOME8K2P",
+            "coupon_value": "20", "link": base, "member_link": f"{base}/m/sample/task/profile",
+            "group": "新人 1 群" if zh else "Newbie group 1", "tier": "newbie"}
+
+
+def _current(ws: Workspace, key: str) -> Playbook:
+    with ws.engine.connect() as conn:
+        version = conn.execute(select(playbooks.c.version).where(playbooks.c.key == key)).scalar()
+        if version is None:
+            raise NotFound(f"no playbook {key!r} (see `qunflow playbooks list`)")
+        return load_version(conn, key, version)
+
+
+def preview(ws: Workspace, key: str, template: str, lang: str) -> str:
+    """One template of a playbook's current version, rendered with sample values in `lang`."""
+    if lang not in LANGS:
+        raise InvalidInput(f"lang must be zh or en, got {lang!r}")
+    playbook = _current(ws, key)
+    if template not in playbook.templates:
+        known = ", ".join(sorted(playbook.templates)) or "none"
+        raise NotFound(f"playbook {key!r} has no template {template!r} (templates: {known})")
+    return preview_template(getattr(playbook.templates[template], lang), sample_values(ws, lang), lang)
+
+
+def _describe(step: Any) -> str:
+    """The step's argument in a few words (template name, tag, coupon...)."""
+    for name in ("send_dm", "post_group", "notify_staff", "assign_task", "add_tag", "remove_tag", "move_tier",
+                 "move_group"):
+        value = getattr(step, name)
+        if value is not None:
+            return str(value)
+    if step.wait is not None:
+        return ", ".join(f"{k} {v}" for k, v in step.wait.model_dump(exclude_defaults=True).items())
+    if step.issue_coupon is not None:
+        return f"{step.issue_coupon.name} {step.issue_coupon.value:g}"
+    if step.advisor_task is not None:
+        return step.advisor_task.title.en
+    if step.branch is not None:
+        return f"→ {step.branch.goto}" + (f" / {step.branch.else_goto}" if step.branch.else_goto else "")
+    return ""
+
+
+def playbook_details(ws: Workspace, lang: str = "en") -> list[dict[str, Any]]:
+    """The overview (versions, counts per step) with each step described and every template previewed."""
+    out = []
+    for item in playbook_overview(ws):
+        playbook = _current(ws, item["key"])
+        for entry, step in zip(item["steps"], playbook.steps, strict=True):
+            entry["detail"] = _describe(step)
+        values = sample_values(ws, lang)
+        item["title_text"] = getattr(playbook.title, lang)
+        item["title"] = {"zh": playbook.title.zh, "en": playbook.title.en}
+        item["marketing"] = playbook.marketing
+        item["templates"] = [{"name": name, "preview": preview_template(getattr(text, lang), values, lang)}
+                             for name, text in sorted(playbook.templates.items())]
+        out.append(item)
+    return out
+
+
+def dead_letter_details(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
+    """Dead letters, newest first, with the step that failed described (on the version the enrollment runs)."""
+    e = enrollments.c
+    with ws.engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(
+            select(e.id, e.playbook_key, e.version, e.subject, e.step, e.last_error, e.updated_at)
+            .where(e.status == "dead").order_by(e.updated_at.desc(), e.id.desc()).limit(limit))]
+        for row in rows:
+            playbook = load_version(conn, row["playbook_key"], row["version"])
+            step = playbook.steps[row["step"]] if row["step"] < len(playbook.steps) else None
+            row["action"] = step.action if step is not None else ""
+            row["detail"] = _describe(step) if step is not None else ""
+    return rows
+
+
+def retry_dead_letter(ws: Workspace, enrollment_id: int, *, skip_step: bool = False) -> dict[str, Any]:
+    """Put one dead letter back in line (or past its failed step); NotFound when it is not a dead letter."""
+    if retry_dead(ws, [enrollment_id], skip_step=skip_step) == 0:
+        raise NotFound(f"no dead letter {enrollment_id} (it may have been retried already)")
+    with ws.engine.connect() as conn:
+        row = conn.execute(select(enrollments.c.id, enrollments.c.status, enrollments.c.step, enrollments.c.due_at)
+                           .where(enrollments.c.id == enrollment_id)).one()
+    return dict(row._mapping)

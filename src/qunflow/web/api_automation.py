@@ -1,0 +1,85 @@
+"""JSON API v1 for automation: the advisor inbox, dead letters, playbooks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from qunflow.errors import InvalidInput
+from qunflow.services import inbox as inbox_service
+from qunflow.services.playbook_views import dead_letter_details, playbook_details, retry_dead_letter
+from qunflow.web.deps import require_token, workspace_of
+
+router = APIRouter(prefix="/api/v1", tags=["automation"], dependencies=[Depends(require_token)])
+
+
+def _item(row: dict[str, Any]) -> dict[str, Any]:
+    """Times as ISO text in UTC."""
+    return {k: (v.isoformat() + "Z" if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+@router.get("/inbox", summary="Advisor inbox: follow-ups and alerts",
+            description="Items playbooks created (Day-6 outreach, event follow-ups, keyword alerts), soonest due "
+                        "first. status: open (default), done or all; kind: follow_up or alert; assignee: an "
+                        "advisor's name (empty: unassigned); due_before: an ISO time (UTC). Times are UTC.")
+async def get_inbox(request: Request, status: Literal["open", "done", "all"] = "open",
+                    kind: Literal["follow_up", "alert"] | None = None, assignee: str | None = None,
+                    due_before: datetime | None = None,
+                    limit: int = Query(500, ge=1, le=5000)) -> dict[str, Any]:
+    if due_before is not None and due_before.tzinfo is not None:  # stored times are naive UTC
+        due_before = due_before.astimezone(UTC).replace(tzinfo=None)
+    rows = await run_in_threadpool(inbox_service.list_inbox, workspace_of(request), status=status, kind=kind,
+                                   assignee=assignee, due_before=due_before, limit=limit)
+    return {"items": [_item(r) for r in rows]}
+
+
+@router.post("/inbox/{item_id}/done", summary="Mark an inbox item done")
+async def post_done(request: Request, item_id: int) -> dict[str, Any]:
+    return _item(await run_in_threadpool(inbox_service.set_done, workspace_of(request), item_id, True))
+
+
+@router.post("/inbox/{item_id}/undone", summary="Open an inbox item again")
+async def post_undone(request: Request, item_id: int) -> dict[str, Any]:
+    return _item(await run_in_threadpool(inbox_service.set_done, workspace_of(request), item_id, False))
+
+
+@router.post("/inbox/{item_id}/assign", summary="Assign an inbox item to an advisor",
+             description='Body: {"assignee": "name"} (free text, at most 64 characters); null or "" unassigns.')
+async def post_assign(request: Request, item_id: int,
+                      body: dict[str, Any] = Body(..., examples=[{"assignee": "Wang Fang"}])) -> dict[str, Any]:
+    if set(body) != {"assignee"}:
+        raise InvalidInput('the body must be {"assignee": "name"}')
+    name = body["assignee"]
+    if name is not None and not isinstance(name, str):
+        raise InvalidInput("assignee must be a string or null")
+    return _item(await run_in_threadpool(inbox_service.assign, workspace_of(request), item_id, name))
+
+
+@router.get("/automation/dead-letters", summary="Dead letters: steps that could not be carried out",
+            description="Newest first, with the playbook, the subject (member id or group:<key>), the failed step "
+                        "and the error.")
+async def get_dead_letters(request: Request) -> dict[str, Any]:
+    rows = await run_in_threadpool(dead_letter_details, workspace_of(request))
+    return {"dead_letters": [_item(r) for r in rows]}
+
+
+@router.post("/automation/dead-letters/{enrollment_id}/retry", summary="Retry a dead letter",
+             description="Puts it back in line: the failed step is tried anew, or skipped with skip=true. "
+                         "404 when it is not (or no longer) a dead letter.")
+async def post_retry(request: Request, enrollment_id: int, skip: bool = False) -> dict[str, Any]:
+    row = await run_in_threadpool(retry_dead_letter, workspace_of(request), enrollment_id, skip_step=skip)
+    return _item(row)
+
+
+@router.get("/playbooks", summary="Playbooks, versions and where members are",
+            description="Each playbook's current version, its version history (applied times, UTC), the active "
+                        "enrollments waiting at each step, done/exited/dead counts and template previews with "
+                        "sample values (lang: zh or en).")
+async def get_playbooks(request: Request, lang: Literal["zh", "en"] = "en") -> dict[str, Any]:
+    rows = await run_in_threadpool(playbook_details, workspace_of(request), lang)
+    for row in rows:
+        row["versions"] = [_item(v) for v in row["versions"]]
+    return {"playbooks": rows}

@@ -1,0 +1,105 @@
+"""Console pages for automation: playbooks, dead letters (retry / skip), the advisor inbox.
+
+Forms that change state are POSTs answered with a redirect back (303). They are protected against
+cross-site request forgery by a same-origin check: the browser's Origin header (or, when a browser
+leaves it out, the Referer) must name the host the console is served from, else 403 and nothing changes.
+Browsers set Origin on every cross-site POST and pages cannot forge it, so no token is needed; this stays
+correct when a login is added later (a session cookie would then also be SameSite=Lax).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from qunflow.errors import Forbidden, InvalidInput
+from qunflow.i18n import LANGUAGES
+from qunflow.services import inbox as inbox_service
+from qunflow.services.playbook_views import dead_letter_details, playbook_details, retry_dead_letter
+from qunflow.web.deps import workspace_of
+from qunflow.web.render import lang_of, page
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+MAX_FORM = 16 * 1024
+
+
+def check_same_origin(request: Request) -> None:
+    """Refuse a state-changing request that a page on another site could have sent."""
+    host = request.headers.get("host", "")
+    source = request.headers.get("origin") or request.headers.get("referer") or ""
+    if not host or source == "null" or urlsplit(source).netloc != host:
+        raise Forbidden("this form must be sent from the console itself (the Origin or Referer header must "
+                        "name this host)")
+
+
+async def _form(request: Request) -> dict[str, str]:
+    check_same_origin(request)
+    body = await request.body()
+    if len(body) > MAX_FORM:
+        raise InvalidInput("the form is too large")
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise InvalidInput("the form is not UTF-8") from None
+    return {k: v[-1] for k, v in fields.items()}
+
+
+def _back(path: str, form: dict[str, str], *keep: str) -> RedirectResponse:
+    """Redirect to a fixed console page, keeping the language and the named filters."""
+    query = {k: form[k] for k in keep if form.get(k)}
+    if form.get("lang") in LANGUAGES:
+        query["lang"] = form["lang"]
+    return RedirectResponse(f"{path}?{urlencode(query)}", status_code=303)
+
+
+def _query_without_lang(request: Request) -> str:
+    return urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "lang"])
+
+
+@router.get("/playbooks", response_class=HTMLResponse)
+async def playbooks_page(request: Request) -> Response:
+    lang = lang_of(request)
+    items = await run_in_threadpool(playbook_details, workspace_of(request), lang)
+    return page(request, "console_playbooks.html", playbooks=items, query_without_lang=_query_without_lang(request))
+
+
+@router.get("/automation/dead", response_class=HTMLResponse)
+async def dead_page(request: Request) -> Response:
+    rows = await run_in_threadpool(dead_letter_details, workspace_of(request))
+    return page(request, "console_dead.html", rows=rows, query_without_lang=_query_without_lang(request),
+                notice=request.query_params.get("notice", ""))
+
+
+@router.post("/automation/dead/{enrollment_id}/retry")
+async def dead_retry(request: Request, enrollment_id: int) -> Response:
+    form = await _form(request)
+    skip = form.get("skip") == "1"
+    await run_in_threadpool(retry_dead_letter, workspace_of(request), enrollment_id, skip_step=skip)
+    return _back("/console/automation/dead", {**form, "notice": "skipped" if skip else "retried"}, "notice")
+
+
+@router.get("/inbox", response_class=HTMLResponse)
+async def inbox_page(request: Request) -> Response:
+    status = request.query_params.get("status") or "open"
+    kind = request.query_params.get("kind") or None
+    assignee = request.query_params.get("assignee")
+    rows = await run_in_threadpool(inbox_service.list_inbox, workspace_of(request), status=status, kind=kind,
+                                   assignee=assignee or None)
+    return page(request, "console_inbox.html", rows=rows, status=status, kind=kind or "", assignee=assignee or "",
+                query_without_lang=_query_without_lang(request), now=workspace_of(request).clock())
+
+
+@router.post("/inbox/{item_id}/{action}")
+async def inbox_action(request: Request, item_id: int, action: str) -> Response:
+    form = await _form(request)
+    ws = workspace_of(request)
+    if action in ("done", "undone"):
+        await run_in_threadpool(inbox_service.set_done, ws, item_id, action == "done")
+    elif action == "assign":
+        await run_in_threadpool(inbox_service.assign, ws, item_id, form.get("assignee", ""))
+    else:
+        raise InvalidInput(f"unknown inbox action {action!r} (done, undone, assign)")
+    return _back("/console/inbox", form, "status", "kind")
