@@ -303,3 +303,22 @@ def test_a_bad_rule_file_is_refused_with_lines_and_nothing_of_it_is_applied(
     result = CliRunner().invoke(app, ["apply", str(bad), "--workspace", str(ws.home)])
     assert result.exit_code == 2 and f"{bad}:{first + 9}: rules[1].regexes[1]" in result.output
     assert rule_set_overview(ws) == []
+
+
+def test_replies_share_the_send_limits_and_a_reply_that_would_wait_is_skipped_and_recorded(
+        community: tuple[Workspace, Clock]) -> None:
+    ws, clock = community
+    ws.settings = ws.settings.model_copy(update={"rate_limits": {"sandbox": {"group": (2, 60)}}})
+    apply_playbooks(ws, [SHIPPED])
+    join(ws, "v1", "u1")
+    world = sandbox_world(ws)
+    for text in ("多少钱", "价格呢", "优惠券?"):
+        world.say("u1", text, chat_id=GROUP_CHAT)
+        clock.now += timedelta(seconds=1)
+    clock.now += timedelta(seconds=60)
+    world.say("u1", "price?", chat_id=GROUP_CHAT)
+    assert len(bot_texts(ws, chat_id=GROUP_CHAT)) == 3  # 2 within the minute, then one more after it
+    recorded = rows(ws, select(deliveries.c.status, deliveries.c.error).where(deliveries.c.kind == "keyword_reply")
+                    .order_by(deliveries.c.id))
+    assert [status for status, _ in recorded] == ["sent", "sent", "skipped", "sent"]
+    assert "send limit reached" in str(recorded[2][1]) and "price_question_group" in str(recorded[2][1])

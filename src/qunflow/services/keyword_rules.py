@@ -30,6 +30,7 @@ from qunflow.connectors.base import MessagePosted
 from qunflow.domain.events import Event
 from qunflow.domain.keyword_files import Rule, RuleSet, RuleSetSource, compile_sets, parse_rule_sets
 from qunflow.domain.keywords import Matcher
+from qunflow.domain.ratelimit import Limiter
 from qunflow.domain.templates import TemplateError, render_template
 from qunflow.domain.welcome import pick_language
 from qunflow.i18n import t
@@ -38,6 +39,7 @@ from qunflow.services.playbooks import Change
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import (
+    deliveries,
     groups,
     inbox,
     keyword_rule_set_versions,
@@ -220,6 +222,8 @@ def _alert(ws: Workspace, conn: Connection, cause: str, rule: Rule, rule_name: s
 
 def _reply(ws: Workspace, item: MessagePosted, key: str, rule_name: str, rule: Rule, member_id: str,
            values: dict[str, Any], language: str) -> None:
+    """Reply in the group (or privately), once per key, within the shared send limits: a reply that would
+    have to wait is dropped and recorded as `skipped` (a late answer in a chat is noise)."""
     from qunflow.services.welcome import send_once
 
     template = rule.reply_template
@@ -229,14 +233,34 @@ def _reply(ws: Workspace, item: MessagePosted, key: str, rule_name: str, rule: R
     except TemplateError as exc:
         log.warning("keyword rule %s: reply not sent: %s", rule_name, exc)
         return
+    target = item.group_id if item.group_id is not None else item.user_id
+    with ws.engine.connect() as conn:
+        if conn.execute(select(deliveries.c.id).where(deliveries.c.idempotency_key == key)).first() is not None:
+            return  # this message was answered (or skipped) before
+    wait = _limiter(ws).wait(item.platform, target, group=item.group_id is not None, now=ws.clock())
+    if wait > 0:
+        with ws.engine.begin() as conn:
+            _insert_ignore(conn, deliveries, {
+                "idempotency_key": key, "member_id": member_id, "platform": item.platform, "target": target,
+                "kind": "keyword_reply", "status": "skipped", "created_at": ws.clock(),
+                "error": f"send limit reached (free again in {wait:.1f} s); rule {rule_name}"})
+        return
     connector = connector_for(ws, item.platform)
-    if item.group_id is not None:
-        group_id = item.group_id
-        send_once(ws, key, member_id=member_id, platform=item.platform, target=group_id, kind="keyword_reply",
-                  send=lambda: connector.post_to_group(group_id, text, idempotency_key=key))
-    else:
-        send_once(ws, key, member_id=member_id, platform=item.platform, target=item.user_id, kind="keyword_reply",
-                  send=lambda: connector.send_direct(item.user_id, text, idempotency_key=key))
+
+    def send() -> Any:
+        if item.group_id is not None:
+            return connector.post_to_group(target, text, idempotency_key=key)
+        return connector.send_direct(target, text, idempotency_key=key)
+
+    send_once(ws, key, member_id=member_id, platform=item.platform, target=target, kind="keyword_reply", send=send)
+
+
+def _limiter(ws: Workspace) -> Limiter:
+    """The send limiter automation uses too (same ws.cache entry): replies and playbooks share the budget."""
+    limiter = ws.cache.get("send_limiter")
+    if limiter is None:
+        limiter = ws.cache["send_limiter"] = Limiter(ws.settings.rate_limits)
+    return limiter  # type: ignore[no-any-return]
 
 
 # --- staff alerts to the webhook -------------------------------------------------------------------
