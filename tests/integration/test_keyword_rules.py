@@ -78,12 +78,22 @@ rules:
 """
 
 
+def _community(ws: Workspace) -> tuple[Workspace, Clock]:
+    clock = Clock(local("2026-03-02T10:00:00"))
+    ws.clock = clock
+    setup_community(ws)
+    return ws, clock
+
+
 @pytest.fixture
 def community(workspace: Workspace) -> tuple[Workspace, Clock]:
-    clock = Clock(local("2026-03-02T10:00:00"))
-    workspace.clock = clock
-    setup_community(workspace)
-    return workspace, clock
+    return _community(workspace)
+
+
+@pytest.fixture
+def any_community(any_workspace: Workspace) -> tuple[Workspace, Clock]:
+    """The same on SQLite and PostgreSQL."""
+    return _community(any_workspace)
 
 
 def join(ws: Workspace, visitor: str, user: str, locale: str = "zh") -> str:
@@ -142,8 +152,8 @@ def test_chinese_and_english_messages_in_group_and_private_get_the_right_reply(
     assert "多少钱" not in stored and "How much" not in stored and "报名" not in stored
 
 
-def test_the_same_update_delivered_twice_acts_once(community: tuple[Workspace, Clock]) -> None:
-    ws, _clock = community
+def test_the_same_update_delivered_twice_acts_once(any_community: tuple[Workspace, Clock]) -> None:
+    ws, _clock = any_community
     apply_playbooks(ws, [SHIPPED])
     member = join(ws, "v1", "u1")
     world = sandbox_world(ws)
@@ -167,9 +177,9 @@ def test_the_same_update_delivered_twice_acts_once(community: tuple[Workspace, C
         == [("keyword_reply", "sent"), ("keyword_reply", "sent")]
 
 
-def test_a_tag_from_a_message_starts_a_tag_added_playbook_once(community: tuple[Workspace, Clock],
+def test_a_tag_from_a_message_starts_a_tag_added_playbook_once(any_community: tuple[Workspace, Clock],
                                                                 tmp_path: Path) -> None:
-    ws, clock = community
+    ws, clock = any_community
     mixed = tmp_path / "events.yaml"  # a rule set and a playbook in one file
     mixed.write_text(SIGN_UP_FLOW)
     changes = apply_playbooks(ws, [mixed])

@@ -59,9 +59,10 @@ ALERT_ATTEMPTS = 5
 
 
 def _insert_ignore(conn: Connection, table: Any, row: dict[str, Any]) -> bool:
-    """Insert one row unless its key exists; True when it was new."""
+    """Insert one row unless its key exists; True when it was new (RETURNING: psycopg's rowcount says -1)."""
     dialect = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    return bool(conn.execute(dialect(table).values(**row).on_conflict_do_nothing()).rowcount)
+    statement = dialect(table).values(**row).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return conn.execute(statement).first() is not None
 
 
 # --- versions (called from services.playbooks.apply_playbooks, in its transaction) -----------------
