@@ -219,6 +219,12 @@ def _alert(ws: Workspace, conn: Connection, cause: str, rule: Rule, rule_name: s
         return False
     payload = {"text": f"{texts['zh']}\n{texts['en']}", "kind": "keyword_alert", "rule": rule_name,
                "member_id": member_id, "group": group_key}
+    return queue_staff_alert(conn, cause, payload, now)
+
+
+def queue_staff_alert(conn: Connection, cause: str, payload: dict[str, Any], now: datetime) -> bool:
+    """Queue one post to the staff webhook (once per cause) in the caller's transaction; then call
+    kick_staff_alerts after the commit. Any inbox alert may use it (e.g. a playbook's notify_staff)."""
     return _insert_ignore(conn, staff_alerts, {"cause": cause, "payload": payload, "status": "pending",
                                                "attempts": 0, "next_at": now, "created_at": now})
 
@@ -332,4 +338,4 @@ def _post(url: str, payload: dict[str, Any]) -> str | None:
 
 
 __all__ = ["apply_rule_sets", "current_matcher", "kick_staff_alerts", "on_message", "post_staff_alerts",
-           "rule_set_overview"]
+           "queue_staff_alert", "rule_set_overview"]
