@@ -33,6 +33,9 @@ TEXTS: dict[str, dict[str, str]] = {
                          "Ask the assistant to delete your data at any time.",
                    "zh": "友善交流,禁止刷屏和广告。我们只保存你提供的信息,用于匹配内容;敏感事项只通过私信处理,"
                          "不在群里讨论。你可以随时要求助手删除你的数据。"},
+    "keyword_alert": {"en": "Keyword rule {rule} matched a message from {name} ({where}); please follow up.",
+                      "zh": "关键词规则 {rule} 命中了 {name} 的消息({where}),请跟进。"},
+    "keyword_where_private": {"en": "private message", "zh": "私聊"},
 }
 
 

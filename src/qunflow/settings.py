@@ -85,7 +85,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from exc
         return value
 
-    @field_validator("report_webhook")
+    @field_validator("report_webhook", "staff_webhook")
     @classmethod
     def _webhook_url(cls, value: str) -> str:
         value = value.strip()

@@ -18,12 +18,12 @@ playbook_app = typer.Typer(help="Playbooks: what runs for members and groups, an
 automation_app = typer.Typer(help="The automation worker and its dead letters.", no_args_is_help=True)
 
 
-def apply(files: Annotated[list[Path] | None, typer.Argument(help="Playbook YAML files.")] = None,
+def apply(files: Annotated[list[Path] | None, typer.Argument(help="Playbook and keyword rule YAML files.")] = None,
           shipped: Annotated[bool, typer.Option("--shipped", help="Also apply the playbooks qunflow ships "
                                                 "(S2 warm-up, S4 small event, content calendar).")] = False,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and show the changes only.")] = False,
           workspace_dir: WorkspaceOption = None) -> None:
-    """Validate playbook files and store a new version of each one that changed (all or nothing)."""
+    """Validate playbook and keyword rule files; store a new version of each one that changed (all or nothing)."""
     from qunflow.services.playbooks import apply_playbooks, shipped_files
 
     paths = [*(files or []), *(shipped_files() if shipped else [])]
@@ -32,7 +32,8 @@ def apply(files: Annotated[list[Path] | None, typer.Argument(help="Playbook YAML
     changes = apply_playbooks(workspace(workspace_dir), paths, dry_run=dry_run)
     for change in changes:
         verb = {"new": "new", "changed": "changed", "unchanged": "unchanged"}[change.status]
-        console.print(f"{change.key}: {verb}, version {change.version}", highlight=False)
+        name = change.key if change.kind == "playbook" else f"keyword rules {change.key}"
+        console.print(f"{name}: {verb}, version {change.version}", highlight=False)
         if change.diff:
             console.print(change.diff, markup=False, highlight=False)
     if dry_run:

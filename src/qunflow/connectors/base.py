@@ -80,6 +80,7 @@ class MessagePosted(Update):
     user_id: str
     text: str
     group_id: str | None  # None: a private message to the bot
+    message_id: str | None = None  # the platform's id, when it gives one (keys replies to this message)
 
 
 class Connector(Protocol):

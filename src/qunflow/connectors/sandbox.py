@@ -182,8 +182,8 @@ class SandboxPlatform:
 
     def say(self, user_id: str, text: str, chat_id: str | None = None) -> None:
         """A person writes in a group, or privately to the bot when chat_id is None."""
-        self._store_message(chat_id, None if chat_id else user_id, user_id, text)
-        self._deliver("message", chat_id=chat_id, user_id=user_id, text=text)
+        message_id = self._store_message(chat_id, None if chat_id else user_id, user_id, text)
+        self._deliver("message", chat_id=chat_id, user_id=user_id, text=text, message_id=str(message_id))
 
     def _store_message(self, chat_id: str | None, dm_user_id: str | None, sender: str, text: str,
                        client_key: str | None = None) -> int:
@@ -307,5 +307,5 @@ class SandboxConnector:
         if kind == "member_left":
             return [MemberLeft(p, at, data["chat_id"], data["user_id"])]
         if kind == "message":
-            return [MessagePosted(p, at, data["user_id"], data["text"], data.get("chat_id"))]
+            return [MessagePosted(p, at, data["user_id"], data["text"], data.get("chat_id"), data.get("message_id"))]
         raise InvalidInput(f"sandbox update: unknown kind {kind!r}")

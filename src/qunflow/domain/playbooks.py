@@ -40,6 +40,8 @@ MAX_STEPS = 200
 # Variables the engine gives every template; a template naming anything else is refused at apply time.
 TEMPLATE_VARIABLES = frozenset({"name", "advisor", "coupon_code", "coupon_value", "link", "group", "tier",
                                 "member_link"})
+# Documents of these kinds may share a file with playbooks; their own parsers read them (keyword_files).
+OTHER_KINDS = ("keyword_rules",)
 
 
 class Strict(BaseModel):
@@ -326,6 +328,8 @@ def parse_playbooks(text: str, file: str = "<text>",
     for tree, chunk, first in _documents(text, file):
         if not isinstance(tree, dict):
             problems.append(Problem(file, first + 1, "", "a playbook is a mapping (key: value lines)"))
+            continue
+        if tree.get("kind") in OTHER_KINDS:
             continue
         try:
             playbook = Playbook.model_validate(tree)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
+from qunflow.domain.keyword_files import RuleSetSource, parse_rule_sets
 from qunflow.domain.playbooks import Playbook, PlaybookErrors, Source, parse_playbooks
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.store.tables import enrollments, playbook_versions, playbooks
@@ -25,6 +26,7 @@ class Change:
     status: str  # new, changed, unchanged
     version: int  # the version it has (or would have) after applying
     diff: str  # unified diff against the current version ("" when new or unchanged)
+    kind: str = "playbook"  # or keyword_rules
 
 
 def shipped_files() -> list[Path]:
@@ -35,8 +37,14 @@ def shipped_files() -> list[Path]:
 
 def read_sources(paths: list[Path]) -> list[Source]:
     """Parse every file; all problems of all files are reported together, or nothing is returned."""
+    return read_files(paths)[0]
+
+
+def read_files(paths: list[Path]) -> tuple[list[Source], list[RuleSetSource]]:
+    """The playbooks and keyword rule sets of every file; any problem in any file refuses them all."""
     problems: list[str] = []
     sources: list[Source] = []
+    rule_sets: list[RuleSetSource] = []
     for path in paths:
         try:
             if path.stat().st_size > MAX_FILE_BYTES:
@@ -49,18 +57,28 @@ def read_sources(paths: list[Path]) -> list[Source]:
             sources.extend(parse_playbooks(text, str(path)))
         except PlaybookErrors as exc:
             problems.extend(str(p) for p in exc.problems)
+        try:
+            rule_sets.extend(parse_rule_sets(text, str(path)))
+        except PlaybookErrors as exc:  # a YAML syntax error is reported once, by the playbook parser
+            problems.extend(str(p) for p in exc.problems if str(p) not in problems)
     keys = [s.playbook.key for s in sources]
     for key in sorted({k for k in keys if keys.count(k) > 1}):
         problems.append(f"playbook {key!r} is defined in more than one place: "
                         + ", ".join(s.file for s in sources if s.playbook.key == key))
+    set_keys = [s.rule_set.key for s in rule_sets]
+    for key in sorted({k for k in set_keys if set_keys.count(k) > 1}):
+        problems.append(f"keyword rule set {key!r} is defined in more than one place: "
+                        + ", ".join(s.file for s in rule_sets if s.rule_set.key == key))
     if problems:
         raise InvalidInput("the playbooks were not applied:\n" + "\n".join(problems))
-    return sources
+    return sources, rule_sets
 
 
 def apply_playbooks(ws: Workspace, paths: list[Path], *, dry_run: bool = False) -> list[Change]:
-    """Store a new version of each playbook whose text changed, all in one transaction."""
-    sources = read_sources(paths)
+    """Store a new version of each playbook (and keyword rule set) whose text changed, all in one transaction."""
+    from qunflow.services.keyword_rules import apply_rule_sets
+
+    sources, rule_sets = read_files(paths)
     now = ws.clock()
     changes: list[Change] = []
     with ws.engine.begin() as conn:
@@ -90,6 +108,7 @@ def apply_playbooks(ws: Workspace, paths: list[Path], *, dry_run: bool = False) 
                 conn.execute(insert(playbooks).values(key=key, **values))
             else:
                 conn.execute(update(playbooks).where(playbooks.c.key == key).values(**values))
+        changes.extend(apply_rule_sets(conn, rule_sets, now, dry_run=dry_run))
     return changes
 
 

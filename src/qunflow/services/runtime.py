@@ -44,13 +44,17 @@ REPORT_CHECK_SECONDS = 60.0
 def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
     """The shipper keeps the analytics store a couple of seconds behind the event log; the automation
     worker runs triggers and due playbook steps every half second; with a report
-    webhook set, the weekly report is checked every minute (and soon after start, to catch up)."""
+    webhook set, the weekly report is checked every minute (and soon after start, to catch up);
+    with a staff webhook set, keyword alerts that failed to post are retried every few seconds."""
     from qunflow.analytics.shipper import ship
     from qunflow.services.automation import work_once
+    from qunflow.services.keyword_rules import post_staff_alerts
     from qunflow.services.report_schedule import run_scheduled_report
 
     loops = [BackgroundLoop("shipper", lambda: ship(workspace), 2.0),
              BackgroundLoop("automation", lambda: work_once(workspace, worker="serve"), 0.5)]
+    if workspace.settings.staff_webhook:
+        loops.append(BackgroundLoop("staff-alerts", lambda: post_staff_alerts(workspace), 5.0))
     if workspace.settings.report_webhook:
         loops.append(BackgroundLoop("weekly-report", lambda: run_scheduled_report(workspace),
                                     REPORT_CHECK_SECONDS, first_after=3.0))

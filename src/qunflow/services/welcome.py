@@ -125,7 +125,8 @@ def complete_task(ws: Workspace, member_id: str, task_key: str) -> bool:
 
 
 def on_message(ws: Workspace, item: MessagePosted) -> None:
-    """A member wrote: record `message` (activity); a check-in word completes the check-in task."""
+    """A member wrote: record `message` (activity); a check-in word completes the check-in task;
+    then the keyword rules act on it (services.keyword_rules)."""
     with ws.engine.begin() as conn:
         member_id = member_of_user(conn, item.platform, item.user_id)
         if member_id is None:
@@ -144,3 +145,6 @@ def on_message(ws: Workspace, item: MessagePosted) -> None:
         append_events(conn, events)
     if is_checkin(item.text):
         complete_task(ws, member_id, "checkin")
+    from qunflow.services.keyword_rules import on_message as keyword_rules
+
+    keyword_rules(ws, item, member_id)

@@ -288,3 +288,40 @@ coupons = Table(  # a plain ledger of issued coupons until the incentives module
     Column("issued_at", DateTime, nullable=False),
     Column("expires_at", DateTime, nullable=False),
 )
+
+# --- keyword rules (issue 4, P7): rule sets versioned like playbooks; staff alerts waiting for the webhook ---
+
+keyword_rule_sets = Table(
+    "keyword_rule_sets", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),  # the version the message path matches with
+    Column("enabled", Boolean, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+keyword_rule_set_versions = Table(
+    "keyword_rule_set_versions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("source", Text, nullable=False),  # the YAML document as applied
+    Column("rule_set", JSON, nullable=False),  # the same, validated: loads without the (slow) YAML parser
+    Column("digest", String(64), nullable=False),
+    Column("file", String(500), nullable=False),
+    Column("applied_at", DateTime, nullable=False),
+    UniqueConstraint("key", "version", name="uq_keyword_rule_set_versions_key_version"),
+)
+
+staff_alerts = Table(  # the outbox of posts to settings.staff_webhook, one per inbox alert
+    "staff_alerts", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("cause", String(200), nullable=False, unique=True),  # the inbox row's cause
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, posting, sent, failed (gave up)
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", DateTime, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+    Index("ix_staff_alerts_status_next", "status", "next_at"),
+)

@@ -1,0 +1,341 @@
+"""Keyword rules at run time (issue 4, P7): versions, the cached matcher, actions on a message, staff alerts.
+
+Every message from a known member goes through one matcher built from all enabled rule sets. It is
+compiled once per set of versions and kept on `ws.cache`; the message path only reads the set of
+current versions (one small query) and runs the matcher (one pass per engine, no per-rule work).
+
+A matched rule's own-state effects (a `keyword_matched` event, the tag, the inbox alert and its
+webhook outbox row) commit together; the reply is sent after, under a delivery key derived from the
+message and the rule, so the same update delivered twice does nothing twice. Events, logs and alerts
+never carry the message text (privacy): only which rule matched where.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from qunflow.connectors.base import MessagePosted
+from qunflow.domain.events import Event
+from qunflow.domain.keyword_files import Rule, RuleSet, RuleSetSource, compile_sets
+from qunflow.domain.keywords import Matcher
+from qunflow.domain.ratelimit import Limiter
+from qunflow.domain.templates import TemplateError, render_template
+from qunflow.domain.welcome import pick_language
+from qunflow.i18n import t
+from qunflow.services.platforms import connector_for
+from qunflow.services.playbooks import Change
+from qunflow.services.privacy import member_link_token, unseal
+from qunflow.store.eventlog import append_events
+from qunflow.store.tables import (
+    deliveries,
+    groups,
+    inbox,
+    keyword_rule_set_versions,
+    keyword_rule_sets,
+    member_tags,
+    members,
+    staff_alerts,
+)
+from qunflow.workspace import Workspace
+
+log = logging.getLogger("qunflow.keywords")
+CACHE_KEY = "keyword_matcher"
+ALERT_TIMEOUT = 5.0  # seconds for one webhook call; it runs off the message path
+ALERT_LEASE = timedelta(seconds=60)  # a post interrupted mid-call is tried again after this
+ALERT_ATTEMPTS = 5
+
+
+def _insert_ignore(conn: Connection, table: Any, row: dict[str, Any]) -> bool:
+    """Insert one row unless its key exists; True when it was new (RETURNING: psycopg's rowcount says -1)."""
+    dialect = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = dialect(table).values(**row).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return conn.execute(statement).first() is not None
+
+
+# --- versions (called from services.playbooks.apply_playbooks, in its transaction) -----------------
+
+def apply_rule_sets(conn: Connection, sources: list[RuleSetSource], now: datetime, *,
+                    dry_run: bool = False) -> list[Change]:
+    """Store a new version of each rule set whose text changed; the next message uses it."""
+    import difflib
+
+    v, s = keyword_rule_set_versions.c, keyword_rule_sets.c
+    changes: list[Change] = []
+    for source in sources:
+        key = source.rule_set.key
+        current = conn.execute(select(v.version, v.source, v.digest)
+                               .join(keyword_rule_sets, (s.key == v.key) & (s.version == v.version))
+                               .where(s.key == key)).first()
+        if current is not None and current.digest == source.digest:
+            changes.append(Change(key, "unchanged", current.version, "", "keyword_rules"))
+            continue
+        version = (conn.execute(select(func.max(v.version)).where(v.key == key)).scalar() or 0) + 1
+        diff = "" if current is None else "".join(difflib.unified_diff(
+            current.source.splitlines(keepends=True), source.text.splitlines(keepends=True),
+            f"{key} v{current.version}", f"{key} v{version} ({source.file})"))
+        changes.append(Change(key, "new" if current is None else "changed", version, diff, "keyword_rules"))
+        if dry_run:
+            continue
+        conn.execute(insert(keyword_rule_set_versions).values(
+            key=key, version=version, source=source.text, rule_set=source.rule_set.model_dump(mode="json"),
+            digest=source.digest, file=source.file, applied_at=now))
+        values = {"version": version, "enabled": source.rule_set.enabled, "updated_at": now}
+        if current is None:
+            conn.execute(insert(keyword_rule_sets).values(key=key, **values))
+        else:
+            conn.execute(update(keyword_rule_sets).where(s.key == key).values(**values))
+    return changes
+
+
+def rule_set_overview(ws: Workspace) -> list[dict[str, Any]]:
+    """Each rule set with its current version, whether it is on, and how many rules it has."""
+    with ws.engine.connect() as conn:
+        rows = conn.execute(select(keyword_rule_sets).order_by(keyword_rule_sets.c.key)).all()
+        return [{"key": r.key, "version": r.version, "enabled": r.enabled,
+                 "rules": len(_load(conn, r.key, r.version).rules)} for r in rows]
+
+
+def _load(conn: Connection, key: str, version: int) -> RuleSet:
+    """A stored version, from its validated JSON copy (5,000 rules: ~0.05 s, against ~2 s through YAML)."""
+    data = conn.execute(select(keyword_rule_set_versions.c.rule_set).where(
+        keyword_rule_set_versions.c.key == key, keyword_rule_set_versions.c.version == version)).scalar_one()
+    return RuleSet.model_validate(json.loads(data) if isinstance(data, str) else data)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    versions: tuple[tuple[str, int], ...]
+    matcher: Matcher | None
+
+
+def current_matcher(ws: Workspace, conn: Connection) -> Matcher | None:
+    """The matcher of every enabled rule set, rebuilt only when a version changed (None: no rules)."""
+    versions = tuple((str(k), int(n)) for k, n in conn.execute(
+        select(keyword_rule_sets.c.key, keyword_rule_sets.c.version)
+        .where(keyword_rule_sets.c.enabled).order_by(keyword_rule_sets.c.key)).all())
+    cached = ws.cache.get(CACHE_KEY)
+    if isinstance(cached, _Compiled) and cached.versions == versions:
+        return cached.matcher
+    matcher = compile_sets([_load(conn, k, n) for k, n in versions]) if versions else None
+    ws.cache[CACHE_KEY] = _Compiled(versions, matcher)
+    return matcher
+
+
+# --- the message path ------------------------------------------------------------------------------
+
+def _ref(item: MessagePosted, set_key: str, rule_id: str) -> str:
+    """A short stable id of (message, rule): the same update delivered twice gives the same one."""
+    message = item.message_id or f"{item.user_id}|{item.group_id or ''}|{item.at.isoformat()}"
+    return hashlib.sha256(f"{item.platform}|{message}|{set_key}/{rule_id}".encode()).hexdigest()[:32]
+
+
+def _values(ws: Workspace, member: Any, member_id: str, group: Any) -> dict[str, Any]:
+    base = ws.settings.public_url.rstrip("/")
+    token = member_link_token(ws, member_id)
+    return {"name": unseal(ws, member.profile).get("name", ""), "group": group.name if group is not None else "",
+            "tier": member.tier or "", "link": base, "rules_link": f"{base}/rules",
+            "coupon_link": f"{base}/m/{token}/task/claim_coupon", "member_link": f"{base}/m/{token}/task/profile"}
+
+
+def on_message(ws: Workspace, item: MessagePosted, member_id: str) -> list[str]:
+    """Run the rules on a member's message; returns the `set/rule` ids that matched."""
+    with ws.engine.connect() as conn:
+        matcher = current_matcher(ws, conn)
+        if matcher is None:
+            return []
+        member = conn.execute(select(members.c.profile, members.c.locale, members.c.tier)
+                              .where(members.c.id == member_id)).first()
+        group = None
+        if item.group_id is not None:
+            group = conn.execute(select(groups.c.key, groups.c.name, groups.c.tier).where(
+                groups.c.platform == item.platform, groups.c.external_id == item.group_id)).first()
+    if member is None:
+        return []
+    scope: Literal["group", "private"] = "group" if item.group_id is not None else "private"
+    matches = matcher.match(item.text, scope, group.key if group is not None else None, member.tier)
+    if not matches:
+        return []
+    now = ws.clock()
+    language = pick_language(member.locale)
+    values = _values(ws, member, member_id, group)
+    replies: list[tuple[str, str, Rule]] = []
+    alerts = False
+    with ws.engine.begin() as conn:
+        batch: list[Event] = []
+        for match in matches:
+            set_key, rule = match.rule.actions[0]
+            ref = _ref(item, set_key, rule.id)
+            at = item.at.replace(tzinfo=UTC)
+            group_key = group.key if group is not None else None
+            batch.append(Event(event_id=f"kw-{ref}", type="keyword_matched", ts=at, member_id=member_id,
+                               group=group_key, properties={"rule_set": set_key, "rule": rule.id,
+                                                            "private": scope == "private"}))
+            if rule.tag is not None and _insert_ignore(
+                    conn, member_tags, {"member_id": member_id, "tag": rule.tag, "added_at": now}):
+                batch.append(Event(event_id=f"kwt-{ref}", type="tag_added", ts=at, member_id=member_id,
+                                   group=group_key, properties={"tag": rule.tag, "rule": f"{set_key}/{rule.id}"}))
+            if rule.alert is not False:
+                alerts |= _alert(ws, conn, f"kw:{ref}", rule, f"{set_key}/{rule.id}", member_id, values,
+                                 group_key, now)
+            if rule.reply is not None:
+                replies.append((f"kw:{ref}", set_key, rule))
+        append_events(conn, batch)
+    for key, set_key, rule in replies:
+        _reply(ws, item, key, f"{set_key}/{rule.id}", rule, member_id, values, language)
+    if alerts:
+        kick_staff_alerts(ws)
+    return [m.rule_id for m in matches]
+
+
+def _alert(ws: Workspace, conn: Connection, cause: str, rule: Rule, rule_name: str, member_id: str,
+           values: dict[str, Any], group_key: str | None, now: datetime) -> bool:
+    """The inbox row (and, with a staff webhook, its outbox row); True when a post was queued."""
+    texts: dict[str, str] = {}
+    for lang in ("zh", "en"):
+        if isinstance(rule.alert, bool):
+            where = values["group"] or t("keyword_where_private", lang)
+            texts[lang] = t("keyword_alert", lang, rule=rule_name, name=values["name"] or member_id, where=where)
+        else:
+            try:
+                texts[lang] = render_template(getattr(rule.alert, lang), {**values, "rule": rule_name}, lang)
+            except TemplateError as exc:  # e.g. far too long once filled in: still alert, with the reason
+                texts[lang] = f"{rule_name}: {exc}"
+    created = _insert_ignore(conn, inbox, {"kind": "alert", "cause": cause, "member_id": member_id,
+                                           "title": f"{texts['zh']} / {texts['en']}", "created_at": now})
+    if not created or not ws.settings.staff_webhook:
+        return False
+    payload = {"text": f"{texts['zh']}\n{texts['en']}", "kind": "keyword_alert", "rule": rule_name,
+               "member_id": member_id, "group": group_key}
+    return queue_staff_alert(conn, cause, payload, now)
+
+
+def queue_staff_alert(conn: Connection, cause: str, payload: dict[str, Any], now: datetime) -> bool:
+    """Queue one post to the staff webhook (once per cause) in the caller's transaction; then call
+    kick_staff_alerts after the commit. Any inbox alert may use it (e.g. a playbook's notify_staff)."""
+    return _insert_ignore(conn, staff_alerts, {"cause": cause, "payload": payload, "status": "pending",
+                                               "attempts": 0, "next_at": now, "created_at": now})
+
+
+def _reply(ws: Workspace, item: MessagePosted, key: str, rule_name: str, rule: Rule, member_id: str,
+           values: dict[str, Any], language: str) -> None:
+    """Reply in the group (or privately), once per key, within the shared send limits: a reply that would
+    have to wait is dropped and recorded as `skipped` (a late answer in a chat is noise)."""
+    from qunflow.services.welcome import send_once
+
+    template = rule.reply_template
+    assert template is not None
+    try:
+        text = render_template(template, values, language)
+    except TemplateError as exc:
+        log.warning("keyword rule %s: reply not sent: %s", rule_name, exc)
+        return
+    target = item.group_id if item.group_id is not None else item.user_id
+    with ws.engine.connect() as conn:
+        if conn.execute(select(deliveries.c.id).where(deliveries.c.idempotency_key == key)).first() is not None:
+            return  # this message was answered (or skipped) before
+    wait = _limiter(ws).wait(item.platform, target, group=item.group_id is not None, now=ws.clock())
+    if wait > 0:
+        with ws.engine.begin() as conn:
+            _insert_ignore(conn, deliveries, {
+                "idempotency_key": key, "member_id": member_id, "platform": item.platform, "target": target,
+                "kind": "keyword_reply", "status": "skipped", "created_at": ws.clock(),
+                "error": f"send limit reached (free again in {wait:.1f} s); rule {rule_name}"})
+        return
+    connector = connector_for(ws, item.platform)
+
+    def send() -> Any:
+        if item.group_id is not None:
+            return connector.post_to_group(target, text, idempotency_key=key)
+        return connector.send_direct(target, text, idempotency_key=key)
+
+    send_once(ws, key, member_id=member_id, platform=item.platform, target=target, kind="keyword_reply", send=send)
+
+
+def _limiter(ws: Workspace) -> Limiter:
+    """The send limiter automation uses too (same ws.cache entry): replies and playbooks share the budget."""
+    limiter = ws.cache.get("send_limiter")
+    if limiter is None:
+        limiter = ws.cache["send_limiter"] = Limiter(ws.settings.rate_limits)
+    return limiter  # type: ignore[no-any-return]
+
+
+# --- staff alerts to the webhook -------------------------------------------------------------------
+
+def kick_staff_alerts(ws: Workspace) -> threading.Thread:
+    """Post waiting alerts on a daemon thread: the platform's webhook call never waits for staff's."""
+    thread = threading.Thread(target=_post_quietly, args=(ws,), name="staff-alerts", daemon=True)
+    thread.start()
+    return thread
+
+
+def _post_quietly(ws: Workspace) -> None:
+    try:
+        post_staff_alerts(ws)
+    except Exception:  # recorded per alert; anything else is retried by the serve loop
+        log.exception("posting staff alerts failed")
+
+
+def post_staff_alerts(ws: Workspace, limit: int = 50) -> int:
+    """POST due alerts to settings.staff_webhook; a failure is recorded and retried with backoff
+    (30 s, 1, 2, 4 min), then left as `failed` with the last error. Returns how many were posted."""
+    url = ws.settings.staff_webhook
+    if not url:
+        return 0
+    now = ws.clock()
+    a = staff_alerts.c
+    with ws.engine.connect() as conn:
+        due = conn.execute(select(a.id, a.status, a.next_at, a.attempts, a.payload)
+                           .where(a.status.in_(("pending", "posting")), a.next_at <= now)
+                           .order_by(a.next_at).limit(limit)).all()
+    posted = 0
+    for row in due:
+        with ws.engine.begin() as conn:  # claim: another poster that got here first wins
+            claimed = conn.execute(update(staff_alerts).where(a.id == row.id, a.status == row.status,
+                                                              a.next_at == row.next_at)
+                                   .values(status="posting", next_at=now + ALERT_LEASE)).rowcount
+        if not claimed:
+            continue
+        error = _post(url, row.payload)
+        attempts = row.attempts + 1
+        if error is None:
+            values: dict[str, Any] = {"status": "sent", "sent_at": ws.clock(), "attempts": attempts,
+                                      "last_error": None}
+            posted += 1
+        elif attempts >= ALERT_ATTEMPTS:
+            values = {"status": "failed", "attempts": attempts, "last_error": error}
+            log.warning("staff alert %s: gave up after %d attempts: %s", row.id, attempts, error)
+        else:
+            values = {"status": "pending", "attempts": attempts, "last_error": error,
+                      "next_at": now + timedelta(seconds=30 * 2 ** (attempts - 1))}
+        with ws.engine.begin() as conn:
+            conn.execute(update(staff_alerts).where(a.id == row.id).values(**values))
+    return posted
+
+
+def _post(url: str, payload: dict[str, Any]) -> str | None:
+    """None when the webhook took it; else what went wrong (without the URL's path: it may hold a token)."""
+    where = urlsplit(url).netloc.rsplit("@", 1)[-1]
+    try:
+        response = httpx.post(url, json=payload, timeout=ALERT_TIMEOUT)
+    except httpx.HTTPError as exc:
+        return f"webhook at {where} did not answer: {exc.__class__.__name__}"
+    if response.status_code >= 400:
+        return f"webhook at {where} answered {response.status_code}: {response.text[:200]}"
+    return None
+
+
+__all__ = ["apply_rule_sets", "current_matcher", "kick_staff_alerts", "on_message", "post_staff_alerts",
+           "queue_staff_alert", "rule_set_overview"]
