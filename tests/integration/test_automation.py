@@ -15,11 +15,13 @@ from qunflow.errors import InvalidInput
 from qunflow.services.automation import dead_letters, work_once
 from qunflow.services.ingest import ingest_batch
 from qunflow.services.join import submit_gate
+from qunflow.services.keyword_rules import post_staff_alerts
 from qunflow.services.platforms import sandbox_world
 from qunflow.services.playbooks import apply_playbooks, playbook_overview, shipped_files
 from qunflow.store.tables import coupons, enrollments, inbox, member_tags, members
 from qunflow.workspace import Workspace
 from tests.integration.test_join_flow import FORM, invite_token, setup_community
+from tests.webhook import Webhook
 
 ZONE = ZoneInfo("Asia/Shanghai")
 UTC = ZoneInfo("UTC")
@@ -168,7 +170,12 @@ def test_a_tag_step_triggers_another_playbook_whose_branch_picks_the_path(
     other = join(ws, "v2", "u2")
     with ws.engine.begin() as conn:
         conn.execute(member_tags.insert().values(member_id=vip, tag="vip", added_at=clock.now))
-    run_until(ws, clock, local("2026-03-02T11:00:00"), step=timedelta(minutes=1))
+    with Webhook() as hook:
+        ws.settings = ws.settings.model_copy(update={"staff_webhook": hook.url})
+        run_until(ws, clock, local("2026-03-02T11:00:00"), step=timedelta(minutes=1))
+        assert post_staff_alerts(ws) == 1
+    assert [(p["kind"], p["playbook"], p["member_id"], p["text"]) for p in hook.delivered] == [
+        ("playbook_alert", "vip_router", vip, "有人被标记 Li Lei / Tagged Li Lei")]
     dms = playbook_dms(ws)
     assert [text for _, text in dms["u1"]] == ["VIP 你好 Li Lei"]  # members here read Chinese (locale zh)
     assert [text for _, text in dms["u2"]] == ["你好"]

@@ -440,6 +440,11 @@ def _prepare_send(ws: Workspace, conn: Connection, playbook: Playbook, step: Ste
         body = playbook.templates[step.notify_staff or ""]
         title = f"{render_template(body.zh, values, 'zh')} / {render_template(body.en, values, 'en')}"
         _inbox(conn, "alert", key, member_id, title, now, None)
+        if ws.settings.staff_webhook:  # posted by `qunflow serve`'s staff-alert loop, retried on failure
+            from qunflow.services.keyword_rules import queue_staff_alert
+
+            queue_staff_alert(conn, key, {"text": title, "kind": "playbook_alert", "playbook": playbook.key,
+                                          "member_id": member_id}, now)
         return _Send(row.id, index, "", "", "", "", "", member_id, False, False)
     marketing = playbook.marketing and member_id is not None
     if marketing:
