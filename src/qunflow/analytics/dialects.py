@@ -31,6 +31,7 @@ DUCKDB: dict[str, Callable[[list[str]], str]] = {
     "SECONDS_BETWEEN": lambda a: f"((epoch_us({a[0]}) - epoch_us({a[1]})) / 1000000.0)",
     "MEDIAN": lambda a: f"median({a[0]})",
     "NULLABLE": lambda a: a[0],
+    "NOT_MATERIALIZED": lambda a: "NOT MATERIALIZED",
 }
 
 CLICKHOUSE: dict[str, Callable[[list[str]], str]] = {
@@ -45,6 +46,7 @@ CLICKHOUSE: dict[str, Callable[[list[str]], str]] = {
     "MEDIAN": lambda a: f"quantileExactInclusive(0.5)({a[0]})",
     # Aggregates over no rows give NULL only on Nullable input (else 0 / 1970-01-01).
     "NULLABLE": lambda a: f"toNullable({a[0]})",
+    "NOT_MATERIALIZED": lambda a: "",  # ClickHouse inlines CTEs anyway
 }
 
 

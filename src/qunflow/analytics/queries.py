@@ -14,7 +14,7 @@ from __future__ import annotations
 
 # Events known as of the as-of day, with their local calendar day.
 BASE = """
-WITH ev AS (
+WITH ev AS @NOT_MATERIALIZED() (  -- DuckDB would otherwise hold every event in memory
     SELECT seq, type, ts, member_id, visitor_id, channel, campaign, entry_point, group_key, referrer_id,
            amount, margin, experiment, variant, properties,
            @LOCAL_DAY(ts) AS day
@@ -60,13 +60,12 @@ LANDING_DIMS = {
 }
 
 COHORT = BASE + """,
-act AS (SELECT DISTINCT member_id, day FROM {behaviour} WHERE member_id IS NOT NULL AND @IN_LIST(type, engagement)),
-retained AS (
+retained AS (  -- straight from the events: a DISTINCT (member, day) pass first costs more than it saves
     SELECT c.member_id AS member_id,
            @ANY_TRUE(a.day = c.join_day + 1) AS r1, @ANY_TRUE(a.day = c.join_day + 7) AS r7,
            @ANY_TRUE(a.day = c.join_day + 14) AS r14, @ANY_TRUE(a.day = c.join_day + 30) AS r30
-    FROM cohort c JOIN act a ON a.member_id = c.member_id
-    WHERE a.day IN (c.join_day + 1, c.join_day + 7, c.join_day + 14, c.join_day + 30)
+    FROM cohort c JOIN {behaviour} a ON a.member_id = c.member_id
+    WHERE @IN_LIST(a.type, engagement) AND a.day IN (c.join_day + 1, c.join_day + 7, c.join_day + 14, c.join_day + 30)
     GROUP BY c.member_id
 ),
 day1_task AS (
