@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 MACRO = re.compile(r"@([A-Z_]+)\(([^()]*)\)")
 PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
@@ -67,9 +69,54 @@ def clickhouse_literal(value: Any) -> str:
     return f"'{text}'"
 
 
+OFFSETS_UNTIL = datetime(datetime.now().year + 5, 1, 1)  # later instants use the zone database per row
+
+
+@lru_cache(maxsize=32)
+def utc_offsets(tz: str) -> tuple[tuple[datetime, int], ...]:
+    """(naive UTC instant from which it holds, UTC offset in seconds) of a zone from 1900 to
+    OFFSETS_UNTIL, newest first."""
+    zone = ZoneInfo(tz)
+
+    def offset(at: datetime) -> int:
+        delta = at.replace(tzinfo=UTC).astimezone(zone).utcoffset()
+        return int(delta.total_seconds()) if delta is not None else 0
+
+    start, end = datetime(1900, 1, 1), OFFSETS_UNTIL
+    out = [(start, offset(start))]
+    day = start
+    while day < end:
+        nxt = day + timedelta(days=1)
+        if offset(nxt) != out[-1][1]:  # a change within (day, nxt]: find its second
+            low, high = day, nxt
+            while high - low > timedelta(seconds=1):
+                mid = low + (high - low) / 2
+                low, high = (mid, high) if offset(mid) == out[-1][1] else (low, mid)
+            out.append((high.replace(microsecond=0), offset(high)))
+        day = nxt
+    return tuple(reversed(out))
+
+
+def local_day_duckdb(column: str, tz: str) -> str:
+    """The calendar day of a naive-UTC column in `tz`, by adding the offset in force: the zone's few
+    transitions as one CASE (newest first, so most rows stop at the first test). Several times faster
+    than DuckDB's ICU time-zone conversion per row, and exact for every zone (DST included)."""
+    offsets = utc_offsets(tz)
+    cases = " ".join(f"WHEN {column} >= TIMESTAMP '{since:%Y-%m-%d %H:%M:%S}' THEN INTERVAL '{seconds} seconds'"
+                     for since, seconds in offsets[:-1])
+    shift = f"CASE {cases} ELSE INTERVAL '{offsets[-1][1]} seconds' END" if cases else \
+        f"INTERVAL '{offsets[0][1]} seconds'"
+    zone = tz.replace("'", "''")
+    return (f"CASE WHEN {column} >= TIMESTAMP '{OFFSETS_UNTIL:%Y-%m-%d}' "
+            f"THEN CAST(timezone('{zone}', {column} AT TIME ZONE 'UTC') AS DATE) "
+            f"ELSE CAST({column} + {shift} AS DATE) END")
+
+
 def for_duckdb(sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The SQL and the parameters it uses (DuckDB refuses unused ones)."""
-    sql = expand(sql, DUCKDB)
+    tz = params.get("tz")
+    macros = DUCKDB if tz is None else {**DUCKDB, "LOCAL_DAY": lambda a: local_day_duckdb(a[0], str(tz))}
+    sql = expand(sql, macros)
     used = set(PARAM.findall(sql))
     return sql, {k: v for k, v in params.items() if k in used}
 
