@@ -55,6 +55,7 @@ LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 5
 SCHEDULE_GRACE = timedelta(hours=6)  # a scheduled post missed by more than this is skipped, not sent late
 CURSOR = "trigger_cursor"
+EVENT_BUFFER = "qunflow_automation_events"  # on Connection.info while run_due's first transaction lasts
 COUPON_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
 
@@ -231,8 +232,13 @@ def run_due(ws: Workspace, *, worker: str | None = None, limit: int = 500) -> Ou
         return outcome
     sends: list[_Send] = []
     with ws.engine.begin() as conn:
-        for row in claimed:
-            sends.extend(_advance(ws, conn, row, worker, outcome))
+        conn.info[EVENT_BUFFER] = []
+        try:
+            for row in claimed:
+                sends.extend(_advance(ws, conn, row, worker, outcome))
+            append_events(conn, conn.info[EVENT_BUFFER])  # one statement, in the same transaction
+        finally:
+            conn.info.pop(EVENT_BUFFER, None)
     for send in sends:
         _deliver(ws, send, outcome)
     with ws.engine.begin() as conn:
@@ -352,8 +358,9 @@ def _holds(conn: Connection, condition: Condition, member_id: str, ws: Workspace
 
 def _event(conn: Connection, event_id: str, kind: str, now: datetime, member_id: str | None,
            properties: dict[str, Any], **fields: Any) -> None:
-    append_events(conn, [Event(event_id=event_id, type=kind, ts=now.replace(tzinfo=UTC), member_id=member_id,
-                               properties=properties, **fields)])
+    """Queue an event; run_due appends the batch's events together, before its transaction commits."""
+    conn.info[EVENT_BUFFER].append(Event(event_id=event_id, type=kind, ts=now.replace(tzinfo=UTC),
+                                         member_id=member_id, properties=properties, **fields))
 
 
 def _effect(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row: Any, member_id: str | None,
