@@ -287,3 +287,63 @@ def test_an_inactive_member_is_nudged_once_per_silence(clocked: tuple[Workspace,
     run_until(ws, clock, local("2026-03-12T00:00:00"), step=timedelta(hours=1))
     assert [t for t, _ in playbook_dms(ws)["u1"]] == ["03-05 11:00", "03-09 13:00"]  # silent again from 03-06
     assert [t for t, _ in playbook_dms(ws)["u2"]] == ["03-11 13:00"]  # its last message was 03-08 12:00
+
+
+def test_retrying_dead_letters_is_all_or_nothing(clocked: tuple[Workspace, Clock], tmp_path: Path) -> None:
+    from qunflow.errors import NotFound
+    from qunflow.services.automation import retry_dead
+    from tests.integration.test_inbox_views import TOO_LONG
+
+    ws, clock = clocked
+    path = tmp_path / "long.yaml"
+    path.write_text(TOO_LONG)
+    apply_playbooks(ws, [path])
+    clock.now = local("2026-03-02T10:00:00")
+    join(ws, "v1", "u1")
+    work_once(ws, worker="test")
+    [dead] = dead_letters(ws)
+    with pytest.raises(NotFound, match="not dead letters .*: 424242"):
+        retry_dead(ws, [dead["id"], 424242])
+    assert [d["id"] for d in dead_letters(ws)] == [dead["id"]]  # the good id was not put back either
+    assert retry_dead(ws, [dead["id"]]) == 1 and dead_letters(ws) == []
+
+
+RETAG = """
+kind: playbook
+key: retag
+title: {zh: 再标记, en: Tag again}
+trigger: {on: member_joined}
+marketing: false
+steps:
+  - add_tag: engaged
+---
+kind: playbook
+key: on_engaged
+title: {zh: 标记后, en: After the tag}
+trigger: {on: tag_added, tag: engaged}
+marketing: false
+steps:
+  - add_tag: counted
+"""
+
+
+def test_a_tag_the_member_already_has_starts_no_playbook_again(
+        clocked: tuple[Workspace, Clock], tmp_path: Path) -> None:
+    from qunflow.store.tables import events
+
+    ws, clock = clocked
+    path = tmp_path / "retag.yaml"
+    path.write_text(RETAG)
+    apply_playbooks(ws, [path])
+    clock.now = local("2026-03-02T10:00:00")
+    tagged = join(ws, "v1", "u1")
+    fresh = join(ws, "v2", "u2")
+    with ws.engine.begin() as conn:  # tagged by hand (or by a keyword rule) before the playbook runs
+        conn.execute(member_tags.insert().values(member_id=tagged, tag="engaged", added_at=clock.now))
+    run_until(ws, clock, local("2026-03-02T10:10:00"), step=timedelta(minutes=1))
+    with ws.engine.connect() as conn:
+        added = conn.execute(select(events.c.member_id, events.c.properties).where(
+            events.c.type == "tag_added")).all()
+        runs = conn.execute(select(enrollments.c.subject).where(enrollments.c.playbook_key == "on_engaged")).all()
+    assert sorted((m, p["tag"]) for m, p in added) == [(fresh, "counted"), (fresh, "engaged")]
+    assert [r.subject for r in runs] == [fresh]

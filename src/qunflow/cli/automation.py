@@ -31,9 +31,8 @@ def apply(files: Annotated[list[Path] | None, typer.Argument(help="Playbook and 
         fail("name playbook files to apply, or --shipped")
     changes = apply_playbooks(workspace(workspace_dir), paths, dry_run=dry_run)
     for change in changes:
-        verb = {"new": "new", "changed": "changed", "unchanged": "unchanged"}[change.status]
         name = change.key if change.kind == "playbook" else f"keyword rules {change.key}"
-        console.print(f"{name}: {verb}, version {change.version}", highlight=False)
+        console.print(f"{name}: {change.status}, version {change.version}", highlight=False)
         if change.diff:
             console.print(change.diff, markup=False, highlight=False)
     if dry_run:
@@ -101,9 +100,7 @@ def retry(ids: Annotated[list[int], typer.Argument(help="Dead-letter ids (see `q
     """Put dead letters back in line."""
     from qunflow.services.automation import retry_dead
 
-    changed = retry_dead(workspace(workspace_dir), ids, skip_step=skip)
-    if changed != len(set(ids)):
-        fail(f"{len(set(ids)) - changed} of these ids are not dead letters")
+    changed = retry_dead(workspace(workspace_dir), ids, skip_step=skip)  # any id not dead: exit 2, no change
     console.print(f"{changed} back in line")
 
 

@@ -22,19 +22,17 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from qunflow.domain.events import Event
 from qunflow.domain.playbooks import Condition, Playbook, Step, in_quiet_hours, next_occurrence, wait_until
-from qunflow.domain.ratelimit import Limiter
 from qunflow.domain.templates import TemplateError, render_template
 from qunflow.domain.welcome import pick_language
-from qunflow.errors import PlatformError, RateLimited
-from qunflow.services.platforms import connector_for
+from qunflow.errors import NotFound, PlatformError, RateLimited
+from qunflow.services.platforms import connector_for, send_limiter
 from qunflow.services.playbooks import active_playbooks, load_version
 from qunflow.services.privacy import member_link_token, unseal
+from qunflow.store.db import insert_if_new, insert_ignore
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import (
     automation_state,
@@ -59,20 +57,13 @@ EVENT_BUFFER = "qunflow_automation_events"  # on Connection.info while run_due's
 COUPON_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
 
-def _insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    dialect = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(dialect(table).on_conflict_do_nothing(), rows)
-
-
 def _state(conn: Connection, name: str, default: str) -> str:
     value = conn.execute(select(automation_state.c.value).where(automation_state.c.name == name)).scalar()
     return default if value is None else str(value)
 
 
 def _set_state(conn: Connection, name: str, value: str) -> None:
-    _insert_ignore(conn, automation_state, [{"name": name, "value": value}])
+    insert_ignore(conn, automation_state, [{"name": name, "value": value}])
     conn.execute(update(automation_state).where(automation_state.c.name == name).values(value=value))
 
 
@@ -104,13 +95,17 @@ def dispatch_triggers(ws: Workspace, *, limit: int = 5000) -> int:
     now = ws.clock()
     with ws.engine.begin() as conn:
         cursor = int(_state(conn, CURSOR, "0"))
+        # The end first, then the rows up to it: an event committed in between (PostgreSQL reads each
+        # statement afresh) waits for the next round instead of being stepped over.
+        last = conn.execute(select(func.max(events.c.seq))).scalar() or 0
+        if last <= cursor:
+            return 0
         rows = conn.execute(select(events.c.seq, events.c.event_id, events.c.type, events.c.member_id,
                                    events.c.entry_point, events.c.properties, events.c.ts)
-                            .where(events.c.seq > cursor, events.c.member_id.is_not(None),
+                            .where(events.c.seq > cursor, events.c.seq <= last, events.c.member_id.is_not(None),
                                    events.c.type.in_(("joined", "tag_added", "task_completed", "order", "signup")))
                             .order_by(events.c.seq).limit(limit)).all()
-        last = conn.execute(select(func.max(events.c.seq))).scalar() or 0
-        new_cursor = rows[-1].seq if len(rows) == limit else max(cursor, last)
+        new_cursor = rows[-1].seq if len(rows) == limit else last
         made: list[dict[str, Any]] = []
         candidates = [(k, v, p) for k, v, p in active_playbooks(conn) if p.trigger.on not in ("schedule", "inactive")]
         if candidates and rows:
@@ -124,7 +119,7 @@ def dispatch_triggers(ws: Workspace, *, limit: int = 5000) -> int:
                     if occurrence is not None:
                         made.append(_enrollment(key, version, row.member_id, occurrence, now,
                                                 {"event_id": row.event_id}, started=min(row.ts, now)))
-        _insert_ignore(conn, enrollments, made)
+        insert_ignore(conn, enrollments, made)
         _set_state(conn, CURSOR, str(new_cursor))
     return len(made)
 
@@ -168,7 +163,7 @@ def schedule_tick(ws: Workspace) -> int:
                 for group_key in conn.execute(query).scalars():
                     made.append(_enrollment(key, version, f"group:{group_key}", latest.isoformat(), now, {}))
             _set_state(conn, name, latest.isoformat())
-        _insert_ignore(conn, enrollments, made)
+        insert_ignore(conn, enrollments, made)
     return len(made)
 
 
@@ -188,7 +183,7 @@ def inactive_scan(ws: Workspace) -> int:
                 .group_by(events.c.member_id).having(last < now - timedelta(days=days)))
             for member_id, last_ts in conn.execute(active).all():
                 made.append(_enrollment(key, version, member_id, f"inactive:{last_ts.isoformat()}", now, {}))
-        _insert_ignore(conn, enrollments, made)
+        insert_ignore(conn, enrollments, made)
     return len(made)
 
 
@@ -379,14 +374,14 @@ def _effect(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row
         _event(conn, f"coupon-{cause}", "coupon_issued", now, member_id, {"coupon": coupon.name},
                amount=Decimal(str(coupon.value)))
     elif step.add_tag is not None:
-        _insert_ignore(conn, member_tags, [{"member_id": member_id, "tag": step.add_tag, "added_at": now}])
-        _event(conn, f"tag-{cause}", "tag_added", now, member_id, {"tag": step.add_tag})
+        if insert_if_new(conn, member_tags, {"member_id": member_id, "tag": step.add_tag, "added_at": now}):
+            _event(conn, f"tag-{cause}", "tag_added", now, member_id, {"tag": step.add_tag})
     elif step.remove_tag is not None:
         conn.execute(delete(member_tags).where(member_tags.c.member_id == member_id,
                                                member_tags.c.tag == step.remove_tag))
         _event(conn, f"untag-{cause}", "tag_removed", now, member_id, {"tag": step.remove_tag})
     elif step.assign_task is not None:
-        _insert_ignore(conn, member_tasks, [{"member_id": member_id, "task_key": step.assign_task,
+        insert_ignore(conn, member_tasks, [{"member_id": member_id, "task_key": step.assign_task,
                                              "assigned_at": now, "due_at": now + timedelta(days=1)}])
         _event(conn, f"task-{cause}", "task_assigned", now, member_id, {"task": step.assign_task})
     elif step.move_tier is not None:
@@ -402,7 +397,7 @@ def _effect(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row
 
 def _inbox(conn: Connection, kind: str, cause: str, member_id: str | None, title: str, now: datetime,
            due: datetime | None) -> None:
-    _insert_ignore(conn, inbox, [{"kind": kind, "cause": cause, "member_id": member_id, "title": title,
+    insert_ignore(conn, inbox, [{"kind": kind, "cause": cause, "member_id": member_id, "title": title,
                                   "due_at": due, "created_at": now}])
 
 
@@ -487,7 +482,7 @@ def _prepare_send(ws: Workspace, conn: Connection, playbook: Playbook, step: Ste
 
 
 def _record_unreachable(conn: Connection, key: str, member_id: str | None, now: datetime, reason: str) -> None:
-    _insert_ignore(conn, deliveries, [{"idempotency_key": key, "member_id": member_id, "platform": "-",
+    insert_ignore(conn, deliveries, [{"idempotency_key": key, "member_id": member_id, "platform": "-",
                                        "target": "-", "kind": "skipped", "status": "unreachable",
                                        "created_at": now, "error": reason}])
 
@@ -511,20 +506,13 @@ def _marketing_window(ws: Workspace, conn: Connection, member_id: str, now: date
     return in_quiet_hours(tomorrow, start, end, zone) or tomorrow
 
 
-def _limiter(ws: Workspace) -> Limiter:
-    limiter = ws.cache.get("send_limiter")
-    if limiter is None:
-        limiter = ws.cache["send_limiter"] = Limiter(ws.settings.rate_limits)
-    return limiter  # type: ignore[no-any-return]
-
-
 def _deliver(ws: Workspace, send: _Send, outcome: Outcome) -> None:
     """The platform call, outside any transaction, within our own idea of the platform's limits."""
     connector = connector_for(ws, send.platform)
     if send.repeat and not connector.capabilities.idempotent_sends:
         send.error = "outcome unknown after an interruption; check the chat, then retry or skip"
         return
-    wait = _limiter(ws).wait(send.platform, send.target, group=not send.dm, now=ws.clock())
+    wait = send_limiter(ws).wait(send.platform, send.target, group=not send.dm, now=ws.clock())
     if wait > 0:
         send.retry_after = wait
         outcome.deferred += 1
@@ -580,23 +568,25 @@ def dead_letters(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
 
 
 def retry_dead(ws: Workspace, ids: Iterable[int], *, skip_step: bool = False) -> int:
-    """Put dead letters back in line (optionally past the step that failed); the send is tried anew."""
+    """Put dead letters back in line (optionally past the step that failed); the send is tried anew.
+
+    All or nothing: an id that is not a dead letter raises NotFound and nothing changes."""
     now = ws.clock()
+    wanted = sorted(set(ids))
     with ws.engine.begin() as conn:
-        changed = 0
-        for enrollment_id in ids:
-            row = conn.execute(select(enrollments.c.step).where(enrollments.c.id == enrollment_id,
-                                                                enrollments.c.status == "dead")).first()
-            if row is None:
-                continue
-            key = f"pb:{enrollment_id}:{row.step}"
+        steps = dict(conn.execute(select(enrollments.c.id, enrollments.c.step).where(
+            enrollments.c.id.in_(wanted), enrollments.c.status == "dead")).all())
+        missing = [i for i in wanted if i not in steps]
+        if missing:
+            raise NotFound(f"not dead letters (see `qunflow automation dead`): {', '.join(map(str, missing))}")
+        for enrollment_id, step in steps.items():
+            key = f"pb:{enrollment_id}:{step}"
             conn.execute(update(deliveries).where(deliveries.c.idempotency_key == key, deliveries.c.status != "sent")
                          .values(status="failed"))
             conn.execute(update(enrollments).where(enrollments.c.id == enrollment_id).values(
-                status="active", attempts=0, due_at=now, step=row.step + (1 if skip_step else 0),
+                status="active", attempts=0, due_at=now, step=step + (1 if skip_step else 0),
                 updated_at=now, lease_owner=None, lease_until=None))
-            changed += 1
-    return changed
+    return len(steps)
 
 
 def release_leases(ws: Workspace, worker: str) -> int:

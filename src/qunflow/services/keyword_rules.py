@@ -23,21 +23,19 @@ from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from qunflow.connectors.base import MessagePosted
 from qunflow.domain.events import Event
 from qunflow.domain.keyword_files import Rule, RuleSet, RuleSetSource, compile_sets
 from qunflow.domain.keywords import Matcher
-from qunflow.domain.ratelimit import Limiter
 from qunflow.domain.templates import TemplateError, render_template
 from qunflow.domain.welcome import pick_language
 from qunflow.i18n import t
-from qunflow.services.platforms import connector_for
+from qunflow.services.platforms import connector_for, send_limiter
 from qunflow.services.playbooks import Change
 from qunflow.services.privacy import member_link_token, unseal
+from qunflow.store.db import insert_if_new
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import (
     deliveries,
@@ -56,13 +54,6 @@ CACHE_KEY = "keyword_matcher"
 ALERT_TIMEOUT = 5.0  # seconds for one webhook call; it runs off the message path
 ALERT_LEASE = timedelta(seconds=60)  # a post interrupted mid-call is tried again after this
 ALERT_ATTEMPTS = 5
-
-
-def _insert_ignore(conn: Connection, table: Any, row: dict[str, Any]) -> bool:
-    """Insert one row unless its key exists; True when it was new (RETURNING: psycopg's rowcount says -1)."""
-    dialect = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = dialect(table).values(**row).on_conflict_do_nothing().returning(*table.primary_key.columns)
-    return conn.execute(statement).first() is not None
 
 
 # --- versions (called from services.playbooks.apply_playbooks, in its transaction) -----------------
@@ -183,7 +174,7 @@ def on_message(ws: Workspace, item: MessagePosted, member_id: str) -> list[str]:
             batch.append(Event(event_id=f"kw-{ref}", type="keyword_matched", ts=at, member_id=member_id,
                                group=group_key, properties={"rule_set": set_key, "rule": rule.id,
                                                             "private": scope == "private"}))
-            if rule.tag is not None and _insert_ignore(
+            if rule.tag is not None and insert_if_new(
                     conn, member_tags, {"member_id": member_id, "tag": rule.tag, "added_at": now}):
                 batch.append(Event(event_id=f"kwt-{ref}", type="tag_added", ts=at, member_id=member_id,
                                    group=group_key, properties={"tag": rule.tag, "rule": f"{set_key}/{rule.id}"}))
@@ -213,7 +204,7 @@ def _alert(ws: Workspace, conn: Connection, cause: str, rule: Rule, rule_name: s
                 texts[lang] = render_template(getattr(rule.alert, lang), {**values, "rule": rule_name}, lang)
             except TemplateError as exc:  # e.g. far too long once filled in: still alert, with the reason
                 texts[lang] = f"{rule_name}: {exc}"
-    created = _insert_ignore(conn, inbox, {"kind": "alert", "cause": cause, "member_id": member_id,
+    created = insert_if_new(conn, inbox, {"kind": "alert", "cause": cause, "member_id": member_id,
                                            "title": f"{texts['zh']} / {texts['en']}", "created_at": now})
     if not created or not ws.settings.staff_webhook:
         return False
@@ -225,7 +216,7 @@ def _alert(ws: Workspace, conn: Connection, cause: str, rule: Rule, rule_name: s
 def queue_staff_alert(conn: Connection, cause: str, payload: dict[str, Any], now: datetime) -> bool:
     """Queue one post to the staff webhook (once per cause) in the caller's transaction; then call
     kick_staff_alerts after the commit. Any inbox alert may use it (e.g. a playbook's notify_staff)."""
-    return _insert_ignore(conn, staff_alerts, {"cause": cause, "payload": payload, "status": "pending",
+    return insert_if_new(conn, staff_alerts, {"cause": cause, "payload": payload, "status": "pending",
                                                "attempts": 0, "next_at": now, "created_at": now})
 
 
@@ -246,10 +237,10 @@ def _reply(ws: Workspace, item: MessagePosted, key: str, rule_name: str, rule: R
     with ws.engine.connect() as conn:
         if conn.execute(select(deliveries.c.id).where(deliveries.c.idempotency_key == key)).first() is not None:
             return  # this message was answered (or skipped) before
-    wait = _limiter(ws).wait(item.platform, target, group=item.group_id is not None, now=ws.clock())
+    wait = send_limiter(ws).wait(item.platform, target, group=item.group_id is not None, now=ws.clock())
     if wait > 0:
         with ws.engine.begin() as conn:
-            _insert_ignore(conn, deliveries, {
+            insert_if_new(conn, deliveries, {
                 "idempotency_key": key, "member_id": member_id, "platform": item.platform, "target": target,
                 "kind": "keyword_reply", "status": "skipped", "created_at": ws.clock(),
                 "error": f"send limit reached (free again in {wait:.1f} s); rule {rule_name}"})
@@ -262,14 +253,6 @@ def _reply(ws: Workspace, item: MessagePosted, key: str, rule_name: str, rule: R
         return connector.send_direct(target, text, idempotency_key=key)
 
     send_once(ws, key, member_id=member_id, platform=item.platform, target=target, kind="keyword_reply", send=send)
-
-
-def _limiter(ws: Workspace) -> Limiter:
-    """The send limiter automation uses too (same ws.cache entry): replies and playbooks share the budget."""
-    limiter = ws.cache.get("send_limiter")
-    if limiter is None:
-        limiter = ws.cache["send_limiter"] = Limiter(ws.settings.rate_limits)
-    return limiter  # type: ignore[no-any-return]
 
 
 # --- staff alerts to the webhook -------------------------------------------------------------------

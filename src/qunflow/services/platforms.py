@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from qunflow.connectors.base import Connector
 from qunflow.connectors.sandbox import SandboxConnector, SandboxPlatform
+from qunflow.domain.ratelimit import Limiter
 from qunflow.errors import InvalidInput
 from qunflow.workspace import Workspace
 
@@ -30,3 +31,11 @@ def connector_for(ws: Workspace, platform: str) -> Connector:
             ws.cache[key] = SandboxConnector(sandbox_world(ws), ws.settings.public_url)
         return ws.cache[key]  # type: ignore[no-any-return]
     raise InvalidInput(f"no connector for platform {platform!r} (available: {', '.join(PLATFORMS)})")
+
+
+def send_limiter(ws: Workspace) -> Limiter:
+    """The workspace's send limits (per platform bot and per chat), shared by playbooks and keyword replies."""
+    limiter = ws.cache.get("send_limiter")
+    if limiter is None:
+        limiter = ws.cache["send_limiter"] = Limiter(ws.settings.rate_limits)
+    return limiter  # type: ignore[no-any-return]

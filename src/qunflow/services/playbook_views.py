@@ -97,8 +97,10 @@ def dead_letter_details(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]
 
 def retry_dead_letter(ws: Workspace, enrollment_id: int, *, skip_step: bool = False) -> dict[str, Any]:
     """Put one dead letter back in line (or past its failed step); NotFound when it is not a dead letter."""
-    if retry_dead(ws, [enrollment_id], skip_step=skip_step) == 0:
-        raise NotFound(f"no dead letter {enrollment_id} (it may have been retried already)")
+    try:
+        retry_dead(ws, [enrollment_id], skip_step=skip_step)
+    except NotFound:
+        raise NotFound(f"no dead letter {enrollment_id} (it may have been retried already)") from None
     with ws.engine.connect() as conn:
         row = conn.execute(select(enrollments.c.id, enrollments.c.status, enrollments.c.step, enrollments.c.due_at)
                            .where(enrollments.c.id == enrollment_id)).one()

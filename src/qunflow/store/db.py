@@ -100,3 +100,22 @@ def unit_of_work(engine: Engine) -> Iterator[Connection]:
     """One transaction: everything inside commits together or not at all."""
     with engine.begin() as conn:
         yield conn
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+
+
+def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows whose keys are not there yet (ON CONFLICT DO NOTHING), in the caller's transaction."""
+    if rows:
+        conn.execute(_insert(conn, table).on_conflict_do_nothing(), rows)
+
+
+def insert_if_new(conn: Connection, table: Any, row: dict[str, Any]) -> bool:
+    """Insert one row unless its key exists; True when it was new (RETURNING: psycopg's rowcount says -1)."""
+    statement = _insert(conn, table).values(**row).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return conn.execute(statement).first() is not None
