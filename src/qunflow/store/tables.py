@@ -276,7 +276,9 @@ inbox = Table(  # advisor follow-ups and staff alerts
     Column("done_at", DateTime),
 )
 
-coupons = Table(  # a plain ledger of issued coupons until the incentives module (issue 5) owns it
+# --- incentives (issue 5): coupons and their ledger, referrals, reward programs, budgets, fraud signals ---
+
+coupons = Table(  # the current state of each coupon; coupon_ledger holds every change
     "coupons", metadata,
     Column("id", Integer, primary_key=True),
     Column("code", String(32), nullable=False, unique=True),
@@ -284,9 +286,111 @@ coupons = Table(  # a plain ledger of issued coupons until the incentives module
     Column("member_id", String(128), nullable=False, index=True),
     Column("name", String(64), nullable=False),
     Column("value", Money, nullable=False),
-    Column("status", String(16), nullable=False),  # issued
+    Column("status", String(16), nullable=False),  # issued, sent, redeemed, expired, reversed, clawed_back
     Column("issued_at", DateTime, nullable=False),
     Column("expires_at", DateTime, nullable=False),
+    Column("reward_id", Integer),  # the reward it pays, if any
+    Column("order_ref", String(128)),  # the order it was redeemed on
+    Column("updated_at", DateTime),
+)
+
+coupon_ledger = Table(  # one row per change of a coupon: `amount` moves from from_state to to_state
+    "coupon_ledger", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("coupon_id", ForeignKey("coupons.id"), nullable=False, index=True),
+    Column("entry", String(16), nullable=False),  # issue, send, redeem, expire, reverse, clawback
+    Column("from_state", String(16), nullable=False),  # "budget" for an issue
+    Column("to_state", String(16), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("actor", String(64), nullable=False),  # engine, api, cli, console:<user>
+    Column("reason", Text),
+)
+
+referral_codes = Table(  # a member's personal referral code: /r/<code> leads to a landing page with ref
+    "referral_codes", metadata,
+    Column("code", String(16), primary_key=True),
+    Column("member_id", String(128), nullable=False, unique=True),
+    Column("entry_code", String(64)),  # the entry point the link lands on
+    Column("created_at", DateTime, nullable=False),
+)
+
+join_signals = Table(  # fraud signals from the gate, as keyed hashes (HMAC): equal inputs match, none reads back
+    "join_signals", metadata,
+    Column("member_id", String(128), primary_key=True),
+    Column("device", String(64), index=True),
+    Column("ip", String(64), index=True),
+    Column("ip_ua", String(64), index=True),
+    Column("phone", String(64), index=True),
+    Column("disposable", Boolean, nullable=False, default=False),
+    Column("recorded_at", DateTime, nullable=False),
+)
+
+referrals = Table(  # one per invitee: who brought them, scored for fraud
+    "referrals", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("inviter_id", String(128), nullable=False, index=True),
+    Column("invitee_id", String(128), nullable=False, unique=True),
+    Column("campaign", String(64)),
+    Column("channel", String(64)),
+    Column("joined_at", DateTime, nullable=False),
+    Column("qualified_at", DateTime),  # the invitee's first qualifying action
+    Column("fraud_level", String(8)),  # low, medium, high
+    Column("fraud_reasons", JSON),
+    Column("scored_at", DateTime),
+)
+
+reward_programs = Table(  # applied reward-rule files, versioned like playbooks
+    "reward_programs", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+reward_program_versions = Table(
+    "reward_program_versions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("program", JSON, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("file", String(500), nullable=False),
+    Column("applied_at", DateTime, nullable=False),
+    UniqueConstraint("key", "version", name="uq_reward_program_versions_key_version"),
+)
+
+rewards = Table(  # what a rule grants a member for a cause; paid as a coupon once released
+    "rewards", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("cause", String(200), nullable=False, unique=True),  # never twice for the same cause
+    Column("program", String(64), nullable=False),
+    Column("program_version", Integer, nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("member_id", String(128), nullable=False, index=True),
+    Column("role", String(8), nullable=False),  # inviter, invitee
+    Column("referral_id", Integer),  # the referral that triggered it (per-invitee rules, thresholds: the Nth)
+    Column("coupon_name", String(64), nullable=False),
+    Column("value", Money, nullable=False),
+    Column("valid_days", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # held, review, paid, rejected, reversed, clawed_back
+    Column("release_at", DateTime, nullable=False),  # end of the hold period
+    Column("fraud_level", String(8)),
+    Column("fraud_reasons", JSON),
+    Column("coupon_id", Integer),
+    Column("created_at", DateTime, nullable=False),
+    Column("decided_at", DateTime),
+    Column("decided_by", String(64)),
+    Column("note", Text),
+    Index("ix_rewards_status_release", "status", "release_at"),
+)
+
+reward_budgets = Table(  # money committed per scope ("program:<key>", "rule:<key>/<rule>") and period ("total", a day)
+    "reward_budgets", metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("period", String(10), primary_key=True),
+    Column("committed", Money, nullable=False),
 )
 
 # --- keyword rules (issue 4, P7): rule sets versioned like playbooks; staff alerts waiting for the webhook ---
