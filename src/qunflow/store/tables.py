@@ -291,6 +291,7 @@ coupons = Table(  # the current state of each coupon; coupon_ledger holds every 
     Column("expires_at", DateTime, nullable=False),
     Column("reward_id", Integer),  # the reward it pays, if any
     Column("order_ref", String(128)),  # the order it was redeemed on
+    Column("redeemed_by", String(128), index=True),  # the member whose order used it (fraud: not the owner's invitee)
     Column("updated_at", DateTime),
 )
 

@@ -120,13 +120,17 @@ def upgrade() -> None:
     op.add_column("coupons", sa.Column("reward_id", sa.Integer(), nullable=True))
     op.add_column("coupons", sa.Column("order_ref", sa.String(length=128), nullable=True))
     op.add_column("coupons", sa.Column("updated_at", sa.DateTime(), nullable=True))
+    op.add_column("coupons", sa.Column("redeemed_by", sa.String(length=128), nullable=True))
+    op.create_index(op.f("ix_coupons_redeemed_by"), "coupons", ["redeemed_by"], unique=False)
     # Coupons issued before the ledger existed get their issue entry, so the ledger balances from the start.
     op.execute("INSERT INTO coupon_ledger (coupon_id, entry, from_state, to_state, amount, at, actor) "
                "SELECT id, 'issue', 'budget', status, value, issued_at, 'engine' FROM coupons")
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_coupons_redeemed_by"), table_name="coupons")
     with op.batch_alter_table("coupons") as batch:
+        batch.drop_column("redeemed_by")
         batch.drop_column("updated_at")
         batch.drop_column("order_ref")
         batch.drop_column("reward_id")
