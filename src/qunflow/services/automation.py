@@ -13,7 +13,6 @@ Several workers: due rows are claimed with a lease (PostgreSQL: FOR UPDATE SKIP 
 from __future__ import annotations
 
 import json
-import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from qunflow.domain.playbooks import Condition, Playbook, Step, in_quiet_hours, 
 from qunflow.domain.templates import TemplateError, render_template
 from qunflow.domain.welcome import pick_language
 from qunflow.errors import NotFound, PlatformError, RateLimited
+from qunflow.services.coupons import issue as issue_coupon
 from qunflow.services.platforms import connector_for, send_limiter
 from qunflow.services.playbooks import active_playbooks, load_version
 from qunflow.services.privacy import member_link_token, unseal
@@ -36,7 +36,6 @@ from qunflow.store.db import insert_if_new, insert_ignore
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import (
     automation_state,
-    coupons,
     deliveries,
     enrollments,
     events,
@@ -54,7 +53,6 @@ MAX_ATTEMPTS = 5
 SCHEDULE_GRACE = timedelta(hours=6)  # a scheduled post missed by more than this is skipped, not sent late
 CURSOR = "trigger_cursor"
 EVENT_BUFFER = "qunflow_automation_events"  # on Connection.info while run_due's first transaction lasts
-COUPON_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
 
 def _state(conn: Connection, name: str, default: str) -> str:
@@ -365,14 +363,10 @@ def _effect(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row
     if member_id is None:
         return  # member steps in a group-scheduled playbook do nothing (validated playbooks avoid it)
     if step.issue_coupon is not None:
-        coupon = step.issue_coupon
-        code = "".join(secrets.choice(COUPON_ALPHABET) for _ in range(10))
-        conn.execute(insert(coupons).values(code=code, cause=cause, member_id=member_id, name=coupon.name,
-                                            value=Decimal(str(coupon.value)), status="issued", issued_at=now,
-                                            expires_at=now + timedelta(days=coupon.valid_days)))
-        context.update(coupon_code=code, coupon_value=f"{coupon.value:g}")
-        _event(conn, f"coupon-{cause}", "coupon_issued", now, member_id, {"coupon": coupon.name},
-               amount=Decimal(str(coupon.value)))
+        spec = step.issue_coupon
+        coupon, _ = issue_coupon(conn, member_id=member_id, name=spec.name, value=Decimal(str(spec.value)),
+                                 valid_days=spec.valid_days, cause=cause, now=now, actor=f"playbook:{playbook.key}")
+        context.update(coupon_code=coupon.code, coupon_value=f"{spec.value:g}")
     elif step.add_tag is not None:
         if insert_if_new(conn, member_tags, {"member_id": member_id, "tag": step.add_tag, "added_at": now}):
             _event(conn, f"tag-{cause}", "tag_added", now, member_id, {"tag": step.add_tag})

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from qunflow.connectors.base import MessagePosted
@@ -33,8 +33,8 @@ from qunflow.domain.templates import TemplateError, render_template
 from qunflow.domain.welcome import pick_language
 from qunflow.i18n import t
 from qunflow.services.platforms import connector_for, send_limiter
-from qunflow.services.playbooks import Change
 from qunflow.services.privacy import member_link_token, unseal
+from qunflow.services.versions import Change, store_version
 from qunflow.store.db import insert_if_new
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import (
@@ -61,34 +61,11 @@ ALERT_ATTEMPTS = 5
 def apply_rule_sets(conn: Connection, sources: list[RuleSetSource], now: datetime, *,
                     dry_run: bool = False) -> list[Change]:
     """Store a new version of each rule set whose text changed; the next message uses it."""
-    import difflib
-
-    v, s = keyword_rule_set_versions.c, keyword_rule_sets.c
-    changes: list[Change] = []
-    for source in sources:
-        key = source.rule_set.key
-        current = conn.execute(select(v.version, v.source, v.digest)
-                               .join(keyword_rule_sets, (s.key == v.key) & (s.version == v.version))
-                               .where(s.key == key)).first()
-        if current is not None and current.digest == source.digest:
-            changes.append(Change(key, "unchanged", current.version, "", "keyword_rules"))
-            continue
-        version = (conn.execute(select(func.max(v.version)).where(v.key == key)).scalar() or 0) + 1
-        diff = "" if current is None else "".join(difflib.unified_diff(
-            current.source.splitlines(keepends=True), source.text.splitlines(keepends=True),
-            f"{key} v{current.version}", f"{key} v{version} ({source.file})"))
-        changes.append(Change(key, "new" if current is None else "changed", version, diff, "keyword_rules"))
-        if dry_run:
-            continue
-        conn.execute(insert(keyword_rule_set_versions).values(
-            key=key, version=version, source=source.text, rule_set=source.rule_set.model_dump(mode="json"),
-            digest=source.digest, file=source.file, applied_at=now))
-        values = {"version": version, "enabled": source.rule_set.enabled, "updated_at": now}
-        if current is None:
-            conn.execute(insert(keyword_rule_sets).values(key=key, **values))
-        else:
-            conn.execute(update(keyword_rule_sets).where(s.key == key).values(**values))
-    return changes
+    return [store_version(conn, keyword_rule_sets, keyword_rule_set_versions, kind="keyword_rules",
+                          key=source.rule_set.key, text=source.text, digest=source.digest, file=source.file,
+                          enabled=source.rule_set.enabled, now=now, dry_run=dry_run,
+                          extra={"rule_set": source.rule_set.model_dump(mode="json")})
+            for source in sources]
 
 
 def rule_set_overview(ws: Workspace) -> list[dict[str, Any]]:

@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select
 
 from qunflow.domain.keyword_files import RuleSetSource, parse_rule_sets
 from qunflow.domain.playbooks import Playbook, PlaybookErrors, Source, parse_playbooks
+from qunflow.domain.rewards import ProgramSource, parse_programs
 from qunflow.errors import InvalidInput, NotFound
+from qunflow.services.versions import Change, store_version
 from qunflow.store.tables import enrollments, playbook_versions, playbooks
 from qunflow.workspace import Workspace
 
 MAX_FILE_BYTES = 1_000_000
-
-
-@dataclass(frozen=True)
-class Change:
-    key: str
-    status: str  # new, changed, unchanged
-    version: int  # the version it has (or would have) after applying
-    diff: str  # unified diff against the current version ("" when new or unchanged)
-    kind: str = "playbook"  # or keyword_rules
+T = TypeVar("T")
 
 
 def shipped_files() -> list[Path]:
@@ -37,14 +31,36 @@ def shipped_files() -> list[Path]:
 
 def read_sources(paths: list[Path]) -> list[Source]:
     """Parse every file; all problems of all files are reported together, or nothing is returned."""
-    return read_files(paths)[0]
+    return read_files(paths).playbooks
 
 
-def read_files(paths: list[Path]) -> tuple[list[Source], list[RuleSetSource]]:
-    """The playbooks and keyword rule sets of every file; any problem in any file refuses them all."""
+@dataclass
+class Documents:
+    """What a set of files holds, by kind."""
+
+    playbooks: list[Source] = field(default_factory=list)
+    rule_sets: list[RuleSetSource] = field(default_factory=list)
+    programs: list[ProgramSource] = field(default_factory=list)
+
+
+def _collect(parse: Callable[[str, str], list[T]], text: str, path: Path, problems: list[str]) -> list[T]:
+    try:
+        return parse(text, str(path))
+    except PlaybookErrors as exc:  # a YAML syntax error is reported once, by the first parser
+        problems.extend(str(p) for p in exc.problems if str(p) not in problems)
+        return []
+
+
+def _defined_twice(what: str, keys_files: list[tuple[str, str]]) -> list[str]:
+    keys = [k for k, _ in keys_files]
+    return [f"{what} {key!r} is defined in more than one place: " + ", ".join(f for k, f in keys_files if k == key)
+            for key in sorted({k for k in keys if keys.count(k) > 1})]
+
+
+def read_files(paths: list[Path]) -> Documents:
+    """The playbooks, keyword rule sets and reward programs of every file; any problem refuses them all."""
     problems: list[str] = []
-    sources: list[Source] = []
-    rule_sets: list[RuleSetSource] = []
+    found = Documents()
     for path in paths:
         try:
             if path.stat().st_size > MAX_FILE_BYTES:
@@ -53,62 +69,34 @@ def read_files(paths: list[Path]) -> tuple[list[Source], list[RuleSetSource]]:
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"{path}: cannot read ({exc.__class__.__name__}: {exc})")
             continue
-        try:
-            sources.extend(parse_playbooks(text, str(path)))
-        except PlaybookErrors as exc:
-            problems.extend(str(p) for p in exc.problems)
-        try:
-            rule_sets.extend(parse_rule_sets(text, str(path)))
-        except PlaybookErrors as exc:  # a YAML syntax error is reported once, by the playbook parser
-            problems.extend(str(p) for p in exc.problems if str(p) not in problems)
-    keys = [s.playbook.key for s in sources]
-    for key in sorted({k for k in keys if keys.count(k) > 1}):
-        problems.append(f"playbook {key!r} is defined in more than one place: "
-                        + ", ".join(s.file for s in sources if s.playbook.key == key))
-    set_keys = [s.rule_set.key for s in rule_sets]
-    for key in sorted({k for k in set_keys if set_keys.count(k) > 1}):
-        problems.append(f"keyword rule set {key!r} is defined in more than one place: "
-                        + ", ".join(s.file for s in rule_sets if s.rule_set.key == key))
+        found.playbooks += _collect(parse_playbooks, text, path, problems)
+        found.rule_sets += _collect(parse_rule_sets, text, path, problems)
+        found.programs += _collect(parse_programs, text, path, problems)
+    problems += _defined_twice("playbook", [(s.playbook.key, s.file) for s in found.playbooks])
+    problems += _defined_twice("keyword rule set", [(s.rule_set.key, s.file) for s in found.rule_sets])
+    problems += _defined_twice("reward program", [(s.program.key, s.file) for s in found.programs])
     if problems:
         raise InvalidInput("the playbooks were not applied:\n" + "\n".join(problems))
-    return sources, rule_sets
+    return found
 
 
 def apply_playbooks(ws: Workspace, paths: list[Path], *, dry_run: bool = False) -> list[Change]:
-    """Store a new version of each playbook (and keyword rule set) whose text changed, all in one transaction."""
+    """Store a new version of each playbook, keyword rule set and reward program whose text changed,
+    all in one transaction."""
     from qunflow.services.keyword_rules import apply_rule_sets
+    from qunflow.services.rewards import apply_programs
 
-    sources, rule_sets = read_files(paths)
+    found = read_files(paths)
     now = ws.clock()
     changes: list[Change] = []
     with ws.engine.begin() as conn:
-        for source in sources:
-            key = source.playbook.key
-            current = conn.execute(select(playbook_versions.c.version, playbook_versions.c.source,
-                                          playbook_versions.c.digest)
-                                   .join(playbooks, (playbooks.c.key == playbook_versions.c.key)
-                                         & (playbooks.c.version == playbook_versions.c.version))
-                                   .where(playbooks.c.key == key)).first()
-            if current is not None and current.digest == source.digest:
-                changes.append(Change(key, "unchanged", current.version, ""))
-                continue
-            latest = conn.execute(select(func.max(playbook_versions.c.version))
-                                  .where(playbook_versions.c.key == key)).scalar() or 0
-            version = latest + 1
-            diff = "" if current is None else "".join(difflib.unified_diff(
-                current.source.splitlines(keepends=True), source.text.splitlines(keepends=True),
-                f"{key} v{current.version}", f"{key} v{version} ({source.file})"))
-            changes.append(Change(key, "new" if current is None else "changed", version, diff))
-            if dry_run:
-                continue
-            conn.execute(insert(playbook_versions).values(key=key, version=version, source=source.text,
-                                                          digest=source.digest, file=source.file, applied_at=now))
-            values = {"version": version, "enabled": source.playbook.enabled, "updated_at": now}
-            if current is None:
-                conn.execute(insert(playbooks).values(key=key, **values))
-            else:
-                conn.execute(update(playbooks).where(playbooks.c.key == key).values(**values))
-        changes.extend(apply_rule_sets(conn, rule_sets, now, dry_run=dry_run))
+        for source in found.playbooks:
+            changes.append(store_version(conn, playbooks, playbook_versions, kind="playbook",
+                                         key=source.playbook.key, text=source.text, digest=source.digest,
+                                         file=source.file, enabled=source.playbook.enabled, now=now,
+                                         dry_run=dry_run))
+        changes.extend(apply_rule_sets(conn, found.rule_sets, now, dry_run=dry_run))
+        changes.extend(apply_programs(conn, found.programs, now, dry_run=dry_run))
     return changes
 
 

@@ -380,6 +380,7 @@ rewards = Table(  # what a rule grants a member for a cause; paid as a coupon on
     Column("fraud_level", String(8)),
     Column("fraud_reasons", JSON),
     Column("coupon_id", Integer),
+    Column("order_ref", String(128), index=True),  # the invitee's order it was earned by: a refund reverses it
     Column("created_at", DateTime, nullable=False),
     Column("decided_at", DateTime),
     Column("decided_by", String(64)),

@@ -94,6 +94,7 @@ def upgrade() -> None:
     sa.Column("fraud_level", sa.String(length=8), nullable=True),
     sa.Column("fraud_reasons", sa.JSON(), nullable=True),
     sa.Column("coupon_id", sa.Integer(), nullable=True),
+    sa.Column("order_ref", sa.String(length=128), nullable=True),
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("decided_at", sa.DateTime(), nullable=True),
     sa.Column("decided_by", sa.String(length=64), nullable=True),
@@ -102,6 +103,7 @@ def upgrade() -> None:
     sa.UniqueConstraint("cause", name=op.f("uq_rewards_cause"))
     )
     op.create_index(op.f("ix_rewards_member_id"), "rewards", ["member_id"], unique=False)
+    op.create_index(op.f("ix_rewards_order_ref"), "rewards", ["order_ref"], unique=False)
     op.create_index("ix_rewards_status_release", "rewards", ["status", "release_at"], unique=False)
     op.create_table("coupon_ledger",
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),

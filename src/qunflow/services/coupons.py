@@ -1,0 +1,205 @@
+"""The coupon ledger (issue 5): issue, send, redeem, expire, reverse, claw back.
+
+`coupons` holds each coupon's current state; `coupon_ledger` one row per change, moving the coupon's face
+value from one state to the next ("budget" -> issued -> sent -> redeemed, ...). Every change is also an
+event. A change is a compare-and-set on the coupon's status, so two concurrent requests cannot both
+redeem (or reverse) one coupon, and issuing is keyed by a cause the table keeps unique.
+
+Balance: per coupon, the ledger's entries chain from "budget" to the coupon's status, each moving its
+face value; `ledger_problems` checks exactly that (and the shop and tests can run it any time).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from qunflow.domain.events import Event
+from qunflow.errors import Conflict, InvalidInput, NotFound
+from qunflow.store.db import insert_if_new
+from qunflow.store.eventlog import append_events
+from qunflow.store.tables import coupon_ledger, coupons
+
+ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by hand
+CODE_LENGTH = 12  # 32^12 = 2^60 codes: not guessable at any request rate a shop allows
+OPEN = ("issued", "sent")  # a coupon in these states can still be used
+# entry -> (states it may start from, the state it ends in)
+TRANSITIONS = {
+    "send": (("issued",), "sent"),
+    "redeem": (OPEN, "redeemed"),
+    "expire": (OPEN, "expired"),
+    "reverse": (OPEN, "reversed"),
+    "clawback": (("redeemed",), "clawed_back"),
+}
+EVENT_TYPES = {"issue": "coupon_issued", "send": "coupon_sent", "redeem": "coupon_redeemed",
+               "expire": "coupon_expired", "reverse": "coupon_reversed", "clawback": "coupon_clawed_back"}
+
+
+@dataclass(frozen=True)
+class Coupon:
+    id: int
+    code: str
+    member_id: str
+    name: str
+    value: Decimal
+    status: str
+    issued_at: datetime
+    expires_at: datetime
+    reward_id: int | None
+    order_ref: str | None
+    redeemed_by: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"code": self.code, "member_id": self.member_id, "name": self.name, "value": float(self.value),
+                "status": self.status, "issued_at": self.issued_at.isoformat() + "Z",
+                "expires_at": self.expires_at.isoformat() + "Z", "reward_id": self.reward_id,
+                "order_ref": self.order_ref, "redeemed_by": self.redeemed_by}
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normalise_code(code: str) -> str:
+    """Codes are read aloud and typed: case, spaces and dashes do not matter."""
+    cleaned = code.upper().replace("-", "").replace(" ", "")
+    if not cleaned or len(cleaned) > 32 or any(c not in ALPHABET for c in cleaned):
+        raise InvalidInput(f"{code[:40]!r} is not a coupon code")
+    return cleaned
+
+
+def _row(conn: Connection, code: str, *, lock: bool = False) -> Any:
+    query = select(coupons).where(coupons.c.code == normalise_code(code))
+    row = conn.execute(query.with_for_update() if lock and conn.dialect.name == "postgresql" else query).first()
+    if row is None:
+        raise NotFound("no such coupon")
+    return row
+
+
+def _coupon(row: Any) -> Coupon:
+    return Coupon(row.id, row.code, row.member_id, row.name, Decimal(row.value), row.status, row.issued_at,
+                  row.expires_at, row.reward_id, row.order_ref, row.redeemed_by)
+
+
+def _record(conn: Connection, row: Any, entry: str, from_state: str, to_state: str, now: datetime, actor: str,
+            reason: str | None, member_id: str | None = None, properties: dict[str, Any] | None = None) -> None:
+    conn.execute(insert(coupon_ledger).values(coupon_id=row.id, entry=entry, from_state=from_state,
+                                              to_state=to_state, amount=row.value, at=now, actor=actor[:64],
+                                              reason=reason))
+    event_id = f"coupon-{row.cause}" if entry == "issue" else f"cpn-{row.id}-{entry}"
+    append_events(conn, [Event(event_id=event_id, type=EVENT_TYPES[entry], ts=now.replace(tzinfo=UTC),
+                               member_id=member_id or row.member_id, amount=Decimal(row.value),
+                               properties={"coupon": row.name, "coupon_id": row.id, **(properties or {})})])
+
+
+def issue(conn: Connection, *, member_id: str, name: str, value: Decimal, valid_days: int, cause: str,
+          now: datetime, actor: str, reward_id: int | None = None) -> tuple[Coupon, bool]:
+    """Issue a coupon for `cause` in the caller's transaction; (coupon, new). The same cause gives the
+    coupon issued before, never a second one."""
+    if value <= 0:
+        raise InvalidInput("a coupon's value must be above 0")
+    for _ in range(5):  # a code collision (2^-60 per pair) just draws again
+        code = new_code()
+        if not conn.execute(select(coupons.c.id).where(coupons.c.code == code)).first():
+            break
+    new = insert_if_new(conn, coupons, {
+        "code": code, "cause": cause, "member_id": member_id, "name": name, "value": value, "status": "issued",
+        "issued_at": now, "expires_at": now + timedelta(days=valid_days), "reward_id": reward_id,
+        "updated_at": now})
+    row = conn.execute(select(coupons).where(coupons.c.cause == cause)).one()
+    if new:
+        _record(conn, row, "issue", "budget", "issued", now, actor, cause)
+    return _coupon(row), new
+
+
+def change(conn: Connection, code: str, entry: str, *, now: datetime, actor: str, reason: str | None = None,
+           order_ref: str | None = None, redeemed_by: str | None = None) -> Coupon:
+    """Move a coupon along one ledger entry (send, redeem, expire, reverse, clawback), or raise Conflict
+    saying why it cannot. Repeating a redeem of the same order is answered with the coupon as it is."""
+    starts, end = TRANSITIONS[entry]
+    row = _row(conn, code, lock=True)
+    if entry == "redeem":
+        if row.status == "redeemed" and order_ref and row.order_ref == order_ref:
+            return _coupon(row)  # the shop retried: same answer, nothing new
+        if row.status in OPEN and row.expires_at <= now:
+            raise Conflict(f"the coupon expired on {row.expires_at:%Y-%m-%d %H:%M} UTC")
+    if row.status not in starts:
+        raise Conflict(f"the coupon is {row.status}; {entry} needs it {' or '.join(starts)}")
+    values: dict[str, Any] = {"status": end, "updated_at": now}
+    if entry == "redeem":
+        values.update(order_ref=order_ref, redeemed_by=redeemed_by or row.member_id)
+    done = conn.execute(update(coupons).where(coupons.c.id == row.id, coupons.c.status == row.status)
+                        .values(**values)).rowcount
+    if done != 1:  # another request changed it between our read and our write (SQLite has no row lock)
+        raise Conflict("the coupon was changed by another request; read it again")
+    properties = {"order_ref": order_ref} if order_ref else {}
+    member = redeemed_by or row.member_id if entry == "redeem" else row.member_id
+    _record(conn, row, entry, row.status, end, now, actor, reason, member_id=member, properties=properties)
+    return _coupon(conn.execute(select(coupons).where(coupons.c.id == row.id)).one())
+
+
+def get(conn: Connection, code: str) -> Coupon:
+    return _coupon(_row(conn, code))
+
+
+def expire_due(conn: Connection, now: datetime, *, limit: int = 1000) -> int:
+    """Expire the open coupons whose time is up; returns how many."""
+    rows = conn.execute(select(coupons.c.code).where(coupons.c.status.in_(OPEN), coupons.c.expires_at <= now)
+                        .order_by(coupons.c.expires_at).limit(limit)).scalars().all()
+    done = 0
+    for code in rows:
+        try:
+            change(conn, code, "expire", now=now, actor="engine", reason="valid_days passed")
+            done += 1
+        except Conflict:
+            continue  # redeemed or reversed meanwhile
+    return done
+
+
+def member_coupons(conn: Connection, member_id: str) -> list[Coupon]:
+    rows = conn.execute(select(coupons).where(coupons.c.member_id == member_id).order_by(coupons.c.id)).all()
+    return [_coupon(r) for r in rows]
+
+
+def ledger_problems(conn: Connection) -> list[str]:
+    """Everything that keeps the ledger from balancing; [] when it balances.
+
+    Per coupon: the first entry is an issue from "budget", each entry starts where the previous ended,
+    every entry moves the coupon's face value, and the last ends in the coupon's status.
+    """
+    problems: list[str] = []
+    entries: dict[int, list[Any]] = {}
+    for entry in conn.execute(select(coupon_ledger).order_by(coupon_ledger.c.coupon_id, coupon_ledger.c.id)):
+        entries.setdefault(entry.coupon_id, []).append(entry)
+    for row in conn.execute(select(coupons)):
+        chain = entries.pop(row.id, [])
+        if not chain:
+            problems.append(f"coupon {row.id}: no ledger entries")
+            continue
+        state = "budget"
+        for entry in chain:
+            if entry.from_state != state:
+                problems.append(f"coupon {row.id}: entry {entry.id} starts at {entry.from_state}, not {state}")
+            if Decimal(entry.amount) != Decimal(row.value):
+                problems.append(f"coupon {row.id}: entry {entry.id} moves {entry.amount}, not {row.value}")
+            state = entry.to_state
+        if chain[0].entry != "issue":
+            problems.append(f"coupon {row.id}: first entry is {chain[0].entry}, not issue")
+        if state != row.status:
+            problems.append(f"coupon {row.id}: the ledger ends at {state} but the coupon is {row.status}")
+    problems.extend(f"ledger entries for unknown coupon {cid}" for cid in entries)
+    return problems
+
+
+def ledger_totals(conn: Connection) -> dict[str, Decimal]:
+    """Face value per state, from the ledger alone (money in minus money out of each state)."""
+    totals: dict[str, Decimal] = {}
+    for state_col, sign in ((coupon_ledger.c.to_state, 1), (coupon_ledger.c.from_state, -1)):
+        for state, amount in conn.execute(select(state_col, func.sum(coupon_ledger.c.amount)).group_by(state_col)):
+            totals[state] = totals.get(state, Decimal(0)) + sign * Decimal(amount)
+    return {state: amount for state, amount in totals.items() if amount}
