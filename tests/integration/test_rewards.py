@@ -213,3 +213,19 @@ def test_review_queue_decisions_and_clawback(world: tuple[Workspace, Clock]) -> 
     assert states == {"a": "reversed"}  # an unredeemed coupon is reversed, not clawed back
     assert committed == Decimal(20)  # the rejected invitee reward gave its 10 back
     balanced(ws)
+
+
+def test_a_bad_program_refuses_the_whole_apply(workspace: Workspace, tmp_path: Path) -> None:
+    from qunflow.services.playbooks import shipped_files
+    from qunflow.store.tables import playbooks, reward_programs
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(PROGRAM.replace("inviter: c30", "inviter: c31"), encoding="utf-8")
+    with pytest.raises(InvalidInput) as caught:
+        apply_playbooks(workspace, [*shipped_files(), bad])
+    assert f"{bad}:16: rules[2].inviter: no coupon 'c31'" in str(caught.value)
+    with workspace.engine.connect() as conn:
+        assert conn.execute(select(playbooks)).first() is None
+        assert conn.execute(select(reward_programs)).first() is None
+    changes = apply_playbooks(workspace, shipped_files())
+    assert ("s3_referral", "rewards", "new") in {(c.key, c.kind, c.status) for c in changes}

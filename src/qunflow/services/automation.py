@@ -609,9 +609,13 @@ def _hourly(ws: Workspace, name: str, job: Any) -> None:
 
 def work_once(ws: Workspace, *, worker: str | None = None, limit: int = 500) -> Outcome:
     """One round of everything a worker does: triggers, schedules, then due steps until none are left."""
+    from qunflow.services.rewards import clawback_fraud, rewards_tick
+
     dispatch_triggers(ws)
     schedule_tick(ws)
     _hourly(ws, "inactive_scan", inactive_scan)
+    rewards_tick(ws)
+    _hourly(ws, "fraud_rescan", clawback_fraud)
     total = Outcome()
     while True:
         outcome = run_due(ws, worker=worker, limit=limit)

@@ -404,12 +404,18 @@ def clawback_fraud(ws: Workspace, *, days: int = 30, limit: int = 2000) -> int:
     return done
 
 
+def expire_coupons(ws: Workspace) -> int:
+    with ws.engine.begin() as conn:
+        return ledger.expire_due(conn, ws.clock())
+
+
 def rewards_tick(ws: Workspace) -> None:
-    """One round of the rewards engine (called from the automation worker's loop)."""
+    """One round of the rewards engine (the automation worker runs it with its own round)."""
     while process_events(ws) == 5000:
         pass
     while release_due(ws) == 500:
         pass
+    expire_coupons(ws)
 
 
 def budget_usage(conn: Connection) -> list[dict[str, Any]]:
