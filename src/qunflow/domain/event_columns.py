@@ -174,6 +174,39 @@ CHECKS: dict[str, Callable[[list[Any], bytearray], list[Any]]] = {
 }
 
 
+@dataclass
+class RawBatch:
+    """Events as read, column by column: `columns[name][k]` is field `name` of row k (None: absent).
+
+    `row(k)` gives row k as parse_event sees it (a str: the reason the row could not be read);
+    `doubtful` marks the rows the reader already knows need parse_event (unreadable, unknown fields).
+    A reader can build the columns straight from its own columns, without a dict per row.
+    """
+
+    count: int
+    columns: dict[str, list[Any]]
+    row: Callable[[int], Any]
+    doubtful: bytearray
+
+    @classmethod
+    def from_items(cls, items: Sequence[Any]) -> RawBatch:
+        count = len(items)
+        doubtful = bytearray(count)
+        rows: Sequence[Any] = items
+        if set(map(type, items)) - {dict}:
+            rows = [item if type(item) is dict else {} for item in items]
+            for index, item in enumerate(items):
+                if type(item) is not dict:
+                    doubtful[index] = 1
+        names = set().union(*rows)
+        if not KNOWN_FIELDS.issuperset(names):
+            for index, row in enumerate(rows):
+                if not KNOWN_FIELDS.issuperset(row):
+                    doubtful[index] = 1
+        columns = {name: [row.get(name) for row in rows] for name in FIELDS if name in names}
+        return cls(count, columns, items.__getitem__, doubtful)
+
+
 def validate_columns(items: Sequence[Any], *,
                      str_is_reason: bool = True) -> tuple[EventColumns, list[tuple[int, str]]]:
     """Validate a batch: (valid events as columns, in input order; (index, reason) per refused item).
@@ -181,24 +214,20 @@ def validate_columns(items: Sequence[Any], *,
     With str_is_reason an item that is a str is a reason already (a line of a file that could not be
     read); otherwise it is an invalid event like any other non-object.
     """
-    count = len(items)
-    slow = bytearray(count)  # 1: this row goes through parse_event
-    rows: Sequence[Any] = items
-    if set(map(type, items)) - {dict}:
-        rows = [item if type(item) is dict else {} for item in items]
-        for index, item in enumerate(items):
-            if type(item) is not dict:
-                slow[index] = 1
-    names = set().union(*rows)
-    if not KNOWN_FIELDS.issuperset(names):
-        for index, row in enumerate(rows):
-            if not KNOWN_FIELDS.issuperset(row):
-                slow[index] = 1
+    return validate_raw(RawBatch.from_items(items), str_is_reason=str_is_reason)
+
+
+def validate_raw(raw: RawBatch, *, str_is_reason: bool = True) -> tuple[EventColumns, list[tuple[int, str]]]:
+    """validate_columns for a batch a reader has already put in columns."""
+    count = raw.count
+    slow = bytearray(raw.doubtful)  # 1: this row goes through parse_event
     fast: dict[str, list[Any]] = {}
     for name in FIELDS:
-        if name not in names and name not in ("event_id", "type", "ts"):
-            continue
-        values = [row.get(name) for row in rows]
+        values = raw.columns.get(name)
+        if values is None:
+            if name not in ("event_id", "type", "ts"):
+                continue
+            values = [None] * count
         if name == "ts":
             fast[name] = [_timestamp(v) for v in values]
             for index, stamp in enumerate(fast[name]):
@@ -215,20 +244,21 @@ def validate_columns(items: Sequence[Any], *,
             slow[index] = 1
     if not any(slow):
         return EventColumns(count, fast), []
-    return _merge(items, fast, slow, str_is_reason)
+    return _merge(raw.row, fast, slow, str_is_reason)
 
 
-def _merge(items: Sequence[Any], fast: dict[str, list[Any]], slow: bytearray,
+def _merge(row: Callable[[int], Any], fast: dict[str, list[Any]], slow: bytearray,
            str_is_reason: bool) -> tuple[EventColumns, list[tuple[int, str]]]:
     """Put the rows parse_event decides on back in their places among the fast ones."""
     decided: dict[int, Event] = {}
     errors: list[tuple[int, str]] = []
     for index, flag in enumerate(slow):
         if flag:
+            item = row(index)
             try:
-                if str_is_reason and isinstance(items[index], str):
-                    raise InvalidInput(items[index])
-                decided[index] = parse_event(items[index])
+                if str_is_reason and isinstance(item, str):
+                    raise InvalidInput(item)
+                decided[index] = parse_event(item)
             except InvalidInput as exc:
                 errors.append((index, str(exc)))
     keep = [index for index, flag in enumerate(slow) if not flag or index in decided]

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from qunflow.domain.event_columns import EventColumns, validate_columns
+from qunflow.domain.event_columns import EventColumns, validate_columns, validate_raw
 from qunflow.errors import InvalidInput
 from qunflow.store.eventlog import append_columns
 
@@ -72,11 +72,11 @@ def import_event_file(engine: Engine, path: Any, on_progress: Any = None) -> Ing
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")
     total = IngestResult()
-    for lines, items, position in read_chunks(path):
-        valid, rejected = validate_columns(items)  # a str item is the reason its line was not read
+    for lines, raw, position in read_chunks(path):
+        valid, rejected = validate_raw(raw)  # a str row is the reason its line could not be read
         errors = [{"line": lines[index], "reason": reason} for index, reason in rejected]
         stored, duplicates = store_events(engine, valid)
-        total.add(IngestResult(len(items), stored, duplicates, errors))
+        total.add(IngestResult(raw.count, stored, duplicates, errors))
         if on_progress:
             on_progress(position)
     return total
