@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from itertools import repeat
 from typing import Any
 
 from qunflow.domain.events import (
@@ -203,7 +204,7 @@ class RawBatch:
             for index, row in enumerate(rows):
                 if not KNOWN_FIELDS.issuperset(row):
                     doubtful[index] = 1
-        columns = {name: [row.get(name) for row in rows] for name in FIELDS if name in names}
+        columns = {name: list(map(dict.get, rows, repeat(name, count))) for name in FIELDS if name in names}
         return cls(count, columns, items.__getitem__, doubtful)
 
 
