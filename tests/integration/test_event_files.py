@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -19,12 +20,16 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select, text
 
 from qunflow.domain.event_columns import EventColumns, event_columns, validate_raw
 from qunflow.domain.events import Event, parse_event
 from qunflow.errors import InvalidInput
-from qunflow.services.eventfiles import _parquet_value, read_chunks
-from qunflow.store.eventlog import _driver_columns
+from qunflow.services.eventfiles import CHUNK, _parquet_value, read_chunks
+from qunflow.services.ingest import import_event_file
+from qunflow.store.eventlog import _driver_columns, count_events
+from qunflow.store.tables import events
+from qunflow.workspace import Workspace
 
 
 def reference_csv(path: Path) -> Iterator[tuple[int, Any]]:
@@ -242,3 +247,54 @@ def test_a_parquet_file_keeps_its_values_and_names_each_bad_row(tmp_path: Path) 
     assert valid.columns["ts"] == [moment] and valid.columns["amount"] == [Decimal("19.9000")]
     assert valid.columns["properties"] == ['{"sku": "A"}']
     assert_same_as_reference(path, 5000)
+
+
+# ---- the import: chunks commit in order while the next one is read --------------------------------
+
+def event_lines(start: int, stop: int) -> str:
+    return "".join(json.dumps({"event_id": f"e{i}", "type": "message", "ts": "2026-03-01T00:00:00Z",
+                               "member_id": f"m{i % 7}"}) + "\n" for i in range(start, stop))
+
+
+def stored_ids(ws: Workspace) -> list[str]:
+    with ws.engine.connect() as conn:
+        return list(conn.execute(select(events.c.event_id).order_by(events.c.seq)).scalars())
+
+
+def test_a_file_of_many_chunks_is_stored_in_file_order_with_progress_after_each_commit(
+        any_workspace: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(event_lines(0, 2 * CHUNK + 7), encoding="utf-8")
+    seen: list[tuple[int, int]] = []
+
+    def progress(position: int) -> None:
+        with any_workspace.engine.connect() as conn:
+            seen.append((position, count_events(conn)))
+
+    result = import_event_file(any_workspace.engine, path, on_progress=progress)
+    assert (result.stored, result.duplicates, result.errors) == (2 * CHUNK + 7, 0, [])
+    assert stored_ids(any_workspace) == [f"e{i}" for i in range(2 * CHUNK + 7)]
+    assert [count for _, count in seen] == [CHUNK, 2 * CHUNK, 2 * CHUNK + 7]  # reported once committed
+    assert seen[-1][0] == path.stat().st_size
+    again = import_event_file(any_workspace.engine, path)
+    assert (again.stored, again.duplicates) == (0, 2 * CHUNK + 7)
+
+
+def test_a_read_error_keeps_the_chunks_read_before_it(workspace: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(event_lines(0, 2 * CHUNK + 2000).encode() + b'{"event_id": "\xff"}\n')
+    with pytest.raises(InvalidInput, match="not UTF-8"):
+        import_event_file(workspace.engine, path)
+    assert stored_ids(workspace) == [f"e{i}" for i in range(2 * CHUNK)]
+
+
+def test_a_chunk_the_database_refuses_stops_the_import_after_the_chunks_before(workspace: Workspace,
+                                                                               tmp_path: Path) -> None:
+    with workspace.engine.begin() as conn:
+        conn.execute(text(f"CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.event_id = 'e{CHUNK + 3}' "
+                          "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"))
+    path = tmp_path / "events.jsonl"
+    path.write_text(event_lines(0, 3 * CHUNK), encoding="utf-8")
+    with pytest.raises(sqlite3.IntegrityError, match="refused by a trigger"):  # the driver's own error, as before
+        import_event_file(workspace.engine, path)
+    assert stored_ids(workspace) == [f"e{i}" for i in range(CHUNK)]  # the refused chunk left no trace
