@@ -154,6 +154,8 @@ def test_mostly_valid_batches_give_what_parse_event_gives(batch: list[Any]) -> N
     assert_same_as_per_row(batch)
 
 
-@given(st.lists(st.datetimes(timezones=st.just(UTC)), max_size=30))
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example])
+@given(st.lists(st.datetimes(timezones=st.just(UTC)), max_size=3)
+       | st.lists(st.datetimes(timezones=st.just(UTC)), min_size=100, max_size=120))  # by Arrow
 def test_sqlite_timestamps_are_written_as_sqlalchemy_writes_them(stamps: list[datetime]) -> None:
     assert _sqlite_stamps(stamps) == [s.isoformat(" ", "microseconds")[:26] for s in stamps]
