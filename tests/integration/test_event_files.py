@@ -298,3 +298,19 @@ def test_a_chunk_the_database_refuses_stops_the_import_after_the_chunks_before(w
     with pytest.raises(sqlite3.IntegrityError, match="refused by a trigger"):  # the driver's own error, as before
         import_event_file(workspace.engine, path)
     assert stored_ids(workspace) == [f"e{i}" for i in range(CHUNK)]  # the refused chunk left no trace
+
+
+@pytest.mark.parametrize(("unit", "ends"), [("s", False), ("ms", False), ("us", False), ("ms", True),
+                                           ("us", True), ("ns", False)])
+def test_parquet_instants_read_as_before_also_at_the_ends_of_the_calendar(tmp_path: Path, unit: str,
+                                                                          ends: bool) -> None:
+    moments = [datetime(2026, 1, 20, 0, 30, 0, 123000 if unit != "s" else 0, tzinfo=UTC)]
+    if ends:  # the fast way is left to the old one near year 1 and year 9999
+        moments += [datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)]
+    path = tmp_path / "events.parquet"
+    pq.write_table(pa.table({"event_id": [f"e{i}" for i in range(len(moments))], "type": ["message"] * len(moments),
+                             "ts": pa.array(moments, pa.timestamp(unit, "UTC")),
+                             "member_id": ["m1"] * len(moments)}), path)
+    assert_same_as_reference(path, 5000)
+    [(_, raw, _)] = list(read_chunks(path))
+    assert raw.ts_parsed == (unit != "ns" and not ends)

@@ -181,13 +181,15 @@ class RawBatch:
 
     `row(k)` gives row k as parse_event sees it (a str: the reason the row could not be read);
     `doubtful` marks the rows the reader already knows need parse_event (unreadable, unknown fields).
-    A reader can build the columns straight from its own columns, without a dict per row.
+    A reader can build the columns straight from its own columns, without a dict per row. With
+    `ts_parsed` the ts column holds what parse_timestamp made of row(k)'s ts (Parquet's own instants).
     """
 
     count: int
     columns: dict[str, list[Any]]
     row: Callable[[int], Any]
     doubtful: bytearray
+    ts_parsed: bool = False
 
     @classmethod
     def from_items(cls, items: Sequence[Any]) -> RawBatch:
@@ -230,7 +232,7 @@ def validate_raw(raw: RawBatch, *, str_is_reason: bool = True) -> tuple[EventCol
                 continue
             values = [None] * count
         if name == "ts":
-            fast[name] = [_timestamp(v) for v in values]
+            fast[name] = values if raw.ts_parsed else [_timestamp(v) for v in values]
             for index, stamp in enumerate(fast[name]):
                 if stamp is None:
                     slow[index] = 1

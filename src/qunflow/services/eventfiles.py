@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import islice
 from operator import itemgetter
@@ -195,31 +195,60 @@ def _parquet_chunks(path: Path, size: int) -> Iterator[tuple[list[int], RawBatch
 
 
 def _parquet_batch(batch: Any) -> RawBatch:
-    """A record batch column by column, each value as _parquet_value makes it; null is absent."""
+    """A record batch column by column, each value as _parquet_value makes it; null is absent.
+
+    A time-zone-aware ts column comes as UTC datetimes straight away (what parse_event makes of the
+    isoformat text _parquet_value writes); row(k) still gives the row as _parquet_value has it.
+    """
     import pyarrow as pa
 
     names = batch.schema.names
     if len(set(names)) != len(names):  # a repeated column name: row by row, as to_pylist sees it
-        return RawBatch.from_items([{k: _parquet_value(k, v) for k, v in row.items() if v is not None}
-                                    for row in batch.to_pylist()])
+        return RawBatch.from_items([_parquet_row(row) for row in batch.to_pylist()])
     count = batch.num_rows
     doubtful = bytearray(count)
     columns: dict[str, list[Any]] = {}
+    ts_parsed = False
     for name, column in zip(names, batch.columns, strict=True):
-        values = column.to_pylist()
         kind = column.type
+        if name not in KNOWN_FIELDS:
+            for k, valid in enumerate(column.is_valid().to_pylist()):
+                if valid:
+                    doubtful[k] = 1
+            continue
+        if name == "ts" and _utc_instants(column):
+            ts_parsed = True
+            naive = column.cast(pa.timestamp("us", "UTC")).cast(pa.timestamp("us")).to_pylist()
+            columns[name] = [None if v is None else v.replace(tzinfo=UTC) for v in naive]
+            continue
+        values = column.to_pylist()
         if pa.types.is_timestamp(kind) or pa.types.is_decimal(kind) or name == "properties":
             values = [None if v is None else _parquet_value(name, v) for v in values]
-        if name not in KNOWN_FIELDS:
-            for k, value in enumerate(values):
-                if value is not None:
-                    doubtful[k] = 1
         columns[name] = values
 
     def row(k: int) -> Any:
-        return {name: values[k] for name, values in columns.items() if values[k] is not None}
+        return _parquet_row(batch.slice(k, 1).to_pylist()[0])
 
-    return RawBatch(count, {k: v for k, v in columns.items() if k in KNOWN_FIELDS}, row, doubtful)
+    return RawBatch(count, columns, row, doubtful, ts_parsed=ts_parsed)
+
+
+def _parquet_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One row as the import has always read it."""
+    return {k: _parquet_value(k, v) for k, v in row.items() if v is not None}
+
+
+def _utc_instants(column: Any) -> bool:
+    """A time-zone-aware timestamp column, in s, ms or µs, with no value near the ends of the calendar."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if not pa.types.is_timestamp(kind) or kind.tz is None or kind.unit == "ns":
+        return False
+    bounds = pc.min_max(column.cast(pa.int64())).as_py()
+    seconds = {"s": 1, "ms": 1_000, "us": 1_000_000}[kind.unit]
+    low, high = -62_104_060_800, 253_339_228_800  # 0002-01-01 and 9998-01-01 in Unix seconds
+    return bounds["min"] is None or (low * seconds <= bounds["min"] and bounds["max"] <= high * seconds)
 
 
 def read_chunks(path: Path, size: int = CHUNK) -> Iterator[tuple[list[int], RawBatch, int]]:
