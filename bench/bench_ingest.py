@@ -52,8 +52,6 @@ def write_files(base: Path, rows: list[dict[str, object]]) -> tuple[Path, Path, 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from datetime import datetime
-
     # Parquet as a warehouse writes it: ts a timestamp column with a time zone, the rest text.
     columns = {name: pa.array([r.get(name) for r in rows], pa.string()) for name in COLUMNS}
     columns["ts"] = pa.array([datetime.fromisoformat(str(r["ts"])) for r in rows], pa.timestamp("us", "UTC"))
