@@ -43,12 +43,14 @@ def test_coupons_issue_show_redeem_reverse(ws: Workspace) -> None:
     assert "补偿券" in issued.output and "¥9.90" in issued.output and "issued" in issued.output
     again = invoke(ws, "coupons", "issue", "m1", "--name", "补偿券", "--value", "9.90", "--cause", "ticket-5")
     assert again.output.split()[0] == code and "already issued" in again.output
+    sent = invoke(ws, "coupons", "send", code)
+    assert sent.exit_code == 0 and " sent " in sent.output
     redeemed = invoke(ws, "coupons", "redeem", code.lower(), "--order", "S-1", "--member", "m1")
     assert redeemed.exit_code == 0 and "redeemed" in redeemed.output
     shown = invoke(ws, "coupons", "show", code)
     assert shown.exit_code == 0 and "redeemed on order S-1 by m1" in shown.output
     entries = [line.split("│")[2].strip() for line in shown.output.splitlines() if " cli " in line]
-    assert entries == ["issue", "redeem"]
+    assert entries == ["issue", "send", "redeem"]
     other = invoke(ws, "coupons", "issue", "m2", "--name", "券", "--value", "5").output.split()[0]
     reversed_ = invoke(ws, "coupons", "reverse", other, "--reason", "wrong member")
     assert reversed_.exit_code == 0 and "reversed" in reversed_.output
@@ -110,6 +112,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(ws: Workspace) -> None
             (("coupons", "issue", "m1", "--name", "券", "--value", "5", "--valid-days", "0"), "valid_days must be"),
             (("coupons", "issue", "m1", "--name", "券", "--value", "6", "--cause", "c"), "already issued coupon"),
             (("coupons", "show", "ZZZZZZZZZZZZ"), "no such coupon"),
+            (("coupons", "send", "ZZZZZZZZZZZZ"), "no such coupon"),
             (("coupons", "show", "bad!"), "is not a coupon code"),
             (("coupons", "redeem", code, "--order", "S", "--member", "m9"), "belongs to another member"),
             (("coupons", "reverse", code, "--reason", " "), "say why"),

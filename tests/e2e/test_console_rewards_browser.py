@@ -45,7 +45,7 @@ def test_review_queue_shows_reasons_and_approve_pays(world: tuple[Workspace, Liv
         assert card.locator(".rule").inner_text() == "spring/invite_1"
         assert card.locator(".fraud").inner_text() == "high risk"
         assert card.locator(".reasons li").all_inner_texts() == [
-            "same device as the inviter (detail: 2 members on one device)", "many invitees within minutes"]
+            "same device as the inviter (2 members on one device)", "many invitees within minutes"]
         assert "¥12.00" in page.locator("#program-spring tr[data-rule=invite_1] .cost").inner_text()
         with page.expect_navigation():
             card.locator("button.approve").click()

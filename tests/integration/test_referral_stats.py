@@ -7,6 +7,7 @@ time on the next day), carol (3 invitees four days later, one orders, 4 link vis
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,28 @@ def test_before_release_nothing_is_paid_and_bad_input_is_named(workspace: Worksp
         referral_stats(workspace, start=datetime(2026, 3, 5).date(), end=datetime(2026, 3, 1).date())
     with pytest.raises(InvalidInput, match="limit must be between 1 and 1000"):
         rank([], 0)
+
+
+def test_review_queue_and_program_views_on_both_databases(any_workspace: Workspace, tmp_path: Path) -> None:
+    from qunflow.services import coupons as ledger
+    from qunflow.services.reward_views import get_reward, list_rewards, overview, program_details
+
+    build_community(any_workspace, tmp_path)
+    queue = list_rewards(any_workspace, status="review")
+    assert [(r["member_id"], r["rule"], r["fraud_level"]) for r in queue] == [
+        ("bob", "invite_1", "high"), ("bob", "first_order", "high")]
+    assert queue[0]["fraud_reasons"] == [{"referral_id": queue[0]["referral_id"], **REASONS[0]},
+                                         {"referral_id": queue[0]["referral_id"], **REASONS[1]}]
+    paid = list_rewards(any_workspace, status="paid")
+    assert len(paid) == 4 and all(len(r["coupon_code"]) == 12 for r in paid)
+    assert get_reward(any_workspace, paid[0]["id"]) == paid[0]
+    assert overview(any_workspace)["statuses"]["paid"] == {"count": 4, "value": 100.0}
+    [program] = program_details(any_workspace)
+    assert [(r["id"], r["expected_cost"]) for r in program["rules"]] == [("invite_1", 12.0), ("first_order", 21.0)]
+    coupon, new = ledger.issue_manual(any_workspace, member_id="m1", name="券", value=Decimal("5"), valid_days=3,
+                                      cause="k", actor="test")
+    again, new_again = ledger.issue_manual(any_workspace, member_id="m1", name="券", value=Decimal("5.00"),
+                                           valid_days=3, cause="k", actor="test")
+    assert (new, new_again, again.code) == (True, False, coupon.code)
+    assert ledger.redeem_for(any_workspace, coupon.code, order_ref="o", member_id="m1", actor="t").status == "redeemed"
+    assert [e["entry"] for e in ledger.show(any_workspace, coupon.code)["ledger"]] == ["issue", "redeem"]

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from qunflow.cli.common import WorkspaceOption, console, fail, workspace
 
-coupons_app = typer.Typer(help="The coupon ledger: issue, show, redeem, reverse coupons.", no_args_is_help=True)
+coupons_app = typer.Typer(help="The coupon ledger: issue, show, send, redeem, reverse coupons.", no_args_is_help=True)
 rewards_app = typer.Typer(help="Rewards: the review queue, decisions, clawbacks, budgets, programs.",
                           no_args_is_help=True)
 referrals_app = typer.Typer(help="Referral statistics and the leaderboard.", no_args_is_help=True)
@@ -93,6 +93,14 @@ def coupon_reverse(code: CodeArg, reason: Annotated[str, typer.Option(help="Why 
     from qunflow.services.coupons import change_now
 
     _print_coupon(change_now(workspace(workspace_dir), code, "reverse", actor=ACTOR, reason=reason).as_json())
+
+
+@coupons_app.command("send")
+def coupon_send(code: CodeArg, workspace_dir: WorkspaceOption = None) -> None:
+    """Mark a coupon as sent to its owner."""
+    from qunflow.services.coupons import change_now
+
+    _print_coupon(change_now(workspace(workspace_dir), code, "send", actor=ACTOR).as_json())
 
 
 @rewards_app.command("list")

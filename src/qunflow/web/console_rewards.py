@@ -26,7 +26,7 @@ def reason_words(reason: Any, lang: str) -> str:
     if isinstance(reason, dict):
         code = str(reason.get("code", ""))
         extra = {k: v for k, v in reason.items() if k not in ("code", "referral_id")}
-        details = ", ".join(f"{k}: {v}" for k, v in extra.items())
+        details = ", ".join(str(v) if k in ("detail", "message") else f"{k}: {v}" for k, v in extra.items())
     else:
         code, details = str(reason), ""
     words = t(f"fraud_{code}", lang) if f"fraud_{code}" in TEXTS else code
