@@ -109,12 +109,12 @@ async def _decide(request: Request, reward_id: int, body: DecisionBody | None, t
                   approve: bool) -> dict[str, Any]:
     body = body or DecisionBody(note=None, by=None)
     by = body.by or _actor(token)
-    status = await run_in_threadpool(lambda: engine.decide(workspace_of(request), reward_id, approve=approve,
-                                                           by=by, note=body.note))
-    return await _reward(request, reward_id, status)
+    await run_in_threadpool(lambda: engine.decide(workspace_of(request), reward_id, approve=approve, by=by,
+                                                  note=body.note))
+    return await _reward(request, reward_id)
 
 
-async def _reward(request: Request, reward_id: int, _status: str) -> dict[str, Any]:
+async def _reward(request: Request, reward_id: int) -> dict[str, Any]:
     return await run_in_threadpool(reward_views.get_reward, workspace_of(request), reward_id)
 
 
@@ -133,9 +133,9 @@ async def post_reject(request: Request, reward_id: int, token: Token,
 @router.post("/rewards/{reward_id}/clawback", summary="Take a reward back",
              description="Unpaid: reversed; paid: its coupon reversed, or a clawback entry once redeemed.")
 async def post_clawback(request: Request, reward_id: int, body: ReasonBody, token: Token) -> dict[str, Any]:
-    status = await run_in_threadpool(lambda: engine.clawback(workspace_of(request), reward_id, by=_actor(token),
-                                                             reason=body.reason))
-    return await _reward(request, reward_id, status)
+    await run_in_threadpool(lambda: engine.clawback(workspace_of(request), reward_id, by=_actor(token),
+                                                    reason=body.reason))
+    return await _reward(request, reward_id)
 
 
 @router.get("/referrals/leaderboard", summary="Referral leaderboard and statistics",
