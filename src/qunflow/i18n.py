@@ -38,6 +38,34 @@ TEXTS: dict[str, dict[str, str]] = {
     "keyword_where_private": {"en": "private message", "zh": "私聊"},
 }
 
+# Incentives console (issue 5): reward statuses and fraud reasons in words. A reason code the fraud scoring
+# stores that has no words here is shown as its code.
+TEXTS.update({
+    "rewards_title": {"en": "Rewards", "zh": "奖励"},
+    "referrals_title": {"en": "Referral leaderboard", "zh": "邀请排行榜"},
+    "reward_held": {"en": "held", "zh": "冻结期"},
+    "reward_review": {"en": "in review", "zh": "待审核"},
+    "reward_paid": {"en": "paid", "zh": "已发放"},
+    "reward_capped": {"en": "over budget", "zh": "超预算"},
+    "reward_rejected": {"en": "rejected", "zh": "已拒绝"},
+    "reward_reversed": {"en": "reversed", "zh": "已撤销"},
+    "reward_clawed_back": {"en": "clawed back", "zh": "已追回"},
+    "fraud_low": {"en": "low risk", "zh": "低风险"},
+    "fraud_medium": {"en": "medium risk", "zh": "中风险"},
+    "fraud_high": {"en": "high risk", "zh": "高风险"},
+    "fraud_self_referral": {"en": "invited themselves", "zh": "自己邀请自己"},
+    "fraud_same_device": {"en": "same device as the inviter", "zh": "与邀请人使用同一设备"},
+    "fraud_same_ip_ua": {"en": "same network and browser as the inviter", "zh": "与邀请人网络和浏览器相同"},
+    "fraud_same_phone": {"en": "same phone number as the inviter", "zh": "与邀请人手机号相同"},
+    "fraud_burst": {"en": "many invitees within minutes", "zh": "几分钟内大量被邀请人"},
+    "fraud_fast_conversion": {"en": "converted suspiciously fast", "zh": "转化过快"},
+    "fraud_inviter_coupon": {"en": "the inviter's coupon was used on the invitee's order",
+                             "zh": "被邀请人的订单使用了邀请人的券"},
+    "fraud_inactive": {"en": "invitees never became active", "zh": "被邀请人从未活跃"},
+    "fraud_ring": {"en": "referral ring (members inviting each other)", "zh": "互相邀请的环"},
+    "fraud_disposable": {"en": "disposable identity", "zh": "一次性身份"},
+})
+
 
 def negotiate(accept_language: str | None, setting: str = "auto", override: str | None = None) -> str:
     """`?lang=` beats the workspace setting, which beats the browser; Chinese is the fallback."""
