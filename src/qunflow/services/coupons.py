@@ -230,14 +230,14 @@ def issue_manual(ws: Workspace, *, member_id: str, name: str, value: Decimal, va
 
 
 def redeem_for(ws: Workspace, code: str, *, order_ref: str, member_id: str, actor: str) -> Coupon:
-    """The shop applies a coupon to an order of `member_id`: only the owner's own coupon, open and not
-    expired. Repeating the same order answers with the coupon as it is."""
+    """The shop applies an open, unexpired coupon to an order of `member_id`. Repeating the same order
+    answers with the coupon as it is. Codes can be passed on, so another member's order may use a
+    coupon: it is recorded (`redeemed_by`) and the fraud checks look at it (an inviter's coupon on the
+    invitee's order)."""
     if not order_ref.strip() or len(order_ref) > 128:
         raise InvalidInput("order_ref must be 1 to 128 characters")
     with ws.engine.begin() as conn:
         current = get(conn, code)
-        if current.member_id != member_id:
-            raise Conflict(f"the coupon belongs to another member, not {member_id[:40]}")
         if current.status == "redeemed" and current.order_ref != order_ref:
             raise Conflict(f"the coupon was already redeemed on another order ({current.order_ref})")
         return change(conn, code, "redeem", now=ws.clock(), actor=actor, order_ref=order_ref,

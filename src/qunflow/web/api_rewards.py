@@ -72,7 +72,7 @@ async def get_coupon(request: Request, code: str, _token: Token) -> dict[str, An
 
 @router.post("/coupons/{code}/redeem", summary="Redeem a coupon on an order",
              description="Idempotent by order_ref: the same order answers with the coupon as it is. 409 when the "
-                         "coupon belongs to another member, expired, or is not open.")
+                         "coupon is expired or not open.")
 async def post_redeem(request: Request, code: str, body: RedeemBody, token: Token) -> dict[str, Any]:
     coupon = await run_in_threadpool(lambda: ledger.redeem_for(workspace_of(request), code, order_ref=body.order_ref,
                                                                member_id=body.member_id, actor=_actor(token)))
