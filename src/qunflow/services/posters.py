@@ -218,15 +218,29 @@ def draw(copy: Copy, link: str, font: FontChoice, artwork: Path | None = None) -
     return buffer.getvalue(), plan
 
 
-def render_poster(ws: Workspace, member_id: str, lang: str | None = None) -> bytes:
-    """The member's poster as PNG bytes, in `lang` (default: the member's language)."""
+@dataclass(frozen=True)
+class Poster:
+    png: bytes
+    copy: Copy
+    plan: Layout
+    link: str  # what the QR code says: the member's referral link
+    font: FontChoice
+
+
+def make_poster(ws: Workspace, member_id: str, lang: str | None = None) -> Poster:
+    """The member's poster in `lang` (default: the member's language), with what it was made from."""
     if lang is not None and lang not in LANGUAGES:
         raise InvalidInput(f"lang must be one of {', '.join(LANGUAGES)}, not {lang!r}")
     check_member(ws, member_id)
     font = find_cjk_font(_font_setting(ws))
     name, campaign, locale = _member(ws, member_id)
     language = lang or (locale if locale in LANGUAGES else "zh")
-    link = referral_link(ws, member_id)
-    png, _plan = draw(poster_copy(current_offer(ws), language, name), link.link, font,
-                      artwork_path(ws, campaign))
-    return png
+    link = referral_link(ws, member_id).link
+    copy = poster_copy(current_offer(ws), language, name)
+    png, plan = draw(copy, link, font, artwork_path(ws, campaign))
+    return Poster(png, copy, plan, link, font)
+
+
+def render_poster(ws: Workspace, member_id: str, lang: str | None = None) -> bytes:
+    """The member's poster as PNG bytes."""
+    return make_poster(ws, member_id, lang).png
