@@ -14,14 +14,16 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from qunflow.cli.main import app
+from qunflow.domain.rewards import parse_programs
 from qunflow.errors import NotFound
 from qunflow.services import catalog
 from qunflow.services.join import submit_gate
 from qunflow.services.platforms import sandbox_world
-from qunflow.services.posters import COLOURS, NoCJKFont, find_cjk_font, make_poster
+from qunflow.services.posters import COLOURS, SHIPPED_PROGRAM, NoCJKFont, find_cjk_font, make_poster
 from qunflow.services.privacy import member_link_token
 from qunflow.services.referrals import landing_path, referral_code, referral_link
-from qunflow.store.tables import events, members, referral_codes
+from qunflow.services.rewards import apply_programs, process_events
+from qunflow.store.tables import events, members, referral_codes, referrals, rewards
 from qunflow.workspace import Workspace
 from tests.integration.test_join_flow import FORM, invite_token, setup_community
 
@@ -188,6 +190,28 @@ def test_join_through_a_referral_link_carries_the_referrer(workspace: Workspace,
         invitee = conn.execute(select(members).where(members.c.referrer_id == inviter)).one()
     assert [r.type for r in rows] == ["landing_view", "joined"]  # the bare 302 records no visit
     assert {r.referrer_id for r in rows} == {inviter} and rows[-1].member_id == invitee.id != inviter
+    # the rewards engine counts the invitee for the inviter (S3 program applied)
+    with workspace.engine.begin() as conn:
+        apply_programs(conn, parse_programs(SHIPPED_PROGRAM.read_text(encoding="utf-8")), workspace.clock())
+    process_events(workspace)
+    with workspace.engine.connect() as conn:
+        referral = conn.execute(select(referrals)).one()
+        granted = conn.execute(select(rewards.c.member_id, rewards.c.rule, rewards.c.value)
+                               .order_by(rewards.c.id)).all()
+    assert (referral.inviter_id, referral.invitee_id) == (inviter, invitee.id)
+    assert [(g.member_id, g.rule, g.value) for g in granted] == [(inviter, "invite_one", 20),
+                                                                 (invitee.id, "invite_one", 10)]
+
+
+def test_poster_values_follow_the_applied_program(workspace: Workspace) -> None:
+    setup_community(workspace)
+    inviter = member(workspace)
+    edited = SHIPPED_PROGRAM.read_text(encoding="utf-8").replace("value: 10,", "value: 15,").replace(
+        "value: 20,", "value: 25,")
+    with workspace.engine.begin() as conn:
+        apply_programs(conn, parse_programs(edited), workspace.clock())
+    poster = make_poster(workspace, inviter, "en")
+    assert "¥15 new-member coupon" in poster.copy.main and "Invite 1 for ¥25 more" in poster.copy.sub
 
 
 def test_api_gives_the_link_and_the_poster(workspace: Workspace, live_server, api_token: str) -> None:  # type: ignore[no-untyped-def]
