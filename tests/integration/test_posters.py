@@ -58,6 +58,9 @@ def test_poster_has_chinese_copy_and_a_qr_code_of_the_members_link(workspace: Wo
     poster = make_poster(workspace, inviter, "zh")
 
     assert qr_text(poster.png) == [referral_link(workspace, inviter).link] == [poster.link]
+    thumbnail = io.BytesIO()  # as a chat shows it before it is opened: still scannable
+    Image.open(io.BytesIO(poster.png)).reduce(3).save(thumbnail, "PNG")
+    assert qr_text(thumbnail.getvalue()) == [poster.link]
     assert re.fullmatch(r"http://127\.0\.0\.1:8000/r/[a-z2-9]{10}", poster.link)
     # the S3 copy with the shipped program's values, and the member's name
     assert poster.copy.main == "扫码入群,领 ¥10 新人券 + 免费咨询"
@@ -105,6 +108,9 @@ def test_campaign_artwork_is_the_background(workspace: Workspace) -> None:
     assert sum(abs(a - b) for a, b in zip(image.getpixel((5, 5)), (20, 60, 200), strict=True)) < 30
     assert plain.getpixel((5, 5)) != image.getpixel((5, 5))
     assert qr_text(art.png) == [art.link]
+    Image.effect_noise((750, 1334), 120).convert("RGB").save(workspace.home / "posters" / "spring.jpg")
+    busy = make_poster(workspace, ticket.member_id)  # a busy picture: the QR code sits on its own panel
+    assert qr_text(busy.png) == [busy.link]
     workspace.settings.poster_artwork = "missing.png"  # other campaigns: the setting, checked
     with pytest.raises(Exception, match="missing.png: no such file"):
         make_poster(workspace, member(workspace, "王芳", "u2"))
