@@ -32,6 +32,17 @@ NO_CJK_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 runner = CliRunner()
 
 
+def _has_cjk_font() -> bool:
+    try:
+        return bool(find_cjk_font(""))
+    except NoCJKFont:
+        return False
+
+
+needs_font = pytest.mark.skipif(not _has_cjk_font(), reason="drawing posters needs a CJK font: "
+                                "apt-get install fonts-noto-cjk (.ci/run does)")
+
+
 def member(ws: Workspace, name: str = "李雷", user: str = "u1") -> str:
     """A member who passed the gate with this name and joined the group on the sandbox."""
     ticket = submit_gate(ws, "xhs-note-1", f"v-{user}", {**FORM, "name": name})
@@ -52,6 +63,7 @@ def ink(image: Image.Image, box: tuple[int, int, int, int], colour: tuple[int, i
     return near / (region.width * region.height)
 
 
+@needs_font
 def test_poster_has_chinese_copy_and_a_qr_code_of_the_members_link(workspace: Workspace) -> None:
     setup_community(workspace)
     inviter = member(workspace, "李雷")
@@ -84,6 +96,7 @@ def test_poster_has_chinese_copy_and_a_qr_code_of_the_members_link(workspace: Wo
     assert ink(image, (60, sub_bottom, 690, poster.plan.qr.y - 80), COLOURS["main"]) == 0
 
 
+@needs_font
 def test_english_poster_and_a_member_without_a_name(workspace: Workspace) -> None:
     setup_community(workspace)
     with workspace.engine.begin() as conn:
@@ -95,6 +108,7 @@ def test_english_poster_and_a_member_without_a_name(workspace: Workspace) -> Non
     assert qr_text(poster.png) == [poster.link]
 
 
+@needs_font
 def test_campaign_artwork_is_the_background(workspace: Workspace) -> None:
     setup_community(workspace)
     catalog.add_campaign(workspace, "spring", "xhs")
@@ -119,7 +133,6 @@ def test_campaign_artwork_is_the_background(workspace: Workspace) -> None:
 def test_without_a_cjk_font_posters_are_refused_with_the_install_command(workspace: Workspace) -> None:
     setup_community(workspace)
     inviter = member(workspace)
-    assert find_cjk_font("").path.endswith((".ttc", ".ttf", ".otf"))
     for font, says in ((NO_CJK_FONT, "cannot draw Chinese"), ("/nowhere/font.ttf", "no such file")):
         workspace.settings.poster_font = font
         with pytest.raises(NoCJKFont, match="apt-get install fonts-noto-cjk") as caught:
@@ -209,6 +222,7 @@ def test_join_through_a_referral_link_carries_the_referrer(workspace: Workspace,
                                                                  (invitee.id, "invite_one", 10)]
 
 
+@needs_font
 def test_poster_values_follow_the_applied_program(workspace: Workspace) -> None:
     setup_community(workspace)
     inviter = member(workspace)
@@ -220,6 +234,7 @@ def test_poster_values_follow_the_applied_program(workspace: Workspace) -> None:
     assert "¥15 new-member coupon" in poster.copy.main and "Invite 1 for ¥25 more" in poster.copy.sub
 
 
+@needs_font
 def test_api_gives_the_link_and_the_poster(workspace: Workspace, live_server, api_token: str) -> None:  # type: ignore[no-untyped-def]
     setup_community(workspace)
     inviter = member(workspace)
@@ -252,6 +267,7 @@ def test_api_gives_the_link_and_the_poster(workspace: Workspace, live_server, ap
 
 # ---- CLI ---------------------------------------------------------------------------------------------
 
+@needs_font
 def test_cli_link_and_poster(workspace: Workspace, tmp_path: Path) -> None:
     setup_community(workspace)
     inviter = member(workspace)
