@@ -275,6 +275,11 @@ def test_cli_link_and_poster(workspace: Workspace, tmp_path: Path) -> None:
     shown = runner.invoke(app, ["referral", "link", inviter, *home])
     assert shown.exit_code == 0, shown.output
     assert referral_link(workspace, inviter).link in shown.output
+    assert f"lands on /j/xhs-note-1?ref={inviter}" in shown.output
+    with workspace.engine.begin() as conn:  # a member nobody knows where to send: the operator is told
+        conn.execute(members.insert().values(id="m_imported", tier="newbie", created_at=workspace.clock()))
+    nowhere = runner.invoke(app, ["referral", "link", "m_imported", *home])
+    assert nowhere.exit_code == 2 and "referral_entry" in nowhere.stderr
     out = tmp_path / "poster.png"
     made = runner.invoke(app, ["referral", "poster", inviter, "--out", str(out), "--lang", "en", *home])
     assert made.exit_code == 0, made.output

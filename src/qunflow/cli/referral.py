@@ -19,7 +19,7 @@ def link(member: MemberArg,
                                                         "is created; default: see docs/incentives.md).")] = None,
          workspace_dir: WorkspaceOption = None) -> None:
     """Print the member's referral code, link and personal poster link (the code is created once)."""
-    from qunflow.services.referrals import check_member, referral_link
+    from qunflow.services.referrals import check_member, landing_path, referral_link
 
     ws = workspace(workspace_dir)
     check_member(ws, member)
@@ -27,6 +27,7 @@ def link(member: MemberArg,
     console.print(f"[bold]code[/]    {found.code}", highlight=False)
     console.print(f"[bold]link[/]    {found.link}", highlight=False, soft_wrap=True)
     console.print(f"[bold]poster[/]  {found.poster_url}", highlight=False, soft_wrap=True)
+    console.print(f"[bold]lands on[/] {landing_path(ws, found.code)}", highlight=False)  # says so if nowhere
 
 
 @referral_app.command("poster")
