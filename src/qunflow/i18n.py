@@ -36,6 +36,15 @@ TEXTS: dict[str, dict[str, str]] = {
     "keyword_alert": {"en": "Keyword rule {rule} matched a message from {name} ({where}); please follow up.",
                       "zh": "关键词规则 {rule} 命中了 {name} 的消息({where}),请跟进。"},
     "keyword_where_private": {"en": "private message", "zh": "私聊"},
+    # S3 referral poster (services/posters.py)
+    "poster_main": {"en": "Scan to join, get a {coupon} new-member coupon + free consultation",
+                    "zh": "扫码入群,领 {coupon} 新人券 + 免费咨询"},
+    "poster_main_plain": {"en": "Scan to join and get a free consultation", "zh": "扫码入群,享免费咨询"},
+    "poster_sub": {"en": "Invite 1 for {reward} more; invite {team} to unlock VIP perks",
+                   "zh": "邀请 1 人再得 {reward};邀请 {team} 人解锁 VIP 特权"},
+    "poster_sub_plain": {"en": "Invite {team} friends to unlock VIP perks", "zh": "邀请 {team} 人解锁 VIP 特权"},
+    "poster_inviter": {"en": "{name} invites you", "zh": "{name} 邀请你加入"},
+    "poster_caption": {"en": "Scan the code to join", "zh": "长按识别或扫码加入"},
 }
 
 # Incentives console (issue 5): reward statuses and fraud reasons in words. A reason code the fraud scoring

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     # Send limits per platform, over the known defaults (domain/ratelimit.py), e.g.
     # [qunflow.rate_limits.telegram] group = [20, 60]   (20 messages per 60 s per group)
     rate_limits: dict[str, dict[str, tuple[float, float]]] = Field(default_factory=dict)
+    # Referral links and posters (docs/incentives.md): the entry point /r/<code> lands on (empty: the
+    # member's own), a CJK font file (empty: found on the system) and the poster artwork (empty: the
+    # campaign's posters/<campaign>.png|jpg in the workspace, else a generated background).
+    referral_entry: str = ""
+    poster_font: str = ""
+    poster_artwork: str = ""
 
     @classmethod
     def settings_customise_sources(

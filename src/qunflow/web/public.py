@@ -9,7 +9,7 @@ import uuid
 
 import segno
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from qunflow.domain.gate import CONSENT_TEXT_VERSION, GateErrors
@@ -17,6 +17,7 @@ from qunflow.errors import NotFound
 from qunflow.services.catalog import entry_info
 from qunflow.services.join import NoRoom, handle_inbound, record_landing, submit_gate
 from qunflow.services.privacy import member_from_token
+from qunflow.services.referrals import landing_path
 from qunflow.services.welcome import complete_task
 from qunflow.web.deps import workspace_of
 from qunflow.web.render import lang_of, message_page, page
@@ -126,3 +127,24 @@ async def platform_hook(platform: str, request: Request) -> dict[str, str]:
     body = await request.body()
     await run_in_threadpool(handle_inbound, workspace_of(request), platform, dict(request.headers), body)
     return {"status": "ok"}
+
+
+@router.get("/r/{code}")
+def referral_redirect(code: str, request: Request) -> Response:
+    """A member's referral link: on to the landing page with `?ref=<member>` (302), 404 page if unknown."""
+    try:
+        target = landing_path(workspace_of(request), code)
+    except NotFound:
+        return message_page(request, "not_found", status_code=404)
+    lang = request.query_params.get("lang")
+    return RedirectResponse(target + (f"&lang={lang}" if lang in ("zh", "en") else ""), status_code=302)
+
+
+@router.get("/m/{token}/poster.png")
+def own_poster(token: str, request: Request) -> Response:
+    """A member's own referral poster, from their personal link (?lang=zh|en, default: their language)."""
+    from qunflow.services.posters import render_poster
+
+    ws = workspace_of(request)
+    png = render_poster(ws, member_from_token(ws, token), request.query_params.get("lang") or None)
+    return Response(png, media_type="image/png", headers={"cache-control": "private, max-age=300"})
