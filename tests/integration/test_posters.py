@@ -272,25 +272,25 @@ def test_cli_link_and_poster(workspace: Workspace, tmp_path: Path) -> None:
     setup_community(workspace)
     inviter = member(workspace)
     home = ["--workspace", str(workspace.home)]
-    shown = runner.invoke(app, ["referral", "link", inviter, *home])
+    shown = runner.invoke(app, ["referrals", "link", inviter, *home])
     assert shown.exit_code == 0, shown.output
     assert referral_link(workspace, inviter).link in shown.output
     assert f"lands on /j/xhs-note-1?ref={inviter}" in shown.output
     with workspace.engine.begin() as conn:  # a member nobody knows where to send: the operator is told
         conn.execute(members.insert().values(id="m_imported", tier="newbie", created_at=workspace.clock()))
-    nowhere = runner.invoke(app, ["referral", "link", "m_imported", *home])
+    nowhere = runner.invoke(app, ["referrals", "link", "m_imported", *home])
     assert nowhere.exit_code == 2 and "referral_entry" in nowhere.stderr
     out = tmp_path / "poster.png"
-    made = runner.invoke(app, ["referral", "poster", inviter, "--out", str(out), "--lang", "en", *home])
+    made = runner.invoke(app, ["referrals", "poster", inviter, "--out", str(out), "--lang", "en", *home])
     assert made.exit_code == 0, made.output
     assert qr_text(out.read_bytes()) == [referral_link(workspace, inviter).link]
 
-    unknown = runner.invoke(app, ["referral", "link", "m_nobody", *home])
+    unknown = runner.invoke(app, ["referrals", "link", "m_nobody", *home])
     assert unknown.exit_code == 2 and "no member 'm_nobody'" in unknown.stderr
-    no_poster = runner.invoke(app, ["referral", "poster", "m_nobody", "--out", str(out), *home])
+    no_poster = runner.invoke(app, ["referrals", "poster", "m_nobody", "--out", str(out), *home])
     assert no_poster.exit_code == 2 and "no member" in no_poster.stderr
-    bad_lang = runner.invoke(app, ["referral", "poster", inviter, "--out", str(out), "--lang", "fr", *home])
+    bad_lang = runner.invoke(app, ["referrals", "poster", inviter, "--out", str(out), "--lang", "fr", *home])
     assert bad_lang.exit_code == 2 and "lang must be one of zh, en" in bad_lang.stderr
-    no_font = runner.invoke(app, ["referral", "poster", inviter, "--out", str(out), *home],
+    no_font = runner.invoke(app, ["referrals", "poster", inviter, "--out", str(out), *home],
                             env={"QUNFLOW_POSTER_FONT": NO_CJK_FONT})
     assert no_font.exit_code == 2 and "apt-get install fonts-noto-cjk" in no_font.stderr

@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 
 from qunflow.cli.common import WorkspaceOption, console, fail, workspace
+from qunflow.cli.rewards import referrals_app
 
-referral_app = typer.Typer(help="Members' referral links and posters.", no_args_is_help=True)
 MemberArg = Annotated[str, typer.Argument(metavar="MEMBER", help="The member's id (m_...).")]
 
 
-@referral_app.command("link")
+@referrals_app.command("link")
 def link(member: MemberArg,
          entry: Annotated[str | None, typer.Option(help="Entry point the link lands on (only when the code "
                                                         "is created; default: see docs/incentives.md).")] = None,
@@ -30,7 +30,7 @@ def link(member: MemberArg,
     console.print(f"[bold]lands on[/] {landing_path(ws, found.code)}", highlight=False)  # says so if nowhere
 
 
-@referral_app.command("poster")
+@referrals_app.command("poster")
 def poster(member: MemberArg,
            out: Annotated[Path, typer.Option("--out", "-o", help="The PNG file to write.")],
            lang: Annotated[str | None, typer.Option(help="zh or en (default: the member's language).")] = None,
@@ -49,4 +49,4 @@ def poster(member: MemberArg,
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(referral_app, name="referral")
+    """`link` and `poster` join `qunflow referrals` (registered with the rewards commands)."""

@@ -16,7 +16,8 @@ from qunflow.cli.common import WorkspaceOption, console, fail, workspace
 coupons_app = typer.Typer(help="The coupon ledger: issue, show, send, redeem, reverse coupons.", no_args_is_help=True)
 rewards_app = typer.Typer(help="Rewards: the review queue, decisions, clawbacks, budgets, programs.",
                           no_args_is_help=True)
-referrals_app = typer.Typer(help="Referral statistics and the leaderboard.", no_args_is_help=True)
+referrals_app = typer.Typer(help="Members' referral links and posters, statistics and the leaderboard.",
+                            no_args_is_help=True)
 ACTOR = "cli"
 FORMATS = ("table", "json", "csv")
 IdArg = Annotated[int, typer.Argument(metavar="ID", help="The reward's id (see `qunflow rewards list`).")]
