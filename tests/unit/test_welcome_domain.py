@@ -123,3 +123,12 @@ def test_one_welcome_per_file_and_valid_yaml() -> None:
 
 def test_default_is_a_valid_document() -> None:
     assert Welcome.model_validate(DEFAULT.model_dump()) == DEFAULT
+
+
+def test_the_documented_example_is_a_valid_welcome() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "automation.md").read_text(encoding="utf-8")
+    example = doc.split("## S1 welcome", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    welcome = parse_welcomes(example, "docs")[0].welcome
+    assert [v.id for v in welcome.variants] == ["core", "poster"]
+    assert welcome.dm_for("core", "xhs-note-1")[0] == "core" and welcome.dm_for("newbie", "xhs-note-1")[0] == "poster"
+    assert [t.due_hours for t in welcome.day1_tasks] == [48, 48, 24]
