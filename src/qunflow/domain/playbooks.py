@@ -41,7 +41,7 @@ MAX_STEPS = 200
 TEMPLATE_VARIABLES = frozenset({"name", "advisor", "coupon_code", "coupon_value", "link", "group", "tier",
                                 "member_link", "poster_link"})
 # Documents of these kinds may share a file with playbooks; their own parsers read them (keyword_files).
-OTHER_KINDS = ("keyword_rules", "rewards")
+OTHER_KINDS = ("keyword_rules", "rewards", "welcome")
 
 
 class Strict(BaseModel):
