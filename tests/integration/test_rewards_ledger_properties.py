@@ -169,7 +169,8 @@ def test_an_unbalanced_ledger_is_caught(template: Path, tmp_path: Path) -> None:
     ws = open_workspace(tmp_path / "ws")
     clock = Clock(datetime(2026, 3, 2, 2, 0))
     ws.clock = clock
-    run_ops(ws, clock, [("join", 1, 2), ("advance", 200, 0)])
+    # The invitee orders a day later: active and not too fast, so the fraud checks let the reward be paid.
+    run_ops(ws, clock, [("join", 1, 2), ("advance", 24, 0), ("order", 1, 0), ("advance", 200, 0)])
     with ws.engine.begin() as conn:
         conn.execute(coupons.update().where(coupons.c.id == 1).values(status="redeemed"))
         assert ledger.ledger_problems(conn) == ["coupon 1: the ledger ends at issued but the coupon is redeemed"]
