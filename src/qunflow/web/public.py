@@ -61,7 +61,8 @@ def device_id(request: Request) -> tuple[str, bool]:
 
 
 def client_ip(request: Request, trust_proxy: bool) -> str | None:
-    """The client's IP: the first X-Forwarded-For hop behind a trusted proxy, else the socket's peer."""
+    """The client's IP: the first X-Forwarded-For hop when trust_proxy is on, else the peer as uvicorn sees
+    it (uvicorn already takes X-Forwarded-For from a proxy on 127.0.0.1, its forwarded_allow_ips)."""
     forwarded = request.headers.get("x-forwarded-for", "")
     if trust_proxy and forwarded.strip():
         return forwarded.split(",")[0].strip()
