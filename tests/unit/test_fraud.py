@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -24,8 +25,10 @@ from qunflow.domain.fraud import (
     rings,
     score,
 )
+from qunflow.errors import InvalidInput
 from qunflow.i18n import TEXTS
-from qunflow.services.fraud import reason_text
+from qunflow.services.fraud import reason_text, rules_from_settings
+from qunflow.settings import load_settings
 
 T0 = datetime(2026, 3, 2, 2, 0)
 RULES = FraudRules()
@@ -181,3 +184,19 @@ def test_every_reason_has_texts_in_both_languages() -> None:
     assert reason_text(reason, "en") == "6 invitees of the inviter joined within 10 minutes."
     assert reason_text({"code": "new_kind", "detail": "something new"}, "zh") == "something new"
     assert reason_text({"code": "burst"}, "en") == TEXTS["fraud_burst"]["en"]  # no numbers: the short name
+
+
+def test_thresholds_come_from_the_settings_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "qunflow.toml").write_text("[qunflow]\nfraud_burst_count = 8\nfraud_inactive_days = 5\n",
+                                           encoding="utf-8")
+    monkeypatch.setenv("QUNFLOW_FRAUD_BURST_MINUTES", "3")
+    monkeypatch.setenv("QUNFLOW_FRAUD_VIRTUAL_PHONE_PREFIXES", '["170"]')
+    monkeypatch.setenv("QUNFLOW_TRUST_PROXY", "1")
+    settings = load_settings(tmp_path)
+    rules = rules_from_settings(settings)
+    assert (rules.burst_count, rules.burst_minutes, rules.inactive_days) == (8, 3, 5)
+    assert rules.virtual_phone_prefixes == ("170",) and settings.trust_proxy
+    assert "message" in rules.active_types and rules.soft_for_high == 2
+    monkeypatch.setenv("QUNFLOW_FRAUD_BURST_COUNT", "1")
+    with pytest.raises(InvalidInput, match="QUNFLOW_FRAUD_BURST_COUNT"):
+        load_settings(tmp_path)
