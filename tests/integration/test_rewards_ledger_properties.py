@@ -239,6 +239,9 @@ def test_two_engines_on_the_same_events_pay_each_reward_once(pg_workspace: Works
     ws = pg_workspace
     clock = Clock(datetime(2026, 3, 2, 2, 0))
     ws.clock = clock
+    # About races, not fraud: forty joins and their orders in one instant would be a burst of fast conversions.
+    ws.settings.fraud_burst_count, ws.settings.fraud_fast_conversion_minutes = 1000, 0
+    ws.settings.fraud_inactive_days = 30
     (tmp_path / "p.yaml").write_text(CAPS, encoding="utf-8")
     apply_playbooks(ws, [tmp_path / "p.yaml"])
     batch = [{"event_id": f"j{i}", "type": "joined", "ts": clock.now.isoformat() + "Z", "member_id": f"b{i}",
