@@ -92,6 +92,16 @@ def test_gate_records_signals_as_keyed_hashes_over_http(workspace: Workspace, li
     assert (a.device, a.ip, a.ip_ua, a.phone) == (expected.device, expected.ip, expected.ip_ua, expected.phone)
 
 
+def test_addresses_are_compared_the_way_networks_hand_them_out(workspace: Workspace) -> None:
+    def ip(address: str) -> str | None:
+        return hash_signals(workspace, RawSignals(ip=address)).ip
+
+    assert ip("2001:db8:1:2::1") == ip("2001:db8:1:2:aaaa::9")  # one phone's rotating IPv6 privacy addresses
+    assert ip("2001:db8:1:2::1") != ip("2001:db8:1:3::1")
+    assert ip("::ffff:203.0.113.7") == ip("203.0.113.7") != ip("203.0.113.8")
+    assert ip("not an address") is None and ip("") is None
+
+
 def test_forwarded_for_counts_only_behind_a_trusted_proxy(workspace: Workspace, live_server: Any) -> None:
     setup_community(workspace)
     workspace.settings.trust_proxy = True

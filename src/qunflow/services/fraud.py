@@ -65,13 +65,16 @@ def _hash(key: bytes, kind: str, value: str | None) -> str | None:
 
 
 def _ip(value: str | None) -> str | None:
-    """The canonical text of an IP address (IPv4-mapped IPv6 as IPv4), or None when it is not one."""
+    """The canonical text of an IP address, or None when it is not one. IPv4-mapped IPv6 counts as IPv4; other
+    IPv6 addresses by their /64 network, since phones rotate the rest (privacy addresses)."""
     try:
         address = ipaddress.ip_address((value or "").strip())
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
 
 
