@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 
 from qunflow.domain.fraud import FraudRules, Score, Signals, is_disposable_email, is_virtual_phone, normalise_phone
 from qunflow.domain.fraud import score as score_facts
+from qunflow.errors import NotFound
 from qunflow.i18n import TEXTS, t
 from qunflow.services.fraud_facts import gather
 from qunflow.settings import Settings
@@ -123,6 +124,32 @@ def rescore(conn: Connection, referral_ids: list[int], now: datetime,
     return {rid: s.level for rid, s in scores.items()}
 
 
+def check(ws: Workspace, referral_ids: list[int] | None = None, *, member_id: str | None = None,
+          store: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+    """Score chosen referrals for a person (the CLI): by id, those of a member (as inviter or invitee), or the
+    latest `limit`. Stores the result only with `store` (as the engine does before paying)."""
+    r = referrals.c
+    with ws.engine.begin() as conn:
+        query = select(r.id, r.inviter_id, r.invitee_id, r.joined_at).order_by(r.joined_at.desc(), r.id.desc())
+        if referral_ids:
+            query = query.where(r.id.in_(referral_ids))
+        elif member_id:
+            query = query.where(or_(r.inviter_id == member_id, r.invitee_id == member_id))
+        rows = conn.execute(query.limit(limit if not referral_ids else None)).all()
+        missing = sorted(set(referral_ids or []) - {row.id for row in rows})
+        if missing:
+            raise NotFound(f"no referral {', '.join(map(str, missing))}")
+        if member_id and not rows:
+            raise NotFound(f"member {member_id} has no referrals, as inviter or invitee")
+        ids = [row.id for row in rows]
+        rules = rules_from_settings(ws.settings)
+        scores = score_referrals(conn, ids, ws.clock(), rules)
+        if store:
+            rescore(conn, ids, ws.clock(), rules)
+    return [{"id": row.id, "inviter_id": row.inviter_id, "invitee_id": row.invitee_id, "joined_at": row.joined_at,
+             "level": scores[row.id].level, "reasons": scores[row.id].reasons} for row in rows]
+
+
 def why_text(reason: dict[str, Any], lang: str) -> str | None:
     """The sentence for a reason as scored here (with its numbers), or None when there is none for it."""
     code = str(reason.get("code"))
@@ -148,5 +175,5 @@ def reason_text(reason: dict[str, Any], lang: str) -> str:
     return str(reason.get("detail") or code)
 
 
-__all__ = ["RawSignals", "hash_signals", "reason_text", "record_join_signals", "rescore", "rules_from_settings",
-           "score_referral", "score_referrals", "why_text"]
+__all__ = ["RawSignals", "check", "hash_signals", "reason_text", "record_join_signals", "rescore",
+           "rules_from_settings", "score_referral", "score_referrals", "why_text"]
