@@ -6,11 +6,15 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qunflow.domain.fraud import (
     SEVERITY,
+    Circle,
     FraudRules,
     Peer,
     ReferralFacts,
@@ -200,3 +204,22 @@ def test_thresholds_come_from_the_settings_file_and_env(tmp_path: Path, monkeypa
     monkeypatch.setenv("QUNFLOW_FRAUD_BURST_COUNT", "1")
     with pytest.raises(InvalidInput, match="QUNFLOW_FRAUD_BURST_COUNT"):
         load_settings(tmp_path)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.sampled_from([None, "d1", "d2"]), st.sampled_from([None, "p1"]),
+                          st.sampled_from([None, "x1", "x2"]), st.sampled_from([None, "ip1", "ip2"])), max_size=12),
+       st.sampled_from([None, "d1"]), st.sampled_from([None, "x1"]), st.sampled_from([None, "ip1"]))
+def test_a_precomputed_circle_scores_like_the_peers(others: list[tuple[int, Any, Any, Any, Any]], device: Any,
+                                                   ip_ua: Any, ip: Any) -> None:
+    """gather() counts an inviter's invitees once (Circle); the result is the same as comparing peer by peer."""
+    peers = tuple(Peer(f"p{i}", T0 + timedelta(minutes=m), Signals(device=d, phone=p, ip_ua=x, ip=a))
+                  for i, (m, d, p, x, a) in enumerate(others))
+    me = Signals(device=device, ip_ua=ip_ua, ip=ip, phone="p1")
+    inviter = Signals(device="dev-a", ip_ua="x2", ip="ip2")
+    plain = score(facts(invitee=me, inviter=inviter, peers=peers, joined_at=T0 + timedelta(minutes=30)))
+    circle = Circle.of([(T0 + timedelta(minutes=30), me), *((p.joined_at, p.signals) for p in peers)])
+    counted = score(facts(invitee=me, inviter=inviter, peers=(), circle=circle, joined_at=T0 + timedelta(minutes=30)))
+    assert counted == plain
+    expected_devices = sum(1 for p in peers if device and p.signals and p.signals.device == device)
+    assert ("shared_device" in plain.codes) == (expected_devices > 0)

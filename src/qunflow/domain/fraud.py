@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -79,6 +80,26 @@ class Peer:
 
 
 @dataclass(frozen=True)
+class Circle:
+    """All invitees of one inviter, counted once for all their referrals: how many share each signal, and
+    when they joined (sorted). Scoring a big inviter's referrals stays linear, not quadratic."""
+
+    devices: Counter[str]
+    phones: Counter[str]
+    ip_uas: Counter[str]
+    ips: Counter[str]
+    times: tuple[datetime, ...]
+
+    @classmethod
+    def of(cls, members: Iterable[tuple[datetime, Signals | None]]) -> Circle:
+        items = list(members)
+        signals = [s for _, s in items if s is not None]
+        return cls(Counter(s.device for s in signals if s.device), Counter(s.phone for s in signals if s.phone),
+                   Counter(s.ip_ua for s in signals if s.ip_ua), Counter(s.ip for s in signals if s.ip),
+                   tuple(sorted(at for at, _ in items)))
+
+
+@dataclass(frozen=True)
 class ReferralFacts:
     """Everything the checks look at for one referral (inviter -> invitee)."""
 
@@ -90,7 +111,8 @@ class ReferralFacts:
     qualified_at: datetime | None = None  # the invitee's first order
     inviter: Signals | None = None
     invitee: Signals | None = None
-    peers: tuple[Peer, ...] = ()  # the inviter's other invitees
+    peers: tuple[Peer, ...] = ()  # the inviter's other invitees (or, precomputed, `circle`)
+    circle: Circle | None = None  # every invitee of the inviter, this one included
     active: bool = True  # the invitee did something (message, task, order, ...) after joining
     inviter_coupon_used: bool = False  # a coupon of the inviter's was redeemed on the invitee's order
     ring: frozenset[str] = field(default_factory=frozenset)  # the closed cluster holding both, if any
@@ -119,31 +141,39 @@ def combine(codes: Iterable[str], rules: FraudRules) -> str:
     return "medium" if soft else "low"
 
 
-def _shared(value: str | None, others: Iterable[str | None]) -> int:
-    return 0 if value is None else sum(1 for other in others if other == value)
+def circle_of(f: ReferralFacts) -> Circle:
+    """The inviter's circle: as given, or counted from this invitee and the peers."""
+    if f.circle is not None:
+        return f.circle
+    return Circle.of([(f.joined_at, f.invitee), *((p.joined_at, p.signals) for p in f.peers)])
 
 
-def _identity_checks(f: ReferralFacts) -> list[Reason]:
+def _others(counts: Counter[str], value: str | None, inviter: str | None = None) -> int:
+    """How many others (the inviter included, when given) share `value`; the circle counts this invitee too."""
+    if value is None:
+        return 0
+    return counts[value] - 1 + (1 if inviter == value else 0)
+
+
+def _identity_checks(f: ReferralFacts, circle: Circle) -> list[Reason]:
     found: list[Reason] = []
     me, inviter = f.invitee or Signals(), f.inviter or Signals()
-    peers = [p.signals or Signals() for p in f.peers]
     if f.inviter_id == f.invitee_id:
         found.append(_reason("self_referral", "the inviter invited themself", match="member"))
     elif me.device is not None and me.device == inviter.device:
         found.append(_reason("self_referral", "the invitee joined on the inviter's device", match="device"))
     elif me.phone is not None and me.phone == inviter.phone:
         found.append(_reason("self_referral", "the invitee has the inviter's phone number", match="phone"))
-    if n := _shared(me.device, [p.device for p in peers]):
+    if n := _others(circle.devices, me.device):
         found.append(_reason("shared_device", f"the device is shared with {n} other invitee(s) of the inviter",
                              count=n))
-    if n := _shared(me.phone, [p.phone for p in peers]):
+    if n := _others(circle.phones, me.phone):
         found.append(_reason("shared_phone", f"the phone number is shared with {n} other invitee(s) of the inviter",
                              count=n))
-    n = _shared(me.ip_ua, [inviter.ip_ua, *(p.ip_ua for p in peers)])
-    if n:
+    if n := _others(circle.ip_uas, me.ip_ua, inviter.ip_ua):
         found.append(_reason("shared_ip_ua", f"the same IP and browser as {n} other member(s) of this referral "
                                              "circle", count=n))
-    elif n := _shared(me.ip, [inviter.ip, *(p.ip for p in peers)]):
+    elif n := _others(circle.ips, me.ip, inviter.ip):
         found.append(_reason("shared_ip", f"the same IP as {n} other member(s) (a shared network; "
                                           "informational only)", count=n))
     if me.disposable:
@@ -153,7 +183,11 @@ def _identity_checks(f: ReferralFacts) -> list[Reason]:
 
 def burst_size(joined_at: datetime, others: Iterable[datetime], minutes: int) -> int:
     """The most joins of one inviter (this one included) in any window of `minutes` holding this join."""
-    times = sorted([joined_at, *others])
+    return _burst(sorted([joined_at, *others]), joined_at, minutes)
+
+
+def _burst(times: list[datetime] | tuple[datetime, ...], joined_at: datetime, minutes: int) -> int:
+    """burst_size on the sorted join times of the whole circle (this join among them)."""
     span = timedelta(minutes=minutes)
     best = 0
     for i in range(bisect_left(times, joined_at - span), bisect_right(times, joined_at)):
@@ -161,9 +195,9 @@ def burst_size(joined_at: datetime, others: Iterable[datetime], minutes: int) ->
     return best
 
 
-def _behaviour_checks(f: ReferralFacts, rules: FraudRules) -> list[Reason]:
+def _behaviour_checks(f: ReferralFacts, circle: Circle, rules: FraudRules) -> list[Reason]:
     found: list[Reason] = []
-    size = burst_size(f.joined_at, (p.joined_at for p in f.peers), rules.burst_minutes)
+    size = _burst(circle.times, f.joined_at, rules.burst_minutes)
     if size >= rules.burst_count:
         found.append(_reason("burst", f"{size} invitees of the inviter joined within {rules.burst_minutes} minutes",
                              count=size, minutes=rules.burst_minutes))
@@ -186,7 +220,8 @@ def _behaviour_checks(f: ReferralFacts, rules: FraudRules) -> list[Reason]:
 def score(facts: ReferralFacts, rules: FraudRules | None = None) -> Score:
     """Run every check on one referral."""
     rules = rules or FraudRules()
-    reasons = _identity_checks(facts) + _behaviour_checks(facts, rules)
+    circle = circle_of(facts)
+    reasons = _identity_checks(facts, circle) + _behaviour_checks(facts, circle, rules)
     return Score(combine((r["code"] for r in reasons), rules), reasons)
 
 

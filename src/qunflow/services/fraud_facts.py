@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from qunflow.domain.fraud import FraudRules, Peer, ReferralFacts, Signals, ring_of, rings
+from qunflow.domain.fraud import Circle, FraudRules, ReferralFacts, Signals, ring_of, rings
 from qunflow.store.tables import coupons, events, join_signals, referrals
 
 CHUNK = 900  # ids per IN (...) list: well inside every database's limit on bound parameters
@@ -84,20 +84,21 @@ def gather(conn: Connection, referral_ids: Iterable[int], now: datetime, rules: 
         return []
     inviters = {row.inviter_id for row in rows}
     invitees = {row.invitee_id for row in rows}
-    circle = _invitees_of(conn, inviters)
-    signals = _signals(conn, inviters | {m for items in circle.values() for m, _ in items})
+    invitees_by = _invitees_of(conn, inviters)
+    signals = _signals(conn, inviters | {m for items in invitees_by.values() for m, _ in items})
     last = _last_activity(conn, invitees, rules.active_types)
     used = _coupon_pairs(conn, inviters, invitees)
     clusters = _clusters(conn, rows)
+    circles = {inviter: Circle.of((at, signals.get(m)) for m, at in members)
+               for inviter, members in invitees_by.items()}
     facts = []
     for row in rows:
-        peers = tuple(Peer(m, at, signals.get(m)) for m, at in circle.get(row.inviter_id, [])
-                      if m != row.invitee_id)
         seen = last.get(row.invitee_id)
         facts.append(ReferralFacts(
             referral_id=row.id, inviter_id=row.inviter_id, invitee_id=row.invitee_id, joined_at=row.joined_at,
             now=now, qualified_at=row.qualified_at, inviter=signals.get(row.inviter_id),
-            invitee=signals.get(row.invitee_id), peers=peers, active=seen is not None and seen >= row.joined_at,
+            invitee=signals.get(row.invitee_id), circle=circles[row.inviter_id],
+            active=seen is not None and seen >= row.joined_at,
             inviter_coupon_used=(row.inviter_id, row.invitee_id) in used,
             ring=ring_of(clusters, row.inviter_id, row.invitee_id)))
     return facts
