@@ -114,7 +114,7 @@ def test_review_queue_approve_reject_clawback(api: tuple[Workspace, Clock, httpx
     data = queue.json()
     assert [(r["member_id"], r["rule"], r["value"], r["fraud_level"]) for r in data["rewards"]] == [
         ("bob", "invite_1", 20.0, "high"), ("bob", "first_order", 30.0, "high")]
-    assert [r["code"] for r in data["rewards"][0]["fraud_reasons"]] == ["same_device", "burst"]
+    assert [r["code"] for r in data["rewards"][0]["fraud_reasons"]] == ["self_referral", "disposable"]
     assert data["statuses"]["review"] == {"count": 2, "value": 50.0}
     assert data["statuses"]["paid"] == {"count": 4, "value": 100.0}
     first, second = (r["id"] for r in data["rewards"])

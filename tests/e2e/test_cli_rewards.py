@@ -62,7 +62,7 @@ def test_rewards_list_decide_clawback_budget_programs(ws: Workspace) -> None:
     queue = invoke(ws, "rewards", "list", "--status", "review")
     assert queue.exit_code == 0, queue.output
     rows = [line for line in queue.output.splitlines() if " bob " in line]
-    assert len(rows) == 2 and all("high" in r and "same_device; burst" in r for r in rows)
+    assert len(rows) == 2 and all("high" in r and "self_referral; disposable" in r for r in rows)
     assert "review: 2" in queue.output and "paid: 4" in queue.output
     ids = [int(r.split()[1]) for r in rows]
     approved = invoke(ws, "rewards", "approve", str(ids[0]), "--by", "王芳", "--note", "checked")

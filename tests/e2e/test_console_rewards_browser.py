@@ -45,7 +45,8 @@ def test_review_queue_shows_reasons_and_approve_pays(world: tuple[Workspace, Liv
         assert card.locator(".rule").inner_text() == "spring/invite_1"
         assert card.locator(".fraud").inner_text() == "high risk"
         assert card.locator(".reasons li").all_inner_texts() == [
-            "same device as the inviter (2 members on one device)", "many invitees within minutes"]
+            "The invitee joined on the inviter's device.",
+            "A disposable e-mail domain or virtual phone number at the gate."]
         assert "¥12.00" in page.locator("#program-spring tr[data-rule=invite_1] .cost").inner_text()
         with page.expect_navigation():
             card.locator("button.approve").click()
@@ -63,7 +64,7 @@ def test_review_queue_shows_reasons_and_approve_pays(world: tuple[Workspace, Liv
         page.goto(f"{server.url}/console/rewards")
         assert page.locator("h1").inner_text() == "奖励"
         card = page.locator(f"#reward-{other}")
-        assert "高风险" in card.inner_text() and "与邀请人使用同一设备" in card.inner_text()
+        assert "高风险" in card.inner_text() and "被邀请人使用邀请人的设备入群" in card.inner_text()
         card.locator("input[name=note]").fill("设备农场")
         with page.expect_navigation():
             card.locator("button.reject").click()

@@ -1,8 +1,9 @@
 """Referral statistics and the leaderboard on a small hand-made community, on SQLite and PostgreSQL.
 
 Three inviters: alice (2 invitees, one orders, 3 people opened her link), bob (2 invitees, one orders, his
-first invitee flagged high-risk so both his rewards wait in review; his second invitee joins at 00:30 local
-time on the next day), carol (3 invitees four days later, one orders, 4 link visitors)."""
+first invitee joined on bob's own phone with a throwaway e-mail, so the fraud checks score it high and both
+his rewards wait in review; his second invitee joins at 00:30 local time on the next day), carol (3 invitees
+four days later, one orders, 4 link visitors)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 
 from qunflow.errors import InvalidInput
+from qunflow.services.fraud import RawSignals, hash_signals, record_join_signals
 from qunflow.services.ingest import ingest_batch
 from qunflow.services.playbooks import apply_playbooks
 from qunflow.services.referral_stats import leaderboard, rank, referral_stats
 from qunflow.services.rewards import rewards_tick
-from qunflow.store.tables import referrals
 from qunflow.workspace import Workspace
 
 PROGRAM = """\
@@ -36,7 +36,7 @@ rules:
     inviter: c30
     budget: {total: 300, per_day: 100}
 """
-REASONS = [{"code": "same_device", "detail": "2 members on one device"}, {"code": "burst"}]
+REASONS = ["self_referral", "disposable"]  # the fraud checks' codes for bob's first invitee
 
 
 class Clock:
@@ -76,6 +76,7 @@ def build_community(ws: Workspace, tmp_path: Path, *, release: bool = True) -> C
     day1 = datetime(2026, 3, 2, 2, 0)  # 10:00 in Shanghai
     clock = Clock(day1)
     ws.clock = clock
+    ws.settings.fraud_inactive_days = 30  # not every invitee here talks: this module counts, it does not judge
     path = tmp_path / "spring.yaml"
     path.write_text(PROGRAM, encoding="utf-8")
     apply_playbooks(ws, [path])
@@ -86,9 +87,10 @@ def build_community(ws: Workspace, tmp_path: Path, *, release: bool = True) -> C
                  _order(day1 + timedelta(hours=1), "b1"), _order(day1 + timedelta(hours=1), "c1"),
                  _join(datetime(2026, 3, 2, 16, 30), "c2", "bob", None, "wechat")])  # 00:30 on 3 March locally
     rewards_tick(ws)
-    with ws.engine.begin() as conn:  # as the fraud scoring would store it (the placeholder scoring keeps it)
-        conn.execute(update(referrals).where(referrals.c.invitee_id == "c1")
-                     .values(fraud_level="high", fraud_reasons=REASONS))
+    with ws.engine.begin() as conn:  # as the gate records them: c1 used bob's phone and a throwaway mailbox
+        record_join_signals(conn, "bob", hash_signals(ws, RawSignals(device="bobs-phone")), day1)
+        record_join_signals(conn, "c1", hash_signals(ws, RawSignals(device="bobs-phone", email="c1@mailinator.com")),
+                            day1)
     day5 = datetime(2026, 3, 6, 2, 0)
     clock.now = day5
     _record(ws, [*(_visit(day5, f"w{i}", "carol", "poster") for i in range(4)),
@@ -151,8 +153,8 @@ def test_review_queue_and_program_views_on_both_databases(any_workspace: Workspa
     queue = list_rewards(any_workspace, status="review")
     assert [(r["member_id"], r["rule"], r["fraud_level"]) for r in queue] == [
         ("bob", "invite_1", "high"), ("bob", "first_order", "high")]
-    assert queue[0]["fraud_reasons"] == [{"referral_id": queue[0]["referral_id"], **REASONS[0]},
-                                         {"referral_id": queue[0]["referral_id"], **REASONS[1]}]
+    assert [(r["referral_id"], r["code"]) for r in queue[0]["fraud_reasons"]] == [
+        (queue[0]["referral_id"], code) for code in REASONS]
     paid = list_rewards(any_workspace, status="paid")
     assert len(paid) == 4 and all(len(r["coupon_code"]) == 12 for r in paid)
     assert get_reward(any_workspace, paid[0]["id"]) == paid[0]

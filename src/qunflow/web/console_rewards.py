@@ -13,6 +13,7 @@ from qunflow.errors import InvalidInput
 from qunflow.i18n import TEXTS, t
 from qunflow.services import referral_stats, reward_views
 from qunflow.services import rewards as engine
+from qunflow.services.fraud import why_text
 from qunflow.web.console_automation import _back, _form, _query_without_lang
 from qunflow.web.deps import workspace_of
 from qunflow.web.render import page
@@ -22,7 +23,10 @@ ACTOR = "console"  # the console has no login yet; the decision is recorded as m
 
 
 def reason_words(reason: Any, lang: str) -> str:
-    """One stored fraud reason as words: the code's text (or the code), then its details."""
+    """One stored fraud reason as words: the scoring's sentence with its numbers (services/fraud.why_text), else
+    the code's text (or the code), then its details."""
+    if isinstance(reason, dict) and (sentence := why_text(reason, lang)) is not None:
+        return sentence
     if isinstance(reason, dict):
         code = str(reason.get("code", ""))
         extra = {k: v for k, v in reason.items() if k not in ("code", "referral_id")}
