@@ -76,6 +76,8 @@ def test_gate_records_signals_as_keyed_hashes_over_http(workspace: Workspace, li
         again = gate_pass(workspace, phone_a, form={**FORM, "phone": "13800138000"}, headers=agent)
         other = gate_pass(workspace, phone_b, headers={**agent, "user-agent": "Mozilla/5.0 (Android)"})
         set_cookie = phone_b.get("/j/xhs-note-1").headers.get("set-cookie", "")
+    with httpx.Client(base_url=live_server.url) as stranger:  # only a consenting gate pass sets the device id
+        assert "qf_dev" not in stranger.get("/j/xhs-note-1").headers.get("set-cookie", "")
     a, a2, b = stored_signals(workspace, first), stored_signals(workspace, again), stored_signals(workspace, other)
     raw = {device, "203.0.113.7", PHONE, "13800138000", "li@mailinator.com", "mailinator.com"}
     for row in (a, a2, b):

@@ -46,7 +46,7 @@ def _set_visitor(response: Response, vid: str, new: bool, request: Request | Non
     return response
 
 
-DEVICE_COOKIE = "qf_dev"  # a long-lived device id for the fraud checks (kept only as a keyed hash)
+DEVICE_COOKIE = "qf_dev"  # a device id for the fraud checks (kept only as a keyed hash), set after consent
 
 
 def device_id(request: Request) -> tuple[str, bool]:
@@ -101,7 +101,7 @@ def landing(code: str, request: Request) -> Response:
         return message_page(request, "not_found", status_code=404)
     response = page(request, "landing.html", entry=entry, form={}, errors={},
                     ref=referrer_of(request), consent_version=CONSENT_TEXT_VERSION)
-    return _set_visitor(response, vid, new, request)
+    return _set_visitor(response, vid, new)  # the device cookie waits for the gate's consent
 
 
 @router.post("/j/{code}", response_class=HTMLResponse)
