@@ -3,7 +3,9 @@
 Each join goes through the whole path: the platform's signed join update, attribution to the gate
 pass, the `joined` event, the DM (recorded before and after the platform call), the group menu and
 the Day-1 tasks. The baseline in the same run is the bare platform: a DM with nothing around it.
-Run: python bench/bench_welcome.py [--rate 100] [--seconds 10]
+Run: python bench/bench_welcome.py [--rate 100] [--seconds 10] [--welcome FILE]
+(--welcome applies a `kind: welcome` file first, e.g. src/qunflow/playbooks/s1_welcome.yaml: the join path
+then reads the applied version instead of the built-in default.)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=100.0, help="joins per second")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--welcome", type=Path, help="a kind: welcome file to apply first")
     args = parser.parse_args()
     from tests.integration.test_join_flow import FORM
 
@@ -47,6 +50,10 @@ def main() -> None:
         for n in range(max(1, total // 500 + 1)):
             catalog.add_group(ws, f"newbie-{n}", "newbie", 500)
         catalog.add_entry_point(ws, "ads-1", "ads", target_tier="newbie", gate="seed")
+        if args.welcome:
+            from qunflow.services.playbooks import apply_playbooks
+
+            apply_playbooks(ws, [args.welcome])
         form = {**FORM, "stage": "learning", "experience": "no"}
         tickets = [submit_gate(ws, "ads-1", f"v{i}", form) for i in range(total)]
         world = sandbox_world(ws)
@@ -68,8 +75,9 @@ def main() -> None:
         sent = world.counts()["direct_messages"] - total
         ws.close()
 
+    welcome = f"welcome {args.welcome.name}" if args.welcome else "built-in welcome"
     table = Table(title=f"Join -> welcome DM, {total:,} joins at {args.rate:g}/s for {elapsed:.1f} s "
-                        f"(SQLite synchronous=FULL, 2 cores)")
+                        f"(SQLite synchronous=FULL, 2 cores, {welcome})")
     for column in ("path", "p50 ms", "p99 ms", "max ms"):
         table.add_column(column, justify="left" if column == "path" else "right")
     for label, values in (("join update -> DM sent (qunflow)", latencies), ("bare platform DM (floor)", baseline)):

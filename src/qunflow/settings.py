@@ -63,6 +63,23 @@ class Settings(BaseSettings):
     # Send limits per platform, over the known defaults (domain/ratelimit.py), e.g.
     # [qunflow.rate_limits.telegram] group = [20, 60]   (20 messages per 60 s per group)
     rate_limits: dict[str, dict[str, tuple[float, float]]] = Field(default_factory=dict)
+    # Referral links and posters (docs/incentives.md): the entry point /r/<code> lands on (empty: the
+    # member's own), a CJK font file (empty: found on the system) and the poster artwork (empty: the
+    # campaign's posters/<campaign>.png|jpg in the workspace, else a generated background).
+    referral_entry: str = ""
+    poster_font: str = ""
+    poster_artwork: str = ""
+    # Fraud checks on referrals (issue 5; docs/incentives.md "Fraud checks"): a burst is fraud_burst_count
+    # invitees of one inviter within fraud_burst_minutes; a first order sooner than fraud_fast_conversion_minutes
+    # after joining is too fast; no activity fraud_inactive_days after joining is never_active; this many soft
+    # reasons make a referral high. Behind a reverse proxy set trust_proxy so X-Forwarded-For gives the client IP.
+    fraud_burst_count: int = Field(default=5, ge=2)
+    fraud_burst_minutes: int = Field(default=10, ge=1)
+    fraud_fast_conversion_minutes: int = Field(default=10, ge=0)
+    fraud_inactive_days: int = Field(default=3, ge=1)
+    fraud_soft_for_high: int = Field(default=2, ge=1)
+    fraud_virtual_phone_prefixes: list[str] = Field(default_factory=lambda: ["162", "165", "167", "170", "171"])
+    trust_proxy: bool = False
 
     @classmethod
     def settings_customise_sources(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,10 @@ def test_demo_prints_welcome_latency_and_metrics_by_channel(tmp_path: Path) -> N
     for channel in ("douyin-ads", "xhs-notes", "website", "expo"):
         assert channel in out
     assert (tmp_path / "qunflow-demo" / "qunflow.db").exists()
+    # The worker ran the shipped playbooks (S2 warm-up sends) and the referral program earned rewards.
+    steps, sent = map(int, re.search(r"Automation: (\d+) playbook steps run, (\d+) messages sent", out).groups())
+    assert steps > 0 and sent > 0
+    assert re.search(r"referral rewards: .*(held|paid) \d+", out)
 
 
 def test_demo_refuses_to_replace_a_folder_that_is_not_a_demo(tmp_path: Path) -> None:

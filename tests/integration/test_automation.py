@@ -18,6 +18,7 @@ from qunflow.services.join import submit_gate
 from qunflow.services.keyword_rules import post_staff_alerts
 from qunflow.services.platforms import sandbox_world
 from qunflow.services.playbooks import apply_playbooks, playbook_overview, shipped_files
+from qunflow.services.privacy import member_link_token
 from qunflow.store.tables import coupons, enrollments, inbox, member_tags, members
 from qunflow.workspace import Workspace
 from tests.integration.test_join_flow import FORM, invite_token, setup_community
@@ -95,6 +96,7 @@ def test_s2_sends_day_0_1_2_4_6_at_local_times_skips_quiet_hours_and_stops_at_an
     texts = [text for _, text in dms["u1"]]
     assert "新人券" in texts[0] and "小任务" in texts[1] and "干货" in texts[2] and "邀请" in texts[3]
     assert "顾问" in texts[4]
+    assert f"/m/{member_link_token(ws, plain)}/poster.png" in texts[3]  # Day 4: the member's S3 poster
     with ws.engine.connect() as conn:
         status = dict(conn.execute(select(enrollments.c.subject, enrollments.c.status)
                                    .where(enrollments.c.playbook_key == "s2_warmup")).all())

@@ -97,6 +97,8 @@ def test_thresholds_pay_inviter_invitee_and_team_after_the_hold(world: tuple[Wor
     for member in ("b1", "b2", "b3"):
         joined(ws, clock, member, "a")
         clock.now += timedelta(hours=1)
+        # Real invitees say something; one who never does is held for review (never_active, see test_fraud).
+        record(ws, {"event_id": f"msg-{member}", "type": "message", "ts": stamp(clock.now), "member_id": member})
     rewards_tick(ws)
     found = by_cause(ws)
     assert {c: r.value for c, r in found.items()} == {

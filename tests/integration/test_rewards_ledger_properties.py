@@ -169,7 +169,8 @@ def test_an_unbalanced_ledger_is_caught(template: Path, tmp_path: Path) -> None:
     ws = open_workspace(tmp_path / "ws")
     clock = Clock(datetime(2026, 3, 2, 2, 0))
     ws.clock = clock
-    run_ops(ws, clock, [("join", 1, 2), ("advance", 200, 0)])
+    # The invitee orders a day later: active and not too fast, so the fraud checks let the reward be paid.
+    run_ops(ws, clock, [("join", 1, 2), ("advance", 24, 0), ("order", 1, 0), ("advance", 200, 0)])
     with ws.engine.begin() as conn:
         conn.execute(coupons.update().where(coupons.c.id == 1).values(status="redeemed"))
         assert ledger.ledger_problems(conn) == ["coupon 1: the ledger ends at issued but the coupon is redeemed"]
@@ -238,6 +239,9 @@ def test_two_engines_on_the_same_events_pay_each_reward_once(pg_workspace: Works
     ws = pg_workspace
     clock = Clock(datetime(2026, 3, 2, 2, 0))
     ws.clock = clock
+    # About races, not fraud: forty joins and their orders in one instant would be a burst of fast conversions.
+    ws.settings.fraud_burst_count, ws.settings.fraud_fast_conversion_minutes = 1000, 0
+    ws.settings.fraud_inactive_days = 30
     (tmp_path / "p.yaml").write_text(CAPS, encoding="utf-8")
     apply_playbooks(ws, [tmp_path / "p.yaml"])
     batch = [{"event_id": f"j{i}", "type": "joined", "ts": clock.now.isoformat() + "Z", "member_id": f"b{i}",

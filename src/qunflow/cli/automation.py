@@ -20,7 +20,8 @@ automation_app = typer.Typer(help="The automation worker and its dead letters.",
 
 def apply(files: Annotated[list[Path] | None, typer.Argument(help="Playbook and keyword rule YAML files.")] = None,
           shipped: Annotated[bool, typer.Option("--shipped", help="Also apply the playbooks qunflow ships "
-                                                "(S2 warm-up, S4 small event, content calendar).")] = False,
+                                                "(S1 welcome, S2 warm-up, S4 small event, content calendar, "
+                                                "keyword rules, S3 referral rewards).")] = False,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and show the changes only.")] = False,
           workspace_dir: WorkspaceOption = None) -> None:
     """Validate playbook and keyword rule files; store a new version of each one that changed (all or nothing)."""
@@ -31,7 +32,8 @@ def apply(files: Annotated[list[Path] | None, typer.Argument(help="Playbook and 
         fail("name playbook files to apply, or --shipped")
     changes = apply_playbooks(workspace(workspace_dir), paths, dry_run=dry_run)
     for change in changes:
-        name = change.key if change.kind == "playbook" else f"keyword rules {change.key}"
+        name = {"playbook": "", "welcome": "welcome ", "rewards": "reward program "}.get(
+            change.kind, "keyword rules ") + change.key
         console.print(f"{name}: {change.status}, version {change.version}", highlight=False)
         if change.diff:
             console.print(change.diff, markup=False, highlight=False)
@@ -43,9 +45,14 @@ def apply(files: Annotated[list[Path] | None, typer.Argument(help="Playbook and 
 def list_playbooks(workspace_dir: WorkspaceOption = None) -> None:
     """Playbooks, their versions, and how many enrollments wait at each step."""
     from qunflow.services.playbooks import playbook_overview
+    from qunflow.services.welcome_docs import welcome_overview
 
+    ws = workspace(workspace_dir)
+    welcome = welcome_overview(ws)  # S1: sent in the join path, not by the worker; no steps to wait at
     table = Table("playbook", "version", "trigger", "enabled", "at each step (active)", "done / exited / dead")
-    for item in playbook_overview(workspace(workspace_dir)):
+    table.add_row(welcome["key"], "built-in" if welcome["built_in"] else str(welcome["version"]),
+                  "member_joined (join path)", "yes", "-", "-")
+    for item in playbook_overview(ws):
         steps = ", ".join(f"{s['index']}:{s['id'] or s['action']}={s['active']}" for s in item["steps"] if s["active"])
         statuses = item["statuses"]
         table.add_row(item["key"], str(item["version"]), item["trigger"], "yes" if item["enabled"] else "no",

@@ -19,6 +19,9 @@ def demo(
         "qunflow-demo"),
     days: Annotated[int, typer.Option(help="Days of traffic to simulate (7-120).")] = 42,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same community.")] = 7,
+    automate: Annotated[bool, typer.Option("--automate/--no-automate", help=(
+        "Apply the shipped playbooks and referral program and run the worker every simulated hour "
+        "(slower; shows warm-up sends, coupons and rewards)."))] = True,
     serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the console afterwards.")] = True,
     host: Annotated[str, typer.Option(help="Address for the console.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the console.")] = 8000,
@@ -26,7 +29,7 @@ def demo(
     """Build a demo community, simulate weeks of traffic through the real code paths, print the metrics."""
     from qunflow.services.tokens import create_token
     from qunflow.sim.demo import Simulation
-    from qunflow.sim.report import print_headline
+    from qunflow.sim.report import print_automation, print_headline
     from qunflow.workspace import init_workspace, open_workspace
 
     if not 7 <= days <= 120:
@@ -44,7 +47,7 @@ def demo(
     settings_file.write_text(text + '# The demo trades power-cut durability for speed (see README).\n'
                              'sqlite_synchronous = "normal"\n', encoding="utf-8")
     ws = open_workspace(home)
-    simulation = Simulation(ws, days=days, seed=seed)
+    simulation = Simulation(ws, days=days, seed=seed, automate=automate)
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
@@ -58,6 +61,8 @@ def demo(
     console.print(f"Simulated {days} days from {simulation.start} to {simulation.end}: {stats.visitors} visitors, "
                   f"{stats.gate_passes} gate passes, {stats.joins} joins, {stats.messages} group messages, "
                   f"{stats.orders} orders, {stats.invites} invites, {stats.no_room} turned away (no room).")
+    if automate:
+        print_automation(ws, stats)
     print_headline(ws, simulation.start, simulation.end)
     token = create_token(ws.engine, "demo")
     console.print(f"\nWorkspace: {home}\nAPI token (shown once): {token}")

@@ -39,9 +39,9 @@ HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 MAX_STEPS = 200
 # Variables the engine gives every template; a template naming anything else is refused at apply time.
 TEMPLATE_VARIABLES = frozenset({"name", "advisor", "coupon_code", "coupon_value", "link", "group", "tier",
-                                "member_link"})
+                                "member_link", "poster_link"})
 # Documents of these kinds may share a file with playbooks; their own parsers read them (keyword_files).
-OTHER_KINDS = ("keyword_rules", "rewards")
+OTHER_KINDS = ("keyword_rules", "rewards", "welcome")
 
 
 class Strict(BaseModel):

@@ -402,7 +402,8 @@ def _variables(ws: Workspace, conn: Connection, member_id: str | None, context: 
                               "coupon_code": context.get("coupon_code", ""),
                               "coupon_value": context.get("coupon_value", ""),
                               "group": group.name if group is not None else "",
-                              "tier": group.tier if group is not None else "", "name": "", "member_link": ""}
+                              "tier": group.tier if group is not None else "", "name": "", "member_link": "",
+                              "poster_link": ""}
     language = "zh"
     if member_id is not None:
         member = conn.execute(select(members.c.profile, members.c.locale, members.c.tier)
@@ -412,6 +413,7 @@ def _variables(ws: Workspace, conn: Connection, member_id: str | None, context: 
             values["tier"] = member.tier or values["tier"]
             language = pick_language(member.locale)
         values["member_link"] = f"{base}/m/{member_link_token(ws, member_id)}/task/profile"
+        values["poster_link"] = f"{base}/m/{member_link_token(ws, member_id)}/poster.png"  # S3 referral poster
     if not values["advisor"]:
         values["advisor"] = "小Q" if language == "zh" else "Q"
     return values, language

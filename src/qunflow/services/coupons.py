@@ -24,6 +24,7 @@ from qunflow.errors import Conflict, InvalidInput, NotFound
 from qunflow.store.db import insert_if_new
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import coupon_ledger, coupons
+from qunflow.workspace import Workspace
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by hand
 CODE_LENGTH = 12  # 32^12 = 2^60 codes: not guessable at any request rate a shop allows
@@ -203,3 +204,60 @@ def ledger_totals(conn: Connection) -> dict[str, Decimal]:
         for state, amount in conn.execute(select(state_col, func.sum(coupon_ledger.c.amount)).group_by(state_col)):
             totals[state] = totals.get(state, Decimal(0)) + sign * Decimal(amount)
     return {state: amount for state, amount in totals.items() if amount}
+
+
+# --- for the shop and operators (API, CLI): one transaction each, a person's or system's name as actor ----
+
+MANUAL_PREFIX = "manual:"  # causes given by the shop or an operator never meet the engine's "rw:" causes
+
+
+def issue_manual(ws: Workspace, *, member_id: str, name: str, value: Decimal, valid_days: int, cause: str | None,
+                 actor: str) -> tuple[Coupon, bool]:
+    """Issue a coupon outside the reward rules (a goodwill coupon, a shop promotion). The same cause gives
+    the coupon issued before; without a cause every call issues a new one."""
+    if not member_id.strip() or len(member_id) > 128:
+        raise InvalidInput("member_id must be 1 to 128 characters")
+    if not 1 <= valid_days <= 365:
+        raise InvalidInput(f"valid_days must be between 1 and 365, got {valid_days}")
+    key = MANUAL_PREFIX + (cause if cause else secrets.token_hex(12))
+    with ws.engine.begin() as conn:
+        coupon, new = issue(conn, member_id=member_id, name=name, value=value, valid_days=valid_days, cause=key,
+                            now=ws.clock(), actor=actor)
+    if not new and (coupon.member_id, coupon.name, coupon.value) != (member_id, name, value):
+        raise Conflict(f"cause {cause!r} already issued coupon {coupon.code} to another member or with another "
+                       "name or value")
+    return coupon, new
+
+
+def redeem_for(ws: Workspace, code: str, *, order_ref: str, member_id: str, actor: str) -> Coupon:
+    """The shop applies an open, unexpired coupon to an order of `member_id`. Repeating the same order
+    answers with the coupon as it is. Codes can be passed on, so another member's order may use a
+    coupon: it is recorded (`redeemed_by`) and the fraud checks look at it (an inviter's coupon on the
+    invitee's order)."""
+    if not order_ref.strip() or len(order_ref) > 128:
+        raise InvalidInput("order_ref must be 1 to 128 characters")
+    with ws.engine.begin() as conn:
+        current = get(conn, code)
+        if current.status == "redeemed" and current.order_ref != order_ref:
+            raise Conflict(f"the coupon was already redeemed on another order ({current.order_ref})")
+        return change(conn, code, "redeem", now=ws.clock(), actor=actor, order_ref=order_ref,
+                      redeemed_by=member_id)
+
+
+def change_now(ws: Workspace, code: str, entry: str, *, actor: str, reason: str | None = None) -> Coupon:
+    """send or reverse a coupon in its own transaction (reverse needs a reason)."""
+    if entry == "reverse" and not (reason or "").strip():
+        raise InvalidInput("say why the coupon is reversed (reason)")
+    with ws.engine.begin() as conn:
+        return change(conn, code, entry, now=ws.clock(), actor=actor, reason=reason)
+
+
+def show(ws: Workspace, code: str) -> dict[str, Any]:
+    """A coupon with its ledger entries, oldest first."""
+    with ws.engine.connect() as conn:
+        coupon = get(conn, code)
+        entries = conn.execute(select(coupon_ledger).where(coupon_ledger.c.coupon_id == coupon.id)
+                               .order_by(coupon_ledger.c.id)).all()
+    return {**coupon.as_json(), "ledger": [
+        {"entry": e.entry, "from": e.from_state, "to": e.to_state, "amount": float(e.amount),
+         "at": e.at.isoformat() + "Z", "actor": e.actor, "reason": e.reason} for e in entries]}

@@ -18,6 +18,7 @@ from qunflow.domain.gate import CONSENT_PURPOSE, CONSENT_TEXT_VERSION, evaluate
 from qunflow.domain.routing import choose_group
 from qunflow.errors import Conflict
 from qunflow.services.catalog import EntryInfo, entry_info, group_slots
+from qunflow.services.fraud import RawSignals, hash_signals, record_join_signals
 from qunflow.services.platforms import connector_for
 from qunflow.services.privacy import seal
 from qunflow.store.eventlog import append_events
@@ -56,8 +57,10 @@ class Ticket:
 
 
 def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, str], *,
-                locale: str = "zh", referrer_id: str | None = None) -> Ticket:
+                locale: str = "zh", referrer_id: str | None = None, signals: RawSignals | None = None) -> Ticket:
     """Validate the gate, record consent, pick a group with room and hand out its invite link.
+
+    `signals` (device cookie, IP, user agent, phone, e-mail) are kept as keyed hashes for the fraud checks.
 
     Raises GateErrors (what to fix, by field) or NoRoom (the tier is full).
     """
@@ -67,6 +70,7 @@ def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, st
     result = evaluate(entry.gate, form, entry.target_tier)
     member_id = "m_" + secrets.token_hex(8)
     ticket = "t" + secrets.token_hex(7)
+    hashed = hash_signals(ws, signals) if signals is not None else None
     with ws.engine.begin() as conn:
         if conn.dialect.name == "postgresql":  # two gate passes must not take the last seat twice
             conn.execute(select(groups.c.id).with_for_update())
@@ -85,6 +89,8 @@ def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, st
             conn.execute(insert(consents).values(member_id=member_id, purpose=CONSENT_PURPOSE,
                                                  text_version=CONSENT_TEXT_VERSION, granted=True,
                                                  recorded_at=now))
+            if hashed is not None:
+                record_join_signals(conn, member_id, hashed, now)
             external_id = conn.execute(select(groups.c.external_id)
                                        .where(groups.c.id == group.id)).scalar_one()
     if group is None:

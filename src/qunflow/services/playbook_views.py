@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from qunflow.domain.playbooks import Playbook
 from qunflow.domain.templates import preview_template
+from qunflow.domain.welcome import KEY as WELCOME_KEY
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.automation import retry_dead
 from qunflow.services.playbooks import load_version, playbook_overview
@@ -23,7 +24,8 @@ def sample_values(ws: Workspace, lang: str) -> dict[str, str]:
     zh = lang == "zh"
     return {"name": "小明" if zh else "Alex", "advisor": "小Q" if zh else "Q", "coupon_code": "WELCOME8K2P",
             "coupon_value": "20", "link": base, "member_link": f"{base}/m/sample/task/profile",
-            "group": "新人 1 群" if zh else "Newbie group 1", "tier": "newbie"}
+            "group": "新人 1 群" if zh else "Newbie group 1", "tier": "newbie",
+            "poster_link": f"{base}/m/sample/poster.png"}
 
 
 def _current(ws: Workspace, key: str) -> Playbook:
@@ -35,7 +37,12 @@ def _current(ws: Workspace, key: str) -> Playbook:
 
 
 def preview(ws: Workspace, key: str, template: str, lang: str) -> str:
-    """One template of a playbook's current version, rendered with sample values in `lang`."""
+    """One template of a playbook's current version, rendered with sample values in `lang`.
+    The welcome (`s1_welcome`) has its own texts: dm, menu, dm:<variant> (services.welcome_docs)."""
+    if key == WELCOME_KEY:
+        from qunflow.services.welcome_docs import preview as welcome_preview
+
+        return welcome_preview(ws, template, lang)
     if lang not in LANGS:
         raise InvalidInput(f"lang must be zh or en, got {lang!r}")
     playbook = _current(ws, key)

@@ -14,6 +14,8 @@ from sqlalchemy import func, select
 from qunflow.domain.keyword_files import RuleSetSource, parse_rule_sets
 from qunflow.domain.playbooks import Playbook, PlaybookErrors, Source, parse_playbooks
 from qunflow.domain.rewards import ProgramSource, parse_programs
+from qunflow.domain.welcome import KEY as WELCOME_KEY
+from qunflow.domain.welcome import WelcomeSource, parse_welcomes
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.versions import Change, store_version
 from qunflow.store.tables import enrollments, playbook_versions, playbooks
@@ -24,7 +26,8 @@ T = TypeVar("T")
 
 
 def shipped_files() -> list[Path]:
-    """The playbooks qunflow ships (S2 warm-up, S4 small event, content calendar)."""
+    """The playbooks qunflow ships (S1 welcome, S2 warm-up, S4 small event, content calendar, keyword rules,
+    S3 referral rewards)."""
     folder = resources.files("qunflow") / "playbooks"
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml"))
 
@@ -41,6 +44,7 @@ class Documents:
     playbooks: list[Source] = field(default_factory=list)
     rule_sets: list[RuleSetSource] = field(default_factory=list)
     programs: list[ProgramSource] = field(default_factory=list)
+    welcomes: list[WelcomeSource] = field(default_factory=list)
 
 
 def _collect(parse: Callable[[str, str], list[T]], text: str, path: Path, problems: list[str]) -> list[T]:
@@ -58,7 +62,7 @@ def _defined_twice(what: str, keys_files: list[tuple[str, str]]) -> list[str]:
 
 
 def read_files(paths: list[Path]) -> Documents:
-    """The playbooks, keyword rule sets and reward programs of every file; any problem refuses them all."""
+    """The playbooks, keyword rule sets, reward programs and welcome of every file; any problem refuses them all."""
     problems: list[str] = []
     found = Documents()
     for path in paths:
@@ -72,9 +76,13 @@ def read_files(paths: list[Path]) -> Documents:
         found.playbooks += _collect(parse_playbooks, text, path, problems)
         found.rule_sets += _collect(parse_rule_sets, text, path, problems)
         found.programs += _collect(parse_programs, text, path, problems)
+        found.welcomes += _collect(parse_welcomes, text, path, problems)
     problems += _defined_twice("playbook", [(s.playbook.key, s.file) for s in found.playbooks])
     problems += _defined_twice("keyword rule set", [(s.rule_set.key, s.file) for s in found.rule_sets])
     problems += _defined_twice("reward program", [(s.program.key, s.file) for s in found.programs])
+    problems += _defined_twice("the welcome (kind: welcome)", [(WELCOME_KEY, s.file) for s in found.welcomes])
+    problems += [f"{s.file}: key: {WELCOME_KEY!r} is the welcome's name (kind: welcome); give the playbook another"
+                 for s in found.playbooks if s.playbook.key == WELCOME_KEY]
     if problems:
         raise InvalidInput("the playbooks were not applied:\n" + "\n".join(problems))
     return found
@@ -85,6 +93,7 @@ def apply_playbooks(ws: Workspace, paths: list[Path], *, dry_run: bool = False) 
     all in one transaction."""
     from qunflow.services.keyword_rules import apply_rule_sets
     from qunflow.services.rewards import apply_programs
+    from qunflow.services.welcome_docs import apply_welcomes
 
     found = read_files(paths)
     now = ws.clock()
@@ -97,6 +106,7 @@ def apply_playbooks(ws: Workspace, paths: list[Path], *, dry_run: bool = False) 
                                          dry_run=dry_run))
         changes.extend(apply_rule_sets(conn, found.rule_sets, now, dry_run=dry_run))
         changes.extend(apply_programs(conn, found.programs, now, dry_run=dry_run))
+        changes.extend(apply_welcomes(conn, found.welcomes, now, dry_run=dry_run))
     return changes
 
 
@@ -125,7 +135,8 @@ def load_version(conn: Any, key: str, version: int) -> Playbook:
 
 
 def active_playbooks(conn: Any) -> list[tuple[str, int, Playbook]]:
-    rows = conn.execute(select(playbooks.c.key, playbooks.c.version).where(playbooks.c.enabled)).all()
+    rows = conn.execute(select(playbooks.c.key, playbooks.c.version)
+                        .where(playbooks.c.enabled & (playbooks.c.key != WELCOME_KEY))).all()
     return [(row.key, row.version, load_version(conn, row.key, row.version)) for row in rows]
 
 
@@ -133,7 +144,8 @@ def playbook_overview(ws: Workspace) -> list[dict[str, Any]]:
     """Each playbook with its versions and how many enrollments wait at each step (console, CLI)."""
     with ws.engine.connect() as conn:
         out = []
-        for row in conn.execute(select(playbooks).order_by(playbooks.c.key)).all():
+        for row in conn.execute(select(playbooks).where(playbooks.c.key != WELCOME_KEY)  # services.welcome_docs
+                                .order_by(playbooks.c.key)).all():
             playbook = load_version(conn, row.key, row.version)
             versions = conn.execute(select(playbook_versions.c.version, playbook_versions.c.applied_at,
                                            playbook_versions.c.file)

@@ -284,7 +284,7 @@ def _worst(conn: Connection, referral_ids: list[int]) -> tuple[str, list[Any]]:
 def release_due(ws: Workspace, *, limit: int = 500) -> int:
     """Held rewards past their hold period: score their referrals, pay the clean ones, queue the rest for
     review. Returns how many were decided."""
-    from qunflow.services.fraud import rescore
+    from qunflow.services.fraud import rescore, rules_from_settings
 
     now = ws.clock()
     with ws.engine.begin() as conn:
@@ -294,7 +294,7 @@ def release_due(ws: Workspace, *, limit: int = 500) -> int:
             query = query.with_for_update(skip_locked=True)
         due = conn.execute(query).all()
         basis = {r.id: _reward_referrals(conn, r) for r in due}
-        rescore(conn, sorted({i for ids in basis.values() for i in ids}), now)
+        rescore(conn, sorted({i for ids in basis.values() for i in ids}), now, rules_from_settings(ws.settings))
         for reward in due:
             level, reasons = _worst(conn, basis[reward.id])
             if level == "low":
@@ -383,7 +383,7 @@ def clawback(ws: Workspace, reward_id: int, *, by: str, reason: str) -> str:
 def clawback_fraud(ws: Workspace, *, days: int = 30, limit: int = 2000) -> int:
     """Re-score the referrals behind rewards paid in the last `days` and claw back those now scored high
     (a ring or a device farm often shows only after more invitees arrive)."""
-    from qunflow.services.fraud import rescore
+    from qunflow.services.fraud import rescore, rules_from_settings
 
     now = ws.clock()
     done = 0
@@ -392,7 +392,7 @@ def clawback_fraud(ws: Workspace, *, days: int = 30, limit: int = 2000) -> int:
                                                   rewards.c.decided_at >= now - timedelta(days=days))
                             .limit(limit)).all()
         basis = {r.id: _reward_referrals(conn, r) for r in paid}
-        rescore(conn, sorted({i for ids in basis.values() for i in ids}), now)
+        rescore(conn, sorted({i for ids in basis.values() for i in ids}), now, rules_from_settings(ws.settings))
         for reward in paid:
             level, reasons = _worst(conn, basis[reward.id])
             if level == "high":

@@ -18,9 +18,11 @@ from functools import partial
 
 from sqlalchemy import insert
 
+from qunflow.services.automation import work_once
 from qunflow.services.ingest import ingest_batch
 from qunflow.services.join import NoRoom, record_landing, submit_gate
 from qunflow.services.platforms import sandbox_world
+from qunflow.services.playbooks import apply_playbooks, shipped_files
 from qunflow.services.welcome import complete_task
 from qunflow.sim.community import CHANNELS, REFERRAL, ChannelProfile, build, entry_code
 from qunflow.store.tables import spend
@@ -60,11 +62,16 @@ class DemoStats:
     orders: int = 0
     invites: int = 0
     no_room: int = 0
+    steps: int = 0  # playbook steps the automation worker ran
+    sent: int = 0  # messages it sent
 
 
 class Simulation:
-    def __init__(self, ws: Workspace, *, days: int, seed: int, end: date | None = None) -> None:
-        self.ws, self.days, self.rng = ws, days, random.Random(seed)
+    def __init__(self, ws: Workspace, *, days: int, seed: int, end: date | None = None,
+                 automate: bool = False) -> None:
+        """`automate`: apply the shipped playbooks and reward program, and run the worker every
+        simulated hour, as `qunflow serve` would."""
+        self.ws, self.days, self.rng, self.automate = ws, days, random.Random(seed), automate
         zone = ws.settings.zone
         self.zone = zone
         self.end = end or datetime.now(zone).date()
@@ -94,6 +101,15 @@ class Simulation:
                 self.at(self.random_time(day), partial(self.visit, profile))
         for person in self.people:
             self.plan_member_day(person, day)
+        if self.automate:
+            for hour in range(24):
+                self.at(self._utc(day, time(hour, 59, 59)), self.work)
+
+    def work(self) -> None:
+        """One round of the automation worker (playbook steps, rewards), as `qunflow serve` runs it."""
+        outcome = work_once(self.ws)
+        self.stats.steps += outcome.steps
+        self.stats.sent += outcome.sent
 
     def plan_member_day(self, person: Person, day: date) -> None:
         if person.left:
@@ -210,6 +226,8 @@ class Simulation:
         self.ws.clock = self.clock
         try:
             build(self.ws)
+            if self.automate:
+                apply_playbooks(self.ws, shipped_files())
             self.record_spend()
             for offset in range(self.days):
                 day = self.start + timedelta(days=offset)

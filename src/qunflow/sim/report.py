@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from qunflow.i18n import fmt_number, fmt_percent
+from qunflow.sim.demo import DemoStats
 from qunflow.store.tables import events
 from qunflow.workspace import Workspace
 
@@ -24,6 +25,18 @@ def welcome_latencies(ws: Workspace) -> list[float]:
     with ws.engine.connect() as conn:
         rows = conn.execute(select(events.c.properties).where(events.c.type == "welcome_sent")).scalars()
         return sorted(float(p["latency_ms"]) for p in rows if p and "latency_ms" in p)
+
+
+def print_automation(ws: Workspace, stats: DemoStats, console: Console | None = None) -> None:
+    """What the worker did: playbook steps and sends, and where the referral rewards stand."""
+    from qunflow.services.rewards import status_counts
+
+    console = console or Console(width=None if sys.stdout.isatty() else 140)
+    with ws.engine.connect() as conn:
+        counts = status_counts(conn)
+    rewards = ", ".join(f"{status} {c['count']} (¥{c['value']:,.0f})" for status, c in sorted(counts.items()))
+    console.print(f"Automation: {stats.steps} playbook steps run, {stats.sent} messages sent; "
+                  f"referral rewards: {rewards or 'none yet'}")
 
 
 def print_headline(ws: Workspace, start: date, end: date, console: Console | None = None) -> None:

@@ -43,4 +43,8 @@ def create_app(workspace: Workspace) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     for module in (api, api_metrics, api_automation, public, console, console_automation, sandbox_pages):
         app.include_router(module.router)
+    from qunflow.web import api_referrals, api_rewards, console_rewards  # incentives (issue 5)
+
+    for module in (api_rewards, console_rewards, api_referrals):
+        app.include_router(module.router)
     return app

@@ -19,6 +19,7 @@ from qunflow.errors import Forbidden, InvalidInput
 from qunflow.i18n import LANGUAGES
 from qunflow.services import inbox as inbox_service
 from qunflow.services.playbook_views import dead_letter_details, playbook_details, retry_dead_letter
+from qunflow.services.welcome_docs import welcome_overview
 from qunflow.web.deps import workspace_of
 from qunflow.web.render import lang_of, page
 
@@ -63,7 +64,9 @@ def _query_without_lang(request: Request) -> str:
 async def playbooks_page(request: Request) -> Response:
     lang = lang_of(request)
     items = await run_in_threadpool(playbook_details, workspace_of(request), lang)
-    return page(request, "console_playbooks.html", playbooks=items, query_without_lang=_query_without_lang(request))
+    welcome = await run_in_threadpool(welcome_overview, workspace_of(request), lang)
+    return page(request, "console_playbooks.html", playbooks=items, welcome=welcome,
+                query_without_lang=_query_without_lang(request))
 
 
 @router.get("/automation/dead", response_class=HTMLResponse)

@@ -9,14 +9,16 @@ import uuid
 
 import segno
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from qunflow.domain.gate import CONSENT_TEXT_VERSION, GateErrors
 from qunflow.errors import NotFound
 from qunflow.services.catalog import entry_info
+from qunflow.services.fraud import RawSignals
 from qunflow.services.join import NoRoom, handle_inbound, record_landing, submit_gate
 from qunflow.services.privacy import member_from_token
+from qunflow.services.referrals import landing_path
 from qunflow.services.welcome import complete_task
 from qunflow.web.deps import workspace_of
 from qunflow.web.render import lang_of, message_page, page
@@ -34,10 +36,44 @@ def visitor_id(request: Request) -> tuple[str, bool]:
     return uuid.uuid4().hex, True
 
 
-def _set_visitor(response: Response, vid: str, new: bool) -> Response:
+def _set_visitor(response: Response, vid: str, new: bool, request: Request | None = None) -> Response:
     if new:
         response.set_cookie(VISITOR_COOKIE, vid, max_age=ONE_YEAR, httponly=True, samesite="lax")
+    if request is not None:
+        device, new_device = device_id(request)
+        if new_device:
+            response.set_cookie(DEVICE_COOKIE, device, max_age=5 * ONE_YEAR, httponly=True, samesite="lax")
     return response
+
+
+DEVICE_COOKIE = "qf_dev"  # a device id for the fraud checks (kept only as a keyed hash), set after consent
+
+
+def device_id(request: Request) -> tuple[str, bool]:
+    """The device cookie, or the id this request will set (True when it must be set)."""
+    current = request.cookies.get(DEVICE_COOKIE, "")
+    if 16 <= len(current) <= 64 and current.isalnum():
+        return current, False
+    new: str | None = getattr(request.state, "qf_new_device", None)
+    if new is None:  # one id per request: the signals and the cookie must agree
+        new = request.state.qf_new_device = uuid.uuid4().hex
+    return new, True
+
+
+def client_ip(request: Request, trust_proxy: bool) -> str | None:
+    """The client's IP: the first X-Forwarded-For hop when trust_proxy is on, else the peer as uvicorn sees
+    it (uvicorn already takes X-Forwarded-For from a proxy on 127.0.0.1, its forwarded_allow_ips)."""
+    forwarded = request.headers.get("x-forwarded-for", "")
+    if trust_proxy and forwarded.strip():
+        return forwarded.split(",")[0].strip()
+    return request.client.host if request.client else None
+
+
+def join_signals_of(request: Request, form: dict[str, str], trust_proxy: bool) -> RawSignals:
+    """What the gate sees of a visitor, for the fraud checks (hashed before it is stored)."""
+    return RawSignals(device=device_id(request)[0], ip=client_ip(request, trust_proxy),
+                      user_agent=request.headers.get("user-agent"),
+                      phone=form.get("phone") or form.get("mobile"), email=form.get("email"))
 
 
 REFERRER = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -65,7 +101,7 @@ def landing(code: str, request: Request) -> Response:
         return message_page(request, "not_found", status_code=404)
     response = page(request, "landing.html", entry=entry, form={}, errors={},
                     ref=referrer_of(request), consent_version=CONSENT_TEXT_VERSION)
-    return _set_visitor(response, vid, new)
+    return _set_visitor(response, vid, new)  # the device cookie waits for the gate's consent
 
 
 @router.post("/j/{code}", response_class=HTMLResponse)
@@ -75,7 +111,8 @@ async def gate_submit(code: str, request: Request) -> Response:
     form = {k: str(v)[:500] for k, v in (await request.form()).items()}
     ref = referrer_of(request)
     try:
-        ticket = await run_in_threadpool(submit_gate, ws, code, vid, form, locale=lang_of(request), referrer_id=ref)
+        ticket = await run_in_threadpool(submit_gate, ws, code, vid, form, locale=lang_of(request), referrer_id=ref,
+                                         signals=join_signals_of(request, form, ws.settings.trust_proxy))
     except NotFound:
         return message_page(request, "not_found", status_code=404)
     except GateErrors as exc:
@@ -86,7 +123,7 @@ async def gate_submit(code: str, request: Request) -> Response:
     except NoRoom:
         return message_page(request, "full_title", "full_body", status_code=409)
     qr = base64.b64encode(qr_image(ticket.invite_url, "svg")).decode()
-    return _set_visitor(page(request, "ticket.html", ticket=ticket, qr=qr), vid, new)
+    return _set_visitor(page(request, "ticket.html", ticket=ticket, qr=qr), vid, new, request)
 
 
 @router.get("/j/{code}/qr.{ext}")
@@ -126,3 +163,24 @@ async def platform_hook(platform: str, request: Request) -> dict[str, str]:
     body = await request.body()
     await run_in_threadpool(handle_inbound, workspace_of(request), platform, dict(request.headers), body)
     return {"status": "ok"}
+
+
+@router.get("/r/{code}")
+def referral_redirect(code: str, request: Request) -> Response:
+    """A member's referral link: on to the landing page with `?ref=<member>` (302), 404 page if unknown."""
+    try:
+        target = landing_path(workspace_of(request), code)
+    except NotFound:
+        return message_page(request, "not_found", status_code=404)
+    lang = request.query_params.get("lang")
+    return RedirectResponse(target + (f"&lang={lang}" if lang in ("zh", "en") else ""), status_code=302)
+
+
+@router.get("/m/{token}/poster.png")
+def own_poster(token: str, request: Request) -> Response:
+    """A member's own referral poster, from their personal link (?lang=zh|en, default: their language)."""
+    from qunflow.services.posters import render_poster
+
+    ws = workspace_of(request)
+    png = render_poster(ws, member_from_token(ws, token), request.query_params.get("lang") or None)
+    return Response(png, media_type="image/png", headers={"cache-control": "private, max-age=300"})

@@ -1,0 +1,138 @@
+"""Referral statistics (issue 5 part 5): invites, joined and qualified invitees and rewards, per member,
+campaign or channel, and the leaderboard built from them.
+
+Every number is one GROUP BY in the database (SQLite and PostgreSQL alike):
+- invites: distinct visitors who opened a member's referral link (`landing_view` events with a referrer),
+- joined: referrals (one per invitee, the first join through a referral),
+- qualified: referrals whose invitee did the first qualifying action (`qualified_at` set),
+- paid / paid_value / review: rewards resting on those referrals, by the rewarded member (member view)
+  or by the referral's campaign or channel.
+The period (`start`..`end`, local days of the workspace, both included) applies to the referral's join
+time, and to the visit time for invites.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Connection, and_, case, func, select
+
+from qunflow.errors import InvalidInput
+from qunflow.store.tables import events, referrals, rewards
+from qunflow.workspace import Workspace
+
+By = Literal["member", "campaign", "channel"]
+BY: tuple[By, ...] = ("member", "campaign", "channel")
+NONE_KEY = "(none)"  # a referral without campaign or channel
+
+
+@dataclass
+class ReferralStats:
+    key: str
+    invites: int = 0
+    joined: int = 0
+    qualified: int = 0
+    paid: int = 0
+    paid_value: float = 0.0
+    review: int = 0
+    rank: int = 0
+
+    def as_json(self, by: str) -> dict[str, Any]:
+        row = asdict(self)
+        row[by] = row.pop("key")
+        return row
+
+
+def period_bounds(ws: Workspace, start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
+    """Local days (both included) as naive UTC bounds [low, high)."""
+    if start and end and start > end:
+        raise InvalidInput(f"from ({start}) is after to ({end})")
+
+    def utc(day: date) -> datetime:
+        return datetime.combine(day, time(), ws.settings.zone).astimezone(UTC).replace(tzinfo=None)
+
+    return (utc(start) if start else None, utc(end + timedelta(days=1)) if end else None)
+
+
+def _within(column: Any, low: datetime | None, high: datetime | None) -> list[ColumnElement[bool]]:
+    out: list[ColumnElement[bool]] = []
+    if low is not None:
+        out.append(column >= low)
+    if high is not None:
+        out.append(column < high)
+    return out
+
+
+def referral_stats(ws: Workspace, *, by: str = "member", start: date | None = None,
+                   end: date | None = None) -> list[ReferralStats]:
+    """One row per member, campaign or channel with any referral activity in the period, unordered."""
+    if by not in BY:
+        raise InvalidInput(f"by must be one of {', '.join(BY)}, got {by!r}")
+    low, high = period_bounds(ws, start, end)
+    r, w, e = referrals.c, rewards.c, events.c
+    ref_key = {"member": r.inviter_id, "campaign": r.campaign, "channel": r.channel}[by]
+    visit_key = {"member": e.referrer_id, "campaign": e.campaign, "channel": e.channel}[by]
+    reward_key = {"member": w.member_id, "campaign": r.campaign, "channel": r.channel}[by]
+    found: dict[str, ReferralStats] = {}
+
+    def row(key: str | None) -> ReferralStats:
+        name = key if key is not None else NONE_KEY
+        return found.setdefault(name, ReferralStats(name))
+
+    with ws.engine.connect() as conn:
+        for key, joined, qualified in conn.execute(
+                select(ref_key, func.count(), func.count(r.qualified_at))
+                .where(*_within(r.joined_at, low, high)).group_by(ref_key)):
+            stats = row(key)
+            stats.joined, stats.qualified = int(joined), int(qualified)
+        visitors = func.count(func.distinct(func.coalesce(e.visitor_id, e.member_id)))
+        for key, invites in conn.execute(
+                select(visit_key, visitors)
+                .where(e.type == "landing_view", e.referrer_id.is_not(None), *_within(e.ts, low, high))
+                .group_by(visit_key)):
+            row(key).invites = int(invites)
+        _reward_counts(conn, reward_key, low, high, row)
+    return list(found.values())
+
+
+def _reward_counts(conn: Connection, key: Any, low: datetime | None, high: datetime | None, row: Any) -> None:
+    r, w = referrals.c, rewards.c
+    paid = w.status == "paid"
+    query = (select(key, func.sum(case((paid, 1), else_=0)), func.sum(case((paid, w.value), else_=0)),
+                    func.sum(case((w.status == "review", 1), else_=0)))
+             .select_from(rewards.join(referrals, and_(w.referral_id == r.id)))
+             .where(w.status.in_(("paid", "review")), *_within(r.joined_at, low, high)).group_by(key))
+    for name, paid_count, paid_value, review in conn.execute(query):
+        stats = row(name)
+        stats.paid, stats.paid_value, stats.review = int(paid_count or 0), float(paid_value or 0), int(review or 0)
+
+
+def rank(rows: list[ReferralStats], limit: int | None = None) -> list[ReferralStats]:
+    """The leaderboard order: most qualified invitees, then most joined, then the key (stable on ties);
+    rows without a joined invitee are left out. Ranks are 1, 2, 3... in that order."""
+    if limit is not None and not 1 <= limit <= 1000:
+        raise InvalidInput(f"limit must be between 1 and 1000, got {limit}")
+    ordered = sorted((s for s in rows if s.joined), key=lambda s: (-s.qualified, -s.joined, s.key))
+    for place, stats in enumerate(ordered, 1):
+        stats.rank = place
+    return ordered[:limit] if limit else ordered
+
+
+def leaderboard(ws: Workspace, *, by: str = "member", start: date | None = None, end: date | None = None,
+                limit: int | None = 20) -> list[ReferralStats]:
+    return rank(referral_stats(ws, by=by, start=start, end=end), limit)
+
+
+def parse_day(value: str | None, name: str) -> date | None:
+    """A YYYY-MM-DD day from a query string or option, or InvalidInput naming the field."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a date like 2026-01-31, got {value[:40]!r}") from None
+
+
+__all__ = ["BY", "ReferralStats", "leaderboard", "parse_day", "period_bounds", "rank", "referral_stats"]

@@ -1,0 +1,159 @@
+"""JSON API v1 for incentives: coupons for the shop, rewards and the review queue for operators, the
+referral leaderboard and reward programs. Bearer token as for every /api/v1 route."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from qunflow.services import coupons as ledger
+from qunflow.services import referral_stats, reward_views
+from qunflow.services import rewards as engine
+from qunflow.web.deps import require_token, workspace_of
+
+router = APIRouter(prefix="/api/v1", tags=["incentives"])
+Token = Annotated[str, Depends(require_token)]
+Status = Literal["held", "review", "paid", "capped", "rejected", "reversed", "clawed_back"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IssueBody(Strict):
+    member_id: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=64)
+    value: Decimal = Field(gt=0, le=100000, decimal_places=2)
+    valid_days: int = Field(30, ge=1, le=365)
+    cause: str | None = Field(None, min_length=1, max_length=180,
+                              description="Your key for this coupon (e.g. the promotion and customer): the same "
+                                          "cause returns the coupon issued before instead of a second one.")
+
+
+class RedeemBody(Strict):
+    order_ref: str = Field(min_length=1, max_length=128)
+    member_id: str = Field(min_length=1, max_length=128, description="The member whose order uses the coupon.")
+
+
+class ReasonBody(Strict):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class DecisionBody(Strict):
+    note: str | None = Field(None, max_length=500)
+    by: str | None = Field(None, min_length=1, max_length=60, description="Who decided (default: the token).")
+
+
+def _actor(token: str) -> str:
+    return f"api:{token}"[:64]
+
+
+@router.post("/coupons", summary="Issue a coupon", status_code=201,
+             description="Issues a coupon outside the reward rules. Idempotent by `cause`: the same cause answers "
+                         "200 with the coupon issued before (new: false); 409 if that coupon differs.")
+async def post_coupon(request: Request, response: Response, body: IssueBody, token: Token) -> dict[str, Any]:
+    coupon, new = await run_in_threadpool(
+        lambda: ledger.issue_manual(workspace_of(request), member_id=body.member_id, name=body.name,
+                                    value=body.value, valid_days=body.valid_days, cause=body.cause,
+                                    actor=_actor(token)))
+    if not new:
+        response.status_code = 200
+    return {**coupon.as_json(), "new": new}
+
+
+@router.get("/coupons/{code}", summary="A coupon and its ledger entries")
+async def get_coupon(request: Request, code: str, _token: Token) -> dict[str, Any]:
+    return await run_in_threadpool(ledger.show, workspace_of(request), code)
+
+
+@router.post("/coupons/{code}/redeem", summary="Redeem a coupon on an order",
+             description="Idempotent by order_ref: the same order answers with the coupon as it is. 409 when the "
+                         "coupon is expired or not open.")
+async def post_redeem(request: Request, code: str, body: RedeemBody, token: Token) -> dict[str, Any]:
+    coupon = await run_in_threadpool(lambda: ledger.redeem_for(workspace_of(request), code, order_ref=body.order_ref,
+                                                               member_id=body.member_id, actor=_actor(token)))
+    return coupon.as_json()
+
+
+@router.post("/coupons/{code}/reverse", summary="Reverse an open coupon (it can no longer be used)")
+async def post_reverse(request: Request, code: str, body: ReasonBody, token: Token) -> dict[str, Any]:
+    coupon = await run_in_threadpool(lambda: ledger.change_now(workspace_of(request), code, "reverse",
+                                                               actor=_actor(token), reason=body.reason))
+    return coupon.as_json()
+
+
+@router.post("/coupons/{code}/send", summary="Mark a coupon as sent to its owner")
+async def post_send(request: Request, code: str, token: Token) -> dict[str, Any]:
+    coupon = await run_in_threadpool(lambda: ledger.change_now(workspace_of(request), code, "send",
+                                                               actor=_actor(token)))
+    return coupon.as_json()
+
+
+@router.get("/rewards", summary="Rewards and the review queue",
+            description="status=review lists the queue oldest first, with the fraud level and reasons. Also "
+                        "counts per status and budget use.")
+async def get_rewards(request: Request, _token: Token, status: Status | None = None, member_id: str | None = None,
+                      limit: int = Query(100, ge=1, le=reward_views.MAX_LIMIT),
+                      offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    ws = workspace_of(request)
+    rows = await run_in_threadpool(lambda: reward_views.list_rewards(ws, status=status, member_id=member_id,
+                                                                     limit=limit, offset=offset))
+    return {"rewards": rows, **await run_in_threadpool(reward_views.overview, ws)}
+
+
+async def _decide(request: Request, reward_id: int, body: DecisionBody | None, token: str,
+                  approve: bool) -> dict[str, Any]:
+    body = body or DecisionBody(note=None, by=None)
+    by = body.by or _actor(token)
+    await run_in_threadpool(lambda: engine.decide(workspace_of(request), reward_id, approve=approve, by=by,
+                                                  note=body.note))
+    return await _reward(request, reward_id)
+
+
+async def _reward(request: Request, reward_id: int) -> dict[str, Any]:
+    return await run_in_threadpool(reward_views.get_reward, workspace_of(request), reward_id)
+
+
+@router.post("/rewards/{reward_id}/approve", summary="Approve a reward in review: pay it now")
+async def post_approve(request: Request, reward_id: int, token: Token,
+                       body: Annotated[DecisionBody | None, Body()] = None) -> dict[str, Any]:
+    return await _decide(request, reward_id, body, token, True)
+
+
+@router.post("/rewards/{reward_id}/reject", summary="Reject a reward in review (its budget is given back)")
+async def post_reject(request: Request, reward_id: int, token: Token,
+                      body: Annotated[DecisionBody | None, Body()] = None) -> dict[str, Any]:
+    return await _decide(request, reward_id, body, token, False)
+
+
+@router.post("/rewards/{reward_id}/clawback", summary="Take a reward back",
+             description="Unpaid: reversed; paid: its coupon reversed, or a clawback entry once redeemed.")
+async def post_clawback(request: Request, reward_id: int, body: ReasonBody, token: Token) -> dict[str, Any]:
+    await run_in_threadpool(lambda: engine.clawback(workspace_of(request), reward_id, by=_actor(token),
+                                                    reason=body.reason))
+    return await _reward(request, reward_id)
+
+
+@router.get("/referrals/leaderboard", summary="Referral leaderboard and statistics",
+            description="by member (inviter), campaign or channel; from/to are local days (YYYY-MM-DD, both "
+                        "included) of the invitees' joins. Ordered by qualified invitees, then joined.")
+async def get_leaderboard(request: Request, _token: Token, by: Literal["member", "campaign", "channel"] = "member",
+                          from_: Annotated[str | None, Query(alias="from")] = None, to: str | None = None,
+                          limit: int = Query(20, ge=1, le=1000)) -> dict[str, Any]:
+    start, end = referral_stats.parse_day(from_, "from"), referral_stats.parse_day(to, "to")
+    rows = await run_in_threadpool(lambda: referral_stats.leaderboard(workspace_of(request), by=by, start=start,
+                                                                      end=end, limit=limit))
+    return {"by": by, "from": start and start.isoformat(), "to": end and end.isoformat(),
+            "rows": [r.as_json(by) for r in rows]}
+
+
+@router.get("/reward-programs", summary="Reward programs: rules, cost estimates, budget use",
+            description="Each applied program's current version and history, its coupons, each rule's face value "
+                        "and expected cost per firing (face value × redemption rate), rewards per status, and "
+                        "the money committed against each cap.")
+async def get_programs(request: Request, _token: Token) -> dict[str, Any]:
+    return {"programs": await run_in_threadpool(reward_views.program_details, workspace_of(request))}

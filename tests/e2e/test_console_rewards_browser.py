@@ -1,0 +1,110 @@
+"""An operator works the rewards review queue and reads the referral leaderboard in a real browser."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from qunflow.store.tables import coupons, rewards
+from qunflow.workspace import Workspace
+from tests.conftest import LiveServer
+from tests.e2e.browser import browser_page
+from tests.integration.test_referral_stats import build_community
+
+
+@pytest.fixture
+def world(workspace: Workspace, tmp_path: Path) -> Iterator[tuple[Workspace, LiveServer]]:
+    build_community(workspace, tmp_path)  # bob's two rewards wait in review, flagged high
+    with LiveServer(workspace) as server:
+        yield workspace, server
+
+
+def reward_row(ws: Workspace, rule: str) -> tuple[int, str, int | None]:
+    with ws.engine.connect() as conn:
+        row = conn.execute(select(rewards.c.id, rewards.c.status, rewards.c.coupon_id)
+                           .where(rewards.c.member_id == "bob", rewards.c.rule == rule)).one()
+    return row.id, row.status, row.coupon_id
+
+
+def test_review_queue_shows_reasons_and_approve_pays(world: tuple[Workspace, LiveServer]) -> None:
+    ws, server = world
+    reward_id, status, _ = reward_row(ws, "invite_1")
+    assert status == "review"
+    with browser_page(locale="en-US") as page:
+        page.goto(f"{server.url}/console?lang=en")
+        page.click("nav >> text=Rewards")
+        page.wait_for_url("**/console/rewards?lang=en")
+        assert page.locator("#count-review .value").inner_text() == "2"
+        assert page.locator("#count-paid .value").inner_text() == "4"
+        card = page.locator(f"#reward-{reward_id}")
+        assert "¥20.00" in card.locator(".value").inner_text() and card.locator(".member").inner_text() == "bob"
+        assert card.locator(".rule").inner_text() == "spring/invite_1"
+        assert card.locator(".fraud").inner_text() == "high risk"
+        assert card.locator(".reasons li").all_inner_texts() == [
+            "The invitee joined on the inviter's device.",
+            "A disposable e-mail domain or virtual phone number at the gate."]
+        assert "¥12.00" in page.locator("#program-spring tr[data-rule=invite_1] .cost").inner_text()
+        with page.expect_navigation():
+            card.locator("button.approve").click()
+        assert "paid" in page.locator("#notice").inner_text()
+        assert page.locator(f"#reward-{reward_id}").count() == 0  # left the queue
+        assert page.locator("#count-review .value").inner_text() == "1"
+        assert "lang=en" in page.url and "status=review" in page.url
+    _, status, coupon_id = reward_row(ws, "invite_1")
+    assert status == "paid" and coupon_id is not None
+    with ws.engine.connect() as conn:
+        coupon = conn.execute(select(coupons).where(coupons.c.id == coupon_id)).one()
+    assert (coupon.member_id, coupon.value, coupon.status) == ("bob", 20, "issued")
+    other, _, _ = reward_row(ws, "first_order")
+    with browser_page(locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True) as page:
+        page.goto(f"{server.url}/console/rewards")
+        assert page.locator("h1").inner_text() == "奖励"
+        card = page.locator(f"#reward-{other}")
+        assert "高风险" in card.inner_text() and "被邀请人使用邀请人的设备入群" in card.inner_text()
+        card.locator("input[name=note]").fill("设备农场")
+        with page.expect_navigation():
+            card.locator("button.reject").click()
+        assert page.locator("#rewards-empty").count() == 1
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.goto(f"{server.url}/console/rewards?status=paid")
+        assert coupon.code in page.locator(f"#reward-{reward_id} .coupon").inner_text()
+    assert reward_row(ws, "first_order")[1] == "rejected"
+
+
+def test_console_post_from_another_site_is_refused(world: tuple[Workspace, LiveServer]) -> None:
+    ws, server = world
+    reward_id, _, _ = reward_row(ws, "invite_1")
+    response = httpx.post(f"{server.url}/console/rewards/{reward_id}/approve", data={"lang": "en"},
+                          headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403
+    assert reward_row(ws, "invite_1")[1] == "review"
+
+
+def test_leaderboard_in_chinese_and_english_with_switch_and_period(world: tuple[Workspace, LiveServer]) -> None:
+    _ws, server = world
+    with browser_page(locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True) as page:
+        page.goto(f"{server.url}/console/referrals")
+        assert page.locator("h1").inner_text() == "邀请排行榜"
+        assert page.locator("table.leaderboard td.key").all_inner_texts() == ["carol", "alice", "bob"]
+        assert page.locator("tr[data-key=alice] .invites").inner_text() == "3"
+        assert "合格" in page.locator("table.leaderboard").inner_text()
+        page.select_option("#f-by", "channel")
+        with page.expect_navigation():
+            page.click("form.filters button")
+        assert page.locator("table.leaderboard td.key").all_inner_texts() == ["wechat", "poster"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    with browser_page(locale="en-US") as page:
+        page.goto(f"{server.url}/console/referrals?lang=en")
+        assert page.locator("h1").inner_text() == "Referral leaderboard"
+        page.fill("#f-from", "2026-03-02")
+        page.fill("#f-to", "2026-03-02")
+        with page.expect_navigation():
+            page.click("form.filters button")
+        assert page.locator("table.leaderboard td.key").all_inner_texts() == ["alice", "bob"]
+        assert page.locator("tr[data-key=bob] .joined").inner_text() == "1"
+        assert page.locator("tr[data-key=bob] .review").inner_text() == "2"
+        assert "Qualified" in page.locator("table.leaderboard").inner_text()
