@@ -249,7 +249,7 @@ def test_a_parquet_file_keeps_its_values_and_names_each_bad_row(tmp_path: Path) 
     assert_same_as_reference(path, 5000)
 
 
-# ---- the import: chunks commit in order while the next one is read --------------------------------
+# ---- the import: chunks commit in file order, progress after each commit ------------------------
 
 def event_lines(start: int, stop: int) -> str:
     return "".join(json.dumps({"event_id": f"e{i}", "type": "message", "ts": "2026-03-01T00:00:00Z",
