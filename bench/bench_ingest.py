@@ -1,4 +1,4 @@
-"""Ingest throughput: `qunflow events import` (JSONL, CSV) and POST /api/v1/events, against a floor.
+"""Ingest throughput: `qunflow events import` (JSONL, CSV, Parquet) and POST /api/v1/events, against a floor.
 
 The floor is a raw sqlite3 executemany of the same rows into the same table (no validation, no
 idempotency check beyond the unique index), with the same synchronous=FULL. A second table splits
@@ -48,7 +48,16 @@ def timed(label: str, n: int, run: Callable[[], Any], results: list[Result]) -> 
     return value
 
 
-def write_files(base: Path, rows: list[dict[str, object]]) -> tuple[Path, Path]:
+def write_files(base: Path, rows: list[dict[str, object]]) -> tuple[Path, Path, Path]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # Parquet as a warehouse writes it: ts a timestamp column with a time zone, the rest text.
+    columns = {name: pa.array([r.get(name) for r in rows], pa.string()) for name in COLUMNS}
+    columns["ts"] = pa.array([datetime.fromisoformat(str(r["ts"])) for r in rows], pa.timestamp("us", "UTC"))
+    table = pa.table(columns)
+    parquet = base / "events.parquet"
+    pq.write_table(table, parquet)
     jsonl = base / "events.jsonl"
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
     csv_path = base / "events.csv"
@@ -56,7 +65,7 @@ def write_files(base: Path, rows: list[dict[str, object]]) -> tuple[Path, Path]:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    return jsonl, csv_path
+    return jsonl, csv_path, parquet
 
 
 def floor(base: Path, rows: list[dict[str, object]], results: list[Result]) -> None:
@@ -72,20 +81,22 @@ def floor(base: Path, rows: list[dict[str, object]], results: list[Result]) -> N
     sql = ("INSERT INTO events (event_id, type, ts, member_id, channel, group_key, amount, margin, "
            "received_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (event_id) DO NOTHING")
 
+    from qunflow.services.eventfiles import CHUNK
+
     def insert() -> None:
-        for start in range(0, len(tuples), 5000):  # the same commit size as the import
+        for start in range(0, len(tuples), CHUNK):  # the same commit size as the import
             with db:
-                db.executemany(sql, tuples[start:start + 5000])
+                db.executemany(sql, tuples[start:start + CHUNK])
 
     timed("floor: raw sqlite3 executemany, same table", len(rows), insert, results)
     db.close()
 
 
-def imports(base: Path, jsonl: Path, csv_path: Path, n: int, results: list[Result]) -> None:
+def imports(base: Path, files: dict[str, Path], n: int, results: list[Result]) -> None:
     from qunflow.services.ingest import import_event_file
     from qunflow.workspace import init_workspace
 
-    for label, path in (("JSONL", jsonl), ("CSV", csv_path)):
+    for label, path in files.items():
         ws = init_workspace(base / f"import-{label}")
         result = timed(f"import_event_file, in process ({label})", n,
                        lambda p=path, w=ws: import_event_file(w.engine, p), results)
@@ -93,7 +104,7 @@ def imports(base: Path, jsonl: Path, csv_path: Path, n: int, results: list[Resul
         ws.close()
     qunflow = shutil.which("qunflow")
     command = [qunflow] if qunflow else [sys.executable, "-c", "from qunflow.cli.main import main; main()"]
-    for label, path in (("JSONL", jsonl), ("CSV", csv_path)):
+    for label, path in files.items():
         init_workspace(base / f"cli-{label}").close()
         run = [*command, "events", "import", str(path), "--workspace", str(base / f"cli-{label}")]
         timed(f"qunflow events import, whole process ({label})", n,
@@ -122,23 +133,23 @@ def http(base: Path, rows: list[dict[str, object]], results: list[Result]) -> No
 
 def stages(base: Path, jsonl: Path, n: int) -> list[Result]:
     """The import path taken apart: read + JSON decode, validate, store (build rows + executemany)."""
-    from qunflow.domain.events import parse_event
+    from qunflow.domain.event_columns import validate_raw
     from qunflow.services.eventfiles import read_chunks
-    from qunflow.store.eventlog import append_events
+    from qunflow.store.eventlog import append_columns
     from qunflow.workspace import init_workspace
 
     split: list[Result] = []
     chunks = timed("read + decode JSONL (eventfiles.read_chunks)", n, lambda: list(read_chunks(jsonl)), split)
-    items = [item for _, chunk, _ in chunks for item in chunk]
-    parsed = timed("validate (domain.events.parse_event)", n, lambda: [parse_event(i) for i in items], split)
+    valid = timed("validate (domain.event_columns.validate_raw)", n,
+                  lambda: [validate_raw(raw)[0] for _, raw, _ in chunks], split)
     ws = init_workspace(base / "stages")
 
     def store() -> None:
-        for start in range(0, n, 5000):
+        for batch in valid:
             with ws.engine.begin() as conn:
-                append_events(conn, parsed[start:start + 5000])
+                append_columns(conn, batch)
 
-    timed("store (store.eventlog.append_events + commit)", n, store, split)
+    timed("store (store.eventlog.append_columns + commit)", n, store, split)
     ws.close()
     return split
 
@@ -151,9 +162,9 @@ def main() -> None:
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        jsonl, csv_path = write_files(base, rows)
+        jsonl, csv_path, parquet = write_files(base, rows)
         floor(base, rows, results)
-        imports(base, jsonl, csv_path, n, results)
+        imports(base, {"JSONL": jsonl, "CSV": csv_path, "Parquet": parquet}, n, results)
         http(base, rows, results)
         split = stages(base, jsonl, n)
 
