@@ -17,11 +17,15 @@ inbox_app = typer.Typer(help="The advisor inbox: follow-ups and alerts from play
 def list_items(all_: Annotated[bool, typer.Option("--all", help="Also items already done.")] = False,
                kind: Annotated[str | None, typer.Option(help="follow_up or alert.")] = None,
                assignee: Annotated[str | None, typer.Option(help="Only this advisor's items.")] = None,
+               limit: Annotated[int, typer.Option(help="At most this many items (1-5000).")] = 100,
+               offset: Annotated[int, typer.Option(help="Skip this many items first (paging).")] = 0,
                workspace_dir: WorkspaceOption = None) -> None:
     """Open follow-ups and alerts, soonest due first (times in UTC)."""
-    from qunflow.services.inbox import list_inbox
+    from qunflow.services.inbox import count_inbox, list_inbox
 
-    rows = list_inbox(workspace(workspace_dir), status="all" if all_ else "open", kind=kind, assignee=assignee)
+    ws, status = workspace(workspace_dir), "all" if all_ else "open"
+    rows = list_inbox(ws, status=status, kind=kind, assignee=assignee, limit=limit, offset=offset)
+    total = count_inbox(ws, status=status, kind=kind, assignee=assignee)
     table = Table("id", "kind", "due (UTC)", "title", "member", "assignee", "done (UTC)")
     for row in rows:
         table.add_row(str(row["id"]), row["kind"], f"{row['due_at']:%Y-%m-%d %H:%M}" if row["due_at"] else "-",
@@ -30,6 +34,9 @@ def list_items(all_: Annotated[bool, typer.Option("--all", help="Also items alre
     console.print(table)
     if not rows:
         console.print("nothing open" if not all_ else "the inbox is empty", style="dim")
+    elif offset + len(rows) < total or offset:
+        more = f"; next page: --offset {offset + len(rows)}" if offset + len(rows) < total else ""
+        console.print(f"items {offset + 1}-{offset + len(rows)} of {total}{more}", style="dim")
 
 
 @inbox_app.command("done")

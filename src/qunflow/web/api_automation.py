@@ -24,16 +24,20 @@ def _item(row: dict[str, Any]) -> dict[str, Any]:
 @router.get("/inbox", summary="Advisor inbox: follow-ups and alerts",
             description="Items playbooks created (Day-6 outreach, event follow-ups, keyword alerts), soonest due "
                         "first. status: open (default), done or all; kind: follow_up or alert; assignee: an "
-                        "advisor's name (empty: unassigned); due_before: an ISO time (UTC). Times are UTC.")
+                        "advisor's name (empty: unassigned); due_before: an ISO time (UTC). Times are UTC. "
+                        "Paged with limit and offset; total is how many items the filter selects.")
 async def get_inbox(request: Request, status: Literal["open", "done", "all"] = "open",
                     kind: Literal["follow_up", "alert"] | None = None, assignee: str | None = None,
                     due_before: datetime | None = None,
-                    limit: int = Query(500, ge=1, le=5000)) -> dict[str, Any]:
+                    limit: int = Query(500, ge=1, le=5000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
     if due_before is not None and due_before.tzinfo is not None:  # stored times are naive UTC
         due_before = due_before.astimezone(UTC).replace(tzinfo=None)
-    rows = await run_in_threadpool(inbox_service.list_inbox, workspace_of(request), status=status, kind=kind,
-                                   assignee=assignee, due_before=due_before, limit=limit)
-    return {"items": [_item(r) for r in rows]}
+    ws = workspace_of(request)
+    rows = await run_in_threadpool(inbox_service.list_inbox, ws, status=status, kind=kind, assignee=assignee,
+                                   due_before=due_before, limit=limit, offset=offset)
+    total = await run_in_threadpool(inbox_service.count_inbox, ws, status=status, kind=kind, assignee=assignee,
+                                    due_before=due_before)
+    return {"items": [_item(r) for r in rows], "total": total, "limit": limit, "offset": offset}
 
 
 @router.post("/inbox/{item_id}/done", summary="Mark an inbox item done")

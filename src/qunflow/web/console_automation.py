@@ -84,15 +84,32 @@ async def dead_retry(request: Request, enrollment_id: int) -> Response:
     return _back("/console/automation/dead", {**form, "notice": "skipped" if skip else "retried"}, "notice")
 
 
+INBOX_PAGE = 50  # items per console page
+
+
 @router.get("/inbox", response_class=HTMLResponse)
 async def inbox_page(request: Request) -> Response:
     status = request.query_params.get("status") or "open"
     kind = request.query_params.get("kind") or None
     assignee = request.query_params.get("assignee")
-    rows = await run_in_threadpool(inbox_service.list_inbox, workspace_of(request), status=status, kind=kind,
-                                   assignee=assignee or None)
+    raw_offset = request.query_params.get("offset") or "0"
+    if not raw_offset.isdigit():
+        raise InvalidInput(f"offset must be a whole number, got {raw_offset[:20]!r}")
+    offset, ws = int(raw_offset), workspace_of(request)
+    rows = await run_in_threadpool(inbox_service.list_inbox, ws, status=status, kind=kind,
+                                   assignee=assignee or None, limit=INBOX_PAGE, offset=offset)
+    total = await run_in_threadpool(inbox_service.count_inbox, ws, status=status, kind=kind,
+                                    assignee=assignee or None)
+
+    def at(start: int) -> str:  # the same filters, another page
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "offset"]
+        return "?" + urlencode([*kept, ("offset", str(start))])
+
+    pages = {"first": offset + 1 if rows else 0, "last": offset + len(rows), "total": total,
+             "prev": at(max(0, offset - INBOX_PAGE)) if offset > 0 else None,
+             "next": at(offset + INBOX_PAGE) if offset + INBOX_PAGE < total else None}
     return page(request, "console_inbox.html", rows=rows, status=status, kind=kind or "", assignee=assignee or "",
-                query_without_lang=_query_without_lang(request), now=workspace_of(request).clock())
+                pages=pages, query_without_lang=_query_without_lang(request), now=ws.clock())
 
 
 @router.post("/inbox/{item_id}/{action}")
