@@ -7,6 +7,7 @@ the days; every record is written by the same services the web app uses.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import random
@@ -19,6 +20,7 @@ from functools import partial
 from sqlalchemy import insert
 
 from qunflow.services.automation import work_once
+from qunflow.services.fraud import RawSignals
 from qunflow.services.ingest import ingest_batch
 from qunflow.services.join import NoRoom, record_landing, submit_gate
 from qunflow.services.platforms import sandbox_world
@@ -66,6 +68,19 @@ class DemoStats:
     sent: int = 0  # messages it sent
 
 
+USER_AGENTS = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5) MicroMessenger/8.0.49",
+               "Mozilla/5.0 (Linux; Android 14; Mi 14) MicroMessenger/8.0.47",
+               "Mozilla/5.0 (Linux; Android 13; HUAWEI P60) XiaoHongShu/8.30")
+
+
+def browser_of(device: str) -> RawSignals:
+    """What the gate sees of a device: its cookie, an address in a carrier network and a user agent, all
+    derived from the device so the same phone always looks the same."""
+    digest = hashlib.blake2b(device.encode(), digest_size=4).digest()
+    return RawSignals(device=device, ip=f"100.{64 + digest[0] % 64}.{digest[1]}.{digest[2]}",
+                      user_agent=USER_AGENTS[digest[3] % len(USER_AGENTS)])
+
+
 class Simulation:
     def __init__(self, ws: Workspace, *, days: int, seed: int, end: date | None = None,
                  automate: bool = False) -> None:
@@ -101,6 +116,8 @@ class Simulation:
                 self.at(self.random_time(day), partial(self.visit, profile))
         for person in self.people:
             self.plan_member_day(person, day)
+        if self.automate and day == self.start + timedelta(days=min(10, self.days // 2)):
+            self.device_farm(day)
         if self.automate:
             for hour in range(24):
                 self.at(self._utc(day, time(hour, 59, 59)), self.work)
@@ -140,28 +157,41 @@ class Simulation:
         return k
 
     # --- actions, each through the real services ---
-    def visit(self, profile: ChannelProfile, referrer: Person | None = None) -> None:
+    def visit(self, profile: ChannelProfile, referrer: Person | None = None, device: str | None = None) -> None:
+        """A person opens a landing page and may pass the gate and join. `device` set: one of a device
+        farm's fake friends, who always gets through."""
         rng, ws = self.rng, self.ws
         visitor = f"{rng.getrandbits(64):016x}"
         code = entry_code(profile.key)
         ref = referrer.member_id if referrer else None
         record_landing(ws, code, visitor, {"utm_medium": profile.kind}, ref)
         self.stats.visitors += 1
-        if rng.random() >= profile.gate_pass:
+        if device is None and rng.random() >= profile.gate_pass:
             return
         stage = rng.choices(("buying", "learning", "browsing"), weights=profile.stage_weights)[0]
         name = rng.choice(SURNAMES) + rng.choice(GIVEN)
         form = {"name": name, "need": "获客", "interest": "社群运营", "stage": stage,
                 "experience": rng.choice(("yes", "no")), "consent": "on"}
         try:
-            ticket = submit_gate(ws, code, visitor, form, locale="zh", referrer_id=ref)
+            ticket = submit_gate(ws, code, visitor, form, locale="zh", referrer_id=ref,
+                                 signals=browser_of(device or visitor))
         except NoRoom:
             self.stats.no_room += 1
             return
         self.stats.gate_passes += 1
-        if rng.random() < profile.join:
+        if device is not None or rng.random() < profile.join:
             delay = timedelta(seconds=rng.randint(20, 600))
             self.at(self.clock.now + delay, lambda: self.join(profile, ticket, name))
+
+    def device_farm(self, day: date) -> None:
+        """One member fakes six friends from one phone within minutes, for the invite rewards: the fraud
+        checks must hold these rewards for review (shared device, same network and browser, a burst)."""
+        inviter = next((p for p in self.people if not p.left and self._age(p, day) >= 2), None)
+        if inviter is None:
+            return
+        start = self._utc(day, time(21, 0))
+        for i in range(6):
+            self.at(start + timedelta(seconds=90 * i), partial(self.visit, REFERRAL, inviter, "farm-phone-0001"))
 
     def join(self, profile: ChannelProfile, ticket: object, name: str) -> None:
         world = sandbox_world(self.ws)
