@@ -25,6 +25,7 @@ from qunflow.services.metrics import metrics_report
 from qunflow.store.tables import events as events_table
 from qunflow.store.tables import spend as spend_table
 from qunflow.workspace import Workspace, init_workspace
+from tests.examples import examples
 from tests.reference_metrics import reference_metrics
 
 ZONES = ("Asia/Shanghai", "America/New_York", "UTC")
@@ -128,7 +129,7 @@ SPEND_ROWS = st.lists(st.tuples(st.sampled_from(["ads", "content", "tv"]), st.in
 
 
 # Each example runs the full path (ingest, ship, SQL) for every slice; shrinking would be slow.
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(logs=event_logs(), zone=st.sampled_from(ZONES), start_offset=st.integers(0, 40),
        span=st.integers(0, 30), as_of_offset=st.integers(-5, 100), spend_rows=SPEND_ROWS)

@@ -16,6 +16,7 @@ from qunflow.services.metrics import metrics_report
 from qunflow.workspace import Workspace, init_workspace
 from tests.clickhouse_http import ClickHouseHTTPServer
 from tests.conftest import use_clickhouse
+from tests.examples import examples
 from tests.integration.test_metrics_exact import AS_OF, END, SCENARIO, SPEND, START, event_logs, load
 
 chdb = pytest.importorskip("chdb", reason="the ClickHouse engine tests need chdb: pip install -e '.[test]'")
@@ -65,7 +66,7 @@ def test_hand_worked_scenario_is_identical_on_every_engine(tmp_path: Path,
             assert_all_agree(wss, start=START, end=END, as_of=AS_OF, by=by, filters=filters)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+@settings(max_examples=examples(6), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(logs=event_logs())
 def test_random_logs_are_identical_on_every_engine(tmp_path_factory: pytest.TempPathFactory,

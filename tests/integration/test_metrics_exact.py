@@ -17,6 +17,7 @@ from qunflow.services.ingest import ingest_batch
 from qunflow.services.metrics import metrics_report
 from qunflow.store.tables import spend
 from qunflow.workspace import Workspace, init_workspace
+from tests.examples import examples
 from tests.reference_metrics import reference_metrics
 
 START, END, AS_OF = date(2026, 3, 1), date(2026, 3, 31), date(2026, 4, 30)
@@ -164,7 +165,7 @@ def same(a: Any, b: Any) -> bool:
 
 
 # Each example builds a real workspace; shrinking them is slow, so failures are reported unshrunk.
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(logs=event_logs(), as_of_offset=st.integers(0, 75), span=st.integers(0, 40))
 def test_every_metric_and_slice_matches_the_reference(tmp_path_factory: pytest.TempPathFactory,
