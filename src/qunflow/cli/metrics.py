@@ -14,6 +14,7 @@ from rich.table import Table
 
 from qunflow.cli.common import WorkspaceOption, console, err_console, fail, workspace
 from qunflow.domain.metrics import DIMENSIONS, METRIC_KEYS
+from qunflow.domain.schedule import parse_day
 
 spend_app = typer.Typer(help="Spend per channel per day (for CPA).", no_args_is_help=True)
 FORMATS = ("table", "json", "csv")
@@ -24,13 +25,7 @@ TABLE_COLUMNS = (("landing_visitors", "visitors"), ("join_conversion", "M1 join"
 
 
 def _day(value: str | None, name: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        fail(f"--{name} must be a date like 2026-01-31, got {value!r}")
-    return None
+    return parse_day(value, f"--{name}")
 
 
 def _cell(key: str, value: Any) -> str:

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from qunflow.cli.common import WorkspaceOption, console, fail, workspace
+from qunflow.domain.schedule import parse_day
 
 coupons_app = typer.Typer(help="The coupon ledger: issue, show, send, redeem, reverse coupons.", no_args_is_help=True)
 rewards_app = typer.Typer(help="Rewards: the review queue, decisions, clawbacks, budgets, programs.",
@@ -210,7 +211,7 @@ def leaderboard(by: Annotated[str, typer.Option(help="member, campaign or channe
 
     if format_ not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, got {format_!r}")
-    start, end = referral_stats.parse_day(from_, "--from"), referral_stats.parse_day(to, "--to")
+    start, end = parse_day(from_, "--from"), parse_day(to, "--to")
     rows = [r.as_json(by) for r in referral_stats.leaderboard(workspace(workspace_dir), by=by, start=start, end=end,
                                                                limit=limit)]
     columns = ["rank", by, "invites", "joined", "qualified", "paid", "paid_value", "review"]

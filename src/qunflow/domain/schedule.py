@@ -1,8 +1,22 @@
-"""When the weekly report is due: pure calendar arithmetic on local (workspace time zone) times."""
+"""Calendar arithmetic on local (workspace time zone) days and times: when the weekly report is due, and
+the YYYY-MM-DD days that commands and query strings name."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+
+from qunflow.errors import InvalidInput
+
+
+def parse_day(value: str | None, name: str) -> date | None:
+    """A YYYY-MM-DD day from a query string or option (None when absent), or InvalidInput naming `name`."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a date like 2026-01-31, got {value[:40]!r}") from None
+
 
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=1)

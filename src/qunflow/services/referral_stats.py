@@ -125,14 +125,5 @@ def leaderboard(ws: Workspace, *, by: str = "member", start: date | None = None,
     return rank(referral_stats(ws, by=by, start=start, end=end), limit)
 
 
-def parse_day(value: str | None, name: str) -> date | None:
-    """A YYYY-MM-DD day from a query string or option, or InvalidInput naming the field."""
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a date like 2026-01-31, got {value[:40]!r}") from None
 
-
-__all__ = ["BY", "ReferralStats", "leaderboard", "parse_day", "period_bounds", "rank", "referral_stats"]
+__all__ = ["BY", "ReferralStats", "leaderboard", "period_bounds", "rank", "referral_stats"]

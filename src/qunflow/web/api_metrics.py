@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from qunflow.domain.metrics import DIMENSIONS, FILTERS
+from qunflow.domain.schedule import parse_day
 from qunflow.errors import InvalidInput
 from qunflow.services.metrics import metrics_report
 from qunflow.web.deps import require_token, workspace_of
@@ -17,13 +18,7 @@ router = APIRouter(prefix="/api/v1", tags=["api"])
 
 
 def _day(request: Request, name: str) -> date | None:
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a date like 2026-01-31, got {raw!r}") from None
+    return parse_day(request.query_params.get(name), name)
 
 
 @router.get("/metrics", summary="Metrics for a join cohort",

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from qunflow.domain.schedule import parse_day
 from qunflow.services import coupons as ledger
 from qunflow.services import referral_stats, reward_views
 from qunflow.services import rewards as engine
@@ -144,7 +145,7 @@ async def post_clawback(request: Request, reward_id: int, body: ReasonBody, toke
 async def get_leaderboard(request: Request, _token: Token, by: Literal["member", "campaign", "channel"] = "member",
                           from_: Annotated[str | None, Query(alias="from")] = None, to: str | None = None,
                           limit: int = Query(20, ge=1, le=1000)) -> dict[str, Any]:
-    start, end = referral_stats.parse_day(from_, "from"), referral_stats.parse_day(to, "to")
+    start, end = parse_day(from_, "from"), parse_day(to, "to")
     rows = await run_in_threadpool(lambda: referral_stats.leaderboard(workspace_of(request), by=by, start=start,
                                                                       end=end, limit=limit))
     return {"by": by, "from": start and start.isoformat(), "to": end and end.isoformat(),

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
+from qunflow.domain.schedule import parse_day
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.catalog import list_entry_points
 from qunflow.services.dashboard import build_dashboard, default_period, filter_options
@@ -22,13 +23,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 
 def _date(request: Request, name: str, default: date) -> date:
-    raw = request.query_params.get(name)
-    if not raw:
-        return default
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise InvalidInput(f"{name} must be a date like 2026-01-31") from exc
+    return parse_day(request.query_params.get(name), name) or default
 
 
 def _query_without_lang(request: Request) -> str:

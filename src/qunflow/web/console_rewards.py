@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from qunflow.domain.schedule import parse_day
 from qunflow.errors import InvalidInput
 from qunflow.i18n import TEXTS, t
 from qunflow.services import referral_stats, reward_views
@@ -70,8 +71,8 @@ async def reward_action(request: Request, reward_id: int, action: str) -> Respon
 async def referrals_page(request: Request) -> Response:
     query = request.query_params
     by = query.get("by") or "member"
-    start = referral_stats.parse_day(query.get("from"), "from")
-    end = referral_stats.parse_day(query.get("to"), "to")
+    start = parse_day(query.get("from"), "from")
+    end = parse_day(query.get("to"), "to")
     rows = await run_in_threadpool(lambda: referral_stats.leaderboard(workspace_of(request), by=by, start=start,
                                                                       end=end, limit=100))
     return page(request, "console_referrals.html", rows=rows, by=by, start=start or "", end=end or "",
