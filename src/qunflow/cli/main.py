@@ -14,8 +14,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from qunflow.cli import automation, demo, inbox, metrics, referral, report, rewards, sandbox, setup
-from qunflow.cli import fraud as fraud_cli
+from qunflow.cli import automation, demo, fraud, inbox, metrics, report, rewards, sandbox, setup
 from qunflow.cli.common import ErrorMappingGroup, WorkspaceOption, console, fail, workspace
 
 app = typer.Typer(help="qunflow: run the community-distribution chain (社群分发链路).",
@@ -98,11 +97,9 @@ def serve(
     serve_workspace(workspace(workspace_dir), host=host, port=port)
 
 
-for module in (setup, metrics, report, demo, sandbox, automation, inbox):  # command groups in their own modules
+# command groups in their own modules; rewards brings coupons, rewards and referrals (links, posters, leaderboard)
+for module in (setup, metrics, report, demo, sandbox, automation, inbox, rewards, fraud):
     module.register(app)
-rewards.register(app)  # coupons, rewards, referrals (issue 5)
-referral.register(app)  # referral links and posters (issue 5)
-fraud_cli.register(app)  # fraud checks on referrals (issue 5)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""`qunflow referral`: a member's referral link and poster (S3)."""
+"""`qunflow referrals link|poster`: a member's referral link and poster (S3)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,3 @@ def poster(member: MemberArg,
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
     console.print(f"poster for {member} written to [bold]{out}[/] ({len(png) // 1024} KiB)", highlight=False)
-
-
-def register(app: typer.Typer) -> None:
-    """`link` and `poster` join `qunflow referrals` (registered with the rewards commands)."""

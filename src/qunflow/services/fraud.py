@@ -48,9 +48,6 @@ def rules_from_settings(settings: Settings) -> FraudRules:
                       active_types=tuple(settings.engagement_types))
 
 
-_NO_FILE: dict[str, Any] = {}  # Settings from the environment and the defaults only
-
-
 def _signal_key(ws: Workspace) -> bytes:
     """A key of its own for the signal hashes, derived from the workspace secret."""
     if "fraud_signal_key" not in ws.cache:
@@ -101,8 +98,9 @@ def record_join_signals(conn: Connection, member_id: str, signals: Signals, now:
 
 def score_referrals(conn: Connection, referral_ids: list[int], now: datetime,
                     rules: FraudRules | None = None) -> dict[int, Score]:
-    """Score referrals without storing anything (for the console and the CLI)."""
-    rules = rules or rules_from_settings(Settings(**_NO_FILE))
+    """Score referrals without storing anything (for the console and the CLI). Without `rules`, the
+    default thresholds (callers with a workspace pass `rules_from_settings(ws.settings)`)."""
+    rules = rules or FraudRules()
     return {f.referral_id: score_facts(f, rules) for f in gather(conn, referral_ids, now, rules)}
 
 
@@ -112,16 +110,17 @@ def score_referral(conn: Connection, referral_id: int, now: datetime, rules: Fra
 
 def rescore(conn: Connection, referral_ids: list[int], now: datetime,
             rules: FraudRules | None = None) -> dict[int, str]:
-    """Score referrals and store each one's level, reasons and time; returns id -> level.
-
-    Without `rules`, the thresholds come from the environment (QUNFLOW_FRAUD_*) and the defaults.
-    """
+    """Score referrals and store each one's level, reasons and time; returns id -> level."""
     scores = score_referrals(conn, list(referral_ids), now, rules)
+    _store(conn, scores, now)
+    return {rid: s.level for rid, s in scores.items()}
+
+
+def _store(conn: Connection, scores: dict[int, Score], now: datetime) -> None:
     if scores:
         conn.execute(update(referrals).where(referrals.c.id == bindparam("rid"))
                      .values(fraud_level=bindparam("level"), fraud_reasons=bindparam("reasons"), scored_at=now),
                      [{"rid": rid, "level": s.level, "reasons": s.reasons} for rid, s in scores.items()])
-    return {rid: s.level for rid, s in scores.items()}
 
 
 def check(ws: Workspace, referral_ids: list[int] | None = None, *, member_id: str | None = None,
@@ -145,7 +144,7 @@ def check(ws: Workspace, referral_ids: list[int] | None = None, *, member_id: st
         rules = rules_from_settings(ws.settings)
         scores = score_referrals(conn, ids, ws.clock(), rules)
         if store:
-            rescore(conn, ids, ws.clock(), rules)
+            _store(conn, scores, ws.clock())
     return [{"id": row.id, "inviter_id": row.inviter_id, "invitee_id": row.invitee_id, "joined_at": row.joined_at,
              "level": scores[row.id].level, "reasons": scores[row.id].reasons} for row in rows]
 

@@ -25,6 +25,11 @@ def _reasons(value: Any) -> list[Any]:
     return list(found or [])
 
 
+def _with_coupon_code() -> Any:
+    """Rewards with the code of the coupon that paid them (None until paid)."""
+    return select(rewards, coupons.c.code.label("coupon_code")).outerjoin(coupons, coupons.c.id == rewards.c.coupon_id)
+
+
 def list_rewards(ws: Workspace, *, status: str | None = None, member_id: str | None = None, limit: int = 100,
                  offset: int = 0) -> list[dict[str, Any]]:
     """Rewards, oldest first within the review queue and newest first otherwise; with the coupon code
@@ -36,7 +41,7 @@ def list_rewards(ws: Workspace, *, status: str | None = None, member_id: str | N
     if offset < 0:
         raise InvalidInput(f"offset must be 0 or more, got {offset}")
     w = rewards.c
-    query = select(rewards, coupons.c.code.label("coupon_code")).outerjoin(coupons, coupons.c.id == w.coupon_id)
+    query = _with_coupon_code()
     if status is not None:
         query = query.where(w.status == status)
     if member_id:
@@ -48,8 +53,7 @@ def list_rewards(ws: Workspace, *, status: str | None = None, member_id: str | N
 
 
 def get_reward(ws: Workspace, reward_id: int) -> dict[str, Any]:
-    query = (select(rewards, coupons.c.code.label("coupon_code"))
-             .outerjoin(coupons, coupons.c.id == rewards.c.coupon_id).where(rewards.c.id == reward_id))
+    query = _with_coupon_code().where(rewards.c.id == reward_id)
     with ws.engine.connect() as conn:
         row = conn.execute(query).first()
     if row is None:
