@@ -25,7 +25,7 @@ from sqlalchemy import select, text
 from qunflow.domain.event_columns import EventColumns, event_columns, validate_raw
 from qunflow.domain.events import Event, parse_event
 from qunflow.errors import InvalidInput
-from qunflow.services.eventfiles import CHUNK, _parquet_value, read_chunks
+from qunflow.services.eventfiles import _parquet_value, read_chunks
 from qunflow.services.ingest import import_event_file
 from qunflow.store.eventlog import _driver_columns, count_events
 from qunflow.store.tables import events
@@ -261,6 +261,9 @@ def stored_ids(ws: Workspace) -> list[str]:
         return list(conn.execute(select(events.c.event_id).order_by(events.c.seq)).scalars())
 
 
+CHUNK = 1000  # small chunks here, so that a few thousand rows span several transactions
+
+
 def test_a_file_of_many_chunks_is_stored_in_file_order_with_progress_after_each_commit(
         any_workspace: Workspace, tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
@@ -271,20 +274,20 @@ def test_a_file_of_many_chunks_is_stored_in_file_order_with_progress_after_each_
         with any_workspace.engine.connect() as conn:
             seen.append((position, count_events(conn)))
 
-    result = import_event_file(any_workspace.engine, path, on_progress=progress)
+    result = import_event_file(any_workspace.engine, path, on_progress=progress, chunk=CHUNK)
     assert (result.stored, result.duplicates, result.errors) == (2 * CHUNK + 7, 0, [])
     assert stored_ids(any_workspace) == [f"e{i}" for i in range(2 * CHUNK + 7)]
     assert [count for _, count in seen] == [CHUNK, 2 * CHUNK, 2 * CHUNK + 7]  # reported once committed
     assert seen[-1][0] == path.stat().st_size
-    again = import_event_file(any_workspace.engine, path)
+    again = import_event_file(any_workspace.engine, path, chunk=CHUNK)
     assert (again.stored, again.duplicates) == (0, 2 * CHUNK + 7)
 
 
 def test_a_read_error_keeps_the_chunks_read_before_it(workspace: Workspace, tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
-    path.write_bytes(event_lines(0, 2 * CHUNK + 2000).encode() + b'{"event_id": "\xff"}\n')
+    path.write_bytes(event_lines(0, 2 * CHUNK + CHUNK // 2).encode() + b'{"event_id": "\xff"}\n')
     with pytest.raises(InvalidInput, match="not UTF-8"):
-        import_event_file(workspace.engine, path)
+        import_event_file(workspace.engine, path, chunk=CHUNK)
     assert stored_ids(workspace) == [f"e{i}" for i in range(2 * CHUNK)]
 
 
@@ -296,8 +299,29 @@ def test_a_chunk_the_database_refuses_stops_the_import_after_the_chunks_before(w
     path = tmp_path / "events.jsonl"
     path.write_text(event_lines(0, 3 * CHUNK), encoding="utf-8")
     with pytest.raises(sqlite3.IntegrityError, match="refused by a trigger"):  # the driver's own error, as before
-        import_event_file(workspace.engine, path)
+        import_event_file(workspace.engine, path, chunk=CHUNK)
     assert stored_ids(workspace) == [f"e{i}" for i in range(CHUNK)]  # the refused chunk left no trace
+
+
+def test_the_import_page_cache_is_given_back_afterwards_also_after_an_error(workspace: Workspace,
+                                                                           tmp_path: Path) -> None:
+    def cache_sizes() -> list[int]:
+        """Of the pool's first two connections, held at once: the import's is one of them."""
+        with workspace.engine.connect() as one, workspace.engine.connect() as two:
+            return [int(c.exec_driver_sql("PRAGMA cache_size").scalar_one()) for c in (one, two)]
+
+    usual = cache_sizes()
+    path = tmp_path / "events.jsonl"
+    path.write_text(event_lines(0, 10), encoding="utf-8")
+    import_event_file(workspace.engine, path)
+    assert cache_sizes() == usual
+
+    def stop(_: int) -> None:
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        import_event_file(workspace.engine, path, on_progress=stop)
+    assert cache_sizes() == usual
 
 
 @pytest.mark.parametrize(("unit", "ends"), [("s", False), ("ms", False), ("us", False), ("ms", True),
