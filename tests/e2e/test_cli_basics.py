@@ -15,7 +15,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from qunflow.cli.main import app
-from qunflow.services.ingest import import_event_file
+from qunflow.services.fileimport import import_event_file
 from qunflow.services.tokens import check_token
 from qunflow.workspace import Workspace, open_workspace
 

@@ -137,3 +137,54 @@ def test_sigkill_loses_no_acknowledged_event_on_postgres(home: Path, pg_url: str
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QUNFLOW_DATABASE_URL", pg_url)  # for this process and the server's
     kill_during_ingest(home)
+
+
+def _gone(pid: int) -> bool:
+    """Ended: no such process, or a zombie nobody has reaped yet (a container's init may not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def _reader_of(pid: int) -> int | None:
+    """The import's reader process (a child), if it has started."""
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        if b"fileimport import _reader" in Path(f"/proc/{child}/cmdline").read_bytes():
+            return int(child)
+    return None
+
+
+def test_a_killed_import_keeps_its_committed_chunks_and_leaves_no_reader_behind(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QUNFLOW_DATABASE_URL", raising=False)
+    init_workspace(home).close()
+    rows = 150_000  # three chunks, and a file large enough (> 16 MiB) to be read in a second process
+    path = tmp_path / "events.jsonl"
+    note = "x" * 60
+    path.write_text("".join(f'{{"event_id": "f{i}", "type": "message", "ts": "2026-03-01T00:00:00Z", '
+                            f'"member_id": "m{i % 997}", "properties": {{"note": "{note}"}}}}\n'
+                            for i in range(rows)), encoding="utf-8")
+    assert path.stat().st_size >= 16 * 1024 * 1024
+    process = subprocess.Popen([*QUNFLOW, "events", "import", str(path), "--workspace", str(home)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    reader, stored = None, 0
+    deadline = time.monotonic() + 60
+    while (reader is None or not stored) and process.poll() is None and time.monotonic() < deadline:
+        reader = reader or _reader_of(process.pid)
+        stored = len(stored_ids(home)[0])
+        time.sleep(0.02)
+    process.kill()
+    process.wait(10)
+    assert reader is not None and 0 < stored < rows, f"not killed in the middle: {process.stderr.read()!r}"  # type: ignore[union-attr]
+    deadline = time.monotonic() + 15
+    while not _gone(reader) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone(reader), "the reader process outlived the killed import"
+
+    have, total = stored_ids(home)
+    assert total == len(have) and len(have) % 50_000 == 0  # whole chunks: each one committed or not at all
+    again = subprocess.run([*QUNFLOW, "events", "import", str(path), "--workspace", str(home)],
+                           capture_output=True, text=True, timeout=120, check=True)
+    assert f"{rows - len(have)} stored, {len(have)} already present" in again.stdout
+    assert len(stored_ids(home)[0]) == rows

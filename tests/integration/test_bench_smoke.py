@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from bench.metric_suites import TOTAL, differences, floor_suite, pandas_suite, qunflow_suite
 
-from qunflow.services.ingest import import_event_file
+from qunflow.services.fileimport import import_event_file
 from qunflow.services.metrics import metrics_report
 from qunflow.sim.generator import generate
 from qunflow.workspace import Workspace

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -26,8 +28,8 @@ from qunflow.domain.event_columns import EventColumns, event_columns, validate_r
 from qunflow.domain.events import Event, parse_event
 from qunflow.errors import InvalidInput
 from qunflow.services.eventfiles import _parquet_value, read_chunks
-from qunflow.services.ingest import import_event_file
-from qunflow.store.eventlog import _driver_columns, count_events
+from qunflow.services.fileimport import import_event_file
+from qunflow.store.eventlog import count_events, driver_columns
 from qunflow.store.tables import events
 from qunflow.workspace import Workspace
 
@@ -90,7 +92,7 @@ def stored(batches: list[EventColumns]) -> list[tuple[Any, ...]]:
     """The rows as bound on SQLite, in order."""
     rows: list[tuple[Any, ...]] = []
     for batch in batches:
-        columns = _driver_columns(batch, postgres=False)
+        columns = driver_columns(batch, postgres=False)
         names = sorted(columns)
         rows += [tuple(zip(names, values, strict=True)) for values in zip(*(columns[n] for n in names), strict=True)]
     return [tuple(pair for pair in row if pair[1] is not None) for row in rows]
@@ -264,8 +266,20 @@ def stored_ids(ws: Workspace) -> list[str]:
 CHUNK = 1000  # small chunks here, so that a few thousand rows span several transactions
 
 
+@pytest.fixture(params=[False, True], ids=["in-process", "reader-process"])
+def pipeline(request: pytest.FixtureRequest) -> Iterator[bool]:
+    """Both ways of reading a file; the reader process is gone when the import returns or fails."""
+    before = _children()
+    yield request.param
+    assert _children() == before
+
+
+def _children() -> list[str]:
+    return Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+
+
 def test_a_file_of_many_chunks_is_stored_in_file_order_with_progress_after_each_commit(
-        any_workspace: Workspace, tmp_path: Path) -> None:
+        any_workspace: Workspace, tmp_path: Path, pipeline: bool) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text(event_lines(0, 2 * CHUNK + 7), encoding="utf-8")
     seen: list[tuple[int, int]] = []
@@ -274,7 +288,8 @@ def test_a_file_of_many_chunks_is_stored_in_file_order_with_progress_after_each_
         with any_workspace.engine.connect() as conn:
             seen.append((position, count_events(conn)))
 
-    result = import_event_file(any_workspace.engine, path, on_progress=progress, chunk=CHUNK)
+    result = import_event_file(any_workspace.engine, path, on_progress=progress, chunk=CHUNK,
+                               pipeline=pipeline)
     assert (result.stored, result.duplicates, result.errors) == (2 * CHUNK + 7, 0, [])
     assert stored_ids(any_workspace) == [f"e{i}" for i in range(2 * CHUNK + 7)]
     assert [count for _, count in seen] == [CHUNK, 2 * CHUNK, 2 * CHUNK + 7]  # reported once committed
@@ -283,24 +298,39 @@ def test_a_file_of_many_chunks_is_stored_in_file_order_with_progress_after_each_
     assert (again.stored, again.duplicates) == (0, 2 * CHUNK + 7)
 
 
-def test_a_read_error_keeps_the_chunks_read_before_it(workspace: Workspace, tmp_path: Path) -> None:
+def test_a_read_error_keeps_the_chunks_read_before_it(workspace: Workspace, tmp_path: Path,
+                                                     pipeline: bool) -> None:
     path = tmp_path / "events.jsonl"
     path.write_bytes(event_lines(0, 2 * CHUNK + CHUNK // 2).encode() + b'{"event_id": "\xff"}\n')
     with pytest.raises(InvalidInput, match="not UTF-8"):
-        import_event_file(workspace.engine, path, chunk=CHUNK)
+        import_event_file(workspace.engine, path, chunk=CHUNK, pipeline=pipeline)
     assert stored_ids(workspace) == [f"e{i}" for i in range(2 * CHUNK)]
 
 
 def test_a_chunk_the_database_refuses_stops_the_import_after_the_chunks_before(workspace: Workspace,
-                                                                               tmp_path: Path) -> None:
+                                                                               tmp_path: Path, pipeline: bool) -> None:
     with workspace.engine.begin() as conn:
         conn.execute(text(f"CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.event_id = 'e{CHUNK + 3}' "
                           "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"))
     path = tmp_path / "events.jsonl"
     path.write_text(event_lines(0, 3 * CHUNK), encoding="utf-8")
     with pytest.raises(sqlite3.IntegrityError, match="refused by a trigger"):  # the driver's own error, as before
-        import_event_file(workspace.engine, path, chunk=CHUNK)
+        import_event_file(workspace.engine, path, chunk=CHUNK, pipeline=pipeline)
     assert stored_ids(workspace) == [f"e{i}" for i in range(CHUNK)]  # the refused chunk left no trace
+
+
+def test_the_reader_process_passes_its_errors_on_and_a_reader_that_dies_is_reported(
+        workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    damaged = tmp_path / "events.parquet"
+    damaged.write_bytes(b"PAR1 not really")
+    with pytest.raises(InvalidInput, match="not a readable Parquet file"):
+        import_event_file(workspace.engine, damaged, pipeline=True)
+    path = tmp_path / "events.jsonl"
+    path.write_text(event_lines(0, 10), encoding="utf-8")
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # a reader that ends without a word
+    with pytest.raises(RuntimeError, match=r"reading events.jsonl ended unexpectedly \(exit code 1\)"):
+        import_event_file(workspace.engine, path, pipeline=True)
+    assert stored_ids(workspace) == []
 
 
 def test_the_import_page_cache_is_given_back_afterwards_also_after_an_error(workspace: Workspace,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from qunflow.domain.event_columns import EventColumns, event_columns, validate_columns
 from qunflow.domain.events import MAX_MONEY, TEXT_FIELDS, Event, parse_event
 from qunflow.errors import InvalidInput
-from qunflow.store.eventlog import _driver_columns, _sqlite_stamps
+from qunflow.store.eventlog import _sqlite_stamps, driver_columns
 
 VALID = {"event_id": "e1", "type": "order", "ts": "2026-01-20T08:30:00+08:00", "member_id": "m1"}
 
@@ -33,7 +33,7 @@ def per_row(items: list[Any], str_is_reason: bool = True) -> tuple[list[Event], 
 
 def stored(batch: EventColumns, postgres: bool) -> dict[str, list[Any]]:
     """What the event log would bind, with columns that hold only NULL left out (they store NULL)."""
-    columns = _driver_columns(batch, postgres)
+    columns = driver_columns(batch, postgres)
     if postgres:  # Decimal("-0.0000") == Decimal("0"): compare the text the database is sent
         columns = {name: [v if not isinstance(v, Decimal) else str(v) for v in values]
                    for name, values in columns.items()}

@@ -52,7 +52,7 @@ def events_import(
 ) -> None:
     """Import events. Re-sent event_ids are skipped; invalid rows are reported by line."""
     from qunflow.services.eventfiles import file_format
-    from qunflow.services.ingest import import_event_file
+    from qunflow.services.fileimport import import_event_file
 
     ws = workspace(workspace_dir)
     if not file.is_file():

@@ -32,17 +32,23 @@ _COLUMN = {"group": "group_key"}
 
 
 def append_columns(conn: Connection, batch: EventColumns) -> int:
-    """Insert the events not yet stored, in this transaction. Returns how many were new.
+    """Insert the events not yet stored, in this transaction. Returns how many were new."""
+    if not batch.count:
+        return 0
+    return append_driver_columns(conn, driver_columns(batch, postgres=conn.dialect.name == "postgresql"))
+
+
+def append_driver_columns(conn: Connection, columns: dict[str, list[Any]]) -> int:
+    """append_columns for columns driver_columns already made (the import makes them in another process).
 
     Goes straight to the driver's executemany: this is the ingest hot path. Columns no event of the
     batch uses are left to their default (NULL): most events carry four or five of the seventeen.
     """
-    if not batch.count:
+    if not columns:
         return 0
     postgres = conn.dialect.name == "postgresql"
     if postgres:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENT_LOCK_KEY})
-    columns = _driver_columns(batch, postgres)
     mark = "%s" if postgres else "?"
     # received_at is one value for the batch: bound once, in the statement, not once per row.
     sql = (f"INSERT INTO events ({', '.join(columns)}, received_at) "
@@ -66,8 +72,8 @@ def _received(postgres: bool) -> Any:
     return received if postgres else f"'{received.isoformat(' ', 'microseconds')}'"
 
 
-def _driver_columns(batch: EventColumns, postgres: bool) -> dict[str, list[Any]]:
-    """The batch's columns in the driver's types, keyed by table column."""
+def driver_columns(batch: EventColumns, postgres: bool) -> dict[str, list[Any]]:
+    """The batch's columns in the driver's types, keyed by table column (no database needed)."""
     out: dict[str, list[Any]] = {}
     for name, values in batch.columns.items():
         if name == "ts":

@@ -1,0 +1,168 @@
+"""`qunflow events import`: a CSV/JSONL/Parquet file into the event log, chunk by committed chunk.
+
+A large file is read in a second process: it reads, validates and converts a chunk to the driver's
+columns while this one stores the chunk before it. The two halves take about the same time, and a
+thread would not do (sqlite3 hands Python's lock back and forth for every row it inserts).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Generator, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from qunflow.errors import InvalidInput
+from qunflow.services.ingest import IngestResult
+
+# Files from this size on are read in a second process (starting it costs about half a second).
+PIPELINE_BYTES = 16 * 1024 * 1024
+
+# SQLite page cache while a file is imported, in KiB (the cache grows only as pages are touched).
+# At a million members the member index outgrows the default 2 MiB and every chunk reads its pages
+# back from the OS (bench/bench_metrics.py, 9.7M events).
+IMPORT_CACHE_KIB = 512 * 1024
+
+_DONE = "done"
+
+
+@dataclass
+class Prepared:
+    """One chunk, ready to store: the valid events as driver columns and the refused rows by line."""
+
+    received: int
+    valid: int
+    columns: dict[str, list[Any]]
+    errors: list[dict[str, Any]]
+    position: int  # bytes of the file read so far
+
+
+def prepared_chunks(path: Path, chunk: int, postgres: bool) -> Generator[Prepared]:
+    """Everything the import does to a file but storing it; no database involved."""
+    from qunflow.domain.event_columns import validate_raw
+    from qunflow.services.eventfiles import read_chunks
+    from qunflow.store.eventlog import driver_columns
+
+    for lines, raw, position in read_chunks(path, chunk):
+        valid, rejected = validate_raw(raw)  # a str row is the reason its line could not be read
+        errors = [{"line": lines[index], "reason": reason} for index, reason in rejected]
+        columns = driver_columns(valid, postgres) if valid.count else {}
+        yield Prepared(raw.count, valid.count, columns, errors, position)
+
+
+def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chunk: int | None = None,
+                      pipeline: bool | None = None) -> IngestResult:
+    """Import a file chunk by chunk; each committed chunk is durable.
+
+    Invalid rows are reported with their line number (in `line`) and skipped. Chunks commit in file
+    order and progress (bytes read) is reported after each commit; an error stops the import after
+    them. `pipeline` (default: from PIPELINE_BYTES on) reads in a second process.
+    """
+    from qunflow.services.eventfiles import CHUNK, file_format
+    from qunflow.store.eventlog import append_driver_columns
+
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file")
+    file_format(path)  # an unknown extension fails here, before a process is started
+    if pipeline is None:
+        pipeline = path.stat().st_size >= PIPELINE_BYTES
+    postgres = engine.dialect.name == "postgresql"
+    chunks = _read_elsewhere if pipeline else prepared_chunks
+    total = IngestResult()
+    with engine.connect() as conn, _import_cache(conn), closing(chunks(path, chunk or CHUNK, postgres)) as read:
+        for prepared in read:
+            stored = 0
+            if prepared.valid:
+                with conn.begin():
+                    stored = append_driver_columns(conn, prepared.columns)
+            total.add(IngestResult(prepared.received, stored, prepared.valid - stored, prepared.errors))
+            if on_progress:
+                on_progress(prepared.position)
+    return total
+
+
+def _read_elsewhere(path: Path, chunk: int, postgres: bool) -> Generator[Prepared]:
+    """prepared_chunks, made in a child process one chunk ahead of the caller.
+
+    A plain child process (not multiprocessing: that would import the caller's main script again)
+    sends pickles on its stdout. It holds the only writing end of that pipe, so when this process
+    dies mid-import the child's next write fails and it ends instead of waiting for ever.
+    """
+    import qunflow
+
+    env = dict(os.environ)
+    source = str(Path(qunflow.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
+    command = [sys.executable, "-c", "from qunflow.services.fileimport import _reader; _reader()",
+               str(path), str(chunk), "postgresql" if postgres else "sqlite"]
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env)
+    assert child.stdout is not None and child.stderr is not None
+    try:
+        while True:
+            try:
+                item = pickle.load(child.stdout)
+            except EOFError:
+                child.wait(10)
+                problem = child.stderr.read().decode(errors="replace").strip().splitlines()
+                raise RuntimeError(f"the process reading {path.name} ended unexpectedly (exit code "
+                                   f"{child.returncode}): {problem[-1] if problem else 'no message'}") from None
+            if isinstance(item, BaseException):
+                raise item
+            if item == _DONE:
+                return
+            yield item
+    finally:
+        child.stdout.close()  # a child still writing gets a broken pipe and ends
+        try:
+            child.wait(5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        child.stderr.close()
+
+
+def _reader() -> None:
+    """The child (argv: path, chunk, dialect): prepared chunks pickled to stdout, then _DONE or the error."""
+    path, chunk, dialect = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    out = sys.stdout.buffer
+
+    def put(item: Any) -> None:
+        try:
+            pickle.dump(item, out, protocol=pickle.HIGHEST_PROTOCOL)
+            out.flush()
+        except OSError:  # the importing process is gone (killed, or stopped by an error)
+            os._exit(1)
+
+    try:
+        for prepared in prepared_chunks(path, chunk, dialect == "postgresql"):
+            put(prepared)
+    except Exception as exc:  # the caller raises it: a read error after the chunks before it
+        put(exc if isinstance(exc, InvalidInput) else RuntimeError(f"{type(exc).__name__}: {exc}"))
+        return
+    put(_DONE)
+
+
+@contextmanager
+def _import_cache(conn: Connection) -> Iterator[None]:
+    """A large page cache on this connection for the import, the usual one again afterwards."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
+    conn.commit()
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.exec_driver_sql(f"PRAGMA cache_size={int(before or -2000)}")
+        conn.commit()
