@@ -203,7 +203,8 @@ def test_every_command_has_help(path: list[str]) -> None:
 
 
 @pytest.mark.parametrize("args", [["nope"], ["events", "count", "--typo"], ["events", "import"],
-                                  ["token", "create"], ["serve", "--port", "abc"], ["--bogus"]], ids=" ".join)
+                                  ["token", "create"], ["serve", "--port", "abc"], ["--bogus"],
+                                  ["events", "import", "x.csv", "--rows-per-commit", "0"]], ids=" ".join)
 def test_usage_errors_are_one_line_on_stderr_and_exit_2(args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and result.stderr.count("\n") == 1

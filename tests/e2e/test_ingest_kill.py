@@ -159,14 +159,15 @@ def test_a_killed_import_keeps_its_committed_chunks_and_leaves_no_reader_behind(
         home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("QUNFLOW_DATABASE_URL", raising=False)
     init_workspace(home).close()
-    rows = 150_000  # three chunks, and a file large enough (> 16 MiB) to be read in a second process
+    rows, chunk = 150_000, 50_000  # three chunks, and a file large enough (> 16 MiB) to be read in a second process
     path = tmp_path / "events.jsonl"
     note = "x" * 60
     path.write_text("".join(f'{{"event_id": "f{i}", "type": "message", "ts": "2026-03-01T00:00:00Z", '
                             f'"member_id": "m{i % 997}", "properties": {{"note": "{note}"}}}}\n'
                             for i in range(rows)), encoding="utf-8")
     assert path.stat().st_size >= 16 * 1024 * 1024
-    process = subprocess.Popen([*QUNFLOW, "events", "import", str(path), "--workspace", str(home)],
+    process = subprocess.Popen([*QUNFLOW, "events", "import", str(path), "--workspace", str(home),
+                                "--rows-per-commit", str(chunk)],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     reader, stored = None, 0
     deadline = time.monotonic() + 60
@@ -183,7 +184,7 @@ def test_a_killed_import_keeps_its_committed_chunks_and_leaves_no_reader_behind(
     assert _gone(reader), "the reader process outlived the killed import"
 
     have, total = stored_ids(home)
-    assert total == len(have) and len(have) % 50_000 == 0  # whole chunks: each one committed or not at all
+    assert total == len(have) and len(have) % chunk == 0  # whole chunks: each one committed or not at all
     again = subprocess.run([*QUNFLOW, "events", "import", str(path), "--workspace", str(home)],
                            capture_output=True, text=True, timeout=120, check=True)
     assert f"{rows - len(have)} stored, {len(have)} already present" in again.stdout

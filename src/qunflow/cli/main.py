@@ -49,6 +49,9 @@ def token_create(name: str, workspace_dir: WorkspaceOption = None) -> None:
 def events_import(
     file: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet file of events.")],
     workspace_dir: WorkspaceOption = None,
+    rows_per_commit: Annotated[int | None, typer.Option(
+        min=1, help="Rows stored per transaction (default 250,000): an interrupted import keeps every "
+                    "whole one. Fewer use less memory; more are faster on a large database.")] = None,
 ) -> None:
     """Import events. Re-sent event_ids are skipped; invalid rows are reported by line."""
     from qunflow.services.eventfiles import file_format
@@ -62,7 +65,7 @@ def events_import(
                TransferSpeedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
-        result = import_event_file(ws.engine, file,
+        result = import_event_file(ws.engine, file, chunk=rows_per_commit,
                                    on_progress=lambda pos: progress.update(task, completed=pos))
     console.print(f"{result.stored} stored, {result.duplicates} already present, "
                   f"{len(result.errors)} rejected (of {result.received} rows)")
