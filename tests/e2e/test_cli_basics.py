@@ -170,6 +170,21 @@ def test_import_reports_progress_up_to_the_whole_file(workspace: Workspace, tmp_
     assert len(seen) >= 3 and seen == sorted(set(seen)) and seen[-1] == path.stat().st_size
 
 
+def test_rows_per_commit_commits_in_that_many_rows_and_refuses_zero(workspace: Workspace, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "e.jsonl", rows(10))
+    refused = qunflow(workspace, "events", "import", str(path), "--rows-per-commit", "0")
+    assert refused.exit_code == 2 and "--rows-per-commit" in refused.stderr and count(workspace) == 0
+    assert qunflow(workspace, "events", "import", str(path), "--rows-per-commit", "3").exit_code == 0
+    assert count(workspace) == 10
+
+
+def test_the_import_help_names_the_default_chunk() -> None:
+    from qunflow.services.eventfiles import CHUNK
+
+    result = runner.invoke(app, ["events", "import", "--help"], terminal_width=200)
+    assert f"default {CHUNK:,}" in " ".join(result.stdout.split())
+
+
 def test_events_count_by_type(workspace: Workspace, tmp_path: Path) -> None:
     qunflow(workspace, "events", "import", str(write_jsonl(tmp_path / "e.jsonl", rows(10))))
     assert count(workspace) == 10
