@@ -45,6 +45,13 @@ class PlatformError(QunflowError):
     http_status = 502
 
 
+class Unreachable(PlatformError):
+    """The platform will not deliver to this person now: they blocked the bot, left, or the window closed.
+    Retrying does not help; the person is marked unreachable instead."""
+
+    http_status = 409
+
+
 class RateLimited(PlatformError):
     """The platform asked us to slow down; retry after `retry_after` seconds."""
 

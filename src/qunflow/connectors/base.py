@@ -1,15 +1,18 @@
 """The connector port: what qunflow needs from a chat platform, shaped on PLATFORMS.md.
 
-Every platform (the sandbox, Telegram, WeCom, Feishu, Slack, Discord) is one module implementing
-`Connector`. Inbound traffic is verified and parsed into typed updates; outbound calls return
-a `SendResult` or raise `RateLimited` (with the platform's retry_after) or `PlatformError`.
+Every platform (the sandbox, Telegram, WeCom, Feishu, Slack, Discord) is one folder implementing
+`Connector` plus one line in `connectors.registry`. Inbound HTTP calls are verified and parsed into
+typed updates (`receive`); outbound calls return a `SendResult` or raise `RateLimited` (with the
+platform's retry_after), `Unreachable` (the person blocked the bot, the window closed) or
+`PlatformError`. Services never test a platform's name: they read its `Capabilities`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Literal, Protocol
 
 DmPolicy = Literal[
@@ -25,13 +28,16 @@ class Capabilities:
     join_requests: bool  # joins can be requests that we approve or decline
     dm_policy: DmPolicy
     dm_window_seconds: int | None  # how long the private-message window stays open, if limited
-    invite_label_max: int  # attribution that rides on an invite link (WeCom state: 30)
+    invite_label_max: int  # attribution that rides on an invite link (WeCom state: 30, Telegram name: 32)
     reports_invite_on_join: bool  # does a join tell us which invite was used? (Discord: no)
     group_capacity_max: int | None  # WeCom customer groups: 500; WeChat QR joins stop at 200
     reads_group_messages: bool  # needs privacy mode off / message-content intent / scope
     # Sends carry a key the platform deduplicates on (Feishu `uuid`, Discord `nonce`): a send whose
     # outcome a crash hid can be repeated safely. Without it, such a send goes to the dead letters.
     idempotent_sends: bool = False
+    # An invite link can be limited to one person (Telegram member_limit=1, or a join-request link
+    # named per person): a forwarded link then cannot bring strangers in under someone else's name.
+    single_use_invites: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,10 @@ class InviteLink:
     url: str
     label: str
     join_request: bool
+    # What opening the link shows: a URL to follow, or a picture to scan (WeCom QR codes).
+    qr_url: str | None = None
+    # The platform's handle to revoke the link with (Telegram: the link itself; WeCom: config_id).
+    handle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,9 @@ class SendResult:
 class Update:
     platform: str
     at: datetime  # naive UTC
+    # The platform's id of this delivery (Telegram update_id, a digest of a WeCom callback): an update
+    # seen before is not acted on twice. None: the platform gives none (handlers stay idempotent).
+    key: str | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,18 @@ class JoinRequested(Update):
     user_id: str
     display_name: str
     invite_label: str | None
+    dm_context: str | None = None  # Telegram: user_chat_id, the chat to message for 5 minutes
+
+
+@dataclass(frozen=True)
+class ContactAdded(Update):
+    """A person added a staff account as a contact (WeCom 联系我): the private-domain entry."""
+
+    staff_id: str
+    user_id: str
+    display_name: str
+    invite_label: str | None  # the contact way's `state`
+    dm_context: str | None = None  # WeCom: the WelcomeCode, valid ~20 s and for one call
 
 
 @dataclass(frozen=True)
@@ -83,12 +108,36 @@ class MessagePosted(Update):
     message_id: str | None = None  # the platform's id, when it gives one (keys replies to this message)
 
 
+@dataclass(frozen=True)
+class Inbound:
+    """What one inbound HTTP call carried, and what to answer the platform."""
+
+    updates: list[Update]
+    reply: bytes = b'{"ok":true}'
+    media_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class Host:
+    """What qunflow gives a connector when it builds one."""
+
+    public_url: str
+    home: Path
+    clock: Callable[[], datetime]
+    secret: str  # a per-workspace secret for signing what the connector hands out
+
+
 class Connector(Protocol):
     platform: str
     capabilities: Capabilities
 
-    def create_invite(self, group_id: str, label: str, *, join_request: bool = False) -> InviteLink:
-        """A tracked invite link into a group; `label` comes back on the join."""
+    def create_invite(self, group_id: str, label: str, *, join_request: bool = False,
+                      single_use: bool = False) -> InviteLink:
+        """A tracked invite link into a group; `label` comes back on the join (or join request)."""
+        ...
+
+    def revoke_invite(self, group_id: str, link: InviteLink) -> None:
+        """Stop a link from letting anyone else in (used when it was used up, or the group filled)."""
         ...
 
     def approve_join(self, group_id: str, user_id: str) -> None: ...
@@ -97,11 +146,16 @@ class Connector(Protocol):
 
     def send_direct(self, user_id: str, text: str, *, context: str | None = None,
                     idempotency_key: str | None = None) -> SendResult:
-        """A private message; `context` carries a window token (welcome code, request id)."""
+        """A private message; `context` carries a window token (welcome code, user_chat_id)."""
         ...
 
     def post_to_group(self, group_id: str, text: str, *, idempotency_key: str | None = None) -> SendResult: ...
 
-    def parse_updates(self, headers: Mapping[str, str], body: bytes) -> list[Update]:
-        """Verify an inbound call (signature) and parse it; raises Unauthorized or InvalidInput."""
+    def receive(self, method: str, query: Mapping[str, str], headers: Mapping[str, str],
+                body: bytes) -> Inbound:
+        """Verify an inbound call (signature, secret) and parse it; raises Unauthorized or InvalidInput."""
+        ...
+
+    def check_group(self, group_id: str) -> list[str]:
+        """What stops qunflow from running this group (e.g. the bot is not an admin), as fixes to make."""
         ...

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, create_engine, event, func, insert, select, updat
 from qunflow.connectors import sandbox_tables as t
 from qunflow.connectors.base import (
     Capabilities,
+    Inbound,
     InviteLink,
     JoinRequested,
     MemberJoined,
@@ -62,13 +63,24 @@ class RateLimits:
             raise RateLimited(f"sandbox: too many requests for {key}", retry_after=round(wait, 3))
 
 
-def _add_client_key(engine: Engine) -> None:
-    """Sandbox files made before sends were idempotent get the key column (create_all adds no columns)."""
+# Columns added after the first sandbox files were made (create_all adds tables, not columns).
+_LATER_COLUMNS = {
+    "sandbox_messages": [("client_key", "VARCHAR(200)",
+                          "CREATE UNIQUE INDEX uq_sandbox_messages_client_key ON sandbox_messages (client_key)")],
+    "sandbox_invites": [("member_limit", "INTEGER", None), ("used", "INTEGER NOT NULL DEFAULT 0", None),
+                        ("revoked", "BOOLEAN NOT NULL DEFAULT 0", None)],
+}
+
+
+def _add_later_columns(engine: Engine) -> None:
     with engine.begin() as conn:
-        columns = {row[1] for row in conn.exec_driver_sql("PRAGMA table_info(sandbox_messages)")}
-        if "client_key" not in columns:
-            conn.exec_driver_sql("ALTER TABLE sandbox_messages ADD COLUMN client_key VARCHAR(200)")
-            conn.exec_driver_sql("CREATE UNIQUE INDEX uq_sandbox_messages_client_key ON sandbox_messages (client_key)")
+        for table, columns in _LATER_COLUMNS.items():
+            present = {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table})")}
+            for name, ddl, index in columns:
+                if name not in present:
+                    conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
+                    if index:
+                        conn.exec_driver_sql(index)
 
 
 class SandboxPlatform:
@@ -79,7 +91,7 @@ class SandboxPlatform:
         self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(self.engine, "connect", _fast_sqlite)
         t.metadata.create_all(self.engine)
-        _add_client_key(self.engine)
+        _add_later_columns(self.engine)
         self.clock = clock
         self.secret = secret or secrets.token_hex(16)
         self.limits = RateLimits()
@@ -124,6 +136,14 @@ class SandboxPlatform:
                                                           creates_join_request=join_request,
                                                           created_at=self.clock()))
         return token
+
+    def has_chat(self, chat_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.sandbox_chats.c.id).where(t.sandbox_chats.c.id == chat_id)).first() is not None
+
+    def revoke_invite(self, token: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(t.sandbox_invites).where(t.sandbox_invites.c.token == token).values(revoked=True))
 
     def join(self, user_id: str, display_name: str, invite_token: str) -> str:
         """A person opens an invite link. Returns 'joined' or 'requested'."""
@@ -286,6 +306,15 @@ class SandboxConnector:
 
     def post_to_group(self, group_id: str, text: str, *, idempotency_key: str | None = None) -> SendResult:
         return SendResult(self.world.bot_post(group_id, text, idempotency_key))
+
+    def revoke_invite(self, group_id: str, link: InviteLink) -> None:
+        self.world.revoke_invite(link.url.rsplit("/", 1)[-1])
+
+    def check_group(self, group_id: str) -> list[str]:
+        return [] if self.world.has_chat(group_id) else [f"the sandbox has no chat {group_id}"]
+
+    def receive(self, method: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes) -> Inbound:
+        return Inbound(self.parse_updates(headers, body))
 
     def parse_updates(self, headers: Mapping[str, str], body: bytes) -> list[Update]:
         signature = {k.lower(): v for k, v in headers.items()}.get(SIGNATURE_HEADER, "")

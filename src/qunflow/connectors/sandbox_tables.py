@@ -49,6 +49,9 @@ sandbox_invites = Table(
     Column("name", String(32), nullable=False),
     Column("creates_join_request", Boolean, nullable=False),
     Column("created_at", DateTime, nullable=False),
+    Column("member_limit", Integer),  # None: anyone with the link; 1: a single-use link
+    Column("used", Integer, nullable=False, default=0),
+    Column("revoked", Boolean, nullable=False, default=False),
 )
 
 sandbox_join_requests = Table(

@@ -101,7 +101,7 @@ def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, st
 
 def handle_inbound(ws: Workspace, platform: str, headers: Mapping[str, str], body: bytes) -> None:
     """Entry for a platform's webhook call: verify, parse, act on each update."""
-    for item in connector_for(ws, platform).parse_updates(headers, body):
+    for item in connector_for(ws, platform).receive("POST", {}, headers, body).updates:
         handle_update(ws, item)
 
 
