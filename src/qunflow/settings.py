@@ -240,6 +240,40 @@ def load_settings(workspace: str | Path | None = None, **overrides: Any) -> Sett
         raise InvalidInput(f"{source}: {message}") from exc
 
 
+def platform_sections(home: Path) -> dict[str, dict[str, Any]]:
+    """The `[platforms.<name>]` sections of the workspace's settings file (raw; the registry types them)."""
+    path = home / SETTINGS_FILE
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{path}: not valid TOML: {exc}") from exc
+    sections = data.get("platforms", {})
+    return {name: dict(values) for name, values in sections.items() if isinstance(values, dict)}
+
+
+def save_platform_section(home: Path, name: str, values: dict[str, Any]) -> Path:
+    """Write `[platforms.<name>]` into the settings file, keeping its comments and other sections.
+    The file holds credentials from then on, so it is made readable by its owner only."""
+    import tomlkit
+
+    path = home / SETTINGS_FILE
+    document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+    platforms = document.get("platforms")
+    if platforms is None:
+        platforms = tomlkit.table(is_super_table=True)
+        document["platforms"] = platforms
+    section = tomlkit.table()
+    for key, value in values.items():
+        if value is not None:
+            section[key] = value
+    platforms[name] = section  # type: ignore[index]
+    path.write_text(tomlkit.dumps(document), encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
 def write_settings_file(home: Path, timezone: str = "Asia/Shanghai") -> Path:
     """Write a commented default settings file (kept if one exists) and the secret key file."""
     home.mkdir(parents=True, exist_ok=True)
