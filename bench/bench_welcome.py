@@ -40,7 +40,6 @@ def main() -> None:
     from tests.integration.test_join_flow import FORM
 
     from qunflow.services.join import submit_gate
-    from qunflow.services.platforms import sandbox_world
     from qunflow.workspace import init_workspace
 
     total = int(args.rate * args.seconds)
@@ -59,7 +58,7 @@ def main() -> None:
             apply_playbooks(ws, [args.welcome])
         form = {**FORM, "stage": "learning", "experience": "no"}
         tickets = [submit_gate(ws, "ads-1", f"v{i}", form) for i in range(total)]
-        world = sandbox_world(ws)
+        world = ws.sandbox
         # Lift the sandbox's Telegram-like limits (30 msg/s per bot): this measures qunflow, not the quota.
         world.limits.bot_per_second = 1_000_000
         latencies, waited, baseline = [], [], []

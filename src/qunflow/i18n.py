@@ -17,6 +17,9 @@ TEXTS: dict[str, dict[str, str]] = {
     "submit": {"en": "Join", "zh": "加入"},
     "fix_errors": {"en": "Please check the fields marked below.", "zh": "请检查下方标注的内容。"},
     "ticket_title": {"en": "Your group is ready", "zh": "你的群已经准备好"},
+    "entry_link_body": {"en": "Tap the link or scan the code to ask to join. A welcome message arrives first, "
+                              "then you are let in.",
+                        "zh": "点击链接或扫码申请入群。你会先收到一条欢迎私信，随后通过入群申请。"},
     "ticket_body": {"en": "Tap the link or scan the code to join. Your welcome message arrives right after.",
                     "zh": "点击链接或扫码入群,入群后会立刻收到欢迎私信。"},
     "open_group": {"en": "Join the group", "zh": "进入群聊"},

@@ -1,25 +1,40 @@
-"""A workspace: the settings, the state database and the analytics store of one community."""
+"""A workspace: the settings, the state database and the analytics store of one community.
+
+`Workspace` is also the composition root: the typed, lazily built parts every service uses (the
+encryption key, the send limiter, the connector of each platform), built once per process.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import hmac
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cryptography.fernet import Fernet
 from sqlalchemy import Engine
 
+from qunflow.connectors.base import Connector, Host
+from qunflow.connectors.registry import load_platform_settings, platforms, spec_of
+from qunflow.engine.limits import MemoryLimiter, SendLimiter, SharedLimiter
 from qunflow.errors import InvalidInput
 from qunflow.settings import (
     SETTINGS_FILE,
     Settings,
     load_settings,
+    platform_sections,
     resolve_home,
     write_settings_file,
 )
 from qunflow.store.db import SCHEMA_HEAD, make_engine, migrate, schema_revision
+
+if TYPE_CHECKING:
+    from qunflow.connectors.sandbox import SandboxPlatform
 
 
 def utc_now() -> datetime:
@@ -30,11 +45,62 @@ def utc_now() -> datetime:
 class Workspace:
     settings: Settings
     clock: Callable[[], datetime] = utc_now  # naive UTC; the demo swaps in a simulated clock
-    cache: dict[str, Any] = field(default_factory=dict)  # per-process objects (connectors)
+    connectors: dict[str, Connector] = field(default_factory=dict)  # built on first use (tests may put their own)
+    # The compiled keyword rules and the versions they were built from (services.keyword_rules).
+    keyword_matcher: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @cached_property
     def engine(self) -> Engine:
         return make_engine(self.settings.db_url, sqlite_synchronous=self.settings.sqlite_synchronous)
+
+    @cached_property
+    def fernet(self) -> Fernet:
+        """Encrypts personal fields at rest (and queued message texts) with the workspace key."""
+        return Fernet(self.settings.encryption_key())
+
+    @cached_property
+    def signal_key(self) -> bytes:
+        """A key of its own for the fraud checks' signal hashes, derived from the workspace secret."""
+        return hmac.new(self.settings.encryption_key(), b"qunflow join signals v1", hashlib.sha256).digest()
+
+    @cached_property
+    def limiter(self) -> SendLimiter:
+        """Send limits: in this process on SQLite (one process), shared through PostgreSQL otherwise."""
+        if self.engine.dialect.name == "postgresql":
+            return SharedLimiter(self.engine, self.settings.rate_limits)
+        return MemoryLimiter(self.settings.rate_limits)
+
+    def connector(self, platform: str) -> Connector:
+        """The connector of a registered platform, built from its `[platforms.<name>]` settings."""
+        with self._lock:
+            found = self.connectors.get(platform)
+            if found is None:
+                spec = spec_of(platform)
+                section = platform_sections(self.home).get(platform, {})
+                found = self.connectors[platform] = spec.build(load_platform_settings(platform, section), self.host)
+            return found
+
+    def connected_platforms(self) -> list[str]:
+        """The platforms this workspace has set up: the sandbox, and each with a settings section."""
+        sections = platform_sections(self.home)
+        return [name for name in platforms() if name == "sandbox" or name in sections]
+
+    @cached_property
+    def host(self) -> Host:
+        return Host(public_url=self.settings.public_url.rstrip("/"), home=self.home, clock=lambda: self.clock(),
+                    secret=self.settings.encryption_key().decode()[:32], inbound=self._inbound)
+
+    def _inbound(self, platform: str, headers: Mapping[str, str], body: bytes) -> None:
+        # The one place the root reaches up: in-process platforms hand their updates to the dispatcher.
+        from qunflow.services.inbound import receive
+
+        receive(self, platform, "POST", {}, headers, body)
+
+    @property
+    def sandbox(self) -> SandboxPlatform:
+        """The built-in sandbox platform (its people, chats and messages)."""
+        return self.connector("sandbox").world  # type: ignore[attr-defined, no-any-return]
 
     @property
     def home(self) -> Path:

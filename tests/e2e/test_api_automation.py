@@ -123,6 +123,6 @@ def test_the_automation_endpoints_are_in_the_openapi_docs(live_server) -> None: 
     paths = httpx.get(f"{live_server.url}/openapi.json").json()["paths"]
     for path in ("/api/v1/inbox", "/api/v1/inbox/{item_id}/done", "/api/v1/inbox/{item_id}/undone",
                  "/api/v1/inbox/{item_id}/assign", "/api/v1/automation/dead-letters",
-                 "/api/v1/automation/dead-letters/{enrollment_id}/retry", "/api/v1/playbooks"):
+                 "/api/v1/automation/dead-letters/{letter_id}/retry", "/api/v1/playbooks"):
         assert path in paths, path
     assert not any(p.startswith("/console") for p in paths)

@@ -21,7 +21,6 @@ from qunflow.connectors.base import Capabilities
 from qunflow.connectors.sandbox import SandboxConnector
 from qunflow.services.automation import dead_letters, dispatch_triggers, run_due
 from qunflow.services.join import submit_gate
-from qunflow.services.platforms import sandbox_world
 from qunflow.services.playbooks import apply_playbooks
 from qunflow.store.tables import deliveries, enrollments
 from qunflow.workspace import Workspace, open_workspace
@@ -44,7 +43,7 @@ steps:
 
 def populate(ws: Workspace, tmp_path: Path, members: int) -> None:
     setup_community(ws, core_capacity=members)
-    world = sandbox_world(ws)
+    world = ws.sandbox
     for i in range(members):
         ticket = submit_gate(ws, "xhs-note-1", f"v{i}", FORM)
         world.join(f"u{i}", f"User {i}", invite_token(ticket.invite_url))
@@ -54,7 +53,7 @@ def populate(ws: Workspace, tmp_path: Path, members: int) -> None:
 
 
 def sent_keys(ws: Workspace) -> Counter[str]:
-    with sandbox_world(ws).engine.connect() as conn:
+    with ws.sandbox.engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT client_key FROM sandbox_messages WHERE client_key LIKE 'pb:%'").all()
     return Counter(row[0] for row in rows)
 
@@ -123,7 +122,7 @@ def test_a_send_whose_outcome_a_crash_hid_is_repeated_only_where_the_platform_de
         workspace: Workspace, tmp_path: Path, idempotent: bool) -> None:
     populate(workspace, tmp_path, 1)
     if not idempotent:
-        workspace.cache["connector:sandbox"] = NoDedupSandbox(sandbox_world(workspace), "http://127.0.0.1")
+        workspace.connectors["sandbox"] = NoDedupSandbox(workspace.sandbox, "http://127.0.0.1")
     dispatch_triggers(workspace)
     # What a crash between "pending" and "sent" leaves: the send recorded as pending.
     with workspace.engine.begin() as conn:

@@ -64,21 +64,22 @@ def test_platform_hook_with_a_bad_signature_is_refused(workspace: Workspace, liv
     with httpx.Client(base_url=live_server.url) as client:
         forged = client.post("/hooks/sandbox", content=b'{"kind": "member_left"}',
                              headers={"x-sandbox-signature": "0" * 64})
-        unknown = client.post("/hooks/telegram", content=b"{}")
+        unconnected = client.post("/hooks/telegram", content=b"{}")
+        unknown = client.post("/hooks/myspace", content=b"{}")
     assert forged.status_code == 401 and "bad signature" in forged.json()["error"]
-    assert unknown.status_code == 400 and "no connector" in unknown.json()["error"]
+    assert unconnected.status_code == 404 and "'telegram' is not connected" in unconnected.json()["error"]
+    assert unknown.status_code == 404 and "not connected" in unknown.json()["error"]
 
 
 def test_sandbox_invite_without_a_name_is_400_and_joins_nobody(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]
     setup_community(workspace)
-    from qunflow.services.platforms import sandbox_world
 
-    token = sandbox_world(workspace).create_invite("chat-newbie-1", "walk-in", join_request=False)
+    token = workspace.sandbox.create_invite("chat-newbie-1", "walk-in", join_request=False)
     with httpx.Client(base_url=live_server.url) as client:
         assert client.get("/sandbox/invite/nope").status_code == 404
         response = client.post(f"/sandbox/invite/{token}", data={"name": "  "})
     assert response.status_code == 400 and "display name" in response.json()["error"]
-    assert sandbox_world(workspace).counts()["users"] == 0
+    assert workspace.sandbox.counts()["users"] == 0
 
 
 def test_gate_post_for_unknown_entry_is_404(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]

@@ -11,12 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from qunflow.engine.notifier import post_staff_alerts
 from qunflow.errors import InvalidInput
 from qunflow.services.automation import dead_letters, work_once
 from qunflow.services.ingest import ingest_batch
 from qunflow.services.join import submit_gate
-from qunflow.services.keyword_rules import post_staff_alerts
-from qunflow.services.platforms import sandbox_world
 from qunflow.services.playbooks import apply_playbooks, playbook_overview, shipped_files
 from qunflow.services.privacy import member_link_token
 from qunflow.store.tables import coupons, enrollments, inbox, member_tags, members
@@ -51,7 +50,7 @@ def clocked(workspace: Workspace) -> tuple[Workspace, Clock]:
 
 def join(ws: Workspace, visitor: str, user: str) -> str:
     ticket = submit_gate(ws, "xhs-note-1", visitor, FORM)
-    assert sandbox_world(ws).join(user, f"User {user}", invite_token(ticket.invite_url)) == "joined"
+    assert ws.sandbox.join(user, f"User {user}", invite_token(ticket.invite_url)) == "joined"
     return ticket.member_id
 
 
@@ -63,7 +62,7 @@ def run_until(ws: Workspace, clock: Clock, end: datetime, step: timedelta = time
 
 def playbook_dms(ws: Workspace) -> dict[str, list[tuple[str, str]]]:
     """Per sandbox user: (local time, text) of the messages playbooks sent them."""
-    world = sandbox_world(ws)
+    world = ws.sandbox
     out: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for m in sorted(world.messages(limit=10_000), key=lambda m: m["id"]):
         if (m.get("client_key") or "").startswith("pb:"):
@@ -119,7 +118,7 @@ def test_the_content_calendar_posts_to_each_tier_group_once_per_scheduled_moment
     apply_playbooks(ws, shipped_files())
     clock.now = local("2026-03-02T19:00:00")  # Monday
     run_until(ws, clock, local("2026-03-07T00:00:00"), step=timedelta(minutes=20))
-    world = sandbox_world(ws)
+    world = ws.sandbox
     posts = [(m["chat_id"], m["sent_at"].replace(tzinfo=UTC).astimezone(ZONE))
              for chat in ("chat-core-1", "chat-core-2", "chat-newbie-1")
              for m in world.messages(chat_id=chat, limit=1000) if (m.get("client_key") or "").startswith("pb:")]

@@ -19,7 +19,6 @@ import qunflow
 from qunflow.services import coupons as ledger
 from qunflow.services.fraud import RawSignals, hash_signals, record_join_signals, rescore, score_referrals
 from qunflow.services.ingest import ingest_batch
-from qunflow.services.platforms import sandbox_world
 from qunflow.services.playbooks import apply_playbooks
 from qunflow.store.tables import join_signals, members, referrals
 from qunflow.web.public import client_ip
@@ -56,7 +55,7 @@ def gate_pass(ws: Workspace, client: httpx.Client, *, ref: str | None = None, fo
     assert invite
     (member,) = member_ids(ws) - before
     if user:
-        assert sandbox_world(ws).join(user, user, invite_token(invite.group(1))) == "joined"
+        assert ws.sandbox.join(user, user, invite_token(invite.group(1))) == "joined"
     return member
 
 

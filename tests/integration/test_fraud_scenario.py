@@ -21,7 +21,6 @@ from sqlalchemy import select
 
 import qunflow
 from qunflow.services import coupons as ledger
-from qunflow.services.platforms import sandbox_world
 from qunflow.services.playbooks import apply_playbooks
 from qunflow.services.rewards import clawback_fraud, rewards_tick
 from qunflow.services.tokens import create_token
@@ -59,7 +58,7 @@ class Community:
         self.clock = Clock(T0)
         ws.clock = self.clock
         ws.settings.trust_proxy = True  # the server sits behind the company's proxy
-        self.world = sandbox_world(ws)
+        self.world = ws.sandbox
 
     def join(self, person: Person, client: httpx.Client, ref: Person | None = None) -> Person:
         """Open the (referral) link, pass the gate, join the group the ticket points at."""

@@ -11,7 +11,6 @@ from sqlalchemy import select
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.automation import work_once
 from qunflow.services.inbox import assign, list_inbox, set_done
-from qunflow.services.platforms import sandbox_world
 from qunflow.services.playbook_views import dead_letter_details, playbook_details, preview, retry_dead_letter
 from qunflow.services.playbooks import apply_playbooks, shipped_files
 from qunflow.store.tables import enrollments
@@ -188,7 +187,7 @@ def test_a_message_too_long_is_a_dead_letter_that_retry_and_skip_put_back(
     with ws.engine.connect() as conn:
         status = conn.execute(select(enrollments.c.status).where(enrollments.c.id == dead["id"])).scalar()
     assert status == "done" and dead_letter_details(ws) == []
-    texts = [m["text"] for m in sandbox_world(ws).messages(dm_user_id="u1")]
+    texts = [m["text"] for m in ws.sandbox.messages(dm_user_id="u1")]
     assert "后续 Li Lei" in texts and not any(len(t) > 4096 for t in texts)
     with pytest.raises(NotFound, match="no dead letter 424242"):
         retry_dead_letter(ws, 424242)

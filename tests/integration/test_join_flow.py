@@ -7,7 +7,6 @@ from sqlalchemy import select
 from qunflow.domain.gate import GateErrors
 from qunflow.services import catalog
 from qunflow.services.join import NoRoom, record_landing, submit_gate
-from qunflow.services.platforms import sandbox_world
 from qunflow.store.tables import consents, events, groups, members
 from qunflow.workspace import Workspace
 
@@ -40,7 +39,7 @@ def test_gated_join_is_attributed_welcomed_and_assigned_day1_tasks(any_workspace
     record_landing(ws, "xhs-note-1", "v1", {"utm_campaign": "spring"})
     ticket = submit_gate(ws, "xhs-note-1", "v1", FORM)
     assert ticket.tier == "core" and ticket.group == "core-1"
-    world = sandbox_world(ws)
+    world = ws.sandbox
     assert world.join("u1", "Li Lei", invite_token(ticket.invite_url)) == "joined"
 
     with ws.engine.connect() as conn:
@@ -63,7 +62,7 @@ def test_gated_join_is_attributed_welcomed_and_assigned_day1_tasks(any_workspace
 def test_welcome_dm_follows_join_within_a_second(workspace: Workspace) -> None:
     setup_community(workspace)
     ticket = submit_gate(workspace, "xhs-note-1", "v1", FORM)
-    sandbox_world(workspace).join("u1", "Li", invite_token(ticket.invite_url))
+    workspace.sandbox.join("u1", "Li", invite_token(ticket.invite_url))
     with workspace.engine.connect() as conn:
         sent = conn.execute(select(events).where(events.c.type == "welcome_sent")).one()
     assert sent.properties["latency_ms"] < 1000
@@ -104,7 +103,7 @@ def test_gate_without_consent_is_refused_and_stores_no_member(workspace: Workspa
 def test_checkin_message_completes_task_and_counts_as_activity(workspace: Workspace) -> None:
     setup_community(workspace)
     ticket = submit_gate(workspace, "xhs-note-1", "v1", FORM)
-    world = sandbox_world(workspace)
+    world = workspace.sandbox
     world.join("u1", "Li", invite_token(ticket.invite_url))
     world.say("u1", "签到!", chat_id="chat-core-1")
     types = event_types(workspace, ticket.member_id)
@@ -113,7 +112,7 @@ def test_checkin_message_completes_task_and_counts_as_activity(workspace: Worksp
 
 def test_unattributed_join_is_recorded_as_such(workspace: Workspace) -> None:
     setup_community(workspace)
-    world = sandbox_world(workspace)
+    world = workspace.sandbox
     token = world.create_invite("chat-newbie-1", "walk-in", join_request=False)
     world.join("u9", "Walk In", token)
     with workspace.engine.connect() as conn:

@@ -13,11 +13,12 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from qunflow.cli.main import app
+from qunflow.engine.notifier import post_staff_alerts
 from qunflow.errors import InvalidInput
 from qunflow.services.automation import work_once
-from qunflow.services.join import handle_inbound, submit_gate
-from qunflow.services.keyword_rules import post_staff_alerts, rule_set_overview
-from qunflow.services.platforms import sandbox_world
+from qunflow.services.inbound import receive
+from qunflow.services.join import submit_gate
+from qunflow.services.keyword_rules import rule_set_overview
 from qunflow.services.playbooks import apply_playbooks, playbook_overview, shipped_files
 from qunflow.store.tables import deliveries, events, inbox, member_tags, staff_alerts
 from qunflow.workspace import Workspace
@@ -98,13 +99,13 @@ def any_community(any_workspace: Workspace) -> tuple[Workspace, Clock]:
 
 def join(ws: Workspace, visitor: str, user: str, locale: str = "zh") -> str:
     ticket = submit_gate(ws, "xhs-note-1", visitor, FORM, locale=locale)
-    assert sandbox_world(ws).join(user, f"User {user}", invite_token(ticket.invite_url)) == "joined"
+    assert ws.sandbox.join(user, f"User {user}", invite_token(ticket.invite_url)) == "joined"
     return ticket.member_id
 
 
 def bot_texts(ws: Workspace, *, chat_id: str | None = None, dm_user_id: str | None = None) -> list[str]:
     """What the bot sent because of keyword rules (delivery keys start with kw:), oldest first."""
-    found = sandbox_world(ws).messages(chat_id=chat_id, dm_user_id=dm_user_id, limit=1000)
+    found = ws.sandbox.messages(chat_id=chat_id, dm_user_id=dm_user_id, limit=1000)
     return [m["text"] for m in sorted(found, key=lambda m: m["id"]) if (m.get("client_key") or "").startswith("kw:")]
 
 
@@ -133,7 +134,7 @@ def test_chinese_and_english_messages_in_group_and_private_get_the_right_reply(
     apply_playbooks(ws, [SHIPPED])
     zh = join(ws, "v1", "u1")
     en = join(ws, "v2", "u2", locale="en")
-    world = sandbox_world(ws)
+    world = ws.sandbox
     world.say("u1", "请问这个课程多少钱?", chat_id=GROUP_CHAT)
     world.say("u2", "How much is the course?")  # private, in English
     world.say("u2", "nice weather today", chat_id=GROUP_CHAT)  # matches nothing
@@ -156,7 +157,7 @@ def test_the_same_update_delivered_twice_acts_once(any_community: tuple[Workspac
     ws, _clock = any_community
     apply_playbooks(ws, [SHIPPED])
     member = join(ws, "v1", "u1")
-    world = sandbox_world(ws)
+    world = ws.sandbox
     captured: list[tuple[dict[str, str], bytes]] = []
     world.subscribe(lambda headers, body: captured.append((headers, body)))
     with Webhook() as hook:
@@ -164,7 +165,7 @@ def test_the_same_update_delivered_twice_acts_once(any_community: tuple[Workspac
         world.say("u1", "我要投诉,还要退款", chat_id=GROUP_CHAT)
         world.say("u1", "多少钱", chat_id=GROUP_CHAT)
         for headers, body in captured:  # the platform retries both updates
-            handle_inbound(ws, "sandbox", headers, body)
+            receive(ws, "sandbox", "POST", {}, headers, body)
         wait_for(lambda: len(hook.received) >= 1)
         time.sleep(0.3)  # a second post, if there were one, would have come by now
         assert len(hook.received) == 1
@@ -186,7 +187,7 @@ def test_a_tag_from_a_message_starts_a_tag_added_playbook_once(any_community: tu
     assert sorted((c.kind, c.key, c.status) for c in changes) == [
         ("keyword_rules", "events", "new"), ("playbook", "event_interest_follow_up", "new")]
     member = join(ws, "v1", "u1")
-    world = sandbox_world(ws)
+    world = ws.sandbox
     world.say("u1", "我想报名周六的活动", chat_id=GROUP_CHAT)
     clock.now += timedelta(minutes=1)
     work_once(ws, worker="test")
@@ -208,7 +209,7 @@ def test_an_alert_reaches_the_inbox_and_the_staff_webhook_after_a_failed_try(
     member = join(ws, "v1", "u1")
     with Webhook(answers=[503]) as hook:
         ws.settings = ws.settings.model_copy(update={"staff_webhook": hook.url})
-        sandbox_world(ws).say("u1", "服务太差,我要投诉")  # private
+        ws.sandbox.say("u1", "服务太差,我要投诉")  # private
         wait_for(lambda: rows(ws, select(staff_alerts.c.attempts)) == [(1,)])
         status, error = rows(ws, select(staff_alerts.c.status, staff_alerts.c.last_error))[0]
         assert status == "pending" and f"127.0.0.1:{hook.server.server_port} answered 503" in str(error)
@@ -235,7 +236,7 @@ def test_a_webhook_that_keeps_failing_is_given_up_and_recorded(community: tuple[
     join(ws, "v1", "u1")
     with Webhook(answers=[500] * 10) as hook:
         ws.settings = ws.settings.model_copy(update={"staff_webhook": hook.url})
-        sandbox_world(ws).say("u1", "I want a refund", chat_id=GROUP_CHAT)
+        ws.sandbox.say("u1", "I want a refund", chat_id=GROUP_CHAT)
         wait_for(lambda: rows(ws, select(staff_alerts.c.attempts)) == [(1,)])
         for _ in range(6):
             clock.now += timedelta(minutes=10)
@@ -253,7 +254,7 @@ def test_a_slow_staff_webhook_does_not_hold_up_the_message(community: tuple[Work
     with Webhook(delay=2.0) as hook:
         ws.settings = ws.settings.model_copy(update={"staff_webhook": hook.url})
         started = time.perf_counter()
-        sandbox_world(ws).say("u1", "投诉", chat_id=GROUP_CHAT)
+        ws.sandbox.say("u1", "投诉", chat_id=GROUP_CHAT)
         assert time.perf_counter() - started < 1.5  # the handler returned while the webhook still sleeps
         assert bot_texts(ws, chat_id=GROUP_CHAT) == ["收到,Li Lei。顾问会尽快私信你处理。"]
         wait_for(lambda: len(hook.received) == 1)
@@ -264,7 +265,7 @@ def test_without_a_staff_webhook_alerts_go_to_the_inbox_only(community: tuple[Wo
     ws, _clock = community
     apply_playbooks(ws, [SHIPPED])
     member = join(ws, "v1", "u1")
-    sandbox_world(ws).say("u1", "退款怎么办", chat_id=GROUP_CHAT)
+    ws.sandbox.say("u1", "退款怎么办", chat_id=GROUP_CHAT)
     titles = rows(ws, select(inbox.c.kind, inbox.c.member_id, inbox.c.title))
     assert titles == [("alert", member, "Li Lei 提到退款或投诉(newbie-1,规则 community_basics/refund_or_complaint),"
                                         "请 2 小时内私信跟进。 / Li Lei mentioned a refund or complaint (newbie-1, "
@@ -278,7 +279,7 @@ def test_a_new_version_is_used_by_the_next_message_and_a_disabled_set_matches_no
     ws, _clock = community
     path = tmp_path / "probe.yaml"
     join(ws, "v1", "u1")
-    world = sandbox_world(ws)
+    world = ws.sandbox
     path.write_text(ONE_RULE.format(enabled="true", reply="first"))
     apply_playbooks(ws, [path])
     world.say("u1", "alpha", chat_id=GROUP_CHAT)
@@ -321,7 +322,7 @@ def test_replies_share_the_send_limits_and_a_reply_that_would_wait_is_skipped_an
     ws.settings = ws.settings.model_copy(update={"rate_limits": {"sandbox": {"group": (2, 60)}}})
     apply_playbooks(ws, [SHIPPED])
     join(ws, "v1", "u1")
-    world = sandbox_world(ws)
+    world = ws.sandbox
     for text in ("多少钱", "价格呢", "优惠券?"):
         world.say("u1", text, chat_id=GROUP_CHAT)
         clock.now += timedelta(seconds=1)

@@ -18,7 +18,6 @@ from qunflow.domain.rewards import parse_programs
 from qunflow.errors import NotFound
 from qunflow.services import catalog
 from qunflow.services.join import submit_gate
-from qunflow.services.platforms import sandbox_world
 from qunflow.services.posters import COLOURS, SHIPPED_PROGRAM, NoCJKFont, find_cjk_font, make_poster
 from qunflow.services.privacy import member_link_token
 from qunflow.services.referrals import landing_path, referral_code, referral_link
@@ -46,7 +45,7 @@ needs_font = pytest.mark.skipif(not _has_cjk_font(), reason="drawing posters nee
 def member(ws: Workspace, name: str = "李雷", user: str = "u1") -> str:
     """A member who passed the gate with this name and joined the group on the sandbox."""
     ticket = submit_gate(ws, "xhs-note-1", f"v-{user}", {**FORM, "name": name})
-    assert sandbox_world(ws).join(user, name, invite_token(ticket.invite_url)) == "joined"
+    assert ws.sandbox.join(user, name, invite_token(ticket.invite_url)) == "joined"
     return ticket.member_id
 
 

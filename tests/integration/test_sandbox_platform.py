@@ -10,7 +10,6 @@ from sqlalchemy import select
 from qunflow.connectors.sandbox import SandboxConnector, SandboxPlatform, TokenBucket
 from qunflow.errors import PlatformError, RateLimited, Unauthorized
 from qunflow.services.join import submit_gate
-from qunflow.services.platforms import connector_for, sandbox_world
 from qunflow.store.tables import deliveries, events
 from qunflow.workspace import Workspace
 from tests.integration.test_join_flow import FORM, setup_community
@@ -21,7 +20,7 @@ T0 = datetime(2026, 3, 1, 8, 0)
 def test_a_join_request_on_a_tracked_link_is_approved_and_welcomed(workspace: Workspace) -> None:
     setup_community(workspace)
     ticket = submit_gate(workspace, "xhs-note-1", "v1", FORM)
-    world = sandbox_world(workspace)
+    world = workspace.sandbox
     # The same tracked label, on a link that makes a join request (Telegram-style).
     token = world.create_invite(f"chat-{ticket.group}", _label(workspace, ticket.member_id), join_request=True)
     assert world.join("u1", "Li", token) == "requested"
@@ -67,7 +66,7 @@ def test_token_bucket_refills_continuously() -> None:
 
 def test_welcome_menu_is_posted_once_for_a_burst_of_joins(workspace: Workspace) -> None:
     setup_community(workspace)
-    world = sandbox_world(workspace)
+    world = workspace.sandbox
     for n in range(5):
         ticket = submit_gate(workspace, "xhs-note-1", f"v{n}", {**FORM, "stage": "learning", "experience": "no"})
         world.join(f"u{n}", f"P{n}", ticket.invite_url.rsplit("/", 1)[1])
@@ -84,7 +83,7 @@ def test_updates_with_a_bad_signature_are_refused(tmp_path) -> None:  # type: ig
 
 
 def test_connector_exposes_platform_capabilities(workspace: Workspace) -> None:
-    caps = connector_for(workspace, "sandbox").capabilities
+    caps = workspace.connector("sandbox").capabilities
     assert caps.join_requests and caps.invite_label_max == 30 and caps.reports_invite_on_join
 
 
@@ -94,7 +93,7 @@ def test_refused_welcomes_are_recorded_and_shown_on_the_dashboard(workspace: Wor
     from qunflow.services.dashboard import build_dashboard
 
     setup_community(workspace)
-    world = sandbox_world(workspace)
+    world = workspace.sandbox
     world.limits.bot_per_second = 1  # a tight quota: a burst of joins gets 429s
     for n in range(3):
         ticket = submit_gate(workspace, "xhs-note-1", f"v{n}", {**FORM, "stage": "learning", "experience": "no"})

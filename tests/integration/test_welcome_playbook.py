@@ -14,7 +14,6 @@ from qunflow.domain.welcome import DEFAULT, KEY, WELCOME_DM
 from qunflow.errors import InvalidInput
 from qunflow.services.automation import dispatch_triggers, inactive_scan, run_due, schedule_tick
 from qunflow.services.join import submit_gate
-from qunflow.services.platforms import sandbox_world
 from qunflow.services.playbooks import apply_playbooks, playbook_overview, shipped_files
 from qunflow.services.privacy import member_link_token
 from qunflow.services.welcome import complete_task
@@ -52,12 +51,12 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 def join(ws: Workspace, visitor: str, user: str, form: dict[str, str] = FORM, locale: str = "zh") -> str:
     ticket = submit_gate(ws, "xhs-note-1", visitor, form, locale=locale)
-    assert sandbox_world(ws).join(user, f"User {user}", invite_token(ticket.invite_url)) == "joined"
+    assert ws.sandbox.join(user, f"User {user}", invite_token(ticket.invite_url)) == "joined"
     return ticket.member_id
 
 
 def dm_text(ws: Workspace, user: str) -> str:
-    [message] = sandbox_world(ws).messages(dm_user_id=user)
+    [message] = ws.sandbox.messages(dm_user_id=user)
     return str(message["text"])
 
 

@@ -90,18 +90,20 @@ def run(once: Annotated[bool, typer.Option("--once", help="One round, then exit.
 
 @automation_app.command("dead")
 def dead(workspace_dir: WorkspaceOption = None) -> None:
-    """Steps that could not be carried out: what failed, and why."""
+    """Steps and sends that could not be carried out: what failed, and why."""
     from qunflow.services.automation import dead_letters
 
     table = Table("id", "playbook", "subject", "step", "error", "when (UTC)")
     for row in dead_letters(workspace(workspace_dir)):
-        table.add_row(str(row["id"]), row["playbook_key"], row["subject"], str(row["step"]),
+        table.add_row(str(row["id"]), row["playbook_key"] or row["kind"], row["subject"],
+                      "-" if row["step"] is None else str(row["step"]),
                       row["last_error"] or "", f"{row['updated_at']:%Y-%m-%d %H:%M}")
     console.print(table)
 
 
 @automation_app.command("retry")
-def retry(ids: Annotated[list[int], typer.Argument(help="Dead-letter ids (see `qunflow automation dead`).")],
+def retry(ids: Annotated[list[str], typer.Argument(
+              help="Dead-letter ids (see `qunflow automation dead`): 12 for a step, s12 for a send.")],
           skip: Annotated[bool, typer.Option("--skip", help="Go on after the failed step instead.")] = False,
           workspace_dir: WorkspaceOption = None) -> None:
     """Put dead letters back in line."""

@@ -15,9 +15,9 @@ sandbox_app = typer.Typer(help="The built-in sandbox chat platform.", no_args_is
 @sandbox_app.command("groups")
 def groups(workspace_dir: WorkspaceOption = None) -> None:
     """Chats on the sandbox and their member counts."""
-    from qunflow.services.platforms import sandbox_world
 
-    world = sandbox_world(workspace(workspace_dir))
+
+    world = workspace(workspace_dir).sandbox
     table = Table("chat", "title", "members")
     for chat in world.chats():
         table.add_row(chat["id"], chat["title"], str(chat["members"]))
@@ -30,9 +30,9 @@ def messages(chat: Annotated[str | None, typer.Option(help="A chat id (default: 
              user: Annotated[str | None, typer.Option(help="Private messages with this user.")] = None,
              limit: int = 20, workspace_dir: WorkspaceOption = None) -> None:
     """The newest messages in a chat, or the bot's private messages."""
-    from qunflow.services.platforms import sandbox_world
 
-    world = sandbox_world(workspace(workspace_dir))
+
+    world = workspace(workspace_dir).sandbox
     table = Table("time (UTC)", "where", "from", "text")
     for m in world.messages(chat_id=chat, dm_user_id=user, limit=limit):
         where = m["chat_id"] or f"DM {m['dm_user_id']}"

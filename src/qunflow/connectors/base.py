@@ -125,6 +125,9 @@ class Host:
     home: Path
     clock: Callable[[], datetime]
     secret: str  # a per-workspace secret for signing what the connector hands out
+    # Hands an inbound call to qunflow as if it had arrived at /hooks/<platform> (platform, headers, body):
+    # for in-process platforms such as the sandbox.
+    inbound: Callable[[str, Mapping[str, str], bytes], None] | None = None
 
 
 class Connector(Protocol):

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, create_engine, event, func, insert, select, updat
 from qunflow.connectors import sandbox_tables as t
 from qunflow.connectors.base import (
     Capabilities,
+    Host,
     Inbound,
     InviteLink,
     JoinRequested,
@@ -32,6 +33,7 @@ from qunflow.connectors.base import (
     SendResult,
     Update,
 )
+from qunflow.connectors.registry import PlatformSettings, PlatformSpec
 from qunflow.domain.ratelimit import TokenBucket
 from qunflow.errors import InvalidInput, NotFound, PlatformError, RateLimited, Unauthorized
 
@@ -125,15 +127,18 @@ class SandboxPlatform:
                 conn.execute(insert(t.sandbox_users).values(id=user_id, display_name=display_name,
                                                             started_bot=False, created_at=self.clock()))
 
-    def create_invite(self, chat_id: str, name: str, join_request: bool) -> str:
+    def create_invite(self, chat_id: str, name: str, join_request: bool, member_limit: int | None = None) -> str:
         if len(name) > 32:
             raise InvalidInput("sandbox: an invite link name is at most 32 characters")
+        if member_limit is not None and join_request:
+            raise InvalidInput("sandbox: member_limit can't be combined with join requests (as on Telegram)")
         token = secrets.token_urlsafe(12)
         with self.engine.begin() as conn:
             if not conn.execute(select(t.sandbox_chats.c.id).where(t.sandbox_chats.c.id == chat_id)).first():
                 raise NotFound(f"sandbox: no chat {chat_id}")
             conn.execute(insert(t.sandbox_invites).values(token=token, chat_id=chat_id, name=name,
                                                           creates_join_request=join_request,
+                                                          member_limit=member_limit, used=0, revoked=False,
                                                           created_at=self.clock()))
         return token
 
@@ -146,13 +151,19 @@ class SandboxPlatform:
             conn.execute(update(t.sandbox_invites).where(t.sandbox_invites.c.token == token).values(revoked=True))
 
     def join(self, user_id: str, display_name: str, invite_token: str) -> str:
-        """A person opens an invite link. Returns 'joined' or 'requested'."""
+        """A person opens an invite link. Returns 'joined', 'requested' or 'refused' (revoked or used up)."""
         self.ensure_user(user_id, display_name)
         with self.engine.connect() as conn:
             invite = conn.execute(select(t.sandbox_invites).where(
                 t.sandbox_invites.c.token == invite_token)).first()
         if invite is None:
             raise NotFound("sandbox: this invite link does not exist")
+        if invite.revoked or (invite.member_limit is not None and invite.used >= invite.member_limit):
+            return "refused"  # as on a real platform: the link is expired or used up
+        if invite.member_limit is not None:
+            with self.engine.begin() as conn:
+                conn.execute(update(t.sandbox_invites).where(t.sandbox_invites.c.token == invite_token)
+                             .values(used=t.sandbox_invites.c.used + 1))
         if invite.creates_join_request:
             with self.engine.begin() as conn:
                 conn.execute(insert(t.sandbox_join_requests).values(
@@ -282,17 +293,19 @@ class SandboxConnector:
     platform = "sandbox"
     capabilities = Capabilities(
         join_requests=True, dm_policy="any", dm_window_seconds=None, invite_label_max=30,
-        reports_invite_on_join=True, group_capacity_max=None, reads_group_messages=True, idempotent_sends=True)
+        reports_invite_on_join=True, group_capacity_max=None, reads_group_messages=True, idempotent_sends=True,
+        single_use_invites=True)
 
     def __init__(self, world: SandboxPlatform, public_url: str) -> None:
         self.world = world
         self.public_url = public_url.rstrip("/")
 
-    def create_invite(self, group_id: str, label: str, *, join_request: bool = False) -> InviteLink:
+    def create_invite(self, group_id: str, label: str, *, join_request: bool = False,
+                      single_use: bool = False) -> InviteLink:
         if len(label) > self.capabilities.invite_label_max:
             raise InvalidInput(f"invite label {label!r} is longer than {self.capabilities.invite_label_max}")
-        token = self.world.create_invite(group_id, label, join_request)
-        return InviteLink(f"{self.public_url}/sandbox/invite/{token}", label, join_request)
+        token = self.world.create_invite(group_id, label, join_request, 1 if single_use else None)
+        return InviteLink(f"{self.public_url}/sandbox/invite/{token}", label, join_request, handle=token)
 
     def approve_join(self, group_id: str, user_id: str) -> None:
         self.world.answer_request(group_id, user_id, approve=True)
@@ -338,3 +351,20 @@ class SandboxConnector:
         if kind == "message":
             return [MessagePosted(p, at, data["user_id"], data["text"], data.get("chat_id"), data.get("message_id"))]
         raise InvalidInput(f"sandbox update: unknown kind {kind!r}")
+
+
+class SandboxSettings(PlatformSettings):
+    """The sandbox needs no settings: it lives in the workspace's sandbox.db."""
+
+
+def build(_settings: SandboxSettings, host: Host) -> SandboxConnector:
+    world = SandboxPlatform(host.home / "sandbox.db", clock=host.clock, secret=host.secret)
+    if host.inbound is not None:
+        inbound = host.inbound
+        world.subscribe(lambda headers, body: inbound("sandbox", headers, body))
+    return SandboxConnector(world, host.public_url)
+
+
+PLATFORM = PlatformSpec(name="sandbox", capabilities=SandboxConnector.capabilities, settings=SandboxSettings,
+                        build=build)
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 
 @dataclass
@@ -76,3 +76,20 @@ class Limiter:
         for bucket in buckets:
             bucket.take(now)
         return 0.0
+
+
+def gcra(tat: datetime | None, now: datetime, limit: Limit) -> tuple[datetime, float]:
+    """The generic cell rate algorithm on one stored instant (the bucket's theoretical arrival time).
+
+    Returns the new TAT when a call may go now (wait 0), else the unchanged TAT and the seconds to wait.
+    Equivalent to a token bucket of `calls` tokens refilled over `per` seconds, but one value to store,
+    so several processes can share it through a database row.
+    """
+    calls, per = limit
+    interval = timedelta(seconds=per / calls)
+    burst = interval * calls  # a full bucket: `calls` sends at once
+    start = max(tat or now, now)
+    allowed_at = start + interval - burst
+    if allowed_at > now:
+        return tat or now, (allowed_at - now).total_seconds()
+    return start + interval, 0.0

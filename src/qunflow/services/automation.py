@@ -2,11 +2,9 @@
 
 Durability: enrollments are rows in the state DB whose `due_at` is the timer; a restart resumes them.
 Triggers read the event log from a stored cursor (every path that records an event can trigger).
-Exactly once: a step's effects commit together with the enrollment's move to the next step; a send
-is recorded as pending before the platform call and as sent after it, under a key derived from the
-enrollment and step. A pending send found after a crash is repeated with the same key when the
-platform deduplicates on it (Capabilities.idempotent_sends), and is otherwise parked as a dead
-letter for a person to check, never silently dropped and never blindly sent twice.
+Exactly once: a step's effects commit together with the enrollment's move to the next step. A send
+step queues its message in the outbox (engine/outbox.py) in that same transaction, under a key
+derived from the enrollment and step, and the outbox sends it, retries it and dead-letters it.
 Several workers: due rows are claimed with a lease (PostgreSQL: FOR UPDATE SKIP LOCKED).
 """
 
@@ -20,16 +18,17 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from qunflow.domain.events import Event
 from qunflow.domain.playbooks import Condition, Playbook, Step, in_quiet_hours, next_occurrence, wait_until
 from qunflow.domain.templates import TemplateError, render_template
 from qunflow.domain.welcome import pick_language
-from qunflow.errors import NotFound, PlatformError, RateLimited
+from qunflow.engine import outbox
+from qunflow.engine.notifier import queue_staff_alert
+from qunflow.errors import NotFound
 from qunflow.services.coupons import issue as issue_coupon
-from qunflow.services.platforms import connector_for, send_limiter
 from qunflow.services.playbooks import active_playbooks, load_version
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.store.db import insert_if_new, insert_ignore
@@ -223,54 +222,39 @@ def run_due(ws: Workspace, *, worker: str | None = None, limit: int = 500) -> Ou
     outcome.claimed = len(claimed)
     if not claimed:
         return outcome
-    sends: list[_Send] = []
+    keys: list[str] = []
     with ws.engine.begin() as conn:
         conn.info[EVENT_BUFFER] = []
         try:
             for row in claimed:
-                sends.extend(_advance(ws, conn, row, worker, outcome))
+                keys.extend(_advance(ws, conn, row, worker, outcome))
             append_events(conn, conn.info[EVENT_BUFFER])  # one statement, in the same transaction
         finally:
             conn.info.pop(EVENT_BUFFER, None)
-    for send in sends:
-        _deliver(ws, send, outcome)
-    with ws.engine.begin() as conn:
-        for send in sends:
-            _record(ws, conn, send, worker, outcome)
+    if keys:  # sent now, not at the worker's next round
+        tally = outbox.deliver(ws, keys)
+        outcome.sent += tally.sent
+        outcome.deferred += tally.waiting
+        outcome.failed += tally.dead + tally.unreachable
+        outcome.errors.extend(f"{r.key}: {r.error}" for r in tally.results if r.status == "dead")
     return outcome
 
 
-@dataclass
-class _Send:
-    enrollment_id: int
-    step: int
-    key: str
-    platform: str
-    target: str
-    text: str
-    kind: str  # marketing / service (the daily cap counts marketing)
-    member_id: str | None
-    dm: bool
-    repeat: bool  # a pending record exists: the outcome of an earlier try is unknown
-    message_id: str | None = None
-    error: str | None = None
-    retry_after: float | None = None
-
-
-def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Outcome) -> list[_Send]:
-    """Run this enrollment's steps that need no platform call; stop at a wait, the end, or a send."""
+def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Outcome) -> list[str]:
+    """Run this enrollment's steps until a wait or the end; returns the keys of the sends it queued."""
     playbook = load_version(conn, row.playbook_key, row.version)
     context = dict(row.context or {})
     member_id = None if row.subject.startswith("group:") else row.subject
     step_index = row.step
     now = ws.clock()
+    keys: list[str] = []
     for _ in range(len(playbook.steps) + 1):  # branches may jump back: one pass over the steps at most
         if step_index >= len(playbook.steps):
             _finish(conn, row.id, worker, "done", step_index, context, now)
-            return []
+            return keys
         if member_id and playbook.exit_when and _holds(conn, playbook.exit_when, member_id, ws):
             _finish(conn, row.id, worker, "exited", step_index, context, now)
-            return []
+            return keys
         step = playbook.steps[step_index]
         action = step.action
         outcome.steps += 1
@@ -279,16 +263,13 @@ def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Ou
             due = wait_until(step.wait, now, ws.settings.zone, row.created_at)
             if due > now:
                 _move(conn, row.id, worker, step_index + 1, due, context, now)
-                return []
+                return keys
         elif action in ("send_dm", "post_group", "notify_staff"):
-            send = _prepare_send(ws, conn, playbook, step, row, member_id, step_index, context, now, outcome)
-            if send is None:  # deferred (quiet hours, cap) or parked: the enrollment was updated
-                return []
-            if send.key == "":  # nothing to send to (no identity / group): recorded, go on
-                step_index += 1
-                continue
-            _move(conn, row.id, worker, step_index, now, context, now, keep_lease=True)
-            return [send]
+            queued = _prepare_send(ws, conn, playbook, step, row, member_id, step_index, context, now, outcome)
+            if queued is None:  # deferred (quiet hours, cap) or parked: the enrollment was updated
+                return keys
+            if queued:
+                keys.append(queued)
         elif action == "branch":
             assert step.branch is not None
             ok = member_id is not None and _holds(conn, step.branch.if_, member_id, ws)
@@ -297,12 +278,12 @@ def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Ou
             continue
         elif action == "exit":
             _finish(conn, row.id, worker, "exited", step_index + 1, context, now)
-            return []
+            return keys
         else:
             _effect(ws, conn, playbook, step, row, member_id, step_index, context, now)
         step_index += 1
     _finish(conn, row.id, worker, "dead", step_index, context, now, error="branches loop without a wait")
-    return []
+    return keys
 
 
 def _move(conn: Connection, enrollment_id: int, worker: str, step: int, due: datetime, context: dict[str, Any],
@@ -421,12 +402,11 @@ def _variables(ws: Workspace, conn: Connection, member_id: str | None, context: 
 
 def _prepare_send(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row: Any,
                   member_id: str | None, index: int, context: dict[str, Any], now: datetime,
-                  outcome: Outcome) -> _Send | None:
+                  outcome: Outcome) -> str | None:
+    """Queue the step's message in the outbox: its key, "" when there is nothing to send (recorded, go on),
+    or None when the enrollment was deferred (quiet hours, the daily cap) or parked as a dead letter."""
     key = f"pb:{row.id}:{index}"
     action = step.action
-    existing = conn.execute(select(deliveries.c.status).where(deliveries.c.idempotency_key == key)).scalar()
-    if existing == "sent":  # sent before a crash hid it: just go on
-        return _Send(row.id, index, "", "", "", "", "", member_id, False, False)
     group = None
     if row.subject.startswith("group:"):
         group = conn.execute(select(groups).where(groups.c.key == row.subject.removeprefix("group:"))).first()
@@ -439,11 +419,9 @@ def _prepare_send(ws: Workspace, conn: Connection, playbook: Playbook, step: Ste
         title = f"{render_template(body.zh, values, 'zh')} / {render_template(body.en, values, 'en')}"
         _inbox(conn, "alert", key, member_id, title, now, None)
         if ws.settings.staff_webhook:  # posted by `qunflow serve`'s staff-alert loop, retried on failure
-            from qunflow.services.keyword_rules import queue_staff_alert
-
             queue_staff_alert(conn, key, {"text": title, "kind": "playbook_alert", "playbook": playbook.key,
                                           "member_id": member_id}, now)
-        return _Send(row.id, index, "", "", "", "", "", member_id, False, False)
+        return ""
     marketing = playbook.marketing and member_id is not None
     if marketing:
         later = _marketing_window(ws, conn, member_id or "", now)
@@ -460,21 +438,20 @@ def _prepare_send(ws: Workspace, conn: Connection, playbook: Playbook, step: Ste
         return None
     if action == "send_dm":
         identity = conn.execute(select(identities.c.platform, identities.c.external_user_id)
-                                .where(identities.c.member_id == member_id).limit(1)).first()
+                                .where(identities.c.member_id == member_id, identities.c.unreachable_at.is_(None))
+                                .limit(1)).first()
         if identity is None:
-            _record_unreachable(conn, key, member_id, now, "no platform identity for this member")
-            return _Send(row.id, index, "", "", "", "", "", member_id, False, False)
-        platform, target, dm = identity.platform, identity.external_user_id, True
+            _record_unreachable(conn, key, member_id, now, "no reachable platform identity for this member")
+            return ""
+        platform, target, private = identity.platform, identity.external_user_id, True
     else:
         if group is None:
             _record_unreachable(conn, key, member_id, now, "no group to post to")
-            return _Send(row.id, index, "", "", "", "", "", member_id, False, False)
-        platform, target, dm = group.platform, group.external_id, False
-    kind = "marketing" if marketing else "service"
-    if existing is None:
-        conn.execute(insert(deliveries).values(idempotency_key=key, member_id=member_id, platform=platform,
-                                               target=target, kind=kind, status="pending", created_at=now))
-    return _Send(row.id, index, key, platform, target, text_out, kind, member_id, dm, existing == "pending")
+            return ""
+        platform, target, private = group.platform, group.external_id, False
+    outbox.record(ws, conn, outbox.Message(key=key, kind="playbook", platform=platform, target=target, text=text_out,
+                                           private=private, member_id=member_id, marketing=marketing))
+    return key
 
 
 def _record_unreachable(conn: Connection, key: str, member_id: str | None, now: datetime, reason: str) -> None:
@@ -494,7 +471,7 @@ def _marketing_window(ws: Workspace, conn: Connection, member_id: str, now: date
     local = now.replace(tzinfo=UTC).astimezone(zone)
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC).replace(tzinfo=None)
     sent_today = conn.execute(select(func.count()).select_from(deliveries).where(
-        deliveries.c.member_id == member_id, deliveries.c.kind == "marketing",
+        deliveries.c.member_id == member_id, deliveries.c.marketing.is_(True),
         deliveries.c.created_at >= day_start)).scalar_one()
     if sent_today < cap:
         return None
@@ -502,79 +479,52 @@ def _marketing_window(ws: Workspace, conn: Connection, member_id: str, now: date
     return in_quiet_hours(tomorrow, start, end, zone) or tomorrow
 
 
-def _deliver(ws: Workspace, send: _Send, outcome: Outcome) -> None:
-    """The platform call, outside any transaction, within our own idea of the platform's limits."""
-    connector = connector_for(ws, send.platform)
-    if send.repeat and not connector.capabilities.idempotent_sends:
-        send.error = "outcome unknown after an interruption; check the chat, then retry or skip"
-        return
-    wait = send_limiter(ws).wait(send.platform, send.target, group=not send.dm, now=ws.clock())
-    if wait > 0:
-        send.retry_after = wait
-        outcome.deferred += 1
-        return
-    try:
-        if send.dm:
-            result = connector.send_direct(send.target, send.text, idempotency_key=send.key)
-        else:
-            result = connector.post_to_group(send.target, send.text, idempotency_key=send.key)
-        send.message_id = result.message_id
-        outcome.sent += 1
-    except RateLimited as exc:
-        send.retry_after = max(float(exc.retry_after or 1), 0.05)
-        outcome.deferred += 1
-    except PlatformError as exc:
-        send.error = str(exc)[:500]
-        outcome.failed += 1
-
-
-def _record(ws: Workspace, conn: Connection, send: _Send, worker: str, outcome: Outcome) -> None:
-    now = ws.clock()
-    row = conn.execute(select(enrollments.c.attempts, enrollments.c.context)
-                       .where(enrollments.c.id == send.enrollment_id)).first()
-    context = dict(row.context or {}) if row else {}
-    if send.message_id is not None:
-        conn.execute(update(deliveries).where(deliveries.c.idempotency_key == send.key)
-                     .values(status="sent", sent_at=now, external_message_id=send.message_id, error=None))
-        _move(conn, send.enrollment_id, worker, send.step + 1, now, context, now)
-    elif send.retry_after is not None:  # the platform said "not now": not a failure
-        _move(conn, send.enrollment_id, worker, send.step, now + timedelta(seconds=send.retry_after), context, now)
-    else:
-        attempts = (row.attempts if row else 0) + 1
-        conn.execute(update(deliveries).where(deliveries.c.idempotency_key == send.key)
-                     .values(status="failed", error=send.error))
-        if attempts >= MAX_ATTEMPTS or (send.error or "").startswith("outcome unknown"):
-            _finish(conn, send.enrollment_id, worker, "dead", send.step, context, now, error=send.error)
-            outcome.errors.append(f"enrollment {send.enrollment_id}: {send.error}")
-        else:
-            backoff = timedelta(seconds=30 * 2 ** (attempts - 1))
-            _move(conn, send.enrollment_id, worker, send.step, now + backoff, context, now, attempts=attempts,
-                  error=send.error)
-
-
 # --- dead letters and the loop ------------------------------------------------------------------
 
 def dead_letters(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
+    """What could not be carried out: playbook steps (numeric ids) and sends of every kind (ids `s<N>`)."""
     with ws.engine.connect() as conn:
         rows = conn.execute(select(enrollments.c.id, enrollments.c.playbook_key, enrollments.c.subject,
                                    enrollments.c.step, enrollments.c.last_error, enrollments.c.updated_at)
                             .where(enrollments.c.status == "dead").order_by(enrollments.c.updated_at.desc())
                             .limit(limit)).all()
-    return [dict(r._mapping) for r in rows]
+    steps = [{**dict(r._mapping), "kind": "step"} for r in rows]
+    sends = [{"id": f"s{d['id']}", "playbook_key": "", "subject": d["member_id"] or d["target"], "step": None,
+              "last_error": d["error"], "updated_at": d["created_at"], "kind": d["kind"],
+              "platform": d["platform"]} for d in outbox.dead_sends(ws, limit)]
+    return steps + sends
 
 
-def retry_dead(ws: Workspace, ids: Iterable[int], *, skip_step: bool = False) -> int:
-    """Put dead letters back in line (optionally past the step that failed); the send is tried anew.
+def split_ids(ids: Iterable[int | str]) -> tuple[list[int], list[int]]:
+    """Dead-letter ids as (enrollment ids, delivery ids): `s12` names a send, `12` a playbook step."""
+    steps: list[int] = []
+    sends: list[int] = []
+    for value in ids:
+        text = str(value).strip()
+        if text[:1] in ("s", "S") and text[1:].isdigit():
+            sends.append(int(text[1:]))
+        elif text.isdigit():
+            steps.append(int(text))
+        else:
+            raise NotFound(f"not dead letters (see `qunflow automation dead`): {text}")
+    return steps, sends
+
+
+def retry_dead(ws: Workspace, ids: Iterable[int | str], *, skip_step: bool = False) -> int:
+    """Put dead letters back in line (optionally past the step that failed, or skipping the send).
 
     All or nothing: an id that is not a dead letter raises NotFound and nothing changes."""
     now = ws.clock()
-    wanted = sorted(set(ids))
+    step_ids, send_ids = split_ids(ids)
+    wanted = sorted(set(step_ids))
     with ws.engine.begin() as conn:
         steps = dict(conn.execute(select(enrollments.c.id, enrollments.c.step).where(
             enrollments.c.id.in_(wanted), enrollments.c.status == "dead")).all())
-        missing = [i for i in wanted if i not in steps]
+        dead_sends = set(conn.execute(select(deliveries.c.id).where(
+            deliveries.c.id.in_(send_ids), deliveries.c.status == "dead")).scalars())
+        missing = [str(i) for i in wanted if i not in steps] + [f"s{i}" for i in send_ids if i not in dead_sends]
         if missing:
-            raise NotFound(f"not dead letters (see `qunflow automation dead`): {', '.join(map(str, missing))}")
+            raise NotFound(f"not dead letters (see `qunflow automation dead`): {', '.join(missing)}")
         for enrollment_id, step in steps.items():
             key = f"pb:{enrollment_id}:{step}"
             conn.execute(update(deliveries).where(deliveries.c.idempotency_key == key, deliveries.c.status != "sent")
@@ -582,7 +532,9 @@ def retry_dead(ws: Workspace, ids: Iterable[int], *, skip_step: bool = False) ->
             conn.execute(update(enrollments).where(enrollments.c.id == enrollment_id).values(
                 status="active", attempts=0, due_at=now, step=step + (1 if skip_step else 0),
                 updated_at=now, lease_owner=None, lease_until=None))
-    return len(steps)
+    if send_ids:
+        outbox.retry_sends(ws, send_ids, skip=skip_step)
+    return len(steps) + len(set(send_ids))
 
 
 def release_leases(ws: Workspace, worker: str) -> int:
@@ -619,6 +571,8 @@ def work_once(ws: Workspace, *, worker: str | None = None, limit: int = 500) -> 
     rewards_tick(ws)
     _hourly(ws, "fraud_rescan", clawback_fraud)
     total = Outcome()
+    waiting = outbox.deliver(ws)  # queued sends and retries that came due, of every kind
+    total.sent, total.deferred, total.failed = waiting.sent, waiting.waiting, waiting.dead + waiting.unreachable
     while True:
         outcome = run_due(ws, worker=worker, limit=limit)
         for name in ("claimed", "steps", "sent", "deferred", "failed"):

@@ -65,9 +65,9 @@ def add_group(ws: Workspace, key: str, tier: str, capacity: int, *, platform: st
     if external_id is None:
         if platform != "sandbox":
             raise InvalidInput(f"a {platform} group needs its external id (the platform's chat id)")
-        from qunflow.services.platforms import sandbox_world
 
-        external_id = sandbox_world(ws).create_chat(name or key, chat_id=f"chat-{key}")
+
+        external_id = ws.sandbox.create_chat(name or key, chat_id=f"chat-{key}")
     return _insert(ws, groups, f"group {key!r} (or its external id)", key=key, tier=tier,
                    capacity=capacity, platform=platform, external_id=external_id, name=name or key,
                    member_count=0, active=True)

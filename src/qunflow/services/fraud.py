@@ -48,14 +48,6 @@ def rules_from_settings(settings: Settings) -> FraudRules:
                       active_types=tuple(settings.engagement_types))
 
 
-def _signal_key(ws: Workspace) -> bytes:
-    """A key of its own for the signal hashes, derived from the workspace secret."""
-    if "fraud_signal_key" not in ws.cache:
-        ws.cache["fraud_signal_key"] = hmac.new(ws.settings.encryption_key(), b"qunflow join signals v1",
-                                                hashlib.sha256).digest()
-    return ws.cache["fraud_signal_key"]  # type: ignore[no-any-return]
-
-
 def _hash(key: bytes, kind: str, value: str | None) -> str | None:
     if not value:
         return None
@@ -78,7 +70,7 @@ def _ip(value: str | None) -> str | None:
 
 def hash_signals(ws: Workspace, raw: RawSignals) -> Signals:
     """Keyed hashes of what the gate saw, and whether the e-mail or phone looks disposable."""
-    key = _signal_key(ws)
+    key = ws.signal_key
     ip = _ip(raw.ip)
     agent = " ".join((raw.user_agent or "").split())[:500]
     phone = normalise_phone(raw.phone or "")

@@ -1,4 +1,9 @@
-"""The join flow (C1-C2): landing view, gate, live code, and the platform's join updates."""
+"""The join flow (C1-C2): landing view, gate, live code, and the platform's join updates.
+
+Inbound handlers (registered in services.inbound) attribute each join request, join and contact to
+its gate pass or entry point and record it; they send nothing themselves: the welcome has its own
+handlers, and a join request is approved only after them.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from qunflow.connectors.base import JoinRequested, MemberJoined, MemberLeft, MessagePosted, Update
+from qunflow.connectors.base import ContactAdded, JoinRequested, MemberJoined, MemberLeft
 from qunflow.domain.entry import merge_utm
 from qunflow.domain.events import Event
 from qunflow.domain.gate import CONSENT_PURPOSE, CONSENT_TEXT_VERSION, evaluate
@@ -19,7 +24,7 @@ from qunflow.domain.routing import choose_group
 from qunflow.errors import Conflict
 from qunflow.services.catalog import EntryInfo, entry_info, group_slots
 from qunflow.services.fraud import RawSignals, hash_signals, record_join_signals
-from qunflow.services.platforms import connector_for
+from qunflow.services.invites import invite_for, revoke_full
 from qunflow.services.privacy import seal
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import consents, entry_points, groups, identities, members
@@ -54,6 +59,7 @@ class Ticket:
     tier: str
     group: str
     invite_url: str
+    qr_url: str | None = None  # a picture to scan instead of a link to follow (WeCom)
 
 
 def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, str], *,
@@ -91,33 +97,26 @@ def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, st
                                                  recorded_at=now))
             if hashed is not None:
                 record_join_signals(conn, member_id, hashed, now)
-            external_id = conn.execute(select(groups.c.external_id)
-                                       .where(groups.c.id == group.id)).scalar_one()
+            group_row = conn.execute(select(groups).where(groups.c.id == group.id)).one()
     if group is None:
         raise NoRoom(f"every {result.tier} group is full")
-    invite = connector_for(ws, entry.platform).create_invite(external_id, ticket)
-    return Ticket(member_id, result.tier, group.key, invite.url)
+    invite = invite_for(ws, group_row, ticket, personal=True)
+    return Ticket(member_id, result.tier, group.key, invite.url, invite.qr_url)
 
 
-def handle_inbound(ws: Workspace, platform: str, headers: Mapping[str, str], body: bytes) -> None:
-    """Entry for a platform's webhook call: verify, parse, act on each update."""
-    for item in connector_for(ws, platform).receive("POST", {}, headers, body).updates:
-        handle_update(ws, item)
+def entry_invite(ws: Workspace, code: str) -> tuple[EntryInfo, Any, Any]:
+    """A gate-less entry point's own link, into the first group of its tier with room: (entry, group, link).
+    The join attributes to the entry point by its code; the welcome asks for consent."""
+    with ws.engine.connect() as conn:
+        entry = entry_info(conn, code)
+        group = choose_group(group_slots(conn, ws.clock(), entry.platform), entry.target_tier)
+        if group is None:
+            raise NoRoom(f"every {entry.target_tier} group is full")
+        row = conn.execute(select(groups).where(groups.c.id == group.id)).one()
+    return entry, row, invite_for(ws, row, entry.code, personal=False)
 
 
-def handle_update(ws: Workspace, item: Update) -> None:
-    if isinstance(item, MemberJoined):
-        on_member_joined(ws, item)
-    elif isinstance(item, JoinRequested):
-        # The gate already ran on our landing page: a request on a tracked link is approved.
-        connector_for(ws, item.platform).approve_join(item.group_id, item.user_id)
-    elif isinstance(item, MemberLeft):
-        on_member_left(ws, item)
-    elif isinstance(item, MessagePosted):
-        from qunflow.services.welcome import on_message
-
-        on_message(ws, item)
-
+# --- inbound handlers (services.inbound) ----------------------------------------------------------
 
 def _group_row(conn: Connection, platform: str, external_id: str) -> Any:
     return conn.execute(select(groups).where(groups.c.platform == platform,
@@ -129,61 +128,143 @@ def member_of_user(conn: Connection, platform: str, user_id: str) -> str | None:
         identities.c.platform == platform, identities.c.external_user_id == user_id)).scalar()
 
 
-def _resolve_member(conn: Connection, item: MemberJoined, group: Any) -> tuple[Any, str, bool]:
-    """The member behind a join: by gate pass (invite label), by known identity, or new.
+def _entry_by_code(conn: Connection, code: str) -> EntryInfo | None:
+    exists = conn.execute(select(entry_points.c.id).where(entry_points.c.code == code)).first()
+    return entry_info(conn, code) if exists else None
 
-    Returns the member row, how the join was attributed, and whether the identity is new.
+
+@dataclass(frozen=True)
+class Resolved:
+    member_id: str
+    attribution: str  # invite_label (a gate pass), entry_point, known_identity, forwarded_link, unattributed
+    new: bool  # a member made for this join
+
+
+def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at: Any,
+            tier: str | None, group_id: int | None) -> Resolved:
+    """The member behind a join, request or contact, made once per person and platform.
+
+    A gate pass's ticket belongs to the first person who uses it: a stranger on a forwarded link becomes
+    a member of their own (attribution `forwarded_link`), never merged into the pass's member.
     """
+    known = member_of_user(conn, platform, user_id)
+    if known is not None:  # e.g. the join that follows an approved request: attributed as the request was
+        ticket, entry_id = conn.execute(select(members.c.join_ticket, members.c.entry_point_id)
+                                        .where(members.c.id == known)).one()
+        entry = _entry_by_code(conn, label) if label and label != ticket else None
+        attribution = ("invite_label" if label and label == ticket else
+                       "entry_point" if entry is not None and entry.id == entry_id else "known_identity")
+        return Resolved(known, attribution, False)
     member = None
-    if item.invite_label:
-        member = conn.execute(select(members).where(members.c.join_ticket == item.invite_label)).first()
-    attribution = "invite_label" if member is not None else "unattributed"
-    known = member_of_user(conn, item.platform, item.user_id)
-    if member is None and known:
-        member = conn.execute(select(members).where(members.c.id == known)).first()
-        attribution = "known_identity"
+    attribution = "unattributed"
+    entry = None
+    if label:
+        member = conn.execute(select(members).where(members.c.join_ticket == label)).first()
+        if member is not None:
+            claimed = conn.execute(select(identities.c.external_user_id).where(
+                identities.c.member_id == member.id, identities.c.platform == platform)).scalar()
+            if claimed is None:
+                attribution = "invite_label"
+            else:
+                member, attribution = None, "forwarded_link"
+        else:
+            entry = _entry_by_code(conn, label)
+            attribution = "entry_point" if entry is not None else "unattributed"
     if member is None:
         member_id = "m_" + secrets.token_hex(8)
-        conn.execute(insert(members).values(id=member_id, tier=group.tier, locale="zh", group_id=group.id,
-                                            created_at=item.at))
-        member = conn.execute(select(members).where(members.c.id == member_id)).one()
-    return member, attribution, known is None
+        conn.execute(insert(members).values(
+            id=member_id, tier=tier or (entry.target_tier if entry else None), locale="zh", group_id=group_id,
+            entry_point_id=entry.id if entry else None, created_at=at))
+    else:
+        member_id = member.id
+    conn.execute(insert(identities).values(member_id=member_id, platform=platform, external_user_id=user_id,
+                                           created_at=at))
+    return Resolved(member_id, attribution, member is None)
 
 
-def on_member_joined(ws: Workspace, item: MemberJoined) -> None:
-    """Attribute the join to its gate pass (or record that it could not be), then welcome."""
+def on_join_request(ws: Workspace, item: Any) -> None:
+    """Someone asked to join through a link: note who it is (the welcome and the approval come next)."""
+    assert isinstance(item, JoinRequested)
+    with ws.engine.begin() as conn:
+        group = _group_row(conn, item.platform, item.group_id)
+        if group is None:
+            return
+        resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
+        append_events(conn, [Event(
+            event_id=f"jr-{item.platform}-{item.group_id}-{item.user_id}-{item.at:%Y%m%d%H%M%S}",
+            type="join_requested", ts=item.at.replace(tzinfo=UTC), member_id=resolved.member_id, group=group.key,
+            properties={"platform": item.platform, "attribution": resolved.attribution})])
+
+
+def known_request(ws: Workspace, item: JoinRequested) -> bool:
+    """A request that came through one of our links, by its rightful owner: it is approved."""
+    with ws.engine.connect() as conn:
+        group = _group_row(conn, item.platform, item.group_id)
+        if group is None or not item.invite_label:
+            return False
+        member_id = member_of_user(conn, item.platform, item.user_id)
+        ticket = conn.execute(select(members.c.join_ticket).where(members.c.id == member_id)).scalar()
+        return ticket == item.invite_label or _entry_by_code(conn, item.invite_label) is not None
+
+
+def approve_request(ws: Workspace, item: Any) -> None:
+    """Approve a request on our own link once the welcome went out; others stay pending (they got the gate
+    link instead). Runs after the welcome handler (services.inbound)."""
+    assert isinstance(item, JoinRequested)
+    if known_request(ws, item):
+        ws.connector(item.platform).approve_join(item.group_id, item.user_id)
+
+
+def on_member_joined(ws: Workspace, item: Any) -> None:
+    """Attribute the join to its gate pass or entry point (or record that it could not be) and record it."""
+    assert isinstance(item, MemberJoined)
     with ws.engine.begin() as conn:
         group = _group_row(conn, item.platform, item.group_id)
         if group is None:
             return  # not a group qunflow manages
-        member, attribution, new_identity = _resolve_member(conn, item, group)
-        if new_identity:
-            conn.execute(insert(identities).values(member_id=member.id, platform=item.platform,
-                                                   external_user_id=item.user_id, created_at=item.at))
-        first_join = member.joined_at is None
+        resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
+        member = conn.execute(select(members).where(members.c.id == resolved.member_id)).one()
         conn.execute(update(members).where(members.c.id == member.id)
                      .values(joined_at=member.joined_at or item.at, group_id=group.id))
         conn.execute(update(groups).where(groups.c.id == group.id)
                      .values(member_count=groups.c.member_count + 1))
-        entry = None
-        if member.entry_point_id:
-            entry = entry_info(conn, conn.execute(select(entry_points.c.code).where(
-                entry_points.c.id == member.entry_point_id)).scalar_one())
-        joined = Event(
-            event_id=f"jn-{item.platform}-{item.group_id}-{item.user_id}-{item.at:%Y%m%d%H%M%S%f}",
-            type="joined", ts=item.at.replace(tzinfo=UTC), member_id=member.id,
-            visitor_id=member.visitor_id, channel=entry.channel if entry else None,
-            campaign=entry.campaign if entry else None, entry_point=entry.code if entry else None,
-            group=group.key, referrer_id=member.referrer_id,
-            properties={"tier": group.tier, "platform": item.platform, "attribution": attribution})
-        append_events(conn, [joined])
-    if first_join:
-        from qunflow.services.welcome import welcome
-
-        welcome(ws, member.id, group, item)
+        full = group.member_count + 1 >= group.capacity
+        _record_join(conn, item, member, group, resolved)
+    if full:  # nobody else comes in over the capacity through a link handed out earlier
+        revoke_full(ws, group.id)
 
 
-def on_member_left(ws: Workspace, item: MemberLeft) -> None:
+def on_contact_added(ws: Workspace, item: Any) -> None:
+    """A person added a staff account through a 联系我 code: their entry into the private domain, a join."""
+    assert isinstance(item, ContactAdded)
+    with ws.engine.begin() as conn:
+        resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, None, None)
+        member = conn.execute(select(members).where(members.c.id == resolved.member_id)).one()
+        conn.execute(update(members).where(members.c.id == member.id).values(joined_at=member.joined_at or item.at))
+        _record_join(conn, item, member, None, resolved, staff=item.staff_id)
+
+
+def _record_join(conn: Connection, item: Any, member: Any, group: Any, resolved: Resolved,
+                 staff: str | None = None) -> None:
+    entry = None
+    if member.entry_point_id:
+        entry = entry_info(conn, conn.execute(select(entry_points.c.code).where(
+            entry_points.c.id == member.entry_point_id)).scalar_one())
+    where = group.external_id if group is not None else f"contact:{staff}"
+    properties: dict[str, Any] = {"tier": group.tier if group is not None else member.tier,
+                                  "platform": item.platform, "attribution": resolved.attribution}
+    if staff is not None:
+        properties["staff"] = staff
+    append_events(conn, [Event(
+        event_id=f"jn-{item.platform}-{where}-{item.user_id}-{item.at:%Y%m%d%H%M%S%f}",
+        type="joined", ts=item.at.replace(tzinfo=UTC), member_id=member.id,
+        visitor_id=member.visitor_id, channel=entry.channel if entry else None,
+        campaign=entry.campaign if entry else None, entry_point=entry.code if entry else None,
+        group=group.key if group is not None else None, referrer_id=member.referrer_id, properties=properties)])
+
+
+def on_member_left(ws: Workspace, item: Any) -> None:
+    assert isinstance(item, MemberLeft)
     with ws.engine.begin() as conn:
         group = _group_row(conn, item.platform, item.group_id)
         member_id = member_of_user(conn, item.platform, item.user_id)

@@ -1,7 +1,7 @@
 """Keyword rules at run time (issue 4, P7): versions, the cached matcher, actions on a message, staff alerts.
 
 Every message from a known member goes through one matcher built from all enabled rule sets. It is
-compiled once per set of versions and kept on `ws.cache`; the message path only reads the set of
+compiled once per set of versions and kept on the workspace; the message path only reads the set of
 current versions (one small query) and runs the matcher (one pass per engine, no per-rule work).
 
 A matched rule's own-state effects (a `keyword_matched` event, the tag, the inbox alert and its
@@ -15,14 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-import httpx
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from qunflow.connectors.base import MessagePosted
@@ -31,26 +28,25 @@ from qunflow.domain.keyword_files import Rule, RuleSet, RuleSetSource, compile_s
 from qunflow.domain.keywords import Matcher
 from qunflow.domain.templates import TemplateError, render_template
 from qunflow.domain.welcome import pick_language
+from qunflow.engine import outbox
+from qunflow.engine.notifier import kick_staff_alerts, queue_staff_alert
 from qunflow.i18n import t
-from qunflow.services.platforms import connector_for, send_limiter
+from qunflow.services.join import member_of_user
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.services.versions import Change, store_version
 from qunflow.store.db import insert_if_new
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import (
-    deliveries,
     groups,
     inbox,
     keyword_rule_set_versions,
     keyword_rule_sets,
     member_tags,
     members,
-    staff_alerts,
 )
 from qunflow.workspace import Workspace
 
 log = logging.getLogger("qunflow.keywords")
-CACHE_KEY = "keyword_matcher"
 ALERT_TIMEOUT = 5.0  # seconds for one webhook call; it runs off the message path
 ALERT_LEASE = timedelta(seconds=60)  # a post interrupted mid-call is tried again after this
 ALERT_ATTEMPTS = 5
@@ -94,11 +90,11 @@ def current_matcher(ws: Workspace, conn: Connection) -> Matcher | None:
     versions = tuple((str(k), int(n)) for k, n in conn.execute(
         select(keyword_rule_sets.c.key, keyword_rule_sets.c.version)
         .where(keyword_rule_sets.c.enabled).order_by(keyword_rule_sets.c.key)).all())
-    cached = ws.cache.get(CACHE_KEY)
+    cached = ws.keyword_matcher
     if isinstance(cached, _Compiled) and cached.versions == versions:
         return cached.matcher
     matcher = compile_sets([_load(conn, k, n) for k, n in versions]) if versions else None
-    ws.cache[CACHE_KEY] = _Compiled(versions, matcher)
+    ws.keyword_matcher = _Compiled(versions, matcher)
     return matcher
 
 
@@ -118,11 +114,15 @@ def _values(ws: Workspace, member: Any, member_id: str, group: Any) -> dict[str,
             "coupon_link": f"{base}/m/{token}/task/claim_coupon", "member_link": f"{base}/m/{token}/task/profile"}
 
 
-def on_message(ws: Workspace, item: MessagePosted, member_id: str) -> list[str]:
-    """Run the rules on a member's message; returns the `set/rule` ids that matched."""
+def on_message(ws: Workspace, item: Any) -> list[str]:
+    """Run the rules on a member's message; returns the `set/rule` ids that matched (an inbound handler)."""
+    assert isinstance(item, MessagePosted)
     with ws.engine.connect() as conn:
         matcher = current_matcher(ws, conn)
         if matcher is None:
+            return []
+        member_id = member_of_user(conn, item.platform, item.user_id)
+        if member_id is None:
             return []
         member = conn.execute(select(members.c.profile, members.c.locale, members.c.tier)
                               .where(members.c.id == member_id)).first()
@@ -190,19 +190,10 @@ def _alert(ws: Workspace, conn: Connection, cause: str, rule: Rule, rule_name: s
     return queue_staff_alert(conn, cause, payload, now)
 
 
-def queue_staff_alert(conn: Connection, cause: str, payload: dict[str, Any], now: datetime) -> bool:
-    """Queue one post to the staff webhook (once per cause) in the caller's transaction; then call
-    kick_staff_alerts after the commit. Any inbox alert may use it (e.g. a playbook's notify_staff)."""
-    return insert_if_new(conn, staff_alerts, {"cause": cause, "payload": payload, "status": "pending",
-                                               "attempts": 0, "next_at": now, "created_at": now})
-
-
 def _reply(ws: Workspace, item: MessagePosted, key: str, rule_name: str, rule: Rule, member_id: str,
            values: dict[str, Any], language: str) -> None:
-    """Reply in the group (or privately), once per key, within the shared send limits: a reply that would
-    have to wait is dropped and recorded as `skipped` (a late answer in a chat is noise)."""
-    from qunflow.services.welcome import send_once
-
+    """Reply in the group (or privately) through the outbox, once per key: a reply that cannot go at once
+    (the shared send limit, or the platform's "not now") is recorded as `skipped` (a late answer is noise)."""
     template = rule.reply_template
     assert template is not None
     try:
@@ -210,92 +201,10 @@ def _reply(ws: Workspace, item: MessagePosted, key: str, rule_name: str, rule: R
     except TemplateError as exc:
         log.warning("keyword rule %s: reply not sent: %s", rule_name, exc)
         return
-    target = item.group_id if item.group_id is not None else item.user_id
-    with ws.engine.connect() as conn:
-        if conn.execute(select(deliveries.c.id).where(deliveries.c.idempotency_key == key)).first() is not None:
-            return  # this message was answered (or skipped) before
-    wait = send_limiter(ws).wait(item.platform, target, group=item.group_id is not None, now=ws.clock())
-    if wait > 0:
-        with ws.engine.begin() as conn:
-            insert_if_new(conn, deliveries, {
-                "idempotency_key": key, "member_id": member_id, "platform": item.platform, "target": target,
-                "kind": "keyword_reply", "status": "skipped", "created_at": ws.clock(),
-                "error": f"send limit reached (free again in {wait:.1f} s); rule {rule_name}"})
-        return
-    connector = connector_for(ws, item.platform)
-
-    def send() -> Any:
-        if item.group_id is not None:
-            return connector.post_to_group(target, text, idempotency_key=key)
-        return connector.send_direct(target, text, idempotency_key=key)
-
-    send_once(ws, key, member_id=member_id, platform=item.platform, target=target, kind="keyword_reply", send=send)
+    private = item.group_id is None
+    target = item.user_id if private else str(item.group_id)
+    outbox.send(ws, outbox.Message(key=key, kind="keyword_reply", platform=item.platform, target=target, text=text,
+                                   private=private, member_id=member_id, expires_at=ws.clock()))
 
 
-# --- staff alerts to the webhook -------------------------------------------------------------------
-
-def kick_staff_alerts(ws: Workspace) -> threading.Thread:
-    """Post waiting alerts on a daemon thread: the platform's webhook call never waits for staff's."""
-    thread = threading.Thread(target=_post_quietly, args=(ws,), name="staff-alerts", daemon=True)
-    thread.start()
-    return thread
-
-
-def _post_quietly(ws: Workspace) -> None:
-    try:
-        post_staff_alerts(ws)
-    except Exception:  # recorded per alert; anything else is retried by the serve loop
-        log.exception("posting staff alerts failed")
-
-
-def post_staff_alerts(ws: Workspace, limit: int = 50) -> int:
-    """POST due alerts to settings.staff_webhook; a failure is recorded and retried with backoff
-    (30 s, 1, 2, 4 min), then left as `failed` with the last error. Returns how many were posted."""
-    url = ws.settings.staff_webhook
-    if not url:
-        return 0
-    now = ws.clock()
-    a = staff_alerts.c
-    with ws.engine.connect() as conn:
-        due = conn.execute(select(a.id, a.status, a.next_at, a.attempts, a.payload)
-                           .where(a.status.in_(("pending", "posting")), a.next_at <= now)
-                           .order_by(a.next_at).limit(limit)).all()
-    posted = 0
-    for row in due:
-        with ws.engine.begin() as conn:  # claim: another poster that got here first wins
-            claimed = conn.execute(update(staff_alerts).where(a.id == row.id, a.status == row.status,
-                                                              a.next_at == row.next_at)
-                                   .values(status="posting", next_at=now + ALERT_LEASE)).rowcount
-        if not claimed:
-            continue
-        error = _post(url, row.payload)
-        attempts = row.attempts + 1
-        if error is None:
-            values: dict[str, Any] = {"status": "sent", "sent_at": ws.clock(), "attempts": attempts,
-                                      "last_error": None}
-            posted += 1
-        elif attempts >= ALERT_ATTEMPTS:
-            values = {"status": "failed", "attempts": attempts, "last_error": error}
-            log.warning("staff alert %s: gave up after %d attempts: %s", row.id, attempts, error)
-        else:
-            values = {"status": "pending", "attempts": attempts, "last_error": error,
-                      "next_at": now + timedelta(seconds=30 * 2 ** (attempts - 1))}
-        with ws.engine.begin() as conn:
-            conn.execute(update(staff_alerts).where(a.id == row.id).values(**values))
-    return posted
-
-
-def _post(url: str, payload: dict[str, Any]) -> str | None:
-    """None when the webhook took it; else what went wrong (without the URL's path: it may hold a token)."""
-    where = urlsplit(url).netloc.rsplit("@", 1)[-1]
-    try:
-        response = httpx.post(url, json=payload, timeout=ALERT_TIMEOUT)
-    except httpx.HTTPError as exc:
-        return f"webhook at {where} did not answer: {exc.__class__.__name__}"
-    if response.status_code >= 400:
-        return f"webhook at {where} answered {response.status_code}: {response.text[:200]}"
-    return None
-
-
-__all__ = ["apply_rule_sets", "current_matcher", "kick_staff_alerts", "on_message", "post_staff_alerts",
-           "queue_staff_alert", "rule_set_overview"]
+__all__ = ["apply_rule_sets", "current_matcher", "on_message", "rule_set_overview"]

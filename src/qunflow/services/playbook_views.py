@@ -9,10 +9,11 @@ from sqlalchemy import select
 from qunflow.domain.playbooks import Playbook
 from qunflow.domain.templates import preview_template
 from qunflow.domain.welcome import KEY as WELCOME_KEY
+from qunflow.engine.outbox import dead_sends
 from qunflow.errors import InvalidInput, NotFound
-from qunflow.services.automation import retry_dead
+from qunflow.services.automation import retry_dead, split_ids
 from qunflow.services.playbooks import load_version, playbook_overview
-from qunflow.store.tables import enrollments, playbooks
+from qunflow.store.tables import deliveries, enrollments, playbooks
 from qunflow.workspace import Workspace
 
 LANGS = ("zh", "en")
@@ -88,10 +89,11 @@ def playbook_details(ws: Workspace, lang: str = "en") -> list[dict[str, Any]]:
 
 
 def dead_letter_details(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
-    """Dead letters, newest first, with the step that failed described (on the version the enrollment runs)."""
+    """Dead letters, newest first: playbook steps with the step described (on the version the enrollment
+    runs), then sends of every kind (welcome, menu, reply, playbook, coupon) with where they were going."""
     e = enrollments.c
     with ws.engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(
+        rows = [{**dict(r._mapping), "kind": "step"} for r in conn.execute(
             select(e.id, e.playbook_key, e.version, e.subject, e.step, e.last_error, e.updated_at)
             .where(e.status == "dead").order_by(e.updated_at.desc(), e.id.desc()).limit(limit))]
         for row in rows:
@@ -99,16 +101,26 @@ def dead_letter_details(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]
             step = playbook.steps[row["step"]] if row["step"] < len(playbook.steps) else None
             row["action"] = step.action if step is not None else ""
             row["detail"] = _describe(step) if step is not None else ""
-    return rows
+    sends = [{"id": f"s{d['id']}", "kind": "send", "playbook_key": "", "version": None,
+              "subject": d["member_id"] or d["target"], "step": None, "last_error": d["error"],
+              "updated_at": d["created_at"], "action": d["kind"], "detail": f"{d['platform']}:{d['target']}"}
+             for d in dead_sends(ws, limit)]
+    return rows + sends
 
 
-def retry_dead_letter(ws: Workspace, enrollment_id: int, *, skip_step: bool = False) -> dict[str, Any]:
-    """Put one dead letter back in line (or past its failed step); NotFound when it is not a dead letter."""
+def retry_dead_letter(ws: Workspace, letter_id: int | str, *, skip_step: bool = False) -> dict[str, Any]:
+    """Put one dead letter back in line (or past its failed step, or skip the send); NotFound when it is
+    not a dead letter."""
     try:
-        retry_dead(ws, [enrollment_id], skip_step=skip_step)
+        steps, sends = split_ids([letter_id])
+        retry_dead(ws, [letter_id], skip_step=skip_step)
     except NotFound:
-        raise NotFound(f"no dead letter {enrollment_id} (it may have been retried already)") from None
+        raise NotFound(f"no dead letter {letter_id} (it may have been retried already)") from None
     with ws.engine.connect() as conn:
+        if sends:
+            row = conn.execute(select(deliveries.c.id, deliveries.c.status, deliveries.c.next_at.label("due_at"))
+                               .where(deliveries.c.id == sends[0])).one()
+            return {**dict(row._mapping), "id": f"s{row.id}", "step": None}
         row = conn.execute(select(enrollments.c.id, enrollments.c.status, enrollments.c.step, enrollments.c.due_at)
-                           .where(enrollments.c.id == enrollment_id)).one()
+                           .where(enrollments.c.id == steps[0])).one()
     return dict(row._mapping)

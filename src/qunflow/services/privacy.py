@@ -7,27 +7,21 @@ import hmac
 import json
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import InvalidToken
 
 from qunflow.errors import Unauthorized
 from qunflow.workspace import Workspace
 
 
-def _fernet(ws: Workspace) -> Fernet:
-    if "fernet" not in ws.cache:
-        ws.cache["fernet"] = Fernet(ws.settings.encryption_key())
-    return ws.cache["fernet"]  # type: ignore[no-any-return]
-
-
 def seal(ws: Workspace, data: dict[str, Any]) -> bytes:
-    return _fernet(ws).encrypt(json.dumps(data, ensure_ascii=False).encode())
+    return ws.fernet.encrypt(json.dumps(data, ensure_ascii=False).encode())
 
 
 def unseal(ws: Workspace, blob: bytes | None) -> dict[str, Any]:
     if not blob:
         return {}
     try:
-        return json.loads(_fernet(ws).decrypt(blob))  # type: ignore[no-any-return]
+        return json.loads(ws.fernet.decrypt(blob))  # type: ignore[no-any-return]
     except InvalidToken:
         return {}
 

@@ -6,10 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
-
+from qunflow.engine.notifier import post_json
 from qunflow.errors import InvalidInput, PlatformError
 from qunflow.services.dashboard import Dashboard, build_dashboard
 from qunflow.workspace import Workspace
@@ -73,10 +71,6 @@ def post_summary(url: str, text: str, report_name: str) -> None:
     if not url.startswith(("http://", "https://")):
         raise InvalidInput(f"webhook {url!r} must be an http(s) URL")
     payload: dict[str, Any] = {"text": text, "report": report_name}
-    where = urlsplit(url).netloc.rsplit("@", 1)[-1]  # bots carry their token in the path or query: not in logs
-    try:
-        response = httpx.post(url, json=payload, timeout=10)
-    except httpx.HTTPError as exc:
-        raise PlatformError(f"webhook at {where} did not answer: {exc}") from exc
-    if response.status_code >= 400:
-        raise PlatformError(f"webhook at {where} answered {response.status_code}: {response.text[:200]}")
+    error = post_json(url, payload, timeout=10)
+    if error is not None:
+        raise PlatformError(error)

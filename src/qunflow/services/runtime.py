@@ -47,8 +47,8 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
     webhook set, the weekly report is checked every minute (and soon after start, to catch up);
     with a staff webhook set, keyword alerts that failed to post are retried every few seconds."""
     from qunflow.analytics.shipper import ship
+    from qunflow.engine.notifier import post_staff_alerts
     from qunflow.services.automation import work_once
-    from qunflow.services.keyword_rules import post_staff_alerts
     from qunflow.services.report_schedule import run_scheduled_report
 
     loops = [BackgroundLoop("shipper", lambda: ship(workspace), 2.0),
@@ -58,7 +58,27 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
     if workspace.settings.report_webhook:
         loops.append(BackgroundLoop("weekly-report", lambda: run_scheduled_report(workspace),
                                     REPORT_CHECK_SECONDS, first_after=3.0))
+    loops.extend(poll_loops(workspace))
     return loops
+
+
+def poll_loops(workspace: Workspace) -> list[BackgroundLoop]:
+    """Platforms connected in polling mode (no public URL needed: the laptop case) are polled for updates;
+    an update is confirmed to the platform only by the next poll, after it was handled."""
+    from qunflow.connectors.registry import spec_of
+    from qunflow.services.inbound import dispatch
+
+    loops = []
+    for name in workspace.connected_platforms():
+        connector = workspace.connector(name)
+        if spec_of(name).polls and getattr(getattr(connector, "settings", None), "mode", "") == "polling":
+            poll = connector.poll  # type: ignore[attr-defined]
+            loops.append(BackgroundLoop(f"poll-{name}", lambda poll=poll: dispatch(workspace, poll(POLL_SECONDS)),
+                                        0.2, first_after=0.0))
+    return loops
+
+
+POLL_SECONDS = 25.0  # a long poll: the platform answers at once when an update arrives
 
 
 def serve_workspace(workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8000) -> None:

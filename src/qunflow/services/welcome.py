@@ -1,60 +1,100 @@
-"""Welcome and first activation (C3, S1): welcome DM, group menu, Day-1 tasks and their completion."""
+"""Welcome and first activation (C3, S1): welcome DM, group menu, Day-1 tasks and their completion.
+
+Inbound handlers (registered in services.inbound): the welcome goes out straight from the platform's
+update, because some platforms only allow it in a window (Telegram: a join request's 5 minutes, until
+it is approved; WeCom: a welcome code that lives ~20 s). Every send goes through the outbox, keyed per
+member, so a join seen twice (a request, then the join) is welcomed once.
+"""
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, select, update
 
-from qunflow.connectors.base import MemberJoined, MessagePosted
+from qunflow.connectors.base import ContactAdded, JoinRequested, MemberJoined
 from qunflow.domain.events import Event
 from qunflow.domain.templates import render_template
-from qunflow.domain.welcome import TASK_KEYS, Welcome, is_checkin, pick_language
-from qunflow.errors import InvalidInput, PlatformError
-from qunflow.services.join import member_of_user
-from qunflow.services.platforms import connector_for
+from qunflow.domain.welcome import TASK_KEYS, Welcome, pick_language
+from qunflow.engine import outbox
+from qunflow.errors import InvalidInput
+from qunflow.services.join import known_request, member_of_user
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.services.welcome_docs import active_welcome
+from qunflow.store.db import insert_ignore
 from qunflow.store.eventlog import append_events
-from qunflow.store.tables import deliveries, entry_points, groups, member_tasks, members
+from qunflow.store.tables import entry_points, groups, member_tasks, members
 from qunflow.workspace import Workspace
 
-
-def _now_utc(ws: Workspace) -> Any:
-    return ws.clock().replace(tzinfo=UTC)
+REQUEST_WAIT = 10.0  # seconds a join request's welcome may wait inline for the platform's retry_after
 
 
-def send_once(ws: Workspace, key: str, *, member_id: str | None, platform: str, target: str, kind: str,
-              send: Any) -> str | None:
-    """Record the send, call the platform, record the result. A key already sent is not sent again."""
-    try:
-        with ws.engine.begin() as conn:
-            conn.execute(insert(deliveries).values(idempotency_key=key, member_id=member_id, platform=platform,
-                                                   target=target, kind=kind, status="pending",
-                                                   created_at=ws.clock()))
-    except IntegrityError:
-        return None  # recorded before: sent, or left for the retry worker (issue 4)
-    try:
-        result = send()
-    except PlatformError as exc:
-        with ws.engine.begin() as conn:
-            conn.execute(update(deliveries).where(deliveries.c.idempotency_key == key)
-                         .values(status="failed", error=str(exc)[:500]))
-        return None
-    with ws.engine.begin() as conn:
-        conn.execute(update(deliveries).where(deliveries.c.idempotency_key == key)
-                     .values(status="sent", sent_at=ws.clock(), external_message_id=result.message_id))
-    return str(result.message_id)
+@dataclass(frozen=True)
+class Arrival:
+    """Someone to welcome: who, where, since when, and the window token their platform gave."""
+
+    platform: str
+    user_id: str
+    display_name: str
+    at: datetime
+    context: str | None
+    group: Any  # the group row, or None (a contact, not yet in a group)
+    expires_at: datetime | None
 
 
-def welcome(ws: Workspace, member_id: str, group: Any, item: MemberJoined) -> None:
-    """S1: the private welcome straight from the join (some platforms' DM window is ~20 s), with the texts and
-    Day-1 tasks of the welcome in force (services.welcome_docs: the applied `kind: welcome`, or the default)."""
-    started = time.perf_counter()
-    connector = connector_for(ws, item.platform)
+def _window(ws: Workspace, platform: str, at: datetime) -> datetime | None:
+    seconds = ws.connector(platform).capabilities.dm_window_seconds
+    return at + timedelta(seconds=seconds) if seconds else None
+
+
+def _group(conn: Connection, platform: str, external_id: str) -> Any:
+    return conn.execute(select(groups).where(groups.c.platform == platform,
+                                             groups.c.external_id == external_id)).first()
+
+
+def on_join_request(ws: Workspace, item: Any) -> None:
+    """Welcome a request on our own link before it is approved; on anyone else's, send the gate link."""
+    assert isinstance(item, JoinRequested)
+    with ws.engine.connect() as conn:
+        group = _group(conn, item.platform, item.group_id)
+        member_id = member_of_user(conn, item.platform, item.user_id)
+    if group is None or member_id is None:
+        return
+    arrival = Arrival(item.platform, item.user_id, item.display_name, item.at, item.dm_context, group,
+                      _window(ws, item.platform, item.at))
+    if known_request(ws, item):
+        welcome(ws, member_id, arrival, wait_up_to=REQUEST_WAIT)
+    else:
+        _send_gate_link(ws, member_id, arrival)
+
+
+def on_member_joined(ws: Workspace, item: Any) -> None:
+    assert isinstance(item, MemberJoined)
+    with ws.engine.connect() as conn:
+        group = _group(conn, item.platform, item.group_id)
+        member_id = member_of_user(conn, item.platform, item.user_id)
+    if group is None or member_id is None:
+        return
+    arrival = Arrival(item.platform, item.user_id, item.display_name, item.at, item.dm_context, group, None)
+    config, language = welcome(ws, member_id, arrival)
+    post_menu(ws, arrival, config, language)
+
+
+def on_contact_added(ws: Workspace, item: Any) -> None:
+    assert isinstance(item, ContactAdded)
+    with ws.engine.connect() as conn:
+        member_id = member_of_user(conn, item.platform, item.user_id)
+    if member_id is not None:
+        welcome(ws, member_id, Arrival(item.platform, item.user_id, item.display_name, item.at, item.dm_context,
+                                       None, _window(ws, item.platform, item.at)))
+
+
+def welcome(ws: Workspace, member_id: str, arrival: Arrival, *,
+            wait_up_to: float = 0.0) -> tuple[Welcome, str]:
+    """S1: the private welcome (once per member) with the texts and Day-1 tasks of the welcome in force
+    (services.welcome_docs: the applied `kind: welcome`, or the default). Returns it and the member's language."""
     with ws.engine.connect() as conn:
         member = conn.execute(select(members.c.locale, members.c.profile, members.c.tier,
                                      entry_points.c.code.label("entry_point"))
@@ -65,50 +105,67 @@ def welcome(ws: Workspace, member_id: str, group: Any, item: MemberJoined) -> No
     profile = unseal(ws, member.profile)
     token = member_link_token(ws, member_id)
     base = ws.settings.public_url.rstrip("/")
-    tier = member.tier or group.tier
+    group = arrival.group
+    tier = member.tier or (group.tier if group is not None else "newbie")
+    group_key = group.key if group is not None else None
     variant, dm = config.dm_for(tier, member.entry_point)
     text = render_template({"zh": dm.zh, "en": dm.en}, {
-        "name": profile.get("name") or item.display_name,
+        "name": profile.get("name") or arrival.display_name,
         "profile_link": f"{base}/m/{token}/task/profile",
         "coupon_link": f"{base}/m/{token}/task/claim_coupon",
-        "rules_link": f"{base}/rules", "group": group.key, "tier": tier, "entry_point": member.entry_point or ""},
+        "rules_link": f"{base}/rules", "group": group_key or "", "tier": tier, "entry_point": member.entry_point or ""},
         language)
-    sent = send_once(ws, f"welcome_dm:{member_id}", member_id=member_id, platform=item.platform,
-                     target=item.user_id, kind="welcome_dm",
-                     send=lambda: connector.send_direct(item.user_id, text, context=item.dm_context))
-    latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    outbox.send(ws, outbox.Message(
+        key=f"welcome_dm:{member_id}", kind="welcome_dm", platform=arrival.platform, target=arrival.user_id,
+        text=text, private=True, member_id=member_id, context=arrival.context, expires_at=arrival.expires_at,
+        on_sent={"event_id": f"ws-{member_id}", "type": "welcome_sent", "member_id": member_id, "group": group_key,
+                 "since": arrival.at.isoformat(),
+                 "properties": {"welcome_version": version or 0, "variant": variant}}), wait_up_to=wait_up_to)
+    _assign_tasks(ws, member_id, group_key, config, bool(profile.get("name")))
+    return config, language
+
+
+def _assign_tasks(ws: Workspace, member_id: str, group_key: str | None, config: Welcome, has_name: bool) -> None:
+    """The Day-1 tasks, once (a profile the gate already collected is not asked for again)."""
     now = ws.clock()
-    # A profile the gate already collected is not asked for again.
-    tasks = [task for task in config.day1_tasks if not (task.key == "profile" and profile.get("name"))]
-    events = [Event(event_id=f"ta-{member_id}-{task.key}", type="task_assigned", ts=_now_utc(ws),
-                    member_id=member_id, group=group.key, properties={"task": task.key})
-              for task in tasks]
-    if sent:
-        events.append(Event(event_id=f"ws-{member_id}", type="welcome_sent", ts=_now_utc(ws),
-                            member_id=member_id, group=group.key,
-                            properties={"latency_ms": latency_ms,
-                                        "seconds_after_join": (now - item.at).total_seconds(),
-                                        "welcome_version": version or 0, "variant": variant}))
+    tasks = [task for task in config.day1_tasks if not (task.key == "profile" and has_name)]
     with ws.engine.begin() as conn:
-        for task in tasks:
-            conn.execute(insert(member_tasks).values(
-                member_id=member_id, task_key=task.key, assigned_at=now, due_at=now + timedelta(hours=task.due_hours)))
-        append_events(conn, events)
-    post_menu(ws, group, item, language, config)
+        insert_ignore(conn, member_tasks, [{"member_id": member_id, "task_key": task.key, "assigned_at": now,
+                                             "due_at": now + timedelta(hours=task.due_hours)} for task in tasks])
+        append_events(conn, [Event(event_id=f"ta-{member_id}-{task.key}", type="task_assigned",
+                                   ts=now.replace(tzinfo=UTC), member_id=member_id, group=group_key,
+                                   properties={"task": task.key}) for task in tasks])
 
 
-def post_menu(ws: Workspace, group: Any, item: MemberJoined, language: str, config: Welcome) -> None:
+def _send_gate_link(ws: Workspace, member_id: str, arrival: Arrival) -> None:
+    """A request on a link that is not theirs (forwarded, or not ours): point them to a gate instead."""
+    with ws.engine.connect() as conn:
+        code = conn.execute(select(entry_points.c.code).where(
+            entry_points.c.platform == arrival.platform, entry_points.c.gate_id.is_not(None))
+            .order_by(entry_points.c.id).limit(1)).scalar()
+    if code is None:
+        return
+    link = f"{ws.settings.public_url.rstrip('/')}/j/{code}"
+    text = render_template({"zh": "你好！入群前请先填写这份简短问卷：{{ link }}",
+                            "en": "Hi! Please fill in this short form before joining: {{ link }}"},
+                           {"link": link}, "zh")
+    outbox.send(ws, outbox.Message(key=f"gate_link:{arrival.platform}:{arrival.user_id}", kind="gate_link",
+                                   platform=arrival.platform, target=arrival.user_id, text=text, private=True,
+                                   member_id=member_id, context=arrival.context, expires_at=arrival.expires_at))
+
+
+def post_menu(ws: Workspace, arrival: Arrival, config: Welcome, language: str) -> None:
     """The welcome menu; joins within `menu_batch_seconds` share one post (group rate limits)."""
+    group = arrival.group
     seconds = config.menu_batch_seconds
     window = int(ws.clock().timestamp()) // seconds
     batch = f"{window}" if seconds == 60 else f"{seconds}s:{window}"  # the default keeps the keys it always had
     text = render_template({"zh": config.menu.zh, "en": config.menu.en}, {
-        "names": item.display_name, "rules_link": f"{ws.settings.public_url.rstrip('/')}/rules",
+        "names": arrival.display_name, "rules_link": f"{ws.settings.public_url.rstrip('/')}/rules",
         "group": group.key, "tier": group.tier}, language)
-    connector = connector_for(ws, item.platform)
-    send_once(ws, f"welcome_menu:{group.key}:{batch}", member_id=None, platform=item.platform,
-              target=item.group_id, kind="welcome_menu",
-              send=lambda: connector.post_to_group(item.group_id, text))
+    outbox.send(ws, outbox.Message(
+        key=f"welcome_menu:{group.key}:{batch}", kind="welcome_menu", platform=arrival.platform,
+        target=group.external_id, text=text, private=False, expires_at=ws.clock() + timedelta(seconds=seconds)))
 
 
 def complete_task(ws: Workspace, member_id: str, task_key: str) -> bool:
@@ -131,29 +188,3 @@ def complete_task(ws: Workspace, member_id: str, task_key: str) -> bool:
                                    ts=now.replace(tzinfo=UTC), member_id=member_id, group=group_key,
                                    properties={"task": task_key})])
     return True
-
-
-def on_message(ws: Workspace, item: MessagePosted) -> None:
-    """A member wrote: record `message` (activity); a check-in word completes the check-in task;
-    then the keyword rules act on it (services.keyword_rules)."""
-    with ws.engine.begin() as conn:
-        member_id = member_of_user(conn, item.platform, item.user_id)
-        if member_id is None:
-            return
-        group_key = None
-        if item.group_id:
-            group_key = conn.execute(select(groups.c.key).where(
-                groups.c.platform == item.platform, groups.c.external_id == item.group_id)).scalar()
-        stamp = f"{item.at:%Y%m%d%H%M%S%f}"
-        events = [Event(event_id=f"msg-{item.platform}-{item.user_id}-{stamp}", type="message",
-                        ts=item.at.replace(tzinfo=UTC), member_id=member_id, group=group_key,
-                        properties={"private": item.group_id is None})]
-        if is_checkin(item.text):
-            events.append(Event(event_id=f"ci-{item.platform}-{item.user_id}-{stamp}", type="checkin",
-                                ts=item.at.replace(tzinfo=UTC), member_id=member_id, group=group_key))
-        append_events(conn, events)
-    if is_checkin(item.text):
-        complete_task(ws, member_id, "checkin")
-    from qunflow.services.keyword_rules import on_message as keyword_rules
-
-    keyword_rules(ws, item, member_id)

@@ -23,7 +23,6 @@ from qunflow.services.automation import work_once
 from qunflow.services.fraud import RawSignals
 from qunflow.services.ingest import ingest_batch
 from qunflow.services.join import NoRoom, record_landing, submit_gate
-from qunflow.services.platforms import sandbox_world
 from qunflow.services.playbooks import apply_playbooks, shipped_files
 from qunflow.services.welcome import complete_task
 from qunflow.sim.community import CHANNELS, REFERRAL, ChannelProfile, build, entry_code
@@ -194,7 +193,7 @@ class Simulation:
             self.at(start + timedelta(seconds=90 * i), partial(self.visit, REFERRAL, inviter, "farm-phone-0001"))
 
     def join(self, profile: ChannelProfile, ticket: object, name: str) -> None:
-        world = sandbox_world(self.ws)
+        world = self.ws.sandbox
         user_id = f"su{self.rng.getrandbits(40):010x}"
         world.join(user_id, name, ticket.invite_url.rsplit("/", 1)[1])  # type: ignore[attr-defined]
         buyer_rate = profile.buyer * {"core": 2.0, "interest": 1.0, "newbie": 0.8, "broadcast": 0.4}[ticket.tier]  # type: ignore[attr-defined]
@@ -214,13 +213,13 @@ class Simulation:
 
     def say(self, person: Person, text: str) -> None:
         if not person.left:
-            sandbox_world(self.ws).say(person.user_id, text, chat_id=person.chat_id)
+            self.ws.sandbox.say(person.user_id, text, chat_id=person.chat_id)
             self.stats.messages += 1
 
     def leave(self, person: Person) -> None:
         if not person.left:
             person.left = True
-            sandbox_world(self.ws).leave(person.user_id, person.chat_id)
+            self.ws.sandbox.leave(person.user_id, person.chat_id)
 
     def order(self, person: Person) -> None:
         """The shop reports an order (the same service behind POST /api/v1/events)."""

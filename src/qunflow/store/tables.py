@@ -110,6 +110,7 @@ identities = Table(
     Column("platform", String(32), nullable=False),
     Column("external_user_id", String(128), nullable=False),
     Column("created_at", DateTime, nullable=False),
+    Column("unreachable_at", DateTime),  # the platform refused a DM for good (blocked the bot): no retries
     UniqueConstraint("platform", "external_user_id", name="uq_identities_platform_user"),
 )
 
@@ -176,6 +177,7 @@ member_tasks = Table(
     UniqueConstraint("member_id", "task_key", name="uq_member_tasks_member_task"),
 )
 
+# The outbox (engine/outbox.py): every message qunflow sends, recorded before the platform call.
 deliveries = Table(
     "deliveries", metadata,
     Column("id", Integer, primary_key=True),
@@ -183,12 +185,55 @@ deliveries = Table(
     Column("member_id", String(40)),
     Column("platform", String(32), nullable=False),
     Column("target", String(128), nullable=False),  # user or group external id
-    Column("kind", String(32), nullable=False),  # welcome_dm, welcome_menu, ...
-    Column("status", String(16), nullable=False),  # pending, sent, failed
+    Column("kind", String(32), nullable=False),  # welcome_dm, welcome_menu, keyword_reply, playbook, coupon_dm ...
+    # queued -> pending (the call is under way) -> sent; retry (waits for next_at), dead, unreachable, skipped
+    Column("status", String(16), nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("sent_at", DateTime),
     Column("external_message_id", String(128)),
     Column("error", Text),
+    Column("private", Boolean, nullable=False, server_default="1"),  # a DM, else a group post
+    Column("marketing", Boolean, nullable=False, server_default="0"),  # counts against the daily cap
+    Column("body", LargeBinary),  # the text, encrypted (it may carry a name): what a retry sends
+    Column("context", String(256)),  # a window token: WeCom welcome code, Telegram user_chat_id
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_at", DateTime),  # when a queued or retried send may go
+    Column("expires_at", DateTime),  # no send after this (the platform's window, or too late to matter)
+    Column("lease_until", DateTime),  # a pending send whose lease ran out was interrupted
+    Column("on_sent", JSON),  # an event to record when (and only when) it is sent, e.g. welcome_sent
+)
+Index("ix_deliveries_status_next", deliveries.c.status, deliveries.c.next_at)
+
+# Shared send limits (engine/limits.py): one row per bucket, the GCRA's theoretical arrival time.
+send_limits = Table(
+    "send_limits", metadata,
+    Column("key", String(200), primary_key=True),
+    Column("tat", DateTime, nullable=False),
+)
+
+# Inbound updates already handled (engine/inbound.py): a platform's repeat delivery does nothing twice.
+inbound_updates = Table(
+    "inbound_updates", metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("status", String(16), nullable=False),  # received, done
+    Column("received_at", DateTime, nullable=False),
+)
+
+# Invite links qunflow handed out on a platform: per entry point, or per gate pass (one person, one link).
+invite_links = Table(
+    "invite_links", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("platform", String(32), nullable=False),
+    Column("group_id", ForeignKey("groups.id"), nullable=False),
+    Column("label", String(64), nullable=False),  # what comes back on the join: e:<entry code> or a ticket
+    Column("url", Text, nullable=False),
+    Column("qr_url", Text),
+    Column("handle", Text),
+    Column("join_request", Boolean, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime),
+    UniqueConstraint("platform", "group_id", "label", name="uq_invite_links_platform_group_label"),
 )
 
 # One row per ISO week of the scheduled weekly report: claimed before posting, marked after, so that

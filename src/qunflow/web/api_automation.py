@@ -62,7 +62,7 @@ async def post_assign(request: Request, item_id: int,
     return _item(await run_in_threadpool(inbox_service.assign, workspace_of(request), item_id, name))
 
 
-@router.get("/automation/dead-letters", summary="Dead letters: steps that could not be carried out",
+@router.get("/automation/dead-letters", summary="Dead letters: steps and sends that could not be carried out",
             description="Newest first, with the playbook, the subject (member id or group:<key>), the failed step "
                         "and the error.")
 async def get_dead_letters(request: Request) -> dict[str, Any]:
@@ -70,11 +70,11 @@ async def get_dead_letters(request: Request) -> dict[str, Any]:
     return {"dead_letters": [_item(r) for r in rows]}
 
 
-@router.post("/automation/dead-letters/{enrollment_id}/retry", summary="Retry a dead letter",
-             description="Puts it back in line: the failed step is tried anew, or skipped with skip=true. "
-                         "404 when it is not (or no longer) a dead letter.")
-async def post_retry(request: Request, enrollment_id: int, skip: bool = False) -> dict[str, Any]:
-    row = await run_in_threadpool(retry_dead_letter, workspace_of(request), enrollment_id, skip_step=skip)
+@router.post("/automation/dead-letters/{letter_id}/retry", summary="Retry a dead letter",
+             description="Puts it back in line: the failed step (a numeric id) or send (an id `s<N>`) is tried "
+                         "anew, or skipped with skip=true. 404 when it is not (or no longer) a dead letter.")
+async def post_retry(request: Request, letter_id: str, skip: bool = False) -> dict[str, Any]:
+    row = await run_in_threadpool(retry_dead_letter, workspace_of(request), letter_id, skip_step=skip)
     return _item(row)
 
 

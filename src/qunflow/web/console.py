@@ -13,7 +13,6 @@ from qunflow.domain.schedule import parse_day
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.catalog import list_entry_points
 from qunflow.services.dashboard import build_dashboard, default_period, filter_options
-from qunflow.services.platforms import sandbox_world
 from qunflow.services.report_schedule import REPORTS_FOLDER, report_problem
 from qunflow.web.dashboard_view import dashboard_view
 from qunflow.web.deps import workspace_of
@@ -67,7 +66,7 @@ def entry_points(request: Request) -> Response:
 
 @router.get("/sandbox", response_class=HTMLResponse)
 def sandbox(request: Request) -> Response:
-    world = sandbox_world(workspace_of(request))
+    world = workspace_of(request).sandbox
     chat = request.query_params.get("chat")
     return page(request, "console_sandbox.html", chats=world.chats(), chat=chat, counts=world.counts(),
                 messages=world.messages(chat_id=chat, limit=100), query_without_lang=_query_without_lang(request))

@@ -76,11 +76,11 @@ async def dead_page(request: Request) -> Response:
                 notice=request.query_params.get("notice", ""))
 
 
-@router.post("/automation/dead/{enrollment_id}/retry")
-async def dead_retry(request: Request, enrollment_id: int) -> Response:
+@router.post("/automation/dead/{letter_id}/retry")
+async def dead_retry(request: Request, letter_id: str) -> Response:
     form = await _form(request)
     skip = form.get("skip") == "1"
-    await run_in_threadpool(retry_dead_letter, workspace_of(request), enrollment_id, skip_step=skip)
+    await run_in_threadpool(retry_dead_letter, workspace_of(request), letter_id, skip_step=skip)
     return _back("/console/automation/dead", {**form, "notice": "skipped" if skip else "retried"}, "notice")
 
 

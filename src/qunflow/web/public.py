@@ -13,10 +13,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from qunflow.domain.gate import CONSENT_TEXT_VERSION, GateErrors
-from qunflow.errors import NotFound
+from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.catalog import entry_info
 from qunflow.services.fraud import RawSignals
-from qunflow.services.join import NoRoom, handle_inbound, record_landing, submit_gate
+from qunflow.services.inbound import receive
+from qunflow.services.join import NoRoom, entry_invite, record_landing, submit_gate
 from qunflow.services.privacy import member_from_token
 from qunflow.services.referrals import landing_path
 from qunflow.services.welcome import complete_task
@@ -99,9 +100,20 @@ def landing(code: str, request: Request) -> Response:
         entry = record_landing(ws, code, vid, dict(request.query_params), referrer_of(request))
     except NotFound:
         return message_page(request, "not_found", status_code=404)
+    if entry.gate is None:  # no gate: the entry point's own tracked link, straight away
+        return _set_visitor(_entry_link_page(request, code), vid, new)
     response = page(request, "landing.html", entry=entry, form={}, errors={},
                     ref=referrer_of(request), consent_version=CONSENT_TEXT_VERSION)
     return _set_visitor(response, vid, new)  # the device cookie waits for the gate's consent
+
+
+def _entry_link_page(request: Request, code: str) -> Response:
+    try:
+        entry, group, link = entry_invite(workspace_of(request), code)
+    except NoRoom:
+        return message_page(request, "full_title", "full_body", status_code=409)
+    qr = base64.b64encode(qr_image(link.qr_url or link.url, "svg")).decode()
+    return page(request, "entry_link.html", entry=entry, group=group, link=link, qr=qr)
 
 
 @router.post("/j/{code}", response_class=HTMLResponse)
@@ -157,12 +169,32 @@ def rules(request: Request) -> Response:
     return message_page(request, "rules_title", "rules_body")
 
 
-@router.post("/hooks/{platform}")
-async def platform_hook(platform: str, request: Request) -> dict[str, str]:
-    """Inbound calls from a chat platform (verified and parsed by its connector)."""
-    body = await request.body()
-    await run_in_threadpool(handle_inbound, workspace_of(request), platform, dict(request.headers), body)
-    return {"status": "ok"}
+HOOK_BODY_MAX = 1 << 20  # a platform's update is a few KiB; a larger body is refused before it is read
+
+
+async def _capped_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > HOOK_BODY_MAX:
+        raise InvalidInput(f"the body is larger than {HOOK_BODY_MAX} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > HOOK_BODY_MAX:
+            raise InvalidInput(f"the body is larger than {HOOK_BODY_MAX} bytes")
+    return body
+
+
+@router.api_route("/hooks/{platform}", methods=["GET", "POST"])
+async def platform_hook(platform: str, request: Request) -> Response:
+    """Inbound calls from a chat platform: verified and parsed by its connector (a bad signature or secret
+    is a 401 and changes nothing), dispatched, and answered the way the platform expects."""
+    ws = workspace_of(request)
+    if platform not in ws.connected_platforms():
+        raise NotFound(f"{platform!r} is not connected in this workspace (see `qunflow connect --help`)")
+    body = await _capped_body(request)
+    inbound = await run_in_threadpool(receive, ws, platform, request.method, dict(request.query_params),
+                                      dict(request.headers), body)
+    return Response(inbound.reply, media_type=inbound.media_type)
 
 
 @router.get("/r/{code}")

@@ -11,7 +11,6 @@ from starlette.concurrency import run_in_threadpool
 
 from qunflow.connectors import sandbox_tables as t
 from qunflow.errors import InvalidInput
-from qunflow.services.platforms import sandbox_world
 from qunflow.web.deps import workspace_of
 from qunflow.web.render import message_page, page
 
@@ -20,7 +19,7 @@ USER_COOKIE = "sandbox_uid"
 
 
 def _chat_title(request: Request, token: str) -> str | None:
-    world = sandbox_world(workspace_of(request))
+    world = workspace_of(request).sandbox
     with world.engine.connect() as conn:
         return conn.execute(select(t.sandbox_chats.c.title).join(t.sandbox_invites,
                                                                  t.sandbox_invites.c.chat_id == t.sandbox_chats.c.id)
@@ -44,7 +43,7 @@ async def accept_invite(token: str, request: Request) -> Response:
     if not name:
         raise InvalidInput("a display name is required")
     user_id = request.cookies.get(USER_COOKIE) or "su" + uuid.uuid4().hex[:10]
-    world = sandbox_world(workspace_of(request))
+    world = workspace_of(request).sandbox
     await run_in_threadpool(world.join, user_id, name, token)
     response = page(request, "sandbox_invite.html", chat=title, joined=True,
                     dms=list(reversed(world.messages(dm_user_id=user_id))))

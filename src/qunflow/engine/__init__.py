@@ -1,0 +1,1 @@
+"""The engine: the one outbound path (outbox), shared send limits and outbound webhooks (notifier)."""

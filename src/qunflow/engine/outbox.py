@@ -1,0 +1,265 @@
+"""The outbox: the one path every message to a chat platform takes.
+
+Welcome DM and menu, keyword replies, playbook steps and coupon DMs all come here. A send is recorded
+before the platform call under an idempotency key (a key is sent at most once, ever), takes the shared
+send limit, passes the key to platforms that deduplicate on it, and records the result. The platform's
+"not now" (429 with retry_after, or our own limit) waits and tries again; other failures retry with
+backoff and end as dead letters a person can retry; "never" (the person blocked the bot) marks the
+person unreachable. A send whose call was interrupted by a crash is repeated only where the platform
+deduplicates (Capabilities.idempotent_sends); elsewhere it becomes a dead letter, never a second message.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, and_, or_, select, update
+
+from qunflow.domain.events import Event
+from qunflow.errors import PlatformError, QunflowError, RateLimited, Unreachable
+from qunflow.store.db import insert_if_new
+from qunflow.store.eventlog import append_events
+from qunflow.store.tables import deliveries, identities
+
+if TYPE_CHECKING:
+    from qunflow.workspace import Workspace
+
+LEASE = timedelta(seconds=60)  # a call still "pending" after this was interrupted
+MAX_ATTEMPTS = 5  # failed calls before a send is a dead letter (waits for "not now" do not count)
+SKIP_WHEN_LATE = ("keyword_reply", "welcome_menu")  # past expires_at a late chat answer is noise: skipped
+INTERRUPTED = "outcome unknown after an interruption; check the chat, then retry or skip"
+
+
+@dataclass(frozen=True)
+class Message:
+    key: str  # idempotency key: one send per key, ever
+    kind: str  # welcome_dm, welcome_menu, keyword_reply, playbook, coupon_dm ...
+    platform: str
+    target: str  # the user (private) or chat (group) id on the platform
+    text: str
+    private: bool
+    member_id: str | None = None
+    context: str | None = None  # a window token: WeCom welcome code, Telegram user_chat_id
+    marketing: bool = False
+    expires_at: datetime | None = None  # no send after this (a closed window, or too late to matter)
+    on_sent: dict[str, Any] | None = None  # an event recorded with the send: {event_id, type, member_id, ...}
+
+
+@dataclass
+class Sent:
+    """What happened to one send."""
+
+    key: str
+    status: str  # sent, retry, dead, unreachable, skipped, known (recorded before: nothing done)
+    message_id: str | None = None
+    error: str | None = None
+    retry_at: datetime | None = None
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    waiting: int = 0
+    dead: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    results: list[Sent] = field(default_factory=list)
+
+    def add(self, result: Sent) -> None:
+        self.results.append(result)
+        name = {"sent": "sent", "retry": "waiting", "dead": "dead", "unreachable": "unreachable",
+                "skipped": "skipped"}.get(result.status)
+        if name:
+            setattr(self, name, getattr(self, name) + 1)
+
+
+def _row(ws: Workspace, message: Message, now: datetime, status: str) -> dict[str, Any]:
+    on_sent = None
+    if message.on_sent is not None:
+        on_sent = {**message.on_sent, "wall": time.time()}  # latency is measured in real time, also in the demo
+    return {"idempotency_key": message.key, "member_id": message.member_id, "platform": message.platform,
+            "target": message.target, "kind": message.kind, "status": status, "created_at": now,
+            "private": message.private, "marketing": message.marketing, "context": message.context,
+            "body": ws.fernet.encrypt(message.text.encode()), "attempts": 0, "next_at": now,
+            "expires_at": message.expires_at, "on_sent": on_sent,
+            "lease_until": now + LEASE if status == "pending" else None}
+
+
+def record(ws: Workspace, conn: Connection, message: Message) -> bool:
+    """Queue a send in the caller's transaction, so it commits with the state change that caused it;
+    `deliver` sends it. False when the key was recorded before (nothing queued)."""
+    return insert_if_new(conn, deliveries, _row(ws, message, ws.clock(), "queued"))
+
+
+def send(ws: Workspace, message: Message, *, wait_up_to: float = 0.0) -> Sent:
+    """Record and send now, without waiting for a worker (the welcome path). A key seen before is left alone.
+
+    `wait_up_to`: when the platform says "not now" for at most this many seconds, wait here and try once
+    more (a join request is approved only after its welcome, so the caller waits anyway)."""
+    with ws.engine.begin() as conn:
+        if not insert_if_new(conn, deliveries, _row(ws, message, ws.clock(), "pending")):
+            return Sent(message.key, "known")
+        row = conn.execute(select(deliveries).where(deliveries.c.idempotency_key == message.key)).one()
+    result = _attempt(ws, row)
+    if result.status == "retry" and result.retry_at is not None:
+        pause = (result.retry_at - ws.clock()).total_seconds()
+        if pause <= wait_up_to:
+            time.sleep(max(pause, 0.0))
+            again = deliver(ws, [message.key]).results
+            return again[0] if again else result
+    return result
+
+
+def deliver(ws: Workspace, keys: list[str] | None = None, *, limit: int = 500) -> Tally:
+    """Send what is queued or due for a retry (only `keys`, when given), and settle interrupted calls."""
+    tally = Tally()
+    while True:
+        rows = _claim(ws, keys, limit)
+        for row, interrupted in rows:
+            tally.add(_attempt(ws, row, interrupted=interrupted))
+        if len(rows) < limit:
+            return tally
+
+
+def _claim(ws: Workspace, keys: list[str] | None, limit: int) -> list[tuple[Any, bool]]:
+    """Lease due sends to this process; each comes with whether its last call was interrupted."""
+    now = ws.clock()
+    d = deliveries.c
+    due = or_(and_(d.status.in_(("queued", "retry")), d.next_at <= now),
+              and_(d.status == "pending", or_(d.lease_until.is_(None), d.lease_until < now)))
+    query = select(d.id).where(due).order_by(d.next_at).limit(limit)
+    if keys is not None:
+        query = query.where(d.idempotency_key.in_(keys))
+    with ws.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # several workers: each takes rows no other holds
+            query = query.with_for_update(skip_locked=True)
+        ids = list(conn.execute(query).scalars())
+        if not ids:
+            return []
+        rows = conn.execute(select(deliveries).where(d.id.in_(ids)).order_by(d.next_at, d.id)).all()
+        conn.execute(update(deliveries).where(d.id.in_(ids)).values(status="pending", lease_until=now + LEASE))
+    return [(row, row.status == "pending") for row in rows]
+
+
+def _attempt(ws: Workspace, row: Any, *, interrupted: bool = False) -> Sent:
+    now = ws.clock()
+    key = row.idempotency_key
+    try:
+        connector = ws.connector(row.platform)
+    except QunflowError as exc:  # e.g. the platform was disconnected since
+        return _finish(ws, row, "dead", error=str(exc))
+    if interrupted and not connector.capabilities.idempotent_sends:
+        return _finish(ws, row, "dead", error=INTERRUPTED)
+    if row.expires_at is not None and now > row.expires_at:
+        return _late(ws, row)
+    wait = ws.limiter.wait(row.platform, row.target, group=not row.private, now=now)
+    if wait > 0:
+        return _again(ws, row, now + timedelta(seconds=wait), counted=False)
+    text = ws.fernet.decrypt(row.body).decode()
+    try:
+        if row.private:
+            result = connector.send_direct(row.target, text, context=row.context, idempotency_key=key)
+        else:
+            result = connector.post_to_group(row.target, text, idempotency_key=key)
+    except RateLimited as exc:
+        return _again(ws, row, ws.clock() + timedelta(seconds=max(float(exc.retry_after or 1), 0.05)),
+                      counted=False, error=str(exc))
+    except Unreachable as exc:
+        return _finish(ws, row, "unreachable", error=str(exc))
+    except PlatformError as exc:
+        if row.attempts + 1 >= MAX_ATTEMPTS:
+            return _finish(ws, row, "dead", error=str(exc), attempts=row.attempts + 1)
+        backoff = timedelta(seconds=30 * 2 ** row.attempts)
+        return _again(ws, row, ws.clock() + backoff, counted=True, error=str(exc))
+    return _finish(ws, row, "sent", message_id=result.message_id)
+
+
+def _late(ws: Workspace, row: Any) -> Sent:
+    if row.kind in SKIP_WHEN_LATE:
+        return _finish(ws, row, "skipped", error="too late to send: the moment passed")
+    return _finish(ws, row, "dead", error="the platform's window for this message closed before it could go")
+
+
+def _again(ws: Workspace, row: Any, at: datetime, *, counted: bool, error: str | None = None) -> Sent:
+    if row.expires_at is not None and at > row.expires_at:
+        return _late(ws, row)
+    values: dict[str, Any] = {"status": "retry", "next_at": at, "lease_until": None}
+    if counted:
+        values["attempts"] = row.attempts + 1
+    if error:
+        values["error"] = error[:500]
+    _update(ws, row, values)
+    return Sent(row.idempotency_key, "retry", error=error, retry_at=at)
+
+
+def _update(ws: Workspace, row: Any, values: dict[str, Any], events: list[Event] | None = None) -> None:
+    with ws.engine.begin() as conn:
+        conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(**values))
+        if events:
+            append_events(conn, events)
+
+
+def _finish(ws: Workspace, row: Any, status: str, *, message_id: str | None = None, error: str | None = None,
+            attempts: int | None = None) -> Sent:
+    now = ws.clock()
+    values: dict[str, Any] = {"status": status, "lease_until": None, "error": error[:500] if error else None}
+    if attempts is not None:
+        values["attempts"] = attempts
+    events: list[Event] = []
+    if status == "sent":
+        values.update(sent_at=now, external_message_id=message_id)
+        if row.on_sent:
+            events.append(_sent_event(row.on_sent, now))
+    with ws.engine.begin() as conn:
+        conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(**values))
+        if events:
+            append_events(conn, events)
+        if status == "unreachable" and row.private:
+            conn.execute(update(identities).where(identities.c.platform == row.platform,
+                                                  identities.c.external_user_id == row.target)
+                         .values(unreachable_at=now))
+    return Sent(row.idempotency_key, status, message_id=message_id, error=error)
+
+
+def _sent_event(spec: dict[str, Any], now: datetime) -> Event:
+    """The event a send carried (e.g. welcome_sent), stamped with when it went and how long it took."""
+    properties = dict(spec.get("properties") or {})
+    if "since" in spec:
+        properties["seconds_after_join"] = (now - datetime.fromisoformat(spec["since"])).total_seconds()
+    if "wall" in spec:
+        properties["latency_ms"] = round((time.time() - float(spec["wall"])) * 1000, 3)
+    return Event(event_id=spec["event_id"], type=spec["type"], ts=now.replace(tzinfo=UTC),
+                 member_id=spec.get("member_id"), group=spec.get("group"), properties=properties)
+
+
+# --- dead letters ---------------------------------------------------------------------------------
+
+def dead_sends(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
+    d = deliveries.c
+    with ws.engine.connect() as conn:
+        rows = conn.execute(select(d.id, d.idempotency_key, d.kind, d.platform, d.member_id, d.target, d.error,
+                                   d.attempts, d.created_at).where(d.status == "dead")
+                            .order_by(d.id.desc()).limit(limit)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def retry_sends(ws: Workspace, ids: list[int], *, skip: bool = False) -> int:
+    """Put dead sends back in line (or mark them skipped). All or nothing: an id that is not a dead
+    send raises NotFound and nothing changes."""
+    from qunflow.errors import NotFound
+
+    wanted = sorted(set(ids))
+    with ws.engine.begin() as conn:
+        found = set(conn.execute(select(deliveries.c.id).where(deliveries.c.id.in_(wanted),
+                                                               deliveries.c.status == "dead")).scalars())
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise NotFound(f"no dead send {', '.join(map(str, missing))} (see `qunflow automation dead`)")
+        values: dict[str, Any] = ({"status": "skipped"} if skip else
+                                  {"status": "queued", "attempts": 0, "next_at": ws.clock(), "expires_at": None,
+                                   "lease_until": None})
+        conn.execute(update(deliveries).where(deliveries.c.id.in_(wanted)).values(**values))
+    return len(wanted)

@@ -1,0 +1,70 @@
+"""Inbound: one dispatcher from a platform's updates to the handlers that act on them.
+
+A connector verifies and parses the platform's call (`Connector.receive`); each update type then runs
+its handlers in the order below. Handlers do not call each other: a join records the member, the
+welcome handler welcomes them, and a join request is approved only after its welcome went out. An
+update the platform delivers again (same key) is not acted on twice; one whose handling was cut off
+by a crash is handled again (every handler is idempotent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+
+from qunflow.connectors.base import (
+    ContactAdded,
+    Inbound,
+    JoinRequested,
+    MemberJoined,
+    MemberLeft,
+    MessagePosted,
+    Update,
+)
+from qunflow.services import activity, join, keyword_rules, welcome
+from qunflow.store.db import insert_if_new
+from qunflow.store.tables import inbound_updates
+from qunflow.workspace import Workspace
+
+Handler = Callable[[Workspace, Any], None]
+
+HANDLERS: dict[type[Update], tuple[Handler, ...]] = {
+    JoinRequested: (join.on_join_request, welcome.on_join_request, join.approve_request),
+    MemberJoined: (join.on_member_joined, welcome.on_member_joined),
+    ContactAdded: (join.on_contact_added, welcome.on_contact_added),
+    MemberLeft: (join.on_member_left,),
+    MessagePosted: (activity.on_message, keyword_rules.on_message),
+}
+
+
+def receive(ws: Workspace, platform: str, method: str, query: Mapping[str, str], headers: Mapping[str, str],
+            body: bytes) -> Inbound:
+    """A platform's call to /hooks/<platform>: verified and parsed by its connector, then dispatched."""
+    inbound = ws.connector(platform).receive(method, query, headers, body)
+    dispatch(ws, inbound.updates)
+    return inbound
+
+
+def dispatch(ws: Workspace, updates: Sequence[Update]) -> None:
+    for item in updates:
+        if item.key is not None and not _first_time(ws, item):
+            continue
+        for handler in HANDLERS.get(type(item), ()):
+            handler(ws, item)
+        if item.key is not None:
+            with ws.engine.begin() as conn:
+                conn.execute(update(inbound_updates).where(inbound_updates.c.platform == item.platform,
+                                                           inbound_updates.c.key == item.key).values(status="done"))
+
+
+def _first_time(ws: Workspace, item: Update) -> bool:
+    """True unless this update was handled to the end before."""
+    with ws.engine.begin() as conn:
+        if insert_if_new(conn, inbound_updates, {"platform": item.platform, "key": item.key, "status": "received",
+                                                  "received_at": ws.clock()}):
+            return True
+        status = conn.execute(select(inbound_updates.c.status).where(
+            inbound_updates.c.platform == item.platform, inbound_updates.c.key == item.key)).scalar()
+    return status != "done"

@@ -1,0 +1,78 @@
+"""Tracked invite links (C2): one per entry point and group, or one per gate pass (one person, one link).
+
+A label rides on each link and comes back on the join: the entry point's code, or the gate pass's
+ticket. Links are kept in `invite_links`, so a landing page hands out the same entry link every time
+and a used-up or full group's links can be revoked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from qunflow.connectors.base import InviteLink
+from qunflow.errors import InvalidInput
+from qunflow.store.db import insert_if_new
+from qunflow.store.tables import groups, invite_links
+from qunflow.workspace import Workspace
+
+
+def _stored(conn: Connection, platform: str, group_id: int, label: str) -> Any:
+    return conn.execute(select(invite_links).where(
+        invite_links.c.platform == platform, invite_links.c.group_id == group_id, invite_links.c.label == label,
+        invite_links.c.revoked_at.is_(None))).first()
+
+
+def _as_link(row: Any) -> InviteLink:
+    return InviteLink(row.url, row.label, row.join_request, qr_url=row.qr_url, handle=row.handle)
+
+
+def invite_for(ws: Workspace, group: Any, label: str, *, personal: bool) -> InviteLink:
+    """The link into `group` carrying `label`, made once. `personal`: for one gate pass, so the link admits
+    one person where the platform can say so (a single-use link, or a join request we check)."""
+    connector = ws.connector(group.platform)
+    caps = connector.capabilities
+    if len(label) > caps.invite_label_max:
+        raise InvalidInput(f"{label!r} is longer than the {caps.invite_label_max} characters {group.platform} "
+                           "carries on an invite link: use a shorter entry point code")
+    with ws.engine.connect() as conn:
+        found = _stored(conn, group.platform, group.id, label)
+    if found is not None:
+        return _as_link(found)
+    # Links ask to join where the platform has requests, so the welcome goes out before approval; where a
+    # DM is possible only in a join request's window, a gate pass's link asks too (its label is then the
+    # per-person state that a forwarded copy cannot claim twice). Elsewhere a pass's link is single-use.
+    join_request = caps.join_requests and (not personal or caps.dm_policy == "join_request_window")
+    link = connector.create_invite(group.external_id, label, join_request=join_request,
+                                   single_use=personal and not join_request and caps.single_use_invites)
+    with ws.engine.begin() as conn:
+        made = insert_if_new(conn, invite_links, {
+            "platform": group.platform, "group_id": group.id, "label": label, "url": link.url,
+            "qr_url": link.qr_url, "handle": link.handle, "join_request": link.join_request,
+            "created_at": ws.clock()})
+        if not made:  # another request made one at the same moment: use that, drop ours
+            connector.revoke_invite(group.external_id, link)
+            return _as_link(_stored(conn, group.platform, group.id, label))
+    return link
+
+
+def revoke(ws: Workspace, group_id: int, label: str) -> bool:
+    """Revoke a link (used up, or its group is full); False when there was none."""
+    with ws.engine.connect() as conn:
+        group = conn.execute(select(groups).where(groups.c.id == group_id)).one()
+        row = _stored(conn, group.platform, group_id, label)
+    if row is None:
+        return False
+    ws.connector(group.platform).revoke_invite(group.external_id, _as_link(row))
+    with ws.engine.begin() as conn:
+        conn.execute(update(invite_links).where(invite_links.c.id == row.id).values(revoked_at=ws.clock()))
+    return True
+
+
+def revoke_full(ws: Workspace, group_id: int) -> int:
+    """Revoke every entry link of a group that is full, so no one else comes in over its capacity."""
+    with ws.engine.connect() as conn:
+        labels = list(conn.execute(select(invite_links.c.label).where(
+            invite_links.c.group_id == group_id, invite_links.c.revoked_at.is_(None))).scalars())
+    return sum(revoke(ws, group_id, label) for label in labels)
