@@ -139,7 +139,8 @@ class FakeTelegram:
         self._changed = threading.Condition(self._lock)
         self._stopping = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._threads = [threading.Thread(target=self._server.serve_forever, daemon=True),
+        serve = lambda: self._server.serve_forever(poll_interval=0.02)  # noqa: E731 - quick shutdown in tests
+        self._threads = [threading.Thread(target=serve, daemon=True),
                          threading.Thread(target=self._deliver_loop, daemon=True)]
 
     @property
@@ -356,6 +357,9 @@ class FakeTelegram:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as api.telegram.org does
+            disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
+
             def do_GET(self) -> None:  # noqa: N802 - http.server's API
                 self._answer({})
 

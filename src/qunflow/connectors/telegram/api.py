@@ -81,9 +81,10 @@ class BotApi:
     def delete_webhook(self) -> bool:
         return bool(self.call("deleteWebhook"))
 
-    def get_updates(self, offset: int | None, timeout: int, allowed_updates: list[str]) -> list[dict[str, Any]]:
+    def get_updates(self, offset: int | None, timeout: int, allowed_updates: list[str],
+                    limit: int | None = None) -> list[dict[str, Any]]:
         # The long poll holds the request open for `timeout` seconds: wait a little longer than that.
-        result = self.call("getUpdates", _timeout=timeout + 10.0, offset=offset, timeout=timeout,
+        result = self.call("getUpdates", _timeout=timeout + 10.0, offset=offset, limit=limit, timeout=timeout,
                            allowed_updates=allowed_updates)
         return list(result or [])
 

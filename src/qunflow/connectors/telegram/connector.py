@@ -154,6 +154,9 @@ class TelegramConnector:
             lines += ["mode: webhook", f"webhook: {url}"]
         else:
             self.api.delete_webhook()
+            # allowed_updates takes effect from the call that sets it (and chat_member is off by default), so
+            # set it now: joins before the first poll would be lost. No offset: nothing is confirmed.
+            self.api.get_updates(None, 0, ALLOWED_UPDATES, limit=1)
             lines += ["mode: polling (`qunflow serve` pulls updates with getUpdates)"]
         return lines
 
