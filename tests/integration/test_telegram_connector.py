@@ -411,3 +411,68 @@ def test_environment_beats_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QUNFLOW_TELEGRAM_MODE", "webhook")
     monkeypatch.setenv("QUNFLOW_TELEGRAM_WEBHOOK_SECRET", SECRET)
     assert TelegramSettings(bot_token=TOKEN, mode="polling").mode == "webhook"
+
+
+# --- `qunflow connect telegram` ---
+def cli_app() -> Any:
+    import typer
+
+    from qunflow.cli.common import ErrorMappingGroup
+
+    app = typer.Typer(cls=ErrorMappingGroup, pretty_exceptions_enable=False)
+    connect_app = typer.Typer()
+    PLATFORM.cli(connect_app)  # type: ignore[misc]
+    app.add_typer(connect_app, name="connect")
+    return app
+
+
+def test_cli_connect_checks_the_token_and_writes_the_section(tg: FakeTelegram, workspace: Any) -> None:
+    import tomllib
+
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(cli_app(), ["connect", "telegram", "--api-base", tg.api_base,
+                                            "--bot-token", TOKEN, "--mode", "webhook", "-w", str(workspace.home)])
+    assert result.exit_code == 0, result.output
+    assert "@qunflow_test_bot" in result.output and TOKEN not in result.output
+    section = tomllib.loads((workspace.home / "qunflow.toml").read_text())["platforms"]["telegram"]
+    assert section["bot_token"] == TOKEN and section["mode"] == "webhook"
+    assert len(section["webhook_secret"]) >= 32  # generated
+    assert tg.calls("setWebhook")[0][1]["secret_token"] == section["webhook_secret"]
+
+
+def test_cli_keeps_a_token_from_the_environment_out_of_the_file(tg: FakeTelegram, workspace: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import tomllib
+
+    from typer.testing import CliRunner
+
+    monkeypatch.setenv("QUNFLOW_TELEGRAM_BOT_TOKEN", TOKEN)
+    result = CliRunner().invoke(cli_app(), ["connect", "telegram", "--api-base", tg.api_base,
+                                            "-w", str(workspace.home)])
+    assert result.exit_code == 0, result.output
+    section = tomllib.loads((workspace.home / "qunflow.toml").read_text())["platforms"]["telegram"]
+    assert "bot_token" not in section and section["mode"] == "polling"
+    assert [c[0] for c in tg.calls()] == ["getMe", "deleteWebhook", "getUpdates"]
+
+
+def test_cli_refused_token_is_one_line_and_exit_2(tg: FakeTelegram, workspace: Any) -> None:
+    from typer.testing import CliRunner
+
+    wrong = "987654321:AAWrongTokenWrongTokenWrongToken_xyz"
+    result = CliRunner().invoke(cli_app(), ["connect", "telegram", "--api-base", tg.api_base,
+                                            "--bot-token", wrong, "-w", str(workspace.home)])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "refused the bot token" in lines[0]
+    assert "AAWrongToken" not in result.output
+    assert "platforms" not in (workspace.home / "qunflow.toml").read_text()
+
+
+def test_cli_malformed_token_is_refused_without_echoing_it(workspace: Any) -> None:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(cli_app(), ["connect", "telegram", "--bot-token", "oops-secret-value",
+                                            "-w", str(workspace.home)])
+    assert result.exit_code == 2 and "look like 123456:" in result.output
+    assert "oops-secret-value" not in result.output

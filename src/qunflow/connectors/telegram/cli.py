@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from enum import StrEnum
 from typing import Annotated, Any
 
-import click
 import typer
 from pydantic import ValidationError
 
@@ -16,6 +16,11 @@ from qunflow.errors import InvalidInput
 from qunflow.settings import save_platform_section
 
 ENV = "QUNFLOW_TELEGRAM_"
+
+
+class Mode(StrEnum):
+    webhook = "webhook"
+    polling = "polling"
 
 
 def register(connect_app: typer.Typer) -> None:
@@ -33,24 +38,25 @@ def connect_telegram(
         = "https://api.telegram.org",
     webhook_secret: Annotated[str | None, typer.Option(
         "--webhook-secret", help="Secret Telegram sends with each webhook (default: a new random one).")] = None,
-    mode: Annotated[str, typer.Option(
-        "--mode", click_type=click.Choice(["webhook", "polling"]),
-        help="webhook: Telegram posts to <public_url>/hooks/telegram; polling: `qunflow serve` asks.")] = "polling",
+    mode: Annotated[Mode, typer.Option(
+        "--mode", help="webhook: Telegram posts to <public_url>/hooks/telegram; polling: `qunflow serve` asks.")]
+        = Mode.polling,
     workspace_dir: WorkspaceOption = None,
 ) -> None:
     """Connect a Telegram bot: check its token, set or delete its webhook, save [platforms.telegram]."""
     ws = workspace(workspace_dir)
     if not bot_token:
         raise InvalidInput(f"no bot token: pass --bot-token (from @BotFather) or set {ENV}BOT_TOKEN")
-    if mode == "webhook" and not webhook_secret:
+    if mode is Mode.webhook and not webhook_secret:
         webhook_secret = secrets.token_urlsafe(32)  # A-Z, a-z, 0-9, _ and -, as setWebhook requires
-    values: dict[str, Any] = {"bot_token": bot_token, "api_base": api_base, "mode": mode,
+    values: dict[str, Any] = {"bot_token": bot_token, "api_base": api_base, "mode": mode.value,
                               "webhook_secret": webhook_secret or ""}
     settings = _settings(values)
     _refuse_shadowing(settings, values)
     lines = TelegramConnector(settings, None).connect(ws.settings.public_url)
     section = dict(values)
-    if ctx.get_parameter_source("bot_token") == click.core.ParameterSource.ENVIRONMENT:
+    source = ctx.get_parameter_source("bot_token")
+    if source is not None and source.name == "ENVIRONMENT":
         del section["bot_token"]  # it stays where the operator keeps it
     if not section["webhook_secret"]:
         del section["webhook_secret"]
