@@ -1,0 +1,138 @@
+"""A small synchronous client for the Telegram Bot API, and its errors mapped onto qunflow's.
+
+The bot token is part of every request's path (`/bot<token>/<method>`), so nothing here may print a URL:
+httpx's request log is muted and redacted, errors name the host only, and `repr` hides the token.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from qunflow.errors import PlatformError, RateLimited, Unreachable
+
+log = logging.getLogger(__name__)
+_TOKEN_IN_TEXT = re.compile(r"bot[0-9]+:[A-Za-z0-9_-]+")
+
+
+class _RedactToken(logging.Filter):
+    """Replaces a bot token in a log record with `bot<token>` (httpx logs each request's URL at INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _TOKEN_IN_TEXT.search(message):
+            record.msg, record.args = _TOKEN_IN_TEXT.sub("bot<token>", message), None
+        return True
+
+
+# httpx logs "HTTP Request: POST https://api.telegram.org/bot<token>/getMe" at INFO; httpcore traces at DEBUG.
+for _name in ("httpx", "httpcore"):
+    _logger = logging.getLogger(_name)
+    _logger.setLevel(max(_logger.level, logging.WARNING))
+    _logger.addFilter(_RedactToken())
+
+
+class BotApi:
+    """`call(method, **params)` POSTs JSON to `{api_base}/bot{token}/{method}` and returns `result`."""
+
+    def __init__(self, token: str, api_base: str = "https://api.telegram.org", timeout: float = 15.0) -> None:
+        self._url = f"{api_base.rstrip('/')}/bot{token}/"
+        self.host = urlsplit(api_base).netloc or api_base
+        self._http = httpx.Client(timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"BotApi(host={self.host!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def call(self, method: str, _timeout: float | None = None, **params: Any) -> Any:
+        """One Bot API method; None-valued parameters are left out. Raises RateLimited, Unreachable, PlatformError."""
+        body = {key: value for key, value in params.items() if value is not None}
+        try:
+            response = self._http.post(self._url + method, json=body,
+                                       timeout=_timeout if _timeout is not None else httpx.USE_CLIENT_DEFAULT)
+        except httpx.HTTPError as exc:
+            # `from None`: httpx errors carry the request, and with it the URL holding the token.
+            raise PlatformError(f"could not reach the Telegram Bot API at {self.host} "
+                                f"({type(exc).__name__}): check the network or api_base") from None
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or "ok" not in data:
+            raise PlatformError(f"the Telegram Bot API at {self.host} answered {method} with HTTP "
+                                f"{response.status_code} and no Bot API JSON: check api_base")
+        if data["ok"]:
+            return data.get("result")
+        raise _error(method, body, data, response.status_code)
+
+    # --- typed helpers, one per method qunflow uses ---
+    def get_me(self) -> dict[str, Any]:
+        return dict(self.call("getMe"))
+
+    def set_webhook(self, url: str, secret_token: str, allowed_updates: list[str]) -> bool:
+        return bool(self.call("setWebhook", url=url, secret_token=secret_token, allowed_updates=allowed_updates))
+
+    def delete_webhook(self) -> bool:
+        return bool(self.call("deleteWebhook"))
+
+    def get_updates(self, offset: int | None, timeout: int, allowed_updates: list[str],
+                    limit: int | None = None) -> list[dict[str, Any]]:
+        # The long poll holds the request open for `timeout` seconds: wait a little longer than that.
+        result = self.call("getUpdates", _timeout=timeout + 10.0, offset=offset, limit=limit, timeout=timeout,
+                           allowed_updates=allowed_updates)
+        return list(result or [])
+
+    def create_chat_invite_link(self, chat_id: int | str, name: str, creates_join_request: bool = False,
+                                member_limit: int | None = None) -> dict[str, Any]:
+        return dict(self.call("createChatInviteLink", chat_id=chat_id, name=name,
+                              creates_join_request=creates_join_request or None, member_limit=member_limit))
+
+    def revoke_chat_invite_link(self, chat_id: int | str, invite_link: str) -> dict[str, Any]:
+        return dict(self.call("revokeChatInviteLink", chat_id=chat_id, invite_link=invite_link))
+
+    def approve_chat_join_request(self, chat_id: int | str, user_id: int) -> bool:
+        return bool(self.call("approveChatJoinRequest", chat_id=chat_id, user_id=user_id))
+
+    def decline_chat_join_request(self, chat_id: int | str, user_id: int) -> bool:
+        return bool(self.call("declineChatJoinRequest", chat_id=chat_id, user_id=user_id))
+
+    def send_message(self, chat_id: int | str, text: str) -> dict[str, Any]:
+        return dict(self.call("sendMessage", chat_id=chat_id, text=text))
+
+    def get_chat_member(self, chat_id: int | str, user_id: int) -> dict[str, Any]:
+        return dict(self.call("getChatMember", chat_id=chat_id, user_id=user_id))
+
+
+def _error(method: str, params: dict[str, Any], data: dict[str, Any], status: int) -> PlatformError:
+    """The qunflow error for a Bot API answer `{"ok": false, "error_code", "description", "parameters"}`."""
+    code = data.get("error_code") if isinstance(data.get("error_code"), int) else status
+    description = str(data.get("description") or f"error {code}")
+    parameters = data.get("parameters")
+    if code == 429:
+        retry_after = parameters.get("retry_after") if isinstance(parameters, dict) else None
+        wait = float(retry_after) if isinstance(retry_after, int | float) else 1.0
+        return RateLimited(f"Telegram {method}: {description} (retry after {wait:g} s)", retry_after=wait)
+    if code == 403:
+        return Unreachable(f"Telegram {method}: {description}")
+    lowered = description.lower()
+    if code == 400 and ("chat not found" in lowered or "user not found" in lowered) and _private(params):
+        return Unreachable(f"Telegram {method}: {description}")
+    if code in (401, 404):
+        return PlatformError(f"Telegram refused the bot token ({code} {description}): copy the token again from "
+                             "@BotFather (/mybots > API Token) and run `qunflow connect telegram`")
+    return PlatformError(f"Telegram {method}: {description}")
+
+
+def _private(params: dict[str, Any]) -> bool:
+    """User ids and private chats are positive; groups and channels negative or @usernames."""
+    chat_id = params.get("chat_id")
+    try:
+        return int(chat_id) > 0  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False

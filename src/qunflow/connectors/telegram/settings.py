@@ -1,0 +1,61 @@
+"""The `[platforms.telegram]` section: the bot token, where the Bot API lives, and how updates arrive."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from qunflow.connectors.registry import PlatformSettings
+
+# Shaped like @BotFather's tokens (the docs' example: 123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11).
+TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,}")
+# setWebhook secret_token: 1-256 characters, only A-Z, a-z, 0-9, _ and -.
+SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+class TelegramSettings(PlatformSettings):
+    """QUNFLOW_TELEGRAM_<FIELD> variables beat the file. Secrets stay out of repr and error messages."""
+
+    model_config = SettingsConfigDict(env_prefix="QUNFLOW_TELEGRAM_", extra="forbid", hide_input_in_errors=True)
+
+    bot_token: str = Field(repr=False)
+    api_base: str = "https://api.telegram.org"  # or a local Bot API server (http is fine there)
+    webhook_secret: str = Field("", repr=False)
+    mode: Literal["webhook", "polling"] = "polling"
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: str) -> str:
+        value = value.strip()
+        if not TOKEN.fullmatch(value):
+            raise ValueError("the bot token must look like 123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11 "
+                             "(copy it from @BotFather)")
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} must be an http(s) URL such as https://api.telegram.org")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_shape(cls, value: str) -> str:
+        if value and not SECRET.fullmatch(value):
+            raise ValueError("the webhook secret must be 1-256 characters of A-Z, a-z, 0-9, _ and - "
+                             "(Telegram's rule for setWebhook secret_token)")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> TelegramSettings:
+        if self.mode == "webhook" and not self.webhook_secret:
+            raise ValueError("webhook mode needs a webhook_secret (run `qunflow connect telegram --mode webhook`, "
+                             "which makes one)")
+        return self
