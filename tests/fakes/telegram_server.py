@@ -134,6 +134,7 @@ class FakeTelegram:
         self._sent: list[dict[str, Any]] = []
         self._calls: list[tuple[str, dict[str, Any], float]] = []
         self._failures: dict[str, deque[ApiError]] = {}
+        self._held: dict[str, threading.Event] = {}
         self._windows: dict[str, deque[float]] = {}
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -244,6 +245,13 @@ class FakeTelegram:
         """The next call of `method` answers this error instead of running."""
         with self._lock:
             self._failures.setdefault(method, deque()).append(ApiError(error_code, description, retry_after))
+
+    def hold(self, method: str) -> threading.Event:
+        """Calls of `method` wait (without running) until the returned event is set, then answer 503 without
+        running: a call cut off mid-way, as when the caller is killed while waiting for the answer."""
+        with self._lock:
+            event = self._held[method] = threading.Event()
+        return event
 
     def redeliver(self, update_id: int) -> None:
         """Send an update again, as Telegram does when it did not see the webhook's answer."""
@@ -402,6 +410,10 @@ class FakeTelegram:
             self._calls.append((method, params, time.monotonic()))
             failures = self._failures.get(method)
             failure = failures.popleft() if failures else None
+            held = self._held.pop(method, None)
+        if held is not None:
+            held.wait(30)
+            return 503, {"ok": False, "error_code": 503, "description": "Service Unavailable: the call was cut off"}
         if failure is not None:
             return failure.code, failure.body()
         try:

@@ -329,7 +329,11 @@ def test_replies_share_the_send_limits_and_a_reply_that_would_wait_is_skipped_an
     clock.now += timedelta(seconds=60)
     world.say("u1", "price?", chat_id=GROUP_CHAT)
     assert len(bot_texts(ws, chat_id=GROUP_CHAT)) == 3  # 2 within the minute, then one more after it
-    recorded = rows(ws, select(deliveries.c.status, deliveries.c.error).where(deliveries.c.kind == "keyword_reply")
-                    .order_by(deliveries.c.id))
-    assert [status for status, _ in recorded] == ["sent", "sent", "skipped", "sent"]
-    assert "send limit reached" in str(recorded[2][1]) and "price_question_group" in str(recorded[2][1])
+    recorded = rows(ws, select(deliveries.c.status, deliveries.c.error, deliveries.c.idempotency_key)
+                    .where(deliveries.c.kind == "keyword_reply").order_by(deliveries.c.id))
+    assert [status for status, _, _ in recorded] == ["sent", "sent", "skipped", "sent"]
+    assert "send limit reached" in str(recorded[2][1])
+    matched = rows(ws, select(events.c.event_id, events.c.properties).where(events.c.type == "keyword_matched")
+                   .order_by(events.c.seq))
+    # The skipped reply is the one to the third message's match of the price rule.
+    assert "price_question_group" in str(matched[2][1]) and recorded[2][2] == "kw:" + matched[2][0].removeprefix("kw-")

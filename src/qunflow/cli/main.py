@@ -23,6 +23,9 @@ token_app = typer.Typer(help="API tokens for the JSON API.", no_args_is_help=Tru
 events_app = typer.Typer(help="The event log: import and count events.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(events_app, name="events")
+connect_app = typer.Typer(help="Connect a chat platform: check its credentials, route its updates, save "
+                               "\\[platforms.<name>] in qunflow.toml. See docs/connectors.md.", no_args_is_help=True)
+app.add_typer(connect_app, name="connect")
 
 
 @app.command()
@@ -103,6 +106,17 @@ def serve(
 # command groups in their own modules; rewards brings coupons, rewards and referrals (links, posters, leaderboard)
 for module in (setup, metrics, report, demo, sandbox, automation, inbox, rewards, fraud):
     module.register(app)
+
+
+def _register_connectors() -> None:
+    from qunflow.connectors.registry import platforms
+
+    for spec in platforms().values():
+        if spec.cli is not None:
+            spec.cli(connect_app)
+
+
+_register_connectors()
 
 
 def main() -> None:

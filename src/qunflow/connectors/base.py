@@ -38,6 +38,9 @@ class Capabilities:
     # An invite link can be limited to one person (Telegram member_limit=1, or a join-request link
     # named per person): a forwarded link then cannot bring strangers in under someone else's name.
     single_use_invites: bool = False
+    # A bot post lands in the group at once. WeCom: a group message is a mass-send task that staff confirm,
+    # so the per-join welcome menu is not posted there (a group welcome template is WeCom's way).
+    posts_to_groups: bool = True
 
 
 @dataclass(frozen=True)

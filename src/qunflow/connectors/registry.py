@@ -21,8 +21,8 @@ from qunflow.errors import InvalidInput
 # One line per platform: the module whose PLATFORM is its spec.
 BUILTIN = (
     "qunflow.connectors.sandbox",
-    # "qunflow.connectors.telegram",
-    # "qunflow.connectors.wecom",
+    "qunflow.connectors.telegram",
+    "qunflow.connectors.wecom",
 )
 
 

@@ -307,6 +307,10 @@ class SandboxConnector:
         token = self.world.create_invite(group_id, label, join_request, 1 if single_use else None)
         return InviteLink(f"{self.public_url}/sandbox/invite/{token}", label, join_request, handle=token)
 
+    def create_group(self, title: str, chat_id: str) -> str:
+        """The sandbox makes chats on request (real platforms' chats are made by people)."""
+        return self.world.create_chat(title, chat_id=chat_id)
+
     def approve_join(self, group_id: str, user_id: str) -> None:
         self.world.answer_request(group_id, user_id, approve=True)
 

@@ -154,10 +154,11 @@ def _attempt(ws: Workspace, row: Any, *, interrupted: bool = False) -> Sent:
     if interrupted and not connector.capabilities.idempotent_sends:
         return _finish(ws, row, "dead", error=INTERRUPTED)
     if row.expires_at is not None and now > row.expires_at:
-        return _late(ws, row)
+        return _late(ws, row, row.error or "no try in time")
     wait = ws.limiter.wait(row.platform, row.target, group=not row.private, now=now)
     if wait > 0:
-        return _again(ws, row, now + timedelta(seconds=wait), counted=False)
+        return _again(ws, row, now + timedelta(seconds=wait), counted=False,
+                      error=f"send limit reached (free again in {wait:.1f} s)")
     text = ws.fernet.decrypt(row.body).decode()
     try:
         if row.private:
@@ -177,15 +178,15 @@ def _attempt(ws: Workspace, row: Any, *, interrupted: bool = False) -> Sent:
     return _finish(ws, row, "sent", message_id=result.message_id)
 
 
-def _late(ws: Workspace, row: Any) -> Sent:
+def _late(ws: Workspace, row: Any, why: str) -> Sent:
     if row.kind in SKIP_WHEN_LATE:
-        return _finish(ws, row, "skipped", error="too late to send: the moment passed")
-    return _finish(ws, row, "dead", error="the platform's window for this message closed before it could go")
+        return _finish(ws, row, "skipped", error=f"not sent, the moment passed: {why}")
+    return _finish(ws, row, "dead", error=f"the window for this message closed before it could go: {why}")
 
 
 def _again(ws: Workspace, row: Any, at: datetime, *, counted: bool, error: str | None = None) -> Sent:
     if row.expires_at is not None and at > row.expires_at:
-        return _late(ws, row)
+        return _late(ws, row, error or "it would have to wait")
     values: dict[str, Any] = {"status": "retry", "next_at": at, "lease_until": None}
     if counted:
         values["attempts"] = row.attempts + 1

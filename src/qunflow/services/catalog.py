@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from qunflow.connectors.base import Connector
+from qunflow.connectors.registry import spec_of
 from qunflow.domain.entry import CHANNEL_KINDS, TIERS, UTM_KEYS, check_choice, check_code, check_key
 from qunflow.domain.gate import SEED_GATE_JSON, Gate, gate_from_json
 from qunflow.domain.routing import GroupSlot
@@ -73,11 +75,23 @@ def add_group(ws: Workspace, key: str, tier: str, capacity: int, *, platform: st
                    member_count=0, active=True)
 
 
+def connected(ws: Workspace, platform: str) -> Connector:
+    """The connector of a platform this workspace has set up, or a clear error saying how to set it up."""
+    spec_of(platform)  # an unknown platform names the known ones
+    if platform not in ws.connected_platforms():
+        raise InvalidInput(f"{platform} is not connected: run `qunflow connect {platform} --help` first")
+    return ws.connector(platform)
+
+
 def add_entry_point(ws: Workspace, code: str, channel: str, *, target_tier: str = "newbie",
                     gate: str | None = None, campaign: str | None = None, platform: str = "sandbox",
                     utm: dict[str, str] | None = None, name: str | None = None) -> int:
     check_code(code)
     check_choice("tier", target_tier, TIERS)
+    most = connected(ws, platform).capabilities.invite_label_max
+    if len(code) > most:
+        raise InvalidInput(f"entry point code {code!r} is longer than the {most} characters a {platform} invite "
+                           "carries back on the join: choose a shorter code")
     utm = utm or {}
     bad = set(utm) - set(UTM_KEYS)
     if bad:

@@ -79,7 +79,8 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
         return
     arrival = Arrival(item.platform, item.user_id, item.display_name, item.at, item.dm_context, group, None)
     config, language = welcome(ws, member_id, arrival)
-    post_menu(ws, arrival, config, language)
+    if ws.connector(item.platform).capabilities.posts_to_groups:
+        post_menu(ws, arrival, config, language)
 
 
 def on_contact_added(ws: Workspace, item: Any) -> None:

@@ -43,7 +43,7 @@ def connect_telegram(
         = Mode.polling,
     workspace_dir: WorkspaceOption = None,
 ) -> None:
-    """Connect a Telegram bot: check its token, set or delete its webhook, save [platforms.telegram]."""
+    """Connect a Telegram bot: check its token, set or delete its webhook, save \\[platforms.telegram]."""
     ws = workspace(workspace_dir)
     if not bot_token:
         raise InvalidInput(f"no bot token: pass --bot-token (from @BotFather) or set {ENV}BOT_TOKEN")

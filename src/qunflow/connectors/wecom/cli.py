@@ -25,7 +25,7 @@ def connect_wecom(
     = "contact",
     workspace_dir: WorkspaceOption = None,
 ) -> None:
-    """Connect a WeCom company: checks the secret, saves [platforms.wecom], prints the callback set-up."""
+    """Connect a WeCom company: checks the secret, saves \\[platforms.wecom], prints the callback set-up."""
     from qunflow.connectors.base import Host
     from qunflow.connectors.wecom.connector import WeComConnector
     from qunflow.connectors.wecom.settings import WeComSettings

@@ -46,7 +46,7 @@ CALLBACK_PATH = "/hooks/wecom"
 CAPABILITIES = Capabilities(
     join_requests=False, dm_policy="callback_window", dm_window_seconds=20, invite_label_max=STATE_MAX,
     reports_invite_on_join=True, group_capacity_max=GROUP_MAX, reads_group_messages=False,
-    idempotent_sends=False,
+    idempotent_sends=False, posts_to_groups=False,
     # Each invite carries its own `state` (one 联系我 / join code per person or per entry point).
     single_use_invites=True,
 )
@@ -268,12 +268,18 @@ class WeComConnector:
             raise PlatformError(f"the secret works but cannot use 客户联系 (errcode {exc.errcode}): use the "
                                 "客户联系 secret, or add the app to 客户联系 → 可调用接口的应用") from None
         missing = [s for s in self.settings.staff_user_ids if s not in follow]
+        if not self.settings.staff_user_ids:  # by default every staff member who can take customers
+            self.settings.staff_user_ids = sorted(follow)
+            if not follow and self.settings.entry_mode == "contact":
+                raise InvalidInput("no staff member can take customers: turn on 客户联系 for at least one "
+                                   "(管理后台 → 客户联系 → 权限配置), or pass --entry-mode group")
         if missing:
             raise InvalidInput(f"staff {', '.join(missing)} cannot take customers: turn on 客户联系 for them "
                                "(管理后台 → 客户联系 → 权限配置)")
         url = self.host.public_url.rstrip("/") + CALLBACK_PATH
         return [
             f"WeCom corp {self.settings.corp_id}: the secret works; {len(follow)} staff can take customers.",
+            f"联系我 codes point at: {', '.join(self.settings.staff_user_ids) or '-'}",
             f"Callback URL (客户联系 → API → 接收事件服务器): {url}",
             "  Token and EncodingAESKey: the --callback-token and --aes-key you gave (not printed).",
             f"Entry mode: {self.settings.entry_mode} "

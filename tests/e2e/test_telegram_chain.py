@@ -1,0 +1,228 @@
+"""The whole chain on Telegram, over real HTTP against a local Bot API server (tests/fakes/telegram_server.py).
+
+landing page -> tracked join-request link -> join request -> welcome DM inside the request's window ->
+approval -> the join in `qunflow metrics --by channel`; plus refused secrets, 429, repeats and a SIGKILL
+of `qunflow serve` between the welcome DM and the approval.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from qunflow.cli.main import app
+from qunflow.workspace import Workspace, init_workspace
+from tests.conftest import LiveServer, free_port
+from tests.fakes.telegram_server import TOKEN, FakeTelegram
+
+runner = CliRunner()
+
+
+def cli(home: Path, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, [*args, "--workspace", str(home)])
+    return result.exit_code, result.stdout + (result.stderr if result.stderr_bytes else "")
+
+
+def set_public_url(home: Path, url: str) -> None:
+    path = home / "qunflow.toml"
+    path.write_text(path.read_text().replace('public_url = "http://127.0.0.1:8000"', f'public_url = "{url}"'))
+
+
+def wait_for(check: Callable[[], object], seconds: float = 10.0) -> object:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+def connected(tmp_path: Path, telegram: FakeTelegram) -> Iterator[tuple[Workspace, LiveServer, str]]:
+    """A workspace served on loopback, connected to the fake Telegram in webhook mode, with one group and a
+    gate-less entry point on channel `ads`. Yields the workspace, the server and the group's chat id."""
+    ws = init_workspace(tmp_path / "ws")
+    server = LiveServer(ws)
+    set_public_url(ws.home, server.url)
+    ws.settings.public_url = server.url
+    chat = telegram.make_group("Newbies")
+    with server:
+        assert cli(ws.home, "connect", "telegram", "--bot-token", TOKEN, "--api-base", telegram.api_base,
+                   "--mode", "webhook")[0] == 0
+        assert cli(ws.home, "group", "add", "newbie-1", "--tier", "newbie", "--platform", "telegram",
+                   "--external-id", chat)[0] == 0
+        assert cli(ws.home, "channel", "add", "ads", "--kind", "ad")[0] == 0
+        assert cli(ws.home, "entry", "add", "tg-ads", "--channel", "ads", "--platform", "telegram")[0] == 0
+        yield ws, server, chat
+    ws.close()
+
+
+def invite_from_landing(server: LiveServer, code: str) -> str:
+    page = httpx.get(f"{server.url}/j/{code}")
+    assert page.status_code == 200, page.text
+    return re.search(r'id="invite" href="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+
+
+def joined_count(ws: Workspace) -> int:
+    return int(cli(ws.home, "events", "count", "--type", "joined")[1].strip())
+
+
+def test_landing_link_join_request_welcome_then_approval_then_metrics(
+        connected: tuple[Workspace, LiveServer, str], telegram: FakeTelegram) -> None:
+    ws, server, chat = connected
+    assert [c[1]["url"] for c in telegram.calls("setWebhook")] == [f"{server.url}/hooks/telegram"]
+    link = invite_from_landing(server, "tg-ads")
+    [(_m, created, _t)] = telegram.calls("createChatInviteLink")
+    assert created["name"] == "tg-ads" and created["creates_join_request"] is True
+    assert invite_from_landing(server, "tg-ads") == link  # one link per entry point, made once
+
+    alice = telegram.person("Alice")
+    assert telegram.open_link(alice, link) == "requested"
+    wait_for(lambda: alice in telegram.members(chat))
+    wait_for(lambda: joined_count(ws) == 1)
+    [dm] = [m for m in telegram.sent() if m["private"]]
+    assert dm["user_id"] == alice and "Alice" in dm["text"]
+    order = [name for name, _params, _at in telegram.calls() if name in ("sendMessage", "approveChatJoinRequest")]
+    assert order[:2] == ["sendMessage", "approveChatJoinRequest"]  # welcome inside the window, then approval
+
+    code, out = cli(ws.home, "metrics", "--by", "channel", "--format", "json")
+    assert code == 0, out
+    rows = {row["channel"]: row for row in json.loads(out)["rows"]}
+    assert rows["ads"]["cohort_size"] == 1
+
+
+def test_a_wrong_or_missing_secret_is_refused_and_changes_nothing(
+        connected: tuple[Workspace, LiveServer, str], telegram: FakeTelegram) -> None:
+    ws, server, chat = connected
+    update = {"update_id": 1, "chat_join_request": {
+        "chat": {"id": int(chat), "type": "supergroup", "title": "Newbies"},
+        "from": {"id": 42, "is_bot": False, "first_name": "Mallory"}, "user_chat_id": 42, "date": 1764700000}}
+    for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "guess"}):
+        answer = httpx.post(f"{server.url}/hooks/telegram", json=update, headers=headers)
+        assert answer.status_code == 401 and "secret" in answer.json()["error"].lower()
+    assert cli(ws.home, "events", "count")[1].strip() == "0"
+    assert telegram.calls("approveChatJoinRequest") == [] and telegram.sent() == []
+
+
+def test_a_429_is_waited_out_and_a_repeated_update_does_nothing_twice(
+        connected: tuple[Workspace, LiveServer, str], telegram: FakeTelegram) -> None:
+    ws, server, chat = connected
+    link = invite_from_landing(server, "tg-ads")
+    telegram.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    bob = telegram.person("Bob")
+    telegram.open_link(bob, link)
+    wait_for(lambda: bob in telegram.members(chat))
+    sends = [at for name, params, at in telegram.calls("sendMessage") if str(params.get("chat_id")) != chat]
+    [approved_at] = [at for _n, _p, at in telegram.calls("approveChatJoinRequest")]
+    assert len(sends) == 2 and sends[1] - sends[0] >= 1.0  # the refused call, then one after retry_after
+    assert sends[1] < approved_at
+    wait_for(lambda: joined_count(ws) == 1)
+
+    for update in list(telegram.delivered):
+        telegram.redeliver(update["update_id"])
+    telegram.wait_delivered(2 * len(telegram.delivered), timeout=10)
+    assert joined_count(ws) == 1
+    assert len([m for m in telegram.sent() if m["private"]]) == 1
+    assert len(telegram.calls("approveChatJoinRequest")) == 1
+
+
+def test_a_forwarded_gate_link_cannot_bring_a_stranger_in_as_the_member(
+        connected: tuple[Workspace, LiveServer, str], telegram: FakeTelegram) -> None:
+    ws, server, chat = connected
+    assert cli(ws.home, "entry", "add", "tg-gate", "--channel", "ads", "--platform", "telegram",
+               "--gate", "seed")[0] == 0
+    with httpx.Client(base_url=server.url) as client:
+        client.get("/j/tg-gate")
+        form = {"name": "Carol", "need": "leads", "interest": "ads", "stage": "learning", "experience": "no",
+                "consent": "on"}  # routed to newbie (a tie with interest keeps the entry's target tier)
+        ticket = client.post("/j/tg-gate", data=form)
+    assert ticket.status_code == 200, ticket.text[:500]
+    link = re.search(r'id="invite" href="([^"]+)"', ticket.text).group(1)  # type: ignore[union-attr]
+    carol, stranger = telegram.person("Carol"), telegram.person("Stranger")
+    telegram.open_link(carol, link)
+    wait_for(lambda: carol in telegram.members(chat))
+    telegram.open_link(stranger, link)  # the same personal link, forwarded
+    wait_for(lambda: any(m["user_id"] == stranger for m in telegram.sent() if m["private"]))
+    assert stranger not in telegram.members(chat)  # no approval for someone else's pass
+    [to_stranger] = [m["text"] for m in telegram.sent() if m["private"] and m["user_id"] == stranger]
+    assert "/j/tg-gate" in to_stranger  # they are pointed to the gate instead
+    assert joined_count(ws) == 1
+
+
+QUNFLOW = [sys.executable, "-c", "from qunflow.cli.main import main; main()"]
+
+
+def test_sigkill_between_the_welcome_and_the_approval_sends_no_second_welcome(
+        tmp_path: Path, telegram: FakeTelegram) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    set_public_url(ws.home, url)
+    chat = telegram.make_group("Newbies")
+    assert cli(ws.home, "connect", "telegram", "--bot-token", TOKEN, "--api-base", telegram.api_base,
+               "--mode", "webhook")[0] == 0
+    assert cli(ws.home, "group", "add", "newbie-1", "--tier", "newbie", "--platform", "telegram",
+               "--external-id", chat)[0] == 0
+    assert cli(ws.home, "channel", "add", "ads", "--kind", "ad")[0] == 0
+    assert cli(ws.home, "entry", "add", "tg-ads", "--channel", "ads", "--platform", "telegram")[0] == 0
+
+    def serve() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([*QUNFLOW, "serve", "--port", str(port), "--workspace", str(ws.home)],
+                                   env=dict(os.environ), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        wait_for(lambda: _healthy(url), 20)
+        return process
+
+    first = serve()
+    try:
+        link = invite_from_landing_url(url, "tg-ads")
+        held = telegram.hold("approveChatJoinRequest")
+        dave = telegram.person("Dave")
+        telegram.open_link(dave, link)
+        wait_for(lambda: telegram.calls("approveChatJoinRequest"))  # the DM went, the approval is under way
+        assert len([m for m in telegram.sent() if m["private"]]) == 1
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        held.set()  # the cut-off call ends without approving
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second = serve()  # Telegram delivers the join request again: its webhook never got an answer
+    try:
+        wait_for(lambda: dave in telegram.members(chat), 20)
+        wait_for(lambda: joined_count(ws) == 1, 10)
+        assert len([m for m in telegram.sent() if m["private"]]) == 1  # no second welcome
+    finally:
+        second.send_signal(signal.SIGINT)
+        second.wait(10)
+    ws.close()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def invite_from_landing_url(url: str, code: str) -> str:
+    page = httpx.get(f"{url}/j/{code}")
+    assert page.status_code == 200, page.text
+    return re.search(r'id="invite" href="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]

@@ -1,0 +1,145 @@
+"""The whole chain on WeCom (企业微信), over real HTTP against a local WeCom API (tests/fakes/wecom_server.py).
+
+landing page -> 联系我 code with the entry point as `state` -> add_external_contact callback (encrypted and
+signed as WeCom does) -> send_welcome_msg with its WelcomeCode inside the 20 s window -> the join in
+`qunflow metrics --by channel`; then the customer group's add_member; bad signatures, repeats and 45009.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from qunflow.cli.main import app
+from qunflow.engine.outbox import deliver
+from qunflow.workspace import Workspace, init_workspace
+from tests.conftest import LiveServer
+from tests.fakes.wecom_server import FakeWeCom
+
+runner = CliRunner()
+
+
+def cli(home: Path, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, [*args, "--workspace", str(home)])
+    return result.exit_code, result.stdout + (result.stderr if result.stderr_bytes else "")
+
+
+@pytest.fixture
+def wecom() -> Iterator[FakeWeCom]:
+    with FakeWeCom(staff=("zhangsan",)) as fake:
+        yield fake
+
+
+@pytest.fixture
+def connected(tmp_path: Path, wecom: FakeWeCom) -> Iterator[tuple[Workspace, LiveServer, str]]:
+    ws = init_workspace(tmp_path / "ws")
+    server = LiveServer(ws)
+    settings = ws.home / "qunflow.toml"
+    settings.write_text(settings.read_text().replace("http://127.0.0.1:8000", server.url))
+    ws.settings.public_url = server.url
+    chat = wecom.make_group("zhangsan", "新人群")
+    wecom.callback_url = f"{server.url}/hooks/wecom"
+    with server:
+        code, out = cli(ws.home, "connect", "wecom", "--corp-id", wecom.corp_id, "--secret", wecom.secret,
+                        "--callback-token", wecom.token, "--aes-key", wecom.aes_key, "--api-base", wecom.api_base)
+        assert code == 0, out
+        assert wecom.secret not in out and wecom.aes_key not in out
+        assert cli(ws.home, "group", "add", "newbie-1", "--tier", "newbie", "--platform", "wecom",
+                   "--external-id", chat)[0] == 0
+        assert cli(ws.home, "channel", "add", "ads", "--kind", "ad")[0] == 0
+        assert cli(ws.home, "entry", "add", "wc-ads", "--channel", "ads", "--platform", "wecom")[0] == 0
+        yield ws, server, chat
+    ws.close()
+
+
+def joined(ws: Workspace) -> int:
+    return int(cli(ws.home, "events", "count", "--type", "joined")[1].strip())
+
+
+def contact_way_of(wecom: FakeWeCom, state: str) -> str:
+    [config_id] = [c for c, way in wecom.state.contact_ways.items() if way["state"] == state]
+    return config_id
+
+
+def test_url_check_contact_code_welcome_in_the_window_and_metrics(
+        connected: tuple[Workspace, LiveServer, str], wecom: FakeWeCom) -> None:
+    ws, server, chat = connected
+    check = wecom.verify_url()
+    assert check.status == 200 and check.reply.decode() == check.xml  # the echo, no quotes or newline
+
+    page = httpx.get(f"{server.url}/j/wc-ads")
+    assert page.status_code == 200
+    config_id = contact_way_of(wecom, "wc-ads")
+    qr = wecom.state.contact_ways[config_id]["qr_code"]
+    assert f'src="{qr}"' in page.text  # the 联系我 QR itself, to scan
+    assert re.search(r'id="invite" href="([^"]+)"', page.text).group(1) == qr  # type: ignore[union-attr]
+
+    wecom.add_contact("wmEXT001", "王小明", config_id)
+    [welcome] = wecom.welcome_messages()
+    assert "王小明" in json.dumps(welcome, ensure_ascii=False)
+    assert joined(ws) == 1
+    code, out = cli(ws.home, "metrics", "--by", "channel", "--format", "json")
+    assert code == 0, out
+    rows = {row["channel"]: row for row in json.loads(out)["rows"]}
+    assert rows["ads"]["cohort_size"] == 1
+
+    # WeCom retries a callback it saw no answer to: the same event does nothing twice.
+    assert wecom.redeliver_last().status == 200
+    assert len(wecom.welcome_messages()) == 1 and joined(ws) == 1
+
+    # Then the person joins the customer group through its join code: a second join, of the group.
+    wecom.join_group("wmEXT001", "王小明", chat, state="wc-ads")
+    assert joined(ws) == 2
+    assert len(wecom.templates()) == 0  # no mass-send task per join: WeCom posts need staff confirmation
+
+
+def test_a_bad_signature_is_refused_and_changes_nothing(
+        connected: tuple[Workspace, LiveServer, str], wecom: FakeWeCom) -> None:
+    ws, server, _chat = connected
+    encrypted, signature = wecom.crypto.encrypt("<xml><Event>add_external_contact</Event></xml>", "1764700000", "n1")
+    body = f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+    query = urlencode({"msg_signature": "0" * 40, "timestamp": "1764700000", "nonce": "n1"})
+    answer = httpx.post(f"{server.url}/hooks/wecom?{query}", content=body)
+    assert answer.status_code == 401
+    echo = httpx.get(f"{server.url}/hooks/wecom", params={"msg_signature": signature[:-1] + "0",
+                                                           "timestamp": "1", "nonce": "n", "echostr": encrypted})
+    assert echo.status_code == 401
+    assert cli(ws.home, "events", "count")[1].strip() == "0"
+
+
+def welcome_delivery(ws: Workspace, member_key: str = "welcome_dm") -> tuple[str, str | None]:
+    from qunflow.store.tables import deliveries
+
+    with ws.engine.connect() as conn:
+        row = conn.execute(deliveries.select().with_only_columns(deliveries.c.status, deliveries.c.error)
+                           .where(deliveries.c.kind == member_key).order_by(deliveries.c.id.desc())).first()
+    assert row is not None
+    return row.status, row.error
+
+
+def test_frequency_limits_on_the_welcome_are_retried_only_inside_the_window(
+        connected: tuple[Workspace, LiveServer, str], wecom: FakeWeCom) -> None:
+    ws, server, _chat = connected
+    httpx.get(f"{server.url}/j/wc-ads")
+    config_id = contact_way_of(wecom, "wc-ads")
+    # 45033 (retry after 1 s): waits, then goes on the next round, well inside the 20 s welcome-code window.
+    wecom.fail_next("/cgi-bin/externalcontact/send_welcome_msg", 45033, "api concurrent out of limit")
+    wecom.add_contact("wmEXT002", "Li", config_id)
+    assert wecom.welcome_messages() == [] and welcome_delivery(ws)[0] == "retry"
+    time.sleep(1.1)
+    assert deliver(ws).sent == 1
+    assert len(wecom.welcome_messages()) == 1 and welcome_delivery(ws)[0] == "sent"
+    # 45009 (retry after 60 s) is past the window: a dead letter that says why, not a late welcome.
+    wecom.fail_next("/cgi-bin/externalcontact/send_welcome_msg", 45009, "api freq out of limit")
+    wecom.add_contact("wmEXT003", "Wu", config_id)
+    status, error = welcome_delivery(ws)
+    assert status == "dead" and "window" in (error or "") and "45009" in (error or "")
+    assert joined(ws) == 2 and len(wecom.welcome_messages()) == 1
