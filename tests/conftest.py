@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import threading
@@ -9,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -19,6 +21,35 @@ from qunflow.workspace import Workspace, init_workspace
 from tests.clickhouse_http import ClickHouseHTTPServer
 
 PG_ENV = "QUNFLOW_TEST_POSTGRES_URL"
+
+
+def _loopback(address: object) -> bool:
+    if not isinstance(address, tuple):  # AF_UNIX paths and the like stay on this machine
+        return True
+    host = str(address[0])
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _guarded(connect: Any) -> Any:
+    def guarded(self: socket.socket, address: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address):
+            raise AssertionError(f"a test opened a connection off the loopback, to {address!r}: tests reach "
+                                 "platforms only through local servers (tests/fakes/)")
+        return connect(self, address)
+    return guarded
+
+
+@pytest.fixture(autouse=True, scope="session")
+def loopback_only() -> Iterator[None]:
+    """Fails any test that connects anywhere but 127.0.0.0/8 or ::1 (the internet, a LAN, a real platform)."""
+    original = socket.socket.connect, socket.socket.connect_ex
+    socket.socket.connect = _guarded(original[0])  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded(original[1])  # type: ignore[method-assign]
+    yield
+    socket.socket.connect, socket.socket.connect_ex = original  # type: ignore[method-assign]
 
 
 def _postgres_admin_url() -> str | None:

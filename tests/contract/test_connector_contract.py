@@ -1,0 +1,84 @@
+"""The connector contract: one set of tests over every registered platform, the sandbox included.
+
+Each runs against the platform's local stand-in (tests/contract/harness.py). A new platform registers
+itself (connectors/registry.py) and adds a harness; until it does, the first test fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qunflow.connectors.base import Capabilities, ContactAdded, JoinRequested, MemberJoined, SendResult, Update
+from qunflow.connectors.registry import platforms
+from qunflow.errors import InvalidInput, Unauthorized
+from tests.contract.harness import HARNESSES, Harness, harness_for
+
+ARRIVALS = (JoinRequested, MemberJoined, ContactAdded)
+
+
+def test_every_registered_platform_has_a_harness() -> None:
+    assert set(platforms()) == set(HARNESSES)
+
+
+@pytest.fixture(params=sorted(platforms()))
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    with harness_for(request.param, tmp_path) as made:
+        yield made
+
+
+def arrivals(h: Harness) -> list[Update]:
+    return [u for call in h.calls() for u in h.connector.receive(call.method, call.query, call.headers,
+                                                                 call.body).updates if isinstance(u, ARRIVALS)]
+
+
+def test_capabilities_are_coherent(harness: Harness) -> None:
+    caps = harness.connector.capabilities
+    assert isinstance(caps, Capabilities) and caps == platforms()[harness.platform].capabilities
+    assert caps.invite_label_max >= 8
+    if caps.dm_policy in ("join_request_window", "callback_window"):
+        assert caps.dm_window_seconds and caps.dm_window_seconds > 0
+    if caps.dm_policy == "join_request_window":
+        assert caps.join_requests
+
+
+def test_a_forged_call_is_refused(harness: Harness) -> None:
+    forged = harness.forged()
+    with pytest.raises(Unauthorized):
+        harness.connector.receive(forged.method, forged.query, forged.headers, forged.body)
+
+
+def test_a_label_longer_than_the_platform_carries_is_refused(harness: Harness) -> None:
+    too_long = "x" * (harness.connector.capabilities.invite_label_max + 1)
+    with pytest.raises(InvalidInput):
+        harness.connector.create_invite(harness.group(), too_long)
+
+
+def test_an_arrival_through_a_tracked_invite_comes_back_with_its_label_and_a_stable_key(harness: Harness) -> None:
+    caps = harness.connector.capabilities
+    label = "entry-" + "x" * (caps.invite_label_max - 6)  # the longest label the platform carries
+    link = harness.connector.create_invite(harness.group(), label, join_request=caps.join_requests)
+    person = harness.person("Alice")
+    harness.arrive(person, link)
+    [arrival] = [u for u in arrivals(harness) if u.user_id == person]  # type: ignore[attr-defined]
+    assert arrival.invite_label == label and arrival.platform == harness.platform  # type: ignore[attr-defined]
+    assert arrivals(harness)[-1].key == arrival.key  # the same call received again: the same key
+
+
+def test_the_new_member_can_be_welcomed_within_the_platforms_window(harness: Harness) -> None:
+    caps = harness.connector.capabilities
+    link = harness.connector.create_invite(harness.group(), "welcome-me", join_request=caps.join_requests)
+    person = harness.person("Bob")
+    harness.arrive(person, link)
+    [arrival] = [u for u in arrivals(harness) if u.user_id == person]  # type: ignore[attr-defined]
+    sent = harness.connector.send_direct(person, "欢迎 Bob", context=arrival.dm_context)  # type: ignore[attr-defined]
+    assert isinstance(sent, SendResult) and sent.message_id
+    assert harness.direct_messages(person) == ["欢迎 Bob"]
+
+
+def test_check_group_says_what_to_fix(harness: Harness) -> None:
+    assert harness.connector.check_group(harness.group()) == []
+    problems = harness.connector.check_group(harness.broken_group())
+    assert problems and all(isinstance(p, str) and len(p) > 10 for p in problems)
