@@ -15,10 +15,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from qunflow.connectors.base import Capabilities
 from qunflow.connectors.sandbox import SandboxConnector
+from qunflow.engine import outbox
 from qunflow.services.automation import dead_letters, dispatch_triggers, run_due
 from qunflow.services.join import submit_gate
 from qunflow.services.playbooks import apply_playbooks
@@ -124,12 +125,14 @@ def test_a_send_whose_outcome_a_crash_hid_is_repeated_only_where_the_platform_de
     if not idempotent:
         workspace.connectors["sandbox"] = NoDedupSandbox(workspace.sandbox, "http://127.0.0.1")
     dispatch_triggers(workspace)
-    # What a crash between "pending" and "sent" leaves: the send recorded as pending.
+    # What a crash between "pending" and "sent" leaves: the step's message queued, then claimed for its call.
     with workspace.engine.begin() as conn:
         enrollment = conn.execute(select(enrollments.c.id)).scalar_one()
-        conn.execute(deliveries.insert().values(idempotency_key=f"pb:{enrollment}:0", member_id=None,
-                                                platform="sandbox", target="u0", kind="service", status="pending",
-                                                created_at=workspace.clock()))
+        key = f"pb:{enrollment}:0"
+        outbox.record(workspace, conn, outbox.Message(key=key, kind="playbook", platform="sandbox", target="u0",
+                                                      text="你好", private=True))
+        conn.execute(update(deliveries).where(deliveries.c.idempotency_key == key)
+                     .values(status="pending", lease_until=None))
     outcome = run_due(workspace, worker="restarted")
     if idempotent:
         assert (outcome.sent, len(sent_keys(workspace)), dead_letters(workspace)) == (1, 1, [])

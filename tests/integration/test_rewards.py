@@ -231,3 +231,28 @@ def test_a_bad_program_refuses_the_whole_apply(workspace: Workspace, tmp_path: P
         assert conn.execute(select(reward_programs)).first() is None
     changes = apply_playbooks(workspace, shipped_files())
     assert ("s3_referral", "rewards", "new") in {(c.key, c.kind, c.status) for c in changes}
+
+
+def test_a_paid_reward_tells_the_member_their_coupon_code_once(world: tuple[Workspace, Clock]) -> None:
+    from qunflow.engine import outbox
+    from qunflow.store.tables import deliveries, identities, members
+
+    ws, clock = world
+    chat = ws.sandbox.create_chat("Core")
+    ws.sandbox.join("tg-a", "A", ws.sandbox.create_invite(chat, "x", join_request=False))  # reachable by DM
+    with ws.engine.begin() as conn:
+        conn.execute(members.insert().values(id="a", locale="en", created_at=clock.now))
+        conn.execute(identities.insert().values(member_id="a", platform="sandbox", external_user_id="tg-a",
+                                                created_at=clock.now))
+    joined(ws, clock, "b1", "a")
+    record(ws, {"event_id": "msg-b1", "type": "message", "ts": stamp(clock.now), "member_id": "b1"})
+    rewards_tick(ws)
+    reward = by_cause(ws)["rw:spring:invite_1:inviter:a"]
+    decide(ws, reward.id, approve=True, by="ops")
+    assert outbox.deliver(ws).sent == 1  # b1 has no platform identity: only a is told
+    with ws.engine.connect() as conn:
+        code = conn.execute(select(coupons.c.code).where(coupons.c.member_id == "a")).scalar_one()
+        kinds = [row.kind for row in conn.execute(select(deliveries))]
+    [dm] = ws.sandbox.messages(dm_user_id="tg-a")
+    assert code in dm["text"] and "20" in dm["text"] and kinds == ["coupon_dm"]
+    assert outbox.deliver(ws).sent == 0

@@ -162,6 +162,7 @@ def test_refused_secret_is_unauthorized(wecom: FakeWeCom, clock: Clock, tmp_path
 def test_secret_and_token_never_reach_the_logs(wecom: FakeWeCom, connector: WeComConnector,
                                                caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # on, even where another module quieted it
     connector.api.get_follow_user_list()
     wecom.fail_next("/cgi-bin/externalcontact/get_follow_user_list", 40014)
     connector.api.get_follow_user_list()

@@ -35,7 +35,7 @@ class Dashboard:
     groups: list[dict[str, Any]]
     full_tiers: list[str]
     funnel: dict[str, int]
-    failed_sends: int  # welcome DMs and menus the platform refused (retries come with the automation engine)
+    failed_sends: int  # messages not delivered yet: waiting out the platform's limit, or dead letters
 
 
 DEFAULT_WEEKS = 8  # long enough for cohorts that are 30 days in (M5, D30) to show
@@ -71,7 +71,7 @@ def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
     with ws.engine.connect() as conn:
         rooms = room_by_tier(group_slots(conn, ws.clock()))
         failed = conn.execute(select(func.count()).select_from(deliveries)
-                              .where(deliveries.c.status == "failed")).scalar_one()
+                              .where(deliveries.c.status.in_(("retry", "dead")))).scalar_one()
     for group in groups:
         group["status"] = "full" if group["room"] == 0 else (
             "low" if group["room"] < group["capacity"] * 0.1 else "ok")

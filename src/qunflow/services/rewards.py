@@ -21,6 +21,9 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from qunflow.domain.rewards import Grant, Program, ProgramSource, budget_scopes, quality_grants, threshold_grants
+from qunflow.domain.templates import render_template
+from qunflow.domain.welcome import pick_language
+from qunflow.engine import outbox
 from qunflow.errors import Conflict, InvalidInput, NotFound
 from qunflow.services import coupons as ledger
 from qunflow.services.versions import Change, store_version
@@ -28,6 +31,8 @@ from qunflow.store.db import insert_if_new, insert_ignore
 from qunflow.store.tables import (
     automation_state,
     events,
+    identities,
+    members,
     referrals,
     reward_budgets,
     reward_program_versions,
@@ -298,19 +303,39 @@ def release_due(ws: Workspace, *, limit: int = 500) -> int:
         for reward in due:
             level, reasons = _worst(conn, basis[reward.id])
             if level == "low":
-                _pay(conn, reward, now, "engine")
+                _pay(ws, conn, reward, now, "engine")
             else:
                 conn.execute(update(rewards).where(rewards.c.id == reward.id, rewards.c.status == "held")
                              .values(status="review", fraud_level=level, fraud_reasons=reasons))
     return len(due)
 
 
-def _pay(conn: Connection, reward: Any, now: datetime, actor: str) -> None:
+def _pay(ws: Workspace, conn: Connection, reward: Any, now: datetime, actor: str) -> None:
     coupon, _ = ledger.issue(conn, member_id=reward.member_id, name=reward.coupon_name, value=Decimal(reward.value),
                              valid_days=reward.valid_days, cause=reward.cause, now=now, actor=actor,
                              reward_id=reward.id)
     conn.execute(update(rewards).where(rewards.c.id == reward.id)
                  .values(status="paid", coupon_id=coupon.id, decided_at=now, decided_by=actor))
+    _queue_coupon_dm(ws, conn, reward, coupon)
+
+
+COUPON_DM = {"zh": "你获得了一张优惠券「{{ name }}」¥{{ value }}，券码 {{ code }}，{{ days }} 天内有效。",
+             "en": "You earned a coupon \"{{ name }}\" worth ¥{{ value }}: code {{ code }}, valid for {{ days }} days."}
+
+
+def _queue_coupon_dm(ws: Workspace, conn: Connection, reward: Any, coupon: Any) -> None:
+    """Tell the member about the coupon, through the outbox, in the transaction that paid it (sent once)."""
+    identity = conn.execute(select(identities.c.platform, identities.c.external_user_id).where(
+        identities.c.member_id == reward.member_id, identities.c.unreachable_at.is_(None)).limit(1)).first()
+    if identity is None:
+        return
+    locale = conn.execute(select(members.c.locale).where(members.c.id == reward.member_id)).scalar()
+    language = pick_language(locale or "zh")
+    text = render_template(COUPON_DM, {"name": reward.coupon_name, "value": f"{Decimal(reward.value):g}",
+                                       "code": coupon.code, "days": reward.valid_days}, language)
+    outbox.record(ws, conn, outbox.Message(key=f"coupon_dm:{coupon.code}", kind="coupon_dm",
+                                           platform=identity.platform, target=identity.external_user_id,
+                                           text=text, private=True, member_id=reward.member_id))
 
 
 def _locked_reward(conn: Connection, reward_id: int) -> Any:
@@ -329,7 +354,7 @@ def decide(ws: Workspace, reward_id: int, *, approve: bool, by: str, note: str |
         if reward.status not in UNPAID:
             raise Conflict(f"reward {reward_id} is {reward.status}; only held or review rewards can be decided")
         if approve:
-            _pay(conn, reward, now, by)
+            _pay(ws, conn, reward, now, by)
         else:
             _release_reward_budget(ws, conn, reward)
             conn.execute(update(rewards).where(rewards.c.id == reward_id)

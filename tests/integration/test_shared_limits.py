@@ -1,0 +1,93 @@
+"""Send limits are shared by every worker on PostgreSQL: two workers together stay within one platform limit.
+
+Measured: 200 queued DMs, two workers (each its own workspace object, limiter and connection pool, as two
+processes would have) draining the outbox at once under a limit of 10 messages a second. The same run with
+each worker's limiter in its own memory (what one process per worker had before) goes about twice as fast,
+which is what the platform would have answered with 429s.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+
+import pytest
+from sqlalchemy import select
+
+from qunflow.engine import outbox
+from qunflow.engine.limits import MemoryLimiter, SharedLimiter
+from qunflow.store.tables import deliveries
+from qunflow.workspace import Workspace, open_workspace
+
+RATE = 10.0  # messages a second for the whole bot
+SECONDS = 2.5
+
+
+def _queue(ws: Workspace, chat_members: int) -> None:
+    chat = ws.sandbox.create_chat("Limits")
+    token = ws.sandbox.create_invite(chat, "limits", join_request=False)
+    users = [f"u{i}" for i in range(chat_members)]
+    for user in users:
+        ws.sandbox.join(user, user, token)  # reachable by DM (nobody is a member in qunflow: no welcome)
+    with ws.engine.begin() as conn:
+        for n in range(200):
+            outbox.record(ws, conn, outbox.Message(key=f"t:{n}", kind="test", platform="sandbox",
+                                                   target=users[n % len(users)], text=f"message {n}", private=True))
+
+
+def _drain(workers: list[Workspace]) -> list[datetime]:
+    deadline = time.monotonic() + SECONDS
+
+    def work(ws: Workspace) -> None:
+        while time.monotonic() < deadline:
+            outbox.deliver(ws)
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=work, args=(ws,)) for ws in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    with workers[0].engine.connect() as conn:
+        return sorted(conn.execute(select(deliveries.c.sent_at).where(deliveries.c.status == "sent")).scalars())
+
+
+def _workers(ws: Workspace, shared: bool) -> list[Workspace]:
+    limits = {"sandbox": {"bot": (RATE, 1.0), "user": (100.0, 1.0)}}
+    made = []
+    for _ in range(2):
+        worker = open_workspace(ws.home)
+        worker.settings.rate_limits = limits
+        worker.limiter = SharedLimiter(worker.engine, limits) if shared else MemoryLimiter(limits)  # type: ignore[misc]
+        made.append(worker)
+    return made
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgresql_together_stay_within_one_limit(pg_workspace: Workspace) -> None:
+    _queue(pg_workspace, chat_members=40)
+    assert isinstance(pg_workspace.limiter, SharedLimiter)  # what a PostgreSQL workspace chooses by itself
+    workers = _workers(pg_workspace, shared=True)
+    sent = _drain(workers)
+    span = (sent[-1] - sent[0]).total_seconds()
+    # A full bucket (RATE at once), then RATE a second: the most one bot may send in `span` seconds.
+    assert len(sent) <= RATE + RATE * span + 1, (len(sent), span)
+    assert len(sent) >= RATE * SECONDS * 0.6  # and the workers did keep sending at about the limit
+    for worker in workers:
+        worker.close()
+
+
+@pytest.mark.postgres
+def test_without_the_shared_limit_two_workers_send_twice_as_fast(pg_workspace: Workspace) -> None:
+    _queue(pg_workspace, chat_members=40)
+    workers = _workers(pg_workspace, shared=False)
+    sent = _drain(workers)
+    span = (sent[-1] - sent[0]).total_seconds()
+    assert len(sent) > RATE + RATE * span + 1, (len(sent), span)  # what the shared limit prevents
+    for worker in workers:
+        worker.close()
+
+
+def test_a_postgresql_workspace_shares_its_limits_and_sqlite_keeps_them_in_memory(workspace: Workspace) -> None:
+    assert isinstance(workspace.limiter, MemoryLimiter)
