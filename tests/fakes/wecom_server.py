@@ -59,6 +59,7 @@ class _State:
     tokens: dict[str, datetime] = field(default_factory=dict)
     failures: dict[str, deque[tuple[int, str]]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
+    call_times: list[float] = field(default_factory=list)  # time.monotonic() of each call, as `calls`
     contact_ways: dict[str, dict[str, Any]] = field(default_factory=dict)
     join_ways: dict[str, dict[str, Any]] = field(default_factory=dict)
     welcome_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -115,6 +116,12 @@ class FakeWeCom:
     def calls(self, path: str | None = None) -> list[Call]:
         with self._lock:
             return [c for c in self.state.calls if path is None or c.path == path]
+
+    def timed_calls(self, path: str | None = None) -> list[tuple[Call, float]]:
+        """`calls()` with the time.monotonic() at which each arrived (benchmarks time the path with it)."""
+        with self._lock:
+            return [(c, at) for c, at in zip(self.state.calls, self.state.call_times, strict=True)
+                    if path is None or c.path == path]
 
     def welcome_messages(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -249,6 +256,7 @@ class FakeWeCom:
         with self._lock:
             shown = {k: v for k, v in params.items() if k not in ("access_token", "corpsecret")}
             self.state.calls.append(Call(method, path, shown, body))
+            self.state.call_times.append(time.monotonic())
             queued = self.state.failures.get(path)
             if queued:
                 errcode, errmsg = queued.popleft()
