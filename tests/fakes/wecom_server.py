@@ -59,6 +59,7 @@ class _State:
     tokens: dict[str, datetime] = field(default_factory=dict)
     failures: dict[str, deque[tuple[int, str]]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
+    call_times: list[float] = field(default_factory=list)  # time.monotonic() of each call, as `calls`
     contact_ways: dict[str, dict[str, Any]] = field(default_factory=dict)
     join_ways: dict[str, dict[str, Any]] = field(default_factory=dict)
     welcome_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -79,6 +80,9 @@ class FakeWeCom:
         self.staff = list(staff)
         self.clock = clock
         self.callback_url: str | None = None
+        # None: each callback is a one-off httpx.get/post (builds a client, ~tens of ms of CPU). A benchmark
+        # driving 100 callbacks/s sets an httpx.Client here so that cost is not charged to the system under test.
+        self.callback_client: httpx.Client | None = None
         self.crypto = WeComCrypto(self.token, self.aes_key, self.corp_id)
         self.state = _State()
         self.deliveries: list[Delivery] = []
@@ -115,6 +119,12 @@ class FakeWeCom:
     def calls(self, path: str | None = None) -> list[Call]:
         with self._lock:
             return [c for c in self.state.calls if path is None or c.path == path]
+
+    def timed_calls(self, path: str | None = None) -> list[tuple[Call, float]]:
+        """`calls()` with the time.monotonic() at which each arrived (benchmarks time the path with it)."""
+        with self._lock:
+            return [(c, at) for c, at in zip(self.state.calls, self.state.call_times, strict=True)
+                    if path is None or c.path == path]
 
     def welcome_messages(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -154,12 +164,13 @@ class FakeWeCom:
         timestamp, nonce = str(int(time.time())), secrets.token_hex(5)
         encrypted, signature = self.crypto.encrypt(xml, timestamp, nonce)
         query = {"msg_signature": signature, "timestamp": timestamp, "nonce": nonce}
+        http: Any = self.callback_client or httpx
         if method == "GET":
-            response = httpx.get(self.callback_url, params={**query, "echostr": encrypted}, timeout=5)
+            response = http.get(self.callback_url, params={**query, "echostr": encrypted}, timeout=5)
         else:
             body = (f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName>"
                     f"<Encrypt><![CDATA[{encrypted}]]></Encrypt><AgentID><![CDATA[]]></AgentID></xml>")
-            response = httpx.post(self.callback_url, params=query, content=body.encode(), timeout=5)
+            response = http.post(self.callback_url, params=query, content=body.encode(), timeout=5)
         delivery = Delivery(xml, response.status_code, response.content)
         if method == "POST":
             self.deliveries.append(delivery)
@@ -249,6 +260,7 @@ class FakeWeCom:
         with self._lock:
             shown = {k: v for k, v in params.items() if k not in ("access_token", "corpsecret")}
             self.state.calls.append(Call(method, path, shown, body))
+            self.state.call_times.append(time.monotonic())
             queued = self.state.failures.get(path)
             if queued:
                 errcode, errmsg = queued.popleft()

@@ -59,3 +59,21 @@ def test_the_cross_check_sees_a_disagreement(parquet: Path) -> None:
         f"'__total__' retention_d7: a {floor[TOTAL]['retention_d7']!r} vs b {changed[TOTAL]['retention_d7']!r}",
         "row 'expo' only in a",
     ]
+
+
+def test_the_connectors_bench_runs_small_and_prints_both_platforms() -> None:
+    """bench/bench_connectors.py at a tiny size: qunflow serve, both fake platforms, the floors, the tables."""
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parents[2] / "bench" / "bench_connectors.py"
+    run = subprocess.run([sys.executable, str(bench), "--rate", "20", "--seconds", "0.5",
+                          "--sqlite-synchronous", "normal"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    out = run.stdout
+    assert "telegram: 10 arrivals" in out and "wecom: 10 arrivals" in out  # both platforms' tables
+    assert "telegram: welcomed 10 of 10, approved 10 of 10" in out
+    assert "wecom: welcomed 10 of 10" in out
+    assert "floor: sendMessage straight to the fake" in out and "decrypt-only handler" in out
+    assert "telegram: goal p99 < 100 ms" in out and "wecom: goal p99 < 100 ms" in out
+    assert "where the time goes" in out
