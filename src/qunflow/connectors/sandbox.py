@@ -66,7 +66,7 @@ class RateLimits:
 
 
 # Columns added after the first sandbox files were made (create_all adds tables, not columns).
-_LATER_COLUMNS = {
+_LATER_COLUMNS: dict[str, list[tuple[str, str, str | None]]] = {
     "sandbox_messages": [("client_key", "VARCHAR(200)",
                           "CREATE UNIQUE INDEX uq_sandbox_messages_client_key ON sandbox_messages (client_key)")],
     "sandbox_invites": [("member_limit", "INTEGER", None), ("used", "INTEGER NOT NULL DEFAULT 0", None),

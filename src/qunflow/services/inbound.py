@@ -3,8 +3,8 @@
 A connector verifies and parses the platform's call (`Connector.receive`); each update type then runs
 its handlers in the order below. Handlers do not call each other: a join records the member, the
 welcome handler welcomes them, and a join request is approved only after its welcome went out. An
-update the platform delivers again (same key) is not acted on twice; one whose handling was cut off
-by a crash is handled again (every handler is idempotent).
+update the platform delivers again (same key) is not acted on twice once it was handled to the end; one
+whose handling was cut off by a crash is handled again (every handler is idempotent).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from qunflow.connectors.base import (
     ContactAdded,
@@ -24,11 +24,11 @@ from qunflow.connectors.base import (
     Update,
 )
 from qunflow.services import activity, join, keyword_rules, welcome
-from qunflow.store.db import insert_if_new
+from qunflow.store.db import insert_ignore
 from qunflow.store.tables import inbound_updates
 from qunflow.workspace import Workspace
 
-Handler = Callable[[Workspace, Any], None]
+Handler = Callable[[Workspace, Any], object]
 
 HANDLERS: dict[type[Update], tuple[Handler, ...]] = {
     JoinRequested: (join.on_join_request, welcome.on_join_request, join.approve_request),
@@ -49,22 +49,23 @@ def receive(ws: Workspace, platform: str, method: str, query: Mapping[str, str],
 
 def dispatch(ws: Workspace, updates: Sequence[Update]) -> None:
     for item in updates:
-        if item.key is not None and not _first_time(ws, item):
+        handlers = HANDLERS.get(type(item), ())
+        if not handlers:
             continue
-        for handler in HANDLERS.get(type(item), ()):
-            handler(ws, item)
-        if item.key is not None:
-            with ws.engine.begin() as conn:
-                conn.execute(update(inbound_updates).where(inbound_updates.c.platform == item.platform,
-                                                           inbound_updates.c.key == item.key).values(status="done"))
+        # SQLite takes one writer at a time: updates handled side by side would only wait on its lock (and
+        # its busy handler sleeps in growing steps), so one process handles them one after another.
+        with ws.write_turn():
+            if item.key is not None and _handled_before(ws, item):
+                continue
+            for handler in handlers:
+                handler(ws, item)
+            if item.key is not None:  # handled to the end: a repeat is now ignored
+                with ws.engine.begin() as conn:
+                    insert_ignore(conn, inbound_updates, [{"platform": item.platform, "key": item.key,
+                                                           "status": "done", "received_at": ws.clock()}])
 
 
-def _first_time(ws: Workspace, item: Update) -> bool:
-    """True unless this update was handled to the end before."""
-    with ws.engine.begin() as conn:
-        if insert_if_new(conn, inbound_updates, {"platform": item.platform, "key": item.key, "status": "received",
-                                                  "received_at": ws.clock()}):
-            return True
-        status = conn.execute(select(inbound_updates.c.status).where(
-            inbound_updates.c.platform == item.platform, inbound_updates.c.key == item.key)).scalar()
-    return status != "done"
+def _handled_before(ws: Workspace, item: Update) -> bool:
+    with ws.engine.connect() as conn:
+        return conn.execute(select(inbound_updates.c.key).where(
+            inbound_updates.c.platform == item.platform, inbound_updates.c.key == item.key)).first() is not None

@@ -118,9 +118,9 @@ def retry_dead_letter(ws: Workspace, letter_id: int | str, *, skip_step: bool = 
         raise NotFound(f"no dead letter {letter_id} (it may have been retried already)") from None
     with ws.engine.connect() as conn:
         if sends:
-            row = conn.execute(select(deliveries.c.id, deliveries.c.status, deliveries.c.next_at.label("due_at"))
-                               .where(deliveries.c.id == sends[0])).one()
-            return {**dict(row._mapping), "id": f"s{row.id}", "step": None}
-        row = conn.execute(select(enrollments.c.id, enrollments.c.status, enrollments.c.step, enrollments.c.due_at)
-                           .where(enrollments.c.id == steps[0])).one()
-    return dict(row._mapping)
+            send = conn.execute(select(deliveries.c.id, deliveries.c.status, deliveries.c.next_at.label("due_at"))
+                                .where(deliveries.c.id == sends[0])).one()
+            return {**dict(send._mapping), "id": f"s{send.id}", "step": None}
+        step = conn.execute(select(enrollments.c.id, enrollments.c.status, enrollments.c.step, enrollments.c.due_at)
+                            .where(enrollments.c.id == steps[0])).one()
+    return dict(step._mapping)

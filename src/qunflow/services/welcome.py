@@ -25,7 +25,7 @@ from qunflow.services.privacy import member_link_token, unseal
 from qunflow.services.welcome_docs import active_welcome
 from qunflow.store.db import insert_ignore
 from qunflow.store.eventlog import append_events
-from qunflow.store.tables import entry_points, groups, member_tasks, members
+from qunflow.store.tables import deliveries, entry_points, groups, member_tasks, members
 from qunflow.workspace import Workspace
 
 REQUEST_WAIT = 10.0  # seconds a join request's welcome may wait inline for the platform's retry_after
@@ -78,9 +78,21 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
     if group is None or member_id is None:
         return
     arrival = Arrival(item.platform, item.user_id, item.display_name, item.at, item.dm_context, group, None)
-    config, language = welcome(ws, member_id, arrival)
+    if _welcomed(ws, member_id):  # e.g. the join that follows an approved request: only the group menu
+        with ws.engine.connect() as conn:
+            config = active_welcome(conn)[1]
+            locale = conn.execute(select(members.c.locale).where(members.c.id == member_id)).scalar()
+        language = pick_language(locale or "zh")
+    else:
+        config, language = welcome(ws, member_id, arrival)
     if ws.connector(item.platform).capabilities.posts_to_groups:
         post_menu(ws, arrival, config, language)
+
+
+def _welcomed(ws: Workspace, member_id: str) -> bool:
+    with ws.engine.connect() as conn:
+        return conn.execute(select(deliveries.c.id).where(
+            deliveries.c.idempotency_key == f"welcome_dm:{member_id}")).first() is not None
 
 
 def on_contact_added(ws: Workspace, item: Any) -> None:

@@ -189,7 +189,7 @@ async def platform_hook(platform: str, request: Request) -> Response:
     """Inbound calls from a chat platform: verified and parsed by its connector (a bad signature or secret
     is a 401 and changes nothing), dispatched, and answered the way the platform expects."""
     ws = workspace_of(request)
-    if platform not in ws.connected_platforms():
+    if platform not in ws.connectors and platform not in ws.connected_platforms():
         raise NotFound(f"{platform!r} is not connected in this workspace (see `qunflow connect --help`)")
     body = await _capped_body(request)
     inbound = await run_in_threadpool(receive, ws, platform, request.method, dict(request.query_params),
