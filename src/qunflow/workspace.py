@@ -9,8 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -50,7 +49,6 @@ class Workspace:
     # The compiled keyword rules and the versions they were built from (services.keyword_rules).
     keyword_matcher: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _writer: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @cached_property
     def engine(self) -> Engine:
@@ -82,16 +80,6 @@ class Workspace:
                 section = platform_sections(self.home).get(platform, {})
                 found = self.connectors[platform] = spec.build(load_platform_settings(platform, section), self.host)
             return found
-
-    @contextmanager
-    def write_turn(self) -> Iterator[None]:
-        """On SQLite (one writer at a time), one write-heavy unit of work of this process at a time; on
-        PostgreSQL nothing to wait for."""
-        if self.engine.dialect.name == "sqlite":
-            with self._writer:
-                yield
-        else:
-            yield
 
     def connected_platforms(self) -> list[str]:
         """The platforms this workspace has set up: the sandbox, and each with a settings section."""

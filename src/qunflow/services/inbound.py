@@ -52,17 +52,16 @@ def dispatch(ws: Workspace, updates: Sequence[Update]) -> None:
         handlers = HANDLERS.get(type(item), ())
         if not handlers:
             continue
-        # SQLite takes one writer at a time: updates handled side by side would only wait on its lock (and
-        # its busy handler sleeps in growing steps), so one process handles them one after another.
-        with ws.write_turn():
-            if item.key is not None and _handled_before(ws, item):
-                continue
-            for handler in handlers:
-                handler(ws, item)
-            if item.key is not None:  # handled to the end: a repeat is now ignored
-                with ws.engine.begin() as conn:
-                    insert_ignore(conn, inbound_updates, [{"platform": item.platform, "key": item.key,
-                                                           "status": "done", "received_at": ws.clock()}])
+        # Updates are handled side by side (a platform delivers over several connections, and most of a
+        # handler's time is the platform's own calls); SQLite then takes their writes one at a time.
+        if item.key is not None and _handled_before(ws, item):
+            continue
+        for handler in handlers:
+            handler(ws, item)
+        if item.key is not None:  # handled to the end: a repeat is now ignored
+            with ws.engine.begin() as conn:
+                insert_ignore(conn, inbound_updates, [{"platform": item.platform, "key": item.key,
+                                                       "status": "done", "received_at": ws.clock()}])
 
 
 def _handled_before(ws: Workspace, item: Update) -> bool:

@@ -128,9 +128,10 @@ def member_of_user(conn: Connection, platform: str, user_id: str) -> str | None:
         identities.c.platform == platform, identities.c.external_user_id == user_id)).scalar()
 
 
-def _entry_by_code(conn: Connection, code: str) -> EntryInfo | None:
-    exists = conn.execute(select(entry_points.c.id).where(entry_points.c.code == code)).first()
-    return entry_info(conn, code) if exists else None
+def _entry_by_code(conn: Connection, code: str) -> Any:
+    """The entry point an invite label names (its id and target tier), or None."""
+    return conn.execute(select(entry_points.c.id, entry_points.c.target_tier)
+                        .where(entry_points.c.code == code)).first()
 
 
 @dataclass(frozen=True)
@@ -198,13 +199,15 @@ def on_join_request(ws: Workspace, item: Any) -> None:
 
 def known_request(ws: Workspace, item: JoinRequested) -> bool:
     """A request that came through one of our links, by its rightful owner: it is approved."""
-    with ws.engine.connect() as conn:
-        group = _group_row(conn, item.platform, item.group_id)
-        if group is None or not item.invite_label:
+    if not item.invite_label:
+        return False
+    with ws.engine.connect() as conn:  # no identity: not a group qunflow manages (the join handler skipped it)
+        ticket = conn.execute(select(members.c.join_ticket).join(identities, identities.c.member_id == members.c.id)
+                              .where(identities.c.platform == item.platform,
+                                     identities.c.external_user_id == item.user_id)).first()
+        if ticket is None:
             return False
-        member_id = member_of_user(conn, item.platform, item.user_id)
-        ticket = conn.execute(select(members.c.join_ticket).where(members.c.id == member_id)).scalar()
-        return ticket == item.invite_label or _entry_by_code(conn, item.invite_label) is not None
+        return ticket[0] == item.invite_label or _entry_by_code(conn, item.invite_label) is not None
 
 
 def approve_request(ws: Workspace, item: Any) -> None:

@@ -39,10 +39,13 @@ class BackgroundLoop:
 
 
 REPORT_CHECK_SECONDS = 60.0
+SHIP_SECONDS = 30.0
 
 
 def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
-    """The shipper keeps the analytics store a couple of seconds behind the event log; the automation
+    """The shipper keeps the analytics store within half a minute of the event log (every reader ships what is
+    new before it reads, so this only keeps that first ship small; a round has fixed costs that compete with
+    the webhook path for the interpreter, so it is not run more often); the automation
     worker runs triggers and due playbook steps every half second; with a report
     webhook set, the weekly report is checked every minute (and soon after start, to catch up);
     with a staff webhook set, keyword alerts that failed to post are retried every few seconds."""
@@ -51,7 +54,7 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
     from qunflow.services.automation import work_once
     from qunflow.services.report_schedule import run_scheduled_report
 
-    loops = [BackgroundLoop("shipper", lambda: ship(workspace), 2.0),
+    loops = [BackgroundLoop("shipper", lambda: ship(workspace), SHIP_SECONDS),
              BackgroundLoop("automation", lambda: work_once(workspace, worker="serve"), 0.5)]
     if workspace.settings.staff_webhook:
         loops.append(BackgroundLoop("staff-alerts", lambda: post_staff_alerts(workspace), 5.0))
