@@ -226,3 +226,47 @@ def invite_from_landing_url(url: str, code: str) -> str:
     page = httpx.get(f"{url}/j/{code}")
     assert page.status_code == 200, page.text
     return re.search(r'id="invite" href="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+
+
+def test_set_up_mistakes_exit_2_with_what_to_change(connected: tuple[Workspace, LiveServer, str],
+                                                   telegram: FakeTelegram) -> None:
+    ws, _server, _chat = connected
+    not_admin = telegram.make_group("Elsewhere", bot_admin=False)
+    code, out = cli(ws.home, "group", "add", "other", "--tier", "core", "--platform", "telegram",
+                    "--external-id", not_admin)
+    assert code == 2 and "administrator" in out
+    code, out = cli(ws.home, "entry", "add", "x" * 32 + "y", "--channel", "ads", "--platform", "telegram")
+    assert code == 2 and ("32" in out or "at most" in out)
+    code, out = cli(ws.home, "group", "add", "g", "--tier", "core", "--platform", "discord", "--external-id", "1")
+    assert code == 2 and "unknown platform" in out
+    code, out = cli(ws.home, "connect", "telegram", "--bot-token", "123:not-the-token-at-all-xxxxxxxx",
+                    "--api-base", telegram.api_base)
+    assert code == 2 and "123:not" not in out
+    assert cli(ws.home, "events", "count")[1].strip() == "0"
+
+
+def test_polling_mode_needs_no_public_url(tmp_path: Path, telegram: FakeTelegram) -> None:
+    from qunflow.services.join import entry_invite
+    from qunflow.services.runtime import poll_loops
+    from qunflow.workspace import open_workspace
+
+    home = init_workspace(tmp_path / "ws").home
+    chat = telegram.make_group("Newbies")
+    assert cli(home, "connect", "telegram", "--bot-token", TOKEN, "--api-base", telegram.api_base)[0] == 0
+    assert telegram.calls("deleteWebhook")  # polling: no webhook
+    assert cli(home, "group", "add", "newbie-1", "--tier", "newbie", "--platform", "telegram",
+               "--external-id", chat)[0] == 0
+    assert cli(home, "channel", "add", "ads", "--kind", "ad")[0] == 0
+    assert cli(home, "entry", "add", "tg-ads", "--channel", "ads", "--platform", "telegram")[0] == 0
+    ws = open_workspace(home)
+    [loop] = poll_loops(ws)
+    loop.start()
+    try:
+        erin = telegram.person("Erin")
+        telegram.open_link(erin, entry_invite(ws, "tg-ads")[2].url)
+        wait_for(lambda: erin in telegram.members(chat))
+        wait_for(lambda: joined_count(ws) == 1)
+        assert len([m for m in telegram.sent() if m["private"]]) == 1
+    finally:
+        loop.stop()
+        ws.close()

@@ -143,3 +143,17 @@ def test_frequency_limits_on_the_welcome_are_retried_only_inside_the_window(
     status, error = welcome_delivery(ws)
     assert status == "dead" and "window" in (error or "") and "45009" in (error or "")
     assert joined(ws) == 2 and len(wecom.welcome_messages()) == 1
+
+
+def test_a_customer_group_holds_at_most_500_and_must_be_the_companys(
+        connected: tuple[Workspace, LiveServer, str], wecom: FakeWeCom) -> None:
+    ws, _server, _chat = connected
+    other = wecom.make_group("zhangsan", "大群")
+    code, out = cli(ws.home, "group", "add", "big", "--tier", "core", "--platform", "wecom", "--external-id", other,
+                    "--capacity", "600")
+    assert code == 2 and "500" in out
+    code, out = cli(ws.home, "group", "add", "foreign", "--tier", "core", "--platform", "wecom",
+                    "--external-id", "wrNotOurs")
+    assert code == 2 and "wrNotOurs" in out
+    assert cli(ws.home, "group", "add", "big", "--tier", "core", "--platform", "wecom", "--external-id", other,
+               "--capacity", "500")[0] == 0

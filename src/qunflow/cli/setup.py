@@ -97,9 +97,15 @@ def entry_qr(code: str, output: Annotated[Path, typer.Option("-o", "--output", h
     if kind not in ("svg", "png"):
         fail(f"{output}: the QR file must end in .svg or .png")
     with ws.engine.connect() as conn:
-        catalog.entry_info(conn, code)
+        entry = catalog.entry_info(conn, code)
     output.write_bytes(qr_image(f"{ws.settings.public_url.rstrip('/')}/j/{code}", kind))
     console.print(f"QR code for {code} written to {output}")
+    if entry.gate is None:  # a gate-less entry point also has the platform's own code (WeCom 联系我)
+        from qunflow.services.join import entry_invite
+
+        link = entry_invite(ws, code)[2]
+        if link.qr_url:
+            console.print(f"the {entry.platform} code itself (state {code}): {link.qr_url}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

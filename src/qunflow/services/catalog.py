@@ -64,12 +64,18 @@ def add_group(ws: Workspace, key: str, tier: str, capacity: int, *, platform: st
     check_choice("tier", tier, TIERS)
     if not 1 <= capacity <= 100_000:
         raise InvalidInput("capacity must be between 1 and 100000")
+    connector = connected(ws, platform)
+    most = connector.capabilities.group_capacity_max
+    if most is not None and capacity > most:
+        raise InvalidInput(f"a {platform} group holds at most {most} members: use --capacity {most} or less")
     if external_id is None:
-        if platform != "sandbox":
+        create = getattr(connector, "create_group", None)  # a platform qunflow can make chats on (the sandbox)
+        if create is None:
             raise InvalidInput(f"a {platform} group needs its external id (the platform's chat id)")
-
-
-        external_id = ws.sandbox.create_chat(name or key, chat_id=f"chat-{key}")
+        external_id = create(name or key, f"chat-{key}")
+    problems = connector.check_group(external_id)
+    if problems:
+        raise InvalidInput(f"qunflow cannot run {platform} chat {external_id} yet: " + " ".join(problems))
     return _insert(ws, groups, f"group {key!r} (or its external id)", key=key, tier=tier,
                    capacity=capacity, platform=platform, external_id=external_id, name=name or key,
                    member_count=0, active=True)
