@@ -62,20 +62,25 @@ def connected(tmp_path: Path, telegram: FakeTelegram) -> Iterator[tuple[Workspac
     server = LiveServer(ws)
     set_public_url(ws.home, server.url)
     ws.settings.public_url = server.url
-    chat = telegram.make_group("Newbies")
     with server:
-        assert cli(ws.home, "connect", "telegram", "--bot-token", TOKEN, "--api-base", telegram.api_base,
-                   "--mode", "webhook")[0] == 0
-        assert cli(ws.home, "group", "add", "newbie-1", "--tier", "newbie", "--platform", "telegram",
-                   "--external-id", chat)[0] == 0
-        assert cli(ws.home, "channel", "add", "ads", "--kind", "ad")[0] == 0
-        assert cli(ws.home, "entry", "add", "tg-ads", "--channel", "ads", "--platform", "telegram")[0] == 0
-        yield ws, server, chat
+        yield ws, server, set_up(ws.home, telegram, "webhook")
     ws.close()
 
 
-def invite_from_landing(server: LiveServer, code: str) -> str:
-    page = httpx.get(f"{server.url}/j/{code}")
+def set_up(home: Path, telegram: FakeTelegram, mode: str) -> str:
+    """Connect, one newbie group and the gate-less entry point tg-ads on channel ads; returns the chat id."""
+    chat = telegram.make_group("Newbies")
+    assert cli(home, "connect", "telegram", "--bot-token", TOKEN, "--api-base", telegram.api_base,
+               "--mode", mode)[0] == 0
+    assert cli(home, "group", "add", "newbie-1", "--tier", "newbie", "--platform", "telegram",
+               "--external-id", chat)[0] == 0
+    assert cli(home, "channel", "add", "ads", "--kind", "ad")[0] == 0
+    assert cli(home, "entry", "add", "tg-ads", "--channel", "ads", "--platform", "telegram")[0] == 0
+    return chat
+
+
+def invite_from_landing(server: LiveServer | str, code: str) -> str:
+    page = httpx.get(f"{getattr(server, 'url', server)}/j/{code}")
     assert page.status_code == 200, page.text
     return re.search(r'id="invite" href="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
 
@@ -175,13 +180,7 @@ def test_sigkill_between_the_welcome_and_the_approval_sends_no_second_welcome(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     set_public_url(ws.home, url)
-    chat = telegram.make_group("Newbies")
-    assert cli(ws.home, "connect", "telegram", "--bot-token", TOKEN, "--api-base", telegram.api_base,
-               "--mode", "webhook")[0] == 0
-    assert cli(ws.home, "group", "add", "newbie-1", "--tier", "newbie", "--platform", "telegram",
-               "--external-id", chat)[0] == 0
-    assert cli(ws.home, "channel", "add", "ads", "--kind", "ad")[0] == 0
-    assert cli(ws.home, "entry", "add", "tg-ads", "--channel", "ads", "--platform", "telegram")[0] == 0
+    chat = set_up(ws.home, telegram, "webhook")
 
     def serve() -> subprocess.Popen[bytes]:
         process = subprocess.Popen([*QUNFLOW, "serve", "--port", str(port), "--workspace", str(ws.home)],
@@ -192,7 +191,7 @@ def test_sigkill_between_the_welcome_and_the_approval_sends_no_second_welcome(
 
     first = serve()
     try:
-        link = invite_from_landing_url(url, "tg-ads")
+        link = invite_from_landing(url, "tg-ads")
         held = telegram.hold("approveChatJoinRequest")
         dave = telegram.person("Dave")
         telegram.open_link(dave, link)
@@ -222,12 +221,6 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def invite_from_landing_url(url: str, code: str) -> str:
-    page = httpx.get(f"{url}/j/{code}")
-    assert page.status_code == 200, page.text
-    return re.search(r'id="invite" href="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-
-
 def test_set_up_mistakes_exit_2_with_what_to_change(connected: tuple[Workspace, LiveServer, str],
                                                    telegram: FakeTelegram) -> None:
     ws, _server, _chat = connected
@@ -251,13 +244,8 @@ def test_polling_mode_needs_no_public_url(tmp_path: Path, telegram: FakeTelegram
     from qunflow.workspace import open_workspace
 
     home = init_workspace(tmp_path / "ws").home
-    chat = telegram.make_group("Newbies")
-    assert cli(home, "connect", "telegram", "--bot-token", TOKEN, "--api-base", telegram.api_base)[0] == 0
-    assert telegram.calls("deleteWebhook")  # polling: no webhook
-    assert cli(home, "group", "add", "newbie-1", "--tier", "newbie", "--platform", "telegram",
-               "--external-id", chat)[0] == 0
-    assert cli(home, "channel", "add", "ads", "--kind", "ad")[0] == 0
-    assert cli(home, "entry", "add", "tg-ads", "--channel", "ads", "--platform", "telegram")[0] == 0
+    chat = set_up(home, telegram, "polling")
+    assert telegram.calls("deleteWebhook") and not telegram.calls("setWebhook")  # polling: no webhook
     ws = open_workspace(home)
     [loop] = poll_loops(ws)
     loop.start()

@@ -54,12 +54,16 @@ def _group(conn: Connection, platform: str, external_id: str) -> Any:
                                              groups.c.external_id == external_id)).first()
 
 
+def _group_and_member(ws: Workspace, platform: str, group_id: str, user_id: str) -> tuple[Any, str | None]:
+    """The managed group (None: not ours) and the member the join handler recorded for the person."""
+    with ws.engine.connect() as conn:
+        return _group(conn, platform, group_id), member_of_user(conn, platform, user_id)
+
+
 def on_join_request(ws: Workspace, item: Any) -> None:
     """Welcome a request on our own link before it is approved; on anyone else's, send the gate link."""
     assert isinstance(item, JoinRequested)
-    with ws.engine.connect() as conn:
-        group = _group(conn, item.platform, item.group_id)
-        member_id = member_of_user(conn, item.platform, item.user_id)
+    group, member_id = _group_and_member(ws, item.platform, item.group_id, item.user_id)
     if group is None or member_id is None:
         return
     arrival = Arrival(item.platform, item.user_id, item.display_name, item.at, item.dm_context, group,
@@ -72,9 +76,7 @@ def on_join_request(ws: Workspace, item: Any) -> None:
 
 def on_member_joined(ws: Workspace, item: Any) -> None:
     assert isinstance(item, MemberJoined)
-    with ws.engine.connect() as conn:
-        group = _group(conn, item.platform, item.group_id)
-        member_id = member_of_user(conn, item.platform, item.user_id)
+    group, member_id = _group_and_member(ws, item.platform, item.group_id, item.user_id)
     if group is None or member_id is None:
         return
     arrival = Arrival(item.platform, item.user_id, item.display_name, item.at, item.dm_context, group, None)

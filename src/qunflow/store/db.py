@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -38,6 +39,30 @@ def _sqlite_pragmas(synchronous: str) -> Any:
     return apply
 
 
+WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def _one_writer_at_a_time(engine: Engine) -> None:
+    """SQLite lets one connection write at a time; the others retry in its busy handler, which sleeps in
+    growing steps (up to 100 ms). Within one process, a write transaction takes this lock at its first
+    write and gives it back at commit or rollback, so writers queue here and go as soon as it is free.
+    Readers (WAL) never wait."""
+    lock = threading.RLock()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _take(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "qf_writer" not in conn.info and statement.lstrip()[:7].upper().startswith(WRITES):
+            lock.acquire()
+            conn.info["qf_writer"] = True
+
+    def _give_back(conn: Connection) -> None:
+        if conn.info.pop("qf_writer", None):
+            lock.release()
+
+    event.listen(engine, "commit", _give_back)
+    event.listen(engine, "rollback", _give_back)
+
+
 def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
     url = normalise_url(url)
     try:
@@ -47,6 +72,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous))
+        _one_writer_at_a_time(engine)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise InvalidInput(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")
