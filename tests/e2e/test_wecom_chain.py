@@ -157,3 +157,25 @@ def test_a_customer_group_holds_at_most_500_and_must_be_the_companys(
     assert code == 2 and "wrNotOurs" in out
     assert cli(ws.home, "group", "add", "big", "--tier", "core", "--platform", "wecom", "--external-id", other,
                "--capacity", "500")[0] == 0
+
+
+def test_a_message_outside_a_welcome_code_is_a_task_staff_confirm_and_its_results_are_tracked(
+        connected: tuple[Workspace, LiveServer, str], wecom: FakeWeCom) -> None:
+    ws, server, _chat = connected
+    from qunflow.engine import outbox
+
+    httpx.get(f"{server.url}/j/wc-ads")
+    wecom.add_contact("wmEXT009", "Zhou", contact_way_of(wecom, "wc-ads"))
+    sent = outbox.send(ws, outbox.Message(key="pb:t:1", kind="playbook", platform="wecom", target="wmEXT009",
+                                          text="第2天:来看看这周的活动", private=True))
+    assert sent.status == "sent" and sent.message_id in wecom.templates()
+    code, out = cli(ws.home, "sends", "list", "--kind", "playbook")
+    assert code == 0 and "wmEXT009" in out and "sent" in out and "第2天" not in out  # never the text
+    send_id = "s" + re.search(r"\bs(\d+)\b", out).group(1)  # type: ignore[union-attr]
+    code, out = cli(ws.home, "sends", "check", send_id)
+    assert code == 0 and "0 sent, 1 waiting for staff" in out, out
+    wecom.confirm_template(sent.message_id or "")
+    code, out = cli(ws.home, "sends", "check", send_id)
+    assert code == 0 and "1 sent, 0 waiting for staff" in out, out
+    code, out = cli(ws.home, "sends", "check", "s999")
+    assert code == 2 and "no send 999" in out

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from qunflow.connectors.base import ContactAdded, JoinRequested, MemberJoined, MemberLeft
+from qunflow.connectors.registry import spec_of
 from qunflow.domain.entry import merge_utm
 from qunflow.domain.events import Event
 from qunflow.domain.gate import CONSENT_PURPOSE, CONSENT_TEXT_VERSION, evaluate
@@ -254,8 +255,11 @@ def _record_join(conn: Connection, item: Any, member: Any, group: Any, resolved:
         entry = entry_info(conn, conn.execute(select(entry_points.c.code).where(
             entry_points.c.id == member.entry_point_id)).scalar_one())
     where = group.external_id if group is not None else f"contact:{staff}"
+    attribution = resolved.attribution
+    if attribution == "unattributed" and not item.invite_label and not spec_of(item.platform).capabilities.reports_invite_on_join:
+        attribution = "not_reported"  # the platform never says which invite was used (Discord)
     properties: dict[str, Any] = {"tier": group.tier if group is not None else member.tier,
-                                  "platform": item.platform, "attribution": resolved.attribution}
+                                  "platform": item.platform, "attribution": attribution}
     if staff is not None:
         properties["staff"] = staff
     append_events(conn, [Event(
