@@ -256,7 +256,8 @@ def _record_join(conn: Connection, item: Any, member: Any, group: Any, resolved:
             entry_points.c.id == member.entry_point_id)).scalar_one())
     where = group.external_id if group is not None else f"contact:{staff}"
     attribution = resolved.attribution
-    if attribution == "unattributed" and not item.invite_label and not spec_of(item.platform).capabilities.reports_invite_on_join:
+    silent = not spec_of(item.platform).capabilities.reports_invite_on_join
+    if attribution == "unattributed" and not item.invite_label and silent:
         attribution = "not_reported"  # the platform never says which invite was used (Discord)
     properties: dict[str, Any] = {"tier": group.tier if group is not None else member.tier,
                                   "platform": item.platform, "attribution": attribution}
