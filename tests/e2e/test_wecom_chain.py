@@ -179,3 +179,16 @@ def test_a_message_outside_a_welcome_code_is_a_task_staff_confirm_and_its_result
     assert code == 0 and "1 sent, 0 waiting for staff" in out, out
     code, out = cli(ws.home, "sends", "check", "s999")
     assert code == 2 and "no send 999" in out
+
+
+def test_connect_needs_only_gettoken_and_says_what_it_could_not_check(tmp_path: Path, wecom: FakeWeCom) -> None:
+    home = init_workspace(tmp_path / "ws").home
+    wecom.fail_next("/cgi-bin/externalcontact/get_follow_user_list", 48002, "api forbidden")
+    code, out = cli(home, "connect", "wecom", "--corp-id", wecom.corp_id, "--secret", wecom.secret,
+                    "--callback-token", wecom.token, "--aes-key", wecom.aes_key, "--api-base", wecom.api_base)
+    assert code == 0, out
+    assert "Could not list the staff" in out and "Entry mode: group" in out
+    assert 'entry_mode = "group"' in (home / "qunflow.toml").read_text()
+    code, out = cli(home, "connect", "wecom", "--corp-id", wecom.corp_id, "--secret", "wrong",
+                    "--callback-token", wecom.token, "--aes-key", wecom.aes_key, "--api-base", wecom.api_base)
+    assert code == 2 and "wrong" not in out

@@ -196,11 +196,9 @@ def _again(ws: Workspace, row: Any, at: datetime, *, counted: bool, error: str |
     return Sent(row.idempotency_key, "retry", error=error, retry_at=at)
 
 
-def _update(ws: Workspace, row: Any, values: dict[str, Any], events: list[Event] | None = None) -> None:
+def _update(ws: Workspace, row: Any, values: dict[str, Any]) -> None:
     with ws.engine.begin() as conn:
         conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(**values))
-        if events:
-            append_events(conn, events)
 
 
 def _finish(ws: Workspace, row: Any, status: str, *, message_id: str | None = None, error: str | None = None,

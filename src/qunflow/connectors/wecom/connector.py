@@ -262,22 +262,29 @@ class WeComConnector:
     def connect(self) -> list[str]:
         """Check the corp id and secret (gettoken) and the 客户联系 permission; lines to print."""
         self.api.get_token(force=True)
+        notes: list[str] = []
         try:
             follow = set(self.api.get_follow_user_list())
-        except WeComApiError as exc:
-            raise PlatformError(f"the secret works but cannot use 客户联系 (errcode {exc.errcode}): use the "
-                                "客户联系 secret, or add the app to 客户联系 → 可调用接口的应用") from None
-        missing = [s for s in self.settings.staff_user_ids if s not in follow]
-        if not self.settings.staff_user_ids:  # by default every staff member who can take customers
+        except PlatformError as exc:
+            # gettoken is the credentials check; the staff list only helps choose whom 联系我 codes point at.
+            follow = set()
+            notes.append(f"Could not list the staff who can take customers ({exc}): check that the secret is the "
+                         "客户联系 secret, or that the app is on 客户联系 → 可调用接口的应用.")
+            if not self.settings.staff_user_ids and self.settings.entry_mode == "contact":
+                self.settings.entry_mode = "group"
+                notes.append("Entry mode: group (customer-group join codes), since no staff member was given "
+                             "for 联系我 codes: pass --staff USERID for contact mode.")
+        missing = [s for s in self.settings.staff_user_ids if follow and s not in follow]
+        if not self.settings.staff_user_ids and follow:  # by default every staff member who can take customers
             self.settings.staff_user_ids = sorted(follow)
-            if not follow and self.settings.entry_mode == "contact":
-                raise InvalidInput("no staff member can take customers: turn on 客户联系 for at least one "
-                                   "(管理后台 → 客户联系 → 权限配置), or pass --entry-mode group")
         if missing:
             raise InvalidInput(f"staff {', '.join(missing)} cannot take customers: turn on 客户联系 for them "
                                "(管理后台 → 客户联系 → 权限配置)")
+        if not self.settings.staff_user_ids and self.settings.entry_mode == "contact":
+            raise InvalidInput("no staff member can take customers: turn on 客户联系 for at least one "
+                               "(管理后台 → 客户联系 → 权限配置), or pass --entry-mode group")
         url = self.host.public_url.rstrip("/") + CALLBACK_PATH
-        return [
+        return [*notes,
             f"WeCom corp {self.settings.corp_id}: the secret works; {len(follow)} staff can take customers.",
             f"联系我 codes point at: {', '.join(self.settings.staff_user_ids) or '-'}",
             f"Callback URL (客户联系 → API → 接收事件服务器): {url}",
