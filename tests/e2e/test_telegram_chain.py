@@ -258,3 +258,23 @@ def test_polling_mode_needs_no_public_url(tmp_path: Path, telegram: FakeTelegram
     finally:
         loop.stop()
         ws.close()
+
+
+def test_an_approved_request_is_a_join_even_without_the_member_update(
+        connected: tuple[Workspace, LiveServer, str], telegram: FakeTelegram) -> None:
+    ws, server, chat = connected
+    [(_m, registered, _t)] = telegram.calls("setWebhook")
+    from qunflow.connectors.telegram.api import BotApi
+
+    # Telegram sends chat_member only to an admin bot that asks for it: here it does not come at all.
+    BotApi(TOKEN, telegram.api_base).set_webhook(registered["url"], registered["secret_token"],
+                                                 ["chat_join_request", "message"])
+    link = invite_from_landing(server, "tg-ads")
+    frank = telegram.person("Frank")
+    telegram.open_link(frank, link)
+    wait_for(lambda: frank in telegram.members(chat))
+    wait_for(lambda: joined_count(ws) == 1)
+    time.sleep(0.3)
+    assert joined_count(ws) == 1
+    code, out = cli(ws.home, "metrics", "--by", "channel", "--format", "json")
+    assert {r["channel"]: r for r in json.loads(out)["rows"]}["ads"]["cohort_size"] == 1

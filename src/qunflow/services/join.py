@@ -28,7 +28,7 @@ from qunflow.services.fraud import RawSignals, hash_signals, record_join_signals
 from qunflow.services.invites import invite_for, revoke_full
 from qunflow.services.privacy import seal
 from qunflow.store.eventlog import append_events
-from qunflow.store.tables import consents, entry_points, groups, identities, members
+from qunflow.store.tables import consents, entry_points, events, groups, identities, members
 from qunflow.workspace import Workspace
 
 
@@ -217,16 +217,31 @@ def approve_request(ws: Workspace, item: Any) -> None:
     assert isinstance(item, JoinRequested)
     if known_request(ws, item):
         ws.connector(item.platform).approve_join(item.group_id, item.user_id)
+        # Approved means in: the join is recorded now, whether or not the platform's own member update
+        # follows (Telegram sends one only to an admin bot that asked for it); that update is then a repeat.
+        on_member_joined(ws, MemberJoined(item.platform, ws.clock(), item.group_id, item.user_id, item.display_name,
+                                          item.invite_label))
+
+
+def _in_group(conn: Connection, member_id: str, group_key: str) -> bool:
+    """Whether the member's last join or leave of this group is a join (a repeat of it is no new join)."""
+    last = conn.execute(select(events.c.type).where(
+        events.c.member_id == member_id, events.c.group_key == group_key, events.c.type.in_(("joined", "left")))
+        .order_by(events.c.seq.desc()).limit(1)).scalar()
+    return last == "joined"
 
 
 def on_member_joined(ws: Workspace, item: Any) -> None:
-    """Attribute the join to its gate pass or entry point (or record that it could not be) and record it."""
+    """Attribute the join to its gate pass or entry point (or record that it could not be) and record it,
+    unless the person is in the group already (an approved request recorded it)."""
     assert isinstance(item, MemberJoined)
     with ws.engine.begin() as conn:
         group = _group_row(conn, item.platform, item.group_id)
         if group is None:
             return  # not a group qunflow manages
         resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
+        if not resolved.new and _in_group(conn, resolved.member_id, group.key):
+            return
         member = conn.execute(select(members).where(members.c.id == resolved.member_id)).one()
         conn.execute(update(members).where(members.c.id == member.id)
                      .values(joined_at=member.joined_at or item.at, group_id=group.id))
