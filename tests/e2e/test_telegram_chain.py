@@ -278,3 +278,27 @@ def test_an_approved_request_is_a_join_even_without_the_member_update(
     assert joined_count(ws) == 1
     code, out = cli(ws.home, "metrics", "--by", "channel", "--format", "json")
     assert {r["channel"]: r for r in json.loads(out)["rows"]}["ads"]["cohort_size"] == 1
+
+
+def test_a_polled_update_whose_handling_failed_comes_back_instead_of_being_confirmed(
+        tmp_path: Path, telegram: FakeTelegram) -> None:
+    from qunflow.services.join import entry_invite
+    from qunflow.services.runtime import poll_once
+    from qunflow.workspace import open_workspace
+
+    home = init_workspace(tmp_path / "ws").home
+    chat = set_up(home, telegram, "polling")
+    ws = open_workspace(home)
+    link = entry_invite(ws, "tg-ads")[2].url
+    gina, hal = telegram.person("Gina"), telegram.person("Hal")
+    telegram.open_link(gina, link)
+    telegram.open_link(hal, link)
+    telegram.fail_next("approveChatJoinRequest", 500, "Internal Server Error")
+    connector = ws.connector("telegram")
+    with pytest.raises(Exception, match="Internal Server Error"):
+        poll_once(ws, connector, 0)  # Gina's approval fails: her update and Hal's are not confirmed
+    for _ in range(5):  # they come back; each is handled once
+        poll_once(ws, connector, 0)
+    assert {gina, hal} <= telegram.members(chat)
+    assert len([m for m in telegram.sent() if m["private"]]) == 2  # one welcome each, none repeated
+    ws.close()

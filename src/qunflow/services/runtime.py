@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import uvicorn
 
@@ -69,16 +70,30 @@ def poll_loops(workspace: Workspace) -> list[BackgroundLoop]:
     """Platforms connected in polling mode (no public URL needed: the laptop case) are polled for updates;
     an update is confirmed to the platform only by the next poll, after it was handled."""
     from qunflow.connectors.registry import spec_of
-    from qunflow.services.inbound import dispatch
 
     loops = []
     for name in workspace.connected_platforms():
         connector = workspace.connector(name)
         if spec_of(name).polls and getattr(getattr(connector, "settings", None), "mode", "") == "polling":
-            poll = connector.poll  # type: ignore[attr-defined]
-            loops.append(BackgroundLoop(f"poll-{name}", lambda poll=poll: dispatch(workspace, poll(POLL_SECONDS)),
+            loops.append(BackgroundLoop(f"poll-{name}", lambda c=connector: poll_once(workspace, c, POLL_SECONDS),
                                         0.2, first_after=0.0))
     return loops
+
+
+def poll_once(workspace: Workspace, connector: Any, timeout: float) -> int:
+    """One poll, its updates handled one by one. When one fails, the connector is rewound to it, so the
+    next poll does not confirm it (nor those after it) and the platform hands them over again."""
+    from qunflow.services.inbound import dispatch
+
+    updates = connector.poll(timeout)
+    for item in updates:
+        try:
+            dispatch(workspace, [item])
+        except Exception:
+            if item.key is not None:
+                connector.rewind(item.key)
+            raise
+    return len(updates)
 
 
 POLL_SECONDS = 25.0  # a long poll: the platform answers at once when an update arrives

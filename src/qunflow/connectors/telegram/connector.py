@@ -114,6 +114,10 @@ class TelegramConnector:
                 log.warning("skipped a Telegram update: %s", exc)
         return found
 
+    def rewind(self, key: str) -> None:
+        """The update `key` was not handled: the next poll asks from it on, so Telegram sends it again."""
+        self._offset = min(self._offset or int(key), int(key))
+
     # --- onboarding ---
     def check_group(self, group_id: str) -> list[str]:
         me = self.api.get_me()
