@@ -29,7 +29,23 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class Settings(BaseSettings):
+class EnvFirstSettings(BaseSettings):
+    """Settings whose environment variables beat the values read from the settings file."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first: e.g. QUNFLOW_DATABASE_URL must win over the workspace file.
+        return env_settings, init_settings
+
+
+class Settings(EnvFirstSettings):
     """Everything configurable. Environment variables beat the settings file."""
 
     model_config = SettingsConfigDict(env_prefix="QUNFLOW_", extra="ignore")
@@ -80,18 +96,6 @@ class Settings(BaseSettings):
     fraud_soft_for_high: int = Field(default=2, ge=1)
     fraud_virtual_phone_prefixes: list[str] = Field(default_factory=lambda: ["162", "165", "167", "170", "171"])
     trust_proxy: bool = False
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment first: QUNFLOW_DATABASE_URL must win over the workspace file.
-        return env_settings, init_settings
 
     @field_validator("timezone")
     @classmethod

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from qunflow.connectors.base import Capabilities, Connector, Host
 from qunflow.errors import InvalidInput
+from qunflow.settings import EnvFirstSettings
 
 # One line per platform: the module whose PLATFORM is its spec.
 BUILTIN = (
@@ -26,19 +26,8 @@ BUILTIN = (
 )
 
 
-class PlatformSettings(BaseSettings):
+class PlatformSettings(EnvFirstSettings):
     """Base of a `[platforms.<name>]` section. QUNFLOW_<NAME>_<FIELD> variables beat the file."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return env_settings, init_settings
 
 
 @dataclass(frozen=True)

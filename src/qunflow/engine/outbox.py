@@ -20,7 +20,7 @@ from sqlalchemy import Connection, and_, or_, select, update
 
 from qunflow.domain.events import Event
 from qunflow.errors import PlatformError, QunflowError, RateLimited, Unreachable
-from qunflow.store.db import insert_if_new
+from qunflow.store.db import insert_if_new, insert_new_row
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import deliveries, identities
 
@@ -100,9 +100,9 @@ def send(ws: Workspace, message: Message, *, wait_up_to: float = 0.0) -> Sent:
     `wait_up_to`: when the platform says "not now" for at most this many seconds, wait here and try once
     more (a join request is approved only after its welcome, so the caller waits anyway)."""
     with ws.engine.begin() as conn:
-        if not insert_if_new(conn, deliveries, _row(ws, message, ws.clock(), "pending")):
-            return Sent(message.key, "known")
-        row = conn.execute(select(deliveries).where(deliveries.c.idempotency_key == message.key)).one()
+        row = insert_new_row(conn, deliveries, _row(ws, message, ws.clock(), "pending"))
+    if row is None:
+        return Sent(message.key, "known")
     result = _attempt(ws, row)
     if result.status == "retry" and result.retry_at is not None:
         pause = (result.retry_at - ws.clock()).total_seconds()

@@ -28,6 +28,8 @@ from qunflow.store.eventlog import append_events
 from qunflow.store.tables import deliveries, entry_points, groups, member_tasks, members
 from qunflow.workspace import Workspace
 
+GATE_LINK = {"zh": "你好！入群前请先填写这份简短问卷：{{ link }}",
+             "en": "Hi! Please fill in this short form before joining: {{ link }}"}
 REQUEST_WAIT = 10.0  # seconds a join request's welcome may wait inline for the platform's retry_after
 
 
@@ -158,12 +160,11 @@ def _send_gate_link(ws: Workspace, member_id: str, arrival: Arrival) -> None:
         code = conn.execute(select(entry_points.c.code).where(
             entry_points.c.platform == arrival.platform, entry_points.c.gate_id.is_not(None))
             .order_by(entry_points.c.id).limit(1)).scalar()
+        locale = conn.execute(select(members.c.locale).where(members.c.id == member_id)).scalar()
     if code is None:
         return
     link = f"{ws.settings.public_url.rstrip('/')}/j/{code}"
-    text = render_template({"zh": "你好！入群前请先填写这份简短问卷：{{ link }}",
-                            "en": "Hi! Please fill in this short form before joining: {{ link }}"},
-                           {"link": link}, "zh")
+    text = render_template(GATE_LINK, {"link": link}, pick_language(locale or "zh"))
     outbox.send(ws, outbox.Message(key=f"gate_link:{arrival.platform}:{arrival.user_id}", kind="gate_link",
                                    platform=arrival.platform, target=arrival.user_id, text=text, private=True,
                                    member_id=member_id, context=arrival.context, expires_at=arrival.expires_at))

@@ -145,3 +145,8 @@ def insert_if_new(conn: Connection, table: Any, row: dict[str, Any]) -> bool:
     """Insert one row unless its key exists; True when it was new (RETURNING: psycopg's rowcount says -1)."""
     statement = _insert(conn, table).values(**row).on_conflict_do_nothing().returning(*table.primary_key.columns)
     return conn.execute(statement).first() is not None
+
+
+def insert_new_row(conn: Connection, table: Any, row: dict[str, Any]) -> Any:
+    """Like insert_if_new, but returns the stored row (None when its key existed): no second read."""
+    return conn.execute(_insert(conn, table).values(**row).on_conflict_do_nothing().returning(table)).first()
