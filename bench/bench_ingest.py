@@ -119,7 +119,7 @@ def http(base: Path, rows: list[dict[str, object]], results: list[Result]) -> No
     from qunflow.workspace import init_workspace
 
     ws = init_workspace(base / "http")
-    token = create_token(ws.engine, "bench")
+    token = create_token(ws.engine, "bench", ["events:write"])
     bodies = [json.dumps(rows[i:i + 10_000]).encode() for i in range(0, len(rows), 10_000)]
     with LiveServer(ws) as server, httpx.Client(base_url=server.url, timeout=120,
                                                   headers={"authorization": f"Bearer {token}"}) as client:

@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 from sqlalchemy import create_engine, text
 
+from qunflow.domain.access import TOKEN_SCOPES
 from qunflow.services.tokens import create_token
 from qunflow.workspace import Workspace, init_workspace
 from tests.clickhouse_http import ClickHouseHTTPServer
@@ -158,4 +159,4 @@ def live_server(workspace: Workspace) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def api_token(workspace: Workspace) -> str:
-    return create_token(workspace.engine, "tests")
+    return create_token(workspace.engine, "tests", sorted(TOKEN_SCOPES))

@@ -60,3 +60,13 @@ class RateLimited(PlatformError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooManyAttempts(QunflowError):
+    """The caller tried too often (failed logins); try again after `retry_after` seconds."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

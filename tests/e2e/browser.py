@@ -19,7 +19,8 @@ def chromium_path() -> str | None:
 
 
 @contextmanager
-def browser_page(**context: Any) -> Iterator[Any]:
+def browser_page(log_in_to: tuple[str, Any] | None = None, **context: Any) -> Iterator[Any]:
+    """A fresh page; with log_in_to=(base_url, workspace) it is logged in to the console as an owner."""
     path = chromium_path()
     if not path:
         pytest.skip("browser tests need Chromium: apt-get install chromium (or set QUNFLOW_CHROMIUM)")
@@ -28,6 +29,11 @@ def browser_page(**context: Any) -> Iterator[Any]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS, headless=True)
         try:
-            yield browser.new_context(**context).new_page()
+            page = browser.new_context(**context).new_page()
+            if log_in_to is not None:
+                from tests.access import browser_log_in
+
+                browser_log_in(page, *log_in_to)
+            yield page
         finally:
             browser.close()

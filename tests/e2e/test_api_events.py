@@ -33,7 +33,7 @@ def server(any_workspace: Workspace) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def client(server: LiveServer, any_workspace: Workspace) -> Iterator[httpx.Client]:
-    token = create_token(any_workspace.engine, "shop")
+    token = create_token(any_workspace.engine, "shop", ["events:write"])
     with httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {token}"}, timeout=60) as http:
         yield http
 
@@ -100,7 +100,7 @@ def test_malformed_body_is_a_4xx_that_stores_nothing(client: httpx.Client, any_w
 @pytest.mark.parametrize("authorization", [None, "", "Bearer", "Bearer qf_not_a_token", "Basic dXNlcjpwYXNz"])
 def test_missing_or_bad_token_is_401_and_stores_nothing(server: LiveServer, any_workspace: Workspace,
                                                         authorization: str | None) -> None:
-    create_token(any_workspace.engine, "real")
+    create_token(any_workspace.engine, "real", ["events:write"])
     headers = {} if authorization is None else {"authorization": authorization}
     response = httpx.post(f"{server.url}/api/v1/events", json=[event(0)], headers=headers)
     assert response.status_code == 401

@@ -70,11 +70,14 @@ def test_init_then_token_then_import_in_a_real_process(tmp_path: Path) -> None:
     home = tmp_path / "community"
     assert (home / "qunflow.toml").is_file() and (home / "qunflow.db").is_file()
 
-    token = run("token", "create", "shop", cwd=home)  # the workspace is the current directory
+    scopeless = run("token", "create", "shop", cwd=home)  # a token must say what it may do
+    assert scopeless.returncode == 2 and "--scope" in scopeless.stderr
+    token = run("token", "create", "shop", "--scope", "events:write", cwd=home)  # the workspace is the cwd
     assert token.returncode == 0 and len(token.stdout.strip().splitlines()) == 1
     ws = open_workspace(home)
     try:
-        assert check_token(ws.engine, token.stdout.strip()) == "shop"
+        caller = check_token(ws.engine, token.stdout.strip())
+        assert caller.name == "shop" and caller.permissions == {"events:write"}
     finally:
         ws.close()
 
@@ -193,8 +196,8 @@ def test_events_count_by_type(workspace: Workspace, tmp_path: Path) -> None:
 
 
 def test_token_names_are_unique(workspace: Workspace) -> None:
-    assert qunflow(workspace, "token", "create", "shop").exit_code == 0
-    again = qunflow(workspace, "token", "create", "shop")
+    assert qunflow(workspace, "token", "create", "shop", "--scope", "metrics:read").exit_code == 0
+    again = qunflow(workspace, "token", "create", "shop", "--scope", "metrics:read")
     assert again.exit_code == 2 and "exists already" in again.stderr and again.stderr.count("\n") == 1
 
 

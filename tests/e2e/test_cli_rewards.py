@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from qunflow.cli.common import cli_actor
 from qunflow.cli.main import app
 from qunflow.services import coupons as ledger
 from qunflow.store.tables import coupon_ledger, coupons, rewards
@@ -49,7 +50,7 @@ def test_coupons_issue_show_redeem_reverse(ws: Workspace) -> None:
     assert redeemed.exit_code == 0 and "redeemed" in redeemed.output
     shown = invoke(ws, "coupons", "show", code)
     assert shown.exit_code == 0 and "redeemed on order S-1 by m1" in shown.output
-    entries = [line.split("│")[2].strip() for line in shown.output.splitlines() if " cli " in line]
+    entries = [line.split("│")[2].strip() for line in shown.output.splitlines() if cli_actor() in line]
     assert entries == ["issue", "send", "redeem"]
     other = invoke(ws, "coupons", "issue", "m2", "--name", "券", "--value", "5").output.split()[0]
     reversed_ = invoke(ws, "coupons", "reverse", other, "--reason", "wrong member")
@@ -65,7 +66,7 @@ def test_rewards_list_decide_clawback_budget_programs(ws: Workspace) -> None:
     assert len(rows) == 2 and all("high" in r and "self_referral; disposable" in r for r in rows)
     assert "review: 2" in queue.output and "paid: 4" in queue.output
     ids = [int(r.split()[1]) for r in rows]
-    approved = invoke(ws, "rewards", "approve", str(ids[0]), "--by", "王芳", "--note", "checked")
+    approved = invoke(ws, "rewards", "approve", str(ids[0]), "--note", "checked")
     assert approved.exit_code == 0 and f"reward {ids[0]}: paid, coupon " in approved.output
     rejected = invoke(ws, "rewards", "reject", str(ids[1]))
     assert rejected.exit_code == 0 and f"reward {ids[1]}: rejected" in rejected.output
@@ -73,7 +74,8 @@ def test_rewards_list_decide_clawback_budget_programs(ws: Workspace) -> None:
     assert clawed.exit_code == 0 and "clawed_back" in clawed.output
     with ws.engine.connect() as conn:
         decided = dict(conn.execute(select(rewards.c.id, rewards.c.decided_by).where(rewards.c.id.in_(ids))).all())
-    assert decided == {ids[0]: "cli", ids[1]: "cli"}  # the clawback is the last decision on the first
+    # the clawback is the last decision on the first; the actor is the OS user running the command
+    assert decided == {ids[0]: cli_actor(), ids[1]: cli_actor()}
     budget = invoke(ws, "rewards", "budget")
     assert budget.exit_code == 0
     lines = [line for line in budget.output.splitlines() if "rule:spring/first_order" in line]

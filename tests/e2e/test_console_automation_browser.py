@@ -15,6 +15,7 @@ from qunflow.services.inbox import list_inbox
 from qunflow.services.playbooks import apply_playbooks, shipped_files
 from qunflow.store.tables import enrollments, inbox
 from qunflow.workspace import Workspace
+from tests.access import log_in
 from tests.conftest import LiveServer
 from tests.e2e.browser import browser_page
 from tests.integration.test_automation import Clock, join, local, run_until
@@ -49,7 +50,7 @@ def status_of(ws: Workspace, key: str, subject: str) -> str:
 
 def test_playbooks_page_shows_versions_members_per_step_and_previews(world) -> None:  # type: ignore[no-untyped-def]
     ws, _clock, server, members = world
-    with browser_page(locale="en-US") as page:
+    with browser_page(log_in_to=(server.url, ws), locale="en-US") as page:
         page.goto(f"{server.url}/console?lang=en")
         page.click("nav >> text=Playbooks")
         page.wait_for_url("**/console/playbooks?lang=en")
@@ -67,7 +68,8 @@ def test_playbooks_page_shows_versions_members_per_step_and_previews(world) -> N
         card.locator("details.versions summary").click()
         assert "2026-03-02 01:00" in card.locator("details.versions").inner_text()  # applied 09:00 Shanghai
         assert page.locator("#pb-too_long .statuses .dead").inner_text() == "2"
-    with browser_page(locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True) as page:
+    with browser_page(log_in_to=(server.url, ws), locale="zh-CN", viewport={"width": 390, "height": 844},
+                      is_mobile=True) as page:
         page.goto(f"{server.url}/console/playbooks")
         assert page.locator("h1").inner_text() == "自动化剧本"
         card = page.locator("#pb-s2_warmup")
@@ -80,7 +82,7 @@ def test_playbooks_page_shows_versions_members_per_step_and_previews(world) -> N
 def test_inbox_marks_a_day6_follow_up_done_and_assigns_it(world) -> None:  # type: ignore[no-untyped-def]
     ws, clock, server, members = world
     [item] = [i for i in list_inbox(ws) if i["member_id"] == members["early"]]
-    with browser_page(locale="zh-CN") as page:
+    with browser_page(log_in_to=(server.url, ws), locale="zh-CN") as page:
         page.goto(f"{server.url}/console/inbox")
         assert page.locator("h1").inner_text() == "顾问待办"
         row = page.locator(f"#item-{item['id']}")
@@ -98,7 +100,7 @@ def test_inbox_marks_a_day6_follow_up_done_and_assigns_it(world) -> None:  # typ
         done_at, assignee = conn.execute(select(inbox.c.done_at, inbox.c.assignee)
                                          .where(inbox.c.id == item["id"])).one()
     assert (done_at, assignee) == (clock.now, "王芳")
-    with browser_page(locale="en-US") as page:
+    with browser_page(log_in_to=(server.url, ws), locale="en-US") as page:
         page.goto(f"{server.url}/console/inbox?lang=en&status=done")
         row = page.locator(f"#item-{item['id']}")
         assert "Day-6 one-to-one with a new member" in row.inner_text() and "done 2026-03-08 02:00" in row.inner_text()
@@ -110,7 +112,7 @@ def test_inbox_marks_a_day6_follow_up_done_and_assigns_it(world) -> None:  # typ
 
 def test_dead_letters_retry_then_skip_through_the_console(world) -> None:  # type: ignore[no-untyped-def]
     ws, clock, server, members = world
-    with browser_page(locale="en-US") as page:
+    with browser_page(log_in_to=(server.url, ws), locale="en-US") as page:
         page.goto(f"{server.url}/console/automation/dead?lang=en")
         letters = page.locator(".dead-letter")
         assert letters.count() == 2
@@ -126,7 +128,7 @@ def test_dead_letters_retry_then_skip_through_the_console(world) -> None:  # typ
         work_once(ws, worker="t")  # still too long: dead again
         page.reload()
         assert page.locator(".dead-letter").count() == 2
-    with browser_page(locale="zh-CN") as page:
+    with browser_page(log_in_to=(server.url, ws), locale="zh-CN") as page:
         page.goto(f"{server.url}/console/automation/dead")
         assert page.locator("h1").inner_text() == "死信"
         mine = page.locator(".dead-letter", has_text=members["late"])
@@ -146,14 +148,21 @@ def test_console_forms_from_another_site_are_refused(world, headers: dict[str, s
     item = list_inbox(ws)[0]
     with ws.engine.connect() as conn:
         dead = conn.execute(select(enrollments.c.id).where(enrollments.c.status == "dead")).scalars().first()
-    for path in (f"/console/inbox/{item['id']}/done", f"/console/automation/dead/{dead}/retry"):
-        response = httpx.post(server.url + path, data={"lang": "en"}, headers=headers)
-        assert response.status_code == 403 and "sent from the console itself" in response.json()["error"]
-    assert list_inbox(ws)[0] == item
-    with ws.engine.connect() as conn:
-        assert conn.execute(select(enrollments.c.status).where(enrollments.c.id == dead)).scalar() == "dead"
-    same = httpx.post(f"{server.url}/console/inbox/{item['id']}/done", data={"lang": "en"},
-                      headers={"origin": server.url})
-    assert same.status_code == 303 and same.headers["location"] == "/console/inbox?lang=en"
-    bad = httpx.post(f"{server.url}/console/inbox/{item['id']}/archive", headers={"origin": server.url})
-    assert bad.status_code == 400 and "unknown inbox action" in bad.json()["error"]
+    with httpx.Client(base_url=server.url) as client:
+        csrf = log_in(client, ws)
+        for path in (f"/console/inbox/{item['id']}/done", f"/console/automation/dead/{dead}/retry"):
+            anonymous = httpx.post(server.url + path, data={"lang": "en"}, headers=headers)
+            assert anonymous.status_code == 401 and "log in first" in anonymous.json()["error"]
+            # a page on another site can make the browser send the cookie, but it cannot read the token
+            forged = client.post(path, data={"lang": "en"}, headers={"origin": server.url, **headers})
+            assert forged.status_code == 403 and "CSRF token" in forged.json()["error"]
+            foreign = client.post(path, data={"lang": "en", "csrf": csrf}, headers=headers)
+            assert foreign.status_code == 403 and "sent from the console itself" in foreign.json()["error"]
+        assert list_inbox(ws)[0] == item
+        with ws.engine.connect() as conn:
+            assert conn.execute(select(enrollments.c.status).where(enrollments.c.id == dead)).scalar() == "dead"
+        same = client.post(f"/console/inbox/{item['id']}/done", data={"lang": "en", "csrf": csrf},
+                           headers={"origin": server.url})
+        assert same.status_code == 303 and same.headers["location"] == "/console/inbox?lang=en"
+        bad = client.post(f"/console/inbox/{item['id']}/archive", data={"csrf": csrf}, headers={"origin": server.url})
+        assert bad.status_code == 400 and "unknown inbox action" in bad.json()["error"]

@@ -9,8 +9,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from qunflow.services import audit
 from qunflow.store.tables import coupons, rewards
 from qunflow.workspace import Workspace
+from tests.access import log_in
 from tests.conftest import LiveServer
 from tests.e2e.browser import browser_page
 from tests.integration.test_referral_stats import build_community
@@ -34,7 +36,7 @@ def test_review_queue_shows_reasons_and_approve_pays(world: tuple[Workspace, Liv
     ws, server = world
     reward_id, status, _ = reward_row(ws, "invite_1")
     assert status == "review"
-    with browser_page(locale="en-US") as page:
+    with browser_page(log_in_to=(server.url, ws), locale="en-US") as page:
         page.goto(f"{server.url}/console?lang=en")
         page.click("nav >> text=Rewards")
         page.wait_for_url("**/console/rewards?lang=en")
@@ -60,7 +62,8 @@ def test_review_queue_shows_reasons_and_approve_pays(world: tuple[Workspace, Liv
         coupon = conn.execute(select(coupons).where(coupons.c.id == coupon_id)).one()
     assert (coupon.member_id, coupon.value, coupon.status) == ("bob", 20, "issued")
     other, _, _ = reward_row(ws, "first_order")
-    with browser_page(locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True) as page:
+    with browser_page(log_in_to=(server.url, ws), locale="zh-CN", viewport={"width": 390, "height": 844},
+                      is_mobile=True) as page:
         page.goto(f"{server.url}/console/rewards")
         assert page.locator("h1").inner_text() == "奖励"
         card = page.locator(f"#reward-{other}")
@@ -75,18 +78,35 @@ def test_review_queue_shows_reasons_and_approve_pays(world: tuple[Workspace, Liv
     assert reward_row(ws, "first_order")[1] == "rejected"
 
 
-def test_console_post_from_another_site_is_refused(world: tuple[Workspace, LiveServer]) -> None:
+def test_only_a_logged_in_operator_with_the_form_token_can_pay_a_flagged_reward(
+        world: tuple[Workspace, LiveServer]) -> None:
     ws, server = world
     reward_id, _, _ = reward_row(ws, "invite_1")
-    response = httpx.post(f"{server.url}/console/rewards/{reward_id}/approve", data={"lang": "en"},
-                          headers={"Origin": "https://evil.example"})
-    assert response.status_code == 403
-    assert reward_row(ws, "invite_1")[1] == "review"
+    path = f"/console/rewards/{reward_id}/approve"
+    anonymous = httpx.post(server.url + path, data={"lang": "en"}, headers={"Origin": server.url})
+    assert anonymous.status_code == 401  # the finding: an anonymous POST paid a fraud-flagged reward
+    with httpx.Client(base_url=server.url, headers={"Origin": server.url}) as analyst:
+        csrf = log_in(analyst, ws, "ana", "analyst")
+        refused = analyst.post(path, data={"lang": "en", "csrf": csrf})
+        assert refused.status_code == 403 and "needs rewards:decide" in refused.json()["error"]
+    with httpx.Client(base_url=server.url) as operator:
+        csrf = log_in(operator, ws, "olga", "operator")
+        foreign = operator.post(path, data={"lang": "en", "csrf": csrf}, headers={"Origin": "https://evil.example"})
+        no_token = operator.post(path, data={"lang": "en"}, headers={"Origin": server.url})
+        assert foreign.status_code == no_token.status_code == 403
+        assert reward_row(ws, "invite_1")[1] == "review"
+        paid = operator.post(path, data={"lang": "en", "csrf": csrf}, headers={"Origin": server.url})
+        assert paid.status_code == 303
+    assert reward_row(ws, "invite_1")[1] == "paid"
+    [row] = [r for r in audit.entries(ws.engine, action="POST /console/rewards") if r["outcome"] == "ok"]
+    assert (row["actor"], row["target"], row["detail"]) == (
+        "user:olga", f"reward_id={reward_id} action=approve", {"before": "review", "after": "paid"})
 
 
 def test_leaderboard_in_chinese_and_english_with_switch_and_period(world: tuple[Workspace, LiveServer]) -> None:
-    _ws, server = world
-    with browser_page(locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True) as page:
+    ws, server = world
+    with browser_page(log_in_to=(server.url, ws), locale="zh-CN", viewport={"width": 390, "height": 844},
+                      is_mobile=True) as page:
         page.goto(f"{server.url}/console/referrals")
         assert page.locator("h1").inner_text() == "邀请排行榜"
         assert page.locator("table.leaderboard td.key").all_inner_texts() == ["carol", "alice", "bob"]
@@ -97,7 +117,7 @@ def test_leaderboard_in_chinese_and_english_with_switch_and_period(world: tuple[
             page.click("form.filters button")
         assert page.locator("table.leaderboard td.key").all_inner_texts() == ["wechat", "poster"]
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    with browser_page(locale="en-US") as page:
+    with browser_page(log_in_to=(server.url, ws), locale="en-US") as page:
         page.goto(f"{server.url}/console/referrals?lang=en")
         assert page.locator("h1").inner_text() == "Referral leaderboard"
         page.fill("#f-from", "2026-03-02")

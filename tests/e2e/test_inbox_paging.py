@@ -15,6 +15,7 @@ from qunflow.errors import InvalidInput
 from qunflow.services.inbox import count_inbox, list_inbox
 from qunflow.store.tables import inbox
 from qunflow.workspace import Workspace
+from tests.access import log_in
 
 START = datetime(2026, 3, 2, 9, 0)
 
@@ -50,6 +51,7 @@ def test_api_pages_with_a_total(workspace: Workspace, live_server, api_token: st
 def test_console_pages_keep_the_filters(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]
     titles = fill(workspace, 55)
     with httpx.Client(base_url=live_server.url) as client:
+        log_in(client, workspace)
         first = client.get("/console/inbox", params={"lang": "en", "kind": "follow_up"}).text
         assert re.findall(r'class="title">(call \d+)<', first) == titles[:50]
         assert "1–50 / 55" in first and 'id="inbox-prev"' not in first

@@ -101,7 +101,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
 
 def kill_during_ingest(home: Path) -> None:
     ws = init_workspace(home)
-    token = create_token(ws.engine, "shop")
+    token = create_token(ws.engine, "shop", ["events:write"])
     ws.close()
     port = free_port()
     server = Server(home, port)

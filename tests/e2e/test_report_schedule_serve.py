@@ -17,6 +17,7 @@ import pytest
 from qunflow.settings import WEEKDAYS
 from qunflow.web.report import chromium
 from qunflow.workspace import init_workspace
+from tests.access import log_in
 from tests.conftest import free_port
 from tests.webhook import Webhook
 
@@ -81,8 +82,11 @@ def test_two_servers_and_a_restart_post_last_week_once(tmp_path: Path) -> None:
         restarted = Serve(ws.home, env)
         try:
             time.sleep(8)  # past its first check
-            page = httpx.get(restarted.url(f"/console/reports/{hook.received[0]['report']}"))
-            assert page.status_code == 200
+            path = f"/console/reports/{hook.received[0]['report']}"
+            assert httpx.get(restarted.url(path)).status_code == 303  # the report link leads to the login
+            with httpx.Client(base_url=restarted.url("")) as client:
+                log_in(client, ws)
+                assert client.get(path).status_code == 200
         finally:
             restarted.stop()
     assert len(hook.received) == 1

@@ -62,7 +62,7 @@ def test_a_bad_welcome_file_exits_2_naming_the_place(workspace: Workspace, tmp_p
 def test_console_playbooks_page_shows_the_welcome_and_its_versions(workspace: Workspace, live_server: LiveServer,
                                                                     tmp_path: Path) -> None:
     ws = workspace  # the one live_server serves
-    with browser_page(locale="zh-CN") as page:
+    with browser_page(log_in_to=(live_server.url, ws), locale="zh-CN") as page:
         page.goto(f"{live_server.url}/console/playbooks?lang=zh")
         card = page.locator("#pb-s1_welcome")
         assert "内置默认" in card.locator(".version").inner_text()

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import select
 
 import qunflow
+from qunflow.domain.access import TOKEN_SCOPES
 from qunflow.services import coupons as ledger
 from qunflow.services.playbooks import apply_playbooks
 from qunflow.services.rewards import clawback_fraud, rewards_tick
@@ -108,7 +109,7 @@ def community(any_workspace: Workspace) -> Iterator[Community]:
     setup_community(any_workspace, core_capacity=200)
     apply_playbooks(any_workspace, [S3])
     with LiveServer(any_workspace) as server:
-        yield Community(any_workspace, server.url, create_token(any_workspace.engine, "shop"))
+        yield Community(any_workspace, server.url, create_token(any_workspace.engine, "shop", sorted(TOKEN_SCOPES)))
 
 
 def client(url: str) -> httpx.Client:

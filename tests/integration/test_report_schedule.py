@@ -20,6 +20,7 @@ from qunflow.services.ingest import ingest_batch
 from qunflow.services.report_schedule import report_problem, run_scheduled_report, schedule_status
 from qunflow.store.tables import report_posts
 from qunflow.workspace import Workspace
+from tests.access import log_in
 from tests.webhook import Webhook
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -201,7 +202,9 @@ def test_the_report_is_written_linked_and_served(workspace: Workspace) -> None:
     assert text.endswith("完整周报:https://qf.example.com/console/reports/2026-W10.html")
     html = (workspace.home / "reports" / "2026-W10.html").read_text(encoding="utf-8")
     assert "社群周报 2026-W10" in html and "<svg" in html
-    client = TestClient(create_app(workspace))
+    client = TestClient(create_app(workspace), base_url="http://localhost")
+    assert client.get("/console/reports/2026-W10.html", follow_redirects=False).status_code == 303  # log in first
+    log_in(client, workspace)
     served = client.get("/console/reports/2026-W10.html")
     assert served.status_code == 200 and served.text == html
     for missing in ("2026-W11.html", "..%2Fqunflow.toml", "qunflow.db"):
@@ -229,7 +232,8 @@ def test_the_console_alerts_while_the_newest_post_has_failed(workspace: Workspac
     clock = Clock("2026-03-09 09:00")
     with Webhook(answers=[500]) as hook:
         ws = Workspace(workspace.settings.model_copy(update={"report_webhook": hook.url}), clock=clock)
-        client = TestClient(create_app(ws))
+        client = TestClient(create_app(ws), base_url="http://localhost")
+        log_in(client, ws)
         assert 'id="report-problem"' not in client.get("/console?lang=en").text
         run_scheduled_report(ws, runner="a", formats=("html",))
         alert = client.get("/console?lang=en").text

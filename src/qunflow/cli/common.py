@@ -28,6 +28,16 @@ def workspace(path: Path | None) -> Workspace:
     return open_workspace(path)
 
 
+def cli_actor() -> str:
+    """Who acts from the command line: the operating-system user running it."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return "cli:unknown"
+
+
 def fail(message: str) -> None:
     """One clear line on stderr, exit code 2."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
@@ -66,3 +76,73 @@ class ErrorMappingGroup(TyperGroup):
         except UsageError as exc:
             usage_error(exc)
             return None
+
+
+# --- the audit log of the command line ---------------------------------------------------------------------
+
+READS = frozenset({"list", "show", "count", "groups", "messages", "status", "dead", "budget", "programs",
+                   "leaderboard", "preview", "check", "qr", "link", "poster"})  # leaf commands that change nothing
+NOT_AUDITED = frozenset({"serve", "audit", "metrics", "demo", "init"})
+HIDDEN_OPTIONS = frozenset({"bot_token", "secret", "callback_token", "aes_key", "webhook_secret", "password", "phone",
+                            "name"})  # secrets and personal data never reach the audit log
+
+
+def audit_command(root: Any, args: list[str], exit_code: int) -> None:
+    """Record a command that changes something in its workspace's audit log: who (cli:OS-USER), the command,
+    its arguments with secrets and personal values hidden, and how it ended. Never fails the command."""
+    import os
+
+    try:
+        import click
+
+        ctx = click.Context(root)
+        command, path, rest = root, [], list(args)
+        while rest and hasattr(command, "get_command") and not rest[0].startswith("-"):
+            sub = command.get_command(ctx, rest[0])
+            if sub is None:
+                return
+            command, path = sub, [*path, rest.pop(0)]
+        if not path or hasattr(command, "get_command") or path[0] in NOT_AUDITED or path[-1] in READS \
+                or "--help" in rest:
+            return
+        flags = {flag: p for p in command.params if p.param_type_name == "option" for flag in p.opts}
+        shown: list[str] = []
+        positional: list[str] = []
+        value_next: str | None = None  # the option whose value comes next: "shown" or "hidden"
+        for arg in rest:
+            if value_next is not None:
+                shown.append("***" if value_next == "hidden" else arg)
+                value_next = None
+                continue
+            flag, eq, _value = arg.partition("=")
+            param = flags.get(flag)
+            if param is not None:
+                hidden = param.name in HIDDEN_OPTIONS
+                shown.append(f"{flag}=***" if eq and hidden else arg)
+                if not eq and not param.is_flag:
+                    value_next = "hidden" if hidden else "shown"
+            else:
+                shown.append(arg)
+                if not arg.startswith("-"):
+                    positional.append(arg)
+        folder = None
+        for i, arg in enumerate(rest):
+            if arg in ("--workspace", "-w") and i + 1 < len(rest):
+                folder = rest[i + 1]
+            elif arg.startswith("--workspace="):
+                folder = arg.split("=", 1)[1]
+        home = Path(folder or os.environ.get("QUNFLOW_HOME") or ".").expanduser()
+        if not (home / "qunflow.toml").exists():
+            return
+        from qunflow.services.audit import record
+
+        ws = open_workspace(home)
+        try:
+            record(ws.engine, actor=cli_actor(), via="cli", action=" ".join(path),
+                   target=" ".join(positional) or None,
+                   outcome="ok" if exit_code == 0 else ("refused" if exit_code == 2 else "failed"),
+                   detail={"args": shown, "exit": exit_code})
+        finally:
+            ws.close()
+    except Exception:  # noqa: BLE001 - the audit of a command must not turn its success into a failure
+        return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from pathlib import Path
 from typing import Annotated
@@ -27,7 +28,9 @@ def demo(
     port: Annotated[int, typer.Option(help="Port for the console.")] = 8000,
 ) -> None:
     """Build a demo community, simulate weeks of traffic through the real code paths, print the metrics."""
+    from qunflow.domain.access import TOKEN_SCOPES
     from qunflow.services.tokens import create_token
+    from qunflow.services.users import add_user
     from qunflow.sim.demo import Simulation
     from qunflow.sim.report import print_automation, print_headline
     from qunflow.workspace import init_workspace, open_workspace
@@ -64,8 +67,11 @@ def demo(
     if automate:
         print_automation(ws, stats)
     print_headline(ws, simulation.start, simulation.end)
-    token = create_token(ws.engine, "demo")
-    console.print(f"\nWorkspace: {home}\nAPI token (shown once): {token}")
+    token = create_token(ws.engine, "demo", sorted(TOKEN_SCOPES))
+    password = secrets.token_urlsafe(12)
+    add_user(ws.engine, "demo", "owner", password)
+    console.print(f"\nWorkspace: {home}\nAPI token (every scope, shown once): {token}\n"
+                  f"Console login (owner, shown once): demo / {password}", highlight=False)
     if serve:
         from qunflow.services.runtime import serve_workspace
 

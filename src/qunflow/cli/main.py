@@ -14,14 +14,12 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from qunflow.cli import automation, demo, fraud, inbox, metrics, report, rewards, sandbox, sends, setup
+from qunflow.cli import access, automation, demo, fraud, inbox, metrics, report, rewards, sandbox, sends, setup
 from qunflow.cli.common import ErrorMappingGroup, WorkspaceOption, console, fail, workspace
 
 app = typer.Typer(help="qunflow: run the community-distribution chain (社群分发链路).",
                   no_args_is_help=True, pretty_exceptions_enable=False, cls=ErrorMappingGroup)
-token_app = typer.Typer(help="API tokens for the JSON API.", no_args_is_help=True)
 events_app = typer.Typer(help="The event log: import and count events.", no_args_is_help=True)
-app.add_typer(token_app, name="token")
 app.add_typer(events_app, name="events")
 connect_app = typer.Typer(help="Connect a chat platform: check its credentials, route its updates, save "
                                "\\[platforms.<name>] in qunflow.toml. See docs/connectors.md.", no_args_is_help=True)
@@ -38,14 +36,6 @@ def init(
 
     ws = init_workspace(directory, timezone=timezone)
     console.print(f"Workspace ready in [bold]{ws.home}[/] (database: {ws.settings.db_url.split('@')[-1]})")
-
-
-@token_app.command("create")
-def token_create(name: str, workspace_dir: WorkspaceOption = None) -> None:
-    """Create an API token and print it (it is shown only once)."""
-    from qunflow.services.tokens import create_token
-
-    print(create_token(workspace(workspace_dir).engine, name))
 
 
 @events_app.command("import")
@@ -104,7 +94,7 @@ def serve(
 
 
 # command groups in their own modules; rewards brings coupons, rewards and referrals (links, posters, leaderboard)
-for module in (setup, metrics, report, demo, sandbox, automation, inbox, rewards, fraud, sends):
+for module in (access, setup, metrics, report, demo, sandbox, automation, inbox, rewards, fraud, sends):
     module.register(app)
 
 
@@ -120,4 +110,18 @@ _register_connectors()
 
 
 def main() -> None:
-    app()
+    import sys
+
+    args, code = sys.argv[1:], 1
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        raise
+    finally:
+        from typer.main import get_command
+
+        from qunflow.cli.common import audit_command
+
+        audit_command(get_command(app), args, code)

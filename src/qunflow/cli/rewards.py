@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from qunflow.cli.common import WorkspaceOption, console, fail, workspace
+from qunflow.cli.common import WorkspaceOption, cli_actor, console, fail, workspace
 from qunflow.domain.schedule import parse_day
 
 coupons_app = typer.Typer(help="The coupon ledger: issue, show, send, redeem, reverse coupons.", no_args_is_help=True)
@@ -19,7 +19,7 @@ rewards_app = typer.Typer(help="Rewards: the review queue, decisions, clawbacks,
                           no_args_is_help=True)
 referrals_app = typer.Typer(help="Members' referral links and posters, statistics and the leaderboard.",
                             no_args_is_help=True)
-ACTOR = "cli"
+ACTOR = cli_actor()  # decisions here are made by whoever runs the command
 FORMATS = ("table", "json", "csv")
 IdArg = Annotated[int, typer.Argument(metavar="ID", help="The reward's id (see `qunflow rewards list`).")]
 CodeArg = Annotated[str, typer.Argument(metavar="CODE", help="The coupon code (case, spaces, dashes ignored).")]
@@ -127,12 +127,12 @@ def rewards_list(status: Annotated[str | None, typer.Option(
     console.print("  ".join(f"{s}: {c['count']}" for s, c in counts.items()), style="dim", highlight=False)
 
 
-def _decide(reward_id: int, approve: bool, note: str | None, by: str, workspace_dir: Any) -> None:
+def _decide(reward_id: int, approve: bool, note: str | None, workspace_dir: Any) -> None:
     from qunflow.services.reward_views import get_reward
     from qunflow.services.rewards import decide
 
     ws = workspace(workspace_dir)
-    status = decide(ws, reward_id, approve=approve, by=by, note=note)
+    status = decide(ws, reward_id, approve=approve, by=ACTOR, note=note)
     row = get_reward(ws, reward_id)
     coupon = f", coupon {row['coupon_code']}" if row["coupon_code"] else ""
     console.print(f"reward {reward_id}: {status}{coupon}", highlight=False)
@@ -140,18 +140,16 @@ def _decide(reward_id: int, approve: bool, note: str | None, by: str, workspace_
 
 @rewards_app.command("approve")
 def rewards_approve(reward_id: IdArg, note: Annotated[str | None, typer.Option(help="A note kept with it.")] = None,
-                    by: Annotated[str, typer.Option(help="Who decides.")] = ACTOR,
                     workspace_dir: WorkspaceOption = None) -> None:
     """Approve a reward in review: it is paid as a coupon now."""
-    _decide(reward_id, True, note, by, workspace_dir)
+    _decide(reward_id, True, note, workspace_dir)
 
 
 @rewards_app.command("reject")
 def rewards_reject(reward_id: IdArg, note: Annotated[str | None, typer.Option(help="Why.")] = None,
-                   by: Annotated[str, typer.Option(help="Who decides.")] = ACTOR,
                    workspace_dir: WorkspaceOption = None) -> None:
     """Reject a reward in review: nothing is paid and its budget is given back."""
-    _decide(reward_id, False, note, by, workspace_dir)
+    _decide(reward_id, False, note, workspace_dir)
 
 
 @rewards_app.command("clawback")

@@ -8,6 +8,7 @@ from typing import Any
 
 import uvicorn
 
+from qunflow.errors import InvalidInput
 from qunflow.workspace import Workspace
 
 log = logging.getLogger("qunflow")
@@ -99,8 +100,31 @@ def poll_once(workspace: Workspace, connector: Any, timeout: float) -> int:
 POLL_SECONDS = 25.0  # a long poll: the platform answers at once when an update arrives
 
 
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(workspace: Workspace, host: str) -> None:
+    """Serving beyond this machine needs someone who can log in: refuse to start without a user."""
+    from qunflow.services.users import has_users
+
+    if not is_loopback(host) and not has_users(workspace.engine):
+        raise InvalidInput(f"refusing to serve on {host}: no console user exists yet, so nobody could log in "
+                           "and the console would be open to guessing. Create an owner first: "
+                           "`qunflow user add NAME --role owner`, or serve on 127.0.0.1")
+
+
 def serve_workspace(workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8000) -> None:
     from qunflow.web.app import create_app
+
+    check_exposure(workspace, host)
 
     loops = background_loops(workspace)
     for loop in loops:

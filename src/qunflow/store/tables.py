@@ -164,6 +164,11 @@ api_tokens = Table(
     Column("name", String(100), nullable=False, unique=True),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime, nullable=False),
+    Column("scopes", JSON),  # a list of scope names; NULL: made before scopes existed, may do everything
+    Column("groups", JSON),  # the group keys it may see; NULL: all
+    Column("expires_at", DateTime),
+    Column("revoked_at", DateTime),
+    Column("last_used_at", DateTime),
 )
 
 member_tasks = Table(
@@ -475,4 +480,46 @@ staff_alerts = Table(  # the outbox of posts to settings.staff_webhook, one per 
     Column("created_at", DateTime, nullable=False),
     Column("sent_at", DateTime),
     Index("ix_staff_alerts_status_next", "status", "next_at"),
+)
+
+# --- access (issue 11): console users, their sessions, failed logins, the audit log ---
+
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # owner, operator, advisor, analyst (domain.access)
+    Column("groups", JSON),  # the group keys this user may see; NULL: all
+    Column("password_hash", String(200), nullable=False),  # argon2id
+    Column("created_at", DateTime, nullable=False),
+    Column("disabled_at", DateTime),
+)
+
+user_sessions = Table(  # console logins; the cookie holds the id, this table only its SHA-256
+    "user_sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),  # the form token of this session
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+)
+
+login_failures = Table(  # failed console logins, for the throttle (key: a hash of name and address)
+    "login_failures", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(128), nullable=False),
+    Column("at", DateTime, nullable=False),
+    Index("ix_login_failures_key_at", "key", "at"),
+)
+
+audit_log = Table(  # append-only: every operator action from the console, the API and the CLI
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime, nullable=False, index=True),
+    Column("actor", String(120), nullable=False, index=True),  # user:NAME, token:NAME or cli:OS-USER
+    Column("via", String(16), nullable=False),  # console, api, cli
+    Column("action", String(120), nullable=False),
+    Column("target", String(200)),
+    Column("outcome", String(16), nullable=False),  # ok, refused, failed
+    Column("detail", JSON),  # before / after where it matters; never personal data
 )

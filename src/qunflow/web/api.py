@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from qunflow.domain.access import Principal
 from qunflow.errors import InvalidInput
 from qunflow.services.ingest import MAX_BATCH, ingest_batch
-from qunflow.web.deps import require_token, workspace_of
+from qunflow.web.auth import scope
+from qunflow.web.deps import workspace_of
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 MAX_BODY = 64 * 1024 * 1024
@@ -20,7 +22,7 @@ MAX_BODY = 64 * 1024 * 1024
              description=f"A JSON array (or {{\"events\": [...]}}) of at most {MAX_BATCH} events. "
              "Re-sent event_ids are no-ops. Invalid events are reported by index; valid ones "
              "are stored. The response is sent after the commit.")
-async def post_events(request: Request, _token: str = Depends(require_token)) -> dict[str, Any]:
+async def post_events(request: Request, _who: Principal = Depends(scope("events:write"))) -> dict[str, Any]:
     body = await request.body()
     if len(body) > MAX_BODY:
         raise InvalidInput(f"the body is larger than {MAX_BODY // (1024 * 1024)} MiB")

@@ -1,19 +1,24 @@
-"""JSON API v1 for automation: the advisor inbox, dead letters, playbooks."""
+"""JSON API v1 for automation: the advisor inbox (scope inbox:use, narrowed to a token's groups), dead
+letters and playbooks (scope automation:manage)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from qunflow.domain.access import Principal
 from qunflow.errors import InvalidInput
 from qunflow.services import inbox as inbox_service
 from qunflow.services.playbook_views import dead_letter_details, playbook_details, retry_dead_letter
-from qunflow.web.deps import require_token, workspace_of
+from qunflow.web.auth import scope
+from qunflow.web.deps import workspace_of
 
-router = APIRouter(prefix="/api/v1", tags=["automation"], dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/api/v1", tags=["automation"])
+Inbox = Annotated[Principal, Depends(scope("inbox:use"))]
+Manage = Annotated[Principal, Depends(scope("automation:manage"))]
 
 
 def _item(row: dict[str, Any]) -> dict[str, Any]:
@@ -26,7 +31,7 @@ def _item(row: dict[str, Any]) -> dict[str, Any]:
                         "first. status: open (default), done or all; kind: follow_up or alert; assignee: an "
                         "advisor's name (empty: unassigned); due_before: an ISO time (UTC). Times are UTC. "
                         "Paged with limit and offset; total is how many items the filter selects.")
-async def get_inbox(request: Request, status: Literal["open", "done", "all"] = "open",
+async def get_inbox(request: Request, who: Inbox, status: Literal["open", "done", "all"] = "open",
                     kind: Literal["follow_up", "alert"] | None = None, assignee: str | None = None,
                     due_before: datetime | None = None,
                     limit: int = Query(500, ge=1, le=5000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
@@ -34,38 +39,39 @@ async def get_inbox(request: Request, status: Literal["open", "done", "all"] = "
         due_before = due_before.astimezone(UTC).replace(tzinfo=None)
     ws = workspace_of(request)
     rows = await run_in_threadpool(inbox_service.list_inbox, ws, status=status, kind=kind, assignee=assignee,
-                                   due_before=due_before, limit=limit, offset=offset)
+                                   due_before=due_before, limit=limit, offset=offset, groups=who.groups)
     total = await run_in_threadpool(inbox_service.count_inbox, ws, status=status, kind=kind, assignee=assignee,
-                                    due_before=due_before)
+                                    due_before=due_before, groups=who.groups)
     return {"items": [_item(r) for r in rows], "total": total, "limit": limit, "offset": offset}
 
 
 @router.post("/inbox/{item_id}/done", summary="Mark an inbox item done")
-async def post_done(request: Request, item_id: int) -> dict[str, Any]:
-    return _item(await run_in_threadpool(inbox_service.set_done, workspace_of(request), item_id, True))
+async def post_done(request: Request, item_id: int, who: Inbox) -> dict[str, Any]:
+    return _item(await run_in_threadpool(inbox_service.set_done, workspace_of(request), item_id, True, who.groups))
 
 
 @router.post("/inbox/{item_id}/undone", summary="Open an inbox item again")
-async def post_undone(request: Request, item_id: int) -> dict[str, Any]:
-    return _item(await run_in_threadpool(inbox_service.set_done, workspace_of(request), item_id, False))
+async def post_undone(request: Request, item_id: int, who: Inbox) -> dict[str, Any]:
+    return _item(await run_in_threadpool(inbox_service.set_done, workspace_of(request), item_id, False,
+                                         who.groups))
 
 
 @router.post("/inbox/{item_id}/assign", summary="Assign an inbox item to an advisor",
              description='Body: {"assignee": "name"} (free text, at most 64 characters); null or "" unassigns.')
-async def post_assign(request: Request, item_id: int,
+async def post_assign(request: Request, item_id: int, who: Inbox,
                       body: dict[str, Any] = Body(..., examples=[{"assignee": "Wang Fang"}])) -> dict[str, Any]:
     if set(body) != {"assignee"}:
         raise InvalidInput('the body must be {"assignee": "name"}')
     name = body["assignee"]
     if name is not None and not isinstance(name, str):
         raise InvalidInput("assignee must be a string or null")
-    return _item(await run_in_threadpool(inbox_service.assign, workspace_of(request), item_id, name))
+    return _item(await run_in_threadpool(inbox_service.assign, workspace_of(request), item_id, name, who.groups))
 
 
 @router.get("/automation/dead-letters", summary="Dead letters: steps and sends that could not be carried out",
             description="Newest first, with the playbook, the subject (member id or group:<key>), the failed step "
                         "and the error.")
-async def get_dead_letters(request: Request) -> dict[str, Any]:
+async def get_dead_letters(request: Request, _who: Manage) -> dict[str, Any]:
     rows = await run_in_threadpool(dead_letter_details, workspace_of(request))
     return {"dead_letters": [_item(r) for r in rows]}
 
@@ -73,7 +79,7 @@ async def get_dead_letters(request: Request) -> dict[str, Any]:
 @router.post("/automation/dead-letters/{letter_id}/retry", summary="Retry a dead letter",
              description="Puts it back in line: the failed step (a numeric id) or send (an id `s<N>`) is tried "
                          "anew, or skipped with skip=true. 404 when it is not (or no longer) a dead letter.")
-async def post_retry(request: Request, letter_id: str, skip: bool = False) -> dict[str, Any]:
+async def post_retry(request: Request, letter_id: str, _who: Manage, skip: bool = False) -> dict[str, Any]:
     row = await run_in_threadpool(retry_dead_letter, workspace_of(request), letter_id, skip_step=skip)
     return _item(row)
 
@@ -82,7 +88,7 @@ async def post_retry(request: Request, letter_id: str, skip: bool = False) -> di
             description="Each playbook's current version, its version history (applied times, UTC), the active "
                         "enrollments waiting at each step, done/exited/dead counts and template previews with "
                         "sample values (lang: zh or en).")
-async def get_playbooks(request: Request, lang: Literal["zh", "en"] = "en") -> dict[str, Any]:
+async def get_playbooks(request: Request, _who: Manage, lang: Literal["zh", "en"] = "en") -> dict[str, Any]:
     rows = await run_in_threadpool(playbook_details, workspace_of(request), lang)
     for row in rows:
         row["versions"] = [_item(v) for v in row["versions"]]

@@ -7,9 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from qunflow.domain.access import Principal
 from qunflow.services.posters import render_poster
 from qunflow.services.referrals import check_member, referral_link
-from qunflow.web.deps import require_token, workspace_of
+from qunflow.web.auth import scope
+from qunflow.web.deps import workspace_of
 
 router = APIRouter(prefix="/api/v1", tags=["referrals"])
 
@@ -17,7 +19,8 @@ router = APIRouter(prefix="/api/v1", tags=["referrals"])
 @router.get("/members/{member_id}/referral", summary="A member's referral code and link",
             description="The code is created on first use; the same one comes back afterwards. "
             "`poster_url` is the member's personal poster link (no token needed).")
-def member_referral(member_id: str, request: Request, _token: str = Depends(require_token)) -> dict[str, Any]:
+def member_referral(member_id: str, request: Request,
+                    _who: Principal = Depends(scope("members:read"))) -> dict[str, Any]:
     ws = workspace_of(request)
     check_member(ws, member_id)
     link = referral_link(ws, member_id)
@@ -28,5 +31,5 @@ def member_referral(member_id: str, request: Request, _token: str = Depends(requ
             response_class=Response, responses={200: {"content": {"image/png": {}}}})
 def member_poster(member_id: str, request: Request,
                   lang: Annotated[str | None, Query(pattern="^(zh|en)$")] = None,
-                  _token: str = Depends(require_token)) -> Response:
+                  _who: Principal = Depends(scope("members:read"))) -> Response:
     return Response(render_poster(workspace_of(request), member_id, lang), media_type="image/png")

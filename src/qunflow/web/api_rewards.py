@@ -1,5 +1,6 @@
 """JSON API v1 for incentives: coupons for the shop, rewards and the review queue for operators, the
-referral leaderboard and reward programs. Bearer token as for every /api/v1 route."""
+referral leaderboard and reward programs. Each route names the token scope it needs (web.auth.scope).
+The actor of a decision is the token that made it."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from qunflow.domain.access import Principal
 from qunflow.domain.schedule import parse_day
 from qunflow.services import coupons as ledger
 from qunflow.services import referral_stats, reward_views
 from qunflow.services import rewards as engine
-from qunflow.web.deps import require_token, workspace_of
+from qunflow.web.auth import scope
+from qunflow.web.deps import workspace_of
 
 router = APIRouter(prefix="/api/v1", tags=["incentives"])
-Token = Annotated[str, Depends(require_token)]
+Redeem = Annotated[Principal, Depends(scope("coupons:redeem"))]
+Manage = Annotated[Principal, Depends(scope("coupons:manage"))]
+Decide = Annotated[Principal, Depends(scope("rewards:decide"))]
+Metrics = Annotated[Principal, Depends(scope("metrics:read"))]
 Status = Literal["held", "review", "paid", "capped", "rejected", "reversed", "clawed_back"]
 
 
@@ -46,58 +52,53 @@ class ReasonBody(Strict):
 
 class DecisionBody(Strict):
     note: str | None = Field(None, max_length=500)
-    by: str | None = Field(None, min_length=1, max_length=60, description="Who decided (default: the token).")
-
-
-def _actor(token: str) -> str:
-    return f"api:{token}"[:64]
 
 
 @router.post("/coupons", summary="Issue a coupon", status_code=201,
              description="Issues a coupon outside the reward rules. Idempotent by `cause`: the same cause answers "
                          "200 with the coupon issued before (new: false); 409 if that coupon differs.")
-async def post_coupon(request: Request, response: Response, body: IssueBody, token: Token) -> dict[str, Any]:
+async def post_coupon(request: Request, response: Response, body: IssueBody, who: Manage) -> dict[str, Any]:
     coupon, new = await run_in_threadpool(
         lambda: ledger.issue_manual(workspace_of(request), member_id=body.member_id, name=body.name,
                                     value=body.value, valid_days=body.valid_days, cause=body.cause,
-                                    actor=_actor(token)))
+                                    actor=who.actor))
     if not new:
         response.status_code = 200
     return {**coupon.as_json(), "new": new}
 
 
 @router.get("/coupons/{code}", summary="A coupon and its ledger entries")
-async def get_coupon(request: Request, code: str, _token: Token) -> dict[str, Any]:
+async def get_coupon(request: Request, code: str, _who: Redeem) -> dict[str, Any]:
     return await run_in_threadpool(ledger.show, workspace_of(request), code)
 
 
 @router.post("/coupons/{code}/redeem", summary="Redeem a coupon on an order",
              description="Idempotent by order_ref: the same order answers with the coupon as it is. 409 when the "
                          "coupon is expired or not open.")
-async def post_redeem(request: Request, code: str, body: RedeemBody, token: Token) -> dict[str, Any]:
+async def post_redeem(request: Request, code: str, body: RedeemBody, who: Redeem) -> dict[str, Any]:
     coupon = await run_in_threadpool(lambda: ledger.redeem_for(workspace_of(request), code, order_ref=body.order_ref,
-                                                               member_id=body.member_id, actor=_actor(token)))
+                                                               member_id=body.member_id, actor=who.actor))
     return coupon.as_json()
 
 
 @router.post("/coupons/{code}/reverse", summary="Reverse an open coupon (it can no longer be used)")
-async def post_reverse(request: Request, code: str, body: ReasonBody, token: Token) -> dict[str, Any]:
+async def post_reverse(request: Request, code: str, body: ReasonBody, who: Manage) -> dict[str, Any]:
     coupon = await run_in_threadpool(lambda: ledger.change_now(workspace_of(request), code, "reverse",
-                                                               actor=_actor(token), reason=body.reason))
+                                                               actor=who.actor, reason=body.reason))
     return coupon.as_json()
 
 
 @router.post("/coupons/{code}/send", summary="Mark a coupon as sent to its owner")
-async def post_send(request: Request, code: str, token: Token) -> dict[str, Any]:
+async def post_send(request: Request, code: str, who: Manage) -> dict[str, Any]:
     coupon = await run_in_threadpool(lambda: ledger.change_now(workspace_of(request), code, "send",
-                                                               actor=_actor(token)))
+                                                               actor=who.actor))
     return coupon.as_json()
 
 
 @router.get("/rewards", summary="Rewards and the review queue",
             description="status=review lists the queue oldest first, with the fraud level and reasons. Also "
                         "counts per status and budget use.")
-async def get_rewards(request: Request, _token: Token, status: Status | None = None, member_id: str | None = None,
+async def get_rewards(request: Request, _who: Decide, status: Status | None = None, member_id: str | None = None,
                       limit: int = Query(100, ge=1, le=reward_views.MAX_LIMIT),
                       offset: int = Query(0, ge=0)) -> dict[str, Any]:
     ws = workspace_of(request)
@@ -106,11 +107,10 @@ async def get_rewards(request: Request, _token: Token, status: Status | None = N
     return {"rewards": rows, **await run_in_threadpool(reward_views.overview, ws)}
 
 
-async def _decide(request: Request, reward_id: int, body: DecisionBody | None, token: str,
+async def _decide(request: Request, reward_id: int, body: DecisionBody | None, who: Principal,
                   approve: bool) -> dict[str, Any]:
-    body = body or DecisionBody(note=None, by=None)
-    by = body.by or _actor(token)
-    await run_in_threadpool(lambda: engine.decide(workspace_of(request), reward_id, approve=approve, by=by,
+    body = body or DecisionBody(note=None)
+    await run_in_threadpool(lambda: engine.decide(workspace_of(request), reward_id, approve=approve, by=who.actor,
                                                   note=body.note))
     return await _reward(request, reward_id)
 
@@ -120,21 +120,21 @@ async def _reward(request: Request, reward_id: int) -> dict[str, Any]:
 
 
 @router.post("/rewards/{reward_id}/approve", summary="Approve a reward in review: pay it now")
-async def post_approve(request: Request, reward_id: int, token: Token,
+async def post_approve(request: Request, reward_id: int, who: Decide,
                        body: Annotated[DecisionBody | None, Body()] = None) -> dict[str, Any]:
-    return await _decide(request, reward_id, body, token, True)
+    return await _decide(request, reward_id, body, who, True)
 
 
 @router.post("/rewards/{reward_id}/reject", summary="Reject a reward in review (its budget is given back)")
-async def post_reject(request: Request, reward_id: int, token: Token,
+async def post_reject(request: Request, reward_id: int, who: Decide,
                       body: Annotated[DecisionBody | None, Body()] = None) -> dict[str, Any]:
-    return await _decide(request, reward_id, body, token, False)
+    return await _decide(request, reward_id, body, who, False)
 
 
 @router.post("/rewards/{reward_id}/clawback", summary="Take a reward back",
              description="Unpaid: reversed; paid: its coupon reversed, or a clawback entry once redeemed.")
-async def post_clawback(request: Request, reward_id: int, body: ReasonBody, token: Token) -> dict[str, Any]:
-    await run_in_threadpool(lambda: engine.clawback(workspace_of(request), reward_id, by=_actor(token),
+async def post_clawback(request: Request, reward_id: int, body: ReasonBody, who: Decide) -> dict[str, Any]:
+    await run_in_threadpool(lambda: engine.clawback(workspace_of(request), reward_id, by=who.actor,
                                                     reason=body.reason))
     return await _reward(request, reward_id)
 
@@ -142,7 +142,7 @@ async def post_clawback(request: Request, reward_id: int, body: ReasonBody, toke
 @router.get("/referrals/leaderboard", summary="Referral leaderboard and statistics",
             description="by member (inviter), campaign or channel; from/to are local days (YYYY-MM-DD, both "
                         "included) of the invitees' joins. Ordered by qualified invitees, then joined.")
-async def get_leaderboard(request: Request, _token: Token, by: Literal["member", "campaign", "channel"] = "member",
+async def get_leaderboard(request: Request, _who: Metrics, by: Literal["member", "campaign", "channel"] = "member",
                           from_: Annotated[str | None, Query(alias="from")] = None, to: str | None = None,
                           limit: int = Query(20, ge=1, le=1000)) -> dict[str, Any]:
     start, end = parse_day(from_, "from"), parse_day(to, "to")
@@ -156,5 +156,5 @@ async def get_leaderboard(request: Request, _token: Token, by: Literal["member",
             description="Each applied program's current version and history, its coupons, each rule's face value "
                         "and expected cost per firing (face value × redemption rate), rewards per status, and "
                         "the money committed against each cap.")
-async def get_programs(request: Request, _token: Token) -> dict[str, Any]:
+async def get_programs(request: Request, _who: Metrics) -> dict[str, Any]:
     return {"programs": await run_in_threadpool(reward_views.program_details, workspace_of(request))}

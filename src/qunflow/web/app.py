@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from qunflow import __version__
 from qunflow.errors import QunflowError
+from qunflow.web.auth import Guard, LoginRequired, console_access, login_redirect_target
 from qunflow.workspace import Workspace
 
 
@@ -18,9 +19,22 @@ def create_app(workspace: Workspace) -> FastAPI:
                   description="Community-distribution chain: entry points, joins, events, metrics.")
     app.state.workspace = workspace
 
+    app.add_middleware(Guard, workspace=workspace)
+
     @app.exception_handler(QunflowError)
-    async def _qunflow_error(_request: Request, exc: QunflowError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
+    async def _qunflow_error(request: Request, exc: QunflowError) -> Response:
+        headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
+        if request.url.path.startswith("/console") and "text/html" in request.headers.get("accept", ""):
+            from qunflow.web.render import page
+
+            return page(request, "message.html", exc.http_status, title=str(exc.http_status), text=str(exc))
+        return JSONResponse({"error": str(exc)}, status_code=exc.http_status, headers=headers)
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, _exc: LoginRequired) -> Response:
+        if request.method in ("GET", "HEAD"):
+            return RedirectResponse(login_redirect_target(request), status_code=303)
+        return JSONResponse({"error": "log in first: this console request has no valid session"}, status_code=401)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -38,13 +52,31 @@ def create_app(workspace: Workspace) -> FastAPI:
 
     from fastapi.staticfiles import StaticFiles
 
-    from qunflow.web import api, api_automation, api_metrics, console, console_automation, public, sandbox_pages
+    from qunflow.web import (
+        api,
+        api_automation,
+        api_metrics,
+        api_referrals,
+        api_rewards,
+        console_admin,
+        public,
+        sandbox_pages,
+    )
 
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
-    for module in (api, api_metrics, api_automation, public, console, console_automation, sandbox_pages):
+    for module in (api, api_metrics, api_automation, api_rewards, api_referrals, public, sandbox_pages):
         app.include_router(module.router)
-    from qunflow.web import api_referrals, api_rewards, console_rewards  # incentives (issue 5)
-
-    for module in (api_rewards, console_rewards, api_referrals):
-        app.include_router(module.router)
+    # Every console page is behind the login and the permission table of web.auth; the login page is not.
+    app.include_router(console_admin.public)
+    pages = APIRouter(dependencies=[Depends(console_access)])
+    for router in console_routers():
+        pages.include_router(router)
+    app.include_router(pages)
     return app
+
+
+def console_routers() -> list[APIRouter]:
+    """The routers of the console's pages: each is served only behind web.auth.console_access."""
+    from qunflow.web import console, console_admin, console_automation, console_rewards
+
+    return [console.router, console_automation.router, console_rewards.router, console_admin.router]

@@ -7,13 +7,14 @@ from datetime import date, datetime
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from qunflow.domain.schedule import parse_day
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.catalog import list_entry_points
 from qunflow.services.dashboard import build_dashboard, default_period, filter_options
 from qunflow.services.report_schedule import REPORTS_FOLDER, report_problem
+from qunflow.web.auth import narrow_group, principal_of
 from qunflow.web.dashboard_view import dashboard_view
 from qunflow.web.deps import workspace_of
 from qunflow.web.render import lang_of, page
@@ -31,7 +32,9 @@ def _query_without_lang(request: Request) -> str:
 
 @router.get("", response_class=HTMLResponse)
 def home(request: Request) -> Response:
-    ws = workspace_of(request)
+    ws, principal = workspace_of(request), principal_of(request)
+    if not principal.can("metrics:read"):  # an advisor's console starts at the inbox
+        return RedirectResponse("/console/inbox", status_code=303)
     lang = lang_of(request)
     start, end, as_of = default_period(datetime.now(ws.settings.zone).date())
     start, end, as_of = _date(request, "from", start), _date(request, "to", end), _date(request, "as_of", as_of)
@@ -39,9 +42,13 @@ def home(request: Request) -> Response:
         raise InvalidInput("from must not be after to")
     filters = {name: request.query_params[name] for name in ("channel", "campaign", "group", "tier")
                if request.query_params.get(name)}
+    options = filter_options(ws)
+    if principal.groups is not None:  # a user limited to groups sees one of theirs at a time
+        filters["group"] = narrow_group(principal, filters.get("group") or min(principal.groups)) or ""
+        options["group"] = [g for g in options["group"] if g in principal.groups]
     board = build_dashboard(ws, start, end, as_of, filters)
     return page(request, "console_home.html", **dashboard_view(board, lang), timezone=ws.settings.timezone,
-                query_without_lang=_query_without_lang(request), filters=filters, options=filter_options(ws),
+                query_without_lang=_query_without_lang(request), filters=filters, options=options,
                 report_problem=report_problem(ws))
 
 

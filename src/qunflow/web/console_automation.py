@@ -1,10 +1,8 @@
 """Console pages for automation: playbooks, dead letters (retry / skip), the advisor inbox.
 
-Forms that change state are POSTs answered with a redirect back (303). They are protected against
-cross-site request forgery by a same-origin check: the browser's Origin header (or, when a browser
-leaves it out, the Referer) must name the host the console is served from, else 403 and nothing changes.
-Browsers set Origin on every cross-site POST and pages cannot forge it, so no token is needed; this stays
-correct when a login is added later (a session cookie would then also be SameSite=Lax).
+Forms that change state are POSTs answered with a redirect back (303). Each carries the session's CSRF
+token (checked by web.auth.console_access); a same-origin check (Origin or Referer must name this host)
+stays as a second line.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ from qunflow.i18n import LANGUAGES
 from qunflow.services import inbox as inbox_service
 from qunflow.services.playbook_views import dead_letter_details, playbook_details, retry_dead_letter
 from qunflow.services.welcome_docs import welcome_overview
+from qunflow.web.auth import principal_of
 from qunflow.web.deps import workspace_of
 from qunflow.web.render import lang_of, page
 
@@ -96,10 +95,11 @@ async def inbox_page(request: Request) -> Response:
     if not raw_offset.isdigit():
         raise InvalidInput(f"offset must be a whole number, got {raw_offset[:20]!r}")
     offset, ws = int(raw_offset), workspace_of(request)
+    groups = principal_of(request).groups
     rows = await run_in_threadpool(inbox_service.list_inbox, ws, status=status, kind=kind,
-                                   assignee=assignee or None, limit=INBOX_PAGE, offset=offset)
+                                   assignee=assignee or None, limit=INBOX_PAGE, offset=offset, groups=groups)
     total = await run_in_threadpool(inbox_service.count_inbox, ws, status=status, kind=kind,
-                                    assignee=assignee or None)
+                                    assignee=assignee or None, groups=groups)
 
     def at(start: int) -> str:  # the same filters, another page
         kept = [(k, v) for k, v in request.query_params.multi_items() if k != "offset"]
@@ -115,11 +115,11 @@ async def inbox_page(request: Request) -> Response:
 @router.post("/inbox/{item_id}/{action}")
 async def inbox_action(request: Request, item_id: int, action: str) -> Response:
     form = await _form(request)
-    ws = workspace_of(request)
+    ws, groups = workspace_of(request), principal_of(request).groups
     if action in ("done", "undone"):
-        await run_in_threadpool(inbox_service.set_done, ws, item_id, action == "done")
+        await run_in_threadpool(inbox_service.set_done, ws, item_id, action == "done", groups)
     elif action == "assign":
-        await run_in_threadpool(inbox_service.assign, ws, item_id, form.get("assignee", ""))
+        await run_in_threadpool(inbox_service.assign, ws, item_id, form.get("assignee", ""), groups)
     else:
         raise InvalidInput(f"unknown inbox action {action!r} (done, undone, assign)")
     return _back("/console/inbox", form, "status", "kind")

@@ -15,12 +15,12 @@ from qunflow.i18n import TEXTS, t
 from qunflow.services import referral_stats, reward_views
 from qunflow.services import rewards as engine
 from qunflow.services.fraud import why_text
+from qunflow.web.auth import principal_of
 from qunflow.web.console_automation import _back, _form, _query_without_lang
 from qunflow.web.deps import workspace_of
 from qunflow.web.render import page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-ACTOR = "console"  # the console has no login yet; the decision is recorded as made there
 
 
 def reason_words(reason: Any, lang: str) -> str:
@@ -62,8 +62,10 @@ async def reward_action(request: Request, reward_id: int, action: str) -> Respon
     if action not in ("approve", "reject"):
         raise InvalidInput(f"unknown reward action {action!r} (approve, reject)")
     note = form.get("note", "").strip()[:500] or None
+    who = principal_of(request).actor
     status = await run_in_threadpool(lambda: engine.decide(workspace_of(request), reward_id,
-                                                           approve=action == "approve", by=ACTOR, note=note))
+                                                           approve=action == "approve", by=who, note=note))
+    request.state.audit_detail = {"before": "review", "after": status}
     return _back("/console/rewards", {**form, "notice": f"{reward_id}:{status}"}, "status", "notice")
 
 

@@ -1,0 +1,107 @@
+"""The console's login and logout (open to all), and the audit log page (owners)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, time, timedelta
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from qunflow.domain.schedule import parse_day
+from qunflow.errors import InvalidInput, TooManyAttempts, Unauthorized
+from qunflow.services import audit
+from qunflow.services.users import SESSION_IDLE, log_in, log_out
+from qunflow.web.auth import LOGIN_PATH, SESSION_COOKIE, check_csrf, console_session, safe_next
+from qunflow.web.deps import workspace_of
+from qunflow.web.render import lang_of, page
+
+public = APIRouter(prefix="/console", include_in_schema=False)  # the login itself needs no session
+router = APIRouter(prefix="/console", include_in_schema=False)  # behind console_access, as every page
+LOGIN_CSRF_COOKIE = "qf_login_csrf"  # double-submit token of the login form (no session exists yet)
+MAX_LOGIN_FORM = 4 * 1024
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https" or workspace_of(request).settings.public_url.startswith("https://")
+
+
+def _login_page(request: Request, *, status_code: int = 200, error: str = "", name: str = "",
+                next_path: str = "/console") -> Response:
+    token = secrets.token_urlsafe(24)
+    response = page(request, "login.html", status_code, login_csrf=token, error=error, user_name=name, next=next_path)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request),
+                        path=LOGIN_PATH, max_age=3600)
+    return response
+
+
+@public.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> Response:
+    return _login_page(request, next_path=safe_next(request.query_params.get("next")))
+
+
+@public.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    body = await request.body()
+    if len(body) > MAX_LOGIN_FORM:
+        raise InvalidInput("the login form is too large")
+    form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not secrets.compare_digest(form.get("csrf", "").encode(), cookie.encode()):
+        return _login_page(request, status_code=403, error="This form has expired: please log in again."
+                           if lang_of(request) == "en" else "表单已过期,请重新登录。")
+    ws = workspace_of(request)
+    name, next_path = form.get("name", "").strip()[:64], safe_next(form.get("next"))
+    address = request.client.host if request.client else "?"
+    try:
+        session = await run_in_threadpool(log_in, ws.engine, name, form.get("password", ""), address, ws.clock())
+    except (Unauthorized, TooManyAttempts) as exc:
+        await run_in_threadpool(lambda: audit.record(ws.engine, actor=f"user:{name or '?'}", via="console",
+                                                     action="login", outcome="refused", at=ws.clock()))
+        zh = lang_of(request) == "zh"
+        message = ("登录尝试过多,请稍后再试。" if zh else str(exc)) if isinstance(exc, TooManyAttempts) else (
+            "用户名或密码错误。" if zh else "Wrong user name or password.")
+        response = _login_page(request, status_code=exc.http_status, error=message, name=name,
+                               next_path=next_path)
+        if isinstance(exc, TooManyAttempts):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    await run_in_threadpool(lambda: audit.record(ws.engine, actor=session.principal.actor, via="console",
+                                                 action="login", at=ws.clock()))
+    response = RedirectResponse(next_path, status_code=303)
+    response.set_cookie(SESSION_COOKIE, session.id, httponly=True, samesite="lax", secure=_secure(request),
+                        path="/", max_age=int(SESSION_IDLE.total_seconds()))
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=LOGIN_PATH)
+    return response
+
+
+@public.post("/logout")
+async def logout(request: Request) -> Response:
+    session = await run_in_threadpool(console_session, request)
+    if session is not None:
+        await check_csrf(request, session.csrf)
+        await run_in_threadpool(log_out, workspace_of(request).engine, session.id)
+        request.state.principal = session.principal  # the audit row names who logged out
+    response = RedirectResponse(LOGIN_PATH, status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/audit", response_class=HTMLResponse)
+async def audit_page(request: Request) -> Response:
+    query = request.query_params
+    start, end = parse_day(query.get("from"), "from"), parse_day(query.get("to"), "to")
+    via = query.get("via") or None
+    if via not in (None, "console", "api", "cli"):
+        raise InvalidInput("via must be console, api or cli")
+    rows = await run_in_threadpool(lambda: audit.entries(
+        workspace_of(request).engine, actor=query.get("actor") or None, action=query.get("action") or None,
+        via=via, since=start and datetime.combine(start, time.min),
+        until=end and datetime.combine(end + timedelta(days=1), time.min), limit=500))
+    filters = {"actor": query.get("actor", ""), "action": query.get("action", ""), "via": via or "",
+               "from": query.get("from", ""), "to": query.get("to", "")}
+    return page(request, "console_audit.html", rows=rows, filters=filters,
+                query_without_lang="&".join(f"{k}={v}" for k, v in filters.items() if v))
+
