@@ -47,4 +47,8 @@ def create_app(workspace: Workspace) -> FastAPI:
 
     for module in (api_rewards, console_rewards, api_referrals):
         app.include_router(module.router)
+    from qunflow.web import api_members, console_members  # privacy rights (issue 11, P8)
+
+    for module in (api_members, console_members):
+        app.include_router(module.router)
     return app
