@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from qunflow.analytics.shipper import ship
 from qunflow.services.automation import work_once
+from qunflow.services.ingest import ingest_batch
 from qunflow.services.join import member_of_user
 from qunflow.services.privacy import unseal
 from qunflow.store.consents import consents_in_force
@@ -100,6 +101,11 @@ def test_consent_export_and_erasure_through_the_cli_and_http(workspace: Workspac
         assert "已退订" in client.post(unsubscribe + "?lang=zh").text
     with ws.engine.connect() as conn:
         assert consents_in_force(conn, zhang) == {"profile": True, "marketing": False}
+    # A shop reports Zhang's order with the buyer's phone in its properties: it reaches the analytics store too.
+    stored = ingest_batch(ws.engine, [{"event_id": "shop-o1", "type": "order", "ts": "2026-03-02T13:00:00+08:00",
+                                       "member_id": zhang, "amount": "99", "properties": {
+                                           "buyer": "Zhang Wei", "buyer_phone": "13800138000", "sku": "A1"}}])
+    assert stored.as_json()["stored"] == 1
     ship(ws)
     metrics_before = qunflow(ws, "metrics", "--from", "2026-03-01", "--to", "2026-03-31", "--as-of", "2026-04-30",
                              "--format", "json")
@@ -118,6 +124,8 @@ def test_consent_export_and_erasure_through_the_cli_and_http(workspace: Workspac
     refused = qunflow(ws, "member", "erase", zhang, stdin="n\n")
     assert refused.returncode != 0 and "nothing erased" in refused.stderr
     assert member_of(ws, "u_zhang") == zhang
+    for text in ERASED:  # before: the grep finds them (sandbox messages, the chat's records)
+        assert files_holding(ws.home, text), text
     erased = qunflow(ws, "member", "erase", "--phone", "13800138000", "--yes")
     assert erased.returncode == 0, erased.stderr
     assert f"member {zhang} erased" in erased.stdout and "every metric M1-M9 stays the same" in erased.stdout

@@ -270,10 +270,11 @@ def test_without_a_staff_webhook_alerts_go_to_the_inbox_only(community: tuple[Wo
     ws.sandbox.say("u1", "退款怎么办", chat_id=GROUP_CHAT)
     titles = rows(ws, select(inbox.c.kind, inbox.c.member_id, inbox.c.title))
     link = f"http://127.0.0.1:8000/console/members/{member}"
-    assert titles == [("alert", member, f"会员 {member} 提到退款或投诉(newbie-1,规则 community_basics/refund_or_complaint),"
-                                        f"请 2 小时内私信跟进:{link} / Member {member} mentioned a refund or complaint "
-                                        "(newbie-1, rule community_basics/refund_or_complaint); please follow up "
-                                        f"privately within 2 hours: {link}")]
+    assert titles == [("alert", member, f"会员 {member} 提到退款或投诉(newbie-1,规则 "
+                                        f"community_basics/refund_or_complaint),请 2 小时内私信跟进:{link} / "
+                                        f"Member {member} mentioned a refund or complaint (newbie-1, rule "
+                                        "community_basics/refund_or_complaint); please follow up privately within "
+                                        f"2 hours: {link}")]
     assert rows(ws, select(staff_alerts.c.id)) == []
 
 

@@ -3,7 +3,9 @@ consent, the stop word and the consent ask, no profile field in a group or an al
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -196,3 +198,38 @@ def test_erasure_on_either_database_leaves_only_pseudonymous_records(any_workspa
     assert any("Li Na" in text for text in texts)
     assert member not in str(record.summary) and record.actor == "cli"
     assert find_member(ws, other) == other
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "chdb"])
+def test_erasure_rewrites_the_analytics_store_and_keeps_the_metrics(workspace: Workspace, engine: str) -> None:
+    from qunflow.analytics.engines import open_engine
+    from qunflow.analytics.shipper import ship
+    from qunflow.services.ingest import ingest_batch
+    from qunflow.services.metrics import metrics_report
+
+    if engine == "chdb":
+        pytest.importorskip("chdb")
+    ws = workspace
+    ws.settings.analytics_engine = engine
+    community(ws, "s2_warmup.yaml")
+    member = join(ws, "Zhang Wei", "13800138000", "u1", marketing=True)
+    join(ws, "Li Na", "13900139000", "u2", marketing=False)
+    work_once(ws)
+    ingest_batch(ws.engine, [{"event_id": "o1", "type": "order", "ts": "2026-03-02T13:00:00+08:00", "member_id": member,
+                              "amount": "99", "properties": {"buyer_phone": "13800138000", "tier": "newbie"}}])
+    ship(ws)
+    period = {"start": NOON.date(), "end": NOON.date(), "as_of": NOON.date() + timedelta(days=40)}
+    before = metrics_report(ws, **period)
+    report = erase_member(ws, member, actor="cli")
+    assert report.counts["analytics_events"] >= 5
+    with open_engine(ws) as opened:
+        _names, rows = opened.query("SELECT member_id, event_id, properties FROM events ORDER BY seq", {})
+    assert not any(member in str(row) or "13800138000" in str(row) for row in rows)
+    anon = {row[0] for row in rows if str(row[0]).startswith("anon_")}
+    assert len(anon) == 1
+    order = next(row for row in rows if row[1] == "o1")
+    assert json.loads(order[2]) == {"tier": "newbie"}  # the phone is gone, the tier the metrics read stays
+    assert metrics_report(ws, **period) == before
+    ws_file = Path(ws.settings.analytics_file)
+    files = [ws_file] if ws_file.is_file() else [p for p in ws_file.rglob("*") if p.is_file()]
+    assert files and not any(b"13800138000" in p.read_bytes() for p in files)

@@ -57,7 +57,7 @@ def erase_in_analytics(ws: Workspace, names: Pseudonyms) -> int:
             return _duckdb(ws.settings.analytics_file, names)
         with open_engine(ws) as opened:
             if engine == "chdb":
-                return _chdb(opened.session, names)
+                return _chdb(opened.session, names)  # type: ignore[attr-defined]
             return _server(opened, names)
 
 

@@ -138,10 +138,10 @@ def _rule_problems(rule_set: RuleSet) -> list[tuple[tuple[Any, ...], str]]:
                             "could use; reply with it only in private messages (scope: private)"))
             profile = profile_variables_in(template)
             if profile and (name == "alert" or rule.scope != "private"):
-                where = ("a staff alert; name the member by {{ member_id }} and {{ console_link }}" if name == "alert"
+                place = ("a staff alert; name the member by {{ member_id }} and {{ console_link }}" if name == "alert"
                          else "a group reply; use it only in private replies (scope: private)")
                 out.append((("rules", i, name), f"{', '.join(profile)} is private profile data and may not appear "
-                            f"in {where}"))
+                            f"in {place}"))
     return out
 
 

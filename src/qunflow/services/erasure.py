@@ -163,16 +163,16 @@ def _events(conn: Connection, names: Pseudonyms) -> int:
     rows = conn.execute(select(e.seq, e.event_id, e.member_id, e.visitor_id, e.referrer_id, e.properties)
                         .where(match)).all()
     for row in rows:
-        changes = pseudonymise_event(row._mapping, names)
+        changes = pseudonymise_event(dict(row._mapping), names)
         if "properties" in changes and changes["properties"] is None:
             changes["properties"] = null()
         conn.execute(update(events).where(e.seq == row.seq).values(**changes))
     # Others' events whose properties name the member (an invitee id in a reward's event, for instance).
     mentioned = conn.execute(select(e.seq, e.properties).where(
         cast(e.properties, String).contains(names.member_id, autoescape=True))).all()
-    for row in mentioned:
-        text = names.swap(json.dumps(row.properties, ensure_ascii=False))
-        conn.execute(update(events).where(e.seq == row.seq).values(properties=json.loads(text)))
+    for seq, properties in mentioned:
+        text = names.swap(json.dumps(properties, ensure_ascii=False))
+        conn.execute(update(events).where(e.seq == seq).values(properties=json.loads(text)))
     return len(rows) + len(mentioned)
 
 

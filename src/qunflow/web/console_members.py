@@ -6,6 +6,7 @@ Staff alerts link here instead of naming the member. Forms follow console_automa
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -24,7 +25,7 @@ from qunflow.web.render import page
 router = APIRouter(prefix="/console/members", include_in_schema=False)
 
 
-def _summary(request: Request, member_id: str) -> dict[str, object]:
+def _summary(request: Request, member_id: str) -> dict[str, Any]:
     """What the page shows: no profile field (an export shows them, on purpose)."""
     ws = workspace_of(request)
     found = find_member(ws, member_id)
