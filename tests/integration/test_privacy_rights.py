@@ -233,3 +233,38 @@ def test_erasure_rewrites_the_analytics_store_and_keeps_the_metrics(workspace: W
     ws_file = Path(ws.settings.analytics_file)
     files = [ws_file] if ws_file.is_file() else [p for p in ws_file.rglob("*") if p.is_file()]
     assert files and not any(b"13800138000" in p.read_bytes() for p in files)
+
+
+def test_an_erasure_the_analytics_store_missed_is_finished_by_running_it_again(
+        workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    from qunflow.analytics import store
+    from qunflow.analytics.shipper import ship
+    from qunflow.errors import Unavailable
+    from qunflow.services.erasure import resume_erasure, unfinished
+
+    ws = workspace
+    community(ws)
+    member = join(ws, "Zhang Wei", "13800138000", "u1", marketing=False)
+    ship(ws)
+    monkeypatch.setattr(store, "LOCK_WAIT_SECONDS", 0.5)
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(60)", ws.settings.analytics_file],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(Unavailable, match="run `qunflow member erase .* again to finish"):
+            erase_member(ws, member, actor="cli")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert unfinished(ws, member)
+    with ws.engine.connect() as conn:
+        [summary] = conn.execute(select(erasures.c.summary)).scalars()
+    assert "Zhang Wei" not in json.dumps(summary) and member not in json.dumps(summary)  # encrypted
+    report = resume_erasure(ws, member)
+    assert report.counts["analytics_events"] >= 2 and report.counts["sandbox_messages_deleted"] >= 1
+    assert not unfinished(ws, member)
+    assert b"Zhang Wei" not in Path(ws.home / "sandbox.db").read_bytes()

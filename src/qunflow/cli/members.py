@@ -31,10 +31,15 @@ def erase(member_id: MemberArg = None, phone: PhoneOption = None,
           yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
           workspace_dir: WorkspaceOption = None) -> None:
     """Erase a member's personal data everywhere (state DB, analytics, sandbox); the metrics keep anonymous events."""
-    from qunflow.services.erasure import erase_member
+    from qunflow.services.erasure import erase_member, resume_erasure, unfinished
     from qunflow.services.member_records import find_member
 
     ws = workspace(workspace_dir)
+    if member_id is not None and phone is None and unfinished(ws, member_id.strip()):
+        resume_erasure(ws, member_id.strip())
+        console.print(f"member {member_id.strip()}: the erasure is finished (analytics store and sandbox)",
+                      highlight=False)
+        return
     found = find_member(ws, member_id, phone)
     if not yes and not typer.confirm(f"Erase member {found} for good? This cannot be undone", default=False):
         fail("nothing erased")

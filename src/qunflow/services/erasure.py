@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, String, cast, delete, insert, null, select, update
@@ -25,6 +25,7 @@ from sqlalchemy import Connection, String, cast, delete, insert, null, select, u
 from qunflow.analytics.erasure import erase_in_analytics
 from qunflow.domain.fraud import normalise_phone
 from qunflow.domain.privacy import Pseudonyms, needles_of, pseudonymise_event, scrub
+from qunflow.errors import Unavailable
 from qunflow.services.member_records import subject_hash
 from qunflow.services.privacy import unseal
 from qunflow.store.tables import (
@@ -102,14 +103,51 @@ def erase_member(ws: Workspace, member_id: str, actor: str) -> ErasureReport:
             conn.execute(insert(erasures).values(subject_hash=subject_hash(ws, member_id), erased_at=now,
                                                  actor=actor[:64], summary=report.as_json()))
     _compact(ws)
-    report.counts["analytics_events"] = erase_in_analytics(ws, names)
-    for platform, user in platform_ids:
-        if platform == "sandbox":
-            for name, n in ws.sandbox.forget_user(user, needles).items():
-                report.counts[f"sandbox_{name}"] = report.counts.get(f"sandbox_{name}", 0) + n
+    _outside_state(ws, member_id, names, needles, platform_ids, report)
+    return report
+
+
+def _outside_state(ws: Workspace, member_id: str, names: Pseudonyms, needles: list[str],
+                   platform_ids: list[tuple[str, str]], report: ErasureReport) -> None:
+    """The analytics store and the sandbox. Should one fail (a busy analytics file), the erasure record keeps
+    what finishing needs, encrypted like a profile, until `resume_erasure` completes it."""
+    try:
+        report.counts["analytics_events"] = erase_in_analytics(ws, names)
+        for platform, user in platform_ids:
+            if platform == "sandbox":
+                for name, n in ws.sandbox.forget_user(user, needles).items():
+                    report.counts[f"sandbox_{name}"] = report.counts.get(f"sandbox_{name}", 0) + n
+    except Exception as exc:
+        pending = {"names": asdict(names), "needles": needles, "platform_ids": platform_ids}
+        summary = {**report.as_json(), "resume": ws.fernet.encrypt(json.dumps(pending).encode()).decode()}
+        with ws.engine.begin() as conn:
+            conn.execute(update(erasures).where(erasures.c.subject_hash == subject_hash(ws, member_id))
+                         .values(summary=summary))
+        raise Unavailable(f"member {member_id} is erased from the state database, but not yet from the analytics "
+                          f"store or the sandbox ({exc}); run `qunflow member erase {member_id}` again to finish") \
+            from exc
     with ws.engine.begin() as conn:
         conn.execute(update(erasures).where(erasures.c.subject_hash == subject_hash(ws, member_id))
                      .values(summary=report.as_json()))
+
+
+def unfinished(ws: Workspace, member_id: str) -> bool:
+    """Whether an erasure of this member still has stores to finish."""
+    with ws.engine.connect() as conn:
+        summary = conn.execute(select(erasures.c.summary).where(
+            erasures.c.subject_hash == subject_hash(ws, member_id))).scalar()
+    return bool(summary and summary.get("resume"))
+
+
+def resume_erasure(ws: Workspace, member_id: str) -> ErasureReport:
+    """Finish an erasure the analytics store or the sandbox could not take part in."""
+    with ws.engine.connect() as conn:
+        summary = conn.execute(select(erasures.c.summary).where(
+            erasures.c.subject_hash == subject_hash(ws, member_id))).scalar_one()
+    pending = json.loads(ws.fernet.decrypt(summary["resume"].encode()))
+    names = Pseudonyms(**{**pending["names"], "platform_user_ids": tuple(pending["names"]["platform_user_ids"])})
+    report = ErasureReport(summary["erased_at"], dict(summary["counts"]))
+    _outside_state(ws, member_id, names, pending["needles"], [tuple(p) for p in pending["platform_ids"]], report)
     return report
 
 
