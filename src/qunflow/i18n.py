@@ -14,6 +14,9 @@ TEXTS: dict[str, dict[str, str]] = {
     "consent": {"en": "I agree that my answers are stored to match me with groups and content "
                       "(privacy notice, version {version}). I can leave at any time.",
                 "zh": "我同意保存我的回答,用于匹配社群和内容(隐私说明,版本 {version})。我可以随时退出。"},
+    "consent_marketing": {"en": "Optional: send me news of events and offers by private message. "
+                                "I can stop them at any time by replying {stop}.",
+                          "zh": "(可选)通过私信给我发送活动和优惠消息。我可以随时回复「{stop}」停止接收。"},
     "submit": {"en": "Join", "zh": "加入"},
     "fix_errors": {"en": "Please check the fields marked below.", "zh": "请检查下方标注的内容。"},
     "ticket_title": {"en": "Your group is ready", "zh": "你的群已经准备好"},
@@ -36,8 +39,36 @@ TEXTS: dict[str, dict[str, str]] = {
                          "Ask the assistant to delete your data at any time.",
                    "zh": "友善交流,禁止刷屏和广告。我们只保存你提供的信息,用于匹配内容;敏感事项只通过私信处理,"
                          "不在群里讨论。你可以随时要求助手删除你的数据。"},
-    "keyword_alert": {"en": "Keyword rule {rule} matched a message from {name} ({where}); please follow up.",
-                      "zh": "关键词规则 {rule} 命中了 {name} 的消息({where}),请跟进。"},
+    "keyword_alert": {"en": "Keyword rule {rule} matched a message from member {member} ({where}); please "
+                            "follow up: {link}",
+                      "zh": "关键词规则 {rule} 命中了会员 {member} 的消息({where}),请跟进:{link}"},
+    # privacy rights (P8): consent pages, chat confirmations, the consent ask in a gate-less welcome
+    "unsubscribe_title": {"en": "Stop marketing messages", "zh": "退订营销消息"},
+    "unsubscribe_ask": {"en": "You will no longer get news of events and offers. Messages about your tasks, "
+                              "coupons you earned and the group keep coming.",
+                        "zh": "退订后你将不再收到活动和优惠消息;与你的任务、已获得的优惠券和社群相关的消息不受影响。"},
+    "unsubscribe_confirm": {"en": "Unsubscribe", "zh": "确认退订"},
+    "unsubscribe_done": {"en": "Done: you will get no more marketing messages. You can subscribe again at any "
+                               "time by replying {start}.",
+                         "zh": "已退订,你将不再收到营销消息。如需恢复,随时回复「{start}」。"},
+    "consent_title": {"en": "News of events and offers", "zh": "活动与优惠消息"},
+    "consent_ask": {"en": "May we send you news of events and offers by private message? At most a few a week, "
+                          "never at night; reply {stop} to any of them to end it.",
+                    "zh": "可以通过私信给你发送活动和优惠消息吗?每周不多,夜间不发;随时回复「{stop}」即可停止。"},
+    "consent_agree": {"en": "Yes, send them", "zh": "同意接收"},
+    "consent_done": {"en": "Thank you: you will get news of events and offers. Reply {stop} at any time to end it.",
+                     "zh": "谢谢!你将收到活动和优惠消息,随时回复「{stop}」即可停止。"},
+    "chat_unsubscribed": {"en": "You will get no more marketing messages from us. Reply {start} to get them "
+                                "again.",
+                          "zh": "已为你退订营销消息。如需恢复,回复「{start}」。"},
+    "chat_subscribed": {"en": "Thank you: you will get news of events and offers. Reply {stop} at any time to end it.",
+                        "zh": "谢谢!你将收到活动和优惠消息,随时回复「{stop}」即可停止。"},
+    "welcome_consent_ask": {"en": "May we also send you news of events and offers? Agree here: {link} (or reply "
+                                  "{start}). Until you do, we send none.",
+                            "zh": "是否愿意接收活动和优惠消息?同意请点:{link}(或回复「{start}」)。"
+                                  "未同意前我们不会发送。"},
+    "marketing_footer": {"en": "Reply {stop} or open {link} to unsubscribe.",
+                         "zh": "回复「{stop}」或打开 {link} 即可退订。"},
     "keyword_where_private": {"en": "private message", "zh": "私聊"},
     # S3 referral poster (services/posters.py)
     "poster_main": {"en": "Scan to join, get a {coupon} new-member coupon + free consultation",

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from qunflow.domain.consent import DEFAULT_SUBSCRIBE, DEFAULT_UNSUBSCRIBE
 from qunflow.errors import InvalidInput
 
 SETTINGS_FILE = "qunflow.toml"
@@ -76,6 +77,10 @@ class Settings(EnvFirstSettings):
     quiet_hours: str = Field("22:00-08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
     marketing_daily_cap: int = Field(2, ge=0, le=100)
     staff_webhook: str = ""
+    # Consent (P8, docs/privacy.md): a message that is just one of these words withdraws (or grants) the
+    # marketing consent, in a group or privately to the bot. The first word is the one texts tell people.
+    unsubscribe_keywords: list[str] = Field(default_factory=lambda: list(DEFAULT_UNSUBSCRIBE), min_length=1)
+    subscribe_keywords: list[str] = Field(default_factory=lambda: list(DEFAULT_SUBSCRIBE), min_length=1)
     # Send limits per platform, over the known defaults (domain/ratelimit.py), e.g.
     # [qunflow.rate_limits.telegram] group = [20, 60]   (20 messages per 60 s per group)
     rate_limits: dict[str, dict[str, tuple[float, float]]] = Field(default_factory=dict)
@@ -304,7 +309,10 @@ def write_settings_file(home: Path, timezone: str = "Asia/Shanghai") -> Path:
             "# staff alerts also go to this webhook. Send limits: [qunflow.rate_limits.telegram] group = [20, 60]\n"
             'quiet_hours = "22:00-08:00"\n'
             "marketing_daily_cap = 2\n"
-            'staff_webhook = ""\n',
+            'staff_webhook = ""\n'
+            "# A message that is just one of these words stops (or starts) marketing messages; docs/privacy.md.\n"
+            'unsubscribe_keywords = ["退订", "STOP", "unsubscribe"]\n'
+            'subscribe_keywords = ["订阅", "SUBSCRIBE"]\n',
             encoding="utf-8",
         )
     secret = home / SECRET_FILE

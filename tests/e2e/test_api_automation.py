@@ -112,10 +112,11 @@ def test_playbooks_show_versions_counts_and_previews(client: httpx.Client, works
     assert followups["statuses"] == {"done": 2} and followups["version"] == 1
     assert followups["versions"][0]["applied_at"] == "2026-03-02T02:00:00Z"
     assert [s["action"] for s in followups["steps"]] == ["advisor_task", "notify_staff", "wait", "advisor_task"]
-    assert followups["templates"] == [{"name": "alert", "preview": "新成员 小明 入群"}]
+    assert followups["templates"] == [{"name": "alert", "preview": "新成员 m_0123456789abcdef 入群"}]
     assert by_key["s2_warmup"]["title_text"] == "新人 7 天暖场"
     english = client.get("/api/v1/playbooks", params={"lang": "en"}).json()["playbooks"]
-    assert next(p for p in english if p["key"] == "followups")["templates"][0]["preview"] == "New member Alex joined"
+    followups_en = next(p for p in english if p["key"] == "followups")
+    assert followups_en["templates"][0]["preview"] == "New member m_0123456789abcdef joined"
     assert client.get("/api/v1/playbooks", params={"lang": "fr"}).status_code == 422
 
 

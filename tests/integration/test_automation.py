@@ -49,7 +49,8 @@ def clocked(workspace: Workspace) -> tuple[Workspace, Clock]:
 
 
 def join(ws: Workspace, visitor: str, user: str) -> str:
-    ticket = submit_gate(ws, "xhs-note-1", visitor, FORM)
+    """A member who ticked the marketing box at the gate (marketing DMs need it)."""
+    ticket = submit_gate(ws, "xhs-note-1", visitor, {**FORM, "marketing": "on"})
     assert ws.sandbox.join(user, f"User {user}", invite_token(ticket.invite_url)) == "joined"
     return ticket.member_id
 
@@ -139,7 +140,7 @@ marketing: false
 templates:
   vip: {zh: "VIP 你好 {{ name }}", en: "Hello VIP {{ name }}"}
   normal: {zh: "你好", en: "Hello"}
-  alert: {zh: "有人被标记 {{ name }}", en: "Tagged {{ name }}"}
+  alert: {zh: "有人被标记 {{ member_id }}", en: "Tagged {{ member_id }}"}
 steps:
   - branch: {if: {tag: vip}, goto: vip_path}
   - send_dm: normal
@@ -176,7 +177,7 @@ def test_a_tag_step_triggers_another_playbook_whose_branch_picks_the_path(
         run_until(ws, clock, local("2026-03-02T11:00:00"), step=timedelta(minutes=1))
         assert post_staff_alerts(ws) == 1
     assert [(p["kind"], p["playbook"], p["member_id"], p["text"]) for p in hook.delivered] == [
-        ("playbook_alert", "vip_router", vip, "有人被标记 Li Lei / Tagged Li Lei")]
+        ("playbook_alert", "vip_router", vip, f"有人被标记 {vip} / Tagged {vip}")]
     dms = playbook_dms(ws)
     assert [text for _, text in dms["u1"]] == ["VIP 你好 Li Lei"]  # members here read Chinese (locale zh)
     assert [text for _, text in dms["u2"]] == ["你好"]
@@ -185,7 +186,7 @@ def test_a_tag_step_triggers_another_playbook_whose_branch_picks_the_path(
         statuses = dict(conn.execute(select(enrollments.c.subject, enrollments.c.status)
                                      .where(enrollments.c.playbook_key == "vip_router")).all())
         tiers = dict(conn.execute(select(members.c.id, members.c.tier)).all())
-    assert [tuple(a) for a in alerts] == [(vip, "有人被标记 Li Lei / Tagged Li Lei")]
+    assert [tuple(a) for a in alerts] == [(vip, f"有人被标记 {vip} / Tagged {vip}")]
     assert statuses == {vip: "done", other: "exited"}
     assert (tiers[vip], tiers[other]) == ("interest", "core")
     assert dead_letters(ws) == []

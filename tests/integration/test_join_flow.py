@@ -45,12 +45,13 @@ def test_gated_join_is_attributed_welcomed_and_assigned_day1_tasks(any_workspace
     with ws.engine.connect() as conn:
         joined = conn.execute(select(events).where(events.c.type == "joined")).one()
         member = conn.execute(select(members).where(members.c.id == ticket.member_id)).one()
-        consent = conn.execute(select(consents).where(consents.c.member_id == ticket.member_id)).one()
+        consent = conn.execute(select(consents).where(consents.c.member_id == ticket.member_id,
+                                                      consents.c.purpose == "profile")).one()
     assert (joined.member_id, joined.visitor_id, joined.channel, joined.entry_point, joined.group_key) == (
         ticket.member_id, "v1", "xhs", "xhs-note-1", "core-1")
     assert joined.properties["attribution"] == "invite_label"
     assert b"Li Lei" not in member.profile  # encrypted at rest
-    assert consent.purpose == "community_profile" and consent.granted
+    assert consent.purpose == "profile" and consent.granted and consent.source == "gate"
     types = event_types(ws, ticket.member_id)
     assert types.count("task_assigned") == 2 and "welcome_sent" in types  # no profile task: the gate had it
     assert "task_completed" not in types

@@ -170,7 +170,7 @@ def test_the_same_update_delivered_twice_acts_once(any_community: tuple[Workspac
         time.sleep(0.3)  # a second post, if there were one, would have come by now
         assert len(hook.received) == 1
     assert bot_texts(ws, chat_id=GROUP_CHAT) == [
-        "收到,Li Lei。顾问会尽快私信你处理。",
+        "收到。顾问会尽快私信你处理。",
         "价格与群规说明:http://127.0.0.1:8000/rules。新人优惠券请私信我「优惠券」领取。"]
     assert matched(ws, member) == ["community_basics/refund_or_complaint", "community_basics/price_question_group"]
     assert rows(ws, select(func.count()).select_from(inbox).where(inbox.c.kind == "alert")) == [(1,)]
@@ -221,10 +221,12 @@ def test_an_alert_reaches_the_inbox_and_the_staff_webhook_after_a_failed_try(
     payload = hook.delivered[0]
     assert payload["rule"] == "community_basics/refund_or_complaint" and payload["member_id"] == member
     assert payload["group"] is None
-    assert payload["text"] == ("Li Lei 提到退款或投诉(私聊,规则 community_basics/refund_or_complaint),"
-                               "请 2 小时内私信跟进。\n"
-                               "Li Lei mentioned a refund or complaint (private message, rule "
-                               "community_basics/refund_or_complaint); please follow up privately within 2 hours.")
+    link = f"http://127.0.0.1:8000/console/members/{member}"
+    assert payload["text"] == (f"会员 {member} 提到退款或投诉(私聊,规则 community_basics/refund_or_complaint),"
+                               f"请 2 小时内私信跟进:{link}\n"
+                               f"Member {member} mentioned a refund or complaint (private message, rule "
+                               f"community_basics/refund_or_complaint); please follow up privately within 2 hours: "
+                               f"{link}")
     assert "服务太差" not in json.dumps(payload, ensure_ascii=False)
     assert rows(ws, select(inbox.c.kind, inbox.c.member_id)) == [("alert", member)]
     assert rows(ws, select(staff_alerts.c.status, staff_alerts.c.attempts)) == [("sent", 2)]
@@ -256,7 +258,7 @@ def test_a_slow_staff_webhook_does_not_hold_up_the_message(community: tuple[Work
         started = time.perf_counter()
         ws.sandbox.say("u1", "投诉", chat_id=GROUP_CHAT)
         assert time.perf_counter() - started < 1.5  # the handler returned while the webhook still sleeps
-        assert bot_texts(ws, chat_id=GROUP_CHAT) == ["收到,Li Lei。顾问会尽快私信你处理。"]
+        assert bot_texts(ws, chat_id=GROUP_CHAT) == ["收到。顾问会尽快私信你处理。"]
         wait_for(lambda: len(hook.received) == 1)
         wait_for(lambda: rows(ws, select(staff_alerts.c.status)) == [("sent",)])
 
@@ -267,10 +269,12 @@ def test_without_a_staff_webhook_alerts_go_to_the_inbox_only(community: tuple[Wo
     member = join(ws, "v1", "u1")
     ws.sandbox.say("u1", "退款怎么办", chat_id=GROUP_CHAT)
     titles = rows(ws, select(inbox.c.kind, inbox.c.member_id, inbox.c.title))
-    assert titles == [("alert", member, "Li Lei 提到退款或投诉(newbie-1,规则 community_basics/refund_or_complaint),"
-                                        "请 2 小时内私信跟进。 / Li Lei mentioned a refund or complaint (newbie-1, "
-                                        "rule community_basics/refund_or_complaint); please follow up privately "
-                                        "within 2 hours.")]
+    link = f"http://127.0.0.1:8000/console/members/{member}"
+    assert titles == [("alert", member, f"会员 {member} 提到退款或投诉(newbie-1,规则 "
+                                        f"community_basics/refund_or_complaint),请 2 小时内私信跟进:{link} / "
+                                        f"Member {member} mentioned a refund or complaint (newbie-1, rule "
+                                        "community_basics/refund_or_complaint); please follow up privately within "
+                                        f"2 hours: {link}")]
     assert rows(ws, select(staff_alerts.c.id)) == []
 
 

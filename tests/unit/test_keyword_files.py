@@ -81,8 +81,8 @@ rules:
         "r.yaml:7: rules[0].keywords[1]: '' must be text with more than spaces",
         "r.yaml:10: rules[1].regexes[0]: '(a)\\\\1' uses a backreference (\\1, \\k<name>, (?P=name)), "
         "which RE2 does not support",
-        "r.yaml:11: rules[1].alert.zh: template (zh text, line 1): unknown variable 'who'; available: coupon_link, "
-        "group, link, member_link, name, rule, rules_link, tier",
+        "r.yaml:11: rules[1].alert.zh: template (zh text, line 1): unknown variable 'who'; available: console_link, "
+        "coupon_link, group, link, member_id, member_link, name, rule, rules_link, tier",
         "r.yaml:12: rules[2].id: rule id 'a' is used more than once in this set",
         "r.yaml:14: rules[2].reply: template (line 1): message templates cannot nest loops",
     ]

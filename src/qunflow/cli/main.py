@@ -14,7 +14,20 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from qunflow.cli import access, automation, demo, fraud, inbox, metrics, report, rewards, sandbox, sends, setup
+from qunflow.cli import (
+    access,
+    automation,
+    demo,
+    fraud,
+    inbox,
+    members,
+    metrics,
+    report,
+    rewards,
+    sandbox,
+    sends,
+    setup,
+)
 from qunflow.cli.common import ErrorMappingGroup, WorkspaceOption, console, fail, workspace
 
 app = typer.Typer(help="qunflow: run the community-distribution chain (社群分发链路).",
@@ -94,7 +107,7 @@ def serve(
 
 
 # command groups in their own modules; rewards brings coupons, rewards and referrals (links, posters, leaderboard)
-for module in (access, setup, metrics, report, demo, sandbox, automation, inbox, rewards, fraud, sends):
+for module in (access, setup, metrics, report, demo, sandbox, automation, inbox, rewards, fraud, sends, members):
     module.register(app)
 
 

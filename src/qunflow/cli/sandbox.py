@@ -40,5 +40,25 @@ def messages(chat: Annotated[str | None, typer.Option(help="A chat id (default: 
     console.print(table)
 
 
+@sandbox_app.command("join")
+def join(group: Annotated[str, typer.Argument(help="A group key (qunflow groups) or a sandbox chat id.")],
+         name: Annotated[str, typer.Option("--name", help="The new person's display name.")],
+         workspace_dir: WorkspaceOption = None) -> None:
+    """Add a new person straight into a group, as a member adding a friend does (no gate, no invite link).
+    Prints the new sandbox user's id on the last line."""
+    from sqlalchemy import select
+
+    from qunflow.store.tables import groups
+
+    ws = workspace(workspace_dir)
+    with ws.engine.connect() as conn:
+        chat = conn.execute(select(groups.c.external_id).where(groups.c.key == group,
+                                                               groups.c.platform == "sandbox")).scalar()
+    user_id = ws.sandbox.add_friend(chat or group, name)
+    console.print(f"{name} joined {group} on the sandbox (added by a member: no gate, no invite link)",
+                  highlight=False)
+    print(user_id)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(sandbox_app, name="sandbox")

@@ -175,6 +175,63 @@ class SandboxPlatform:
         self._add_member(invite.chat_id, user_id, display_name, invite.name)
         return "joined"
 
+    def add_friend(self, chat_id: str, display_name: str, user_id: str | None = None) -> str:
+        """A member adds a friend straight into a chat (no invite link, no gate), as on WeChat or Telegram.
+        Returns the new person's user id; the platform reports the join without an invite name."""
+        name = display_name.strip()
+        if not name or len(name) > 200:
+            raise InvalidInput("sandbox: a display name is 1 to 200 characters")
+        if not self.has_chat(chat_id):
+            raise NotFound(f"sandbox: no chat {chat_id}")
+        user_id = user_id or "su" + secrets.token_hex(5)
+        self.ensure_user(user_id, name)
+        self._add_member(chat_id, user_id, name, None)
+        return user_id
+
+    def records_of(self, user_id: str) -> dict[str, Any]:
+        """What the platform holds about one person: the user, their chats, what they wrote and got privately."""
+        m = t.sandbox_messages.c
+        with self.engine.connect() as conn:
+            def rows(query: Any) -> list[dict[str, Any]]:
+                return [dict(r._mapping) for r in conn.execute(query)]
+            return {"user": rows(select(t.sandbox_users).where(t.sandbox_users.c.id == user_id)),
+                    "chats": rows(select(t.sandbox_chat_members).where(t.sandbox_chat_members.c.user_id == user_id)),
+                    "join_requests": rows(select(t.sandbox_join_requests)
+                                          .where(t.sandbox_join_requests.c.user_id == user_id)),
+                    "messages": rows(select(t.sandbox_messages).where((m.sender == user_id) | (m.dm_user_id == user_id))
+                                     .order_by(m.id))}
+
+    def display_name(self, user_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.sandbox_users.c.display_name).where(t.sandbox_users.c.id == user_id)).scalar()
+
+    def forget_user(self, user_id: str, needles: list[str], mask: str = "***") -> dict[str, int]:
+        """Erase a person's records here (qunflow's erasure of a member): their display name, the messages
+        they wrote or got privately; their name or phone masked in every other message. Freed pages are
+        zeroed and the file rebuilt, so nothing of it stays on disk."""
+        from qunflow.domain.privacy import scrub
+
+        counts = {"messages_deleted": 0, "messages_masked": 0}
+        m = t.sandbox_messages.c
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA secure_delete=ON")  # deleted text is overwritten, not left in free space
+            conn.commit()
+            with conn.begin():
+                conn.execute(update(t.sandbox_users).where(t.sandbox_users.c.id == user_id)
+                             .values(display_name="(erased)"))
+                counts["messages_deleted"] = conn.execute(t.sandbox_messages.delete().where(
+                    (m.sender == user_id) | (m.dm_user_id == user_id))).rowcount
+                for needle in needles:
+                    rows = conn.execute(select(m.id, m.text).where(m.text.contains(needle, autoescape=True))).all()
+                    for row in rows:
+                        conn.execute(update(t.sandbox_messages).where(m.id == row.id)
+                                     .values(text=scrub(row.text, needles, mask)))
+                    counts["messages_masked"] += len(rows)
+            conn.exec_driver_sql("VACUUM")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # old page versions leave the -wal file too
+            conn.commit()
+        return counts
+
     def _add_member(self, chat_id: str, user_id: str, display_name: str, invite_name: str | None) -> None:
         with self.engine.begin() as conn:
             row = conn.execute(select(t.sandbox_chat_members).where(

@@ -15,6 +15,7 @@ PERMISSIONS: dict[str, str] = {
     "metrics:read": "metrics, the dashboard, reports, entry points and leaderboards (no personal data)",
     "members:read": "member records and their personal data, personal exports",
     "members:erase": "erase a member's personal data",
+    "members:consent": "record a member's marketing consent given elsewhere (a shop's checkout)",
     "inbox:use": "the advisor inbox: read, assign, mark done",
     "events:write": "send events (orders, bookings) to /api/v1/events",
     "coupons:redeem": "look up and redeem coupons (a shop's till)",
@@ -28,8 +29,8 @@ PERMISSIONS: dict[str, str] = {
 
 ROLES: dict[str, frozenset[str]] = {
     "owner": frozenset(PERMISSIONS),
-    "operator": frozenset({"metrics:read", "members:read", "inbox:use", "events:write", "coupons:redeem",
-                           "coupons:manage", "rewards:decide", "automation:manage", "config:write"}),
+    "operator": frozenset({"metrics:read", "members:read", "members:consent", "inbox:use", "events:write",
+                           "coupons:redeem", "coupons:manage", "rewards:decide", "automation:manage", "config:write"}),
     "advisor": frozenset({"inbox:use", "members:read"}),
     "analyst": frozenset({"metrics:read"}),
 }

@@ -18,7 +18,7 @@ CORE_TYPES = frozenset({
     "landing_view", "gate_submitted", "joined", "left", "welcome_sent", "task_assigned",
     "task_completed", "message", "checkin", "reaction", "poll_vote", "order", "booking",
     "signup", "download", "refund", "coupon_issued", "coupon_redeemed", "invite_sent",
-    "experiment_exposure",
+    "experiment_exposure", "consent_changed",  # consent_changed: P8 records; no metric reads it
 })
 TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
 TEXT_FIELDS = ("member_id", "visitor_id", "channel", "campaign", "entry_point", "group",

@@ -6,11 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from qunflow.domain.consent import TEXT_VERSION
 from qunflow.domain.entry import TIERS
 from qunflow.errors import InvalidInput
 
-CONSENT_PURPOSE = "community_profile"
-CONSENT_TEXT_VERSION = "2026-01"
+CONSENT_TEXT_VERSION = TEXT_VERSION  # the notice the gate's two boxes refer to (domain/consent.py)
+TICKED = ("on", "true", "1", "yes")
 
 
 @dataclass(frozen=True)
@@ -55,18 +56,18 @@ class GateResult:
     profile: dict[str, str]
     answers: dict[str, str]
     tier: str
+    marketing: bool = False  # the separate, unticked-by-default box for marketing messages
 
 
 def evaluate(gate: Gate | None, form: Mapping[str, str], target_tier: str) -> GateResult:
-    """Validate a gate form and route: the tier with most points wins; ties keep the target tier."""
-    if form.get("consent") not in ("on", "true", "1", "yes"):
-        errors = {"consent": "please agree to the privacy notice to join"}
-    else:
-        errors = {}
+    """Validate a gate form and route: the tier with most points wins; ties keep the target tier.
+    The profile consent is required; the marketing one is the person's free choice."""
+    marketing = form.get("marketing") in TICKED
+    errors = {} if form.get("consent") in TICKED else {"consent": "please agree to the privacy notice to join"}
     if gate is None:
         if errors:
             raise GateErrors(errors)
-        return GateResult({}, {}, target_tier)
+        return GateResult({}, {}, target_tier, marketing)
     profile: dict[str, str] = {}
     for spec in gate.fields:
         value = (form.get(spec.key) or "").strip()
@@ -89,7 +90,7 @@ def evaluate(gate: Gate | None, form: Mapping[str, str], target_tier: str) -> Ga
             scores[tier] += points
     if errors:
         raise GateErrors(errors)
-    return GateResult(profile, answers, route(scores, target_tier))
+    return GateResult(profile, answers, route(scores, target_tier), marketing)
 
 
 def route(scores: Mapping[str, int], target_tier: str) -> str:

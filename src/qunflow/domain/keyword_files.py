@@ -30,13 +30,14 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from qunflow.domain.keywords import KeywordRule, Matcher, RuleError, compile_rules
 from qunflow.domain.playbooks import PlaybookErrors, Problem, Strict, Text, _documents, _field, _key, _line_of
+from qunflow.domain.privacy import profile_variables_in
 from qunflow.domain.templates import Template, TemplateError, check_template, template_variables
 
 KIND = "keyword_rules"
 MAX_RULES = 10_000
 # What a reply or alert text may use; services.keyword_rules fills them in.
 REPLY_VARIABLES = frozenset({"name", "group", "tier", "link", "rules_link", "coupon_link", "member_link"})
-ALERT_VARIABLES = REPLY_VARIABLES | {"rule"}
+ALERT_VARIABLES = REPLY_VARIABLES | {"rule", "member_id", "console_link"}
 PERSONAL_VARIABLES = frozenset({"coupon_link", "member_link"})  # links that act as the member: never in a group
 
 
@@ -135,6 +136,12 @@ def _rule_problems(rule_set: RuleSet) -> list[tuple[tuple[Any, ...], str]]:
             if name == "reply" and personal and rule.scope != "private":
                 out.append((("rules", i, name), f"{', '.join(personal)} is a personal link that anyone in a group "
                             "could use; reply with it only in private messages (scope: private)"))
+            profile = profile_variables_in(template)
+            if profile and (name == "alert" or rule.scope != "private"):
+                place = ("a staff alert; name the member by {{ member_id }} and {{ console_link }}" if name == "alert"
+                         else "a group reply; use it only in private replies (scope: private)")
+                out.append((("rules", i, name), f"{', '.join(profile)} is private profile data and may not appear "
+                            f"in {place}"))
     return out
 
 

@@ -39,7 +39,7 @@ HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 MAX_STEPS = 200
 # Variables the engine gives every template; a template naming anything else is refused at apply time.
 TEMPLATE_VARIABLES = frozenset({"name", "advisor", "coupon_code", "coupon_value", "link", "group", "tier",
-                                "member_link", "poster_link"})
+                                "member_link", "poster_link", "member_id", "console_link"})
 # Documents of these kinds may share a file with playbooks; their own parsers read them (keyword_files).
 OTHER_KINDS = ("keyword_rules", "rewards", "welcome")
 
@@ -235,7 +235,22 @@ class Playbook(Strict):
                 name = getattr(step, action)
                 if name is not None and name not in self.templates:
                     out.append((("steps", i, action), f"template {name!r} is not defined under templates"))
+                elif name is not None and action != "send_dm":
+                    out.extend((("steps", i, action), message) for message in self._public_problems(name))
         return out
+
+    def _public_problems(self, name: str) -> list[str]:
+        """A template posted to a group or sent as a staff alert may not read a private profile field."""
+        from qunflow.domain.privacy import profile_variables_in
+        from qunflow.domain.templates import TemplateError
+
+        body = self.templates[name]
+        try:
+            found = profile_variables_in({"zh": body.zh, "en": body.en})
+        except TemplateError:  # a syntax error: template_problems reports it
+            return []
+        return [f"template {name!r} uses {', '.join(found)}, private profile data, in a group post or a staff "
+                "alert; alerts name the member by {{ member_id }} and {{ console_link }}"] if found else []
 
     def step_index(self, step_id: str) -> int:
         return next(i for i, s in enumerate(self.steps) if s.id == step_id)

@@ -5,7 +5,9 @@ before the platform call under an idempotency key (a key is sent at most once, e
 send limit, passes the key to platforms that deduplicate on it, and records the result. The platform's
 "not now" (429 with retry_after, or our own limit) waits and tries again; other failures retry with
 backoff and end as dead letters a person can retry; "never" (the person blocked the bot) marks the
-person unreachable. A send whose call was interrupted by a crash is repeated only where the platform
+person unreachable. A marketing DM goes only to a member whose marketing consent is in force, checked
+when it is recorded and again just before the call; without it the send is `skipped` (not a dead letter).
+A send whose call was interrupted by a crash is repeated only where the platform
 deduplicates (Capabilities.idempotent_sends); elsewhere it becomes a dead letter, never a second message.
 """
 
@@ -18,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, or_, select, update
 
+from qunflow.domain.consent import MARKETING
 from qunflow.domain.events import Event
 from qunflow.errors import PlatformError, QunflowError, RateLimited, Unreachable
+from qunflow.store.consents import has_consent
 from qunflow.store.db import insert_if_new, insert_new_row
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import deliveries, identities
@@ -31,6 +35,7 @@ LEASE = timedelta(seconds=60)  # a call still "pending" after this was interrupt
 MAX_ATTEMPTS = 5  # failed calls before a send is a dead letter (waits for "not now" do not count)
 SKIP_WHEN_LATE = ("keyword_reply", "welcome_menu")  # past expires_at a late chat answer is noise: skipped
 INTERRUPTED = "outcome unknown after an interruption; check the chat, then retry or skip"
+NO_CONSENT = "not sent: a marketing message, and the member has no marketing consent in force"
 
 
 @dataclass(frozen=True)
@@ -88,9 +93,26 @@ def _row(ws: Workspace, message: Message, now: datetime, status: str) -> dict[st
             "lease_until": now + LEASE if status == "pending" else None}
 
 
+def _needs_consent(private: bool, marketing: bool, member_id: str | None) -> bool:
+    return bool(private and marketing and member_id)
+
+
+def _refused(conn: Connection, message: Message) -> bool:
+    """A marketing DM to a member without the marketing consent (it is recorded as skipped)."""
+    return _needs_consent(message.private, message.marketing, message.member_id) and not has_consent(
+        conn, message.member_id or "", MARKETING)
+
+
+def _skipped_row(ws: Workspace, message: Message, now: datetime) -> dict[str, Any]:
+    return {**_row(ws, message, now, "skipped"), "error": NO_CONSENT, "body": None, "on_sent": None}
+
+
 def record(ws: Workspace, conn: Connection, message: Message) -> bool:
     """Queue a send in the caller's transaction, so it commits with the state change that caused it;
     `deliver` sends it. False when the key was recorded before (nothing queued)."""
+    if _refused(conn, message):
+        insert_if_new(conn, deliveries, _skipped_row(ws, message, ws.clock()))
+        return False
     return insert_if_new(conn, deliveries, _row(ws, message, ws.clock(), "queued"))
 
 
@@ -100,6 +122,9 @@ def send(ws: Workspace, message: Message, *, wait_up_to: float = 0.0) -> Sent:
     `wait_up_to`: when the platform says "not now" for at most this many seconds, wait here and try once
     more (a join request is approved only after its welcome, so the caller waits anyway)."""
     with ws.engine.begin() as conn:
+        if _refused(conn, message):
+            return Sent(message.key, "skipped" if insert_if_new(conn, deliveries, _skipped_row(
+                ws, message, ws.clock())) else "known", error=NO_CONSENT)
         row = insert_new_row(conn, deliveries, _row(ws, message, ws.clock(), "pending"))
     if row is None:
         return Sent(message.key, "known")
@@ -155,6 +180,10 @@ def _attempt(ws: Workspace, row: Any, *, interrupted: bool = False) -> Sent:
         return _finish(ws, row, "dead", error=INTERRUPTED)
     if row.expires_at is not None and now > row.expires_at:
         return _late(ws, row, row.error or "no try in time")
+    if _needs_consent(row.private, row.marketing, row.member_id):
+        with ws.engine.connect() as conn:  # withdrawn since it was queued (退订, the link)
+            if not has_consent(conn, row.member_id, MARKETING):
+                return _finish(ws, row, "skipped", error=NO_CONSENT)
     wait = ws.limiter.wait(row.platform, row.target, group=not row.private, now=now)
     if wait > 0:
         return _again(ws, row, now + timedelta(seconds=wait), counted=False,

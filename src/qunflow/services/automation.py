@@ -21,16 +21,20 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
+from qunflow.domain.consent import MARKETING
 from qunflow.domain.events import Event
 from qunflow.domain.playbooks import Condition, Playbook, Step, in_quiet_hours, next_occurrence, wait_until
+from qunflow.domain.privacy import render_public
 from qunflow.domain.templates import TemplateError, render_template
 from qunflow.domain.welcome import pick_language
 from qunflow.engine import outbox
 from qunflow.engine.notifier import queue_staff_alert
 from qunflow.errors import NotFound
+from qunflow.services.consent import marketing_footer
 from qunflow.services.coupons import issue as issue_coupon
 from qunflow.services.playbooks import active_playbooks, load_version
 from qunflow.services.privacy import member_link_token, unseal
+from qunflow.store.consents import has_consent
 from qunflow.store.db import insert_if_new, insert_ignore
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import (
@@ -384,7 +388,7 @@ def _variables(ws: Workspace, conn: Connection, member_id: str | None, context: 
                               "coupon_value": context.get("coupon_value", ""),
                               "group": group.name if group is not None else "",
                               "tier": group.tier if group is not None else "", "name": "", "member_link": "",
-                              "poster_link": ""}
+                              "poster_link": "", "member_id": member_id or "", "console_link": ""}
     language = "zh"
     if member_id is not None:
         member = conn.execute(select(members.c.profile, members.c.locale, members.c.tier)
@@ -395,6 +399,7 @@ def _variables(ws: Workspace, conn: Connection, member_id: str | None, context: 
             language = pick_language(member.locale)
         values["member_link"] = f"{base}/m/{member_link_token(ws, member_id)}/task/profile"
         values["poster_link"] = f"{base}/m/{member_link_token(ws, member_id)}/poster.png"  # S3 referral poster
+        values["console_link"] = f"{base}/console/members/{member_id}"  # for staff alerts: no profile field there
     if not values["advisor"]:
         values["advisor"] = "小Q" if language == "zh" else "Q"
     return values, language
@@ -416,14 +421,20 @@ def _prepare_send(ws: Workspace, conn: Connection, playbook: Playbook, step: Ste
     if action == "notify_staff":
         values, _language = _variables(ws, conn, member_id, context, group)
         body = playbook.templates[step.notify_staff or ""]
-        title = f"{render_template(body.zh, values, 'zh')} / {render_template(body.en, values, 'en')}"
+        try:  # an alert names the member by id and console link, never by a profile field
+            title = f"{render_public(body.zh, values, 'zh')} / {render_public(body.en, values, 'en')}"
+        except TemplateError as exc:
+            _finish(conn, row.id, row.lease_owner, "dead", index, context, now, error=str(exc))
+            return None
         _inbox(conn, "alert", key, member_id, title, now, None)
         if ws.settings.staff_webhook:  # posted by `qunflow serve`'s staff-alert loop, retried on failure
             queue_staff_alert(conn, key, {"text": title, "kind": "playbook_alert", "playbook": playbook.key,
                                           "member_id": member_id}, now)
         return ""
     marketing = playbook.marketing and member_id is not None
-    if marketing:
+    # A marketing DM without the consent is not deferred: the outbox records it as skipped, and it never waits.
+    refused = marketing and action == "send_dm" and not has_consent(conn, member_id or "", MARKETING)
+    if marketing and not refused:
         later = _marketing_window(ws, conn, member_id or "", now)
         if later is not None:
             _move(conn, row.id, row.lease_owner, index, later, context, now)
@@ -432,7 +443,12 @@ def _prepare_send(ws: Workspace, conn: Connection, playbook: Playbook, step: Ste
     values, language = _variables(ws, conn, member_id, context, group)
     template = playbook.templates[(step.send_dm if action == "send_dm" else step.post_group) or ""]
     try:
-        text_out = render_template(getattr(template, language), values, language)
+        if action == "send_dm":
+            text_out = render_template(getattr(template, language), values, language)
+            if marketing:
+                text_out += "\n\n" + marketing_footer(ws, member_id or "", language)
+        else:  # a group reads it: no profile field
+            text_out = render_public(getattr(template, language), values, language)
     except TemplateError as exc:  # e.g. the message grew too long: a person must look at it
         _finish(conn, row.id, row.lease_owner, "dead", index, context, now, error=str(exc))
         return None
@@ -471,7 +487,7 @@ def _marketing_window(ws: Workspace, conn: Connection, member_id: str, now: date
     local = now.replace(tzinfo=UTC).astimezone(zone)
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC).replace(tzinfo=None)
     sent_today = conn.execute(select(func.count()).select_from(deliveries).where(
-        deliveries.c.member_id == member_id, deliveries.c.marketing.is_(True),
+        deliveries.c.member_id == member_id, deliveries.c.marketing.is_(True), deliveries.c.status != "skipped",
         deliveries.c.created_at >= day_start)).scalar_one()
     if sent_today < cap:
         return None

@@ -81,6 +81,12 @@ def hash_signals(ws: Workspace, raw: RawSignals) -> Signals:
                    phone=_hash(key, "phone", phone if len(phone) >= 6 else None), disposable=disposable)
 
 
+def phone_key(ws: Workspace, phone: str) -> str | None:
+    """The keyed hash the gate stored for this phone number (join_signals.phone), to find a member by it."""
+    digits = normalise_phone(phone)
+    return _hash(ws.signal_key, "phone", digits if len(digits) >= 6 else None)
+
+
 def record_join_signals(conn: Connection, member_id: str, signals: Signals, now: datetime) -> None:
     """Store a new member's (hashed) signals in the caller's transaction; the first record stays."""
     insert_ignore(conn, join_signals, [{"member_id": member_id, "device": signals.device, "ip": signals.ip,

@@ -18,17 +18,19 @@ from sqlalchemy import Connection, insert, select, update
 
 from qunflow.connectors.base import ContactAdded, JoinRequested, MemberJoined, MemberLeft
 from qunflow.connectors.registry import spec_of
+from qunflow.domain.consent import MARKETING, PROFILE
 from qunflow.domain.entry import merge_utm
 from qunflow.domain.events import Event
-from qunflow.domain.gate import CONSENT_PURPOSE, CONSENT_TEXT_VERSION, evaluate
+from qunflow.domain.gate import evaluate
 from qunflow.domain.routing import choose_group
 from qunflow.errors import Conflict
 from qunflow.services.catalog import EntryInfo, entry_info, group_slots
 from qunflow.services.fraud import RawSignals, hash_signals, record_join_signals
 from qunflow.services.invites import invite_for, revoke_full
 from qunflow.services.privacy import seal
+from qunflow.store.consents import record_consent
 from qunflow.store.eventlog import append_events
-from qunflow.store.tables import consents, entry_points, events, groups, identities, members
+from qunflow.store.tables import entry_points, events, groups, identities, members
 from qunflow.workspace import Workspace
 
 
@@ -65,7 +67,7 @@ class Ticket:
 
 def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, str], *,
                 locale: str = "zh", referrer_id: str | None = None, signals: RawSignals | None = None) -> Ticket:
-    """Validate the gate, record consent, pick a group with room and hand out its invite link.
+    """Validate the gate, record the consents (profile, marketing), pick a group with room and hand out its invite link.
 
     `signals` (device cookie, IP, user agent, phone, e-mail) are kept as keyed hashes for the fraud checks.
 
@@ -93,9 +95,9 @@ def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, st
                 id=member_id, visitor_id=visitor_id, profile=seal(ws, result.profile), tier=result.tier,
                 locale=locale[:8], entry_point_id=entry.id, group_id=group.id, referrer_id=referrer_id,
                 join_ticket=ticket, created_at=now))
-            conn.execute(insert(consents).values(member_id=member_id, purpose=CONSENT_PURPOSE,
-                                                 text_version=CONSENT_TEXT_VERSION, granted=True,
-                                                 recorded_at=now))
+            # Both decisions are kept: an unticked marketing box is a "no", not a question still open.
+            record_consent(conn, member_id, PROFILE, True, "gate", now, event=False)
+            record_consent(conn, member_id, MARKETING, result.marketing, "gate", now, event=False)
             if hashed is not None:
                 record_join_signals(conn, member_id, hashed, now)
             group_row = conn.execute(select(groups).where(groups.c.id == group.id)).one()

@@ -26,6 +26,7 @@ from qunflow.connectors.base import MessagePosted
 from qunflow.domain.events import Event
 from qunflow.domain.keyword_files import Rule, RuleSet, RuleSetSource, compile_sets
 from qunflow.domain.keywords import Matcher
+from qunflow.domain.privacy import render_public
 from qunflow.domain.templates import TemplateError, render_template
 from qunflow.domain.welcome import pick_language
 from qunflow.engine import outbox
@@ -111,7 +112,8 @@ def _values(ws: Workspace, member: Any, member_id: str, group: Any) -> dict[str,
     token = member_link_token(ws, member_id)
     return {"name": unseal(ws, member.profile).get("name", ""), "group": group.name if group is not None else "",
             "tier": member.tier or "", "link": base, "rules_link": f"{base}/rules",
-            "coupon_link": f"{base}/m/{token}/task/claim_coupon", "member_link": f"{base}/m/{token}/task/profile"}
+            "coupon_link": f"{base}/m/{token}/task/claim_coupon", "member_link": f"{base}/m/{token}/task/profile",
+            "member_id": member_id, "console_link": f"{base}/console/members/{member_id}"}
 
 
 def on_message(ws: Workspace, item: Any) -> list[str]:
@@ -170,17 +172,19 @@ def on_message(ws: Workspace, item: Any) -> list[str]:
 
 def _alert(ws: Workspace, conn: Connection, cause: str, rule: Rule, rule_name: str, member_id: str,
            values: dict[str, Any], group_key: str | None, now: datetime) -> bool:
-    """The inbox row (and, with a staff webhook, its outbox row); True when a post was queued."""
+    """The inbox row (and, with a staff webhook, its outbox row); True when a post was queued.
+    An alert names the member by id and console link: no profile field reaches the inbox or the webhook."""
     texts: dict[str, str] = {}
     for lang in ("zh", "en"):
+        default = t("keyword_alert", lang, rule=rule_name, member=member_id, link=values["console_link"],
+                    where=values["group"] or t("keyword_where_private", lang))
         if isinstance(rule.alert, bool):
-            where = values["group"] or t("keyword_where_private", lang)
-            texts[lang] = t("keyword_alert", lang, rule=rule_name, name=values["name"] or member_id, where=where)
+            texts[lang] = default
         else:
             try:
-                texts[lang] = render_template(getattr(rule.alert, lang), {**values, "rule": rule_name}, lang)
+                texts[lang] = render_public(getattr(rule.alert, lang), {**values, "rule": rule_name}, lang)
             except TemplateError as exc:  # e.g. far too long once filled in: still alert, with the reason
-                texts[lang] = f"{rule_name}: {exc}"
+                texts[lang] = f"{default} ({exc})"
     created = insert_if_new(conn, inbox, {"kind": "alert", "cause": cause, "member_id": member_id,
                                            "title": f"{texts['zh']} / {texts['en']}", "created_at": now})
     if not created or not ws.settings.staff_webhook:
@@ -196,12 +200,12 @@ def _reply(ws: Workspace, item: MessagePosted, key: str, rule_name: str, rule: R
     (the shared send limit, or the platform's "not now") is recorded as `skipped` (a late answer is noise)."""
     template = rule.reply_template
     assert template is not None
-    try:
-        text = render_template(template, values, language)
+    private = item.group_id is None
+    try:  # a group reads a group reply: no profile field (a stored rule from before the check is refused here)
+        text = render_template(template, values, language) if private else render_public(template, values, language)
     except TemplateError as exc:
         log.warning("keyword rule %s: reply not sent: %s", rule_name, exc)
         return
-    private = item.group_id is None
     target = item.user_id if private else str(item.group_id)
     outbox.send(ws, outbox.Message(key=key, kind="keyword_reply", platform=item.platform, target=target, text=text,
                                    private=private, member_id=member_id, expires_at=ws.clock()))

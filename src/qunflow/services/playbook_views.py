@@ -26,7 +26,8 @@ def sample_values(ws: Workspace, lang: str) -> dict[str, str]:
     return {"name": "小明" if zh else "Alex", "advisor": "小Q" if zh else "Q", "coupon_code": "WELCOME8K2P",
             "coupon_value": "20", "link": base, "member_link": f"{base}/m/sample/task/profile",
             "group": "新人 1 群" if zh else "Newbie group 1", "tier": "newbie",
-            "poster_link": f"{base}/m/sample/poster.png"}
+            "poster_link": f"{base}/m/sample/poster.png", "member_id": "m_0123456789abcdef",
+            "console_link": f"{base}/console/members/m_0123456789abcdef"}
 
 
 def _current(ws: Workspace, key: str) -> Playbook:

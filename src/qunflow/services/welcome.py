@@ -20,6 +20,7 @@ from qunflow.domain.templates import render_template
 from qunflow.domain.welcome import TASK_KEYS, Welcome, pick_language
 from qunflow.engine import outbox
 from qunflow.errors import InvalidInput
+from qunflow.services.consent import asked_before, welcome_consent_ask
 from qunflow.services.join import known_request, member_of_user
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.services.welcome_docs import active_welcome
@@ -111,7 +112,8 @@ def on_contact_added(ws: Workspace, item: Any) -> None:
 def welcome(ws: Workspace, member_id: str, arrival: Arrival, *,
             wait_up_to: float = 0.0) -> tuple[Welcome, str]:
     """S1: the private welcome (once per member) with the texts and Day-1 tasks of the welcome in force
-    (services.welcome_docs: the applied `kind: welcome`, or the default). Returns it and the member's language."""
+    (services.welcome_docs: the applied `kind: welcome`, or the default). A member who never decided on
+    marketing messages (no gate) is asked in it. Returns the welcome and the member's language."""
     with ws.engine.connect() as conn:
         member = conn.execute(select(members.c.locale, members.c.profile, members.c.tier,
                                      entry_points.c.code.label("entry_point"))
@@ -132,6 +134,8 @@ def welcome(ws: Workspace, member_id: str, arrival: Arrival, *,
         "coupon_link": f"{base}/m/{token}/task/claim_coupon",
         "rules_link": f"{base}/rules", "group": group_key or "", "tier": tier, "entry_point": member.entry_point or ""},
         language)
+    if not asked_before(ws, member_id):  # no gate decided it (added by a friend, a link the gate did not make)
+        text += "\n\n" + welcome_consent_ask(ws, member_id, language)
     outbox.send(ws, outbox.Message(
         key=f"welcome_dm:{member_id}", kind="welcome_dm", platform=arrival.platform, target=arrival.user_id,
         text=text, private=True, member_id=member_id, context=arrival.context, expires_at=arrival.expires_at,

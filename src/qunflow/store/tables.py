@@ -118,10 +118,11 @@ consents = Table(
     "consents", metadata,
     Column("id", Integer, primary_key=True),
     Column("member_id", ForeignKey("members.id"), nullable=False, index=True),
-    Column("purpose", String(64), nullable=False),
+    Column("purpose", String(64), nullable=False),  # profile, marketing (domain/consent.py)
     Column("text_version", String(64), nullable=False),
-    Column("granted", Boolean, nullable=False),
+    Column("granted", Boolean, nullable=False),  # append-only: the newest row per purpose is in force
     Column("recorded_at", DateTime, nullable=False),
+    Column("source", String(32)),  # gate, keyword, link, welcome_reply, api, console
 )
 
 spend = Table(
@@ -522,4 +523,15 @@ audit_log = Table(  # append-only: every operator action from the console, the A
     Column("target", String(200)),
     Column("outcome", String(16), nullable=False),  # ok, refused, failed
     Column("detail", JSON),  # before / after where it matters; never personal data
+)
+
+# --- privacy rights (issue 11, P8): one row per erased member, with nothing personal in it ---
+
+erasures = Table(
+    "erasures", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subject_hash", String(64), nullable=False, unique=True),  # keyed hash of the erased member id
+    Column("erased_at", DateTime, nullable=False),
+    Column("actor", String(64), nullable=False),  # cli:USER, token:NAME or user:NAME
+    Column("summary", JSON, nullable=False),  # rows removed or pseudonymised per store, and what was kept
 )

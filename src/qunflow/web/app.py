@@ -55,6 +55,7 @@ def create_app(workspace: Workspace) -> FastAPI:
     from qunflow.web import (
         api,
         api_automation,
+        api_members,
         api_metrics,
         api_referrals,
         api_rewards,
@@ -64,7 +65,7 @@ def create_app(workspace: Workspace) -> FastAPI:
     )
 
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
-    for module in (api, api_metrics, api_automation, api_rewards, api_referrals, public, sandbox_pages):
+    for module in (api, api_metrics, api_automation, api_rewards, api_referrals, api_members, public, sandbox_pages):
         app.include_router(module.router)
     # Every console page is behind the login and the permission table of web.auth; the login page is not.
     app.include_router(console_admin.public)
@@ -77,6 +78,7 @@ def create_app(workspace: Workspace) -> FastAPI:
 
 def console_routers() -> list[APIRouter]:
     """The routers of the console's pages: each is served only behind web.auth.console_access."""
-    from qunflow.web import console, console_admin, console_automation, console_rewards
+    from qunflow.web import console, console_admin, console_automation, console_members, console_rewards
 
-    return [console.router, console_automation.router, console_rewards.router, console_admin.router]
+    return [console.router, console_automation.router, console_rewards.router, console_members.router,
+            console_admin.router]

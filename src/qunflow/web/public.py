@@ -92,6 +92,12 @@ def qr_image(data: str, kind: str) -> bytes:
     return buffer.getvalue()
 
 
+def _stop_word(request: Request) -> str:
+    from qunflow.services.consent import words
+
+    return words(workspace_of(request), lang_of(request))["stop"]
+
+
 @router.get("/j/{code}", response_class=HTMLResponse)
 def landing(code: str, request: Request) -> Response:
     ws = workspace_of(request)
@@ -103,7 +109,7 @@ def landing(code: str, request: Request) -> Response:
     if entry.gate is None:  # no gate: the entry point's own tracked link, straight away
         return _set_visitor(_entry_link_page(request, code), vid, new)
     response = page(request, "landing.html", entry=entry, form={}, errors={},
-                    ref=referrer_of(request), consent_version=CONSENT_TEXT_VERSION)
+                    ref=referrer_of(request), consent_version=CONSENT_TEXT_VERSION, stop_word=_stop_word(request))
     return _set_visitor(response, vid, new)  # the device cookie waits for the gate's consent
 
 
@@ -131,7 +137,7 @@ async def gate_submit(code: str, request: Request) -> Response:
         with ws.engine.connect() as conn:
             entry = entry_info(conn, code)
         return page(request, "landing.html", 422, entry=entry, form=form, errors=exc.errors, ref=ref,
-                    consent_version=CONSENT_TEXT_VERSION)
+                    consent_version=CONSENT_TEXT_VERSION, stop_word=_stop_word(request))
     except NoRoom:
         return message_page(request, "full_title", "full_body", status_code=409)
     qr = base64.b64encode(qr_image(ticket.invite_url, "svg")).decode()
@@ -162,6 +168,51 @@ def task_done(token: str, task: str, request: Request) -> Response:
     ws = workspace_of(request)
     complete_task(ws, member_from_token(ws, token), task)
     return message_page(request, "task_title", "task_done")
+
+
+def _consent_page(request: Request, token: str, purpose_page: str, done: bool) -> Response:
+    """The personal consent pages: a question with one button (GET), the answer recorded (POST)."""
+    from qunflow.i18n import t
+    from qunflow.services.consent import set_marketing, words
+
+    ws = workspace_of(request)
+    member_id = member_from_token(ws, token)
+    lang = lang_of(request)
+    names = words(ws, lang)
+    unsubscribe = purpose_page == "unsubscribe"
+    title = t("unsubscribe_title" if unsubscribe else "consent_title", lang)
+    if not done:
+        return page(request, "message.html", title=title, action=t(
+            "unsubscribe_confirm" if unsubscribe else "consent_agree", lang),
+            text=t("unsubscribe_ask" if unsubscribe else "consent_ask", lang, **names))
+    try:
+        set_marketing(ws, member_id, not unsubscribe, "link")
+    except NotFound:  # a link of a member since erased
+        return message_page(request, "not_found", status_code=404)
+    return page(request, "message.html", title=title,
+                text=t("unsubscribe_done" if unsubscribe else "consent_done", lang, **names))
+
+
+@router.get("/m/{token}/unsubscribe", response_class=HTMLResponse)
+def unsubscribe_page(token: str, request: Request) -> Response:
+    """The link in every marketing DM: asks once (a link preview must not unsubscribe), then withdraws."""
+    return _consent_page(request, token, "unsubscribe", done=False)
+
+
+@router.post("/m/{token}/unsubscribe", response_class=HTMLResponse)
+def unsubscribe(token: str, request: Request) -> Response:
+    return _consent_page(request, token, "unsubscribe", done=True)
+
+
+@router.get("/m/{token}/consent", response_class=HTMLResponse)
+def consent_page(token: str, request: Request) -> Response:
+    """The consent ask of a welcome without a gate: agreeing grants the marketing consent."""
+    return _consent_page(request, token, "consent", done=False)
+
+
+@router.post("/m/{token}/consent", response_class=HTMLResponse)
+def consent(token: str, request: Request) -> Response:
+    return _consent_page(request, token, "consent", done=True)
 
 
 @router.get("/rules", response_class=HTMLResponse)

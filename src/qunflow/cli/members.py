@@ -1,0 +1,56 @@
+"""`qunflow member export|erase`: a member's privacy rights (P8), by member id or phone number."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from qunflow.cli.common import WorkspaceOption, cli_actor, console, fail, workspace
+
+member_app = typer.Typer(help="A member's records: export everything held about them, or erase them.",
+                         no_args_is_help=True)
+
+MemberArg = Annotated[str | None, typer.Argument(help="The member id (m_...); or give --phone.")]
+PhoneOption = Annotated[str | None, typer.Option("--phone", help="Find the member by the phone number they gave.")]
+
+
+@member_app.command("export")
+def export(member_id: MemberArg = None, phone: PhoneOption = None, workspace_dir: WorkspaceOption = None) -> None:
+    """Everything qunflow holds about one member, decrypted, as JSON on stdout."""
+    from qunflow.services.member_records import export_member, find_member
+
+    ws = workspace(workspace_dir)
+    document = export_member(ws, find_member(ws, member_id, phone))
+    print(json.dumps(document, ensure_ascii=False, indent=2))
+
+
+@member_app.command("erase")
+def erase(member_id: MemberArg = None, phone: PhoneOption = None,
+          yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+          workspace_dir: WorkspaceOption = None) -> None:
+    """Erase a member's personal data everywhere (state DB, analytics, sandbox); the metrics keep anonymous events."""
+    from qunflow.services.erasure import erase_member, resume_erasure, unfinished
+    from qunflow.services.member_records import find_member
+
+    ws = workspace(workspace_dir)
+    if member_id is not None and phone is None and unfinished(ws, member_id.strip()):
+        resume_erasure(ws, member_id.strip())
+        console.print(f"member {member_id.strip()}: the erasure is finished (analytics store and sandbox)",
+                      highlight=False)
+        return
+    found = find_member(ws, member_id, phone)
+    if not yes and not typer.confirm(f"Erase member {found} for good? This cannot be undone", default=False):
+        fail("nothing erased")
+    report = erase_member(ws, found, actor=cli_actor())
+    console.print(f"member {found} erased", highlight=False)
+    for name, count in sorted(report.counts.items()):
+        console.print(f"  {name}: {count}", highlight=False)
+    console.print("kept for the metrics (no personal data):", highlight=False)
+    for line in report.kept:
+        console.print(f"  - {line}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(member_app, name="member")

@@ -1,0 +1,170 @@
+"""A member's records (P8): find a member by id or phone number, and everything qunflow holds about them,
+decrypted, as one JSON document (`qunflow member export`, the API and the console).
+
+A phone number is never stored in clear: the gate keeps it in the encrypted profile and as a keyed hash
+(join_signals.phone, services/fraud.py). A lookup hashes the number the same way, and also reads the
+profiles of members without a hash (a phone field of a gate that recorded no signals).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, or_, select
+
+from qunflow.domain.fraud import normalise_phone
+from qunflow.errors import Conflict, InvalidInput, NotFound
+from qunflow.services.fraud import phone_key
+from qunflow.services.privacy import unseal
+from qunflow.store.consents import consents_in_force
+from qunflow.store.tables import (
+    consents,
+    coupon_ledger,
+    coupons,
+    deliveries,
+    enrollments,
+    erasures,
+    events,
+    groups,
+    identities,
+    inbox,
+    join_signals,
+    member_tags,
+    member_tasks,
+    members,
+    referral_codes,
+    referrals,
+    rewards,
+)
+from qunflow.workspace import Workspace
+
+PHONE_FIELDS = ("phone", "mobile")
+
+
+def subject_hash(ws: Workspace, member_id: str) -> str:
+    """A keyed hash of a member id: what the erasure record keeps, so an erased id is recognised, not read."""
+    key = hmac.new(ws.settings.encryption_key(), b"qunflow erasures v1", hashlib.sha256).digest()
+    return hmac.new(key, member_id.encode(), hashlib.sha256).hexdigest()
+
+
+def _erased_at(conn: Connection, ws: Workspace, member_id: str) -> datetime | None:
+    return conn.execute(select(erasures.c.erased_at).where(
+        erasures.c.subject_hash == subject_hash(ws, member_id))).scalar()
+
+
+def check_in_groups(ws: Workspace, member_id: str, allowed: frozenset[str] | None) -> str:
+    """The member id, if the member belongs to one of the `allowed` groups (None: any); else NotFound, so a
+    caller limited to groups learns nothing of members outside them."""
+    if allowed is None:
+        return member_id
+    with ws.engine.connect() as conn:
+        key = conn.execute(select(groups.c.key).join(members, members.c.group_id == groups.c.id)
+                           .where(members.c.id == member_id)).scalar()
+    if key not in allowed:
+        raise NotFound(f"no member {member_id!r} in your groups")
+    return member_id
+
+
+def find_member(ws: Workspace, member_id: str | None = None, phone: str | None = None) -> str:
+    """The member named by id or by phone number (exactly one of them). NotFound when there is none (an
+    erased member is said to be erased), Conflict when several members have the number."""
+    if (member_id is None) == (phone is None):
+        raise InvalidInput("name the member by id or by --phone, not both and not neither")
+    with ws.engine.connect() as conn:
+        if member_id is not None:
+            member_id = member_id.strip()
+            if conn.execute(select(members.c.id).where(members.c.id == member_id)).first() is not None:
+                return member_id
+            erased = _erased_at(conn, ws, member_id)
+            if erased is not None:
+                raise NotFound(f"member {member_id} was erased on {erased:%Y-%m-%d %H:%M} UTC: nothing is held")
+            raise NotFound(f"no member {member_id!r} (member ids look like m_0123456789abcdef)")
+        digits = normalise_phone(phone or "")
+        if len(digits) < 6:
+            raise InvalidInput("a phone number has at least 6 digits")
+        found = set(conn.execute(select(join_signals.c.member_id).where(
+            join_signals.c.phone == phone_key(ws, digits))).scalars())
+        for row in conn.execute(select(members.c.id, members.c.profile).where(members.c.profile.is_not(None))):
+            profile = unseal(ws, row.profile)
+            if any(normalise_phone(str(profile.get(f, ""))) == digits for f in PHONE_FIELDS if profile.get(f)):
+                found.add(row.id)
+        present = set(conn.execute(select(members.c.id).where(members.c.id.in_(found))).scalars()) if found else set()
+    if not present:
+        raise NotFound("no member has this phone number")
+    if len(present) > 1:
+        raise Conflict(f"{len(present)} members have this phone number ({', '.join(sorted(present))}): "
+                       "name the one you mean by id")
+    return present.pop()
+
+
+def plain(value: Any) -> Any:
+    """A stored value as JSON: times in ISO 8601 (UTC), money as a decimal string; bytes are never shown."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def _rows(conn: Connection, query: Any, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    return [{k: plain(v) for k, v in r._mapping.items() if k not in drop} for r in conn.execute(query)]
+
+
+def export_member(ws: Workspace, member_id: str) -> dict[str, Any]:
+    """Everything held about one member, decrypted (profile, message texts), as a JSON-ready document."""
+    with ws.engine.connect() as conn:
+        row = conn.execute(select(members).where(members.c.id == member_id)).first()
+        if row is None:
+            raise NotFound(f"no member {member_id!r}")
+        member = {k: plain(v) for k, v in row._mapping.items() if k != "profile"}
+        member["profile"] = unseal(ws, row.profile)
+        own_events = events.c.member_id == member_id
+        if row.visitor_id:
+            own_events = or_(own_events, events.c.visitor_id == row.visitor_id)
+        held_coupons = _rows(conn, select(coupons).where(coupons.c.member_id == member_id).order_by(coupons.c.id))
+        for coupon in held_coupons:
+            coupon["ledger"] = _rows(conn, select(coupon_ledger).where(coupon_ledger.c.coupon_id == coupon["id"])
+                                     .order_by(coupon_ledger.c.id), drop=("coupon_id",))
+        sends = []
+        for send in conn.execute(select(deliveries).where(deliveries.c.member_id == member_id)
+                                 .order_by(deliveries.c.id)):
+            item = {k: plain(v) for k, v in send._mapping.items() if k != "body"}
+            item["text"] = ws.fernet.decrypt(send.body).decode() if send.body else None
+            sends.append(item)
+        document = {
+            "member": member,
+            "identities": _rows(conn, select(identities).where(identities.c.member_id == member_id)),
+            "consents": _rows(conn, select(consents).where(consents.c.member_id == member_id).order_by(consents.c.id)),
+            "consents_in_force": consents_in_force(conn, member_id),
+            "events": _rows(conn, select(events).where(own_events).order_by(events.c.seq)),
+            "enrollments": _rows(conn, select(enrollments).where(enrollments.c.subject == member_id)
+                                 .order_by(enrollments.c.id)),
+            "tasks": _rows(conn, select(member_tasks).where(member_tasks.c.member_id == member_id)),
+            "tags": _rows(conn, select(member_tags).where(member_tags.c.member_id == member_id)),
+            "coupons": held_coupons,
+            "rewards": _rows(conn, select(rewards).where(rewards.c.member_id == member_id).order_by(rewards.c.id)),
+            "referrals": {
+                "as_inviter": _rows(conn, select(referrals).where(referrals.c.inviter_id == member_id)),
+                "as_invitee": _rows(conn, select(referrals).where(referrals.c.invitee_id == member_id)),
+                "code": _rows(conn, select(referral_codes).where(referral_codes.c.member_id == member_id))},
+            "join_signals": _rows(conn, select(join_signals).where(join_signals.c.member_id == member_id)),
+            "inbox": _rows(conn, select(inbox).where(inbox.c.member_id == member_id).order_by(inbox.c.id)),
+            "sends": sends,
+        }
+        platform_ids = [(i["platform"], i["external_user_id"]) for i in document["identities"]]
+    document["platform_records"] = {
+        "sandbox": [{k: plain(v) if not isinstance(v, list) else [plain(x) for x in v]
+                     for k, v in ws.sandbox.records_of(user_id).items()}
+                    for platform, user_id in platform_ids if platform == "sandbox"]}
+    document["notes"] = ("join_signals are keyed hashes (they cannot be read back); messages on WeCom or Telegram "
+                         "themselves are held by that platform, not by qunflow")
+    document["exported_at"] = ws.clock().isoformat()
+    return document

@@ -1,0 +1,66 @@
+"""JSON API v1 for a member's privacy rights (P8): export, erase, and the marketing consent."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from qunflow.domain.access import Principal
+from qunflow.errors import InvalidInput
+from qunflow.web.auth import scope
+from qunflow.web.deps import workspace_of
+
+router = APIRouter(prefix="/api/v1/members", tags=["members"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid API token"}, 403: {"description": "The token lacks the route's scope"},
+    404: {"description": "No such member (or erased, or outside the token's groups)"}}
+Read = Annotated[Principal, Depends(scope("members:read"))]
+Erase = Annotated[Principal, Depends(scope("members:erase"))]
+Consent = Annotated[Principal, Depends(scope("members:consent"))]
+
+
+@router.get("/{member_id}/export", summary="Everything held about one member", responses=ERRORS,
+            description="The member row with the decrypted profile, identities, consents, events, tasks, "
+                        "coupons, rewards, referrals, inbox items, sends with their decrypted texts and the "
+                        "sandbox's records of them. 404 for an unknown or erased member.")
+async def export(member_id: str, request: Request, who: Read) -> dict[str, Any]:
+    from qunflow.services.member_records import check_in_groups, export_member, find_member
+
+    ws = workspace_of(request)
+    return await run_in_threadpool(
+        lambda: export_member(ws, check_in_groups(ws, find_member(ws, member_id), who.groups)))
+
+
+@router.post("/{member_id}/erase", summary="Erase one member's personal data", responses=ERRORS,
+             description="Removes or pseudonymises the member everywhere (state DB, analytics store, sandbox), "
+                         "records the erasure (without personal data) and says what was kept for the metrics.")
+async def erase(member_id: str, request: Request, who: Erase) -> dict[str, Any]:
+    from qunflow.services.erasure import erase_member
+    from qunflow.services.member_records import check_in_groups, find_member
+
+    ws = workspace_of(request)
+
+    def run() -> dict[str, Any]:
+        found = check_in_groups(ws, find_member(ws, member_id), who.groups)
+        return {"member_id": found, **erase_member(ws, found, actor=who.actor).as_json()}
+    return await run_in_threadpool(run)
+
+
+class ConsentChange(BaseModel):
+    purpose: str = "marketing"
+    granted: bool
+
+
+@router.post("/{member_id}/consent", summary="Record a member's marketing consent", responses=ERRORS,
+             description="For consent collected elsewhere (a shop's checkout): grants or withdraws the "
+                         "marketing consent; returns the consents in force.")
+async def consent(member_id: str, change: ConsentChange, request: Request, who: Consent) -> dict[str, bool]:
+    from qunflow.services.consent import set_marketing
+
+    if change.purpose != "marketing":
+        raise InvalidInput("only the marketing consent can be changed here (the profile consent is the gate's)")
+    ws = workspace_of(request)
+    return await run_in_threadpool(set_marketing, ws, member_id, change.granted, "api")

@@ -1,0 +1,71 @@
+"""Console pages for one member (P8): their record and consents, the JSON export, the erasure.
+
+Staff alerts link here instead of naming the member. Behind the login (members:read; the erasure needs
+members:erase); a user limited to groups sees only members of those groups.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from qunflow.errors import Forbidden, InvalidInput
+from qunflow.services.erasure import erase_member
+from qunflow.services.member_records import check_in_groups, find_member, plain
+from qunflow.store.consents import consent_records
+from qunflow.store.tables import groups, members
+from qunflow.web.auth import principal_of
+from qunflow.web.console_automation import _form
+from qunflow.web.deps import workspace_of
+from qunflow.web.render import page
+
+router = APIRouter(prefix="/console/members", include_in_schema=False)
+
+
+def _summary(request: Request, member_id: str) -> dict[str, Any]:
+    """What the page shows: no profile field (an export shows them, on purpose)."""
+    ws = workspace_of(request)
+    found = check_in_groups(ws, find_member(ws, member_id), principal_of(request).groups)
+    with ws.engine.connect() as conn:
+        row = conn.execute(select(members.c.id, members.c.tier, members.c.locale, members.c.created_at,
+                                  members.c.joined_at, groups.c.key.label("group"))
+                           .outerjoin(groups, groups.c.id == members.c.group_id).where(members.c.id == found)).one()
+        return {"member": dict(row._mapping), "consents": consent_records(conn, found)}
+
+
+@router.get("/{member_id}", response_class=HTMLResponse)
+async def member_page(request: Request, member_id: str) -> Response:
+    summary = await run_in_threadpool(_summary, request, member_id)
+    return page(request, "console_member.html", **summary, report=None)
+
+
+@router.get("/{member_id}/export")
+async def member_export(request: Request, member_id: str) -> Response:
+    from qunflow.services.member_records import export_member
+
+    ws = workspace_of(request)
+    groups_seen = principal_of(request).groups
+    document = await run_in_threadpool(
+        lambda: export_member(ws, check_in_groups(ws, find_member(ws, member_id), groups_seen)))
+    body = json.dumps(plain(document), ensure_ascii=False, indent=2)
+    return Response(body, media_type="application/json", headers={
+        "content-disposition": f'attachment; filename="{document["member"]["id"]}.json"',
+        "cache-control": "no-store"})
+
+
+@router.post("/{member_id}/erase", response_class=HTMLResponse)
+async def member_erase(request: Request, member_id: str) -> Response:
+    form = await _form(request)
+    ws, who = workspace_of(request), principal_of(request)
+    if not who.can("members:erase"):
+        raise Forbidden(f"your role ({who.role}) may not erase members (it needs members:erase)")
+    found = await run_in_threadpool(lambda: check_in_groups(ws, find_member(ws, member_id), who.groups))
+    if form.get("confirm", "").strip() != found:
+        raise InvalidInput(f"type the member id {found} into the box to confirm the erasure")
+    report = await run_in_threadpool(erase_member, ws, found, who.actor)
+    return page(request, "console_member.html", member={"id": found}, consents=[], report=report)
