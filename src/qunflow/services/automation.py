@@ -28,7 +28,9 @@ from qunflow.domain.welcome import pick_language
 from qunflow.engine import outbox
 from qunflow.engine.notifier import queue_staff_alert
 from qunflow.errors import NotFound
+from qunflow.i18n import t
 from qunflow.services.coupons import issue as issue_coupon
+from qunflow.services.gate_guard import member_coupon_eligible
 from qunflow.services.playbooks import active_playbooks, load_version
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.store.db import insert_if_new, insert_ignore
@@ -345,6 +347,10 @@ def _effect(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row
         return  # member steps in a group-scheduled playbook do nothing (validated playbooks avoid it)
     if step.issue_coupon is not None:
         spec = step.issue_coupon
+        if not member_coupon_eligible(conn, member_id):  # the gate pass was over the day's coupon cap
+            context.update(coupon_withheld=True)
+            _event(conn, f"cw-{cause}", "coupon_withheld", now, member_id, {"name": spec.name, "why": "gate_cap"})
+            return
         coupon, _ = issue_coupon(conn, member_id=member_id, name=spec.name, value=Decimal(str(spec.value)),
                                  valid_days=spec.valid_days, cause=cause, now=now, actor=f"playbook:{playbook.key}")
         context.update(coupon_code=coupon.code, coupon_value=f"{spec.value:g}")
@@ -433,6 +439,8 @@ def _prepare_send(ws: Workspace, conn: Connection, playbook: Playbook, step: Ste
     template = playbook.templates[(step.send_dm if action == "send_dm" else step.post_group) or ""]
     try:
         text_out = render_template(getattr(template, language), values, language)
+        if context.get("coupon_withheld") and "coupon_code" in getattr(template, language):
+            text_out = t("coupon_capped_dm", language)  # no code to give: say why, kindly
     except TemplateError as exc:  # e.g. the message grew too long: a person must look at it
         _finish(conn, row.id, row.lease_owner, "dead", index, context, now, error=str(exc))
         return None
