@@ -61,9 +61,9 @@ class GateLimits(BaseModel):
     ip_views: tuple[float, float] = (1200, 600)  # landing, referral and personal-link pages
     challenge_ip_passes: tuple[float, float] = (20, 600)
     challenge_device_passes: tuple[float, float] = (2, 600)
-    challenge_difficulty: int = Field(50_000, ge=1_000, le=10_000_000)  # the largest number to try
-    coupons_per_device_day: int = Field(2, ge=0)  # new-member coupons per device in any 24 hours
-    coupons_per_ip_day: int = Field(100, ge=0)
+    challenge_difficulty: int = Field(default=50_000, ge=1_000, le=10_000_000)  # the largest number to try
+    coupons_per_device_day: int = Field(default=2, ge=0)  # new-member coupons per device in any 24 hours
+    coupons_per_ip_day: int = Field(default=100, ge=0)
 
     @field_validator("ip_passes", "device_passes", "ip_views", "challenge_ip_passes", "challenge_device_passes")
     @classmethod
@@ -345,7 +345,10 @@ def write_settings_file(home: Path, timezone: str = "Asia/Shanghai") -> Path:
             "# staff alerts also go to this webhook. Send limits: [qunflow.rate_limits.telegram] group = [20, 60]\n"
             'quiet_hours = "22:00-08:00"\n'
             "marketing_daily_cap = 2\n"
-            'staff_webhook = ""\n',
+            'staff_webhook = ""\n'
+            "# Behind a reverse proxy, its address(es), so X-Forwarded-For names each client; gate limits\n"
+            "# per IP and device, the challenge and the coupon cap: [qunflow.gate], see docs/gate.md.\n"
+            "trusted_proxies = []\n",
             encoding="utf-8",
         )
     secret = home / SECRET_FILE

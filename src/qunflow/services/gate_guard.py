@@ -21,8 +21,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from altcha import create_challenge_v1, extract_params_v1, verify_solution_v1
+from altcha import ChallengeOptionsV1, create_challenge_v1, extract_params_v1, verify_solution_v1
 from sqlalchemy import Connection, delete, func, select, update
 
 from qunflow.domain.fraud import Signals
@@ -115,8 +116,9 @@ def _challenge_key(ws: Workspace) -> bytes:
 def new_challenge(ws: Workspace) -> str:
     """A fresh challenge as JSON for the page's solver: algorithm, challenge, maxNumber, salt, signature."""
     expires = ws.clock().replace(tzinfo=UTC) + CHALLENGE_TTL
-    challenge = create_challenge_v1(hmac_key=_challenge_key(ws), max_number=ws.settings.gate.challenge_difficulty,
-                                    params={"expires": str(int(expires.timestamp()))})
+    challenge = create_challenge_v1(ChallengeOptionsV1(
+        hmac_key=_challenge_key(ws), max_number=ws.settings.gate.challenge_difficulty,
+        params={"expires": str(int(expires.timestamp()))}))
     return json.dumps(challenge.to_dict(), separators=(",", ":"))
 
 
@@ -157,7 +159,7 @@ def coupon_eligible(ws: Workspace, conn: Connection, signals: Signals, now: date
     limits = ws.settings.gate
     since = now - COUPON_WINDOW
 
-    def counted(column: object, value: str | None) -> int:
+    def counted(column: Any, value: str | None) -> int:
         if value is None:
             return 0
         return int(conn.execute(select(func.count()).select_from(join_signals).where(
