@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
 from qunflow.connectors.base import JoinRequested
 from qunflow.services import catalog
-from qunflow.services.gate_guard import check_pass, check_view, prune, take
+from qunflow.services.gate_guard import check_pass, check_view, prune, spend_solution, take
 from qunflow.services.join import on_join_request, submit_gate
 from qunflow.settings import GateLimits
 from qunflow.store.tables import request_limits
@@ -70,3 +72,12 @@ def test_a_join_request_holds_a_seat_briefly_and_a_pass_alone_holds_none(any_wor
     clock.now += timedelta(minutes=11)
     room = {r["key"]: r["room"] for r in catalog.list_groups(ws)}
     assert room["core-1"] == room["core-2"] == 1  # ...for a while, not for good
+
+
+def test_junk_in_the_challenge_field_is_refused_not_an_error(workspace: Workspace) -> None:
+    junk = ["", "%%%", base64.b64encode(b"[1, 2]").decode(), base64.b64encode(b'"text"').decode(),
+            base64.b64encode(json.dumps({"algorithm": "SHA-256", "challenge": 1, "number": [], "salt": None,
+                                         "signature": {}}).encode()).decode(),
+            base64.b64encode(json.dumps({"algorithm": "SHA-1", "challenge": "a", "number": 1, "salt": "s?expires=x&",
+                                         "signature": "b"}).encode()).decode()]
+    assert {spend_solution(workspace, j).problem for j in junk} <= {"missing", "invalid"}

@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from altcha import ChallengeOptionsV1, create_challenge_v1, extract_params_v1, verify_solution_v1
 from sqlalchemy import Connection, delete, func, select, update
@@ -132,15 +132,17 @@ def spend_solution(ws: Workspace, payload: str | None) -> Solved:
     """Check a solved challenge (the form's base64 payload) and spend it: each one passes one gate post."""
     if not payload:
         return Solved(False, "missing")
-    ok, _error = verify_solution_v1(payload.strip(), _challenge_key(ws), check_expires=False)
+    try:  # anything a client sends: a list, a number where text goes, bad base64 ... is simply not a solution
+        data = json.loads(base64.b64decode(payload.strip(), validate=True))
+        if not isinstance(data, dict) or data.get("algorithm") != "SHA-256":
+            return Solved(False, "invalid")
+        ok, _error = verify_solution_v1(payload.strip(), _challenge_key(ws), check_expires=False)
+        # our own clock for the expiry, not the library's (tests and the demo move time)
+        stamp = int(extract_params_v1(cast(Any, data))["expires"][0])
+        expires = datetime.fromtimestamp(stamp, UTC).replace(tzinfo=None)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError):
+        return Solved(False, "invalid")
     if not ok:
-        return Solved(False, "invalid")
-    data = json.loads(base64.b64decode(payload.strip()))
-    if data.get("algorithm") != "SHA-256":
-        return Solved(False, "invalid")
-    try:  # our own clock, not the library's (tests and the demo move time)
-        expires = datetime.fromtimestamp(int(extract_params_v1(data)["expires"][0]), UTC).replace(tzinfo=None)
-    except (KeyError, IndexError, ValueError):
         return Solved(False, "invalid")
     if expires < ws.clock():
         return Solved(False, "expired")
