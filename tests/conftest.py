@@ -132,7 +132,8 @@ class LiveServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(ws), host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(create_app(ws), host="127.0.0.1", port=self.port, log_level="warning",
+                                proxy_headers=False)  # as `qunflow serve`: the app reads trusted_proxies
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

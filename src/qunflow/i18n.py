@@ -30,6 +30,25 @@ TEXTS: dict[str, dict[str, str]] = {
     "full_body": {"en": "We're opening a new group. Please try again in a little while.",
                   "zh": "我们正在开新群,请稍后再试。"},
     "not_found": {"en": "This link does not exist.", "zh": "链接不存在。"},
+    # the gate's guard (issue 11): rate limits, the proof-of-work challenge, the new-member coupon cap
+    "too_many_title": {"en": "Too many tries", "zh": "操作太频繁"},
+    "too_many_body": {"en": "We received a lot of requests from your network or device. Please wait about "
+                            "{minutes} min and try again.",
+                      "zh": "你的网络或设备在短时间内发出了太多请求,请等约 {minutes} 分钟后再试。"},
+    "challenge_failed": {"en": "We could not confirm that this form was sent from a browser. Keep JavaScript "
+                               "on and send it again: the page checks itself in a second.",
+                         "zh": "我们无法确认表单来自浏览器。请开启 JavaScript 后重新提交,页面会在一秒内自动完成验证。"},
+    "challenge_working": {"en": "Checking your browser, one moment…", "zh": "正在验证浏览器,请稍候…"},
+    "coupon_capped": {"en": "You're in! New-member coupons are limited per phone and network each day, and "
+                            "today's have already been claimed from yours, so this pass comes without one. "
+                            "Thank you for understanding.",
+                      "zh": "入群资格已确认!新人券每天按设备和网络限量发放,你的设备或网络今天的名额已领完,"
+                            "这次就不再发券了,感谢理解。"},
+    "coupon_capped_dm": {"en": "Welcome! New-member coupons are limited per phone and network each day and "
+                               "today's were already claimed from yours, so none comes with this join. "
+                               "Everything else in the group is yours to enjoy.",
+                         "zh": "欢迎加入!新人券每天按设备和网络限量发放,你的设备或网络今天的名额已领完,"
+                               "这次就不发券了。群里的其他内容和活动都可以照常参加。"},
     "task_title": {"en": "Day-1 task", "zh": "首日任务"},
     "task_confirm": {"en": "Confirm", "zh": "确认"},
     "task_done": {"en": "Done, thank you!", "zh": "已完成,谢谢!"},

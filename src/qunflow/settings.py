@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -13,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from qunflow.domain.consent import DEFAULT_SUBSCRIBE, DEFAULT_UNSUBSCRIBE
@@ -44,6 +45,33 @@ class EnvFirstSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment first: e.g. QUNFLOW_DATABASE_URL must win over the workspace file.
         return env_settings, init_settings
+
+
+class GateLimits(BaseModel):
+    """Abuse limits at the public gate (docs/gate.md): [calls, seconds] buckets per client IP and per device.
+
+    The IP limits are generous on purpose: a venue's Wi-Fi (or a carrier's NAT) puts hundreds of people
+    behind one address. Past `challenge_*` rates a pass needs a proof-of-work, which a browser solves by
+    itself in well under a second; past the hard limits it is refused with 429 and Retry-After.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    ip_passes: tuple[float, float] = (300, 600)  # 300 passes at once from one IP, then 30 a minute
+    device_passes: tuple[float, float] = (5, 3600)
+    ip_views: tuple[float, float] = (1200, 600)  # landing, referral and personal-link pages
+    challenge_ip_passes: tuple[float, float] = (20, 600)
+    challenge_device_passes: tuple[float, float] = (2, 600)
+    challenge_difficulty: int = Field(default=50_000, ge=1_000, le=10_000_000)  # the largest number to try
+    coupons_per_device_day: int = Field(default=2, ge=0)  # new-member coupons per device in any 24 hours
+    coupons_per_ip_day: int = Field(default=100, ge=0)
+
+    @field_validator("ip_passes", "device_passes", "ip_views", "challenge_ip_passes", "challenge_device_passes")
+    @classmethod
+    def _positive(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] < 1 or value[1] <= 0:
+            raise ValueError(f"{list(value)} must be [calls, seconds] with at least 1 call in more than 0 seconds")
+        return value
 
 
 class Settings(EnvFirstSettings):
@@ -93,14 +121,27 @@ class Settings(EnvFirstSettings):
     # Fraud checks on referrals (issue 5; docs/incentives.md "Fraud checks"): a burst is fraud_burst_count
     # invitees of one inviter within fraud_burst_minutes; a first order sooner than fraud_fast_conversion_minutes
     # after joining is too fast; no activity fraud_inactive_days after joining is never_active; this many soft
-    # reasons make a referral high. Behind a reverse proxy set trust_proxy so X-Forwarded-For gives the client IP.
+    # reasons make a referral high. Behind a reverse proxy list it in trusted_proxies (below).
     fraud_burst_count: int = Field(default=5, ge=2)
     fraud_burst_minutes: int = Field(default=10, ge=1)
     fraud_fast_conversion_minutes: int = Field(default=10, ge=0)
     fraud_inactive_days: int = Field(default=3, ge=1)
     fraud_soft_for_high: int = Field(default=2, ge=1)
     fraud_virtual_phone_prefixes: list[str] = Field(default_factory=lambda: ["162", "165", "167", "170", "171"])
-    trust_proxy: bool = False
+    trust_proxy: bool = False  # deprecated: trusts X-Forwarded-For from any peer; use trusted_proxies
+    # Reverse proxies (IPs or networks) whose X-Forwarded-For names the client; from no one else (docs/gate.md).
+    trusted_proxies: list[str] = Field(default_factory=list)
+    gate: GateLimits = Field(default_factory=GateLimits)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network such as 10.0.0.0/8") from None
+        return [item.strip() for item in value]
 
     @field_validator("timezone")
     @classmethod
@@ -312,7 +353,10 @@ def write_settings_file(home: Path, timezone: str = "Asia/Shanghai") -> Path:
             'staff_webhook = ""\n'
             "# A message that is just one of these words stops (or starts) marketing messages; docs/privacy.md.\n"
             'unsubscribe_keywords = ["退订", "STOP", "unsubscribe"]\n'
-            'subscribe_keywords = ["订阅", "SUBSCRIBE"]\n',
+            'subscribe_keywords = ["订阅", "SUBSCRIBE"]\n'
+            "# Behind a reverse proxy, its address(es), so X-Forwarded-For names each client; gate limits\n"
+            "# per IP and device, the challenge and the coupon cap: [qunflow.gate], see docs/gate.md.\n"
+            "trusted_proxies = []\n",
             encoding="utf-8",
         )
     secret = home / SECRET_FILE

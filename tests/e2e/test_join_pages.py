@@ -10,12 +10,12 @@ from sqlalchemy import select
 
 from qunflow.store.tables import events
 from qunflow.workspace import Workspace
-from tests.integration.test_join_flow import FORM, setup_community
+from tests.integration.test_join_flow import FORM, PHONE, setup_community
 
 
 def test_landing_gate_and_join_over_http(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]
     setup_community(workspace)
-    with httpx.Client(base_url=live_server.url, headers={"accept-language": "en"}) as client:
+    with httpx.Client(base_url=live_server.url, headers={"accept-language": "en", **PHONE}) as client:
         page = client.get("/j/xhs-note-1", params={"utm_campaign": "spring", "utm_content": "note7"})
         assert page.status_code == 200 and "What do you want to learn?" in page.text
         vid = client.cookies["qf_vid"]
@@ -36,7 +36,8 @@ def test_landing_gate_and_join_over_http(workspace: Workspace, live_server) -> N
 
 def test_gate_errors_rerender_in_chinese_and_store_nothing(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]
     setup_community(workspace)
-    with httpx.Client(base_url=live_server.url, headers={"accept-language": "zh-CN"}) as client:
+    with httpx.Client(base_url=live_server.url, headers={"accept-language": "zh-CN", **PHONE}) as client:
+        client.get("/j/xhs-note-1")
         response = client.post("/j/xhs-note-1", data={**FORM, "consent": ""})
     assert response.status_code == 422 and "请检查" in response.text
     with workspace.engine.connect() as conn:
@@ -89,7 +90,7 @@ def test_gate_post_for_unknown_entry_is_404(workspace: Workspace, live_server) -
 
 def test_referral_links_carry_the_referrer_and_junk_refs_are_ignored(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]
     setup_community(workspace)
-    with httpx.Client(base_url=live_server.url) as client:
+    with httpx.Client(base_url=live_server.url, headers=PHONE) as client:
         assert client.get("/j/xhs-note-1", params={"ref": "m_abc123"}).status_code == 200
         assert client.get("/j/xhs-note-1", params={"ref": "x" * 500 + "<script>"}).status_code == 200
         ticket = client.post("/j/xhs-note-1?ref=m_abc123", data=FORM)

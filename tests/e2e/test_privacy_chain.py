@@ -23,6 +23,7 @@ from qunflow.store.consents import consents_in_force
 from qunflow.store.tables import deliveries, members
 from qunflow.workspace import Workspace
 from tests.access import log_in
+from tests.integration.test_join_flow import PHONE
 from tests.conftest import LiveServer
 from tests.integration.test_privacy_rights import CHAT, community
 
@@ -39,7 +40,7 @@ def qunflow(ws: Workspace, *args: str, stdin: str | None = None) -> subprocess.C
 def gate(server: LiveServer, name: str, phone: str, *, marketing: bool) -> str:
     """Pass the gate through the real form; returns the sandbox invite token of the ticket page."""
     form = {"name": name, "phone": phone, "consent": "on", **({"marketing": "on"} if marketing else {})}
-    with httpx.Client(base_url=server.url) as client:
+    with httpx.Client(base_url=server.url, headers=PHONE) as client:  # a phone's browser, not a script
         client.get("/j/xhs-1")
         page = client.post("/j/xhs-1", data=form)
     assert page.status_code == 200, page.text

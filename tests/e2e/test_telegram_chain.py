@@ -25,6 +25,7 @@ from qunflow.cli.main import app
 from qunflow.workspace import Workspace, init_workspace
 from tests.conftest import LiveServer, free_port
 from tests.fakes.telegram_server import TOKEN, FakeTelegram
+from tests.integration.test_join_flow import PHONE
 
 runner = CliRunner()
 
@@ -153,7 +154,7 @@ def test_a_forwarded_gate_link_cannot_bring_a_stranger_in_as_the_member(
     ws, server, chat = connected
     assert cli(ws.home, "entry", "add", "tg-gate", "--channel", "ads", "--platform", "telegram",
                "--gate", "seed")[0] == 0
-    with httpx.Client(base_url=server.url) as client:
+    with httpx.Client(base_url=server.url, headers=PHONE) as client:
         client.get("/j/tg-gate")
         form = {"name": "Carol", "need": "leads", "interest": "ads", "stage": "learning", "experience": "no",
                 "consent": "on"}  # routed to newbie (a tie with interest keeps the entry's target tier)

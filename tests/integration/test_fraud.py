@@ -20,10 +20,12 @@ from qunflow.services import coupons as ledger
 from qunflow.services.fraud import RawSignals, hash_signals, record_join_signals, rescore, score_referrals
 from qunflow.services.ingest import ingest_batch
 from qunflow.services.playbooks import apply_playbooks
+from qunflow.settings import Settings
 from qunflow.store.tables import join_signals, members, referrals
 from qunflow.web.public import client_ip
 from qunflow.workspace import Workspace
 from tests.integration.test_join_flow import FORM, invite_token, setup_community
+from tests.integration.test_join_flow import PHONE as PHONE_BROWSER
 
 T0 = datetime(2026, 3, 2, 2, 0)
 S3 = Path(qunflow.__file__).parent / "playbooks" / "s3_referral_rewards.yaml"
@@ -48,6 +50,7 @@ def gate_pass(ws: Workspace, client: httpx.Client, *, ref: str | None = None, fo
     """A person opens the (referral) link, passes the gate over HTTP and joins the sandbox group; the member id."""
     before = member_ids(ws)
     params = {"ref": ref} if ref else {}
+    headers = {**PHONE_BROWSER, **(headers or {})}
     assert client.get("/j/xhs-note-1", params=params, headers=headers).status_code == 200
     page = client.post("/j/xhs-note-1", params=params, data=form or FORM, headers=headers)
     assert page.status_code == 200, page.text
@@ -119,11 +122,16 @@ def test_forwarded_for_counts_only_behind_a_trusted_proxy(workspace: Workspace, 
         headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
         return Request({"type": "http", "method": "POST", "path": "/j/x", "headers": headers, "client": (peer, 5)})
 
-    # Without trust_proxy the peer is the client (uvicorn itself resolves a proxy on 127.0.0.1): a header
-    # sent straight from the internet is ignored; with it, the first hop of the header is.
-    assert client_ip(request("10.1.2.3", "1.2.3.4, 10.0.0.9"), trust_proxy=False) == "10.1.2.3"
-    assert client_ip(request("10.1.2.3", "1.2.3.4, 10.0.0.9"), trust_proxy=True) == "1.2.3.4"
-    assert client_ip(request("10.1.2.3", None), trust_proxy=True) == "10.1.2.3"
+    # Without a trusted proxy the peer is the client: a header sent straight from the internet is ignored;
+    # the old trust_proxy switch trusts every peer and hop, so the header's first address counts.
+    untrusted, trust_all = Settings(), Settings(trust_proxy=True)
+    assert client_ip(request("10.1.2.3", "1.2.3.4, 10.0.0.9"), untrusted) == "10.1.2.3"
+    assert client_ip(request("10.1.2.3", "1.2.3.4, 10.0.0.9"), trust_all) == "1.2.3.4"
+    assert client_ip(request("10.1.2.3", None), trust_all) == "10.1.2.3"
+    # trusted_proxies: the nearest hop that is not one of ours is the client, whatever the client wrote before it
+    behind = Settings(trusted_proxies=["10.0.0.0/8"])
+    assert client_ip(request("10.1.2.3", "6.6.6.6, 1.2.3.4, 10.0.0.9"), behind) == "1.2.3.4"
+    assert client_ip(request("192.0.2.1", "1.2.3.4"), behind) == "192.0.2.1"
 
 
 # --- scoring on both databases ------------------------------------------------------------------------

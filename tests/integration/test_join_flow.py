@@ -12,6 +12,8 @@ from qunflow.workspace import Workspace
 
 FORM = {"name": "Li Lei", "need": "more leads", "interest": "ads", "stage": "buying",
         "experience": "yes", "consent": "on"}
+# A person's phone, as the gate's guard sees it: an HTTP library's own user agent looks automated (issue 11).
+PHONE = {"user-agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) MicroMessenger/8.0.49"}
 
 
 def setup_community(ws: Workspace, core_capacity: int = 2) -> None:
@@ -72,7 +74,9 @@ def test_welcome_dm_follows_join_within_a_second(workspace: Workspace) -> None:
 def test_live_code_moves_to_next_group_when_full_and_reports_no_room(workspace: Workspace) -> None:
     setup_community(workspace, core_capacity=1)
     first = submit_gate(workspace, "xhs-note-1", "v1", FORM)
+    assert workspace.sandbox.join("u1", "Li", invite_token(first.invite_url)) == "joined"
     second = submit_gate(workspace, "xhs-note-1", "v2", FORM)
+    assert workspace.sandbox.join("u2", "Han", invite_token(second.invite_url)) == "joined"
     assert (first.group, second.group) == ("core-1", "core-2")
     try:
         submit_gate(workspace, "xhs-note-1", "v3", FORM)

@@ -24,7 +24,7 @@ from qunflow.services.referrals import landing_path, referral_code, referral_lin
 from qunflow.services.rewards import apply_programs, process_events
 from qunflow.store.tables import events, members, referral_codes, referrals, rewards
 from qunflow.workspace import Workspace
-from tests.integration.test_join_flow import FORM, invite_token, setup_community
+from tests.integration.test_join_flow import FORM, PHONE, invite_token, setup_community
 
 zxingcpp = pytest.importorskip("zxingcpp", reason="decoding posters needs zxing-cpp: pip install -e '.[test]'")
 NO_CJK_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -187,7 +187,7 @@ def test_join_through_a_referral_link_carries_the_referrer(workspace: Workspace,
     workspace.settings.public_url = live_server.url
     inviter = member(workspace)
     link = referral_link(workspace, inviter).link
-    with httpx.Client(headers={"accept-language": "zh-CN"}) as client:
+    with httpx.Client(headers={"accept-language": "zh-CN", **PHONE}) as client:
         hop = client.get(link)
         assert hop.status_code == 302 and hop.headers["location"] == f"/j/xhs-note-1?ref={inviter}"
         landing = client.get(link, follow_redirects=True)

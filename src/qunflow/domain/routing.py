@@ -14,8 +14,9 @@ class GroupSlot:
     key: str
     tier: str
     capacity: int
-    occupied: int  # members plus open reservations
+    occupied: int  # members, plus join requests in flight (services/catalog.py JOIN_HOLD)
     active: bool = True
+    pending: int = 0  # recent gate passes that have not joined yet: they steer, they never fill
 
     @property
     def room(self) -> int:
@@ -23,9 +24,14 @@ class GroupSlot:
 
 
 def choose_group(groups: Iterable[GroupSlot], tier: str) -> GroupSlot | None:
-    """The first active group of the tier (in creation order) with room, or None when all are full."""
-    return next((g for g in sorted(groups, key=lambda g: g.id)
-                 if g.active and g.tier == tier and g.room > 0), None)
+    """The first active group of the tier (in creation order) with room, or None when all are full.
+
+    Only joins (and join requests) take room, so gate passes alone can never fill a tier. Passes still
+    waiting to join steer the choice: the first group with room for them too, else the one with most room,
+    so a burst of passes spreads over the groups instead of all racing for the first one's last seats."""
+    candidates = [g for g in sorted(groups, key=lambda g: g.id) if g.active and g.tier == tier and g.room > 0]
+    spare = next((g for g in candidates if g.room > g.pending), None)
+    return spare or max(candidates, key=lambda g: g.room - g.pending, default=None)
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,10 @@ from qunflow.domain.welcome import pick_language
 from qunflow.engine import outbox
 from qunflow.engine.notifier import queue_staff_alert
 from qunflow.errors import NotFound
+from qunflow.i18n import t
 from qunflow.services.consent import marketing_footer
 from qunflow.services.coupons import issue as issue_coupon
+from qunflow.services.gate_guard import member_coupon_eligible
 from qunflow.services.playbooks import active_playbooks, load_version
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.store.consents import has_consent
@@ -349,6 +351,10 @@ def _effect(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row
         return  # member steps in a group-scheduled playbook do nothing (validated playbooks avoid it)
     if step.issue_coupon is not None:
         spec = step.issue_coupon
+        if not member_coupon_eligible(conn, member_id):  # the gate pass was over the day's coupon cap
+            context.update(coupon_withheld=True)
+            _event(conn, f"cw-{cause}", "coupon_withheld", now, member_id, {"name": spec.name, "why": "gate_cap"})
+            return
         coupon, _ = issue_coupon(conn, member_id=member_id, name=spec.name, value=Decimal(str(spec.value)),
                                  valid_days=spec.valid_days, cause=cause, now=now, actor=f"playbook:{playbook.key}")
         context.update(coupon_code=coupon.code, coupon_value=f"{spec.value:g}")
@@ -445,6 +451,8 @@ def _prepare_send(ws: Workspace, conn: Connection, playbook: Playbook, step: Ste
     try:
         if action == "send_dm":
             text_out = render_template(getattr(template, language), values, language)
+            if context.get("coupon_withheld") and "coupon_code" in getattr(template, language):
+                text_out = t("coupon_capped_dm", language)  # no code to give: say why, kindly
             if marketing:
                 text_out += "\n\n" + marketing_footer(ws, member_id or "", language)
         else:  # a group reads it: no profile field

@@ -19,7 +19,14 @@ from qunflow.store.eventlog import utcnow
 from qunflow.store.tables import campaigns, channels, entry_points, gates, groups, members
 from qunflow.workspace import Workspace
 
-RESERVATION_TTL = timedelta(hours=1)  # a gate pass holds a seat this long before joining
+# Capacity counts joins, and holds a seat only once a join has started on the platform (a join request),
+# for JOIN_HOLD: a gate pass alone holds nothing, so anonymous passes cannot fill a tier (issue 11). Recent
+# passes still steer the live code (PASS_STEERS), so a burst spreads over the groups. The price: when more
+# people pass than there are seats, a group's links are revoked as it fills (services/join.py
+# `on_member_joined`) and a late one passes the gate again; joins racing for the last seat can take a group
+# one or two over capacity, so keep capacity a little under a platform's hard cap.
+JOIN_HOLD = timedelta(minutes=10)
+PASS_STEERS = timedelta(minutes=15)  # a pass not joined yet steers the live code this long (domain/routing.py)
 
 
 def _insert(ws: Workspace, table: Any, what: str, **values: Any) -> int:
@@ -142,17 +149,23 @@ def entry_info(conn: Connection, code: str) -> EntryInfo:
 
 
 def group_slots(conn: Connection, now: datetime, platform: str | None = None) -> list[GroupSlot]:
-    """Groups with their occupancy: members plus seats held by recent gate passes."""
+    """Groups with their occupancy (members, plus seats held by join requests of the last JOIN_HOLD) and the
+    recent gate passes still on their way in."""
+    waiting = and_(members.c.joined_at.is_(None), members.c.group_id.is_not(None))
     held = (select(members.c.group_id, func.count().label("n"))
-            .where(and_(members.c.joined_at.is_(None), members.c.group_id.is_not(None),
-                        members.c.created_at > now - RESERVATION_TTL))
+            .where(waiting, members.c.join_started_at > now - JOIN_HOLD)
             .group_by(members.c.group_id).subquery())
+    passes = (select(members.c.group_id, func.count().label("n"))
+              .where(waiting, members.c.join_started_at.is_(None), members.c.created_at > now - PASS_STEERS)
+              .group_by(members.c.group_id).subquery())
     query = (select(groups.c.id, groups.c.key, groups.c.tier, groups.c.capacity, groups.c.active,
-                    (groups.c.member_count + func.coalesce(held.c.n, 0)).label("occupied"))
-             .outerjoin(held, held.c.group_id == groups.c.id).order_by(groups.c.id))
+                    (groups.c.member_count + func.coalesce(held.c.n, 0)).label("occupied"),
+                    func.coalesce(passes.c.n, 0).label("pending"))
+             .outerjoin(held, held.c.group_id == groups.c.id).outerjoin(passes, passes.c.group_id == groups.c.id)
+             .order_by(groups.c.id))
     if platform:
         query = query.where(groups.c.platform == platform)
-    return [GroupSlot(r.id, r.key, r.tier, r.capacity, int(r.occupied), bool(r.active))
+    return [GroupSlot(r.id, r.key, r.tier, r.capacity, int(r.occupied), bool(r.active), int(r.pending))
             for r in conn.execute(query)]
 
 

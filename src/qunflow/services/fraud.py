@@ -87,11 +87,14 @@ def phone_key(ws: Workspace, phone: str) -> str | None:
     return _hash(ws.signal_key, "phone", digits if len(digits) >= 6 else None)
 
 
-def record_join_signals(conn: Connection, member_id: str, signals: Signals, now: datetime) -> None:
-    """Store a new member's (hashed) signals in the caller's transaction; the first record stays."""
+def record_join_signals(conn: Connection, member_id: str, signals: Signals, now: datetime, *,
+                        coupon_eligible: bool = True) -> None:
+    """Store a new member's (hashed) signals in the caller's transaction; the first record stays.
+    `coupon_eligible`: False when the pass was over the new-member coupon cap (services/gate_guard.py)."""
     insert_ignore(conn, join_signals, [{"member_id": member_id, "device": signals.device, "ip": signals.ip,
                                         "ip_ua": signals.ip_ua, "phone": signals.phone,
-                                        "disposable": signals.disposable, "recorded_at": now}])
+                                        "disposable": signals.disposable, "recorded_at": now,
+                                        "coupon_eligible": coupon_eligible}])
 
 
 def score_referrals(conn: Connection, referral_ids: list[int], now: datetime,

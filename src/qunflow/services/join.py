@@ -26,6 +26,7 @@ from qunflow.domain.routing import choose_group
 from qunflow.errors import Conflict
 from qunflow.services.catalog import EntryInfo, entry_info, group_slots
 from qunflow.services.fraud import RawSignals, hash_signals, record_join_signals
+from qunflow.services.gate_guard import coupon_eligible
 from qunflow.services.invites import invite_for, revoke_full
 from qunflow.services.privacy import seal
 from qunflow.store.consents import record_consent
@@ -63,13 +64,15 @@ class Ticket:
     group: str
     invite_url: str
     qr_url: str | None = None  # a picture to scan instead of a link to follow (WeCom)
+    coupon: bool = True  # False: over the day's new-member coupon cap for its device or IP (still joins)
 
 
 def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, str], *,
                 locale: str = "zh", referrer_id: str | None = None, signals: RawSignals | None = None) -> Ticket:
     """Validate the gate, record the consents (profile, marketing), pick a group with room and hand out its invite link.
 
-    `signals` (device cookie, IP, user agent, phone, e-mail) are kept as keyed hashes for the fraud checks.
+    `signals` (device cookie, IP, user agent, phone, e-mail) are kept as keyed hashes for the fraud checks,
+    and decide whether the pass earns new-member coupons (services/gate_guard.py `coupon_eligible`).
 
     Raises GateErrors (what to fix, by field) or NoRoom (the tier is full).
     """
@@ -80,6 +83,7 @@ def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, st
     member_id = "m_" + secrets.token_hex(8)
     ticket = "t" + secrets.token_hex(7)
     hashed = hash_signals(ws, signals) if signals is not None else None
+    coupon = True
     with ws.engine.begin() as conn:
         if conn.dialect.name == "postgresql":  # two gate passes must not take the last seat twice
             conn.execute(select(groups.c.id).with_for_update())
@@ -99,12 +103,13 @@ def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, st
             record_consent(conn, member_id, PROFILE, True, "gate", now, event=False)
             record_consent(conn, member_id, MARKETING, result.marketing, "gate", now, event=False)
             if hashed is not None:
-                record_join_signals(conn, member_id, hashed, now)
+                coupon = coupon_eligible(ws, conn, hashed, now)
+                record_join_signals(conn, member_id, hashed, now, coupon_eligible=coupon)
             group_row = conn.execute(select(groups).where(groups.c.id == group.id)).one()
     if group is None:
         raise NoRoom(f"every {result.tier} group is full")
     invite = invite_for(ws, group_row, ticket, personal=True)
-    return Ticket(member_id, result.tier, group.key, invite.url, invite.qr_url)
+    return Ticket(member_id, result.tier, group.key, invite.url, invite.qr_url, coupon)
 
 
 def entry_invite(ws: Workspace, code: str) -> tuple[EntryInfo, Any, Any]:
@@ -194,6 +199,8 @@ def on_join_request(ws: Workspace, item: Any) -> None:
         if group is None:
             return
         resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
+        conn.execute(update(members).where(members.c.id == resolved.member_id, members.c.joined_at.is_(None))
+                     .values(join_started_at=item.at))  # a seat is held from now (services/catalog.py JOIN_HOLD)
         append_events(conn, [Event(
             event_id=f"jr-{item.platform}-{item.group_id}-{item.user_id}-{item.at:%Y%m%d%H%M%S}",
             type="join_requested", ts=item.at.replace(tzinfo=UTC), member_id=resolved.member_id, group=group.key,

@@ -26,6 +26,7 @@ from qunflow.domain.welcome import pick_language
 from qunflow.engine import outbox
 from qunflow.errors import Conflict, InvalidInput, NotFound
 from qunflow.services import coupons as ledger
+from qunflow.services.gate_guard import member_coupon_eligible
 from qunflow.services.versions import Change, store_version
 from qunflow.store.db import insert_if_new, insert_ignore
 from qunflow.store.tables import (
@@ -249,6 +250,11 @@ def _grant(ws: Workspace, conn: Connection, program: Program, version: int, gran
         "created_at": now})
     if not reward_id:
         return  # earned before: never twice for the same cause
+    if grant.role == "invitee" and not member_coupon_eligible(conn, grant.member_id):
+        conn.execute(update(rewards).where(rewards.c.cause == grant.cause)
+                     .values(status="capped", note="the gate pass was over the new-member coupon cap (device or IP)",
+                             decided_at=now, decided_by="gate"))
+        return
     refused = commit_budget(conn, budget_scopes(program, program.rule(grant.rule), _local_day(ws, now)), spec.value)
     if refused:
         conn.execute(update(rewards).where(rewards.c.cause == grant.cause)

@@ -130,7 +130,8 @@ def serve_workspace(workspace: Workspace, *, host: str = "127.0.0.1", port: int 
     for loop in loops:
         loop.start()
     try:
-        uvicorn.run(create_app(workspace), host=host, port=port, log_level="info")
+        # proxy_headers off: X-Forwarded-For counts only from the workspace's trusted_proxies (web/guard.py)
+        uvicorn.run(create_app(workspace), host=host, port=port, log_level="info", proxy_headers=False)
     finally:
         for loop in loops:
             loop.stop()

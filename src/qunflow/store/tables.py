@@ -101,6 +101,8 @@ members = Table(
     Column("join_ticket", String(30), unique=True),
     Column("created_at", DateTime, nullable=False),
     Column("joined_at", DateTime),
+    # When the platform said this person asked to join (a join request): the seat is held briefly from then.
+    Column("join_started_at", DateTime),
 )
 
 identities = Table(
@@ -376,6 +378,8 @@ join_signals = Table(  # fraud signals from the gate, as keyed hashes (HMAC): eq
     Column("phone", String(64), index=True),
     Column("disposable", Boolean, nullable=False, default=False),
     Column("recorded_at", DateTime, nullable=False),
+    # False when the pass was over the day's new-member coupon cap for its device or IP (services/gate_guard.py).
+    Column("coupon_eligible", Boolean, nullable=False, default=True, server_default="1"),
 )
 
 referrals = Table(  # one per invitee: who brought them, scored for fraud
@@ -534,4 +538,18 @@ erasures = Table(
     Column("erased_at", DateTime, nullable=False),
     Column("actor", String(64), nullable=False),  # cli:USER, token:NAME or user:NAME
     Column("summary", JSON, nullable=False),  # rows removed or pseudonymised per store, and what was kept
+)
+
+# The gate's rate limits (services/gate_guard.py): one GCRA instant per bucket, keyed by a keyed hash of the
+# client IP or device, shared by every process; a row whose instant has passed is the same as no row.
+request_limits = Table(
+    "request_limits", metadata,
+    Column("key", String(100), primary_key=True),
+    Column("tat", DateTime, nullable=False, index=True),
+)
+
+spent_challenges = Table(  # solved proof-of-work challenges, each good for one gate pass until it expires
+    "spent_challenges", metadata,
+    Column("signature", String(128), primary_key=True),
+    Column("expires_at", DateTime, nullable=False, index=True),
 )

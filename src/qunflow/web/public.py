@@ -14,18 +14,20 @@ from starlette.concurrency import run_in_threadpool
 
 from qunflow.domain.gate import CONSENT_TEXT_VERSION, GateErrors
 from qunflow.errors import InvalidInput, NotFound
-from qunflow.services.catalog import entry_info
+from qunflow.services.catalog import EntryInfo, entry_info
 from qunflow.services.fraud import RawSignals
+from qunflow.services.gate_guard import new_challenge
 from qunflow.services.inbound import receive
 from qunflow.services.join import NoRoom, entry_invite, record_landing, submit_gate
 from qunflow.services.privacy import member_from_token
 from qunflow.services.referrals import landing_path
 from qunflow.services.welcome import complete_task
+from qunflow.settings import Settings
 from qunflow.web.deps import workspace_of
+from qunflow.web.guard import DEVICE_COOKIE, VISITOR_COOKIE, client_ip, pass_refusal, view_refusal
 from qunflow.web.render import lang_of, message_page, page
 
 router = APIRouter(include_in_schema=False)
-VISITOR_COOKIE = "qf_vid"
 ONE_YEAR = 365 * 24 * 3600
 
 
@@ -47,9 +49,6 @@ def _set_visitor(response: Response, vid: str, new: bool, request: Request | Non
     return response
 
 
-DEVICE_COOKIE = "qf_dev"  # a device id for the fraud checks (kept only as a keyed hash), set after consent
-
-
 def device_id(request: Request) -> tuple[str, bool]:
     """The device cookie, or the id this request will set (True when it must be set)."""
     current = request.cookies.get(DEVICE_COOKIE, "")
@@ -61,18 +60,9 @@ def device_id(request: Request) -> tuple[str, bool]:
     return new, True
 
 
-def client_ip(request: Request, trust_proxy: bool) -> str | None:
-    """The client's IP: the first X-Forwarded-For hop when trust_proxy is on, else the peer as uvicorn sees
-    it (uvicorn already takes X-Forwarded-For from a proxy on 127.0.0.1, its forwarded_allow_ips)."""
-    forwarded = request.headers.get("x-forwarded-for", "")
-    if trust_proxy and forwarded.strip():
-        return forwarded.split(",")[0].strip()
-    return request.client.host if request.client else None
-
-
-def join_signals_of(request: Request, form: dict[str, str], trust_proxy: bool) -> RawSignals:
+def join_signals_of(request: Request, form: dict[str, str], settings: Settings) -> RawSignals:
     """What the gate sees of a visitor, for the fraud checks (hashed before it is stored)."""
-    return RawSignals(device=device_id(request)[0], ip=client_ip(request, trust_proxy),
+    return RawSignals(device=device_id(request)[0], ip=client_ip(request, settings),
                       user_agent=request.headers.get("user-agent"),
                       phone=form.get("phone") or form.get("mobile"), email=form.get("email"))
 
@@ -98,8 +88,24 @@ def _stop_word(request: Request) -> str:
     return words(workspace_of(request), lang_of(request))["stop"]
 
 
+def _gate_page(request: Request, entry: EntryInfo, status: int = 200, form: dict[str, str] | None = None,
+               errors: dict[str, str] | None = None, challenge_failed: bool = False) -> Response:
+    """The landing page's form, with a fresh proof-of-work for the page's solver (web/static/gate-pow.js)."""
+    return page(request, "landing.html", status, entry=entry, form=form or {}, errors=errors or {},
+                ref=referrer_of(request), consent_version=CONSENT_TEXT_VERSION,
+                challenge=new_challenge(workspace_of(request)), challenge_failed=challenge_failed,
+                stop_word=_stop_word(request))
+
+
 @router.get("/j/{code}", response_class=HTMLResponse)
-def landing(code: str, request: Request) -> Response:
+async def landing(code: str, request: Request) -> Response:
+    refused = await view_refusal(request)
+    if refused is not None:
+        return refused
+    return await run_in_threadpool(_landing, code, request)
+
+
+def _landing(code: str, request: Request) -> Response:
     ws = workspace_of(request)
     vid, new = visitor_id(request)
     try:
@@ -108,9 +114,7 @@ def landing(code: str, request: Request) -> Response:
         return message_page(request, "not_found", status_code=404)
     if entry.gate is None:  # no gate: the entry point's own tracked link, straight away
         return _set_visitor(_entry_link_page(request, code), vid, new)
-    response = page(request, "landing.html", entry=entry, form={}, errors={},
-                    ref=referrer_of(request), consent_version=CONSENT_TEXT_VERSION, stop_word=_stop_word(request))
-    return _set_visitor(response, vid, new)  # the device cookie waits for the gate's consent
+    return _set_visitor(_gate_page(request, entry), vid, new)  # the device cookie waits for the gate's consent
 
 
 def _entry_link_page(request: Request, code: str) -> Response:
@@ -128,16 +132,27 @@ async def gate_submit(code: str, request: Request) -> Response:
     vid, new = visitor_id(request)
     form = {k: str(v)[:500] for k, v in (await request.form()).items()}
     ref = referrer_of(request)
+
+    def entry() -> EntryInfo:
+        with ws.engine.connect() as conn:
+            return entry_info(conn, code)
+
+    def challenge_page() -> Response:
+        try:
+            return _gate_page(request, entry(), 403, form, challenge_failed=True)
+        except NotFound:
+            return message_page(request, "not_found", status_code=404)
+
+    refused = await pass_refusal(request, form, challenge_page)
+    if refused is not None:
+        return refused
     try:
         ticket = await run_in_threadpool(submit_gate, ws, code, vid, form, locale=lang_of(request), referrer_id=ref,
-                                         signals=join_signals_of(request, form, ws.settings.trust_proxy))
+                                         signals=join_signals_of(request, form, ws.settings))
     except NotFound:
         return message_page(request, "not_found", status_code=404)
     except GateErrors as exc:
-        with ws.engine.connect() as conn:
-            entry = entry_info(conn, code)
-        return page(request, "landing.html", 422, entry=entry, form=form, errors=exc.errors, ref=ref,
-                    consent_version=CONSENT_TEXT_VERSION, stop_word=_stop_word(request))
+        return _gate_page(request, entry(), 422, form, exc.errors)
     except NoRoom:
         return message_page(request, "full_title", "full_body", status_code=409)
     qr = base64.b64encode(qr_image(ticket.invite_url, "svg")).decode()
@@ -158,15 +173,21 @@ def entry_qr(code: str, ext: str, request: Request) -> Response:
 
 
 @router.get("/m/{token}/task/{task}", response_class=HTMLResponse)
-def task_page(token: str, task: str, request: Request) -> Response:
+async def task_page(token: str, task: str, request: Request) -> Response:
+    refused = await view_refusal(request)
+    if refused is not None:
+        return refused
     member_from_token(workspace_of(request), token)
     return message_page(request, "task_title", action_key="task_confirm")
 
 
 @router.post("/m/{token}/task/{task}", response_class=HTMLResponse)
-def task_done(token: str, task: str, request: Request) -> Response:
+async def task_done(token: str, task: str, request: Request) -> Response:
+    refused = await view_refusal(request)
+    if refused is not None:
+        return refused
     ws = workspace_of(request)
-    complete_task(ws, member_from_token(ws, token), task)
+    await run_in_threadpool(complete_task, ws, member_from_token(ws, token), task)
     return message_page(request, "task_title", "task_done")
 
 
@@ -249,10 +270,13 @@ async def platform_hook(platform: str, request: Request) -> Response:
 
 
 @router.get("/r/{code}")
-def referral_redirect(code: str, request: Request) -> Response:
+async def referral_redirect(code: str, request: Request) -> Response:
     """A member's referral link: on to the landing page with `?ref=<member>` (302), 404 page if unknown."""
+    refused = await view_refusal(request)
+    if refused is not None:
+        return refused
     try:
-        target = landing_path(workspace_of(request), code)
+        target = await run_in_threadpool(landing_path, workspace_of(request), code)
     except NotFound:
         return message_page(request, "not_found", status_code=404)
     lang = request.query_params.get("lang")
@@ -260,10 +284,14 @@ def referral_redirect(code: str, request: Request) -> Response:
 
 
 @router.get("/m/{token}/poster.png")
-def own_poster(token: str, request: Request) -> Response:
+async def own_poster(token: str, request: Request) -> Response:
     """A member's own referral poster, from their personal link (?lang=zh|en, default: their language)."""
     from qunflow.services.posters import render_poster
 
+    refused = await view_refusal(request)
+    if refused is not None:
+        return refused
     ws = workspace_of(request)
-    png = render_poster(ws, member_from_token(ws, token), request.query_params.get("lang") or None)
+    png = await run_in_threadpool(render_poster, ws, member_from_token(ws, token),
+                                  request.query_params.get("lang") or None)
     return Response(png, media_type="image/png", headers={"cache-control": "private, max-age=300"})
