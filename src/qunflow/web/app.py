@@ -7,9 +7,11 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.exc import DBAPIError
 
 from qunflow import __version__
 from qunflow.errors import QunflowError
+from qunflow.store.db import is_busy
 from qunflow.workspace import Workspace
 
 
@@ -21,6 +23,14 @@ def create_app(workspace: Workspace) -> FastAPI:
     @app.exception_handler(QunflowError)
     async def _qunflow_error(_request: Request, exc: QunflowError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_busy(_request: Request, exc: DBAPIError) -> JSONResponse:
+        # Busy beyond the retries of the write paths (store.db.retry_busy): "later", never a 500 for it.
+        if not is_busy(exc):
+            raise exc
+        return JSONResponse({"error": "the database is busy: try again in a few seconds"}, status_code=503,
+                            headers={"Retry-After": "5"})
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
