@@ -6,6 +6,7 @@ import logging
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -46,6 +47,7 @@ def _sqlite_pragmas(synchronous: str) -> Any:
 
 
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, Callable[[Connection], None]] = weakref.WeakKeyDictionary()
 
 
 def _one_writer_at_a_time(engine: Engine) -> None:
@@ -55,11 +57,15 @@ def _one_writer_at_a_time(engine: Engine) -> None:
     Readers (WAL) never wait."""
     lock = threading.RLock()
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _take(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "qf_writer" not in conn.info and statement.lstrip()[:7].upper().startswith(WRITES):
+    def take(conn: Connection) -> None:
+        if "qf_writer" not in conn.info:
             lock.acquire()
             conn.info["qf_writer"] = True
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _take(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip()[:7].upper().startswith(WRITES):
+            take(conn)
 
     def _give_back(conn: Connection) -> None:
         if conn.info.pop("qf_writer", None):
@@ -67,6 +73,18 @@ def _one_writer_at_a_time(engine: Engine) -> None:
 
     event.listen(engine, "commit", _give_back)
     event.listen(engine, "rollback", _give_back)
+    _WRITER_LOCKS[engine] = take
+
+
+def before_driver_write(conn: Connection) -> None:
+    """Call before writing through the driver's own cursor (which SQLAlchemy's events do not see): takes
+    this process's SQLite writer lock as any other write does. Without it, a transaction whose first write
+    goes around the lock holds SQLite's write lock while its next write waits for ours, held by a writer
+    that waits in SQLite's busy handler for it: both stall until busy_timeout ends one with "database is
+    locked" (a gate pass's first write is its event)."""
+    take = _WRITER_LOCKS.get(conn.engine)
+    if take is not None:
+        take(conn)
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
