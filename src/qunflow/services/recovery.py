@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, literal, select
+from sqlalchemy import ColumnElement, and_, exists, literal, select
 
 from qunflow.domain.welcome import pick_language
 from qunflow.engine import outbox
@@ -68,7 +68,7 @@ def sweep(ws: Workspace, *, before: datetime | None = None) -> Swept:
     return swept
 
 
-def _recent_joins(before: datetime) -> list[object]:
+def _recent_joins(before: datetime) -> list[ColumnElement[bool]]:
     """Members whose join was recorded between LOOK_BACK and `before`, still in their group."""
     m = members.c
     last_move = (select(events.c.type).where(events.c.member_id == m.id, events.c.type.in_(("joined", "left")))
