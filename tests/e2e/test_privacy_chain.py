@@ -23,8 +23,8 @@ from qunflow.store.consents import consents_in_force
 from qunflow.store.tables import deliveries, members
 from qunflow.workspace import Workspace
 from tests.access import log_in
-from tests.integration.test_join_flow import PHONE
 from tests.conftest import LiveServer
+from tests.integration.test_join_flow import PHONE
 from tests.integration.test_privacy_rights import CHAT, community
 
 QUNFLOW = [sys.executable, "-c", "from qunflow.cli.main import main; main()"]

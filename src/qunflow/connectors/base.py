@@ -35,6 +35,9 @@ class Capabilities:
     # Sends carry a key the platform deduplicates on (Feishu `uuid`, Discord `nonce`): a send whose
     # outcome a crash hid can be repeated safely. Without it, such a send goes to the dead letters.
     idempotent_sends: bool = False
+    # The platform can say whether a message with a given key arrived (`find_sent`): a send whose outcome
+    # a crash hid is then settled by asking, not guessed. Telegram and WeCom cannot tell.
+    finds_sends: bool = False
     # An invite link can be limited to one person (Telegram member_limit=1, or a join-request link
     # named per person): a forwarded link then cannot bring strangers in under someone else's name.
     single_use_invites: bool = False
@@ -164,4 +167,12 @@ class Connector(Protocol):
 
     def check_group(self, group_id: str) -> list[str]:
         """What stops qunflow from running this group (e.g. the bot is not an admin), as fixes to make."""
+        ...
+
+
+class FindsSends(Protocol):
+    """What a connector whose capabilities say `finds_sends` also does."""
+
+    def find_sent(self, idempotency_key: str) -> SendResult | None:
+        """The message a send with this key produced, or None when none arrived."""
         ...

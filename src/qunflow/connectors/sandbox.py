@@ -4,6 +4,10 @@
 kept in its own SQLite file. `SandboxConnector` is qunflow's side and goes only through the
 `Connector` port, exactly as a real platform's connector would: inbound updates arrive as signed
 JSON (like a webhook), outbound calls may raise `RateLimited`.
+
+Like a real webhook with retries, an update is stored with the change it reports (a join, a message)
+and delivered again until qunflow acknowledged it; and like Feishu's `uuid`, a send's key makes it
+idempotent and lets qunflow ask whether a message with that key arrived (`find_sent`).
 """
 
 from __future__ import annotations
@@ -11,14 +15,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from qunflow.connectors import sandbox_tables as t
 from qunflow.connectors.base import (
@@ -40,6 +46,10 @@ from qunflow.errors import InvalidInput, NotFound, PlatformError, RateLimited, U
 SIGNATURE_HEADER = "x-sandbox-signature"
 BOT = "bot"
 Clock = Callable[[], datetime]
+REDELIVER_AFTER = timedelta(seconds=10)  # an update not acknowledged by then is delivered again ...
+REDELIVER_MAX = timedelta(minutes=5)  # ... and again, twice as late each time, at least this often
+KEEP_ACKED = timedelta(days=1)
+log = logging.getLogger("qunflow.sandbox")
 
 
 def _fast_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -106,11 +116,61 @@ class SandboxPlatform:
     def sign(self, body: bytes) -> str:
         return hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
 
-    def _deliver(self, kind: str, **data: Any) -> None:
-        body = json.dumps({"kind": kind, "at": self.clock().isoformat(), **data}).encode()
+    def _record(self, conn: Connection, kind: str, **data: Any) -> tuple[str, bytes]:
+        """Store an update in the transaction of the change it reports; `_push` delivers it after the commit."""
+        now = self.clock()
+        update_id = secrets.token_hex(8)
+        body = json.dumps({"kind": kind, "update_id": update_id, "at": now.isoformat(), **data}).encode()
+        conn.execute(insert(t.sandbox_updates).values(id=update_id, body=body.decode(), created_at=now, attempts=0,
+                                                      next_at=now + REDELIVER_AFTER))
+        return update_id, body
+
+    def _push(self, update_id: str, body: bytes) -> bool:
+        """Deliver one update to every subscriber; acknowledged when none raised, else delivered again later
+        (the person's own action on the platform succeeded either way, as on a real platform)."""
+        if not self.subscribers:
+            return False
         headers = {SIGNATURE_HEADER: self.sign(body), "content-type": "application/json"}
-        for callback in self.subscribers:
-            callback(headers, body)
+        try:
+            for callback in self.subscribers:
+                callback(headers, body)
+        except Exception as exc:
+            # The type only: a database error's text can carry the update's personal fields.
+            log.warning("sandbox: update %s not acknowledged (%s); it will be delivered again",
+                        update_id, type(exc).__name__)
+            log.debug("sandbox: update %s failed", update_id, exc_info=True)
+            return False
+        with self.engine.begin() as conn:
+            conn.execute(update(t.sandbox_updates).where(t.sandbox_updates.c.id == update_id)
+                         .values(acked_at=self.clock()))
+        return True
+
+    def redeliver(self, *, limit: int = 200) -> int:
+        """Deliver again the updates not acknowledged in time (the platform's webhook retries); returns how
+        many were acknowledged now. Each is claimed first, so two processes do not deliver it at once."""
+        now = self.clock()
+        u = t.sandbox_updates.c
+        with self.engine.connect() as conn:
+            due = conn.execute(select(u.id, u.body, u.attempts, u.next_at).where(u.acked_at.is_(None), u.next_at <= now)
+                               .order_by(u.created_at).limit(limit)).all()
+        done = 0
+        for row in due:
+            later = now + min(REDELIVER_AFTER * 2 ** min(row.attempts + 1, 10), REDELIVER_MAX)
+            with self.engine.begin() as conn:
+                claimed = conn.execute(update(t.sandbox_updates).where(u.id == row.id, u.next_at == row.next_at,
+                                                                       u.acked_at.is_(None))
+                                       .values(attempts=row.attempts + 1, next_at=later)).rowcount
+            if claimed and self._push(row.id, row.body.encode()):
+                done += 1
+        with self.engine.begin() as conn:
+            conn.execute(delete(t.sandbox_updates).where(u.acked_at.is_not(None), u.acked_at < now - KEEP_ACKED))
+        return done
+
+    def unacknowledged(self) -> int:
+        """Updates qunflow has not acknowledged yet."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.sandbox_updates)
+                                    .where(t.sandbox_updates.c.acked_at.is_(None))).scalar_one())
 
     # --- groups and people ---
     def create_chat(self, title: str, chat_id: str | None = None) -> str:
@@ -160,20 +220,20 @@ class SandboxPlatform:
             raise NotFound("sandbox: this invite link does not exist")
         if invite.revoked or (invite.member_limit is not None and invite.used >= invite.member_limit):
             return "refused"  # as on a real platform: the link is expired or used up
-        if invite.member_limit is not None:
-            with self.engine.begin() as conn:
+        with self.engine.begin() as conn:  # the link's use, the join (or request) and its update: all or none
+            if invite.member_limit is not None:
                 conn.execute(update(t.sandbox_invites).where(t.sandbox_invites.c.token == invite_token)
                              .values(used=t.sandbox_invites.c.used + 1))
-        if invite.creates_join_request:
-            with self.engine.begin() as conn:
+            if invite.creates_join_request:
                 conn.execute(insert(t.sandbox_join_requests).values(
                     chat_id=invite.chat_id, user_id=user_id, invite_name=invite.name,
                     status="pending", created_at=self.clock()))
-            self._deliver("join_request", chat_id=invite.chat_id, user_id=user_id,
-                          display_name=display_name, invite_name=invite.name)
-            return "requested"
-        self._add_member(invite.chat_id, user_id, display_name, invite.name)
-        return "joined"
+                pending = self._record(conn, "join_request", chat_id=invite.chat_id, user_id=user_id,
+                                       display_name=display_name, invite_name=invite.name)
+            else:
+                pending = self._add_member(conn, invite.chat_id, user_id, display_name, invite.name)
+        self._push(*pending)
+        return "requested" if invite.creates_join_request else "joined"
 
     def add_friend(self, chat_id: str, display_name: str, user_id: str | None = None) -> str:
         """A member adds a friend straight into a chat (no invite link, no gate), as on WeChat or Telegram.
@@ -185,7 +245,9 @@ class SandboxPlatform:
             raise NotFound(f"sandbox: no chat {chat_id}")
         user_id = user_id or "su" + secrets.token_hex(5)
         self.ensure_user(user_id, name)
-        self._add_member(chat_id, user_id, name, None)
+        with self.engine.begin() as conn:
+            pending = self._add_member(conn, chat_id, user_id, name, None)
+        self._push(*pending)
         return user_id
 
     def records_of(self, user_id: str) -> dict[str, Any]:
@@ -227,25 +289,32 @@ class SandboxPlatform:
                         conn.execute(update(t.sandbox_messages).where(m.id == row.id)
                                      .values(text=scrub(row.text, needles, mask)))
                     counts["messages_masked"] += len(rows)
+                # Updates kept for redelivery carry display names: acknowledged ones go, pending ones are masked.
+                u = t.sandbox_updates.c
+                about = [u.body.contains(v, autoescape=True) for v in (user_id, *needles)]
+                conn.execute(t.sandbox_updates.delete().where(u.acked_at.is_not(None), or_(*about)))
+                for row in conn.execute(select(u.id, u.body).where(or_(*about))).all():
+                    conn.execute(update(t.sandbox_updates).where(u.id == row.id)
+                                 .values(body=scrub(row.body, needles, mask)))
             conn.exec_driver_sql("VACUUM")
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # old page versions leave the -wal file too
             conn.commit()
         return counts
 
-    def _add_member(self, chat_id: str, user_id: str, display_name: str, invite_name: str | None) -> None:
-        with self.engine.begin() as conn:
-            row = conn.execute(select(t.sandbox_chat_members).where(
+    def _add_member(self, conn: Connection, chat_id: str, user_id: str, display_name: str,
+                    invite_name: str | None) -> tuple[str, bytes]:
+        row = conn.execute(select(t.sandbox_chat_members).where(
+            t.sandbox_chat_members.c.chat_id == chat_id,
+            t.sandbox_chat_members.c.user_id == user_id)).first()
+        values = {"status": "member", "invite_name": invite_name, "joined_at": self.clock()}
+        if row is None:
+            conn.execute(insert(t.sandbox_chat_members).values(chat_id=chat_id, user_id=user_id, **values))
+        else:
+            conn.execute(update(t.sandbox_chat_members).where(
                 t.sandbox_chat_members.c.chat_id == chat_id,
-                t.sandbox_chat_members.c.user_id == user_id)).first()
-            values = {"status": "member", "invite_name": invite_name, "joined_at": self.clock()}
-            if row is None:
-                conn.execute(insert(t.sandbox_chat_members).values(chat_id=chat_id, user_id=user_id, **values))
-            else:
-                conn.execute(update(t.sandbox_chat_members).where(
-                    t.sandbox_chat_members.c.chat_id == chat_id,
-                    t.sandbox_chat_members.c.user_id == user_id).values(**values))
-        self._deliver("member_joined", chat_id=chat_id, user_id=user_id, display_name=display_name,
-                      invite_name=invite_name)
+                t.sandbox_chat_members.c.user_id == user_id).values(**values))
+        return self._record(conn, "member_joined", chat_id=chat_id, user_id=user_id, display_name=display_name,
+                            invite_name=invite_name)
 
     def answer_request(self, chat_id: str, user_id: str, approve: bool) -> None:
         with self.engine.begin() as conn:
@@ -258,30 +327,44 @@ class SandboxPlatform:
                          .values(status="approved" if approve else "declined"))
             name = conn.execute(select(t.sandbox_users.c.display_name)
                                 .where(t.sandbox_users.c.id == user_id)).scalar_one()
-        if approve:
-            self._add_member(chat_id, user_id, name, request.invite_name)
+            pending = self._add_member(conn, chat_id, user_id, name, request.invite_name) if approve else None
+        if pending is not None:
+            self._push(*pending)
 
     def leave(self, user_id: str, chat_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(t.sandbox_chat_members).where(
                 t.sandbox_chat_members.c.chat_id == chat_id,
                 t.sandbox_chat_members.c.user_id == user_id).values(status="left"))
-        self._deliver("member_left", chat_id=chat_id, user_id=user_id)
+            pending = self._record(conn, "member_left", chat_id=chat_id, user_id=user_id)
+        self._push(*pending)
 
     def say(self, user_id: str, text: str, chat_id: str | None = None) -> None:
         """A person writes in a group, or privately to the bot when chat_id is None."""
-        message_id = self._store_message(chat_id, None if chat_id else user_id, user_id, text)
-        self._deliver("message", chat_id=chat_id, user_id=user_id, text=text, message_id=str(message_id))
+        with self.engine.begin() as conn:
+            message_id = self._insert_message(conn, chat_id, None if chat_id else user_id, user_id, text)
+            pending = self._record(conn, "message", chat_id=chat_id, user_id=user_id, text=text,
+                                   message_id=str(message_id))
+        self._push(*pending)
+
+    def _insert_message(self, conn: Connection, chat_id: str | None, dm_user_id: str | None, sender: str,
+                        text: str, client_key: str | None = None) -> int:
+        key = conn.execute(insert(t.sandbox_messages).values(
+            chat_id=chat_id, dm_user_id=dm_user_id, sender=sender, text=text,
+            sent_at=self.clock(), client_key=client_key)).inserted_primary_key
+        return int(key[0])  # type: ignore[index]
 
     def _store_message(self, chat_id: str | None, dm_user_id: str | None, sender: str, text: str,
                        client_key: str | None = None) -> int:
-        with self.engine.begin() as conn:
-            key = conn.execute(insert(t.sandbox_messages).values(
-                chat_id=chat_id, dm_user_id=dm_user_id, sender=sender, text=text,
-                sent_at=self.clock(), client_key=client_key)).inserted_primary_key
-            return int(key[0])  # type: ignore[index]
+        try:
+            with self.engine.begin() as conn:
+                return self._insert_message(conn, chat_id, dm_user_id, sender, text, client_key)
+        except IntegrityError:  # the same key sent twice at once: the first one's message is the answer
+            if (done := self.sent_with_key(client_key)) is None:
+                raise
+            return int(done)
 
-    def _already_sent(self, client_key: str | None) -> str | None:
+    def sent_with_key(self, client_key: str | None) -> str | None:
         """The message a repeated client key already produced: sends are idempotent per key."""
         if client_key is None:
             return None
@@ -292,7 +375,7 @@ class SandboxPlatform:
 
     # --- the bot API ---
     def bot_send_dm(self, user_id: str, text: str, client_key: str | None = None) -> str:
-        if (done := self._already_sent(client_key)) is not None:
+        if (done := self.sent_with_key(client_key)) is not None:
             return done
         now = self.clock()
         with self.engine.connect() as conn:
@@ -306,7 +389,7 @@ class SandboxPlatform:
         return str(self._store_message(None, user_id, BOT, text, client_key))
 
     def bot_post(self, chat_id: str, text: str, client_key: str | None = None) -> str:
-        if (done := self._already_sent(client_key)) is not None:
+        if (done := self.sent_with_key(client_key)) is not None:
             return done
         now = self.clock()
         self.limits.check(BOT, self.limits.bot_per_second, 1.0, now)
@@ -351,7 +434,7 @@ class SandboxConnector:
     capabilities = Capabilities(
         join_requests=True, dm_policy="any", dm_window_seconds=None, invite_label_max=30,
         reports_invite_on_join=True, group_capacity_max=None, reads_group_messages=True, idempotent_sends=True,
-        single_use_invites=True)
+        single_use_invites=True, finds_sends=True)
 
     def __init__(self, world: SandboxPlatform, public_url: str) -> None:
         self.world = world
@@ -381,6 +464,10 @@ class SandboxConnector:
     def post_to_group(self, group_id: str, text: str, *, idempotency_key: str | None = None) -> SendResult:
         return SendResult(self.world.bot_post(group_id, text, idempotency_key))
 
+    def find_sent(self, idempotency_key: str) -> SendResult | None:
+        found = self.world.sent_with_key(idempotency_key)
+        return None if found is None else SendResult(found)
+
     def revoke_invite(self, group_id: str, link: InviteLink) -> None:
         self.world.revoke_invite(link.url.rsplit("/", 1)[-1])
 
@@ -398,19 +485,21 @@ class SandboxConnector:
             data = json.loads(body)
             at = datetime.fromisoformat(data["at"])
             kind = data["kind"]
+            key = data.get("update_id")  # a redelivered update carries the same id
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidInput(f"sandbox update: malformed body ({exc})") from exc
         p = self.platform
         if kind == "member_joined":
             return [MemberJoined(p, at, data["chat_id"], data["user_id"], data["display_name"],
-                                 data.get("invite_name"))]
+                                 data.get("invite_name"), key=key)]
         if kind == "join_request":
             return [JoinRequested(p, at, data["chat_id"], data["user_id"], data["display_name"],
-                                  data.get("invite_name"))]
+                                  data.get("invite_name"), key=key)]
         if kind == "member_left":
-            return [MemberLeft(p, at, data["chat_id"], data["user_id"])]
+            return [MemberLeft(p, at, data["chat_id"], data["user_id"], key=key)]
         if kind == "message":
-            return [MessagePosted(p, at, data["user_id"], data["text"], data.get("chat_id"), data.get("message_id"))]
+            return [MessagePosted(p, at, data["user_id"], data["text"], data.get("chat_id"), data.get("message_id"),
+                                  key=key)]
         raise InvalidInput(f"sandbox update: unknown kind {kind!r}")
 
 

@@ -75,4 +75,17 @@ sandbox_messages = Table(
     Column("client_key", String(200), unique=True),  # a repeated key returns the first message (like Feishu's uuid)
 )
 Index("ix_sandbox_messages_chat", sandbox_messages.c.chat_id)
+
+# What the platform told qunflow, kept until qunflow acknowledged it (a webhook answered 200), and
+# delivered again until then: a crash or a failed handler loses no join.
+sandbox_updates = Table(
+    "sandbox_updates", metadata,
+    Column("id", String(32), primary_key=True),  # sent as update_id: a repeat is recognised as one
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", DateTime, nullable=False),  # delivered again from then on, unless acknowledged
+    Column("acked_at", DateTime),
+)
+Index("ix_sandbox_updates_due", sandbox_updates.c.acked_at, sandbox_updates.c.next_at)
 Index("ix_sandbox_messages_dm", sandbox_messages.c.dm_user_id)

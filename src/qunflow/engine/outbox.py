@@ -7,8 +7,11 @@ send limit, passes the key to platforms that deduplicate on it, and records the 
 backoff and end as dead letters a person can retry; "never" (the person blocked the bot) marks the
 person unreachable. A marketing DM goes only to a member whose marketing consent is in force, checked
 when it is recorded and again just before the call; without it the send is `skipped` (not a dead letter).
-A send whose call was interrupted by a crash is repeated only where the platform
-deduplicates (Capabilities.idempotent_sends); elsewhere it becomes a dead letter, never a second message.
+A send whose call was interrupted by a crash is settled by asking the platform where
+it can tell (Capabilities.finds_sends), else repeated only where the platform deduplicates
+(Capabilities.idempotent_sends); elsewhere it becomes a dead letter, never a second message.
+A send with a promise (the welcome: within 3 minutes of the join, SPEC C3) spaces its retries after
+failures so that they all fall inside it; "not now" is always retried at the platform's retry_after.
 """
 
 from __future__ import annotations
@@ -16,15 +19,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, and_, or_, select, update
 
+from qunflow.connectors.base import Connector, FindsSends
 from qunflow.domain.consent import MARKETING
 from qunflow.domain.events import Event
 from qunflow.errors import PlatformError, QunflowError, RateLimited, Unreachable
 from qunflow.store.consents import has_consent
-from qunflow.store.db import insert_if_new, insert_new_row
+from qunflow.store.db import insert_if_new, insert_new_row, retry_busy
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import deliveries, identities
 
@@ -36,6 +40,9 @@ MAX_ATTEMPTS = 5  # failed calls before a send is a dead letter (waits for "not 
 SKIP_WHEN_LATE = ("keyword_reply", "welcome_menu")  # past expires_at a late chat answer is noise: skipped
 INTERRUPTED = "outcome unknown after an interruption; check the chat, then retry or skip"
 NO_CONSENT = "not sent: a marketing message, and the member has no marketing consent in force"
+# How soon after the send was recorded a kind must have gone (SPEC C3); a platform's own window
+# (expires_at) can be shorter. Failed calls are retried faster so that every try falls inside it.
+PROMISES = {"welcome_dm": timedelta(minutes=3), "gate_link": timedelta(minutes=3)}
 
 
 @dataclass(frozen=True)
@@ -121,11 +128,16 @@ def send(ws: Workspace, message: Message, *, wait_up_to: float = 0.0) -> Sent:
 
     `wait_up_to`: when the platform says "not now" for at most this many seconds, wait here and try once
     more (a join request is approved only after its welcome, so the caller waits anyway)."""
-    with ws.engine.begin() as conn:
-        if _refused(conn, message):
-            return Sent(message.key, "skipped" if insert_if_new(conn, deliveries, _skipped_row(
-                ws, message, ws.clock())) else "known", error=NO_CONSENT)
-        row = insert_new_row(conn, deliveries, _row(ws, message, ws.clock(), "pending"))
+    def insert() -> Any:  # the new row; None when the key is known; "skipped" without marketing consent
+        with ws.engine.begin() as conn:
+            if _refused(conn, message):
+                new = insert_if_new(conn, deliveries, _skipped_row(ws, message, ws.clock()))
+                return "skipped" if new else None
+            return insert_new_row(conn, deliveries, _row(ws, message, ws.clock(), "pending"))
+
+    row = retry_busy(insert)
+    if row == "skipped":
+        return Sent(message.key, "skipped", error=NO_CONSENT)
     if row is None:
         return Sent(message.key, "known")
     result = _attempt(ws, row)
@@ -142,7 +154,7 @@ def deliver(ws: Workspace, keys: list[str] | None = None, *, limit: int = 500) -
     """Send what is queued or due for a retry (only `keys`, when given), and settle interrupted calls."""
     tally = Tally()
     while True:
-        rows = _claim(ws, keys, limit)
+        rows = retry_busy(lambda: _claim(ws, keys, limit))
         for row, interrupted in rows:
             tally.add(_attempt(ws, row, interrupted=interrupted))
         if len(rows) < limit:
@@ -176,8 +188,12 @@ def _attempt(ws: Workspace, row: Any, *, interrupted: bool = False) -> Sent:
         connector = ws.connector(row.platform)
     except QunflowError as exc:  # e.g. the platform was disconnected since
         return _finish(ws, row, "dead", error=str(exc))
-    if interrupted and not connector.capabilities.idempotent_sends:
-        return _finish(ws, row, "dead", error=INTERRUPTED)
+    if interrupted:
+        arrived = _ask_platform(connector, key)
+        if arrived is not None:  # it went before the crash: recorded now, not sent again
+            return _finish(ws, row, "sent", message_id=arrived)
+        if not (connector.capabilities.idempotent_sends or connector.capabilities.finds_sends):
+            return _finish(ws, row, "dead", error=INTERRUPTED)
     if row.expires_at is not None and now > row.expires_at:
         return _late(ws, row, row.error or "no try in time")
     if _needs_consent(row.private, row.marketing, row.member_id):
@@ -202,9 +218,63 @@ def _attempt(ws: Workspace, row: Any, *, interrupted: bool = False) -> Sent:
     except PlatformError as exc:
         if row.attempts + 1 >= MAX_ATTEMPTS:
             return _finish(ws, row, "dead", error=str(exc), attempts=row.attempts + 1)
-        backoff = timedelta(seconds=30 * 2 ** row.attempts)
-        return _again(ws, row, ws.clock() + backoff, counted=True, error=str(exc))
+        return _again(ws, row, ws.clock() + backoff(row, ws.clock()), counted=True, error=str(exc))
     return _finish(ws, row, "sent", message_id=result.message_id)
+
+
+def backoff(row: Any, now: datetime) -> timedelta:
+    """The wait after a failed call: 30 s, doubling; for a kind with a promise, short enough that the tries
+    left all fall before it ends (at least a second apart), while it lasts."""
+    standard = timedelta(seconds=30 * 2 ** row.attempts)
+    promise = PROMISES.get(row.kind)
+    if promise is None:
+        return standard
+    deadline = row.created_at + promise
+    if row.expires_at is not None:
+        deadline = min(deadline, row.expires_at)
+    tries_left = MAX_ATTEMPTS - row.attempts - 1
+    if deadline <= now or tries_left <= 0:
+        return standard
+    return max(min(standard, (deadline - now) / tries_left), timedelta(seconds=1))
+
+
+def _ask_platform(connector: Connector, key: str) -> str | None:
+    """The id of the message a send with this key produced, when the platform can tell and it arrived."""
+    if not connector.capabilities.finds_sends:
+        return None
+    try:
+        found = cast(FindsSends, connector).find_sent(key)
+    except QunflowError:  # cannot tell now: the rules for platforms that cannot tell apply
+        return None
+    return None if found is None else found.message_id
+
+
+def settle_pending(ws: Workspace, claimed_before: datetime, *, limit: int = 1000) -> tuple[int, int]:
+    """Settle sends left "pending" by a crash without waiting for their lease, where the platform can tell:
+    one that arrived is recorded as sent; one that did not, on a platform that deduplicates, is due again now.
+    Only sends claimed before `claimed_before` (none in flight). Returns (recorded as sent, due again)."""
+    d = deliveries.c
+    with ws.engine.connect() as conn:
+        rows = conn.execute(select(deliveries).where(d.status == "pending", d.lease_until <= claimed_before + LEASE)
+                            .order_by(d.id).limit(limit)).all()
+    sent = again = 0
+    for row in rows:
+        try:
+            connector = ws.connector(row.platform)
+        except QunflowError:
+            continue
+        if not connector.capabilities.finds_sends:
+            continue  # Telegram, WeCom: the lease runs out, then the outbox's rules for "unknown" apply
+        arrived = _ask_platform(connector, row.idempotency_key)
+        if arrived is not None:
+            _finish(ws, row, "sent", message_id=arrived)
+            sent += 1
+        elif connector.capabilities.idempotent_sends:
+            with ws.engine.begin() as conn:  # unless someone settled it meanwhile
+                again += conn.execute(update(deliveries).where(
+                    d.id == row.id, d.status == "pending", d.lease_until == row.lease_until)
+                    .values(status="retry", next_at=ws.clock(), lease_until=None)).rowcount
+    return sent, again
 
 
 def _late(ws: Workspace, row: Any, why: str) -> Sent:
@@ -226,8 +296,11 @@ def _again(ws: Workspace, row: Any, at: datetime, *, counted: bool, error: str |
 
 
 def _update(ws: Workspace, row: Any, values: dict[str, Any]) -> None:
-    with ws.engine.begin() as conn:
-        conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(**values))
+    def write() -> None:
+        with ws.engine.begin() as conn:
+            conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(**values))
+
+    retry_busy(write)
 
 
 def _finish(ws: Workspace, row: Any, status: str, *, message_id: str | None = None, error: str | None = None,
@@ -241,14 +314,17 @@ def _finish(ws: Workspace, row: Any, status: str, *, message_id: str | None = No
         values.update(sent_at=now, external_message_id=message_id)
         if row.on_sent:
             events.append(_sent_event(row.on_sent, now))
-    with ws.engine.begin() as conn:
-        conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(**values))
-        if events:
-            append_events(conn, events)
-        if status == "unreachable" and row.private:
-            conn.execute(update(identities).where(identities.c.platform == row.platform,
-                                                  identities.c.external_user_id == row.target)
-                         .values(unreachable_at=now))
+    def write() -> None:  # after a platform call: losing this would leave a delivered message "pending"
+        with ws.engine.begin() as conn:
+            conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(**values))
+            if events:
+                append_events(conn, events)
+            if status == "unreachable" and row.private:
+                conn.execute(update(identities).where(identities.c.platform == row.platform,
+                                                      identities.c.external_user_id == row.target)
+                             .values(unreachable_at=now))
+
+    retry_busy(write)
     return Sent(row.idempotency_key, status, message_id=message_id, error=error)
 
 

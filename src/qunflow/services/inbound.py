@@ -4,12 +4,14 @@ A connector verifies and parses the platform's call (`Connector.receive`); each 
 its handlers in the order below. Handlers do not call each other: a join records the member, the
 welcome handler welcomes them, and a join request is approved only after its welcome went out. An
 update the platform delivers again (same key) is not acted on twice once it was handled to the end; one
-whose handling was cut off by a crash is handled again (every handler is idempotent).
+whose handling was cut off by a crash is handled again (every handler is idempotent); for the same
+reason a handler the database refused for now ("database is locked") is run again after a pause.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -24,7 +26,7 @@ from qunflow.connectors.base import (
     Update,
 )
 from qunflow.services import activity, consent, join, keyword_rules, welcome
-from qunflow.store.db import insert_ignore
+from qunflow.store.db import insert_ignore, retry_busy
 from qunflow.store.tables import inbound_updates
 from qunflow.workspace import Workspace
 
@@ -54,14 +56,18 @@ def dispatch(ws: Workspace, updates: Sequence[Update]) -> None:
             continue
         # Updates are handled side by side (a platform delivers over several connections, and most of a
         # handler's time is the platform's own calls); SQLite then takes their writes one at a time.
-        if item.key is not None and _handled_before(ws, item):
+        if item.key is not None and retry_busy(partial(_handled_before, ws, item)):
             continue
         for handler in handlers:
-            handler(ws, item)
+            retry_busy(partial(handler, ws, item))
         if item.key is not None:  # handled to the end: a repeat is now ignored
-            with ws.engine.begin() as conn:
-                insert_ignore(conn, inbound_updates, [{"platform": item.platform, "key": item.key,
-                                                       "status": "done", "received_at": ws.clock()}])
+            retry_busy(partial(_mark_handled, ws, item))
+
+
+def _mark_handled(ws: Workspace, item: Update) -> None:
+    with ws.engine.begin() as conn:
+        insert_ignore(conn, inbound_updates, [{"platform": item.platform, "key": item.key,
+                                               "status": "done", "received_at": ws.clock()}])
 
 
 def _handled_before(ws: Workspace, item: Update) -> bool:

@@ -224,12 +224,20 @@ def approve_request(ws: Workspace, item: Any) -> None:
     """Approve a request on our own link once the welcome went out; others stay pending (they got the gate
     link instead). Runs after the welcome handler (services.inbound)."""
     assert isinstance(item, JoinRequested)
-    if known_request(ws, item):
+    if known_request(ws, item) and not _joined_already(ws, item):
         ws.connector(item.platform).approve_join(item.group_id, item.user_id)
         # Approved means in: the join is recorded now, whether or not the platform's own member update
         # follows (Telegram sends one only to an admin bot that asked for it); that update is then a repeat.
         on_member_joined(ws, MemberJoined(item.platform, ws.clock(), item.group_id, item.user_id, item.display_name,
                                           item.invite_label))
+
+
+def _joined_already(ws: Workspace, item: JoinRequested) -> bool:
+    """The request was approved and the join recorded before (a repeat of the update after a crash)."""
+    with ws.engine.connect() as conn:
+        group = _group_row(conn, item.platform, item.group_id)
+        member_id = member_of_user(conn, item.platform, item.user_id)
+        return group is not None and member_id is not None and _in_group(conn, member_id, group.key)
 
 
 def _in_group(conn: Connection, member_id: str, group_key: str) -> bool:

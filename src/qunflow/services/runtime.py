@@ -50,14 +50,20 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
     the webhook path for the interpreter, so it is not run more often); the automation
     worker runs triggers and due playbook steps every half second; with a report
     webhook set, the weekly report is checked every minute (and soon after start, to catch up);
-    with a staff webhook set, keyword alerts that failed to post are retried every few seconds."""
+    with a staff webhook set, keyword alerts that failed to post are retried every few seconds.
+    The recovery sweep finishes what a crash interrupted, at once and then every minute; the sandbox
+    platform delivers again the updates qunflow did not acknowledge (as a real webhook retries)."""
     from qunflow.analytics.shipper import ship
     from qunflow.engine.notifier import post_staff_alerts
     from qunflow.services.automation import work_once
+    from qunflow.services.recovery import SWEEP_SECONDS, Sweeper
     from qunflow.services.report_schedule import run_scheduled_report
 
     loops = [BackgroundLoop("shipper", lambda: ship(workspace), SHIP_SECONDS),
-             BackgroundLoop("automation", lambda: work_once(workspace, worker="serve"), 0.5)]
+             BackgroundLoop("automation", lambda: work_once(workspace, worker="serve"), 0.5),
+             BackgroundLoop("recovery", Sweeper(workspace), SWEEP_SECONDS, first_after=0.0),
+             BackgroundLoop("sandbox-redeliver", lambda: redeliver_sandbox(workspace), REDELIVER_SECONDS,
+                            first_after=0.0)]
     if workspace.settings.staff_webhook:
         loops.append(BackgroundLoop("staff-alerts", lambda: post_staff_alerts(workspace), 5.0))
     if workspace.settings.report_webhook:
@@ -65,6 +71,16 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
                                     REPORT_CHECK_SECONDS, first_after=3.0))
     loops.extend(poll_loops(workspace))
     return loops
+
+
+REDELIVER_SECONDS = 2.0
+
+
+def redeliver_sandbox(workspace: Workspace) -> int:
+    """The sandbox platform's webhook retries, for a workspace that has a sandbox (none is made for it)."""
+    if not (workspace.home / "sandbox.db").exists():
+        return 0
+    return workspace.sandbox.redeliver()
 
 
 def poll_loops(workspace: Workspace) -> list[BackgroundLoop]:

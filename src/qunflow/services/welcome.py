@@ -146,7 +146,18 @@ def welcome(ws: Workspace, member_id: str, arrival: Arrival, *,
     return config, language
 
 
-def _assign_tasks(ws: Workspace, member_id: str, group_key: str | None, config: Welcome, has_name: bool) -> None:
+def ensure_day1_tasks(ws: Workspace, member_id: str) -> int:
+    """The Day-1 tasks of the welcome in force, for a member welcomed without them (a crash came between).
+    Returns how many the member is given (0: none apply)."""
+    with ws.engine.connect() as conn:
+        config = active_welcome(conn)[1]
+        profile, group_key = conn.execute(select(members.c.profile, groups.c.key)
+                                          .outerjoin(groups, groups.c.id == members.c.group_id)
+                                          .where(members.c.id == member_id)).one()
+    return _assign_tasks(ws, member_id, group_key, config, bool(unseal(ws, profile).get("name")))
+
+
+def _assign_tasks(ws: Workspace, member_id: str, group_key: str | None, config: Welcome, has_name: bool) -> int:
     """The Day-1 tasks, once (a profile the gate already collected is not asked for again)."""
     now = ws.clock()
     tasks = [task for task in config.day1_tasks if not (task.key == "profile" and has_name)]
@@ -156,6 +167,7 @@ def _assign_tasks(ws: Workspace, member_id: str, group_key: str | None, config: 
         append_events(conn, [Event(event_id=f"ta-{member_id}-{task.key}", type="task_assigned",
                                    ts=now.replace(tzinfo=UTC), member_id=member_id, group=group_key,
                                    properties={"task": task.key}) for task in tasks])
+    return len(tasks)
 
 
 def _send_gate_link(ws: Workspace, member_id: str, arrival: Arrival) -> None:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import random
 import threading
-from collections.abc import Iterator
+import time
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from qunflow.errors import InvalidInput
+
+T = TypeVar("T")
+log = logging.getLogger("qunflow")
 
 
 def normalise_url(url: str) -> str:
@@ -40,6 +47,7 @@ def _sqlite_pragmas(synchronous: str) -> Any:
 
 
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, Callable[[Connection], None]] = weakref.WeakKeyDictionary()
 
 
 def _one_writer_at_a_time(engine: Engine) -> None:
@@ -49,11 +57,15 @@ def _one_writer_at_a_time(engine: Engine) -> None:
     Readers (WAL) never wait."""
     lock = threading.RLock()
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _take(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "qf_writer" not in conn.info and statement.lstrip()[:7].upper().startswith(WRITES):
+    def take(conn: Connection) -> None:
+        if "qf_writer" not in conn.info:
             lock.acquire()
             conn.info["qf_writer"] = True
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _take(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip()[:7].upper().startswith(WRITES):
+            take(conn)
 
     def _give_back(conn: Connection) -> None:
         if conn.info.pop("qf_writer", None):
@@ -61,6 +73,18 @@ def _one_writer_at_a_time(engine: Engine) -> None:
 
     event.listen(engine, "commit", _give_back)
     event.listen(engine, "rollback", _give_back)
+    _WRITER_LOCKS[engine] = take
+
+
+def before_driver_write(conn: Connection) -> None:
+    """Call before writing through the driver's own cursor (which SQLAlchemy's events do not see): takes
+    this process's SQLite writer lock as any other write does. Without it, a transaction whose first write
+    goes around the lock holds SQLite's write lock while its next write waits for ours, held by a writer
+    that waits in SQLite's busy handler for it: both stall until busy_timeout ends one with "database is
+    locked" (a gate pass's first write is its event)."""
+    take = _WRITER_LOCKS.get(conn.engine)
+    if take is not None:
+        take(conn)
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
@@ -119,6 +143,37 @@ def schema_revision(engine: Engine) -> str | None:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         except Exception:
             return None
+
+
+# Waits between tries when the database is busy, each after the driver's own wait (SQLite: busy_timeout):
+# another process (a worker, the CLI) or a long transaction holds the write lock. Jittered, so writers
+# that failed together do not come back together.
+BUSY_WAITS = (0.05, 0.2, 0.8, 2.0, 5.0)
+# PostgreSQL: serialization failure, deadlock detected (the transaction was rolled back: safe to run again).
+_PG_RETRY = {"40001", "40P01"}
+
+
+def is_busy(exc: BaseException) -> bool:
+    """The database refused for now, not for good: SQLite's "database is locked"/"busy", or a PostgreSQL
+    deadlock or serialization failure."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    message = str(exc.orig).lower()
+    return ("database is locked" in message or "database is busy" in message
+            or getattr(exc.orig, "sqlstate", None) in _PG_RETRY)
+
+
+def retry_busy(work: Callable[[], T], *, waits: tuple[float, ...] = BUSY_WAITS) -> T:
+    """Run `work` (whole transactions, safe to run again) and run it again while the database is busy."""
+    for wait in waits:
+        try:
+            return work()
+        except DBAPIError as exc:
+            if not is_busy(exc):
+                raise
+            log.warning("the state database is busy (%s); trying again in %.2f s", type(exc.orig).__name__, wait)
+            time.sleep(wait * random.uniform(1.0, 1.5))
+    return work()
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, func, select, text
 
 from qunflow.domain.event_columns import EventColumns, event_columns
 from qunflow.domain.events import MONEY_FIELDS, Event
+from qunflow.store.db import before_driver_write
 from qunflow.store.tables import events
 
 # Serialises event writers on PostgreSQL so that seq order equals commit order:
@@ -58,6 +59,7 @@ def append_driver_columns(conn: Connection, columns: dict[str, list[Any]]) -> in
     if postgres:
         received = _received(postgres)
         rows = [(*row, received) for row in rows]
+    before_driver_write(conn)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(sql, rows if postgres else list(rows))

@@ -7,9 +7,11 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DBAPIError
 
 from qunflow import __version__
 from qunflow.errors import QunflowError
+from qunflow.store.db import is_busy
 from qunflow.web.auth import Guard, LoginRequired, console_access, login_redirect_target
 from qunflow.workspace import Workspace
 
@@ -35,6 +37,14 @@ def create_app(workspace: Workspace) -> FastAPI:
         if request.method in ("GET", "HEAD"):
             return RedirectResponse(login_redirect_target(request), status_code=303)
         return JSONResponse({"error": "log in first: this console request has no valid session"}, status_code=401)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_busy(_request: Request, exc: DBAPIError) -> JSONResponse:
+        # Busy beyond the retries of the write paths (store.db.retry_busy): "later", never a 500 for it.
+        if not is_busy(exc):
+            raise exc
+        return JSONResponse({"error": "the database is busy: try again in a few seconds"}, status_code=503,
+                            headers={"Retry-After": "5"})
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

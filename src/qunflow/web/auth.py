@@ -12,6 +12,7 @@ The API: each route names the scope it needs with `Depends(scope("..."))`.
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 from urllib.parse import quote, urlsplit
@@ -26,8 +27,10 @@ from qunflow.errors import Forbidden, Unauthorized
 from qunflow.services import audit
 from qunflow.services.tokens import check_token
 from qunflow.services.users import Session, session_of
+from qunflow.store.db import retry_busy
 from qunflow.workspace import Workspace
 
+log = logging.getLogger(__name__)
 SESSION_COOKIE = "qf_session"
 LOGIN_PATH = "/console/login"
 
@@ -217,7 +220,11 @@ class Guard:
             await self.app(scope, receive, send_with_headers)
         finally:
             if scope["method"] not in ("GET", "HEAD", "OPTIONS") and _audited(scope["path"]):
-                _audit_request(self.workspace, scope, status)
+                try:
+                    await run_in_threadpool(retry_busy, lambda: _audit_request(self.workspace, scope, status))
+                except Exception as exc:  # noqa: BLE001 - the answer has gone; say so without personal data
+                    log.error("audit: could not record %s %s (%s)", scope["method"], scope["path"],
+                              type(exc).__name__)
 
 
 def _audited(path: str) -> bool:
