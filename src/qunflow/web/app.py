@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from qunflow import __version__
 from qunflow.errors import QunflowError
+from qunflow.web.limits import BodyLimit
 from qunflow.workspace import Workspace
 
 
@@ -17,6 +18,7 @@ def create_app(workspace: Workspace) -> FastAPI:
     app = FastAPI(title="qunflow", version=__version__,
                   description="Community-distribution chain: entry points, joins, events, metrics.")
     app.state.workspace = workspace
+    app.add_middleware(BodyLimit)  # bodies over their route's cap are refused before they are read
 
     @app.exception_handler(QunflowError)
     async def _qunflow_error(_request: Request, exc: QunflowError) -> JSONResponse:
