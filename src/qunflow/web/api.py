@@ -12,8 +12,9 @@ from qunflow.errors import InvalidInput
 from qunflow.services.ingest import MAX_BATCH, ingest_batch
 from qunflow.web.deps import require_token, workspace_of
 from qunflow.web.limits import EVENTS_CAP, size_text
+from qunflow.web.openapi import API_ERRORS
 
-router = APIRouter(prefix="/api/v1", tags=["api"])
+router = APIRouter(prefix="/api/v1", tags=["api"], responses=API_ERRORS)
 
 
 @router.post("/events", summary="Ingest a batch of events",

@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.exc import DataError
 
 from qunflow import __version__
 from qunflow.errors import QunflowError
@@ -29,6 +30,13 @@ def create_app(workspace: Workspace) -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", []))
         return JSONResponse({"error": f"{where}: {first.get('msg')}"}, status_code=422)
+
+    @app.exception_handler(DataError)
+    async def _data_error(_request: Request, _exc: DataError) -> JSONResponse:
+        # The database refused a value the parameter checks let through (a NUL in text on PostgreSQL,
+        # a number past a column's range): the caller's input, so a 400, never a 500.
+        return JSONResponse({"error": "a value in the request cannot be stored or searched for (out of range, "
+                                      "or a NUL character)"}, status_code=400)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -1,0 +1,51 @@
+"""What the JSON API declares in its OpenAPI schema, and checks at the door: parameter types with the
+bounds the databases can hold, the error body and the error responses of each kind of route.
+
+Bounds live here, once, so that no route hands SQLite or PostgreSQL a number it cannot store (a 500)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path, Query
+from pydantic import BaseModel
+
+from qunflow.domain.schedule import DAY_PATTERN, TIME_PATTERN
+
+ROW_ID_MAX = 2**31 - 1  # INTEGER ids on PostgreSQL (SQLite holds 64 bits): the smaller one rules
+OFFSET_MAX = 2**31 - 1
+
+RowId = Annotated[int, Path(ge=1, le=ROW_ID_MAX, description="A row id (1 or more).")]
+Offset = Annotated[int, Query(ge=0, le=OFFSET_MAX, description="Rows to skip.")]
+# Declared with its pattern, checked by domain.schedule.parse_day (a 400 that names the parameter).
+Day = Annotated[str | None, Query(json_schema_extra={"pattern": DAY_PATTERN},
+                                  description="A local day, YYYY-MM-DD (1970 to 2999).")]
+UtcTime = Annotated[str | None, Query(pattern=TIME_PATTERN, description=(
+    "An ISO time such as 2026-01-31T09:00:00Z (1970 to 2999); without an offset it is UTC."))]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the API: what went wrong and what to fix."""
+
+    error: str
+
+
+_MEANING = {
+    400: "The request is well formed but cannot be accepted (the message says why).",
+    401: "No bearer token, or an unknown one.",
+    403: "The token may not do this.",
+    404: "No such object.",
+    409: "The object is not in a state that allows this.",
+    413: "The request body is larger than this address accepts.",
+    422: "A parameter or the body does not match this schema.",
+    429: "Too many requests: try again later.",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error codes, each with the {"error": "..."} body."""
+    return {code: {"model": ErrorBody, "description": _MEANING[code]} for code in codes}
+
+
+# Every /api/v1 route: a token is checked, parameters are validated, a body may be too large.
+API_ERRORS = errors(400, 401, 413, 422)
