@@ -35,8 +35,8 @@ REQUESTS = [
     ("POST", "/api/v1/automation/dead-letters/%C2%B2/retry", "no dead letter"),  # '²' is a digit to isdigit()
     ("GET", f"/api/v1/inbox?offset={HUGE}", "offset"),
     ("GET", f"/api/v1/rewards?offset={HUGE}", "offset"),
-    ("GET", "/api/v1/inbox?due_before=0001-01-01T00:00:00%2B01:00", "due_before must be between"),
-    ("GET", "/api/v1/inbox?due_before=9999-12-31T23:59:00-01:00", "due_before must be between"),
+    ("GET", "/api/v1/inbox?due_before=0001-01-01T00:00:00%2B01:00", "due_before"),
+    ("GET", "/api/v1/inbox?due_before=9999-12-31T23:59:00-01:00", "due_before"),
     ("GET", "/api/v1/inbox?due_before=0.5", "due_before"),
     ("GET", "/api/v1/metrics?as_of=9999-12-31", "as_of must be between 1970-01-01 and 2999-12-31"),
     ("GET", "/api/v1/metrics?as_of=0001-01-01", "as_of must be between"),

@@ -14,6 +14,14 @@ from qunflow.web.deps import require_token, workspace_of
 from qunflow.web.limits import EVENTS_CAP, size_text
 from qunflow.web.openapi import API_ERRORS
 
+# Any JSON value is taken as an event here: each is checked on its own, and the ones that are not valid
+# events are reported by index in a 200 answer (the valid ones are stored).
+EVENT = {"description": "An event: event_id, type, ts (ISO time) and optionally member_id, visitor_id, channel, "
+                        "campaign, entry_point, group, referrer_id, amount, margin, currency, experiment, "
+                        "variant, properties (an object)."}
+BATCH = {"anyOf": [{"type": "array", "maxItems": MAX_BATCH, "items": EVENT},
+                   {"type": "object", "required": ["events"],
+                    "properties": {"events": {"type": "array", "maxItems": MAX_BATCH, "items": EVENT}}}]}
 router = APIRouter(prefix="/api/v1", tags=["api"], responses=API_ERRORS)
 
 
@@ -21,7 +29,8 @@ router = APIRouter(prefix="/api/v1", tags=["api"], responses=API_ERRORS)
              description=f"A JSON array (or {{\"events\": [...]}}) of at most {MAX_BATCH} events and "
              f"{size_text(EVENTS_CAP)}. "
              "Re-sent event_ids are no-ops. Invalid events are reported by index; valid ones "
-             "are stored. The response is sent after the commit.")
+             "are stored. The response is sent after the commit.",
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": BATCH}}}})
 async def post_events(request: Request, _token: str = Depends(require_token)) -> dict[str, Any]:
     body = await request.body()  # at most limits.EVENTS_CAP: the middleware refused anything larger (413)
     try:

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from qunflow.domain.schedule import parse_day
@@ -30,10 +30,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# A decimal text over 0 and at most 100000, with at most two decimals (the same as the number's bounds).
+POSITIVE_CENTS = r"^(0\.(0[1-9]|[1-9]\d?)|[1-9]\d{0,4}(\.\d{1,2})?|100000(\.0{1,2})?)$"
+
+
 class IssueBody(Strict):
     member_id: str = Field(min_length=1, max_length=128)
     name: str = Field(min_length=1, max_length=64)
-    value: Decimal = Field(gt=0, le=100000, decimal_places=2)
+    value: Decimal = Field(gt=0, le=100000, decimal_places=2, json_schema_extra={
+        "anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": 100000, "multipleOf": 0.01},
+                  {"type": "string", "pattern": POSITIVE_CENTS}]})
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _cents(cls, value: Any) -> Any:
+        """A JSON number in cents (0.57 arrives as 0.5700000000000001 from float arithmetic) is that amount."""
+        if isinstance(value, float) and abs(value * 100 - round(value * 100)) < 1e-6:
+            return Decimal(round(value * 100)) / 100
+        return value
     valid_days: int = Field(30, ge=1, le=365)
     cause: str | None = Field(None, min_length=1, max_length=180,
                               description="Your key for this coupon (e.g. the promotion and customer): the same "
@@ -58,7 +72,8 @@ def _actor(token: str) -> str:
     return f"api:{token}"[:64]
 
 
-@router.post("/coupons", summary="Issue a coupon", status_code=201, responses=CHANGE,
+@router.post("/coupons", summary="Issue a coupon", status_code=201,
+             responses={200: {"description": "The coupon issued before for this cause (new: false)."}, **CHANGE},
              description="Issues a coupon outside the reward rules. Idempotent by `cause`: the same cause answers "
                          "200 with the coupon issued before (new: false); 409 if that coupon differs.")
 async def post_coupon(request: Request, response: Response, body: IssueBody, token: Token) -> dict[str, Any]:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qunflow import __version__
 from qunflow.errors import QunflowError
@@ -30,6 +31,11 @@ def create_app(workspace: Workspace) -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", []))
         return JSONResponse({"error": f"{where}: {first.get('msg')}"}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        # The framework's own refusals (a body that is not JSON, an unknown path) in the API's error shape.
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(DataError)
     async def _data_error(_request: Request, _exc: DataError) -> JSONResponse:

@@ -10,17 +10,21 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import BaseModel
 
-from qunflow.domain.schedule import DAY_PATTERN, TIME_PATTERN
-
 ROW_ID_MAX = 2**31 - 1  # INTEGER ids on PostgreSQL (SQLite holds 64 bits): the smaller one rules
 OFFSET_MAX = 2**31 - 1
 
 RowId = Annotated[int, Path(ge=1, le=ROW_ID_MAX, description="A row id (1 or more).")]
 Offset = Annotated[int, Query(ge=0, le=OFFSET_MAX, description="Rows to skip.")]
+# The shapes the schema declares: years 1970-2999, months, days and hours in range (the calendar itself,
+# such as February 30, is left to the parser).
+_DATE = r"(19[7-9]\d|2\d{3})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+DECLARED_DAY = rf"^({_DATE})?$"  # empty: not given
+DECLARED_TIME = rf"^{_DATE}[T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{{1,6}})?)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?$"
 # Declared with its pattern, checked by domain.schedule.parse_day (a 400 that names the parameter).
-Day = Annotated[str | None, Query(json_schema_extra={"pattern": DAY_PATTERN},
-                                  description="A local day, YYYY-MM-DD (1970 to 2999).")]
-UtcTime = Annotated[str | None, Query(pattern=TIME_PATTERN, description=(
+Day = Annotated[str | None, Query(json_schema_extra={"pattern": DECLARED_DAY},
+                                  description="A local day, YYYY-MM-DD (1970 to 2999); empty: not given.")]
+# Checked against its pattern at the door (422), then by domain.schedule.parse_utc_time.
+UtcTime = Annotated[str | None, Query(pattern=DECLARED_TIME, description=(
     "An ISO time such as 2026-01-31T09:00:00Z (1970 to 2999); without an offset it is UTC."))]
 
 
