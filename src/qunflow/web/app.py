@@ -12,12 +12,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qunflow import __version__
 from qunflow.errors import QunflowError
+from qunflow.web import api_docs
 from qunflow.web.limits import BodyLimit
 from qunflow.workspace import Workspace
 
 
 def create_app(workspace: Workspace) -> FastAPI:
-    app = FastAPI(title="qunflow", version=__version__,
+    app = FastAPI(title="qunflow", version=__version__, docs_url=None, redoc_url=None,
                   description="Community-distribution chain: entry points, joins, events, metrics.")
     app.state.workspace = workspace
     app.add_middleware(BodyLimit)  # bodies over their route's cap are refused before they are read
@@ -56,6 +57,7 @@ def create_app(workspace: Workspace) -> FastAPI:
 
     from qunflow.web import api, api_automation, api_metrics, console, console_automation, public, sandbox_pages
 
+    api_docs.install(app)  # /docs and /redoc with their assets from this machine, not a CDN
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     for module in (api, api_metrics, api_automation, public, console, console_automation, sandbox_pages):
         app.include_router(module.router)
