@@ -100,13 +100,14 @@ POLL_SECONDS = 25.0  # a long poll: the platform answers at once when an update 
 
 
 def serve_workspace(workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    from qunflow.web.access_log import log_config
     from qunflow.web.app import create_app
 
     loops = background_loops(workspace)
     for loop in loops:
         loop.start()
     try:
-        uvicorn.run(create_app(workspace), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(workspace), host=host, port=port, log_level="info", log_config=log_config())
     finally:
         for loop in loops:
             loop.stop()
