@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -120,4 +121,5 @@ _register_connectors()
 
 
 def main() -> None:
+    os.umask(0o077)  # every file qunflow makes (databases, their -wal/-shm, exports) is its owner's only
     app()
