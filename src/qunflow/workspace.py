@@ -90,7 +90,7 @@ class Workspace:
     @cached_property
     def host(self) -> Host:
         return Host(public_url=self.settings.public_url.rstrip("/"), home=self.home, clock=lambda: self.clock(),
-                    secret=self.settings.encryption_key().decode()[:32], inbound=self._inbound)
+                    secret=self.settings.platform_webhook_secret(), inbound=self._inbound)
 
     def _inbound(self, platform: str, headers: Mapping[str, str], body: bytes) -> None:
         # The one place the root reaches up: in-process platforms hand their updates to the dispatcher.
@@ -113,7 +113,8 @@ class Workspace:
 
 
 # The workspace's own files hold personal data or secrets: readable by their owner only (P8).
-PRIVATE_FILES = ("qunflow.toml", ".qunflow-secret", "qunflow.db", "sandbox.db", "analytics.")
+PRIVATE_FILES = ("qunflow.toml", ".qunflow-secret", ".qunflow-webhook-secret", "qunflow.db", "sandbox.db",
+                 "analytics.")
 
 
 def make_private(home: Path) -> None:
