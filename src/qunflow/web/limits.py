@@ -2,7 +2,8 @@
 
 One ASGI middleware for every route: a declared Content-Length over the route's cap is refused with 413
 before a byte of the body is read, and a body without one (chunked) is counted as it streams and cut off
-at the cap. So a 300 MiB upload costs the server nothing but the bytes it reads up to the cap.
+at the cap. A route that answers without reading its body (a 404, a 401) closes the connection instead of
+reading the rest. So a 300 MiB upload costs the server nothing but the bytes it reads up to the cap.
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ def size_text(size: int) -> str:
     return f"{size // MIB} MiB" if size % MIB == 0 else f"{size // KIB} KiB"
 
 
+def has_body(scope: Message) -> bool:
+    """Whether the request announces a body (a Content-Length over 0, or a chunked one)."""
+    for name, value in scope.get("headers", ()):
+        if (name == b"content-length" and value not in (b"0", b"")) or name == b"transfer-encoding":
+            return True
+    return False
+
+
 def declared_length(scope: Message) -> int | None:
     """The Content-Length header as a number, None when absent; -1 when it is not a number."""
     for name, value in scope.get("headers", ()):
@@ -61,7 +70,7 @@ class BodyLimit:
         if declared is not None and (declared < 0 or declared > cap):
             await _refuse(send, cap, declared < 0)
             return
-        state = {"read": 0, "refused": False, "started": False}
+        state = {"read": 0, "refused": False, "started": False, "whole": not has_body(scope)}
 
         async def counted_receive() -> Message:
             if state["refused"]:
@@ -69,6 +78,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 state["read"] += len(message.get("body", b""))
+                state["whole"] = not message.get("more_body", False)
                 if state["read"] > cap:
                     state["refused"] = True
                     if not state["started"]:
@@ -81,6 +91,8 @@ class BodyLimit:
                 return  # the 413 is the answer; whatever the route makes of the cut body is dropped
             if message["type"] == "http.response.start":
                 state["started"] = True
+                if not state["whole"]:  # answered without reading the body: close rather than read it to the end
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         try:
