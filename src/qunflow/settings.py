@@ -22,6 +22,7 @@ from qunflow.errors import InvalidInput
 
 SETTINGS_FILE = "qunflow.toml"
 SECRET_FILE = ".qunflow-secret"
+WEBHOOK_SECRET_FILE = ".qunflow-webhook-secret"  # signs platform webhooks; never the encryption key
 DEFAULT_ENGAGEMENT = [
     "message", "task_completed", "checkin", "reaction", "poll_vote",
     "order", "booking", "signup", "download", "coupon_redeemed",
@@ -90,6 +91,7 @@ class Settings(EnvFirstSettings):
     conversion_types: list[str] = Field(default_factory=lambda: list(DEFAULT_CONVERSION))
     public_url: str = "http://127.0.0.1:8000"
     secret_key: str = ""
+    webhook_secret: str = Field(default="", repr=False)  # empty: the workspace's webhook secret file
     language: str = "auto"
     # SQLite only. "full" keeps acknowledged writes through a power cut; "normal" (WAL) through a
     # killed process only, and is much faster: the throwaway demo workspace uses it.
@@ -227,6 +229,29 @@ class Settings(EnvFirstSettings):
             raise InvalidInput(f"no secret key: run `qunflow init {self.home}` or set QUNFLOW_SECRET_KEY")
         return path.read_text().strip().encode()
 
+    def platform_webhook_secret(self) -> str:
+        """The secret that signs and checks platform webhooks (the sandbox's): the setting, or the workspace's
+        webhook secret file, made on first use for a workspace from before it existed."""
+        if self.webhook_secret:
+            return self.webhook_secret
+        return ensure_webhook_secret(self.home)
+
+
+def ensure_webhook_secret(home: Path) -> str:
+    """The workspace's webhook secret, written (owner-only) if there is none yet."""
+    path = home / WEBHOOK_SECRET_FILE
+    if not path.exists():
+        draft = home / f"{WEBHOOK_SECRET_FILE}.{secrets.token_hex(4)}"
+        draft.touch(0o600)
+        draft.write_text(secrets.token_urlsafe(32))
+        try:
+            os.link(draft, path)  # whole or not at all; two processes starting at once keep the first one's
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
 
 @dataclass(frozen=True)
 class ClickHouseTarget:
@@ -325,7 +350,7 @@ def save_platform_section(home: Path, name: str, values: dict[str, Any]) -> Path
 
 
 def write_settings_file(home: Path, timezone: str = "Asia/Shanghai") -> Path:
-    """Write a commented default settings file (kept if one exists) and the secret key file."""
+    """Write a commented default settings file (kept if one exists), the secret key and webhook secret files."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / SETTINGS_FILE
     if not path.exists():
@@ -365,6 +390,7 @@ def write_settings_file(home: Path, timezone: str = "Asia/Shanghai") -> Path:
 
         secret.write_bytes(Fernet.generate_key())
         secret.chmod(0o600)
+    ensure_webhook_secret(home)
     return path
 
 

@@ -6,6 +6,7 @@ encryption key, the send limiter, the connector of each platform), built once pe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import threading
@@ -89,7 +90,7 @@ class Workspace:
     @cached_property
     def host(self) -> Host:
         return Host(public_url=self.settings.public_url.rstrip("/"), home=self.home, clock=lambda: self.clock(),
-                    secret=self.settings.encryption_key().decode()[:32], inbound=self._inbound)
+                    secret=self.settings.platform_webhook_secret(), inbound=self._inbound)
 
     def _inbound(self, platform: str, headers: Mapping[str, str], body: bytes) -> None:
         # The one place the root reaches up: in-process platforms hand their updates to the dispatcher.
@@ -111,6 +112,19 @@ class Workspace:
             self.engine.dispose()
 
 
+# The workspace's own files hold personal data or secrets: readable by their owner only (P8).
+PRIVATE_FILES = ("qunflow.toml", ".qunflow-secret", ".qunflow-webhook-secret", "qunflow.db", "sandbox.db",
+                 "analytics.")
+
+
+def make_private(home: Path) -> None:
+    """The workspace folder 0700, its databases (with their -wal/-shm files), analytics store, settings and
+    secret 0600. Files made later are private too: `qunflow` runs with umask 077 (cli.main)."""
+    for path in (home, *(p for p in home.iterdir() if p.name.startswith(PRIVATE_FILES))):
+        with contextlib.suppress(OSError):  # not ours to change (a shared or read-only folder): leave it
+            path.chmod(0o700 if path.is_dir() else 0o600)
+
+
 def init_workspace(directory: str | Path | None = None, *, timezone: str = "Asia/Shanghai") -> Workspace:
     """Create (or bring up to date) a workspace: settings file, secret key, migrated database."""
     home = resolve_home(directory)
@@ -120,6 +134,7 @@ def init_workspace(directory: str | Path | None = None, *, timezone: str = "Asia
         raise InvalidInput(f"cannot create the workspace in {home}: {exc.strerror or exc}") from exc
     workspace = Workspace(load_settings(home))
     migrate(workspace.engine)
+    make_private(home)
     return workspace
 
 
@@ -131,4 +146,5 @@ def open_workspace(directory: str | Path | None = None) -> Workspace:
     workspace = Workspace(load_settings(home))
     if schema_revision(workspace.engine) != SCHEMA_HEAD:  # new, or made by an older qunflow
         migrate(workspace.engine)
+    make_private(home)  # a workspace made by an older qunflow had world-readable files
     return workspace

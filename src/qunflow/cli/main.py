@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -125,6 +126,7 @@ _register_connectors()
 def main() -> None:
     import sys
 
+    os.umask(0o077)  # every file qunflow makes (databases, their -wal/-shm, exports) is its owner's only
     args, code = sys.argv[1:], 1
     try:
         app()

@@ -3,9 +3,18 @@ the YYYY-MM-DD days that commands and query strings name."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+import re
+from datetime import UTC, date, datetime, time, timedelta
 
 from qunflow.errors import InvalidInput
+
+# Days and times from outside are held to these years: far enough for any community's history, and far
+# enough from datetime's limits (years 1 and 9999) that a period, a time zone or a retention window added
+# to them cannot overflow (an overflow was a 500).
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$"
 
 
 def parse_day(value: str | None, name: str) -> date | None:
@@ -13,9 +22,33 @@ def parse_day(value: str | None, name: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value) if re.fullmatch(DAY_PATTERN, value) else None
     except ValueError:
-        raise InvalidInput(f"{name} must be a date like 2026-01-31, got {value[:40]!r}") from None
+        day = None
+    if day is None:
+        raise InvalidInput(f"{name} must be a date like 2026-01-31, got {value[:40]!r}")
+    return _in_range(day, name)
+
+
+def parse_utc_time(value: str | None, name: str) -> datetime | None:
+    """An ISO time (`2026-01-31T09:00:00Z`; no offset means UTC) as naive UTC, None when absent, or
+    InvalidInput naming `name`."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value) if re.fullmatch(TIME_PATTERN, value) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise InvalidInput(f"{name} must be a time like 2026-01-31T09:00:00Z, got {value[:40]!r}")
+    _in_range(moment.date(), name)
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _in_range(day: date, name: str) -> date:
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidInput(f"{name} must be between {FIRST_DAY} and {LAST_DAY}, got {day}")
+    return day
 
 
 FIRST_RETRY = timedelta(minutes=1)

@@ -11,6 +11,7 @@ Several workers: due rows are claimed with a lease (PostgreSQL: FOR UPDATE SKIP 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -519,18 +520,21 @@ def dead_letters(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
     return steps + sends
 
 
+DEAD_LETTER_ID = re.compile(r"([sS]?)([0-9]{1,10})")
+ID_MAX = 2**31 - 1  # deliveries.id is an INTEGER on PostgreSQL
+
+
 def split_ids(ids: Iterable[int | str]) -> tuple[list[int], list[int]]:
     """Dead-letter ids as (enrollment ids, delivery ids): `s12` names a send, `12` a playbook step."""
     steps: list[int] = []
     sends: list[int] = []
     for value in ids:
         text = str(value).strip()
-        if text[:1] in ("s", "S") and text[1:].isdigit():
-            sends.append(int(text[1:]))
-        elif text.isdigit():
-            steps.append(int(text))
-        else:
-            raise NotFound(f"not dead letters (see `qunflow automation dead`): {text}")
+        found = DEAD_LETTER_ID.fullmatch(text)
+        # An id past what the table's column holds names nothing (and the database would refuse it).
+        if found is None or int(found[2]) > ID_MAX:
+            raise NotFound(f"not dead letters (see `qunflow automation dead`): {text[:40]}")
+        (sends if found[1] else steps).append(int(found[2]))
     return steps, sends
 
 

@@ -138,6 +138,7 @@ def check_exposure(workspace: Workspace, host: str) -> None:
 
 
 def serve_workspace(workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    from qunflow.web.access_log import log_config
     from qunflow.web.app import create_app
 
     check_exposure(workspace, host)
@@ -147,7 +148,8 @@ def serve_workspace(workspace: Workspace, *, host: str = "127.0.0.1", port: int 
         loop.start()
     try:
         # proxy_headers off: X-Forwarded-For counts only from the workspace's trusted_proxies (web/guard.py)
-        uvicorn.run(create_app(workspace), host=host, port=port, log_level="info", proxy_headers=False)
+        uvicorn.run(create_app(workspace), host=host, port=port, log_level="info", proxy_headers=False,
+                    log_config=log_config())
     finally:
         for loop in loops:
             loop.stop()

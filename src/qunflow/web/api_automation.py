@@ -3,20 +3,22 @@ letters and playbooks (scope automation:manage)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from qunflow.domain.access import Principal
-from qunflow.errors import InvalidInput
+from qunflow.domain.schedule import parse_utc_time
 from qunflow.services import inbox as inbox_service
 from qunflow.services.playbook_views import dead_letter_details, playbook_details, retry_dead_letter
 from qunflow.web.auth import scope
 from qunflow.web.deps import workspace_of
+from qunflow.web.openapi import API_ERRORS, Offset, RowId, UtcTime, errors
 
-router = APIRouter(prefix="/api/v1", tags=["automation"])
+router = APIRouter(prefix="/api/v1", tags=["automation"], responses=API_ERRORS)
 Inbox = Annotated[Principal, Depends(scope("inbox:use"))]
 Manage = Annotated[Principal, Depends(scope("automation:manage"))]
 
@@ -26,6 +28,13 @@ def _item(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() + "Z" if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
+class AssignBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"assignee": "Wang Fang"}]})
+
+    assignee: str | None = Field(max_length=inbox_service.MAX_ASSIGNEE, pattern=r"^[^\r\n\t]*$",
+                                 description='An advisor\'s name, one line; null or "" unassigns.')
+
+
 @router.get("/inbox", summary="Advisor inbox: follow-ups and alerts",
             description="Items playbooks created (Day-6 outreach, event follow-ups, keyword alerts), soonest due "
                         "first. status: open (default), done or all; kind: follow_up or alert; assignee: an "
@@ -33,39 +42,34 @@ def _item(row: dict[str, Any]) -> dict[str, Any]:
                         "Paged with limit and offset; total is how many items the filter selects.")
 async def get_inbox(request: Request, who: Inbox, status: Literal["open", "done", "all"] = "open",
                     kind: Literal["follow_up", "alert"] | None = None, assignee: str | None = None,
-                    due_before: datetime | None = None,
-                    limit: int = Query(500, ge=1, le=5000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
-    if due_before is not None and due_before.tzinfo is not None:  # stored times are naive UTC
-        due_before = due_before.astimezone(UTC).replace(tzinfo=None)
+                    due_before: UtcTime = None,
+                    limit: int = Query(500, ge=1, le=5000), offset: Offset = 0) -> dict[str, Any]:
+    before = parse_utc_time(due_before, "due_before")  # stored times are naive UTC
     ws = workspace_of(request)
     rows = await run_in_threadpool(inbox_service.list_inbox, ws, status=status, kind=kind, assignee=assignee,
-                                   due_before=due_before, limit=limit, offset=offset, groups=who.groups)
+                                   due_before=before, limit=limit, offset=offset, groups=who.groups)
     total = await run_in_threadpool(inbox_service.count_inbox, ws, status=status, kind=kind, assignee=assignee,
-                                    due_before=due_before, groups=who.groups)
+                                    due_before=before, groups=who.groups)
     return {"items": [_item(r) for r in rows], "total": total, "limit": limit, "offset": offset}
 
 
-@router.post("/inbox/{item_id}/done", summary="Mark an inbox item done")
-async def post_done(request: Request, item_id: int, who: Inbox) -> dict[str, Any]:
+@router.post("/inbox/{item_id}/done", summary="Mark an inbox item done", responses=errors(404))
+async def post_done(request: Request, item_id: RowId, who: Inbox) -> dict[str, Any]:
     return _item(await run_in_threadpool(inbox_service.set_done, workspace_of(request), item_id, True, who.groups))
 
 
-@router.post("/inbox/{item_id}/undone", summary="Open an inbox item again")
-async def post_undone(request: Request, item_id: int, who: Inbox) -> dict[str, Any]:
+@router.post("/inbox/{item_id}/undone", summary="Open an inbox item again", responses=errors(404))
+async def post_undone(request: Request, item_id: RowId, who: Inbox) -> dict[str, Any]:
     return _item(await run_in_threadpool(inbox_service.set_done, workspace_of(request), item_id, False,
                                          who.groups))
 
 
 @router.post("/inbox/{item_id}/assign", summary="Assign an inbox item to an advisor",
-             description='Body: {"assignee": "name"} (free text, at most 64 characters); null or "" unassigns.')
-async def post_assign(request: Request, item_id: int, who: Inbox,
-                      body: dict[str, Any] = Body(..., examples=[{"assignee": "Wang Fang"}])) -> dict[str, Any]:
-    if set(body) != {"assignee"}:
-        raise InvalidInput('the body must be {"assignee": "name"}')
-    name = body["assignee"]
-    if name is not None and not isinstance(name, str):
-        raise InvalidInput("assignee must be a string or null")
-    return _item(await run_in_threadpool(inbox_service.assign, workspace_of(request), item_id, name, who.groups))
+             description='Body: {"assignee": "name"} (free text, at most 64 characters); null or "" unassigns.',
+             responses=errors(404))
+async def post_assign(request: Request, item_id: RowId, body: AssignBody, who: Inbox) -> dict[str, Any]:
+    return _item(await run_in_threadpool(inbox_service.assign, workspace_of(request), item_id, body.assignee,
+                                         who.groups))
 
 
 @router.get("/automation/dead-letters", summary="Dead letters: steps and sends that could not be carried out",
@@ -78,7 +82,8 @@ async def get_dead_letters(request: Request, _who: Manage) -> dict[str, Any]:
 
 @router.post("/automation/dead-letters/{letter_id}/retry", summary="Retry a dead letter",
              description="Puts it back in line: the failed step (a numeric id) or send (an id `s<N>`) is tried "
-                         "anew, or skipped with skip=true. 404 when it is not (or no longer) a dead letter.")
+                         "anew, or skipped with skip=true. 404 when it is not (or no longer) a dead letter.",
+             responses=errors(404))
 async def post_retry(request: Request, letter_id: str, _who: Manage, skip: bool = False) -> dict[str, Any]:
     row = await run_in_threadpool(retry_dead_letter, workspace_of(request), letter_id, skip_step=skip)
     return _item(row)

@@ -12,11 +12,10 @@ from qunflow.domain.access import Principal
 from qunflow.errors import InvalidInput
 from qunflow.web.auth import scope
 from qunflow.web.deps import workspace_of
+from qunflow.web.openapi import API_ERRORS, errors
 
-router = APIRouter(prefix="/api/v1/members", tags=["members"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid API token"}, 403: {"description": "The token lacks the route's scope"},
-    404: {"description": "No such member (or erased, or outside the token's groups)"}}
+router = APIRouter(prefix="/api/v1/members", tags=["members"], responses=API_ERRORS)
+ERRORS = errors(404)  # no such member (or erased, or outside the token's groups)
 Read = Annotated[Principal, Depends(scope("members:read"))]
 Erase = Annotated[Principal, Depends(scope("members:erase"))]
 Consent = Annotated[Principal, Depends(scope("members:consent"))]

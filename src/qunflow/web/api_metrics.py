@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from qunflow.domain.access import Principal
@@ -15,28 +14,37 @@ from qunflow.errors import InvalidInput
 from qunflow.services.metrics import metrics_report
 from qunflow.web.auth import narrow_group, scope
 from qunflow.web.deps import workspace_of
+from qunflow.web.openapi import API_ERRORS, Day
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
 
-def _day(request: Request, name: str) -> date | None:
-    return parse_day(request.query_params.get(name), name)
+# Declared with their limits, checked by the domain (a 400 that names the parameter).
+Filter = Annotated[str | None, Query(json_schema_extra={"maxLength": 128},
+                                     description="Only members with this acquisition attribute.")]
 
 
-@router.get("/metrics", summary="Metrics for a join cohort",
+@router.get("/metrics", summary="Metrics for a join cohort", responses=API_ERRORS,
             description="Query parameters: from, to, as_of (YYYY-MM-DD, reporting time zone), "
                         f"by ({', '.join(DIMENSIONS)}); filters {', '.join(FILTERS)} narrow every metric "
                         "to members with that acquisition attribute; experiment narrows to the people exposed "
-                        "to it (needed for by=variant and the variant filter). Undefined values are null.")
-async def get_metrics(request: Request, who: Principal = Depends(scope("metrics:read"))) -> dict[str, Any]:
+                        "to it (needed for by=variant and the variant filter). Undefined values are null. "
+                        "Unknown parameters are refused (400).")
+async def get_metrics(request: Request, who: Annotated[Principal, Depends(scope("metrics:read"))],
+                      from_: Annotated[Day, Query(alias="from")] = None, to: Day = None, as_of: Day = None,
+                      by: Annotated[str, Query(json_schema_extra={"enum": list(DIMENSIONS)})] = "none",
+                      experiment: Annotated[str | None, Query(json_schema_extra={"maxLength": 128})] = None,
+                      channel: Filter = None, campaign: Filter = None, entry_point: Filter = None,
+                      group: Filter = None, tier: Filter = None, variant: Filter = None) -> dict[str, Any]:
     unknown = set(request.query_params) - {"from", "to", "as_of", "by", "experiment", *FILTERS}
     if unknown:
         raise InvalidInput(f"unknown parameter(s): {', '.join(sorted(unknown))}")
-    filters = {name: request.query_params[name] for name in FILTERS if name in request.query_params}
-    group = narrow_group(who, filters.get("group"))
-    if group is not None:
-        filters["group"] = group
+    given = {"channel": channel, "campaign": campaign, "entry_point": entry_point, "group": group, "tier": tier,
+             "variant": variant}
+    filters = {name: value for name, value in given.items() if value is not None}
+    narrowed = narrow_group(who, filters.get("group"))
+    if narrowed is not None:
+        filters["group"] = narrowed
     return await run_in_threadpool(
-        metrics_report, workspace_of(request), start=_day(request, "from"), end=_day(request, "to"),
-        as_of=_day(request, "as_of"), by=request.query_params.get("by", "none"), filters=filters,
-        experiment=request.query_params.get("experiment"))
+        metrics_report, workspace_of(request), start=parse_day(from_, "from"), end=parse_day(to, "to"),
+        as_of=parse_day(as_of, "as_of"), by=by, filters=filters, experiment=experiment)

@@ -12,8 +12,9 @@ from qunflow.services.posters import render_poster
 from qunflow.services.referrals import check_member, referral_link
 from qunflow.web.auth import scope
 from qunflow.web.deps import workspace_of
+from qunflow.web.openapi import API_ERRORS, errors
 
-router = APIRouter(prefix="/api/v1", tags=["referrals"])
+router = APIRouter(prefix="/api/v1", tags=["referrals"], responses={**API_ERRORS, **errors(404)})
 
 
 @router.get("/members/{member_id}/referral", summary="A member's referral code and link",

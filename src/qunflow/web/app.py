@@ -7,19 +7,23 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qunflow import __version__
 from qunflow.errors import QunflowError
 from qunflow.store.db import is_busy
+from qunflow.web import api_docs
 from qunflow.web.auth import Guard, LoginRequired, console_access, login_redirect_target
+from qunflow.web.limits import BodyLimit
 from qunflow.workspace import Workspace
 
 
 def create_app(workspace: Workspace) -> FastAPI:
-    app = FastAPI(title="qunflow", version=__version__,
+    app = FastAPI(title="qunflow", version=__version__, docs_url=None, redoc_url=None,
                   description="Community-distribution chain: entry points, joins, events, metrics.")
     app.state.workspace = workspace
+    app.add_middleware(BodyLimit)  # bodies over their route's cap are refused before they are read
 
     app.add_middleware(Guard, workspace=workspace)
 
@@ -52,6 +56,18 @@ def create_app(workspace: Workspace) -> FastAPI:
         where = ".".join(str(p) for p in first.get("loc", []))
         return JSONResponse({"error": f"{where}: {first.get('msg')}"}, status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        # The framework's own refusals (a body that is not JSON, an unknown path) in the API's error shape.
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(DataError)
+    async def _data_error(_request: Request, _exc: DataError) -> JSONResponse:
+        # The database refused a value the parameter checks let through (a NUL in text on PostgreSQL,
+        # a number past a column's range): the caller's input, so a 400, never a 500.
+        return JSONResponse({"error": "a value in the request cannot be stored or searched for (out of range, "
+                                      "or a NUL character)"}, status_code=400)
+
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
         return RedirectResponse("/console")
@@ -74,6 +90,7 @@ def create_app(workspace: Workspace) -> FastAPI:
         sandbox_pages,
     )
 
+    api_docs.install(app)  # /docs and /redoc with their assets from this machine, not a CDN
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     for module in (api, api_metrics, api_automation, api_rewards, api_referrals, api_members, public, sandbox_pages):
         app.include_router(module.router)

@@ -145,7 +145,11 @@ def safe_next(value: str | None) -> str:
 
 # --- API -------------------------------------------------------------------------------------------------
 
-bearer = HTTPBearer(auto_error=False, description="An API token: `qunflow token create NAME --scope S`.")
+# Declares the API's security scheme in the OpenAPI schema (the /docs "Authorize" button); the checks and
+# their messages are check_token's and scope's, so auto_error is off.
+bearer = HTTPBearer(auto_error=False, scheme_name="token",
+                    description="An API token from `qunflow token create NAME --scope S` "
+                                "(Authorization: Bearer <token>); each route names the scope it needs.")
 
 
 def scope(needed: str) -> Callable[..., Awaitable[Principal]]:

@@ -20,6 +20,7 @@ from qunflow.services.playbook_views import dead_letter_details, playbook_detail
 from qunflow.services.welcome_docs import welcome_overview
 from qunflow.web.auth import principal_of
 from qunflow.web.deps import workspace_of
+from qunflow.web.openapi import OFFSET_MAX, RowId
 from qunflow.web.render import lang_of, page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -92,8 +93,8 @@ async def inbox_page(request: Request) -> Response:
     kind = request.query_params.get("kind") or None
     assignee = request.query_params.get("assignee")
     raw_offset = request.query_params.get("offset") or "0"
-    if not raw_offset.isdigit():
-        raise InvalidInput(f"offset must be a whole number, got {raw_offset[:20]!r}")
+    if not (raw_offset.isascii() and raw_offset.isdigit() and int(raw_offset) <= OFFSET_MAX):
+        raise InvalidInput(f"offset must be a whole number up to {OFFSET_MAX}, got {raw_offset[:20]!r}")
     offset, ws = int(raw_offset), workspace_of(request)
     groups = principal_of(request).groups
     rows = await run_in_threadpool(inbox_service.list_inbox, ws, status=status, kind=kind,
@@ -113,7 +114,7 @@ async def inbox_page(request: Request) -> Response:
 
 
 @router.post("/inbox/{item_id}/{action}")
-async def inbox_action(request: Request, item_id: int, action: str) -> Response:
+async def inbox_action(request: Request, item_id: RowId, action: str) -> Response:
     form = await _form(request)
     ws, groups = workspace_of(request), principal_of(request).groups
     if action in ("done", "undone"):

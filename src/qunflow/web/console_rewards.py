@@ -18,6 +18,7 @@ from qunflow.services.fraud import why_text
 from qunflow.web.auth import principal_of
 from qunflow.web.console_automation import _back, _form, _query_without_lang
 from qunflow.web.deps import workspace_of
+from qunflow.web.openapi import RowId
 from qunflow.web.render import page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -57,7 +58,7 @@ async def rewards_page(request: Request) -> Response:
 
 
 @router.post("/rewards/{reward_id}/{action}")
-async def reward_action(request: Request, reward_id: int, action: str) -> Response:
+async def reward_action(request: Request, reward_id: RowId, action: str) -> Response:
     form = await _form(request)
     if action not in ("approve", "reject"):
         raise InvalidInput(f"unknown reward action {action!r} (approve, reject)")
