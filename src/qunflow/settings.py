@@ -90,6 +90,9 @@ class Settings(EnvFirstSettings):
     engagement_types: list[str] = Field(default_factory=lambda: list(DEFAULT_ENGAGEMENT))
     conversion_types: list[str] = Field(default_factory=lambda: list(DEFAULT_CONVERSION))
     public_url: str = "http://127.0.0.1:8000"
+    # Other host names this install answers for (besides public_url's, localhost and 127.0.0.1): a request
+    # naming any other Host is refused (DNS rebinding), see docs/access.md.
+    allowed_hosts: list[str] = Field(default_factory=list)
     secret_key: str = ""
     webhook_secret: str = Field(default="", repr=False)  # empty: the workspace's webhook secret file
     language: str = "auto"

@@ -12,6 +12,7 @@ import pytest
 from qunflow.domain.access import TOKEN_SCOPES
 from qunflow.services.tokens import create_token
 from qunflow.workspace import Workspace
+from tests.access import log_in
 from tests.conftest import LiveServer
 
 HUGE = "99999999999999999999"  # past 64 bits: SQLite cannot bind it
@@ -23,6 +24,7 @@ def client(any_workspace: Workspace) -> Iterator[httpx.Client]:
     token = create_token(any_workspace.engine, "range", sorted(TOKEN_SCOPES))
     with LiveServer(any_workspace) as server, httpx.Client(base_url=server.url, timeout=30,
                                                            headers={"authorization": f"Bearer {token}"}) as http:
+        http.headers["x-csrf-token"] = log_in(http, any_workspace)  # the console routes: logged in, with the token
         yield http
 
 

@@ -191,7 +191,7 @@ class Guard:
     def __init__(self, app: ASGIApp, workspace: Workspace) -> None:
         self.app, self.workspace = app, workspace
         self.https = workspace.settings.public_url.lower().startswith("https://")
-        extra = getattr(workspace.settings, "allowed_hosts", None) or []
+        extra = workspace.settings.allowed_hosts
         self.hosts = LOOPBACK_HOSTS | {host_name(urlsplit(workspace.settings.public_url).netloc)} | {
             host_name(h) for h in extra}
 
@@ -205,12 +205,10 @@ class Guard:
             await _plain(send, 400, f"this server does not answer for the host {host!r}: set public_url (or "
                                     "allowed_hosts) in qunflow.toml to the address people use")
             return
-        status = 500
+        audited = scope["method"] not in ("GET", "HEAD", "OPTIONS") and _audited(scope["path"])
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
                 extra = [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
                          (b"referrer-policy", b"same-origin")]
                 if not scope["path"].startswith(("/docs", "/redoc")):
@@ -218,17 +216,22 @@ class Guard:
                 if self.https:
                     extra.append((b"strict-transport-security", b"max-age=31536000"))
                 message["headers"] = [*message.get("headers", []), *extra]
+                if audited:  # recorded before the caller hears the outcome
+                    await self._audit(scope, message["status"])
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_headers)
-        finally:
-            if scope["method"] not in ("GET", "HEAD", "OPTIONS") and _audited(scope["path"]):
-                try:
-                    await run_in_threadpool(retry_busy, lambda: _audit_request(self.workspace, scope, status))
-                except Exception as exc:  # noqa: BLE001 - the answer has gone; say so without personal data
-                    log.error("audit: could not record %s %s (%s)", scope["method"], scope["path"],
-                              type(exc).__name__)
+        except Exception:
+            if audited:
+                await self._audit(scope, 500)
+            raise
+
+    async def _audit(self, scope: Scope, status: int) -> None:
+        try:
+            await run_in_threadpool(retry_busy, lambda: _audit_request(self.workspace, scope, status))
+        except Exception as exc:  # noqa: BLE001 - never turn an answer into an error; say so without personal data
+            log.error("audit: could not record %s %s (%s)", scope["method"], scope["path"], type(exc).__name__)
 
 
 def _audited(path: str) -> bool:
