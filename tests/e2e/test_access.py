@@ -273,3 +273,25 @@ def test_serve_on_a_public_address_needs_a_user(workspace: Workspace) -> None:
                               str(workspace.home)], capture_output=True, text=True, timeout=60,
                              stdin=subprocess.DEVNULL)
     assert refused.returncode == 2 and "no console user exists yet" in refused.stderr
+
+
+def test_a_form_on_another_site_cannot_act_for_a_logged_in_browser(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ws, server, ids = world
+    item = next(i for i in list_inbox(ws) if i["member_id"] == ids["core"])
+    (tmp_path / "evil.html").write_text(
+        f'<form id="f" method="post" action="{server.url}/console/inbox/{item["id"]}/done">'
+        '<input name="lang" value="en"></form><script>document.getElementById("f").submit()</script>')
+    port = free_port()
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        with browser_page(log_in_to=(server.url, ws), locale="en-US") as page:
+            assert page.goto(f"{server.url}/console/inbox?lang=en").status == 200  # logged in
+            with page.expect_navigation(url=f"{server.url}/console/inbox/{item['id']}/done"):
+                page.goto(f"http://127.0.0.1:{port}/evil.html")
+            body = page.content()
+            assert "log in first" in body or "CSRF token" in body, body[:300]
+    finally:
+        site.shutdown()
+    assert next(i for i in list_inbox(ws) if i["id"] == item["id"])["done_at"] is None
