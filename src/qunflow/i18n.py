@@ -58,6 +58,10 @@ TEXTS: dict[str, dict[str, str]] = {
                          "Ask the assistant to delete your data at any time.",
                    "zh": "友善交流,禁止刷屏和广告。我们只保存你提供的信息,用于匹配内容;敏感事项只通过私信处理,"
                          "不在群里讨论。你可以随时要求助手删除你的数据。"},
+    "login_expired": {"en": "This form has expired: please log in again.", "zh": "表单已过期,请重新登录。"},
+    "login_wrong": {"en": "Wrong user name or password.", "zh": "用户名或密码错误。"},
+    "login_throttled": {"en": "Too many failed logins: try again in {minutes} minutes.",
+                        "zh": "登录失败次数过多,请 {minutes} 分钟后再试。"},
     "keyword_alert": {"en": "Keyword rule {rule} matched a message from member {member} ({where}); please "
                             "follow up: {link}",
                       "zh": "关键词规则 {rule} 命中了会员 {member} 的消息({where}),请跟进:{link}"},

@@ -14,6 +14,8 @@ from rich.table import Table
 from qunflow.cli.common import WorkspaceOption, console, fail, workspace
 from qunflow.domain.access import PERMISSIONS, ROLES, TOKEN_SCOPES, parse_groups
 from qunflow.domain.schedule import parse_day
+from qunflow.store.eventlog import utcnow
+from qunflow.workspace import Workspace
 
 user_app = typer.Typer(help="Console users: owner, operator, advisor or analyst, optionally limited to groups.",
                        no_args_is_help=True)
@@ -57,15 +59,12 @@ def user_add(
                   highlight=False)
 
 
-def _check_groups(ws: object, groups: list[str] | None) -> None:
+def _check_groups(ws: Workspace, groups: list[str] | None) -> None:
     if not groups:
         return
-    from sqlalchemy import select
+    from qunflow.services.catalog import list_groups
 
-    from qunflow.store.tables import groups as groups_table
-
-    with ws.engine.connect() as conn:  # type: ignore[attr-defined]
-        known = set(conn.execute(select(groups_table.c.key)).scalars())
+    known = {g["key"] for g in list_groups(ws)}
     unknown = [g for g in groups if g not in known]
     if unknown:
         fail(f"unknown group {unknown[0]!r} (see `qunflow group list`)")
@@ -115,7 +114,7 @@ def _expiry(text: str | None) -> datetime | None:
         return None
     days = EXPIRY.match(text)
     if days:
-        return datetime.now().replace(microsecond=0) + timedelta(days=int(days.group(1)))
+        return utcnow().replace(microsecond=0) + timedelta(days=int(days.group(1)))  # stored as UTC
     day = parse_day(text, "--expires")
     return datetime(day.year, day.month, day.day) if day else None
 

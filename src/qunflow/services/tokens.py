@@ -10,13 +10,12 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from qunflow.domain.access import PERMISSIONS, Principal, check_scopes
+from qunflow.domain.access import TOKEN_SCOPES, Principal, check_scopes
 from qunflow.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from qunflow.settings import new_token
 from qunflow.store.eventlog import utcnow
 from qunflow.store.tables import api_tokens
 
-LEGACY_SCOPES = frozenset(PERMISSIONS) - {"users:manage", "audit:read"}  # tokens made before scopes existed
 USE_EVERY = timedelta(minutes=5)  # last_used_at is written at most this often
 
 
@@ -50,7 +49,7 @@ def list_tokens(engine: Engine) -> list[dict[str, Any]]:
         rows = conn.execute(select(api_tokens.c.name, api_tokens.c.scopes, api_tokens.c.groups,
                                    api_tokens.c.created_at, api_tokens.c.expires_at, api_tokens.c.revoked_at,
                                    api_tokens.c.last_used_at).order_by(api_tokens.c.name)).all()
-    return [{**r._mapping, "scopes": r.scopes if r.scopes is not None else sorted(LEGACY_SCOPES)} for r in rows]
+    return [{**r._mapping, "scopes": r.scopes if r.scopes is not None else sorted(TOKEN_SCOPES)} for r in rows]
 
 
 def revoke_token(engine: Engine, name: str) -> None:
@@ -77,5 +76,6 @@ def check_token(engine: Engine, token: str | None) -> Principal:
     if row.last_used_at is None or now - row.last_used_at > USE_EVERY:
         with engine.begin() as conn:
             conn.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now))
-    scopes = frozenset(row.scopes) if row.scopes is not None else LEGACY_SCOPES
+    # a token made before scopes existed (scopes NULL) may do all that a token can carry, until revoked
+    scopes = frozenset(row.scopes) if row.scopes is not None else TOKEN_SCOPES
     return Principal("token", row.name, scopes, frozenset(row.groups) if row.groups else None)

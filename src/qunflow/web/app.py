@@ -14,7 +14,7 @@ from qunflow import __version__
 from qunflow.errors import QunflowError
 from qunflow.store.db import is_busy
 from qunflow.web import api_docs
-from qunflow.web.auth import Guard, LoginRequired, console_access, login_redirect_target
+from qunflow.web.auth import LoginRequired, SiteGuard, console_access, login_redirect_target
 from qunflow.web.limits import BodyLimit
 from qunflow.workspace import Workspace
 
@@ -25,7 +25,7 @@ def create_app(workspace: Workspace) -> FastAPI:
     app.state.workspace = workspace
     app.add_middleware(BodyLimit)  # bodies over their route's cap are refused before they are read
 
-    app.add_middleware(Guard, workspace=workspace)
+    app.add_middleware(SiteGuard, workspace=workspace)
 
     @app.exception_handler(QunflowError)
     async def _qunflow_error(request: Request, exc: QunflowError) -> Response:

@@ -28,6 +28,7 @@ from qunflow.services import audit
 from qunflow.services.tokens import check_token
 from qunflow.services.users import Session, session_of
 from qunflow.store.db import retry_busy
+from qunflow.web.deps import workspace_of
 from qunflow.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,6 @@ def principal_of(request: Request) -> Principal:
     return found  # type: ignore[no-any-return]
 
 
-def _workspace(request: Request) -> Workspace:
-    return request.app.state.workspace  # type: ignore[no-any-return]
-
-
 def narrow_group(principal: Principal, requested: str | None) -> str | None:
     """The group filter a caller limited to groups must use: the one asked for if it is theirs, or their only
     group; anyone else keeps what they asked for."""
@@ -96,7 +93,8 @@ class LoginRequired(Exception):
 
 
 def console_session(request: Request) -> Session | None:
-    return session_of(_workspace(request).engine, request.cookies.get(SESSION_COOKIE), _workspace(request).clock())
+    ws = workspace_of(request)
+    return session_of(ws.engine, request.cookies.get(SESSION_COOKIE), ws.clock())
 
 
 async def console_access(request: Request) -> Principal:
@@ -158,7 +156,7 @@ def scope(needed: str) -> Callable[..., Awaitable[Principal]]:
     async def check(request: Request,
                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
         token = credentials.credentials if credentials is not None else None
-        principal = await run_in_threadpool(check_token, _workspace(request).engine, token)
+        principal = await run_in_threadpool(check_token, workspace_of(request).engine, token)
         request.state.principal = principal
         if not principal.can(needed):
             raise Forbidden(f"the token {principal.name!r} lacks the scope {needed}: create one with "
@@ -184,7 +182,7 @@ def host_name(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
-class Guard:
+class SiteGuard:
     """ASGI middleware: refuses a Host this install does not serve (DNS rebinding), adds the security
     headers to every answer, and writes the audit row of every state-changing console or API request."""
 

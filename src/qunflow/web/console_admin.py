@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, time, timedelta
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -12,16 +11,17 @@ from starlette.concurrency import run_in_threadpool
 
 from qunflow.domain.schedule import parse_day
 from qunflow.errors import InvalidInput, TooManyAttempts, Unauthorized
+from qunflow.i18n import t
 from qunflow.services import audit
 from qunflow.services.users import SESSION_IDLE, log_in, log_out
 from qunflow.web.auth import LOGIN_PATH, SESSION_COOKIE, check_csrf, console_session, safe_next
 from qunflow.web.deps import workspace_of
+from qunflow.web.guard import client_ip
 from qunflow.web.render import lang_of, page
 
 public = APIRouter(prefix="/console", include_in_schema=False)  # the login itself needs no session
 router = APIRouter(prefix="/console", include_in_schema=False)  # behind console_access, as every page
 LOGIN_CSRF_COOKIE = "qf_login_csrf"  # double-submit token of the login form (no session exists yet)
-MAX_LOGIN_FORM = 4 * 1024
 
 
 def _secure(request: Request) -> bool:
@@ -44,25 +44,20 @@ def login_form(request: Request) -> Response:
 
 @public.post("/login", response_class=HTMLResponse)
 async def login(request: Request) -> Response:
-    body = await request.body()
-    if len(body) > MAX_LOGIN_FORM:
-        raise InvalidInput("the login form is too large")
-    form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
-    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}  # size: web.limits caps it
+    cookie, lang = request.cookies.get(LOGIN_CSRF_COOKIE, ""), lang_of(request)
     if not cookie or not secrets.compare_digest(form.get("csrf", "").encode(), cookie.encode()):
-        return _login_page(request, status_code=403, error="This form has expired: please log in again."
-                           if lang_of(request) == "en" else "表单已过期,请重新登录。")
+        return _login_page(request, status_code=403, error=t("login_expired", lang))
     ws = workspace_of(request)
     name, next_path = form.get("name", "").strip()[:64], safe_next(form.get("next"))
-    address = request.client.host if request.client else "?"
+    address = client_ip(request, ws.settings) or "?"  # behind a trusted proxy: the client, not the proxy
     try:
         session = await run_in_threadpool(log_in, ws.engine, name, form.get("password", ""), address, ws.clock())
     except (Unauthorized, TooManyAttempts) as exc:
         await run_in_threadpool(lambda: audit.record(ws.engine, actor=f"user:{name or '?'}", via="console",
                                                      action="login", outcome="refused", at=ws.clock()))
-        zh = lang_of(request) == "zh"
-        message = ("登录尝试过多,请稍后再试。" if zh else str(exc)) if isinstance(exc, TooManyAttempts) else (
-            "用户名或密码错误。" if zh else "Wrong user name or password.")
+        message = (t("login_throttled", lang, minutes=exc.retry_after // 60 + 1) if isinstance(exc, TooManyAttempts)
+                   else t("login_wrong", lang))
         response = _login_page(request, status_code=exc.http_status, error=message, name=name,
                                next_path=next_path)
         if isinstance(exc, TooManyAttempts):
