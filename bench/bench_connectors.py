@@ -602,6 +602,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="after the measured run, a shorter run with cProfile on the webhook handler")
     parser.add_argument("--profile-seconds", type=float, default=3.0)
+    parser.add_argument("--profile-top", type=int, default=5, help="functions to list from the profile")
     parser.add_argument("--decrypt-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.decrypt_server:
@@ -621,7 +622,7 @@ def main() -> None:
             for platform in platforms:
                 profile = tmp / f"{platform}.prof"
                 runs[platform](args, tmp, profile=profile, seconds=args.profile_seconds)
-                print_profile(profile, platform)
+                print_profile(profile, platform, args.profile_top)
     console.print(f"load average after: {'/'.join(f'{v:.2f}' for v in os.getloadavg())}; goal p99 < "
                   f"{GOAL_MS:.0f} ms: " + ", ".join(f"{p} {'met' if ok else 'not met'}" for p, ok in verdicts.items()),
                   highlight=False)

@@ -56,14 +56,19 @@ class Workspace:
         return make_engine(self.settings.db_url, sqlite_synchronous=self.settings.sqlite_synchronous)
 
     @cached_property
+    def secret(self) -> bytes:
+        """The workspace key (settings.encryption_key), read once: every welcome signs a personal link."""
+        return self.settings.encryption_key()
+
+    @cached_property
     def fernet(self) -> Fernet:
         """Encrypts personal fields at rest (and queued message texts) with the workspace key."""
-        return Fernet(self.settings.encryption_key())
+        return Fernet(self.secret)
 
     @cached_property
     def signal_key(self) -> bytes:
         """A key of its own for the fraud checks' signal hashes, derived from the workspace secret."""
-        return hmac.new(self.settings.encryption_key(), b"qunflow join signals v1", hashlib.sha256).digest()
+        return hmac.new(self.secret, b"qunflow join signals v1", hashlib.sha256).digest()
 
     @cached_property
     def limiter(self) -> SendLimiter:

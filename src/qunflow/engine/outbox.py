@@ -17,11 +17,12 @@ failures so that they all fall inside it; "not now" is always retried at the pla
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from qunflow.connectors.base import Connector, FindsSends
 from qunflow.domain.consent import MARKETING
@@ -123,13 +124,18 @@ def record(ws: Workspace, conn: Connection, message: Message) -> bool:
     return insert_if_new(conn, deliveries, _row(ws, message, ws.clock(), "queued"))
 
 
-def send(ws: Workspace, message: Message, *, wait_up_to: float = 0.0) -> Sent:
+def send(ws: Workspace, message: Message, *, wait_up_to: float = 0.0,
+         with_record: Callable[[Connection], object] | None = None) -> Sent:
     """Record and send now, without waiting for a worker (the welcome path). A key seen before is left alone.
 
     `wait_up_to`: when the platform says "not now" for at most this many seconds, wait here and try once
-    more (a join request is approved only after its welcome, so the caller waits anyway)."""
+    more (a join request is approved only after its welcome, so the caller waits anyway).
+    `with_record`: writes that belong with the send (the welcome's Day-1 tasks), made in the transaction
+    that records it, before the call; they must be idempotent (they run again for a key seen before)."""
     def insert() -> Any:  # the new row; None when the key is known; "skipped" without marketing consent
         with ws.engine.begin() as conn:
+            if with_record is not None:
+                with_record(conn)
             if _refused(conn, message):
                 new = insert_if_new(conn, deliveries, _skipped_row(ws, message, ws.clock()))
                 return "skipped" if new else None
@@ -295,10 +301,14 @@ def _again(ws: Workspace, row: Any, at: datetime, *, counted: bool, error: str |
     return Sent(row.idempotency_key, "retry", error=error, retry_at=at)
 
 
+# One send's new state: the columns to set come as parameters (built once; every send writes it).
+_SET_DELIVERY = update(deliveries).where(deliveries.c.id == bindparam("delivery_id"))
+
+
 def _update(ws: Workspace, row: Any, values: dict[str, Any]) -> None:
     def write() -> None:
         with ws.engine.begin() as conn:
-            conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(**values))
+            conn.execute(_SET_DELIVERY, {"delivery_id": row.id, **values})
 
     retry_busy(write)
 
@@ -316,7 +326,7 @@ def _finish(ws: Workspace, row: Any, status: str, *, message_id: str | None = No
             events.append(_sent_event(row.on_sent, now))
     def write() -> None:  # after a platform call: losing this would leave a delivered message "pending"
         with ws.engine.begin() as conn:
-            conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(**values))
+            conn.execute(_SET_DELIVERY, {"delivery_id": row.id, **values})
             if events:
                 append_events(conn, events)
             if status == "unreachable" and row.private:

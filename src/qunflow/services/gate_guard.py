@@ -110,7 +110,7 @@ def check_pass(ws: Workspace, ip: str | None, devices: list[str], *, has_visitor
 # --- the proof-of-work challenge ---------------------------------------------------------------------
 
 def _challenge_key(ws: Workspace) -> bytes:
-    return hmac.new(ws.settings.encryption_key(), b"qunflow gate challenge v1", hashlib.sha256).digest()
+    return hmac.new(ws.secret, b"qunflow gate challenge v1", hashlib.sha256).digest()
 
 
 def new_challenge(ws: Workspace) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from qunflow.connectors.base import (
     ContactAdded,
@@ -70,7 +70,10 @@ def _mark_handled(ws: Workspace, item: Update) -> None:
                                                "status": "done", "received_at": ws.clock()}])
 
 
+_SEEN = select(inbound_updates.c.key).where(inbound_updates.c.platform == bindparam("platform"),
+                                            inbound_updates.c.key == bindparam("key"))
+
+
 def _handled_before(ws: Workspace, item: Update) -> bool:
     with ws.engine.connect() as conn:
-        return conn.execute(select(inbound_updates.c.key).where(
-            inbound_updates.c.platform == item.platform, inbound_updates.c.key == item.key)).first() is not None
+        return conn.execute(_SEEN, {"platform": item.platform, "key": item.key}).first() is not None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from qunflow.connectors.base import ContactAdded, JoinRequested, MemberJoined, MemberLeft
 from qunflow.connectors.registry import spec_of
@@ -126,20 +126,35 @@ def entry_invite(ws: Workspace, code: str) -> tuple[EntryInfo, Any, Any]:
 
 # --- inbound handlers (services.inbound) ----------------------------------------------------------
 
-def _group_row(conn: Connection, platform: str, external_id: str) -> Any:
-    return conn.execute(select(groups).where(groups.c.platform == platform,
-                                             groups.c.external_id == external_id)).first()
+# The join path's lookups, built once: building a statement costs several times what SQLite takes to run
+# it, and a join request runs about twenty of them (bench/bench_connectors.py).
+_GROUP_BY_CHAT = select(groups).where(groups.c.platform == bindparam("platform"),
+                                      groups.c.external_id == bindparam("external_id"))
+_MEMBER_OF_USER = select(identities.c.member_id).where(identities.c.platform == bindparam("platform"),
+                                                       identities.c.external_user_id == bindparam("user_id"))
+_ENTRY_BY_CODE = select(entry_points.c.id, entry_points.c.target_tier).where(entry_points.c.code == bindparam("code"))
+_TICKET_OF_USER = (select(members.c.id, members.c.join_ticket)
+                   .join(identities, identities.c.member_id == members.c.id)
+                   .where(identities.c.platform == bindparam("platform"),
+                          identities.c.external_user_id == bindparam("user_id")))
+_LAST_JOIN_OR_LEAVE = (select(events.c.type)
+                       .where(events.c.member_id == bindparam("member_id"), events.c.group_key == bindparam("group"),
+                              events.c.type.in_(("joined", "left")))
+                       .order_by(events.c.seq.desc()).limit(1))
+
+
+def group_row(conn: Connection, platform: str, external_id: str) -> Any:
+    """The managed group behind a platform's chat id, or None (not a group qunflow manages)."""
+    return conn.execute(_GROUP_BY_CHAT, {"platform": platform, "external_id": external_id}).first()
 
 
 def member_of_user(conn: Connection, platform: str, user_id: str) -> str | None:
-    return conn.execute(select(identities.c.member_id).where(
-        identities.c.platform == platform, identities.c.external_user_id == user_id)).scalar()
+    return conn.execute(_MEMBER_OF_USER, {"platform": platform, "user_id": user_id}).scalar()
 
 
 def _entry_by_code(conn: Connection, code: str) -> Any:
     """The entry point an invite label names (its id and target tier), or None."""
-    return conn.execute(select(entry_points.c.id, entry_points.c.target_tier)
-                        .where(entry_points.c.code == code)).first()
+    return conn.execute(_ENTRY_BY_CODE, {"code": code}).first()
 
 
 @dataclass(frozen=True)
@@ -195,7 +210,7 @@ def on_join_request(ws: Workspace, item: Any) -> None:
     """Someone asked to join through a link: note who it is (the welcome and the approval come next)."""
     assert isinstance(item, JoinRequested)
     with ws.engine.begin() as conn:
-        group = _group_row(conn, item.platform, item.group_id)
+        group = group_row(conn, item.platform, item.group_id)
         if group is None:
             return
         resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
@@ -209,43 +224,47 @@ def on_join_request(ws: Workspace, item: Any) -> None:
 
 def known_request(ws: Workspace, item: JoinRequested) -> bool:
     """A request that came through one of our links, by its rightful owner: it is approved."""
+    with ws.engine.connect() as conn:
+        return _known(conn, item) is not None
+
+
+def _known(conn: Connection, item: JoinRequested) -> str | None:
+    """known_request's member (None: not a request qunflow approves)."""
     if not item.invite_label:
-        return False
-    with ws.engine.connect() as conn:  # no identity: not a group qunflow manages (the join handler skipped it)
-        ticket = conn.execute(select(members.c.join_ticket).join(identities, identities.c.member_id == members.c.id)
-                              .where(identities.c.platform == item.platform,
-                                     identities.c.external_user_id == item.user_id)).first()
-        if ticket is None:
-            return False
-        return ticket[0] == item.invite_label or _entry_by_code(conn, item.invite_label) is not None
+        return None
+    # no identity: not a group qunflow manages (the join handler skipped it)
+    row = conn.execute(_TICKET_OF_USER, {"platform": item.platform, "user_id": item.user_id}).first()
+    if row is None:
+        return None
+    if row.join_ticket == item.invite_label or _entry_by_code(conn, item.invite_label) is not None:
+        return str(row.id)
+    return None
 
 
 def approve_request(ws: Workspace, item: Any) -> None:
     """Approve a request on our own link once the welcome went out; others stay pending (they got the gate
     link instead). Runs after the welcome handler (services.inbound)."""
     assert isinstance(item, JoinRequested)
-    if known_request(ws, item) and not _joined_already(ws, item):
-        ws.connector(item.platform).approve_join(item.group_id, item.user_id)
-        # Approved means in: the join is recorded now, whether or not the platform's own member update
-        # follows (Telegram sends one only to an admin bot that asked for it); that update is then a repeat.
-        on_member_joined(ws, MemberJoined(item.platform, ws.clock(), item.group_id, item.user_id, item.display_name,
-                                          item.invite_label))
-
-
-def _joined_already(ws: Workspace, item: JoinRequested) -> bool:
-    """The request was approved and the join recorded before (a repeat of the update after a crash)."""
     with ws.engine.connect() as conn:
-        group = _group_row(conn, item.platform, item.group_id)
-        member_id = member_of_user(conn, item.platform, item.user_id)
-        return group is not None and member_id is not None and _in_group(conn, member_id, group.key)
+        member_id = _known(conn, item)
+        # Approved and recorded before: a repeat of the update after a crash.
+        if member_id is None or _joined_already(conn, item, member_id):
+            return
+    ws.connector(item.platform).approve_join(item.group_id, item.user_id)
+    # Approved means in: the join is recorded now, whether or not the platform's own member update
+    # follows (Telegram sends one only to an admin bot that asked for it); that update is then a repeat.
+    on_member_joined(ws, MemberJoined(item.platform, ws.clock(), item.group_id, item.user_id, item.display_name,
+                                      item.invite_label))
+
+
+def _joined_already(conn: Connection, item: JoinRequested, member_id: str) -> bool:
+    group = group_row(conn, item.platform, item.group_id)
+    return group is not None and _in_group(conn, member_id, group.key)
 
 
 def _in_group(conn: Connection, member_id: str, group_key: str) -> bool:
     """Whether the member's last join or leave of this group is a join (a repeat of it is no new join)."""
-    last = conn.execute(select(events.c.type).where(
-        events.c.member_id == member_id, events.c.group_key == group_key, events.c.type.in_(("joined", "left")))
-        .order_by(events.c.seq.desc()).limit(1)).scalar()
-    return last == "joined"
+    return conn.execute(_LAST_JOIN_OR_LEAVE, {"member_id": member_id, "group": group_key}).scalar() == "joined"
 
 
 def on_member_joined(ws: Workspace, item: Any) -> None:
@@ -253,7 +272,7 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
     unless the person is in the group already (an approved request recorded it)."""
     assert isinstance(item, MemberJoined)
     with ws.engine.begin() as conn:
-        group = _group_row(conn, item.platform, item.group_id)
+        group = group_row(conn, item.platform, item.group_id)
         if group is None:
             return  # not a group qunflow manages
         resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
@@ -306,7 +325,7 @@ def _record_join(conn: Connection, item: Any, member: Any, group: Any, resolved:
 def on_member_left(ws: Workspace, item: Any) -> None:
     assert isinstance(item, MemberLeft)
     with ws.engine.begin() as conn:
-        group = _group_row(conn, item.platform, item.group_id)
+        group = group_row(conn, item.platform, item.group_id)
         member_id = member_of_user(conn, item.platform, item.user_id)
         if group is None or member_id is None:
             return

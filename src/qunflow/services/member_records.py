@@ -47,7 +47,7 @@ PHONE_FIELDS = ("phone", "mobile")
 
 def subject_hash(ws: Workspace, member_id: str) -> str:
     """A keyed hash of a member id: what the erasure record keeps, so an erased id is recognised, not read."""
-    key = hmac.new(ws.settings.encryption_key(), b"qunflow erasures v1", hashlib.sha256).digest()
+    key = hmac.new(ws.secret, b"qunflow erasures v1", hashlib.sha256).digest()
     return hmac.new(key, member_id.encode(), hashlib.sha256).hexdigest()
 
 

@@ -28,7 +28,7 @@ def unseal(ws: Workspace, blob: bytes | None) -> dict[str, Any]:
 
 def member_link_token(ws: Workspace, member_id: str) -> str:
     """A token for a member's personal links (profile, coupon), verifiable without storage."""
-    mac = hmac.new(ws.settings.encryption_key(), member_id.encode(), hashlib.sha256).hexdigest()[:16]
+    mac = hmac.new(ws.secret, member_id.encode(), hashlib.sha256).hexdigest()[:16]
     return f"{member_id}.{mac}"
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from qunflow.connectors.base import ContactAdded, JoinRequested, MemberJoined
 from qunflow.domain.events import Event
@@ -21,7 +21,7 @@ from qunflow.domain.welcome import TASK_KEYS, Welcome, pick_language
 from qunflow.engine import outbox
 from qunflow.errors import InvalidInput
 from qunflow.services.consent import asked_before, welcome_consent_ask
-from qunflow.services.join import known_request, member_of_user
+from qunflow.services.join import group_row, known_request, member_of_user
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.services.welcome_docs import active_welcome
 from qunflow.store.db import insert_ignore
@@ -52,15 +52,17 @@ def _window(ws: Workspace, platform: str, at: datetime) -> datetime | None:
     return at + timedelta(seconds=seconds) if seconds else None
 
 
-def _group(conn: Connection, platform: str, external_id: str) -> Any:
-    return conn.execute(select(groups).where(groups.c.platform == platform,
-                                             groups.c.external_id == external_id)).first()
+# Built once (see services/join.py): the welcome runs on every join.
+_WELCOMED = select(deliveries.c.id).where(deliveries.c.idempotency_key == bindparam("key"))
+_TO_WELCOME = (select(members.c.locale, members.c.profile, members.c.tier, entry_points.c.code.label("entry_point"))
+               .outerjoin(entry_points, entry_points.c.id == members.c.entry_point_id)
+               .where(members.c.id == bindparam("member_id")))
 
 
 def _group_and_member(ws: Workspace, platform: str, group_id: str, user_id: str) -> tuple[Any, str | None]:
     """The managed group (None: not ours) and the member the join handler recorded for the person."""
     with ws.engine.connect() as conn:
-        return _group(conn, platform, group_id), member_of_user(conn, platform, user_id)
+        return group_row(conn, platform, group_id), member_of_user(conn, platform, user_id)
 
 
 def on_join_request(ws: Workspace, item: Any) -> None:
@@ -96,8 +98,7 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
 
 def _welcomed(ws: Workspace, member_id: str) -> bool:
     with ws.engine.connect() as conn:
-        return conn.execute(select(deliveries.c.id).where(
-            deliveries.c.idempotency_key == f"welcome_dm:{member_id}")).first() is not None
+        return conn.execute(_WELCOMED, {"key": f"welcome_dm:{member_id}"}).first() is not None
 
 
 def on_contact_added(ws: Workspace, item: Any) -> None:
@@ -115,10 +116,7 @@ def welcome(ws: Workspace, member_id: str, arrival: Arrival, *,
     (services.welcome_docs: the applied `kind: welcome`, or the default). A member who never decided on
     marketing messages (no gate) is asked in it. Returns the welcome and the member's language."""
     with ws.engine.connect() as conn:
-        member = conn.execute(select(members.c.locale, members.c.profile, members.c.tier,
-                                     entry_points.c.code.label("entry_point"))
-                              .outerjoin(entry_points, entry_points.c.id == members.c.entry_point_id)
-                              .where(members.c.id == member_id)).one()
+        member = conn.execute(_TO_WELCOME, {"member_id": member_id}).one()
         version, config = active_welcome(conn)
     language = pick_language(member.locale)
     profile = unseal(ws, member.profile)
@@ -136,13 +134,14 @@ def welcome(ws: Workspace, member_id: str, arrival: Arrival, *,
         language)
     if not asked_before(ws, member_id):  # no gate decided it (added by a friend, a link the gate did not make)
         text += "\n\n" + welcome_consent_ask(ws, member_id, language)
+    tasks = _day1_tasks(member_id, group_key, config, bool(profile.get("name")), ws.clock())
     outbox.send(ws, outbox.Message(
         key=f"welcome_dm:{member_id}", kind="welcome_dm", platform=arrival.platform, target=arrival.user_id,
         text=text, private=True, member_id=member_id, context=arrival.context, expires_at=arrival.expires_at,
         on_sent={"event_id": f"ws-{member_id}", "type": "welcome_sent", "member_id": member_id, "group": group_key,
                  "since": arrival.at.isoformat(),
-                 "properties": {"welcome_version": version or 0, "variant": variant}}), wait_up_to=wait_up_to)
-    _assign_tasks(ws, member_id, group_key, config, bool(profile.get("name")))
+                 "properties": {"welcome_version": version or 0, "variant": variant}}), wait_up_to=wait_up_to,
+        with_record=tasks.write)  # one commit before the call: the send and the tasks it names
     return config, language
 
 
@@ -159,15 +158,31 @@ def ensure_day1_tasks(ws: Workspace, member_id: str) -> int:
 
 def _assign_tasks(ws: Workspace, member_id: str, group_key: str | None, config: Welcome, has_name: bool) -> int:
     """The Day-1 tasks, once (a profile the gate already collected is not asked for again)."""
-    now = ws.clock()
-    tasks = [task for task in config.day1_tasks if not (task.key == "profile" and has_name)]
+    tasks = _day1_tasks(member_id, group_key, config, has_name, ws.clock())
     with ws.engine.begin() as conn:
-        insert_ignore(conn, member_tasks, [{"member_id": member_id, "task_key": task.key, "assigned_at": now,
-                                             "due_at": now + timedelta(hours=task.due_hours)} for task in tasks])
-        append_events(conn, [Event(event_id=f"ta-{member_id}-{task.key}", type="task_assigned",
-                                   ts=now.replace(tzinfo=UTC), member_id=member_id, group=group_key,
-                                   properties={"task": task.key}) for task in tasks])
-    return len(tasks)
+        tasks.write(conn)
+    return len(tasks.rows)
+
+
+@dataclass(frozen=True)
+class _Day1Tasks:
+    """A member's Day-1 task rows and their task_assigned events, written together and at most once."""
+
+    rows: list[dict[str, Any]]
+    events: list[Event]
+
+    def write(self, conn: Connection) -> None:
+        insert_ignore(conn, member_tasks, self.rows)
+        append_events(conn, self.events)
+
+
+def _day1_tasks(member_id: str, group_key: str | None, config: Welcome, has_name: bool, now: datetime) -> _Day1Tasks:
+    tasks = [task for task in config.day1_tasks if not (task.key == "profile" and has_name)]
+    return _Day1Tasks(
+        [{"member_id": member_id, "task_key": task.key, "assigned_at": now,
+          "due_at": now + timedelta(hours=task.due_hours)} for task in tasks],
+        [Event(event_id=f"ta-{member_id}-{task.key}", type="task_assigned", ts=now.replace(tzinfo=UTC),
+               member_id=member_id, group=group_key, properties={"task": task.key}) for task in tasks])
 
 
 def _send_gate_link(ws: Workspace, member_id: str, arrival: Arrival) -> None:

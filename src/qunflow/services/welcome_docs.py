@@ -29,6 +29,10 @@ def apply_welcomes(conn: Connection, sources: list[WelcomeSource], now: Any, *, 
                           file=s.file, enabled=True, now=now, dry_run=dry_run) for s in sources]
 
 
+_IN_FORCE = (select(playbooks.c.version, playbook_versions.c.digest)
+             .join(playbook_versions, (playbook_versions.c.key == playbooks.c.key)
+                   & (playbook_versions.c.version == playbooks.c.version))
+             .where(playbooks.c.key == KEY))  # built once: read on every welcome
 _by_digest: dict[str, Welcome] = {}  # stored versions parsed in this process; a digest names its text
 
 
@@ -37,9 +41,8 @@ def active_welcome(conn: Connection) -> tuple[int | None, Welcome]:
 
     One indexed lookup per call; the stored text is read and parsed only when its digest is new to this
     process, so the join path pays well under a millisecond for it."""
-    h, v = playbooks.c, playbook_versions.c
-    row = conn.execute(select(h.version, v.digest).join(playbook_versions, (v.key == h.key) & (v.version == h.version))
-                       .where(h.key == KEY)).first()
+    v = playbook_versions.c
+    row = conn.execute(_IN_FORCE).first()
     if row is None:
         return None, DEFAULT
     welcome = _by_digest.get(row.digest)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from qunflow.domain.consent import PURPOSES, SOURCES, TEXT_VERSION, ConsentRecord, in_force
 from qunflow.domain.events import Event
@@ -16,11 +16,17 @@ from qunflow.errors import InvalidInput
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import consents
 
+# Built once: read on every welcome and every marketing send.
+_RECORDS = (select(consents.c.purpose, consents.c.granted, consents.c.recorded_at, consents.c.source,
+                   consents.c.text_version)
+            .where(consents.c.member_id == bindparam("member_id")).order_by(consents.c.id))
+_LAST_DECISION = (select(consents.c.granted)
+                  .where(consents.c.member_id == bindparam("member_id"), consents.c.purpose == bindparam("purpose"))
+                  .order_by(consents.c.recorded_at.desc(), consents.c.id.desc()).limit(1))
+
 
 def consent_records(conn: Connection, member_id: str) -> list[ConsentRecord]:
-    c = consents.c
-    rows = conn.execute(select(c.purpose, c.granted, c.recorded_at, c.source, c.text_version)
-                        .where(c.member_id == member_id).order_by(c.id)).all()
+    rows = conn.execute(_RECORDS, {"member_id": member_id}).all()
     return [ConsentRecord(r.purpose, bool(r.granted), r.recorded_at, r.source, r.text_version) for r in rows]
 
 
@@ -30,10 +36,7 @@ def consents_in_force(conn: Connection, member_id: str) -> dict[str, bool]:
 
 
 def has_consent(conn: Connection, member_id: str, purpose: str) -> bool:
-    c = consents.c
-    granted = conn.execute(select(c.granted).where(c.member_id == member_id, c.purpose == purpose)
-                           .order_by(c.recorded_at.desc(), c.id.desc()).limit(1)).scalar()
-    return bool(granted)
+    return bool(conn.execute(_LAST_DECISION, {"member_id": member_id, "purpose": purpose}).scalar())
 
 
 def record_consent(conn: Connection, member_id: str, purpose: str, granted: bool, source: str, now: datetime,

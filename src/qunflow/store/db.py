@@ -183,25 +183,38 @@ def unit_of_work(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-def _insert(conn: Connection, table: Any) -> Any:
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+_INSERTS: dict[tuple[str, str, str], Any] = {}
 
-    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+
+def _insert(conn: Connection, table: Any, returning: str = "") -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING for the table, built once per dialect (and RETURNING form): the
+    values come as parameters, so the statement is not built again for every row written."""
+    key = (conn.dialect.name, table.name, returning)
+    statement = _INSERTS.get(key)
+    if statement is None:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = (pg_insert if key[0] == "postgresql" else sqlite_insert)(table).on_conflict_do_nothing()
+        if returning == "key":
+            statement = statement.returning(*table.primary_key.columns)
+        elif returning == "row":
+            statement = statement.returning(table)
+        _INSERTS[key] = statement
+    return statement
 
 
 def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
     """Insert the rows whose keys are not there yet (ON CONFLICT DO NOTHING), in the caller's transaction."""
     if rows:
-        conn.execute(_insert(conn, table).on_conflict_do_nothing(), rows)
+        conn.execute(_insert(conn, table), rows)
 
 
 def insert_if_new(conn: Connection, table: Any, row: dict[str, Any]) -> bool:
     """Insert one row unless its key exists; True when it was new (RETURNING: psycopg's rowcount says -1)."""
-    statement = _insert(conn, table).values(**row).on_conflict_do_nothing().returning(*table.primary_key.columns)
-    return conn.execute(statement).first() is not None
+    return conn.execute(_insert(conn, table, "key"), row).first() is not None
 
 
 def insert_new_row(conn: Connection, table: Any, row: dict[str, Any]) -> Any:
     """Like insert_if_new, but returns the stored row (None when its key existed): no second read."""
-    return conn.execute(_insert(conn, table).values(**row).on_conflict_do_nothing().returning(table)).first()
+    return conn.execute(_insert(conn, table, "row"), row).first()
