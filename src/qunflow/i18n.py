@@ -50,8 +50,30 @@ TEXTS: dict[str, dict[str, str]] = {
                          "zh": "欢迎加入!新人券每天按设备和网络限量发放,你的设备或网络今天的名额已领完,"
                                "这次就不发券了。群里的其他内容和活动都可以照常参加。"},
     "task_title": {"en": "Day-1 task", "zh": "首日任务"},
-    "task_confirm": {"en": "Confirm", "zh": "确认"},
     "task_done": {"en": "Done, thank you!", "zh": "已完成,谢谢!"},
+    # Day-1 task pages (services/tasks.py): each task is done by doing it, not by a button
+    "task_profile_intro": {"en": "Tell us a little more so we can match you with content and an advisor.",
+                           "zh": "补充几项信息,方便为你匹配内容和专属顾问。"},
+    "task_profile_consent": {"en": "I agree that these answers are stored, encrypted, to match me with groups and "
+                                   "content (privacy notice, version {version}).",
+                             "zh": "我同意加密保存这些回答,用于匹配社群和内容(隐私说明,版本 {version})。"},
+    "task_save": {"en": "Save", "zh": "保存"},
+    "task_saved": {"en": "Saved, thank you!", "zh": "已保存,谢谢!"},
+    "task_coupon_intro": {"en": "Your new-member coupon:", "zh": "你的新人券:"},
+    "task_coupon_value": {"en": "{value} off", "zh": "立减 ¥{value}"},
+    "task_coupon_expires": {"en": "Valid until {when}", "zh": "有效期至 {when}"},
+    "task_coupon_claim": {"en": "Claim the coupon", "zh": "领取优惠券"},
+    "task_coupon_claimed": {"en": "Claimed: use this code at checkout.", "zh": "已领取:下单时使用此券码。"},
+    "task_coupon_none": {"en": "Your coupon is on its way: it arrives by private message shortly. Open this "
+                               "page again then.",
+                         "zh": "你的优惠券正在发放中,稍后会通过私信送达,届时再打开本页即可。"},
+    "task_vote": {"en": "Vote", "zh": "投票"},
+    "task_voted": {"en": "Thanks for voting! Your answer: {option}", "zh": "感谢投票!你的选择:{option}"},
+    "task_checkin_body": {"en": "Say \"check in\" (or 签到) in the group: that completes this task.",
+                          "zh": "在群里发「签到」即可完成此任务。"},
+    "task_other_body": {"en": "This task is completed by doing it in the group; the assistant records it.",
+                        "zh": "在群里完成此任务后,助手会自动记录。"},
+    "task_status_done": {"en": "Done", "zh": "已完成"},
     "rules_title": {"en": "Group rules and privacy", "zh": "群规与隐私说明"},
     "rules_body": {"en": "Be kind, no spam or ads. We keep only what you told us, to match you with "
                          "content; sensitive questions are handled in private messages, never in the group. "

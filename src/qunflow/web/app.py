@@ -88,11 +88,13 @@ def create_app(workspace: Workspace) -> FastAPI:
         console_admin,
         public,
         sandbox_pages,
+        tasks_pages,
     )
 
     api_docs.install(app)  # /docs and /redoc with their assets from this machine, not a CDN
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
-    for module in (api, api_metrics, api_automation, api_rewards, api_referrals, api_members, public, sandbox_pages):
+    for module in (api, api_metrics, api_automation, api_rewards, api_referrals, api_members, public, tasks_pages,
+                   sandbox_pages):
         app.include_router(module.router)
     # Every console page is behind the login and the permission table of web.auth; the login page is not.
     app.include_router(console_admin.public)
