@@ -117,8 +117,9 @@ def meetup_show(key: KeyArg, format_: Annotated[str, typer.Option("--format", he
                   f"{stats['coupons_issued']}", highlight=False)
     table = Table("member", "signed up (local)", "checked in (local)", "via")
     for person in people:
-        table.add_row(person["member_id"], _local(ws, person["signed_up_at"]),
-                      _local(ws, person["attended_at"]) if person["attended_at"] else "-", person["attended_via"] or "-")
+        checked_in = _local(ws, person["attended_at"]) if person["attended_at"] else "-"
+        table.add_row(person["member_id"], _local(ws, person["signed_up_at"]), checked_in,
+                      person["attended_via"] or "-")
     console.print(table)
 
 

@@ -151,6 +151,7 @@ class Wait(Strict):
     until: datetime | None = None
     before_event: Offset | None = None
     after_event: Offset | None = None
+    late: Literal["send", "skip"] = "send"  # reached after its moment: go on, or skip the sends it times
 
     _at = field_validator("at")(_hhmm)
 
@@ -162,9 +163,11 @@ class Wait(Strict):
     def _some(self) -> Wait:
         duration = bool(self.days or self.hours or self.minutes)
         if self.on_event:
-            if len(self.model_fields_set) != 1:
-                raise ValueError("before_event and after_event stand alone")
+            if len(self.model_fields_set - {"late"}) != 1:
+                raise ValueError("before_event and after_event stand alone (with late: send|skip)")
             return self
+        if "late" in self.model_fields_set:
+            raise ValueError("late applies to before_event and after_event waits")
         if self.until is not None:
             if duration or self.day is not None or self.at is not None:
                 raise ValueError("until stands alone")

@@ -277,6 +277,9 @@ def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Ou
                         error="a before_event/after_event wait, but the enrollment has no event (or it was removed)")
                 return keys
             due = wait_until(step.wait, now, ws.settings.zone, row.created_at, event_times)
+            if step.wait.late == "skip" and _moment_passed(step.wait, now, event_times):
+                step_index = _past_sends(playbook, step_index + 1)  # e.g. "starts tomorrow" to a late sign-up
+                continue
             if due > now:
                 _move(conn, row.id, worker, step_index + 1, due, context, now)
                 return keys
@@ -317,6 +320,21 @@ def _finish(conn: Connection, enrollment_id: int, worker: str, status: str, step
     conn.execute(update(enrollments).where(enrollments.c.id == enrollment_id, enrollments.c.lease_owner == worker)
                  .values(status=status, step=step, context=context, updated_at=now, lease_owner=None,
                          lease_until=None, last_error=error))
+
+
+def _moment_passed(wait: Any, now: datetime, event_times: tuple[datetime, datetime] | None) -> bool:
+    if event_times is None:
+        return False
+    if wait.before_event is not None:
+        return bool(event_times[0] - wait.before_event.delta < now)
+    return bool(event_times[1] + wait.after_event.delta < now)
+
+
+def _past_sends(playbook: Playbook, index: int) -> int:
+    """The first step at or after `index` that is not a message (the sends a late wait skips)."""
+    while index < len(playbook.steps) and playbook.steps[index].action in ("send_dm", "post_group"):
+        index += 1
+    return index
 
 
 def _event_times(conn: Connection, context: dict[str, Any]) -> tuple[datetime, datetime] | None:
