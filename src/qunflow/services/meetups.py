@@ -335,3 +335,23 @@ def local_time(moment: datetime, ws: Workspace, language: str) -> str:
     if language == "zh":
         return f"{local.month}月{local.day}日 {local:%H:%M}"
     return f"{local.day} {local:%b} {local:%H:%M}"
+
+
+def day_of_coupon(ws: Workspace, key: str, member_id: str) -> ledger.Coupon | None:
+    """The day-of coupon the member got by checking in, as it is now (None: not checked in)."""
+    with ws.engine.connect() as conn:
+        code = conn.execute(select(coupons.c.code).where(coupons.c.cause == f"meetup:{key}:{member_id}")).scalar()
+        return ledger.get(conn, code) if code else None
+
+
+def member_status(ws: Workspace, key: str, member_id: str) -> tuple[bool, bool]:
+    """(signed up, attended) of a member for an event."""
+    with ws.engine.connect() as conn:
+        return signed_up(conn, key, member_id), attended(conn, key, member_id)
+
+
+def member_of_visitor(ws: Workspace, visitor_id: str) -> str | None:
+    """The member a visitor cookie belongs to (the browser that passed the gate), if any."""
+    with ws.engine.connect() as conn:
+        return conn.execute(select(members.c.id).where(members.c.visitor_id == visitor_id)
+                            .order_by(members.c.created_at.desc()).limit(1)).scalar()
