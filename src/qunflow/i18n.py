@@ -74,6 +74,11 @@ TEXTS: dict[str, dict[str, str]] = {
     "task_other_body": {"en": "This task is completed by doing it in the group; the assistant records it.",
                         "zh": "在群里完成此任务后,助手会自动记录。"},
     "task_status_done": {"en": "Done", "zh": "已完成"},
+    "task_err_required": {"en": "Please fill this in.", "zh": "请填写此项。"},
+    "task_err_too_long": {"en": "At most {max} characters.", "zh": "最多 {max} 个字符。"},
+    "task_err_consent": {"en": "Please agree to the privacy notice to save your answers.",
+                         "zh": "请先同意隐私说明,才能保存你的回答。"},
+    "task_err_choose": {"en": "Choose one of the options.", "zh": "请选择一个选项。"},
     # S4 event pages (web/meetup_pages.py) and the console's events page
     "event_when": {"en": "Starts {when} (local time), {minutes} min", "zh": "开始时间 {when},时长 {minutes} 分钟"},
     "event_signup": {"en": "Sign up", "zh": "立即报名"},

@@ -26,6 +26,10 @@ def test_add_list_and_show_an_event(tmp_path: Path) -> None:
                    "--title-en", "Live session", "--keyword", "到场", "--coupon-value", "30", "--capacity", "50")
     assert added.exit_code == 0, added.output
     assert "2099-12-12 20:00" in added.stdout and "/e/dec_live" in added.stdout
+    assert "warning: no applied playbook" in added.stdout  # nothing would announce it yet
+    assert invoke(ws, "apply", "--shipped").exit_code == 0
+    second = invoke(ws, "meetup", "add", "jan_live", "--date", "2099-01-12 20:00", "--title", "一月")
+    assert second.exit_code == 0 and "warning" not in second.stdout
     workspace = open_workspace(ws)
     try:
         meetup = find(workspace, "dec_live")
@@ -33,7 +37,8 @@ def test_add_list_and_show_an_event(tmp_path: Path) -> None:
         workspace.close()
     assert meetup.starts_at.isoformat() == "2099-12-12T12:00:00"  # 20:00 in Shanghai, stored in UTC
     listed = json.loads(invoke(ws, "meetup", "list", "--format", "json").stdout)
-    assert [(r["key"], r["signups"], r["attended"], r["orders"]) for r in listed] == [("dec_live", 0, 0, 0)]
+    assert [(r["key"], r["signups"], r["attended"], r["orders"]) for r in listed] == [
+        ("jan_live", 0, 0, 0), ("dec_live", 0, 0, 0)]
     shown = invoke(ws, "meetup", "show", "dec_live")
     assert shown.exit_code == 0 and "2099-12-12 20:00" in shown.stdout and "到场" in shown.stdout
 

@@ -52,6 +52,7 @@ def test_day1_tasks_on_a_phone(workspace: Workspace, live_server: Any, tmp_path:
         page.click("button[type=submit]")  # without the consent: refused, kept, nothing done
         page.wait_for_selector(".error")
         assert page.input_value("#f-name") == "Han Mei" and completed(ws) == []
+        assert "agree to the privacy notice" in page.inner_text("#profile-form")
         page.check("#consent")
         page.click("button[type=submit]")
         page.wait_for_selector("#task-done")

@@ -53,7 +53,7 @@ def meetup_add(key: KeyArg,
                capacity: Annotated[int | None, typer.Option(help="Most sign-ups (default: no limit).")] = None,
                workspace_dir: WorkspaceOption = None) -> None:
     """Create an event; its playbooks (s4_small_event.yaml) run from its date."""
-    from qunflow.services.meetups import add_meetup
+    from qunflow.services.meetups import add_meetup, missing_playbooks
 
     ws = workspace(workspace_dir)
     try:
@@ -69,6 +69,10 @@ def meetup_add(key: KeyArg,
     console.print(f"event {meetup.key} on {_local(ws, meetup.as_json()['starts_at'])} "
                   f"({ws.settings.timezone}); sign-up page {ws.settings.public_url.rstrip('/')}/e/{meetup.key}",
                   highlight=False)
+    missing = missing_playbooks(ws)
+    if missing:
+        console.print(f"warning: no applied playbook has trigger {' or '.join(missing)}, so this event is not "
+                      "announced or followed up; run `qunflow apply --shipped` (s4_small_event.yaml)", highlight=False)
 
 
 @meetup_app.command("list")

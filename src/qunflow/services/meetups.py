@@ -144,6 +144,13 @@ def _enroll_groups(conn: Connection, key: str, now: datetime) -> int:
     return len(made)
 
 
+def missing_playbooks(ws: Workspace) -> list[str]:
+    """The S4 triggers no applied playbook uses (an event without them is never announced or followed up)."""
+    with ws.engine.connect() as conn:
+        used = {playbook.trigger.on for _key, _version, playbook in active_playbooks(conn)}
+    return [on for on in ("event_scheduled", "event_signup") if on not in used]
+
+
 def archive_meetup(ws: Workspace, key: str) -> Meetup:
     """Close an event: no more sign-ups or check-ins; its numbers stay."""
     with ws.engine.begin() as conn:

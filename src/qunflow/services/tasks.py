@@ -168,11 +168,11 @@ def save_profile(ws: Workspace, member_id: str, form: dict[str, str]) -> bool:
             if spec.required and not value:
                 errors[spec.key] = "required"
             elif len(value) > spec.max_length:
-                errors[spec.key] = f"at most {spec.max_length} characters"
+                errors[spec.key] = "too_long"
             elif value:
                 values[spec.key] = value
         if consent_needed and form.get("consent") not in ("on", "true", "1", "yes"):
-            errors["consent"] = "please agree to the privacy notice to save your answers"
+            errors["consent"] = "consent"
         if errors:
             raise ProfileErrors(errors)
         if consent_needed:
@@ -183,10 +183,13 @@ def save_profile(ws: Workspace, member_id: str, form: dict[str, str]) -> bool:
 
 
 class ProfileErrors(InvalidInput):
-    """Every problem with a submitted profile form, by field."""
+    """Every problem with a submitted profile form: field -> "required", "too_long" or "consent" (the page
+    words them in the member's language)."""
+
+    WORDS = {"required": "required", "too_long": "too long", "consent": "agree to the privacy notice first"}
 
     def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        super().__init__("; ".join(f"{k}: {self.WORDS[v]}" for k, v in errors.items()))
         self.errors = errors
 
 

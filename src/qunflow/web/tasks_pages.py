@@ -91,7 +91,7 @@ def _do(request: Request, token: str, key: str, form: dict[str, str]) -> Respons
             return _render(request, task_page(ws, member_id, key))
     except ProfileErrors as exc:
         return _render(request, current, 422, form=form, errors=exc.errors)
-    except InvalidInput as exc:
-        return _render(request, current, 422, form=form, errors={"option": str(exc)})
+    except InvalidInput:
+        return _render(request, current, 422, form=form, errors={"option": "choose"})
     # check-in and other tasks are done in the group, not on this page
     return _render(request, current, 405)
