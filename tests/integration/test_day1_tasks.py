@@ -163,3 +163,24 @@ def test_unknown_task_is_not_found(workspace: Workspace) -> None:
     member_id = gated_member(workspace)
     with pytest.raises(NotFound):
         task_page(workspace, member_id, "no_such_task")
+
+
+def test_m9_counts_members_who_did_a_task_not_those_who_opened_one(workspace: Workspace) -> None:
+    from datetime import date, datetime
+
+    from qunflow.services.metrics import metrics_report
+
+    ws = workspace
+    ws.clock = lambda: datetime(2026, 11, 2, 4, 0)  # noon in Shanghai
+    setup_community(ws)
+    walker = walk_in_member(ws)
+    claimer = gated_member(ws, "u1")
+    looker = gated_member(ws, "u2")
+    save_profile(ws, walker, {"name": "Han Mei", "need": "leads", "interest": "seo", "consent": "on"})
+    issue_manual(ws, member_id=claimer, name="welcome", value=Decimal(20), valid_days=7, cause="c1", actor="test")
+    issue_manual(ws, member_id=looker, name="welcome", value=Decimal(20), valid_days=7, cause="c2", actor="test")
+    claim_coupon(ws, claimer)
+    task_page(ws, looker, "claim_coupon")  # seen, not claimed
+    task_page(ws, looker, "profile")
+    total = metrics_report(ws, start=date(2026, 11, 2), end=date(2026, 11, 2), as_of=date(2026, 11, 3))["total"]
+    assert total["task_completion_d1"] == pytest.approx(2 / 3)

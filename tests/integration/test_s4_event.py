@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -51,8 +50,8 @@ def at(ws: Workspace, clock: Clock, moment: datetime) -> None:
     work_once(ws)
 
 
-def test_small_event_from_creation_to_follow_up(workspace: Workspace, tmp_path: Path) -> None:
-    ws = workspace
+def test_small_event_from_creation_to_follow_up(any_workspace: Workspace) -> None:
+    ws = any_workspace
     clock = Clock(START)
     ws.clock = clock
     setup_community(ws)
