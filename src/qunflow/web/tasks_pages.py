@@ -85,7 +85,7 @@ def _do(request: Request, token: str, key: str, form: dict[str, str]) -> Respons
                 claim_coupon(ws, member_id)
             except NotFound:
                 return _render(request, current, 409)
-            return _render(request, task_page(ws, member_id, key), notice=t("task_coupon_claimed", lang))
+            return _render(request, task_page(ws, member_id, key))  # the page says it is claimed
         if current.kind == "vote":
             cast_vote(ws, member_id, key, form.get("option", ""))
             return _render(request, task_page(ws, member_id, key))
