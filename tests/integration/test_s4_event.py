@@ -94,6 +94,8 @@ def test_small_event_from_creation_to_follow_up(any_workspace: Workspace) -> Non
     redeem_for(ws, coupon.code, order_ref="order-1", member_id=m1, actor="shop")
     at(ws, clock, EVENT + timedelta(minutes=10))
     assert not any("报名成功" in text for text in dms(ws, "u3"))  # a walk-in gets no sign-up confirmation
+    starting = [m["text"] for m in ws.sandbox.messages(chat_id=chat1) if "马上开始" in m["text"]]
+    assert len(starting) == 1 and "发「到场」签到" in starting[0]  # the group hears the check-in keyword
 
     at(ws, clock, EVENT + timedelta(hours=14))  # the morning after
     with ws.engine.connect() as conn:
