@@ -87,6 +87,7 @@ def test_each_role_opens_only_its_pages(world) -> None:  # type: ignore[no-untyp
         "/console/inbox": {"owner", "operator", "advisor"},
         "/console/rewards": {"owner", "operator"},
         "/console/playbooks": {"owner", "operator"},
+        "/console/meetups": {"owner", "operator"},
         "/console/automation/dead": {"owner", "operator"},
         "/console/sandbox": {"owner", "operator"},
         "/console/audit": {"owner"},

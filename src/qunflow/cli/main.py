@@ -21,6 +21,7 @@ from qunflow.cli import (
     demo,
     fraud,
     inbox,
+    meetups,
     members,
     metrics,
     report,
@@ -108,7 +109,8 @@ def serve(
 
 
 # command groups in their own modules; rewards brings coupons, rewards and referrals (links, posters, leaderboard)
-for module in (access, setup, metrics, report, demo, sandbox, automation, inbox, rewards, fraud, sends, members):
+for module in (access, setup, metrics, report, demo, sandbox, automation, inbox, rewards, fraud, sends, members,
+               meetups):
     module.register(app)
 
 

@@ -32,14 +32,17 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-TRIGGERS = ("member_joined", "tag_added", "task_completed", "order_placed", "inactive", "event_signup", "schedule")
+TRIGGERS = ("member_joined", "tag_added", "task_completed", "order_placed", "inactive", "event_signup", "schedule",
+            "event_scheduled")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 MAX_STEPS = 200
 # Variables the engine gives every template; a template naming anything else is refused at apply time.
 TEMPLATE_VARIABLES = frozenset({"name", "advisor", "coupon_code", "coupon_value", "link", "group", "tier",
-                                "member_link", "poster_link", "member_id", "console_link"})
+                                "member_link", "poster_link", "member_id", "console_link",
+                                # S4 events (services/meetups.py): empty outside an event's playbook
+                                "event_title", "event_time", "event_link", "checkin_link", "checkin_keyword"})
 # Documents of these kinds may share a file with playbooks; their own parsers read them (keyword_files).
 OTHER_KINDS = ("keyword_rules", "rewards", "welcome")
 
@@ -85,23 +88,25 @@ class Schedule(Strict):
 
 class Trigger(Strict):
     on: Literal["member_joined", "tag_added", "task_completed", "order_placed", "inactive", "event_signup",
-                "schedule"]
+                "schedule", "event_scheduled"]
     tiers: list[str] = []  # only members (or, for a schedule, groups) of these tiers
     entry_points: list[str] = []  # member_joined: only joins through these entry points
     tag: str | None = None  # tag_added
     task: str | None = None  # task_completed
     days: int | None = Field(None, ge=1, le=365)  # inactive: no engagement for this many days
-    event: str | None = None  # event_signup: the event's key
+    event: str | None = None  # event_signup, event_scheduled: only this event's key (default: every event)
     schedule: Schedule | None = None  # schedule: when (workspace time zone); posts to the tiers' groups
 
     @model_validator(mode="after")
     def _needs(self) -> Trigger:
-        needed = {"tag_added": "tag", "task_completed": "task", "inactive": "days", "event_signup": "event",
+        needed = {"tag_added": "tag", "task_completed": "task", "inactive": "days",
                   "schedule": "schedule"}.get(self.on)
         if needed and getattr(self, needed) is None:
             raise ValueError(f"a {self.on} trigger needs {needed}")
         if self.entry_points and self.on != "member_joined":
             raise ValueError("entry_points applies to member_joined only")
+        if self.event is not None and self.on not in ("event_signup", "event_scheduled"):
+            raise ValueError("event applies to event_signup and event_scheduled only")
         return self
 
 
@@ -113,17 +118,29 @@ class Condition(Strict):
     has_ordered: bool | None = None
     profile: dict[str, str] | None = None  # every field equals the value
     variant: dict[str, str] | None = None  # {experiment: variant}
+    attended: bool | None = None  # the member checked in at the enrollment's event (S4)
 
     @model_validator(mode="after")
     def _one(self) -> Condition:
         if len(self.model_fields_set) != 1:
-            raise ValueError("a condition is exactly one of tag, task_done, has_ordered, profile, variant")
+            raise ValueError("a condition is exactly one of tag, task_done, has_ordered, profile, variant, attended")
         return self
+
+
+class Offset(Strict):
+    days: int = Field(0, ge=0, le=365)
+    hours: int = Field(0, ge=0, le=24 * 365)
+    minutes: int = Field(0, ge=0, le=60 * 24 * 365)
+
+    @property
+    def delta(self) -> timedelta:
+        return timedelta(days=self.days, hours=self.hours, minutes=self.minutes)
 
 
 class Wait(Strict):
     """One of: a duration (days/hours/minutes); `days` then the local time `at` (day 0 = today);
-    `day` N of the enrollment (day 0 = the local day it started) at `at`; or `until` a local moment.
+    `day` N of the enrollment (day 0 = the local day it started) at `at`; `until` a local moment; or, in
+    an event's playbook (S4), `before_event` its start or `after_event` its end by an offset.
     A moment already past does not wait."""
 
     days: int = Field(0, ge=0, le=365)
@@ -132,12 +149,25 @@ class Wait(Strict):
     day: int | None = Field(None, ge=0, le=365)
     at: str | None = None
     until: datetime | None = None
+    before_event: Offset | None = None
+    after_event: Offset | None = None
+    late: Literal["send", "skip"] = "send"  # reached after its moment: go on, or skip the sends it times
 
     _at = field_validator("at")(_hhmm)
+
+    @property
+    def on_event(self) -> bool:
+        return self.before_event is not None or self.after_event is not None
 
     @model_validator(mode="after")
     def _some(self) -> Wait:
         duration = bool(self.days or self.hours or self.minutes)
+        if self.on_event:
+            if len(self.model_fields_set - {"late"}) != 1:
+                raise ValueError("before_event and after_event stand alone (with late: send|skip)")
+            return self
+        if "late" in self.model_fields_set:
+            raise ValueError("late applies to before_event and after_event waits")
         if self.until is not None:
             if duration or self.day is not None or self.at is not None:
                 raise ValueError("until stands alone")
@@ -386,8 +416,17 @@ def template_problems(text: str, variables: frozenset[str]) -> list[str]:
 
 # --- time arithmetic for waits and schedules (workspace time zone), pure ---
 
-def wait_until(wait: Wait, now: datetime, zone: ZoneInfo, started: datetime | None = None) -> datetime:
-    """When a wait that starts at `now` (naive UTC) ends, as naive UTC. `started`: the enrollment's start."""
+def wait_until(wait: Wait, now: datetime, zone: ZoneInfo, started: datetime | None = None,
+               event: tuple[datetime, datetime] | None = None) -> datetime:
+    """When a wait that starts at `now` (naive UTC) ends, as naive UTC. `started`: the enrollment's start;
+    `event`: the (start, end) of the enrollment's event, naive UTC (a wait on the event needs it)."""
+    if wait.on_event:
+        if event is None:
+            raise ValueError("before_event/after_event wait in a playbook that runs for no event")
+        if wait.before_event is not None:
+            return max(now, event[0] - wait.before_event.delta)
+        assert wait.after_event is not None
+        return max(now, event[1] + wait.after_event.delta)
     if wait.until is not None:
         return max(now, wait.until.replace(tzinfo=zone).astimezone(ZoneInfo("UTC")).replace(tzinfo=None))
     if wait.at is None:

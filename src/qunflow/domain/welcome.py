@@ -25,7 +25,17 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from qunflow.domain.playbooks import PlaybookErrors, Problem, Strict, Text, _documents, _field, _key, _line_of
+from qunflow.domain.playbooks import (
+    Coupon,
+    PlaybookErrors,
+    Problem,
+    Strict,
+    Text,
+    _documents,
+    _field,
+    _key,
+    _line_of,
+)
 from qunflow.domain.templates import TemplateError, check_template
 
 KIND = "welcome"
@@ -36,14 +46,52 @@ MENU_VARIABLES = frozenset({"names", "rules_link", "group", "tier"})
 CHECKIN_WORDS = ("签到", "打卡", "check in", "check-in", "checkin")
 
 
+class PollOption(Strict):
+    key: str
+    label: Text
+
+    _key = field_validator("key")(_key)
+
+
+class Poll(Strict):
+    """The question of a vote task and its options; a member answers once."""
+
+    question: Text
+    options: list[PollOption] = Field(min_length=2, max_length=12)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Poll:
+        keys = [o.key for o in self.options]
+        if len(set(keys)) != len(keys):
+            raise ValueError("poll option keys must differ")
+        return self
+
+    def option(self, key: str) -> PollOption | None:
+        return next((o for o in self.options if o.key == key), None)
+
+
 class Day1Task(Strict):
-    """A task assigned with the welcome; `profile` is skipped when the gate already collected a name."""
+    """A task assigned with the welcome; `profile` is skipped when the gate already collected a name.
+
+    What completes it (services.tasks): `profile` saving its fields, `claim_coupon` claiming a coupon the
+    ledger holds for the member (with `coupon`, one is issued on claim when none is open), a task with
+    a `poll` a vote, `checkin` the check-in word in the group."""
 
     key: str
     title: Text
     due_hours: int = Field(default=48, ge=1, le=24 * 30)
+    poll: Poll | None = None
+    coupon: Coupon | None = None
 
     _key = field_validator("key")(_key)
+
+    @model_validator(mode="after")
+    def _kind(self) -> Day1Task:
+        if self.coupon is not None and self.key != "claim_coupon":
+            raise ValueError("coupon applies to the claim_coupon task only")
+        if self.poll is not None and self.key in ("profile", "claim_coupon", "checkin"):
+            raise ValueError(f"{self.key} is no vote task; give the poll a key of its own (e.g. vote)")
+        return self
 
 
 class Variant(Strict):
@@ -85,6 +133,9 @@ class Welcome(Strict):
     @property
     def task_keys(self) -> frozenset[str]:
         return frozenset(task.key for task in self.day1_tasks)
+
+    def task(self, key: str) -> Day1Task | None:
+        return next((task for task in self.day1_tasks if task.key == key), None)
 
     def templates(self) -> dict[str, Text]:
         """Every text by name: dm, menu, dm:<variant id> (previews, checks)."""

@@ -89,8 +89,9 @@ def _matches(playbook: Playbook, event: Any, props: dict[str, Any], tier: str | 
         return f"task:{trigger.task}"
     if trigger.on == "order_placed" and kind == "order":
         return f"order:{event.event_id}"
-    if trigger.on == "event_signup" and kind == "signup" and props.get("event") == trigger.event:
-        return f"event:{trigger.event}"
+    if trigger.on == "event_signup" and kind == "signup" and props.get("event") \
+            and trigger.event in (None, props.get("event")):
+        return f"event:{props['event']}"
     return None
 
 
@@ -121,8 +122,11 @@ def dispatch_triggers(ws: Workspace, *, limit: int = 5000) -> int:
                 for key, version, playbook in candidates:
                     occurrence = _matches(playbook, row, props, tier)
                     if occurrence is not None:
-                        made.append(_enrollment(key, version, row.member_id, occurrence, now,
-                                                {"event_id": row.event_id}, started=min(row.ts, now)))
+                        context = {"event_id": row.event_id}
+                        if playbook.trigger.on == "event_signup":  # its waits and texts follow that event
+                            context["event"] = props["event"]
+                        made.append(_enrollment(key, version, row.member_id, occurrence, now, context,
+                                                started=min(row.ts, now)))
         insert_ignore(conn, enrollments, made)
         _set_state(conn, CURSOR, str(new_cursor))
     return len(made)
@@ -259,7 +263,7 @@ def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Ou
         if step_index >= len(playbook.steps):
             _finish(conn, row.id, worker, "done", step_index, context, now)
             return keys
-        if member_id and playbook.exit_when and _holds(conn, playbook.exit_when, member_id, ws):
+        if member_id and playbook.exit_when and _holds(conn, playbook.exit_when, member_id, ws, context):
             _finish(conn, row.id, worker, "exited", step_index, context, now)
             return keys
         step = playbook.steps[step_index]
@@ -267,7 +271,15 @@ def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Ou
         outcome.steps += 1
         if action == "wait":
             assert step.wait is not None
-            due = wait_until(step.wait, now, ws.settings.zone, row.created_at)
+            event_times = _event_times(conn, context) if step.wait.on_event else None
+            if step.wait.on_event and event_times is None:
+                _finish(conn, row.id, worker, "dead", step_index, context, now,
+                        error="a before_event/after_event wait, but the enrollment has no event (or it was removed)")
+                return keys
+            due = wait_until(step.wait, now, ws.settings.zone, row.created_at, event_times)
+            if step.wait.late == "skip" and _moment_passed(step.wait, now, event_times):
+                step_index = _past_sends(playbook, step_index + 1)  # e.g. "starts tomorrow" to a late sign-up
+                continue
             if due > now:
                 _move(conn, row.id, worker, step_index + 1, due, context, now)
                 return keys
@@ -279,7 +291,7 @@ def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Ou
                 keys.append(queued)
         elif action == "branch":
             assert step.branch is not None
-            ok = member_id is not None and _holds(conn, step.branch.if_, member_id, ws)
+            ok = member_id is not None and _holds(conn, step.branch.if_, member_id, ws, context)
             target = step.branch.goto if ok else step.branch.else_goto
             step_index = playbook.step_index(target) if target else step_index + 1
             continue
@@ -310,7 +322,41 @@ def _finish(conn: Connection, enrollment_id: int, worker: str, status: str, step
                          lease_until=None, last_error=error))
 
 
-def _holds(conn: Connection, condition: Condition, member_id: str, ws: Workspace) -> bool:
+def _moment_passed(wait: Any, now: datetime, event_times: tuple[datetime, datetime] | None) -> bool:
+    if event_times is None:
+        return False
+    if wait.before_event is not None:
+        return bool(event_times[0] - wait.before_event.delta < now)
+    return bool(event_times[1] + wait.after_event.delta < now)
+
+
+def _past_sends(playbook: Playbook, index: int) -> int:
+    """The first step at or after `index` that is not a message (the sends a late wait skips)."""
+    while index < len(playbook.steps) and playbook.steps[index].action in ("send_dm", "post_group"):
+        index += 1
+    return index
+
+
+def _event_times(conn: Connection, context: dict[str, Any]) -> tuple[datetime, datetime] | None:
+    """(start, end) of the enrollment's S4 event, naive UTC; None when it has none."""
+    from qunflow.services.meetups import get as get_meetup
+
+    if not context.get("event"):
+        return None
+    try:
+        meetup = get_meetup(conn, str(context["event"]))
+    except NotFound:
+        return None
+    return meetup.starts_at, meetup.ends_at
+
+
+def _holds(conn: Connection, condition: Condition, member_id: str, ws: Workspace,
+           context: dict[str, Any] | None = None) -> bool:
+    if condition.attended is not None:
+        from qunflow.services.meetups import attended
+
+        event = (context or {}).get("event")
+        return bool(event) and attended(conn, str(event), member_id) == condition.attended
     if condition.tag is not None:
         return conn.execute(select(member_tags.c.tag).where(
             member_tags.c.member_id == member_id, member_tags.c.tag == condition.tag)).first() is not None
@@ -409,6 +455,9 @@ def _variables(ws: Workspace, conn: Connection, member_id: str | None, context: 
         values["console_link"] = f"{base}/console/members/{member_id}"  # for staff alerts: no profile field there
     if not values["advisor"]:
         values["advisor"] = "小Q" if language == "zh" else "Q"
+    from qunflow.services.meetups import event_variables
+
+    values.update(event_variables(ws, conn, context.get("event"), member_id, language))
     return values, language
 
 

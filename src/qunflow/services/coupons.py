@@ -99,9 +99,11 @@ def _record(conn: Connection, row: Any, entry: str, from_state: str, to_state: s
 
 
 def issue(conn: Connection, *, member_id: str, name: str, value: Decimal, valid_days: int, cause: str,
-          now: datetime, actor: str, reward_id: int | None = None) -> tuple[Coupon, bool]:
+          now: datetime, actor: str, reward_id: int | None = None,
+          expires_at: datetime | None = None) -> tuple[Coupon, bool]:
     """Issue a coupon for `cause` in the caller's transaction; (coupon, new). The same cause gives the
-    coupon issued before, never a second one."""
+    coupon issued before, never a second one. `expires_at` (naive UTC) overrides `valid_days` (hours-long
+    coupons: an event's day-of code)."""
     if value <= 0:
         raise InvalidInput("a coupon's value must be above 0")
     for _ in range(5):  # a code collision (2^-60 per pair) just draws again
@@ -110,7 +112,7 @@ def issue(conn: Connection, *, member_id: str, name: str, value: Decimal, valid_
             break
     new = insert_if_new(conn, coupons, {
         "code": code, "cause": cause, "member_id": member_id, "name": name, "value": value, "status": "issued",
-        "issued_at": now, "expires_at": now + timedelta(days=valid_days), "reward_id": reward_id,
+        "issued_at": now, "expires_at": expires_at or now + timedelta(days=valid_days), "reward_id": reward_id,
         "updated_at": now})
     row = conn.execute(select(coupons).where(coupons.c.cause == cause)).one()
     if new:

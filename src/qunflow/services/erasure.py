@@ -38,9 +38,11 @@ from qunflow.store.tables import (
     identities,
     inbox,
     join_signals,
+    meetup_signups,
     member_tags,
     member_tasks,
     members,
+    poll_votes,
     referral_codes,
     referrals,
     rewards,
@@ -161,6 +163,10 @@ def _state(ws: Workspace, conn: Connection, member: Any, names: Pseudonyms, need
     conn.execute(update(members).where(members.c.referrer_id == old).values(referrer_id=new))
     counts["tasks"] = conn.execute(update(member_tasks).where(member_tasks.c.member_id == old)
                                    .values(member_id=new)).rowcount
+    counts["poll_votes"] = conn.execute(update(poll_votes).where(poll_votes.c.member_id == old)
+                                        .values(member_id=new)).rowcount
+    counts["event_signups"] = conn.execute(update(meetup_signups).where(meetup_signups.c.member_id == old)
+                                           .values(member_id=new)).rowcount
     causes = list(conn.execute(select(inbox.c.cause).where(inbox.c.member_id == old)).scalars())
     if causes:
         counts["staff_alerts_deleted"] = conn.execute(delete(staff_alerts)

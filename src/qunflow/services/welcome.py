@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, select
 
 from qunflow.connectors.base import ContactAdded, JoinRequested, MemberJoined
 from qunflow.domain.events import Event
@@ -23,6 +23,7 @@ from qunflow.errors import InvalidInput
 from qunflow.services.consent import asked_before, welcome_consent_ask
 from qunflow.services.join import group_row, known_request, member_of_user
 from qunflow.services.privacy import member_link_token, unseal
+from qunflow.services.tasks import complete_in
 from qunflow.services.welcome_docs import active_welcome
 from qunflow.store.db import insert_ignore
 from qunflow.store.eventlog import append_events
@@ -224,14 +225,4 @@ def complete_task(ws: Workspace, member_id: str, task_key: str) -> bool:
                 select(member_tasks.c.id).where(member_tasks.c.member_id == member_id,
                                                 member_tasks.c.task_key == task_key)).first() is None:
             raise InvalidInput(f"unknown task {task_key!r}")
-        done = conn.execute(update(member_tasks).where(
-            member_tasks.c.member_id == member_id, member_tasks.c.task_key == task_key,
-            member_tasks.c.completed_at.is_(None)).values(completed_at=now)).rowcount
-        if not done:
-            return False
-        group_key = conn.execute(select(groups.c.key).join(members, members.c.group_id == groups.c.id)
-                                 .where(members.c.id == member_id)).scalar()
-        append_events(conn, [Event(event_id=f"tc-{member_id}-{task_key}", type="task_completed",
-                                   ts=now.replace(tzinfo=UTC), member_id=member_id, group=group_key,
-                                   properties={"task": task_key})])
-    return True
+        return complete_in(conn, member_id, task_key, now)

@@ -12,6 +12,7 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -19,12 +20,13 @@ from functools import partial
 
 from sqlalchemy import insert
 
+from qunflow.errors import NotFound
 from qunflow.services.automation import work_once
 from qunflow.services.fraud import RawSignals
 from qunflow.services.ingest import ingest_batch
 from qunflow.services.join import NoRoom, record_landing, submit_gate
 from qunflow.services.playbooks import apply_playbooks, shipped_files
-from qunflow.services.welcome import complete_task
+from qunflow.services.tasks import claim_coupon
 from qunflow.sim.community import CHANNELS, REFERRAL, ChannelProfile, build, entry_code
 from qunflow.store.tables import spend
 from qunflow.workspace import Workspace
@@ -209,7 +211,9 @@ class Simulation:
                     partial(self.claim_coupon, person))
 
     def claim_coupon(self, person: Person) -> None:
-        complete_task(self.ws, person.member_id, "claim_coupon")
+        """The member opens the coupon task and claims it: done only when the ledger holds a coupon for them."""
+        with suppress(NotFound):  # not issued yet (the warm-up's day-0 step) or over the cap: nothing to claim
+            claim_coupon(self.ws, person.member_id)
 
     def say(self, person: Person, text: str) -> None:
         if not person.left:

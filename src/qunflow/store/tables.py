@@ -553,3 +553,42 @@ spent_challenges = Table(  # solved proof-of-work challenges, each good for one 
     Column("signature", String(128), primary_key=True),
     Column("expires_at", DateTime, nullable=False, index=True),
 )
+
+# --- Day-1 tasks and S4 events (issue 12) ---
+
+poll_votes = Table(  # a member's answer to a poll task (the poll itself is defined in the welcome document)
+    "poll_votes", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("member_id", String(128), nullable=False, index=True),
+    Column("poll", String(64), nullable=False),  # the task key the poll belongs to
+    Column("option", String(64), nullable=False),
+    Column("voted_at", DateTime, nullable=False),
+    UniqueConstraint("member_id", "poll", name="uq_poll_votes_member_poll"),
+)
+
+meetups = Table(  # S4 small events; named so they are not confused with the event log
+    "meetups", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(32), nullable=False, unique=True),
+    Column("title", JSON, nullable=False),  # {"zh": ..., "en": ...}
+    Column("starts_at", DateTime, nullable=False),  # naive UTC
+    Column("duration_minutes", Integer, nullable=False),
+    Column("checkin_keyword", String(32)),  # said in a group during the event: attendance
+    Column("coupon_name", String(64), nullable=False),  # the day-of coupon, issued to attendees by the ledger
+    Column("coupon_value", Money, nullable=False),
+    Column("coupon_hours", Integer, nullable=False),  # how long after the event's end the coupon stays valid
+    Column("capacity", Integer),  # None: no limit
+    Column("archived", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+meetup_signups = Table(  # one row per member and event: signed up, then (maybe) attended
+    "meetup_signups", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("meetup_id", ForeignKey("meetups.id"), nullable=False, index=True),
+    Column("member_id", String(128), nullable=False, index=True),
+    Column("signed_up_at", DateTime, nullable=False),
+    Column("attended_at", DateTime),
+    Column("attended_via", String(16)),  # link, keyword, console
+    UniqueConstraint("meetup_id", "member_id", name="uq_meetup_signups_meetup_member"),
+)

@@ -86,13 +86,16 @@ def create_app(workspace: Workspace) -> FastAPI:
         api_referrals,
         api_rewards,
         console_admin,
+        meetup_pages,
         public,
         sandbox_pages,
+        tasks_pages,
     )
 
     api_docs.install(app)  # /docs and /redoc with their assets from this machine, not a CDN
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
-    for module in (api, api_metrics, api_automation, api_rewards, api_referrals, api_members, public, sandbox_pages):
+    for module in (api, api_metrics, api_automation, api_rewards, api_referrals, api_members, public, tasks_pages,
+                   meetup_pages, sandbox_pages):
         app.include_router(module.router)
     # Every console page is behind the login and the permission table of web.auth; the login page is not.
     app.include_router(console_admin.public)
@@ -105,7 +108,14 @@ def create_app(workspace: Workspace) -> FastAPI:
 
 def console_routers() -> list[APIRouter]:
     """The routers of the console's pages: each is served only behind web.auth.console_access."""
-    from qunflow.web import console, console_admin, console_automation, console_members, console_rewards
+    from qunflow.web import (
+        console,
+        console_admin,
+        console_automation,
+        console_meetups,
+        console_members,
+        console_rewards,
+    )
 
     return [console.router, console_automation.router, console_rewards.router, console_members.router,
-            console_admin.router]
+            console_meetups.router, console_admin.router]

@@ -48,6 +48,7 @@ CONSOLE_PAGES: tuple[tuple[str, str, bool], ...] = (
     ("/console/rewards", "rewards:decide", False),
     ("/console/automation", "automation:manage", False),
     ("/console/playbooks", "automation:manage", False),
+    ("/console/meetups", "automation:manage", False),
     ("/console/sandbox", "config:write", False),
     ("/console/audit", "audit:read", False),
 )

@@ -21,7 +21,6 @@ from qunflow.services.inbound import receive
 from qunflow.services.join import NoRoom, entry_invite, record_landing, submit_gate
 from qunflow.services.privacy import member_from_token
 from qunflow.services.referrals import landing_path
-from qunflow.services.welcome import complete_task
 from qunflow.settings import Settings
 from qunflow.web.deps import workspace_of
 from qunflow.web.guard import DEVICE_COOKIE, VISITOR_COOKIE, client_ip, pass_refusal, view_refusal
@@ -170,25 +169,6 @@ def entry_qr(code: str, ext: str, request: Request) -> Response:
     url = f"{ws.settings.public_url.rstrip('/')}/j/{code}"
     media = "image/svg+xml" if ext == "svg" else "image/png"
     return Response(qr_image(url, ext), media_type=media)
-
-
-@router.get("/m/{token}/task/{task}", response_class=HTMLResponse)
-async def task_page(token: str, task: str, request: Request) -> Response:
-    refused = await view_refusal(request)
-    if refused is not None:
-        return refused
-    member_from_token(workspace_of(request), token)
-    return message_page(request, "task_title", action_key="task_confirm")
-
-
-@router.post("/m/{token}/task/{task}", response_class=HTMLResponse)
-async def task_done(token: str, task: str, request: Request) -> Response:
-    refused = await view_refusal(request)
-    if refused is not None:
-        return refused
-    ws = workspace_of(request)
-    await run_in_threadpool(complete_task, ws, member_from_token(ws, token), task)
-    return message_page(request, "task_title", "task_done")
 
 
 def _consent_page(request: Request, token: str, purpose_page: str, done: bool) -> Response:
