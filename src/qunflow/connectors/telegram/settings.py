@@ -26,6 +26,12 @@ class TelegramSettings(PlatformSettings):
     api_base: str = "https://api.telegram.org"  # or a local Bot API server (http is fine there)
     webhook_secret: str = Field("", repr=False)
     mode: Literal["webhook", "polling"] = "polling"
+    # How long an invite link lives (createChatInviteLink expire_date), in hours. A gate pass's link: the
+    # pass's validity (a day: time to open it, short enough that an old screenshot leads nowhere). An entry
+    # point's shared link: 0 keeps it until the group fills; set it to renew the link that often (a link
+    # posted somewhere stops working after it, and /j/CODE hands out a fresh one).
+    pass_link_hours: float = Field(24.0, gt=0, le=24 * 366)
+    entry_link_hours: float = Field(0.0, ge=0, le=24 * 366)
 
     @field_validator("bot_token")
     @classmethod

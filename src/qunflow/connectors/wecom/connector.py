@@ -162,7 +162,7 @@ class WeComConnector:
 
     # --- invites ---
     def create_invite(self, group_id: str, label: str, *, join_request: bool = False,
-                      single_use: bool = False) -> InviteLink:
+                      single_use: bool = False, expires_at: datetime | None = None) -> InviteLink:
         """A 联系我 code (contact mode) or a customer-group join code (group mode) with state = label."""
         if len(label) > STATE_MAX:
             raise InvalidInput(f"invite label {label!r} is {len(label)} characters; WeCom's state holds "
