@@ -372,3 +372,17 @@ def test_a_gate_pass_link_expires_with_the_pass(connected: tuple[Workspace, Live
     [(_m, created, _t)] = telegram.calls("createChatInviteLink")
     assert created["creates_join_request"] is True
     assert abs(created["expire_date"] - (time.time() + 24 * 3600)) < 5  # pass_link_hours' default: a day
+
+
+def test_connect_sets_link_lifetimes_and_a_reconnect_keeps_them(tmp_path: Path, telegram: FakeTelegram) -> None:
+    from qunflow.settings import platform_sections
+
+    home = init_workspace(tmp_path / "ws").home
+    base = ["connect", "telegram", "--bot-token", TOKEN, "--api-base", telegram.api_base]
+    assert cli(home, *base, "--entry-link-hours", "72")[0] == 0
+    assert platform_sections(home)["telegram"]["entry_link_hours"] == 72
+    assert cli(home, *base)[0] == 0  # connecting again (a new token, another mode) keeps the lifetime
+    assert platform_sections(home)["telegram"]["entry_link_hours"] == 72
+    code, out = cli(home, *base, "--pass-link-hours", "0")
+    assert code == 2 and "pass_link_hours" in out and "greater than 0" in out, out
+    assert "pass_link_hours" not in platform_sections(home)["telegram"]  # nothing changed
