@@ -35,7 +35,8 @@ def test_the_operator_sets_both_lifetimes() -> None:
     assert made.invite_lifetime(personal=False) == timedelta(hours=72)
 
 
-@pytest.mark.parametrize("fields", [{"pass_link_hours": 0}, {"pass_link_hours": -1}, {"entry_link_hours": -2},
+@pytest.mark.parametrize("fields", [{"pass_link_hours": 0}, {"pass_link_hours": -1}, {"pass_link_hours": 0.1},
+                                    {"entry_link_hours": -2}, {"entry_link_hours": 0.05},
                                     {"entry_link_hours": 24 * 400}])
 def test_a_lifetime_out_of_range_is_refused(fields: dict[str, float]) -> None:
     with pytest.raises(ValidationError):
