@@ -265,3 +265,21 @@ def test_the_fake_refuses_template_calls_as_wecom_documents(wecom: FakeWeCom) ->
     api.del_group_welcome_template(template_id)
     assert wecom.welcome_templates() == {}
     api.close()
+
+
+def test_a_group_add_says_when_the_template_could_not_be_made(tmp_path: Path, wecom: FakeWeCom) -> None:
+    from qunflow.services.group_welcome import template_ids
+
+    ws = init_workspace(tmp_path / "ws")
+    assert cli(ws.home, "connect", "wecom", "--corp-id", wecom.corp_id, "--secret", wecom.secret,
+               "--callback-token", wecom.token, "--aes-key", wecom.aes_key, "--api-base", wecom.api_base)[0] == 0
+    wecom.fail_next("/cgi-bin/externalcontact/group_welcome_template/add", 48002, "api forbidden")
+    code, out = cli(ws.home, "group", "add", "newbie-1", "--tier", "newbie", "--platform", "wecom",
+                    "--external-id", wecom.make_group("zhangsan", "新人群"))
+    assert code == 0 and "could not be made" in out, out  # the group is added all the same
+    assert template_ids(ws, "wecom") == {}
+    code, out = cli(ws.home, "group", "add", "newbie-2", "--tier", "newbie", "--platform", "wecom",
+                    "--external-id", wecom.make_group("zhangsan", "新人二群"))
+    assert code == 0 and set(template_ids(ws, "wecom")) == {"zh", "en"}, out  # tried again
+    ws.close()
+

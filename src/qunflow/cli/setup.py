@@ -55,6 +55,9 @@ def group_add(key: str, tier: Annotated[str, typer.Option(help="newbie, interest
         console.print("group welcome template (入群欢迎语素材): " + ", ".join(
             f"{lang} {tid}" for lang, tid in sorted(templates.items())) + "; the group owner binds one to the "
             "group in the WeCom client (see docs/connectors.md)", highlight=False, soft_wrap=True)
+    elif hasattr(ws.connector(platform), "save_group_welcome"):
+        console.print("the group welcome template could not be made (see the log above); the next `group add` "
+                      "or `qunflow apply` of the welcome tries again", highlight=False, soft_wrap=True)
 
 
 @group_app.command("list")
