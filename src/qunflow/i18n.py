@@ -233,6 +233,48 @@ TEXTS.update({
 })
 
 
+# The outbox page (/console/sends) and a staff-confirmed task's results.
+TEXTS.update({
+    "sends_title": {"en": "Sends", "zh": "发送记录"},
+    "sends_intro": {"en": "Every message qunflow sends (welcome, menu, keyword reply, playbook step, coupon), newest "
+                          "first, never its text. Failed sends are retried from the dead letters.",
+                    "zh": "qunflow 发出的每条消息(欢迎语、菜单、关键词回复、剧本步骤、优惠券),最新的在前,不显示正文。"
+                          "失败的发送在「死信」中重试。"},
+    "sends_status": {"en": "Status", "zh": "状态"},
+    "sends_kind": {"en": "Kind", "zh": "类型"},
+    "sends_any": {"en": "all", "zh": "全部"},
+    "sends_filter": {"en": "Filter", "zh": "筛选"},
+    "sends_none": {"en": "No sends match.", "zh": "没有符合条件的发送记录。"},
+    "sends_platform": {"en": "Platform", "zh": "平台"},
+    "sends_to": {"en": "To", "zh": "发给"},
+    "sends_tries": {"en": "Tries", "zh": "尝试次数"},
+    "sends_created": {"en": "Created", "zh": "创建时间"},
+    "sends_sent": {"en": "Sent", "zh": "发送时间"},
+    "sends_error": {"en": "Error", "zh": "错误"},
+    "sends_zone": {"en": "Times in {zone}.", "zh": "时间按 {zone} 显示。"},
+    "sends_results": {"en": "results", "zh": "执行结果"},
+    "sends_task_note": {"en": "WeCom group messages and DMs outside a welcome are mass-send tasks that a staff "
+                              "member confirms in the WeCom client; \"results\" asks WeCom how far a task got.",
+                        "zh": "企业微信的群消息和欢迎语以外的私信是群发任务,需成员在企业微信中确认发送;"
+                              "「执行结果」向企业微信查询任务进度。"},
+    "results_title": {"en": "Task {id}: results", "zh": "任务 {id} 的执行结果"},
+    "results_sent": {"en": "sent", "zh": "已发送"},
+    "results_pending": {"en": "waiting for staff", "zh": "待成员确认"},
+    "results_not_contact": {"en": "no longer a contact", "zh": "已不是好友"},
+    "results_over_limit": {"en": "over the monthly cap", "zh": "超过每月接收上限"},
+    "results_target": {"en": "Customer or group", "zh": "客户或客户群"},
+    "results_staff": {"en": "Staff", "zh": "成员"},
+    "results_back": {"en": "Back to the sends", "zh": "返回发送记录"},
+    "send_queued": {"en": "queued", "zh": "排队中"},
+    "send_pending": {"en": "sending", "zh": "发送中"},
+    "send_retry": {"en": "to retry", "zh": "待重试"},
+    "send_sent": {"en": "sent", "zh": "已发送"},
+    "send_dead": {"en": "dead letter", "zh": "死信"},
+    "send_unreachable": {"en": "unreachable", "zh": "无法触达"},
+    "send_skipped": {"en": "skipped", "zh": "已跳过"},
+})
+
+
 def negotiate(accept_language: str | None, setting: str = "auto", override: str | None = None) -> str:
     """`?lang=` beats the workspace setting, which beats the browser; Chinese is the fallback."""
     for choice in (override, None if setting == "auto" else setting):

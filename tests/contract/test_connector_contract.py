@@ -7,6 +7,7 @@ itself (connectors/registry.py) and adds a harness; until it does, the first tes
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,15 @@ def test_check_group_says_what_to_fix(harness: Harness) -> None:
     assert harness.connector.check_group(harness.group()) == []
     problems = harness.connector.check_group(harness.broken_group())
     assert problems and all(isinstance(p, str) and len(p) > 10 for p in problems)
+
+
+def test_an_invite_carries_the_expiry_the_platform_enforces_or_none(harness: Harness) -> None:
+    caps = harness.connector.capabilities
+    until = (datetime.now(UTC) + timedelta(hours=1)).replace(tzinfo=None, microsecond=0)
+    link = harness.connector.create_invite(harness.group(), "expiring", join_request=caps.join_requests,
+                                           expires_at=until)
+    if caps.expiring_invites:
+        assert link.expires_at == until
+        assert hasattr(harness.connector, "invite_lifetime")  # the ExpiresInvites port
+    else:
+        assert link.expires_at is None  # qunflow never counts on an expiry the platform does not enforce

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -303,3 +304,87 @@ def test_a_polled_update_whose_handling_failed_comes_back_instead_of_being_confi
     assert {gina, hal} <= telegram.members(chat)
     assert len([m for m in telegram.sent() if m["private"]]) == 2  # one welcome each, none repeated
     ws.close()
+
+
+class Clock:
+    """One moved clock for qunflow (naive UTC datetimes) and the fake Bot API (Unix seconds)."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def unix(self) -> float:
+        return time.time() + self.ahead
+
+    def utc(self) -> datetime:
+        return datetime.fromtimestamp(self.unix(), UTC).replace(tzinfo=None)
+
+
+def test_an_expired_entry_link_is_refused_never_handed_out_again_and_revoked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qunflow.services.invites import revoke_expired
+
+    monkeypatch.setenv("QUNFLOW_TELEGRAM_ENTRY_LINK_HOURS", "1")
+    clock = Clock()
+    ws = init_workspace(tmp_path / "ws")
+    ws.clock = clock.utc
+    with FakeTelegram(clock=clock.unix) as telegram, LiveServer(ws) as server:
+        set_public_url(ws.home, server.url)
+        ws.settings.public_url = server.url
+        chat = set_up(ws.home, telegram, "webhook")
+        first = invite_from_landing(server, "tg-ads")
+        [(_m, created, _t)] = telegram.calls("createChatInviteLink")
+        assert abs(created["expire_date"] - (clock.unix() + 3600)) < 5  # entry_link_hours = 1
+        assert invite_from_landing(server, "tg-ads") == first  # still the same link within its hour
+
+        clock.ahead = 2 * 3600.0
+        alice = telegram.person("Alice")
+        assert telegram.open_link(alice, first) == "refused"  # Telegram enforces expire_date
+        assert telegram.calls("revokeChatInviteLink") == []
+        telegram.fail_next("revokeChatInviteLink", 429, "Too Many Requests: retry after 1", retry_after=1)
+        assert revoke_expired(ws) == 0  # rate limited: left for the next sweep
+        assert revoke_expired(ws) == 1
+        [_limited, (_m, revoked, _t)] = telegram.calls("revokeChatInviteLink")
+        assert revoked["invite_link"] == first
+        assert revoke_expired(ws) == 0  # once
+
+        second = invite_from_landing(server, "tg-ads")  # /j/CODE makes a new one
+        assert second != first
+        assert telegram.open_link(alice, second) == "requested"
+        wait_for(lambda: alice in telegram.members(chat))
+        wait_for(lambda: joined_count(ws) == 1)
+
+        clock.ahead = 4 * 3600.0  # expired again: the landing page retires it itself, before any sweep
+        third = invite_from_landing(server, "tg-ads")
+        assert third not in (first, second)
+        assert [p["invite_link"] for _m, p, _t in telegram.calls("revokeChatInviteLink")] == [first, first, second]
+        assert revoke_expired(ws) == 0
+    ws.close()
+
+
+def test_a_gate_pass_link_expires_with_the_pass(connected: tuple[Workspace, LiveServer, str],
+                                                telegram: FakeTelegram) -> None:
+    ws, server, _chat = connected
+    assert cli(ws.home, "entry", "add", "tg-gate", "--channel", "ads", "--platform", "telegram",
+               "--gate", "seed")[0] == 0
+    with httpx.Client(base_url=server.url, headers=PHONE) as client:
+        client.get("/j/tg-gate")
+        form = {"name": "Dora", "need": "leads", "interest": "ads", "stage": "learning", "experience": "no",
+                "consent": "on"}
+        assert client.post("/j/tg-gate", data=form).status_code == 200
+    [(_m, created, _t)] = telegram.calls("createChatInviteLink")
+    assert created["creates_join_request"] is True
+    assert abs(created["expire_date"] - (time.time() + 24 * 3600)) < 5  # pass_link_hours' default: a day
+
+
+def test_connect_sets_link_lifetimes_and_a_reconnect_keeps_them(tmp_path: Path, telegram: FakeTelegram) -> None:
+    from qunflow.settings import platform_sections
+
+    home = init_workspace(tmp_path / "ws").home
+    base = ["connect", "telegram", "--bot-token", TOKEN, "--api-base", telegram.api_base]
+    assert cli(home, *base, "--entry-link-hours", "72")[0] == 0
+    assert platform_sections(home)["telegram"]["entry_link_hours"] == 72
+    assert cli(home, *base)[0] == 0  # connecting again (a new token, another mode) keeps the lifetime
+    assert platform_sections(home)["telegram"]["entry_link_hours"] == 72
+    code, out = cli(home, *base, "--pass-link-hours", "0")
+    assert code == 2 and "pass_link_hours" in out and "greater than or equal to 0.25" in out, out
+    assert "pass_link_hours" not in platform_sections(home)["telegram"]  # nothing changed

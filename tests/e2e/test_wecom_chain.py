@@ -192,3 +192,94 @@ def test_connect_needs_only_gettoken_and_says_what_it_could_not_check(tmp_path: 
     code, out = cli(home, "connect", "wecom", "--corp-id", wecom.corp_id, "--secret", "wrong",
                     "--callback-token", wecom.token, "--aes-key", wecom.aes_key, "--api-base", wecom.api_base)
     assert code == 2 and "wrong" not in out
+
+
+def welcome_file(tmp_path: Path, zh_first_line: str, en_first_line: str) -> Path:
+    """The shipped welcome with the menu's first lines replaced."""
+    from qunflow.services.playbooks import shipped_files
+
+    shipped = next(p for p in shipped_files() if p.name == "s1_welcome.yaml").read_text(encoding="utf-8")
+    text = shipped.replace("👋 欢迎 {{ names }} 入群!群菜单:", zh_first_line).replace(
+        "👋 Welcome {{ names }}! Menu:", en_first_line)
+    path = tmp_path / "welcome.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_group_welcome_template_carries_the_menu_in_force_per_language(
+        connected: tuple[Workspace, LiveServer, str], wecom: FakeWeCom, tmp_path: Path) -> None:
+    from qunflow.services.group_welcome import template_ids
+
+    ws, server, _chat = connected
+    ids = template_ids(ws, "wecom")  # made when the first WeCom group was added
+    assert set(ids) == {"zh", "en"} and set(ids.values()) == set(wecom.welcome_templates())
+    zh = wecom.welcome_templates()[ids["zh"]]
+    assert zh["text"]["content"].startswith("👋 欢迎 %NICKNAME% 入群!群菜单:")  # WeCom fills in the nickname
+    assert f"{server.url}/rules" in zh["text"]["content"] and zh["notify"] == 1  # staff are told to apply it
+    assert wecom.welcome_templates()[ids["en"]]["text"]["content"].startswith("👋 Welcome %NICKNAME%! Menu:")
+
+    code, out = cli(ws.home, "group", "add", "newbie-2", "--tier", "newbie", "--platform", "wecom",
+                    "--external-id", wecom.make_group("zhangsan", "新人二群"))
+    assert code == 0 and ids["zh"] in out and "WeCom client" in out, out
+    assert len(wecom.calls("/cgi-bin/externalcontact/group_welcome_template/add")) == 2  # unchanged: no call
+
+    assert cli(ws.home, "apply", str(welcome_file(tmp_path, "欢迎 {{ names }}!", "Hello {{ names }}!")))[0] == 0
+    assert template_ids(ws, "wecom") == ids  # edited in place: the groups keep their binding
+    assert len(wecom.calls("/cgi-bin/externalcontact/group_welcome_template/edit")) == 2
+    assert wecom.welcome_templates()[ids["zh"]]["text"]["content"].startswith("欢迎 %NICKNAME%!\n")
+    assert wecom.welcome_templates()[ids["en"]]["text"]["content"].startswith("Hello %NICKNAME%!\n")
+
+    wecom.delete_welcome_template(ids["en"])  # an admin removed it in the admin console
+    assert cli(ws.home, "apply", str(welcome_file(tmp_path, "你好 {{ names }}!", "Hi {{ names }}!")))[0] == 0
+    again = template_ids(ws, "wecom")
+    assert again["zh"] == ids["zh"] and again["en"] != ids["en"]  # a new one replaces the deleted one
+    assert wecom.welcome_templates()[again["en"]]["text"]["content"].startswith("Hi %NICKNAME%!\n")
+
+
+def test_a_menu_too_long_for_a_template_leaves_the_template_and_the_apply_stands(
+        connected: tuple[Workspace, LiveServer, str], wecom: FakeWeCom, tmp_path: Path) -> None:
+    from qunflow.services.group_welcome import template_ids
+
+    ws, _server, _chat = connected
+    before = wecom.welcome_templates()
+    long_line = "很长的欢迎语" * 200  # 3,600 bytes in UTF-8: over the template's 3,000
+    code, out = cli(ws.home, "apply", str(welcome_file(tmp_path, long_line + "{{ names }}", "Hi {{ names }}!")))
+    assert code == 0, out  # the welcome itself is applied (DMs and previews use it)
+    assert wecom.welcome_templates()[template_ids(ws, "wecom")["zh"]] == before[template_ids(ws, "wecom")["zh"]]
+    assert wecom.calls("/cgi-bin/externalcontact/group_welcome_template/edit") == []
+
+
+def test_the_fake_refuses_template_calls_as_wecom_documents(wecom: FakeWeCom) -> None:
+    from qunflow.connectors.wecom.api import WeComApi, WeComApiError
+
+    api = WeComApi(wecom.corp_id, wecom.secret, wecom.api_base)
+    template_id = api.add_group_welcome_template("欢迎 %NICKNAME%")
+    assert api.get_group_welcome_template(template_id)["text"] == {"content": "欢迎 %NICKNAME%"}
+    for call, errcode in ((lambda: api.call("POST", "/cgi-bin/externalcontact/group_welcome_template/add",
+                                            json={"text": {"content": ""}}), 40063),
+                          (lambda: api.add_group_welcome_template("字" * 1001), 45002),
+                          (lambda: api.edit_group_welcome_template("msgNOPE", "x"), 40058)):
+        with pytest.raises(WeComApiError) as refused:
+            call()
+        assert refused.value.errcode == errcode
+    api.del_group_welcome_template(template_id)
+    assert wecom.welcome_templates() == {}
+    api.close()
+
+
+def test_a_group_add_says_when_the_template_could_not_be_made(tmp_path: Path, wecom: FakeWeCom) -> None:
+    from qunflow.services.group_welcome import template_ids
+
+    ws = init_workspace(tmp_path / "ws")
+    assert cli(ws.home, "connect", "wecom", "--corp-id", wecom.corp_id, "--secret", wecom.secret,
+               "--callback-token", wecom.token, "--aes-key", wecom.aes_key, "--api-base", wecom.api_base)[0] == 0
+    wecom.fail_next("/cgi-bin/externalcontact/group_welcome_template/add", 48002, "api forbidden")
+    code, out = cli(ws.home, "group", "add", "newbie-1", "--tier", "newbie", "--platform", "wecom",
+                    "--external-id", wecom.make_group("zhangsan", "新人群"))
+    assert code == 0 and "could not be made" in out, out  # the group is added all the same
+    assert template_ids(ws, "wecom") == {}
+    code, out = cli(ws.home, "group", "add", "newbie-2", "--tier", "newbie", "--platform", "wecom",
+                    "--external-id", wecom.make_group("zhangsan", "新人二群"))
+    assert code == 0 and set(template_ids(ws, "wecom")) == {"zh", "en"}, out  # tried again
+    ws.close()
+

@@ -93,8 +93,11 @@ def create_chat_invite_link(fake: FakeTelegram, params: dict[str, Any]) -> dict[
         raise ApiError(400, "Bad Request: can't combine member_limit with creates_join_request")
     if limit is not None and not 1 <= int(limit) <= 99_999:
         raise ApiError(400, "Bad Request: member_limit must be between 1 and 99999")
+    expire = params.get("expire_date")
+    if expire is not None and not isinstance(expire, int):
+        raise ApiError(400, "Bad Request: invalid expire_date specified")
     link = Link(f"https://t.me/+{secrets.token_urlsafe(12)}", str(name) if name else None, joins,
-                None if limit is None else int(limit))
+                None if limit is None else int(limit), expire_date=expire)
     chat.links[link.url] = link
     return link.obj(fake.bot)
 

@@ -1,7 +1,8 @@
 """FakeTelegram: a local Bot API server (loopback only) with groups, people, invite links and join requests.
 
 It speaks the Bot API's JSON for the methods qunflow uses, with the documented rules that shape a funnel:
-invite link names (0-32 characters), member_limit (not with creates_join_request), join requests whose
+invite link names (0-32 characters), member_limit (not with creates_join_request), expire_date (an expired
+link admits nobody and makes no join request; revoking it still works), join requests whose
 `user_chat_id` may be messaged for 5 minutes until the request is processed, chat_member updates only when
 asked for by name and the bot is an admin, webhooks with the secret header (retried until a 2xx), getUpdates
 offsets, and 429s with `retry_after`. Error descriptions follow what the Bot API is known to send; see
@@ -78,12 +79,18 @@ class Link:
     member_limit: int | None
     revoked: bool = False
     joined: set[int] = field(default_factory=set)
+    expire_date: int | None = None  # Unix time; from then on the link lets nobody in (nor asks to join)
+
+    def expired(self, now: float) -> bool:
+        return self.expire_date is not None and now >= self.expire_date
 
     def obj(self, bot: dict[str, Any]) -> dict[str, Any]:
         link: dict[str, Any] = {"invite_link": self.url, "creator": bot, "creates_join_request":
                                 self.creates_join_request, "is_primary": False, "is_revoked": self.revoked}
         if self.name:
             link["name"] = self.name
+        if self.expire_date is not None:
+            link["expire_date"] = self.expire_date
         if self.member_limit is not None:
             link["member_limit"] = self.member_limit
         return link
@@ -192,6 +199,8 @@ class FakeTelegram:
             person = self.people[int(user_id)]
             chat, link = next(((c, c.links[url]) for c in self.chats.values() if url in c.links), (None, None))
             if chat is None or link is None or link.revoked or chat.status.get(person.id) == "kicked":
+                return "refused"
+            if link.expired(self.clock()):  # the app says the link expired: no join, no request
                 return "refused"
             if chat.status.get(person.id) == "member":
                 return "joined"

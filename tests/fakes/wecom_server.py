@@ -2,7 +2,10 @@
 
 A real HTTP server on 127.0.0.1 (stdlib, a daemon thread). It answers gettoken, 联系我 (92572), 加入群聊
 (92229), send_welcome_msg (92137), groupchat/get (92707), externalcontact/get, add_msg_template (92135)
-and get_groupmsg_send_result, judging tokens like WeCom (40014 unknown, 42001 expired). Its simulators
+and get_groupmsg_send_result, 入群欢迎语素材 group_welcome_template/add|edit|get|del (92366: at least one
+part, else 40063; text at most 3,000 bytes, else 45002; an unknown template_id 40058 and a full library of
+100 also 40058, codes the page does not list and are assumed), judging tokens like WeCom (40014 unknown,
+42001 expired). Its simulators
 make WeCom's callbacks to `callback_url`, encrypted and signed as WeCom does (91144), so a test drives
 the whole path: a person adds a staff member, joins a group, leaves it; a callback is redelivered.
 """
@@ -67,6 +70,7 @@ class _State:
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     templates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    welcome_templates: dict[str, dict[str, Any]] = field(default_factory=dict)  # 入群欢迎语素材 by template_id
 
 
 class FakeWeCom:
@@ -133,6 +137,16 @@ class FakeWeCom:
     def templates(self) -> dict[str, dict[str, Any]]:
         with self._lock:
             return dict(self.state.templates)
+
+    def welcome_templates(self) -> dict[str, dict[str, Any]]:
+        """The group welcome templates (入群欢迎语素材) by template_id."""
+        with self._lock:
+            return {k: dict(v) for k, v in self.state.welcome_templates.items()}
+
+    def delete_welcome_template(self, template_id: str) -> None:
+        """An admin deletes a template in the admin console."""
+        with self._lock:
+            del self.state.welcome_templates[template_id]
 
     def confirm_template(self, msgid: str) -> None:
         """Staff pressed send: every target of the task is marked sent (status 1)."""
@@ -392,6 +406,52 @@ class FakeWeCom:
         rows = [dict(r) for r in task["send_list"] if r["userid"] == body.get("userid")]
         return {"send_list": rows, "next_cursor": ""}
 
+    # --- 入群欢迎语素材 (document/path/92366) ---
+    def _welcome_template_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The message parts of an add/edit: at least one; text.content at most 3000 bytes."""
+        parts = {k: body[k] for k in WELCOME_PARTS if body.get(k)}
+        if "text" in parts and not str(parts["text"].get("content") or ""):
+            del parts["text"]
+        if not parts:  # "text、image、link、miniprogram、file、video不能全部为空"
+            raise _Refused(40063, "some parameters are empty")
+        if len(str(parts.get("text", {}).get("content") or "").encode("utf-8")) > 3000:
+            raise _Refused(45002, "content size out of limit")
+        return parts
+
+    def _existing_template(self, body: dict[str, Any]) -> dict[str, Any]:
+        found = self.state.welcome_templates.get(str(body.get("template_id") or ""))
+        if found is None:
+            raise _Refused(40058, "invalid template_id")
+        return found
+
+    def _welcome_template_add(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        if len(self.state.welcome_templates) >= 100:  # "每个企业的入群欢迎语素材库中,最多容纳100个素材"
+            raise _Refused(40058, "the group welcome template library is full (100)")
+        template_id = "msg" + secrets.token_hex(12)
+        self.state.welcome_templates[template_id] = {**self._welcome_template_body(body),
+                                                     "notify": int(body.get("notify", 1))}
+        return {"template_id": template_id}
+
+    def _welcome_template_edit(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        template = self._existing_template(body)
+        parts = self._welcome_template_body(body)
+        for name in WELCOME_PARTS:
+            template.pop(name, None)
+        template.update(parts)
+        return {}
+
+    def _welcome_template_get(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        template = self._existing_template(body)
+        return {k: v for k, v in template.items() if k in WELCOME_PARTS}
+
+    def _welcome_template_del(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        self._existing_template(body)
+        del self.state.welcome_templates[str(body["template_id"])]
+        return {}
+
+
+WELCOME_PARTS = ("text", "image", "link", "miniprogram", "file", "video")
+
 
 class _Refused(Exception):
     def __init__(self, errcode: int, errmsg: str) -> None:
@@ -413,6 +473,10 @@ _ROUTES: dict[str, Route] = {
     "/cgi-bin/externalcontact/get_follow_user_list": FakeWeCom._follow_users,
     "/cgi-bin/externalcontact/add_msg_template": FakeWeCom._add_msg_template,
     "/cgi-bin/externalcontact/get_groupmsg_send_result": FakeWeCom._groupmsg_send_result,
+    "/cgi-bin/externalcontact/group_welcome_template/add": FakeWeCom._welcome_template_add,
+    "/cgi-bin/externalcontact/group_welcome_template/edit": FakeWeCom._welcome_template_edit,
+    "/cgi-bin/externalcontact/group_welcome_template/get": FakeWeCom._welcome_template_get,
+    "/cgi-bin/externalcontact/group_welcome_template/del": FakeWeCom._welcome_template_del,
 }
 
 

@@ -45,9 +45,19 @@ def group_add(key: str, tier: Annotated[str, typer.Option(help="newbie, interest
               external_id: Annotated[str | None, typer.Option(help="The platform's chat id.")] = None,
               name: Annotated[str | None, typer.Option()] = None, workspace_dir: WorkspaceOption = None) -> None:
     """Add a group (on the sandbox, the chat is created for you)."""
-    catalog.add_group(workspace(workspace_dir), key, tier, capacity, platform=platform,
-                      external_id=external_id, name=name)
+    from qunflow.services.group_welcome import template_ids
+
+    ws = workspace(workspace_dir)
+    catalog.add_group(ws, key, tier, capacity, platform=platform, external_id=external_id, name=name)
     console.print(f"group {key} added")
+    templates = template_ids(ws, platform)
+    if templates:  # WeCom: staff bind the group welcome template to the group in their client
+        console.print("group welcome template (入群欢迎语素材): " + ", ".join(
+            f"{lang} {tid}" for lang, tid in sorted(templates.items())) + "; the group owner binds one to the "
+            "group in the WeCom client (see docs/connectors.md)", highlight=False, soft_wrap=True)
+    elif hasattr(ws.connector(platform), "save_group_welcome"):
+        console.print("the group welcome template could not be made (see the log above); the next `group add` "
+                      "or `qunflow apply` of the welcome tries again", highlight=False, soft_wrap=True)
 
 
 @group_app.command("list")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -44,6 +44,9 @@ class Capabilities:
     # A bot post lands in the group at once. WeCom: a group message is a mass-send task that staff confirm,
     # so the per-join welcome menu is not posted there (a group welcome template is WeCom's way).
     posts_to_groups: bool = True
+    # An invite link can carry an expiry the platform enforces (Telegram expire_date). qunflow then asks the
+    # connector's `ExpiresInvites.invite_lifetime`, never hands out an expired link and revokes it.
+    expiring_invites: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class InviteLink:
     qr_url: str | None = None
     # The platform's handle to revoke the link with (Telegram: the link itself; WeCom: config_id).
     handle: str | None = None
+    expires_at: datetime | None = None  # naive UTC; None: the link does not expire
 
 
 @dataclass(frozen=True)
@@ -141,8 +145,9 @@ class Connector(Protocol):
     capabilities: Capabilities
 
     def create_invite(self, group_id: str, label: str, *, join_request: bool = False,
-                      single_use: bool = False) -> InviteLink:
-        """A tracked invite link into a group; `label` comes back on the join (or join request)."""
+                      single_use: bool = False, expires_at: datetime | None = None) -> InviteLink:
+        """A tracked invite link into a group; `label` comes back on the join (or join request). `expires_at`
+        (naive UTC) is given only to connectors whose capabilities say `expiring_invites`."""
         ...
 
     def revoke_invite(self, group_id: str, link: InviteLink) -> None:
@@ -175,4 +180,12 @@ class FindsSends(Protocol):
 
     def find_sent(self, idempotency_key: str) -> SendResult | None:
         """The message a send with this key produced, or None when none arrived."""
+        ...
+
+
+class ExpiresInvites(Protocol):
+    """What a connector whose capabilities say `expiring_invites` also does."""
+
+    def invite_lifetime(self, personal: bool) -> timedelta | None:
+        """How long a new link lives: a gate pass's link (`personal`) or an entry point's; None: no expiry."""
         ...

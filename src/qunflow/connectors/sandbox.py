@@ -441,7 +441,7 @@ class SandboxConnector:
         self.public_url = public_url.rstrip("/")
 
     def create_invite(self, group_id: str, label: str, *, join_request: bool = False,
-                      single_use: bool = False) -> InviteLink:
+                      single_use: bool = False, expires_at: datetime | None = None) -> InviteLink:
         if len(label) > self.capabilities.invite_label_max:
             raise InvalidInput(f"invite label {label!r} is longer than {self.capabilities.invite_label_max}")
         token = self.world.create_invite(group_id, label, join_request, 1 if single_use else None)

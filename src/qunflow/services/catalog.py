@@ -83,9 +83,13 @@ def add_group(ws: Workspace, key: str, tier: str, capacity: int, *, platform: st
     problems = connector.check_group(external_id)
     if problems:
         raise InvalidInput(f"qunflow cannot run {platform} chat {external_id} yet: " + " ".join(problems))
-    return _insert(ws, groups, f"group {key!r} (or its external id)", key=key, tier=tier,
+    made = _insert(ws, groups, f"group {key!r} (or its external id)", key=key, tier=tier,
                    capacity=capacity, platform=platform, external_id=external_id, name=name or key,
                    member_count=0, active=True)
+    from qunflow.services.group_welcome import sync_quietly
+
+    sync_quietly(ws, [platform])  # a platform-side group welcome template (WeCom), made with the first group
+    return made
 
 
 def connected(ws: Workspace, platform: str) -> Connector:

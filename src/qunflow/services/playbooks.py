@@ -107,6 +107,10 @@ def apply_playbooks(ws: Workspace, paths: list[Path], *, dry_run: bool = False) 
         changes.extend(apply_rule_sets(conn, found.rule_sets, now, dry_run=dry_run))
         changes.extend(apply_programs(conn, found.programs, now, dry_run=dry_run))
         changes.extend(apply_welcomes(conn, found.welcomes, now, dry_run=dry_run))
+    if not dry_run and any(c.kind == "welcome" and c.status != "unchanged" for c in changes):
+        from qunflow.services.group_welcome import sync_quietly
+
+        sync_quietly(ws)  # the platform-side group welcome (WeCom 入群欢迎语素材) follows the new menu
     return changes
 
 

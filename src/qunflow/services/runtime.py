@@ -51,11 +51,13 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
     worker runs triggers and due playbook steps every half second; with a report
     webhook set, the weekly report is checked every minute (and soon after start, to catch up);
     with a staff webhook set, keyword alerts that failed to post are retried every few seconds.
-    The recovery sweep finishes what a crash interrupted, at once and then every minute; the sandbox
+    The recovery sweep finishes what a crash interrupted, at once and then every minute; invite links past
+    their expiry (Telegram expire_date) are revoked every minute; the sandbox
     platform delivers again the updates qunflow did not acknowledge (as a real webhook retries)."""
     from qunflow.analytics.shipper import ship
     from qunflow.engine.notifier import post_staff_alerts
     from qunflow.services.automation import work_once
+    from qunflow.services.invites import EXPIRY_SWEEP_SECONDS, revoke_expired
     from qunflow.services.recovery import SWEEP_SECONDS, Sweeper
     from qunflow.services.report_schedule import run_scheduled_report
 
@@ -63,7 +65,9 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
              BackgroundLoop("automation", lambda: work_once(workspace, worker="serve"), 0.5),
              BackgroundLoop("recovery", Sweeper(workspace), SWEEP_SECONDS, first_after=0.0),
              BackgroundLoop("sandbox-redeliver", lambda: redeliver_sandbox(workspace), REDELIVER_SECONDS,
-                            first_after=0.0)]
+                            first_after=0.0),
+             BackgroundLoop("invite-expiry", lambda: revoke_expired(workspace), EXPIRY_SWEEP_SECONDS,
+                            first_after=5.0)]
     if workspace.settings.staff_webhook:
         loops.append(BackgroundLoop("staff-alerts", lambda: post_staff_alerts(workspace), 5.0))
     if workspace.settings.report_webhook:

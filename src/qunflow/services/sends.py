@@ -6,15 +6,18 @@ client; the outbox records it as sent to WeCom, and `task_results` asks WeCom ho
 
 from __future__ import annotations
 
+import re
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import select
 
-from qunflow.errors import InvalidInput, NotFound
+from qunflow.errors import InvalidInput, NotFound, QunflowError
 from qunflow.store.tables import deliveries
 from qunflow.workspace import Workspace
 
 STATUSES = ("queued", "pending", "retry", "sent", "dead", "unreachable", "skipped")
+KIND = re.compile(r"[a-z_]{1,32}")  # welcome_dm, welcome_menu, keyword_reply, playbook, coupon_dm ...
 
 
 def list_sends(ws: Workspace, *, status: str | None = None, kind: str | None = None,
@@ -24,6 +27,8 @@ def list_sends(ws: Workspace, *, status: str | None = None, kind: str | None = N
         raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
     if not 1 <= limit <= 10_000:
         raise InvalidInput("limit must be between 1 and 10000")
+    if kind is not None and not KIND.fullmatch(kind):
+        raise InvalidInput(f"kind must be a send kind such as welcome_dm or playbook, not {kind[:40]!r}")
     d = deliveries.c
     query = select(d.id, d.kind, d.platform, d.target, d.member_id, d.status, d.attempts, d.created_at, d.sent_at,
                    d.next_at, d.external_message_id, d.error).order_by(d.id.desc()).limit(limit)
@@ -50,3 +55,40 @@ def task_results(ws: Workspace, send_id: int) -> dict[str, Any]:
     if row.external_message_id.startswith("welcome:"):
         raise InvalidInput(f"send {send_id} was a welcome message: it went out at once, not as a task")
     return dict(results(row.external_message_id))
+
+
+def send_kinds(ws: Workspace) -> list[str]:
+    """The kinds of send the outbox holds (for a filter)."""
+    with ws.engine.connect() as conn:
+        return sorted(conn.execute(select(deliveries.c.kind).distinct()).scalars())
+
+
+def follows_tasks(ws: Workspace, platform: str) -> bool:
+    """Does this platform turn sends into tasks that staff confirm, whose results can be asked for?"""
+    try:
+        return hasattr(ws.connector(platform), "template_results")
+    except (QunflowError, KeyError):  # a platform no longer set up: nothing to ask
+        return False
+
+
+def is_task(row: dict[str, Any], tasks: bool) -> bool:
+    """A send that reached a task-following platform as a task (not a welcome, which goes out at once)."""
+    message = row.get("external_message_id") or ""
+    return tasks and row["status"] == "sent" and bool(message) and not message.startswith("welcome:")
+
+
+def sends_view(ws: Workspace, *, status: str | None = None, kind: str | None = None,
+               limit: int = 100) -> list[dict[str, Any]]:
+    """`list_sends` for the console: times in the workspace's zone, and whether a row is a task to follow."""
+    zone = ws.settings.zone
+    tasks: dict[str, bool] = {}
+    rows = list_sends(ws, status=status, kind=kind, limit=limit)
+    for row in rows:
+        platform = row["platform"]
+        if platform not in tasks:
+            tasks[platform] = follows_tasks(ws, platform)
+        row["task"] = is_task(row, tasks[platform])
+        for name in ("created_at", "sent_at", "next_at"):
+            if row[name] is not None:
+                row[name] = row[name].replace(tzinfo=UTC).astimezone(zone)
+    return rows

@@ -241,7 +241,23 @@ invite_links = Table(
     Column("join_request", Boolean, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("revoked_at", DateTime),
-    UniqueConstraint("platform", "group_id", "label", name="uq_invite_links_platform_group_label"),
+    # When the platform stops honouring the link (Telegram expire_date); None: never. An expired link is
+    # never handed out again and is revoked by the sweep (services/invites.py revoke_expired).
+    Column("expires_at", DateTime, index=True),
+)
+# One live link per label: a label may come back after its link was revoked (an entry point's link
+# renewed after it expired, a group with room again), so revoked rows do not count.
+Index("uq_invite_links_live", invite_links.c.platform, invite_links.c.group_id, invite_links.c.label, unique=True,
+      sqlite_where=invite_links.c.revoked_at.is_(None), postgresql_where=invite_links.c.revoked_at.is_(None))
+
+# The platform-side group welcome template (WeCom 入群欢迎语素材) per language: its id and what it holds.
+welcome_templates = Table(
+    "welcome_templates", metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("lang", String(8), primary_key=True),
+    Column("template_id", String(128), nullable=False),
+    Column("digest", String(64), nullable=False),  # sha256 of the text the template holds
+    Column("updated_at", DateTime, nullable=False),
 )
 
 # One row per ISO week of the scheduled weekly report: claimed before posting, marked after, so that

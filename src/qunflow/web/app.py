@@ -115,7 +115,8 @@ def console_routers() -> list[APIRouter]:
         console_meetups,
         console_members,
         console_rewards,
+        console_sends,
     )
 
     return [console.router, console_automation.router, console_rewards.router, console_members.router,
-            console_meetups.router, console_admin.router]
+            console_meetups.router, console_admin.router, console_sends.router]

@@ -47,6 +47,7 @@ CONSOLE_PAGES: tuple[tuple[str, str, bool], ...] = (
     ("/console/members", "members:read", True),
     ("/console/rewards", "rewards:decide", False),
     ("/console/automation", "automation:manage", False),
+    ("/console/sends", "automation:manage", False),  # targets are people's platform ids: not for analysts
     ("/console/playbooks", "automation:manage", False),
     ("/console/meetups", "automation:manage", False),
     ("/console/sandbox", "config:write", False),

@@ -21,6 +21,7 @@ CAPABILITIES = Capabilities(
     reads_group_messages=True,  # with privacy mode off or the bot an admin (check_group says which)
     idempotent_sends=False,  # sendMessage takes no client key
     single_use_invites=True,  # member_limit=1
+    expiring_invites=True,  # createChatInviteLink expire_date
 )
 
 

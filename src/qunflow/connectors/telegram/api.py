@@ -89,8 +89,9 @@ class BotApi:
         return list(result or [])
 
     def create_chat_invite_link(self, chat_id: int | str, name: str, creates_join_request: bool = False,
-                                member_limit: int | None = None) -> dict[str, Any]:
-        return dict(self.call("createChatInviteLink", chat_id=chat_id, name=name,
+                                member_limit: int | None = None, expire_date: int | None = None) -> dict[str, Any]:
+        """`expire_date`: the Unix time the link stops working."""
+        return dict(self.call("createChatInviteLink", chat_id=chat_id, name=name, expire_date=expire_date,
                               creates_join_request=creates_join_request or None, member_limit=member_limit))
 
     def revoke_chat_invite_link(self, chat_id: int | str, invite_link: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from qunflow.cli.common import WorkspaceOption, console, workspace
 from qunflow.connectors.telegram.connector import TelegramConnector
 from qunflow.connectors.telegram.settings import TelegramSettings
 from qunflow.errors import InvalidInput
-from qunflow.settings import save_platform_section
+from qunflow.settings import platform_sections, save_platform_section
 
 ENV = "QUNFLOW_TELEGRAM_"
 
@@ -41,6 +41,12 @@ def connect_telegram(
     mode: Annotated[Mode, typer.Option(
         "--mode", help="webhook: Telegram posts to <public_url>/hooks/telegram; polling: `qunflow serve` asks.")]
         = Mode.polling,
+    pass_link_hours: Annotated[float | None, typer.Option(
+        "--pass-link-hours", help="How long a gate pass's invite link works (default 24; kept when not given).")]
+        = None,
+    entry_link_hours: Annotated[float | None, typer.Option(
+        "--entry-link-hours", help="Renew an entry point's shared link this often; 0 keeps it until its group "
+                                   "fills (the default; kept when not given).")] = None,
     workspace_dir: WorkspaceOption = None,
 ) -> None:
     """Connect a Telegram bot: check its token, set or delete its webhook, save \\[platforms.telegram]."""
@@ -51,6 +57,10 @@ def connect_telegram(
         webhook_secret = secrets.token_urlsafe(32)  # A-Z, a-z, 0-9, _ and -, as setWebhook requires
     values: dict[str, Any] = {"bot_token": bot_token, "api_base": api_base, "mode": mode.value,
                               "webhook_secret": webhook_secret or ""}
+    saved = platform_sections(ws.home).get("telegram", {})
+    for name, given in (("pass_link_hours", pass_link_hours), ("entry_link_hours", entry_link_hours)):
+        if given is not None or name in saved:  # a reconnect keeps the lifetimes set before
+            values[name] = given if given is not None else saved[name]
     settings = _settings(values)
     _refuse_shadowing(settings, values)
     lines = TelegramConnector(settings, None).connect(ws.settings.public_url)
@@ -78,6 +88,6 @@ def _settings(values: dict[str, Any]) -> TelegramSettings:
 def _refuse_shadowing(settings: TelegramSettings, values: dict[str, Any]) -> None:
     """QUNFLOW_TELEGRAM_* variables beat the settings file, so a differing one would silently win later."""
     for name, given in values.items():
-        if given and getattr(settings, name) != given:
+        if given is not None and given != "" and getattr(settings, name) != given:
             raise InvalidInput(f"{ENV}{name.upper()} is set and beats what you passed (the environment beats "
                                "the settings file): unset it or pass the same value")

@@ -7,6 +7,7 @@ import ipaddress
 import json
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from qunflow.connectors.base import Host, Inbound, InviteLink, SendResult, Update
@@ -42,16 +43,26 @@ class TelegramConnector:
 
     # --- invites and join requests ---
     def create_invite(self, group_id: str, label: str, *, join_request: bool = False,
-                      single_use: bool = False) -> InviteLink:
+                      single_use: bool = False, expires_at: datetime | None = None) -> InviteLink:
         if len(label) > CAPABILITIES.invite_label_max:
             raise InvalidInput(f"invite label {label!r} has {len(label)} characters; Telegram invite link names "
                                f"hold at most {CAPABILITIES.invite_label_max}")
         # Telegram refuses member_limit on a join-request link; there each request is approved one by one.
         limit = 1 if single_use and not join_request else None
+        # expire_date is whole Unix seconds; rounding down keeps the stored expiry no later than Telegram's.
+        expire = None if expires_at is None else int(expires_at.replace(tzinfo=UTC).timestamp())
         link = self.api.create_chat_invite_link(_chat(group_id), name=label, creates_join_request=join_request,
-                                                member_limit=limit)
+                                                member_limit=limit, expire_date=expire)
         url = str(link["invite_link"])
-        return InviteLink(url, label, join_request, handle=url)
+        given = link.get("expire_date")
+        stamp = given if isinstance(given, int) else expire
+        expiry = None if stamp is None else datetime.fromtimestamp(stamp, UTC).replace(tzinfo=None)
+        return InviteLink(url, label, join_request, handle=url, expires_at=expiry)
+
+    def invite_lifetime(self, personal: bool) -> timedelta | None:
+        """A gate pass's link lives `pass_link_hours`; an entry point's `entry_link_hours` (0: no expiry)."""
+        hours = self.settings.pass_link_hours if personal else self.settings.entry_link_hours
+        return timedelta(hours=hours) if hours > 0 else None
 
     def revoke_invite(self, group_id: str, link: InviteLink) -> None:
         self.api.revoke_chat_invite_link(_chat(group_id), link.handle or link.url)

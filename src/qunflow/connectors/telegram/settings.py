@@ -15,6 +15,8 @@ from qunflow.connectors.registry import PlatformSettings
 TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,}")
 # setWebhook secret_token: 1-256 characters, only A-Z, a-z, 0-9, _ and -.
 SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# A link is not handed out in its last minutes (services/invites.py HAND_OUT_MARGIN): lifetimes start at 15 min.
+LINK_HOURS_MIN = 0.25
 
 
 class TelegramSettings(PlatformSettings):
@@ -26,6 +28,20 @@ class TelegramSettings(PlatformSettings):
     api_base: str = "https://api.telegram.org"  # or a local Bot API server (http is fine there)
     webhook_secret: str = Field("", repr=False)
     mode: Literal["webhook", "polling"] = "polling"
+    # How long an invite link lives (createChatInviteLink expire_date), in hours. A gate pass's link: the
+    # pass's validity (a day: time to open it, short enough that an old screenshot leads nowhere). An entry
+    # point's shared link: 0 keeps it until the group fills; set it to renew the link that often (a link
+    # posted somewhere stops working after it, and /j/CODE hands out a fresh one).
+    pass_link_hours: float = Field(24.0, ge=LINK_HOURS_MIN, le=24 * 366)
+    entry_link_hours: float = Field(0.0, ge=0, le=24 * 366)
+
+    @field_validator("entry_link_hours")
+    @classmethod
+    def _entry_link_hours(cls, value: float) -> float:
+        if 0 < value < LINK_HOURS_MIN:
+            raise ValueError(f"entry_link_hours is 0 (no expiry) or at least {LINK_HOURS_MIN} (15 minutes): a "
+                             "shorter link would be renewed on nearly every visit")
+        return value
 
     @field_validator("bot_token")
     @classmethod

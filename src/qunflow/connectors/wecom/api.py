@@ -221,6 +221,25 @@ class WeComApi:
             body["cursor"] = cursor
         return self.call("POST", "/cgi-bin/externalcontact/get_groupmsg_send_result", json=body)
 
+    # --- 入群欢迎语素材 (document/path/92366): a text greeting staff bind to customer groups ---
+    def add_group_welcome_template(self, text: str, *, notify: bool = True) -> str:
+        """A new template in the company's library (at most 100); `notify`: tell staff to apply it to their
+        groups. Returns its template_id."""
+        return str(self.call("POST", "/cgi-bin/externalcontact/group_welcome_template/add",
+                             json={"text": {"content": text}, "notify": 1 if notify else 0})["template_id"])
+
+    def edit_group_welcome_template(self, template_id: str, text: str) -> None:
+        """Only templates this app created can be edited."""
+        self.call("POST", "/cgi-bin/externalcontact/group_welcome_template/edit",
+                  json={"template_id": template_id, "text": {"content": text}})
+
+    def get_group_welcome_template(self, template_id: str) -> dict[str, Any]:
+        return self.call("POST", "/cgi-bin/externalcontact/group_welcome_template/get",
+                         json={"template_id": template_id})
+
+    def del_group_welcome_template(self, template_id: str) -> None:
+        self.call("POST", "/cgi-bin/externalcontact/group_welcome_template/del", json={"template_id": template_id})
+
     # --- reads ---
     def groupchat_get(self, chat_id: str) -> dict[str, Any]:
         """A customer group with member_list (userid, type, join_time, join_scene, state, name)."""

@@ -42,6 +42,7 @@ EXTERNAL = 2  # groupchat/get member_list type: 1 staff, 2 external contact
 # Without MemChangeList, joins are the external members whose join_time is this close to the event's time.
 JOIN_SLACK = timedelta(seconds=10)
 CALLBACK_PATH = "/hooks/wecom"
+GROUP_WELCOME_MAX_BYTES = 3000  # group_welcome_template text.content: at most 3000 bytes (92366)
 
 CAPABILITIES = Capabilities(
     join_requests=False, dm_policy="callback_window", dm_window_seconds=20, invite_label_max=STATE_MAX,
@@ -162,7 +163,7 @@ class WeComConnector:
 
     # --- invites ---
     def create_invite(self, group_id: str, label: str, *, join_request: bool = False,
-                      single_use: bool = False) -> InviteLink:
+                      single_use: bool = False, expires_at: datetime | None = None) -> InviteLink:
         """A 联系我 code (contact mode) or a customer-group join code (group mode) with state = label."""
         if len(label) > STATE_MAX:
             raise InvalidInput(f"invite label {label!r} is {len(label)} characters; WeCom's state holds "
@@ -237,6 +238,25 @@ class WeComConnector:
         for row in rows:
             counts[names.get(int(row.get("status", 0)), "pending")] += 1
         return {"msgid": msgid, "chat_type": task["chat_type"] if task else None, **counts, "results": rows}
+
+    # --- the group welcome template (入群欢迎语素材) ---
+    def save_group_welcome(self, text: str, template_id: str | None = None) -> str:
+        """Put `text` into the group welcome template `template_id` (edit), or into a new one when there is
+        none or it is gone (deleted in the admin console); returns the template_id now holding it.
+        `%NICKNAME%` in the text becomes each newcomer's nickname."""
+        if not text.strip():
+            raise InvalidInput("a WeCom group welcome template needs a text")
+        if len(text.encode("utf-8")) > GROUP_WELCOME_MAX_BYTES:
+            raise InvalidInput(f"the welcome menu is {len(text.encode('utf-8'))} bytes; a WeCom group welcome "
+                               f"template holds at most {GROUP_WELCOME_MAX_BYTES} (text.content): shorten `menu`")
+        if template_id:
+            try:
+                self.api.edit_group_welcome_template(template_id, text)
+                return template_id
+            except WeComApiError as exc:  # deleted by an admin, or made by another app: make our own
+                log.warning("WeCom group welcome template %s could not be edited (errcode %s); adding a new one",
+                            template_id, exc.errcode)
+        return self.api.add_group_welcome_template(text, notify=True)
 
     # --- set-up checks ---
     def check_group(self, group_id: str) -> list[str]:
