@@ -228,9 +228,14 @@ def entry_qr(code: str, output: Annotated[Path, typer.Option("-o", "--output", h
     output.write_bytes(qr_image(f"{ws.settings.public_url.rstrip('/')}/j/{code}", kind))
     console.print(f"QR code for {code} written to {output}")
     if entry.gate is None:  # a gate-less entry point also has the platform's own code (WeCom 联系我)
-        from qunflow.services.join import entry_invite
+        from qunflow.services.join import NoRoom, entry_invite
 
-        link = entry_invite(ws, code)[2]
+        try:
+            link = entry_invite(ws, code)[2]
+        except NoRoom as exc:  # the QR file is written; the landing page will say "full" until a group has room
+            console.print(f"warning: {exc}: add a {entry.target_tier} group (`qunflow group add`) before people "
+                          "scan it", highlight=False)
+            return
         if link.qr_url:
             console.print(f"the {entry.platform} code itself (state {code}): {link.qr_url}", highlight=False)
 
