@@ -115,9 +115,15 @@ def test_archive_in_order_entry_point_then_campaign_then_channel(home: Path) -> 
     everything = invoke(home, "entry", "list", "--all").stdout
     assert "note-7" in everything and "closed" in everything
     assert "archived" in invoke(home, "channel", "list", "--all").stdout
+    one_line_refusal(invoke(home, "entry", "restore", "note-7"), "channel", "restore that first")
+    for kind, key in (("channel", "xhs"), ("campaign", "spring"), ("entry", "note-7")):
+        assert invoke(home, kind, "restore", key).exit_code == 0
+    assert "note-7" in invoke(home, "entry", "list").stdout
+    one_line_refusal(invoke(home, "entry", "restore", "note-7"), "not archived")
 
 
-def test_archived_group_takes_no_new_members_and_keeps_its_own(workspace: Workspace) -> None:
+def test_archived_group_takes_no_new_members_until_restored(any_workspace: Workspace) -> None:
+    workspace = any_workspace
     catalog.add_channel(workspace, "web", "website")
     catalog.add_group(workspace, "newbie-1", "newbie", 100)
     catalog.add_group(workspace, "newbie-2", "newbie", 100)
@@ -132,6 +138,8 @@ def test_archived_group_takes_no_new_members_and_keeps_its_own(workspace: Worksp
     listed = {g["key"]: g["archived"] for g in catalog.list_groups(workspace)}
     assert listed == {"newbie-1": True, "newbie-2": True}
     assert catalog.list_groups(workspace, include_archived=False) == []
+    catalog.restore(workspace, "group", "newbie-2")
+    assert entry_invite(workspace, "site")[1].key == "newbie-2"
 
 
 def test_archived_entry_point_page_says_closed_and_links_handed_out_still_join(  # type: ignore[no-untyped-def]

@@ -70,6 +70,9 @@ def test_operator_creates_edits_and_archives_in_the_browser(workspace: Workspace
         assert page.locator("#entry-note-7").count() == 0  # archived ones are hidden unless asked for
         page.click("text=Show archived")
         assert "closed" in page.locator("#entry-note-7").inner_text()
+        submit(page, "#group-core-1 form.archive")  # the list still shows archived ones after an action
+        submit(page, "#group-core-1 form.restore")
+        assert page.locator("#notice").inner_text() == "Group core-1 restored"
     with ws.engine.connect() as conn:
         entry = catalog.entry_info(conn, "note-7", archived_ok=True)
     assert (entry.target_tier, entry.channel, entry.archived) == ("interest", "xhs", True)

@@ -240,6 +240,20 @@ def entry_qr(code: str, output: Annotated[Path, typer.Option("-o", "--output", h
             console.print(f"the {entry.platform} code itself (state {code}): {link.qr_url}", highlight=False)
 
 
+def _restore_command(typer_app: typer.Typer, kind: str, label: str) -> None:
+    @typer_app.command("restore")
+    def restore(key: str, workspace_dir: WorkspaceOption = None) -> None:
+        catalog.restore(workspace(workspace_dir), kind, key)
+        console.print(f"{label} {key} restored")
+
+    restore.__doc__ = f"Undo `{kind} archive`: the {label} is open again."
+
+
+for _app, _kind, _label in ((channel_app, "channel", "channel"), (campaign_app, "campaign", "campaign"),
+                            (entry_app, "entry", "entry point"), (group_app, "group", "group")):
+    _restore_command(_app, _kind, _label)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(channel_app, name="channel")
     app.add_typer(campaign_app, name="campaign")

@@ -386,3 +386,26 @@ def archive_channel(ws: Workspace, key: str) -> None:
             ([f"campaigns {', '.join(still_campaigns)}"] if still_campaigns else [])
         raise Conflict(f"channel {key!r} still has open {' and '.join(parts)}: archive them first")
     _update(ws, channels, row.id, {"archived_at": utcnow()})
+
+
+def restore(ws: Workspace, kind: str, key: str) -> None:
+    """Undo an archive (kind: channel, campaign, entry or group); refused while what it hangs on stays archived."""
+    tables = {"channel": (channels, channels.c.key), "campaign": (campaigns, campaigns.c.key),
+              "entry": (entry_points, entry_points.c.code), "group": (groups, groups.c.key)}
+    if kind not in tables:
+        raise InvalidInput(f"unknown set-up record {kind!r} (channel, campaign, entry, group)")
+    table, column = tables[kind]
+    with ws.engine.connect() as conn:
+        row = conn.execute(select(table).where(column == key)).first()
+        if row is None:
+            raise NotFound(f"no {kind} {key!r}")
+        if row.archived_at is None:
+            raise Conflict(f"{kind} {key!r} is not archived")
+        parents = [(channels, row.channel_id, "channel")] if kind in ("campaign", "entry") else []
+        if kind == "entry" and row.campaign_id is not None:
+            parents.append((campaigns, row.campaign_id, "campaign"))
+        for parent, parent_id, what in parents:
+            found = conn.execute(select(parent.c.key, parent.c.archived_at).where(parent.c.id == parent_id)).one()
+            if found.archived_at is not None:
+                raise Conflict(f"its {what} {found.key!r} is archived: restore that first")
+    _update(ws, table, row.id, {"archived_at": None, **({"active": True} if kind == "group" else {})})

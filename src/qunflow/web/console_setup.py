@@ -128,18 +128,25 @@ def _kind(kind: str) -> str:
 async def add_record(request: Request, kind: str) -> Response:
     form = await _form(request)
     key = await run_in_threadpool(_add, workspace_of(request), _kind(kind), form)
-    return _back("/console/setup", {**form, "notice": f"{kind}:{key}:added"}, "notice")
+    return _back("/console/setup", {**form, "notice": f"{kind}:{key}:added"}, "notice", "archived")
 
 
 @router.post("/setup/{kind}/{key}/edit")
 async def edit_record(request: Request, kind: str, key: str) -> Response:
     form = await _form(request)
     await run_in_threadpool(_edit, workspace_of(request), _kind(kind), key, form)
-    return _back("/console/setup", {**form, "notice": f"{kind}:{key}:changed"}, "notice")
+    return _back("/console/setup", {**form, "notice": f"{kind}:{key}:changed"}, "notice", "archived")
 
 
 @router.post("/setup/{kind}/{key}/archive")
 async def archive_record(request: Request, kind: str, key: str) -> Response:
     form = await _form(request)
     await run_in_threadpool(ARCHIVE[_kind(kind)], workspace_of(request), key)
-    return _back("/console/setup", {**form, "notice": f"{kind}:{key}:archived"}, "notice")
+    return _back("/console/setup", {**form, "notice": f"{kind}:{key}:archived"}, "notice", "archived")
+
+
+@router.post("/setup/{kind}/{key}/restore")
+async def restore_record(request: Request, kind: str, key: str) -> Response:
+    form = await _form(request)
+    await run_in_threadpool(catalog.restore, workspace_of(request), _kind(kind), key)
+    return _back("/console/setup", {**form, "notice": f"{kind}:{key}:restored"}, "notice", "archived")
