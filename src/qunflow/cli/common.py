@@ -179,7 +179,8 @@ def audit_command(root: Any, args: list[str], exit_code: int) -> None:
         import click
 
         ctx = click.Context(root)
-        command, path, rest = root, [], list(args)
+        path: list[str] = []
+        command, rest = root, list(args)
         while rest and hasattr(command, "get_command") and not rest[0].startswith("-"):
             sub = command.get_command(ctx, rest[0])
             if sub is None:
