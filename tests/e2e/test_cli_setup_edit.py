@@ -64,6 +64,11 @@ def test_entry_edit_changes_tier_gate_campaign_channel_and_utm_but_keeps_the_cod
     assert (entry.target_tier, entry.gate and entry.gate.key, entry.campaign, entry.channel, entry.name) == (
         "core", "seed", None, "expo", "Note 7")
     assert entry.utm == {"utm_medium": "poster"}  # utm_source removed, utm_medium added
+    assert invoke(home, "entry", "edit", "note-7", "--utm", "utm_source=xhs").exit_code == 0
+    assert invoke(home, "entry", "edit", "note-7", "--channel", "xhs").exit_code == 0
+    assert invoke(home, "entry", "edit", "note-7", "--channel", "expo").exit_code == 0
+    with ws.engine.connect() as conn:
+        assert catalog.entry_info(conn, "note-7").utm == {"utm_medium": "poster", "utm_source": "expo"}
     assert invoke(home, "entry", "edit", "note-7", "--no-gate", "--campaign", "spring").exit_code == 0
     with ws.engine.connect() as conn:
         entry = catalog.entry_info(conn, "note-7")

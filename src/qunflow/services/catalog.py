@@ -335,11 +335,17 @@ def edit_entry_point(ws: Workspace, code: str, *, name: str | None = None, chann
             values["campaign_id"] = _id_of(conn, campaigns, campaign, "campaign", open_only=True) if campaign else None
         if gate is not None:
             values["gate_id"] = _id_of(conn, gates, gate, "gate") if gate else None
+    utm = dict(utm or {})
+    bad = set(utm) - set(UTM_KEYS)
+    if bad:
+        raise InvalidInput(f"unknown UTM parameter(s): {', '.join(sorted(bad))} (known: {', '.join(UTM_KEYS)})")
+    if channel is not None and "utm_source" not in utm:  # the default source follows the channel it named
+        with ws.engine.connect() as conn:
+            old = conn.execute(select(channels.c.key).where(channels.c.id == row.channel_id)).scalar()
+        if (row.utm or {}).get("utm_source") == old:
+            utm["utm_source"] = channel
     if utm:
-        bad = set(utm) - set(UTM_KEYS)
-        if bad:
-            raise InvalidInput(f"unknown UTM parameter(s): {', '.join(sorted(bad))} (known: {', '.join(UTM_KEYS)})")
-        merged = {**dict(row.utm or {}), **utm}
+        merged = {**dict(row.utm or {}), **{k: v[:200] for k, v in utm.items()}}
         values["utm"] = {k: v for k, v in merged.items() if v}
     _update(ws, entry_points, row.id, values)
 
