@@ -133,9 +133,10 @@ def test_archived_group_takes_no_new_members_until_restored(any_workspace: Works
     catalog.add_group(workspace, "newbie-1", "newbie", 100)
     catalog.add_group(workspace, "newbie-2", "newbie", 100)
     catalog.add_entry_point(workspace, "site", "web")
-    first = entry_invite(workspace, "site")[1]
+    _entry, first, link = entry_invite(workspace, "site")
     assert first.key == "newbie-1"
-    catalog.archive_group(workspace, "newbie-1")
+    assert catalog.archive_group(workspace, "newbie-1") == 1  # its link is revoked
+    assert workspace.sandbox.join("u2", "Han", link.url.rsplit("/", 1)[1]) not in ("joined", "requested")
     assert entry_invite(workspace, "site")[1].key == "newbie-2"
     catalog.archive_group(workspace, "newbie-2")
     with pytest.raises(NoRoom):
@@ -144,7 +145,9 @@ def test_archived_group_takes_no_new_members_until_restored(any_workspace: Works
     assert listed == {"newbie-1": True, "newbie-2": True}
     assert catalog.list_groups(workspace, include_archived=False) == []
     catalog.restore(workspace, "group", "newbie-2")
-    assert entry_invite(workspace, "site")[1].key == "newbie-2"
+    _entry, group, fresh = entry_invite(workspace, "site")  # a new link replaces the revoked one
+    assert group.key == "newbie-2"
+    assert workspace.sandbox.join("u3", "Mei", fresh.url.rsplit("/", 1)[1]) in ("joined", "requested")
 
 
 def test_archived_entry_point_page_says_closed_and_links_handed_out_still_join(  # type: ignore[no-untyped-def]

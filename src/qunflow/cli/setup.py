@@ -123,9 +123,10 @@ def group_edit(key: str, capacity: Annotated[int | None, typer.Option(help="Seat
 
 @group_app.command("archive")
 def group_archive(key: str, workspace_dir: WorkspaceOption = None) -> None:
-    """Archive a group: the live code sends nobody new to it; its members and history stay."""
-    catalog.archive_group(workspace(workspace_dir), key)
-    console.print(f"group {key} archived: it takes no new members")
+    """Archive a group: the live code sends nobody new to it and its invite links are revoked; its members and
+    history stay."""
+    revoked = catalog.archive_group(workspace(workspace_dir), key)
+    console.print(f"group {key} archived: it takes no new members ({revoked} invite link(s) revoked)")
 
 
 @entry_app.command("add")

@@ -14,7 +14,7 @@ from qunflow.connectors.registry import spec_of
 from qunflow.domain.entry import CHANNEL_KINDS, TIERS, UTM_KEYS, check_choice, check_code, check_key
 from qunflow.domain.gate import SEED_GATE_JSON, Gate, gate_from_json
 from qunflow.domain.routing import GroupSlot
-from qunflow.errors import Conflict, InvalidInput, NotFound
+from qunflow.errors import Conflict, InvalidInput, NotFound, PlatformError
 from qunflow.store.eventlog import utcnow
 from qunflow.store.tables import campaigns, channels, entry_points, gates, groups, members
 from qunflow.workspace import Workspace
@@ -357,11 +357,19 @@ def archive_entry_point(ws: Workspace, code: str) -> None:
     _update(ws, entry_points, row.id, {"archived_at": utcnow()})
 
 
-def archive_group(ws: Workspace, key: str) -> None:
-    """Retire a group: the live code sends nobody new to it; its members and their history stay."""
+def archive_group(ws: Workspace, key: str) -> int:
+    """Retire a group: the live code sends nobody new to it, and its open invite links are revoked (as when it
+    fills); its members and their history stay. Returns the number of links revoked."""
+    from qunflow.services.invites import revoke_full
+
     with ws.engine.connect() as conn:
         row = _open_row(conn, groups, groups.c.key, key, "group")
     _update(ws, groups, row.id, {"archived_at": utcnow(), "active": False})
+    try:
+        return revoke_full(ws, row.id)
+    except PlatformError as exc:  # archived all the same: the live code no longer offers it
+        raise PlatformError(f"group {key!r} is archived, but the platform refused to revoke its invite links "
+                            f"({exc}): revoke them in the platform's own app") from exc
 
 
 def _open_entry_codes(conn: Connection, column: Any, row_id: int) -> list[str]:

@@ -51,9 +51,18 @@ def invite_for(ws: Workspace, group: Any, label: str, *, personal: bool) -> Invi
             "platform": group.platform, "group_id": group.id, "label": label, "url": link.url,
             "qr_url": link.qr_url, "handle": link.handle, "join_request": link.join_request,
             "created_at": ws.clock()})
-        if not made:  # another request made one at the same moment: use that, drop ours
-            connector.revoke_invite(group.external_id, link)
-            return _as_link(_stored(conn, group.platform, group.id, label))
+        if not made:
+            current = _stored(conn, group.platform, group.id, label)
+            if current is None:  # the label's old link was revoked (its group filled or was archived, then had
+                # room again): the new link takes its row
+                conn.execute(update(invite_links).where(
+                    invite_links.c.platform == group.platform, invite_links.c.group_id == group.id,
+                    invite_links.c.label == label).values(
+                    url=link.url, qr_url=link.qr_url, handle=link.handle, join_request=link.join_request,
+                    created_at=ws.clock(), revoked_at=None))
+                return link
+            connector.revoke_invite(group.external_id, link)  # another request made one at the same moment
+            return _as_link(current)
     return link
 
 
