@@ -111,9 +111,10 @@ def serve(
     workspace_dir: WorkspaceOption = None,
 ) -> None:
     """Serve the web app, the worker and the shipper in one process."""
-    from qunflow.services.runtime import serve_workspace
+    from qunflow.services.runtime import check_exposure, serve_workspace
 
     ws = workspace(workspace_dir)
+    check_exposure(ws, host)  # refusals first, so the console URL is printed only for a server that starts
     check_port_free(host, port)
     console.print(f"Console: {console_url(ws, host, port)}   (Ctrl+C to stop)", highlight=False)
     serve_workspace(ws, host=host, port=port)
