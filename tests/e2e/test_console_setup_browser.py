@@ -38,6 +38,10 @@ def test_operator_creates_edits_and_archives_in_the_browser(workspace: Workspace
         page.fill("#add-channel input[name=name]", "Xiaohongshu")
         submit(page, "#add-channel")
         assert page.locator("#notice").inner_text() == "Channel xhs added"
+        page.click("text=Add a channel")
+        page.fill("#add-channel input[name=key]", "Bad Key")
+        submit(page, "#add-channel")
+        assert "channel key" in page.locator("#error").inner_text()  # the page again, saying what to fix
         page.click("text=Add a group")
         page.fill("#add-group input[name=key]", "core-1")
         page.select_option("#add-group select[name=tier]", "core")
@@ -108,7 +112,7 @@ def test_bad_input_is_a_4xx_with_a_message_and_stores_nothing(workspace: Workspa
             return client.post(path, data={**data, "csrf": csrf, "lang": "en"}, follow_redirects=False)
 
         bad_code = post("/console/setup/entry/add", code="BAD CODE", channel="xhs")
-        assert bad_code.status_code == 400 and "entry code" in bad_code.text
+        assert bad_code.status_code == 400 and 'id="error"' in bad_code.text and "entry code" in bad_code.text
         assert post("/console/setup/entry/add", code="e1", channel="nope").status_code == 404
         assert post("/console/setup/channel/add", key="web", kind="tv").status_code == 400
         assert post("/console/setup/channel/add", key="xhs", kind="ad").status_code == 409

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from qunflow.domain.entry import CHANNEL_KINDS, TIERS, UTM_KEYS
-from qunflow.errors import Conflict, InvalidInput
+from qunflow.errors import Conflict, InvalidInput, QunflowError
 from qunflow.services import catalog
 from qunflow.web.console_automation import _back, _form, _query_without_lang
 from qunflow.web.deps import workspace_of
@@ -27,8 +27,13 @@ KINDS = ("channel", "campaign", "entry", "group")
 
 @router.get("/setup", response_class=HTMLResponse)
 async def setup_page(request: Request) -> Response:
+    return await _render(request, archived=request.query_params.get("archived") == "1",
+                         notice=request.query_params.get("notice", "")[:200])
+
+
+async def _render(request: Request, *, archived: bool, notice: str = "", error: str = "",
+                  status_code: int = 200) -> Response:
     ws = workspace_of(request)
-    archived = request.query_params.get("archived") == "1"
 
     def load() -> dict[str, Any]:
         return {"channels": catalog.list_channels(ws, include_archived=archived),
@@ -40,9 +45,20 @@ async def setup_page(request: Request) -> Response:
                 "gates": sorted({"seed", *catalog.list_gates(ws)}), "platforms": ws.connected_platforms()}
 
     data = await run_in_threadpool(load)
-    return page(request, "console_setup.html", **data, archived=archived, kinds=CHANNEL_KINDS, tiers=TIERS,
-                utm_keys=UTM_KEYS, base=ws.settings.public_url.rstrip("/"),
-                notice=request.query_params.get("notice", "")[:200], query_without_lang=_query_without_lang(request))
+    return page(request, "console_setup.html", status_code, **data, archived=archived, kinds=CHANNEL_KINDS,
+                tiers=TIERS, utm_keys=UTM_KEYS, base=ws.settings.public_url.rstrip("/"), notice=notice, error=error,
+                query_without_lang=_query_without_lang(request))
+
+
+async def _act(request: Request, kind: str, done: str, action: Callable[[dict[str, str]], str]) -> Response:
+    """Run a form's action; a refusal re-renders the page with its message and the error's 4xx status."""
+    form = await _form(request)
+    try:
+        key = await run_in_threadpool(action, form)
+    except QunflowError as exc:
+        return await _render(request, archived=form.get("archived") == "1", error=str(exc),
+                             status_code=exc.http_status)
+    return _back("/console/setup", {**form, "notice": f"{kind}:{key}:{done}"}, "notice", "archived")
 
 
 def _field(form: dict[str, str], name: str, *, required: bool = False) -> str | None:
@@ -96,7 +112,7 @@ def _add(ws: Workspace, kind: str, form: dict[str, str]) -> str:
     return key
 
 
-def _edit(ws: Workspace, kind: str, key: str, form: dict[str, str]) -> None:
+def _edit(ws: Workspace, kind: str, key: str, form: dict[str, str]) -> str:
     name = _field(form, "name")
     if kind == "channel":
         catalog.edit_channel(ws, key, name=name, kind=_field(form, "kind"))
@@ -111,9 +127,20 @@ def _edit(ws: Workspace, kind: str, key: str, form: dict[str, str]) -> None:
                                  target_tier=_field(form, "tier"),
                                  campaign=(_field(form, "campaign") or catalog.UNSET) if "campaign" in form else None,
                                  gate=(gate or catalog.UNSET) if "gate" in form else None, utm=_utm(form))
+    return key
 
 
-ARCHIVE: dict[str, Callable[[Workspace, str], None]] = {
+def _archive(ws: Workspace, kind: str, key: str) -> str:
+    ARCHIVE[kind](ws, key)
+    return key
+
+
+def _restore(ws: Workspace, kind: str, key: str) -> str:
+    catalog.restore(ws, kind, key)
+    return key
+
+
+ARCHIVE: dict[str, Callable[[Workspace, str], Any]] = {
     "channel": catalog.archive_channel, "campaign": catalog.archive_campaign,
     "entry": catalog.archive_entry_point, "group": catalog.archive_group}
 
@@ -126,27 +153,23 @@ def _kind(kind: str) -> str:
 
 @router.post("/setup/{kind}/add")
 async def add_record(request: Request, kind: str) -> Response:
-    form = await _form(request)
-    key = await run_in_threadpool(_add, workspace_of(request), _kind(kind), form)
-    return _back("/console/setup", {**form, "notice": f"{kind}:{key}:added"}, "notice", "archived")
+    ws = workspace_of(request)
+    return await _act(request, kind, "added", lambda form: _add(ws, _kind(kind), form))
 
 
 @router.post("/setup/{kind}/{key}/edit")
 async def edit_record(request: Request, kind: str, key: str) -> Response:
-    form = await _form(request)
-    await run_in_threadpool(_edit, workspace_of(request), _kind(kind), key, form)
-    return _back("/console/setup", {**form, "notice": f"{kind}:{key}:changed"}, "notice", "archived")
+    ws = workspace_of(request)
+    return await _act(request, kind, "changed", lambda form: _edit(ws, _kind(kind), key, form))
 
 
 @router.post("/setup/{kind}/{key}/archive")
 async def archive_record(request: Request, kind: str, key: str) -> Response:
-    form = await _form(request)
-    await run_in_threadpool(ARCHIVE[_kind(kind)], workspace_of(request), key)
-    return _back("/console/setup", {**form, "notice": f"{kind}:{key}:archived"}, "notice", "archived")
+    ws = workspace_of(request)
+    return await _act(request, kind, "archived", lambda _form: _archive(ws, _kind(kind), key))
 
 
 @router.post("/setup/{kind}/{key}/restore")
 async def restore_record(request: Request, kind: str, key: str) -> Response:
-    form = await _form(request)
-    await run_in_threadpool(catalog.restore, workspace_of(request), _kind(kind), key)
-    return _back("/console/setup", {**form, "notice": f"{kind}:{key}:restored"}, "notice", "archived")
+    ws = workspace_of(request)
+    return await _act(request, kind, "restored", lambda _form: _restore(ws, _kind(kind), key))
