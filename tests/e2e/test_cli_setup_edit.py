@@ -39,7 +39,8 @@ def home(tmp_path: Path) -> Path:
     for args in (("channel", "add", "xhs", "--kind", "content"), ("channel", "add", "expo", "--kind", "offline"),
                  ("campaign", "add", "spring", "--channel", "xhs"), ("group", "add", "core-1", "--tier", "core"),
                  ("group", "add", "newbie-1", "--tier", "newbie", "--capacity", "50"),
-                 ("entry", "add", "note-7", "--channel", "xhs", "--campaign", "spring")):
+                 ("entry", "add", "note-7", "--channel", "xhs", "--campaign", "spring"),
+                 ("entry", "add", "expo-a", "--channel", "expo", "--utm", "utm_medium=booth")):
         result = invoke(ws, *args)
         assert result.exit_code == 0, (args, result.stderr)
     return ws
@@ -52,6 +53,10 @@ def test_channel_list_shows_channels_with_their_open_entry_points(home: Path) ->
     assert "content" in xhs and "open" in xhs
     assert "expo" in listed.stdout
     assert "spring" in invoke(home, "campaign", "list").stdout
+    ws = open_workspace(home)
+    with ws.engine.connect() as conn:
+        assert catalog.entry_info(conn, "expo-a").utm == {"utm_source": "expo", "utm_medium": "booth"}
+    ws.close()
 
 
 def test_entry_edit_changes_tier_gate_campaign_channel_and_utm_but_keeps_the_code(home: Path) -> None:

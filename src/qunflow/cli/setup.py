@@ -135,13 +135,15 @@ def entry_add(code: str, channel: Annotated[str, typer.Option(help="Channel key.
               gate: Annotated[str | None, typer.Option(help="Gate key ('seed' is built in).")] = None,
               campaign: Annotated[str | None, typer.Option(help="Campaign key.")] = None,
               platform: Annotated[str, typer.Option()] = "sandbox",
+              utm: Annotated[list[str] | None, typer.Option(help="UTM default KEY=VALUE (repeat).")] = None,
               workspace_dir: WorkspaceOption = None) -> None:
     """Add an entry point (landing page /j/CODE)."""
     ws = workspace(workspace_dir)
     if gate == "seed":
         with contextlib.suppress(Conflict):  # the built-in gate is created on first use
             catalog.add_gate(ws, "seed")
-    catalog.add_entry_point(ws, code, channel, target_tier=tier, gate=gate, campaign=campaign, platform=platform)
+    catalog.add_entry_point(ws, code, channel, target_tier=tier, gate=gate, campaign=campaign, platform=platform,
+                            utm={k: v for k, v in parse_utm(utm or []).items() if v})
     console.print(f"entry point {code}: {ws.settings.public_url.rstrip('/')}/j/{code}")
 
 
