@@ -90,6 +90,10 @@ def database_failure(exc: Exception, url: str | None = None) -> str:
     """One line for a database that cannot be opened or reached, its URL (if known) without the password."""
     from sqlalchemy.engine import make_url
 
+    from qunflow.store.db import is_busy
+
+    if is_busy(exc):
+        return "the database is busy (another qunflow process is writing): try again in a few seconds"
     text = str(getattr(exc, "orig", None) or exc).strip()
     reason = text.splitlines()[0] if text else type(exc).__name__
     where = ""
