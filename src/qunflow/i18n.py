@@ -30,6 +30,9 @@ TEXTS: dict[str, dict[str, str]] = {
     "full_body": {"en": "We're opening a new group. Please try again in a little while.",
                   "zh": "我们正在开新群,请稍后再试。"},
     "not_found": {"en": "This link does not exist.", "zh": "链接不存在。"},
+    "entry_closed_title": {"en": "This entry point is closed", "zh": "该入口已关闭"},
+    "entry_closed_body": {"en": "This link or QR code is no longer in use. Please ask whoever shared it for a "
+                                "current one.", "zh": "此链接或二维码已停用,请向分享者索取新的入口。"},
     # the gate's guard (issue 11): rate limits, the proof-of-work challenge, the new-member coupon cap
     "too_many_title": {"en": "Too many tries", "zh": "操作太频繁"},
     "too_many_body": {"en": "We received a lot of requests from your network or device. Please wait about "

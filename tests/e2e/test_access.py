@@ -91,6 +91,7 @@ def test_each_role_opens_only_its_pages(world) -> None:  # type: ignore[no-untyp
         "/console/automation/dead": {"owner", "operator"},
         "/console/sends": {"owner", "operator"},
         "/console/sandbox": {"owner", "operator"},
+        "/console/setup": {"owner", "operator"},
         "/console/audit": {"owner"},
     }
     for role in ("owner", "operator", "advisor", "analyst"):

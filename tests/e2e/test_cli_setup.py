@@ -24,7 +24,9 @@ def test_set_up_a_community_and_write_its_qr_code(tmp_path: Path) -> None:
     listed = invoke(ws, "entry", "list")
     assert "note-7" in listed.stdout and "/j/note-7" in listed.stdout
     out = tmp_path / "note.png"
-    assert invoke(ws, "entry", "qr", "note-7", "-o", str(out)).exit_code == 0
+    qr = runner.invoke(app, ["entry", "qr", "note-7", "-o", str(out), "--workspace", str(ws)],
+                       env={"QUNFLOW_PUBLIC_URL": "https://join.example.com"})  # a QR for phones needs it set
+    assert qr.exit_code == 0, qr.stderr
     assert out.read_bytes()[:4] == b"\x89PNG"
     groups = invoke(ws, "sandbox", "groups")
     assert "chat-core-1" in groups.stdout

@@ -19,6 +19,7 @@ def test_demo_prints_welcome_latency_and_metrics_by_channel(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Welcome DM after join" in out and "Metrics by channel" in out
+    assert "simulated day 1/10:" in out and "simulated day 10/10:" in out  # progress lines off a terminal
     for channel in ("douyin-ads", "xhs-notes", "website", "expo"):
         assert channel in out
     assert (tmp_path / "qunflow-demo" / "qunflow.db").exists()

@@ -25,7 +25,85 @@ WorkspaceOption = Annotated[
 
 
 def workspace(path: Path | None) -> Workspace:
-    return open_workspace(path)
+    """The workspace of a command; a database that cannot be opened is one line and exit code 2."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    try:
+        return open_workspace(path)
+    except (OperationalError, InterfaceError) as exc:
+        from qunflow.settings import load_settings, resolve_home
+
+        fail(database_failure(exc, load_settings(resolve_home(path)).db_url))
+        raise  # not reached: fail exits
+
+
+def writable_file(path: Path) -> None:
+    """Refuse at once an output file whose folder does not exist (or is not a folder)."""
+    folder = path.expanduser().parent
+    if not folder.is_dir():
+        fail(f"{path}: the folder {folder} does not exist; create it first or choose another output file")
+    if path.is_dir():
+        fail(f"{path} is a folder: give a file name")
+
+
+PortOption = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on (1-65535).")]
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail at once (exit 2) when the address cannot be listened on: the port is taken, or the host is not
+    an address of this machine. Long work (a demo) checks this before it starts, not after."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        fail(f"cannot listen on {host}: {exc.strerror}")
+        return
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no obstacle
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                fail(f"port {port} on {host} is already in use: stop what listens there or choose another "
+                     "with --port")
+            fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+def console_url(ws: Workspace, host: str, port: int) -> str:
+    """Where the operator opens the console: the listening address, and public_url's when it is another."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else (f"[{host}]" if ":" in host else host)
+    local = f"http://{shown}:{port}/console"
+    public = f"{ws.settings.public_url.rstrip('/')}/console"
+    from urllib.parse import urlsplit
+
+    from qunflow.services.runtime import is_loopback
+
+    if public == local or is_loopback(urlsplit(public).hostname or ""):
+        return local
+    return f"{local} (public address: {public})"
+
+
+def database_failure(exc: Exception, url: str | None = None) -> str:
+    """One line for a database that cannot be opened or reached, its URL (if known) without the password."""
+    from sqlalchemy.engine import make_url
+
+    from qunflow.store.db import is_busy
+
+    if is_busy(exc):
+        return "the database is busy (another qunflow process is writing): try again in a few seconds"
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    where = ""
+    if url:
+        try:
+            where = " " + make_url(url).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - an unparsable URL is reported by make_engine, not here
+            where = ""
+    return (f"cannot open the database{where}: {reason}. Check database_url in qunflow.toml (or "
+            "QUNFLOW_DATABASE_URL) and that the database server is running")
 
 
 def cli_actor() -> str:
@@ -68,6 +146,8 @@ class ErrorMappingGroup(TyperGroup):
             return None
 
     def invoke(self, ctx: Any) -> Any:
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
         try:
             return super().invoke(ctx)
         except QunflowError as exc:
@@ -75,6 +155,13 @@ class ErrorMappingGroup(TyperGroup):
             return None
         except UsageError as exc:
             usage_error(exc)
+            return None
+        except (OperationalError, InterfaceError) as exc:  # the database is unreachable, refused us, or is gone
+            fail(database_failure(exc))
+            return None
+        except OSError as exc:  # a file or folder qunflow was told to use cannot be read or written
+            where = f"{exc.filename}: " if exc.filename else ""
+            fail(f"{where}{exc.strerror or exc}")
             return None
 
 
@@ -96,7 +183,8 @@ def audit_command(root: Any, args: list[str], exit_code: int) -> None:
         import click
 
         ctx = click.Context(root)
-        command, path, rest = root, [], list(args)
+        path: list[str] = []
+        command, rest = root, list(args)
         while rest and hasattr(command, "get_command") and not rest[0].startswith("-"):
             sub = command.get_command(ctx, rest[0])
             if sub is None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import secrets
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from qunflow.cli.common import console, fail
+from qunflow.cli.common import PortOption, check_port_free, console, console_url, fail
 
 DEMO_MARKER = ".qunflow-demo"
 
@@ -25,7 +25,7 @@ def demo(
         "(slower; shows warm-up sends, coupons and rewards)."))] = True,
     serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the console afterwards.")] = True,
     host: Annotated[str, typer.Option(help="Address for the console.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port for the console.")] = 8000,
+    port: PortOption = 8000,
 ) -> None:
     """Build a demo community, simulate weeks of traffic through the real code paths, print the metrics."""
     from qunflow.domain.access import TOKEN_SCOPES
@@ -37,6 +37,8 @@ def demo(
 
     if not 7 <= days <= 120:
         fail("--days must be between 7 and 120")
+    if serve:  # minutes of simulation must not end in "address already in use"
+        check_port_free(host, port)
     home = workspace_dir.expanduser().resolve()
     if home.exists() and any(home.iterdir()):
         if not (home / DEMO_MARKER).exists():
@@ -53,14 +55,17 @@ def demo(
     simulation = Simulation(ws, days=days, seed=seed, automate=automate)
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("simulating days", total=days, detail="")
+    if console.is_terminal:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("simulating days", total=days, detail="")
 
-        def on_day(done: int) -> None:
-            s = simulation.stats
-            progress.update(task, completed=done, detail=f"{s.joins} joins, {s.orders} orders")
+            def on_day(done: int) -> None:
+                s = simulation.stats
+                progress.update(task, completed=done, detail=f"{s.joins} joins, {s.orders} orders")
 
-        stats = simulation.run(on_day)
+            stats = simulation.run(on_day)
+    else:  # a log file or a pipe: a plain line per simulated day instead of a bar nobody sees
+        stats = simulation.run(lambda done: print_day(done, days, simulation.stats))
     console.print(f"Simulated {days} days from {simulation.start} to {simulation.end}: {stats.visitors} visitors, "
                   f"{stats.gate_passes} gate passes, {stats.joins} joins, {stats.messages} group messages, "
                   f"{stats.orders} orders, {stats.invites} invites, {stats.no_room} turned away (no room).")
@@ -75,8 +80,13 @@ def demo(
     if serve:
         from qunflow.services.runtime import serve_workspace
 
-        console.print(f"Console: http://{host}:{port}/console   (Ctrl+C to stop)")
+        console.print(f"Console: {console_url(ws, host, port)}   (Ctrl+C to stop)", highlight=False)
         serve_workspace(ws, host=host, port=port)
+
+
+def print_day(done: int, days: int, stats: Any) -> None:
+    """One progress line (flushed at once) for output that is not a terminal."""
+    print(f"simulated day {done}/{days}: {stats.joins} joins, {stats.orders} orders", flush=True)
 
 
 def register(app: typer.Typer) -> None:

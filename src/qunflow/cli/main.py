@@ -30,7 +30,16 @@ from qunflow.cli import (
     sends,
     setup,
 )
-from qunflow.cli.common import ErrorMappingGroup, WorkspaceOption, console, fail, workspace
+from qunflow.cli.common import (
+    ErrorMappingGroup,
+    PortOption,
+    WorkspaceOption,
+    check_port_free,
+    console,
+    console_url,
+    fail,
+    workspace,
+)
 
 app = typer.Typer(help="qunflow: run the community-distribution chain (社群分发链路).",
                   no_args_is_help=True, pretty_exceptions_enable=False, cls=ErrorMappingGroup)
@@ -99,13 +108,17 @@ def events_count(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: PortOption = 8000,
     workspace_dir: WorkspaceOption = None,
 ) -> None:
     """Serve the web app, the worker and the shipper in one process."""
-    from qunflow.services.runtime import serve_workspace
+    from qunflow.services.runtime import check_exposure, serve_workspace
 
-    serve_workspace(workspace(workspace_dir), host=host, port=port)
+    ws = workspace(workspace_dir)
+    check_exposure(ws, host)  # refusals first, so the console URL is printed only for a server that starts
+    check_port_free(host, port)
+    console.print(f"Console: {console_url(ws, host, port)}   (Ctrl+C to stop)", highlight=False)
+    serve_workspace(ws, host=host, port=port)
 
 
 # command groups in their own modules; rewards brings coupons, rewards and referrals (links, posters, leaderboard)

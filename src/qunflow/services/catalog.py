@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select
+from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from qunflow.connectors.base import Connector
@@ -14,7 +14,7 @@ from qunflow.connectors.registry import spec_of
 from qunflow.domain.entry import CHANNEL_KINDS, TIERS, UTM_KEYS, check_choice, check_code, check_key
 from qunflow.domain.gate import SEED_GATE_JSON, Gate, gate_from_json
 from qunflow.domain.routing import GroupSlot
-from qunflow.errors import Conflict, InvalidInput, NotFound
+from qunflow.errors import Conflict, InvalidInput, NotFound, PlatformError
 from qunflow.store.eventlog import utcnow
 from qunflow.store.tables import campaigns, channels, entry_points, gates, groups, members
 from qunflow.workspace import Workspace
@@ -38,11 +38,18 @@ def _insert(ws: Workspace, table: Any, what: str, **values: Any) -> int:
         raise Conflict(f"{what} exists already") from exc
 
 
-def _id_of(conn: Connection, table: Any, key: str, what: str) -> int:
-    found = conn.execute(select(table.c.id).where(table.c.key == key)).scalar()
+def _id_of(conn: Connection, table: Any, key: str, what: str, *, open_only: bool = False) -> int:
+    """The row id of a key; with open_only, an archived record is refused (nothing new may point at it)."""
+    found = conn.execute(select(table.c.id, *_archived(table)).where(table.c.key == key)).first()
     if found is None:
         raise NotFound(f"no {what} {key!r}")
-    return int(found)
+    if open_only and len(found) > 1 and found[1] is not None:
+        raise InvalidInput(f"{what} {key!r} is archived: choose an open one")
+    return int(found[0])
+
+
+def _archived(table: Any) -> list[Any]:
+    return [table.c.archived_at] if "archived_at" in table.c else []
 
 
 def add_channel(ws: Workspace, key: str, kind: str, name: str | None = None) -> int:
@@ -54,7 +61,7 @@ def add_channel(ws: Workspace, key: str, kind: str, name: str | None = None) -> 
 def add_campaign(ws: Workspace, key: str, channel: str, name: str | None = None) -> int:
     check_key("campaign", key)
     with ws.engine.connect() as conn:
-        channel_id = _id_of(conn, channels, channel, "channel")
+        channel_id = _id_of(conn, channels, channel, "channel", open_only=True)
     return _insert(ws, campaigns, f"campaign {key!r}", key=key, channel_id=channel_id, name=name or key)
 
 
@@ -114,9 +121,9 @@ def add_entry_point(ws: Workspace, code: str, channel: str, *, target_tier: str 
     if bad:
         raise InvalidInput(f"unknown UTM parameter(s): {', '.join(sorted(bad))}")
     with ws.engine.connect() as conn:
-        values: dict[str, Any] = {"channel_id": _id_of(conn, channels, channel, "channel")}
+        values: dict[str, Any] = {"channel_id": _id_of(conn, channels, channel, "channel", open_only=True)}
         values["gate_id"] = _id_of(conn, gates, gate, "gate") if gate else None
-        values["campaign_id"] = _id_of(conn, campaigns, campaign, "campaign") if campaign else None
+        values["campaign_id"] = _id_of(conn, campaigns, campaign, "campaign", open_only=True) if campaign else None
     utm = {"utm_source": channel, **utm}
     return _insert(ws, entry_points, f"entry point {code!r}", code=code, name=name or code,
                    target_tier=target_tier, platform=platform, utm=utm, **values)
@@ -134,9 +141,19 @@ class EntryInfo:
     platform: str
     utm: dict[str, str]
     gate: Gate | None
+    archived: bool = False
 
 
-def entry_info(conn: Connection, code: str) -> EntryInfo:
+class EntryClosed(NotFound):
+    """The entry point was archived: its landing page says it is closed (410), joins already on their way still
+    count."""
+
+    http_status = 410
+
+
+def entry_info(conn: Connection, code: str, *, archived_ok: bool = False) -> EntryInfo:
+    """An entry point by its code. An archived one raises EntryClosed unless archived_ok (a join on its
+    invite link that was handed out before it closed)."""
     query = (select(entry_points, channels.c.key.label("channel_key"), channels.c.kind.label("kind"),
                     campaigns.c.key.label("campaign_key"), gates.c.key.label("gate_key"),
                     gates.c.definition)
@@ -147,9 +164,11 @@ def entry_info(conn: Connection, code: str) -> EntryInfo:
     row = conn.execute(query).first()
     if row is None:
         raise NotFound(f"no entry point {code!r}")
+    if row.archived_at is not None and not archived_ok:
+        raise EntryClosed(f"entry point {code!r} is closed (archived)")
     gate = gate_from_json(row.gate_key, row.definition) if row.gate_key else None
     return EntryInfo(row.id, row.code, row.name, row.channel_key, row.kind, row.campaign_key,
-                     row.target_tier, row.platform, dict(row.utm or {}), gate)
+                     row.target_tier, row.platform, dict(row.utm or {}), gate, row.archived_at is not None)
 
 
 def group_slots(conn: Connection, now: datetime, platform: str | None = None) -> list[GroupSlot]:
@@ -173,19 +192,238 @@ def group_slots(conn: Connection, now: datetime, platform: str | None = None) ->
             for r in conn.execute(query)]
 
 
-def list_entry_points(ws: Workspace) -> list[dict[str, Any]]:
+def list_entry_points(ws: Workspace, *, include_archived: bool = False) -> list[dict[str, Any]]:
+    """Entry points with their channel, campaign, gate, tier and UTM defaults; open ones unless include_archived."""
     query = (select(entry_points.c.code, entry_points.c.name, channels.c.key.label("channel"),
-                    entry_points.c.target_tier, gates.c.key.label("gate"), entry_points.c.platform)
+                    campaigns.c.key.label("campaign"), entry_points.c.target_tier, gates.c.key.label("gate"),
+                    entry_points.c.platform, entry_points.c.utm, entry_points.c.archived_at)
              .join(channels, channels.c.id == entry_points.c.channel_id)
+             .outerjoin(campaigns, campaigns.c.id == entry_points.c.campaign_id)
              .outerjoin(gates, gates.c.id == entry_points.c.gate_id).order_by(entry_points.c.code))
+    if not include_archived:
+        query = query.where(entry_points.c.archived_at.is_(None))
     with ws.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+        return [{**r._mapping, "utm": dict(r.utm or {}), "archived": r.archived_at is not None}
+                for r in conn.execute(query)]
 
 
-def list_groups(ws: Workspace) -> list[dict[str, Any]]:
+def list_groups(ws: Workspace, *, include_archived: bool = True) -> list[dict[str, Any]]:
+    """Groups by tier with members and room; archived ones too unless include_archived is False (their members
+    still count in the numbers)."""
+    query = select(groups).order_by(groups.c.tier, groups.c.id)
+    if not include_archived:
+        query = query.where(groups.c.archived_at.is_(None))
     with ws.engine.connect() as conn:
         slots = {s.id: s for s in group_slots(conn, ws.clock())}
-        rows = conn.execute(select(groups).order_by(groups.c.tier, groups.c.id)).all()
-    return [{"key": r.key, "name": r.name, "platform": r.platform, "tier": r.tier,
+        rows = conn.execute(query).all()
+    return [{"key": r.key, "name": r.name, "platform": r.platform, "tier": r.tier, "external_id": r.external_id,
              "capacity": r.capacity, "members": r.member_count, "room": slots[r.id].room,
-             "active": r.active} for r in rows]
+             "active": r.active, "archived": r.archived_at is not None} for r in rows]
+
+
+def list_channels(ws: Workspace, *, include_archived: bool = False) -> list[dict[str, Any]]:
+    """Channels with how many open campaigns and entry points each has."""
+    open_entries = (select(entry_points.c.channel_id, func.count().label("n"))
+                    .where(entry_points.c.archived_at.is_(None)).group_by(entry_points.c.channel_id).subquery())
+    open_campaigns = (select(campaigns.c.channel_id, func.count().label("n"))
+                      .where(campaigns.c.archived_at.is_(None)).group_by(campaigns.c.channel_id).subquery())
+    query = (select(channels.c.key, channels.c.name, channels.c.kind, channels.c.archived_at,
+                    func.coalesce(open_entries.c.n, 0).label("entry_points"),
+                    func.coalesce(open_campaigns.c.n, 0).label("campaigns"))
+             .outerjoin(open_entries, open_entries.c.channel_id == channels.c.id)
+             .outerjoin(open_campaigns, open_campaigns.c.channel_id == channels.c.id).order_by(channels.c.key))
+    if not include_archived:
+        query = query.where(channels.c.archived_at.is_(None))
+    with ws.engine.connect() as conn:
+        return [{"key": r.key, "name": r.name, "kind": r.kind, "campaigns": int(r.campaigns),
+                 "entry_points": int(r.entry_points), "archived": r.archived_at is not None}
+                for r in conn.execute(query)]
+
+
+def list_campaigns(ws: Workspace, *, include_archived: bool = False) -> list[dict[str, Any]]:
+    """Campaigns with their channel."""
+    query = (select(campaigns.c.key, campaigns.c.name, channels.c.key.label("channel"), campaigns.c.archived_at)
+             .join(channels, channels.c.id == campaigns.c.channel_id).order_by(campaigns.c.key))
+    if not include_archived:
+        query = query.where(campaigns.c.archived_at.is_(None))
+    with ws.engine.connect() as conn:
+        return [{"key": r.key, "name": r.name, "channel": r.channel, "archived": r.archived_at is not None}
+                for r in conn.execute(query)]
+
+
+def list_gates(ws: Workspace) -> list[str]:
+    with ws.engine.connect() as conn:
+        return list(conn.execute(select(gates.c.key).order_by(gates.c.key)).scalars())
+
+
+# --- edit and archive: records are archived, never deleted, so events keep their references -------------------
+
+def _open_row(conn: Connection, table: Any, column: Any, key: str, what: str) -> Any:
+    row = conn.execute(select(table).where(column == key)).first()
+    if row is None:
+        raise NotFound(f"no {what} {key!r}")
+    if row.archived_at is not None:
+        raise Conflict(f"{what} {key!r} is archived")
+    return row
+
+
+def _update(ws: Workspace, table: Any, row_id: int, values: dict[str, Any]) -> None:
+    if values:
+        with ws.engine.begin() as conn:
+            conn.execute(update(table).where(table.c.id == row_id).values(**values))
+
+
+def _name(name: str | None) -> dict[str, Any]:
+    if name is None:
+        return {}
+    if not name.strip() or len(name) > 200:
+        raise InvalidInput("a name must have 1 to 200 characters")
+    return {"name": name.strip()}
+
+
+def edit_channel(ws: Workspace, key: str, *, name: str | None = None, kind: str | None = None) -> None:
+    """Rename a channel or change its kind (its key, which events carry, stays)."""
+    values = _name(name)
+    if kind is not None:
+        check_choice("channel kind", kind, CHANNEL_KINDS)
+        values["kind"] = kind
+    with ws.engine.connect() as conn:
+        row = _open_row(conn, channels, channels.c.key, key, "channel")
+    _update(ws, channels, row.id, values)
+
+
+def edit_campaign(ws: Workspace, key: str, *, name: str | None = None) -> None:
+    """Rename a campaign (its key and channel, which events carry, stay)."""
+    with ws.engine.connect() as conn:
+        row = _open_row(conn, campaigns, campaigns.c.key, key, "campaign")
+    _update(ws, campaigns, row.id, _name(name))
+
+
+def edit_group(ws: Workspace, key: str, *, name: str | None = None, capacity: int | None = None,
+               tier: str | None = None) -> None:
+    """Change a group's name, capacity or tier. A capacity under its member count leaves it full, not emptied."""
+    values = _name(name)
+    with ws.engine.connect() as conn:
+        row = _open_row(conn, groups, groups.c.key, key, "group")
+    if tier is not None:
+        check_choice("tier", tier, TIERS)
+        values["tier"] = tier
+    if capacity is not None:
+        if not 1 <= capacity <= 100_000:
+            raise InvalidInput("capacity must be between 1 and 100000")
+        most = connected(ws, row.platform).capabilities.group_capacity_max
+        if most is not None and capacity > most:
+            raise InvalidInput(f"a {row.platform} group holds at most {most} members: use --capacity {most} or less")
+        values["capacity"] = capacity
+    _update(ws, groups, row.id, values)
+
+
+UNSET = ""  # for edit_entry_point's campaign and gate: remove it
+
+
+def edit_entry_point(ws: Workspace, code: str, *, name: str | None = None, channel: str | None = None,
+                     campaign: str | None = None, gate: str | None = None, target_tier: str | None = None,
+                     utm: dict[str, str] | None = None) -> None:
+    """Change an entry point: None leaves a field as it is; campaign or gate UNSET ("") removes it; utm entries
+    are merged into the defaults, an empty value removes one. Its code (the invite code on every printed QR)
+    stays. Landing copy is edited with the entry point's landing settings, not here."""
+    values = _name(name)
+    if target_tier is not None:
+        check_choice("tier", target_tier, TIERS)
+        values["target_tier"] = target_tier
+    with ws.engine.connect() as conn:
+        row = _open_row(conn, entry_points, entry_points.c.code, code, "entry point")
+        if channel is not None:
+            values["channel_id"] = _id_of(conn, channels, channel, "channel", open_only=True)
+        if campaign is not None:
+            values["campaign_id"] = _id_of(conn, campaigns, campaign, "campaign", open_only=True) if campaign else None
+        if gate is not None:
+            values["gate_id"] = _id_of(conn, gates, gate, "gate") if gate else None
+    utm = dict(utm or {})
+    bad = set(utm) - set(UTM_KEYS)
+    if bad:
+        raise InvalidInput(f"unknown UTM parameter(s): {', '.join(sorted(bad))} (known: {', '.join(UTM_KEYS)})")
+    if channel is not None and "utm_source" not in utm:  # the default source follows the channel it named
+        with ws.engine.connect() as conn:
+            old = conn.execute(select(channels.c.key).where(channels.c.id == row.channel_id)).scalar()
+        if (row.utm or {}).get("utm_source") == old:
+            utm["utm_source"] = channel
+    if utm:
+        merged = {**dict(row.utm or {}), **{k: v[:200] for k, v in utm.items()}}
+        values["utm"] = {k: v for k, v in merged.items() if v}
+    _update(ws, entry_points, row.id, values)
+
+
+def archive_entry_point(ws: Workspace, code: str) -> None:
+    """Close an entry point: its landing page answers 410 "closed"; joins on links already handed out count."""
+    with ws.engine.connect() as conn:
+        row = _open_row(conn, entry_points, entry_points.c.code, code, "entry point")
+    _update(ws, entry_points, row.id, {"archived_at": utcnow()})
+
+
+def archive_group(ws: Workspace, key: str) -> int:
+    """Retire a group: the live code sends nobody new to it, and its open invite links are revoked (as when it
+    fills); its members and their history stay. Returns the number of links revoked."""
+    from qunflow.services.invites import revoke_full
+
+    with ws.engine.connect() as conn:
+        row = _open_row(conn, groups, groups.c.key, key, "group")
+    _update(ws, groups, row.id, {"archived_at": utcnow(), "active": False})
+    try:
+        return revoke_full(ws, row.id)
+    except PlatformError as exc:  # archived all the same: the live code no longer offers it
+        raise PlatformError(f"group {key!r} is archived, but the platform refused to revoke its invite links "
+                            f"({exc}): revoke them in the platform's own app") from exc
+
+
+def _open_entry_codes(conn: Connection, column: Any, row_id: int) -> list[str]:
+    return list(conn.execute(select(entry_points.c.code).where(column == row_id, entry_points.c.archived_at.is_(None))
+                             .order_by(entry_points.c.code)).scalars())
+
+
+def archive_campaign(ws: Workspace, key: str) -> None:
+    """Archive a campaign; refused while open entry points still carry it."""
+    with ws.engine.connect() as conn:
+        row = _open_row(conn, campaigns, campaigns.c.key, key, "campaign")
+        still = _open_entry_codes(conn, entry_points.c.campaign_id, row.id)
+    if still:
+        raise Conflict(f"campaign {key!r} still has open entry points ({', '.join(still)}): archive them or move "
+                       "them to another campaign first")
+    _update(ws, campaigns, row.id, {"archived_at": utcnow()})
+
+
+def archive_channel(ws: Workspace, key: str) -> None:
+    """Archive a channel; refused while it has open entry points or campaigns."""
+    with ws.engine.connect() as conn:
+        row = _open_row(conn, channels, channels.c.key, key, "channel")
+        still = _open_entry_codes(conn, entry_points.c.channel_id, row.id)
+        still_campaigns = list(conn.execute(select(campaigns.c.key).where(
+            campaigns.c.channel_id == row.id, campaigns.c.archived_at.is_(None)).order_by(campaigns.c.key)).scalars())
+    if still or still_campaigns:
+        parts = ([f"entry points {', '.join(still)}"] if still else []) + \
+            ([f"campaigns {', '.join(still_campaigns)}"] if still_campaigns else [])
+        raise Conflict(f"channel {key!r} still has open {' and '.join(parts)}: archive them first")
+    _update(ws, channels, row.id, {"archived_at": utcnow()})
+
+
+def restore(ws: Workspace, kind: str, key: str) -> None:
+    """Undo an archive (kind: channel, campaign, entry or group); refused while what it hangs on stays archived."""
+    tables = {"channel": (channels, channels.c.key), "campaign": (campaigns, campaigns.c.key),
+              "entry": (entry_points, entry_points.c.code), "group": (groups, groups.c.key)}
+    if kind not in tables:
+        raise InvalidInput(f"unknown set-up record {kind!r} (channel, campaign, entry, group)")
+    table, column = tables[kind]
+    with ws.engine.connect() as conn:
+        row = conn.execute(select(table).where(column == key)).first()
+        if row is None:
+            raise NotFound(f"no {kind} {key!r}")
+        if row.archived_at is None:
+            raise Conflict(f"{kind} {key!r} is not archived")
+        parents = [(channels, row.channel_id, "channel")] if kind in ("campaign", "entry") else []
+        if kind == "entry" and row.campaign_id is not None:
+            parents.append((campaigns, row.campaign_id, "campaign"))
+        for parent, parent_id, what in parents:
+            found = conn.execute(select(parent.c.key, parent.c.archived_at).where(parent.c.id == parent_id)).one()
+            if found.archived_at is not None:
+                raise Conflict(f"its {what} {found.key!r} is archived: restore that first")
+    _update(ws, table, row.id, {"archived_at": None, **({"active": True} if kind == "group" else {})})

@@ -303,7 +303,7 @@ def _record_join(conn: Connection, item: Any, member: Any, group: Any, resolved:
                  staff: str | None = None) -> None:
     entry = None
     if member.entry_point_id:
-        entry = entry_info(conn, conn.execute(select(entry_points.c.code).where(
+        entry = entry_info(conn, archived_ok=True, code=conn.execute(select(entry_points.c.code).where(
             entry_points.c.id == member.entry_point_id)).scalar_one())
     where = group.external_id if group is not None else f"contact:{staff}"
     attribution = resolved.attribution

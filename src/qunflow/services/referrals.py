@@ -71,12 +71,13 @@ def default_entry(ws: Workspace, conn: Connection, member_id: str) -> str:
     if setting and _entry_exists(conn, setting):
         return setting
     own = conn.execute(select(entry_points.c.code).join(members, members.c.entry_point_id == entry_points.c.id)
-                       .where(members.c.id == member_id)).scalar()
+                       .where(members.c.id == member_id, entry_points.c.archived_at.is_(None))).scalar()
     if own is not None:
         return str(own)
     referral_channel = conn.execute(
         select(entry_points.c.code).join(channels, channels.c.id == entry_points.c.channel_id)
-        .where(channels.c.kind == "referral").order_by(entry_points.c.id).limit(1)).scalar()
+        .where(channels.c.kind == "referral", entry_points.c.archived_at.is_(None))
+        .order_by(entry_points.c.id).limit(1)).scalar()
     if referral_channel is not None:
         return str(referral_channel)
     raise NotFound("referral links need an entry point to land on: set `referral_entry` in qunflow.toml "

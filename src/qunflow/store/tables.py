@@ -39,6 +39,7 @@ channels = Table(
     Column("name", String(200), nullable=False),
     Column("kind", String(16), nullable=False),  # ad, content, website, offline, referral
     Column("created_at", DateTime, nullable=False),
+    Column("archived_at", DateTime),  # archived, never deleted: events keep their references
 )
 
 campaigns = Table(
@@ -48,6 +49,7 @@ campaigns = Table(
     Column("name", String(200), nullable=False),
     Column("channel_id", ForeignKey("channels.id"), nullable=False),
     Column("created_at", DateTime, nullable=False),
+    Column("archived_at", DateTime),  # archived, never deleted: events keep their references
 )
 
 gates = Table(
@@ -71,6 +73,7 @@ entry_points = Table(
     Column("platform", String(32), nullable=False),
     Column("utm", JSON, nullable=False),  # default utm_* parameters
     Column("created_at", DateTime, nullable=False),
+    Column("archived_at", DateTime),  # archived, never deleted: events keep their references
 )
 
 groups = Table(
@@ -85,6 +88,7 @@ groups = Table(
     Column("member_count", Integer, nullable=False, default=0),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", DateTime, nullable=False),
+    Column("archived_at", DateTime),  # archived, never deleted: events keep their references
     UniqueConstraint("platform", "external_id", name="uq_groups_platform_external"),
 )
 

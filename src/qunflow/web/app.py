@@ -116,7 +116,8 @@ def console_routers() -> list[APIRouter]:
         console_members,
         console_rewards,
         console_sends,
+        console_setup,
     )
 
     return [console.router, console_automation.router, console_rewards.router, console_members.router,
-            console_meetups.router, console_admin.router, console_sends.router]
+            console_meetups.router, console_admin.router, console_sends.router, console_setup.router]

@@ -51,6 +51,7 @@ CONSOLE_PAGES: tuple[tuple[str, str, bool], ...] = (
     ("/console/playbooks", "automation:manage", False),
     ("/console/meetups", "automation:manage", False),
     ("/console/sandbox", "config:write", False),
+    ("/console/setup", "config:write", False),
     ("/console/audit", "audit:read", False),
 )
 OWNERS_ONLY = ("users:manage", False)

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from qunflow.domain.gate import CONSENT_TEXT_VERSION, GateErrors
 from qunflow.errors import NotFound
-from qunflow.services.catalog import EntryInfo, entry_info
+from qunflow.services.catalog import EntryClosed, EntryInfo, entry_info
 from qunflow.services.fraud import RawSignals
 from qunflow.services.gate_guard import new_challenge
 from qunflow.services.inbound import receive
@@ -109,6 +109,8 @@ def _landing(code: str, request: Request) -> Response:
     vid, new = visitor_id(request)
     try:
         entry = record_landing(ws, code, vid, dict(request.query_params), referrer_of(request))
+    except EntryClosed:
+        return _closed_page(request)
     except NotFound:
         return message_page(request, "not_found", status_code=404)
     if entry.gate is None:  # no gate: the entry point's own tracked link, straight away
@@ -116,9 +118,16 @@ def _landing(code: str, request: Request) -> Response:
     return _set_visitor(_gate_page(request, entry), vid, new)  # the device cookie waits for the gate's consent
 
 
+def _closed_page(request: Request) -> Response:
+    """An archived entry point: 410, and words saying it is closed (not that it never existed)."""
+    return message_page(request, "entry_closed_title", "entry_closed_body", status_code=410)
+
+
 def _entry_link_page(request: Request, code: str) -> Response:
     try:
         entry, group, link = entry_invite(workspace_of(request), code)
+    except EntryClosed:
+        return _closed_page(request)
     except NoRoom:
         return message_page(request, "full_title", "full_body", status_code=409)
     qr = base64.b64encode(qr_image(link.qr_url or link.url, "svg")).decode()
@@ -139,6 +148,8 @@ async def gate_submit(code: str, request: Request) -> Response:
     def challenge_page() -> Response:
         try:
             return _gate_page(request, entry(), 403, form, challenge_failed=True)
+        except EntryClosed:
+            return _closed_page(request)
         except NotFound:
             return message_page(request, "not_found", status_code=404)
 
@@ -148,6 +159,8 @@ async def gate_submit(code: str, request: Request) -> Response:
     try:
         ticket = await run_in_threadpool(submit_gate, ws, code, vid, form, locale=lang_of(request), referrer_id=ref,
                                          signals=join_signals_of(request, form, ws.settings))
+    except EntryClosed:
+        return _closed_page(request)
     except NotFound:
         return message_page(request, "not_found", status_code=404)
     except GateErrors as exc:
