@@ -12,6 +12,7 @@ from rich.table import Table
 from qunflow.cli.common import WorkspaceOption, console, fail, workspace
 from qunflow.errors import Conflict
 from qunflow.services import catalog
+from qunflow.workspace import Workspace
 
 channel_app = typer.Typer(help="Channels: where traffic comes from (ad, content, website, offline, referral).",
                           no_args_is_help=True)
@@ -45,9 +46,15 @@ def group_add(key: str, tier: Annotated[str, typer.Option(help="newbie, interest
               external_id: Annotated[str | None, typer.Option(help="The platform's chat id.")] = None,
               name: Annotated[str | None, typer.Option()] = None, workspace_dir: WorkspaceOption = None) -> None:
     """Add a group (on the sandbox, the chat is created for you)."""
-    catalog.add_group(workspace(workspace_dir), key, tier, capacity, platform=platform,
-                      external_id=external_id, name=name)
+    from qunflow.services.waitlist import offer_seats
+
+    ws = workspace(workspace_dir)
+    catalog.add_group(ws, key, tier, capacity, platform=platform, external_id=external_id, name=name)
     console.print(f"group {key} added")
+    invited = offer_seats(ws)  # seats for people on the waitlist
+    if invited:
+        console.print(f"{invited} people on the waitlist invited")
+    _warn_tiers_without_groups(ws)
 
 
 @group_app.command("list")
@@ -67,12 +74,32 @@ def entry_add(code: str, channel: Annotated[str, typer.Option(help="Channel key.
               platform: Annotated[str, typer.Option()] = "sandbox",
               workspace_dir: WorkspaceOption = None) -> None:
     """Add an entry point (landing page /j/CODE)."""
+    from qunflow.services.gates import ensure_seed
+
     ws = workspace(workspace_dir)
     if gate == "seed":
-        with contextlib.suppress(Conflict):  # the built-in gate is created on first use
-            catalog.add_gate(ws, "seed")
+        with contextlib.suppress(Conflict):  # the shipped gate document is applied on first use
+            ensure_seed(ws)
     catalog.add_entry_point(ws, code, channel, target_tier=tier, gate=gate, campaign=campaign, platform=platform)
     console.print(f"entry point {code}: {ws.settings.public_url.rstrip('/')}/j/{code}")
+    _warn_tiers_without_groups(ws, code)
+
+
+def _warn_tiers_without_groups(ws: Workspace, only: str | None = None) -> None:
+    """Warn (on stderr) when an entry point's gate can route to a tier with no group: such passes fall back
+    along `tier_fallback` or wait on the waitlist (docs/gate.md)."""
+    from qunflow.cli.common import err_console
+    from qunflow.services.gates import tiers_without_groups
+
+    for e in catalog.list_entry_points(ws):
+        if only is not None and e["code"] != only:
+            continue
+        empty = tiers_without_groups(ws, e["gate"], e["target_tier"])
+        if empty:
+            err_console.print(f"warning: entry point {e['code']} can route to tier(s) with no group: "
+                              f"{', '.join(empty)}; those passes fall back along tier_fallback "
+                              f"({' -> '.join(ws.settings.tier_fallback)}) or wait on the waitlist. "
+                              f"Add a group with `qunflow group add KEY --tier {empty[0]}`.", highlight=False)
 
 
 @entry_app.command("list")
