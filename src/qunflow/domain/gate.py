@@ -213,11 +213,12 @@ def check_gate(gate: Gate) -> list[str]:
         where = f"routes[{i}]"
         if r.tier not in TIERS:
             problems.append(f"{where}: tier {r.tier!r} is not one of {', '.join(TIERS)}")
-        for q, allowed in r.answers.items():
-            if q not in options:
-                problems.append(f"{where}: no question {q!r}")
+        for name, allowed in r.answers.items():
+            if name not in options:
+                problems.append(f"{where}: no question {name!r}")
             else:
-                problems += [f"{where}: question {q!r} has no option {a!r}" for a in allowed if a not in options[q]]
+                problems += [f"{where}: question {name!r} has no option {a!r}" for a in allowed
+                             if a not in options[name]]
         problems += [f"{where}: min_points names unknown tier {t!r}" for t in r.min_points if t not in TIERS]
         if r.buyer is not None and gate.first_order is None:
             problems.append(f"{where}: `buyer` needs the first_order option")

@@ -101,9 +101,11 @@ class GateDoc(Strict):
         return Gate(
             self.key,
             tuple(ProfileField(f.key, _lang(f.label), f.required, f.max_length) for f in self.fields),
-            tuple(Question(q.key, _lang(q.text), tuple(Option(o.key, _lang(o.label), dict(o.points))
-                                                       for o in q.options)) for q in self.questions),
-            tuple(Route(r.tier, {q: tuple(a) for q, a in r.answers.items()}, dict(r.min_points), r.buyer)
+            tuple(Question(q.key, _lang(q.text),
+                           tuple(Option(o.key, _lang(o.label), {str(t): p for t, p in o.points.items()})
+                                 for o in q.options)) for q in self.questions),
+            tuple(Route(r.tier, {q: tuple(a) for q, a in r.answers.items()},
+                        {str(t): n for t, n in r.min_points.items()}, r.buyer)
                   for r in self.routes),
             None if self.first_order is None else FirstOrder(self.first_order.mode, _lang(self.first_order.label)))
 
@@ -191,7 +193,8 @@ def gate_yaml(gate: Gate, title: dict[str, str] | None = None) -> str:
         for r in gate.routes:
             parts = [f"tier: {r.tier}"]
             if r.answers:
-                parts.append("answers: {" + ", ".join(f"{q}: [{', '.join(_quote(x) for x in a)}]" for q, a in r.answers.items()) + "}")
+                answers = (f"{q}: [{', '.join(_quote(x) for x in a)}]" for q, a in r.answers.items())
+                parts.append("answers: {" + ", ".join(answers) + "}")
             if r.min_points:
                 parts.append("min_points: {" + ", ".join(f"{t}: {n}" for t, n in r.min_points.items()) + "}")
             if r.buyer is not None:

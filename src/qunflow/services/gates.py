@@ -149,7 +149,8 @@ def list_gates(ws: Workspace) -> list[dict[str, Any]]:
     with ws.engine.connect() as conn:
         rows = conn.execute(select(gates).order_by(gates.c.key)).all()
         used: dict[int, int] = {}
-        for gate_id in conn.execute(select(entry_points.c.gate_id).where(entry_points.c.gate_id.is_not(None))).scalars():
+        for gate_id in conn.execute(select(entry_points.c.gate_id)
+                                    .where(entry_points.c.gate_id.is_not(None))).scalars():
             used[gate_id] = used.get(gate_id, 0) + 1
     out = []
     for r in rows:

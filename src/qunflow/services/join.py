@@ -22,17 +22,17 @@ from qunflow.domain.consent import MARKETING, PROFILE
 from qunflow.domain.entry import merge_utm
 from qunflow.domain.events import Event
 from qunflow.domain.gate import evaluate
-from qunflow.domain.routing import Placement, choose_group, place
+from qunflow.domain.routing import Placement, place
 from qunflow.engine.notifier import kick_staff_alerts, queue_staff_alert
-from qunflow.i18n import t
 from qunflow.errors import Conflict
+from qunflow.i18n import t
 from qunflow.services.catalog import EntryInfo, entry_info, group_slots
 from qunflow.services.fraud import RawSignals, hash_signals, record_join_signals
 from qunflow.services.gate_guard import coupon_eligible
 from qunflow.services.invites import invite_for, revoke_full
 from qunflow.services.privacy import seal
-from qunflow.store.consents import record_consent
 from qunflow.services.waitlist import add_to_waitlist, mark_joined, offer_seats, waitlist_link
+from qunflow.store.consents import record_consent
 from qunflow.store.db import insert_if_new
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import entry_points, events, groups, identities, inbox, members
@@ -166,13 +166,15 @@ def alert_no_room(ws: Workspace, conn: Connection, placement: Placement, code: s
 
 
 def entry_invite(ws: Workspace, code: str) -> tuple[EntryInfo, Any, Any]:
-    """A gate-less entry point's own link, into the first group of its tier with room: (entry, group, link).
+    """A gate-less entry point's own link, into the first group with room of its tier or, failing that, along the
+    fallback order: (entry, group, link).
     The join attributes to the entry point by its code; the welcome asks for consent."""
     with ws.engine.connect() as conn:
         entry = entry_info(conn, code)
-        group = choose_group(group_slots(conn, ws.clock(), entry.platform), entry.target_tier)
+        group = place(group_slots(conn, ws.clock(), entry.platform), entry.target_tier,
+                      ws.settings.tier_fallback).group
         if group is None:
-            raise NoRoom(f"every {entry.target_tier} group is full")
+            raise NoRoom(f"every {entry.target_tier} group is full, and every tier along tier_fallback")
         row = conn.execute(select(groups).where(groups.c.id == group.id)).one()
     return entry, row, invite_for(ws, row, entry.code, personal=False)
 

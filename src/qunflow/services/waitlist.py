@@ -88,7 +88,7 @@ def status_of(ws: Workspace, token: str) -> WaitlistStatus:
 
 def _slots(conn: Connection, now: Any) -> list[GroupSlot]:
     """Groups with their room, less the seats offered to invited waitlisters who have not joined yet."""
-    offered = dict(conn.execute(select(waitlist.c.group_id, func.count())
+    offered: dict[int, int] = dict(conn.execute(select(waitlist.c.group_id, func.count())
                                 .join(members, members.c.id == waitlist.c.member_id)
                                 .where(waitlist.c.status == "invited", members.c.joined_at.is_(None))
                                 .group_by(waitlist.c.group_id)).all())
