@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -172,41 +172,36 @@ def _text(text: dict[str, str]) -> str:
 
 
 def gate_yaml(gate: Gate, title: dict[str, str] | None = None) -> str:
-    """The document of a gate, as the console's form builder writes it (parse_gates reads it back)."""
-    lines = ["kind: gate", f"key: {gate.key}"]
+    """The document of a gate, as the console's form builder writes it (parse_gates reads it back). Every
+    name is written as a quoted string, so nothing typed into the form can change the document's shape."""
+    q_ = _quote
+    lines = ["kind: gate", f"key: {q_(gate.key)}"]
     if title:
         lines.append(f"title: {_text(title)}")
     if gate.fields:
         lines.append("fields:")
         for f in gate.fields:
-            lines.append(f"  - {{key: {f.key}, label: {_text(f.label)}, required: {str(f.required).lower()}, "
-                         f"max_length: {f.max_length}}}")
+            lines.append(f"  - {{key: {q_(f.key)}, label: {_text(f.label)}, required: {str(f.required).lower()}, "
+                         f"max_length: {int(f.max_length)}}}")
     if gate.questions:
         lines.append("questions:")
         for q in gate.questions:
-            lines += [f"  - key: {q.key}", f"    text: {_text(q.text)}", "    options:"]
+            lines += [f"  - key: {q_(q.key)}", f"    text: {_text(q.text)}", "    options:"]
             for o in q.options:
-                points = ", ".join(f"{t}: {p}" for t, p in o.points.items())
-                lines.append(f"      - {{key: {_quote(o.key)}, label: {_text(o.label)}, points: {{{points}}}}}")
+                points = ", ".join(f"{q_(t)}: {int(p)}" for t, p in o.points.items())
+                lines.append(f"      - {{key: {q_(o.key)}, label: {_text(o.label)}, points: {{{points}}}}}")
     if gate.routes:
         lines.append("routes:")
         for r in gate.routes:
-            parts = [f"tier: {r.tier}"]
+            parts = [f"tier: {q_(r.tier)}"]
             if r.answers:
-                answers = (f"{q}: [{', '.join(_quote(x) for x in a)}]" for q, a in r.answers.items())
+                answers = (f"{q_(q)}: [{', '.join(q_(x) for x in a)}]" for q, a in r.answers.items())
                 parts.append("answers: {" + ", ".join(answers) + "}")
             if r.min_points:
-                parts.append("min_points: {" + ", ".join(f"{t}: {n}" for t, n in r.min_points.items()) + "}")
+                parts.append("min_points: {" + ", ".join(f"{q_(t)}: {int(n)}" for t, n in r.min_points.items()) + "}")
             if r.buyer is not None:
-                parts.append(f"buyer: {str(r.buyer).lower()}")
+                parts.append(f"buyer: {str(bool(r.buyer)).lower()}")
             lines.append("  - {" + ", ".join(parts) + "}")
     if gate.first_order is not None:
-        lines.append(f"first_order: {{mode: {gate.first_order.mode}, label: {_text(gate.first_order.label)}}}")
+        lines.append(f"first_order: {{mode: {q_(gate.first_order.mode)}, label: {_text(gate.first_order.label)}}}")
     return "\n".join(lines) + "\n"
-
-
-def as_tree(gate: Gate) -> Any:
-    """Plain data of a gate for the console's form builder."""
-    from qunflow.domain.gate import gate_to_json
-
-    return gate_to_json(gate)

@@ -173,3 +173,21 @@ def tiers_without_groups(ws: Workspace, gate_key: str | None, target_tier: str) 
             if row is not None:
                 reach |= gate_from_json(gate_key, row.definition).tiers()
     return [t for t in TIERS if t in reach and t not in have]
+
+
+def version_history(ws: Workspace, key: str) -> list[dict[str, Any]]:
+    """Each stored version of a gate, newest first, with its unified diff against the version before it."""
+    import difflib
+
+    with ws.engine.connect() as conn:
+        rows = conn.execute(select(gate_versions).where(gate_versions.c.key == key)
+                            .order_by(gate_versions.c.version)).all()
+    out: list[dict[str, Any]] = []
+    previous = None
+    for row in rows:
+        diff = "" if previous is None else "".join(difflib.unified_diff(
+            previous.source.splitlines(keepends=True), row.source.splitlines(keepends=True),
+            f"{key} v{previous.version}", f"{key} v{row.version}"))
+        out.append({"version": row.version, "applied_at": row.applied_at, "file": row.file, "diff": diff})
+        previous = row
+    return out[::-1]

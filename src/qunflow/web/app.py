@@ -105,7 +105,7 @@ def create_app(workspace: Workspace) -> FastAPI:
 
 def console_routers() -> list[APIRouter]:
     """The routers of the console's pages: each is served only behind web.auth.console_access."""
-    from qunflow.web import console, console_admin, console_automation, console_members, console_rewards
+    from qunflow.web import console, console_admin, console_automation, console_gates, console_members, console_rewards
 
     return [console.router, console_automation.router, console_rewards.router, console_members.router,
-            console_admin.router]
+            console_gates.router, console_admin.router]

@@ -49,6 +49,8 @@ CONSOLE_PAGES: tuple[tuple[str, str, bool], ...] = (
     ("/console/automation", "automation:manage", False),
     ("/console/playbooks", "automation:manage", False),
     ("/console/sandbox", "config:write", False),
+    ("/console/gates", "config:write", False),
+    ("/console/texts", "config:write", False),
     ("/console/audit", "audit:read", False),
 )
 OWNERS_ONLY = ("users:manage", False)
