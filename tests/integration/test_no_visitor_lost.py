@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import pytest
@@ -122,8 +123,8 @@ def test_fallback_order_is_the_operators(tmp_path: Path) -> None:
     assert isinstance(Waitlisted("x", "m", "t", "l"), NoRoom)  # callers that catch NoRoom still do
 
 
-def test_waitlisted_person_leaves_a_contact_and_is_invited_when_a_seat_opens(workspace: Workspace) -> None:
-    ws = workspace
+def test_waitlisted_person_leaves_a_contact_and_is_invited_when_a_seat_opens(any_workspace: Workspace) -> None:
+    ws = any_workspace
     apply_playbooks(ws, [p for p in shipped_files() if p.name == "waitlist_invite.yaml"])
     catalog.add_channel(ws, "xhs", "content")
     catalog.add_gate(ws, "seed")
@@ -177,3 +178,47 @@ def test_adding_a_group_invites_the_waitlist(tmp_path: Path) -> None:
                                       "--workspace", str(ws.home)])
     assert result.exit_code == 0 and "1 people on the waitlist invited" in result.output
     assert status_of(ws, token_of(caught.value.link)).group == "core-2"
+
+
+def test_a_gate_stored_before_documents_gets_version_1_when_a_document_is_applied(workspace: Workspace) -> None:
+    from qunflow.services.gates import apply_gates, gate_view, seed_file
+
+    catalog.add_gate(workspace, "seed")  # as issue 11's workspaces stored it: JSON, no version
+    before = gate_view(workspace, "seed")
+    assert before.version is None and before.versions == [] and "kind: gate" in before.text
+    [change] = apply_gates(workspace, [seed_file()])
+    assert (change.status, change.version) == ("new", 1)
+    after = gate_view(workspace, "seed")
+    assert after.version == 1 and after.gate == before.gate
+
+
+def test_erasing_a_waitlisted_member_removes_them_from_the_waitlist(workspace: Workspace) -> None:
+    from qunflow.services.erasure import erase_member
+
+    ws = workspace
+    catalog.add_channel(ws, "xhs", "content")
+    catalog.add_gate(ws, "seed")
+    catalog.add_entry_point(ws, "note", "xhs", gate="seed")  # no group at all
+    with pytest.raises(Waitlisted) as caught:
+        submit_gate(ws, "note", "v1", {**PROFILE, "stage": "buying", "experience": "yes"})
+    leave_contact(ws, token_of(caught.value.link), "13800000000", agreed=True)
+    erase_member(ws, caught.value.member_id, "test")
+    with ws.engine.connect() as conn:
+        assert conn.execute(select(waitlist)).first() is None
+    assert offer_seats(ws) == 0
+
+
+def test_the_no_room_alert_reaches_the_staff_webhook_at_once(tmp_path: Path) -> None:
+    from tests.webhook import Webhook
+
+    ws = readme_set_up(tmp_path)
+    with Webhook() as hook:
+        ws.settings = ws.settings.model_copy(update={"staff_webhook": hook.url})
+        submit_gate(ws, "xhs-note-7", "v1", {**PROFILE, "stage": "browsing", "experience": "no"})
+        deadline = time.monotonic() + 5
+        while not hook.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+    [post] = hook.received
+    assert (post["kind"], post["tier"], post["placed_tier"], post["entry_point"]) == (
+        "no_room", "broadcast", "newbie", "xhs-note-7")
+    assert "Li Lei" not in post["text"]
