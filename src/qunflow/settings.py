@@ -397,7 +397,10 @@ def write_settings_file(home: Path, timezone: str = "Asia/Shanghai") -> Path:
             'subscribe_keywords = ["订阅", "SUBSCRIBE"]\n'
             "# Behind a reverse proxy, its address(es), so X-Forwarded-For names each client; gate limits\n"
             "# per IP and device, the challenge and the coupon cap: [qunflow.gate], see docs/gate.md.\n"
-            "trusted_proxies = []\n",
+            "trusted_proxies = []\n"
+            "# A gate pass whose tier has no group with room tries the tiers after it, then those before it;\n"
+            "# failing all, the waitlist (docs/gate.md). The default:\n"
+            '# tier_fallback = ["core", "interest", "newbie", "broadcast"]\n',
             encoding="utf-8",
         )
     secret = home / SECRET_FILE
