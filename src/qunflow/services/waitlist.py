@@ -102,7 +102,9 @@ def offer_seats(ws: Workspace, limit: int = 200) -> int:
     order = ws.settings.tier_fallback
     invited = 0
     with ws.engine.begin() as conn:
-        waiting = conn.execute(select(waitlist.c.id, waitlist.c.member_id, waitlist.c.tier, waitlist.c.entry_point_id)
+        waiting = conn.execute(select(waitlist.c.id, waitlist.c.member_id, waitlist.c.tier, waitlist.c.entry_point_id,
+                                      entry_points.c.code, entry_points.c.platform)
+                               .outerjoin(entry_points, entry_points.c.id == waitlist.c.entry_point_id)
                                .where(waitlist.c.status == "waiting").order_by(waitlist.c.created_at, waitlist.c.id)
                                .limit(limit)).all()
         if not waiting:
@@ -110,8 +112,10 @@ def offer_seats(ws: Workspace, limit: int = 200) -> int:
         if conn.dialect.name == "postgresql":  # the same seat is not offered twice by two processes
             conn.execute(select(groups.c.id).with_for_update())
         slots = _slots(conn, now)
-        for row in waiting:
-            placement = place(slots, row.tier, order)
+        platforms = dict(conn.execute(select(groups.c.id, groups.c.platform)).all())
+        for row in waiting:  # a group on the platform of the entry point they came through
+            mine = [s for s in slots if row.platform is None or platforms.get(s.id) == row.platform]
+            placement = place(mine, row.tier, order)
             if placement.group is None:
                 continue
             group = placement.group
@@ -120,9 +124,8 @@ def offer_seats(ws: Workspace, limit: int = 200) -> int:
                          .values(group_id=group.id, tier=placement.tier, join_ticket=ticket))
             conn.execute(update(waitlist).where(waitlist.c.id == row.id)
                          .values(status="invited", group_id=group.id, invited_at=now))
-            code = conn.execute(select(entry_points.c.code).where(entry_points.c.id == row.entry_point_id)).scalar()
             append_events(conn, [Event(event_id=f"wl-{row.member_id}", type="tag_added", ts=now.replace(tzinfo=UTC),
-                                       member_id=row.member_id, entry_point=code, group=group.key,
+                                       member_id=row.member_id, entry_point=row.code, group=group.key,
                                        properties={"tag": INVITED_TAG, "tier": placement.tier})])
             slots = [GroupSlot(s.id, s.key, s.tier, s.capacity, s.occupied + (s.id == group.id), s.active, s.pending)
                      for s in slots]
