@@ -222,3 +222,20 @@ def test_the_no_room_alert_reaches_the_staff_webhook_at_once(tmp_path: Path) -> 
     assert (post["kind"], post["tier"], post["placed_tier"], post["entry_point"]) == (
         "no_room", "broadcast", "newbie", "xhs-note-7")
     assert "Li Lei" not in post["text"]
+
+
+def test_a_gateless_entry_point_falls_back_too_and_alerts(workspace: Workspace) -> None:
+    from qunflow.services.join import entry_invite
+
+    ws = workspace
+    catalog.add_channel(ws, "ads", "ad")
+    catalog.add_group(ws, "newbie-1", "newbie", 5)
+    catalog.add_entry_point(ws, "ads-1", "ads", target_tier="interest")  # no gate, no interest group
+    _entry, group, link = entry_invite(ws, "ads-1")
+    assert group.key == "newbie-1" and link.url
+    with ws.engine.connect() as conn:
+        [cause] = conn.execute(select(inbox.c.cause).where(inbox.c.kind == "alert")).scalars().all()
+    assert cause.startswith("no_room:interest:")
+    entry_invite(ws, "ads-1")  # once per tier and hour
+    with ws.engine.connect() as conn:
+        assert len(conn.execute(select(inbox.c.id)).all()) == 1

@@ -145,7 +145,7 @@ def order_on_record(conn: Connection, ref: str) -> bool:
                         .limit(1)).first() is not None
 
 
-def alert_no_room(ws: Workspace, conn: Connection, placement: Placement, code: str, member_id: str,
+def alert_no_room(ws: Workspace, conn: Connection, placement: Placement, code: str, member_id: str | None,
                   now: Any) -> bool:
     """The inbox alert (and staff webhook post) when a pass could not go to the tier its gate chose: once per
     tier and hour. It names the tier, where the pass went and the entry point; never the person's answers.
@@ -171,11 +171,16 @@ def entry_invite(ws: Workspace, code: str) -> tuple[EntryInfo, Any, Any]:
     The join attributes to the entry point by its code; the welcome asks for consent."""
     with ws.engine.connect() as conn:
         entry = entry_info(conn, code)
-        group = place(group_slots(conn, ws.clock(), entry.platform), entry.target_tier,
-                      ws.settings.tier_fallback).group
-        if group is None:
-            raise NoRoom(f"every {entry.target_tier} group is full, and every tier along tier_fallback")
-        row = conn.execute(select(groups).where(groups.c.id == group.id)).one()
+        placement = place(group_slots(conn, ws.clock(), entry.platform), entry.target_tier, ws.settings.tier_fallback)
+        group = placement.group
+        row = conn.execute(select(groups).where(groups.c.id == group.id)).one() if group else None
+    if placement.fell_back:
+        with ws.engine.begin() as conn:
+            alerted = alert_no_room(ws, conn, placement, entry.code, None, ws.clock())
+        if alerted:
+            kick_staff_alerts(ws)
+    if group is None or row is None:
+        raise NoRoom(f"every {entry.target_tier} group is full, and every tier along tier_fallback")
     return entry, row, invite_for(ws, row, entry.code, personal=False)
 
 
