@@ -235,6 +235,31 @@ TEXTS.update({
     "fraud_disposable": {"en": "disposable identity", "zh": "一次性身份"},
 })
 
+# Gates, fallback and the waitlist, referral landings, page texts (issue 12).
+TEXTS.update({
+    "no_room_alert": {"en": "No room in tier {tier} (entry point {entry}): {went}. Add a group for {tier}.",
+                      "zh": "{tier} 层级没有空位(入口 {entry}):{went}。请为 {tier} 新建群。"},
+    "no_room_fallback": {"en": "sent to {tier} ({group}) instead", "zh": "已改送到 {tier}({group})"},
+    "no_room_waitlist": {"en": "every fallback tier is full too, the visitor is on the waitlist",
+                         "zh": "备选层级也已满,访客已进入候补名单"},
+    "waitlist_title": {"en": "You're on the waitlist", "zh": "你已进入候补名单"},
+    "waitlist_body": {"en": "Every group that fits you is full right now. You keep your place: a seat opens "
+                            "soon, and this page then shows your invitation. Keep its address.",
+                      "zh": "适合你的群暂时都满了。你的候补位置已保留:有空位时本页会显示你的入群邀请,请保存本页地址。"},
+    "waitlist_contact": {"en": "Your contact (phone, WeChat ID or e-mail), so we can tell you",
+                         "zh": "你的联系方式(手机号、微信号或邮箱),有空位时通知你"},
+    "waitlist_consent": {"en": "I agree that you keep this contact only to tell me when a seat opens; "
+                               "it is deleted when I join or ask.",
+                         "zh": "我同意你们仅为通知空位保存此联系方式,入群或我要求时即删除。"},
+    "waitlist_saved": {"en": "Thank you: we'll contact you when a seat opens.",
+                       "zh": "已保存:有空位时我们会联系你。"},
+    "waitlist_invited": {"en": "A seat opened for you", "zh": "有空位了,欢迎入群"},
+    "waitlist_save": {"en": "Save my contact", "zh": "保存联系方式"},
+    "referral_invited_by": {"en": "{name} invited you", "zh": "{name} 邀请你加入"},
+    "referral_reward": {"en": "Join now and get: {reward}", "zh": "现在加入可得:{reward}"},
+    "referral_someone": {"en": "A friend", "zh": "你的朋友"},
+})
+
 
 # The outbox page (/console/sends) and a staff-confirmed task's results.
 TEXTS.update({

@@ -137,6 +137,19 @@ class Settings(EnvFirstSettings):
     # Reverse proxies (IPs or networks) whose X-Forwarded-For names the client; from no one else (docs/gate.md).
     trusted_proxies: list[str] = Field(default_factory=list)
     gate: GateLimits = Field(default_factory=GateLimits)
+    # A gate pass routed to a tier with no group with room tries the tiers after it in this order, then
+    # those before it (nearest first); failing all, the waitlist (docs/gate.md "No visitor lost").
+    tier_fallback: list[str] = Field(default_factory=lambda: ["core", "interest", "newbie", "broadcast"])
+
+    @field_validator("tier_fallback")
+    @classmethod
+    def _known_tiers(cls, value: list[str]) -> list[str]:
+        from qunflow.domain.entry import TIERS
+
+        bad = [t for t in value if t not in TIERS]
+        if bad or len(set(value)) != len(value):
+            raise ValueError(f"tier_fallback lists each of {', '.join(TIERS)} at most once; got {value}")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -384,7 +397,10 @@ def write_settings_file(home: Path, timezone: str = "Asia/Shanghai") -> Path:
             'subscribe_keywords = ["订阅", "SUBSCRIBE"]\n'
             "# Behind a reverse proxy, its address(es), so X-Forwarded-For names each client; gate limits\n"
             "# per IP and device, the challenge and the coupon cap: [qunflow.gate], see docs/gate.md.\n"
-            "trusted_proxies = []\n",
+            "trusted_proxies = []\n"
+            "# A gate pass whose tier has no group with room tries the tiers after it, then those before it;\n"
+            "# failing all, the waitlist (docs/gate.md). The default:\n"
+            '# tier_fallback = ["core", "interest", "newbie", "broadcast"]\n',
             encoding="utf-8",
         )
     secret = home / SECRET_FILE

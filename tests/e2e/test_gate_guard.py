@@ -18,7 +18,7 @@ from sqlalchemy import select
 from qunflow.services.automation import work_once
 from qunflow.services.playbooks import apply_playbooks, shipped_files
 from qunflow.settings import GateLimits
-from qunflow.store.tables import coupons, events, join_signals, members
+from qunflow.store.tables import coupons, events, groups, join_signals, members
 from qunflow.workspace import Workspace
 from tests.integration.test_fraud import Clock
 from tests.integration.test_join_flow import FORM, PHONE, invite_token, setup_community
@@ -81,7 +81,14 @@ def test_eighty_one_gate_posts_do_not_fill_a_tier_and_real_joins_still_respect_c
         assert workspace.sandbox.join(f"u{n}", f"Person {n}", token) == "joined"
     with phone(live_server.url, next(ADDRESSES)) as client:
         full = gate_pass(client)
-    assert full.status_code == 409 and "群已满员" in full.text
+    # core is full: the pass falls back along tier_fallback to newbie-1 (issue 12), never into a full core group
+    assert full.status_code == 200 and 'id="invite"' in full.text and "群已满员" not in full.text
+    with workspace.engine.connect() as conn:
+        newest = select(events.c.member_id).where(events.c.type == "gate_submitted").order_by(events.c.seq.desc())
+        last = conn.execute(select(members.c.group_id, members.c.tier)
+                            .where(members.c.id == newest.limit(1).scalar_subquery())).one()
+        newbie = conn.execute(select(groups.c.id).where(groups.c.key == "newbie-1")).scalar()
+    assert (last.group_id, last.tier) == (newbie, "newbie")
 
 
 # --- rate limits ------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from qunflow.domain.gate import GateErrors
 from qunflow.services import catalog
@@ -78,19 +78,24 @@ def test_live_code_moves_to_next_group_when_full_and_reports_no_room(workspace: 
     second = submit_gate(workspace, "xhs-note-1", "v2", FORM)
     assert workspace.sandbox.join("u2", "Han", invite_token(second.invite_url)) == "joined"
     assert (first.group, second.group) == ("core-1", "core-2")
+    third = submit_gate(workspace, "xhs-note-1", "v3", FORM)  # core is full: the fallback order (issue 12)
+    assert (third.group, third.tier) == ("newbie-1", "newbie")
+    with workspace.engine.begin() as conn:
+        conn.execute(update(groups).where(groups.c.key == "newbie-1").values(member_count=100))
     try:
-        submit_gate(workspace, "xhs-note-1", "v3", FORM)
-    except NoRoom as exc:
+        submit_gate(workspace, "xhs-note-1", "v4", FORM)
+    except NoRoom as exc:  # Waitlisted: no group with room along the whole order
         assert "core" in str(exc)
     else:
-        raise AssertionError("a third core member must find no room")
+        raise AssertionError("a fourth core member must find no room")
     room = {r["key"]: r["room"] for r in catalog.list_groups(workspace)}
-    assert room["core-1"] == room["core-2"] == 0
-    with workspace.engine.connect() as conn:  # the turned-away pass is on record, with no member
+    assert room["core-1"] == room["core-2"] == room["newbie-1"] == 0
+    with workspace.engine.connect() as conn:  # the turned-away pass is on record, waiting without a group
         turned_away = conn.execute(select(events).where(events.c.type == "gate_submitted",
-                                                        events.c.visitor_id == "v3")).one()
+                                                        events.c.visitor_id == "v4")).one()
         assert turned_away.properties["no_room"] is True
-        assert conn.execute(select(members).where(members.c.visitor_id == "v3")).first() is None
+        member = conn.execute(select(members).where(members.c.visitor_id == "v4")).one()
+        assert member.group_id is None and member.join_ticket is None
 
 
 def test_gate_without_consent_is_refused_and_stores_no_member(workspace: Workspace) -> None:

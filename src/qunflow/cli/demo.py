@@ -68,7 +68,8 @@ def demo(
         stats = simulation.run(lambda done: print_day(done, days, simulation.stats))
     console.print(f"Simulated {days} days from {simulation.start} to {simulation.end}: {stats.visitors} visitors, "
                   f"{stats.gate_passes} gate passes, {stats.joins} joins, {stats.messages} group messages, "
-                  f"{stats.orders} orders, {stats.invites} invites, {stats.no_room} turned away (no room).")
+                  f"{stats.orders} orders, {stats.invites} invites, "
+                  f"{stats.no_room} on the waitlist (no room along the fallback order).")
     if automate:
         print_automation(ws, stats)
     print_headline(ws, simulation.start, simulation.end)

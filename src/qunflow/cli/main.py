@@ -20,6 +20,7 @@ from qunflow.cli import (
     automation,
     demo,
     fraud,
+    gates,
     inbox,
     meetups,
     members,
@@ -122,8 +123,8 @@ def serve(
 
 
 # command groups in their own modules; rewards brings coupons, rewards and referrals (links, posters, leaderboard)
-for module in (access, setup, metrics, report, demo, sandbox, automation, inbox, rewards, fraud, sends, members,
-               meetups):
+for module in (access, setup, gates, metrics, report, demo, sandbox, automation, inbox, rewards, fraud, sends,
+               members, meetups):
     module.register(app)
 
 

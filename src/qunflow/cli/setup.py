@@ -12,6 +12,7 @@ from rich.table import Table
 from qunflow.cli.common import WorkspaceOption, console, fail, workspace, writable_file
 from qunflow.errors import Conflict
 from qunflow.services import catalog
+from qunflow.workspace import Workspace
 
 AllOption = Annotated[bool, typer.Option("--all", help="Archived ones too.")]
 NameOption = Annotated[str | None, typer.Option(help="New display name.")]
@@ -98,6 +99,7 @@ def group_add(key: str, tier: Annotated[str, typer.Option(help="newbie, interest
               name: Annotated[str | None, typer.Option()] = None, workspace_dir: WorkspaceOption = None) -> None:
     """Add a group (on the sandbox, the chat is created for you)."""
     from qunflow.services.group_welcome import template_ids
+    from qunflow.services.waitlist import offer_seats
 
     ws = workspace(workspace_dir)
     catalog.add_group(ws, key, tier, capacity, platform=platform, external_id=external_id, name=name)
@@ -110,6 +112,10 @@ def group_add(key: str, tier: Annotated[str, typer.Option(help="newbie, interest
     elif hasattr(ws.connector(platform), "save_group_welcome"):
         console.print("the group welcome template could not be made (see the log above); the next `group add` "
                       "or `qunflow apply` of the welcome tries again", highlight=False, soft_wrap=True)
+    invited = offer_seats(ws)  # seats for people on the waitlist
+    if invited:
+        console.print(f"{invited} people on the waitlist invited")
+    _warn_tiers_without_groups(ws)
 
 
 @group_app.command("list")
@@ -127,8 +133,14 @@ def group_edit(key: str, capacity: Annotated[int | None, typer.Option(help="Seat
                tier: Annotated[str | None, typer.Option(help="newbie, interest, core or broadcast")] = None,
                name: NameOption = None, workspace_dir: WorkspaceOption = None) -> None:
     """Change a group's capacity, tier or name."""
-    catalog.edit_group(workspace(workspace_dir), key, name=name, capacity=capacity, tier=tier)
+    from qunflow.services.waitlist import offer_seats
+
+    ws = workspace(workspace_dir)
+    catalog.edit_group(ws, key, name=name, capacity=capacity, tier=tier)
     console.print(f"group {key} changed")
+    invited = offer_seats(ws)  # more seats, or another tier: people on the waitlist may fit now
+    if invited:
+        console.print(f"{invited} people on the waitlist invited")
 
 
 @group_app.command("archive")
@@ -148,13 +160,33 @@ def entry_add(code: str, channel: Annotated[str, typer.Option(help="Channel key.
               utm: Annotated[list[str] | None, typer.Option(help="UTM default KEY=VALUE (repeat).")] = None,
               workspace_dir: WorkspaceOption = None) -> None:
     """Add an entry point (landing page /j/CODE)."""
+    from qunflow.services.gates import ensure_seed
+
     ws = workspace(workspace_dir)
     if gate == "seed":
-        with contextlib.suppress(Conflict):  # the built-in gate is created on first use
-            catalog.add_gate(ws, "seed")
+        with contextlib.suppress(Conflict):  # the shipped gate document is applied on first use
+            ensure_seed(ws)
     catalog.add_entry_point(ws, code, channel, target_tier=tier, gate=gate, campaign=campaign, platform=platform,
                             utm={k: v for k, v in parse_utm(utm or []).items() if v})
     console.print(f"entry point {code}: {ws.settings.public_url.rstrip('/')}/j/{code}")
+    _warn_tiers_without_groups(ws, code)
+
+
+def _warn_tiers_without_groups(ws: Workspace, only: str | None = None) -> None:
+    """Warn (on stderr) when an entry point's gate can route to a tier with no group: such passes fall back
+    along `tier_fallback` or wait on the waitlist (docs/gate.md)."""
+    from qunflow.cli.common import err_console
+    from qunflow.services.gates import tiers_without_groups
+
+    for e in catalog.list_entry_points(ws):
+        if only is not None and e["code"] != only:
+            continue
+        empty = tiers_without_groups(ws, e["gate"], e["target_tier"])
+        if empty:
+            err_console.print(f"warning: entry point {e['code']} can route to tier(s) with no group: "
+                              f"{', '.join(empty)}; those passes fall back along tier_fallback "
+                              f"({' -> '.join(ws.settings.tier_fallback)}) or wait on the waitlist. "
+                              f"Add a group with `qunflow group add KEY --tier {empty[0]}`.", highlight=False)
 
 
 @entry_app.command("list")
@@ -199,8 +231,9 @@ def entry_edit(code: str,
         fail("--campaign and --no-campaign contradict each other: use one")
     ws = workspace(workspace_dir)
     if gate == "seed":
-        with contextlib.suppress(Conflict):  # the built-in gate is created on first use
-            catalog.add_gate(ws, "seed")
+        from qunflow.services.gates import ensure_seed
+
+        ensure_seed(ws)  # the shipped gate document is applied on first use
     catalog.edit_entry_point(ws, code, name=name, channel=channel, target_tier=tier,
                              campaign=catalog.UNSET if no_campaign else campaign,
                              gate=catalog.UNSET if no_gate else gate, utm=parse_utm(utm or []))

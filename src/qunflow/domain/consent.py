@@ -6,6 +6,8 @@ Two purposes:
 - `marketing`: marketing messages (promotions, offers, event invites: playbooks with `marketing: true`).
   An unticked box on the gate, a personal link, or a reply word grants it; a keyword (退订 / STOP) or the
   unsubscribe link in every marketing DM withdraws it.
+- `waitlist`: a contact left when every group a gate could send the person to was full, used only to say
+  a seat opened (issue 12).
 
 Consent rows are append-only; the newest row of a purpose is the one in force. No row means "not asked".
 """
@@ -20,7 +22,8 @@ from datetime import datetime
 
 PROFILE = "profile"
 MARKETING = "marketing"
-PURPOSES = (PROFILE, MARKETING)
+WAITLIST = "waitlist"  # a contact left on the waitlist, to be told when a seat opens (services/waitlist.py)
+PURPOSES = (PROFILE, MARKETING, WAITLIST)
 TEXT_VERSION = "2026-12"  # the privacy notice's version the gate and the consent page show
 SOURCES = ("gate", "keyword", "link", "welcome_reply", "api", "console")
 DEFAULT_UNSUBSCRIBE = ["退订", "STOP", "unsubscribe"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,10 +37,48 @@ class Question:
 
 
 @dataclass(frozen=True)
+class Route:
+    """Send a pass to `tier` when every condition given holds: the answers (question -> allowed options),
+    at least these points per tier, and being (or not being) a buyer (a known first order)."""
+
+    tier: str
+    answers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    min_points: dict[str, int] = field(default_factory=dict)
+    buyer: bool | None = None
+
+    def matches(self, answers: Mapping[str, str], scores: Mapping[str, int], buyer: bool) -> bool:
+        return (all(answers.get(q) in allowed for q, allowed in self.answers.items())
+                and all(scores.get(t, 0) >= n for t, n in self.min_points.items())
+                and (self.buyer is None or self.buyer == buyer))
+
+
+FIRST_ORDER_MODES = ("ask", "require")
+ORDER_FIELD = "order_ref"  # the form field of the first-order option
+
+
+@dataclass(frozen=True)
+class FirstOrder:
+    """The gate asks for the number of a first order (`ask`: optional) or passes only buyers (`require`).
+    A number counts when an `order` event with that id (or properties.order_id) is on record."""
+
+    mode: str = "ask"
+    label: dict[str, str] = field(default_factory=lambda: {"zh": "订单号", "en": "Order number"})
+
+
+@dataclass(frozen=True)
 class Gate:
     key: str
     fields: tuple[ProfileField, ...] = ()
     questions: tuple[Question, ...] = ()
+    routes: tuple[Route, ...] = ()
+    first_order: FirstOrder | None = None
+
+    def tiers(self) -> frozenset[str]:
+        """Every tier a pass can be routed to (for the warnings about tiers with no group); the entry point's
+        target tier comes on top of these (no points, ties)."""
+        out = {r.tier for r in self.routes}
+        out |= {t for q in self.questions for o in q.options for t, p in o.points.items() if p > 0}
+        return frozenset(out)
 
 
 class GateErrors(InvalidInput):
@@ -57,11 +95,15 @@ class GateResult:
     answers: dict[str, str]
     tier: str
     marketing: bool = False  # the separate, unticked-by-default box for marketing messages
+    first_order: str | None = None  # the order number given, known to be on record
+    route: str = "points"  # what decided the tier: "points", or "routes[i]"
 
 
-def evaluate(gate: Gate | None, form: Mapping[str, str], target_tier: str) -> GateResult:
-    """Validate a gate form and route: the tier with most points wins; ties keep the target tier.
-    The profile consent is required; the marketing one is the person's free choice."""
+def evaluate(gate: Gate | None, form: Mapping[str, str], target_tier: str,
+             known_order: Callable[[str], bool] | None = None) -> GateResult:
+    """Validate a gate form and route: the first route whose conditions hold, else the tier with most
+    points (ties keep the target tier). The profile consent is required; the marketing one is the person's
+    free choice. `known_order` says whether an order number is on record (the first-order option)."""
     marketing = form.get("marketing") in TICKED
     errors = {} if form.get("consent") in TICKED else {"consent": "please agree to the privacy notice to join"}
     if gate is None:
@@ -88,9 +130,29 @@ def evaluate(gate: Gate | None, form: Mapping[str, str], target_tier: str) -> Ga
         answers[question.key] = option.key
         for tier, points in option.points.items():
             scores[tier] += points
+    order = _first_order(gate, form, known_order, errors)
     if errors:
         raise GateErrors(errors)
-    return GateResult(profile, answers, route(scores, target_tier), marketing)
+    for i, rule in enumerate(gate.routes):
+        if rule.matches(answers, scores, order is not None):
+            return GateResult(profile, answers, rule.tier, marketing, order, f"routes[{i}]")
+    return GateResult(profile, answers, route(scores, target_tier), marketing, order)
+
+
+def _first_order(gate: Gate, form: Mapping[str, str], known_order: Callable[[str], bool] | None,
+                 errors: dict[str, str]) -> str | None:
+    if gate.first_order is None:
+        return None
+    ref = (form.get(ORDER_FIELD) or "").strip()[:64]
+    if not ref:
+        if gate.first_order.mode == "require":
+            errors[ORDER_FIELD] = "this group is for customers: enter the number of your order"
+        return None
+    if known_order is None or not known_order(ref):
+        errors[ORDER_FIELD] = "no order with this number is on record: check it" + (
+            "" if gate.first_order.mode == "require" else ", or leave it empty")
+        return None
+    return ref
 
 
 def route(scores: Mapping[str, int], target_tier: str) -> str:
@@ -110,7 +172,13 @@ def gate_from_json(key: str, data: Mapping[str, Any]) -> Gate:
                      tuple(Option(o["key"], dict(o["label"]), {t: int(p) for t, p in o.get("points", {}).items()})
                            for o in q["options"]))
             for q in data.get("questions", []))
-    except (KeyError, TypeError, ValueError) as exc:
+        routes = tuple(Route(r["tier"], {q: tuple(a) for q, a in r.get("answers", {}).items()},
+                             {t: int(n) for t, n in r.get("min_points", {}).items()}, r.get("buyer"))
+                       for r in data.get("routes", []))
+        first = data.get("first_order")
+        first_order = None if not first else FirstOrder(
+            first.get("mode", "ask"), dict(first.get("label") or FirstOrder().label))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidInput(f"gate {key!r}: bad definition ({exc})") from exc
     for question in questions:
         for option in question.options:
@@ -118,7 +186,63 @@ def gate_from_json(key: str, data: Mapping[str, Any]) -> Gate:
             if unknown:
                 raise InvalidInput(f"gate {key!r}: question {question.key!r} gives points to unknown tier(s) "
                                    f"{', '.join(sorted(unknown))}")
-    return Gate(key, fields, questions)
+    gate = Gate(key, fields, questions, routes, first_order)
+    problems = check_gate(gate)
+    if problems:
+        raise InvalidInput(f"gate {key!r}: " + "; ".join(problems))
+    return gate
+
+
+def check_gate(gate: Gate) -> list[str]:
+    """What is wrong with a gate beyond its shape: keys used twice, routes naming unknown things."""
+    problems: list[str] = []
+    names = [f.key for f in gate.fields] + [q.key for q in gate.questions]
+    reserved = {"consent", "marketing", "qf_pow", ORDER_FIELD}
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            problems.append(f"{name!r} is used more than once as a field or question key")
+        if name in reserved:
+            problems.append(f"{name!r} is reserved: choose another key")
+    for q in gate.questions:
+        if not q.options:
+            problems.append(f"question {q.key!r} has no options")
+        keys = [o.key for o in q.options]
+        problems += [f"question {q.key!r}: option {k!r} is listed twice" for i, k in enumerate(keys) if k in keys[:i]]
+    options = {q.key: {o.key for o in q.options} for q in gate.questions}
+    for i, r in enumerate(gate.routes):
+        where = f"routes[{i}]"
+        if r.tier not in TIERS:
+            problems.append(f"{where}: tier {r.tier!r} is not one of {', '.join(TIERS)}")
+        for name, allowed in r.answers.items():
+            if name not in options:
+                problems.append(f"{where}: no question {name!r}")
+            else:
+                problems += [f"{where}: question {name!r} has no option {a!r}" for a in allowed
+                             if a not in options[name]]
+        problems += [f"{where}: min_points names unknown tier {t!r}" for t in r.min_points if t not in TIERS]
+        if r.buyer is not None and gate.first_order is None:
+            problems.append(f"{where}: `buyer` needs the first_order option")
+    if gate.first_order is not None and gate.first_order.mode not in FIRST_ORDER_MODES:
+        problems.append(f"first_order.mode must be one of {', '.join(FIRST_ORDER_MODES)}")
+    return problems
+
+
+def gate_to_json(gate: Gate) -> dict[str, Any]:
+    """The stored JSON definition of a gate (gates.definition), the inverse of gate_from_json."""
+    out: dict[str, Any] = {
+        "fields": [{"key": f.key, "label": f.label, "required": f.required, "max_length": f.max_length}
+                   for f in gate.fields],
+        "questions": [{"key": q.key, "text": q.text,
+                       "options": [{"key": o.key, "label": o.label, "points": o.points} for o in q.options]}
+                      for q in gate.questions]}
+    if gate.routes:
+        out["routes"] = [{"tier": r.tier, **({"answers": {q: list(a) for q, a in r.answers.items()}}
+                                              if r.answers else {}),
+                          **({"min_points": r.min_points} if r.min_points else {}),
+                          **({"buyer": r.buyer} if r.buyer is not None else {})} for r in gate.routes]
+    if gate.first_order is not None:
+        out["first_order"] = {"mode": gate.first_order.mode, "label": gate.first_order.label}
+    return out
 
 
 # The seed's gate: three profile fields (name / need / interest) and two routing questions.

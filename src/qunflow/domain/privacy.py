@@ -45,7 +45,7 @@ def render_public(template: Template, values: Mapping[str, Any], lang: str) -> s
 KEPT_PROPERTIES = frozenset({
     "tier", "attribution", "platform", "private", "task", "rule_set", "rule", "tag", "welcome_version",
     "variant", "experiment", "seconds_after_join", "latency_ms", "no_room", "coupon", "coupon_id", "purpose",
-    "granted", "source",
+    "granted", "source", "placed_tier", "route",
 })
 
 

@@ -6,6 +6,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 LOW_ROOM_SHARE = 0.1
+# The workspace's default fallback order (settings.tier_fallback): a pass routed to a tier with no room tries
+# the tiers after it in this order, then those before it, nearest first (see `fallback_tiers`).
+DEFAULT_FALLBACK = ("core", "interest", "newbie", "broadcast")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,41 @@ def choose_group(groups: Iterable[GroupSlot], tier: str) -> GroupSlot | None:
     candidates = [g for g in sorted(groups, key=lambda g: g.id) if g.active and g.tier == tier and g.room > 0]
     spare = next((g for g in candidates if g.room > g.pending), None)
     return spare or max(candidates, key=lambda g: g.room - g.pending, default=None)
+
+
+def fallback_tiers(tier: str, order: Sequence[str]) -> list[str]:
+    """The tiers to try for a pass routed to `tier`: itself, then the tiers after it in `order`, then those
+    before it, nearest first. A tier not in `order` has no fallback.
+
+    >>> fallback_tiers("interest", ("core", "interest", "newbie", "broadcast"))
+    ['interest', 'newbie', 'broadcast', 'core']
+    """
+    if tier not in order:
+        return [tier]
+    i = list(order).index(tier)
+    return [tier, *order[i + 1:], *reversed(order[:i])]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a pass goes: the group (None: the waitlist), the tier it is in, and the tier the gate chose."""
+
+    group: GroupSlot | None
+    tier: str
+    routed: str
+
+    @property
+    def fell_back(self) -> bool:
+        return self.group is None or self.tier != self.routed
+
+
+def place(groups: Sequence[GroupSlot], tier: str, order: Sequence[str]) -> Placement:
+    """The live code with the fallback order: the first tier along `fallback_tiers` with a group with room."""
+    for candidate in fallback_tiers(tier, order):
+        group = choose_group(groups, candidate)
+        if group is not None:
+            return Placement(group, candidate, tier)
+    return Placement(None, tier, tier)
 
 
 @dataclass(frozen=True)

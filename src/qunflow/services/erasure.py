@@ -47,6 +47,7 @@ from qunflow.store.tables import (
     referrals,
     rewards,
     staff_alerts,
+    waitlist,
 )
 from qunflow.workspace import Workspace
 
@@ -176,7 +177,8 @@ def _state(ws: Workspace, conn: Connection, member: Any, names: Pseudonyms, need
                                 ("inbox", inbox, inbox.c.member_id), ("tags", member_tags, member_tags.c.member_id),
                                 ("join_signals", join_signals, join_signals.c.member_id),
                                 ("referral_codes", referral_codes, referral_codes.c.member_id),
-                                ("enrollments", enrollments, enrollments.c.subject)):
+                                ("enrollments", enrollments, enrollments.c.subject),
+                                ("waitlist", waitlist, waitlist.c.member_id)):
         counts[f"{name}_deleted"] = conn.execute(delete(table).where(column == old)).rowcount
     conn.execute(delete(members).where(members.c.id == old))
     counts["coupons"] = conn.execute(update(coupons).where(coupons.c.member_id == old).values(

@@ -140,3 +140,48 @@ class _GroupRef:
     platform: str
     external_id: str
     key: str
+
+
+@dataclass(frozen=True)
+class ReferralOffer:
+    """What the landing page of a referral link says: who invited (a masked display name) and the reward."""
+
+    inviter: str | None  # e.g. "李**"; None: say "a friend"
+    rewards: tuple[str, ...]  # the coupons an invitee is promised, by name (e.g. "新人券 ¥10")
+
+
+def mask_name(name: str) -> str:
+    """The first character of the name the inviter gave (称呼), the rest masked: a stranger sees who invited
+    them without learning their full name (privacy by default, docs/privacy.md)."""
+    name = name.strip()
+    return name[:1] + "*" * min(max(len(name) - 1, 1), 3) if name else ""
+
+
+def referral_offer(ws: Workspace, referrer_id: str | None, campaign: str | None) -> ReferralOffer | None:
+    """The inviter and the invitee rewards of the reward programs in force for this campaign; None for a
+    landing without a (known) referrer."""
+    from qunflow.services.privacy import unseal
+    from qunflow.services.rewards import active_programs
+    from qunflow.store.tables import members
+
+    if not referrer_id:
+        return None
+    with ws.engine.connect() as conn:
+        row = conn.execute(select(members.c.profile).where(members.c.id == referrer_id)).first()
+        if row is None:
+            return None
+        programs = active_programs(conn)
+    try:
+        name = str(unseal(ws, row.profile).get("name") or "")
+    except Exception:  # an unreadable profile (a key rotated away): say "a friend"
+        name = ""
+    rewards: list[str] = []
+    for _version, program in programs:
+        if program.campaign and program.campaign != campaign:
+            continue
+        for rule in program.rules:
+            for role in ("invitee", "team"):
+                key = getattr(rule, role)
+                if key and program.coupons[key].name not in rewards:
+                    rewards.append(program.coupons[key].name)
+    return ReferralOffer(mask_name(name) or None, tuple(rewards))

@@ -22,21 +22,35 @@ from qunflow.domain.consent import MARKETING, PROFILE
 from qunflow.domain.entry import merge_utm
 from qunflow.domain.events import Event
 from qunflow.domain.gate import evaluate
-from qunflow.domain.routing import choose_group
+from qunflow.domain.routing import Placement, place
+from qunflow.engine.notifier import kick_staff_alerts, queue_staff_alert
 from qunflow.errors import Conflict
+from qunflow.i18n import t
 from qunflow.services.catalog import EntryInfo, entry_info, group_slots
 from qunflow.services.fraud import RawSignals, hash_signals, record_join_signals
 from qunflow.services.gate_guard import coupon_eligible
 from qunflow.services.invites import invite_for, revoke_full
 from qunflow.services.privacy import seal
+from qunflow.services.waitlist import add_to_waitlist, mark_joined, offer_seats, waitlist_link
 from qunflow.store.consents import record_consent
+from qunflow.store.db import insert_if_new
 from qunflow.store.eventlog import append_events
-from qunflow.store.tables import entry_points, events, groups, identities, members
+from qunflow.store.tables import entry_points, events, groups, identities, inbox, members
 from qunflow.workspace import Workspace
 
 
 class NoRoom(Conflict):
     """Every group of the tier is full: the operator must open a new one."""
+
+
+class Waitlisted(NoRoom):
+    """No group with room along the fallback order: the pass is on the waitlist (services/waitlist.py)."""
+
+    def __init__(self, message: str, member_id: str, tier: str, link: str) -> None:
+        super().__init__(message)
+        self.member_id = member_id
+        self.tier = tier
+        self.link = link  # the person's waitlist page /w/<token>
 
 
 def _event(ws: Workspace, event_id: str, kind: str, **fields: object) -> Event:
@@ -69,17 +83,19 @@ class Ticket:
 
 def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, str], *,
                 locale: str = "zh", referrer_id: str | None = None, signals: RawSignals | None = None) -> Ticket:
-    """Validate the gate, record the consents (profile, marketing), pick a group with room and hand out its invite link.
+    """Validate the gate, record the consents (profile, marketing), pick a group with room along the
+    workspace's fallback order and hand out its invite link.
 
     `signals` (device cookie, IP, user agent, phone, e-mail) are kept as keyed hashes for the fraud checks,
     and decide whether the pass earns new-member coupons (services/gate_guard.py `coupon_eligible`).
 
-    Raises GateErrors (what to fix, by field) or NoRoom (the tier is full).
+    Raises GateErrors (what to fix, by field) or Waitlisted (no group with room in any tier the pass may
+    go to: the person is on the waitlist). A pass that did not get the tier the gate chose raises an alert.
     """
     now = ws.clock()
     with ws.engine.connect() as conn:
         entry = entry_info(conn, code)
-    result = evaluate(entry.gate, form, entry.target_tier)
+        result = evaluate(entry.gate, form, entry.target_tier, lambda ref: order_on_record(conn, ref))
     member_id = "m_" + secrets.token_hex(8)
     ticket = "t" + secrets.token_hex(7)
     hashed = hash_signals(ws, signals) if signals is not None else None
@@ -87,40 +103,84 @@ def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, st
     with ws.engine.begin() as conn:
         if conn.dialect.name == "postgresql":  # two gate passes must not take the last seat twice
             conn.execute(select(groups.c.id).with_for_update())
-        group = choose_group(group_slots(conn, now, entry.platform), result.tier)
+        placement = place(group_slots(conn, now, entry.platform), result.tier, ws.settings.tier_fallback)
+        group = placement.group
+        properties: dict[str, Any] = {"tier": result.tier, "answers": result.answers, "no_room": group is None,
+                                      "placed_tier": placement.tier if group is not None else None,
+                                      "route": result.route}
+        if result.first_order is not None:
+            properties["first_order"] = result.first_order
         gate_event = _event(ws, f"gs-{member_id}", "gate_submitted", member_id=member_id,
                             visitor_id=visitor_id, channel=entry.channel, campaign=entry.campaign,
-                            entry_point=entry.code, properties={"tier": result.tier,
-                                                                "answers": result.answers,
-                                                                "no_room": group is None})
+                            entry_point=entry.code, properties=properties)
         append_events(conn, [gate_event])  # kept even when nobody gets in: the console counts them
-        if group is not None:
-            conn.execute(insert(members).values(
-                id=member_id, visitor_id=visitor_id, profile=seal(ws, result.profile), tier=result.tier,
-                locale=locale[:8], entry_point_id=entry.id, group_id=group.id, referrer_id=referrer_id,
-                join_ticket=ticket, created_at=now))
-            # Both decisions are kept: an unticked marketing box is a "no", not a question still open.
-            record_consent(conn, member_id, PROFILE, True, "gate", now, event=False)
-            record_consent(conn, member_id, MARKETING, result.marketing, "gate", now, event=False)
-            if hashed is not None:
-                coupon = coupon_eligible(ws, conn, hashed, now)
-                record_join_signals(conn, member_id, hashed, now, coupon_eligible=coupon)
-            group_row = conn.execute(select(groups).where(groups.c.id == group.id)).one()
-    if group is None:
-        raise NoRoom(f"every {result.tier} group is full")
+        # Waitlisted or not, the pass is a member: the profile and consents are kept alike (the waitlist
+        # page asks for a contact separately).
+        conn.execute(insert(members).values(
+            id=member_id, visitor_id=visitor_id, profile=seal(ws, result.profile), tier=placement.tier,
+            locale=locale[:8], entry_point_id=entry.id, group_id=group.id if group else None,
+            referrer_id=referrer_id, join_ticket=ticket if group else None, created_at=now))
+        # Both decisions are kept: an unticked marketing box is a "no", not a question still open.
+        record_consent(conn, member_id, PROFILE, True, "gate", now, event=False)
+        record_consent(conn, member_id, MARKETING, result.marketing, "gate", now, event=False)
+        if hashed is not None:
+            coupon = coupon_eligible(ws, conn, hashed, now)
+            record_join_signals(conn, member_id, hashed, now, coupon_eligible=coupon)
+        if group is None:
+            add_to_waitlist(conn, member_id, entry.id, result.tier, now)
+        alerted = placement.fell_back and alert_no_room(ws, conn, placement, entry.code, member_id, now)
+        group_row = conn.execute(select(groups).where(groups.c.id == group.id)).one() if group else None
+    if alerted:
+        kick_staff_alerts(ws)
+    if group is None or group_row is None:
+        raise Waitlisted(f"no group with room for {result.tier} along the fallback order: on the waitlist",
+                         member_id, result.tier, waitlist_link(ws, member_id))
     invite = invite_for(ws, group_row, ticket, personal=True)
-    return Ticket(member_id, result.tier, group.key, invite.url, invite.qr_url, coupon)
+    return Ticket(member_id, placement.tier, group.key, invite.url, invite.qr_url, coupon)
+
+
+def order_on_record(conn: Connection, ref: str) -> bool:
+    """Whether an `order` event with this id is recorded (the gate's first-order option)."""
+    return conn.execute(select(events.c.seq).where(events.c.type == "order", events.c.event_id == ref)
+                        .limit(1)).first() is not None
+
+
+def alert_no_room(ws: Workspace, conn: Connection, placement: Placement, code: str, member_id: str | None,
+                  now: Any) -> bool:
+    """The inbox alert (and staff webhook post) when a pass could not go to the tier its gate chose: once per
+    tier and hour. It names the tier, where the pass went and the entry point; never the person's answers.
+    True when a webhook post was queued (kick it after the commit)."""
+    where = placement.tier if placement.group is not None else None
+    texts = {lang: t("no_room_alert", lang, tier=placement.routed, entry=code,
+                     went=t("no_room_waitlist", lang) if where is None else
+                     t("no_room_fallback", lang, tier=where, group=placement.group.key if placement.group else ""))
+             for lang in ("zh", "en")}
+    cause = f"no_room:{placement.routed}:{now:%Y%m%d%H}"
+    created = insert_if_new(conn, inbox, {"kind": "alert", "cause": cause, "member_id": member_id,
+                                           "title": f"{texts['zh']} / {texts['en']}", "created_at": now})
+    if not created or not ws.settings.staff_webhook:
+        return False
+    return queue_staff_alert(conn, cause, {"text": f"{texts['zh']}\n{texts['en']}", "kind": "no_room",
+                                           "tier": placement.routed, "entry_point": code,
+                                           "placed_tier": where}, now)
 
 
 def entry_invite(ws: Workspace, code: str) -> tuple[EntryInfo, Any, Any]:
-    """A gate-less entry point's own link, into the first group of its tier with room: (entry, group, link).
+    """A gate-less entry point's own link, into the first group with room of its tier or, failing that, along the
+    fallback order: (entry, group, link).
     The join attributes to the entry point by its code; the welcome asks for consent."""
     with ws.engine.connect() as conn:
         entry = entry_info(conn, code)
-        group = choose_group(group_slots(conn, ws.clock(), entry.platform), entry.target_tier)
-        if group is None:
-            raise NoRoom(f"every {entry.target_tier} group is full")
-        row = conn.execute(select(groups).where(groups.c.id == group.id)).one()
+        placement = place(group_slots(conn, ws.clock(), entry.platform), entry.target_tier, ws.settings.tier_fallback)
+        group = placement.group
+        row = conn.execute(select(groups).where(groups.c.id == group.id)).one() if group else None
+    if placement.fell_back:
+        with ws.engine.begin() as conn:
+            alerted = alert_no_room(ws, conn, placement, entry.code, None, ws.clock())
+        if alerted:
+            kick_staff_alerts(ws)
+    if group is None or row is None:
+        raise NoRoom(f"every {entry.target_tier} group is full, and every tier along tier_fallback")
     return entry, row, invite_for(ws, row, entry.code, personal=False)
 
 
@@ -284,6 +344,7 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
         conn.execute(update(groups).where(groups.c.id == group.id)
                      .values(member_count=groups.c.member_count + 1))
         full = group.member_count + 1 >= group.capacity
+        mark_joined(ws, conn, member.id)
         _record_join(conn, item, member, group, resolved)
     if full:  # nobody else comes in over the capacity through a link handed out earlier
         revoke_full(ws, group.id)
@@ -334,3 +395,4 @@ def on_member_left(ws: Workspace, item: Any) -> None:
         append_events(conn, [Event(
             event_id=f"lf-{item.platform}-{item.group_id}-{item.user_id}-{item.at:%Y%m%d%H%M%S%f}",
             type="left", ts=item.at.replace(tzinfo=UTC), member_id=member_id, group=group.key)])
+    offer_seats(ws)  # a seat opened: the oldest on the waitlist get it

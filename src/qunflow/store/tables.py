@@ -57,8 +57,52 @@ gates = Table(
     Column("id", Integer, primary_key=True),
     Column("key", String(64), nullable=False, unique=True),
     Column("name", String(200), nullable=False),
-    Column("definition", JSON, nullable=False),  # profile fields, questions, routing
+    Column("definition", JSON, nullable=False),  # profile fields, questions, routing (the current version's)
     Column("created_at", DateTime, nullable=False),
+    # The applied `kind: gate` document in force (gate_versions); NULL for a gate stored before issue 12.
+    Column("version", Integer),
+    Column("title", JSON),
+    Column("updated_at", DateTime),
+)
+
+gate_versions = Table(  # every applied text of a gate document (services/gates.py), as playbook_versions
+    "gate_versions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("file", String(500), nullable=False),
+    Column("applied_at", DateTime, nullable=False),
+    UniqueConstraint("key", "version", name="uq_gate_versions_key_version"),
+)
+
+# People a gate routed to a tier with no room left after the fallback order (services/waitlist.py). Each is a
+# member row without a group (consents, contact sealed in the profile); invited when a seat opens.
+waitlist = Table(
+    "waitlist", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("member_id", ForeignKey("members.id"), nullable=False, unique=True),
+    Column("entry_point_id", ForeignKey("entry_points.id")),
+    Column("tier", String(16), nullable=False),  # the tier the gate routed to
+    Column("status", String(16), nullable=False),  # waiting, invited, joined
+    Column("group_id", ForeignKey("groups.id")),  # the group the invitation is for
+    Column("created_at", DateTime, nullable=False),
+    Column("invited_at", DateTime),
+    Index("ix_waitlist_status_created", "status", "created_at"),
+)
+
+# Operator-edited page texts: group rules and landing copy, per workspace (scope "") or per entry point
+# (scope = its code), in zh and en (services/page_texts.py).
+page_texts = Table(
+    "page_texts", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("scope", String(32), nullable=False),
+    Column("key", String(32), nullable=False),  # rules, landing_title, landing_intro
+    Column("lang", String(8), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("scope", "key", "lang", name="uq_page_texts_scope_key_lang"),
 )
 
 entry_points = Table(

@@ -52,6 +52,8 @@ CONSOLE_PAGES: tuple[tuple[str, str, bool], ...] = (
     ("/console/meetups", "automation:manage", False),
     ("/console/sandbox", "config:write", False),
     ("/console/setup", "config:write", False),
+    ("/console/gates", "config:write", False),
+    ("/console/texts", "config:write", False),
     ("/console/audit", "audit:read", False),
 )
 OWNERS_ONLY = ("users:manage", False)

@@ -5,7 +5,6 @@ nothing."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from qunflow.domain.entry import CHANNEL_KINDS, TIERS, UTM_KEYS
-from qunflow.errors import Conflict, InvalidInput, QunflowError
+from qunflow.errors import InvalidInput, QunflowError
 from qunflow.services import catalog
 from qunflow.web.console_automation import _back, _form, _query_without_lang
 from qunflow.web.deps import workspace_of
@@ -84,8 +83,9 @@ def _utm(form: dict[str, str]) -> dict[str, str]:
 
 def _builtin_gate(ws: Workspace, gate: str | None) -> None:
     if gate == "seed":
-        with contextlib.suppress(Conflict):  # the built-in gate is created on first use, as `entry add` does
-            catalog.add_gate(ws, "seed")
+        from qunflow.services.gates import ensure_seed
+
+        ensure_seed(ws)  # the shipped gate document is applied on first use, as `entry add` does
 
 
 def _add(ws: Workspace, kind: str, form: dict[str, str]) -> str:

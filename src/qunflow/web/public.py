@@ -12,13 +12,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from qunflow.domain.gate import CONSENT_TEXT_VERSION, GateErrors
-from qunflow.errors import NotFound
+from qunflow.domain.gate import CONSENT_TEXT_VERSION, ORDER_FIELD, GateErrors
+from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.catalog import EntryClosed, EntryInfo, entry_info
 from qunflow.services.fraud import RawSignals
 from qunflow.services.gate_guard import new_challenge
 from qunflow.services.inbound import receive
-from qunflow.services.join import NoRoom, entry_invite, record_landing, submit_gate
+from qunflow.services.invites import referral_offer
+from qunflow.services.join import NoRoom, Waitlisted, entry_invite, record_landing, submit_gate
+from qunflow.services.page_texts import texts_for
 from qunflow.services.privacy import member_from_token
 from qunflow.services.referrals import landing_path
 from qunflow.settings import Settings
@@ -90,10 +92,12 @@ def _stop_word(request: Request) -> str:
 def _gate_page(request: Request, entry: EntryInfo, status: int = 200, form: dict[str, str] | None = None,
                errors: dict[str, str] | None = None, challenge_failed: bool = False) -> Response:
     """The landing page's form, with a fresh proof-of-work for the page's solver (web/static/gate-pow.js)."""
+    ws = workspace_of(request)
+    ref = referrer_of(request)
     return page(request, "landing.html", status, entry=entry, form=form or {}, errors=errors or {},
-                ref=referrer_of(request), consent_version=CONSENT_TEXT_VERSION,
-                challenge=new_challenge(workspace_of(request)), challenge_failed=challenge_failed,
-                stop_word=_stop_word(request))
+                ref=ref, consent_version=CONSENT_TEXT_VERSION, texts=texts_for(ws, lang_of(request), entry.code),
+                offer=referral_offer(ws, ref, entry.campaign), order_field=ORDER_FIELD,
+                challenge=new_challenge(ws), challenge_failed=challenge_failed, stop_word=_stop_word(request))
 
 
 @router.get("/j/{code}", response_class=HTMLResponse)
@@ -114,7 +118,7 @@ def _landing(code: str, request: Request) -> Response:
     except NotFound:
         return message_page(request, "not_found", status_code=404)
     if entry.gate is None:  # no gate: the entry point's own tracked link, straight away
-        return _set_visitor(_entry_link_page(request, code), vid, new)
+        return _set_visitor(_entry_link_page(request, code, entry), vid, new)
     return _set_visitor(_gate_page(request, entry), vid, new)  # the device cookie waits for the gate's consent
 
 
@@ -123,15 +127,18 @@ def _closed_page(request: Request) -> Response:
     return message_page(request, "entry_closed_title", "entry_closed_body", status_code=410)
 
 
-def _entry_link_page(request: Request, code: str) -> Response:
+def _entry_link_page(request: Request, code: str, landing: EntryInfo) -> Response:
+    ws = workspace_of(request)
+    lang = lang_of(request)
     try:
-        entry, group, link = entry_invite(workspace_of(request), code)
+        entry, group, link = entry_invite(ws, code)
     except EntryClosed:
         return _closed_page(request)
-    except NoRoom:
+    except NoRoom:  # no group with room along the whole fallback order: truly full
         return message_page(request, "full_title", "full_body", status_code=409)
     qr = base64.b64encode(qr_image(link.qr_url or link.url, "svg")).decode()
-    return page(request, "entry_link.html", entry=entry, group=group, link=link, qr=qr)
+    return page(request, "entry_link.html", entry=entry, group=group, link=link, qr=qr,
+                texts=texts_for(ws, lang, code), offer=referral_offer(ws, referrer_of(request), landing.campaign))
 
 
 @router.post("/j/{code}", response_class=HTMLResponse)
@@ -165,8 +172,9 @@ async def gate_submit(code: str, request: Request) -> Response:
         return message_page(request, "not_found", status_code=404)
     except GateErrors as exc:
         return _gate_page(request, entry(), 422, form, exc.errors)
-    except NoRoom:
-        return message_page(request, "full_title", "full_body", status_code=409)
+    except Waitlisted as exc:  # every tier along the fallback order is full: the person keeps a place
+        token = exc.link.rsplit("/", 1)[1]
+        return _set_visitor(RedirectResponse(f"/w/{token}", status_code=303), vid, new, request)
     qr = base64.b64encode(qr_image(ticket.invite_url, "svg")).decode()
     return _set_visitor(page(request, "ticket.html", ticket=ticket, qr=qr), vid, new, request)
 
@@ -231,7 +239,52 @@ def consent(token: str, request: Request) -> Response:
 
 @router.get("/rules", response_class=HTMLResponse)
 def rules(request: Request) -> Response:
-    return message_page(request, "rules_title", "rules_body")
+    """The group rules and privacy notice: the entry point's own (?e=CODE), else the workspace's, else built in."""
+    from qunflow.i18n import t
+
+    lang = lang_of(request)
+    code = request.query_params.get("e") or None
+    if code is not None and not re.fullmatch(r"[A-Za-z0-9_-]{2,32}", code):
+        code = None
+    body = texts_for(workspace_of(request), lang, code)["rules"]
+    return page(request, "message.html", title=t("rules_title", lang), text=body, preformatted=True)
+
+
+def _waitlist_page(request: Request, token: str, status: int = 200, error: str | None = None,
+                   saved: bool = False) -> Response:
+    from qunflow.services.waitlist import status_of
+
+    state = status_of(workspace_of(request), token)
+    qr = None
+    if state.invite_url:
+        qr = base64.b64encode(qr_image(state.qr_url or state.invite_url, "svg")).decode()
+    return page(request, "waitlist.html", status, state=state, qr=qr, error=error, saved=saved, token=token)
+
+
+@router.get("/w/{token}", response_class=HTMLResponse)
+async def waitlist_page(token: str, request: Request) -> Response:
+    """A waitlisted person's page: their place and a contact form, or their invite once a seat opened."""
+    refused = await view_refusal(request)
+    if refused is not None:
+        return refused
+    return await run_in_threadpool(_waitlist_page, request, token)
+
+
+@router.post("/w/{token}", response_class=HTMLResponse)
+async def waitlist_contact(token: str, request: Request) -> Response:
+    """Keep a contact to tell them about a seat; the box must be ticked (the `waitlist` consent)."""
+    from qunflow.services.waitlist import leave_contact
+
+    refused = await view_refusal(request)
+    if refused is not None:
+        return refused
+    form = await request.form()
+    try:
+        await run_in_threadpool(leave_contact, workspace_of(request), token, str(form.get("contact") or "")[:500],
+                                str(form.get("agree") or "") in ("on", "1", "true", "yes"))
+    except InvalidInput as exc:
+        return await run_in_threadpool(_waitlist_page, request, token, 422, str(exc))
+    return await run_in_threadpool(_waitlist_page, request, token, 200, None, True)
 
 
 @router.api_route("/hooks/{platform}", methods=["GET", "POST"])
