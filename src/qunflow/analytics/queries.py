@@ -190,9 +190,11 @@ SELECT grouping(dim) = 1 AS is_total, dim, count(*) AS landing_visitors,
 FROM facts GROUP BY GROUPING SETS ((dim), ())
 """
 
+# Spend, like events, is known only up to the as-of day: days after it are not spent yet as of then.
 SPEND = """
 SELECT grouping(channel) = 1 AS is_total, channel AS dim, coalesce(sum(amount), 0) AS spend
-FROM spend WHERE day BETWEEN $start AND $end {spend_filter} GROUP BY GROUPING SETS ((channel), ())
+FROM spend WHERE day BETWEEN $start AND $end AND day <= $as_of {spend_filter}
+GROUP BY GROUPING SETS ((channel), ())
 """
 
 

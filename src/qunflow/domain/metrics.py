@@ -123,9 +123,19 @@ def metrics_from_counts(c: Mapping[str, Any]) -> dict[str, Any]:
     out["ltv_90_margin"] = ratio(n("margin_90"), n("mature_90"))
     spend = c.get("spend")
     out["spend"] = float(spend) if spend is not None else None
-    out["cost_per_join"] = ratio(spend, n("cohort_size")) if spend is not None else None
-    out["cost_per_acquisition"] = ratio(spend, n("converted")) if spend is not None else None
+    out["cost_per_join"], out["cost_per_acquisition"] = costs(spend, n("cohort_size"), n("converted"))
     return out
+
+
+def costs(spend: float | Decimal | None, joins: int, converted: int) -> tuple[float | None, float | None]:
+    """M8 cost per join and per acquisition: undefined (None, shown "—") without spend to divide.
+
+    Unknown spend (a slice that has none of its own) and no spend at all (an organic channel) have no
+    cost, not a cost of 0; spend without joins or conversions has no cost either (not infinite).
+    """
+    if not spend:
+        return None, None
+    return ratio(spend, joins), ratio(spend, converted)
 
 
 def funnel_from_counts(c: Mapping[str, Any]) -> dict[str, int]:

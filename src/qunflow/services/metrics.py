@@ -51,7 +51,7 @@ def _statistics(ws: Workspace, period: Period, by: str, filters: dict[str, str] 
             target.update(record)
     if no_spend:
         total["spend"] = None  # spend is known per channel only: a narrower slice has no spend of its own
-    # No spend rows means nothing was spent: 0, so a free channel's cost per join is 0 (not unknown).
+    # No spend rows means nothing was spent: spend 0, and no cost per join (an organic channel, "—").
     total.setdefault("spend", 0)
     if by == "channel":
         for record in rows.values():
