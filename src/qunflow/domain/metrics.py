@@ -139,14 +139,20 @@ def costs(spend: float | Decimal | None, joins: int, converted: int) -> tuple[fl
 
 
 def funnel_from_counts(c: Mapping[str, Any]) -> dict[str, int]:
-    """The funnel's stages as counts: landing -> joined -> Day-1 task -> converted.
+    """The funnel's stages as counts (METRICS.md's funnel view, with M1 before it):
 
-    `*_in_progress` are members whose window for that stage is still open (not dropped).
+    landing visitors -> joined within 7 days of their first view (M1's numerator); then the join
+    cohort -> Day-1 task (M9's numerator) -> converted (M5). `unattributed` counts the cohort's joins
+    without a channel: they are in the cohort, never in M1 (landings and joins are different people
+    and periods, so joins are never divided by landings). `*_in_progress` are people whose window for
+    that stage is still open (not dropped).
     """
 
     def n(key: str) -> int:
         return int(c.get(key) or 0)
 
-    return {"landing_visitors": n("landing_visitors"), "joined": n("cohort_size"),
+    return {"landing_visitors": n("landing_visitors"), "landing_joined": n("landing_joined"),
+            "landing_in_progress": n("landing_visitors") - n("landing_mature"),
+            "joined": n("cohort_size"), "unattributed": n("unattributed"),
             "day1_task": n("task_d1"), "day1_task_in_progress": n("cohort_size") - n("eligible_1"),
             "converted": n("converted"), "converted_in_progress": n("in_progress")}
