@@ -102,9 +102,9 @@ class RateStage:
 def rate_funnel_svg(stages: Sequence[RateStage], title: str, width: int = 640) -> str:
     """Bars drawn against the first stage of their block; the printed rate is the metric's own (same
     definition and denominator as its card), never a stage divided by the one above it."""
-    bar_h, gap, label_w, top = 26, 12, 170, 34
+    bar_h, gap, label_w, top = 26, 12, 190, 34
     height = top + len(stages) * (bar_h + gap) + 8
-    plot_w = width - label_w - 150
+    plot_w = width - label_w - 140
     parts = [_open(width, height, title), _text(0, 18, title, weight="600", size=15)]
     for i, stage in enumerate(stages):
         y = top + i * (bar_h + gap)
@@ -150,8 +150,8 @@ def sparkline_svg(values: Sequence[float | None], title: str, width: int = 120, 
             segments.append(segment)
         for points in segments:
             if len(points) == 1:
-                x, y = points[0].split(",")
-                parts.append(f'<circle cx="{x}" cy="{y}" r="1.5" fill="{BRAND}"/>')
+                cx, cy = points[0].split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="1.5" fill="{BRAND}"/>')
             else:
                 parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{BRAND}" '
                              'stroke-width="1.5"/>')

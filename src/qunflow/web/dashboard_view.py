@@ -20,7 +20,7 @@ LABELS = {
     "active_ratio_7d": ("M3 7日活跃", "M3 7-day active"), "k_factor": ("M4 K 因子", "M4 K-factor"),
     "revenue_per_member": ("M6 人均收入", "M6 revenue per member"),
     "landing_joined": ("M1 7天内入群", "M1 joined within 7 days"),
-    "unattributed": ("其中未归因入群", "of which unattributed joins"),
+    "unattributed": ("其中未归因", "Unattributed joins"),
     "unattributed_row": ("未归因", "Unattributed"),
 }
 CHANNEL_COLUMNS = ("channel", "spend", "landing_visitors", "join_conversion", "cohort_size", "retention_d1",
