@@ -61,14 +61,13 @@ def summary_text(board: Dashboard, week: Week, lang: str) -> str:
         return "—" if value is None else f"{value:.1%}"
 
     if lang == "zh":
-        return (f"qunflow 周报 {week.label}(统计截至 {board.as_of}):新入群 {t.get('cohort_size', 0)},"
-                f"入群转化 {pct('join_conversion')},"
+        return (f"qunflow 周报 {week.label}:新入群 {t.get('cohort_size', 0)},入群转化 {pct('join_conversion')},"
                 f"次日留存 {pct('retention_d1')},首日任务 {pct('task_completion_d1')},"
-                f"已转化 {t.get('converted', 0)}(进行中 {t.get('in_progress', 0)})")
-    return (f"qunflow weekly {week.label} (as of {board.as_of}): {t.get('cohort_size', 0)} new members, "
-            f"join conversion "
+                f"已转化 {t.get('converted', 0)}(进行中 {t.get('in_progress', 0)});统计截至 {board.as_of}")
+    return (f"qunflow weekly {week.label}: {t.get('cohort_size', 0)} new members, join conversion "
             f"{pct('join_conversion')}, D1 retention {pct('retention_d1')}, Day-1 tasks "
-            f"{pct('task_completion_d1')}, converted {t.get('converted', 0)} ({t.get('in_progress', 0)} in progress)")
+            f"{pct('task_completion_d1')}, converted {t.get('converted', 0)} ({t.get('in_progress', 0)} in progress); "
+            f"as of {board.as_of}")
 
 
 def post_summary(url: str, text: str, report_name: str) -> None:
