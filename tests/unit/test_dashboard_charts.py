@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from typing import Any
 
 from qunflow.services.dashboard import Dashboard, previous_period, trend
 from qunflow.web.charts import RateStage, rate_funnel_svg, sparkline_svg
 from qunflow.web.dashboard_view import dashboard_view, funnel_stages
 
 
-def board(total: dict[str, object], funnel: dict[str, int]) -> Dashboard:
+def board(total: dict[str, Any], funnel: dict[str, int]) -> Dashboard:
     day = date(2026, 3, 9)
     return Dashboard(date(2026, 3, 1), day, day, total, {}, [], [], [], [], funnel, 0, [], {}, day)
 
