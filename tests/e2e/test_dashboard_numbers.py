@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -18,6 +19,7 @@ from qunflow.i18n import fmt_percent
 from qunflow.services.catalog import add_channel, add_group
 from qunflow.services.ingest import ingest_batch
 from qunflow.services.spend import import_spend
+from qunflow.services.tokens import create_token
 from qunflow.workspace import Workspace, init_workspace
 from tests.conftest import LiveServer
 from tests.e2e.browser import browser_page
@@ -99,6 +101,12 @@ def test_the_console_is_as_of_today_and_its_funnel_and_cards_equal_qunflow_metri
     assert report["as_of"] == cli_metrics(ws, shown["from"], shown["to"], today)["as_of"]
     assert_page_equals_cli(shown, report, cli_metrics(ws, *args, "--by", "channel"))
     assert report["total"]["cohort_size"] > 20 and shown["stages"]["unattributed"]["count"] > 0
+    # The API, with its own default as-of, answers the same numbers.
+    token = create_token(ws.engine, "numbers", ["metrics:read"])
+    api = httpx.get(f"{server.url}/api/v1/metrics", params={"from": shown["from"], "to": shown["to"]},
+                    headers={"authorization": f"Bearer {token}"}, timeout=60)
+    assert api.status_code == 200 and api.json()["as_of"] == today
+    assert api.json()["total"] == report["total"]
 
 
 def test_a_filtered_and_back_dated_console_equals_the_filtered_cli(community: tuple[Workspace, LiveServer]) -> None:
