@@ -174,7 +174,7 @@ def reference_metrics(events: list[dict[str, Any]], start: date, end: date, as_o
     raw = reference_report(events, start, end, as_of, by, tz, experiment)
     spend_by: dict[Any, Decimal] = defaultdict(Decimal)
     for channel, d, amount in spend:
-        if start <= d <= end:
+        if start <= d <= end and d <= as_of:  # spend, like events, only up to the as-of day
             spend_by[channel] += amount
             spend_by["__total__"] += amount
     spend_keys = set(spend_by) if by == "channel" and experiment is None else set()
@@ -202,8 +202,9 @@ def reference_metrics(events: list[dict[str, Any]], start: date, end: date, as_o
             "ltv_90_revenue": _ratio(s["revenue_90"], s["mature_90"]),
             "ltv_90_margin": _ratio(s["margin_90"], s["mature_90"]),
             "spend": float(money) if money is not None else None,
-            "cost_per_join": _ratio(money, s["cohort_size"]) if money is not None else None,
-            "cost_per_acquisition": _ratio(money, s["converted"]) if money is not None else None,
+            # No spend (unknown, or an organic channel's 0): no cost, never a cost of 0.
+            "cost_per_join": _ratio(money, s["cohort_size"]) if money else None,
+            "cost_per_acquisition": _ratio(money, s["converted"]) if money else None,
         }
         out[key] = values
     return out

@@ -29,7 +29,7 @@ def test_dashboard_shows_kpis_funnel_and_retention_in_english(demo_server, tmp_p
         page.goto(f"{server.url}/console?lang=en")
         assert page.locator("h1").inner_text() == "Community dashboard"
         kpis = page.locator("#kpis .kpi")
-        assert kpis.count() == 8
+        assert kpis.count() == 12  # M1 ... M9, M3, K-factor, revenue, LTV and CPA
         assert "M1 join conversion" in page.locator("#kpis").inner_text()
         assert page.locator("#funnel svg rect").count() >= 8
         assert page.locator("#retention svg text").count() > 4

@@ -35,8 +35,9 @@ def test_dashboard_numbers_equal_the_separate_reports(community: Workspace) -> N
     assert board.funnel["joined"] > 0 and board.funnel["landing_visitors"] > 0
     by_channel = metrics_report(community, start=start, end=end, as_of=as_of, by="channel")
     assert board.total == by_channel["total"] and board.channels == by_channel["rows"]
+    # The previous period of equal length, seen as far from its end as the current one (like with like).
     previous = metrics_report(community, start=start - timedelta(days=14), end=start - timedelta(days=1),
-                              as_of=as_of)
+                              as_of=as_of - timedelta(days=14))
     assert board.previous == previous["total"]
     cohorts = metrics_report(community, start=start - timedelta(weeks=2), end=end, as_of=as_of, by="cohort_week")
     assert board.cohorts == cohorts["rows"]

@@ -137,3 +137,9 @@ def test_joins_without_conversions_have_a_cost_per_join_but_no_cost_per_acquisit
 def test_unknown_spend_leaves_every_cost_null() -> None:
     values = metrics_from_counts({"spend": None, "cohort_size": 4, "converted": 2})
     assert (values["spend"], values["cost_per_join"], values["cost_per_acquisition"]) == (None, None, None)
+
+
+def test_no_spend_means_no_cost_not_a_cost_of_zero() -> None:
+    """An organic channel (spend 0) has joins and conversions but no cost per join or acquisition."""
+    values = metrics_from_counts({"spend": Decimal("0"), "cohort_size": 4, "converted": 2})
+    assert (values["spend"], values["cost_per_join"], values["cost_per_acquisition"]) == (0, None, None)

@@ -34,6 +34,8 @@ DUCKDB: dict[str, Callable[[list[str]], str]] = {
     "MEDIAN": lambda a: f"median({a[0]})",
     "NULLABLE": lambda a: a[0],
     "NOT_MATERIALIZED": lambda a: "NOT MATERIALIZED",
+    "DAY_SERIES": lambda a: (f"SELECT CAST(${a[0]} AS DATE) + CAST(i AS INTEGER) AS on_day "
+                             f"FROM range(CAST(${a[1]} AS DATE) - CAST(${a[0]} AS DATE) + 1) AS t(i)"),
 }
 
 CLICKHOUSE: dict[str, Callable[[list[str]], str]] = {
@@ -49,6 +51,8 @@ CLICKHOUSE: dict[str, Callable[[list[str]], str]] = {
     # Aggregates over no rows give NULL only on Nullable input (else 0 / 1970-01-01).
     "NULLABLE": lambda a: f"toNullable({a[0]})",
     "NOT_MATERIALIZED": lambda a: "",  # ClickHouse inlines CTEs anyway
+    "DAY_SERIES": lambda a: (f"SELECT ${a[0]} + toInt32(number) AS on_day "
+                             f"FROM numbers(toUInt64(dateDiff('day', ${a[0]}, ${a[1]}) + 1))"),
 }
 
 

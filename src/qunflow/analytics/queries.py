@@ -106,7 +106,8 @@ facts AS (
            @SECONDS_BETWEEN(v.first_ts, c.join_ts) AS seconds,
            coalesce(v.revenue_30, 0) AS revenue_30, coalesce(v.margin_30, 0) AS margin_30,
            coalesce(v.revenue_90, 0) AS revenue_90, coalesce(v.margin_90, 0) AS margin_90,
-           coalesce(i.n, 0) AS invites, coalesce(k.n, 0) AS referred
+           coalesce(i.n, 0) AS invites, coalesce(k.n, 0) AS referred,
+           c.channel IS NULL AS unattributed
     FROM cohort c
     LEFT JOIN retained r ON r.member_id = c.member_id
     LEFT JOIN day1_task t ON t.member_id = c.member_id
@@ -115,7 +116,7 @@ facts AS (
     LEFT JOIN referred k ON k.member_id = c.member_id
 )
 SELECT grouping(dim) = 1 AS is_total, dim,
-       count(*) AS cohort_size,
+       count(*) AS cohort_size, count(*) FILTER (WHERE unattributed) AS unattributed,
        count(*) FILTER (WHERE e1) AS eligible_1, count(*) FILTER (WHERE e1 AND r1) AS retained_1,
        count(*) FILTER (WHERE e7) AS eligible_7, count(*) FILTER (WHERE e7 AND r7) AS retained_7,
        count(*) FILTER (WHERE e14) AS eligible_14, count(*) FILTER (WHERE e14 AND r14) AS retained_14,
@@ -161,6 +162,46 @@ FROM present p LEFT JOIN active a ON a.member_id = p.member_id
 GROUP BY GROUPING SETS ((p.dim), ())
 """
 
+# M3 as of every day from $start to $end in one pass (the dashboard's daily trend): for each day, the
+# same population and windows as CURRENT run with that day as the as-of day.
+CURRENT_DAILY = BASE + """,
+days AS (@DAY_SERIES(start, end)),
+moves AS (  -- per member and day: their latest join and latest leave on that day
+    SELECT member_id, day, max(ts) FILTER (WHERE type = 'joined') AS j_ts,
+           max(ts) FILTER (WHERE type = 'left') AS l_ts
+    FROM ev WHERE type IN ('joined', 'left') AND member_id IS NOT NULL GROUP BY member_id, day
+),
+state AS (  -- as of each day: the latest join and leave up to its end
+    SELECT dd.on_day AS on_day, m.member_id AS member_id, max(m.j_ts) AS j_ts, max(m.l_ts) AS l_ts
+    FROM days dd CROSS JOIN moves m WHERE m.day <= dd.on_day GROUP BY dd.on_day, m.member_id
+),
+joins AS (  -- every join with its group; the last of equal instants by arrival, as in CURRENT
+    SELECT member_id, ts AS last_ts, group_key AS current_group FROM ev
+    WHERE type = 'joined' AND member_id IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY member_id, ts ORDER BY seq DESC) = 1
+),
+present AS (  -- joined by the day, no `left` after the last join up to it
+    SELECT s.on_day AS on_day, s.member_id AS member_id
+    FROM state s JOIN first_join f ON f.member_id = s.member_id
+    JOIN joins l ON l.member_id = s.member_id AND l.last_ts = s.j_ts
+    WHERE s.j_ts IS NOT NULL AND (s.l_ts IS NULL OR s.l_ts <= s.j_ts) {current_filter}
+),
+active_days AS (
+    SELECT DISTINCT member_id, day FROM ev WHERE member_id IS NOT NULL AND @IN_LIST(type, engagement)
+),
+activity AS (  -- each member's last engagement day in the 30 days up to each day
+    SELECT dd.on_day AS on_day, a.member_id AS member_id, max(a.day) AS last_day
+    FROM days dd CROSS JOIN active_days a WHERE a.day <= dd.on_day AND a.day > dd.on_day - 30
+    GROUP BY dd.on_day, a.member_id
+)
+SELECT @TEXT(p.on_day) AS dim, count(*) AS current_members,
+       count(*) FILTER (WHERE a.last_day > p.on_day - 7) AS active_7,
+       count(*) FILTER (WHERE a.last_day > p.on_day - 14) AS active_14,
+       count(*) FILTER (WHERE a.last_day > p.on_day - 30) AS active_30
+FROM present p LEFT JOIN activity a ON a.on_day = p.on_day AND a.member_id = p.member_id
+GROUP BY p.on_day
+"""
+
 LANDING = BASE + """,
 people AS (
     SELECT e.*, coalesce(e.member_id, l.member_id, 'visitor:' || e.visitor_id) AS person
@@ -190,9 +231,18 @@ SELECT grouping(dim) = 1 AS is_total, dim, count(*) AS landing_visitors,
 FROM facts GROUP BY GROUPING SETS ((dim), ())
 """
 
+# Spend, like events, is known only up to the as-of day: days after it are not spent yet as of then.
 SPEND = """
 SELECT grouping(channel) = 1 AS is_total, channel AS dim, coalesce(sum(amount), 0) AS spend
-FROM spend WHERE day BETWEEN $start AND $end {spend_filter} GROUP BY GROUPING SETS ((channel), ())
+FROM spend WHERE day BETWEEN $start AND $end AND day <= $as_of {spend_filter}
+GROUP BY GROUPING SETS ((channel), ())
+"""
+
+# Spend per day (the dashboard's daily trend), under the same as-of rule.
+SPEND_DAILY = """
+SELECT @TEXT(day) AS dim, sum(amount) AS spend
+FROM spend WHERE day BETWEEN $start AND $end AND day <= $as_of {spend_filter}
+GROUP BY day
 """
 
 

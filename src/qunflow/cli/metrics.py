@@ -40,7 +40,8 @@ def _cell(key: str, value: Any) -> str:
 def metrics(
     from_: Annotated[str | None, typer.Option("--from", help="First join day of the cohort (YYYY-MM-DD).")] = None,
     to: Annotated[str | None, typer.Option("--to", help="Last join day of the cohort.")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Count events up to this day (default today).")] = None,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Count events and spend up to this day (default today).")] = None,
     # Plain strings checked by the service: a bad value is one clear line and exit 2, not a usage box.
     by: Annotated[str, typer.Option(help=f"Slice the rows by one of: {', '.join(DIMENSIONS)}.")] = "none",
     format_: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",

@@ -21,7 +21,8 @@ def weekly(
     post: Annotated[str | None, typer.Option(help="Also POST a summary to this webhook URL.")] = None,
     workspace_dir: WorkspaceOption = None,
 ) -> None:
-    """Write the weekly report (joins of one ISO week, trend vs the week before, 8 weeks of retention)."""
+    """Write the weekly report (joins of one ISO week, measured as of today; trend vs the week before, 8 weeks
+    of retention)."""
     from qunflow.errors import InvalidInput
     from qunflow.services.report import parse_week, post_summary, summary_text, weekly_board
     from qunflow.web.report import report_html, write_report

@@ -123,20 +123,36 @@ def metrics_from_counts(c: Mapping[str, Any]) -> dict[str, Any]:
     out["ltv_90_margin"] = ratio(n("margin_90"), n("mature_90"))
     spend = c.get("spend")
     out["spend"] = float(spend) if spend is not None else None
-    out["cost_per_join"] = ratio(spend, n("cohort_size")) if spend is not None else None
-    out["cost_per_acquisition"] = ratio(spend, n("converted")) if spend is not None else None
+    out["cost_per_join"], out["cost_per_acquisition"] = costs(spend, n("cohort_size"), n("converted"))
     return out
 
 
-def funnel_from_counts(c: Mapping[str, Any]) -> dict[str, int]:
-    """The funnel's stages as counts: landing -> joined -> Day-1 task -> converted.
+def costs(spend: float | Decimal | None, joins: int, converted: int) -> tuple[float | None, float | None]:
+    """M8 cost per join and per acquisition: undefined (None, shown "—") without spend to divide.
 
-    `*_in_progress` are members whose window for that stage is still open (not dropped).
+    Unknown spend (a slice that has none of its own) and no spend at all (an organic channel) have no
+    cost, not a cost of 0; spend without joins or conversions has no cost either (not infinite).
+    """
+    if not spend:
+        return None, None
+    return ratio(spend, joins), ratio(spend, converted)
+
+
+def funnel_from_counts(c: Mapping[str, Any]) -> dict[str, int]:
+    """The funnel's stages as counts (METRICS.md's funnel view, with M1 before it):
+
+    landing visitors -> joined within 7 days of their first view (M1's numerator); then the join
+    cohort -> Day-1 task (M9's numerator) -> converted (M5). `unattributed` counts the cohort's joins
+    without a channel: they are in the cohort, never in M1 (landings and joins are different people
+    and periods, so joins are never divided by landings). `*_in_progress` are people whose window for
+    that stage is still open (not dropped).
     """
 
     def n(key: str) -> int:
         return int(c.get(key) or 0)
 
-    return {"landing_visitors": n("landing_visitors"), "joined": n("cohort_size"),
+    return {"landing_visitors": n("landing_visitors"), "landing_joined": n("landing_joined"),
+            "landing_in_progress": n("landing_visitors") - n("landing_mature"),
+            "joined": n("cohort_size"), "unattributed": n("unattributed"),
             "day1_task": n("task_d1"), "day1_task_in_progress": n("cohort_size") - n("eligible_1"),
             "converted": n("converted"), "converted_in_progress": n("in_progress")}

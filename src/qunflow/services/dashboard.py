@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,14 +12,16 @@ from qunflow.analytics.shipper import ship
 from qunflow.domain.entry import TIERS
 from qunflow.domain.routing import room_by_tier
 from qunflow.services.catalog import group_slots, list_groups
-from qunflow.services.metrics import metrics_report
+from qunflow.services.metrics import daily_trend, metrics_report
 from qunflow.store.tables import campaigns, channels, deliveries, groups
 from qunflow.workspace import Workspace
 
 KPI_KEYS = ("landing_visitors", "join_conversion", "cohort_size", "retention_d1", "retention_d7",
-            "task_completion_d1", "conversion_rate", "cost_per_acquisition")
+            "task_completion_d1", "conversion_rate", "active_ratio_7d", "k_factor", "revenue_per_member",
+            "ltv_90_revenue", "cost_per_acquisition")
 PERCENT_KEYS = frozenset({"join_conversion", "retention_d1", "retention_d7", "retention_d14", "retention_d30",
-                          "task_completion_d1", "conversion_rate", "active_ratio_7d"})
+                          "task_completion_d1", "conversion_rate", "active_ratio_7d", "active_ratio_14d",
+                          "active_ratio_30d"})
 RETENTION_KEYS = ("retention_d1", "retention_d7", "retention_d14", "retention_d30")
 
 
@@ -36,33 +38,43 @@ class Dashboard:
     full_tiers: list[str]
     funnel: dict[str, int]
     failed_sends: int  # messages not delivered yet: waiting out the platform's limit, or dead letters
+    daily: list[dict[str, Any]] = field(default_factory=list)  # services.metrics.daily_trend
+    filters: dict[str, str] = field(default_factory=dict)
+    today: date | None = None  # in the reporting zone, when the board was made
 
 
 DEFAULT_WEEKS = 8  # long enough for cohorts that are 30 days in (M5, D30) to show
 
 
 def default_period(today: date) -> tuple[date, date, date]:
-    """Joins of the last 8 weeks, as of yesterday (the last complete day)."""
-    as_of = today - timedelta(days=1)
-    return as_of - timedelta(days=DEFAULT_WEEKS * 7 - 1), as_of, as_of
+    """Joins of the last 8 weeks, as of today in the reporting zone (as `qunflow metrics` counts)."""
+    return today - timedelta(days=DEFAULT_WEEKS * 7 - 1), today, today
+
+
+def previous_period(start: date, end: date, as_of: date) -> tuple[date, date, date]:
+    """The period of equal length just before, seen as of the same distance from its end: like is
+    compared with like (cohorts as mature as the current ones, M3 one period earlier)."""
+    span = timedelta(days=(end - start).days + 1)
+    return start - span, start - timedelta(days=1), as_of - span
 
 
 def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
                     filters: dict[str, str] | None = None, history_start: date | None = None) -> Dashboard:
     """Everything the front page shows; the retention heatmap may reach back to `history_start`.
 
-    Ships once, then reads four slicings; the funnel comes from the by-channel report's own totals.
+    Ships once, then reads four slicings and the daily trend; the funnel comes from the by-channel
+    report's own totals, the very numbers of the cards.
     """
-    span = (end - start).days + 1
     f = filters or {}
     ship(ws)
 
-    def report(first: date, last: date, by: str, with_funnel: bool = False) -> dict[str, Any]:
-        return metrics_report(ws, start=first, end=last, as_of=as_of, by=by, filters=f, ship_first=False,
+    def report(first: date, last: date, by: str, with_funnel: bool = False, seen: date = as_of) -> dict[str, Any]:
+        return metrics_report(ws, start=first, end=last, as_of=seen, by=by, filters=f, ship_first=False,
                               with_funnel=with_funnel)
 
     by_channel = report(start, end, "channel", with_funnel=True)
-    previous = report(start - timedelta(days=span), start - timedelta(days=1), "none")
+    before = previous_period(start, end, as_of)
+    previous = report(before[0], before[1], "none", seen=before[2])
     cohorts = report(min(history_start or start, start), end, "cohort_week")
     by_group = {row.get("group"): row for row in report(start, end, "group")["rows"]}
     groups = list_groups(ws)
@@ -75,9 +87,11 @@ def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
     for group in groups:
         group["status"] = "full" if group["room"] == 0 else (
             "low" if group["room"] < group["capacity"] * 0.1 else "ok")
+    daily = daily_trend(ws, start=start, end=end, as_of=as_of, filters=f, ship_first=False)
     return Dashboard(start, end, as_of, by_channel["total"], previous["total"], by_channel["rows"],
                      cohorts["rows"], groups, [r.tier for r in rooms if r.status == "full"],
-                     by_channel["funnel"], int(failed))
+                     by_channel["funnel"], int(failed), daily, dict(f),
+                     datetime.now(ws.settings.zone).date())
 
 
 def filter_options(ws: Workspace) -> dict[str, list[str]]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from qunflow.analytics.engines import open_engine
-from qunflow.analytics.queries import COHORT, CURRENT, LANDING, SPEND, render
+from qunflow.analytics.queries import COHORT, CURRENT, CURRENT_DAILY, LANDING, SPEND, SPEND_DAILY, render
 from qunflow.analytics.shipper import ship
 from qunflow.domain.metrics import (
     METRIC_KEYS,
@@ -21,16 +21,19 @@ from qunflow.domain.metrics import (
 from qunflow.workspace import Workspace
 
 
+def _params(ws: Workspace, period: Period, filters: dict[str, str], experiment: str | None) -> dict[str, Any]:
+    settings = ws.settings
+    return {"tz": settings.timezone, "cutoff": period.cutoff, "start": period.start, "end": period.end,
+            "as_of": period.as_of, "engagement": settings.engagement_types,
+            "conversion": settings.conversion_types, "experiment": experiment,
+            **{f"f_{name}": value for name, value in filters.items()}}
+
+
 def _statistics(ws: Workspace, period: Period, by: str, filters: dict[str, str] | None = None,
                 experiment: str | None = None) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
     """Sufficient statistics per slice value, and for the total."""
     filters = filters or {}
-    settings = ws.settings
-    params: dict[str, Any] = {"tz": settings.timezone, "cutoff": period.cutoff, "start": period.start,
-                              "end": period.end, "as_of": period.as_of,
-                              "engagement": settings.engagement_types, "conversion": settings.conversion_types,
-                              "experiment": experiment,
-                              **{f"f_{name}": value for name, value in filters.items()}}
+    params = _params(ws, period, filters, experiment)
     templates = (COHORT, CURRENT, LANDING, SPEND)
     with open_engine(ws) as engine:  # each engine uses only the parameters its SQL names
         results = [engine.query(render(template, by, filters, experiment is not None), params)
@@ -51,7 +54,7 @@ def _statistics(ws: Workspace, period: Period, by: str, filters: dict[str, str] 
             target.update(record)
     if no_spend:
         total["spend"] = None  # spend is known per channel only: a narrower slice has no spend of its own
-    # No spend rows means nothing was spent: 0, so a free channel's cost per join is 0 (not unknown).
+    # No spend rows means nothing was spent: spend 0, and no cost per join (an organic channel, "—").
     total.setdefault("spend", 0)
     if by == "channel":
         for record in rows.values():
@@ -103,4 +106,50 @@ def funnel_counts(ws: Workspace, *, start: date, end: date, as_of: date,
     return funnel_from_counts(total)
 
 
-__all__ = ["METRIC_KEYS", "funnel_counts", "metrics_report"]
+TREND_DAYS = 28  # the daily trend's length: at most the last four weeks of the period
+
+
+def daily_trend(ws: Workspace, *, start: date, end: date, as_of: date, filters: dict[str, str] | None = None,
+                ship_first: bool = True) -> list[dict[str, Any]]:
+    """One point per day, {"day", **metric values}, for the period's days up to the as-of day (the last
+    TREND_DAYS of them), every value by the definitions of `metrics_report`:
+
+    - cohort metrics (M1's landings, joins, M2, M4-M7, M9) are those of the day's own join cohort
+      (landings: of the day's landings), as of the as-of day: `metrics --by cohort_day`;
+    - M3 (current members, active ratios) is the point-in-time value as of that day: `metrics --as-of day`;
+    - spend is that day's spend (up to the as-of day); costs divide it by the day's cohort.
+    """
+    filters = check_filters(filters)
+    check_experiment(None, "none", filters)
+    zone = ws.settings.zone
+    last = min(end, as_of)
+    first = max(start, last - timedelta(days=TREND_DAYS - 1))
+    if first > last:
+        return []
+    if ship_first:
+        ship(ws)
+    rows, _total = _statistics(ws, Period(first, last, as_of, zone), "cohort_day", filters)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    spend_known = not set(filters) - {"channel"}
+    # M3 as of each day (cutoff: the end of the last one; each day's rows stop at its own end).
+    params = _params(ws, Period(first, last, last, zone), filters, None)
+    with open_engine(ws) as engine:
+        names, fetched = engine.query(render(CURRENT_DAILY, "none", filters), params)
+        current = {}
+        for values in fetched:
+            record = dict(zip(names, values, strict=True))
+            current[str(record.pop("dim"))] = record
+        spend_by_day: dict[str, Any] = {}
+        if spend_known:
+            spend_params = _params(ws, Period(first, last, as_of, zone), filters, None)
+            _names, fetched = engine.query(render(SPEND_DAILY, "none", filters), spend_params)
+            spend_by_day = {str(dim): amount for dim, amount in fetched}
+    points = []
+    for day in days:
+        counts = {**rows.get(day.isoformat(), {}), **current.get(day.isoformat(), {}),
+                  "spend": spend_by_day.get(day.isoformat(), 0) if spend_known else None}
+        points.append({"day": day.isoformat(), **metrics_from_counts(counts)})
+    return points
+
+
+__all__ = ["METRIC_KEYS", "TREND_DAYS", "daily_trend", "funnel_counts", "metrics_report"]

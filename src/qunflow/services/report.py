@@ -43,9 +43,12 @@ def parse_week(text: str | None, today: date) -> Week:
 
 
 def weekly_board(ws: Workspace, week: Week, today: date) -> Dashboard:
-    """Joins of the week, counted as of its Sunday (or yesterday while the week is still running)."""
-    as_of = min(week.sunday, today - timedelta(days=1))
-    return build_dashboard(ws, week.monday, week.sunday, max(as_of, week.monday),
+    """Joins of the week, measured as of the day the report is made (`today` in the reporting zone).
+
+    As of the week's own Sunday, M1 (7 days after a view), D7 and M5 (30 days) could never have a
+    value for the week's joins; as of the day it is made, every window that has closed by then counts.
+    """
+    return build_dashboard(ws, week.monday, week.sunday, today,
                            history_start=week.monday - timedelta(weeks=HISTORY_WEEKS - 1))
 
 
@@ -60,10 +63,11 @@ def summary_text(board: Dashboard, week: Week, lang: str) -> str:
     if lang == "zh":
         return (f"qunflow 周报 {week.label}:新入群 {t.get('cohort_size', 0)},入群转化 {pct('join_conversion')},"
                 f"次日留存 {pct('retention_d1')},首日任务 {pct('task_completion_d1')},"
-                f"已转化 {t.get('converted', 0)}(进行中 {t.get('in_progress', 0)})")
+                f"已转化 {t.get('converted', 0)}(进行中 {t.get('in_progress', 0)});统计截至 {board.as_of}")
     return (f"qunflow weekly {week.label}: {t.get('cohort_size', 0)} new members, join conversion "
             f"{pct('join_conversion')}, D1 retention {pct('retention_d1')}, Day-1 tasks "
-            f"{pct('task_completion_d1')}, converted {t.get('converted', 0)} ({t.get('in_progress', 0)} in progress)")
+            f"{pct('task_completion_d1')}, converted {t.get('converted', 0)} ({t.get('in_progress', 0)} in progress); "
+            f"as of {board.as_of}")
 
 
 def post_summary(url: str, text: str, report_name: str) -> None:

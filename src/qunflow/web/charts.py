@@ -82,3 +82,78 @@ def _text(x: float, y: float, text: str, *, size: int = 13, weight: str = "400",
           fill: str = INK) -> str:
     return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" font-weight="{weight}" text-anchor="{anchor}" '
             f'fill="{fill}">{escape(text)}</text>')
+
+
+# --- added for issue 12 (numbers): a funnel whose rates are the cards' own, and daily sparklines ------------
+
+
+@dataclass(frozen=True)
+class RateStage:
+    """One step of the measured funnel: a count, those still in their window, and the metric's rate."""
+
+    key: str  # a stable name for tests and links: landing_visitors, landing_joined, joined, unattributed ...
+    label: str
+    value: int
+    in_progress: int = 0
+    rate: str = ""  # the card's formatted value (e.g. "M9 84.7%"); empty: a count only, never a share
+    base: int = 0  # what the bar is drawn against (the first stage of its block)
+
+
+def rate_funnel_svg(stages: Sequence[RateStage], title: str, width: int = 640) -> str:
+    """Bars drawn against the first stage of their block; the printed rate is the metric's own (same
+    definition and denominator as its card), never a stage divided by the one above it."""
+    bar_h, gap, label_w, top = 26, 12, 190, 34
+    height = top + len(stages) * (bar_h + gap) + 8
+    plot_w = width - label_w - 140
+    parts = [_open(width, height, title), _text(0, 18, title, weight="600", size=15)]
+    for i, stage in enumerate(stages):
+        y = top + i * (bar_h + gap)
+        base = max(stage.base, stage.value + stage.in_progress, 1)
+        done_w = plot_w * stage.value / base
+        wait_w = plot_w * stage.in_progress / base
+        parts.append(f'<g data-stage="{escape(stage.key)}" data-count="{stage.value}" '
+                     f'data-in-progress="{stage.in_progress}">')
+        parts.append(_text(0, y + bar_h * 0.65, stage.label, size=13))
+        parts.append(f'<rect x="{label_w}" y="{y}" width="{plot_w}" height="{bar_h}" fill="{GRID}" rx="4"/>')
+        parts.append(f'<rect x="{label_w}" y="{y}" width="{done_w:.1f}" height="{bar_h}" fill="{BRAND}" rx="4">'
+                     f'<title>{escape(stage.label)}: {stage.value}</title></rect>')
+        if stage.in_progress:
+            parts.append(f'<rect x="{label_w + done_w:.1f}" y="{y}" width="{wait_w:.1f}" height="{bar_h}" '
+                         f'fill="{PROGRESS}" rx="4"><title>in progress: {stage.in_progress}</title></rect>')
+        value = f"{stage.value:,}" + (f" (+{stage.in_progress:,})" if stage.in_progress else "")
+        parts.append(_text(label_w + plot_w + 8, y + bar_h * 0.65, f"{value} {stage.rate}".strip(), size=13))
+        parts.append("</g>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def sparkline_svg(values: Sequence[float | None], title: str, width: int = 120, height: int = 28) -> str:
+    """A small daily line; days without a value (an empty denominator) leave a gap, not a zero."""
+    known = [v for v in values if v is not None]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" role="img" aria-label="{escape(title)}" class="spark" style="max-width:100%">']
+    if known and len(values) > 1:
+        low, high = min(known), max(known)
+        span = (high - low) or 1.0
+        step = width / (len(values) - 1)
+        segment: list[str] = []
+        segments: list[list[str]] = []
+        for i, v in enumerate(values):
+            if v is None:
+                if segment:
+                    segments.append(segment)
+                segment = []
+                continue
+            y = height - 3 - (height - 6) * ((v - low) / span if high != low else 0.5)
+            segment.append(f"{i * step:.1f},{y:.1f}")
+        if segment:
+            segments.append(segment)
+        for points in segments:
+            if len(points) == 1:
+                cx, cy = points[0].split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="1.5" fill="{BRAND}"/>')
+            else:
+                parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{BRAND}" '
+                             'stroke-width="1.5"/>')
+    parts.append(f"<title>{escape(title)}</title></svg>")
+    return "".join(parts)

@@ -14,12 +14,26 @@ from qunflow.web.dashboard_view import dashboard_view
 from qunflow.web.render import templates
 
 CSS = Path(__file__).parent / "static" / "qunflow.css"
+# A4 pages; a heading never ends a page (it moves with what follows), and a card, chart or table row
+# is never cut in two.
+PRINT_CSS = """@page { size: A4; margin: 14mm 12mm; }
+@media print {
+  body { background: #fff; }
+  main.wide { max-width: none; padding: 0; }
+  h1, h2, h3 { break-after: avoid-page; page-break-after: avoid; break-inside: avoid; }
+  .card, .kpi, svg, tr, #as-of, #made { break-inside: avoid; page-break-inside: avoid; }
+  .card.scroll { overflow: visible; }
+  table { width: 100%; font-size: 8.5pt; }
+  thead { display: table-header-group; }
+  p { orphans: 3; widows: 3; }
+}"""
 
 
 def report_html(board: Dashboard, week: Week, lang: str, timezone: str) -> str:
     title = f"社群周报 {week.label}" if lang == "zh" else f"Community weekly report {week.label}"
     return templates.env.get_template("report_weekly.html").render(
-        **dashboard_view(board, lang), title=title, css=CSS.read_text(encoding="utf-8"), timezone=timezone)
+        **dashboard_view(board, lang, links=False), title=title, css=CSS.read_text(encoding="utf-8"),
+        print_css=PRINT_CSS, timezone=timezone)
 
 
 def chromium() -> str | None:
