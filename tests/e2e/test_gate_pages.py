@@ -107,6 +107,11 @@ def test_first_order_gate_over_http(workspace: Workspace, live_server) -> None: 
         client.get("/j/shop-1")  # another phone: the guard's per-browser limit asks a third post for a challenge
         ticket = client.post("/j/shop-1", data={"name": "Li", "consent": "on", "order_ref": "o-1001"})
         assert ticket.status_code == 200 and 'id="invite"' in ticket.text
+    with httpx.Client(base_url=live_server.url, headers={"accept-language": "zh", **PHONE}) as client:
+        client.get("/j/shop-1")  # a third phone, in Chinese: what to fix is said in its language
+        zh = client.post("/j/shop-1", data={"name": "Li", "order_ref": "o-404"})
+        assert zh.status_code == 422 and "查不到这个订单号" in zh.text and "请先同意隐私说明" in zh.text
+        assert "no order with this number" not in zh.text and "privacy notice" not in zh.text
     with workspace.engine.connect() as conn:
         passed = conn.execute(select(events.c.properties).where(events.c.type == "gate_submitted",
                                                                  events.c.entry_point == "shop-1")).scalar_one()

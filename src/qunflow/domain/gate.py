@@ -81,12 +81,44 @@ class Gate:
         return frozenset(out)
 
 
+# What a visitor is told about a gate form they must fix: code -> (zh, en); {n} is the code's number.
+FORM_ERRORS = {
+    "consent": ("请先同意隐私说明才能入群", "please agree to the privacy notice to join"),
+    "required": ("必填", "required"),
+    "too_long": ("最多 {n} 个字", "at most {n} characters"),
+    "choose": ("请选择一个选项", "choose one of the options"),
+    "order_required": ("本群面向已购买的用户：请填写订单号",
+                       "this group is for customers: enter the number of your order"),
+    "order_unknown": ("查不到这个订单号，请核对", "no order with this number is on record: check it"),
+    "order_unknown_optional": ("查不到这个订单号，请核对，或留空",
+                               "no order with this number is on record: check it, or leave it empty"),
+}
+
+
+@dataclass(frozen=True)
+class FormError:
+    """One field's problem, said in the visitor's language on the page (English in logs and the API)."""
+
+    code: str
+    n: int | None = None
+
+    def text(self, lang: str) -> str:
+        zh, en = FORM_ERRORS[self.code]
+        return (zh if lang == "zh" else en).format(n=self.n)
+
+    def __str__(self) -> str:
+        return self.text("en")
+
+
 class GateErrors(InvalidInput):
     """Every problem with a submitted gate form, by field, so the page can show them all."""
 
-    def __init__(self, errors: dict[str, str]) -> None:
+    def __init__(self, errors: dict[str, FormError]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = errors
+
+    def texts(self, lang: str) -> dict[str, str]:
+        return {field: error.text(lang) for field, error in self.errors.items()}
 
 
 @dataclass(frozen=True)
@@ -105,7 +137,7 @@ def evaluate(gate: Gate | None, form: Mapping[str, str], target_tier: str,
     points (ties keep the target tier). The profile consent is required; the marketing one is the person's
     free choice. `known_order` says whether an order number is on record (the first-order option)."""
     marketing = form.get("marketing") in TICKED
-    errors = {} if form.get("consent") in TICKED else {"consent": "please agree to the privacy notice to join"}
+    errors = {} if form.get("consent") in TICKED else {"consent": FormError("consent")}
     if gate is None:
         if errors:
             raise GateErrors(errors)
@@ -114,9 +146,9 @@ def evaluate(gate: Gate | None, form: Mapping[str, str], target_tier: str,
     for spec in gate.fields:
         value = (form.get(spec.key) or "").strip()
         if spec.required and not value:
-            errors[spec.key] = "required"
+            errors[spec.key] = FormError("required")
         elif len(value) > spec.max_length:
-            errors[spec.key] = f"at most {spec.max_length} characters"
+            errors[spec.key] = FormError("too_long", spec.max_length)
         elif value:
             profile[spec.key] = value
     answers: dict[str, str] = {}
@@ -125,7 +157,7 @@ def evaluate(gate: Gate | None, form: Mapping[str, str], target_tier: str,
         chosen = form.get(question.key)
         option = next((o for o in question.options if o.key == chosen), None)
         if option is None:
-            errors[question.key] = "choose one of the options"
+            errors[question.key] = FormError("choose")
             continue
         answers[question.key] = option.key
         for tier, points in option.points.items():
@@ -140,17 +172,17 @@ def evaluate(gate: Gate | None, form: Mapping[str, str], target_tier: str,
 
 
 def _first_order(gate: Gate, form: Mapping[str, str], known_order: Callable[[str], bool] | None,
-                 errors: dict[str, str]) -> str | None:
+                 errors: dict[str, FormError]) -> str | None:
     if gate.first_order is None:
         return None
     ref = (form.get(ORDER_FIELD) or "").strip()[:64]
     if not ref:
         if gate.first_order.mode == "require":
-            errors[ORDER_FIELD] = "this group is for customers: enter the number of your order"
+            errors[ORDER_FIELD] = FormError("order_required")
         return None
     if known_order is None or not known_order(ref):
-        errors[ORDER_FIELD] = "no order with this number is on record: check it" + (
-            "" if gate.first_order.mode == "require" else ", or leave it empty")
+        errors[ORDER_FIELD] = FormError("order_unknown" if gate.first_order.mode == "require"
+                                        else "order_unknown_optional")
         return None
     return ref
 

@@ -172,7 +172,7 @@ async def gate_submit(code: str, request: Request) -> Response:
     except NotFound:
         return message_page(request, "not_found", status_code=404)
     except GateErrors as exc:
-        return _gate_page(request, entry(), 422, form, exc.errors)
+        return _gate_page(request, entry(), 422, form, exc.texts(lang_of(request)))
     except Waitlisted as exc:  # every tier along the fallback order is full: the person keeps a place
         token = exc.link.rsplit("/", 1)[1]
         return _set_visitor(RedirectResponse(f"/w/{token}", status_code=303), vid, new, request)
