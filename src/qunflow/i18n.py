@@ -171,6 +171,14 @@ TEXTS.update({
     "role_operator": {"en": "operator", "zh": "运营"},
     "role_advisor": {"en": "advisor", "zh": "顾问"},
     "role_analyst": {"en": "analyst", "zh": "分析师"},
+    "consent_purpose_profile": {"en": "profile (matching)", "zh": "资料(用于匹配)"},
+    "consent_purpose_marketing": {"en": "marketing messages", "zh": "营销消息"},
+    "consent_source_gate": {"en": "join form", "zh": "入群表单"},
+    "consent_source_keyword": {"en": "chat keyword", "zh": "聊天关键词"},
+    "consent_source_link": {"en": "personal link", "zh": "个人链接"},
+    "consent_source_welcome_reply": {"en": "reply to the welcome", "zh": "回复欢迎私信"},
+    "consent_source_api": {"en": "API", "zh": "API"},
+    "consent_source_console": {"en": "console", "zh": "控制台"},
     "times_in_zone": {"en": "Times in {zone}", "zh": "时间均为 {zone} 时区"},
     "entries_title": {"en": "Entry points", "zh": "入口"},
     "entries_qr_alt": {"en": "QR code of {code}", "zh": "{code} 的二维码"},
@@ -199,6 +207,12 @@ def tier_name(tier: str | None, lang: str) -> str:
     """A tier in the page's language (a tier this version does not know is shown as stored)."""
     key = f"tier_{tier}"
     return t(key, lang) if key in TEXTS else (tier or "—")
+
+
+def word(kind: str, key: str | None, lang: str) -> str:
+    """A stored key of a fixed list (a consent purpose or source...) in words; an unknown key as stored."""
+    name = f"{kind}_{key}"
+    return t(name, lang) if name in TEXTS else (key or "—")
 
 
 def role_name(role: str, lang: str) -> str:

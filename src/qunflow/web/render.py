@@ -12,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from markupsafe import Markup, escape
 
-from qunflow.i18n import fmt_number, fmt_percent, negotiate, role_name, t, tier_name
+from qunflow.i18n import fmt_number, fmt_percent, negotiate, role_name, t, tier_name, word
 from qunflow.web.auth import page_rule
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -61,7 +61,7 @@ def local_time(context: Any, value: datetime | date | str | None, seconds: bool 
 
 
 templates.env.globals.update(t=t, fmt_number=fmt_number, fmt_percent=fmt_percent, csrf_field=csrf_field,
-                             may_open=may_open, tier_name=tier_name, role_name=role_name)
+                             may_open=may_open, tier_name=tier_name, role_name=role_name, word=word)
 templates.env.filters["local_time"] = local_time
 
 
