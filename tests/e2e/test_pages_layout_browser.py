@@ -226,7 +226,7 @@ PAGE_WORDS_JS = """() => {
   const copy = document.body.cloneNode(true);
   copy.querySelectorAll('code, pre, kbd, samp, script, style, title, [data-code], .key, .rule, .said')
       .forEach(e => e.remove());
-  return copy.textContent;
+  return document.title + ' ' + copy.textContent;
 }"""
 
 
