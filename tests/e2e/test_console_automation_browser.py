@@ -103,7 +103,7 @@ def test_inbox_marks_a_day6_follow_up_done_and_assigns_it(world) -> None:  # typ
     with browser_page(log_in_to=(server.url, ws), locale="en-US") as page:
         page.goto(f"{server.url}/console/inbox?lang=en&status=done")
         row = page.locator(f"#item-{item['id']}")
-        assert "Day-6 one-to-one with a new member" in row.inner_text() and "done 2026-03-08 02:00" in row.inner_text()
+        assert "Day-6 one-to-one with a new member" in row.inner_text() and "done 2026-03-08 10:00" in row.inner_text()
         row.locator("button.undone").click()
         page.wait_for_url("**status=done**")
         assert page.locator(f"#item-{item['id']}").count() == 0
