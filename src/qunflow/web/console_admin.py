@@ -98,7 +98,8 @@ async def audit_page(request: Request) -> Response:
 
     rows = await run_in_threadpool(lambda: audit.entries(
         ws.engine, actor=query.get("actor") or None, action=query.get("action") or None,
-        via=via, since=start and utc(start), until=end and utc(end + timedelta(days=1)), limit=500))
+        via=via, since=utc(start) if start else None, until=utc(end + timedelta(days=1)) if end else None,
+        limit=500))
     filters = {"actor": query.get("actor", ""), "action": query.get("action", ""), "via": via or "",
                "from": query.get("from", ""), "to": query.get("to", "")}
     return page(request, "console_audit.html", rows=rows, filters=filters,
