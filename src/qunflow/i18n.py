@@ -303,6 +303,66 @@ TEXTS.update({
 })
 
 
+# Page polish (issue 12): the console's shared words, the entry-points and sandbox pages, the leaderboard's
+# risk badge. Tiers and roles are fixed words of the product, so they are translated like any label.
+TEXTS.update({
+    "tier_newbie": {"en": "newbie", "zh": "新人群"},
+    "tier_interest": {"en": "interest", "zh": "兴趣群"},
+    "tier_core": {"en": "core", "zh": "核心群"},
+    "tier_broadcast": {"en": "broadcast", "zh": "资讯群"},
+    "role_owner": {"en": "owner", "zh": "所有者"},
+    "role_operator": {"en": "operator", "zh": "运营"},
+    "role_advisor": {"en": "advisor", "zh": "顾问"},
+    "role_analyst": {"en": "analyst", "zh": "分析师"},
+    "consent_purpose_profile": {"en": "profile (matching)", "zh": "资料(用于匹配)"},
+    "consent_purpose_marketing": {"en": "marketing messages", "zh": "营销消息"},
+    "consent_source_gate": {"en": "join form", "zh": "入群表单"},
+    "consent_source_keyword": {"en": "chat keyword", "zh": "聊天关键词"},
+    "consent_source_link": {"en": "personal link", "zh": "个人链接"},
+    "consent_source_welcome_reply": {"en": "reply to the welcome", "zh": "回复欢迎私信"},
+    "consent_source_api": {"en": "API", "zh": "API"},
+    "consent_source_console": {"en": "console", "zh": "控制台"},
+    "times_in_zone": {"en": "Times in {zone}", "zh": "时间均为 {zone} 时区"},
+    "entries_title": {"en": "Entry points", "zh": "入口"},
+    "entries_qr_alt": {"en": "QR code of {code}", "zh": "{code} 的二维码"},
+    "sandbox_title": {"en": "Sandbox platform", "zh": "沙盒平台"},
+    "sandbox_chats": {"en": "Chats", "zh": "群聊"},
+    "sandbox_users": {"en": "Users", "zh": "用户"},
+    "sandbox_group_messages": {"en": "Group messages", "zh": "群消息"},
+    "sandbox_direct_messages": {"en": "Private messages", "zh": "私信"},
+    "sandbox_chat": {"en": "Chat", "zh": "群聊"},
+    "sandbox_chat_title": {"en": "Title", "zh": "群名"},
+    "sandbox_members": {"en": "Members", "zh": "成员数"},
+    "sandbox_bot_dms": {"en": "Bot private messages", "zh": "机器人私信"},
+    "sandbox_bot": {"en": "bot", "zh": "机器人"},
+    "risk_badge_high": {"en": "{count} high-risk", "zh": "{count} 个高风险"},
+    "risk_badge_medium": {"en": "{count} to check", "zh": "{count} 个待核查"},
+    "risk_column": {"en": "Risk", "zh": "风险"},
+    "referrals_order": {"en": "Ordered by qualified invitees (first order or other qualifying action), then joined "
+                              "invitees; invitees flagged as high fraud risk do not count toward the rank (they "
+                              "stay in the columns, with a badge). Dates are the invitees' join days.",
+                        "zh": "按合格被邀请人(完成首单等)排序,其次按入群人数;被判为高风险的被邀请人不计入排名"
+                              "(仍计入各列,并以标记提示)。日期为被邀请人入群日。"},
+})
+
+
+def tier_name(tier: str | None, lang: str) -> str:
+    """A tier in the page's language (a tier this version does not know is shown as stored)."""
+    key = f"tier_{tier}"
+    return t(key, lang) if key in TEXTS else (tier or "—")
+
+
+def word(kind: str, key: str | None, lang: str) -> str:
+    """A stored key of a fixed list (a consent purpose or source...) in words; an unknown key as stored."""
+    name = f"{kind}_{key}"
+    return t(name, lang) if name in TEXTS else (key or "—")
+
+
+def role_name(role: str, lang: str) -> str:
+    key = f"role_{role}"
+    return t(key, lang) if key in TEXTS else role
+
+
 def negotiate(accept_language: str | None, setting: str = "auto", override: str | None = None) -> str:
     """`?lang=` beats the workspace setting, which beats the browser; Chinese is the fallback."""
     for choice in (override, None if setting == "auto" else setting):

@@ -158,11 +158,14 @@ def test_leaderboard_and_programs(api: tuple[Workspace, Clock, httpx.Client]) ->
     assert [(r["rank"], r["member"], r["joined"], r["qualified"]) for r in board["rows"]] == [
         (1, "carol", 3, 1), (2, "alice", 2, 1), (3, "bob", 2, 1)]
     assert board["rows"][1] == {"rank": 2, "member": "alice", "invites": 3, "joined": 2, "qualified": 1, "paid": 2,
-                                "paid_value": 50.0, "review": 0}
+                                "paid_value": 50.0, "review": 0, "high_risk": 0, "high_risk_qualified": 0,
+                                "medium_risk": 0, "risk": None}
+    assert (board["rows"][2]["member"], board["rows"][2]["high_risk"], board["rows"][2]["risk"]) == ("bob", 1, "high")
     day = client.get("/referrals/leaderboard", params={"by": "campaign", "from": "2026-03-02", "to": "2026-03-02"})
     assert [(r["campaign"], r["joined"]) for r in day.json()["rows"]] == [("spring", 2), ("(none)", 1)]
+    # wechat's second qualified invitee is high risk and does not count toward the rank: poster leads.
     assert client.get("/referrals/leaderboard", params={"by": "channel", "limit": 1}).json()["rows"][0][
-        "channel"] == "wechat"
+        "channel"] == "poster"
     refused(ws, client.get("/referrals/leaderboard", params={"from": "2026-13-01"}), 400, "from must be a date")
     refused(ws, client.get("/referrals/leaderboard", params={"from": "2026-03-05", "to": "2026-03-01"}), 400,
             "is after to")

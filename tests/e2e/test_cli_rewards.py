@@ -99,9 +99,9 @@ def test_leaderboard_table_json_csv(ws: Workspace) -> None:
                   "--format", "csv").output
     assert list(csv.DictReader(io.StringIO(text))) == [
         {"rank": "1", "channel": "wechat", "invites": "3", "joined": "2", "qualified": "2", "paid": "2",
-         "paid_value": "50.0", "review": "2"},
+         "paid_value": "50.0", "review": "2", "high_risk": "1", "risk": "high"},
         {"rank": "2", "channel": "poster", "invites": "0", "joined": "1", "qualified": "0", "paid": "0",
-         "paid_value": "0.0", "review": "0"}]
+         "paid_value": "0.0", "review": "0", "high_risk": "0", "risk": ""}]
 
 
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(ws: Workspace) -> None:

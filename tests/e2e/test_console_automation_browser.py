@@ -66,7 +66,7 @@ def test_playbooks_page_shows_versions_members_per_step_and_previews(world) -> N
         assert "Welcome, Alex! Here is your new-member coupon WELCOME8K2P" in card.locator(
             ".preview[data-template=day0_coupon]").inner_text()
         card.locator("details.versions summary").click()
-        assert "2026-03-02 01:00" in card.locator("details.versions").inner_text()  # applied 09:00 Shanghai
+        assert "2026-03-02 09:00" in card.locator("details.versions").inner_text()  # applied 09:00 Shanghai, shown so
         assert page.locator("#pb-too_long .statuses .dead").inner_text() == "2"
     with browser_page(log_in_to=(server.url, ws), locale="zh-CN", viewport={"width": 390, "height": 844},
                       is_mobile=True) as page:
@@ -87,7 +87,7 @@ def test_inbox_marks_a_day6_follow_up_done_and_assigns_it(world) -> None:  # typ
         assert page.locator("h1").inner_text() == "顾问待办"
         row = page.locator(f"#item-{item['id']}")
         assert "新人第 6 天一对一沟通" in row.inner_text() and "未分配" in row.inner_text()
-        assert "2026-03-09 02:00" in row.inner_text()  # due 24 h after Day 6 10:00 Shanghai
+        assert "2026-03-09 10:00" in row.inner_text()  # due 24 h after Day 6 10:00 Shanghai, shown in its zone
         row.locator("form.assign input[name=assignee]").fill("王芳")
         with page.expect_navigation():
             row.locator("form.assign button").click()
@@ -103,7 +103,7 @@ def test_inbox_marks_a_day6_follow_up_done_and_assigns_it(world) -> None:  # typ
     with browser_page(log_in_to=(server.url, ws), locale="en-US") as page:
         page.goto(f"{server.url}/console/inbox?lang=en&status=done")
         row = page.locator(f"#item-{item['id']}")
-        assert "Day-6 one-to-one with a new member" in row.inner_text() and "done 2026-03-08 02:00" in row.inner_text()
+        assert "Day-6 one-to-one with a new member" in row.inner_text() and "done 2026-03-08 10:00" in row.inner_text()
         row.locator("button.undone").click()
         page.wait_for_url("**status=done**")
         assert page.locator(f"#item-{item['id']}").count() == 0

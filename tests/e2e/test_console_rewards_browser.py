@@ -115,7 +115,10 @@ def test_leaderboard_in_chinese_and_english_with_switch_and_period(world: tuple[
         page.select_option("#f-by", "channel")
         with page.expect_navigation():
             page.click("form.filters button")
-        assert page.locator("table.leaderboard td.key").all_inner_texts() == ["wechat", "poster"]
+        # wechat's extra qualified invitee is high risk: it does not lift wechat above poster, and it is badged.
+        assert page.locator("table.leaderboard td.key").all_inner_texts() == ["poster", "wechat"]
+        assert page.locator("tr[data-key=wechat] .risk .risk-high").inner_text() == "1 个高风险"
+        assert page.locator("tr[data-key=poster] .risk .tag").count() == 0
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
     with browser_page(log_in_to=(server.url, ws), locale="en-US") as page:
         page.goto(f"{server.url}/console/referrals?lang=en")
@@ -127,4 +130,5 @@ def test_leaderboard_in_chinese_and_english_with_switch_and_period(world: tuple[
         assert page.locator("table.leaderboard td.key").all_inner_texts() == ["alice", "bob"]
         assert page.locator("tr[data-key=bob] .joined").inner_text() == "1"
         assert page.locator("tr[data-key=bob] .review").inner_text() == "2"
+        assert page.locator("tr[data-key=bob] .risk").inner_text() == "1 high-risk"
         assert "Qualified" in page.locator("table.leaderboard").inner_text()

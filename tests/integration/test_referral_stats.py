@@ -124,7 +124,8 @@ def test_leaderboard_order_ties_and_local_day_periods(any_workspace: Workspace, 
     # All qualified 1; carol joined 3; alice and bob 2 each: the tie goes by name, the same every time.
     assert [(r.rank, r.key) for r in board] == [(1, "carol"), (2, "alice"), (3, "bob")]
     assert [r.key for r in leaderboard(any_workspace, by="member", limit=2)] == ["carol", "alice"]
-    assert [(r.key, r.qualified) for r in leaderboard(any_workspace, by="channel")] == [("wechat", 2), ("poster", 1)]
+    # wechat's second qualified invitee is bob's high-risk c1: it does not count toward the order (rank()).
+    assert [(r.key, r.qualified) for r in leaderboard(any_workspace, by="channel")] == [("poster", 1), ("wechat", 2)]
     first_day = _table(leaderboard(any_workspace, start=datetime(2026, 3, 2).date(), end=datetime(2026, 3, 2).date()))
     # bob's second invitee joined at 00:30 on 3 March in Shanghai: not on the 2nd.
     assert first_day == {"alice": (3, 2, 1, 2, 50.0, 0), "bob": (0, 1, 1, 0, 0.0, 2)}
@@ -168,3 +169,20 @@ def test_review_queue_and_program_views_on_both_databases(any_workspace: Workspa
     assert (new, new_again, again.code) == (True, False, coupon.code)
     assert ledger.redeem_for(any_workspace, coupon.code, order_ref="o", member_id="m1", actor="t").status == "redeemed"
     assert [e["entry"] for e in ledger.show(any_workspace, coupon.code)["ledger"]] == ["issue", "redeem"]
+
+
+def test_high_risk_invitees_are_counted_flagged_and_left_out_of_the_rank(any_workspace: Workspace,
+                                                                          tmp_path: Path) -> None:
+    build_community(any_workspace, tmp_path)
+    by_channel = leaderboard(any_workspace, by="channel")
+    # Raw counts would put wechat first (2 qualified); one of them is bob's self-referral, scored high.
+    assert [(r.rank, r.key, r.qualified, r.high_risk, r.high_risk_qualified, r.risk) for r in by_channel] == [
+        (1, "poster", 1, 0, 0, None), (2, "wechat", 2, 1, 1, "high")]
+    bob = next(r for r in leaderboard(any_workspace, by="member") if r.key == "bob")
+    assert (bob.joined, bob.high_risk, bob.as_json("member")["risk"]) == (2, 1, "high")
+    # A flagged row is never ranked above a clean one on the strength of its flagged invitees alone.
+    from qunflow.services.referral_stats import ReferralStats
+
+    flagged = ReferralStats("aaron", joined=5, qualified=5, high_risk=5, high_risk_qualified=5)
+    clean = ReferralStats("zoe", joined=1, qualified=1)
+    assert [r.key for r in rank([flagged, clean])] == ["zoe", "aaron"]

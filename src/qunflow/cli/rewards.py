@@ -212,20 +212,22 @@ def leaderboard(by: Annotated[str, typer.Option(help="member, campaign or channe
     start, end = parse_day(from_, "--from"), parse_day(to, "--to")
     rows = [r.as_json(by) for r in referral_stats.leaderboard(workspace(workspace_dir), by=by, start=start, end=end,
                                                                limit=limit)]
-    columns = ["rank", by, "invites", "joined", "qualified", "paid", "paid_value", "review"]
+    # risk: the worst fraud level among the row's invitees; high-risk ones do not count toward the rank.
+    columns = ["rank", by, "invites", "joined", "qualified", "paid", "paid_value", "review", "high_risk", "risk"]
     if format_ == "json":
         print(json.dumps({"by": by, "from": start and start.isoformat(), "to": end and end.isoformat(),
                           "rows": rows}, ensure_ascii=False, indent=2))
     elif format_ == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
         print(buffer.getvalue(), end="")
     else:
         table = Table(*columns, title=f"referrals by {by}, joins {start or 'any'} to {end or 'any'}")
         for row in rows:
-            table.add_row(*[_money(row[c]) if c == "paid_value" else str(row[c]) for c in columns])
+            table.add_row(*[_money(row[c]) if c == "paid_value" else str(row[c] or "") if c == "risk"
+                            else str(row[c]) for c in columns])
         console.print(table)
 
 

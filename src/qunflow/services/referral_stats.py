@@ -6,7 +6,9 @@ Every number is one GROUP BY in the database (SQLite and PostgreSQL alike):
 - joined: referrals (one per invitee, the first join through a referral),
 - qualified: referrals whose invitee did the first qualifying action (`qualified_at` set),
 - paid / paid_value / review: rewards resting on those referrals, by the rewarded member (member view)
-  or by the referral's campaign or channel.
+  or by the referral's campaign or channel,
+- high_risk / medium_risk: referrals the fraud checks scored high or medium (high_risk_qualified: the
+  high-risk ones that qualified).
 The period (`start`..`end`, local days of the workspace, both included) applies to the referral's join
 time, and to the visit time for invites.
 """
@@ -38,10 +40,19 @@ class ReferralStats:
     paid_value: float = 0.0
     review: int = 0
     rank: int = 0
+    high_risk: int = 0
+    high_risk_qualified: int = 0
+    medium_risk: int = 0
+
+    @property
+    def risk(self) -> str | None:
+        """The worst fraud level among the row's referrals (None when none is flagged)."""
+        return "high" if self.high_risk else "medium" if self.medium_risk else None
 
     def as_json(self, by: str) -> dict[str, Any]:
         row = asdict(self)
         row[by] = row.pop("key")
+        row["risk"] = self.risk
         return row
 
 
@@ -82,11 +93,16 @@ def referral_stats(ws: Workspace, *, by: str = "member", start: date | None = No
         return found.setdefault(name, ReferralStats(name))
 
     with ws.engine.connect() as conn:
-        for key, joined, qualified in conn.execute(
-                select(ref_key, func.count(), func.count(r.qualified_at))
+        high_risk = r.fraud_level == "high"
+        for key, joined, qualified, flagged, flagged_qualified, medium in conn.execute(
+                select(ref_key, func.count(), func.count(r.qualified_at), func.sum(case((high_risk, 1), else_=0)),
+                       func.sum(case((and_(high_risk, r.qualified_at.is_not(None)), 1), else_=0)),
+                       func.sum(case((r.fraud_level == "medium", 1), else_=0)))
                 .where(*_within(r.joined_at, low, high)).group_by(ref_key)):
             stats = row(key)
             stats.joined, stats.qualified = int(joined), int(qualified)
+            stats.high_risk, stats.high_risk_qualified = int(flagged or 0), int(flagged_qualified or 0)
+            stats.medium_risk = int(medium or 0)
         visitors = func.count(func.distinct(func.coalesce(e.visitor_id, e.member_id)))
         for key, invites in conn.execute(
                 select(visit_key, visitors)
@@ -111,10 +127,16 @@ def _reward_counts(conn: Connection, key: Any, low: datetime | None, high: datet
 
 def rank(rows: list[ReferralStats], limit: int | None = None) -> list[ReferralStats]:
     """The leaderboard order: most qualified invitees, then most joined, then the key (stable on ties);
-    rows without a joined invitee are left out. Ranks are 1, 2, 3... in that order."""
+    rows without a joined invitee are left out. Ranks are 1, 2, 3... in that order.
+
+    Invitees the fraud checks scored high do not count toward the order: a board that ranks by them pays
+    the fraud the checks exist to stop with the top place. They still show in the row's numbers, and the
+    console marks the row, so an operator sees them and decides in the review queue. Medium-risk
+    invitees (often a shared office network) count."""
     if limit is not None and not 1 <= limit <= 1000:
         raise InvalidInput(f"limit must be between 1 and 1000, got {limit}")
-    ordered = sorted((s for s in rows if s.joined), key=lambda s: (-s.qualified, -s.joined, s.key))
+    ordered = sorted((s for s in rows if s.joined), key=lambda s: (
+        -(s.qualified - s.high_risk_qualified), -(s.joined - s.high_risk), s.key))
     for place, stats in enumerate(ordered, 1):
         stats.rank = place
     return ordered[:limit] if limit else ordered

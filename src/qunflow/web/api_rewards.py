@@ -162,7 +162,9 @@ async def post_clawback(request: Request, reward_id: RowId, body: ReasonBody, wh
 
 @router.get("/referrals/leaderboard", summary="Referral leaderboard and statistics",
             description="by member (inviter), campaign or channel; from/to are local days (YYYY-MM-DD, both "
-                        "included) of the invitees' joins. Ordered by qualified invitees, then joined.")
+                        "included) of the invitees' joins. Ordered by qualified invitees, then joined, "
+                        "leaving out invitees the fraud checks scored high (counted in high_risk, "
+                        "high_risk_qualified; risk is the row's worst level).")
 async def get_leaderboard(request: Request, _who: Metrics, by: Literal["member", "campaign", "channel"] = "member",
                           from_: Annotated[Day, Query(alias="from")] = None, to: Day = None,
                           limit: int = Query(20, ge=1, le=1000)) -> dict[str, Any]:

@@ -20,35 +20,78 @@ class FunnelStage:
     in_progress: int = 0  # still inside their window: shown apart, never as dropped
 
 
-def funnel_svg(stages: Sequence[FunnelStage], title: str, width: int = 640) -> str:
-    """Horizontal bars, each stage as a share of the first; in-progress members in a lighter tone."""
-    bar_h, gap, label_w, top = 30, 14, 150, 34
-    height = top + len(stages) * (bar_h + gap) + 8
+# Each chart comes in two drawings: one for a desktop column and one for a phone, shown by the media query in
+# qunflow.css. An SVG scales its text with its width, so one drawing cannot be readable at both: the phone
+# drawing is about as wide as a phone's card, so its 13 px text renders at 12 px or more at 390 px.
+WIDE, NARROW = 640, 340
+
+
+def text_width(text: str, size: float) -> float:
+    """An upper estimate of a label's width in px: CJK and other wide characters take 1 em, others 0.62 em."""
+    return sum(size if ord(ch) > 0x2E7F else size * 0.62 for ch in text)
+
+
+def responsive(wide: str, narrow: str) -> str:
+    """Both drawings of a chart; the stylesheet shows the one that fits the screen."""
+    return (wide.replace("<svg ", '<svg class="chart-wide" ', 1)
+            + narrow.replace("<svg ", '<svg class="chart-narrow" ', 1))
+
+
+def funnel_svg(stages: Sequence[FunnelStage], title: str) -> str:
+    """The funnel for the console and the weekly report: a desktop and a phone drawing."""
+    return responsive(funnel_drawing(stages, title, WIDE), funnel_drawing(stages, title, NARROW))
+
+
+def funnel_drawing(stages: Sequence[FunnelStage], title: str, width: int = WIDE) -> str:
+    """Horizontal bars, each stage as a share of the first; in-progress members in a lighter tone.
+    Labels and values are measured, so neither is cut: where they do not fit beside the bar (a narrow
+    drawing), each label and its value stand on a line above their bar."""
+    size, bar_h, gap, top = 13, 30, 14, 34
     base = max(stages[0].value if stages else 0, 1)
-    plot_w = width - label_w - 110
+    values = []
+    for i, stage in enumerate(stages):
+        value = f"{stage.value:,}" + (f" (+{stage.in_progress:,})" if stage.in_progress else "")
+        values.append(f"{value} {stage.value / base:.0%}" if i else value)
+    label_w = max((text_width(s.label, size) for s in stages), default=0) + 10
+    value_w = max((text_width(v, size) for v in values), default=0) + 10
+    stacked = width - label_w - value_w < width * 0.35  # too little room left for the bars beside them
+    row_h = bar_h + gap + (size + 6 if stacked else 0)
+    height = top + len(stages) * row_h + 8
     parts = [_open(width, height, title), _text(0, 18, title, weight="600", size=15)]
     for i, stage in enumerate(stages):
-        y = top + i * (bar_h + gap)
+        y = top + i * row_h
+        if stacked:
+            parts.append(_text(0, y + size, stage.label, size=size))
+            parts.append(_text(width, y + size, values[i], size=size, anchor="end", fill=MUTED))
+            y += size + 6
+            bar_x, plot_w = 0.0, float(width)
+        else:
+            parts.append(_text(0, y + bar_h * 0.65, stage.label, size=size))
+            bar_x, plot_w = label_w, width - label_w - value_w
         done_w = plot_w * stage.value / base
         wait_w = plot_w * stage.in_progress / base
-        share = f"{stage.value / base:.0%}" if i else ""
-        parts.append(_text(0, y + bar_h * 0.65, stage.label, size=13))
-        parts.append(f'<rect x="{label_w}" y="{y}" width="{plot_w}" height="{bar_h}" fill="{GRID}" rx="4"/>')
-        parts.append(f'<rect x="{label_w}" y="{y}" width="{done_w:.1f}" height="{bar_h}" fill="{BRAND}" rx="4">'
+        parts.append(f'<rect x="{bar_x:.1f}" y="{y}" width="{plot_w:.1f}" height="{bar_h}" fill="{GRID}" rx="4"/>')
+        parts.append(f'<rect x="{bar_x:.1f}" y="{y}" width="{done_w:.1f}" height="{bar_h}" fill="{BRAND}" rx="4">'
                      f'<title>{escape(stage.label)}: {stage.value}</title></rect>')
         if stage.in_progress:
-            parts.append(f'<rect x="{label_w + done_w:.1f}" y="{y}" width="{wait_w:.1f}" height="{bar_h}" '
-                         f'fill="{PROGRESS}" rx="4"><title>in progress: {stage.in_progress}</title></rect>')
-        value = f"{stage.value:,}" + (f" (+{stage.in_progress:,})" if stage.in_progress else "")
-        parts.append(_text(label_w + plot_w + 8, y + bar_h * 0.65, f"{value} {share}", size=13))
+            parts.append(f'<rect x="{bar_x + done_w:.1f}" y="{y}" width="{wait_w:.1f}" height="{bar_h}" '
+                         f'fill="{PROGRESS}" rx="4"><title>+{stage.in_progress}</title></rect>')
+        if not stacked:
+            parts.append(_text(bar_x + plot_w + 8, y + bar_h * 0.65, values[i], size=size))
     parts.append("</svg>")
     return "".join(parts)
 
 
-def heatmap_svg(rows: Sequence[tuple[str, Sequence[float | None]]], columns: Sequence[str], title: str,
-                width: int = 640) -> str:
+def heatmap_svg(rows: Sequence[tuple[str, Sequence[float | None]]], columns: Sequence[str], title: str) -> str:
+    """The retention heatmap for the console and the weekly report: a desktop and a phone drawing."""
+    return responsive(heatmap_drawing(rows, columns, title, WIDE), heatmap_drawing(rows, columns, title, NARROW))
+
+
+def heatmap_drawing(rows: Sequence[tuple[str, Sequence[float | None]]], columns: Sequence[str], title: str,
+                    width: int = WIDE) -> str:
     """A retention heatmap: one row per join cohort, one column per day n; blank where not yet known."""
-    label_w, top, cell_h = 110, 52, 28
+    label_w = max([text_width(label, 12) for label, _ in rows] + [60.0]) + 10
+    top, cell_h = 52, 28
     cell_w = (width - label_w) / max(len(columns), 1)
     height = top + len(rows) * cell_h + 8
     parts = [_open(width, height, title), _text(0, 18, title, weight="600", size=15)]
@@ -61,7 +104,7 @@ def heatmap_svg(rows: Sequence[tuple[str, Sequence[float | None]]], columns: Seq
             x = label_w + j * cell_w
             if value is None:
                 parts.append(f'<rect x="{x:.1f}" y="{y}" width="{cell_w - 2:.1f}" height="{cell_h - 2}" '
-                             f'fill="#fff" stroke="{GRID}"><title>{escape(label)} {columns[j]}: not yet</title></rect>')
+                             f'fill="#fff" stroke="{GRID}"><title>{escape(label)} {columns[j]}: —</title></rect>')
                 continue
             alpha = 0.12 + 0.88 * min(max(value, 0.0), 1.0)
             ink = "#fff" if alpha > 0.55 else INK

@@ -76,4 +76,5 @@ def sandbox(request: Request) -> Response:
     world = workspace_of(request).sandbox
     chat = request.query_params.get("chat")
     return page(request, "console_sandbox.html", chats=world.chats(), chat=chat, counts=world.counts(),
-                messages=world.messages(chat_id=chat, limit=100), query_without_lang=_query_without_lang(request))
+                messages=world.messages(chat_id=chat, limit=100), query_without_lang=_query_without_lang(request),
+                timezone=workspace_of(request).settings.timezone)

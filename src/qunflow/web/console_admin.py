@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -91,10 +91,15 @@ async def audit_page(request: Request) -> Response:
     via = query.get("via") or None
     if via not in (None, "console", "api", "cli"):
         raise InvalidInput("via must be console, api or cli")
+    ws = workspace_of(request)
+
+    def utc(day: date) -> datetime:  # the filter's days are local days, as every time on the page
+        return datetime.combine(day, time.min, ws.settings.zone).astimezone(UTC).replace(tzinfo=None)
+
     rows = await run_in_threadpool(lambda: audit.entries(
-        workspace_of(request).engine, actor=query.get("actor") or None, action=query.get("action") or None,
-        via=via, since=start and datetime.combine(start, time.min),
-        until=end and datetime.combine(end + timedelta(days=1), time.min), limit=500))
+        ws.engine, actor=query.get("actor") or None, action=query.get("action") or None,
+        via=via, since=utc(start) if start else None, until=utc(end + timedelta(days=1)) if end else None,
+        limit=500))
     filters = {"actor": query.get("actor", ""), "action": query.get("action", ""), "via": via or "",
                "from": query.get("from", ""), "to": query.get("to", "")}
     return page(request, "console_audit.html", rows=rows, filters=filters,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from markupsafe import Markup, escape
 
-from qunflow.i18n import fmt_number, fmt_percent, negotiate, t
+from qunflow.i18n import fmt_number, fmt_percent, negotiate, role_name, t, tier_name, word
 from qunflow.web.auth import page_rule
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -36,8 +37,32 @@ def may_open(context: Any, path: str) -> bool:
     return principal.can(permission) and (principal.groups is None or by_group)
 
 
+def to_zone(value: datetime | str, zone: Any) -> datetime:
+    """A stored time (naive means UTC, as the store keeps it; ISO text is parsed) in the given zone."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone)
+
+
+@pass_context
+def local_time(context: Any, value: datetime | date | str | None, seconds: bool = False) -> Markup:
+    """A time as people read it: in the workspace's reporting zone, to the minute (or second), never with
+    microseconds; a <time> element carries the exact UTC instant and the zone's name."""
+    if value is None or value == "":
+        return Markup("—")
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return Markup(f'<time datetime="{value.isoformat()}">{value.isoformat()}</time>')
+    zone = context["request"].app.state.workspace.settings.zone
+    moment = to_zone(value, zone)
+    shown = moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    exact = moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return Markup(f'<time datetime="{exact}" title="{escape(str(zone))}">{shown}</time>')
+
+
 templates.env.globals.update(t=t, fmt_number=fmt_number, fmt_percent=fmt_percent, csrf_field=csrf_field,
-                             may_open=may_open)
+                             may_open=may_open, tier_name=tier_name, role_name=role_name, word=word)
+templates.env.filters["local_time"] = local_time
 
 
 def lang_of(request: Request) -> str:
