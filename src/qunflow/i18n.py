@@ -392,3 +392,24 @@ def fmt_percent(value: float | None, lang: str) -> str:
     if value is None:
         return "—"
     return format_percent(value, format="#,##0.0%", locale="zh_CN" if lang == "zh" else "en")
+
+
+# Stored keys of fixed lists shown on console pages (send kinds, channel kinds, the page-text languages).
+TEXTS.update({
+    "send_kind_welcome_dm": {"en": "welcome DM", "zh": "欢迎私信"},
+    "send_kind_welcome_menu": {"en": "welcome menu", "zh": "欢迎菜单"},
+    "send_kind_keyword_reply": {"en": "keyword reply", "zh": "关键词回复"},
+    "send_kind_playbook": {"en": "playbook step", "zh": "剧本步骤"},
+    "send_kind_coupon_dm": {"en": "coupon DM", "zh": "优惠券私信"},
+    "send_kind_gate_link": {"en": "join form link", "zh": "问卷链接"},
+    "send_kind_consent_reply": {"en": "consent reply", "zh": "同意回复"},
+    "channel_kind_ad": {"en": "ad", "zh": "广告"},
+    "channel_kind_content": {"en": "content", "zh": "内容"},
+    "channel_kind_website": {"en": "website", "zh": "官网"},
+    "channel_kind_offline": {"en": "offline", "zh": "线下"},
+    "channel_kind_referral": {"en": "referral", "zh": "转介绍"},
+    "language_zh": {"en": "Chinese", "zh": "中文"},
+    "language_en": {"en": "English", "zh": "英文"},
+    "results_no_task": {"en": "This send went out at once: there is no staff-confirmed task to follow.",
+                        "zh": "这条消息是直接发出的，没有需要成员确认的群发任务可查。"},
+})

@@ -13,7 +13,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,12 @@ from sqlalchemy import select
 from qunflow.connectors import sandbox_tables
 from qunflow.i18n import TEXTS
 from qunflow.services.catalog import add_entry_point, list_entry_points, list_groups
+from qunflow.services.meetups import add_meetup
 from qunflow.services.privacy import member_link_token
 from qunflow.services.referrals import referral_code
+from qunflow.services.waitlist import add_to_waitlist
 from qunflow.sim.demo import Simulation
-from qunflow.store.tables import members
+from qunflow.store.tables import deliveries, members
 from qunflow.workspace import Workspace
 from tests.conftest import LiveServer
 from tests.e2e.browser import browser_page
@@ -64,8 +66,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with ws.sandbox.engine.connect() as conn:
         invite = conn.execute(select(sandbox_tables.sandbox_invites.c.token)).scalars().first()
     gated = next(e["code"] for e in list_entry_points(ws) if e["gate"])
-    samples = {"{code}": gated, "{member_id}": member, "{token}": member_link_token(ws, member), "{task}": "profile"}
-    overrides = {"/r/{code}": {"{code}": referral}, "/sandbox/invite/{token}": {"{token}": invite}}
+    meetup = add_meetup(ws, "layout-talk", title_zh="周四分享：如何选课", title_en="Thursday talk: choosing a course",
+                        starts_at=ws.clock() + timedelta(days=2), checkin_keyword="签到").key
+    with ws.engine.begin() as conn:  # someone who found every group full: their waitlist page
+        waiting = conn.execute(select(members.c.id).where(members.c.group_id.is_(None))
+                               .order_by(members.c.id)).scalars().first() or member
+        add_to_waitlist(conn, waiting, None, "core", ws.clock())
+        send_id = conn.execute(select(deliveries.c.id).order_by(deliveries.c.id)).scalars().first()
+    samples = {"{code}": gated, "{member_id}": member, "{token}": member_link_token(ws, member), "{task}": "profile",
+               "{key}": meetup, "{send_id}": str(send_id)}
+    overrides = {"/r/{code}": {"{code}": referral}, "/sandbox/invite/{token}": {"{token}": invite},
+                 "/console/gates/{key}": {"{key}": "seed"}, "/w/{token}": {"{token}": member_link_token(ws, waiting)}}
     with LiveServer(ws) as server:
         yield Site(ws, server.url, server.server.config.app, samples, overrides)
     ws.close()

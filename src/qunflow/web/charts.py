@@ -127,7 +127,7 @@ def _text(x: float, y: float, text: str, *, size: int = 13, weight: str = "400",
             f'fill="{fill}">{escape(text)}</text>')
 
 
-# --- added for issue 12 (numbers): a funnel whose rates are the cards' own, and daily sparklines ------------
+# --- the measured funnel, whose rates are the cards' own, and daily sparklines -------------------------------
 
 
 @dataclass(frozen=True)
@@ -142,29 +142,47 @@ class RateStage:
     base: int = 0  # what the bar is drawn against (the first stage of its block)
 
 
-def rate_funnel_svg(stages: Sequence[RateStage], title: str, width: int = 640) -> str:
+def rate_funnel_svg(stages: Sequence[RateStage], title: str) -> str:
+    """The measured funnel for the console: a desktop and a phone drawing (see funnel_svg)."""
+    return responsive(rate_funnel_drawing(stages, title, WIDE), rate_funnel_drawing(stages, title, NARROW))
+
+
+def rate_funnel_drawing(stages: Sequence[RateStage], title: str, width: int = WIDE) -> str:
     """Bars drawn against the first stage of their block; the printed rate is the metric's own (same
-    definition and denominator as its card), never a stage divided by the one above it."""
-    bar_h, gap, label_w, top = 26, 12, 190, 34
-    height = top + len(stages) * (bar_h + gap) + 8
-    plot_w = width - label_w - 140
+    definition and denominator as its card), never a stage divided by the one above it. Labels and values
+    are measured as in funnel_drawing: where they do not fit beside the bar, they stand on a line above it."""
+    size, bar_h, gap, top = 13, 26, 12, 34
+    values = [(f"{stage.value:,}" + (f" (+{stage.in_progress:,})" if stage.in_progress else "")
+               + (f" {stage.rate}" if stage.rate else "")) for stage in stages]
+    label_w = max((text_width(stage.label, size) for stage in stages), default=0) + 10
+    value_w = max((text_width(value, size) for value in values), default=0) + 10
+    stacked = width - label_w - value_w < width * 0.35
+    row_h = bar_h + gap + (size + 6 if stacked else 0)
+    height = top + len(stages) * row_h + 8
     parts = [_open(width, height, title), _text(0, 18, title, weight="600", size=15)]
     for i, stage in enumerate(stages):
-        y = top + i * (bar_h + gap)
+        y = top + i * row_h
+        parts.append(f'<g data-stage="{escape(stage.key)}" data-count="{stage.value}" '
+                     f'data-in-progress="{stage.in_progress}">')
+        if stacked:
+            parts.append(_text(0, y + size, stage.label, size=size))
+            parts.append(_text(width, y + size, values[i], size=size, anchor="end", fill=MUTED))
+            y += size + 6
+            bar_x, plot_w = 0.0, float(width)
+        else:
+            parts.append(_text(0, y + bar_h * 0.65, stage.label, size=size))
+            bar_x, plot_w = label_w, width - label_w - value_w
         base = max(stage.base, stage.value + stage.in_progress, 1)
         done_w = plot_w * stage.value / base
         wait_w = plot_w * stage.in_progress / base
-        parts.append(f'<g data-stage="{escape(stage.key)}" data-count="{stage.value}" '
-                     f'data-in-progress="{stage.in_progress}">')
-        parts.append(_text(0, y + bar_h * 0.65, stage.label, size=13))
-        parts.append(f'<rect x="{label_w}" y="{y}" width="{plot_w}" height="{bar_h}" fill="{GRID}" rx="4"/>')
-        parts.append(f'<rect x="{label_w}" y="{y}" width="{done_w:.1f}" height="{bar_h}" fill="{BRAND}" rx="4">'
+        parts.append(f'<rect x="{bar_x:.1f}" y="{y}" width="{plot_w:.1f}" height="{bar_h}" fill="{GRID}" rx="4"/>')
+        parts.append(f'<rect x="{bar_x:.1f}" y="{y}" width="{done_w:.1f}" height="{bar_h}" fill="{BRAND}" rx="4">'
                      f'<title>{escape(stage.label)}: {stage.value}</title></rect>')
         if stage.in_progress:
-            parts.append(f'<rect x="{label_w + done_w:.1f}" y="{y}" width="{wait_w:.1f}" height="{bar_h}" '
-                         f'fill="{PROGRESS}" rx="4"><title>in progress: {stage.in_progress}</title></rect>')
-        value = f"{stage.value:,}" + (f" (+{stage.in_progress:,})" if stage.in_progress else "")
-        parts.append(_text(label_w + plot_w + 8, y + bar_h * 0.65, f"{value} {stage.rate}".strip(), size=13))
+            parts.append(f'<rect x="{bar_x + done_w:.1f}" y="{y}" width="{wait_w:.1f}" height="{bar_h}" '
+                         f'fill="{PROGRESS}" rx="4"><title>+{stage.in_progress}</title></rect>')
+        if not stacked:
+            parts.append(_text(bar_x + plot_w + 8, y + bar_h * 0.65, values[i], size=size))
         parts.append("</g>")
     parts.append("</svg>")
     return "".join(parts)

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from qunflow.errors import InvalidInput
 from qunflow.services.sends import STATUSES, send_kinds, sends_view, task_results
 from qunflow.web.deps import workspace_of
 from qunflow.web.openapi import RowId
-from qunflow.web.render import page
+from qunflow.web.render import message_page, page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 SENDS_PAGE = 100  # the newest sends shown
@@ -36,6 +37,9 @@ async def sends_page(request: Request) -> Response:
 @router.get("/sends/{send_id}/results", response_class=HTMLResponse)
 async def send_results_page(request: Request, send_id: RowId) -> Response:
     ws = workspace_of(request)
-    result = await run_in_threadpool(task_results, ws, send_id)
+    try:
+        result = await run_in_threadpool(task_results, ws, send_id)
+    except InvalidInput:  # a send that went out at once (or never reached the platform): nothing to follow
+        return message_page(request, "sends_results", "results_no_task", status_code=400)
     return page(request, "console_send_results.html", send_id=send_id, result=result,
                 query_without_lang=_query_without_lang(request))
