@@ -43,41 +43,60 @@ def funnel_svg(stages: Sequence[FunnelStage], title: str) -> str:
 
 
 def funnel_drawing(stages: Sequence[FunnelStage], title: str, width: int = WIDE) -> str:
-    """Horizontal bars, each stage as a share of the first; in-progress members in a lighter tone.
-    Labels and values are measured, so neither is cut: where they do not fit beside the bar (a narrow
-    drawing), each label and its value stand on a line above their bar."""
-    size, bar_h, gap, top = 13, 30, 14, 34
+    """Horizontal bars, each stage as a share of the first; in-progress members in a lighter tone."""
     base = max(stages[0].value if stages else 0, 1)
-    values = []
+    bars = []
     for i, stage in enumerate(stages):
         value = f"{stage.value:,}" + (f" (+{stage.in_progress:,})" if stage.in_progress else "")
-        values.append(f"{value} {stage.value / base:.0%}" if i else value)
-    label_w = max((text_width(s.label, size) for s in stages), default=0) + 10
-    value_w = max((text_width(v, size) for v in values), default=0) + 10
+        bars.append(_Bar(stage.label, f"{value} {stage.value / base:.0%}" if i else value, stage.value,
+                         stage.in_progress, base))
+    return _bars(bars, title, width, bar_h=30, gap=14)
+
+
+@dataclass(frozen=True)
+class _Bar:
+    label: str
+    shown: str  # the value as printed beside (or above) the bar
+    value: int
+    in_progress: int
+    base: int  # the full bar's length stands for this many
+    attributes: str = ""  # on the bar's <g>, for tests and links (data-*)
+
+
+def _bars(bars: Sequence[_Bar], title: str, width: int, *, bar_h: int, gap: int) -> str:
+    """Labelled horizontal bars. Labels and values are measured, so neither is cut: where they do not fit
+    beside the bar (a narrow drawing), each label and its value stand on a line above their bar."""
+    size, top = 13, 34
+    label_w = max((text_width(b.label, size) for b in bars), default=0) + 10
+    value_w = max((text_width(b.shown, size) for b in bars), default=0) + 10
     stacked = width - label_w - value_w < width * 0.35  # too little room left for the bars beside them
     row_h = bar_h + gap + (size + 6 if stacked else 0)
-    height = top + len(stages) * row_h + 8
+    height = top + len(bars) * row_h + 8
     parts = [_open(width, height, title), _text(0, 18, title, weight="600", size=15)]
-    for i, stage in enumerate(stages):
+    for i, bar in enumerate(bars):
         y = top + i * row_h
+        if bar.attributes:
+            parts.append(f"<g {bar.attributes}>")
         if stacked:
-            parts.append(_text(0, y + size, stage.label, size=size))
-            parts.append(_text(width, y + size, values[i], size=size, anchor="end", fill=MUTED))
+            parts.append(_text(0, y + size, bar.label, size=size))
+            parts.append(_text(width, y + size, bar.shown, size=size, anchor="end", fill=MUTED))
             y += size + 6
             bar_x, plot_w = 0.0, float(width)
         else:
-            parts.append(_text(0, y + bar_h * 0.65, stage.label, size=size))
+            parts.append(_text(0, y + bar_h * 0.65, bar.label, size=size))
             bar_x, plot_w = label_w, width - label_w - value_w
-        done_w = plot_w * stage.value / base
-        wait_w = plot_w * stage.in_progress / base
+        done_w = plot_w * bar.value / bar.base
+        wait_w = plot_w * bar.in_progress / bar.base
         parts.append(f'<rect x="{bar_x:.1f}" y="{y}" width="{plot_w:.1f}" height="{bar_h}" fill="{GRID}" rx="4"/>')
         parts.append(f'<rect x="{bar_x:.1f}" y="{y}" width="{done_w:.1f}" height="{bar_h}" fill="{BRAND}" rx="4">'
-                     f'<title>{escape(stage.label)}: {stage.value}</title></rect>')
-        if stage.in_progress:
+                     f'<title>{escape(bar.label)}: {bar.value}</title></rect>')
+        if bar.in_progress:
             parts.append(f'<rect x="{bar_x + done_w:.1f}" y="{y}" width="{wait_w:.1f}" height="{bar_h}" '
-                         f'fill="{PROGRESS}" rx="4"><title>+{stage.in_progress}</title></rect>')
+                         f'fill="{PROGRESS}" rx="4"><title>+{bar.in_progress}</title></rect>')
         if not stacked:
-            parts.append(_text(bar_x + plot_w + 8, y + bar_h * 0.65, values[i], size=size))
+            parts.append(_text(bar_x + plot_w + 8, y + bar_h * 0.65, bar.shown, size=size))
+        if bar.attributes:
+            parts.append("</g>")
     parts.append("</svg>")
     return "".join(parts)
 
@@ -149,43 +168,13 @@ def rate_funnel_svg(stages: Sequence[RateStage], title: str) -> str:
 
 def rate_funnel_drawing(stages: Sequence[RateStage], title: str, width: int = WIDE) -> str:
     """Bars drawn against the first stage of their block; the printed rate is the metric's own (same
-    definition and denominator as its card), never a stage divided by the one above it. Labels and values
-    are measured as in funnel_drawing: where they do not fit beside the bar, they stand on a line above it."""
-    size, bar_h, gap, top = 13, 26, 12, 34
-    values = [(f"{stage.value:,}" + (f" (+{stage.in_progress:,})" if stage.in_progress else "")
-               + (f" {stage.rate}" if stage.rate else "")) for stage in stages]
-    label_w = max((text_width(stage.label, size) for stage in stages), default=0) + 10
-    value_w = max((text_width(value, size) for value in values), default=0) + 10
-    stacked = width - label_w - value_w < width * 0.35
-    row_h = bar_h + gap + (size + 6 if stacked else 0)
-    height = top + len(stages) * row_h + 8
-    parts = [_open(width, height, title), _text(0, 18, title, weight="600", size=15)]
-    for i, stage in enumerate(stages):
-        y = top + i * row_h
-        parts.append(f'<g data-stage="{escape(stage.key)}" data-count="{stage.value}" '
-                     f'data-in-progress="{stage.in_progress}">')
-        if stacked:
-            parts.append(_text(0, y + size, stage.label, size=size))
-            parts.append(_text(width, y + size, values[i], size=size, anchor="end", fill=MUTED))
-            y += size + 6
-            bar_x, plot_w = 0.0, float(width)
-        else:
-            parts.append(_text(0, y + bar_h * 0.65, stage.label, size=size))
-            bar_x, plot_w = label_w, width - label_w - value_w
-        base = max(stage.base, stage.value + stage.in_progress, 1)
-        done_w = plot_w * stage.value / base
-        wait_w = plot_w * stage.in_progress / base
-        parts.append(f'<rect x="{bar_x:.1f}" y="{y}" width="{plot_w:.1f}" height="{bar_h}" fill="{GRID}" rx="4"/>')
-        parts.append(f'<rect x="{bar_x:.1f}" y="{y}" width="{done_w:.1f}" height="{bar_h}" fill="{BRAND}" rx="4">'
-                     f'<title>{escape(stage.label)}: {stage.value}</title></rect>')
-        if stage.in_progress:
-            parts.append(f'<rect x="{bar_x + done_w:.1f}" y="{y}" width="{wait_w:.1f}" height="{bar_h}" '
-                         f'fill="{PROGRESS}" rx="4"><title>+{stage.in_progress}</title></rect>')
-        if not stacked:
-            parts.append(_text(bar_x + plot_w + 8, y + bar_h * 0.65, values[i], size=size))
-        parts.append("</g>")
-    parts.append("</svg>")
-    return "".join(parts)
+    definition and denominator as its card), never a stage divided by the one above it."""
+    return _bars([_Bar(stage.label, (f"{stage.value:,}" + (f" (+{stage.in_progress:,})" if stage.in_progress else "")
+                                     + (f" {stage.rate}" if stage.rate else "")),
+                       stage.value, stage.in_progress, max(stage.base, stage.value + stage.in_progress, 1),
+                       f'data-stage="{escape(stage.key)}" data-count="{stage.value}" '
+                       f'data-in-progress="{stage.in_progress}"') for stage in stages],
+                 title, width, bar_h=26, gap=12)
 
 
 def sparkline_svg(values: Sequence[float | None], title: str, width: int = 120, height: int = 28) -> str:

@@ -80,6 +80,12 @@ async def view_refusal(request: Request) -> Response | None:
     return too_many(request, wait) if wait > 0 else None
 
 
+async def unless_refused(request: Request, render: Callable[..., Response], *args: object) -> Response:
+    """A public page: the 429 page for a client over its view limit, else `render(*args)` in a thread."""
+    refused = await view_refusal(request)
+    return refused if refused is not None else await run_in_threadpool(render, *args)
+
+
 async def pass_refusal(request: Request, form: dict[str, str],
                        challenge_page: Callable[[], Response]) -> Response | None:
     """None when a gate post may go on; else the 429 page (too many), or `challenge_page` (a 403 asking to

@@ -10,14 +10,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from qunflow.errors import Conflict, NotFound
 from qunflow.i18n import t
 from qunflow.services import meetups
 from qunflow.services.privacy import member_from_token, member_link_token
 from qunflow.web.deps import workspace_of
-from qunflow.web.guard import VISITOR_COOKIE, view_refusal
+from qunflow.web.guard import VISITOR_COOKIE, unless_refused
 from qunflow.web.render import lang_of, message_page, page
 from qunflow.web.tasks_pages import local_time
 
@@ -86,39 +85,24 @@ def _checkin(request: Request, token: str, key: str, act: bool) -> Response:
 
 @router.get("/e/{key}", response_class=HTMLResponse)
 async def event_public(key: str, request: Request) -> Response:
-    refused = await view_refusal(request)
-    if refused is not None:
-        return refused
-    return await run_in_threadpool(_public, request, key)
+    return await unless_refused(request, _public, request, key)
 
 
 @router.get("/m/{token}/event/{key}", response_class=HTMLResponse)
 async def event_page(token: str, key: str, request: Request) -> Response:
-    refused = await view_refusal(request)
-    if refused is not None:
-        return refused
-    return await run_in_threadpool(_signup, request, token, key, False)
+    return await unless_refused(request, _signup, request, token, key, False)
 
 
 @router.post("/m/{token}/event/{key}", response_class=HTMLResponse)
 async def event_sign_up(token: str, key: str, request: Request) -> Response:
-    refused = await view_refusal(request)
-    if refused is not None:
-        return refused
-    return await run_in_threadpool(_signup, request, token, key, True)
+    return await unless_refused(request, _signup, request, token, key, True)
 
 
 @router.get("/m/{token}/event/{key}/checkin", response_class=HTMLResponse)
 async def event_checkin_page(token: str, key: str, request: Request) -> Response:
-    refused = await view_refusal(request)
-    if refused is not None:
-        return refused
-    return await run_in_threadpool(_checkin, request, token, key, False)
+    return await unless_refused(request, _checkin, request, token, key, False)
 
 
 @router.post("/m/{token}/event/{key}/checkin", response_class=HTMLResponse)
 async def event_check_in(token: str, key: str, request: Request) -> Response:
-    refused = await view_refusal(request)
-    if refused is not None:
-        return refused
-    return await run_in_threadpool(_checkin, request, token, key, True)
+    return await unless_refused(request, _checkin, request, token, key, True)
