@@ -301,3 +301,14 @@ def test_a_form_on_another_site_cannot_act_for_a_logged_in_browser(world, tmp_pa
     finally:
         site.shutdown()
     assert next(i for i in list_inbox(ws) if i["id"] == item["id"])["done_at"] is None
+
+
+def test_a_user_limited_to_groups_sees_only_their_groups_on_the_dashboard(world) -> None:  # type: ignore[no-untyped-def]
+    ws, server, _members = world
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        log_in(client, ws, "ann", "analyst", ["core-1"])
+        board = client.get("/console", params={"lang": "en"})
+        other = client.get("/console", params={"lang": "en", "group": "newbie-1"})
+    assert board.status_code == 200
+    assert re.findall(r'<tr data-group="([^"]+)"', board.text) == ["core-1"]  # no row (nor link) to newbie-1
+    assert other.status_code == 403

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date, datetime
 from urllib.parse import urlencode
 
@@ -47,6 +48,8 @@ def home(request: Request) -> Response:
         filters["group"] = narrow_group(principal, filters.get("group") or min(principal.groups)) or ""
         options["group"] = [g for g in options["group"] if g in principal.groups]
     board = build_dashboard(ws, start, end, as_of, filters)
+    if principal.groups is not None:  # nor the rows of groups that are not theirs
+        board = replace(board, groups=[g for g in board.groups if g["key"] in principal.groups])
     return page(request, "console_home.html", **dashboard_view(board, lang), timezone=ws.settings.timezone,
                 query_without_lang=_query_without_lang(request), filters=filters, options=options,
                 report_problem=report_problem(ws))
