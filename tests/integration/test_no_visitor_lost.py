@@ -239,3 +239,22 @@ def test_a_gateless_entry_point_falls_back_too_and_alerts(workspace: Workspace) 
     entry_invite(ws, "ads-1")  # once per tier and hour
     with ws.engine.connect() as conn:
         assert len(conn.execute(select(inbox.c.id)).all()) == 1
+
+
+def test_serve_offers_a_seat_freed_without_a_command(tmp_path: Path) -> None:
+    """A seat that opens by itself (here: the capacity raised in the database; in life, a join hold that
+    lapsed) reaches the waitlist through serve's background loop, with no CLI command run."""
+    from qunflow.services.runtime import background_loops
+
+    ws = readme_set_up(tmp_path)
+    with ws.engine.begin() as conn:
+        conn.execute(update(groups).values(member_count=groups.c.capacity))
+    with pytest.raises(Waitlisted) as caught:
+        submit_gate(ws, "xhs-note-7", "v1", {**PROFILE, "stage": "buying", "experience": "yes"})
+    step = next(loop.step for loop in background_loops(ws) if loop.name == "waitlist")
+    step()  # type: ignore[operator]
+    assert status_of(ws, token_of(caught.value.link)).status == "waiting"  # still no room
+    with ws.engine.begin() as conn:
+        conn.execute(update(groups).where(groups.c.key == "newbie-1").values(capacity=groups.c.capacity + 1))
+    step()  # type: ignore[operator]
+    assert status_of(ws, token_of(caught.value.link)).group == "newbie-1"

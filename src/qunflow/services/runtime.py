@@ -52,7 +52,8 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
     webhook set, the weekly report is checked every minute (and soon after start, to catch up);
     with a staff webhook set, keyword alerts that failed to post are retried every few seconds.
     The recovery sweep finishes what a crash interrupted, at once and then every minute; invite links past
-    their expiry (Telegram expire_date) are revoked every minute; the sandbox
+    their expiry (Telegram expire_date) are revoked every minute, and seats freed since (a join hold that
+    lapsed, a member who left) are offered to the waitlist every minute; the sandbox
     platform delivers again the updates qunflow did not acknowledge (as a real webhook retries)."""
     from qunflow.analytics.shipper import ship
     from qunflow.engine.notifier import post_staff_alerts
@@ -60,6 +61,7 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
     from qunflow.services.invites import EXPIRY_SWEEP_SECONDS, revoke_expired
     from qunflow.services.recovery import SWEEP_SECONDS, Sweeper
     from qunflow.services.report_schedule import run_scheduled_report
+    from qunflow.services.waitlist import offer_seats
 
     loops = [BackgroundLoop("shipper", lambda: ship(workspace), SHIP_SECONDS),
              BackgroundLoop("automation", lambda: work_once(workspace, worker="serve"), 0.5),
@@ -67,7 +69,8 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
              BackgroundLoop("sandbox-redeliver", lambda: redeliver_sandbox(workspace), REDELIVER_SECONDS,
                             first_after=0.0),
              BackgroundLoop("invite-expiry", lambda: revoke_expired(workspace), EXPIRY_SWEEP_SECONDS,
-                            first_after=5.0)]
+                            first_after=5.0),
+             BackgroundLoop("waitlist", lambda: offer_seats(workspace), WAITLIST_SECONDS, first_after=10.0)]
     if workspace.settings.staff_webhook:
         loops.append(BackgroundLoop("staff-alerts", lambda: post_staff_alerts(workspace), 5.0))
     if workspace.settings.report_webhook:
@@ -78,6 +81,7 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
 
 
 REDELIVER_SECONDS = 2.0
+WAITLIST_SECONDS = 60.0  # one indexed read when nobody waits
 
 
 def redeliver_sandbox(workspace: Workspace) -> int:
