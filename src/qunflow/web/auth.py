@@ -249,7 +249,7 @@ def _audit_request(ws: Workspace, scope: Scope, status: int) -> None:
     if principal is None:
         return  # refused before anyone was known: nothing an operator did
     route = scope.get("route")
-    template = getattr(route, "path", scope["path"])
+    template = str(getattr(route, "path", None) or scope["path"])
     params = scope.get("path_params") or {}
     outcome = "ok" if status < 400 else ("failed" if status >= 500 else "refused")
     audit.record(ws.engine, actor=principal.actor, via="console" if template.startswith("/console") else "api",
