@@ -23,6 +23,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "entry_link_body": {"en": "Tap the link or scan the code to ask to join. A welcome message arrives first, "
                               "then you are let in.",
                         "zh": "点击链接或扫码申请入群。你会先收到一条欢迎私信，随后通过入群申请。"},
+    "ticket_expires": {"en": "This link is yours and works until", "zh": "此链接仅限你本人使用，有效期至"},
     "ticket_body": {"en": "Tap the link or scan the code to join. Your welcome message arrives right after.",
                     "zh": "点击链接或扫码入群,入群后会立刻收到欢迎私信。"},
     "open_group": {"en": "Join the group", "zh": "进入群聊"},

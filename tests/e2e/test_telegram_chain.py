@@ -370,10 +370,15 @@ def test_a_gate_pass_link_expires_with_the_pass(connected: tuple[Workspace, Live
         client.get("/j/tg-gate")
         form = {"name": "Dora", "need": "leads", "interest": "ads", "stage": "learning", "experience": "no",
                 "consent": "on"}
-        assert client.post("/j/tg-gate", data=form).status_code == 200
+        ticket = client.post("/j/tg-gate", data=form, params={"lang": "en"})
+    assert ticket.status_code == 200
     [(_m, created, _t)] = telegram.calls("createChatInviteLink")
     assert created["creates_join_request"] is True
     assert abs(created["expire_date"] - (time.time() + 24 * 3600)) < 5  # pass_link_hours' default: a day
+    # the person is told until when, in the workspace's zone, to the minute
+    shown = re.search(r'id="link-expiry">[^<]*<time datetime="([^"]+)"', ticket.text)
+    assert shown is not None, ticket.text[:800]
+    assert abs(datetime.fromisoformat(shown.group(1).replace("Z", "+00:00")).timestamp() - created["expire_date"]) < 60
 
 
 def test_connect_sets_link_lifetimes_and_a_reconnect_keeps_them(tmp_path: Path, telegram: FakeTelegram) -> None:

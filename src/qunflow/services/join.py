@@ -11,7 +11,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -79,6 +79,7 @@ class Ticket:
     invite_url: str
     qr_url: str | None = None  # a picture to scan instead of a link to follow (WeCom)
     coupon: bool = True  # False: over the day's new-member coupon cap for its device or IP (still joins)
+    expires_at: datetime | None = None  # naive UTC: when the link stops working (Telegram expire_date)
 
 
 def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, str], *,
@@ -136,7 +137,7 @@ def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, st
         raise Waitlisted(f"no group with room for {result.tier} along the fallback order: on the waitlist",
                          member_id, result.tier, waitlist_link(ws, member_id))
     invite = invite_for(ws, group_row, ticket, personal=True)
-    return Ticket(member_id, placement.tier, group.key, invite.url, invite.qr_url, coupon)
+    return Ticket(member_id, placement.tier, group.key, invite.url, invite.qr_url, coupon, invite.expires_at)
 
 
 def order_on_record(conn: Connection, ref: str) -> bool:
