@@ -29,7 +29,14 @@ from pydantic import Field, ValidationError, field_validator
 
 from qunflow.domain.entry import KEY_PATTERN, TIERS
 from qunflow.domain.gate import FirstOrder, Gate, Option, ProfileField, Question, Route, check_gate
-from qunflow.domain.playbooks import PlaybookErrors, Problem, Strict, Text, _documents, _field, _line_of
+from qunflow.domain.playbooks import (
+    PlaybookErrors,
+    Problem,
+    Strict,
+    Text,
+    _documents,
+    validation_problems,
+)
 
 KIND = "gate"
 Tier = Literal["newbie", "interest", "core", "broadcast"]
@@ -140,10 +147,7 @@ def parse_gates(text: str, file: str = "<text>") -> list[GateSource]:
         try:
             doc = GateDoc.model_validate(tree)
         except ValidationError as exc:
-            for error in exc.errors():
-                loc = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
-                message = error["msg"].removeprefix("Value error, ")
-                problems.append(Problem(file, _line_of(tree, loc) + 1, _field(loc), message))
+            problems += validation_problems(exc, tree, file)
             continue
         gate = doc.gate()
         found = check_gate(gate)

@@ -29,7 +29,17 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from qunflow.domain.keywords import KeywordRule, Matcher, RuleError, compile_rules
-from qunflow.domain.playbooks import PlaybookErrors, Problem, Strict, Text, _documents, _field, _key, _line_of
+from qunflow.domain.playbooks import (
+    PlaybookErrors,
+    Problem,
+    Strict,
+    Text,
+    _documents,
+    _field,
+    _key,
+    _line_of,
+    validation_problems,
+)
 from qunflow.domain.privacy import profile_variables_in
 from qunflow.domain.templates import Template, TemplateError, check_template, template_variables
 
@@ -160,10 +170,7 @@ def parse_rule_sets(text: str, file: str = "<text>") -> list[RuleSetSource]:
         try:
             rule_set = RuleSet.model_validate(tree)
         except ValidationError as exc:
-            for error in exc.errors():
-                loc = _model_loc(error["loc"])
-                message = error["msg"].removeprefix("Value error, ")
-                problems.append(Problem(file, _line_of(tree, loc) + 1, _field(loc), message))
+            problems += validation_problems(exc, tree, file, _model_loc)
             continue
         found = _rule_problems(rule_set)
         problems.extend(Problem(file, _line_of(tree, loc) + 1, _field(loc), message) for loc, message in found)

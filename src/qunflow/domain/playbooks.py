@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
@@ -365,6 +366,18 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
 
 
+def validation_problems(exc: ValidationError, tree: Any, file: str,
+                        loc_of: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None) -> list[Problem]:
+    """A YAML document's pydantic errors as Problems at their line and field. `loc_of` trims what pydantic
+    adds to a location (default: its validator names, `function-...`)."""
+    trim = loc_of or (lambda loc: tuple(p for p in loc if not str(p).startswith("function-")))
+    problems = []
+    for error in exc.errors():
+        loc = trim(tuple(error["loc"]))
+        problems.append(Problem(file, _line_of(tree, loc) + 1, _field(loc), error["msg"].removeprefix("Value error, ")))
+    return problems
+
+
 def parse_playbooks(text: str, file: str = "<text>",
                     variables: frozenset[str] = TEMPLATE_VARIABLES) -> list[Source]:
     """Every playbook in one YAML text, or PlaybookErrors naming each problem's file, line and field."""
@@ -379,10 +392,7 @@ def parse_playbooks(text: str, file: str = "<text>",
         try:
             playbook = Playbook.model_validate(tree)
         except ValidationError as exc:
-            for error in exc.errors():
-                loc = tuple(p for p in error["loc"] if p != "if_")
-                message = error["msg"].removeprefix("Value error, ")
-                problems.append(Problem(file, _line_of(tree, loc) + 1, _field(loc), message))
+            problems += validation_problems(exc, tree, file, lambda loc: tuple(p for p in loc if p != "if_"))
             continue
         for loc, message in playbook.reference_problems():
             problems.append(Problem(file, _line_of(tree, loc) + 1, _field(loc), message))

@@ -32,7 +32,16 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from qunflow.domain.playbooks import PlaybookErrors, Problem, Strict, _documents, _field, _key, _line_of
+from qunflow.domain.playbooks import (
+    PlaybookErrors,
+    Problem,
+    Strict,
+    _documents,
+    _field,
+    _key,
+    _line_of,
+    validation_problems,
+)
 
 KIND = "rewards"
 ROLES = ("inviter", "invitee", "team")
@@ -149,10 +158,7 @@ def parse_programs(text: str, file: str = "<text>") -> list[ProgramSource]:
         try:
             program = Program.model_validate(tree)
         except ValidationError as exc:
-            for error in exc.errors():
-                loc = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
-                problems.append(Problem(file, _line_of(tree, loc) + 1, _field(loc),
-                                        error["msg"].removeprefix("Value error, ")))
+            problems += validation_problems(exc, tree, file)
             continue
         found = program.reference_problems()
         problems.extend(Problem(file, _line_of(tree, loc) + 1, _field(loc), message) for loc, message in found)

@@ -35,6 +35,7 @@ from qunflow.domain.playbooks import (
     _field,
     _key,
     _line_of,
+    validation_problems,
 )
 from qunflow.domain.templates import TemplateError, check_template
 
@@ -229,10 +230,7 @@ def parse_welcomes(text: str, file: str = "<text>") -> list[WelcomeSource]:
         try:
             welcome = Welcome.model_validate(tree)
         except ValidationError as exc:
-            for error in exc.errors():
-                loc = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
-                message = error["msg"].removeprefix("Value error, ")
-                problems.append(Problem(file, _line_of(tree, loc) + 1, _field(loc), message))
+            problems += validation_problems(exc, tree, file)
             continue
         found = _problems(welcome)
         problems.extend(Problem(file, _line_of(tree, loc) + 1, _field(loc), message) for loc, message in found)

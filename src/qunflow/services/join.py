@@ -285,6 +285,8 @@ def on_join_request(ws: Workspace, item: Any) -> None:
 
 def known_request(ws: Workspace, item: JoinRequested) -> bool:
     """A request that came through one of our links, by its rightful owner: it is approved."""
+    if not item.invite_label:  # no link of ours: nothing to read
+        return False
     with ws.engine.connect() as conn:
         return _known(conn, item) is not None
 
