@@ -1,0 +1,1 @@
+"""One contract-suite harness per registered platform (the module name is the platform's)."""
