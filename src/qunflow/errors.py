@@ -1,4 +1,8 @@
-"""One exception hierarchy, mapped once to HTTP status codes and CLI exit codes."""
+"""One exception hierarchy, mapped once to HTTP status codes and CLI exit codes.
+
+A message is English (logs, the JSON API's `error`, the CLI); an error a person meets on a page or at a
+Chinese terminal may also carry its Chinese text (`zh=`), which `text(lang)` picks.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,14 @@ class QunflowError(Exception):
     """Base of every error qunflow raises on purpose; the message tells the user what to fix."""
 
     http_status = 500
+
+    def __init__(self, message: str, *, zh: str | None = None) -> None:
+        super().__init__(message)
+        self.zh = zh
+
+    def text(self, lang: str) -> str:
+        """The message in `lang` ("zh" or "en"): English when no Chinese text was given."""
+        return self.zh if lang == "zh" and self.zh else str(self)
 
 
 class InvalidInput(QunflowError):
@@ -57,8 +69,8 @@ class RateLimited(PlatformError):
 
     http_status = 429
 
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: float, *, zh: str | None = None) -> None:
+        super().__init__(message, zh=zh)
         self.retry_after = retry_after
 
 
@@ -67,6 +79,6 @@ class TooManyAttempts(QunflowError):
 
     http_status = 429
 
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: int, *, zh: str | None = None) -> None:
+        super().__init__(message, zh=zh)
         self.retry_after = retry_after

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -116,6 +117,16 @@ def cli_actor() -> str:
         return "cli:unknown"
 
 
+def cli_lang() -> str:
+    """The terminal's language for messages: Chinese when QUNFLOW_LANG or the locale (LC_ALL, LC_MESSAGES,
+    LANG, the first one set) says zh, else English."""
+    for name in ("QUNFLOW_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name)
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    return "en"
+
+
 def fail(message: str) -> None:
     """One clear line on stderr, exit code 2."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
@@ -151,7 +162,7 @@ class ErrorMappingGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except QunflowError as exc:
-            fail(str(exc))
+            fail(exc.text(cli_lang()))
             return None
         except UsageError as exc:
             usage_error(exc)

@@ -114,7 +114,8 @@ class GateErrors(InvalidInput):
     """Every problem with a submitted gate form, by field, so the page can show them all."""
 
     def __init__(self, errors: dict[str, FormError]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()),
+                         zh="；".join(f"{k}：{v.text('zh')}" for k, v in errors.items()))
         self.errors = errors
 
     def texts(self, lang: str) -> dict[str, str]:

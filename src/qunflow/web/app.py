@@ -31,10 +31,12 @@ def create_app(workspace: Workspace) -> FastAPI:
     async def _qunflow_error(request: Request, exc: QunflowError) -> Response:
         headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
         if request.url.path.startswith("/console") and "text/html" in request.headers.get("accept", ""):
-            from qunflow.web.render import page
+            from qunflow.web.render import lang_of, page
 
-            return page(request, "message.html", exc.http_status, title=str(exc.http_status), text=str(exc))
-        return JSONResponse({"error": str(exc)}, status_code=exc.http_status, headers=headers)
+            return page(request, "message.html", exc.http_status, title=str(exc.http_status),
+                        text=exc.text(lang_of(request)))
+        body = {"error": str(exc)} if exc.zh is None else {"error": str(exc), "error_zh": exc.zh}
+        return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, _exc: LoginRequired) -> Response:

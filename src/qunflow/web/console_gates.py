@@ -33,7 +33,7 @@ from qunflow.services.page_texts import LANGS, list_texts, set_text
 from qunflow.services.waitlist import waitlist_overview
 from qunflow.web.console_automation import _form, _query_without_lang
 from qunflow.web.deps import workspace_of
-from qunflow.web.render import page
+from qunflow.web.render import lang_of, page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -88,7 +88,8 @@ async def save_gate(request: Request, key: str) -> Response:
     try:
         changes = await run_in_threadpool(gate_service.apply_text, ws, text, "console")
     except InvalidInput as exc:
-        problems = str(exc).splitlines()[1:] or [str(exc)]
+        said = exc.text(lang_of(request))
+        problems = said.splitlines()[1:] or [said]
         return await run_in_threadpool(_builder, request, current, draft, 422, problems)
     change = changes[0]
     lang = form.get("lang") if form.get("lang") in LANGS else ""

@@ -17,7 +17,7 @@ from qunflow.errors import InvalidInput, QunflowError
 from qunflow.services import catalog
 from qunflow.web.console_automation import _back, _form, _query_without_lang
 from qunflow.web.deps import workspace_of
-from qunflow.web.render import page
+from qunflow.web.render import lang_of, page
 from qunflow.workspace import Workspace
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -55,7 +55,7 @@ async def _act(request: Request, kind: str, done: str, action: Callable[[dict[st
     try:
         key = await run_in_threadpool(action, form)
     except QunflowError as exc:
-        return await _render(request, archived=form.get("archived") == "1", error=str(exc),
+        return await _render(request, archived=form.get("archived") == "1", error=exc.text(lang_of(request)),
                              status_code=exc.http_status)
     return _back("/console/setup", {**form, "notice": f"{kind}:{key}:{done}"}, "notice", "archived")
 

@@ -284,7 +284,7 @@ async def waitlist_contact(token: str, request: Request) -> Response:
         await run_in_threadpool(leave_contact, workspace_of(request), token, str(form.get("contact") or "")[:500],
                                 str(form.get("agree") or "") in ("on", "1", "true", "yes"))
     except InvalidInput as exc:
-        return await run_in_threadpool(_waitlist_page, request, token, 422, str(exc))
+        return await run_in_threadpool(_waitlist_page, request, token, 422, exc.text(lang_of(request)))
     return await run_in_threadpool(_waitlist_page, request, token, 200, None, True)
 
 
