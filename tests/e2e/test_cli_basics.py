@@ -207,11 +207,28 @@ def test_commands_outside_a_workspace_exit_2(tmp_path: Path) -> None:
 
 
 def command_paths() -> list[list[str]]:
+    """Every command and group, as a user reaches them (groups are built on use: list, then get)."""
+    import click
+
     def walk(command: Any, path: list[str]) -> Any:
         yield path
-        for name, sub in sorted(getattr(command, "commands", {}).items()):
-            yield from walk(sub, [*path, name])
+        if hasattr(command, "list_commands"):
+            ctx = click.Context(command)
+            for name in command.list_commands(ctx):
+                yield from walk(command.get_command(ctx, name), [*path, name])
     return list(walk(typer.main.get_command(app), []))
+
+
+def test_help_loads_neither_the_database_layer_nor_a_connector() -> None:
+    """`qunflow metrics --help` builds one command: no SQLAlchemy, no workspace, no connector (issue 15)."""
+    probe = ("import sys; sys.argv = ['qunflow', 'metrics', '--help']\n"
+             "from qunflow.cli.main import main\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "heavy = ('sqlalchemy', 'qunflow.workspace', 'qunflow.connectors', 'qunflow.services', 'duckdb')\n"
+             "print('LOADED', sorted({m.split('.')[0] if m.startswith(('sqlalchemy', 'duckdb')) else m\n"
+             "                       for m in sys.modules if m.startswith(heavy)}))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60).stdout
+    assert "Usage" in out and out.splitlines()[-1] == "LOADED []", out[-500:]
 
 
 @pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p) or "qunflow")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import sys
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -14,8 +14,9 @@ from rich.table import Table
 from qunflow.cli.common import WorkspaceOption, console, fail, workspace
 from qunflow.domain.access import PERMISSIONS, ROLES, TOKEN_SCOPES, parse_groups
 from qunflow.domain.schedule import parse_day
-from qunflow.store.eventlog import utcnow
-from qunflow.workspace import Workspace
+
+if TYPE_CHECKING:
+    from qunflow.workspace import Workspace
 
 user_app = typer.Typer(help="Console users: owner, operator, advisor or analyst, optionally limited to groups.",
                        no_args_is_help=True)
@@ -114,6 +115,8 @@ def _expiry(text: str | None) -> datetime | None:
         return None
     days = EXPIRY.match(text)
     if days:
+        from qunflow.store.eventlog import utcnow
+
         return utcnow().replace(microsecond=0) + timedelta(days=int(days.group(1)))  # stored as UTC
     day = parse_day(text, "--expires")
     return datetime(day.year, day.month, day.day) if day else None

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from qunflow.errors import QunflowError
-from qunflow.workspace import Workspace, open_workspace
+
+if TYPE_CHECKING:  # the workspace (SQLAlchemy, pydantic) loads when a command runs, not for --help
+    from qunflow.workspace import Workspace
 
 # Wide tables stay readable when the output goes to a file or a pipe.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -28,6 +30,8 @@ WorkspaceOption = Annotated[
 def workspace(path: Path | None) -> Workspace:
     """The workspace of a command; a database that cannot be opened is one line and exit code 2."""
     from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from qunflow.workspace import open_workspace
 
     try:
         return open_workspace(path)
@@ -107,6 +111,18 @@ def database_failure(exc: Exception, url: str | None = None) -> str:
             "QUNFLOW_DATABASE_URL) and that the database server is running")
 
 
+def lazy_module(name: str) -> Any:
+    """A module imported on first use: command modules name their services at the top, yet `--help` (which
+    builds every command) imports neither them nor SQLAlchemy."""
+    import importlib
+
+    class Lazy:
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(importlib.import_module(name), attr)
+
+    return Lazy()
+
+
 def cli_actor() -> str:
     """Who acts from the command line: the operating-system user running it."""
     import getpass
@@ -157,8 +173,6 @@ class ErrorMappingGroup(TyperGroup):
             return None
 
     def invoke(self, ctx: Any) -> Any:
-        from sqlalchemy.exc import InterfaceError, OperationalError
-
         try:
             return super().invoke(ctx)
         except QunflowError as exc:
@@ -167,13 +181,25 @@ class ErrorMappingGroup(TyperGroup):
         except UsageError as exc:
             usage_error(exc)
             return None
-        except (OperationalError, InterfaceError) as exc:  # the database is unreachable, refused us, or is gone
-            fail(database_failure(exc))
-            return None
         except OSError as exc:  # a file or folder qunflow was told to use cannot be read or written
             where = f"{exc.filename}: " if exc.filename else ""
             fail(f"{where}{exc.strerror or exc}")
             return None
+        except Exception as exc:
+            if _database_unreachable(exc):  # the database is unreachable, refused us, or is gone
+                fail(database_failure(exc))
+                return None
+            raise
+
+
+def _database_unreachable(exc: Exception) -> bool:
+    """SQLAlchemy's OperationalError or InterfaceError (only a command that loaded SQLAlchemy can raise one:
+    `--help` does not load it)."""
+    if "sqlalchemy" not in sys.modules:
+        return False
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 # --- the audit log of the command line ---------------------------------------------------------------------
@@ -234,6 +260,7 @@ def audit_command(root: Any, args: list[str], exit_code: int) -> None:
         if not (home / "qunflow.toml").exists():
             return
         from qunflow.services.audit import record
+        from qunflow.workspace import open_workspace
 
         ws = open_workspace(home)
         try:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from qunflow.cli.common import PortOption, check_port_free, console, console_url, fail
 
@@ -53,6 +52,8 @@ def demo(
                              'sqlite_synchronous = "normal"\n', encoding="utf-8")
     ws = open_workspace(home)
     simulation = Simulation(ws, days=days, seed=seed, automate=automate)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
     if console.is_terminal:

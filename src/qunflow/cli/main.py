@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+import typer.main
+from typer.core import TyperGroup
 
 from qunflow.cli import (
     access,
@@ -42,12 +37,59 @@ from qunflow.cli.common import (
     workspace,
 )
 
+
+class LazyGroups(ErrorMappingGroup):
+    """The `qunflow` group. Typer builds every command's options from its signature, which for ~170 commands
+    costs more than the command itself; here a command group (`qunflow group ...`) is built only when it is
+    used, so `qunflow metrics --help` builds `metrics` and nothing else."""
+
+    lazy: dict[str, typer.Typer] = {}
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        found = super().get_command(ctx, name)
+        if found is None and name in self.lazy:
+            found = typer.main.get_group(self.lazy[name])
+            found.name = name
+            self.add_command(found, name)  # built once per process
+        return found
+
+
 app = typer.Typer(help="qunflow: run the community-distribution chain (社群分发链路).",
-                  no_args_is_help=True, pretty_exceptions_enable=False, cls=ErrorMappingGroup)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=LazyGroups)
 events_app = typer.Typer(help="The event log: import and count events.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+
+
+class ConnectGroup(TyperGroup):
+    """`qunflow connect <platform>`: the platforms' commands come from the connector registry when this group
+    is used, so every other command (and its --help) runs without importing a connector."""
+
+    _platforms: dict[str, Any] | None = None
+
+    def _loaded(self) -> dict[str, Any]:
+        if self._platforms is None:
+            from qunflow.connectors.registry import platforms
+
+            holder = typer.Typer()
+            for spec in platforms().values():
+                if spec.cli is not None:
+                    spec.cli(holder)
+            self._platforms = dict(typer.main.get_group(holder).commands)
+        return self._platforms
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._loaded()})
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        return super().get_command(ctx, name) or self._loaded().get(name)
+
+
 connect_app = typer.Typer(help="Connect a chat platform: check its credentials, route its updates, save "
-                               "\\[platforms.<name>] in qunflow.toml. See docs/connectors.md.", no_args_is_help=True)
+                               "\\[platforms.<name>] in qunflow.toml. See docs/connectors.md.", no_args_is_help=True,
+                          cls=ConnectGroup)
 app.add_typer(connect_app, name="connect")
 
 
@@ -72,6 +114,8 @@ def events_import(
                     "whole one. Fewer use less memory; more are faster on a large database.")] = None,
 ) -> None:
     """Import events. Re-sent event_ids are skipped; invalid rows are reported by line."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
     from qunflow.services.eventfiles import file_format
     from qunflow.services.fileimport import import_event_file
 
@@ -126,17 +170,10 @@ def serve(
 for module in (access, setup, gates, metrics, report, demo, sandbox, automation, inbox, rewards, fraud, sends,
                members, meetups):
     module.register(app)
-
-
-def _register_connectors() -> None:
-    from qunflow.connectors.registry import platforms
-
-    for spec in platforms().values():
-        if spec.cli is not None:
-            spec.cli(connect_app)
-
-
-_register_connectors()
+# Every command group is built on first use (LazyGroups); top-level commands are built with the app.
+LazyGroups.lazy = {str(info.name): info.typer_instance for info in app.registered_groups
+                   if info.typer_instance is not None}
+app.registered_groups = []
 
 
 def main() -> None:

@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from qunflow.cli.common import WorkspaceOption, console, fail, workspace
-from qunflow.workspace import Workspace
+
+if TYPE_CHECKING:
+    from qunflow.workspace import Workspace
 
 meetup_app = typer.Typer(help="S4 small events: create one with its date, see sign-ups, attendance and orders.",
                          no_args_is_help=True)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from qunflow.cli.common import WorkspaceOption, console, fail, workspace, writable_file
+from qunflow.cli.common import WorkspaceOption, console, fail, lazy_module, workspace, writable_file
 from qunflow.errors import Conflict
-from qunflow.services import catalog
-from qunflow.workspace import Workspace
+
+if TYPE_CHECKING:
+    from qunflow.services import catalog
+    from qunflow.workspace import Workspace
+else:  # loaded when a command runs: `--help` stays quick
+    catalog = lazy_module("qunflow.services.catalog")
 
 AllOption = Annotated[bool, typer.Option("--all", help="Archived ones too.")]
 NameOption = Annotated[str | None, typer.Option(help="New display name.")]
