@@ -245,6 +245,9 @@ class FakeWeCom:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as qyapi.weixin.qq.com does
+            disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
+
             def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
                 pass
 
