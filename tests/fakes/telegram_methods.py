@@ -37,11 +37,14 @@ def set_webhook(fake: FakeTelegram, params: dict[str, Any]) -> bool:
         return True
     if not url.startswith(("http://", "https://")):  # a local Bot API server takes http on any port
         raise ApiError(400, "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443")
-    fake.webhook = {"url": url, "secret_token": secret}
+    connections = params.get("max_connections", 40)
+    if not isinstance(connections, int) or not 1 <= connections <= 100:
+        raise ApiError(400, "Bad Request: max_connections must be between 1 and 100")
+    fake.webhook = {"url": url, "secret_token": secret, "max_connections": connections}
     _allow(fake, params)
     if params.get("drop_pending_updates"):
         fake._pending.clear()
-    fake._changed.notify_all()
+    fake.wake_senders()
     return True
 
 

@@ -5,8 +5,11 @@ invite link names (0-32 characters), member_limit (not with creates_join_request
 link admits nobody and makes no join request; revoking it still works), join requests whose
 `user_chat_id` may be messaged for 5 minutes until the request is processed, chat_member updates only when
 asked for by name and the bot is an admin, webhooks with the secret header (retried until a 2xx), getUpdates
-offsets, and 429s with `retry_after`. Error descriptions follow what the Bot API is known to send; see
-docs in the Telegram connector's report for which were checked.
+offsets, and 429s with `retry_after`. Webhook delivery follows the reference server (tdlib/telegram-bot-api,
+Client.cpp and WebhookActor.cpp): every update has a queue (a join request's and a chat_member update's is
+the user's, a message's its chat's); a queue's updates go one at a time and in order, different queues side
+by side over at most `max_connections` connections (setWebhook, 1-100, default 40). Error descriptions
+follow what the Bot API is known to send; see docs in the Telegram connector's report for which were checked.
 """
 
 from __future__ import annotations
@@ -132,7 +135,7 @@ class FakeTelegram:
         self.bot = {"id": BOT_ID, "is_bot": True, "first_name": "Qunflow Test", "username": username}
         self.chats: dict[int, Chat] = {}
         self.people: dict[int, Person] = {}
-        self.webhook: dict[str, Any] | None = None  # url, secret_token
+        self.webhook: dict[str, Any] | None = None  # url, secret_token, max_connections
         self.allowed_updates: set[str] | None = None  # None: Telegram's default set
         self.delivered: list[dict[str, Any]] = []  # updates a webhook answered 2xx
         self._pending: list[dict[str, Any]] = []  # unconfirmed updates, oldest first
@@ -148,8 +151,11 @@ class FakeTelegram:
         self._stopping = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         serve = lambda: self._server.serve_forever(poll_interval=0.02)  # noqa: E731 - quick shutdown in tests
-        self._threads = [threading.Thread(target=serve, daemon=True),
-                         threading.Thread(target=self._deliver_loop, daemon=True)]
+        self._threads = [threading.Thread(target=serve, daemon=True)]
+        self._senders: list[threading.Thread] = []  # webhook connections, started as parallel work appears
+        self._sending: set[tuple[str, int]] = set()  # queues with an update on its way
+        self._retry_at: dict[tuple[str, int], float] = {}  # a queue whose last try failed waits until then
+        self._backoff: dict[tuple[str, int], float] = {}
 
     @property
     def api_base(self) -> str:
@@ -266,7 +272,7 @@ class FakeTelegram:
         """Send an update again, as Telegram does when it did not see the webhook's answer."""
         with self._changed:
             self._pending.append(self._log[update_id])
-            self._changed.notify_all()
+            self.wake_senders()
 
     def wait_delivered(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
         """Wait until the webhook has accepted `count` updates in all; returns them."""
@@ -306,7 +312,7 @@ class FakeTelegram:
         self._next_update_id += 1
         self._log[update["update_id"]] = update
         self._pending.append(update)
-        self._changed.notify_all()
+        self.wake_senders()
 
     def _add_member(self, chat: Chat, person: Person, link: Link | None, by: dict[str, Any],
                     via_join_request: bool) -> None:
@@ -341,17 +347,50 @@ class FakeTelegram:
         chat.next_message_id += 1
         return chat.next_message_id - 1
 
-    def _deliver_loop(self) -> None:
-        """POST pending updates to the webhook in order, each until it is answered 2xx."""
-        backoff = 0.02
+    def wake_senders(self) -> None:
+        """(With the lock held.) New work: open another webhook connection while there are queues waiting and
+        fewer than max_connections are open, then wake them."""
+        if self.webhook is not None and not self._stopping:
+            waiting = {_queue_of(u) for u in self._pending} - self._sending
+            limit = int(self.webhook.get("max_connections") or 40)
+            while len(self._senders) < min(limit, len(self._sending) + len(waiting)):
+                sender = threading.Thread(target=self._send_loop, daemon=True)
+                self._senders.append(sender)
+                sender.start()
+        self._changed.notify_all()
+
+    def _next_update(self) -> tuple[dict[str, Any] | None, float]:
+        """(With the lock held.) The oldest pending update whose queue is free, or None and how long to wait."""
+        now, wait = time.monotonic(), 1.0
+        blocked: set[tuple[str, int]] = set()
+        for update in self._pending:
+            queue = _queue_of(update)
+            if queue in blocked or queue in self._sending:
+                blocked.add(queue)  # a queue's later updates wait for its earlier ones
+                continue
+            due = self._retry_at.get(queue, 0.0)
+            if due > now:
+                blocked.add(queue)
+                wait = min(wait, due - now)
+                continue
+            return update, 0.0
+        return None, wait
+
+    def _send_loop(self) -> None:
+        """One webhook connection: POST the next deliverable update, until it is answered 2xx (per queue)."""
         with httpx.Client(timeout=5.0) as http:
             while True:
                 with self._changed:
-                    while not self._stopping and not (self.webhook and self._pending):
-                        self._changed.wait()
-                    if self._stopping:
-                        return
-                    update, hook = self._pending[0], dict(self.webhook or {})
+                    while True:
+                        if self._stopping:
+                            return
+                        limit = int((self.webhook or {}).get("max_connections") or 40)
+                        update, wait = self._next_update() if self.webhook else (None, 1.0)
+                        if update is not None and len(self._sending) < limit:
+                            break
+                        self._changed.wait(wait)
+                    queue, hook = _queue_of(update), dict(self.webhook or {})
+                    self._sending.add(queue)
                 headers = {"content-type": "application/json"}
                 if hook.get("secret_token"):
                     headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
@@ -360,14 +399,17 @@ class FakeTelegram:
                 except httpx.HTTPError:
                     ok = False
                 with self._changed:
-                    if ok and self._pending and self._pending[0] is update:
-                        self._pending.pop(0)
+                    self._sending.discard(queue)
+                    if ok:
+                        if any(u is update for u in self._pending):
+                            self._pending.remove(update)
                         self.delivered.append(update)
-                        self._changed.notify_all()
-                        backoff = 0.02
-                        continue
-                    self._changed.wait(backoff)
-                    backoff = min(backoff * 2, 0.5)
+                        self._backoff.pop(queue, None)
+                        self._retry_at.pop(queue, None)
+                    else:  # Telegram tries the queue again later, the other queues go on
+                        backoff = self._backoff[queue] = min(self._backoff.get(queue, 0.01) * 2, 0.5)
+                        self._retry_at[queue] = time.monotonic() + backoff
+                    self._changed.notify_all()
 
     # --- the HTTP side ---
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -464,3 +506,19 @@ def _value(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def _queue_of(update: dict[str, Any]) -> tuple[str, int]:
+    """The reference server's webhook queue of an update: the user for join requests and member changes (the
+    bot's own member changes go by chat), the chat for messages."""
+    if "chat_join_request" in update:
+        return ("user", int(update["chat_join_request"]["from"]["id"]))
+    if "chat_member" in update:
+        change = update["chat_member"]
+        return ("user", int(change["new_chat_member"]["user"]["id"]))
+    if "my_chat_member" in update:
+        return ("chat", int(update["my_chat_member"]["chat"]["id"]))
+    for kind in ("message", "edited_message", "channel_post"):
+        if kind in update:
+            return ("chat", int(update[kind]["chat"]["id"]))
+    return ("update", int(update["update_id"]))

@@ -26,7 +26,7 @@ from qunflow.connectors.base import (
     Update,
 )
 from qunflow.services import activity, consent, join, keyword_rules, meetups, welcome
-from qunflow.store.db import insert_ignore, retry_busy
+from qunflow.store.db import insert_ignore, retry_busy, unsynced
 from qunflow.store.tables import inbound_updates
 from qunflow.workspace import Workspace
 
@@ -65,7 +65,9 @@ def dispatch(ws: Workspace, updates: Sequence[Update]) -> None:
 
 
 def _mark_handled(ws: Workspace, item: Update) -> None:
-    with ws.engine.begin() as conn:
+    """The mark only saves handling a repeat again (every handler is idempotent), so it is committed without
+    an fsync of its own: one fewer per update on the path every join takes."""
+    with ws.engine.connect() as conn, unsynced(conn), conn.begin():
         insert_ignore(conn, inbound_updates, [{"platform": item.platform, "key": item.key,
                                                "status": "done", "received_at": ws.clock()}])
 

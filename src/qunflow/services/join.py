@@ -35,7 +35,7 @@ from qunflow.services.waitlist import add_to_waitlist, mark_joined, offer_seats,
 from qunflow.store.consents import record_consent
 from qunflow.store.db import insert_if_new
 from qunflow.store.eventlog import append_events
-from qunflow.store.tables import entry_points, events, groups, identities, inbox, members
+from qunflow.store.tables import campaigns, channels, entry_points, events, groups, identities, inbox, members
 from qunflow.workspace import Workspace
 
 
@@ -198,6 +198,12 @@ _TICKET_OF_USER = (select(members.c.id, members.c.join_ticket)
                    .join(identities, identities.c.member_id == members.c.id)
                    .where(identities.c.platform == bindparam("platform"),
                           identities.c.external_user_id == bindparam("user_id")))
+_MEMBER_BY_ID = select(members).where(members.c.id == bindparam("member_id"))
+# What a join event carries about its entry point (an archived one too: its link was handed out before).
+_ENTRY_ATTRIBUTES = (select(entry_points.c.code, channels.c.key.label("channel"), campaigns.c.key.label("campaign"))
+                     .join(channels, channels.c.id == entry_points.c.channel_id)
+                     .outerjoin(campaigns, campaigns.c.id == entry_points.c.campaign_id)
+                     .where(entry_points.c.id == bindparam("entry_id")))
 _LAST_JOIN_OR_LEAVE = (select(events.c.type)
                        .where(events.c.member_id == bindparam("member_id"), events.c.group_key == bindparam("group"),
                               events.c.type.in_(("joined", "left")))
@@ -341,7 +347,7 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
         resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
         if not resolved.new and _in_group(conn, resolved.member_id, group.key):
             return
-        member = conn.execute(select(members).where(members.c.id == resolved.member_id)).one()
+        member = conn.execute(_MEMBER_BY_ID, {"member_id": resolved.member_id}).one()
         conn.execute(update(members).where(members.c.id == member.id)
                      .values(joined_at=member.joined_at or item.at, group_id=group.id))
         conn.execute(update(groups).where(groups.c.id == group.id)
@@ -358,17 +364,15 @@ def on_contact_added(ws: Workspace, item: Any) -> None:
     assert isinstance(item, ContactAdded)
     with ws.engine.begin() as conn:
         resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, None, None)
-        member = conn.execute(select(members).where(members.c.id == resolved.member_id)).one()
+        member = conn.execute(_MEMBER_BY_ID, {"member_id": resolved.member_id}).one()
         conn.execute(update(members).where(members.c.id == member.id).values(joined_at=member.joined_at or item.at))
         _record_join(conn, item, member, None, resolved, staff=item.staff_id)
 
 
 def _record_join(conn: Connection, item: Any, member: Any, group: Any, resolved: Resolved,
                  staff: str | None = None) -> None:
-    entry = None
-    if member.entry_point_id:
-        entry = entry_info(conn, archived_ok=True, code=conn.execute(select(entry_points.c.code).where(
-            entry_points.c.id == member.entry_point_id)).scalar_one())
+    entry = conn.execute(_ENTRY_ATTRIBUTES, {"entry_id": member.entry_point_id}).first() \
+        if member.entry_point_id else None
     where = group.external_id if group is not None else f"contact:{staff}"
     attribution = resolved.attribution
     silent = not spec_of(item.platform).capabilities.reports_invite_on_join

@@ -87,6 +87,24 @@ def before_driver_write(conn: Connection) -> None:
         take(conn)
 
 
+@contextmanager
+def unsynced(conn: Connection) -> Iterator[None]:
+    """Commits made on `conn` inside this block skip SQLite's fsync (synchronous=NORMAL, in WAL mode: they
+    survive a killed process, maybe not a power cut). Only for writes that are safe to lose, such as a mark
+    that saves repeating idempotent work. Other databases: no change."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.driver_connection  # PRAGMAs straight to the driver: no transaction begins for them
+    assert raw is not None
+    before = raw.execute("PRAGMA synchronous").fetchone()[0]
+    raw.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA synchronous={int(before)}")
+
+
 def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
     url = normalise_url(url)
     try:
