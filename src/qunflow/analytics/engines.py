@@ -253,12 +253,14 @@ def _server(target: ClickHouseTarget) -> ClickHouseServerEngine:
 
 
 @contextmanager
-def open_engine(ws: Workspace) -> Iterator[Engine]:
+def open_engine(ws: Workspace, *, read_only: bool = False) -> Iterator[Engine]:
+    """The workspace's analytics engine. `read_only` opens an embedded DuckDB file without taking its
+    write lock (the file must exist); the other engines ignore it."""
     name = ws.settings.analytics_engine
     if name == "duckdb":
         from qunflow.analytics.store import connect
 
-        with connect(ws.settings.analytics_file) as conn:
+        with connect(ws.settings.analytics_file, read_only=read_only) as conn:
             yield DuckDBEngine(conn)
     elif name == "chdb":
         try:

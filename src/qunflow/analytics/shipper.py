@@ -1,19 +1,27 @@
 """The shipper: copies new events, in seq order, from the state DB to the analytics store.
 
 Resumable from its watermark, which lives in the analytics store and moves in the same transaction
-as the rows it covers, so a crash between chunks neither duplicates nor skips an event.
+as the rows it covers, so a crash between chunks neither duplicates nor skips an event. Spend is
+rewritten only when it differs from what the store holds.
+
+`analytics(ws)` is how a reader gets the store: one connection for the whole read, brought up to date
+first; with nothing to ship, an embedded DuckDB store is opened read-only (no write, no write lock).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from qunflow.analytics.engines import open_engine
+from qunflow.analytics.engines import Engine, open_engine
 from qunflow.store.tables import events, spend
 from qunflow.workspace import Workspace
 
@@ -43,20 +51,64 @@ SPEND_SCHEMA = pa.schema([("channel", pa.string()), ("day", pa.date32()), ("amou
 
 def ship(ws: Workspace, chunk: int = CHUNK) -> int:
     """Ship every event not yet shipped, and refresh spend. Returns the number of events shipped."""
-    shipped = 0
     with _lock, open_engine(ws) as engine:
-        watermark = engine.watermark()
-        query = select(*[events.c[name] for name in COLUMNS]).order_by(events.c.seq)
-        while True:
-            with ws.engine.connect() as conn:
-                rows = conn.execute(query.where(events.c.seq > watermark).limit(chunk)).all()
-            if not rows:
-                break
-            engine.append(_arrow([tuple(r) for r in rows]))
-            watermark = rows[-1].seq
-            shipped += len(rows)
+        return _ship_into(ws, engine, chunk)
+
+
+@contextmanager
+def analytics(ws: Workspace, *, ship_first: bool = True) -> Iterator[Engine]:
+    """The analytics store for one read, up to date first when `ship_first`: one connection throughout,
+    read-only (DuckDB) when nothing is left to ship."""
+    with ExitStack() as stack:
+        if ws.settings.analytics_engine == "duckdb" and Path(ws.settings.analytics_file).exists():
+            engine = stack.enter_context(open_engine(ws, read_only=True))
+            if not ship_first or _current(ws, engine):
+                yield engine
+                return
+            stack.close()  # something to ship: reopen for writing
+        stack.enter_context(_lock)
+        engine = stack.enter_context(open_engine(ws))
+        if ship_first:
+            _ship_into(ws, engine)
+        yield engine
+
+
+def _ship_into(ws: Workspace, engine: Engine, chunk: int = CHUNK) -> int:
+    shipped = 0
+    watermark = engine.watermark()
+    query = select(*[events.c[name] for name in COLUMNS]).order_by(events.c.seq)
+    while True:
         with ws.engine.connect() as conn:
-            spend_rows = conn.execute(select(spend.c.channel, spend.c.day, spend.c.amount, spend.c.currency)).all()
-        columns = [list(c) for c in zip(*spend_rows, strict=True)] if spend_rows else [[], [], [], []]
+            rows = conn.execute(query.where(events.c.seq > watermark).limit(chunk)).all()
+        if not rows:
+            break
+        engine.append(_arrow([tuple(r) for r in rows]))
+        watermark = rows[-1].seq
+        shipped += len(rows)
+    wanted = _spend_in_state(ws)
+    if wanted != _spend_in_store(engine):
+        columns = [list(c) for c in zip(*wanted, strict=True)] if wanted else [[], [], [], []]
         engine.replace_spend(pa.table(columns, schema=SPEND_SCHEMA))
     return shipped
+
+
+def _current(ws: Workspace, engine: Engine) -> bool:
+    """Nothing to ship: the store has every event and the very spend of the state database."""
+    with ws.engine.connect() as conn:
+        last = conn.execute(select(func.coalesce(func.max(events.c.seq), 0))).scalar_one()
+    return engine.watermark() >= last and _spend_in_store(engine) == _spend_in_state(ws)
+
+
+def _spend_key(rows: Any) -> list[tuple[Any, ...]]:
+    """Spend rows as the store keeps them (amounts to 4 places), in one order, to compare both sides."""
+    return sorted((str(c), d, Decimal(a).quantize(Decimal("0.0001")), str(cur)) for c, d, a, cur in rows)
+
+
+def _spend_in_state(ws: Workspace) -> list[tuple[Any, ...]]:
+    with ws.engine.connect() as conn:
+        return _spend_key(conn.execute(select(spend.c.channel, spend.c.day, spend.c.amount, spend.c.currency)))
+
+
+def _spend_in_store(engine: Engine) -> list[tuple[Any, ...]]:
+    _names, rows = engine.query("SELECT channel, day, amount, currency FROM spend", {})
+    return _spend_key(rows)

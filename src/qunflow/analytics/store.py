@@ -1,14 +1,18 @@
 """The analytics store (DuckDB, embedded): schema and short-lived connections.
 
 Connections are opened per operation so that `qunflow serve` and a CLI command can take turns on
-the same file; a held lock is retried for a few seconds.
+the same file; a held lock is retried for a few seconds. Within one process DuckDB refuses to open a file
+read-only and read-write at once, so `connect` lets a reader join an open writer's mode, and a writer wait
+for the readers of the moment to finish.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import duckdb
 
@@ -34,20 +38,56 @@ class AnalyticsBusy(Unavailable):
     """Another process holds the DuckDB file."""
 
 
+_modes: dict[str, list[Any]] = {}  # path -> [read_only, open connections, writers waiting]
+_modes_changed = threading.Condition()
+
+
+def _enter(path: str, read_only: bool) -> bool:
+    """The mode this process opens `path` in: a reader takes a writer's mode; a writer waits for readers."""
+    with _modes_changed:
+        state = _modes.setdefault(path, [read_only, 0, 0])
+        if not read_only:
+            state[2] += 1
+        while state[1] and state[0] and not read_only:  # readers in read-only mode: wait for them
+            _modes_changed.wait()
+        while read_only and state[1] and state[0] and state[2]:  # a writer is waiting: let it go first
+            _modes_changed.wait()
+        if not read_only:
+            state[2] -= 1
+        if not state[1]:
+            state[0] = read_only
+        state[1] += 1
+        return bool(state[0])
+
+
+def _leave(path: str) -> None:
+    with _modes_changed:
+        state = _modes[path]
+        state[1] -= 1
+        if not state[1] and not state[2]:
+            del _modes[path]
+        _modes_changed.notify_all()
+
+
 @contextmanager
 def connect(path: str, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while True:
-        try:
-            conn = duckdb.connect(path, read_only=read_only)
-            break
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise AnalyticsBusy(f"the analytics store {path} is in use by another process: {exc}") from exc
-            time.sleep(0.1)
+    read_only = _enter(path, read_only)
     try:
-        if not read_only:
-            conn.execute(SCHEMA)
-        yield conn
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                conn = duckdb.connect(path, read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise AnalyticsBusy(f"the analytics store {path} is in use by another process: {exc}") \
+                        from exc
+                time.sleep(0.1)
+        try:
+            if not read_only:
+                conn.execute(SCHEMA)
+            yield conn
+        finally:
+            conn.close()
     finally:
-        conn.close()
+        _leave(path)

@@ -9,8 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from qunflow.analytics.engines import open_engine
-from qunflow.analytics.shipper import ship
+from qunflow.analytics.shipper import analytics
 from qunflow.domain.metrics import METRIC_KEYS
 from qunflow.errors import InvalidInput
 from qunflow.workspace import Workspace
@@ -60,8 +59,7 @@ def export_kind(path: Path) -> str:
 def export_members(ws: Workspace, path: Path) -> int:
     """One row per member: acquisition, join, current group, conversions. No personal fields."""
     kind = export_kind(path)
-    ship(ws)
-    with open_engine(ws) as engine:
+    with analytics(ws) as engine:
         names, rows = engine.query(MEMBERS_SQL, {"tz": ws.settings.timezone,
                                                  "conversion": ws.settings.conversion_types})
     columns = {name: [row[i] for row in rows] for i, name in enumerate(names)}

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from qunflow.analytics.engines import open_engine
 from qunflow.analytics.queries import COHORT, CURRENT, CURRENT_DAILY, LANDING, SPEND, SPEND_DAILY, render
-from qunflow.analytics.shipper import ship
+from qunflow.analytics.shipper import analytics
 from qunflow.domain.metrics import (
     METRIC_KEYS,
     Period,
@@ -30,12 +29,14 @@ def _params(ws: Workspace, period: Period, filters: dict[str, str], experiment: 
 
 
 def _statistics(ws: Workspace, period: Period, by: str, filters: dict[str, str] | None = None,
-                experiment: str | None = None) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
-    """Sufficient statistics per slice value, and for the total."""
+                experiment: str | None = None, *, ship_first: bool = False,
+                ) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+    """Sufficient statistics per slice value, and for the total (the store brought up to date first when
+    `ship_first`, on the same connection)."""
     filters = filters or {}
     params = _params(ws, period, filters, experiment)
     templates = (COHORT, CURRENT, LANDING, SPEND)
-    with open_engine(ws) as engine:  # each engine uses only the parameters its SQL names
+    with analytics(ws, ship_first=ship_first) as engine:  # each engine uses only the parameters its SQL names
         results = [engine.query(render(template, by, filters, experiment is not None), params)
                    for template in templates]
     no_spend = bool(set(filters) - {"channel"}) or experiment is not None
@@ -78,9 +79,7 @@ def metrics_report(ws: Workspace, *, start: date | None = None, end: date | None
     filters = check_filters(filters)
     experiment = check_experiment(experiment, by, filters)
     period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
-    if ship_first:
-        ship(ws)
-    rows, total = _statistics(ws, period, by, filters, experiment)
+    rows, total = _statistics(ws, period, by, filters, experiment, ship_first=ship_first)
     out_rows = []
     if by != "none":
         for dim in sorted(rows, key=lambda d: (d is None, str(d))):
@@ -98,11 +97,9 @@ def funnel_counts(ws: Workspace, *, start: date, end: date, as_of: date,
                   filters: dict[str, str] | None = None, ship_first: bool = True) -> dict[str, int]:
     """The funnel's stages as counts: landing -> joined -> Day-1 task -> converted (see funnel_from_counts)."""
     period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
-    if ship_first:
-        ship(ws)
     filters = check_filters(filters)
     check_experiment(None, "none", filters)
-    _rows, total = _statistics(ws, period, "none", filters)
+    _rows, total = _statistics(ws, period, "none", filters, ship_first=ship_first)
     return funnel_from_counts(total)
 
 
@@ -126,14 +123,12 @@ def daily_trend(ws: Workspace, *, start: date, end: date, as_of: date, filters: 
     first = max(start, last - timedelta(days=TREND_DAYS - 1))
     if first > last:
         return []
-    if ship_first:
-        ship(ws)
-    rows, _total = _statistics(ws, Period(first, last, as_of, zone), "cohort_day", filters)
+    rows, _total = _statistics(ws, Period(first, last, as_of, zone), "cohort_day", filters, ship_first=ship_first)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     spend_known = not set(filters) - {"channel"}
     # M3 as of each day (cutoff: the end of the last one; each day's rows stop at its own end).
     params = _params(ws, Period(first, last, last, zone), filters, None)
-    with open_engine(ws) as engine:
+    with analytics(ws, ship_first=False) as engine:
         names, fetched = engine.query(render(CURRENT_DAILY, "none", filters), params)
         current = {}
         for values in fetched:
