@@ -5,7 +5,7 @@ Timers are enrollment rows in the state DB. "Load" = enrolling every member from
 rows. Throughput = steps/s with 1, 2 and 4 worker processes when every timer is due at once; each
 enrollment runs `add_tag` (a tag row and a `tag_added` event, committed with the step) and a `wait`.
 Also in the same run, the floor: claiming and releasing the same rows without running steps.
-Run: python bench/bench_automation.py [--timers 1000000] [--seconds 10] [--db sqlite|postgres|both]
+Run: python bench/bench_automation.py [--timers 1000000] [--seconds 10] [--db sqlite|postgres|both] [--no-vacuum]
 (postgres needs QUNFLOW_BENCH_POSTGRES_URL or QUNFLOW_TEST_POSTGRES_URL; goal: >= 2,000 steps/s)
 """
 
@@ -100,6 +100,9 @@ def drop(name: str | None) -> None:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+VACUUM = True  # --no-vacuum: measure with the dead row versions of each reset left in place
+
+
 def reset(ws: object) -> None:
     """Every timer due again, and what the last run wrote removed."""
     from sqlalchemy import delete, update
@@ -112,7 +115,7 @@ def reset(ws: object) -> None:
                                                 lease_until=None))
         conn.execute(delete(member_tags))
         conn.execute(delete(events).where(events.c.type == "tag_added"))
-    if ws.engine.dialect.name == "postgresql":  # type: ignore[attr-defined]
+    if VACUUM and ws.engine.dialect.name == "postgresql":  # type: ignore[attr-defined]
         # Each reset leaves a million dead row versions; a live database has autovacuum to clear them
         # between runs, a bench that resets every few seconds does not (the claim would scan them all).
         from sqlalchemy import text
@@ -196,13 +199,18 @@ def main() -> None:
     parser.add_argument("--timers", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--no-vacuum", action="store_true",
+                        help="PostgreSQL: no VACUUM after each reset (the claim meets every dead row version)")
     args = parser.parse_args()
+    global VACUUM
+    VACUUM = not args.no_vacuum
     console = Console(width=140)
     rows: list[tuple[str, str, str]] = []
     for kind in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
         rows += bench_db(kind, args.timers, args.seconds, console)
     table = Table(title=f"Automation, {args.timers:,} timers ({os.cpu_count()} cores, load "
-                        f"{os.getloadavg()[0]:.1f}; goal >= 2,000 steps/s)")
+                        f"{os.getloadavg()[0]:.1f}; goal >= 2,000 steps/s"
+                        f"{'; no VACUUM between runs' if args.no_vacuum else ''})")
     for column in ("db", "what", "rate"):
         table.add_column(column)
     for row in rows:
