@@ -238,7 +238,6 @@ class FeishuConnector:
     def check_group(self, group_id: str) -> list[str]:
         try:
             self.api.get_chat(group_id)
-            self.api.chat_link(group_id, self.settings.link_validity)
         except FeishuApiError as exc:
             return [f"The bot cannot run chat {group_id} ({exc}): add the app's bot to the group (群设置 → "
                     "群机器人 → 添加机器人), and let members share the group (or make the bot an admin)."]
