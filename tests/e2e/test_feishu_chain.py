@@ -183,3 +183,27 @@ def test_group_add_refuses_a_chat_the_bot_is_not_in(connected: tuple[Workspace, 
     code, out = cli(ws.home, "group", "add", "core-1", "--tier", "core", "--platform", "feishu",
                     "--external-id", other)
     assert code == 2 and "添加机器人" in out, out
+
+
+def test_an_expired_token_is_fetched_again_and_a_repeated_uuid_sends_once(feishu: FakeFeishu) -> None:
+    from qunflow.connectors.feishu.api import FeishuApi
+
+    api = FeishuApi(feishu.app_id, feishu.app_secret, feishu.api_base)
+    first = api.send_message("open_id", ALICE, "你好", uuid="welcome_dm:m_1")
+    feishu.expire_tokens()  # answers 99991663 from now on: fetched again, the call repeated once
+    again = api.send_message("open_id", ALICE, "你好", uuid="welcome_dm:m_1")
+    assert again == first and feishu.messages_to(ALICE) == ["你好"]  # Feishu's uuid: one message
+    assert len(feishu.calls("/open-apis/auth/v3/tenant_access_token/internal")) == 2
+    api.close()
+
+
+def test_the_domain_setting_names_feishu_or_lark(tmp_path: Path) -> None:
+    from qunflow.connectors.feishu.settings import FeishuSettings
+
+    common = {"app_id": "cli_x", "app_secret": "s", "verification_token": "t", "encrypt_key": "k"}
+    assert FeishuSettings(**common).domain == "https://open.feishu.cn"
+    assert FeishuSettings(**common, domain="lark").domain == "https://open.larksuite.com"
+    assert "app_secret" not in repr(FeishuSettings(**common)) and "'s'" not in repr(FeishuSettings(**common))
+    code, out = cli(init_workspace(tmp_path / "ws").home, "connect", "feishu", "--app-id", "cli_x", "--app-secret", "s",
+                    "--verification-token", "t", "--encrypt-key", "k", "--domain", "ftp://x")
+    assert code == 2 and "domain" in out and "http(s) URL" in out, out

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -99,7 +100,7 @@ class FeishuConnector:
 
     def _save(self, data: dict[str, Any]) -> None:
         data["acted"] = data["acted"][-ACTED_KEEP:]
-        tmp = self._path.with_suffix(".tmp")
+        tmp = self._path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
         tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
         tmp.replace(self._path)
 
