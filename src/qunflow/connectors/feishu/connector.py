@@ -188,13 +188,18 @@ class FeishuConnector:
             data["acted"].append(event_id)
             self._save(data)
         try:
-            self.api.add_members(chat_id, [uid])
+            result = self.api.add_members(chat_id, [uid])
         except PlatformError:
             with self._lock:  # not added: Feishu delivers the message again, and we try again then
                 data = self._load()
                 data["acted"] = [e for e in data["acted"] if e != event_id]
                 self._save(data)
             raise
+        refused = [*result.get("invalid_id_list", []), *result.get("not_existed_id_list", [])]
+        if uid in refused:  # e.g. outside the app's availability (可用范围); no personal data in the log
+            log.warning("feishu: chat %s refused to add a person who sent a code (invalid or unknown id)", chat_id)
+        elif uid in result.get("pending_approval_id_list", []):
+            log.info("feishu: chat %s holds a person who sent a code for an owner's approval", chat_id)
 
     # --- invites ---
     def create_invite(self, group_id: str, label: str, *, join_request: bool = False,
