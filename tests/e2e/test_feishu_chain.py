@@ -207,3 +207,25 @@ def test_the_domain_setting_names_feishu_or_lark(tmp_path: Path) -> None:
     code, out = cli(init_workspace(tmp_path / "ws").home, "connect", "feishu", "--app-id", "cli_x", "--app-secret", "s",
                     "--verification-token", "t", "--encrypt-key", "k", "--domain", "ftp://x")
     assert code == 2 and "domain" in out and "http(s) URL" in out, out
+
+
+def test_a_welcome_whose_outcome_a_crash_hid_is_sent_again_and_feishu_keeps_one(
+        connected: tuple[Workspace, LiveServer, str], feishu: FakeFeishu) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from qunflow.store.tables import deliveries
+
+    ws, server, _chat = connected
+    httpx.get(f"{server.url}/j/fs-ads")
+    feishu.send_text(ALICE, "fs-ads")
+    [welcome] = feishu.messages_to(ALICE)
+    # What a crash after Feishu took the message, before qunflow recorded it, leaves: a claimed row whose lease ran out.
+    with ws.engine.begin() as conn:
+        conn.execute(update(deliveries).where(deliveries.c.kind == "welcome_dm")
+                     .values(status="pending", lease_until=ws.clock() - timedelta(minutes=1)))
+    assert deliver(ws).sent == 1  # repeated with the same uuid (capabilities.idempotent_sends) ...
+    assert feishu.messages_to(ALICE) == [welcome] and welcome_status(ws) == "sent"  # ... and Feishu kept one
+    dms = [c for c in feishu.calls("/open-apis/im/v1/messages") if c.params["receive_id_type"] == "open_id"]
+    assert len(dms) == 2 and dms[0].body and dms[1].body and dms[0].body["uuid"] == dms[1].body["uuid"]
