@@ -39,8 +39,13 @@ def feishu() -> Iterator[FakeFeishu]:
 
 
 @pytest.fixture
-def connected(tmp_path: Path, feishu: FakeFeishu) -> Iterator[tuple[Workspace, LiveServer, str]]:
+def connected(request: pytest.FixtureRequest, tmp_path: Path,
+              feishu: FakeFeishu) -> Iterator[tuple[Workspace, LiveServer, str]]:
+    database = getattr(request, "param", "sqlite")
+    if database == "postgres":  # the state database on PostgreSQL (made and dropped by tests/conftest.py)
+        request.getfixturevalue("monkeypatch").setenv("QUNFLOW_DATABASE_URL", request.getfixturevalue("pg_url"))
     ws = init_workspace(tmp_path / "ws")
+    assert ws.engine.dialect.name == {"sqlite": "sqlite", "postgres": "postgresql"}[database]
     server = LiveServer(ws)
     settings = ws.home / "qunflow.toml"
     settings.write_text(settings.read_text().replace("http://127.0.0.1:8000", server.url))
@@ -82,6 +87,7 @@ def attributions(ws: Workspace) -> list[str]:
     return sorted(row.properties["attribution"] for row in rows)
 
 
+@pytest.mark.parametrize("connected", ["sqlite", "postgres"], indirect=True)
 def test_url_check_code_to_the_bot_join_welcome_and_metrics(
         connected: tuple[Workspace, LiveServer, str], feishu: FakeFeishu) -> None:
     ws, server, chat = connected
