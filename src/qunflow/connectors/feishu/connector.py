@@ -14,13 +14,15 @@ Every update's key is the event's header.event_id (Feishu redelivers with the sa
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,16 @@ class FeishuConnector:
         self._path: Path = host.home / STATE_FILE
 
     # --- the codes file: {"codes": {code: chat_id}, "added": {"chat|open_id": code}, "acted": [event_id]} ---
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One writer at a time, across threads and across `qunflow serve` processes sharing the home."""
+        with self._lock, open(self._path.with_suffix(".lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def _load(self) -> dict[str, Any]:
         try:
             data = json.loads(self._path.read_text(encoding="utf-8"))
@@ -100,7 +112,7 @@ class FeishuConnector:
 
     def _save(self, data: dict[str, Any]) -> None:
         data["acted"] = data["acted"][-ACTED_KEEP:]
-        tmp = self._path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
+        tmp = self._path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
         tmp.replace(self._path)
 
@@ -178,7 +190,7 @@ class FeishuConnector:
 
     def _admit_by_code(self, event_id: str, uid: str, code: str) -> None:
         """A person sent the bot a code we handed out: add them to its group, remembering the code."""
-        with self._lock:
+        with self._locked():
             data = self._load()
             chat_id = data["codes"].get(code)
             if chat_id is None or event_id in data["acted"]:
@@ -190,7 +202,7 @@ class FeishuConnector:
         try:
             result = self.api.add_members(chat_id, [uid])
         except PlatformError:
-            with self._lock:  # not added: Feishu delivers the message again, and we try again then
+            with self._locked():  # not added: Feishu delivers the message again, and we try again then
                 data = self._load()
                 data["acted"] = [e for e in data["acted"] if e != event_id]
                 self._save(data)
@@ -212,7 +224,7 @@ class FeishuConnector:
         url = str(link.get("share_link") or "")
         if not url:
             raise PlatformError(f"feishu: chat {group_id} gave no share_link")
-        with self._lock:
+        with self._locked():
             data = self._load()
             data["codes"][label] = group_id
             self._save(data)
@@ -221,7 +233,7 @@ class FeishuConnector:
     def revoke_invite(self, group_id: str, link: InviteLink) -> None:
         """The code stops adding people. Feishu has no call to revoke a share link (it dies with the bot's
         membership or its validity period), so the link itself keeps working, unattributed."""
-        with self._lock:
+        with self._locked():
             data = self._load()
             if data["codes"].get(link.label) == group_id:
                 del data["codes"][link.label]
