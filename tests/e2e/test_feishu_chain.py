@@ -124,6 +124,11 @@ def test_url_check_code_to_the_bot_join_welcome_and_metrics(
 
     feishu.leave(BOB, chat)
     assert count(ws, "left") == 1
+    # Alice leaves and comes back through the bare share link: that return is not credited to her code.
+    feishu.leave(ALICE, chat)
+    feishu.join_by_link(ALICE, "Alice", chat)
+    assert count(ws, "left") == 2 and count(ws, "joined") == 3
+    assert attributions(ws) == ["entry_point", "known_identity", "not_reported"]
 
 
 def test_forged_stale_and_wrong_token_calls_are_refused_and_change_nothing(

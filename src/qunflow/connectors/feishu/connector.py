@@ -166,6 +166,7 @@ class FeishuConnector:
                     for uid, name in users(body)]
         if event.event_type == MEMBER_DELETED:
             chat_id = _chat_id(body)
+            self._forget_added(chat_id, [uid for uid, _name in users(body)])
             return [MemberLeft(platform=PLATFORM, at=event.created, key=f"{key}:{uid}", group_id=chat_id,
                                user_id=uid) for uid, _name in users(body)]
         if event.event_type == MESSAGE:
@@ -212,6 +213,17 @@ class FeishuConnector:
             log.warning("feishu: chat %s refused to add a person who sent a code (invalid or unknown id)", chat_id)
         elif uid in result.get("pending_approval_id_list", []):
             log.info("feishu: chat %s holds a person who sent a code for an owner's approval", chat_id)
+
+    def _forget_added(self, chat_id: str, uids: list[str]) -> None:
+        """Whom the bot added for a code is kept until they leave: a later return through the bare share link
+        is not credited to that code."""
+        with self._locked():
+            data = self._load()
+            gone = [f"{chat_id}|{uid}" for uid in uids if f"{chat_id}|{uid}" in data["added"]]
+            if gone:
+                for pair in gone:
+                    del data["added"][pair]
+                self._save(data)
 
     # --- invites ---
     def create_invite(self, group_id: str, label: str, *, join_request: bool = False,
