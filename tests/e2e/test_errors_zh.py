@@ -13,11 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from qunflow.services import catalog
+from qunflow.store.tables import groups
 from qunflow.workspace import Workspace
 from tests.access import log_in
 from tests.conftest import LiveServer
+from tests.integration.test_join_flow import FORM, PHONE, setup_community
 
 QUNFLOW = [sys.executable, "-c", "from qunflow.cli.main import main; main()"]
 
@@ -36,7 +39,8 @@ def error_of(answer: httpx.Response) -> str:
 def test_a_setup_form_refusal_follows_the_page_language(workspace: Workspace, server: LiveServer) -> None:
     ws = workspace
     catalog.add_channel(ws, "xhs", "content")
-    with httpx.Client(base_url=server.url, headers={"origin": server.url, "accept": "text/html"}) as client:
+    with httpx.Client(base_url=server.url, headers={"origin": server.url, "accept": "text/html"},
+                      timeout=60) as client:
         csrf = log_in(client, ws, "op", "operator")
 
         def post(path: str, lang_header: str, **data: str) -> httpx.Response:
@@ -64,13 +68,34 @@ def test_a_setup_form_refusal_follows_the_page_language(workspace: Workspace, se
 
 
 def test_the_json_api_gives_english_and_chinese(workspace: Workspace, server: LiveServer, api_token: str) -> None:
-    with httpx.Client(base_url=f"{server.url}/api/v1", headers={"Authorization": f"Bearer {api_token}"}) as api:
+    with httpx.Client(base_url=f"{server.url}/api/v1", headers={"Authorization": f"Bearer {api_token}"},
+                      timeout=60) as api:
         missing = api.get("/coupons/AAAA2222BBBB", headers={"accept-language": "zh-CN"})
         assert missing.status_code == 404
         assert missing.json() == {"error": "no such coupon", "error_zh": "找不到该优惠券"}
         no_reward = api.post("/rewards/999/approve", json={})
         assert no_reward.status_code == 404
         assert no_reward.json() == {"error": "no reward 999", "error_zh": "找不到奖励 999"}
+
+
+def alert_of(answer: httpx.Response) -> str:
+    start = answer.text.index('role="alert"')
+    return html.unescape(answer.text[answer.text.index(">", start) + 1:answer.text.index("</p>", start)])
+
+
+def test_the_waitlist_page_refuses_in_the_visitors_language(workspace: Workspace, server: LiveServer) -> None:
+    setup_community(workspace)
+    with workspace.engine.begin() as conn:  # every group full: the visitor lands on the waitlist page
+        conn.execute(update(groups).values(member_count=groups.c.capacity))
+    with httpx.Client(base_url=server.url, headers={"accept-language": "zh-CN", **PHONE}, timeout=60) as client:
+        client.get("/j/xhs-note-1")
+        sent = client.post("/j/xhs-note-1", data=FORM)
+        assert sent.status_code == 303 and sent.headers["location"].startswith("/w/")
+        mine = sent.headers["location"]
+        unticked = client.post(mine, data={"contact": "13800000000"})
+        assert unticked.status_code == 422 and alert_of(unticked) == "请勾选同意,以便有空位时我们联系你"
+        short = client.post(mine, data={"contact": "1", "agree": "on"}, headers={"accept-language": "en"})
+        assert short.status_code == 422 and alert_of(short) == "a contact has 3 to 100 characters"
 
 
 def cli(ws: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
