@@ -68,7 +68,7 @@ def _kind(key: str, task: Day1Task | None) -> str:
 def _member(conn: Connection, member_id: str) -> Any:
     row = conn.execute(select(members.c.profile, members.c.entry_point_id).where(members.c.id == member_id)).first()
     if row is None:
-        raise NotFound("this member is no longer here", zh="该成员已不在群中")
+        raise NotFound("this member is no longer here", zh="该成员已不存在")
     return row
 
 
