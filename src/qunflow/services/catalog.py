@@ -29,22 +29,28 @@ JOIN_HOLD = timedelta(minutes=10)
 PASS_STEERS = timedelta(minutes=15)  # a pass not joined yet steers the live code this long (domain/routing.py)
 
 
-def _insert(ws: Workspace, table: Any, what: str, **values: Any) -> int:
+# The Chinese of the record kinds the messages below name (console words, i18n.py and console_setup.html).
+ZH_WORDS = {"channel": "渠道", "campaign": "活动", "gate": "入群问卷", "group": "群", "entry point": "入口",
+            "entry": "入口"}
+
+
+def _insert(ws: Workspace, table: Any, what: str, what_zh: str, **values: Any) -> int:
     try:
         with ws.engine.begin() as conn:
             key = conn.execute(insert(table).values(created_at=utcnow(), **values)).inserted_primary_key
             return int(key[0])  # type: ignore[index]
     except IntegrityError as exc:
-        raise Conflict(f"{what} exists already") from exc
+        raise Conflict(f"{what} exists already", zh=f"{what_zh} 已存在") from exc
 
 
 def _id_of(conn: Connection, table: Any, key: str, what: str, *, open_only: bool = False) -> int:
     """The row id of a key; with open_only, an archived record is refused (nothing new may point at it)."""
     found = conn.execute(select(table.c.id, *_archived(table)).where(table.c.key == key)).first()
     if found is None:
-        raise NotFound(f"no {what} {key!r}")
+        raise NotFound(f"no {what} {key!r}", zh=f"找不到{ZH_WORDS[what]} {key!r}")
     if open_only and len(found) > 1 and found[1] is not None:
-        raise InvalidInput(f"{what} {key!r} is archived: choose an open one")
+        raise InvalidInput(f"{what} {key!r} is archived: choose an open one",
+                           zh=f"{ZH_WORDS[what]} {key!r} 已归档:请选择未归档的{ZH_WORDS[what]}")
     return int(found[0])
 
 
@@ -55,21 +61,22 @@ def _archived(table: Any) -> list[Any]:
 def add_channel(ws: Workspace, key: str, kind: str, name: str | None = None) -> int:
     check_key("channel", key)
     check_choice("channel kind", kind, CHANNEL_KINDS)
-    return _insert(ws, channels, f"channel {key!r}", key=key, kind=kind, name=name or key)
+    return _insert(ws, channels, f"channel {key!r}", f"渠道 {key!r}", key=key, kind=kind, name=name or key)
 
 
 def add_campaign(ws: Workspace, key: str, channel: str, name: str | None = None) -> int:
     check_key("campaign", key)
     with ws.engine.connect() as conn:
         channel_id = _id_of(conn, channels, channel, "channel", open_only=True)
-    return _insert(ws, campaigns, f"campaign {key!r}", key=key, channel_id=channel_id, name=name or key)
+    return _insert(ws, campaigns, f"campaign {key!r}", f"活动 {key!r}", key=key, channel_id=channel_id,
+                   name=name or key)
 
 
 def add_gate(ws: Workspace, key: str, definition: dict[str, Any] | None = None, name: str | None = None) -> int:
     check_key("gate", key)
     definition = definition or SEED_GATE_JSON
     gate_from_json(key, definition)  # validate before storing
-    return _insert(ws, gates, f"gate {key!r}", key=key, name=name or key, definition=definition)
+    return _insert(ws, gates, f"gate {key!r}", f"入群问卷 {key!r}", key=key, name=name or key, definition=definition)
 
 
 def add_group(ws: Workspace, key: str, tier: str, capacity: int, *, platform: str = "sandbox",
@@ -77,20 +84,23 @@ def add_group(ws: Workspace, key: str, tier: str, capacity: int, *, platform: st
     check_key("group", key)
     check_choice("tier", tier, TIERS)
     if not 1 <= capacity <= 100_000:
-        raise InvalidInput("capacity must be between 1 and 100000")
+        raise InvalidInput("capacity must be between 1 and 100000", zh="容量须在 1 到 100000 之间")
     connector = connected(ws, platform)
     most = connector.capabilities.group_capacity_max
     if most is not None and capacity > most:
-        raise InvalidInput(f"a {platform} group holds at most {most} members: use --capacity {most} or less")
+        raise InvalidInput(f"a {platform} group holds at most {most} members: use --capacity {most} or less",
+                           zh=f"{platform} 群最多 {most} 人:容量请设为 {most} 或更小")
     if external_id is None:
         create = getattr(connector, "create_group", None)  # a platform qunflow can make chats on (the sandbox)
         if create is None:
-            raise InvalidInput(f"a {platform} group needs its external id (the platform's chat id)")
+            raise InvalidInput(f"a {platform} group needs its external id (the platform's chat id)",
+                               zh=f"{platform} 群需要填写外部 ID(平台上的群聊 ID)")
         external_id = create(name or key, f"chat-{key}")
     problems = connector.check_group(external_id)
     if problems:
-        raise InvalidInput(f"qunflow cannot run {platform} chat {external_id} yet: " + " ".join(problems))
-    made = _insert(ws, groups, f"group {key!r} (or its external id)", key=key, tier=tier,
+        raise InvalidInput(f"qunflow cannot run {platform} chat {external_id} yet: " + " ".join(problems),
+                           zh=f"qunflow 暂时无法管理 {platform} 群聊 {external_id}:" + " ".join(problems))
+    made = _insert(ws, groups, f"group {key!r} (or its external id)", f"群 {key!r}(或它的外部 ID)", key=key, tier=tier,
                    capacity=capacity, platform=platform, external_id=external_id, name=name or key,
                    member_count=0, active=True)
     from qunflow.services.group_welcome import sync_quietly
@@ -103,7 +113,8 @@ def connected(ws: Workspace, platform: str) -> Connector:
     """The connector of a platform this workspace has set up, or a clear error saying how to set it up."""
     spec_of(platform)  # an unknown platform names the known ones
     if platform not in ws.connected_platforms():
-        raise InvalidInput(f"{platform} is not connected: run `qunflow connect {platform} --help` first")
+        raise InvalidInput(f"{platform} is not connected: run `qunflow connect {platform} --help` first",
+                           zh=f"{platform} 尚未连接:请先运行 `qunflow connect {platform} --help`")
     return ws.connector(platform)
 
 
@@ -115,17 +126,20 @@ def add_entry_point(ws: Workspace, code: str, channel: str, *, target_tier: str 
     most = connected(ws, platform).capabilities.invite_label_max
     if len(code) > most:
         raise InvalidInput(f"entry point code {code!r} is longer than the {most} characters a {platform} invite "
-                           "carries back on the join: choose a shorter code")
+                           "carries back on the join: choose a shorter code",
+                           zh=f"入口代码 {code!r} 超过了 {platform} 邀请链接在入群时能带回的 {most} 个字符:"
+                              "请换一个更短的代码")
     utm = utm or {}
     bad = set(utm) - set(UTM_KEYS)
     if bad:
-        raise InvalidInput(f"unknown UTM parameter(s): {', '.join(sorted(bad))}")
+        raise InvalidInput(f"unknown UTM parameter(s): {', '.join(sorted(bad))}",
+                           zh=f"未知的 UTM 参数:{', '.join(sorted(bad))}")
     with ws.engine.connect() as conn:
         values: dict[str, Any] = {"channel_id": _id_of(conn, channels, channel, "channel", open_only=True)}
         values["gate_id"] = _id_of(conn, gates, gate, "gate") if gate else None
         values["campaign_id"] = _id_of(conn, campaigns, campaign, "campaign", open_only=True) if campaign else None
     utm = {"utm_source": channel, **utm}
-    return _insert(ws, entry_points, f"entry point {code!r}", code=code, name=name or code,
+    return _insert(ws, entry_points, f"entry point {code!r}", f"入口 {code!r}", code=code, name=name or code,
                    target_tier=target_tier, platform=platform, utm=utm, **values)
 
 
@@ -163,7 +177,7 @@ def entry_info(conn: Connection, code: str, *, archived_ok: bool = False) -> Ent
              .where(entry_points.c.code == code))
     row = conn.execute(query).first()
     if row is None:
-        raise NotFound(f"no entry point {code!r}")
+        raise NotFound(f"no entry point {code!r}", zh=f"找不到入口 {code!r}")
     if row.archived_at is not None and not archived_ok:
         raise EntryClosed(f"entry point {code!r} is closed (archived)")
     gate = gate_from_json(row.gate_key, row.definition) if row.gate_key else None
@@ -261,9 +275,9 @@ def list_gates(ws: Workspace) -> list[str]:
 def _open_row(conn: Connection, table: Any, column: Any, key: str, what: str) -> Any:
     row = conn.execute(select(table).where(column == key)).first()
     if row is None:
-        raise NotFound(f"no {what} {key!r}")
+        raise NotFound(f"no {what} {key!r}", zh=f"找不到{ZH_WORDS[what]} {key!r}")
     if row.archived_at is not None:
-        raise Conflict(f"{what} {key!r} is archived")
+        raise Conflict(f"{what} {key!r} is archived", zh=f"{ZH_WORDS[what]} {key!r} 已归档")
     return row
 
 
@@ -277,7 +291,7 @@ def _name(name: str | None) -> dict[str, Any]:
     if name is None:
         return {}
     if not name.strip() or len(name) > 200:
-        raise InvalidInput("a name must have 1 to 200 characters")
+        raise InvalidInput("a name must have 1 to 200 characters", zh="名称须为 1 到 200 个字符")
     return {"name": name.strip()}
 
 
@@ -310,10 +324,11 @@ def edit_group(ws: Workspace, key: str, *, name: str | None = None, capacity: in
         values["tier"] = tier
     if capacity is not None:
         if not 1 <= capacity <= 100_000:
-            raise InvalidInput("capacity must be between 1 and 100000")
+            raise InvalidInput("capacity must be between 1 and 100000", zh="容量须在 1 到 100000 之间")
         most = connected(ws, row.platform).capabilities.group_capacity_max
         if most is not None and capacity > most:
-            raise InvalidInput(f"a {row.platform} group holds at most {most} members: use --capacity {most} or less")
+            raise InvalidInput(f"a {row.platform} group holds at most {most} members: use --capacity {most} or less",
+                               zh=f"{row.platform} 群最多 {most} 人:容量请设为 {most} 或更小")
         values["capacity"] = capacity
     _update(ws, groups, row.id, values)
 
@@ -342,7 +357,8 @@ def edit_entry_point(ws: Workspace, code: str, *, name: str | None = None, chann
     utm = dict(utm or {})
     bad = set(utm) - set(UTM_KEYS)
     if bad:
-        raise InvalidInput(f"unknown UTM parameter(s): {', '.join(sorted(bad))} (known: {', '.join(UTM_KEYS)})")
+        raise InvalidInput(f"unknown UTM parameter(s): {', '.join(sorted(bad))} (known: {', '.join(UTM_KEYS)})",
+                           zh=f"未知的 UTM 参数:{', '.join(sorted(bad))}(可用:{', '.join(UTM_KEYS)})")
     if channel is not None and "utm_source" not in utm:  # the default source follows the channel it named
         with ws.engine.connect() as conn:
             old = conn.execute(select(channels.c.key).where(channels.c.id == row.channel_id)).scalar()
@@ -388,7 +404,8 @@ def archive_campaign(ws: Workspace, key: str) -> None:
         still = _open_entry_codes(conn, entry_points.c.campaign_id, row.id)
     if still:
         raise Conflict(f"campaign {key!r} still has open entry points ({', '.join(still)}): archive them or move "
-                       "them to another campaign first")
+                       "them to another campaign first",
+                       zh=f"活动 {key!r} 仍有未归档的入口({', '.join(still)}):请先归档这些入口,或把它们移到其他活动")
     _update(ws, campaigns, row.id, {"archived_at": utcnow()})
 
 
@@ -402,7 +419,10 @@ def archive_channel(ws: Workspace, key: str) -> None:
     if still or still_campaigns:
         parts = ([f"entry points {', '.join(still)}"] if still else []) + \
             ([f"campaigns {', '.join(still_campaigns)}"] if still_campaigns else [])
-        raise Conflict(f"channel {key!r} still has open {' and '.join(parts)}: archive them first")
+        parts_zh = ([f"入口 {', '.join(still)}"] if still else []) + \
+            ([f"活动 {', '.join(still_campaigns)}"] if still_campaigns else [])
+        raise Conflict(f"channel {key!r} still has open {' and '.join(parts)}: archive them first",
+                       zh=f"渠道 {key!r} 仍有未归档的{'和'.join(parts_zh)}:请先归档它们")
     _update(ws, channels, row.id, {"archived_at": utcnow()})
 
 
@@ -411,19 +431,21 @@ def restore(ws: Workspace, kind: str, key: str) -> None:
     tables = {"channel": (channels, channels.c.key), "campaign": (campaigns, campaigns.c.key),
               "entry": (entry_points, entry_points.c.code), "group": (groups, groups.c.key)}
     if kind not in tables:
-        raise InvalidInput(f"unknown set-up record {kind!r} (channel, campaign, entry, group)")
+        raise InvalidInput(f"unknown set-up record {kind!r} (channel, campaign, entry, group)",
+                           zh=f"未知的设置记录类型 {kind!r}(可用:channel、campaign、entry、group)")
     table, column = tables[kind]
     with ws.engine.connect() as conn:
         row = conn.execute(select(table).where(column == key)).first()
         if row is None:
-            raise NotFound(f"no {kind} {key!r}")
+            raise NotFound(f"no {kind} {key!r}", zh=f"找不到{ZH_WORDS[kind]} {key!r}")
         if row.archived_at is None:
-            raise Conflict(f"{kind} {key!r} is not archived")
+            raise Conflict(f"{kind} {key!r} is not archived", zh=f"{ZH_WORDS[kind]} {key!r} 未归档")
         parents = [(channels, row.channel_id, "channel")] if kind in ("campaign", "entry") else []
         if kind == "entry" and row.campaign_id is not None:
             parents.append((campaigns, row.campaign_id, "campaign"))
         for parent, parent_id, what in parents:
             found = conn.execute(select(parent.c.key, parent.c.archived_at).where(parent.c.id == parent_id)).one()
             if found.archived_at is not None:
-                raise Conflict(f"its {what} {found.key!r} is archived: restore that first")
+                raise Conflict(f"its {what} {found.key!r} is archived: restore that first",
+                               zh=f"它所属的{ZH_WORDS[what]} {found.key!r} 已归档:请先恢复它")
     _update(ws, table, row.id, {"archived_at": None, **({"active": True} if kind == "group" else {})})

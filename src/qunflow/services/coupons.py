@@ -37,6 +37,10 @@ TRANSITIONS = {
     "reverse": (OPEN, "reversed"),
     "clawback": (("redeemed",), "clawed_back"),
 }
+# Chinese of the states and entries above, for the refusals below.
+ZH_STATUS = {"issued": "已发放", "sent": "已发送", "redeemed": "已核销", "expired": "已过期", "reversed": "已撤销",
+             "clawed_back": "已追回"}
+ZH_ENTRY = {"send": "发送", "redeem": "核销", "expire": "过期", "reverse": "撤销", "clawback": "追回"}
 EVENT_TYPES = {"issue": "coupon_issued", "send": "coupon_sent", "redeem": "coupon_redeemed",
                "expire": "coupon_expired", "reverse": "coupon_reversed", "clawback": "coupon_clawed_back"}
 
@@ -70,7 +74,7 @@ def normalise_code(code: str) -> str:
     """Codes are read aloud and typed: case, spaces and dashes do not matter."""
     cleaned = code.upper().replace("-", "").replace(" ", "")
     if not cleaned or len(cleaned) > 32 or any(c not in ALPHABET for c in cleaned):
-        raise InvalidInput(f"{code[:40]!r} is not a coupon code")
+        raise InvalidInput(f"{code[:40]!r} is not a coupon code", zh=f"{code[:40]!r} 不是有效的券码")
     return cleaned
 
 
@@ -78,7 +82,7 @@ def _row(conn: Connection, code: str, *, lock: bool = False) -> Any:
     query = select(coupons).where(coupons.c.code == normalise_code(code))
     row = conn.execute(query.with_for_update() if lock and conn.dialect.name == "postgresql" else query).first()
     if row is None:
-        raise NotFound("no such coupon")
+        raise NotFound("no such coupon", zh="找不到该优惠券")
     return row
 
 
@@ -105,7 +109,7 @@ def issue(conn: Connection, *, member_id: str, name: str, value: Decimal, valid_
     coupon issued before, never a second one. `expires_at` (naive UTC) overrides `valid_days` (hours-long
     coupons: an event's day-of code)."""
     if value <= 0:
-        raise InvalidInput("a coupon's value must be above 0")
+        raise InvalidInput("a coupon's value must be above 0", zh="优惠券面额须大于 0")
     for _ in range(5):  # a code collision (2^-60 per pair) just draws again
         code = new_code()
         if not conn.execute(select(coupons.c.id).where(coupons.c.code == code)).first():
@@ -130,16 +134,20 @@ def change(conn: Connection, code: str, entry: str, *, now: datetime, actor: str
         if row.status == "redeemed" and order_ref and row.order_ref == order_ref:
             return _coupon(row)  # the shop retried: same answer, nothing new
         if row.status in OPEN and row.expires_at <= now:
-            raise Conflict(f"the coupon expired on {row.expires_at:%Y-%m-%d %H:%M} UTC")
+            raise Conflict(f"the coupon expired on {row.expires_at:%Y-%m-%d %H:%M} UTC",
+                           zh=f"该优惠券已于 {row.expires_at:%Y-%m-%d %H:%M} UTC 过期")
     if row.status not in starts:
-        raise Conflict(f"the coupon is {row.status}; {entry} needs it {' or '.join(starts)}")
+        raise Conflict(f"the coupon is {row.status}; {entry} needs it {' or '.join(starts)}",
+                       zh=f"该优惠券{ZH_STATUS.get(row.status, row.status)},"
+                          f"{ZH_ENTRY.get(entry, entry)}要求它处于{'或'.join(ZH_STATUS[s] for s in starts)}状态")
     values: dict[str, Any] = {"status": end, "updated_at": now}
     if entry == "redeem":
         values.update(order_ref=order_ref, redeemed_by=redeemed_by or row.member_id)
     done = conn.execute(update(coupons).where(coupons.c.id == row.id, coupons.c.status == row.status)
                         .values(**values)).rowcount
     if done != 1:  # another request changed it between our read and our write (SQLite has no row lock)
-        raise Conflict("the coupon was changed by another request; read it again")
+        raise Conflict("the coupon was changed by another request; read it again",
+                       zh="该优惠券刚被另一个请求修改,请重新读取后再试")
     properties = {"order_ref": order_ref} if order_ref else {}
     member = redeemed_by or row.member_id if entry == "redeem" else row.member_id
     _record(conn, row, entry, row.status, end, now, actor, reason, member_id=member, properties=properties)
@@ -218,16 +226,18 @@ def issue_manual(ws: Workspace, *, member_id: str, name: str, value: Decimal, va
     """Issue a coupon outside the reward rules (a goodwill coupon, a shop promotion). The same cause gives
     the coupon issued before; without a cause every call issues a new one."""
     if not member_id.strip() or len(member_id) > 128:
-        raise InvalidInput("member_id must be 1 to 128 characters")
+        raise InvalidInput("member_id must be 1 to 128 characters", zh="member_id 须为 1 到 128 个字符")
     if not 1 <= valid_days <= 365:
-        raise InvalidInput(f"valid_days must be between 1 and 365, got {valid_days}")
+        raise InvalidInput(f"valid_days must be between 1 and 365, got {valid_days}",
+                           zh=f"valid_days 须在 1 到 365 之间,当前为 {valid_days}")
     key = MANUAL_PREFIX + (cause if cause else secrets.token_hex(12))
     with ws.engine.begin() as conn:
         coupon, new = issue(conn, member_id=member_id, name=name, value=value, valid_days=valid_days, cause=key,
                             now=ws.clock(), actor=actor)
     if not new and (coupon.member_id, coupon.name, coupon.value) != (member_id, name, value):
         raise Conflict(f"cause {cause!r} already issued coupon {coupon.code} to another member or with another "
-                       "name or value")
+                       "name or value",
+                       zh=f"来源 {cause!r} 已向其他成员、或以不同的名称或面额发放过优惠券 {coupon.code}")
     return coupon, new
 
 
@@ -237,11 +247,12 @@ def redeem_for(ws: Workspace, code: str, *, order_ref: str, member_id: str, acto
     coupon: it is recorded (`redeemed_by`) and the fraud checks look at it (an inviter's coupon on the
     invitee's order)."""
     if not order_ref.strip() or len(order_ref) > 128:
-        raise InvalidInput("order_ref must be 1 to 128 characters")
+        raise InvalidInput("order_ref must be 1 to 128 characters", zh="order_ref 须为 1 到 128 个字符")
     with ws.engine.begin() as conn:
         current = get(conn, code)
         if current.status == "redeemed" and current.order_ref != order_ref:
-            raise Conflict(f"the coupon was already redeemed on another order ({current.order_ref})")
+            raise Conflict(f"the coupon was already redeemed on another order ({current.order_ref})",
+                           zh=f"该优惠券已在另一笔订单({current.order_ref})上核销")
         return change(conn, code, "redeem", now=ws.clock(), actor=actor, order_ref=order_ref,
                       redeemed_by=member_id)
 
@@ -249,7 +260,7 @@ def redeem_for(ws: Workspace, code: str, *, order_ref: str, member_id: str, acto
 def change_now(ws: Workspace, code: str, entry: str, *, actor: str, reason: str | None = None) -> Coupon:
     """send or reverse a coupon in its own transaction (reverse needs a reason)."""
     if entry == "reverse" and not (reason or "").strip():
-        raise InvalidInput("say why the coupon is reversed (reason)")
+        raise InvalidInput("say why the coupon is reversed (reason)", zh="请填写撤销该优惠券的原因")
     with ws.engine.begin() as conn:
         return change(conn, code, entry, now=ws.clock(), actor=actor, reason=reason)
 

@@ -37,16 +37,19 @@ def read_gate_text(text: str, file: str) -> list[GateSource]:
     try:
         return parse_gates(text, file)
     except PlaybookErrors as exc:
-        raise InvalidInput("the gate was not applied:\n" + "\n".join(str(p) for p in exc.problems)) from None
+        problems = "\n".join(str(p) for p in exc.problems)
+        raise InvalidInput("the gate was not applied:\n" + problems, zh="入群问卷未应用:\n" + problems) from None
 
 
 def read_gate_file(path: Path) -> list[GateSource]:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise InvalidInput(f"{path}: larger than {MAX_FILE_BYTES:,} bytes")
+            raise InvalidInput(f"{path}: larger than {MAX_FILE_BYTES:,} bytes",
+                               zh=f"{path}:文件超过 {MAX_FILE_BYTES:,} 字节")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
+        raise InvalidInput(f"{path}: cannot read ({exc.__class__.__name__}: {exc})",
+                           zh=f"{path}:无法读取({exc.__class__.__name__}: {exc})") from None
     return read_gate_text(text, str(path))
 
 
@@ -88,7 +91,8 @@ def apply_gates(ws: Workspace, paths: list[Path], *, dry_run: bool = False) -> l
     keys = [s.gate.key for s in sources]
     problems += [f"gate {k!r} is defined in more than one file" for i, k in enumerate(keys) if k in keys[:i]]
     if problems:
-        raise InvalidInput("the gates were not applied:\n" + "\n".join(problems))
+        raise InvalidInput("the gates were not applied:\n" + "\n".join(problems),
+                           zh="入群问卷未应用:\n" + "\n".join(problems))
     now = ws.clock()
     with ws.engine.begin() as conn:
         return [_store(conn, s, now, dry_run) for s in sources]
@@ -106,7 +110,7 @@ def diff_gate(ws: Workspace, key: str, path: Path) -> Change:
     """What applying `path` would change for gate `key` (nothing is stored)."""
     sources = [s for s in read_gate_file(path) if s.gate.key == key]
     if not sources:
-        raise InvalidInput(f"{path} defines no gate with key {key!r}")
+        raise InvalidInput(f"{path} defines no gate with key {key!r}", zh=f"{path} 中没有标识为 {key!r} 的入群问卷")
     with ws.engine.connect() as conn:
         return _store(conn, sources[0], ws.clock(), dry_run=True)
 
@@ -127,7 +131,8 @@ def gate_view(ws: Workspace, key: str, version: int | None = None) -> GateView:
     with ws.engine.connect() as conn:
         row = conn.execute(select(gates).where(gates.c.key == key)).first()
         if row is None:
-            raise NotFound(f"no gate {key!r} (see `qunflow gate list`)")
+            raise NotFound(f"no gate {key!r} (see `qunflow gate list`)",
+                           zh=f"找不到入群问卷 {key!r}(可用 `qunflow gate list` 查看)")
         versions = [dict(r._mapping) for r in conn.execute(
             select(gate_versions.c.version, gate_versions.c.applied_at, gate_versions.c.file)
             .where(gate_versions.c.key == key).order_by(gate_versions.c.version.desc()))]
@@ -137,7 +142,7 @@ def gate_view(ws: Workspace, key: str, version: int | None = None) -> GateView:
             text = conn.execute(select(gate_versions.c.source).where(
                 gate_versions.c.key == key, gate_versions.c.version == wanted)).scalar()
             if text is None:
-                raise NotFound(f"gate {key} has no version {wanted}")
+                raise NotFound(f"gate {key} has no version {wanted}", zh=f"入群问卷 {key} 没有第 {wanted} 版")
         used = list(conn.execute(select(entry_points.c.code).where(entry_points.c.gate_id == row.id)
                                  .order_by(entry_points.c.code)).scalars())
     title = dict(row.title or {"zh": row.name, "en": row.name})

@@ -76,7 +76,8 @@ def _meetup(row: Any) -> Meetup:
 def _row(conn: Connection, key: str) -> Any:
     row = conn.execute(select(meetups).where(meetups.c.key == key)).first()
     if row is None:
-        raise NotFound(f"no event {key!r} (see `qunflow meetup list`)")
+        raise NotFound(f"no event {key!r} (see `qunflow meetup list`)",
+                       zh=f"找不到活动 {key!r}(可用 `qunflow meetup list` 查看)")
     return row
 
 
@@ -97,22 +98,27 @@ def add_meetup(ws: Workspace, key: str, *, title_zh: str, title_en: str | None, 
     check_key("event", key)
     now = ws.clock()
     if starts_at <= now:
-        raise InvalidInput("the event's date must be in the future")
+        raise InvalidInput("the event's date must be in the future", zh="活动时间必须晚于现在")
     if not 1 <= len(title_zh.strip()) <= 200 or (title_en is not None and not 1 <= len(title_en.strip()) <= 200):
-        raise InvalidInput("the title must be 1 to 200 characters")
+        raise InvalidInput("the title must be 1 to 200 characters", zh="标题须为 1 到 200 个字符")
     if not 5 <= duration_minutes <= 24 * 60:
-        raise InvalidInput(f"the duration must be 5 to 1440 minutes, got {duration_minutes}")
+        raise InvalidInput(f"the duration must be 5 to 1440 minutes, got {duration_minutes}",
+                           zh=f"时长须为 5 到 1440 分钟,当前为 {duration_minutes}")
     if checkin_keyword is not None and not KEYWORD.match(checkin_keyword):
-        raise InvalidInput("the check-in keyword is one word of at most 32 characters, without spaces")
+        raise InvalidInput("the check-in keyword is one word of at most 32 characters, without spaces",
+                           zh="签到口令须为一个词,最多 32 个字符,不含空格")
     if not (Decimal(0) < coupon_value <= Decimal(100000)):
-        raise InvalidInput("the day-of coupon's value must be above 0 and at most 100000")
+        raise InvalidInput("the day-of coupon's value must be above 0 and at most 100000",
+                           zh="当天优惠券面额须大于 0 且不超过 100000")
     if not 1 <= coupon_hours <= 24 * 30:
-        raise InvalidInput(f"the day-of coupon is valid 1 to 720 hours after the end, got {coupon_hours}")
+        raise InvalidInput(f"the day-of coupon is valid 1 to 720 hours after the end, got {coupon_hours}",
+                           zh=f"当天优惠券在活动结束后的有效时长须为 1 到 720 小时,当前为 {coupon_hours}")
     if capacity is not None and not 1 <= capacity <= 100000:
-        raise InvalidInput(f"the capacity must be 1 to 100000, got {capacity}")
+        raise InvalidInput(f"the capacity must be 1 to 100000, got {capacity}",
+                           zh=f"名额须为 1 到 100000,当前为 {capacity}")
     name = coupon_name or f"{key}_day_of"
     if not 1 <= len(name) <= 64:
-        raise InvalidInput("the coupon name must be 1 to 64 characters")
+        raise InvalidInput("the coupon name must be 1 to 64 characters", zh="优惠券名称须为 1 到 64 个字符")
     title = {"zh": title_zh.strip(), "en": (title_en or title_zh).strip()}
     try:
         with ws.engine.begin() as conn:
@@ -123,7 +129,7 @@ def add_meetup(ws: Workspace, key: str, *, title_zh: str, title_en: str | None, 
             _enroll_groups(conn, key, now)
             return get(conn, key)
     except IntegrityError as exc:
-        raise Conflict(f"event {key!r} exists already") from exc
+        raise Conflict(f"event {key!r} exists already", zh=f"活动 {key!r} 已存在") from exc
 
 
 def _enroll_groups(conn: Connection, key: str, now: datetime) -> int:
@@ -170,16 +176,17 @@ def sign_up(ws: Workspace, key: str, member_id: str, *, via: str = "page") -> bo
     now = ws.clock()
     with ws.engine.begin() as conn:
         if conn.execute(select(members.c.id).where(members.c.id == member_id)).first() is None:
-            raise NotFound("no such member")
+            raise NotFound("no such member", zh="找不到该成员")
         row = _row(conn, key)
         meetup = _meetup(row)
         if meetup.archived or now > meetup.ends_at:
-            raise Conflict(f"event {key!r} is over: sign-ups are closed")
+            raise Conflict(f"event {key!r} is over: sign-ups are closed", zh=f"活动 {key!r} 已结束,报名已关闭")
         if meetup.capacity is not None:
             taken = conn.execute(select(func.count()).select_from(meetup_signups)
                                  .where(meetup_signups.c.meetup_id == row.id)).scalar_one()
             if taken >= meetup.capacity:
-                raise Conflict(f"event {key!r} is full ({meetup.capacity} places)")
+                raise Conflict(f"event {key!r} is full ({meetup.capacity} places)",
+                               zh=f"活动 {key!r} 名额已满(共 {meetup.capacity} 个名额)")
         if not insert_if_new(conn, meetup_signups, {"meetup_id": row.id, "member_id": member_id,
                                                      "signed_up_at": now}):
             return False
@@ -195,11 +202,12 @@ def check_in(ws: Workspace, key: str, member_id: str, *, via: str = "link") -> l
     now = ws.clock()
     with ws.engine.begin() as conn:
         if conn.execute(select(members.c.id).where(members.c.id == member_id)).first() is None:
-            raise NotFound("no such member")
+            raise NotFound("no such member", zh="找不到该成员")
         row = _row(conn, key)
         meetup = _meetup(row)
         if meetup.archived or not meetup.checkin_open(now):
-            raise Conflict(f"check-in for {key!r} is open from 30 minutes before the start to 1 hour after the end")
+            raise Conflict(f"check-in for {key!r} is open from 30 minutes before the start to 1 hour after the end",
+                           zh=f"活动 {key!r} 的签到在开始前 30 分钟开放,结束后 1 小时关闭")
         group_key = _group_of(conn, member_id)
         new_signup = insert_if_new(conn, meetup_signups, {"meetup_id": row.id, "member_id": member_id,
                                                           "signed_up_at": now})

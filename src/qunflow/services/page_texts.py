@@ -22,11 +22,12 @@ MAX_CHARS = {"rules": 4000, "landing_title": 80, "landing_intro": 1000}
 
 def _check(key: str, lang: str, scope: str) -> None:
     if key not in KEYS:
-        raise InvalidInput(f"text {key!r} is not one of: {', '.join(KEYS)}")
+        raise InvalidInput(f"text {key!r} is not one of: {', '.join(KEYS)}",
+                           zh=f"文案 {key!r} 不在可选范围内:{', '.join(KEYS)}")
     if lang not in LANGS:
-        raise InvalidInput(f"lang must be zh or en, got {lang!r}")
+        raise InvalidInput(f"lang must be zh or en, got {lang!r}", zh=f"语言须为 zh 或 en,当前为 {lang!r}")
     if len(scope) > 32:
-        raise InvalidInput("an entry point code has at most 32 characters")
+        raise InvalidInput("an entry point code has at most 32 characters", zh="入口代码最多 32 个字符")
 
 
 def set_text(ws: Workspace, key: str, lang: str, body: str | None, entry: str | None = None) -> None:
@@ -35,11 +36,12 @@ def set_text(ws: Workspace, key: str, lang: str, body: str | None, entry: str | 
     _check(key, lang, scope)
     body = (body or "").strip()
     if len(body) > MAX_CHARS[key]:
-        raise InvalidInput(f"{key} has at most {MAX_CHARS[key]} characters (this one has {len(body)})")
+        raise InvalidInput(f"{key} has at most {MAX_CHARS[key]} characters (this one has {len(body)})",
+                           zh=f"{key} 最多 {MAX_CHARS[key]} 个字符(当前为 {len(body)} 个)")
     where = (page_texts.c.scope == scope) & (page_texts.c.key == key) & (page_texts.c.lang == lang)
     with ws.engine.begin() as conn:
         if scope and conn.execute(select(entry_points.c.id).where(entry_points.c.code == scope)).first() is None:
-            raise NotFound(f"no entry point {scope!r}")
+            raise NotFound(f"no entry point {scope!r}", zh=f"找不到入口 {scope!r}")
         if not body:
             conn.execute(delete(page_texts).where(where))
         elif conn.execute(select(page_texts.c.id).where(where)).first() is None:

@@ -34,7 +34,8 @@ def _current(ws: Workspace, key: str) -> Playbook:
     with ws.engine.connect() as conn:
         version = conn.execute(select(playbooks.c.version).where(playbooks.c.key == key)).scalar()
         if version is None:
-            raise NotFound(f"no playbook {key!r} (see `qunflow playbooks list`)")
+            raise NotFound(f"no playbook {key!r} (see `qunflow playbooks list`)",
+                           zh=f"找不到剧本 {key!r}(可用 `qunflow playbooks list` 查看)")
         return load_version(conn, key, version)
 
 
@@ -46,11 +47,12 @@ def preview(ws: Workspace, key: str, template: str, lang: str) -> str:
 
         return welcome_preview(ws, template, lang)
     if lang not in LANGS:
-        raise InvalidInput(f"lang must be zh or en, got {lang!r}")
+        raise InvalidInput(f"lang must be zh or en, got {lang!r}", zh=f"语言须为 zh 或 en,当前为 {lang!r}")
     playbook = _current(ws, key)
     if template not in playbook.templates:
         known = ", ".join(sorted(playbook.templates)) or "none"
-        raise NotFound(f"playbook {key!r} has no template {template!r} (templates: {known})")
+        raise NotFound(f"playbook {key!r} has no template {template!r} (templates: {known})",
+                       zh=f"剧本 {key!r} 没有模板 {template!r}(现有模板:{known})")
     return preview_template(getattr(playbook.templates[template], lang), sample_values(ws, lang), lang)
 
 
@@ -116,7 +118,8 @@ def retry_dead_letter(ws: Workspace, letter_id: int | str, *, skip_step: bool = 
         steps, sends = split_ids([letter_id])
         retry_dead(ws, [letter_id], skip_step=skip_step)
     except NotFound:
-        raise NotFound(f"no dead letter {letter_id} (it may have been retried already)") from None
+        raise NotFound(f"no dead letter {letter_id} (it may have been retried already)",
+                       zh=f"找不到失败消息 {letter_id}(可能已经重试过)") from None
     with ws.engine.connect() as conn:
         if sends:
             send = conn.execute(select(deliveries.c.id, deliveries.c.status, deliveries.c.next_at.label("due_at"))

@@ -230,7 +230,8 @@ class Poster:
 def make_poster(ws: Workspace, member_id: str, lang: str | None = None) -> Poster:
     """The member's poster in `lang` (default: the member's language), with what it was made from."""
     if lang is not None and lang not in LANGUAGES:
-        raise InvalidInput(f"lang must be one of {', '.join(LANGUAGES)}, not {lang!r}")
+        raise InvalidInput(f"lang must be one of {', '.join(LANGUAGES)}, not {lang!r}",
+                           zh=f"语言须为 {'、'.join(LANGUAGES)} 之一,当前为 {lang!r}")
     check_member(ws, member_id)
     font = find_cjk_font(_font_setting(ws))
     name, campaign, locale = _member(ws, member_id)

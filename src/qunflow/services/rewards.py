@@ -25,6 +25,7 @@ from qunflow.domain.templates import render_template
 from qunflow.domain.welcome import pick_language
 from qunflow.engine import outbox
 from qunflow.errors import Conflict, InvalidInput, NotFound
+from qunflow.i18n import word
 from qunflow.services import coupons as ledger
 from qunflow.services.gate_guard import member_coupon_eligible
 from qunflow.services.versions import Change, store_version
@@ -67,7 +68,8 @@ def load_program(conn: Connection, key: str, version: int) -> Program:
     stored = conn.execute(select(reward_program_versions.c.program).where(
         reward_program_versions.c.key == key, reward_program_versions.c.version == version)).scalar()
     if stored is None:
-        raise NotFound(f"reward program {key} version {version} is not stored")
+        raise NotFound(f"reward program {key} version {version} is not stored",
+                       zh=f"没有保存奖励方案 {key} 的第 {version} 版")
     return _program(stored if isinstance(stored, str) else json.dumps(stored))
 
 
@@ -348,7 +350,7 @@ def _locked_reward(conn: Connection, reward_id: int) -> Any:
     query = select(rewards).where(rewards.c.id == reward_id)
     row = conn.execute(query.with_for_update() if conn.dialect.name == "postgresql" else query).first()
     if row is None:
-        raise NotFound(f"no reward {reward_id}")
+        raise NotFound(f"no reward {reward_id}", zh=f"找不到奖励 {reward_id}")
     return row
 
 
@@ -358,7 +360,9 @@ def decide(ws: Workspace, reward_id: int, *, approve: bool, by: str, note: str |
     with ws.engine.begin() as conn:
         reward = _locked_reward(conn, reward_id)
         if reward.status not in UNPAID:
-            raise Conflict(f"reward {reward_id} is {reward.status}; only held or review rewards can be decided")
+            raise Conflict(f"reward {reward_id} is {reward.status}; only held or review rewards can be decided",
+                           zh=f"奖励 {reward_id} 的状态为{word('reward', reward.status, 'zh')}:"
+                              "只有冻结期或待审核的奖励可以审批")
         if approve:
             _pay(ws, conn, reward, now, by)
         else:
@@ -403,11 +407,12 @@ def reverse_order(ws: Workspace, conn: Connection, order_ref: str, *, reason: st
 def clawback(ws: Workspace, reward_id: int, *, by: str, reason: str) -> str:
     """A person takes a reward back (e.g. fraud found after payment)."""
     if not reason.strip():
-        raise InvalidInput("say why the reward is taken back (reason)")
+        raise InvalidInput("say why the reward is taken back (reason)", zh="请填写收回该奖励的原因")
     with ws.engine.begin() as conn:
         reward = _locked_reward(conn, reward_id)
         if reward.status not in (*UNPAID, "paid"):
-            raise Conflict(f"reward {reward_id} is {reward.status}: nothing to take back")
+            raise Conflict(f"reward {reward_id} is {reward.status}: nothing to take back",
+                           zh=f"奖励 {reward_id} 的状态为{word('reward', reward.status, 'zh')}:没有可收回的内容")
         return _undo(ws, conn, reward, reason=reason, actor=by)
 
 

@@ -29,20 +29,23 @@ MAX_AMOUNT = Decimal("1e13")
 def parse_spend_row(row: dict[str, Any]) -> dict[str, Any]:
     channel = (row.get("channel") or "").strip()
     if not channel or len(channel) > 64:
-        raise InvalidInput("channel is required (at most 64 characters)")
+        raise InvalidInput("channel is required (at most 64 characters)", zh="渠道必填(最多 64 个字符)")
     try:
         day = date.fromisoformat((row.get("day") or "").strip())
     except ValueError:
-        raise InvalidInput(f"day {row.get('day')!r} is not a date like 2026-01-31") from None
+        raise InvalidInput(f"day {row.get('day')!r} is not a date like 2026-01-31",
+                           zh=f"日期 {row.get('day')!r} 格式不对,应类似 2026-01-31") from None
     try:
         amount = Decimal((row.get("amount") or "").strip())
     except InvalidOperation:
-        raise InvalidInput(f"amount {row.get('amount')!r} is not a number") from None
+        raise InvalidInput(f"amount {row.get('amount')!r} is not a number",
+                           zh=f"金额 {row.get('amount')!r} 不是数字") from None
     if not amount.is_finite() or amount < 0 or amount >= MAX_AMOUNT:
-        raise InvalidInput("amount must be a number from 0 to 1e13")
+        raise InvalidInput("amount must be a number from 0 to 1e13", zh="金额须为 0 到 1e13 之间的数字")
     currency = (row.get("currency") or "").strip().upper() or "CNY"
     if not CURRENCY.match(currency):
-        raise InvalidInput(f"currency {row.get('currency')!r} is not a three-letter code such as CNY")
+        raise InvalidInput(f"currency {row.get('currency')!r} is not a three-letter code such as CNY",
+                           zh=f"币种 {row.get('currency')!r} 不是三个字母的代码(如 CNY)")
     amount = amount.quantize(Decimal("0.0001"))
     return {"channel": channel, "day": day, "amount": amount, "currency": currency}
 
@@ -55,7 +58,8 @@ def _decode(path: Path) -> str:
             return raw.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise InvalidInput(f"{path.name}: the file is neither UTF-8 nor GB18030 text; save it as UTF-8 CSV")
+    raise InvalidInput(f"{path.name}: the file is neither UTF-8 nor GB18030 text; save it as UTF-8 CSV",
+                       zh=f"{path.name}:文件既不是 UTF-8 也不是 GB18030 文本,请另存为 UTF-8 CSV")
 
 
 def _csv_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
@@ -77,7 +81,8 @@ def _xlsx_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, Any
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises several types for a file that is not a workbook
-        raise InvalidInput(f"{path.name}: not a readable .xlsx workbook ({exc})") from exc
+        raise InvalidInput(f"{path.name}: not a readable .xlsx workbook ({exc})",
+                           zh=f"{path.name}:无法读取这个 .xlsx 工作簿({exc})") from exc
     sheet = book.worksheets[0]
     cells = sheet.iter_rows(values_only=True)
     header = [str(c).strip().lower() if c is not None else "" for c in next(cells, ())]
@@ -101,22 +106,27 @@ def import_spend(ws: Workspace, path: Path) -> int:
     """All rows or none: every problem is reported with its line (CSV) or row (Excel) number."""
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".xlsx"):
-        raise InvalidInput(f"{path.name}: spend comes as .csv or .xlsx")
+        raise InvalidInput(f"{path.name}: spend comes as .csv or .xlsx",
+                           zh=f"{path.name}:花费数据须为 .csv 或 .xlsx 文件")
     header, rows_in = _xlsx_rows(path) if suffix == ".xlsx" else _csv_rows(path)
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise InvalidInput(f"{path.name}: the header lacks {', '.join(missing)} (need channel, day, amount)")
+        raise InvalidInput(f"{path.name}: the header lacks {', '.join(missing)} (need channel, day, amount)",
+                           zh=f"{path.name}:表头缺少 {', '.join(missing)}(需要 channel、day、amount)")
     rows: dict[tuple[str, date], dict[str, Any]] = {}
     errors: list[str] = []
+    errors_zh: list[str] = []
     for number, row in rows_in:
         try:
             parsed = parse_spend_row(row)
             _add(rows, parsed)
         except InvalidInput as exc:
             errors.append(f"line {number}: {exc}")
+            errors_zh.append(f"第 {number} 行:{exc.text('zh')}")
     if errors:
         shown = "; ".join(errors[:10]) + (f"; and {len(errors) - 10} more" if len(errors) > 10 else "")
-        raise InvalidInput(f"{path.name}: nothing stored; {shown}")
+        shown_zh = ";".join(errors_zh[:10]) + (f";另有 {len(errors) - 10} 处" if len(errors) > 10 else "")
+        raise InvalidInput(f"{path.name}: nothing stored; {shown}", zh=f"{path.name}:未保存任何数据;{shown_zh}")
     with ws.engine.begin() as conn:  # replace each channel and day the file names, in one transaction
         for channel, day in rows:
             conn.execute(delete(spend).where(spend.c.channel == channel, spend.c.day == day))
@@ -134,8 +144,11 @@ def _add(rows: dict[tuple[str, date], dict[str, Any]], parsed: dict[str, Any]) -
         return
     if known["currency"] != parsed["currency"]:
         raise InvalidInput(f"{parsed['channel']} on {parsed['day']} has spend in both {known['currency']} "
-                           f"and {parsed['currency']}")
+                           f"and {parsed['currency']}",
+                           zh=f"{parsed['channel']} 在 {parsed['day']} 的花费同时有 {known['currency']} 和 "
+                              f"{parsed['currency']} 两种币种")
     total = known["amount"] + parsed["amount"]
     if total >= MAX_AMOUNT:
-        raise InvalidInput(f"spend of {parsed['channel']} on {parsed['day']} adds up to more than 1e13")
+        raise InvalidInput(f"spend of {parsed['channel']} on {parsed['day']} adds up to more than 1e13",
+                           zh=f"{parsed['channel']} 在 {parsed['day']} 的花费合计超过 1e13")
     known["amount"] = total

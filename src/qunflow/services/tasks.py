@@ -68,7 +68,7 @@ def _kind(key: str, task: Day1Task | None) -> str:
 def _member(conn: Connection, member_id: str) -> Any:
     row = conn.execute(select(members.c.profile, members.c.entry_point_id).where(members.c.id == member_id)).first()
     if row is None:
-        raise NotFound("this member is no longer here")
+        raise NotFound("this member is no longer here", zh="该成员已不存在")
     return row
 
 
@@ -115,7 +115,7 @@ def task_page(ws: Workspace, member_id: str, key: str) -> TaskPage:
         task = active_welcome(conn)[1].task(key)
         row = _task_row(conn, member_id, key)
         if task is None and row is None and key not in ("profile", "claim_coupon", "checkin"):
-            raise NotFound(f"there is no task {key!r}")
+            raise NotFound(f"there is no task {key!r}", zh=f"没有任务 {key!r}")
         member = _member(conn, member_id)
         kind = _kind(key, task)
         title = task.title.model_dump() if task is not None else {"zh": key, "en": key}
@@ -211,7 +211,7 @@ def claim_coupon(ws: Workspace, member_id: str) -> ledger.Coupon:
             already = _claimed_coupon(conn, member_id)
             if already is not None:
                 return already
-            raise NotFound("no coupon has been issued to you yet")
+            raise NotFound("no coupon has been issued to you yet", zh="还没有给你发放优惠券")
         if coupon.status == "issued":
             coupon = ledger.change(conn, coupon.code, "send", now=now, actor="member",
                                    reason="claimed on the task page")
@@ -227,9 +227,10 @@ def cast_vote(ws: Workspace, member_id: str, key: str, option: str) -> bool:
         _member(conn, member_id)
         task = active_welcome(conn)[1].task(key)
         if task is None or task.poll is None:
-            raise NotFound(f"there is no poll {key!r}")
+            raise NotFound(f"there is no poll {key!r}", zh=f"没有投票 {key!r}")
         if task.poll.option(option) is None:
-            raise InvalidInput(f"choose one of the options: {', '.join(o.key for o in task.poll.options)}")
+            raise InvalidInput(f"choose one of the options: {', '.join(o.key for o in task.poll.options)}",
+                               zh=f"请选择一个选项:{', '.join(o.key for o in task.poll.options)}")
         if not insert_if_new(conn, poll_votes, {"member_id": member_id, "poll": key, "option": option,
                                                 "voted_at": now}):
             return False
@@ -248,7 +249,7 @@ def poll_results(ws: Workspace, key: str) -> dict[str, int]:
     with ws.engine.connect() as conn:
         task = active_welcome(conn)[1].task(key)
         if task is None or task.poll is None:
-            raise NotFound(f"there is no poll {key!r}")
+            raise NotFound(f"there is no poll {key!r}", zh=f"没有投票 {key!r}")
         counts: dict[str, int] = dict(conn.execute(
             select(poll_votes.c.option, func.count()).where(poll_votes.c.poll == key)
             .group_by(poll_votes.c.option)).all())

@@ -17,7 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from qunflow.domain.access import ROLES, Principal, check_password, check_role
+from qunflow.domain.access import MIN_PASSWORD, ROLES, Principal, check_password, check_role
 from qunflow.errors import Conflict, InvalidInput, NotFound, TooManyAttempts, Unauthorized
 from qunflow.store.eventlog import utcnow
 from qunflow.store.tables import login_failures, user_sessions, users
@@ -33,10 +33,15 @@ def _sha(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def _password_zh(password: str) -> str:
+    """The Chinese of check_password's refusal."""
+    return f"密码至少 {MIN_PASSWORD} 个字符" if len(password) < MIN_PASSWORD else "密码最多 1024 个字符"
+
+
 def _check_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > 64 or any(c.isspace() for c in name):
-        raise InvalidInput("a user name is 1 to 64 characters without spaces")
+        raise InvalidInput("a user name is 1 to 64 characters without spaces", zh="用户名须为 1 到 64 个字符,不含空格")
     return name
 
 
@@ -44,28 +49,32 @@ def add_user(engine: Engine, name: str, role: str, password: str, groups: list[s
     name = _check_name(name)
     try:
         check_role(role)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), zh=f"未知的角色 {role!r}:可选 {', '.join(ROLES)}") from None
+    try:
         check_password(password)
     except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
+        raise InvalidInput(str(exc), zh=_password_zh(password)) from None
     try:
         with engine.begin() as conn:
             return int(conn.execute(insert(users).values(
                 name=name, role=role, groups=groups, password_hash=_hasher.hash(password), created_at=utcnow(),
             ).returning(users.c.id)).scalar_one())
     except IntegrityError:
-        raise Conflict(f"a user named {name!r} exists already (remove it first, or pick another name)") from None
+        raise Conflict(f"a user named {name!r} exists already (remove it first, or pick another name)",
+                       zh=f"用户 {name!r} 已存在(请先删除,或换一个用户名)") from None
 
 
 def set_password(engine: Engine, name: str, password: str) -> None:
     try:
         check_password(password)
     except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
+        raise InvalidInput(str(exc), zh=_password_zh(password)) from None
     with engine.begin() as conn:
         found = conn.execute(update(users).where(users.c.name == name)
                              .values(password_hash=_hasher.hash(password)).returning(users.c.id)).scalar()
         if found is None:
-            raise NotFound(f"no user named {name!r}")
+            raise NotFound(f"no user named {name!r}", zh=f"找不到用户 {name!r}")
         conn.execute(delete(user_sessions).where(user_sessions.c.user_id == found))  # log out everywhere
 
 
@@ -74,7 +83,7 @@ def remove_user(engine: Engine, name: str) -> dict[str, Any]:
     with engine.begin() as conn:
         row = conn.execute(select(users).where(users.c.name == name, users.c.disabled_at.is_(None))).first()
         if row is None:
-            raise NotFound(f"no active user named {name!r}")
+            raise NotFound(f"no active user named {name!r}", zh=f"找不到启用中的用户 {name!r}")
         conn.execute(update(users).where(users.c.id == row.id).values(disabled_at=utcnow()))
         conn.execute(delete(user_sessions).where(user_sessions.c.user_id == row.id))
     return {"name": row.name, "role": row.role, "groups": row.groups}

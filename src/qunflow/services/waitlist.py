@@ -43,15 +43,17 @@ def leave_contact(ws: Workspace, token: str, contact: str, agreed: bool) -> None
     member_id = member_from_token(ws, token)
     contact = contact.strip()
     if not agreed:
-        raise InvalidInput("tick the box to agree that we contact you about a seat")
+        raise InvalidInput("tick the box to agree that we contact you about a seat",
+                           zh="请勾选同意,以便有空位时我们联系你")
     if not 3 <= len(contact) <= MAX_CONTACT:
-        raise InvalidInput(f"a contact has 3 to {MAX_CONTACT} characters")
+        raise InvalidInput(f"a contact has 3 to {MAX_CONTACT} characters",
+                           zh=f"联系方式须为 3 到 {MAX_CONTACT} 个字符")
     now = ws.clock()
     with ws.engine.begin() as conn:
         row = conn.execute(select(members.c.profile).join(waitlist, waitlist.c.member_id == members.c.id)
                            .where(members.c.id == member_id)).first()
         if row is None:
-            raise NotFound("this waitlist link is not known")
+            raise NotFound("this waitlist link is not known", zh="无法识别这个候补名单链接")
         profile = {**unseal(ws, row.profile), "contact": contact}
         conn.execute(update(members).where(members.c.id == member_id).values(profile=seal(ws, profile)))
         record_consent(conn, member_id, WAITLIST, True, "gate", now)
@@ -77,7 +79,7 @@ def status_of(ws: Workspace, token: str) -> WaitlistStatus:
                            .join(members, members.c.id == waitlist.c.member_id)
                            .where(waitlist.c.member_id == member_id)).first()
         if row is None:
-            raise NotFound("this waitlist link is not known")
+            raise NotFound("this waitlist link is not known", zh="无法识别这个候补名单链接")
         contact = has_consent(conn, member_id, WAITLIST)
         group = conn.execute(select(groups).where(groups.c.id == row.group_id)).first() if row.group_id else None
     if row.status == "invited" and group is not None:

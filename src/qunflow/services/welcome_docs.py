@@ -67,12 +67,13 @@ def sample_values(ws: Workspace, lang: str) -> dict[str, str]:
 def preview(ws: Workspace, template: str, lang: str) -> str:
     """One text of the welcome in force (dm, menu, dm:<variant>), rendered with sample values in `lang`."""
     if lang not in LANGS:
-        raise InvalidInput(f"lang must be zh or en, got {lang!r}")
+        raise InvalidInput(f"lang must be zh or en, got {lang!r}", zh=f"语言须为 zh 或 en,当前为 {lang!r}")
     with ws.engine.connect() as conn:
         _, welcome = active_welcome(conn)
     texts = welcome.templates()
     if template not in texts:
-        raise NotFound(f"the welcome has no text {template!r} (texts: {', '.join(texts)})")
+        raise NotFound(f"the welcome has no text {template!r} (texts: {', '.join(texts)})",
+                       zh=f"欢迎语中没有文案 {template!r}(现有文案:{', '.join(texts)})")
     return preview_template(getattr(texts[template], lang), sample_values(ws, lang), lang)
 
 

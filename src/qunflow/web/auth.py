@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qunflow.domain.access import Principal
 from qunflow.errors import Forbidden, Unauthorized
+from qunflow.i18n import role_name
 from qunflow.services import audit
 from qunflow.services.tokens import check_token
 from qunflow.services.users import Session, session_of
@@ -74,7 +75,7 @@ def principal_of(request: Request) -> Principal:
     """The caller authenticated by a dependency of this route (console session or API token)."""
     found = getattr(request.state, "principal", None)
     if found is None:
-        raise Unauthorized("not logged in")
+        raise Unauthorized("not logged in", zh="尚未登录")
     return found  # type: ignore[no-any-return]
 
 
@@ -88,7 +89,8 @@ def narrow_group(principal: Principal, requested: str | None) -> str | None:
     if requested is None and len(principal.groups) == 1:
         return next(iter(principal.groups))
     raise Forbidden(f"you may see only the groups {', '.join(sorted(principal.groups))}: choose one of them "
-                    "with the group filter")
+                    "with the group filter",
+                    zh=f"你只能查看这些群:{', '.join(sorted(principal.groups))}。请在群筛选中选择其中一个")
 
 
 # --- console ---------------------------------------------------------------------------------------------
@@ -112,10 +114,13 @@ async def console_access(request: Request) -> Principal:
     request.state.csrf = session.csrf
     permission, by_group = page_rule(request.url.path)
     if permission and not principal.can(permission):
-        raise Forbidden(f"your role ({principal.role}) may not open this page (it needs {permission})")
+        role_zh = role_name(principal.role, "zh") if principal.role else "无"
+        raise Forbidden(f"your role ({principal.role}) may not open this page (it needs {permission})",
+                        zh=f"你的角色({role_zh})无权打开此页面(需要 {permission} 权限)")
     if principal.groups is not None and not by_group:
         raise Forbidden("this page shows every group; your account is limited to "
-                        f"{', '.join(sorted(principal.groups))}")
+                        f"{', '.join(sorted(principal.groups))}",
+                        zh=f"此页面显示所有群的数据,而你的账号仅限于:{', '.join(sorted(principal.groups))}")
     if request.method not in ("GET", "HEAD"):
         await check_csrf(request, session.csrf)
     return principal
@@ -130,7 +135,8 @@ async def check_csrf(request: Request, expected: str) -> None:
         value = form.get("csrf")
         given = value if isinstance(value, str) else None
     if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Forbidden("this form has no valid CSRF token: reload the page and send it again")
+        raise Forbidden("this form has no valid CSRF token: reload the page and send it again",
+                        zh="表单缺少有效的 CSRF 令牌:请刷新页面后重新提交")
 
 
 def login_redirect_target(request: Request) -> str:
@@ -165,7 +171,9 @@ def scope(needed: str) -> Callable[..., Awaitable[Principal]]:
         request.state.principal = principal
         if not principal.can(needed):
             raise Forbidden(f"the token {principal.name!r} lacks the scope {needed}: create one with "
-                            f"`qunflow token create NAME --scope {needed}`")
+                            f"`qunflow token create NAME --scope {needed}`",
+                            zh=f"令牌 {principal.name!r} 缺少 {needed} 作用域:请用 "
+                               f"`qunflow token create NAME --scope {needed}` 创建一个")
         return principal
 
     check.__name__ = f"scope_{needed.replace(':', '_')}"

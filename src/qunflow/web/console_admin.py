@@ -90,7 +90,7 @@ async def audit_page(request: Request) -> Response:
     start, end = parse_day(query.get("from"), "from"), parse_day(query.get("to"), "to")
     via = query.get("via") or None
     if via not in (None, "console", "api", "cli"):
-        raise InvalidInput("via must be console, api or cli")
+        raise InvalidInput("via must be console, api or cli", zh="来源须为 console、api 或 cli")
     ws = workspace_of(request)
 
     def utc(day: date) -> datetime:  # the filter's days are local days, as every time on the page
