@@ -105,7 +105,9 @@ def test_bad_input_is_a_4xx_with_a_message_and_stores_nothing(workspace: Workspa
     ws = workspace
     catalog.add_channel(ws, "xhs", "content")
     catalog.add_group(ws, "core-1", "core", 100)
-    with httpx.Client(base_url=server.url, headers={"origin": server.url, "accept": "text/html"}) as client:
+    # An English browser: the page, and so its refusals, are in English (a Chinese one gets them in Chinese).
+    with httpx.Client(base_url=server.url, headers={"origin": server.url, "accept": "text/html",
+                                                    "accept-language": "en"}) as client:
         csrf = log_in(client, ws, "op", "operator")
 
         def post(path: str, **data: str) -> httpx.Response:

@@ -14,21 +14,30 @@ CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{2,32}$")
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
+# The record kinds and fields these checks name, in Chinese (the console's words, i18n.py).
+ZH_KINDS = {"channel": "渠道", "campaign": "活动", "event": "活动", "gate": "入群问卷", "group": "群",
+            "channel kind": "渠道类型", "tier": "层级"}
+
+
 def check_code(code: str) -> str:
     if not CODE_PATTERN.match(code):
-        raise InvalidInput(f"entry code {code!r}: 2-32 letters, digits, '-' or '_'")
+        raise InvalidInput(f"entry code {code!r}: 2-32 letters, digits, '-' or '_'",
+                           zh=f"入口代码 {code!r}：2-32 个字母、数字、“-”或“_”")
     return code
 
 
 def check_key(kind: str, key: str) -> str:
     if not KEY_PATTERN.match(key):
-        raise InvalidInput(f"{kind} key {key!r}: lower-case letters, digits, '.', '-' or '_' (max 64)")
+        raise InvalidInput(f"{kind} key {key!r}: lower-case letters, digits, '.', '-' or '_' (max 64)",
+                           zh=f"{ZH_KINDS.get(kind, kind)}标识 {key!r}：只能用小写字母、数字、“.”、“-”或“_”"
+                              "（最多 64 个）")
     return key
 
 
 def check_choice(kind: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise InvalidInput(f"{kind} {value!r} is not one of: {', '.join(allowed)}")
+        raise InvalidInput(f"{kind} {value!r} is not one of: {', '.join(allowed)}",
+                           zh=f"{ZH_KINDS.get(kind, kind)} {value!r} 不在可选范围内：{'、'.join(allowed)}")
     return value
 
 

@@ -60,10 +60,14 @@ async def _act(request: Request, kind: str, done: str, action: Callable[[dict[st
     return _back("/console/setup", {**form, "notice": f"{kind}:{key}:{done}"}, "notice", "archived")
 
 
+FIELDS_ZH = {"key": "标识", "code": "入口代码", "channel": "渠道", "kind": "类型", "tier": "层级", "name": "名称",
+             "capacity": "容量", "platform": "平台", "external_id": "平台群 ID"}
+
+
 def _field(form: dict[str, str], name: str, *, required: bool = False) -> str | None:
     value = form.get(name, "").strip()
     if required and not value:
-        raise InvalidInput(f"{name} is required")
+        raise InvalidInput(f"{name} is required", zh=f"请填写 {FIELDS_ZH.get(name, name)}")
     return value or None
 
 
@@ -74,7 +78,8 @@ def _capacity(form: dict[str, str], *, required: bool) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise InvalidInput(f"capacity must be a whole number, not {value[:20]!r}") from None
+        raise InvalidInput(f"capacity must be a whole number, not {value[:20]!r}",
+                           zh=f"容量必须是整数，而不是 {value[:20]!r}") from None
 
 
 def _utm(form: dict[str, str]) -> dict[str, str]:
@@ -147,7 +152,8 @@ ARCHIVE: dict[str, Callable[[Workspace, str], Any]] = {
 
 def _kind(kind: str) -> str:
     if kind not in KINDS:
-        raise InvalidInput(f"unknown set-up record {kind!r} (channel, campaign, entry, group)")
+        raise InvalidInput(f"unknown set-up record {kind!r} (channel, campaign, entry, group)",
+                           zh=f"未知的设置项 {kind!r}（渠道、活动、入口、群）")
     return kind
 
 
