@@ -25,6 +25,7 @@ from qunflow.store.tables import events
 from qunflow.workspace import Workspace, init_workspace
 from tests.conftest import LiveServer
 from tests.fakes.slack_server import FakeSlack
+from tests.integration.test_join_flow import PHONE
 
 runner = CliRunner()
 
@@ -92,6 +93,8 @@ def test_landing_code_to_the_bot_welcome_invite_then_metrics(
     link = urlsplit(invite_from_landing(server, "sl-ads").replace("&amp;", "&"))
     assert (link.scheme, link.netloc, link.path) == ("https", "slack.com", "/app_redirect")
     assert parse_qs(link.query) == {"app": [slack.app_id], "team": [slack.team_id]}  # a DM with our app
+    page = httpx.get(f"{server.url}/j/sl-ads").text
+    assert re.search(r'id="join-message">[^<]*<code>join sl-ads</code>', page)  # what to send: the link cannot
 
     alice = slack.person("Alice")
     answer = slack.dm(alice, "join sl-ads")
@@ -184,3 +187,25 @@ def test_a_message_without_a_known_code_is_just_a_message(
     assert slack.dm(dave, "join no-such-code").status == 200
     assert dave not in slack.members(channel) and slack.calls("conversations.invite") == []
     assert joined(ws) == 0
+
+
+def test_a_gate_pass_code_admits_its_owner_and_a_forwarded_copy_gets_the_gate(
+        connected: tuple[Workspace, LiveServer, str], slack: FakeSlack) -> None:
+    ws, server, channel = connected
+    assert cli(ws.home, "entry", "add", "sl-gate", "--channel", "ads", "--platform", "slack",
+               "--gate", "seed")[0] == 0
+    with httpx.Client(base_url=server.url, headers=PHONE) as client:
+        client.get("/j/sl-gate")
+        form = {"name": "Carol", "need": "leads", "interest": "ads", "stage": "learning", "experience": "no",
+                "consent": "on"}
+        ticket = client.post("/j/sl-gate", data=form)
+    assert ticket.status_code == 200, ticket.text[:500]
+    said = re.search(r'id="join-message">[^<]*<code>(join t[0-9a-f]+)</code>', ticket.text)
+    assert said is not None  # the person's own code, shown on the ticket page
+    carol, stranger = slack.person("Carol"), slack.person("Stranger")
+    assert slack.dm(carol, said.group(1)).status == 200
+    assert carol in slack.members(channel) and joined(ws) == 1
+    assert slack.dm(stranger, said.group(1)).status == 200  # the same code, forwarded
+    assert stranger not in slack.members(channel) and joined(ws) == 1
+    [to_stranger] = slack.direct_messages(stranger)
+    assert "/j/sl-gate" in to_stranger  # pointed to the gate instead

@@ -25,7 +25,8 @@ CAPABILITIES = Capabilities(
     group_capacity_max=None,
     reads_group_messages=True,  # message.channels / message.groups with channels:history, groups:history
     idempotent_sends=False,  # chat.postMessage takes no client key
-    single_use_invites=True,  # the connector accepts a single-use code from its first requester only
+    single_use_invites=True,  # a pass's code admits its first requester only (services/join.py resolve)
+    joins_by_message=True,  # the pages show `join <code>`: Slack's app_redirect link cannot carry it
 )
 
 
