@@ -127,3 +127,13 @@ def test_join_codes_must_fit_and_have_no_spaces(tmp_path: Path) -> None:
             slack.create_invite("C123ABC456", label)
     link = slack.create_invite("C123ABC456", "x" * 64)
     assert link.url == "https://slack.com/app_redirect?app=A123ABC456&team=T123ABC456" and link.join_request
+
+
+def test_web_api_error_bodies_map_to_qunflow_errors() -> None:
+    from qunflow.connectors.slack.api import _error
+    from qunflow.errors import PlatformError, RateLimited
+
+    limited = _error("chat.postMessage", json.loads(load("error_ratelimited.json"))["error"])
+    assert isinstance(limited, RateLimited) and limited.retry_after == 1.0
+    refused = _error("auth.test", json.loads(load("error_invalid_auth.json"))["error"])
+    assert type(refused) is PlatformError and "OAuth & Permissions" in str(refused)
