@@ -27,6 +27,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "ticket_body": {"en": "Tap the link or scan the code to join. Your welcome message arrives right after.",
                     "zh": "点击链接或扫码入群,入群后会立刻收到欢迎私信。"},
     "open_group": {"en": "Join the group", "zh": "进入群聊"},
+    "join_by_message": {"en": "Then send the bot this message:", "zh": "然后给机器人发送这条消息："},
     "full_title": {"en": "All groups are full right now", "zh": "群已满员"},
     "full_body": {"en": "We're opening a new group. Please try again in a little while.",
                   "zh": "我们正在开新群,请稍后再试。"},

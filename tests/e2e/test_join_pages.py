@@ -23,6 +23,7 @@ def test_landing_gate_and_join_over_http(workspace: Workspace, live_server) -> N
         assert ticket.status_code == 200, ticket.text
         invite = re.search(r'id="invite" href="([^"]+)"', ticket.text)
         assert invite
+        assert 'id="join-message"' not in ticket.text  # the link carries the entry (no joins_by_message)
         path = httpx.URL(invite.group(1)).path
         joined = client.post(path, data={"name": "Li Lei"})
         assert joined.status_code == 200 and "Li Lei" in joined.text and "coupon" in joined.text

@@ -47,6 +47,10 @@ class Capabilities:
     # An invite link can carry an expiry the platform enforces (Telegram expire_date). qunflow then asks the
     # connector's `ExpiresInvites.invite_lifetime`, never hands out an expired link and revokes it.
     expiring_invites: bool = False
+    # The person asks in by sending the link's label to the bot (Slack: a channel has no invite link that comes
+    # back on the join, so the tracked entry is a message to the bot). The landing and ticket pages then show
+    # the message to send, since the link itself cannot carry it.
+    joins_by_message: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ BUILTIN = (
     "qunflow.connectors.telegram",
     "qunflow.connectors.wecom",
     "qunflow.connectors.feishu",
+    "qunflow.connectors.slack",
 )
 
 

@@ -80,6 +80,7 @@ class Ticket:
     qr_url: str | None = None  # a picture to scan instead of a link to follow (WeCom)
     coupon: bool = True  # False: over the day's new-member coupon cap for its device or IP (still joins)
     expires_at: datetime | None = None  # naive UTC: when the link stops working (Telegram expire_date)
+    join_message: str | None = None  # what to send the bot to get in (Capabilities.joins_by_message), else None
 
 
 def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, str], *,
@@ -137,7 +138,13 @@ def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, st
         raise Waitlisted(f"no group with room for {result.tier} along the fallback order: on the waitlist",
                          member_id, result.tier, waitlist_link(ws, member_id))
     invite = invite_for(ws, group_row, ticket, personal=True)
-    return Ticket(member_id, placement.tier, group.key, invite.url, invite.qr_url, coupon, invite.expires_at)
+    return Ticket(member_id, placement.tier, group.key, invite.url, invite.qr_url, coupon, invite.expires_at,
+                  join_message(ws, group_row.platform, invite.label))
+
+
+def join_message(ws: Workspace, platform: str, label: str) -> str | None:
+    """The message a person sends the bot to ask in, where the platform's links cannot carry it."""
+    return f"join {label}" if ws.connector(platform).capabilities.joins_by_message else None
 
 
 def order_on_record(conn: Connection, ref: str) -> bool:

@@ -20,7 +20,7 @@ from qunflow.services.fraud import RawSignals
 from qunflow.services.gate_guard import new_challenge
 from qunflow.services.inbound import receive
 from qunflow.services.invites import referral_offer
-from qunflow.services.join import NoRoom, Waitlisted, entry_invite, record_landing, submit_gate
+from qunflow.services.join import NoRoom, Waitlisted, entry_invite, join_message, record_landing, submit_gate
 from qunflow.services.page_texts import texts_for
 from qunflow.services.privacy import member_from_token
 from qunflow.services.referrals import landing_path
@@ -139,6 +139,7 @@ def _entry_link_page(request: Request, code: str, landing: EntryInfo) -> Respons
         return message_page(request, "full_title", "full_body", status_code=409)
     qr = base64.b64encode(qr_image(link.qr_url or link.url, "svg")).decode()
     return page(request, "entry_link.html", entry=entry, group=group, link=link, qr=qr,
+                join_message=join_message(ws, group.platform, link.label),
                 texts=texts_for(ws, lang, code), offer=referral_offer(ws, referrer_of(request), landing.campaign))
 
 

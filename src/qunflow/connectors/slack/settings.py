@@ -1,0 +1,64 @@
+"""The `[platforms.slack]` section: the bot token, the signing secret, and where the Web API lives."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from qunflow.connectors.registry import PlatformSettings
+
+# Bot tokens start with xoxb- (OAuth & Permissions > Bot User OAuth Token).
+TOKEN = re.compile(r"xoxb-[A-Za-z0-9-]{8,}")
+# Slack ids: A… for apps, T… for workspaces (upper-case letters and digits).
+SLACK_ID = re.compile(r"[A-Z][A-Z0-9]{2,}")
+
+
+class SlackSettings(PlatformSettings):
+    """QUNFLOW_SLACK_<FIELD> variables beat the file. Secrets stay out of repr and error messages."""
+
+    model_config = SettingsConfigDict(env_prefix="QUNFLOW_SLACK_", extra="forbid", hide_input_in_errors=True)
+
+    bot_token: str = Field(repr=False)
+    signing_secret: str = Field(repr=False)  # Basic Information > App Credentials > Signing Secret
+    api_base: str = "https://slack.com/api"
+    # Filled by `qunflow connect slack` from auth.test and bots.info: the entry link opens a DM with the app.
+    team_id: str = ""
+    app_id: str = ""
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: str) -> str:
+        value = value.strip()
+        if not TOKEN.fullmatch(value):
+            raise ValueError("the bot token must start with xoxb- (copy the Bot User OAuth Token from your app's "
+                             "OAuth & Permissions page)")
+        return value
+
+    @field_validator("signing_secret")
+    @classmethod
+    def _secret_shape(cls, value: str) -> str:
+        value = value.strip()
+        if not re.fullmatch(r"[0-9a-f]{16,128}", value):
+            raise ValueError("the signing secret is the hex string under Basic Information > App Credentials > "
+                             "Signing Secret")
+        return value
+
+    @field_validator("team_id", "app_id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        value = value.strip()
+        if value and not SLACK_ID.fullmatch(value):
+            raise ValueError(f"{value!r} is not a Slack id (such as T0123ABCD or A0123ABCD)")
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} must be an http(s) URL such as https://slack.com/api")
+        return value
