@@ -98,10 +98,11 @@ def test_url_check_code_to_the_bot_join_welcome_and_metrics(
     assert page.status_code == 200
     [link] = feishu.state.chats[chat]["links"]
     assert f'href="{link}"' in page.text  # the group's share link
+    assert "<code>join fs-ads</code>" in page.text  # and what to send the bot to be let in, attributed
     [made] = feishu.calls(f"/open-apis/im/v1/chats/{chat}/link")
     assert made.body == {"validity_period": "permanently"}
 
-    assert feishu.send_text(ALICE, "fs-ads").status == 200  # the code, to the bot
+    assert feishu.send_text(ALICE, "join fs-ads").status == 200  # the message the page shows, to the bot
     assert ALICE in feishu.members(chat)
     [welcome] = feishu.messages_to(ALICE)
     assert welcome and count(ws, "joined") == 1

@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -71,7 +72,10 @@ CAPABILITIES = Capabilities(
     reads_group_messages=True,  # with the im:message.group_msg scope (all group messages, not only @bot)
     idempotent_sends=True,  # `uuid`: one message per uuid within an hour
     posts_to_groups=True,
+    joins_by_message=True,  # the landing and ticket pages show "join CODE", what to send the bot
 )
+# What a person sends the bot to be added: `join CODE` (as the pages show it), `加入 CODE`, or the bare code.
+ASK = re.compile(r"\s*(?:join|加入)\s+(\S+)\s*", re.IGNORECASE)
 
 
 class FeishuConnector:
@@ -184,7 +188,8 @@ class FeishuConnector:
         text = message_text(message)
         private = message.get("chat_type") == "p2p"
         if private and text.strip():
-            self._admit_by_code(event.event_id, uid, text.strip())
+            asked = ASK.fullmatch(text)
+            self._admit_by_code(event.event_id, uid, asked.group(1) if asked else text.strip())
         return [MessagePosted(platform=PLATFORM, at=event.created, key=key, user_id=uid, text=text,
                               group_id=None if private else str(message.get("chat_id") or "") or None,
                               message_id=str(message.get("message_id") or "") or None)]
