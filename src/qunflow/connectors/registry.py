@@ -23,6 +23,7 @@ BUILTIN = (
     "qunflow.connectors.sandbox",
     "qunflow.connectors.telegram",
     "qunflow.connectors.wecom",
+    "qunflow.connectors.discord",
 )
 
 
