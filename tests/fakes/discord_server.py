@@ -378,9 +378,10 @@ class FakeDiscord:
                     "Retry-After": str(max(1, round(retry_after))), "X-RateLimit-Scope": "user",
                     **self._bucket_headers(route, path, consume=False)}
             limit = self._bucket_headers(route, path, consume=True)
-        if limit.get("X-RateLimit-Remaining") == "-1":  # over the bucket: a 429, as Discord would
-            return 429, {"message": "You are being rate limited.", "retry_after": float(limit["X-RateLimit-Reset-After"]),
-                         "global": False, "code": 0}, {**limit, "X-RateLimit-Remaining": "0"}
+        if int(limit["X-RateLimit-Remaining"]) < 0:  # over the bucket: a 429, as Discord would
+            wait = float(limit["X-RateLimit-Reset-After"])
+            return 429, {"message": "You are being rate limited.", "retry_after": wait, "global": False,
+                         "code": 0}, {**limit, "X-RateLimit-Remaining": "0"}
         try:
             with self.lock:
                 status, answer = self._answer(method, template, path, body)
@@ -400,9 +401,10 @@ class FakeDiscord:
             used += 1
             self.windows[key] = (start, used)
         reset_after = max(0.0, self.bucket_seconds - (now - start))
-        return {"X-RateLimit-Limit": str(self.bucket_limit), "X-RateLimit-Remaining": str(self.bucket_limit - used),
-                "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}", "X-RateLimit-Reset-After": f"{reset_after:.3f}",
-                "X-RateLimit-Bucket": bucket}
+        return {"X-RateLimit-Limit": str(self.bucket_limit),
+                "X-RateLimit-Remaining": str(self.bucket_limit - used),
+                "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}",
+                "X-RateLimit-Reset-After": f"{reset_after:.3f}", "X-RateLimit-Bucket": bucket}
 
     def _guild(self, guild_id: str) -> Guild:
         guild = self.guilds.get(guild_id)
