@@ -159,7 +159,7 @@ class FakeDiscord:
         self.dm_channels: dict[str, str] = {}  # user id -> channel id
         self.messages: list[dict[str, Any]] = []
         self.nonces: dict[tuple[str, str], dict[str, Any]] = {}
-        self.log: list[tuple[str, str, dict[str, Any], float]] = []  # (method, route, body, at)
+        self.log: list[tuple[str, str, dict[str, Any], float, str]] = []  # (method, route, body, at, path)
         self.failures: dict[str, list[tuple[int, float]]] = {}
         self.sessions: list[Session] = []
         self.identifies: list[dict[str, Any]] = []
@@ -276,7 +276,7 @@ class FakeDiscord:
         """The next call to `route` (e.g. "POST /channels/{id}/messages") is answered 429 once."""
         self.failures.setdefault(route, []).append((429, retry_after))
 
-    def calls(self, route: str | None = None) -> list[tuple[str, str, dict[str, Any], float]]:
+    def calls(self, route: str | None = None) -> list[tuple[str, str, dict[str, Any], float, str]]:
         with self.lock:
             return [c for c in self.log if route is None or f"{c[0]} {c[1]}" == route]
 
@@ -369,7 +369,7 @@ class FakeDiscord:
         except ValueError:
             return 400, {"message": "400: Bad Request", "code": 50109}, {}
         with self.lock:
-            self.log.append((method, template, body, time.time()))
+            self.log.append((method, template, body, time.time(), path))
             failing = self.failures.get(route)
             if failing:
                 _status, retry_after = failing.pop(0)
