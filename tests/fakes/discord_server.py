@@ -166,6 +166,7 @@ class FakeDiscord:
         self.heartbeats = 0
         self.bucket_limit, self.bucket_seconds = bucket_limit, bucket_seconds
         self.windows: dict[str, tuple[float, int]] = {}
+        self.app_flags = APP_FLAGS  # which privileged intents the portal has on
         self.signing_key = Ed25519PrivateKey.generate()
         self.http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.gateway: Server = serve(self._gateway_session, "127.0.0.1", 0)
@@ -330,7 +331,7 @@ class FakeDiscord:
                                   "verified": True},
                 "guilds": guilds, "session_id": secrets.token_hex(16),
                 "resume_gateway_url": self.gateway_url, "shard": [0, 1],
-                "application": {"id": APP_ID, "flags": APP_FLAGS}}
+                "application": {"id": APP_ID, "flags": self.app_flags}}
 
     # --- REST ---
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -428,7 +429,7 @@ class FakeDiscord:
             return 200, {"id": BOT_ID, "username": "qunflow", "discriminator": "0", "avatar": None, "bot": True,
                          "flags": 0, "mfa_enabled": False, "verified": True}
         if (method, template) == ("GET", "/applications/@me"):
-            return 200, {"id": APP_ID, "name": "qunflow", "flags": APP_FLAGS, "bot_public": False}
+            return 200, {"id": APP_ID, "name": "qunflow", "flags": self.app_flags, "bot_public": False}
         if (method, template) == ("GET", "/gateway/bot"):
             return 200, {"url": self.gateway_url, "shards": 1,
                          "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 86_400_000,

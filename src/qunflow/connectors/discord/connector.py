@@ -175,18 +175,19 @@ class DiscordConnector:
                 known = labels.get(code)
                 if code not in now and known and known["max_uses"] and uses + 1 >= known["max_uses"]:
                     moved[code] = 1  # a single-use invite is deleted by Discord when it is used
-                    labels.pop(code, None)
+            label = None
+            if len(moved) == 1:
+                [(code, by)] = moved.items()
+                if by == 1 and code in labels:
+                    label = str(labels[code]["label"])
+            for code in [c for c in labels if labels[c]["guild"] == guild_id and c not in now]:
+                del labels[code]  # used up, deleted or expired: it admits nobody any more
             book["uses"][guild_id] = now
             self._write_book(book)
-        if len(moved) != 1:
-            log.info("discord: a join in server %s is ambiguous (%d invites moved): recorded unattributed",
+        if label is None:
+            log.info("discord: a join in server %s is not attributed (%d invites moved, none of ours alone)",
                      guild_id, len(moved))
-            return None
-        [(code, by)] = moved.items()
-        found = labels.get(code) or book["labels"].get(code)
-        if by != 1 or found is None:
-            return None
-        return str(found["label"])
+        return label
 
     def approve_join(self, group_id: str, user_id: str) -> None:
         raise PlatformError("Discord has no join requests to approve")

@@ -1,0 +1,130 @@
+"""The Discord connector against tests/fakes/discord_server.py over real HTTP (and the Gateway where joins
+are involved): attribution by invite use counts, rate-limit buckets, 429s, closed DMs, nonces, set-up checks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qunflow.connectors.base import MemberJoined
+from qunflow.connectors.discord.api import DiscordApi
+from qunflow.connectors.discord.connector import DiscordConnector
+from qunflow.connectors.discord.settings import DiscordSettings
+from qunflow.errors import InvalidInput, RateLimited, Unauthorized, Unreachable
+from tests.contract.harness import host
+from tests.fakes.discord_server import TOKEN, FakeDiscord
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeDiscord]:
+    with FakeDiscord() as made:
+        yield made
+
+
+@pytest.fixture
+def connector(fake: FakeDiscord, tmp_path: Path) -> Iterator[DiscordConnector]:
+    made = DiscordConnector(DiscordSettings(bot_token=TOKEN, api_base=fake.api_base), host(tmp_path))
+    yield made
+    made.close()
+
+
+def joins(connector: DiscordConnector, fake: FakeDiscord, expected: int) -> list[MemberJoined]:
+    connector.start_gateway()
+    fake.wait_identified()
+    found: list[MemberJoined] = []
+    deadline = time.monotonic() + 10
+    while len(found) < expected:
+        assert time.monotonic() < deadline
+        found += [u for u in connector.poll(0.3) if isinstance(u, MemberJoined)]
+    return found
+
+
+def test_only_a_lone_move_of_one_tracked_invite_attributes_a_join(connector: DiscordConnector,
+                                                                  fake: FakeDiscord) -> None:
+    guild = fake.make_guild("Newbies")
+    connector.start_gateway()
+    fake.wait_identified()
+    ads = connector.create_invite(guild, "ads")
+    one = connector.create_invite(guild, "pass-1", single_use=True)
+    # One alone through a tracked invite: attributed.
+    fake.join(fake.person("A"), ads.url)
+    assert [j.invite_label for j in joins(connector, fake, 1)] == ["ads"]
+    # A single-use invite is deleted by Discord when used: its vanishing is its use.
+    fake.join(fake.person("B"), one.url)
+    assert [j.invite_label for j in joins(connector, fake, 1)] == ["pass-1"]
+    # An invite someone made by hand moved together with ours: ambiguous, for both joins.
+    fake.invites["byhand01"] = type(fake.invites[ads.handle or ""])(
+        "byhand01", guild, fake.guilds[guild].channels[0]["id"], 0, 0, time.time())
+    fake.join(fake.person("C"), "byhand01")
+    fake.join(fake.person("D"), ads.url)
+    assert [j.invite_label for j in joins(connector, fake, 2)] == [None, None]
+    # Someone joining by a hand-made invite alone is not ours to claim.
+    fake.join(fake.person("E"), "byhand01")
+    assert [j.invite_label for j in joins(connector, fake, 1)] == [None]
+
+
+def test_without_manage_server_joins_stay_unattributed(connector: DiscordConnector, fake: FakeDiscord) -> None:
+    guild = fake.make_guild("Locked", permissions=1 | (1 << 10) | (1 << 11))  # invites, yes; reading them, no
+    link = connector.create_invite(guild, "ads")
+    connector.start_gateway()
+    fake.wait_identified()
+    fake.join(fake.person("A"), link.url)
+    assert [j.invite_label for j in joins(connector, fake, 1)] == [None]
+    assert any("Manage Server" in fix for fix in connector.check_group(guild))
+
+
+def test_an_empty_bucket_is_waited_out_before_asking(fake: FakeDiscord) -> None:
+    fake.bucket_limit, fake.bucket_seconds = 2, 0.6
+    guild = fake.make_guild("Newbies")
+    channel = fake.guilds[guild].channels[0]["id"]
+    api = DiscordApi(TOKEN, fake.api_base)
+    started = time.monotonic()
+    for n in range(3):
+        api.send_message(channel, f"m{n}")
+    assert time.monotonic() - started >= 0.4  # the third waited for the bucket's reset
+    assert len(fake.sent()) == 3  # and no 429 was ever needed
+    other = fake.make_guild("Other")  # another channel: another bucket (top-level ids split them)
+    started = time.monotonic()
+    api.send_message(fake.guilds[other].channels[0]["id"], "x")
+    api.send_message(fake.guilds[other].channels[0]["id"], "y")
+    assert time.monotonic() - started < 0.3
+
+
+def test_a_429_is_rate_limited_with_discords_retry_after(connector: DiscordConnector, fake: FakeDiscord) -> None:
+    guild = fake.make_guild("Newbies")
+    fake.fail_next("POST /channels/{id}/messages", retry_after=2.5)
+    with pytest.raises(RateLimited) as caught:
+        connector.post_to_group(guild, "hello")
+    assert caught.value.retry_after == 2.5
+    assert connector.post_to_group(guild, "hello").message_id
+
+
+def test_the_same_key_posts_once_and_closed_dms_are_unreachable(connector: DiscordConnector,
+                                                                fake: FakeDiscord) -> None:
+    fake.make_guild("Newbies")
+    alice, bob = fake.person("Alice"), fake.person("Bob")
+    first = connector.send_direct(alice, "hi", idempotency_key="welcome:alice:" + "x" * 40)
+    again = connector.send_direct(alice, "hi", idempotency_key="welcome:alice:" + "x" * 40)
+    assert first == again and len(fake.sent(private=True)) == 1
+    fake.close_dms(bob)
+    with pytest.raises(Unreachable):
+        connector.send_direct(bob, "hi")
+
+
+def test_set_up_checks(connector: DiscordConnector, fake: FakeDiscord, tmp_path: Path) -> None:
+    assert connector.check_group(fake.make_guild("Newbies")) == []
+    fixes = connector.check_group(fake.make_guild("Bare", permissions=0))
+    assert len(fixes) == 4 and any("Create Invite" in f for f in fixes)
+    assert "not in server" in connector.check_group("123456789012345678")[0]
+    fake.app_flags = 1 << 18  # message content on, server members off
+    with pytest.raises(InvalidInput, match="Server Members Intent"):
+        connector.connect()
+    wrong = DiscordConnector(DiscordSettings(bot_token="x" * 30, api_base=fake.api_base), host(tmp_path))
+    with pytest.raises(Unauthorized) as caught:
+        wrong.connect()
+    assert "x" * 30 not in str(caught.value)
+    with pytest.raises(InvalidInput):
+        connector.create_invite("not-a-guild", "ads")
