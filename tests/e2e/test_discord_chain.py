@@ -3,13 +3,16 @@
 landing page -> the entry point's tracked invite -> the person joins (the invite's use count moves, the
 Gateway dispatches GUILD_MEMBER_ADD) -> `qunflow serve`'s poll attributes the join by use counts -> welcome
 DM (with a nonce) -> the join in `qunflow metrics --by channel`; ambiguous joins stay unattributed; signed
-interactions refused when forged, replayed or stale; a 429 waited out; a repeated dispatch does nothing twice.
+interactions refused when forged, replayed or stale; a 429 waited out; a repeated dispatch does nothing twice;
+and the real `qunflow serve` holding the Gateway.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +27,7 @@ from qunflow.engine.outbox import deliver
 from qunflow.services.runtime import poll_once
 from qunflow.store.tables import events
 from qunflow.workspace import Workspace, init_workspace
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, free_port
 from tests.fakes.discord_server import TOKEN, FakeDiscord
 
 runner = CliRunner()
@@ -106,9 +109,7 @@ def attributions(ws: Workspace) -> list[str]:
 
 
 def by_channel(ws: Workspace) -> dict[str, int]:
-    code, out = cli(ws.home, "metrics", "--by", "channel", "--format", "json")
-    assert code == 0, out
-    return {row["channel"]: row["cohort_size"] for row in json.loads(out)["rows"]}
+    return by_channel_at(ws.home)
 
 
 def test_landing_invite_join_welcome_then_metrics(connected: tuple[Workspace, LiveServer, str],
@@ -201,3 +202,52 @@ def test_a_429_is_waited_out_and_a_repeated_dispatch_does_nothing_twice(
     wait_for(lambda: not connector.start_gateway().events.empty())  # type: ignore[attr-defined]
     assert poll_once(ws, connector, 1.0) == 1
     assert count(ws, "joined") == 1 and len(discord.sent(private=True)) == 1
+
+
+QUNFLOW = [sys.executable, "-c", "from qunflow.cli.main import main; main()"]
+
+
+def test_qunflow_serve_holds_the_gateway_and_welcomes_a_join(tmp_path: Path, discord: FakeDiscord) -> None:
+    """The real `qunflow serve` process: its poll loop opens the Gateway (IDENTIFY with the members intent,
+    heartbeats) and a join through the landing page's invite is welcomed and counted under its channel."""
+    home = init_workspace(tmp_path / "ws").home
+    port = free_port()
+    settings = home / "qunflow.toml"
+    settings.write_text(settings.read_text().replace("http://127.0.0.1:8000", f"http://127.0.0.1:{port}"))
+    guild = discord.make_guild("Newbies")
+    code, out = cli(home, "connect", "discord", "--bot-token", "y" * 40, "--api-base", discord.api_base)
+    assert code == 2 and "y" * 40 not in out and "token" in out  # a refused token: one line, not echoed
+    assert cli(home, "connect", "discord", "--bot-token", TOKEN, "--api-base", discord.api_base)[0] == 0
+    assert cli(home, "group", "add", "newbie-1", "--tier", "newbie", "--platform", "discord",
+               "--external-id", guild)[0] == 0
+    assert cli(home, "channel", "add", "ads", "--kind", "ad")[0] == 0
+    assert cli(home, "entry", "add", "dc-ads", "--channel", "ads", "--platform", "discord")[0] == 0
+    serve = subprocess.Popen([*QUNFLOW, "serve", "--port", str(port), "--workspace", str(home)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        session = discord.wait_identified(30)
+        assert session.intents & (1 << 1)
+        page = wait_for(lambda: _get(f"http://127.0.0.1:{port}/j/dc-ads"), 30)
+        link = re.search(r'id="invite" href="([^"]+)"', str(page)).group(1)  # type: ignore[union-attr]
+        zed = discord.person("Zed")
+        discord.join(zed, link)
+        [dm] = wait_for(lambda: discord.sent(private=True), 15)  # type: ignore[misc]
+        assert dm["user_id"] == zed and "Zed" in dm["content"]
+    finally:
+        serve.terminate()
+        serve.wait(20)
+    assert by_channel_at(home).get("ads") == 1
+
+
+def _get(url: str) -> str | None:
+    try:
+        answer = httpx.get(url)
+    except httpx.HTTPError:
+        return None
+    return answer.text if answer.status_code == 200 else None
+
+
+def by_channel_at(home: Path) -> dict[str, int]:
+    code, out = cli(home, "metrics", "--by", "channel", "--format", "json")
+    assert code == 0, out
+    return {row["channel"]: row["cohort_size"] for row in json.loads(out)["rows"]}
