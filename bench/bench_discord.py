@@ -34,13 +34,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--joins", type=int, default=50)
     args = parser.parse_args()
+    from tests.fakes.discord_server import TOKEN, FakeDiscord
     from typer.testing import CliRunner
 
     from qunflow.cli.main import app
     from qunflow.connectors.base import MessagePosted
     from qunflow.services.runtime import poll_once
     from qunflow.workspace import init_workspace
-    from tests.fakes.discord_server import TOKEN, FakeDiscord
 
     runner = CliRunner()
     with tempfile.TemporaryDirectory() as tmp, FakeDiscord(bucket_limit=1000) as fake:
