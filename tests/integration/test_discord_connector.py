@@ -128,3 +128,45 @@ def test_set_up_checks(connector: DiscordConnector, fake: FakeDiscord, tmp_path:
     assert "x" * 30 not in str(caught.value)
     with pytest.raises(InvalidInput):
         connector.create_invite("not-a-guild", "ads")
+
+
+def test_a_rewound_update_comes_back_with_those_after_it(connector: DiscordConnector, fake: FakeDiscord) -> None:
+    guild = fake.make_guild("Newbies")
+    connector.start_gateway()
+    fake.wait_identified()
+    alice = fake.person("Alice")
+    for text in ("one", "two", "three"):
+        fake.say(alice, text, guild)
+    seen: list[str] = []
+    deadline = time.monotonic() + 10
+    while len(seen) < 3:
+        assert time.monotonic() < deadline
+        batch = connector.poll(0.3)
+        seen += [u.text for u in batch]  # type: ignore[attr-defined]
+    keys = [u.key for u in connector._last]
+    connector.rewind(keys[-2] or "")  # "two" failed to be handled: it and "three" come back, "one" does not
+    assert [u.text for u in connector.poll(0.1)] == seen[-2:]  # type: ignore[attr-defined]
+
+
+def test_a_refused_token_stops_the_gateway_without_retrying_in_a_loop(fake: FakeDiscord, tmp_path: Path) -> None:
+    from qunflow.errors import PlatformError
+
+    fake.token = "z" * 40  # the Gateway (and REST) now refuse the token the connector has
+    made = DiscordConnector(DiscordSettings(bot_token=TOKEN, api_base=fake.api_base), host(tmp_path))
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                made.poll(0.2)
+            except PlatformError as exc:
+                assert TOKEN not in str(exc)
+                break
+            assert time.monotonic() < deadline
+        stopped = made._gateway
+        for _ in range(5):
+            with pytest.raises(PlatformError):
+                made.poll(0.05)
+        assert made._gateway is stopped  # not opened again at once (the wait doubles up to 5 minutes)
+        assert fake.identifies == []
+    finally:
+        made.close()

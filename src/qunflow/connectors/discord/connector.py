@@ -55,6 +55,7 @@ GATEWAY_MESSAGE_CONTENT, GATEWAY_MESSAGE_CONTENT_LIMITED = 1 << 18, 1 << 19
 TEXT_CHANNEL = 0
 SIGNATURE_WINDOW = 300.0  # seconds an interaction's X-Signature-Timestamp may be off (and a replay remembered)
 INVITE_URL = "https://discord.gg/"
+RESTART_WAIT_FIRST, RESTART_WAIT_MAX = 5.0, 300.0  # seconds before a stopped Gateway session is opened again
 
 
 class DiscordConnector:
@@ -75,6 +76,8 @@ class DiscordConnector:
         self._again: deque[Update] = deque()  # updates a failed dispatch handed back (rewind)
         self._last: list[Update] = []
         self._seen_signatures: dict[str, float] = {}
+        self._restart_wait = RESTART_WAIT_FIRST
+        self._restart_at = 0.0
 
     def __repr__(self) -> str:
         return f"DiscordConnector(api_base={self.settings.api_base!r})"
@@ -256,10 +259,19 @@ class DiscordConnector:
 
     # --- the Gateway ---
     def start_gateway(self) -> Gateway:
-        if self._gateway is None or (not self._gateway.alive and self._gateway.failed is not None):
-            self._gateway = Gateway(self.settings.bot_token, self.settings.api_base, self.settings.message_content)
-            self._gateway.start()
-        return self._gateway
+        """The Gateway session, opened on first use. One that stopped (a refused token, a disallowed intent,
+        Discord unreachable) is opened again only after a wait that doubles up to 5 minutes: Discord limits
+        how many sessions a bot may start a day, and a refused token must not be retried in a tight loop."""
+        gateway = self._gateway
+        stopped = gateway is not None and not gateway.alive and gateway.failed is not None
+        if gateway is None or (stopped and time.monotonic() >= self._restart_at):
+            if stopped:
+                self._restart_wait = min(self._restart_wait * 2, RESTART_WAIT_MAX)
+            self._restart_at = time.monotonic() + self._restart_wait
+            gateway = Gateway(self.settings.bot_token, self.settings.api_base, self.settings.message_content)
+            gateway.start()
+            self._gateway = gateway
+        return gateway
 
     def close(self) -> None:
         if self._gateway is not None:
@@ -273,7 +285,9 @@ class DiscordConnector:
         self._again.clear()
         gateway = self.start_gateway()
         if gateway.failed is not None and gateway.events.empty():
-            raise PlatformError(f"the Discord gateway stopped ({type(gateway.failed).__name__}: {gateway.failed})")
+            time.sleep(min(timeout, max(0.0, self._restart_at - time.monotonic())))  # no tight loop meanwhile
+            raise PlatformError(f"the Discord gateway stopped ({type(gateway.failed).__name__}); it is opened "
+                                "again shortly. Check the bot token and the privileged intents")
         raw: list[tuple[str, dict[str, Any]]] = []
         if not found:
             with contextlib.suppress(queue.Empty):
