@@ -41,7 +41,7 @@ GUILD_MEMBERS, GUILD_MESSAGES, DIRECT_MESSAGES, MESSAGE_CONTENT = 1 << 1, 1 << 9
 # Application flags: GATEWAY_GUILD_MEMBERS and GATEWAY_MESSAGE_CONTENT (the intents turned on in the portal).
 APP_FLAGS = (1 << 14) | (1 << 18)
 ALL_PERMISSIONS = (1 << 41) - 1
-BASIC = (1 << 0) | (1 << 5) | (1 << 10) | (1 << 11)  # create invite, manage server, view channels, send
+BASIC = (1 << 0) | (1 << 5) | (1 << 10) | (1 << 11) | (1 << 28)  # invite, manage server, view, send, roles
 HEARTBEAT_MS = 41250
 ZLIB_SUFFIX = b"\x00\x00\xff\xff"
 
@@ -86,13 +86,16 @@ class Guild:
     channels: list[dict[str, Any]]
     bot_permissions: int
     members: dict[str, str] = field(default_factory=dict)  # user id -> joined_at
+    roles: list[dict[str, Any]] = field(default_factory=list)  # the server's own roles (tiers), below the bot's
+    member_roles: dict[str, set[str]] = field(default_factory=dict)
 
     def obj(self) -> dict[str, Any]:
         role = {"id": f"{int(self.id) + 1}", "name": "qunflow", "permissions": str(self.bot_permissions),
                 "position": 1, "color": 0, "hoist": False, "managed": True, "mentionable": False}
         everyone = {"id": self.id, "name": "@everyone", "permissions": "0", "position": 0, "color": 0,
                     "hoist": False, "managed": False, "mentionable": False}
-        return {"id": self.id, "name": self.name, "owner_id": "1100000000000000099", "roles": [everyone, role],
+        return {"id": self.id, "name": self.name, "owner_id": "1100000000000000099",
+                "roles": [everyone, role, *self.roles],
                 "system_channel_id": self.system_channel_id, "features": [], "icon": None}
 
 
@@ -202,6 +205,15 @@ class FakeDiscord:
             self.guilds[guild_id] = Guild(guild_id, name, general["id"] if system_channel else None, [general],
                                           permissions)
         return guild_id
+
+    def make_role(self, guild_id: str, name: str, *, position: int = 0) -> str:
+        """A role of the server (position 0: below the bot's role, which is at 1)."""
+        role_id = snowflake()
+        with self.lock:
+            self.guilds[guild_id].roles.append({"id": role_id, "name": name, "permissions": "0",
+                                                "position": position, "color": 0, "hoist": False,
+                                                "managed": False, "mentionable": False})
+        return role_id
 
     def person(self, name: str) -> str:
         person = Person(snowflake(), name)
@@ -352,7 +364,7 @@ class FakeDiscord:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_DELETE = do_PATCH = _serve  # noqa: N815 - http.server's API
+            do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _serve  # noqa: N815 - http.server's API
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -444,6 +456,17 @@ class FakeDiscord:
                 raise ApiError(404, 10007, "Unknown Member")
             roles = [f"{int(guild.id) + 1}"] if ids[1] == BOT_ID else []
             return 200, {"user": {"id": ids[1]}, "roles": roles, "joined_at": iso(time.time())}
+        if (method, template) == ("PUT", "/guilds/{id}/members/{id}/roles/{id}"):
+            guild = self._guild(ids[0])
+            if ids[1] not in guild.members:
+                raise ApiError(404, 10007, "Unknown Member")
+            role = next((r for r in guild.roles if r["id"] == ids[2]), None)
+            if role is None:
+                raise ApiError(404, 10011, "Unknown Role")
+            if not guild.bot_permissions & (1 << 28) or role["position"] >= 1:
+                raise ApiError(403, 50013, "Missing Permissions")
+            guild.member_roles.setdefault(ids[1], set()).add(ids[2])
+            return 204, None
         if (method, template) == ("POST", "/channels/{id}/invites"):
             guild, channel = self._channel(ids[0])
             if guild is None:

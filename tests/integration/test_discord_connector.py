@@ -170,3 +170,39 @@ def test_a_refused_token_stops_the_gateway_without_retrying_in_a_loop(fake: Fake
         assert fake.identifies == []
     finally:
         made.close()
+
+
+def test_a_tier_is_a_role_given_on_a_join_through_its_invite(connector: DiscordConnector, fake: FakeDiscord) -> None:
+    guild = fake.make_guild("Community")
+    core = fake.make_role(guild, "core")
+    assert connector.check_group(f"{guild}:{core}") == []
+    connector.start_gateway()
+    fake.wait_identified()
+    tier = connector.create_invite(f"{guild}:{core}", "core-entry")
+    server = connector.create_invite(guild, "newbie-entry")
+    alice, bob = fake.person("Alice"), fake.person("Bob")
+    fake.join(alice, tier.url)
+    [joined] = joins(connector, fake, 1)
+    assert (joined.group_id, joined.invite_label) == (f"{guild}:{core}", "core-entry")
+    assert fake.guilds[guild].member_roles[alice] == {core}
+    fake.join(bob, server.url)
+    [joined] = joins(connector, fake, 1)
+    assert (joined.group_id, joined.invite_label) == (guild, "newbie-entry")
+    assert bob not in fake.guilds[guild].member_roles
+    # Two at once: neither invite can be told apart, so the join is the server's, with no tier role.
+    carol, dave = fake.person("Carol"), fake.person("Dave")
+    fake.join(carol, tier.url)
+    fake.join(dave, server.url)
+    assert {(j.group_id, j.invite_label) for j in joins(connector, fake, 2)} == {(guild, None)}
+    assert carol not in fake.guilds[guild].member_roles
+
+
+def test_a_tier_role_the_bot_cannot_give_is_a_fix_to_make(connector: DiscordConnector, fake: FakeDiscord) -> None:
+    guild = fake.make_guild("Community")
+    above = fake.make_role(guild, "admins", position=5)
+    assert "move the bot's role above" in connector.check_group(f"{guild}:{above}")[0]
+    assert "no role" in connector.check_group(f"{guild}:123456789012345678")[0]
+    assert "not a Discord server id" in connector.check_group(f"{guild}:core")[0]
+    plain = fake.make_guild("Plain", permissions=1 | (1 << 5) | (1 << 10) | (1 << 11))
+    role = fake.make_role(plain, "core")
+    assert any("Manage Roles" in fix for fix in connector.check_group(f"{plain}:{role}"))

@@ -167,6 +167,10 @@ class DiscordApi:
     def guild_member(self, guild_id: str, user_id: str) -> dict[str, Any]:
         return dict(self.call("GET", f"/guilds/{guild_id}/members/{user_id}"))
 
+    def add_role(self, guild_id: str, user_id: str, role_id: str) -> None:
+        """PUT /guilds/{id}/members/{user}/roles/{role}: needs Manage Roles and a higher role than the one given."""
+        self.call("PUT", f"/guilds/{guild_id}/members/{user_id}/roles/{role_id}", reason="qunflow tier")
+
     def create_invite(self, channel_id: str, *, max_age: int, max_uses: int, unique: bool = True,
                       reason: str | None = None) -> dict[str, Any]:
         """POST /channels/{id}/invites: max_age seconds (0: never expires), max_uses (0: unlimited)."""

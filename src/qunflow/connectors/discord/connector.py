@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 # discord.com/developers/docs/topics/permissions
 ADMINISTRATOR, CREATE_INSTANT_INVITE, MANAGE_GUILD = 1 << 3, 1 << 0, 1 << 5
-VIEW_CHANNEL, SEND_MESSAGES = 1 << 10, 1 << 11
+VIEW_CHANNEL, SEND_MESSAGES, MANAGE_ROLES = 1 << 10, 1 << 11, 1 << 28
 NEEDED = {CREATE_INSTANT_INVITE: "Create Invite", MANAGE_GUILD: "Manage Server (to read invite use counts)",
           VIEW_CHANNEL: "View Channels", SEND_MESSAGES: "Send Messages"}
 # Application flags (discord.com/developers/docs/resources/application#application-object-application-flags)
@@ -103,12 +103,10 @@ class DiscordConnector:
         os.replace(tmp, path)
 
     # --- invites ---
-    def _channel(self, guild_id: str) -> str:
+    def _channel(self, group_id: str) -> str:
         """Where invites point and posts go: the server's system channel, else its first text channel."""
+        guild_id, _role = split_group(group_id)
         if guild_id not in self._channels:
-            if not guild_id.isdigit():
-                raise InvalidInput(f"{guild_id!r} is not a Discord server id (a number: enable Developer Mode, "
-                                   "then right-click the server → Copy Server ID)")
             guild = self.api.guild(guild_id)
             channel = guild.get("system_channel_id")
             if not channel:
@@ -130,13 +128,15 @@ class DiscordConnector:
         with self._lock:
             # Before the invite exists: the guild's counts as they stand, so this join cannot be mistaken.
             book = self._read_book()
-            if group_id not in book["uses"]:
-                book["uses"][group_id] = self._counts(group_id) or {}
+            guild_id, _role = split_group(group_id)
+            if guild_id not in book["uses"]:
+                book["uses"][guild_id] = self._counts(guild_id) or {}
             invite = self.api.create_invite(self._channel(group_id), max_age=0, max_uses=1 if single_use else 0,
                                             reason=f"qunflow entry {label}")
             code = str(invite["code"])
-            book["labels"][code] = {"guild": group_id, "label": label, "max_uses": 1 if single_use else 0}
-            book["uses"][group_id][code] = int(invite.get("uses", 0) or 0)
+            book["labels"][code] = {"guild": guild_id, "group": group_id, "label": label,
+                                    "max_uses": 1 if single_use else 0}
+            book["uses"][guild_id][code] = int(invite.get("uses", 0) or 0)
             self._write_book(book)
         return InviteLink(url=INVITE_URL + code, label=label, join_request=False, handle=code)
 
@@ -161,8 +161,8 @@ class DiscordConnector:
                         guild_id, exc.code)
             return None
 
-    def attribute(self, guild_id: str) -> str | None:
-        """The label of the one tracked invite whose use count moved by one since the last look, else None."""
+    def attribute(self, guild_id: str) -> tuple[str, str] | None:
+        """(label, group) of the one tracked invite whose use count moved by one since the last look, else None."""
         with self._lock:
             book = self._read_book()
             now = self._counts(guild_id)
@@ -178,11 +178,11 @@ class DiscordConnector:
                 known = labels.get(code)
                 if code not in now and known and known["max_uses"] and uses + 1 >= known["max_uses"]:
                     moved[code] = 1  # a single-use invite is deleted by Discord when it is used
-            label = None
+            label: tuple[str, str] | None = None
             if len(moved) == 1:
                 [(code, by)] = moved.items()
                 if by == 1 and code in labels:
-                    label = str(labels[code]["label"])
+                    label = (str(labels[code]["label"]), str(labels[code].get("group", guild_id)))
             for code in [c for c in labels if labels[c]["guild"] == guild_id and c not in now]:
                 del labels[code]  # used up, deleted or expired: it admits nobody any more
             book["uses"][guild_id] = now
@@ -319,8 +319,13 @@ class DiscordConnector:
             join = events.member_add(payload)
             if join is None:
                 return None
-            return MemberJoined(platform="discord", at=join.at, group_id=join.guild_id, user_id=join.user_id,
-                                display_name=join.display_name, invite_label=self.attribute(join.guild_id),
+            found = self.attribute(join.guild_id)
+            group = found[1] if found else join.guild_id
+            _guild, role = split_group(group)
+            if role is not None:
+                self._give_role(join.guild_id, join.user_id, role)
+            return MemberJoined(platform="discord", at=join.at, group_id=group, user_id=join.user_id,
+                                display_name=join.display_name, invite_label=found[0] if found else None,
                                 key=join.key)
         if name == "GUILD_MEMBER_REMOVE":
             guild, user = events.member_remove(payload)
@@ -335,6 +340,14 @@ class DiscordConnector:
                                  key=f"msg:{message.message_id}")
         return None
 
+    def _give_role(self, guild_id: str, user_id: str, role_id: str) -> None:
+        """A join through a tier's invite gets the tier's role (which opens the tier's channels)."""
+        try:
+            self.api.add_role(guild_id, user_id, role_id)
+        except PlatformError as exc:  # the join still counts; the role is the moderators' to give then
+            log.warning("discord: could not give role %s in server %s: %s", role_id, guild_id,
+                        getattr(exc, "code", type(exc).__name__))
+
     # --- onboarding ---
     def bot_id(self) -> str:
         if self._bot_id is None:
@@ -342,9 +355,10 @@ class DiscordConnector:
         return self._bot_id
 
     def check_group(self, group_id: str) -> list[str]:
-        if not group_id.isdigit():
-            return [f"{group_id!r} is not a Discord server id: enable Developer Mode, right-click the server, "
-                    "Copy Server ID"]
+        try:
+            group_id, role = split_group(group_id)
+        except InvalidInput as exc:
+            return [str(exc)]
         try:
             guild = self.api.guild(group_id)
             member = self.api.guild_member(group_id, self.bot_id())
@@ -352,16 +366,27 @@ class DiscordConnector:
             return [f"the bot is not in server {group_id} (HTTP {exc.status}, code {exc.code}): invite it with "
                     "the OAuth2 URL generator (scope bot; Create Invite, Manage Server, View Channels, "
                     "Send Messages)"]
+        roles = {str(r["id"]): r for r in guild.get("roles", [])}
+        fixes: list[str] = []
+        if role is not None:
+            top = max((int(roles[str(r)].get("position", 0)) for r in member.get("roles", []) if str(r) in roles),
+                      default=0)
+            if role not in roles:
+                return [f"server {guild.get('name', group_id)} has no role {role}: copy the tier's role id "
+                        "(Server Settings → Roles → right-click → Copy Role ID)"]
+            if int(roles[role].get("position", 0)) >= top:
+                fixes.append(f"move the bot's role above the role {roles[role].get('name', role)} "
+                             "(Server Settings → Roles) so it can give it")
         if str(guild.get("owner_id")) == self.bot_id():
-            return []
-        roles = {str(r["id"]): int(r.get("permissions", 0) or 0) for r in guild.get("roles", [])}
-        granted = roles.get(group_id, 0)  # @everyone has the guild's id
-        for role in member.get("roles", []):
-            granted |= roles.get(str(role), 0)
+            return fixes
+        granted = int(roles.get(group_id, {}).get("permissions", 0) or 0)  # @everyone has the guild's id
+        for held in member.get("roles", []):
+            granted |= int(roles.get(str(held), {}).get("permissions", 0) or 0)
         if granted & ADMINISTRATOR:
-            return []
-        return [f"give the bot the {what} permission in server {guild.get('name', group_id)}"
-                for bit, what in NEEDED.items() if not granted & bit]
+            return fixes
+        needed = {**NEEDED, **({MANAGE_ROLES: "Manage Roles (to give the tier's role)"} if role else {})}
+        return fixes + [f"give the bot the {what} permission in server {guild.get('name', group_id)}"
+                        for bit, what in needed.items() if not granted & bit]
 
     def connect(self) -> list[str]:
         """Check the token and the privileged intents; lines to print."""
@@ -384,3 +409,13 @@ class DiscordConnector:
         if self.settings.public_key and self.host is not None:
             lines.append(f"Interactions endpoint URL: {self.host.public_url.rstrip('/')}/hooks/discord")
         return lines
+
+
+def split_group(group_id: str) -> tuple[str, str | None]:
+    """A group's external id: a server id (the whole server), or SERVER_ID:ROLE_ID (a tier in the server:
+    joins through its invites get the role, which opens the tier's channels)."""
+    guild, _, role = group_id.partition(":")
+    if not guild.isdigit() or (role and not role.isdigit()):
+        raise InvalidInput(f"{group_id!r} is not a Discord server id, nor SERVER_ID:ROLE_ID (numbers: enable "
+                           "Developer Mode, then right-click the server or the role → Copy ID)")
+    return guild, role or None
