@@ -251,3 +251,17 @@ def by_channel_at(home: Path) -> dict[str, int]:
     code, out = cli(home, "metrics", "--by", "channel", "--format", "json")
     assert code == 0, out
     return {row["channel"]: row["cohort_size"] for row in json.loads(out)["rows"]}
+
+
+def test_group_add_takes_a_server_or_a_tier_role_and_says_what_to_fix(
+        connected: tuple[Workspace, LiveServer, str], discord: FakeDiscord) -> None:
+    ws, _server, guild = connected
+    core = discord.make_role(guild, "core")
+    above = discord.make_role(guild, "admins", position=5)
+    assert cli(ws.home, "group", "add", "core-1", "--tier", "core", "--platform", "discord",
+               "--external-id", f"{guild}:{core}")[0] == 0
+    code, out = cli(ws.home, "group", "add", "admins", "--tier", "core", "--platform", "discord",
+                    "--external-id", f"{guild}:{above}")
+    assert code == 2 and "role above" in out, out
+    code, out = cli(ws.home, "group", "add", "bad", "--tier", "core", "--platform", "discord", "--external-id", "abc")
+    assert code == 2 and "server id" in out, out
