@@ -206,3 +206,28 @@ def test_a_tier_role_the_bot_cannot_give_is_a_fix_to_make(connector: DiscordConn
     plain = fake.make_guild("Plain", permissions=1 | (1 << 5) | (1 << 10) | (1 << 11))
     role = fake.make_role(plain, "core")
     assert any("Manage Roles" in fix for fix in connector.check_group(f"{plain}:{role}"))
+
+
+def test_the_fakes_error_bodies_are_shaped_as_discord_documents_them(fake: FakeDiscord) -> None:
+    import json
+
+    import httpx
+
+    fixtures = Path(__file__).parent.parent / "fixtures" / "discord"
+    guild = fake.make_guild("Newbies")
+    channel = fake.guilds[guild].channels[0]["id"]
+    auth = {"Authorization": f"Bot {TOKEN}"}
+    fake.fail_next("POST /channels/{id}/messages", retry_after=64.57)
+    limited = httpx.post(f"{fake.api_base}/channels/{channel}/messages", json={"content": "x"}, headers=auth)
+    documented = json.loads((fixtures / "error_429.json").read_text())
+    assert limited.status_code == 429 and set(documented) <= set(limited.json())
+    assert limited.json()["retry_after"] == documented["retry_after"] and limited.headers["retry-after"]
+    person = fake.person("Alice")
+    fake.close_dms(person)
+    dm = httpx.post(f"{fake.api_base}/users/@me/channels", json={"recipient_id": person}, headers=auth).json()
+    closed = httpx.post(f"{fake.api_base}/channels/{dm['id']}/messages", json={"content": "x"}, headers=auth)
+    assert closed.status_code == 403 and closed.json() == json.loads((fixtures / "error_50007.json").read_text())
+    invites = fixtures / "invite_with_metadata.json"
+    link = httpx.post(f"{fake.api_base}/channels/{channel}/invites", json={"max_age": 0}, headers=auth).json()
+    assert {"code", "guild", "channel", "uses", "max_uses", "max_age", "created_at"} <= set(link)
+    assert set(link) <= set(json.loads(invites.read_text())) | {"inviter"}
