@@ -53,10 +53,14 @@ def discord() -> Iterator[FakeDiscord]:
         yield fake
 
 
-@pytest.fixture
-def connected(tmp_path: Path, discord: FakeDiscord) -> Iterator[tuple[Workspace, LiveServer, str]]:
-    """A served workspace connected to the fake Discord, one server as the newbie group, and the gate-less
-    entry points dc-ads (channel ads) and dc-blog (channel blog). The Gateway is open (as `serve` opens it)."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def connected(request: pytest.FixtureRequest, tmp_path: Path, discord: FakeDiscord,
+              monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Workspace, LiveServer, str]]:
+    """A served workspace (on SQLite, then on PostgreSQL) connected to the fake Discord, one server as the
+    newbie group, and the gate-less entry points dc-ads (channel ads) and dc-blog (channel blog). The Gateway
+    is open (as `serve` opens it)."""
+    if request.param == "postgres":
+        monkeypatch.setenv("QUNFLOW_DATABASE_URL", request.getfixturevalue("pg_url"))
     ws = init_workspace(tmp_path / "ws")
     server = LiveServer(ws)
     settings = ws.home / "qunflow.toml"
