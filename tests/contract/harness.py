@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from qunflow.connectors.base import Connector, Host, InviteLink
+from qunflow.connectors.base import Connector, Host, InviteLink, Update
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,13 @@ class Harness:
     def forged(self) -> RawCall:
         """A call shaped like the platform's, with a wrong signature or secret."""
         ...
+
+    def updates(self) -> list[Update]:
+        """Every update the platform handed qunflow so far. Webhook platforms: the caught calls, received
+        (each time anew, so a repeat must give the same keys). A platform that is polled (the Discord
+        Gateway) overrides this with what its polls returned."""
+        return [u for call in self.calls() for u in self.connector.receive(call.method, call.query, call.headers,
+                                                                           call.body).updates]
 
 
 def host(tmp: Path, inbound: Any = None) -> Host:

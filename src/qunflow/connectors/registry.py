@@ -25,6 +25,7 @@ BUILTIN = (
     "qunflow.connectors.wecom",
     "qunflow.connectors.feishu",
     "qunflow.connectors.slack",
+    "qunflow.connectors.discord",
 )
 
 
