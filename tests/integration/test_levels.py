@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,9 +13,11 @@ from sqlalchemy import insert, select
 
 from qunflow.domain.engagement import LevelRules, engagement_level
 from qunflow.errors import InvalidInput
+from qunflow.services.automation import work_once
 from qunflow.services.ingest import ingest_batch
 from qunflow.services.levels import compute_levels, last_as_of
-from qunflow.store.tables import events, member_levels, members
+from qunflow.services.playbooks import apply_playbooks
+from qunflow.store.tables import events, inbox, member_levels, members
 from qunflow.workspace import Workspace
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -156,3 +159,52 @@ def test_rules_come_from_settings_and_future_days_are_refused(workspace: Workspa
         compute_levels(ws, date(2026, 3, 21))
     with pytest.raises(ValueError, match="long_days"):
         LevelRules(recent_days=7, long_days=7)
+
+
+SLIPPING = """
+kind: playbook
+key: win_back
+title: {zh: 挽回, en: Win back}
+trigger: {on: level_changed, to: [slipping], from: [active, core]}
+steps:
+  - advisor_task:
+      title: {zh: 会员在流失, en: A member is slipping}
+      due_hours: 24
+"""
+
+
+def test_level_changed_triggers_a_playbook(workspace: Workspace, tmp_path: Path) -> None:
+    ws = workspace
+    clock = Clock(local("2026-03-20T09:00:00"))
+    ws.clock = clock
+    path = tmp_path / "win_back.yaml"
+    path.write_text(SLIPPING)
+    apply_playbooks(ws, [path])
+    add_member(ws, "m_a", local("2026-03-01T10:00:00"))
+    add_member(ws, "m_never", local("2026-03-01T10:00:00"))  # slipping from new, not from active: no task
+    act(ws, "m_a", local("2026-03-19T10:00:00"))
+    compute_levels(ws)
+    work_once(ws)
+    assert inbox_members(ws) == []
+    clock.now = local("2026-03-27T09:00:00")  # 8 days after the last message
+    compute_levels(ws)
+    work_once(ws)
+    assert level_of(ws, "m_a") == "slipping" and inbox_members(ws) == ["m_a"]
+    compute_levels(ws)  # no new move, no second task
+    work_once(ws)
+    assert inbox_members(ws) == ["m_a"]
+
+
+def inbox_members(ws: Workspace) -> list[str]:
+    with ws.engine.connect() as conn:
+        return list(conn.execute(select(inbox.c.member_id).order_by(inbox.c.id)).scalars())
+
+
+def test_a_bad_level_in_a_trigger_is_refused(workspace: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(SLIPPING.replace("to: [slipping]", "to: [lapsed]"))
+    with pytest.raises(InvalidInput, match="to"):
+        apply_playbooks(workspace, [path])
+    path.write_text(SLIPPING.replace("on: level_changed", "on: order_placed"))
+    with pytest.raises(InvalidInput, match="level_changed only"):
+        apply_playbooks(workspace, [path])

@@ -112,8 +112,8 @@ def compute_levels(ws: Workspace, as_of: date | None = None) -> LevelRun:
         scratch.drop(conn)
         _set_as_of(conn, as_of)
         per_level = select(member_levels.c.level, func.count()).group_by(member_levels.c.level)
-        counts: dict[str, int] = dict(conn.execute(per_level).tuples().all())
-    run.counts = {name: int(counts.get(name, 0)) for name in LEVELS}
+        counts = {str(level): int(count) for level, count in conn.execute(per_level)}
+    run.counts = {name: counts.get(name, 0) for name in LEVELS}
     return run
 
 
