@@ -49,7 +49,9 @@ def home(request: Request) -> Response:
         options["group"] = [g for g in options["group"] if g in principal.groups]
     board = build_dashboard(ws, start, end, as_of, filters)
     if principal.groups is not None:  # nor the rows of groups that are not theirs
-        board = replace(board, groups=[g for g in board.groups if g["key"] in principal.groups])
+        board = replace(board, groups=[g for g in board.groups if g["key"] in principal.groups],
+                        levels={"groups": [g for g in board.levels.get("groups", []) if g["key"] in principal.groups],
+                                "channels": []})  # a channel's members span groups
     return page(request, "console_home.html", **dashboard_view(board, lang), timezone=ws.settings.timezone,
                 query_without_lang=_query_without_lang(request), filters=filters, options=options,
                 report_problem=report_problem(ws))
