@@ -40,7 +40,7 @@ from qunflow.workspace import Workspace
 AS_OF_STATE = "levels_as_of"  # automation_state: the as-of day of the last computation
 _scratch_meta = MetaData()
 scratch = Table("qf_levels_new", _scratch_meta,  # per computation, on its own connection
-                Column("member_id", String(40), primary_key=True),
+                Column("member_id", String(40), nullable=False),  # no key: written once, read in full
                 Column("level", String(16), nullable=False),
                 Column("score", Integer, nullable=False),
                 prefixes=["TEMPORARY"])
@@ -138,9 +138,7 @@ def _record_changes(conn: Connection, as_of: date, stamp: datetime, now: datetim
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENT_LOCK_KEY})
     statement = (pg_insert if postgres else sqlite_insert)(events).from_select(
         ["event_id", "type", "ts", "member_id", "properties", "received_at"], rows).on_conflict_do_nothing()
-    changed = int(conn.execute(select(func.count()).select_from(joined).where(moved)).scalar_one())
-    conn.execute(statement)
-    return changed
+    return int(conn.execute(statement).rowcount)  # both drivers count the rows an INSERT ... SELECT wrote
 
 
 def _store(conn: Connection, as_of: date) -> None:
