@@ -103,8 +103,8 @@ def test_levels_follow_simulated_activity(any_workspace: Workspace) -> None:
     assert last_as_of(ws) == clock.now.replace(tzinfo=UTC).astimezone(ZONE).date()
 
 
-def test_recomputing_the_same_day_records_nothing_new(workspace: Workspace) -> None:
-    ws = workspace
+def test_recomputing_the_same_day_records_nothing_new(any_workspace: Workspace) -> None:
+    ws = any_workspace
     ws.clock = Clock(local("2026-03-20T09:00:00"))
     add_member(ws, "m_a", local("2026-03-01T10:00:00"))
     act(ws, "m_a", local("2026-03-19T10:00:00"), kind="task_completed")

@@ -138,7 +138,11 @@ def _record_changes(conn: Connection, as_of: date, stamp: datetime, now: datetim
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENT_LOCK_KEY})
     statement = (pg_insert if postgres else sqlite_insert)(events).from_select(
         ["event_id", "type", "ts", "member_id", "properties", "received_at"], rows).on_conflict_do_nothing()
-    return int(conn.execute(statement).rowcount)  # both drivers count the rows an INSERT ... SELECT wrote
+    if postgres:  # psycopg reports -1 for an INSERT ... SELECT: count the moves first (same transaction)
+        changed = int(conn.execute(select(func.count()).select_from(joined).where(moved)).scalar_one())
+        conn.execute(statement)
+        return changed
+    return int(conn.execute(statement).rowcount)  # SQLite counts the rows an INSERT ... SELECT wrote
 
 
 def _store(conn: Connection, as_of: date) -> None:
@@ -171,8 +175,12 @@ def last_as_of(ws: Workspace) -> date | None:
 
 
 def levels_tick(ws: Workspace) -> LevelRun:
-    """The worker's periodic run (services/automation.work_once): today's levels."""
-    return compute_levels(ws)
+    """`qunflow serve`'s hourly run: today's levels, then the pools (a pool may follow a level)."""
+    from qunflow.services.pools import sync_pools
+
+    run = compute_levels(ws)
+    sync_pools(ws)
+    return run
 
 
 __all__ = ["LevelRun", "compute_levels", "last_as_of", "levels_select", "levels_tick", "local_today"]

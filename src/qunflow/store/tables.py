@@ -668,3 +668,11 @@ member_levels = Table(  # current engagement level per member (services/levels.p
     Column("as_of", Date, nullable=False),  # the as-of day of the computation that last wrote the row
 )
 Index("ix_member_levels_level_since", member_levels.c.level, member_levels.c.since)
+
+pool_members = Table(  # who entered a pool (services/pools.py), by the pool's rule; never removed by the rule
+    "pool_members", metadata,
+    Column("pool", String(64), primary_key=True),
+    Column("member_id", String(40), primary_key=True),
+    Column("entered_at", DateTime, nullable=False),  # UTC: when the rule first held (the tag's time, the level's day)
+    Column("source", String(80), nullable=False),  # tag:<tag> or level:<level>
+)
