@@ -95,6 +95,7 @@ def test_the_at_risk_list_in_a_browser(community: tuple[Workspace, dict[str, str
             page.goto(f"{server.url}/console?lang=en")  # the dashboard's counts per group and channel
             cells = page.locator("#levels-channels tr[data-key=xhs] td.num")  # the gate routed all three to core
             assert [cells.nth(i).inner_text() for i in range(5)] == ["0", "1", "0", "2", "0"]
+            assert "Repeat-order rate within 30 days" in page.locator("#pool-repurchase").inner_text()
             rows = page.locator("#levels-groups tr[data-key]")
             assert sorted(rows.nth(i).get_attribute("data-key") or "" for i in range(rows.count())) == \
                 ["core-1", "core-2"]
