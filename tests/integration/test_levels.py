@@ -115,9 +115,9 @@ def test_recomputing_the_same_day_records_nothing_new(any_workspace: Workspace) 
     assert compute_levels(ws).changed == 0
 
 
-def test_sql_agrees_with_the_domain_function(workspace: Workspace) -> None:
+def test_sql_agrees_with_the_domain_function(any_workspace: Workspace) -> None:
     """Random members and activity around the window edges: the stored level equals engagement_level."""
-    ws = workspace
+    ws = any_workspace
     as_of = date(2026, 3, 31)
     ws.clock = Clock(local("2026-03-31T23:00:00"))
     rules = ws.settings.levels
