@@ -208,3 +208,31 @@ def test_a_bad_level_in_a_trigger_is_refused(workspace: Workspace, tmp_path: Pat
     path.write_text(SLIPPING.replace("on: level_changed", "on: order_placed"))
     with pytest.raises(InvalidInput, match="level_changed only"):
         apply_playbooks(workspace, [path])
+
+
+def test_a_poll_vote_counts_as_engagement(any_workspace: Workspace, tmp_path: Path) -> None:
+    """A real vote through the Day-1 poll task (services/tasks.cast_vote) records poll_vote, which the levels
+    count as activity (METRICS.md engagement events); with poll_vote taken off the list it does not count."""
+    from qunflow.services.tasks import cast_vote
+    from tests.integration.test_day1_tasks import WELCOME_WITH_POLL, gated_member
+    from tests.integration.test_join_flow import setup_community
+
+    ws = any_workspace
+    clock = Clock(local("2026-03-02T10:00:00"))
+    ws.clock = clock
+    setup_community(ws)
+    path = tmp_path / "welcome.yaml"
+    path.write_text(WELCOME_WITH_POLL, encoding="utf-8")
+    apply_playbooks(ws, [path])
+    member_id = gated_member(ws)
+    clock.now = local("2026-03-20T10:00:00")
+    compute_levels(ws)
+    assert level_of(ws, member_id) == "slipping"  # 18 days in, never active
+    assert cast_vote(ws, member_id, "vote", "seo")
+    ws.settings.engagement_types = ["message"]  # poll_vote not on the list: still slipping
+    compute_levels(ws)
+    assert level_of(ws, member_id) == "slipping"
+    ws.settings.engagement_types = ["poll_vote"]  # only the vote counts: active
+    compute_levels(ws)
+    assert level_of(ws, member_id) == "active"
+    assert changes(ws, member_id)[-1] == ("slipping", "active")
