@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from qunflow.domain.consent import DEFAULT_SUBSCRIBE, DEFAULT_UNSUBSCRIBE
+from qunflow.domain.engagement import LevelRules
+from qunflow.domain.pools import PoolRule, default_pools
 from qunflow.errors import InvalidInput
 
 SETTINGS_FILE = "qunflow.toml"
@@ -137,6 +139,10 @@ class Settings(EnvFirstSettings):
     # Reverse proxies (IPs or networks) whose X-Forwarded-For names the client; from no one else (docs/gate.md).
     trusted_proxies: list[str] = Field(default_factory=list)
     gate: GateLimits = Field(default_factory=GateLimits)
+    # Engagement levels (issue 13, docs/levels.md): `[qunflow.levels]` thresholds of domain/engagement.py.
+    levels: LevelRules = Field(default_factory=LevelRules)
+    # Pools (issue 13, docs/levels.md "Pools"): `[qunflow.pools.<name>]` tag = "..." or level = "...", days = N.
+    pools: dict[str, PoolRule] = Field(default_factory=default_pools)
     # A gate pass routed to a tier with no group with room tries the tiers after it in this order, then
     # those before it (nearest first); failing all, the waitlist (docs/gate.md "No visitor lost").
     tier_fallback: list[str] = Field(default_factory=lambda: ["core", "interest", "newbie", "broadcast"])

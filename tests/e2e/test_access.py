@@ -85,6 +85,7 @@ def test_each_role_opens_only_its_pages(world) -> None:  # type: ignore[no-untyp
         "/console/entry-points": {"owner", "operator", "analyst"},
         "/console/referrals": {"owner", "operator", "analyst"},
         "/console/inbox": {"owner", "operator", "advisor"},
+        "/console/at-risk": {"owner", "operator", "advisor"},
         "/console/rewards": {"owner", "operator"},
         "/console/playbooks": {"owner", "operator"},
         "/console/meetups": {"owner", "operator"},

@@ -17,6 +17,7 @@ from qunflow.cli import (
     fraud,
     gates,
     inbox,
+    levels,
     meetups,
     members,
     metrics,
@@ -168,7 +169,7 @@ def serve(
 
 # command groups in their own modules; rewards brings coupons, rewards and referrals (links, posters, leaderboard)
 for module in (access, setup, gates, metrics, report, demo, sandbox, automation, inbox, rewards, fraud, sends,
-               members, meetups):
+               members, meetups, levels):
     module.register(app)
 # Every command group is built on first use (LazyGroups); top-level commands are built with the app.
 LazyGroups.lazy = {str(info.name): info.typer_instance for info in app.registered_groups

@@ -19,6 +19,7 @@ CORE_TYPES = frozenset({
     "task_completed", "message", "checkin", "reaction", "poll_vote", "order", "booking",
     "signup", "download", "refund", "coupon_issued", "coupon_redeemed", "invite_sent",
     "experiment_exposure", "consent_changed",  # consent_changed: P8 records; no metric reads it
+    "level_changed",  # services/levels.py: a member's engagement level moved (properties from, to, score)
 })
 TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
 TEXT_FIELDS = ("member_id", "visitor_id", "channel", "campaign", "entry_point", "group",

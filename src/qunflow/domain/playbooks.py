@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 TRIGGERS = ("member_joined", "tag_added", "task_completed", "order_placed", "inactive", "event_signup", "schedule",
-            "event_scheduled")
+            "event_scheduled", "level_changed")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -89,7 +89,7 @@ class Schedule(Strict):
 
 class Trigger(Strict):
     on: Literal["member_joined", "tag_added", "task_completed", "order_placed", "inactive", "event_signup",
-                "schedule", "event_scheduled"]
+                "schedule", "event_scheduled", "level_changed"]
     tiers: list[str] = []  # only members (or, for a schedule, groups) of these tiers
     entry_points: list[str] = []  # member_joined: only joins through these entry points
     tag: str | None = None  # tag_added
@@ -97,6 +97,9 @@ class Trigger(Strict):
     days: int | None = Field(None, ge=1, le=365)  # inactive: no engagement for this many days
     event: str | None = None  # event_signup, event_scheduled: only this event's key (default: every event)
     schedule: Schedule | None = None  # schedule: when (workspace time zone); posts to the tiers' groups
+    # level_changed: only moves to / from these engagement levels (domain/engagement.py; default: any)
+    to: list[Literal["new", "active", "core", "slipping", "dormant"]] = []
+    from_: list[Literal["new", "active", "core", "slipping", "dormant"]] = Field([], alias="from")
 
     @model_validator(mode="after")
     def _needs(self) -> Trigger:
@@ -108,6 +111,8 @@ class Trigger(Strict):
             raise ValueError("entry_points applies to member_joined only")
         if self.event is not None and self.on not in ("event_signup", "event_scheduled"):
             raise ValueError("event applies to event_signup and event_scheduled only")
+        if (self.to or self.from_) and self.on != "level_changed":
+            raise ValueError("to and from apply to level_changed only")
         return self
 
 

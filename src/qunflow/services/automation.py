@@ -89,6 +89,10 @@ def _matches(playbook: Playbook, event: Any, props: dict[str, Any], tier: str | 
         return f"task:{trigger.task}"
     if trigger.on == "order_placed" and kind == "order":
         return f"order:{event.event_id}"
+    if trigger.on == "level_changed" and kind == "level_changed" \
+            and (not trigger.to or props.get("to") in trigger.to) \
+            and (not trigger.from_ or props.get("from") in trigger.from_):
+        return f"level:{event.event_id}"
     if trigger.on == "event_signup" and kind == "signup" and props.get("event") \
             and trigger.event in (None, props.get("event")):
         return f"event:{props['event']}"
@@ -108,7 +112,8 @@ def dispatch_triggers(ws: Workspace, *, limit: int = 5000) -> int:
         rows = conn.execute(select(events.c.seq, events.c.event_id, events.c.type, events.c.member_id,
                                    events.c.entry_point, events.c.properties, events.c.ts)
                             .where(events.c.seq > cursor, events.c.seq <= last, events.c.member_id.is_not(None),
-                                   events.c.type.in_(("joined", "tag_added", "task_completed", "order", "signup")))
+                                   events.c.type.in_(("joined", "tag_added", "task_completed", "order", "signup",
+                                                      "level_changed")))
                             .order_by(events.c.seq).limit(limit)).all()
         new_cursor = rows[-1].seq if len(rows) == limit else last
         made: list[dict[str, Any]] = []

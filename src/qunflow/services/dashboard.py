@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from qunflow.analytics.shipper import ship
 from qunflow.domain.entry import TIERS
 from qunflow.domain.routing import room_by_tier
+from qunflow.services.at_risk import level_counts
 from qunflow.services.catalog import group_slots, list_groups
 from qunflow.services.metrics import daily_trend, metrics_report
 from qunflow.store.tables import campaigns, channels, deliveries, groups
@@ -41,6 +42,7 @@ class Dashboard:
     daily: list[dict[str, Any]] = field(default_factory=list)  # services.metrics.daily_trend
     filters: dict[str, str] = field(default_factory=dict)
     today: date | None = None  # in the reporting zone, when the board was made
+    levels: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # services.at_risk.level_counts
 
 
 DEFAULT_WEEKS = 8  # long enough for cohorts that are 30 days in (M5, D30) to show
@@ -91,7 +93,7 @@ def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
     return Dashboard(start, end, as_of, by_channel["total"], previous["total"], by_channel["rows"],
                      cohorts["rows"], groups, [r.tier for r in rooms if r.status == "full"],
                      by_channel["funnel"], int(failed), daily, dict(f),
-                     datetime.now(ws.settings.zone).date())
+                     datetime.now(ws.settings.zone).date(), level_counts(ws))
 
 
 def filter_options(ws: Workspace) -> dict[str, list[str]]:

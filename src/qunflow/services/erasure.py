@@ -39,6 +39,7 @@ from qunflow.store.tables import (
     inbox,
     join_signals,
     meetup_signups,
+    member_levels,
     member_tags,
     member_tasks,
     members,
@@ -168,6 +169,8 @@ def _state(ws: Workspace, conn: Connection, member: Any, names: Pseudonyms, need
                                         .values(member_id=new)).rowcount
     counts["event_signups"] = conn.execute(update(meetup_signups).where(meetup_signups.c.member_id == old)
                                            .values(member_id=new)).rowcount
+    counts["level"] = conn.execute(update(member_levels).where(member_levels.c.member_id == old)
+                                   .values(member_id=new)).rowcount
     causes = list(conn.execute(select(inbox.c.cause).where(inbox.c.member_id == old)).scalars())
     if causes:
         counts["staff_alerts_deleted"] = conn.execute(delete(staff_alerts)

@@ -53,12 +53,14 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
     with a staff webhook set, keyword alerts that failed to post are retried every few seconds.
     The recovery sweep finishes what a crash interrupted, at once and then every minute; invite links past
     their expiry (Telegram expire_date) are revoked every minute, and seats freed since (a join hold that
-    lapsed, a member who left) are offered to the waitlist every minute; the sandbox
+    lapsed, a member who left) are offered to the waitlist every minute; engagement levels are recomputed
+    hourly (their level_changed events then trigger playbooks in the automation round); the sandbox
     platform delivers again the updates qunflow did not acknowledge (as a real webhook retries)."""
     from qunflow.analytics.shipper import ship
     from qunflow.engine.notifier import post_staff_alerts
     from qunflow.services.automation import work_once
     from qunflow.services.invites import EXPIRY_SWEEP_SECONDS, revoke_expired
+    from qunflow.services.levels import levels_tick
     from qunflow.services.recovery import SWEEP_SECONDS, Sweeper
     from qunflow.services.report_schedule import run_scheduled_report
     from qunflow.services.waitlist import offer_seats
@@ -70,7 +72,8 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
                             first_after=0.0),
              BackgroundLoop("invite-expiry", lambda: revoke_expired(workspace), EXPIRY_SWEEP_SECONDS,
                             first_after=5.0),
-             BackgroundLoop("waitlist", lambda: offer_seats(workspace), WAITLIST_SECONDS, first_after=10.0)]
+             BackgroundLoop("waitlist", lambda: offer_seats(workspace), WAITLIST_SECONDS, first_after=10.0),
+             BackgroundLoop("levels", lambda: levels_tick(workspace), LEVELS_SECONDS, first_after=20.0)]
     if workspace.settings.staff_webhook:
         loops.append(BackgroundLoop("staff-alerts", lambda: post_staff_alerts(workspace), 5.0))
     if workspace.settings.report_webhook:
@@ -82,6 +85,7 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
 
 REDELIVER_SECONDS = 2.0
 WAITLIST_SECONDS = 60.0  # one indexed read when nobody waits
+LEVELS_SECONDS = 3600.0  # engagement levels as of today (services/levels.py): hourly, seconds at 1M members
 
 
 def redeliver_sandbox(workspace: Workspace) -> int:

@@ -656,3 +656,23 @@ meetup_signups = Table(  # one row per member and event: signed up, then (maybe)
     Column("attended_via", String(16)),  # link, keyword, console
     UniqueConstraint("meetup_id", "member_id", name="uq_meetup_signups_meetup_member"),
 )
+
+# --- Engagement levels (issue 13) ---
+
+member_levels = Table(  # current engagement level per member (services/levels.py); level_changed events: history
+    "member_levels", metadata,
+    Column("member_id", String(40), primary_key=True),
+    Column("level", String(16), nullable=False),  # domain/engagement.LEVELS
+    Column("score", Integer, nullable=False),
+    Column("since", Date, nullable=False),  # the as-of day the member reached this level
+    Column("as_of", Date, nullable=False),  # the as-of day of the computation that last wrote the row
+)
+Index("ix_member_levels_level_since", member_levels.c.level, member_levels.c.since)
+
+pool_members = Table(  # who entered a pool (services/pools.py), by the pool's rule; never removed by the rule
+    "pool_members", metadata,
+    Column("pool", String(64), primary_key=True),
+    Column("member_id", String(40), primary_key=True),
+    Column("entered_at", DateTime, nullable=False),  # UTC: when the rule first held (the tag's time, the level's day)
+    Column("source", String(80), nullable=False),  # tag:<tag> or level:<level>
+)

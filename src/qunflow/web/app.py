@@ -113,6 +113,7 @@ def console_routers() -> list[APIRouter]:
     from qunflow.web import (
         console,
         console_admin,
+        console_at_risk,
         console_automation,
         console_gates,
         console_meetups,
@@ -124,4 +125,4 @@ def console_routers() -> list[APIRouter]:
 
     return [console.router, console_automation.router, console_rewards.router, console_members.router,
             console_meetups.router, console_gates.router, console_admin.router, console_sends.router,
-            console_setup.router]
+            console_setup.router, console_at_risk.router]

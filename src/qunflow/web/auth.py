@@ -45,6 +45,7 @@ CONSOLE_PAGES: tuple[tuple[str, str, bool], ...] = (
     ("/console/entry-points", "metrics:read", False),
     ("/console/referrals", "metrics:read", False),
     ("/console/inbox", "inbox:use", True),
+    ("/console/at-risk", "inbox:use", True),  # advisors act on the slipping members of their groups
     ("/console/members", "members:read", True),
     ("/console/rewards", "rewards:decide", False),
     ("/console/automation", "automation:manage", False),

@@ -14,6 +14,7 @@ from qunflow.domain.schedule import parse_day
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.catalog import list_entry_points
 from qunflow.services.dashboard import build_dashboard, default_period, filter_options
+from qunflow.services.pools import pool_stats
 from qunflow.services.report_schedule import REPORTS_FOLDER, report_problem
 from qunflow.web.auth import narrow_group, principal_of
 from qunflow.web.dashboard_view import dashboard_view
@@ -49,8 +50,11 @@ def home(request: Request) -> Response:
         options["group"] = [g for g in options["group"] if g in principal.groups]
     board = build_dashboard(ws, start, end, as_of, filters)
     if principal.groups is not None:  # nor the rows of groups that are not theirs
-        board = replace(board, groups=[g for g in board.groups if g["key"] in principal.groups])
-    return page(request, "console_home.html", **dashboard_view(board, lang), timezone=ws.settings.timezone,
+        board = replace(board, groups=[g for g in board.groups if g["key"] in principal.groups],
+                        levels={"groups": [g for g in board.levels.get("groups", []) if g["key"] in principal.groups],
+                                "channels": []})  # a channel's members span groups
+    pools = [] if principal.groups is not None else [pool_stats(ws, name, as_of) for name in sorted(ws.settings.pools)]
+    return page(request, "console_home.html", **dashboard_view(board, lang), timezone=ws.settings.timezone, pools=pools,
                 query_without_lang=_query_without_lang(request), filters=filters, options=options,
                 report_problem=report_problem(ws))
 

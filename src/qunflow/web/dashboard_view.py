@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from qunflow.domain.engagement import LEVELS
 from qunflow.i18n import fmt_number, fmt_percent
 from qunflow.services.dashboard import KPI_KEYS, PERCENT_KEYS, RETENTION_KEYS, Dashboard, previous_period, trend
 from qunflow.web.charts import RateStage, heatmap_svg, rate_funnel_svg, sparkline_svg
@@ -106,6 +107,7 @@ def dashboard_view(board: Dashboard, lang: str, links: bool = True) -> dict[str,
                "link": drill_link(board, lang, group=g["key"]) if links else None} for g in board.groups]
     previous_start, previous_end, previous_as_of = previous_period(board.start, board.end, board.as_of)
     return {"lang": lang, "start": board.start, "end": board.end, "as_of": board.as_of, "kpis": kpis,
+            "levels": board.levels, "level_names": LEVELS,
             "today": board.today, "previous": {"start": previous_start, "end": previous_end,
                                                "as_of": previous_as_of},
             "trend_span": span,
