@@ -25,6 +25,7 @@ from qunflow.cli import (
     meetups,
     members,
     metrics,
+    plan,
     report,
     rewards,
     sandbox,
@@ -124,7 +125,7 @@ def serve(
 
 # command groups in their own modules; rewards brings coupons, rewards and referrals (links, posters, leaderboard)
 for module in (access, setup, gates, metrics, report, demo, sandbox, automation, inbox, rewards, fraud, sends,
-               members, meetups):
+               members, meetups, plan):
     module.register(app)
 
 
