@@ -19,6 +19,7 @@ from qunflow.cli import (
     access,
     automation,
     demo,
+    doctor,
     fraud,
     gates,
     inbox,
@@ -125,7 +126,7 @@ def serve(
 
 # command groups in their own modules; rewards brings coupons, rewards and referrals (links, posters, leaderboard)
 for module in (access, setup, gates, metrics, report, demo, sandbox, automation, inbox, rewards, fraud, sends,
-               members, meetups, plan):
+               members, meetups, plan, doctor):
     module.register(app)
 
 
