@@ -50,7 +50,12 @@ def home(request: Request) -> Response:
     board = build_dashboard(ws, start, end, as_of, filters)
     if principal.groups is not None:  # nor the rows of groups that are not theirs
         board = replace(board, groups=[g for g in board.groups if g["key"] in principal.groups])
+    from qunflow.services.doctor import doctor_report
+    from qunflow.web.console_plan import localized
+
+    pitfalls = localized(doctor_report(ws)["findings"], lang) if principal.can("config:write") else []
     return page(request, "console_home.html", **dashboard_view(board, lang), timezone=ws.settings.timezone,
+                pitfalls=pitfalls,
                 query_without_lang=_query_without_lang(request), filters=filters, options=options,
                 report_problem=report_problem(ws))
 
