@@ -92,3 +92,11 @@ def test_from_data_measures_the_stages_with_intervals_and_sample_sizes(workspace
     assert both.exit_code == 2 and "not both" in both.stderr
     mixed = runner.invoke(app, [*args, "--task-rate", "0.5"])
     assert mixed.exit_code == 2 and "--new-task-rate" in mixed.stderr
+
+
+def test_from_data_on_postgresql(pg_workspace: Workspace) -> None:
+    assert not ingest_batch(pg_workspace.engine, cohort(100, 50, 10, datetime(2026, 3, 10), "ads", "p")).errors
+    args = ["plan", "--from-data", "--as-of", "2026-04-30", "--format", "json", "--workspace", str(pg_workspace.home)]
+    m = json.loads(runner.invoke(app, args).stdout)["measured"]
+    assert (m["task_rate"]["successes"], m["task_rate"]["n"]) == (50, 100)
+    assert (m["conversion_rate"]["successes"], m["conversion_rate"]["n"]) == (10, 100)

@@ -186,3 +186,12 @@ def test_costly_channels_compare_with_the_median_of_the_others() -> None:
     assert costly_channels({"a": 100, "b": 120, "c": 500}) == [("c", 500, 110)]
     assert costly_channels({"a": 100, "b": 120, "c": 300}) == []
     assert costly_channels({"a": 100, "c": 5000}) == []  # one other channel is no yardstick
+
+
+def test_the_checks_run_on_postgresql_too(pg_workspace: Workspace, tmp_path: Path) -> None:
+    set_up(pg_workspace)
+    assert diagnose(pg_workspace) == []
+    marketing_without_consent(pg_workspace, tmp_path)
+    no_calendar(pg_workspace, tmp_path)
+    slow_welcome(pg_workspace, tmp_path)
+    assert set(checks(pg_workspace)) == {"marketing_without_consent", "tier_without_calendar", "welcome_slow"}
