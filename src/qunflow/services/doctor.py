@@ -199,12 +199,18 @@ CHECKS: tuple[Callable[[Connection, datetime, Workspace], list[Finding]], ...] =
     _consent, _rewards)
 
 
-def _costly(ws: Workspace, now: datetime) -> list[Finding]:
+def _costly(ws: Workspace, now: datetime, channel_rows: list[dict[str, Any]] | None) -> list[Finding]:
     from qunflow.services.metrics import metrics_report
 
+    if channel_rows is not None:
+        return _costly_of(channel_rows)
     as_of = now.replace(tzinfo=UTC).astimezone(ws.settings.zone).date()  # the clock is naive UTC
     report = metrics_report(ws, start=as_of - timedelta(days=55), end=as_of, as_of=as_of, by="channel")
-    cpa = {row["channel"]: row["cost_per_acquisition"] for row in report["rows"]
+    return _costly_of(report["rows"])
+
+
+def _costly_of(rows: list[dict[str, Any]]) -> list[Finding]:
+    cpa = {row["channel"]: row["cost_per_acquisition"] for row in rows
            if row.get("channel") and row.get("cost_per_acquisition") is not None}
     return [Finding("costly_channel", "info",
                     f"channel {channel}'s cost per acquisition (¥{cost:,.0f}) is over 3x the other channels' "
@@ -214,15 +220,16 @@ def _costly(ws: Workspace, now: datetime) -> list[Finding]:
             for channel, cost, median in costly_channels(cpa)]
 
 
-def diagnose(ws: Workspace) -> list[Finding]:
-    """Every finding, in the seed's set-up order."""
+def diagnose(ws: Workspace, channel_rows: list[dict[str, Any]] | None = None) -> list[Finding]:
+    """Every finding, in the seed's set-up order. `channel_rows`: a by-channel metrics report's rows the
+    caller already has (the dashboard's, unfiltered), for the costly-channel check; else the last 8 weeks'."""
     now = ws.clock()
     with ws.engine.connect() as conn:
         findings = [finding for check in CHECKS for finding in check(conn, now, ws)]
-    findings += _costly(ws, now)
+    findings += _costly(ws, now, channel_rows)
     return in_order(findings)
 
 
-def doctor_report(ws: Workspace) -> dict[str, Any]:
+def doctor_report(ws: Workspace, channel_rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The JSON contract: {"findings": [{"pitfall", "severity", "message", "fix", "check", "week", "params"}]}."""
-    return {"findings": [f.as_json() for f in diagnose(ws)]}
+    return {"findings": [f.as_json() for f in diagnose(ws, channel_rows)]}

@@ -53,7 +53,9 @@ def home(request: Request) -> Response:
     from qunflow.services.doctor import doctor_report
     from qunflow.web.console_plan import localized
 
-    pitfalls = localized(doctor_report(ws)["findings"], lang) if principal.can("config:write") else []
+    # the costly-channel check reuses the board's by-channel rows when they cover every member
+    rows = None if filters else board.channels
+    pitfalls = localized(doctor_report(ws, rows)["findings"], lang) if principal.can("config:write") else []
     return page(request, "console_home.html", **dashboard_view(board, lang), timezone=ws.settings.timezone,
                 pitfalls=pitfalls,
                 query_without_lang=_query_without_lang(request), filters=filters, options=options,
