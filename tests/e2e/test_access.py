@@ -84,6 +84,8 @@ def test_each_role_opens_only_its_pages(world) -> None:  # type: ignore[no-untyp
         "/console": {"owner", "operator", "analyst"},
         "/console/entry-points": {"owner", "operator", "analyst"},
         "/console/referrals": {"owner", "operator", "analyst"},
+        "/console/plan": {"owner", "operator", "analyst"},
+        "/console/doctor": {"owner", "operator"},
         "/console/inbox": {"owner", "operator", "advisor"},
         "/console/at-risk": {"owner", "operator", "advisor"},
         "/console/rewards": {"owner", "operator"},

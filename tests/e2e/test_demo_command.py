@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -27,6 +28,10 @@ def test_demo_prints_welcome_latency_and_metrics_by_channel(tmp_path: Path) -> N
     steps, sent = map(int, re.search(r"Automation: (\d+) playbook steps run, (\d+) messages sent", out).groups())
     assert steps > 0 and sent > 0
     assert re.search(r"referral rewards: .*(held|paid) \d+", out)
+    # The demo is set up as the seed's four weeks say: the pitfall doctor finds nothing to fix.
+    doctor = run("doctor", "--format", "json", "--workspace", str(tmp_path / "qunflow-demo"), cwd=tmp_path)
+    assert doctor.returncode == 0, doctor.stderr
+    assert json.loads(doctor.stdout) == {"findings": []}
 
 
 def test_demo_refuses_to_replace_a_folder_that_is_not_a_demo(tmp_path: Path) -> None:

@@ -206,7 +206,7 @@ def _database_unreachable(exc: Exception) -> bool:
 
 READS = frozenset({"list", "show", "count", "groups", "messages", "status", "dead", "budget", "programs",
                    "leaderboard", "preview", "check", "qr", "link", "poster"})  # leaf commands that change nothing
-NOT_AUDITED = frozenset({"serve", "audit", "metrics", "demo", "init"})
+NOT_AUDITED = frozenset({"serve", "audit", "metrics", "demo", "init", "plan", "doctor"})  # the last two read only
 HIDDEN_OPTIONS = frozenset({"bot_token", "secret", "callback_token", "aes_key", "webhook_secret", "password", "phone",
                             "name"})  # secrets and personal data never reach the audit log
 

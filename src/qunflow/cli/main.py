@@ -14,6 +14,7 @@ from qunflow.cli import (
     access,
     automation,
     demo,
+    doctor,
     fraud,
     gates,
     inbox,
@@ -21,6 +22,7 @@ from qunflow.cli import (
     meetups,
     members,
     metrics,
+    plan,
     report,
     rewards,
     sandbox,
@@ -169,7 +171,7 @@ def serve(
 
 # command groups in their own modules; rewards brings coupons, rewards and referrals (links, posters, leaderboard)
 for module in (access, setup, gates, metrics, report, demo, sandbox, automation, inbox, rewards, fraud, sends,
-               members, meetups, levels):
+               members, meetups, levels, plan, doctor):
     module.register(app)
 # Every command group is built on first use (LazyGroups); top-level commands are built with the app.
 LazyGroups.lazy = {str(info.name): info.typer_instance for info in app.registered_groups

@@ -103,6 +103,16 @@ def funnel_counts(ws: Workspace, *, start: date, end: date, as_of: date,
     return funnel_from_counts(total)
 
 
+def cohort_statistics(ws: Workspace, *, start: date, end: date, as_of: date,
+                      filters: dict[str, str] | None = None, ship_first: bool = True) -> dict[str, Any]:
+    """The period's sufficient statistics for the whole slice (counts behind every metric): the planner
+    needs the denominators (eligible_1, mature_30) as well as the rates."""
+    period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
+    filters = check_filters(filters)
+    check_experiment(None, "none", filters)
+    return _statistics(ws, period, "none", filters, ship_first=ship_first)[1]
+
+
 TREND_DAYS = 28  # the daily trend's length: at most the last four weeks of the period
 
 
@@ -147,4 +157,4 @@ def daily_trend(ws: Workspace, *, start: date, end: date, as_of: date, filters: 
     return points
 
 
-__all__ = ["METRIC_KEYS", "TREND_DAYS", "daily_trend", "funnel_counts", "metrics_report"]
+__all__ = ["METRIC_KEYS", "TREND_DAYS", "cohort_statistics", "daily_trend", "funnel_counts", "metrics_report"]

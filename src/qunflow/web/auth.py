@@ -44,6 +44,8 @@ CONSOLE_PAGES: tuple[tuple[str, str, bool], ...] = (
     ("/console/reports", "metrics:read", False),
     ("/console/entry-points", "metrics:read", False),
     ("/console/referrals", "metrics:read", False),
+    ("/console/plan", "metrics:read", False),
+    ("/console/doctor", "config:write", False),  # it names the set-up's gaps: for those who can fix them
     ("/console/inbox", "inbox:use", True),
     ("/console/at-risk", "inbox:use", True),  # advisors act on the slipping members of their groups
     ("/console/members", "members:read", True),

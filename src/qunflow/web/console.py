@@ -54,7 +54,14 @@ def home(request: Request) -> Response:
                         levels={"groups": [g for g in board.levels.get("groups", []) if g["key"] in principal.groups],
                                 "channels": []})  # a channel's members span groups
     pools = [] if principal.groups is not None else [pool_stats(ws, name, as_of) for name in sorted(ws.settings.pools)]
+    from qunflow.services.doctor import doctor_report
+    from qunflow.web.console_plan import localized
+
+    # the costly-channel check reuses the board's by-channel rows when they cover every member
+    rows = None if filters else board.channels
+    pitfalls = localized(doctor_report(ws, rows)["findings"], lang) if principal.can("config:write") else []
     return page(request, "console_home.html", **dashboard_view(board, lang), timezone=ws.settings.timezone, pools=pools,
+                pitfalls=pitfalls,
                 query_without_lang=_query_without_lang(request), filters=filters, options=options,
                 report_problem=report_problem(ws))
 
