@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -176,6 +176,9 @@ def test_a_bad_file_changes_nothing(any_workspace: Workspace, tmp_path: Path) ->
 
 def test_the_engine_and_the_playbook_list_leave_the_welcome_out(workspace: Workspace, tmp_path: Path) -> None:
     ws = workspace
+    # A Monday morning in Shanghai: no shipped schedule (the Friday 20:00 content calendar) is due, whatever
+    # the real time of day the test runs at.
+    ws.clock = lambda: datetime(2026, 3, 2, 2, 0)  # type: ignore[method-assign]
     setup_community(ws)
     apply_playbooks(ws, shipped_files())
     apply_playbooks(ws, [write(tmp_path, "w.yaml", CHANGED)])
