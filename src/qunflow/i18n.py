@@ -414,3 +414,23 @@ TEXTS.update({
     "results_no_task": {"en": "This send went out at once: there is no staff-confirmed task to follow.",
                         "zh": "这条消息是直接发出的，没有需要成员确认的群发任务可查。"},
 })
+
+# Experiments (docs/experiments.md): the plain-words conclusion under the results.
+TEXTS.update({
+    "xp_srm": {"en": "The split does not match the planned weights (SRM p = {p}): something in assignment or "
+                     "logging is broken, so this result cannot be trusted. Fix the cause before reading it.",
+               "zh": "实际分流比例与计划权重不符(SRM p = {p}):分组或埋点可能有问题,此结果不可信。请先排查原因。"},
+    "xp_not_enough": {"en": "Not enough data yet: every variant needs {need} mature members (the fewest has "
+                            "{have}). Keep it running; do not decide on the numbers so far.",
+                      "zh": "数据还不够:每个组需要 {need} 个成熟成员(最少的一组只有 {have} 个)。请继续运行,"
+                            "不要根据目前的数字做决定。"},
+    "xp_winner": {"en": "{variant} converts better than {control}: {diff} points ({ci}), p = {p}, "
+                        "chance to beat the control {chance}. Ship it.",
+                  "zh": "{variant} 的转化优于 {control}:高 {diff} 个百分点({ci}),p = {p},"
+                        "胜过对照组的概率 {chance}。可以上线。"},
+    "xp_loser": {"en": "No variant beats {control}, and at least one converts worse. Keep {control}.",
+                 "zh": "没有任何组胜过 {control},且至少一组转化更差。保留 {control}。"},
+    "xp_no_difference": {"en": "No significant difference from {control} at this sample size; a real effect "
+                               "smaller than the interval's width may still exist.",
+                         "zh": "在当前样本量下与 {control} 没有显著差异;小于置信区间宽度的真实差异仍可能存在。"},
+})

@@ -19,6 +19,7 @@ from qunflow.cli import (
     access,
     automation,
     demo,
+    experiments,
     fraud,
     gates,
     inbox,
@@ -124,7 +125,7 @@ def serve(
 
 # command groups in their own modules; rewards brings coupons, rewards and referrals (links, posters, leaderboard)
 for module in (access, setup, gates, metrics, report, demo, sandbox, automation, inbox, rewards, fraud, sends,
-               members, meetups):
+               members, meetups, experiments):
     module.register(app)
 
 
