@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from scipy import integrate, stats
 from typer.testing import CliRunner
 
 from qunflow.cli.main import app
+from qunflow.services.tokens import create_token
 from qunflow.workspace import Workspace
+from tests.conftest import LiveServer
 
 runner = CliRunner()
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -172,3 +175,24 @@ def test_bad_input_is_one_line_and_exit_2(workspace: Workspace, args: list[str],
     result = cli(workspace, "experiments", *args)
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_the_api_gives_the_cli_json_over_http(workspace: Workspace, tmp_path: Path) -> None:
+    events = build_events(5, {"A": 0.2, "B": 0.25}, {"A": 1, "B": 1}, 300)
+    load(workspace, tmp_path, events)
+    expected = results_json(workspace)
+    reader = create_token(workspace.engine, "bi", ["metrics:read"])
+    narrowed = create_token(workspace.engine, "bi-core", ["metrics:read"], groups=["core-1"])
+    with LiveServer(workspace) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+        def get(token: str, path: str, **params: str) -> httpx.Response:
+            return http.get(path, params=params, headers={"authorization": f"Bearer {token}"})
+
+        got = get(reader, f"/api/v1/experiments/{EXP}", as_of=AS_OF.isoformat())
+        assert got.status_code == 200, got.text
+        assert got.json() == expected
+        assert get(reader, "/api/v1/experiments/nope", as_of=AS_OF.isoformat()).status_code == 404
+        bad = get(reader, f"/api/v1/experiments/{EXP}", as_of="May 20")
+        assert bad.status_code == 400 and "as_of" in bad.text
+        assert get(reader, f"/api/v1/experiments/{EXP}", since="x").status_code == 400
+        assert get(narrowed, f"/api/v1/experiments/{EXP}").status_code == 403
+        assert http.get(f"/api/v1/experiments/{EXP}").status_code == 401
