@@ -32,7 +32,7 @@ def apply(files: Annotated[list[Path] | None, typer.Argument(help="Playbook and 
         fail("name playbook files to apply, or --shipped")
     changes = apply_playbooks(workspace(workspace_dir), paths, dry_run=dry_run)
     for change in changes:
-        name = {"playbook": "", "welcome": "welcome ", "rewards": "reward program "}.get(
+        name = {"playbook": "", "welcome": "welcome ", "rewards": "reward program ", "experiment": "experiment "}.get(
             change.kind, "keyword rules ") + change.key
         console.print(f"{name}: {change.status}, version {change.version}", highlight=False)
         if change.diff:

@@ -10,10 +10,23 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from qunflow.domain.playbooks import (
+    PlaybookErrors,
+    Problem,
+    Strict,
+    Text,
+    _documents,
+    template_problems,
+    validation_problems,
+)
 from qunflow.domain.stats import compare_means, compare_proportions, sample_size, srm_flagged, srm_p_value
+from qunflow.domain.welcome import DM_VARIABLES
 
 SCALE = float(1 << 60)
 
@@ -62,7 +75,8 @@ def results(experiment: str, as_of: date, counts: Mapping[str, Mapping[str, Any]
             "conversion_rate": _ratio(int(row["converted_mature"]), int(row["mature"])),
             "revenue_per_member": _ratio(float(row["revenue"]), int(row["mature"])),
         })
-    srm = srm_p_value([v["members"] for v in out_variants], [w for _, w in plan]) if plan else None
+    planned = [(v["members"], w) for v, (_, w) in zip(out_variants, plan, strict=True) if w > 0]
+    srm = srm_p_value([m for m, _ in planned], [w for _, w in planned])  # a variant the plan dropped: not in it
     control = out_variants[0] if out_variants else None
     comparisons: list[dict[str, Any]] = []
     mean_comparisons: list[dict[str, Any]] = []
@@ -114,3 +128,138 @@ def best_variant(report: Mapping[str, Any]) -> str | None:
     """The significant variant with the largest gain over the control (for the conclusion)."""
     ups = [c for c in report["comparisons"] if c["p_value"] is not None and c["p_value"] < 0.05 and c["diff"] > 0]
     return max(ups, key=lambda c: c["diff"])["variant"] if ups else None
+
+
+# --- the `kind: experiment` document -------------------------------------------------------------------
+#
+#     kind: experiment
+#     key: welcome-copy
+#     title: {zh: 欢迎语 A/B, en: Welcome copy A/B}
+#     varies: welcome_dm                 # what the variants change (the S1 welcome DM)
+#     variants:                          # the first is the control; it keeps the welcome's own DM
+#       - {key: control, weight: 1}
+#       - {key: short, weight: 1, dm: {zh: "欢迎 {{ name }}!…", en: "Welcome, {{ name }}! …"}}
+#     primary_metric: conversion_rate    # any METRICS.md metric key
+#     guardrails: [retention_d7]
+#     traffic: 1.0                       # share of members in the experiment (ramp up; never re-buckets)
+#     start: 2026-12-01                  # optional: no exposures before (local day)
+#     stop: 2027-01-15                   # optional: none after
+#     shipped: short                     # optional: stopped, everyone gets this variant, no more exposures
+
+EXPERIMENT_KIND = "experiment"
+VARIES = ("welcome_dm",)
+
+
+def _doc_key(value: str) -> str:
+    from qunflow.domain.entry import KEY_PATTERN
+
+    if not KEY_PATTERN.fullmatch(value):
+        raise ValueError("use lower-case letters, digits, '.', '-' or '_' (at most 64)")
+    return value
+
+
+def _metric_key(value: str) -> str:
+    from qunflow.domain.metrics import METRIC_KEYS
+
+    if value not in METRIC_KEYS:
+        raise ValueError(f"not a METRICS.md metric key: {value!r}")
+    return value
+
+
+class VariantDoc(Strict):
+    key: str
+    weight: float = Field(default=1.0, gt=0, le=1000)
+    dm: Text | None = None
+
+    _key = field_validator("key")(_doc_key)
+
+
+class ExperimentDoc(Strict):
+    kind: Literal["experiment"]
+    key: str
+    title: Text | None = None
+    varies: Literal["welcome_dm"]
+    variants: list[VariantDoc] = Field(min_length=2, max_length=10)
+    primary_metric: str = "conversion_rate"
+    guardrails: list[str] = Field(default=[], max_length=10)
+    traffic: float = Field(default=1.0, ge=0, le=1)
+    start: date | None = None
+    stop: date | None = None
+    shipped: str | None = None
+
+    _key = field_validator("key")(_doc_key)
+
+    @field_validator("primary_metric")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        return _metric_key(value)
+
+    @field_validator("guardrails")
+    @classmethod
+    def _metrics(cls, value: list[str]) -> list[str]:
+        return [_metric_key(v) for v in value]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentDoc:
+        keys = [v.key for v in self.variants]
+        if len(set(keys)) != len(keys):
+            raise ValueError("variant keys must differ")
+        if self.shipped is not None and self.shipped not in keys:
+            raise ValueError(f"shipped names no variant (variants: {', '.join(keys)})")
+        if self.start and self.stop and self.stop < self.start:
+            raise ValueError("stop is before start")
+        if self.variants[0].dm is not None:
+            raise ValueError("the first variant is the control: it keeps the welcome's own DM (no dm)")
+        if any(v.dm is None for v in self.variants[1:]):
+            raise ValueError("every variant after the control gives its dm")
+        return self
+
+    def plan(self) -> list[tuple[str, float]]:
+        return [(v.key, v.weight) for v in self.variants]
+
+    def running(self, day: date) -> bool:
+        """Whether members meet it on this local day (started, not stopped, not shipped)."""
+        return (self.shipped is None and (self.start is None or self.start <= day)
+                and (self.stop is None or day <= self.stop) and self.traffic > 0)
+
+    def variant(self, key: str) -> VariantDoc | None:
+        return next((v for v in self.variants if v.key == key), None)
+
+
+@dataclass(frozen=True)
+class ExperimentSource:
+    experiment: ExperimentDoc
+    text: str
+    file: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+def parse_experiments(text: str, file: str = "<text>") -> list[ExperimentSource]:
+    """Every `kind: experiment` document of one YAML text, or PlaybookErrors naming each problem's line."""
+    problems: list[Problem] = []
+    sources: list[ExperimentSource] = []
+    for tree, chunk, first in _documents(text, file):
+        if not (isinstance(tree, dict) and tree.get("kind") == EXPERIMENT_KIND):
+            continue
+        try:
+            doc = ExperimentDoc.model_validate(tree)
+        except ValidationError as exc:
+            problems += validation_problems(exc, tree, file)
+            continue
+        for i, variant in enumerate(doc.variants):
+            for lang in ("zh", "en"):
+                body = getattr(variant.dm, lang) if variant.dm else None
+                if body is not None:
+                    problems += [Problem(file, first + 1, f"variants.{i}.dm.{lang}", m)
+                                 for m in template_problems(body, DM_VARIABLES)]
+        if not problems:
+            sources.append(ExperimentSource(doc, chunk, file))
+    keys = [s.experiment.key for s in sources]
+    problems += [Problem(file, 1, "key", f"experiment {k!r} is defined twice") for i, k in enumerate(keys)
+                 if k in keys[:i]]
+    if problems:
+        raise PlaybookErrors(problems)
+    return sources
