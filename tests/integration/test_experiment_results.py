@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from qunflow.cli.main import app
 from qunflow.services.tokens import create_token
 from qunflow.workspace import Workspace
+from tests.access import log_in
 from tests.conftest import LiveServer
 
 runner = CliRunner()
@@ -196,3 +197,22 @@ def test_the_api_gives_the_cli_json_over_http(workspace: Workspace, tmp_path: Pa
         assert get(reader, f"/api/v1/experiments/{EXP}", since="x").status_code == 400
         assert get(narrowed, f"/api/v1/experiments/{EXP}").status_code == 403
         assert http.get(f"/api/v1/experiments/{EXP}").status_code == 401
+
+
+def test_the_console_page_shows_variants_intervals_verdicts_and_a_conclusion(workspace: Workspace,
+                                                                             tmp_path: Path) -> None:
+    events = build_events(11, {"A": 0.3, "B": 0.3}, {"A": 7, "B": 3}, 600)  # a 70/30 split: SRM
+    load(workspace, tmp_path, events)
+    report = results_json(workspace)
+    with LiveServer(workspace) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+        log_in(http, workspace, "ana", "analyst")
+        listing = http.get("/console/experiments", params={"lang": "en"})
+        assert listing.status_code == 200 and f"/console/experiments/{EXP}?lang=en" in listing.text
+        page = http.get(f"/console/experiments/{EXP}", params={"lang": "en", "as_of": AS_OF.isoformat()})
+        assert page.status_code == 200
+        assert "Cannot be trusted" in page.text and "cannot be trusted" in page.text and "mismatch" in page.text
+        assert f"{report['variants'][1]['members']:,}" in page.text
+        chinese = http.get(f"/console/experiments/{EXP}", params={"lang": "zh", "as_of": AS_OF.isoformat()})
+        assert "结果不可信" in chinese.text and "胜过对照组的概率" in chinese.text
+        assert http.get("/console/experiments/nope", params={"lang": "en"}).status_code == 404
+        assert http.get(f"/console/experiments/{EXP}", params={"as_of": "soon"}).status_code == 400
