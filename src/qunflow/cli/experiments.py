@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from qunflow.cli.common import WorkspaceOption, console, fail, workspace
@@ -63,12 +64,13 @@ def results_(
     if format_ == "json":
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return
-    _print_report(report)
+    print_report(report)
 
 
-def _print_report(report: dict[str, Any]) -> None:
+def print_report(report: dict[str, Any], out: Console | None = None) -> None:
     from qunflow.services.experiments import conclusion
 
+    out = out or console
     table = Table("variant", "members", "mature", "converted", "M5", "diff", "95% CI", "p", "P(beat control)",
                   title=f"{report['experiment']} as of {report['as_of']} (control: {report['control']})")
     by_variant = {c["variant"]: c for c in report["comparisons"]}
@@ -79,10 +81,10 @@ def _print_report(report: dict[str, Any]) -> None:
                       _pct(c["diff"]) if c else "control",
                       f"[{_pct(c['ci_low'])}, {_pct(c['ci_high'])}]" if c else "",
                       _num(c["p_value"]) if c else "", _pct(c["chance_to_beat_control"]) if c else "")
-    console.print(table)
-    console.print(f"SRM p-value: {_num(report['srm_p_value'], 6)}"
-                  + (" — SAMPLE RATIO MISMATCH" if report["srm_flagged"] else ""))
-    console.print(conclusion(report, "en"))
+    out.print(table)
+    out.print(f"SRM p-value: {_num(report['srm_p_value'], 6)}"
+              + (" — SAMPLE RATIO MISMATCH" if report["srm_flagged"] else ""), highlight=False)
+    out.print(conclusion(report, "en"), highlight=False)
 
 
 def register(app: typer.Typer) -> None:
