@@ -88,3 +88,18 @@ def test_a_bad_document_is_refused_with_its_line(workspace: Workspace, tmp_path:
         apply_playbooks(workspace, [write(tmp_path, "bad.yaml", text)])
     with pytest.raises(Exception, match="no experiment"):
         experiment_results(workspace, "welcome-copy")
+
+
+def test_the_demo_runs_the_welcome_experiment_and_reports_it(workspace: Workspace) -> None:
+    from qunflow.sim.demo import DEMO_EXPERIMENT_KEY, Simulation
+
+    simulation = Simulation(workspace, days=7, seed=7, automate=True)
+    simulation.run(lambda _day: None)
+    report = experiment_results(workspace, DEMO_EXPERIMENT_KEY, as_of=simulation.end)
+    assert [v["variant"] for v in report["variants"]] == ["control", "checkin_first"]
+    with workspace.engine.connect() as conn:
+        exposed = conn.execute(select(events.c.member_id, events.c.variant).where(
+            events.c.type == "experiment_exposure", events.c.experiment == DEMO_EXPERIMENT_KEY)).all()
+    assert sum(v["members"] for v in report["variants"]) == len(exposed) > 20
+    assert all(assign(DEMO_EXPERIMENT_KEY, m, [("control", 1.0), ("checkin_first", 1.0)]) == v for m, v in exposed)
+    assert report["verdict"] == "not_enough_data"  # 7 days: nobody's 30-day window has closed
