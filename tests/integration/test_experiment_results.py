@@ -16,6 +16,8 @@ from scipy import integrate, stats
 from typer.testing import CliRunner
 
 from qunflow.cli.main import app
+from qunflow.services.experiments import experiment_results
+from qunflow.services.ingest import ingest_batch
 from qunflow.services.tokens import create_token
 from qunflow.workspace import Workspace
 from tests.access import log_in
@@ -216,3 +218,21 @@ def test_the_console_page_shows_variants_intervals_verdicts_and_a_conclusion(wor
         assert "结果不可信" in chinese.text and "胜过对照组的概率" in chinese.text
         assert http.get("/console/experiments/nope", params={"lang": "en"}).status_code == 404
         assert http.get(f"/console/experiments/{EXP}", params={"as_of": "soon"}).status_code == 400
+
+
+def test_embedded_clickhouse_gives_the_same_json(tmp_path: Path) -> None:
+    pytest.importorskip("chdb", reason="the ClickHouse engine test needs chdb: pip install -e '.[test]'")
+    from qunflow.workspace import init_workspace
+
+    events = build_events(13, {"A": 0.2, "B": 0.3}, {"A": 1, "B": 1}, 400)
+    outs = []
+    for name in ("duckdb", "chdb"):
+        ws = init_workspace(tmp_path / name)
+        ws.settings.analytics_engine = name
+        try:
+            assert not ingest_batch(ws.engine, events).errors
+            outs.append(experiment_results(ws, EXP, as_of=AS_OF))
+        finally:
+            ws.close()
+    assert_matches(outs[1], outs[0])
+    assert_matches(outs[0], reference(events))

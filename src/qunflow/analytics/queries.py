@@ -289,7 +289,8 @@ def render(template: str, by: str, filters: dict[str, str] | None = None, experi
 # Experiment results (docs/experiments.md): M5 and M6 per variant with the first exposure in place of the
 # join. Every exposed person counts in `members`; maturity is exposure + 30 days by the end of the as-of
 # day; a conversion counts at or after the exposure and less than 30 x 24 h after it. Sums of squares
-# feed Welch's test on revenue per mature member.
+# feed Welch's test on revenue per mature member. Output names differ from the column names they count:
+# ClickHouse resolves an alias anywhere in the query, so `count(...) AS mature` would shadow `mature`.
 EXPERIMENT_RESULTS = """
 WITH ev AS @NOT_MATERIALIZED() (
     SELECT seq, type, ts, member_id, visitor_id, amount, experiment, variant FROM events WHERE ts < $cutoff
@@ -305,15 +306,16 @@ conversions AS (
     GROUP BY x.person
 ),
 facts AS (
-    SELECT x.variant AS variant, x.exposed_ts + INTERVAL 30 DAY <= $cutoff AS mature,
-           coalesce(v.n, 0) > 0 AS conv, coalesce(v.revenue, 0) AS revenue
+    SELECT x.variant AS arm, x.exposed_ts + INTERVAL 30 DAY <= $cutoff AS is_mature,
+           coalesce(v.n, 0) > 0 AS is_converted, coalesce(v.revenue, 0) AS member_revenue
     FROM exposure x LEFT JOIN conversions v ON v.person = x.person
 )
-SELECT variant, count(*) AS members, count(*) FILTER (WHERE mature) AS mature,
-       count(*) FILTER (WHERE conv) AS converted, count(*) FILTER (WHERE mature AND conv) AS converted_mature,
-       coalesce(sum(revenue) FILTER (WHERE mature), 0) AS revenue,
-       coalesce(sum(revenue * revenue) FILTER (WHERE mature), 0) AS revenue_sq
-FROM facts GROUP BY variant ORDER BY variant
+SELECT arm AS variant, count(*) AS members, count(*) FILTER (WHERE is_mature) AS mature,
+       count(*) FILTER (WHERE is_converted) AS converted,
+       count(*) FILTER (WHERE is_mature AND is_converted) AS converted_mature,
+       coalesce(sum(member_revenue) FILTER (WHERE is_mature), 0) AS revenue,
+       coalesce(sum(member_revenue * member_revenue) FILTER (WHERE is_mature), 0) AS revenue_sq
+FROM facts GROUP BY arm ORDER BY arm
 """
 
 # Experiments known from the event log: exposures and first/last exposure time.
