@@ -15,7 +15,7 @@ from qunflow.services.experiments import experiment_results
 from qunflow.services.metrics import metrics_report
 from qunflow.web.auth import narrow_group, scope
 from qunflow.web.deps import workspace_of
-from qunflow.web.openapi import API_ERRORS, Day
+from qunflow.web.openapi import API_ERRORS, Day, errors
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
@@ -51,7 +51,7 @@ async def get_metrics(request: Request, who: Annotated[Principal, Depends(scope(
         as_of=parse_day(as_of, "as_of"), by=by, filters=filters, experiment=experiment)
 
 
-@router.get("/experiments/{name}", summary="Results of one experiment", responses=API_ERRORS,
+@router.get("/experiments/{name}", summary="Results of one experiment", responses={**API_ERRORS, **errors(404)},
             description="The same JSON as `qunflow experiments results NAME --format json` (docs/experiments.md): "
                         "per variant the exposed, mature and converted members and M5 with the first exposure "
                         "in place of the join; against the control the difference, its 95% interval, the "
