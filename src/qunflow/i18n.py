@@ -522,3 +522,60 @@ TEXTS.update({
     "results_no_task": {"en": "This send went out at once: there is no staff-confirmed task to follow.",
                         "zh": "这条消息是直接发出的，没有需要成员确认的群发任务可查。"},
 })
+
+# Experiments (docs/experiments.md): the plain-words conclusion under the results.
+TEXTS.update({
+    "xp_srm": {"en": "The split does not match the planned weights (SRM p = {p}): something in assignment or "
+                     "logging is broken, so this result cannot be trusted. Fix the cause before reading it.",
+               "zh": "实际分流比例与计划权重不符(SRM p = {p}):分组或埋点可能有问题,此结果不可信。请先排查原因。"},
+    "xp_not_enough": {"en": "Not enough data yet: every variant needs {need} mature members (the fewest has "
+                            "{have}). Keep it running; do not decide on the numbers so far.",
+                      "zh": "数据还不够:每个组需要 {need} 个成熟成员(最少的一组只有 {have} 个)。请继续运行,"
+                            "不要根据目前的数字做决定。"},
+    "xp_winner": {"en": "{variant} converts better than {control}: {diff} points ({ci}), p = {p}, "
+                        "chance to beat the control {chance}. Ship it.",
+                  "zh": "{variant} 的转化优于 {control}:高 {diff} 个百分点({ci}),p = {p},"
+                        "胜过对照组的概率 {chance}。可以上线。"},
+    "xp_loser": {"en": "No variant beats {control}, and at least one converts worse. Keep {control}.",
+                 "zh": "没有任何组胜过 {control},且至少一组转化更差。保留 {control}。"},
+    "xp_no_difference": {"en": "No significant difference from {control} at this sample size; a real effect "
+                               "smaller than the interval's width may still exist.",
+                         "zh": "在当前样本量下与 {control} 没有显著差异;小于置信区间宽度的真实差异仍可能存在。"},
+})
+
+TEXTS.update({
+    "xp_title": {"en": "Experiments", "zh": "实验"},
+    "xp_intro": {"en": "A/B tests from experiment_exposure events: welcome texts run by qunflow, or variants your "
+                       "shop or app assigns itself.",
+                 "zh": "来自 experiment_exposure 事件的 A/B 实验:qunflow 运行的欢迎语实验,或商城/App 自行分组的实验。"},
+    "xp_none": {"en": "No experiments yet.", "zh": "还没有实验。"},
+    "xp_name": {"en": "Experiment", "zh": "实验"},
+    "xp_exposures": {"en": "Exposures", "zh": "曝光数"},
+    "xp_variants": {"en": "Variants", "zh": "组数"},
+    "xp_last": {"en": "Last exposure (UTC)", "zh": "最近曝光(UTC)"},
+    "xp_as_of": {"en": "as of", "zh": "截至"},
+    "xp_variant": {"en": "Variant", "zh": "组"},
+    "xp_control": {"en": "control", "zh": "对照组"},
+    "xp_members": {"en": "Exposed", "zh": "曝光成员"},
+    "xp_mature": {"en": "Mature (30 d)", "zh": "满 30 天"},
+    "xp_converted": {"en": "Converted", "zh": "已转化"},
+    "xp_diff": {"en": "Diff. vs control", "zh": "与对照组之差"},
+    "xp_chance": {"en": "Chance to beat control", "zh": "胜过对照组的概率"},
+    "xp_srm_label": {"en": "Sample-ratio check (p)", "zh": "样本比例检验(p)"},
+    "xp_srm_flag": {"en": "mismatch", "zh": "比例失衡"},
+    "xp_enough_yes": {"en": "Enough data", "zh": "数据充足"},
+    "xp_enough_no": {"en": "Not enough data", "zh": "数据不足"},
+    "xp_min_mature": {"en": "needs {n} mature members per variant", "zh": "每组需要 {n} 个成熟成员"},
+    "xp_sample_size": {"en": "per variant to detect a {mde} relative change",
+                       "zh": "每组样本量(检测 {mde} 的相对变化)"},
+    "xp_verdict_srm": {"en": "Cannot be trusted", "zh": "结果不可信"},
+    "xp_verdict_not_enough_data": {"en": "Keep running", "zh": "继续运行"},
+    "xp_verdict_winner": {"en": "Winner", "zh": "有胜出组"},
+    "xp_verdict_loser": {"en": "Keep the control", "zh": "保留对照组"},
+    "xp_verdict_no_difference": {"en": "No clear difference", "zh": "无明显差异"},
+    "xp_horizon_note": {"en": "Fixed horizon: read the result once every variant has reached the planned number of "
+                              "mature members; looking earlier and stopping at the first low p-value inflates false "
+                              "wins. Until then the verdict stays \"keep running\".",
+                        "zh": "固定样本量:每组都达到计划的成熟成员数后再读结果;提前偷看并在 p 值第一次变小时就停止,"
+                              "会放大假阳性。在此之前结论一直是「继续运行」。"},
+})

@@ -91,6 +91,10 @@ class Settings(EnvFirstSettings):
     timezone: str = "Asia/Shanghai"
     engagement_types: list[str] = Field(default_factory=lambda: list(DEFAULT_ENGAGEMENT))
     conversion_types: list[str] = Field(default_factory=lambda: list(DEFAULT_CONVERSION))
+    # Experiments (docs/experiments.md): below this many mature members in any variant the verdict is
+    # "not enough data"; the sample-size estimate is for this relative minimum detectable effect.
+    experiment_min_mature: int = Field(100, ge=1, le=10_000_000)
+    experiment_mde: float = Field(0.1, gt=0, le=10)
     public_url: str = "http://127.0.0.1:8000"
     # Other host names this install answers for (besides public_url's, localhost and 127.0.0.1): a request
     # naming any other Host is refused (DNS rebinding), see docs/access.md.

@@ -91,6 +91,7 @@ def test_each_role_opens_only_its_pages(world) -> None:  # type: ignore[no-untyp
         "/console/rewards": {"owner", "operator"},
         "/console/playbooks": {"owner", "operator"},
         "/console/meetups": {"owner", "operator"},
+        "/console/experiments": {"owner", "operator", "analyst"},
         "/console/automation/dead": {"owner", "operator"},
         "/console/sends": {"owner", "operator"},
         "/console/sandbox": {"owner", "operator"},

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from qunflow.connectors import sandbox_tables
 from qunflow.i18n import TEXTS
 from qunflow.services.catalog import add_entry_point, list_entry_points, list_groups
+from qunflow.services.ingest import ingest_batch
 from qunflow.services.meetups import add_meetup
 from qunflow.services.privacy import member_link_token
 from qunflow.services.referrals import referral_code
@@ -73,8 +74,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                                .order_by(members.c.id)).scalars().first() or member
         add_to_waitlist(conn, waiting, None, "core", ws.clock())
         send_id = conn.execute(select(deliveries.c.id).order_by(deliveries.c.id)).scalars().first()
+    exposures = [{"event_id": f"layout-xp-{i}", "type": "experiment_exposure", "ts": ws.clock().isoformat() + "Z",
+                  "member_id": f"layout-m{i}", "experiment": "layout-xp", "variant": "ab"[i % 2]} for i in range(20)]
+    assert not ingest_batch(ws.engine, exposures).errors
     samples = {"{code}": gated, "{member_id}": member, "{token}": member_link_token(ws, member), "{task}": "profile",
-               "{key}": meetup, "{send_id}": str(send_id)}
+               "{key}": meetup, "{send_id}": str(send_id), "{experiment}": "layout-xp"}
     overrides = {"/r/{code}": {"{code}": referral}, "/sandbox/invite/{token}": {"{token}": invite},
                  "/console/gates/{key}": {"{key}": "seed"}, "/w/{token}": {"{token}": member_link_token(ws, waiting)}}
     with LiveServer(ws) as server:

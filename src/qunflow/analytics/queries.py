@@ -36,7 +36,7 @@ cohort AS (
 )
 """
 
-EXPOSURE = """,
+EXPOSURE_FIRST = """
 exposure AS (  -- a person's first exposure to the experiment, with its variant
     SELECT coalesce(e.member_id, l.member_id, 'visitor:' || e.visitor_id) AS person,
            e.ts AS exposed_ts, e.variant AS variant
@@ -44,7 +44,8 @@ exposure AS (  -- a person's first exposure to the experiment, with its variant
     WHERE e.type = 'experiment_exposure' AND e.experiment = $experiment
     QUALIFY row_number() OVER (
         PARTITION BY coalesce(e.member_id, l.member_id, 'visitor:' || e.visitor_id) ORDER BY e.ts, e.seq) = 1
-),
+)"""
+EXPOSURE = "," + EXPOSURE_FIRST + """,
 behaviour AS (  -- exposed members' events at or after their exposure
     SELECT e.* FROM ev e JOIN exposure xp ON xp.person = e.member_id WHERE e.ts >= xp.exposed_ts
 )"""
@@ -283,3 +284,43 @@ def render(template: str, by: str, filters: dict[str, str] | None = None, experi
     for placeholder, text in pieces.items():  # in order: the exposure CTE goes in before the rest is filled
         template = template.replace(placeholder, text)
     return template
+
+
+# Experiment results (docs/experiments.md): M5 and M6 per variant with the first exposure in place of the
+# join. Every exposed person counts in `members`; maturity is exposure + 30 days by the end of the as-of
+# day; a conversion counts at or after the exposure and less than 30 x 24 h after it. Sums of squares
+# feed Welch's test on revenue per mature member. Output names differ from the column names they count:
+# ClickHouse resolves an alias anywhere in the query, so `count(...) AS mature` would shadow `mature`.
+EXPERIMENT_RESULTS = """
+WITH ev AS @NOT_MATERIALIZED() (
+    SELECT seq, type, ts, member_id, visitor_id, amount, experiment, variant FROM events WHERE ts < $cutoff
+),
+links AS (
+    SELECT visitor_id, member_id FROM ev WHERE visitor_id IS NOT NULL AND member_id IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY visitor_id ORDER BY ts, seq) = 1
+),""" + EXPOSURE_FIRST + """,
+conversions AS (
+    SELECT x.person AS person, count(*) AS n, sum(CAST(coalesce(e.amount, 0) AS DOUBLE)) AS revenue
+    FROM exposure x JOIN ev e ON e.member_id = x.person
+    WHERE @IN_LIST(e.type, conversion) AND e.ts >= x.exposed_ts AND e.ts < x.exposed_ts + INTERVAL 30 DAY
+    GROUP BY x.person
+),
+facts AS (
+    SELECT x.variant AS arm, x.exposed_ts + INTERVAL 30 DAY <= $cutoff AS is_mature,
+           coalesce(v.n, 0) > 0 AS is_converted, coalesce(v.revenue, 0) AS member_revenue
+    FROM exposure x LEFT JOIN conversions v ON v.person = x.person
+)
+SELECT arm AS variant, count(*) AS members, count(*) FILTER (WHERE is_mature) AS mature,
+       count(*) FILTER (WHERE is_converted) AS converted,
+       count(*) FILTER (WHERE is_mature AND is_converted) AS converted_mature,
+       coalesce(sum(member_revenue) FILTER (WHERE is_mature), 0) AS revenue,
+       coalesce(sum(member_revenue * member_revenue) FILTER (WHERE is_mature), 0) AS revenue_sq
+FROM facts GROUP BY arm ORDER BY arm
+"""
+
+# Experiments known from the event log: exposures and first/last exposure time.
+EXPERIMENT_LIST = """
+SELECT experiment, count(*) AS exposures, count(DISTINCT variant) AS variants, min(ts) AS first_ts, max(ts) AS last_ts
+FROM events WHERE type = 'experiment_exposure' AND experiment IS NOT NULL
+GROUP BY experiment ORDER BY experiment
+"""

@@ -18,13 +18,14 @@ playbook_app = typer.Typer(help="Playbooks: what runs for members and groups, an
 automation_app = typer.Typer(help="The automation worker and its dead letters.", no_args_is_help=True)
 
 
-def apply(files: Annotated[list[Path] | None, typer.Argument(help="Playbook and keyword rule YAML files.")] = None,
+def apply(files: Annotated[list[Path] | None, typer.Argument(help="Playbook, keyword rule, experiment files.")] = None,
           shipped: Annotated[bool, typer.Option("--shipped", help="Also apply the playbooks qunflow ships "
                                                 "(S1 welcome, S2 warm-up, S4 small event, content calendar, "
                                                 "keyword rules, S3 referral rewards).")] = False,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and show the changes only.")] = False,
           workspace_dir: WorkspaceOption = None) -> None:
-    """Validate playbook and keyword rule files; store a new version of each one that changed (all or nothing)."""
+    """Validate playbook, keyword rule and experiment files; store a new version of each one that changed
+    (all or nothing)."""
     from qunflow.services.playbooks import apply_playbooks, shipped_files
 
     paths = [*(files or []), *(shipped_files() if shipped else [])]
@@ -32,7 +33,7 @@ def apply(files: Annotated[list[Path] | None, typer.Argument(help="Playbook and 
         fail("name playbook files to apply, or --shipped")
     changes = apply_playbooks(workspace(workspace_dir), paths, dry_run=dry_run)
     for change in changes:
-        name = {"playbook": "", "welcome": "welcome ", "rewards": "reward program "}.get(
+        name = {"playbook": "", "welcome": "welcome ", "rewards": "reward program ", "experiment": "experiment "}.get(
             change.kind, "keyword rules ") + change.key
         console.print(f"{name}: {change.status}, version {change.version}", highlight=False)
         if change.diff:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,7 +32,7 @@ def demo(
     from qunflow.services.tokens import create_token
     from qunflow.services.users import add_user
     from qunflow.sim.demo import Simulation
-    from qunflow.sim.report import print_automation, print_headline
+    from qunflow.sim.report import print_automation, print_experiment, print_headline
     from qunflow.workspace import init_workspace, open_workspace
 
     if not 7 <= days <= 120:
@@ -74,6 +75,8 @@ def demo(
     if automate:
         print_automation(ws, stats)
     print_headline(ws, simulation.start, simulation.end)
+    if automate:  # the S1 welcome-text experiment the demo ran (docs/experiments.md)
+        print_experiment(ws, simulation.end - timedelta(days=1))
     token = create_token(ws.engine, "demo", sorted(TOKEN_SCOPES))
     password = secrets.token_urlsafe(12)
     add_user(ws.engine, "demo", "owner", password)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
+from qunflow.domain.experiments import ExperimentSource, parse_experiments
 from qunflow.domain.keyword_files import RuleSetSource, parse_rule_sets
 from qunflow.domain.playbooks import Playbook, PlaybookErrors, Source, parse_playbooks
 from qunflow.domain.rewards import ProgramSource, parse_programs
@@ -45,6 +46,7 @@ class Documents:
     rule_sets: list[RuleSetSource] = field(default_factory=list)
     programs: list[ProgramSource] = field(default_factory=list)
     welcomes: list[WelcomeSource] = field(default_factory=list)
+    experiments: list[ExperimentSource] = field(default_factory=list)
 
 
 def _collect(parse: Callable[[str, str], list[T]], text: str, path: Path, problems: list[str]) -> list[T]:
@@ -77,9 +79,11 @@ def read_files(paths: list[Path]) -> Documents:
         found.rule_sets += _collect(parse_rule_sets, text, path, problems)
         found.programs += _collect(parse_programs, text, path, problems)
         found.welcomes += _collect(parse_welcomes, text, path, problems)
+        found.experiments += _collect(parse_experiments, text, path, problems)
     problems += _defined_twice("playbook", [(s.playbook.key, s.file) for s in found.playbooks])
     problems += _defined_twice("keyword rule set", [(s.rule_set.key, s.file) for s in found.rule_sets])
     problems += _defined_twice("reward program", [(s.program.key, s.file) for s in found.programs])
+    problems += _defined_twice("experiment", [(s.experiment.key, s.file) for s in found.experiments])
     problems += _defined_twice("the welcome (kind: welcome)", [(WELCOME_KEY, s.file) for s in found.welcomes])
     problems += [f"{s.file}: key: {WELCOME_KEY!r} is the welcome's name (kind: welcome); give the playbook another"
                  for s in found.playbooks if s.playbook.key == WELCOME_KEY]
@@ -91,6 +95,7 @@ def read_files(paths: list[Path]) -> Documents:
 def apply_playbooks(ws: Workspace, paths: list[Path], *, dry_run: bool = False) -> list[Change]:
     """Store a new version of each playbook, keyword rule set and reward program whose text changed,
     all in one transaction."""
+    from qunflow.services.experiments import apply_experiments
     from qunflow.services.keyword_rules import apply_rule_sets
     from qunflow.services.rewards import apply_programs
     from qunflow.services.welcome_docs import apply_welcomes
@@ -107,6 +112,7 @@ def apply_playbooks(ws: Workspace, paths: list[Path], *, dry_run: bool = False) 
         changes.extend(apply_rule_sets(conn, found.rule_sets, now, dry_run=dry_run))
         changes.extend(apply_programs(conn, found.programs, now, dry_run=dry_run))
         changes.extend(apply_welcomes(conn, found.welcomes, now, dry_run=dry_run))
+        changes.extend(apply_experiments(conn, found.experiments, now, dry_run=dry_run))
     if not dry_run and any(c.kind == "welcome" and c.status != "unchanged" for c in changes):
         from qunflow.services.group_welcome import sync_quietly
 

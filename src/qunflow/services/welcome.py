@@ -21,6 +21,7 @@ from qunflow.domain.welcome import TASK_KEYS, Welcome, pick_language
 from qunflow.engine import outbox
 from qunflow.errors import InvalidInput
 from qunflow.services.consent import asked_before, welcome_consent_ask
+from qunflow.services.experiments import exposure_event, welcome_variant
 from qunflow.services.join import group_row, known_request, member_of_user
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.services.tasks import complete_in
@@ -119,6 +120,7 @@ def welcome(ws: Workspace, member_id: str, arrival: Arrival, *,
     with ws.engine.connect() as conn:
         member = conn.execute(_TO_WELCOME, {"member_id": member_id}).one()
         version, config = active_welcome(conn)
+        experiment = welcome_variant(ws, conn, member_id)
     language = pick_language(member.locale)
     profile = unseal(ws, member.profile)
     token = member_link_token(ws, member_id)
@@ -127,6 +129,16 @@ def welcome(ws: Workspace, member_id: str, arrival: Arrival, *,
     tier = member.tier or (group.tier if group is not None else "newbie")
     group_key = group.key if group is not None else None
     variant, dm = config.dm_for(tier, member.entry_point)
+    tested: dict[str, str] = {}
+    if experiment is not None and variant == "default":  # a tier's or entry point's own DM is not tested
+        doc, arm = experiment
+        chosen = doc.variant(arm)
+        if chosen is not None and chosen.dm is not None:  # the control keeps the welcome's own DM
+            dm = chosen.dm
+        tested = {"experiment": doc.key, "experiment_variant": arm}
+        if doc.shipped is None:  # the member meets the varied text now: their exposure (once, by event id)
+            with ws.engine.begin() as conn:
+                append_events(conn, [exposure_event(doc, arm, member_id, ws.clock())])
     text = render_template({"zh": dm.zh, "en": dm.en}, {
         "name": profile.get("name") or arrival.display_name,
         "profile_link": f"{base}/m/{token}/task/profile",
@@ -141,7 +153,8 @@ def welcome(ws: Workspace, member_id: str, arrival: Arrival, *,
         text=text, private=True, member_id=member_id, context=arrival.context, expires_at=arrival.expires_at,
         on_sent={"event_id": f"ws-{member_id}", "type": "welcome_sent", "member_id": member_id, "group": group_key,
                  "since": arrival.at.isoformat(),
-                 "properties": {"welcome_version": version or 0, "variant": variant}}), wait_up_to=wait_up_to,
+                 "properties": {"welcome_version": version or 0, "variant": variant, **tested}}),
+        wait_up_to=wait_up_to,
         with_record=tasks.write)  # one commit before the call: the send and the tasks it names
     return config, language
 

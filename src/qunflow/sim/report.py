@@ -61,3 +61,17 @@ def print_headline(ws: Workspace, start: date, end: date, console: Console | Non
             cells.append(fmt_percent(value, "en") if kind == "%" else fmt_number(value, "en"))
         table.add_row(*cells)
     console.print(table)
+
+
+def print_experiment(ws: Workspace, as_of: date, console: Console | None = None) -> None:
+    """The demo's welcome-text experiment as `qunflow experiments results` shows it."""
+    from qunflow.cli.experiments import print_report
+    from qunflow.errors import NotFound
+    from qunflow.services.experiments import experiment_results
+    from qunflow.sim.demo import DEMO_EXPERIMENT_KEY
+
+    try:
+        report = experiment_results(ws, DEMO_EXPERIMENT_KEY, as_of=as_of)
+    except NotFound:
+        return
+    print_report(report, console)

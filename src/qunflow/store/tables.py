@@ -516,6 +516,26 @@ reward_budgets = Table(  # money committed per scope ("program:<key>", "rule:<ke
 
 # --- keyword rules (issue 4, P7): rule sets versioned like playbooks; staff alerts waiting for the webhook ---
 
+experiments = Table(  # applied `kind: experiment` documents (domain/experiments.py), versioned like playbooks
+    "experiments", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+experiment_versions = Table(
+    "experiment_versions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("file", String(500), nullable=False),
+    Column("applied_at", DateTime, nullable=False),
+    UniqueConstraint("key", "version", name="uq_experiment_versions_key_version"),
+)
+
 keyword_rule_sets = Table(
     "keyword_rule_sets", metadata,
     Column("key", String(64), primary_key=True),

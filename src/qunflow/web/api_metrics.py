@@ -1,20 +1,21 @@
-"""JSON API v1: metrics with the same parameters as `qunflow metrics`."""
+"""JSON API v1: metrics with the same parameters as `qunflow metrics`, and experiment results."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from qunflow.domain.access import Principal
 from qunflow.domain.metrics import DIMENSIONS, FILTERS
 from qunflow.domain.schedule import parse_day
-from qunflow.errors import InvalidInput
+from qunflow.errors import Forbidden, InvalidInput
+from qunflow.services.experiments import experiment_results
 from qunflow.services.metrics import metrics_report
 from qunflow.web.auth import narrow_group, scope
 from qunflow.web.deps import workspace_of
-from qunflow.web.openapi import API_ERRORS, Day
+from qunflow.web.openapi import API_ERRORS, Day, errors
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
@@ -48,3 +49,20 @@ async def get_metrics(request: Request, who: Annotated[Principal, Depends(scope(
     return await run_in_threadpool(
         metrics_report, workspace_of(request), start=parse_day(from_, "from"), end=parse_day(to, "to"),
         as_of=parse_day(as_of, "as_of"), by=by, filters=filters, experiment=experiment)
+
+
+@router.get("/experiments/{name}", summary="Results of one experiment", responses={**API_ERRORS, **errors(404)},
+            description="The same JSON as `qunflow experiments results NAME --format json` (docs/experiments.md): "
+                        "per variant the exposed, mature and converted members and M5 with the first exposure "
+                        "in place of the join; against the control the difference, its 95% interval, the "
+                        "p-value and the chance to beat the control; the SRM and data verdicts. as_of: "
+                        "YYYY-MM-DD in the reporting time zone (default today). Unknown parameters are refused.")
+async def get_experiment(request: Request, who: Annotated[Principal, Depends(scope("metrics:read"))],
+                         name: Annotated[str, Path(max_length=200)], as_of: Day = None) -> dict[str, Any]:
+    unknown = set(request.query_params) - {"as_of"}
+    if unknown:
+        raise InvalidInput(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    if who.groups is not None:  # exposures span every group: nothing to narrow them to
+        raise Forbidden("experiment results cover every group; ask an owner for access without a group limit")
+    return await run_in_threadpool(experiment_results, workspace_of(request), name,
+                                   as_of=parse_day(as_of, "as_of"))

@@ -115,6 +115,7 @@ def console_routers() -> list[APIRouter]:
         console_admin,
         console_at_risk,
         console_automation,
+        console_experiments,
         console_gates,
         console_meetups,
         console_members,
@@ -125,5 +126,5 @@ def console_routers() -> list[APIRouter]:
     )
 
     return [console.router, console_automation.router, console_rewards.router, console_members.router,
-            console_meetups.router, console_gates.router, console_admin.router, console_sends.router,
-            console_setup.router, console_at_risk.router, console_plan.router]
+            console_meetups.router, console_experiments.router, console_gates.router, console_admin.router,
+            console_sends.router, console_setup.router, console_at_risk.router, console_plan.router]

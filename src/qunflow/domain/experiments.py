@@ -1,0 +1,265 @@
+"""Experiments: sticky assignment and the results contract (docs/experiments.md); no I/O.
+
+Assignment hashes the experiment and the member, so every worker, process and restart gives a member
+the same variant. Two independent hashes: one decides whether the member is in the experiment's
+traffic at all (ramping up only adds members), the other picks the variant by the weights (it never
+depends on the traffic, so a ramp never moves anyone between variants).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from qunflow.domain.playbooks import (
+    PlaybookErrors,
+    Problem,
+    Strict,
+    Text,
+    _documents,
+    template_problems,
+    validation_problems,
+)
+from qunflow.domain.stats import compare_means, compare_proportions, sample_size, srm_flagged, srm_p_value
+from qunflow.domain.welcome import DM_VARIABLES
+
+SCALE = float(1 << 60)
+
+
+def unit_hash(*parts: str) -> float:
+    """A number in [0, 1) from the parts, the same in every process (no Python hash salt)."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()
+    return (int.from_bytes(digest[:8], "big") >> 4) / SCALE
+
+
+def assign(experiment: str, member: str, variants: Sequence[tuple[str, float]], traffic: float = 1.0) -> str | None:
+    """The member's variant, or None when the member is outside the experiment's traffic share."""
+    if unit_hash("traffic", experiment, member) >= traffic:
+        return None
+    total = sum(weight for _, weight in variants)
+    point = unit_hash("variant", experiment, member) * total
+    upto = 0.0
+    for name, weight in variants:
+        upto += weight
+        if point < upto:
+            return name
+    return variants[-1][0]
+
+
+def _ratio(top: float, bottom: float) -> float | None:
+    return top / bottom if bottom else None
+
+
+def results(experiment: str, as_of: date, counts: Mapping[str, Mapping[str, Any]],
+            variants: Sequence[tuple[str, float]] | None, *, min_mature: int, mde: float) -> dict[str, Any]:
+    """The results contract from per-variant sufficient statistics.
+
+    `variants`: the document's variants and weights in order (the first is the control), or None for an
+    experiment known only from events (variants as seen, alphabetically; equal weights).
+    """
+    plan = list(variants) if variants else [(name, 1.0) for name in sorted(counts)]
+    empty = {"members": 0, "mature": 0, "converted": 0, "converted_mature": 0, "revenue": 0.0, "revenue_sq": 0.0}
+    rows = [{**empty, **counts.get(name, {})} for name, _ in plan]
+    out_variants: list[dict[str, Any]] = []
+    for (name, weight), row in zip(plan, rows, strict=True):
+        out_variants.append({
+            "variant": name, "weight": weight, "members": int(row["members"]), "mature": int(row["mature"]),
+            "converted": int(row["converted"]), "converted_mature": int(row["converted_mature"]),
+            "in_progress": int(row["members"]) - int(row["mature"])
+            - (int(row["converted"]) - int(row["converted_mature"])),
+            "conversion_rate": _ratio(int(row["converted_mature"]), int(row["mature"])),
+            "revenue_per_member": _ratio(float(row["revenue"]), int(row["mature"])),
+        })
+    planned = [(v["members"], w) for v, (_, w) in zip(out_variants, plan, strict=True) if w > 0]
+    srm = srm_p_value([m for m, _ in planned], [w for _, w in planned])  # a variant the plan dropped: not in it
+    control = out_variants[0] if out_variants else None
+    comparisons: list[dict[str, Any]] = []
+    mean_comparisons: list[dict[str, Any]] = []
+    for variant, row in zip(out_variants[1:], rows[1:], strict=True):
+        assert control is not None
+        p = compare_proportions(control["converted_mature"], control["mature"],
+                                variant["converted_mature"], variant["mature"])
+        comparisons.append({"variant": variant["variant"], "metric": "conversion_rate", "diff": p.diff,
+                            "ci_low": p.ci_low, "ci_high": p.ci_high, "p_value": p.p_value, "lift": p.lift,
+                            "chance_to_beat_control": p.chance_to_beat_control})
+        c_row = rows[0]
+        m = compare_means(control["mature"], float(c_row["revenue"]), float(c_row["revenue_sq"]),
+                          variant["mature"], float(row["revenue"]), float(row["revenue_sq"]))
+        mean_comparisons.append({"variant": variant["variant"], "metric": "revenue_per_member", "diff": m.diff,
+                                 "ci_low": m.ci_low, "ci_high": m.ci_high, "p_value": m.p_value, "lift": m.lift})
+    enough = bool(out_variants) and all(v["mature"] >= min_mature for v in out_variants)
+    needed = sample_size(control["conversion_rate"], mde) if control else None
+    report = {
+        "experiment": experiment, "as_of": as_of.isoformat(),
+        "control": control["variant"] if control else None,
+        "srm_p_value": srm, "srm_flagged": srm_flagged(srm),
+        "enough_data": enough, "min_mature": min_mature,
+        "mde": mde, "sample_size_per_variant": needed,
+        "variants": out_variants, "comparisons": comparisons, "mean_comparisons": mean_comparisons,
+    }
+    report["verdict"] = verdict(report)
+    return report
+
+
+def verdict(report: Mapping[str, Any]) -> str:
+    """One word for the conclusion: srm, not_enough_data, winner, loser or no_difference.
+
+    Fixed horizon (docs/experiments.md): the decision is read once, when every variant has the planned
+    number of mature members; before that the verdict is not_enough_data whatever the p-values say.
+    """
+    if report["srm_flagged"]:
+        return "srm"
+    if not report["enough_data"]:
+        return "not_enough_data"
+    significant = [c for c in report["comparisons"] if c["p_value"] is not None and c["p_value"] < 0.05]
+    if any(c["diff"] > 0 for c in significant):
+        return "winner"
+    if significant:
+        return "loser"
+    return "no_difference"
+
+
+def best_variant(report: Mapping[str, Any]) -> str | None:
+    """The significant variant with the largest gain over the control (for the conclusion)."""
+    ups = [c for c in report["comparisons"] if c["p_value"] is not None and c["p_value"] < 0.05 and c["diff"] > 0]
+    return max(ups, key=lambda c: c["diff"])["variant"] if ups else None
+
+
+# --- the `kind: experiment` document -------------------------------------------------------------------
+#
+#     kind: experiment
+#     key: welcome-copy
+#     title: {zh: 欢迎语 A/B, en: Welcome copy A/B}
+#     varies: welcome_dm                 # what the variants change (the S1 welcome DM)
+#     variants:                          # the first is the control; it keeps the welcome's own DM
+#       - {key: control, weight: 1}
+#       - {key: short, weight: 1, dm: {zh: "欢迎 {{ name }}!…", en: "Welcome, {{ name }}! …"}}
+#     primary_metric: conversion_rate    # any METRICS.md metric key
+#     guardrails: [retention_d7]
+#     traffic: 1.0                       # share of members in the experiment (ramp up; never re-buckets)
+#     start: 2026-12-01                  # optional: no exposures before (local day)
+#     stop: 2027-01-15                   # optional: none after
+#     shipped: short                     # optional: stopped, everyone gets this variant, no more exposures
+
+EXPERIMENT_KIND = "experiment"
+VARIES = ("welcome_dm",)
+
+
+def _doc_key(value: str) -> str:
+    from qunflow.domain.entry import KEY_PATTERN
+
+    if not KEY_PATTERN.fullmatch(value):
+        raise ValueError("use lower-case letters, digits, '.', '-' or '_' (at most 64)")
+    return value
+
+
+def _metric_key(value: str) -> str:
+    from qunflow.domain.metrics import METRIC_KEYS
+
+    if value not in METRIC_KEYS:
+        raise ValueError(f"not a METRICS.md metric key: {value!r}")
+    return value
+
+
+class VariantDoc(Strict):
+    key: str
+    weight: float = Field(default=1.0, gt=0, le=1000)
+    dm: Text | None = None
+
+    _key = field_validator("key")(_doc_key)
+
+
+class ExperimentDoc(Strict):
+    kind: Literal["experiment"]
+    key: str
+    title: Text | None = None
+    varies: Literal["welcome_dm"]
+    variants: list[VariantDoc] = Field(min_length=2, max_length=10)
+    primary_metric: str = "conversion_rate"
+    guardrails: list[str] = Field(default=[], max_length=10)
+    traffic: float = Field(default=1.0, ge=0, le=1)
+    start: date | None = None
+    stop: date | None = None
+    shipped: str | None = None
+
+    _key = field_validator("key")(_doc_key)
+
+    @field_validator("primary_metric")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        return _metric_key(value)
+
+    @field_validator("guardrails")
+    @classmethod
+    def _metrics(cls, value: list[str]) -> list[str]:
+        return [_metric_key(v) for v in value]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentDoc:
+        keys = [v.key for v in self.variants]
+        if len(set(keys)) != len(keys):
+            raise ValueError("variant keys must differ")
+        if self.shipped is not None and self.shipped not in keys:
+            raise ValueError(f"shipped names no variant (variants: {', '.join(keys)})")
+        if self.start and self.stop and self.stop < self.start:
+            raise ValueError("stop is before start")
+        if self.variants[0].dm is not None:
+            raise ValueError("the first variant is the control: it keeps the welcome's own DM (no dm)")
+        if any(v.dm is None for v in self.variants[1:]):
+            raise ValueError("every variant after the control gives its dm")
+        return self
+
+    def plan(self) -> list[tuple[str, float]]:
+        return [(v.key, v.weight) for v in self.variants]
+
+    def running(self, day: date) -> bool:
+        """Whether members meet it on this local day (started, not stopped, not shipped)."""
+        return (self.shipped is None and (self.start is None or self.start <= day)
+                and (self.stop is None or day <= self.stop) and self.traffic > 0)
+
+    def variant(self, key: str) -> VariantDoc | None:
+        return next((v for v in self.variants if v.key == key), None)
+
+
+@dataclass(frozen=True)
+class ExperimentSource:
+    experiment: ExperimentDoc
+    text: str
+    file: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+def parse_experiments(text: str, file: str = "<text>") -> list[ExperimentSource]:
+    """Every `kind: experiment` document of one YAML text, or PlaybookErrors naming each problem's line."""
+    problems: list[Problem] = []
+    sources: list[ExperimentSource] = []
+    for tree, chunk, first in _documents(text, file):
+        if not (isinstance(tree, dict) and tree.get("kind") == EXPERIMENT_KIND):
+            continue
+        try:
+            doc = ExperimentDoc.model_validate(tree)
+        except ValidationError as exc:
+            problems += validation_problems(exc, tree, file)
+            continue
+        for i, variant in enumerate(doc.variants):
+            for lang in ("zh", "en"):
+                body = getattr(variant.dm, lang) if variant.dm else None
+                if body is not None:
+                    problems += [Problem(file, first + 1, f"variants.{i}.dm.{lang}", m)
+                                 for m in template_problems(body, DM_VARIABLES)]
+        if not problems:
+            sources.append(ExperimentSource(doc, chunk, file))
+    keys = [s.experiment.key for s in sources]
+    problems += [Problem(file, 1, "key", f"experiment {k!r} is defined twice") for i, k in enumerate(keys)
+                 if k in keys[:i]]
+    if problems:
+        raise PlaybookErrors(problems)
+    return sources

@@ -1,0 +1,155 @@
+"""Experiment results and the list of experiments: ship the newest events, count per variant in the
+analytics store, hand the counts to domain/experiments.py (docs/experiments.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from qunflow.analytics.engines import open_engine
+from qunflow.analytics.queries import EXPERIMENT_LIST, EXPERIMENT_RESULTS
+from qunflow.analytics.shipper import ship
+from qunflow.domain.events import Event, parse_event
+from qunflow.domain.experiments import ExperimentDoc, ExperimentSource, assign, parse_experiments, results
+from qunflow.domain.metrics import make_period
+from qunflow.errors import InvalidInput, NotFound
+from qunflow.services.versions import Change, store_version
+from qunflow.store.tables import experiment_versions, experiments
+from qunflow.workspace import Workspace
+
+MAX_NAME = 200
+
+
+def list_experiments(ws: Workspace, *, ship_first: bool = True) -> list[dict[str, Any]]:
+    """Experiments seen in the event log: name, exposures, variants, first and last exposure (UTC)."""
+    if ship_first:
+        ship(ws)
+    with open_engine(ws) as engine:
+        names, rows = engine.query(EXPERIMENT_LIST, {})
+    out = []
+    for values in rows:
+        record = dict(zip(names, values, strict=True))
+        out.append({"experiment": record["experiment"], "exposures": int(record["exposures"]),
+                    "variants": int(record["variants"]),
+                    "first_exposure": _iso(record["first_ts"]), "last_exposure": _iso(record["last_ts"])})
+    return out
+
+
+def _iso(value: Any) -> str | None:
+    return value.replace(tzinfo=None).isoformat() + "Z" if isinstance(value, datetime) else None
+
+
+def experiment_results(ws: Workspace, name: str, *, as_of: date | None = None,
+                       ship_first: bool = True) -> dict[str, Any]:
+    """The results contract of one experiment as of a day (default today in the workspace zone)."""
+    name = (name or "").strip()
+    if not name or len(name) > MAX_NAME:
+        raise InvalidInput(f"an experiment name is 1 to {MAX_NAME} characters")
+    settings = ws.settings
+    today = datetime.now(settings.zone).date()
+    period = make_period(None, None, as_of, settings.zone, today)
+    if ship_first:
+        ship(ws)
+    params = {"cutoff": period.cutoff, "experiment": name, "conversion": settings.conversion_types}
+    with open_engine(ws) as engine:
+        names, rows = engine.query(EXPERIMENT_RESULTS, params)
+    counts = {}
+    for values in rows:
+        record = dict(zip(names, values, strict=True))
+        counts[str(record.pop("variant"))] = record
+    with ws.engine.connect() as conn:
+        doc = document(conn, name)
+    if not counts and doc is None:
+        raise NotFound(f"no experiment {name!r}: no document and no experiment_exposure events for it up to "
+                       f"{period.as_of}")
+    plan = doc.plan() if doc is not None else None
+    if plan is not None:  # exposures to a variant the document no longer names still count, after its own
+        plan += [(extra, 0.0) for extra in sorted(set(counts) - {v for v, _ in plan})]
+    report = results(name, period.as_of, counts, plan, min_mature=settings.experiment_min_mature,
+                     mde=settings.experiment_mde)
+    if doc is not None:
+        report.update({"document": True, "varies": doc.varies, "primary_metric": doc.primary_metric,
+                       "guardrails": doc.guardrails, "traffic": doc.traffic, "shipped": doc.shipped,
+                       "start": doc.start.isoformat() if doc.start else None,
+                       "stop": doc.stop.isoformat() if doc.stop else None})
+    return report
+
+
+def conclusion(report: dict[str, Any], lang: str) -> str:
+    """The verdict in plain words (zh/en)."""
+    from qunflow.domain.experiments import best_variant
+    from qunflow.i18n import t
+
+    code, control = report["verdict"], report["control"]
+    if code == "srm":
+        return t("xp_srm", lang, p=f"{report['srm_p_value']:.2g}")
+    if code == "not_enough_data":
+        have = min(v["mature"] for v in report["variants"])
+        return t("xp_not_enough", lang, need=report["min_mature"], have=have)
+    if code == "winner":
+        best = best_variant(report)
+        c = next(c for c in report["comparisons"] if c["variant"] == best)
+        return t("xp_winner", lang, variant=best, control=control, diff=f"{c['diff'] * 100:+.1f}",
+                 ci=f"{c['ci_low'] * 100:+.1f} … {c['ci_high'] * 100:+.1f}", p=f"{c['p_value']:.3g}",
+                 chance=f"{c['chance_to_beat_control']:.0%}")
+    return t("xp_loser" if code == "loser" else "xp_no_difference", lang, control=control)
+
+
+# --- `kind: experiment` documents ------------------------------------------------------------------------
+
+def apply_experiments(conn: Connection, sources: list[ExperimentSource], now: datetime, *,
+                      dry_run: bool) -> list[Change]:
+    """Store a new version of each experiment document whose text changed (in the caller's transaction)."""
+    return [store_version(conn, experiments, experiment_versions, kind="experiment", key=s.experiment.key,
+                          text=s.text, digest=s.digest, file=s.file, enabled=True, now=now, dry_run=dry_run)
+            for s in sources]
+
+
+@lru_cache(maxsize=256)
+def _parsed(text: str) -> ExperimentDoc:
+    return parse_experiments(text)[0].experiment
+
+
+def documents(conn: Connection) -> list[tuple[int, ExperimentDoc]]:
+    """Every applied experiment in force, with its version, by key."""
+    rows = conn.execute(select(experiments.c.version, experiment_versions.c.source)
+                        .join(experiment_versions, (experiment_versions.c.key == experiments.c.key)
+                              & (experiment_versions.c.version == experiments.c.version))
+                        .where(experiments.c.enabled).order_by(experiments.c.key)).all()
+    return [(row.version, _parsed(row.source)) for row in rows]
+
+
+def document(conn: Connection, key: str) -> ExperimentDoc | None:
+    return next((doc for _, doc in documents(conn) if doc.key == key), None)
+
+
+def welcome_variant(ws: Workspace, conn: Connection, member_id: str) -> tuple[ExperimentDoc, str] | None:
+    """The running welcome experiment and the member's variant in it, or None (not in one, or no experiment).
+
+    A shipped experiment gives every member its winner, with no exposure (nothing is being compared any more).
+    """
+    day = _local_day(ws)
+    for _, doc in documents(conn):
+        if doc.varies != "welcome_dm":
+            continue
+        if doc.shipped is not None:
+            return doc, doc.shipped
+        if doc.running(day):
+            variant = assign(doc.key, member_id, doc.plan(), doc.traffic)
+            if variant is not None:
+                return doc, variant
+    return None
+
+
+def _local_day(ws: Workspace) -> date:
+    return ws.clock().replace(tzinfo=UTC).astimezone(ws.settings.zone).date()
+
+
+def exposure_event(doc: ExperimentDoc, variant: str, member_id: str, at: datetime) -> Event:
+    """The member's exposure: one per member and experiment (the event id makes a second one a no-op)."""
+    return parse_event({"event_id": f"xp-{doc.key}-{member_id}", "type": "experiment_exposure",
+                        "ts": at.replace(tzinfo=UTC).isoformat(), "member_id": member_id,
+                        "experiment": doc.key, "variant": variant})
