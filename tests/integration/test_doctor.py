@@ -116,6 +116,14 @@ def costly(ws: Workspace, tmp_path: Path) -> None:
     assert CliRunner().invoke(app, ["spend", "import", str(spend), "--workspace", str(ws.home)]).exit_code == 0
 
 
+def lopsided_experiment(ws: Workspace, tmp_path: Path) -> None:
+    """700 exposures to A and 300 to B of an experiment known from events (planned: equal)."""
+    when = (ws.clock() - timedelta(days=3)).isoformat() + "Z"
+    rows = [{"event_id": f"x{i}", "type": "experiment_exposure", "ts": when, "member_id": f"e{i}",
+             "experiment": "copy", "variant": "A" if i < 700 else "B"} for i in range(1000)]
+    assert not ingest_batch(ws.engine, rows).errors
+
+
 CASES: list[tuple[str, str, str, Callable[[Workspace, Path], object]]] = [
     ("P1", "channel_without_entry_point", "warning", lambda ws, _p: catalog.add_channel(ws, "wechat", "content")),
     ("P1", "joins_without_channel", "warning",
@@ -132,6 +140,7 @@ CASES: list[tuple[str, str, str, Callable[[Workspace, Path], object]]] = [
     ("P6", "no_orders", "warning", None),  # type: ignore[list-item]  # built by its own test below
     ("P7", "no_keyword_rules", "warning", no_keywords),
     ("P8", "marketing_without_consent", "error", marketing_without_consent),
+    ("P6", "experiment_srm", "error", lopsided_experiment),
 ]
 
 

@@ -31,6 +31,7 @@ CHECKS: dict[str, tuple[str, int]] = {
     "reward_without_budget_cap": ("P5", 4),
     "reward_before_order": ("P5", 4),
     "costly_channel": ("P1", 4),
+    "experiment_srm": ("P6", 4),  # the loop's evidence: a split that does not match its plan cannot be trusted
 }
 
 WELCOME_WINDOW_MS = 3 * 60 * 1000  # SPEC P3: the welcome DM within 3 minutes (the platforms' window)

@@ -1,8 +1,7 @@
 """The pitfall doctor: audit a workspace against SPEC.md's P1-P8 in the seed's set-up order.
 
 Reads the catalog, the applied documents, the event log and the outbox; changes nothing. Each check is a
-small function returning findings; `diagnose` runs them all. TODO(issue 14 §1): "an experiment with SRM" is
-checked once experiments are stored (another branch adds them).
+small function returning findings; `diagnose` runs them all.
 """
 
 from __future__ import annotations
@@ -227,7 +226,25 @@ def diagnose(ws: Workspace, channel_rows: list[dict[str, Any]] | None = None) ->
     with ws.engine.connect() as conn:
         findings = [finding for check in CHECKS for finding in check(conn, now, ws)]
     findings += _costly(ws, now, channel_rows)
+    findings += _experiment_srm(ws)
     return in_order(findings)
+
+
+def _experiment_srm(ws: Workspace) -> list[Finding]:
+    """Experiments whose exposures do not match their planned split (the sample-ratio check): their numbers
+    cannot be trusted until the cause (a broken assignment, a variant that fails to send) is found."""
+    from qunflow.services.experiments import experiment_results, list_experiments
+
+    out = []
+    for item in list_experiments(ws):
+        report = experiment_results(ws, item["experiment"], ship_first=False)
+        if report.get("srm_flagged"):
+            name = item["experiment"]
+            out.append(Finding("experiment_srm", "error",
+                               f"experiment {name}: its exposures do not match the planned split (SRM p = "
+                               f"{report['srm_p_value']:.2g}); its result cannot be trusted",
+                               f"/console/experiments/{name}", {"experiment": name}))
+    return out
 
 
 def doctor_report(ws: Workspace, channel_rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -9,9 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from qunflow.analytics.engines import open_engine
 from qunflow.analytics.queries import EXPERIMENT_LIST, EXPERIMENT_RESULTS
-from qunflow.analytics.shipper import ship
+from qunflow.analytics.shipper import analytics
 from qunflow.domain.events import Event, parse_event
 from qunflow.domain.experiments import ExperimentDoc, ExperimentSource, assign, parse_experiments, results
 from qunflow.domain.metrics import make_period
@@ -25,9 +24,7 @@ MAX_NAME = 200
 
 def list_experiments(ws: Workspace, *, ship_first: bool = True) -> list[dict[str, Any]]:
     """Experiments seen in the event log: name, exposures, variants, first and last exposure (UTC)."""
-    if ship_first:
-        ship(ws)
-    with open_engine(ws) as engine:
+    with analytics(ws, ship_first=ship_first) as engine:
         names, rows = engine.query(EXPERIMENT_LIST, {})
     out = []
     for values in rows:
@@ -51,10 +48,8 @@ def experiment_results(ws: Workspace, name: str, *, as_of: date | None = None,
     settings = ws.settings
     today = datetime.now(settings.zone).date()
     period = make_period(None, None, as_of, settings.zone, today)
-    if ship_first:
-        ship(ws)
     params = {"cutoff": period.cutoff, "experiment": name, "conversion": settings.conversion_types}
-    with open_engine(ws) as engine:
+    with analytics(ws, ship_first=ship_first) as engine:
         names, rows = engine.query(EXPERIMENT_RESULTS, params)
     counts = {}
     for values in rows:
