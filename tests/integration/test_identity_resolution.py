@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from qunflow.domain.access import TOKEN_SCOPES
 from qunflow.services import coupons as ledger
+from qunflow.services.dashboard import build_dashboard
 from qunflow.services.fileimport import import_event_file
 from qunflow.services.metrics import metrics_report
 from qunflow.store.tables import events, member_keys
@@ -94,6 +95,8 @@ def test_orders_named_by_external_id_phone_or_coupon_land_on_their_member(shop: 
     assert keys == {("external_id", "m_a"), ("phone", "m_b")}
     # Revenue by channel: xhs has m_a (100) and m_b (50), douyin m_c (30); the unattributed orders count nowhere.
     assert revenue_by_channel(ws) == {"xhs": (2, 75.0), "douyin": (1, 30.0)}
+    assert build_dashboard(ws, date(2026, 1, 1), date(2026, 1, 31), date(2026, 6, 30)).unattributed_events == 2
+    assert build_dashboard(ws, date(2026, 1, 13), date(2026, 1, 31), date(2026, 6, 30)).unattributed_events == 0
 
 
 def test_member_id_wins_and_a_bad_identity_is_refused_with_its_index(shop: Shop) -> None:
