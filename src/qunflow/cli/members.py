@@ -98,3 +98,50 @@ def erase(member_id: MemberArg = None, phone: PhoneOption = None,
 
 def register(app: typer.Typer) -> None:
     app.add_typer(member_app, name="member")
+
+
+@member_app.command("merges")
+def merges(status: Annotated[str, typer.Option("--status", help="candidate, merged, rejected, undone or all")]
+           = "candidate", workspace_dir: WorkspaceOption = None) -> None:
+    """Pairs of members who may be one person (a shared phone, a shop id), for review; and past decisions."""
+    from qunflow.services.merges import find_candidates, list_merges
+
+    if status not in ("candidate", "merged", "rejected", "undone", "all"):
+        fail("--status is candidate, merged, rejected, undone or all")
+    ws = workspace(workspace_dir)
+    find_candidates(ws)
+    for row in list_merges(ws, None if status == "all" else status):
+        console.print(f"#{row['id']}  {row['keep_id']} <- {row['merged_id']}  ({row['reason']}, {row['status']})",
+                      highlight=False)
+
+
+@member_app.command("merge")
+def merge(keep: Annotated[str, typer.Argument(help="The member that stays.")],
+          merged: Annotated[str, typer.Argument(help="The member folded into it.")],
+          workspace_dir: WorkspaceOption = None) -> None:
+    """Merge two members who are one person: both histories under KEEP; undo with `member unmerge`."""
+    from qunflow.services.merges import merge as do_merge
+
+    done = do_merge(workspace(workspace_dir), keep, merged, actor=cli_actor())
+    console.print(f"merge #{done['id']}: {merged} folded into {keep} ({done['events_moved']} events moved)",
+                  highlight=False)
+
+
+@member_app.command("reject")
+def reject(merge_id: Annotated[int, typer.Argument(help="The candidate's number (member merges).")],
+           workspace_dir: WorkspaceOption = None) -> None:
+    """Reject a merge candidate: they are two people."""
+    from qunflow.services.merges import reject as do_reject
+
+    do_reject(workspace(workspace_dir), merge_id, actor=cli_actor())
+    console.print(f"merge candidate #{merge_id} rejected", highlight=False)
+
+
+@member_app.command("unmerge")
+def unmerge(merge_id: Annotated[int, typer.Argument(help="The merge's number (member merges --status merged).")],
+            workspace_dir: WorkspaceOption = None) -> None:
+    """Undo a merge: everything it moved goes back."""
+    from qunflow.services.merges import undo
+
+    undo(workspace(workspace_dir), merge_id, actor=cli_actor())
+    console.print(f"merge #{merge_id} undone", highlight=False)
