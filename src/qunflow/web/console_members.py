@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from qunflow.errors import Forbidden, InvalidInput
 from qunflow.services.erasure import erase_member
-from qunflow.services.member_records import check_in_groups, find_member, plain
+from qunflow.services.member_records import check_in_groups, find_member, member_record, plain, search_members
 from qunflow.store.consents import consent_records
 from qunflow.store.tables import groups, members
 from qunflow.web.auth import principal_of
@@ -28,14 +28,25 @@ router = APIRouter(prefix="/console/members", include_in_schema=False)
 
 
 def _summary(request: Request, member_id: str) -> dict[str, Any]:
-    """What the page shows: no profile field (an export shows them, on purpose)."""
+    """What the page shows: the member record (services/member_records.member_record); the profile only for
+    a role holding members:read (the page itself needs it)."""
     ws = workspace_of(request)
-    found = check_in_groups(ws, find_member(ws, member_id), principal_of(request).groups)
+    who = principal_of(request)
+    found = check_in_groups(ws, find_member(ws, member_id), who.groups)
+    record = member_record(ws, found, with_profile=who.can("members:read"))
     with ws.engine.connect() as conn:
         row = conn.execute(select(members.c.id, members.c.tier, members.c.locale, members.c.created_at,
                                   members.c.joined_at, groups.c.key.label("group"))
                            .outerjoin(groups, groups.c.id == members.c.group_id).where(members.c.id == found)).one()
-        return {"member": dict(row._mapping), "consents": consent_records(conn, found)}
+        return {"member": dict(row._mapping), "consents": consent_records(conn, found), "record": record}
+
+
+@router.get("", response_class=HTMLResponse)
+async def search_page(request: Request, q: str = "") -> Response:
+    """Search by name, phone number, external id or coupon code."""
+    ws, who = workspace_of(request), principal_of(request)
+    found = await run_in_threadpool(lambda: search_members(ws, q, who.groups)) if q.strip() else None
+    return page(request, "console_members.html", q=q, found=found)
 
 
 @router.get("/{member_id}", response_class=HTMLResponse)
@@ -68,4 +79,4 @@ async def member_erase(request: Request, member_id: str) -> Response:
     if form.get("confirm", "").strip() != found:
         raise InvalidInput(f"type the member id {found} into the box to confirm the erasure")
     report = await run_in_threadpool(erase_member, ws, found, who.actor)
-    return page(request, "console_member.html", member={"id": found}, consents=[], report=report)
+    return page(request, "console_member.html", member={"id": found}, consents=[], report=report, record=None)
