@@ -1,6 +1,7 @@
 """The member record and the member search in a real browser (issue 13), in Chinese and English, at 1366 and
 390 px: search by phone finds the member, the link opens their record with profile, keys, inbox item and
-the timeline with a message count (never the text); nothing overflows the width."""
+the timeline with a message count (never the text); the inbox item names the member, group and tier and
+links to the record; nothing overflows the width."""
 
 from __future__ import annotations
 
@@ -39,3 +40,9 @@ def test_member_search_and_record_in_both_languages_and_widths(workspace: Worksp
                 assert page.is_visible("#erase") and page.is_visible("#export")  # the privacy actions stay
                 page.goto(f"{base}/console/members?lang={lang}&q=nobody-like-this")
                 assert page.is_visible("#no-members")
+                page.goto(f"{base}/console/inbox?lang={lang}")  # the item names the member, group and tier
+                fits(page, width)
+                item = page.inner_text(".inbox-item")
+                assert "王小明" in item and "newbie-1" in item and ("新人群" if lang == "zh" else "newbie") in item
+                page.click(".inbox-item a.member-link")
+                page.wait_for_selector("#timeline")

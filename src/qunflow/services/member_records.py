@@ -286,3 +286,15 @@ def search_members(ws: Workspace, query: str, allowed: frozenset[str] | None = N
                     "group": hit.group_key, "tier": hit.tier, "matched_by": found[hit.id]})
     order = list(found)
     return sorted(out, key=lambda item: order.index(item["member_id"]))[:limit]
+
+
+def member_labels(ws: Workspace, member_ids: list[str], *, with_name: bool) -> dict[str, dict[str, Any]]:
+    """name (only `with_name`), group and tier of each member, for lists such as the inbox (a page at a time)."""
+    ids = sorted({m for m in member_ids if m})
+    if not ids:
+        return {}
+    with ws.engine.connect() as conn:
+        rows = conn.execute(select(members.c.id, members.c.profile, members.c.tier, groups.c.key.label("group_key"))
+                            .outerjoin(groups, groups.c.id == members.c.group_id).where(members.c.id.in_(ids))).all()
+    return {r.id: {"name": unseal(ws, r.profile).get("name") if with_name and r.profile else None,
+                   "group": r.group_key, "tier": r.tier} for r in rows}
