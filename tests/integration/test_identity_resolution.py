@@ -18,6 +18,7 @@ from qunflow.domain.access import TOKEN_SCOPES
 from qunflow.services import coupons as ledger
 from qunflow.services.dashboard import build_dashboard
 from qunflow.services.fileimport import import_event_file
+from qunflow.services.merges import list_merges
 from qunflow.services.metrics import metrics_report
 from qunflow.store.tables import events, member_keys
 from qunflow.workspace import Workspace
@@ -112,6 +113,8 @@ def test_member_id_wins_and_a_bad_identity_is_refused_with_its_index(shop: Shop)
     assert log["o-1"].member_id == "m_b" and set(log) == {"j-m_a", "j-m_b", "o-1"}
     with ws.engine.connect() as conn:  # the first link stays: shop-1 is still m_a's
         assert conn.execute(select(member_keys.c.member_id).where(member_keys.c.key == "shop-1")).scalar() == "m_a"
+    # ... and m_b, named with m_a's shop id, may be the same person: a merge candidate for review.
+    assert [(m["keep_id"], m["merged_id"], m["reason"]) for m in list_merges(ws)] == [("m_a", "m_b", "external_id")]
 
 
 def test_an_import_file_names_members_the_same_way(workspace: Workspace, tmp_path: Any) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 IDENTITY_FIELDS = ("external_id", "phone", "coupon")
@@ -92,3 +93,9 @@ def rewrite(item: Mapping[str, Any], resolution: Resolution, given: Mapping[str,
         tried = next(name for name in IDENTITY_FIELDS if given.get(name))
         out["visitor_id"] = UNATTRIBUTED_PREFIX + tried
     return out
+
+
+def candidate_rows(pairs: list[tuple[str, str, str]], now: datetime) -> list[dict[str, Any]]:
+    """(a, b, reason) as member_merges rows: the earlier-sorting id is kept (the operator may swap)."""
+    return [{"keep_id": min(a, b), "merged_id": max(a, b), "reason": reason, "status": "candidate",
+             "found_at": now} for a, b, reason in pairs if a != b]

@@ -114,8 +114,8 @@ def _import_pending(conn: Connection, ws: Workspace | None, pending: list[tuple[
         resolved = resolve_items(conn, ws, items) if ws is not None else None
         valid, rejected = validate_columns(resolved.items if resolved else items, str_is_reason=False)
         stored = append_columns(conn, valid) if valid.count else 0
-        if resolved and resolved.links:
-            store_links(conn, resolved.links)
+        if resolved and ws is not None:
+            store_links(conn, resolved.links, resolved.candidates, ws.clock())
     reasons = resolved.reasons if resolved else {}
     errors = [{"line": lines[index], "reason": reasons.get(index, reason)} for index, reason in rejected]
     return IngestResult(len(pending), stored, valid.count - stored, errors)

@@ -10,17 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from qunflow.domain.events import parse_event
-from qunflow.domain.identity import IDENTITY_FIELDS, Found, carries_identity, identity_text, resolve, rewrite
+from qunflow.domain.identity import (
+    IDENTITY_FIELDS,
+    Found,
+    candidate_rows,
+    carries_identity,
+    identity_text,
+    resolve,
+    rewrite,
+)
 from qunflow.errors import InvalidInput
 from qunflow.services.coupons import normalise_code
 from qunflow.services.fraud import phone_key
 from qunflow.store.db import insert_ignore
-from qunflow.store.tables import coupons, join_signals, member_keys
+from qunflow.store.tables import coupons, join_signals, member_keys, member_merges
 from qunflow.workspace import Workspace
 
 
@@ -31,6 +40,8 @@ class Resolved:
     items: list[Any]
     reasons: dict[int, str] = field(default_factory=dict)
     links: list[dict[str, Any]] = field(default_factory=list)
+    # Merge candidates: an event's member_id with an external id or phone linked to another member.
+    candidates: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def key_of(ws: Workspace, name: str, value: str) -> str | None:
@@ -97,6 +108,9 @@ def resolve_items(conn: Connection, ws: Workspace, items: Sequence[Any]) -> Reso
             out.reasons[index] = str(exc)
             continue
         out.items[index] = event
+        if resolution.rule == "member_id" and resolution.member_id:
+            out.candidates += [(resolution.member_id, other, name) for name in ("external_id", "phone")
+                               if (other := getattr(found, name)) and other != resolution.member_id]
         for name in resolution.links:
             link = key[name]
             if link and (name, link) not in pending:
@@ -106,5 +120,9 @@ def resolve_items(conn: Connection, ws: Workspace, items: Sequence[Any]) -> Reso
     return out
 
 
-def store_links(conn: Connection, links: list[dict[str, Any]]) -> None:
+def store_links(conn: Connection, links: list[dict[str, Any]],
+                candidates: list[tuple[str, str, str]] | None = None, now: datetime | None = None) -> None:
+    """The links (and merge candidates) a batch made, in the caller's transaction."""
     insert_ignore(conn, member_keys, links)
+    if candidates and now is not None:
+        insert_ignore(conn, member_merges, candidate_rows(candidates, now))

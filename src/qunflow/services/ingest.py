@@ -55,13 +55,14 @@ def validate_batch(raw: Any, *, offset: int = 0,
     return valid, [{"index": index + offset, "reason": reasons.get(index, reason)} for index, reason in errors]
 
 
-def store_events(engine: Engine, valid: EventColumns, links: list[dict[str, Any]] | None = None) -> tuple[int, int]:
+def store_events(engine: Engine, valid: EventColumns, links: list[dict[str, Any]] | None = None,
+                 candidates: list[tuple[str, str, str]] | None = None, now: Any = None) -> tuple[int, int]:
     """Commit the events (and the identity links they made) in one transaction; (stored, duplicates).
     Returns after the commit."""
     with engine.begin() as conn:
         stored = append_columns(conn, valid)
-        if links:
-            store_links(conn, links)
+        if links or candidates:
+            store_links(conn, links or [], candidates, now)
     return stored, valid.count - stored
 
 
@@ -71,11 +72,12 @@ def ingest_batch(engine: Engine, raw: Any, *, offset: int = 0, ws: Workspace | N
     items = _items(raw)
     reasons: dict[int, str] = {}
     links: list[dict[str, Any]] = []
+    candidates: list[tuple[str, str, str]] = []
     if ws is not None:
         with engine.connect() as conn:
             resolved = resolve_items(conn, ws, items)
-        items, reasons, links = resolved.items, resolved.reasons, resolved.links
+        items, reasons, links, candidates = resolved.items, resolved.reasons, resolved.links, resolved.candidates
     valid, errors = validate_batch(items, offset=offset, reasons=reasons)
-    stored, duplicates = store_events(engine, valid, links)
+    stored, duplicates = store_events(engine, valid, links, candidates, ws.clock() if ws is not None else None)
     return IngestResult(received=valid.count + len(errors), stored=stored,
                         duplicates=duplicates, errors=errors)

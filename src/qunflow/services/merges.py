@@ -26,6 +26,7 @@ from sqlalchemy import Connection, func, select, update
 
 from qunflow.analytics.shipper import _lock, ship
 from qunflow.domain.events import Event
+from qunflow.domain.identity import candidate_rows
 from qunflow.errors import Conflict, InvalidInput, NotFound
 from qunflow.services.audit import record as audit
 from qunflow.store.db import insert_ignore
@@ -34,12 +35,6 @@ from qunflow.store.tables import events, identities, join_signals, member_keys, 
 from qunflow.workspace import Workspace
 
 MEMBER_FIELDS = ("joined_at", "entry_point_id", "group_id", "referrer_id", "tier")
-
-
-def candidate_rows(pairs: list[tuple[str, str, str]], now: datetime) -> list[dict[str, Any]]:
-    """(a, b, reason) as member_merges rows: the earlier-sorting id is kept (the operator may swap)."""
-    return [{"keep_id": min(a, b), "merged_id": max(a, b), "reason": reason, "status": "candidate",
-             "found_at": now} for a, b, reason in pairs if a != b]
 
 
 def find_candidates(ws: Workspace) -> int:
