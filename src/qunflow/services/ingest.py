@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from qunflow.domain.event_columns import EventColumns, validate_columns
+from qunflow.domain.identity import carries_identity
 from qunflow.errors import InvalidInput
 from qunflow.services.identity import resolve_items, store_links
 from qunflow.store.eventlog import append_columns
@@ -73,7 +74,7 @@ def ingest_batch(engine: Engine, raw: Any, *, offset: int = 0, ws: Workspace | N
     reasons: dict[int, str] = {}
     links: list[dict[str, Any]] = []
     candidates: list[tuple[str, str, str]] = []
-    if ws is not None:
+    if ws is not None and any(map(carries_identity, items)):  # most batches name members by id: no lookups
         with engine.connect() as conn:
             resolved = resolve_items(conn, ws, items)
         items, reasons, links, candidates = resolved.items, resolved.reasons, resolved.links, resolved.candidates
