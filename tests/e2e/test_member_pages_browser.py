@@ -7,8 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import insert, select
+
+from qunflow.services.ingest import ingest_batch
+from qunflow.services.merges import list_merges
+from qunflow.store.tables import events, join_signals, member_merges
 from qunflow.workspace import Workspace
 from tests.e2e.browser import browser_page
+from tests.integration.test_member_merge import log
 from tests.integration.test_member_record import populated
 
 
@@ -46,3 +52,30 @@ def test_member_search_and_record_in_both_languages_and_widths(workspace: Worksp
                 assert "王小明" in item and "newbie-1" in item and ("新人群" if lang == "zh" else "newbie") in item
                 page.click(".inbox-item a.member-link")
                 page.wait_for_selector("#timeline")
+
+
+def test_merge_candidates_are_merged_and_undone_from_the_console(workspace: Workspace, live_server: Any) -> None:
+    ws = workspace
+    assert not ingest_batch(ws.engine, log()).errors
+    with ws.engine.begin() as conn:
+        conn.execute(insert(join_signals), [{"member_id": m, "phone": "h" * 64, "disposable": False,
+                                             "recorded_at": ws.clock()} for m in ("m_a", "m_b")])
+    base = live_server.url
+    for width, lang in ((1366, "en"), (390, "zh")):
+        with browser_page(log_in_to=(base, ws), viewport={"width": width, "height": 900}, locale="en-US") as page:
+            page.goto(f"{base}/console/members?lang={lang}")
+            page.click("#merges-link")
+            page.wait_for_selector("#merges")
+            fits(page, width)
+            page.click("#merges button.merge")
+            page.wait_for_selector("#notice")
+            fits(page, width)
+            assert [m["merged_id"] for m in list_merges(ws, "merged")] == ["m_b"]
+            with ws.engine.connect() as conn:
+                assert conn.execute(select(events.c.member_id).where(events.c.event_id == "ob")).scalar() == "m_a"
+            page.click("#merges button.undo")
+            page.wait_for_selector("#notice")
+            with ws.engine.connect() as conn:
+                assert conn.execute(select(events.c.member_id).where(events.c.event_id == "ob")).scalar() == "m_b"
+        with ws.engine.begin() as conn:  # the same pair is a candidate again for the next round
+            conn.execute(member_merges.update().values(status="candidate", moved=None))

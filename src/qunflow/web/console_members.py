@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -47,6 +47,49 @@ async def search_page(request: Request, q: str = "") -> Response:
     ws, who = workspace_of(request), principal_of(request)
     found = await run_in_threadpool(lambda: search_members(ws, q, who.groups)) if q.strip() else None
     return page(request, "console_members.html", q=q, found=found)
+
+
+@router.get("/merges", response_class=HTMLResponse)
+async def merges_page(request: Request, status: str = "candidate", done: str | None = None) -> Response:
+    """Pairs that may be one person, with merge / reject buttons; merged ones with undo."""
+    from qunflow.services.merges import find_candidates, list_merges
+
+    if status not in ("candidate", "merged", "rejected", "undone"):
+        raise InvalidInput("status is candidate, merged, rejected or undone")
+    ws = workspace_of(request)
+
+    def rows() -> list[dict[str, Any]]:
+        find_candidates(ws)
+        return list_merges(ws, status)
+    return page(request, "console_merges.html", rows=await run_in_threadpool(rows), status=status, done=done)
+
+
+@router.post("/merges/{merge_id}/{action}", response_class=HTMLResponse)
+async def merge_action(request: Request, merge_id: int, action: str) -> Response:
+    from qunflow.services.merges import list_merges, merge, reject, undo
+
+    form = await _form(request)
+    ws, who = workspace_of(request), principal_of(request)
+    if not who.can("config:write"):
+        raise Forbidden(f"your role ({who.role}) may not merge members (it needs config:write)")
+    if action not in ("merge", "reject", "undo"):
+        raise InvalidInput("the action is merge, reject or undo")
+
+    def run() -> str:
+        if action == "reject":
+            reject(ws, merge_id, actor=who.actor)
+            return "candidate"
+        if action == "undo":
+            undo(ws, merge_id, actor=who.actor)
+            return "undone"
+        pair = next((r for r in list_merges(ws, "candidate") if r["id"] == merge_id), None)
+        if pair is None:
+            raise InvalidInput(f"merge candidate #{merge_id} is not open for review")
+        merge(ws, pair["keep_id"], pair["merged_id"], actor=who.actor)
+        return "merged"
+    status = await run_in_threadpool(run)
+    lang = form.get("lang", "zh")
+    return RedirectResponse(f"/console/members/merges?lang={lang}&status={status}&done={action}", status_code=303)
 
 
 @router.get("/{member_id}", response_class=HTMLResponse)
