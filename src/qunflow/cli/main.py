@@ -131,7 +131,7 @@ def events_import(
                TransferSpeedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
-        result = import_event_file(ws.engine, file, chunk=rows_per_commit,
+        result = import_event_file(ws.engine, file, ws=ws, chunk=rows_per_commit,
                                    on_progress=lambda pos: progress.update(task, completed=pos))
     console.print(f"{result.stored} stored, {result.duplicates} already present, "
                   f"{len(result.errors)} rejected (of {result.received} rows)")

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from qunflow.analytics.shipper import ship
 from qunflow.domain.entry import TIERS
+from qunflow.domain.identity import UNATTRIBUTED_PREFIX
 from qunflow.domain.routing import room_by_tier
 from qunflow.services.at_risk import level_counts
 from qunflow.services.catalog import group_slots, list_groups
 from qunflow.services.metrics import daily_trend, metrics_report
-from qunflow.store.tables import campaigns, channels, deliveries, groups
+from qunflow.store.tables import campaigns, channels, deliveries, events, groups
 from qunflow.workspace import Workspace
 
 KPI_KEYS = ("landing_visitors", "join_conversion", "cohort_size", "retention_d1", "retention_d7",
@@ -43,6 +44,7 @@ class Dashboard:
     filters: dict[str, str] = field(default_factory=dict)
     today: date | None = None  # in the reporting zone, when the board was made
     levels: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # services.at_risk.level_counts
+    unattributed_events: int = 0  # events in the period that named no member (docs/members.md)
 
 
 DEFAULT_WEEKS = 8  # long enough for cohorts that are 30 days in (M5, D30) to show
@@ -86,6 +88,7 @@ def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
         rooms = room_by_tier(group_slots(conn, ws.clock()))
         failed = conn.execute(select(func.count()).select_from(deliveries)
                               .where(deliveries.c.status.in_(("retry", "dead")))).scalar_one()
+        unattributed = count_unattributed(conn, ws, start, end)
     for group in groups:
         group["status"] = "full" if group["room"] == 0 else (
             "low" if group["room"] < group["capacity"] * 0.1 else "ok")
@@ -93,7 +96,20 @@ def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
     return Dashboard(start, end, as_of, by_channel["total"], previous["total"], by_channel["rows"],
                      cohorts["rows"], groups, [r.tier for r in rooms if r.status == "full"],
                      by_channel["funnel"], int(failed), daily, dict(f),
-                     datetime.now(ws.settings.zone).date(), level_counts(ws))
+                     datetime.now(ws.settings.zone).date(), level_counts(ws), int(unattributed))
+
+
+def count_unattributed(conn: Connection, ws: Workspace, start: date, end: date) -> int:
+    """Events whose day (in the reporting zone) is in [start, end] and that named no member: identity
+    resolution kept them with the visitor id unattributed:<field>."""
+    zone = ws.settings.zone
+
+    def utc(day: date) -> datetime:
+        return datetime.combine(day, time.min, zone).astimezone(UTC).replace(tzinfo=None)
+
+    return int(conn.execute(select(func.count()).select_from(events).where(
+        events.c.member_id.is_(None), events.c.visitor_id.like(UNATTRIBUTED_PREFIX + "%"),
+        events.c.ts >= utc(start), events.c.ts < utc(end + timedelta(days=1)))).scalar_one())
 
 
 def filter_options(ws: Workspace) -> dict[str, list[str]]:

@@ -19,8 +19,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from qunflow.domain.identity import carries_identity
 from qunflow.errors import InvalidInput
 from qunflow.services.ingest import IngestResult
+from qunflow.workspace import Workspace
 
 # Files from this size on are read in a second process (starting it costs about half a second).
 PIPELINE_BYTES = 16 * 1024 * 1024
@@ -42,6 +44,9 @@ class Prepared:
     columns: dict[str, list[Any]]
     errors: list[dict[str, Any]]
     position: int  # bytes of the file read so far
+    # Rows naming their member by external_id, phone or coupon: resolved by the importing process, which
+    # holds the database (line, row).
+    pending: list[tuple[int, Any]]
 
 
 def prepared_chunks(path: Path, chunk: int, postgres: bool) -> Generator[Prepared]:
@@ -52,18 +57,22 @@ def prepared_chunks(path: Path, chunk: int, postgres: bool) -> Generator[Prepare
 
     for lines, raw, position in read_chunks(path, chunk):
         valid, rejected = validate_raw(raw)  # a str row is the reason its line could not be read
-        errors = [{"line": lines[index], "reason": reason} for index, reason in rejected]
+        pending = {index: row for index, flag in enumerate(raw.doubtful)
+                   if flag and carries_identity(row := raw.row(index))}
+        errors = [{"line": lines[index], "reason": reason} for index, reason in rejected if index not in pending]
         columns = driver_columns(valid, postgres) if valid.count else {}
-        yield Prepared(raw.count, valid.count, columns, errors, position)
+        yield Prepared(raw.count - len(pending), valid.count, columns, errors, position,
+                       [(lines[index], row) for index, row in pending.items()])
 
 
 def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chunk: int | None = None,
-                      pipeline: bool | None = None) -> IngestResult:
+                      pipeline: bool | None = None, ws: Workspace | None = None) -> IngestResult:
     """Import a file chunk by chunk; each committed chunk is durable.
 
     Invalid rows are reported with their line number (in `line`) and skipped. Chunks commit in file
     order and progress (bytes read) is reported after each commit; an error stops the import after
-    them. `pipeline` (default: from PIPELINE_BYTES on) reads in a second process.
+    them. `pipeline` (default: from PIPELINE_BYTES on) reads in a second process. With the workspace
+    `ws`, rows may name their member by external_id, phone or coupon (services/identity.py).
     """
     from qunflow.services.eventfiles import CHUNK, file_format
     from qunflow.store.eventlog import append_driver_columns
@@ -84,9 +93,32 @@ def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chu
                 with conn.begin():
                     stored = append_driver_columns(conn, prepared.columns)
             total.add(IngestResult(prepared.received, stored, prepared.valid - stored, prepared.errors))
+            if prepared.pending:
+                total.add(_import_pending(conn, ws, prepared.pending))
             if on_progress:
                 on_progress(prepared.position)
+    total.errors.sort(key=lambda error: error["line"])
     return total
+
+
+def _import_pending(conn: Connection, ws: Workspace | None, pending: list[tuple[int, Any]]) -> IngestResult:
+    """Resolve and store the rows that name their member by external_id, phone or coupon, in one transaction.
+    Without a workspace those fields are unknown fields, as before."""
+    from qunflow.domain.event_columns import validate_columns
+    from qunflow.services.identity import resolve_items, store_links
+    from qunflow.store.eventlog import append_columns
+
+    lines = [line for line, _ in pending]
+    items = [row for _, row in pending]
+    with conn.begin():
+        resolved = resolve_items(conn, ws, items) if ws is not None else None
+        valid, rejected = validate_columns(resolved.items if resolved else items, str_is_reason=False)
+        stored = append_columns(conn, valid) if valid.count else 0
+        if resolved and ws is not None:
+            store_links(conn, resolved.links, resolved.candidates, ws.clock())
+    reasons = resolved.reasons if resolved else {}
+    errors = [{"line": lines[index], "reason": reasons.get(index, reason)} for index, reason in rejected]
+    return IngestResult(len(pending), stored, valid.count - stored, errors)
 
 
 def _read_elsewhere(path: Path, chunk: int, postgres: bool) -> Generator[Prepared]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -33,6 +34,7 @@ from qunflow.store.tables import (
     identities,
     inbox,
     join_signals,
+    member_keys,
     member_tags,
     member_tasks,
     members,
@@ -168,3 +170,131 @@ def export_member(ws: Workspace, member_id: str) -> dict[str, Any]:
                          "themselves are held by that platform, not by qunflow")
     document["exported_at"] = ws.clock().isoformat()
     return document
+
+
+TIMELINE_LIMIT = 500  # newest events shown on a record; message events are counted per day, never shown
+
+
+def member_record(ws: Workspace, member_id: str, *, with_profile: bool) -> dict[str, Any]:
+    """One member's record: profile (decrypted only `with_profile`), identities, linked keys, consent history,
+    timeline (message events as counts per day, no content), group and tier, referrer and invitees, open
+    inbox items."""
+    with ws.engine.connect() as conn:
+        row = conn.execute(select(members, groups.c.key.label("group_key"))
+                           .outerjoin(groups, groups.c.id == members.c.group_id)
+                           .where(members.c.id == member_id)).first()
+        if row is None:
+            raise NotFound(f"no member {member_id!r}")
+        own_events = events.c.member_id == member_id
+        if row.visitor_id:
+            own_events = or_(own_events, events.c.visitor_id == row.visitor_id)
+        recent = conn.execute(select(events).where(own_events).order_by(events.c.seq.desc())
+                              .limit(TIMELINE_LIMIT)).all()
+        timeline: list[dict[str, Any]] = []
+        messages: dict[str, dict[str, Any]] = {}
+        for event in reversed(recent):
+            if event.type == "message":
+                day = event.ts.date().isoformat()
+                if day not in messages:
+                    messages[day] = {"type": "message", "ts": plain(event.ts), "count": 0,
+                                     "group": event.group_key}
+                    timeline.append(messages[day])
+                messages[day]["count"] += 1
+                continue
+            timeline.append({"type": event.type, "ts": plain(event.ts), "event_id": event.event_id,
+                             "channel": event.channel, "group": event.group_key, "amount": plain(event.amount),
+                             "currency": event.currency, "experiment": event.experiment,
+                             "variant": event.variant})
+        keys = [{"kind": k.kind, "key": k.key if k.kind == "external_id" else "(hashed)",
+                 "linked_at": plain(k.linked_at)}
+                for k in conn.execute(select(member_keys).where(member_keys.c.member_id == member_id)
+                                      .order_by(member_keys.c.id))]
+        record = {
+            "member_id": member_id,
+            "profile": unseal(ws, row.profile) if with_profile else None,
+            "profile_shown": with_profile,
+            "locale": row.locale, "tier": row.tier, "group": row.group_key,
+            "created_at": plain(row.created_at), "joined_at": plain(row.joined_at),
+            "referrer_id": row.referrer_id,
+            "invitees": list(conn.execute(select(referrals.c.invitee_id).where(referrals.c.inviter_id == member_id)
+                                          .order_by(referrals.c.id)).scalars()),
+            "identities": _rows(conn, select(identities.c.platform, identities.c.external_user_id,
+                                             identities.c.created_at, identities.c.unreachable_at)
+                                .where(identities.c.member_id == member_id).order_by(identities.c.id)),
+            "keys": keys,
+            "consents": _rows(conn, select(consents.c.purpose, consents.c.granted, consents.c.text_version,
+                                           consents.c.recorded_at, consents.c.source)
+                              .where(consents.c.member_id == member_id).order_by(consents.c.id)),
+            "consents_in_force": consents_in_force(conn, member_id),
+            "timeline": timeline,
+            "timeline_complete": len(recent) < TIMELINE_LIMIT,
+            "inbox": _rows(conn, select(inbox.c.id, inbox.c.kind, inbox.c.title, inbox.c.assignee, inbox.c.due_at,
+                                        inbox.c.created_at)
+                           .where(inbox.c.member_id == member_id, inbox.c.done_at.is_(None))
+                           .order_by(inbox.c.id)),
+        }
+    return record
+
+
+SEARCH_LIMIT = 20
+
+
+def search_members(ws: Workspace, query: str, allowed: frozenset[str] | None = None,
+                   limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
+    """Members matching `query` as a member id, an external id, a phone number (by its keyed hash), a coupon
+    code, or part of a name (the profile is encrypted: names are read by decrypting, newest members first,
+    and only while fewer than `limit` are found). Each: member_id, name, group, tier, matched_by."""
+    text = query.strip()
+    if not text:
+        raise InvalidInput("type a name, phone number, external id or coupon code to search")
+    if len(text) > 128:
+        raise InvalidInput("a search is at most 128 characters")
+    found: dict[str, str] = {}
+    with ws.engine.connect() as conn:
+        def add(ids: Any, how: str) -> None:
+            for member in ids:
+                found.setdefault(member, how)
+        add(conn.execute(select(members.c.id).where(members.c.id == text)).scalars(), "member_id")
+        add(conn.execute(select(member_keys.c.member_id).where(member_keys.c.kind == "external_id",
+                                                               member_keys.c.key == text)).scalars(), "external_id")
+        digits = normalise_phone(text)
+        if len(digits) >= 6 and re.fullmatch(r"[\d\s+()-]+", text):
+            hashed = phone_key(ws, digits)
+            add(conn.execute(select(member_keys.c.member_id).where(member_keys.c.kind == "phone",
+                                                                   member_keys.c.key == hashed)).scalars(), "phone")
+            add(conn.execute(select(join_signals.c.member_id).where(join_signals.c.phone == hashed)).scalars(),
+                "phone")
+        code = text.upper().replace("-", "").replace(" ", "")
+        add(conn.execute(select(coupons.c.member_id).where(coupons.c.code == code)).scalars(), "coupon")
+        needle = text.casefold()
+        if len(found) < limit:
+            for row in conn.execute(select(members.c.id, members.c.profile).where(members.c.profile.is_not(None))
+                                    .order_by(members.c.created_at.desc())):
+                name = str(unseal(ws, row.profile).get("name", ""))
+                if needle in name.casefold():
+                    found.setdefault(row.id, "name")
+                    if len(found) >= limit:
+                        break
+        rows = conn.execute(select(members.c.id, members.c.profile, members.c.tier, groups.c.key.label("group_key"))
+                            .outerjoin(groups, groups.c.id == members.c.group_id)
+                            .where(members.c.id.in_(list(found)))).all() if found else []
+    out = []
+    for hit in rows:
+        if allowed is not None and hit.group_key not in allowed:
+            continue
+        out.append({"member_id": hit.id, "name": unseal(ws, hit.profile).get("name") if hit.profile else None,
+                    "group": hit.group_key, "tier": hit.tier, "matched_by": found[hit.id]})
+    order = list(found)
+    return sorted(out, key=lambda item: order.index(item["member_id"]))[:limit]
+
+
+def member_labels(ws: Workspace, member_ids: list[str], *, with_name: bool) -> dict[str, dict[str, Any]]:
+    """name (only `with_name`), group and tier of each member, for lists such as the inbox (a page at a time)."""
+    ids = sorted({m for m in member_ids if m})
+    if not ids:
+        return {}
+    with ws.engine.connect() as conn:
+        rows = conn.execute(select(members.c.id, members.c.profile, members.c.tier, groups.c.key.label("group_key"))
+                            .outerjoin(groups, groups.c.id == members.c.group_id).where(members.c.id.in_(ids))).all()
+    return {r.id: {"name": unseal(ws, r.profile).get("name") if with_name and r.profile else None,
+                   "group": r.group_key, "tier": r.tier} for r in rows}

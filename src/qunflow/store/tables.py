@@ -696,3 +696,30 @@ pool_members = Table(  # who entered a pool (services/pools.py), by the pool's r
     Column("entered_at", DateTime, nullable=False),  # UTC: when the rule first held (the tag's time, the level's day)
     Column("source", String(80), nullable=False),  # tag:<tag> or level:<level>
 )
+
+# --- members (issue 13): identity keys for resolving orders, merge candidates and decided merges ---
+
+member_keys = Table(  # a shop's customer id or a phone's keyed hash, linked to one member (never a phone in clear)
+    "member_keys", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # external_id, phone (the keyed hash, services/fraud.phone_key)
+    Column("key", String(128), nullable=False),
+    Column("member_id", String(128), nullable=False, index=True),
+    Column("linked_at", DateTime, nullable=False),
+    Column("source", String(32), nullable=False),  # event, api, console
+    UniqueConstraint("kind", "key", name="uq_member_keys_kind_key"),
+)
+
+member_merges = Table(  # one row per pair of members that may be one person: a candidate, then a decision
+    "member_merges", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("keep_id", String(128), nullable=False, index=True),  # the member that stays
+    Column("merged_id", String(128), nullable=False, index=True),  # the member folded into it
+    Column("reason", String(32), nullable=False),  # phone, external_id, own_link
+    Column("status", String(16), nullable=False),  # candidate, merged, rejected, undone
+    Column("found_at", DateTime, nullable=False),
+    Column("decided_at", DateTime),
+    Column("decided_by", String(64)),
+    Column("moved", JSON),  # on merge: what moved (event seqs, identity ids, key ids, the member's row before)
+    UniqueConstraint("keep_id", "merged_id", name="uq_member_merges_pair"),
+)

@@ -20,7 +20,8 @@ from qunflow.web.openapi import API_ERRORS
 # events are reported by index in a 200 answer (the valid ones are stored).
 EVENT = {"description": "An event: event_id, type, ts (ISO time) and optionally member_id, visitor_id, channel, "
                         "campaign, entry_point, group, referrer_id, amount, margin, currency, experiment, "
-                        "variant, properties (an object)."}
+                        "variant, properties (an object). Instead of member_id an order may name its member by "
+                        "external_id (the shop's customer id), phone or coupon (docs/members.md)."}
 BATCH = {"anyOf": [{"type": "array", "maxItems": MAX_BATCH, "items": EVENT},
                    {"type": "object", "required": ["events"],
                     "properties": {"events": {"type": "array", "maxItems": MAX_BATCH, "items": EVENT}}}]}
@@ -39,6 +40,6 @@ async def post_events(request: Request, _who: Principal = Depends(scope("events:
         raw = json.loads(body)
     except (ValueError, RecursionError) as exc:  # also: too deeply nested, integers over 4300 digits
         raise InvalidInput(f"the body is not valid JSON: {str(exc)[:200]}") from None
-    engine = workspace_of(request).engine
-    result = await run_in_threadpool(ingest_batch, engine, raw)
+    ws = workspace_of(request)
+    result = await run_in_threadpool(lambda: ingest_batch(ws.engine, raw, ws=ws))
     return result.as_json()

@@ -21,6 +21,29 @@ Erase = Annotated[Principal, Depends(scope("members:erase"))]
 Consent = Annotated[Principal, Depends(scope("members:consent"))]
 
 
+@router.get("", summary="Search members", responses=errors(400),
+            description="Members matching q as a member id, external id, phone number (matched by its keyed "
+                        "hash), coupon code or part of a name: member_id, name, group, tier, matched_by.")
+async def search(request: Request, who: Read, q: str = "") -> dict[str, Any]:
+    from qunflow.services.member_records import search_members
+
+    ws = workspace_of(request)
+    found = await run_in_threadpool(lambda: search_members(ws, q, who.groups))
+    return {"q": q, "members": found}
+
+
+@router.get("/{member_id}", summary="One member's record", responses=ERRORS,
+            description="Profile (decrypted: the caller holds members:read), identities, linked keys (a phone "
+                        "only as '(hashed)'), consent history, timeline (messages as counts per day, no "
+                        "content), group and tier, referrer and invitees, open inbox items.")
+async def record(member_id: str, request: Request, who: Read) -> dict[str, Any]:
+    from qunflow.services.member_records import check_in_groups, find_member, member_record
+
+    ws = workspace_of(request)
+    return await run_in_threadpool(lambda: member_record(
+        ws, check_in_groups(ws, find_member(ws, member_id), who.groups), with_profile=who.can("members:read")))
+
+
 @router.get("/{member_id}/export", summary="Everything held about one member", responses=ERRORS,
             description="The member row with the decrypted profile, identities, consents, events, tasks, "
                         "coupons, rewards, referrals, inbox items, sends with their decrypted texts and the "

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from qunflow.errors import Forbidden, InvalidInput
 from qunflow.i18n import LANGUAGES
 from qunflow.services import inbox as inbox_service
+from qunflow.services.member_records import member_labels
 from qunflow.services.playbook_views import dead_letter_details, playbook_details, retry_dead_letter
 from qunflow.services.welcome_docs import welcome_overview
 from qunflow.web.auth import principal_of
@@ -109,8 +110,11 @@ async def inbox_page(request: Request) -> Response:
     pages = {"first": offset + 1 if rows else 0, "last": offset + len(rows), "total": total,
              "prev": at(max(0, offset - INBOX_PAGE)) if offset > 0 else None,
              "next": at(offset + INBOX_PAGE) if offset + INBOX_PAGE < total else None}
+    who = principal_of(request)
+    labels = await run_in_threadpool(lambda: member_labels(ws, [r["member_id"] for r in rows],
+                                                           with_name=who.can("members:read")))
     return page(request, "console_inbox.html", rows=rows, status=status, kind=kind or "", assignee=assignee or "",
-                pages=pages, query_without_lang=_query_without_lang(request), now=ws.clock())
+                pages=pages, query_without_lang=_query_without_lang(request), now=ws.clock(), labels=labels)
 
 
 @router.post("/inbox/{item_id}/{action}")

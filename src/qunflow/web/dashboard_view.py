@@ -117,4 +117,5 @@ def dashboard_view(board: Dashboard, lang: str, links: bool = True) -> dict[str,
                                          "按入群周的留存" if lang == "zh" else "Retention by join week"),
             "channel_columns": [(k, label(k, lang)) for k in CHANNEL_COLUMNS], "channel_rows": channel_rows,
             "groups": groups, "room_alerts": [{"tier": t} for t in board.full_tiers],
-            "failed_sends": board.failed_sends, "filters_shown": board.filters}
+            "failed_sends": board.failed_sends, "filters_shown": board.filters,
+            "unattributed_events": board.unattributed_events}
