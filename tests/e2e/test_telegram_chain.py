@@ -232,7 +232,7 @@ def test_set_up_mistakes_exit_2_with_what_to_change(connected: tuple[Workspace, 
     assert code == 2 and "administrator" in out
     code, out = cli(ws.home, "entry", "add", "x" * 32 + "y", "--channel", "ads", "--platform", "telegram")
     assert code == 2 and ("32" in out or "at most" in out)
-    code, out = cli(ws.home, "group", "add", "g", "--tier", "core", "--platform", "discord", "--external-id", "1")
+    code, out = cli(ws.home, "group", "add", "g", "--tier", "core", "--platform", "myspace", "--external-id", "1")
     assert code == 2 and "unknown platform" in out
     code, out = cli(ws.home, "connect", "telegram", "--bot-token", "123:not-the-token-at-all-xxxxxxxx",
                     "--api-base", telegram.api_base)

@@ -73,7 +73,8 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
              BackgroundLoop("invite-expiry", lambda: revoke_expired(workspace), EXPIRY_SWEEP_SECONDS,
                             first_after=5.0),
              BackgroundLoop("waitlist", lambda: offer_seats(workspace), WAITLIST_SECONDS, first_after=10.0),
-             BackgroundLoop("levels", lambda: levels_tick(workspace), LEVELS_SECONDS, first_after=20.0)]
+             BackgroundLoop("levels", lambda: levels_tick(workspace), LEVELS_SECONDS,
+                            first_after=LEVELS_FIRST_SECONDS)]
     if workspace.settings.staff_webhook:
         loops.append(BackgroundLoop("staff-alerts", lambda: post_staff_alerts(workspace), 5.0))
     if workspace.settings.report_webhook:
@@ -86,6 +87,9 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
 REDELIVER_SECONDS = 2.0
 WAITLIST_SECONDS = 60.0  # one indexed read when nobody waits
 LEVELS_SECONDS = 3600.0  # engagement levels as of today (services/levels.py): hourly, seconds at 1M members
+# The first run waits out the start: a restart (a deploy) is often followed by a burst of platform calls that
+# were queued meanwhile, and on SQLite the run holds the write lock for its duration.
+LEVELS_FIRST_SECONDS = 300.0
 
 
 def redeliver_sandbox(workspace: Workspace) -> int:
