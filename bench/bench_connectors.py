@@ -23,7 +23,7 @@ connector's receive, each inbound handler, the platform calls, SQL and commits, 
 prints the top costs; --profile adds a short cProfile run of the handler and prints its top functions.
 
 Run: python bench/bench_connectors.py [--platform telegram|wecom|both] [--rate 100] [--seconds 10]
-     [--sqlite-synchronous full|normal] [--profile]
+     [--sqlite-synchronous full|normal] [--postgres ADMIN_URL [--workers N]] [--profile]
 """
 
 from __future__ import annotations
@@ -211,6 +211,31 @@ def cli(home: Path, *args: str) -> str:
     return out
 
 
+@contextmanager
+def state_database(admin_url: str | None) -> Iterator[None]:
+    """With --postgres: a fresh PostgreSQL database for one run (QUNFLOW_DATABASE_URL, which `qunflow serve`
+    inherits), dropped afterwards. Without: the workspace's SQLite file."""
+    if admin_url is None:
+        yield
+        return
+    from sqlalchemy import create_engine, text
+
+    from qunflow.store.db import normalise_url
+
+    admin = create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
+    name = f"qf_bench_{os.getpid()}_{int(time.time())}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    os.environ["QUNFLOW_DATABASE_URL"] = admin.url.set(database=name).render_as_string(hide_password=False)
+    try:
+        yield
+    finally:
+        os.environ.pop("QUNFLOW_DATABASE_URL", None)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def make_workspace(home: Path, url: str, synchronous: str) -> None:
     from qunflow.workspace import init_workspace
 
@@ -231,6 +256,7 @@ class Served:
     home: Path
     port: int
     profile: Path | None = None
+    workers: int = 1
     stages: dict[str, list[float]] = field(default_factory=dict)
 
     @property
@@ -244,7 +270,8 @@ class Served:
             env["QF_BENCH_PROFILE"] = str(self.profile)
         with open(self.home / "serve.log", "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-c", SERVE, "serve", "--port", str(self.port), "--workspace", str(self.home)],
+                [sys.executable, "-c", SERVE, "serve", "--port", str(self.port), "--workspace", str(self.home),
+                 "--workers", str(self.workers)],
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_until(lambda: process.poll() is None and httpx.get(f"{self.url}/healthz", timeout=1).is_success,
@@ -304,9 +331,12 @@ def run_telegram(args: argparse.Namespace, tmp: Path, profile: Path | None = Non
     # sandbox's, so this measures qunflow and not the quota (per-chat and per-group limits stay).
     limits = Limits(bot_per_second=1_000_000)
     home = tmp / ("tg-profile" if profile else "tg")
-    served = Served(home, free_port(), profile)
-    make_workspace(home, served.url, args.sqlite_synchronous)
-    with FakeTelegram(limits=limits) as fake, served.running():
+    served = Served(home, free_port(), profile, args.workers)
+    with ExitStack() as stack:
+        stack.enter_context(state_database(args.postgres))
+        make_workspace(home, served.url, args.sqlite_synchronous)
+        fake = stack.enter_context(FakeTelegram(limits=limits))
+        stack.enter_context(served.running())
         chat = fake.make_group("Newbies")
         cli(home, "connect", "telegram", "--bot-token", TOKEN, "--api-base", fake.api_base, "--mode", "webhook")
         cli(home, "group", "add", "newbie-1", "--tier", "newbie", "--platform", "telegram", "--external-id", chat,
@@ -387,9 +417,12 @@ def run_wecom(args: argparse.Namespace, tmp: Path, profile: Path | None = None,
 
     total = int(args.rate * (seconds or args.seconds))
     home = tmp / ("wc-profile" if profile else "wc")
-    served = Served(home, free_port(), profile)
-    make_workspace(home, served.url, args.sqlite_synchronous)
-    with ExitStack() as stack, FakeWeCom(staff=("zhangsan",)) as fake, served.running():
+    served = Served(home, free_port(), profile, args.workers)
+    with ExitStack() as stack:
+        stack.enter_context(state_database(args.postgres))
+        make_workspace(home, served.url, args.sqlite_synchronous)
+        fake = stack.enter_context(FakeWeCom(staff=("zhangsan",)))
+        stack.enter_context(served.running())
         group = fake.make_group("zhangsan", "新人群")
         fake.callback_url = f"{served.url}/hooks/wecom"
         fake.callback_client = callback_client(stack)
@@ -522,9 +555,15 @@ def decrypt_server(port: int) -> None:
 
 
 # --- output ---
+def database(args: argparse.Namespace) -> str:
+    if args.postgres:
+        return f"PostgreSQL, {args.workers} web process{'es' if args.workers > 1 else ''}"
+    return f"SQLite synchronous={args.sqlite_synchronous.upper()}"
+
+
 def report(result: Result, args: argparse.Namespace) -> bool:
     table = Table(title=f"{result.platform}: {result.total:,} arrivals at {args.rate:g}/s over {result.elapsed:.1f} s "
-                        f"(qunflow serve, SQLite synchronous={args.sqlite_synchronous.upper()}, queueing included)")
+                        f"(qunflow serve, {database(args)}, queueing included)")
     for column in ("path", "n", "p50 ms", "p95 ms", "p99 ms", "max ms", "p99 / floor p99"):
         table.add_column(column, justify="left" if column == "path" else "right")
     for label, values, floor in result.rows:
@@ -599,6 +638,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sqlite-synchronous", choices=("full", "normal"), default="full",
                         help="the workspace's sqlite_synchronous (a real install has full)")
+    parser.add_argument("--postgres", metavar="ADMIN_URL",
+                        help="state database on PostgreSQL: a fresh database per run, made through this URL "
+                             "(e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="qunflow serve --workers (PostgreSQL only): web processes behind the port")
     parser.add_argument("--profile", action="store_true",
                         help="after the measured run, a shorter run with cProfile on the webhook handler")
     parser.add_argument("--profile-seconds", type=float, default=3.0)

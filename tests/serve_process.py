@@ -19,8 +19,8 @@ QUNFLOW = [sys.executable, "-c", "from qunflow.cli.main import main; main()"]
 
 
 class ServeProcess:
-    def __init__(self, home: Path, log: Path | None = None) -> None:
-        self.home, self.port = home, free_port()
+    def __init__(self, home: Path, log: Path | None = None, args: tuple[str, ...] = ()) -> None:
+        self.home, self.port, self.args = home, free_port(), args
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log or home.parent / f"serve-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -28,7 +28,7 @@ class ServeProcess:
     def __enter__(self) -> ServeProcess:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen([*QUNFLOW, "serve", "--port", str(self.port), "--workspace",
-                                             str(self.home)], env=dict(os.environ), stdin=subprocess.DEVNULL,
+                                             str(self.home), *self.args], env=dict(os.environ), stdin=subprocess.DEVNULL,
                                             stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and self.process.poll() is None:

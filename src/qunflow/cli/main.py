@@ -159,15 +159,18 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: PortOption = 8000,
     workspace_dir: WorkspaceOption = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help=(
+        "Web processes behind the port (PostgreSQL only); the worker and shipper run apart in the parent."))] = 1,
 ) -> None:
-    """Serve the web app, the worker and the shipper in one process."""
-    from qunflow.services.runtime import check_exposure, serve_workspace
+    """Serve the web app, the worker and the shipper (one process, or --workers web processes and the parent)."""
+    from qunflow.services.runtime import check_exposure, check_workers, serve_workspace
 
     ws = workspace(workspace_dir)
     check_exposure(ws, host)  # refusals first, so the console URL is printed only for a server that starts
+    check_workers(ws, workers)
     check_port_free(host, port)
     console.print(f"Console: {console_url(ws, host, port)}   (Ctrl+C to stop)", highlight=False)
-    serve_workspace(ws, host=host, port=port)
+    serve_workspace(ws, host=host, port=port, workers=workers)
 
 
 # command groups in their own modules; rewards brings coupons, rewards and referrals (links, posters, leaderboard)

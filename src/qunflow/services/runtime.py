@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
@@ -153,19 +154,49 @@ def check_exposure(workspace: Workspace, host: str) -> None:
                            "`qunflow user add NAME --role owner`, or serve on 127.0.0.1")
 
 
-def serve_workspace(workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    from qunflow.web.access_log import log_config
+def check_workers(workspace: Workspace, workers: int) -> None:
+    """Several web processes share one state database: SQLite lets one process write at a time, so they
+    would queue on its file lock (and wait out busy timeouts) instead of working side by side."""
+    if workers > 1 and workspace.engine.dialect.name == "sqlite":
+        raise InvalidInput(f"--workers {workers} needs PostgreSQL (database_url): one SQLite file takes one writer "
+                           "at a time, so several processes would only queue on it. Serve with one process, or "
+                           "move the workspace to PostgreSQL",
+                           zh=f"--workers {workers} 需要 PostgreSQL(database_url):一个 SQLite 文件同一时刻只允许一个写入者,"
+                              "多个进程只会排队等它。请用一个进程运行,或把工作区迁到 PostgreSQL")
+
+
+def app_from_env() -> Any:
+    """The web app of the workspace in QUNFLOW_HOME: the factory each of `serve --workers N`'s processes calls."""
     from qunflow.web.app import create_app
+    from qunflow.workspace import open_workspace
+
+    return create_app(open_workspace(os.environ["QUNFLOW_HOME"]))
+
+
+def serve_workspace(workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Serve the web app; the background loops (automation worker, shipper, sweeps) run in this process.
+
+    With `workers` > 1 (PostgreSQL only) uvicorn starts that many web processes behind the one port, and
+    this process only supervises them and runs the loops: the automation worker stays apart from the
+    webhook path, and no loop runs twice."""
+    from qunflow.web.access_log import log_config
 
     check_exposure(workspace, host)
-
+    check_workers(workspace, workers)
+    # proxy_headers off: X-Forwarded-For counts only from the workspace's trusted_proxies (web/guard.py)
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "info", "proxy_headers": False,
+                               "log_config": log_config()}
     loops = background_loops(workspace)
     for loop in loops:
         loop.start()
     try:
-        # proxy_headers off: X-Forwarded-For counts only from the workspace's trusted_proxies (web/guard.py)
-        uvicorn.run(create_app(workspace), host=host, port=port, log_level="info", proxy_headers=False,
-                    log_config=log_config())
+        if workers > 1:
+            os.environ["QUNFLOW_HOME"] = str(workspace.settings.home)  # the spawned processes open it again
+            uvicorn.run("qunflow.services.runtime:app_from_env", factory=True, workers=workers, **options)
+        else:
+            from qunflow.web.app import create_app
+
+            uvicorn.run(create_app(workspace), **options)
     finally:
         for loop in loops:
             loop.stop()
