@@ -27,9 +27,9 @@ class ServeProcess:
 
     def __enter__(self) -> ServeProcess:
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen([*QUNFLOW, "serve", "--port", str(self.port), "--workspace",
-                                             str(self.home), *self.args], env=dict(os.environ), stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=subprocess.STDOUT)
+            command = [*QUNFLOW, "serve", "--port", str(self.port), "--workspace", str(self.home), *self.args]
+            self.process = subprocess.Popen(command, env=dict(os.environ), stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and self.process.poll() is None:
             try:

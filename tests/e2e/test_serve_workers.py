@@ -81,7 +81,8 @@ def test_workers_share_one_port_and_keep_every_event(tmp_path: Path, pg_url: str
     ws = open_workspace(home)
     try:
         with ws.engine.connect() as conn:
-            stored = conn.execute(select(func.count()).select_from(events).where(events.c.type == "landing_view")).scalar()
+            stored = conn.execute(select(func.count()).select_from(events)
+                                  .where(events.c.type == "landing_view")).scalar()
         assert stored == 200  # every acknowledged event, whichever process took it
     finally:
         ws.close()

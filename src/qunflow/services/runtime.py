@@ -161,8 +161,8 @@ def check_workers(workspace: Workspace, workers: int) -> None:
         raise InvalidInput(f"--workers {workers} needs PostgreSQL (database_url): one SQLite file takes one writer "
                            "at a time, so several processes would only queue on it. Serve with one process, or "
                            "move the workspace to PostgreSQL",
-                           zh=f"--workers {workers} 需要 PostgreSQL(database_url):一个 SQLite 文件同一时刻只允许一个写入者,"
-                              "多个进程只会排队等它。请用一个进程运行,或把工作区迁到 PostgreSQL")
+                           zh=f"--workers {workers} 需要 PostgreSQL(database_url):一个 SQLite 文件同一时刻"
+                              "只允许一个写入者,多个进程只会排队等它。请用一个进程运行,或把工作区迁到 PostgreSQL")
 
 
 def app_from_env() -> Any:
