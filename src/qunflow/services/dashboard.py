@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from qunflow.analytics.shipper import ship
+from qunflow.analytics.shipper import analytics
 from qunflow.domain.entry import TIERS
 from qunflow.domain.identity import UNATTRIBUTED_PREFIX
 from qunflow.domain.routing import room_by_tier
@@ -66,21 +66,22 @@ def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
                     filters: dict[str, str] | None = None, history_start: date | None = None) -> Dashboard:
     """Everything the front page shows; the retention heatmap may reach back to `history_start`.
 
-    Ships once, then reads four slicings and the daily trend; the funnel comes from the by-channel
-    report's own totals, the very numbers of the cards.
+    Ships once, then reads four slicings and the daily trend on that one analytics connection; the funnel
+    comes from the by-channel report's own totals, the very numbers of the cards.
     """
     f = filters or {}
-    ship(ws)
+    with analytics(ws) as store:
+        def report(first: date, last: date, by: str, with_funnel: bool = False, seen: date = as_of,
+                   ) -> dict[str, Any]:
+            return metrics_report(ws, start=first, end=last, as_of=seen, by=by, filters=f, ship_first=False,
+                                  with_funnel=with_funnel, store=store)
 
-    def report(first: date, last: date, by: str, with_funnel: bool = False, seen: date = as_of) -> dict[str, Any]:
-        return metrics_report(ws, start=first, end=last, as_of=seen, by=by, filters=f, ship_first=False,
-                              with_funnel=with_funnel)
-
-    by_channel = report(start, end, "channel", with_funnel=True)
-    before = previous_period(start, end, as_of)
-    previous = report(before[0], before[1], "none", seen=before[2])
-    cohorts = report(min(history_start or start, start), end, "cohort_week")
-    by_group = {row.get("group"): row for row in report(start, end, "group")["rows"]}
+        by_channel = report(start, end, "channel", with_funnel=True)
+        before = previous_period(start, end, as_of)
+        previous = report(before[0], before[1], "none", seen=before[2])
+        cohorts = report(min(history_start or start, start), end, "cohort_week")
+        by_group = {row.get("group"): row for row in report(start, end, "group")["rows"]}
+        daily = daily_trend(ws, start=start, end=end, as_of=as_of, filters=f, ship_first=False, store=store)
     groups = list_groups(ws)
     for group in groups:
         group["active_ratio_7d"] = by_group.get(group["key"], {}).get("active_ratio_7d")
@@ -92,7 +93,6 @@ def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
     for group in groups:
         group["status"] = "full" if group["room"] == 0 else (
             "low" if group["room"] < group["capacity"] * 0.1 else "ok")
-    daily = daily_trend(ws, start=start, end=end, as_of=as_of, filters=f, ship_first=False)
     return Dashboard(start, end, as_of, by_channel["total"], previous["total"], by_channel["rows"],
                      cohorts["rows"], groups, [r.tier for r in rooms if r.status == "full"],
                      by_channel["funnel"], int(failed), daily, dict(f),

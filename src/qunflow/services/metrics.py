@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qunflow.analytics.queries import COHORT, CURRENT, CURRENT_DAILY, LANDING, SPEND, SPEND_DAILY, render
 from qunflow.analytics.shipper import analytics
@@ -19,6 +21,20 @@ from qunflow.domain.metrics import (
 )
 from qunflow.workspace import Workspace
 
+if TYPE_CHECKING:
+    from qunflow.analytics.engines import Engine
+
+
+@contextmanager
+def _store(ws: Workspace, store: Engine | None, ship_first: bool) -> Iterator[Engine]:
+    """The caller's open analytics store (a page reading several reports on one connection), or one for this
+    read alone."""
+    if store is not None:
+        yield store
+        return
+    with analytics(ws, ship_first=ship_first) as engine:
+        yield engine
+
 
 def _params(ws: Workspace, period: Period, filters: dict[str, str], experiment: str | None) -> dict[str, Any]:
     settings = ws.settings
@@ -29,14 +45,14 @@ def _params(ws: Workspace, period: Period, filters: dict[str, str], experiment: 
 
 
 def _statistics(ws: Workspace, period: Period, by: str, filters: dict[str, str] | None = None,
-                experiment: str | None = None, *, ship_first: bool = False,
+                experiment: str | None = None, *, ship_first: bool = False, store: Engine | None = None,
                 ) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
     """Sufficient statistics per slice value, and for the total (the store brought up to date first when
     `ship_first`, on the same connection)."""
     filters = filters or {}
     params = _params(ws, period, filters, experiment)
     templates = (COHORT, CURRENT, LANDING, SPEND)
-    with analytics(ws, ship_first=ship_first) as engine:  # each engine uses only the parameters its SQL names
+    with _store(ws, store, ship_first) as engine:  # each engine uses only the parameters its SQL names
         results = [engine.query(render(template, by, filters, experiment is not None), params)
                    for template in templates]
     no_spend = bool(set(filters) - {"channel"}) or experiment is not None
@@ -66,20 +82,21 @@ def _statistics(ws: Workspace, period: Period, by: str, filters: dict[str, str] 
 def metrics_report(ws: Workspace, *, start: date | None = None, end: date | None = None,
                    as_of: date | None = None, by: str | None = "none",
                    filters: dict[str, str] | None = None, experiment: str | None = None,
-                   ship_first: bool = True, with_funnel: bool = False) -> dict[str, Any]:
+                   ship_first: bool = True, with_funnel: bool = False, store: Engine | None = None,
+                   ) -> dict[str, Any]:
     """The metrics contract: {"from", "to", "as_of", "by", "rows": [...], "total": {...}}.
 
     `filters` narrows every metric to members (and landings) with these acquisition attributes;
     `experiment` to the people exposed to it, counting their behaviour from exposure on
     (METRICS.md Experiments), with `by="variant"` giving one row per variant.
     `ship_first=False` when the caller has just shipped; `with_funnel` adds "funnel" (funnel_counts of the
-    same period, from the same statistics).
+    same period, from the same statistics); `store`: read on the caller's open analytics store.
     """
     by = check_dimension(by)
     filters = check_filters(filters)
     experiment = check_experiment(experiment, by, filters)
     period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
-    rows, total = _statistics(ws, period, by, filters, experiment, ship_first=ship_first)
+    rows, total = _statistics(ws, period, by, filters, experiment, ship_first=ship_first, store=store)
     out_rows = []
     if by != "none":
         for dim in sorted(rows, key=lambda d: (d is None, str(d))):
@@ -117,7 +134,7 @@ TREND_DAYS = 28  # the daily trend's length: at most the last four weeks of the 
 
 
 def daily_trend(ws: Workspace, *, start: date, end: date, as_of: date, filters: dict[str, str] | None = None,
-                ship_first: bool = True) -> list[dict[str, Any]]:
+                ship_first: bool = True, store: Engine | None = None) -> list[dict[str, Any]]:
     """One point per day, {"day", **metric values}, for the period's days up to the as-of day (the last
     TREND_DAYS of them), every value by the definitions of `metrics_report`:
 
@@ -133,12 +150,13 @@ def daily_trend(ws: Workspace, *, start: date, end: date, as_of: date, filters: 
     first = max(start, last - timedelta(days=TREND_DAYS - 1))
     if first > last:
         return []
-    rows, _total = _statistics(ws, Period(first, last, as_of, zone), "cohort_day", filters, ship_first=ship_first)
+    rows, _total = _statistics(ws, Period(first, last, as_of, zone), "cohort_day", filters, ship_first=ship_first,
+                               store=store)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     spend_known = not set(filters) - {"channel"}
     # M3 as of each day (cutoff: the end of the last one; each day's rows stop at its own end).
     params = _params(ws, Period(first, last, last, zone), filters, None)
-    with analytics(ws, ship_first=False) as engine:
+    with _store(ws, store, False) as engine:
         names, fetched = engine.query(render(CURRENT_DAILY, "none", filters), params)
         current = {}
         for values in fetched:
