@@ -21,6 +21,8 @@ from typing import Any
 IDENTITY_FIELDS = ("external_id", "phone", "coupon")
 PRECEDENCE = ("member_id", *IDENTITY_FIELDS)
 UNATTRIBUTED_PREFIX = "unattributed:"
+# A merge candidate's reason when a gate pass (a per-person link) is used on a second platform.
+OWN_LINK = "own_link"
 MAX_KEY = 128
 
 

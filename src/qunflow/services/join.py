@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
 from qunflow.connectors.base import ContactAdded, JoinRequested, MemberJoined, MemberLeft
 from qunflow.connectors.registry import spec_of
@@ -22,6 +22,7 @@ from qunflow.domain.consent import MARKETING, PROFILE
 from qunflow.domain.entry import merge_utm
 from qunflow.domain.events import Event
 from qunflow.domain.gate import evaluate
+from qunflow.domain.identity import OWN_LINK, candidate_rows
 from qunflow.domain.routing import Placement, place
 from qunflow.engine.notifier import kick_staff_alerts, queue_staff_alert
 from qunflow.errors import Conflict
@@ -33,9 +34,19 @@ from qunflow.services.invites import invite_for, revoke_full
 from qunflow.services.privacy import seal
 from qunflow.services.waitlist import add_to_waitlist, mark_joined, offer_seats, waitlist_link
 from qunflow.store.consents import record_consent
-from qunflow.store.db import insert_if_new
+from qunflow.store.db import insert_if_new, insert_ignore
 from qunflow.store.eventlog import append_events
-from qunflow.store.tables import campaigns, channels, entry_points, events, groups, identities, inbox, members
+from qunflow.store.tables import (
+    campaigns,
+    channels,
+    entry_points,
+    events,
+    groups,
+    identities,
+    inbox,
+    member_merges,
+    members,
+)
 from qunflow.workspace import Workspace
 
 
@@ -234,7 +245,9 @@ def _entry_by_code(conn: Connection, code: str) -> Any:
 @dataclass(frozen=True)
 class Resolved:
     member_id: str
-    attribution: str  # invite_label (a gate pass), entry_point, known_identity, forwarded_link, unattributed
+    # invite_label (a gate pass), entry_point, known_identity, forwarded_link, own_link (a gate pass used on a
+    # second platform), unattributed
+    attribution: str
     new: bool  # a member made for this join
 
 
@@ -243,7 +256,10 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
     """The member behind a join, request or contact, made once per person and platform.
 
     A gate pass's ticket belongs to the first person who uses it: a stranger on a forwarded link becomes
-    a member of their own (attribution `forwarded_link`), never merged into the pass's member.
+    a member of their own (attribution `forwarded_link`), never merged into the pass's member. The pass
+    used on a second platform (its member is known on another one) may be the same person or a stranger:
+    a member of their own with the pass's entry point (attribution `own_link`), and the pair a merge
+    candidate for an operator to decide (services/merges.py).
     """
     known = member_of_user(conn, platform, user_id)
     if known is not None:  # e.g. the join that follows an approved request: attributed as the request was
@@ -251,33 +267,43 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
                                         .where(members.c.id == known)).one()
         entry = _entry_by_code(conn, label) if label and label != ticket else None
         attribution = ("invite_label" if label and label == ticket else
-                       "entry_point" if entry is not None and entry.id == entry_id else "known_identity")
+                       "entry_point" if entry is not None and entry.id == entry_id else
+                       OWN_LINK if label and entry is None and _own_link(conn, known, label) else "known_identity")
         return Resolved(known, attribution, False)
     member = None
     attribution = "unattributed"
     entry = None
+    pass_holder = None  # the gate pass's member, when this person may be them on a second platform
     if label:
         member = conn.execute(select(members).where(members.c.join_ticket == label)).first()
         if member is not None:
-            claimed = conn.execute(select(identities.c.external_user_id).where(
-                identities.c.member_id == member.id, identities.c.platform == platform)).scalar()
-            if claimed is None:
+            platforms = set(conn.execute(select(identities.c.platform)
+                                         .where(identities.c.member_id == member.id)).scalars())
+            if not platforms:
                 attribution = "invite_label"
-            else:
+            elif platform in platforms:
                 member, attribution = None, "forwarded_link"
+            else:
+                pass_holder, member, attribution = member, None, OWN_LINK
         else:
             entry = _entry_by_code(conn, label)
             attribution = "entry_point" if entry is not None else "unattributed"
     if member is None:
         member_id = "m_" + secrets.token_hex(8)
-        conn.execute(insert(members).values(
-            id=member_id, tier=tier or (entry.target_tier if entry else None), locale="zh", group_id=group_id,
-            entry_point_id=entry.id if entry else None, created_at=at))
+        if pass_holder is not None:  # they came through the pass's entry point, whoever they are
+            entry_id, entry_tier = pass_holder.entry_point_id, pass_holder.tier
+        else:
+            entry_id, entry_tier = (entry.id, entry.target_tier) if entry else (None, None)
+        conn.execute(insert(members).values(id=member_id, tier=tier or entry_tier, locale="zh", group_id=group_id,
+                                            entry_point_id=entry_id, created_at=at))
     else:
         member_id = member.id
     conn.execute(insert(identities).values(member_id=member_id, platform=platform, external_user_id=user_id,
                                            created_at=at))
+    if pass_holder is not None:
+        insert_ignore(conn, member_merges, candidate_rows([(pass_holder.id, member_id, OWN_LINK)], at))
     return Resolved(member_id, attribution, member is None)
+
 
 
 def on_join_request(ws: Workspace, item: Any) -> None:
@@ -312,9 +338,22 @@ def _known(conn: Connection, item: JoinRequested) -> str | None:
     row = conn.execute(_TICKET_OF_USER, {"platform": item.platform, "user_id": item.user_id}).first()
     if row is None:
         return None
-    if row.join_ticket == item.invite_label or _entry_by_code(conn, item.invite_label) is not None:
+    if (row.join_ticket == item.invite_label or _entry_by_code(conn, item.invite_label) is not None
+            or _own_link(conn, row.id, item.invite_label)):
         return str(row.id)
     return None
+
+
+def _own_link(conn: Connection, member_id: str, label: str) -> bool:
+    """`label` is the gate pass of a member paired with `member_id` as "own link" (resolve: the pass used on a
+    second platform): the request came through a link qunflow handed out, so it is let in like the pass's."""
+    holder = conn.execute(select(members.c.id).where(members.c.join_ticket == label)).scalar()
+    if holder is None:
+        return False
+    pair = select(member_merges.c.id).where(member_merges.c.reason == OWN_LINK, or_(
+        and_(member_merges.c.keep_id == holder, member_merges.c.merged_id == member_id),
+        and_(member_merges.c.keep_id == member_id, member_merges.c.merged_id == holder)))
+    return conn.execute(pair).first() is not None
 
 
 def approve_request(ws: Workspace, item: Any) -> None:
