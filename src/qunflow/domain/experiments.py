@@ -12,7 +12,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -100,7 +101,8 @@ def results(experiment: str, as_of: date, counts: Mapping[str, Mapping[str, Any]
                                  "ci_low": m.ci_low, "ci_high": m.ci_high, "p_value": m.p_value, "lift": m.lift})
     enough = bool(out_variants) and all(v["mature"] >= min_mature for v in out_variants)
     needed = sample_size(control["conversion_rate"], mde) if control else None
-    report = {
+    guarded = guardrail_comparisons(guardrails, guardrail_counts or {}, [v["variant"] for v in out_variants])
+    report: dict[str, Any] = {
         "experiment": experiment, "as_of": as_of.isoformat(),
         "control": control["variant"] if control else None,
         "srm_p_value": srm, "srm_flagged": srm_flagged(srm),
@@ -108,10 +110,8 @@ def results(experiment: str, as_of: date, counts: Mapping[str, Mapping[str, Any]
         "mde": mde, "sample_size_per_variant": needed,
         "variants": out_variants, "comparisons": comparisons, "mean_comparisons": mean_comparisons,
     }
-    names = [v["variant"] for v in out_variants]
-    report["guardrail_metrics"] = list(guardrails)
-    report["guardrails"] = guardrail_comparisons(guardrails, guardrail_counts or {}, names)
-    report["guardrails_worse"] = any(g["worse"] for g in report["guardrails"])
+    report.update(guardrail_metrics=list(guardrails), guardrails=guarded,
+                  guardrails_worse=any(g["worse"] for g in guarded))
     report["verdict"] = verdict(report)
     return report
 
@@ -204,7 +204,10 @@ def best_variant(report: Mapping[str, Any]) -> str | None:
 #     variants:                          # the first is the control; it keeps the welcome's own DM (the step's text)
 #       - {key: control, weight: 1}
 #       - {key: short, weight: 1, dm: {zh: "欢迎 {{ name }}!…", en: "Welcome, {{ name }}! …"}}
-#                                        # a playbook step's variants give `text` instead of `dm`
+#                                        # a playbook step's variants give `text` instead of `dm`;
+#                                        # {reward_program: s3_referral, rule: invite_one}: the variants give
+#                                        # `reward: {inviter: 30}` (the face value per role; roles not named keep
+#                                        # the rule's coupon)
 #     primary_metric: conversion_rate    # any METRICS.md metric key
 #     guardrails: [retention_d7]         # GUARDRAIL_METRICS keys, compared per variant
 #     traffic: 1.0                       # share of members in the experiment (ramp up; never re-buckets)
@@ -213,7 +216,9 @@ def best_variant(report: Mapping[str, Any]) -> str | None:
 #     shipped: short                     # optional: stopped, everyone gets this variant, no more exposures
 
 EXPERIMENT_KIND = "experiment"
-VARIES = ("welcome_dm", "playbook step")
+VARIES = ("welcome_dm", "playbook step", "reward rule")
+REWARD_ROLES = ("inviter", "invitee", "team")
+Amount = Annotated[Decimal, Field(gt=0, le=100000, decimal_places=2)]
 
 
 def _doc_key(value: str) -> str:
@@ -245,6 +250,7 @@ class VariantDoc(Strict):
     weight: float = Field(default=1.0, gt=0, le=1000)
     dm: Text | None = None  # varies: welcome_dm
     text: Text | None = None  # varies: {playbook, step}
+    reward: dict[Literal["inviter", "invitee", "team"], Amount] | None = Field(default=None, min_length=1)
 
     _key = field_validator("key")(_doc_key)
 
@@ -265,11 +271,23 @@ class PlaybookStep(Strict):
         return playbook_key == self.playbook and self.step in (step_id, template)
 
 
+class RewardRule(Strict):
+    """A rule of a `kind: rewards` program: the variants change the face value it grants per role."""
+
+    reward_program: str
+    rule: str
+
+    _keys = field_validator("reward_program", "rule")(_doc_key)
+
+    def matches(self, program: str, rule: str) -> bool:
+        return (program, rule) == (self.reward_program, self.rule)
+
+
 class ExperimentDoc(Strict):
     kind: Literal["experiment"]
     key: str
     title: Text | None = None
-    varies: Literal["welcome_dm"] | PlaybookStep
+    varies: Literal["welcome_dm"] | PlaybookStep | RewardRule
     variants: list[VariantDoc] = Field(min_length=2, max_length=10)
     primary_metric: str = "conversion_rate"
     guardrails: list[str] = Field(default=[], max_length=10)
@@ -301,12 +319,11 @@ class ExperimentDoc(Strict):
             raise ValueError("stop is before start")
         if len(set(self.guardrails)) != len(self.guardrails):
             raise ValueError("a guardrail is named twice")
-        if self.varies == "welcome_dm":
-            field, other, what = "dm", "text", "the welcome's own DM"
-        else:
-            field, other, what = "text", "dm", "the step's own text"
-        if any(getattr(v, other) is not None for v in self.variants):
-            raise ValueError(f"variants of {self.varies_label} give `{field}`, not `{other}`")
+        field, what = {"welcome_dm": ("dm", "the welcome's own DM"), "step": ("text", "the step's own text"),
+                       "reward": ("reward", "the rule's own coupons")}[self.varies_kind]
+        for other in {"dm", "text", "reward"} - {field}:
+            if any(getattr(v, other) is not None for v in self.variants):
+                raise ValueError(f"variants of {self.varies_label} give `{field}`, not `{other}`")
         if getattr(self.variants[0], field) is not None:
             raise ValueError(f"the first variant is the control: it keeps {what} (no {field})")
         if any(getattr(v, field) is None for v in self.variants[1:]):
@@ -314,9 +331,24 @@ class ExperimentDoc(Strict):
         return self
 
     @property
+    def varies_kind(self) -> str:
+        """welcome_dm, step or reward."""
+        if isinstance(self.varies, str):
+            return self.varies
+        return "step" if isinstance(self.varies, PlaybookStep) else "reward"
+
+    @property
     def varies_label(self) -> str:
-        """What varies, in words: `welcome_dm` or `playbook/step`."""
-        return self.varies if isinstance(self.varies, str) else f"{self.varies.playbook}/{self.varies.step}"
+        """What varies, in words: `welcome_dm`, `playbook/step` or `program/rule`."""
+        if isinstance(self.varies, PlaybookStep):
+            return f"{self.varies.playbook}/{self.varies.step}"
+        if isinstance(self.varies, RewardRule):
+            return f"{self.varies.reward_program}/{self.varies.rule}"
+        return self.varies
+
+    def reward_roles(self) -> set[str]:
+        """The roles whose face value some variant changes (a reward rule's experiment)."""
+        return {role for v in self.variants for role in (v.reward or {})}
 
     def varies_json(self) -> str | dict[str, str]:
         return self.varies if isinstance(self.varies, str) else self.varies.model_dump()
@@ -357,7 +389,7 @@ def parse_experiments(text: str, file: str = "<text>") -> list[ExperimentSource]
             problems += validation_problems(exc, tree, file)
             continue
         field, variables = ("dm", DM_VARIABLES) if doc.varies == "welcome_dm" else ("text", TEMPLATE_VARIABLES)
-        for i, variant in enumerate(doc.variants):
+        for i, variant in enumerate(doc.variants if doc.varies_kind != "reward" else []):
             for lang in ("zh", "en"):
                 body = getattr(variant.body, lang) if variant.body else None
                 if body is not None:

@@ -3,6 +3,7 @@ analytics store, hand the counts to domain/experiments.py (docs/experiments.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
@@ -12,7 +13,15 @@ from sqlalchemy import Connection, select
 from qunflow.analytics.queries import EXPERIMENT_GUARDRAILS, EXPERIMENT_LIST, EXPERIMENT_RESULTS
 from qunflow.analytics.shipper import analytics
 from qunflow.domain.events import Event, parse_event
-from qunflow.domain.experiments import ExperimentDoc, ExperimentSource, assign, parse_experiments, results
+from qunflow.domain.experiments import (
+    ExperimentDoc,
+    ExperimentSource,
+    PlaybookStep,
+    RewardRule,
+    assign,
+    parse_experiments,
+    results,
+)
 from qunflow.domain.metrics import make_period
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.versions import Change, store_version
@@ -167,9 +176,22 @@ def step_variant(ws: Workspace, conn: Connection, playbook_key: str, step: Any,
                  member_id: str) -> tuple[ExperimentDoc, str] | None:
     """The experiment that varies this playbook step (a `send_dm` step, by its id or its template) and the
     member's variant in it, or None. Shipped: the winner for everyone, with no exposure (as the welcome)."""
+    return _variant_of(ws, conn, member_id, lambda doc: isinstance(doc.varies, PlaybookStep)
+                       and doc.varies.matches(playbook_key, step.id, step.send_dm))
+
+
+def reward_variant(ws: Workspace, conn: Connection, program: str, rule: str, role: str,
+                   member_id: str) -> tuple[ExperimentDoc, str] | None:
+    """The experiment that varies this reward rule's face value for this role, and the member's variant."""
+    return _variant_of(ws, conn, member_id, lambda doc: isinstance(doc.varies, RewardRule)
+                       and doc.varies.matches(program, rule) and role in doc.reward_roles())
+
+
+def _variant_of(ws: Workspace, conn: Connection, member_id: str,
+                wanted: Callable[[ExperimentDoc], bool]) -> tuple[ExperimentDoc, str] | None:
     day: date | None = None
     for _, doc in documents(conn):
-        if isinstance(doc.varies, str) or not doc.varies.matches(playbook_key, step.id, step.send_dm):
+        if not wanted(doc):
             continue
         if doc.shipped is not None:
             return doc, doc.shipped
@@ -179,6 +201,40 @@ def step_variant(ws: Workspace, conn: Connection, playbook_key: str, step: Any,
             if variant is not None:
                 return doc, variant
     return None
+
+
+def reference_problems(conn: Connection, sources: list[ExperimentSource], playbooks: dict[str, Any],
+                       programs: dict[str, Any]) -> list[str]:
+    """What an experiment names that does not exist: its playbook and `send_dm` step, or its reward program,
+    rule and the roles that rule rewards. `playbooks`/`programs`: those being applied now, by key (the ones in
+    force are looked up)."""
+    from qunflow.services.playbooks import active_playbooks
+    from qunflow.services.rewards import active_programs
+
+    in_force_playbooks = {key: pb for key, _, pb in active_playbooks(conn)}
+    in_force_programs = {pr.key: pr for _, pr in active_programs(conn)}
+    problems = []
+    for source in sources:
+        doc, where = source.experiment, f"{source.file}: experiment {source.experiment.key!r}: varies"
+        if isinstance(doc.varies, PlaybookStep):
+            playbook = playbooks.get(doc.varies.playbook) or in_force_playbooks.get(doc.varies.playbook)
+            if playbook is None:
+                problems.append(f"{where}: no playbook {doc.varies.playbook!r}")
+            elif not any(st.action == "send_dm" and doc.varies.matches(playbook.key, st.id, st.send_dm)
+                         for st in playbook.steps):
+                problems.append(f"{where}: playbook {playbook.key!r} has no send_dm step with id or template "
+                                f"{doc.varies.step!r}")
+        elif isinstance(doc.varies, RewardRule):
+            program = programs.get(doc.varies.reward_program) or in_force_programs.get(doc.varies.reward_program)
+            rule = next((r for r in program.rules if r.id == doc.varies.rule), None) if program else None
+            if program is None:
+                problems.append(f"{where}: no reward program {doc.varies.reward_program!r}")
+            elif rule is None:
+                problems.append(f"{where}: reward program {program.key!r} has no rule {doc.varies.rule!r}")
+            elif missing := sorted(doc.reward_roles() - set(rule.coupons())):
+                problems.append(f"{where}: rule {rule.id!r} rewards no {', '.join(missing)} (it rewards "
+                                f"{', '.join(rule.coupons())})")
+    return problems
 
 
 def _local_day(ws: Workspace) -> date:
