@@ -86,7 +86,8 @@ def test_each_inviter_earns_their_variants_value_with_one_exposure(world: tuple[
     clock.now += timedelta(days=8)
     rewards_tick(ws)
     with ws.engine.connect() as conn:
-        paid = {(c.member_id, Decimal(c.value)) for c in conn.execute(select(coupons).where(coupons.c.name == "邀请券"))}
+        issued = conn.execute(select(coupons).where(coupons.c.name == "邀请券")).all()
+    paid = {(c.member_id, Decimal(c.value)) for c in issued}
     assert paid == {(a, Decimal(40) if arm == "forty" else Decimal(20)) for a, arm in arms.items()}
 
     report = experiment_results(ws, KEY, as_of=clock.now.date())
