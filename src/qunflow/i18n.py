@@ -541,6 +541,16 @@ TEXTS.update({
     "xp_no_difference": {"en": "No significant difference from {control} at this sample size; a real effect "
                                "smaller than the interval's width may still exist.",
                          "zh": "在当前样本量下与 {control} 没有显著差异;小于置信区间宽度的真实差异仍可能存在。"},
+    "xp_guardrail_worse": {"en": "Guardrail warning: {metric} is significantly worse in {variant} ({diff}, "
+                                 "p = {p}); weigh this harm before shipping it.",
+                           "zh": "护栏指标警告:{variant} 组的 {metric} 显著变差({diff},p = {p});"
+                                 "上线前请权衡这一损失。"},
+    "xp_guardrails": {"en": "Guardrail metrics", "zh": "护栏指标"},
+    "xp_metric": {"en": "Metric", "zh": "指标"},
+    "xp_value": {"en": "Value", "zh": "数值"},
+    "xp_control_value": {"en": "Control", "zh": "对照组"},
+    "xp_worse": {"en": "significantly worse", "zh": "显著变差"},
+    "xp_varies": {"en": "What varies", "zh": "测试对象"},
 })
 
 TEXTS.update({

@@ -318,6 +318,139 @@ SELECT arm AS variant, count(*) AS members, count(*) FILTER (WHERE is_mature) AS
 FROM facts GROUP BY arm ORDER BY arm
 """
 
+# Guardrails of an experiment (docs/experiments.md "Guardrails"): every METRICS.md per-member metric over
+# the exposed people, with the first exposure in place of the join (its local day for day-based windows),
+# counting only behaviour at or after it; sufficient statistics per variant (domain.experiments
+# guardrail_columns names them: _n/_x for a rate, _n/_sum/_sq for a per-member mean).
+EXPERIMENT_GUARDRAILS = """
+WITH ev AS @NOT_MATERIALIZED() (
+    SELECT seq, type, ts, member_id, visitor_id, amount, margin, referrer_id, experiment, variant,
+           @LOCAL_DAY(ts) AS day
+    FROM events WHERE ts < $cutoff
+),
+links AS (
+    SELECT visitor_id, member_id FROM ev WHERE visitor_id IS NOT NULL AND member_id IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY visitor_id ORDER BY ts, seq) = 1
+),""" + EXPOSURE_FIRST + """,
+xp AS (
+    SELECT person, exposed_ts, variant, @LOCAL_DAY(exposed_ts) AS xday FROM exposure
+),
+after AS (  -- exposed people's events at or after their first exposure
+    SELECT x.person AS person, e.type AS type, e.ts AS ts, e.day AS day, e.amount AS amount, e.margin AS margin
+    FROM xp x JOIN ev e ON e.member_id = x.person WHERE e.ts >= x.exposed_ts
+),
+retained AS (
+    SELECT x.person AS person,
+           @ANY_TRUE(a.day = x.xday + 1) AS r1, @ANY_TRUE(a.day = x.xday + 7) AS r7,
+           @ANY_TRUE(a.day = x.xday + 14) AS r14, @ANY_TRUE(a.day = x.xday + 30) AS r30
+    FROM xp x JOIN after a ON a.person = x.person
+    WHERE @IN_LIST(a.type, engagement) AND a.day IN (x.xday + 1, x.xday + 7, x.xday + 14, x.xday + 30)
+    GROUP BY x.person
+),
+day1_task AS (
+    SELECT DISTINCT x.person AS person FROM xp x JOIN after a ON a.person = x.person
+    WHERE a.type = 'task_completed' AND a.day BETWEEN x.xday AND x.xday + 1
+),
+active AS (
+    SELECT person, max(day) AS last_day FROM after
+    WHERE @IN_LIST(type, engagement) AND day <= $as_of GROUP BY person
+),
+last_join AS (
+    SELECT member_id, ts AS last_ts FROM ev WHERE type = 'joined' AND member_id IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY member_id ORDER BY ts DESC, seq DESC) = 1
+),
+left_after AS (
+    SELECT l.member_id AS member_id FROM last_join l JOIN ev e ON e.member_id = l.member_id
+    WHERE e.type = 'left' AND e.ts > l.last_ts GROUP BY l.member_id
+),
+present AS (  -- current members as of the as-of day (M3)
+    SELECT l.member_id AS person FROM last_join l LEFT JOIN left_after x ON x.member_id = l.member_id
+    WHERE x.member_id IS NULL
+),
+conversions AS (
+    SELECT x.person AS person,
+           count(*) FILTER (WHERE a.ts < x.exposed_ts + INTERVAL 30 DAY) AS n30,
+           sum(CAST(coalesce(a.amount, 0) AS DOUBLE))
+               FILTER (WHERE a.ts < x.exposed_ts + INTERVAL 30 DAY) AS revenue_30,
+           sum(CAST(coalesce(a.margin, 0) AS DOUBLE)) FILTER (WHERE a.ts < x.exposed_ts + INTERVAL 30 DAY) AS margin_30,
+           sum(CAST(coalesce(a.amount, 0) AS DOUBLE))
+               FILTER (WHERE a.ts < x.exposed_ts + INTERVAL 90 DAY) AS revenue_90,
+           sum(CAST(coalesce(a.margin, 0) AS DOUBLE)) FILTER (WHERE a.ts < x.exposed_ts + INTERVAL 90 DAY) AS margin_90
+    FROM xp x JOIN after a ON a.person = x.person
+    WHERE @IN_LIST(a.type, conversion)
+    GROUP BY x.person
+),
+invites AS (
+    SELECT x.person AS person, count(*) AS n FROM xp x JOIN after a ON a.person = x.person
+    WHERE a.type = 'invite_sent' AND a.ts < x.exposed_ts + INTERVAL 30 DAY
+    GROUP BY x.person
+),
+first_join AS (
+    SELECT member_id, ts AS join_ts, referrer_id FROM ev WHERE type = 'joined' AND member_id IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY member_id ORDER BY ts, seq) = 1
+),
+referred AS (  -- K-factor: joins naming the person as referrer, within 30 days after the exposure
+    SELECT x.person AS person, count(*) AS n FROM xp x JOIN first_join f ON f.referrer_id = x.person
+    WHERE f.member_id <> x.person AND f.join_ts >= x.exposed_ts AND f.join_ts < x.exposed_ts + INTERVAL 30 DAY
+    GROUP BY x.person
+),
+facts AS (
+    SELECT x.variant AS arm,
+           x.xday + 1 <= $as_of AS e1, x.xday + 7 <= $as_of AS e7,
+           x.xday + 14 <= $as_of AS e14, x.xday + 30 <= $as_of AS e30,
+           coalesce(r.r1, false) AS r1, coalesce(r.r7, false) AS r7,
+           coalesce(r.r14, false) AS r14, coalesce(r.r30, false) AS r30,
+           t.person IS NOT NULL AS task1,
+           p.person IS NOT NULL AS present, coalesce(ac.last_day > $as_of - 7, false) AS a7,
+           coalesce(ac.last_day > $as_of - 14, false) AS a14, coalesce(ac.last_day > $as_of - 30, false) AS a30,
+           x.exposed_ts + INTERVAL 30 DAY <= $cutoff AS m30, x.exposed_ts + INTERVAL 90 DAY <= $cutoff AS m90,
+           coalesce(v.n30, 0) > 0 AS conv,
+           coalesce(v.revenue_30, 0) AS revenue_30, coalesce(v.margin_30, 0) AS margin_30,
+           coalesce(v.revenue_90, 0) AS revenue_90, coalesce(v.margin_90, 0) AS margin_90,
+           CAST(coalesce(i.n, 0) AS DOUBLE) AS invites, CAST(coalesce(k.n, 0) AS DOUBLE) AS referred
+    FROM xp x
+    LEFT JOIN retained r ON r.person = x.person
+    LEFT JOIN day1_task t ON t.person = x.person
+    LEFT JOIN present p ON p.person = x.person
+    LEFT JOIN active ac ON ac.person = x.person
+    LEFT JOIN conversions v ON v.person = x.person
+    LEFT JOIN invites i ON i.person = x.person
+    LEFT JOIN referred k ON k.person = x.person
+)
+SELECT arm AS variant,
+       count(*) FILTER (WHERE e1) AS retention_d1_n, count(*) FILTER (WHERE e1 AND r1) AS retention_d1_x,
+       count(*) FILTER (WHERE e7) AS retention_d7_n, count(*) FILTER (WHERE e7 AND r7) AS retention_d7_x,
+       count(*) FILTER (WHERE e14) AS retention_d14_n, count(*) FILTER (WHERE e14 AND r14) AS retention_d14_x,
+       count(*) FILTER (WHERE e30) AS retention_d30_n, count(*) FILTER (WHERE e30 AND r30) AS retention_d30_x,
+       count(*) FILTER (WHERE e1) AS task_completion_d1_n, count(*) FILTER (WHERE e1 AND task1) AS task_completion_d1_x,
+       count(*) FILTER (WHERE present) AS active_ratio_7d_n,
+       count(*) FILTER (WHERE present AND a7) AS active_ratio_7d_x,
+       count(*) FILTER (WHERE present) AS active_ratio_14d_n,
+       count(*) FILTER (WHERE present AND a14) AS active_ratio_14d_x,
+       count(*) FILTER (WHERE present) AS active_ratio_30d_n,
+       count(*) FILTER (WHERE present AND a30) AS active_ratio_30d_x,
+       count(*) FILTER (WHERE m30) AS conversion_rate_n, count(*) FILTER (WHERE m30 AND conv) AS conversion_rate_x,
+       count(*) FILTER (WHERE m30) AS invites_per_member_n,
+       coalesce(sum(invites) FILTER (WHERE m30), 0) AS invites_per_member_sum,
+       coalesce(sum(invites * invites) FILTER (WHERE m30), 0) AS invites_per_member_sq,
+       count(*) FILTER (WHERE m30) AS k_factor_n,
+       coalesce(sum(referred) FILTER (WHERE m30), 0) AS k_factor_sum,
+       coalesce(sum(referred * referred) FILTER (WHERE m30), 0) AS k_factor_sq,
+       count(*) FILTER (WHERE m30) AS revenue_per_member_n,
+       coalesce(sum(revenue_30) FILTER (WHERE m30), 0) AS revenue_per_member_sum,
+       coalesce(sum(revenue_30 * revenue_30) FILTER (WHERE m30), 0) AS revenue_per_member_sq,
+       count(*) FILTER (WHERE m30) AS margin_per_member_n,
+       coalesce(sum(margin_30) FILTER (WHERE m30), 0) AS margin_per_member_sum,
+       coalesce(sum(margin_30 * margin_30) FILTER (WHERE m30), 0) AS margin_per_member_sq,
+       count(*) FILTER (WHERE m90) AS ltv_90_revenue_n,
+       coalesce(sum(revenue_90) FILTER (WHERE m90), 0) AS ltv_90_revenue_sum,
+       coalesce(sum(revenue_90 * revenue_90) FILTER (WHERE m90), 0) AS ltv_90_revenue_sq,
+       count(*) FILTER (WHERE m90) AS ltv_90_margin_n,
+       coalesce(sum(margin_90) FILTER (WHERE m90), 0) AS ltv_90_margin_sum,
+       coalesce(sum(margin_90 * margin_90) FILTER (WHERE m90), 0) AS ltv_90_margin_sq
+FROM facts GROUP BY arm ORDER BY arm
+"""
+
 # Experiments known from the event log: exposures and first/last exposure time.
 EXPERIMENT_LIST = """
 SELECT experiment, count(*) AS exposures, count(DISTINCT variant) AS variants, min(ts) AS first_ts, max(ts) AS last_ts

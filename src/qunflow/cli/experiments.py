@@ -82,6 +82,17 @@ def print_report(report: dict[str, Any], out: Console | None = None) -> None:
                       f"[{_pct(c['ci_low'])}, {_pct(c['ci_high'])}]" if c else "",
                       _num(c["p_value"]) if c else "", _pct(c["chance_to_beat_control"]) if c else "")
     out.print(table)
+    if report.get("guardrails"):
+        from qunflow.services.experiments import format_guardrail as fg
+
+        guard = Table("guardrail", "variant", "value", "control", "diff", "95% CI", "p", "", title="Guardrails")
+        for g in report["guardrails"]:
+            kind = g["kind"]
+            guard.add_row(g["metric"], g["variant"], fg(g["value"], kind), fg(g["control_value"], kind),
+                          fg(g["diff"], kind, signed=True),
+                          f"[{fg(g['ci_low'], kind, signed=True)}, {fg(g['ci_high'], kind, signed=True)}]",
+                          _num(g["p_value"]), "WORSE" if g["worse"] else "")
+        out.print(guard)
     out.print(f"SRM p-value: {_num(report['srm_p_value'], 6)}"
               + (" — SAMPLE RATIO MISMATCH" if report["srm_flagged"] else ""), highlight=False)
     out.print(conclusion(report, "en"), highlight=False)

@@ -34,6 +34,7 @@ from qunflow.errors import NotFound
 from qunflow.i18n import t
 from qunflow.services.consent import marketing_footer
 from qunflow.services.coupons import issue as issue_coupon
+from qunflow.services.experiments import exposure_event, step_variant
 from qunflow.services.gate_guard import member_coupon_eligible
 from qunflow.services.playbooks import active_playbooks, load_version
 from qunflow.services.privacy import member_link_token, unseal
@@ -503,6 +504,10 @@ def _prepare_send(ws: Workspace, conn: Connection, playbook: Playbook, step: Ste
             return None
     values, language = _variables(ws, conn, member_id, context, group)
     template = playbook.templates[(step.send_dm if action == "send_dm" else step.post_group) or ""]
+    tested = step_variant(ws, conn, playbook.key, step, member_id) if action == "send_dm" and member_id else None
+    if tested is not None:  # a `kind: experiment` varies this step's text; the control keeps the step's own
+        chosen = tested[0].variant(tested[1])
+        template = chosen.text if chosen is not None and chosen.text is not None else template
     try:
         if action == "send_dm":
             text_out = render_template(getattr(template, language), values, language)
@@ -530,6 +535,9 @@ def _prepare_send(ws: Workspace, conn: Connection, playbook: Playbook, step: Ste
         platform, target, private = group.platform, group.external_id, False
     outbox.record(ws, conn, outbox.Message(key=key, kind="playbook", platform=platform, target=target, text=text_out,
                                            private=private, member_id=member_id, marketing=marketing))
+    if tested is not None and tested[0].shipped is None and not refused:
+        # the member meets the varied text now: their exposure (once per experiment, by event id)
+        append_events(conn, [exposure_event(tested[0], tested[1], member_id or "", now)])
     return key
 
 

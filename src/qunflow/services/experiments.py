@@ -3,16 +3,25 @@ analytics store, hand the counts to domain/experiments.py (docs/experiments.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from qunflow.analytics.queries import EXPERIMENT_LIST, EXPERIMENT_RESULTS
+from qunflow.analytics.queries import EXPERIMENT_GUARDRAILS, EXPERIMENT_LIST, EXPERIMENT_RESULTS
 from qunflow.analytics.shipper import analytics
 from qunflow.domain.events import Event, parse_event
-from qunflow.domain.experiments import ExperimentDoc, ExperimentSource, assign, parse_experiments, results
+from qunflow.domain.experiments import (
+    ExperimentDoc,
+    ExperimentSource,
+    PlaybookStep,
+    RewardRule,
+    assign,
+    parse_experiments,
+    results,
+)
 from qunflow.domain.metrics import make_period
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.versions import Change, store_version
@@ -49,14 +58,14 @@ def experiment_results(ws: Workspace, name: str, *, as_of: date | None = None,
     today = datetime.now(settings.zone).date()
     period = make_period(None, None, as_of, settings.zone, today)
     params = {"cutoff": period.cutoff, "experiment": name, "conversion": settings.conversion_types}
-    with analytics(ws, ship_first=ship_first) as engine:
-        names, rows = engine.query(EXPERIMENT_RESULTS, params)
-    counts = {}
-    for values in rows:
-        record = dict(zip(names, values, strict=True))
-        counts[str(record.pop("variant"))] = record
     with ws.engine.connect() as conn:
         doc = document(conn, name)
+    guardrails = list(doc.guardrails) if doc is not None else []
+    with analytics(ws, ship_first=ship_first) as engine:
+        counts = _per_variant(*engine.query(EXPERIMENT_RESULTS, params))
+        guardrail_counts = _per_variant(*engine.query(EXPERIMENT_GUARDRAILS, {
+            **params, "tz": settings.timezone, "as_of": period.as_of,
+            "engagement": settings.engagement_types})) if guardrails else {}
     if not counts and doc is None:
         raise NotFound(f"no experiment {name!r}: no document and no experiment_exposure events for it up to "
                        f"{period.as_of}")
@@ -64,17 +73,26 @@ def experiment_results(ws: Workspace, name: str, *, as_of: date | None = None,
     if plan is not None:  # exposures to a variant the document no longer names still count, after its own
         plan += [(extra, 0.0) for extra in sorted(set(counts) - {v for v, _ in plan})]
     report = results(name, period.as_of, counts, plan, min_mature=settings.experiment_min_mature,
-                     mde=settings.experiment_mde)
+                     mde=settings.experiment_mde, guardrails=guardrails, guardrail_counts=guardrail_counts)
     if doc is not None:
-        report.update({"document": True, "varies": doc.varies, "primary_metric": doc.primary_metric,
-                       "guardrails": doc.guardrails, "traffic": doc.traffic, "shipped": doc.shipped,
+        report.update({"document": True, "varies": doc.varies_json(), "primary_metric": doc.primary_metric,
+                       "traffic": doc.traffic, "shipped": doc.shipped,
                        "start": doc.start.isoformat() if doc.start else None,
                        "stop": doc.stop.isoformat() if doc.stop else None})
     return report
 
 
+def _per_variant(names: list[str], rows: list[tuple[Any, ...]]) -> dict[str, dict[str, Any]]:
+    counts = {}
+    for values in rows:
+        record = dict(zip(names, values, strict=True))
+        counts[str(record.pop("variant"))] = record
+    return counts
+
+
 def conclusion(report: dict[str, Any], lang: str) -> str:
-    """The verdict in plain words (zh/en)."""
+    """The verdict in plain words (zh/en), with a warning for each guardrail that got significantly worse
+    (not after an SRM flag: then nothing in the result can be trusted)."""
     from qunflow.domain.experiments import best_variant
     from qunflow.i18n import t
 
@@ -83,14 +101,29 @@ def conclusion(report: dict[str, Any], lang: str) -> str:
         return t("xp_srm", lang, p=f"{report['srm_p_value']:.2g}")
     if code == "not_enough_data":
         have = min(v["mature"] for v in report["variants"])
-        return t("xp_not_enough", lang, need=report["min_mature"], have=have)
-    if code == "winner":
+        text = t("xp_not_enough", lang, need=report["min_mature"], have=have)
+    elif code == "winner":
         best = best_variant(report)
         c = next(c for c in report["comparisons"] if c["variant"] == best)
-        return t("xp_winner", lang, variant=best, control=control, diff=f"{c['diff'] * 100:+.1f}",
+        text = t("xp_winner", lang, variant=best, control=control, diff=f"{c['diff'] * 100:+.1f}",
                  ci=f"{c['ci_low'] * 100:+.1f} … {c['ci_high'] * 100:+.1f}", p=f"{c['p_value']:.3g}",
                  chance=f"{c['chance_to_beat_control']:.0%}")
-    return t("xp_loser" if code == "loser" else "xp_no_difference", lang, control=control)
+    else:
+        text = t("xp_loser" if code == "loser" else "xp_no_difference", lang, control=control)
+    for g in report.get("guardrails", []):
+        if g["worse"]:
+            text += " " + t("xp_guardrail_worse", lang, metric=g["metric"], variant=g["variant"],
+                            diff=format_guardrail(g["diff"], g["kind"], signed=True), p=f"{g['p_value']:.3g}")
+    return text
+
+
+def format_guardrail(value: float | None, kind: str, *, signed: bool = False) -> str:
+    """A guardrail value: a rate in percent (points for a difference), a mean with two decimals."""
+    if value is None:
+        return "—"
+    if kind == "proportion":
+        return f"{value * 100:+.1f} pt" if signed else f"{value:.1%}"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
 # --- `kind: experiment` documents ------------------------------------------------------------------------
@@ -137,6 +170,71 @@ def welcome_variant(ws: Workspace, conn: Connection, member_id: str) -> tuple[Ex
             if variant is not None:
                 return doc, variant
     return None
+
+
+def step_variant(ws: Workspace, conn: Connection, playbook_key: str, step: Any,
+                 member_id: str) -> tuple[ExperimentDoc, str] | None:
+    """The experiment that varies this playbook step (a `send_dm` step, by its id or its template) and the
+    member's variant in it, or None. Shipped: the winner for everyone, with no exposure (as the welcome)."""
+    return _variant_of(ws, conn, member_id, lambda doc: isinstance(doc.varies, PlaybookStep)
+                       and doc.varies.matches(playbook_key, step.id, step.send_dm))
+
+
+def reward_variant(ws: Workspace, conn: Connection, program: str, rule: str, role: str,
+                   member_id: str) -> tuple[ExperimentDoc, str] | None:
+    """The experiment that varies this reward rule's face value for this role, and the member's variant."""
+    return _variant_of(ws, conn, member_id, lambda doc: isinstance(doc.varies, RewardRule)
+                       and doc.varies.matches(program, rule) and role in doc.reward_roles())
+
+
+def _variant_of(ws: Workspace, conn: Connection, member_id: str,
+                wanted: Callable[[ExperimentDoc], bool]) -> tuple[ExperimentDoc, str] | None:
+    day: date | None = None
+    for _, doc in documents(conn):
+        if not wanted(doc):
+            continue
+        if doc.shipped is not None:
+            return doc, doc.shipped
+        day = day or _local_day(ws)
+        if doc.running(day):
+            variant = assign(doc.key, member_id, doc.plan(), doc.traffic)
+            if variant is not None:
+                return doc, variant
+    return None
+
+
+def reference_problems(conn: Connection, sources: list[ExperimentSource], playbooks: dict[str, Any],
+                       programs: dict[str, Any]) -> list[str]:
+    """What an experiment names that does not exist: its playbook and `send_dm` step, or its reward program,
+    rule and the roles that rule rewards. `playbooks`/`programs`: those being applied now, by key (the ones in
+    force are looked up)."""
+    from qunflow.services.playbooks import active_playbooks
+    from qunflow.services.rewards import active_programs
+
+    in_force_playbooks = {key: pb for key, _, pb in active_playbooks(conn)}
+    in_force_programs = {pr.key: pr for _, pr in active_programs(conn)}
+    problems = []
+    for source in sources:
+        doc, where = source.experiment, f"{source.file}: experiment {source.experiment.key!r}: varies"
+        if isinstance(doc.varies, PlaybookStep):
+            playbook = playbooks.get(doc.varies.playbook) or in_force_playbooks.get(doc.varies.playbook)
+            if playbook is None:
+                problems.append(f"{where}: no playbook {doc.varies.playbook!r}")
+            elif not any(st.action == "send_dm" and doc.varies.matches(playbook.key, st.id, st.send_dm)
+                         for st in playbook.steps):
+                problems.append(f"{where}: playbook {playbook.key!r} has no send_dm step with id or template "
+                                f"{doc.varies.step!r}")
+        elif isinstance(doc.varies, RewardRule):
+            program = programs.get(doc.varies.reward_program) or in_force_programs.get(doc.varies.reward_program)
+            rule = next((r for r in program.rules if r.id == doc.varies.rule), None) if program else None
+            if program is None:
+                problems.append(f"{where}: no reward program {doc.varies.reward_program!r}")
+            elif rule is None:
+                problems.append(f"{where}: reward program {program.key!r} has no rule {doc.varies.rule!r}")
+            elif missing := sorted(doc.reward_roles() - set(rule.coupons())):
+                problems.append(f"{where}: rule {rule.id!r} rewards no {', '.join(missing)} (it rewards "
+                                f"{', '.join(rule.coupons())})")
+    return problems
 
 
 def _local_day(ws: Workspace) -> date:

@@ -104,6 +104,14 @@ def apply_playbooks(ws: Workspace, paths: list[Path], *, dry_run: bool = False) 
     now = ws.clock()
     changes: list[Change] = []
     with ws.engine.begin() as conn:
+        if found.experiments:  # what an experiment varies must exist (applied now or in force)
+            from qunflow.services.experiments import reference_problems
+
+            problems = reference_problems(conn, found.experiments,
+                                          {s.playbook.key: s.playbook for s in found.playbooks},
+                                          {s.program.key: s.program for s in found.programs})
+            if problems:
+                raise InvalidInput("the playbooks were not applied:\n" + "\n".join(problems))
         for source in found.playbooks:
             changes.append(store_version(conn, playbooks, playbook_versions, kind="playbook",
                                          key=source.playbook.key, text=source.text, digest=source.digest,

@@ -27,9 +27,11 @@ from qunflow.engine import outbox
 from qunflow.errors import Conflict, InvalidInput, NotFound
 from qunflow.i18n import word
 from qunflow.services import coupons as ledger
+from qunflow.services.experiments import exposure_event, reward_variant
 from qunflow.services.gate_guard import member_coupon_eligible
 from qunflow.services.versions import Change, store_version
 from qunflow.store.db import insert_if_new, insert_ignore
+from qunflow.store.eventlog import append_events
 from qunflow.store.tables import (
     automation_state,
     events,
@@ -244,20 +246,28 @@ def _grant(ws: Workspace, conn: Connection, program: Program, version: int, gran
            order_ref: str | None = None) -> None:
     spec = program.coupons[grant.coupon]
     now = ws.clock()
+    value = spec.value
+    tested = reward_variant(ws, conn, program.key, grant.rule, grant.role, grant.member_id)
+    if tested is not None:  # a `kind: experiment` varies this rule's face value for this role
+        chosen = tested[0].variant(tested[1])
+        by_role: dict[str, Decimal] = {str(k): v for k, v in (chosen.reward or {}).items()} if chosen else {}
+        value = by_role.get(grant.role, value)  # the control (no `reward`) keeps the rule's coupon
     reward_id = insert_if_new(conn, rewards, {
         "cause": grant.cause, "program": program.key, "program_version": version, "rule": grant.rule,
         "member_id": grant.member_id, "role": grant.role, "referral_id": grant.referral_id,
-        "coupon_name": spec.name, "value": spec.value, "valid_days": spec.valid_days, "status": "held",
+        "coupon_name": spec.name, "value": value, "valid_days": spec.valid_days, "status": "held",
         "release_at": max(at, now) + timedelta(days=program.hold_days), "order_ref": order_ref,
         "created_at": now})
     if not reward_id:
         return  # earned before: never twice for the same cause
+    if tested is not None and tested[0].shipped is None:  # the reward decision: the member's exposure (once)
+        append_events(conn, [exposure_event(tested[0], tested[1], grant.member_id, now)])
     if grant.role == "invitee" and not member_coupon_eligible(conn, grant.member_id):
         conn.execute(update(rewards).where(rewards.c.cause == grant.cause)
                      .values(status="capped", note="the gate pass was over the new-member coupon cap (device or IP)",
                              decided_at=now, decided_by="gate"))
         return
-    refused = commit_budget(conn, budget_scopes(program, program.rule(grant.rule), _local_day(ws, now)), spec.value)
+    refused = commit_budget(conn, budget_scopes(program, program.rule(grant.rule), _local_day(ws, now)), value)
     if refused:
         conn.execute(update(rewards).where(rewards.c.cause == grant.cause)
                      .values(status="capped", note=f"budget reached: {refused}", decided_at=now,

@@ -1,5 +1,5 @@
 """Console pages for experiments: the list, and one experiment's variants, conversion with 95% intervals,
-the sample-ratio and data verdicts and a plain-words conclusion (docs/experiments.md)."""
+the sample-ratio and data verdicts, the guardrail metrics and a plain-words conclusion (docs/experiments.md)."""
 
 from __future__ import annotations
 
@@ -28,4 +28,4 @@ async def experiment_page(request: Request, experiment: str) -> Response:
     report = await run_in_threadpool(experiments.experiment_results, workspace_of(request), experiment,
                                      as_of=as_of)
     return page(request, "console_experiment.html", r=report, conclusion=experiments.conclusion,
-                query_without_lang=_query_without_lang(request))
+                fmt_guardrail=experiments.format_guardrail, query_without_lang=_query_without_lang(request))

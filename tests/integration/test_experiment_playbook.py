@@ -1,0 +1,120 @@
+"""`kind: experiment` on a playbook step (issue 14, "what varies: any playbook step"): on a simulated clock the
+S2 warm-up's Day-2 DM goes out in each member's sticky variant, one exposure per member, the control keeps
+the step's own text, a shipped winner goes to everyone without exposures, and bad documents are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from qunflow.domain.experiments import assign
+from qunflow.errors import InvalidInput
+from qunflow.services.automation import work_once
+from qunflow.services.experiments import experiment_results
+from qunflow.services.playbooks import apply_playbooks, shipped_files
+from qunflow.store.tables import events
+from qunflow.workspace import Workspace
+from tests.integration.test_automation import Clock, clocked, join, local, playbook_dms, run_until  # noqa: F401
+from tests.integration.test_welcome_playbook import write
+
+KEY = "warmup-day2"
+DOC = """kind: experiment
+key: warmup-day2
+title: {zh: 第 2 天干货 A/B, en: Day-2 guide A/B}
+varies: {playbook: s2_warmup, step: day2}
+variants:
+  - {key: control, weight: 1}
+  - key: story
+    weight: 1
+    text: {zh: "{{ name }},看看老成员的故事:{{ link }}", en: "{{ name }}, read how others started: {{ link }}"}
+guardrails: [retention_d1, task_completion_d1]
+"""
+PLAN = [("control", 1.0), ("story", 1.0)]
+
+
+def exposures(ws: Workspace) -> list[tuple[str, str, str, str]]:
+    with ws.engine.connect() as conn:
+        return sorted((r.event_id, r.member_id, r.experiment, r.variant) for r in conn.execute(
+            select(events.c.event_id, events.c.member_id, events.c.experiment, events.c.variant)
+            .where(events.c.type == "experiment_exposure")))
+
+
+def day2_texts(ws: Workspace) -> dict[str, list[str]]:
+    """Per sandbox user, the playbook DMs sent on 03-04 (the S2 Day-2 step)."""
+    return {user: [text for at, text in sent if at.startswith("03-04")] for user, sent in playbook_dms(ws).items()}
+
+
+def test_a_playbook_step_sends_each_members_sticky_variant_with_one_exposure(
+        clocked: tuple[Workspace, Clock], tmp_path: Path) -> None:  # noqa: F811
+    ws, clock = clocked
+    apply_playbooks(ws, [*shipped_files(), write(tmp_path, "xp.yaml", DOC)])
+    clock.now = local("2026-03-02T10:00:00")
+    arms: dict[str, str] = {}
+    users: dict[str, str] = {}
+    for i in range(30):  # member ids are random: join until both arms are seen (at least 4 members)
+        if len(arms) >= 4 and set(arms.values()) == {"control", "story"}:
+            break
+        member = join(ws, f"v{i}", f"u{i}")
+        arms[member], users[member] = assign(KEY, member, PLAN), f"u{i}"
+    work_once(ws, worker="test")
+    run_until(ws, clock, local("2026-03-03T23:00:00"))
+    assert exposures(ws) == []  # nobody has met the varied step yet
+    run_until(ws, clock, local("2026-03-05T12:00:00"))
+
+    texts = day2_texts(ws)
+    for member, arm in arms.items():
+        [text] = texts[users[member]]
+        if arm == "story":
+            assert "老成员的故事" in text and "干货" not in text
+        else:  # the control: the step as written
+            assert "干货" in text and "老成员的故事" not in text
+        assert "/u/" in text or "unsubscribe" in text.lower() or "退订" in text  # still a marketing DM
+    assert exposures(ws) == sorted((f"xp-{KEY}-{m}", m, KEY, a) for m, a in arms.items())
+    before = {users[m]: playbook_dms(ws)[users[m]] for m in arms}
+    run_until(ws, clock, local("2026-03-10T12:00:00"))  # the rest of the warm-up: no second exposure
+    assert exposures(ws) == sorted((f"xp-{KEY}-{m}", m, KEY, a) for m, a in arms.items())
+    for member in arms:  # Day 4 and Day 6 are not varied
+        later = playbook_dms(ws)[users[member]][len(before[users[member]]):]
+        assert "邀请" in later[0][1] and "顾问" in later[1][1]
+
+    report = experiment_results(ws, KEY, as_of=local("2026-03-10T12:00:00").date())
+    assert report["varies"] == {"playbook": "s2_warmup", "step": "day2"}
+    assert [v["members"] for v in report["variants"]] == [list(arms.values()).count(a) for a in ("control", "story")]
+    assert [(g["metric"], g["variant"]) for g in report["guardrails"]] == [
+        ("retention_d1", "story"), ("task_completion_d1", "story")]
+    assert all(g["worse"] is False for g in report["guardrails"])
+
+
+def test_a_step_named_by_its_template_and_a_shipped_winner(clocked: tuple[Workspace, Clock],  # noqa: F811
+                                                           tmp_path: Path) -> None:
+    ws, clock = clocked
+    shipped = DOC.replace("step: day2}", "step: day2_content}") + "shipped: story\n"
+    apply_playbooks(ws, [*shipped_files(), write(tmp_path, "xp.yaml", shipped)])
+    clock.now = local("2026-03-02T10:00:00")
+    join(ws, "v1", "u1")
+    join(ws, "v2", "u2")
+    work_once(ws, worker="test")
+    run_until(ws, clock, local("2026-03-05T12:00:00"))
+    texts = day2_texts(ws)
+    assert all("老成员的故事" in texts[u][0] for u in ("u1", "u2"))  # everyone gets the winner
+    assert exposures(ws) == []  # and nothing is being compared any more
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (DOC.replace("guardrails: [retention_d1, task_completion_d1]", "guardrails: [retention_d1, happiness]"),
+     "bad.yaml:10: guardrails: not a METRICS.md metric key: 'happiness'"),
+    (DOC.replace("guardrails: [retention_d1, task_completion_d1]", "guardrails: [spend]"),
+     "bad.yaml:10: guardrails: 'spend' cannot be a guardrail"),
+    (DOC.replace("    text: {zh", "    dm: {zh"), "give `text`, not `dm`"),
+    (DOC.replace("{{ link }}\", en", "{{ profile_link }}\", en"), "bad.yaml:9: variants.1.text.zh: .*profile_link"),
+    (DOC.replace("  - {key: control, weight: 1}", "  - {key: control, weight: 1, text: {zh: 甲, en: A}}"),
+     "keeps the step's own text"),
+    (DOC.replace("{playbook: s2_warmup, step: day2}", "{playbook: s2_warmup}"), "varies"),
+])
+def test_a_bad_step_experiment_is_refused_with_its_line(clocked: tuple[Workspace, Clock],  # noqa: F811
+                                                        tmp_path: Path, text: str, message: str) -> None:
+    ws, _clock = clocked
+    with pytest.raises(InvalidInput, match=message):
+        apply_playbooks(ws, [write(tmp_path, "bad.yaml", text)])
