@@ -35,7 +35,17 @@ from qunflow.services.waitlist import add_to_waitlist, mark_joined, offer_seats,
 from qunflow.store.consents import record_consent
 from qunflow.store.db import insert_if_new
 from qunflow.store.eventlog import append_events
-from qunflow.store.tables import campaigns, channels, entry_points, events, groups, identities, inbox, members
+from qunflow.store.tables import (
+    campaigns,
+    channels,
+    entry_points,
+    events,
+    groups,
+    identities,
+    inbox,
+    members,
+    tier_moves,
+)
 from qunflow.workspace import Workspace
 
 
@@ -206,6 +216,9 @@ _TICKET_OF_USER = (select(members.c.id, members.c.join_ticket)
                    .where(identities.c.platform == bindparam("platform"),
                           identities.c.external_user_id == bindparam("user_id")))
 _MEMBER_BY_ID = select(members).where(members.c.id == bindparam("member_id"))
+# A tier move's own link (services/tier_moves.py): its label, while the move is open, admits its member.
+_OPEN_MOVE_LABEL = select(tier_moves.c.id).where(tier_moves.c.open_key == bindparam("member_id"),
+                                                 tier_moves.c.label == bindparam("label"))
 # What a join event carries about its entry point (an archived one too: its link was handed out before).
 _ENTRY_ATTRIBUTES = (select(entry_points.c.code, channels.c.key.label("channel"), campaigns.c.key.label("campaign"))
                      .join(channels, channels.c.id == entry_points.c.channel_id)
@@ -251,7 +264,8 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
                                         .where(members.c.id == known)).one()
         entry = _entry_by_code(conn, label) if label and label != ticket else None
         attribution = ("invite_label" if label and label == ticket else
-                       "entry_point" if entry is not None and entry.id == entry_id else "known_identity")
+                       "entry_point" if entry is not None and entry.id == entry_id else
+                       "tier_move" if label and _open_move(conn, known, label) else "known_identity")
         return Resolved(known, attribution, False)
     member = None
     attribution = "unattributed"
@@ -278,6 +292,10 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
     conn.execute(insert(identities).values(member_id=member_id, platform=platform, external_user_id=user_id,
                                            created_at=at))
     return Resolved(member_id, attribution, member is None)
+
+
+def _open_move(conn: Connection, member_id: str, label: str) -> bool:
+    return conn.execute(_OPEN_MOVE_LABEL, {"member_id": member_id, "label": label}).first() is not None
 
 
 def on_join_request(ws: Workspace, item: Any) -> None:
@@ -312,7 +330,8 @@ def _known(conn: Connection, item: JoinRequested) -> str | None:
     row = conn.execute(_TICKET_OF_USER, {"platform": item.platform, "user_id": item.user_id}).first()
     if row is None:
         return None
-    if row.join_ticket == item.invite_label or _entry_by_code(conn, item.invite_label) is not None:
+    if (row.join_ticket == item.invite_label or _entry_by_code(conn, item.invite_label) is not None
+            or _open_move(conn, row.id, item.invite_label)):
         return str(row.id)
     return None
 
@@ -403,6 +422,9 @@ def on_member_left(ws: Workspace, item: Any) -> None:
         group = group_row(conn, item.platform, item.group_id)
         member_id = member_of_user(conn, item.platform, item.user_id)
         if group is None or member_id is None:
+            return
+        # Left already: a repeat (a removal qunflow made and recorded, which the platform reports too).
+        if conn.execute(_LAST_JOIN_OR_LEAVE, {"member_id": member_id, "group": group.key}).scalar() == "left":
             return
         conn.execute(update(groups).where(groups.c.id == group.id, groups.c.member_count > 0)
                      .values(member_count=groups.c.member_count - 1))

@@ -1,0 +1,185 @@
+"""Tier moves that happen (issue 13), on the sandbox platform with a simulated clock: a member who matches a
+tier rule gets their own link into the new tier by DM, joins through it, the move completes and they leave
+the old group; every step is an event. Offers expire and are not repeated within 30 days."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from qunflow.errors import InvalidInput
+from qunflow.services.automation import work_once
+from qunflow.services.ingest import ingest_batch
+from qunflow.services.member_records import member_record
+from qunflow.services.playbooks import apply_playbooks
+from qunflow.services.tier_moves import evaluate, move_counts
+from qunflow.store.tables import events, groups, inbox, members, tier_moves
+from qunflow.workspace import Workspace
+from tests.integration.test_day1_tasks import walk_in_member
+from tests.integration.test_join_flow import setup_community
+
+RULES = """\
+kind: tier_rules
+key: default
+rules:
+  - key: buyers
+    when:
+      - {orders: 3, days: 90}
+    to_tier: core
+    from_tiers: [newbie]
+    leave_old: true
+    expire_days: 7
+    dm: {zh: "{{ name }} 请进核心群 {{ group }}:{{ link }}", en: "{{ name }}, join {{ group }}: {{ link }}"}
+"""
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def apply_rules(ws: Workspace, tmp_path: Path, text: str = RULES, name: str = "tiers.yaml") -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    apply_playbooks(ws, [path])
+
+
+def order(ws: Workspace, member_id: str, at: datetime, n: int = 1) -> None:
+    stamp = at.replace(tzinfo=UTC)
+    batch = [{"event_id": f"o-{member_id}-{stamp:%Y%m%d%H%M%S}-{i}", "type": "order", "member_id": member_id,
+              "amount": "99", "currency": "CNY", "ts": (stamp + timedelta(seconds=i)).isoformat()} for i in range(n)]
+    assert ingest_batch(ws.engine, batch).stored == n
+
+
+def typed(ws: Workspace, member_id: str, *kinds: str) -> list[dict[str, object]]:
+    with ws.engine.connect() as conn:
+        rows = conn.execute(select(events).where(events.c.member_id == member_id, events.c.type.in_(kinds))
+                            .order_by(events.c.seq)).all()
+    return [{"type": r.type, "group": r.group_key, **(r.properties or {})} for r in rows]
+
+
+def link_in_dm(ws: Workspace, user: str) -> str:
+    newest = ws.sandbox.messages(dm_user_id=user)[0]["text"]
+    found = re.search(r"/sandbox/invite/(\S+)", newest)
+    assert found, newest
+    return found.group(1)
+
+
+def started(ws: Workspace) -> tuple[Clock, str]:
+    clock = Clock(datetime(2026, 3, 2, 2, 0))
+    ws.clock = clock
+    setup_community(ws)
+    return clock, walk_in_member(ws)
+
+
+def test_three_orders_bring_the_core_link_by_dm_and_joining_completes_the_move(any_workspace: Workspace,
+                                                                                  tmp_path: Path) -> None:
+    ws = any_workspace
+    clock, member_id = started(ws)
+    apply_rules(ws, tmp_path)
+    order(ws, member_id, clock.now, n=2)
+    assert evaluate(ws).planned == []  # two orders: not yet
+    order(ws, member_id, clock.now + timedelta(minutes=1))
+    clock.now += timedelta(hours=1)
+    run = evaluate(ws)
+    assert [(m.member_id, m.to_tier, m.why) for m in run.planned] == [(member_id, "core", "orders>=3/90d")]
+    assert (run.requested, run.offered) == (1, 1)
+    assert evaluate(ws).planned == []  # one open move per member: no second offer
+
+    dm = ws.sandbox.messages(dm_user_id="w1")[0]["text"]
+    assert "core-1" in dm and "/sandbox/invite/" in dm
+    [offered] = typed(ws, member_id, "tier_move_offered")
+    assert offered == {"type": "tier_move_offered", "group": "core-1", "rule": "default/buyers",
+                       "from_group": "newbie-1", "from_tier": "newbie", "to_group": "core-1", "to_tier": "core",
+                       "dm": True}
+
+    clock.now += timedelta(days=2)
+    assert ws.sandbox.join("w1", "Walker", link_in_dm(ws, "w1")) == "joined"
+    steps = typed(ws, member_id, "joined", "tier_moved", "left")
+    assert [(s["type"], s["group"]) for s in steps] == [
+        ("joined", "newbie-1"), ("joined", "core-1"), ("tier_moved", "core-1"), ("left", "newbie-1")]
+    assert steps[1]["attribution"] == "tier_move"
+    assert (steps[2]["from_group"], steps[2]["to_tier"], steps[2]["leave_old"]) == ("newbie-1", "core", True)
+    with ws.engine.connect() as conn:
+        member = conn.execute(select(members.c.tier, groups.c.key).join(groups, groups.c.id == members.c.group_id)
+                              .where(members.c.id == member_id)).one()
+        counts = {r.key: r.member_count for r in conn.execute(select(groups.c.key, groups.c.member_count))}
+    assert tuple(member) == ("core", "core-1")
+    assert (counts["core-1"], counts["newbie-1"]) == (1, 0)
+    chats = {c["id"]: c["members"] for c in ws.sandbox.chats()}
+    assert (chats["chat-core-1"], chats["chat-newbie-1"]) == (1, 0)  # really out of the old group
+    assert move_counts(ws)["completed"] == 1
+    assert evaluate(ws).planned == []  # in the core tier now
+
+    record = member_record(ws, member_id, with_profile=False)
+    assert [(m["status"], m["from_group"], m["to_group"]) for m in record["tier_moves"]] == [
+        ("completed", "newbie-1", "core-1")]
+    assert {"tier_move_offered", "tier_moved"} <= {item["type"] for item in record["timeline"]}
+
+
+def test_an_unanswered_offer_expires_and_the_rule_waits_30_days_to_offer_again(workspace: Workspace,
+                                                                               tmp_path: Path) -> None:
+    ws = workspace
+    clock, member_id = started(ws)
+    apply_rules(ws, tmp_path)
+    order(ws, member_id, clock.now, n=3)
+    assert evaluate(ws).offered == 1
+    token = link_in_dm(ws, "w1")
+
+    clock.now += timedelta(days=7, minutes=1)
+    work_once(ws)  # the worker's round expires lapsed offers
+    [expired] = typed(ws, member_id, "tier_move_expired")
+    assert (expired["rule"], expired["to_tier"], expired["days"]) == ("default/buyers", "core", 7)
+    assert ws.sandbox.join("w1", "Walker", token) == "refused"  # the link was revoked
+    assert move_counts(ws)["expired"] == 1
+
+    clock.now += timedelta(days=20)
+    assert evaluate(ws).planned == []  # offered 27 days ago: not again yet
+    clock.now += timedelta(days=4)
+    order(ws, member_id, clock.now, n=3)  # still a buyer
+    run = evaluate(ws)
+    assert run.offered == 1 and len(typed(ws, member_id, "tier_move_offered")) == 2
+    assert link_in_dm(ws, "w1") != token  # a new link for the new offer
+
+
+def test_an_invalid_rule_document_is_refused_with_its_line(workspace: Workspace, tmp_path: Path) -> None:
+    bad = RULES.replace("      - {orders: 3, days: 90}", "      - {orders: 3}")
+    with pytest.raises(InvalidInput, match=r"tiers.yaml:6: rules\[0\].when\[0\]: orders needs days"):
+        apply_rules(workspace, tmp_path, bad)
+    with pytest.raises(InvalidInput, match=r"tiers.yaml:7: rules\[0\].to_tier"):
+        apply_rules(workspace, tmp_path, RULES.replace("to_tier: core", "to_tier: gold"))
+    with workspace.engine.connect() as conn:
+        assert conn.execute(select(tier_moves)).first() is None
+
+
+def test_a_move_group_step_uses_the_same_move(workspace: Workspace, tmp_path: Path) -> None:
+    ws = workspace
+    clock, member_id = started(ws)
+    playbook = """kind: playbook
+key: vip_upgrade
+title: {zh: VIP 升级, en: VIP upgrade}
+trigger: {on: tag_added, tag: vip}
+steps:
+  - move_group: core-2
+"""
+    apply_rules(ws, tmp_path, playbook, "vip.yaml")
+    stamp = clock.now.replace(tzinfo=UTC).isoformat()
+    assert ingest_batch(ws.engine, [{"event_id": "tag-1", "type": "tag_added", "member_id": member_id, "ts": stamp,
+                                     "properties": {"tag": "vip"}}]).stored == 1
+    work_once(ws)  # the trigger enrolls, the step requests the move
+    work_once(ws)  # the next round offers it
+    [offered] = typed(ws, member_id, "tier_move_offered")
+    assert (offered["to_group"], offered["rule"]) == ("core-2", "playbook:vip_upgrade")
+    assert ws.sandbox.join("w1", "Walker", link_in_dm(ws, "w1")) == "joined"
+    assert [s["group"] for s in typed(ws, member_id, "tier_moved")] == ["core-2"]
+    assert typed(ws, member_id, "left") == []  # the step does not ask to leave the old group
+    with ws.engine.connect() as conn:
+        assert conn.execute(select(inbox).where(inbox.c.member_id == member_id,
+                                                inbox.c.title.contains("core-2"))).first() is None
