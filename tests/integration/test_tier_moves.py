@@ -17,7 +17,7 @@ from qunflow.services.ingest import ingest_batch
 from qunflow.services.member_records import member_record
 from qunflow.services.playbooks import apply_playbooks
 from qunflow.services.tier_moves import evaluate, move_counts
-from qunflow.store.tables import events, groups, inbox, members, tier_moves
+from qunflow.store.tables import events, groups, identities, inbox, members, tier_moves
 from qunflow.workspace import Workspace
 from tests.integration.test_day1_tasks import walk_in_member
 from tests.integration.test_join_flow import setup_community
@@ -183,3 +183,26 @@ steps:
     with ws.engine.connect() as conn:
         assert conn.execute(select(inbox).where(inbox.c.member_id == member_id,
                                                 inbox.c.title.contains("core-2"))).first() is None
+
+
+def test_no_dm_possible_means_staff_get_the_link_and_one_who_left_already_is_not_removed(
+        workspace: Workspace, tmp_path: Path) -> None:
+    ws = workspace
+    clock, member_id = started(ws)
+    apply_rules(ws, tmp_path)
+    order(ws, member_id, clock.now, n=3)
+    with ws.engine.begin() as conn:  # the person blocked the bot: the outbox marked them unreachable
+        conn.execute(identities.update().where(identities.c.member_id == member_id).values(unreachable_at=clock.now))
+    assert evaluate(ws).offered == 1
+    [offered] = typed(ws, member_id, "tier_move_offered")
+    assert offered["dm"] is False
+    with ws.engine.connect() as conn:
+        [title] = conn.execute(select(inbox.c.title).where(inbox.c.member_id == member_id,
+                                                           inbox.c.cause.like("tm-link:%"))).scalars()
+    token = re.search(r"/sandbox/invite/(\S+)", title)
+    assert token and "core-1" in title  # staff send it by hand
+    ws.sandbox.leave("w1", "chat-newbie-1")  # gone from the old group on their own
+    assert ws.sandbox.join("w1", "Walker", token.group(1)) == "joined"
+    assert [s["type"] for s in typed(ws, member_id, "left", "tier_moved")] == ["left", "tier_moved"]
+    with ws.engine.connect() as conn:  # nothing left to ask staff to do
+        assert conn.execute(select(inbox).where(inbox.c.cause.like("tm-leave:%"))).first() is None

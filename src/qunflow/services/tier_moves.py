@@ -211,9 +211,11 @@ def _offer(ws: Workspace, move: Any) -> int:
     with ws.engine.connect() as conn:
         member = conn.execute(select(members.c.profile, members.c.locale).where(
             members.c.id == move.member_id)).first()
-        identity = conn.execute(select(identities.c.platform, identities.c.external_user_id)
-                                .where(identities.c.member_id == move.member_id,
-                                       identities.c.unreachable_at.is_(None)).order_by(identities.c.id)).first()
+        # A reachable identity first; an unreachable one still says which platform's groups to offer (staff send)
+        identity = conn.execute(select(identities.c.platform, identities.c.external_user_id,
+                                       identities.c.unreachable_at)
+                                .where(identities.c.member_id == move.member_id)
+                                .order_by(identities.c.unreachable_at.is_not(None), identities.c.id)).first()
         platform = identity.platform if identity is not None else None
         if platform is None and move.to_group_id is not None:
             platform = conn.execute(select(groups.c.platform).where(groups.c.id == move.to_group_id)).scalar()
@@ -235,7 +237,8 @@ def _offer(ws: Workspace, move: Any) -> int:
     except TemplateError as exc:
         return _fail(ws, move, f"the DM could not be written: {exc}")
     caps = ws.connector(group.platform).capabilities
-    can_dm = identity is not None and identity.platform == group.platform and caps.dm_policy != "callback_window"
+    can_dm = (identity is not None and identity.unreachable_at is None and identity.platform == group.platform
+              and caps.dm_policy != "callback_window")
     key = f"tm:{move.id}"
     with ws.engine.begin() as conn:
         conn.execute(update(tier_moves).where(tier_moves.c.id == move.id).values(
@@ -267,7 +270,7 @@ def _staff_title(group_key: str, url: str) -> str:
 def on_member_joined(ws: Workspace, item: Any) -> None:
     """A member with an offered move joined a group of its tier: the move completes (runs after join's
     handler, which recorded the join); the old group is then left where the rule says and the platform can."""
-    from qunflow.services.join import group_row, member_of_user
+    from qunflow.services.join import _in_group, group_row, member_of_user
 
     assert isinstance(item, MemberJoined)
     now = ws.clock()
@@ -289,8 +292,9 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
                                        "rule": move.rule, "from_group": old.key if old is not None else None,
                                        "from_tier": move.from_tier, "to_group": group.key, "to_tier": group.tier,
                                        "leave_old": bool(move.leave_old)})])
+        still_in_old = old is not None and old.id != group.id and _in_group(conn, member_id, old.key)
     revoke(ws, group.id, move.label)  # the link did its job
-    if move.leave_old and old is not None and old.id != group.id:
+    if move.leave_old and still_in_old:  # (one who left the old group already has nothing to leave)
         leave_old_group(ws, move.id, member_id, old, item.platform, item.user_id)
 
 
