@@ -206,3 +206,29 @@ def test_no_dm_possible_means_staff_get_the_link_and_one_who_left_already_is_not
     assert [s["type"] for s in typed(ws, member_id, "left", "tier_moved")] == ["left", "tier_moved"]
     with ws.engine.connect() as conn:  # nothing left to ask staff to do
         assert conn.execute(select(inbox).where(inbox.c.cause.like("tm-leave:%"))).first() is None
+
+
+def test_the_cli_shows_a_dry_run_then_offers_and_counts(workspace: Workspace, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from qunflow.cli.main import app
+
+    ws = workspace
+    setup_community(ws)
+    member_id = walk_in_member(ws)
+    apply_rules(ws, tmp_path)
+    order(ws, member_id, datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1), n=3)
+    runner = CliRunner()
+    home = ["--workspace", str(ws.home)]
+    dry = runner.invoke(app, ["tier", "moves", "--dry-run", "--format", "json", *home])
+    assert dry.exit_code == 0, dry.stderr
+    shown = json.loads(dry.stdout)
+    assert [(m["member_id"], m["to_tier"], m["why"]) for m in shown["planned"]] == [(member_id, "core",
+                                                                                   "orders>=3/90d")]
+    assert shown["requested"] == 0 and sum(shown["moves"].values()) == 0  # a dry run stores nothing
+    done = runner.invoke(app, ["tier", "moves", *home])
+    assert done.exit_code == 0, done.stderr
+    assert "1 moves requested, 1 offered" in done.stdout and "offered 1" in done.stdout
+    assert runner.invoke(app, ["tier", "moves", "--format", "xml", *home]).exit_code == 2

@@ -18,7 +18,8 @@ playbook_app = typer.Typer(help="Playbooks: what runs for members and groups, an
 automation_app = typer.Typer(help="The automation worker and its dead letters.", no_args_is_help=True)
 
 
-def apply(files: Annotated[list[Path] | None, typer.Argument(help="Playbook, keyword rule, experiment, tier rule files.")] = None,
+def apply(files: Annotated[list[Path] | None,
+                           typer.Argument(help="Playbook, keyword rule, experiment, tier rule files.")] = None,
           shipped: Annotated[bool, typer.Option("--shipped", help="Also apply the playbooks qunflow ships "
                                                 "(S1 welcome, S2 warm-up, S4 small event, content calendar, "
                                                 "keyword rules, S3 referral rewards).")] = False,

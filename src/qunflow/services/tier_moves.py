@@ -247,7 +247,7 @@ def _offer(ws: Workspace, move: Any) -> int:
                                    member_id=move.member_id, group=group.key, properties={
                                        "rule": move.rule, "from_group": old, "from_tier": move.from_tier,
                                        "to_group": group.key, "to_tier": group.tier, "dm": can_dm})])
-        if can_dm:
+        if can_dm and identity is not None:
             outbox.record(ws, conn, outbox.Message(key=key, kind="tier_move", platform=group.platform,
                                                    target=identity.external_user_id, text=text, private=True,
                                                    member_id=move.member_id))
