@@ -232,3 +232,51 @@ def test_the_cli_shows_a_dry_run_then_offers_and_counts(workspace: Workspace, tm
     assert done.exit_code == 0, done.stderr
     assert "1 moves requested, 1 offered" in done.stdout and "offered 1" in done.stdout
     assert runner.invoke(app, ["tier", "moves", "--format", "xml", *home]).exit_code == 2
+    shown_member = runner.invoke(app, ["member", "show", member_id, *home])
+    assert shown_member.exit_code == 0 and "tier move  newbie-1 -> core-1  offered" in shown_member.stdout
+
+
+def test_level_held_long_enough_and_tag_conditions_come_from_the_stored_facts(any_workspace: Workspace,
+                                                                              tmp_path: Path) -> None:
+    from datetime import date
+
+    from qunflow.store.tables import member_levels, member_tags
+
+    ws = any_workspace
+    clock = Clock(datetime(2026, 3, 30, 2, 0))  # 10:00 in Shanghai, 2026-03-30
+    ws.clock = clock
+    rules = """\
+kind: tier_rules
+key: default
+rules:
+  - key: fans
+    when:
+      - {level: core, days: 14}
+      - {tag: vip}
+    to_tier: core
+  - key: quiet
+    when:
+      - {level: dormant, days: 30}
+    to_tier: broadcast
+    from_tiers: [newbie]
+"""
+    apply_rules(ws, tmp_path, rules)
+    with ws.engine.begin() as conn:
+        for member_id, tier in (("m_core_long", "newbie"), ("m_core_new", "newbie"), ("m_vip", "interest"),
+                                ("m_sleepy", "newbie"), ("m_sleepy_interest", "interest"), ("m_unjoined", "newbie")):
+            conn.execute(members.insert().values(id=member_id, tier=tier, locale="zh", created_at=clock.now,
+                                                 joined_at=None if member_id == "m_unjoined" else clock.now))
+        as_of = date(2026, 3, 30)
+        conn.execute(member_levels.insert(), [
+            {"member_id": m, "level": level, "score": 0, "since": since, "as_of": as_of}
+            for m, level, since in (("m_core_long", "core", date(2026, 3, 16)),
+                                    ("m_core_new", "core", date(2026, 3, 17)),
+                                    ("m_sleepy", "dormant", date(2026, 2, 28)),
+                                    ("m_sleepy_interest", "dormant", date(2026, 2, 1)),
+                                    ("m_unjoined", "core", date(2026, 3, 1)))])
+        conn.execute(member_tags.insert().values(member_id="m_vip", tag="vip", added_at=clock.now))
+    planned = evaluate(ws, dry_run=True).planned
+    assert sorted((m.member_id, m.to_tier, m.why) for m in planned) == [
+        ("m_core_long", "core", "level=core/14d"),  # core since 14 days ago: held long enough (13 is not)
+        ("m_sleepy", "broadcast", "level=dormant/30d"),  # dormant since 30 days ago; the interest one is not newbie
+        ("m_vip", "core", "tag=vip")]
