@@ -71,7 +71,7 @@ def test_first_rule_wins_and_open_or_recent_moves_are_not_offered_again() -> Non
     sets = [source.rule_set]
     assert set(conditions_of(sets)) == {"orders>=3/90d", "level=core/14d", "level=dormant/30d"}
     holds = {"orders>=3/90d": {"m_buyer", "m_core_already", "m_open", "m_recent", "m_both"},
-             "level=core/14d": {"m_fan"}, "level=dormant/30d": {"m_both", "m_sleepy", "m_bcast"}}
+             "level=core/14d": {"m_fan"}, "level=dormant/30d": {"m_both", "m_sleepy", "m_bcast", "m_recent"}}
     tiers = {"m_buyer": "newbie", "m_core_already": "core", "m_open": "newbie", "m_recent": "interest",
              "m_both": "newbie", "m_fan": "interest", "m_sleepy": "newbie", "m_bcast": "broadcast"}
     planned = plan_moves(sets, holds, tiers, open_members=["m_open"], recent=[("default/to_core", "m_recent")])
@@ -81,3 +81,4 @@ def test_first_rule_wins_and_open_or_recent_moves_are_not_offered_again() -> Non
                    ("m_fan", "default/to_core", "core", "level=core/14d"),
                    ("m_sleepy", "default/quiet", "broadcast", "level=dormant/30d")}
     assert all(m.leave_old for m in planned if m.to_tier == "core")
+    # m_recent was offered the core move lately: no broadcast move instead (the first rule that applies is theirs)

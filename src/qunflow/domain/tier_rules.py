@@ -18,9 +18,10 @@ A rule set sits in the same files as playbooks (`qunflow apply`, documents split
 
 A member matching a rule and not in its tier yet gets a move: their own tracked link into a group of the
 target tier, by DM. `plan_moves` decides who gets one, over facts the service gathered in SQL: which
-members each condition holds for. The first rule (in set order, then rule order) that a member matches
-wins; a member with an open move gets no other, and a rule offers a member a move at most once per
-REOFFER_DAYS. Problems come back as `file:line: field: message`.
+members each condition holds for. The first rule (in set order, then rule order) that applies to a
+member wins, and a recent offer of it keeps later rules away too; a member with an open move gets no
+other, and a rule offers a member a move at most once per REOFFER_DAYS. Problems come back as
+`file:line: field: message`.
 """
 
 from __future__ import annotations
@@ -192,7 +193,8 @@ def plan_moves(rule_sets: Sequence[TierRuleSet], holds: Mapping[str, Iterable[st
 
     `holds`: per condition name (Condition.name), the members it holds for; `tiers`: each of those members'
     current tier; `open_members`: members with a move in progress; `recent`: (rule, member) pairs offered
-    within REOFFER_DAYS. First matching rule wins; members already in the target tier are left alone."""
+    within REOFFER_DAYS. The first rule that applies to a member (they match it and are not in its tier) is
+    theirs: offered recently, they get nothing now rather than a later rule's move."""
     taken = set(open_members)
     recently = set(recent)
     sets_of = {name: set(members) for name, members in holds.items()}
@@ -205,11 +207,11 @@ def plan_moves(rule_sets: Sequence[TierRuleSet], holds: Mapping[str, Iterable[st
             for condition in rule.when:
                 for member_id in sorted(sets_of.get(condition.name, ())):
                     tier = tiers.get(member_id)
-                    if member_id in taken or (name, member_id) in recently or tier == rule.to_tier:
+                    if member_id in taken or tier == rule.to_tier or (rule.from_tiers and tier not in rule.from_tiers):
                         continue
-                    if rule.from_tiers and tier not in rule.from_tiers:
+                    taken.add(member_id)  # this rule is theirs: a recent offer from it keeps later rules away too
+                    if (name, member_id) in recently:
                         continue
-                    taken.add(member_id)
                     out.append(PlannedMove(member_id, name, tier, rule.to_tier, rule.leave_old, rule.expire_days,
                                            rule.dm, condition.name))
     return out

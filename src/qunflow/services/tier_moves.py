@@ -41,7 +41,7 @@ from qunflow.services.catalog import group_slots
 from qunflow.services.invites import invite_for, revoke
 from qunflow.services.privacy import unseal
 from qunflow.services.versions import Change, store_version
-from qunflow.store.db import insert_if_new
+from qunflow.store.db import insert_if_new, insert_ignore
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import (
     events,
@@ -118,10 +118,15 @@ def evaluate(ws: Workspace, *, dry_run: bool = False) -> Evaluation:
             holds[name] = set(conn.execute(_holds_query(ws, condition, now)).scalars())
         candidates = set().union(*holds.values()) if holds else set()
         tiers: dict[str, str | None] = {}
+        groups_of: dict[str, int | None] = {}
         ids = sorted(candidates)
         for i in range(0, len(ids), 5000):  # only the candidates' rows: the rules' facts already narrowed them
-            tiers.update((r.id, r.tier) for r in conn.execute(select(members.c.id, members.c.tier).where(
-                members.c.id.in_(ids[i:i + 5000]), members.c.joined_at.is_not(None))))
+            for row in conn.execute(select(members.c.id, members.c.tier, members.c.group_id,
+                                           groups.c.tier.label("group_tier"))
+                                    .outerjoin(groups, groups.c.id == members.c.group_id)
+                                    .where(members.c.id.in_(ids[i:i + 5000]), members.c.joined_at.is_not(None))):
+                tiers[row.id] = row.tier or row.group_tier
+                groups_of[row.id] = row.group_id
         holds = {name: {m for m in found if m in tiers} for name, found in holds.items()}
         open_members = conn.execute(select(tier_moves.c.member_id).where(tier_moves.c.open_key.is_not(None))).scalars()
         recent = [(r.rule, r.member_id) for r in conn.execute(select(tier_moves.c.rule, tier_moves.c.member_id).where(
@@ -130,11 +135,17 @@ def evaluate(ws: Workspace, *, dry_run: bool = False) -> Evaluation:
     result = Evaluation(planned)
     if dry_run or not planned:
         return result
-    with ws.engine.begin() as conn:
-        for move in planned:
-            result.requested += request_move(conn, move.member_id, rule=move.rule, to_tier=move.to_tier, now=now,
-                                              leave_old=move.leave_old, expire_days=move.expire_days,
-                                              dm=None if move.dm is None else move.dm.model_dump(), why=move.why)
+    rows = [{"member_id": m.member_id, "rule": m.rule, "status": "requested", "open_key": m.member_id,
+             "from_group_id": groups_of.get(m.member_id), "from_tier": m.from_tier, "to_tier": m.to_tier,
+             "to_group_id": None, "label": "mv" + secrets.token_hex(8), "leave_old": m.leave_old,
+             "dm": None if m.dm is None else m.dm.model_dump(), "expire_days": m.expire_days, "reason": m.why,
+             "created_at": now} for m in planned]
+    open_now = select(func.count()).select_from(tier_moves).where(tier_moves.c.open_key.is_not(None))
+    with ws.engine.begin() as conn:  # set-based: a member given a move meanwhile (a playbook step) keeps that one
+        before = int(conn.execute(open_now).scalar_one())
+        for i in range(0, len(rows), 5000):
+            insert_ignore(conn, tier_moves, rows[i:i + 5000])
+        result.requested = int(conn.execute(open_now).scalar_one()) - before
     result.offered = offer_moves(ws)
     return result
 
