@@ -280,3 +280,21 @@ rules:
         ("m_core_long", "core", "level=core/14d"),  # core since 14 days ago: held long enough (13 is not)
         ("m_sleepy", "broadcast", "level=dormant/30d"),  # dormant since 30 days ago; the interest one is not newbie
         ("m_vip", "core", "tag=vip")]
+
+
+def test_a_move_link_that_asks_to_join_is_approved_for_its_member_only(workspace: Workspace,
+                                                                       tmp_path: Path) -> None:
+    """Where a personal link is a join request (Telegram), the request on the move's label is approved."""
+    ws = workspace
+    clock, member_id = started(ws)
+    apply_rules(ws, tmp_path)
+    order(ws, member_id, clock.now, n=3)
+    assert evaluate(ws).offered == 1
+    with ws.engine.connect() as conn:
+        label = conn.execute(select(tier_moves.c.label)).scalar_one()
+    asking = ws.sandbox.create_invite("chat-core-1", label, join_request=True)
+    stranger = ws.sandbox.create_invite("chat-core-1", label, join_request=True)
+    assert ws.sandbox.join("w1", "Walker", asking) == "requested"  # approved at once: it is their move
+    assert [s["group"] for s in typed(ws, member_id, "tier_moved")] == ["core-1"]
+    assert ws.sandbox.join("s9", "Stranger", stranger) == "requested"  # the label is not theirs: left pending
+    assert {c["id"]: c["members"] for c in ws.sandbox.chats()}["chat-core-1"] == 1

@@ -348,8 +348,12 @@ def approve_request(ws: Workspace, item: Any) -> None:
     ws.connector(item.platform).approve_join(item.group_id, item.user_id)
     # Approved means in: the join is recorded now, whether or not the platform's own member update
     # follows (Telegram sends one only to an admin bot that asked for it); that update is then a repeat.
-    on_member_joined(ws, MemberJoined(item.platform, ws.clock(), item.group_id, item.user_id, item.display_name,
-                                      item.invite_label))
+    joined = MemberJoined(item.platform, ws.clock(), item.group_id, item.user_id, item.display_name,
+                          item.invite_label)
+    on_member_joined(ws, joined)
+    from qunflow.services.tier_moves import on_member_joined as complete_move
+
+    complete_move(ws, joined)  # a tier move's own link asks to join (Telegram): approved means moved
 
 
 def _joined_already(conn: Connection, item: JoinRequested, member_id: str) -> bool:
