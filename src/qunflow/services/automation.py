@@ -428,8 +428,11 @@ def _effect(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row
         from qunflow.services.tier_moves import request_move
 
         target = conn.execute(select(groups.c.id, groups.c.tier).where(groups.c.key == step.move_group)).first()
-        if target is None or not request_move(conn, member_id, rule=f"playbook:{playbook.key}", to_tier=target.tier,
-                                              to_group_id=target.id, now=now):
+        current = conn.execute(select(members.c.group_id).where(members.c.id == member_id)).scalar()
+        if target is not None and current == target.id:
+            pass  # in that group already: nothing to move
+        elif target is None or not request_move(conn, member_id, rule=f"playbook:{playbook.key}",
+                                                to_tier=target.tier, to_group_id=target.id, now=now):
             # no such group (any more), or a move is open already: staff decide
             _inbox(conn, "follow_up", cause, member_id,
                    f"Invite to group {step.move_group} / 邀请进入 {step.move_group}", now, now + timedelta(hours=24))
