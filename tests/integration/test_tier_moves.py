@@ -14,6 +14,7 @@ from sqlalchemy import select
 from qunflow.errors import InvalidInput
 from qunflow.services.automation import work_once
 from qunflow.services.ingest import ingest_batch
+from qunflow.services.join import entry_invite, member_of_user
 from qunflow.services.member_records import member_record
 from qunflow.services.playbooks import apply_playbooks
 from qunflow.services.tier_moves import evaluate, move_counts
@@ -298,3 +299,25 @@ def test_a_move_link_that_asks_to_join_is_approved_for_its_member_only(workspace
     assert [s["group"] for s in typed(ws, member_id, "tier_moved")] == ["core-1"]
     assert ws.sandbox.join("s9", "Stranger", stranger) == "requested"  # the label is not theirs: left pending
     assert {c["id"]: c["members"] for c in ws.sandbox.chats()}["chat-core-1"] == 1
+
+
+def test_a_tier_without_room_fails_its_moves_with_one_alert(workspace: Workspace, tmp_path: Path) -> None:
+    ws = workspace
+    clock, first = started(ws)
+    _entry, _group, link = entry_invite(ws, "walk-in")
+    assert ws.sandbox.join("w2", "Second", link.url.rsplit("/", 1)[1]) in ("joined", "requested")
+    with ws.engine.connect() as conn:
+        second = member_of_user(conn, "sandbox", "w2")
+    assert second is not None
+    with ws.engine.begin() as conn:  # both core groups are full
+        conn.execute(groups.update().where(groups.c.tier == "core").values(member_count=groups.c.capacity))
+    apply_rules(ws, tmp_path)
+    for member_id in (first, second):
+        order(ws, member_id, clock.now, n=3)
+    run = evaluate(ws)
+    assert (run.requested, run.offered) == (2, 0)
+    assert move_counts(ws)["failed"] == 2
+    with ws.engine.connect() as conn:
+        alerts = conn.execute(select(inbox.c.title).where(inbox.c.cause.like("tm-fail:%"))).scalars().all()
+    assert len(alerts) == 1 and "core" in alerts[0]
+    assert typed(ws, first, "tier_move_offered") == []

@@ -195,12 +195,15 @@ def offer_moves(ws: Workspace, *, limit: int = 200) -> int:
 
 
 def _fail(ws: Workspace, move: Any, reason: str, *, staff: str | None = None) -> int:
+    """Close a move that cannot be offered; `staff`: the alert, once per target tier and hour (a full tier
+    fails many moves at once: one item says it)."""
     now = ws.clock()
     with ws.engine.begin() as conn:
         conn.execute(update(tier_moves).where(tier_moves.c.id == move.id).values(
             status="failed", open_key=None, closed_at=now, reason=reason[:200]))
         if staff:
-            _inbox(conn, f"tm-fail:{move.id}", move.member_id, staff, now)
+            insert_if_new(conn, inbox, {"kind": "alert", "cause": f"tm-fail:{move.to_tier}:{now:%Y%m%d%H}",
+                                        "member_id": None, "title": staff, "created_at": now})
     return 0
 
 
