@@ -307,7 +307,10 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
                                        "from_tier": move.from_tier, "to_group": group.key, "to_tier": group.tier,
                                        "leave_old": bool(move.leave_old)})])
         still_in_old = old is not None and old.id != group.id and _in_group(conn, member_id, old.key)
-    revoke(ws, move.to_group_id or group.id, move.label)  # the link did its job
+    try:
+        revoke(ws, move.to_group_id or group.id, move.label)  # the link did its job
+    except QunflowError as exc:  # the move is done either way; the expiry sweep retires links with an expiry
+        log.warning("tier move %s: link not revoked: %s", move.id, type(exc).__name__)
     if move.leave_old and still_in_old:  # (one who left the old group already has nothing to leave)
         leave_old_group(ws, move.id, member_id, old, item.platform, item.user_id)
 
