@@ -94,3 +94,17 @@ def test_an_invite_carries_the_expiry_the_platform_enforces_or_none(harness: Har
         assert hasattr(harness.connector, "invite_lifetime")  # the ExpiresInvites port
     else:
         assert link.expires_at is None  # qunflow never counts on an expiry the platform does not enforce
+
+
+def test_a_platform_that_removes_members_can_take_out_one_who_arrived(harness: Harness) -> None:
+    caps = harness.connector.capabilities
+    if not caps.removes_members:  # tier moves then ask staff to (services/tier_moves.py)
+        assert not hasattr(harness.connector, "remove_member")
+        return
+    group = harness.group()
+    link = harness.connector.create_invite(group, "moving-on", join_request=caps.join_requests)
+    person = harness.person("Carol")
+    harness.arrive(person, link)
+    if any(isinstance(u, JoinRequested) and u.user_id == person for u in harness.updates()):
+        harness.connector.approve_join(group, person)
+    harness.connector.remove_member(group, person)  # the RemovesMembers port

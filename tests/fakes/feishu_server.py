@@ -223,7 +223,7 @@ class FakeFeishu:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = _answer  # noqa: N815 - http.server's API
+            do_GET = do_POST = do_DELETE = _answer  # noqa: N815 - http.server's API
 
         return Handler
 
@@ -252,6 +252,8 @@ class FakeFeishu:
                                        "not in the chat.")
                     if match.group(2) == "/link":
                         data = self._link(chat, body or {})
+                    elif match.group(2) == "/members" and method == "DELETE":
+                        data, after = self._remove(match.group(1), params, body or {})
                     elif match.group(2) == "/members":
                         data, after = self._add(match.group(1), params, body or {})
                     else:
@@ -315,6 +317,24 @@ class FakeFeishu:
                                            self._member_event(chat_id, open_id, members[open_id], self.bot_open_id)))
 
         return {"invalid_id_list": [], "not_existed_id_list": [], "pending_approval_id_list": []}, announce
+
+
+    def _remove(self, chat_id: str, params: dict[str, str], body: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """Removing members: the bot must own or manage the group (`bot_admin`), as Feishu's page says."""
+        if params.get("member_id_type", "open_id") != "open_id":
+            raise _Refused(99992402, "fake removes by open_id only")
+        chat = self.state.chats[chat_id]
+        if not chat.get("bot_admin", True):
+            raise _Refused(232017, "The operator is not the group owner or an admin.")
+        ids = [str(i) for i in body.get("id_list") or []]
+        gone = [(i, chat["members"].pop(i)) for i in ids if i in chat["members"]]
+
+        def announce() -> None:
+            for open_id, name in gone:
+                self.deliver(self.envelope("im.chat.member.user.deleted_v1",
+                                           self._member_event(chat_id, open_id, name, self.bot_open_id)))
+
+        return {"invalid_id_list": [i for i in ids if i not in dict(gone)]}, announce
 
 
 class _Refused(Exception):

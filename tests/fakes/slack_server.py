@@ -4,8 +4,8 @@ A real HTTP server on 127.0.0.1 (stdlib, a daemon thread). Web API methods are P
 with `Authorization: Bearer <token>` (form-encoded or JSON), answering `{"ok": true, ...}` or
 `{"ok": false, "error": "<code>"}`; a scripted rate limit is HTTP 429 with `Retry-After` (seconds), as
 docs.slack.dev/apis/web-api/rate-limits describes. It answers auth.test, bots.info, conversations.open,
-chat.postMessage, conversations.invite (already_in_channel, not_in_channel, user_not_found) and
-conversations.info.
+chat.postMessage, conversations.invite (already_in_channel, not_in_channel, user_not_found),
+conversations.kick (not_in_channel, cant_kick_self) and conversations.info.
 
 Events go to `events_url` as Slack sends them: an `event_callback` envelope (token, team_id, api_app_id,
 event, type, event_id, event_time), signed with v0 = HMAC-SHA256(signing_secret, "v0:<ts>:<body>") in
@@ -269,6 +269,22 @@ class FakeSlack:
                 channel.members.add(user)
                 self.state.pending.append(self._joined(user, str(p["channel"]), self.bot_user))
         return {"ok": True, "channel": self._info(str(p["channel"]), channel)}
+
+    def _m_conversations_kick(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = self.state.channels.get(str(p.get("channel") or ""))
+        if channel is None or channel.is_im:
+            return {"ok": False, "error": "channel_not_found"}
+        user = str(p.get("user") or "")
+        if user not in self.state.users:
+            return {"ok": False, "error": "user_not_found"}
+        if user == self.bot_user:
+            return {"ok": False, "error": "cant_kick_self"}
+        if user not in channel.members:
+            return {"ok": False, "error": "not_in_channel"}
+        channel.members.discard(user)
+        self.state.pending.append({"type": "member_left_channel", "user": user, "channel": str(p["channel"]),
+                                   "channel_type": "C", "team": self.team_id, "event_ts": _ts()})
+        return {"ok": True}
 
     def _m_conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self.state.channels.get(str(p.get("channel") or ""))

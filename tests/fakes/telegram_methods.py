@@ -157,6 +157,32 @@ def send_message(fake: FakeTelegram, params: dict[str, Any]) -> dict[str, Any]:
     return {"message_id": message_id, "from": fake.bot, "chat": chat_obj, "date": int(now), "text": text}
 
 
+def ban_chat_member(fake: FakeTelegram, params: dict[str, Any]) -> bool:
+    """Out of the chat and kept out (status kicked) until unbanned; an admin bot may do it."""
+    chat = _chat(fake, params)
+    if not chat.bot_admin:
+        raise ApiError(400, "Bad Request: not enough rights to restrict/unrestrict chat member")
+    person = fake.people.get(_int(params, "user_id"))
+    if person is None:
+        raise ApiError(400, "Bad Request: user not found")
+    old = chat.status.get(person.id, "left")
+    chat.status[person.id] = "kicked"
+    fake._member_update(chat, person, fake.bot, old, "kicked")
+    return True
+
+
+def unban_chat_member(fake: FakeTelegram, params: dict[str, Any]) -> bool:
+    """only_if_banned: a banned person may join again by link; else (as documented) a member is removed too."""
+    chat = _chat(fake, params)
+    if not chat.bot_admin:
+        raise ApiError(400, "Bad Request: not enough rights to restrict/unrestrict chat member")
+    user_id = _int(params, "user_id")
+    status = chat.status.get(user_id, "left")
+    if status == "kicked" or (status == "member" and not params.get("only_if_banned")):
+        chat.status[user_id] = "left"
+    return True
+
+
 def get_chat_member(fake: FakeTelegram, params: dict[str, Any]) -> dict[str, Any]:
     chat = _chat(fake, params)
     user_id = _int(params, "user_id")
@@ -233,4 +259,5 @@ METHODS: dict[str, Callable[[FakeTelegram, dict[str, Any]], Any]] = {
     "createChatInviteLink": create_chat_invite_link, "revokeChatInviteLink": revoke_chat_invite_link,
     "approveChatJoinRequest": approve_chat_join_request, "declineChatJoinRequest": decline_chat_join_request,
     "sendMessage": send_message, "getChatMember": get_chat_member,
+    "banChatMember": ban_chat_member, "unbanChatMember": unban_chat_member,
 }

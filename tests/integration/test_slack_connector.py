@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qunflow.cli.main import app
-from qunflow.connectors.base import Host
+from qunflow.connectors.base import Host, MemberLeft
 from qunflow.connectors.slack.connector import SlackConnector
 from qunflow.connectors.slack.settings import SlackSettings
 from qunflow.errors import PlatformError, RateLimited, Unreachable
@@ -107,3 +107,22 @@ def test_set_up_mistakes_exit_2_with_what_to_change(slack: FakeSlack, tmp_path: 
     assert result.exit_code == 2 and says in result.output, result.output
     assert "platforms" not in (ws.home / "qunflow.toml").read_text()
     ws.close()
+
+
+def test_remove_member_kicks_from_the_channel_and_slack_reports_a_leave(slack: FakeSlack, tmp_path: Path) -> None:
+    from qunflow.connectors.slack import CAPABILITIES
+
+    connector = make(slack, tmp_path)
+    channel = slack.make_channel("newbies")
+    erin = slack.person("Erin")
+    connector.approve_join(channel, erin)  # conversations.invite
+    slack.state.pending.clear()
+    assert CAPABILITIES.removes_members and erin in slack.members(channel)
+    connector.remove_member(channel, erin)
+    assert erin not in slack.members(channel)
+    assert slack.calls("conversations.kick") == [{"channel": channel, "user": erin}]
+    [event] = slack.state.pending  # what Slack then sends to the events URL
+    body = slack.envelope(event)
+    [update] = connector.receive("POST", {}, slack.signed(body), body).updates
+    assert isinstance(update, MemberLeft) and (update.group_id, update.user_id) == (channel, erin)
+    connector.remove_member(channel, erin)  # out already: not an error

@@ -476,3 +476,21 @@ def test_cli_malformed_token_is_refused_without_echoing_it(workspace: Any) -> No
                                             "-w", str(workspace.home)])
     assert result.exit_code == 2 and "look like 123456:" in result.output
     assert "oops-secret-value" not in result.output
+
+
+# --- removing a member (a tier move's leave_old) ---
+def test_remove_member_takes_them_out_and_a_new_link_still_lets_them_back(tg: FakeTelegram) -> None:
+    group = tg.make_group("Newbies")
+    c = connector(tg)
+    assert CAPABILITIES.removes_members
+    ann = tg.person("Ann Lee")
+    assert tg.open_link(ann, c.create_invite(group, "first").url) == "joined"
+    c.poll(0)
+    c.remove_member(group, ann)
+    assert tg.members(group) == set()
+    assert [name for name, _params, _at in tg.calls() if name.endswith("ChatMember")] == [
+        "banChatMember", "unbanChatMember"]
+    assert tg.calls("unbanChatMember")[0][1]["only_if_banned"] is True
+    left = [u for u in c.poll(0) if isinstance(u, MemberLeft)]
+    assert [(u.group_id, u.user_id) for u in left] == [(group, ann)]  # reported as a leave
+    assert tg.open_link(ann, c.create_invite(group, "again").url) == "joined"  # removed, not banned

@@ -18,7 +18,8 @@ playbook_app = typer.Typer(help="Playbooks: what runs for members and groups, an
 automation_app = typer.Typer(help="The automation worker and its dead letters.", no_args_is_help=True)
 
 
-def apply(files: Annotated[list[Path] | None, typer.Argument(help="Playbook, keyword rule, experiment files.")] = None,
+def apply(files: Annotated[list[Path] | None,
+                           typer.Argument(help="Playbook, keyword rule, experiment, tier rule files.")] = None,
           shipped: Annotated[bool, typer.Option("--shipped", help="Also apply the playbooks qunflow ships "
                                                 "(S1 welcome, S2 warm-up, S4 small event, content calendar, "
                                                 "keyword rules, S3 referral rewards).")] = False,
@@ -33,8 +34,8 @@ def apply(files: Annotated[list[Path] | None, typer.Argument(help="Playbook, key
         fail("name playbook files to apply, or --shipped")
     changes = apply_playbooks(workspace(workspace_dir), paths, dry_run=dry_run)
     for change in changes:
-        name = {"playbook": "", "welcome": "welcome ", "rewards": "reward program ", "experiment": "experiment "}.get(
-            change.kind, "keyword rules ") + change.key
+        name = {"playbook": "", "welcome": "welcome ", "rewards": "reward program ", "experiment": "experiment ",
+                "tier_rules": "tier rules "}.get(change.kind, "keyword rules ") + change.key
         console.print(f"{name}: {change.status}, version {change.version}", highlight=False)
         if change.diff:
             console.print(change.diff, markup=False, highlight=False)

@@ -20,7 +20,8 @@ PhoneOption = Annotated[str | None, typer.Option("--phone", help="Find the membe
 def show(member_id: MemberArg = None, phone: PhoneOption = None,
          output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
          workspace_dir: WorkspaceOption = None) -> None:
-    """One member's record: profile, identities, consents, timeline (message counts), group, tier, inbox."""
+    """One member's record: profile, identities, consents, tier moves, timeline (message counts), group, tier,
+    inbox."""
     from qunflow.services.member_records import find_member, member_record
 
     if output not in ("table", "json"):
@@ -41,6 +42,10 @@ def show(member_id: MemberArg = None, phone: PhoneOption = None,
         console.print(f"key       {key['kind']}: {key['key']}", highlight=False)
     for purpose, granted in sorted(record["consents_in_force"].items()):
         console.print(f"consent   {purpose}: {'granted' if granted else 'withdrawn'}", highlight=False)
+    for move in record["tier_moves"]:
+        console.print(f"tier move  {move['from_group'] or move['from_tier'] or '-'} -> "
+                      f"{move['to_group'] or move['to_tier']}  {move['status']}  ({move['rule']}, "
+                      f"{move['created_at']})", highlight=False)
     for item in record["timeline"]:
         extra = f" x{item['count']}" if item["type"] == "message" else (
             f" {item['amount']} {item['currency'] or ''}" if item.get("amount") else "")

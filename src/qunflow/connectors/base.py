@@ -51,6 +51,9 @@ class Capabilities:
     # back on the join, so the tracked entry is a message to the bot). The landing and ticket pages then show
     # the message to send, since the link itself cannot carry it.
     joins_by_message: bool = False
+    # The bot can remove a member from a group (`RemovesMembers.remove_member`): a tier move whose rule says
+    # leave_old then takes them out of the old group. Elsewhere staff are asked to (an inbox item).
+    removes_members: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,4 +195,12 @@ class ExpiresInvites(Protocol):
 
     def invite_lifetime(self, personal: bool) -> timedelta | None:
         """How long a new link lives: a gate pass's link (`personal`) or an entry point's; None: no expiry."""
+        ...
+
+
+class RemovesMembers(Protocol):
+    """What a connector whose capabilities say `removes_members` also does."""
+
+    def remove_member(self, group_id: str, user_id: str) -> None:
+        """Take a person out of a group; they may come back through a new invite later (not a ban)."""
         ...

@@ -339,6 +339,17 @@ class SandboxPlatform:
             pending = self._record(conn, "member_left", chat_id=chat_id, user_id=user_id)
         self._push(*pending)
 
+    def remove(self, chat_id: str, user_id: str) -> None:
+        """The bot takes a member out of a chat (Telegram banChatMember then unbanChatMember); reported as a leave."""
+        with self.engine.begin() as conn:
+            removed = conn.execute(update(t.sandbox_chat_members).where(
+                t.sandbox_chat_members.c.chat_id == chat_id, t.sandbox_chat_members.c.user_id == user_id,
+                t.sandbox_chat_members.c.status == "member").values(status="left")).rowcount
+            if not removed:
+                raise PlatformError(f"sandbox: {user_id} is not a member of {chat_id}")
+            pending = self._record(conn, "member_left", chat_id=chat_id, user_id=user_id)
+        self._push(*pending)
+
     def say(self, user_id: str, text: str, chat_id: str | None = None) -> None:
         """A person writes in a group, or privately to the bot when chat_id is None."""
         with self.engine.begin() as conn:
@@ -434,7 +445,7 @@ class SandboxConnector:
     capabilities = Capabilities(
         join_requests=True, dm_policy="any", dm_window_seconds=None, invite_label_max=30,
         reports_invite_on_join=True, group_capacity_max=None, reads_group_messages=True, idempotent_sends=True,
-        single_use_invites=True, finds_sends=True)
+        single_use_invites=True, finds_sends=True, removes_members=True)
 
     def __init__(self, world: SandboxPlatform, public_url: str) -> None:
         self.world = world
@@ -467,6 +478,9 @@ class SandboxConnector:
     def find_sent(self, idempotency_key: str) -> SendResult | None:
         found = self.world.sent_with_key(idempotency_key)
         return None if found is None else SendResult(found)
+
+    def remove_member(self, group_id: str, user_id: str) -> None:
+        self.world.remove(group_id, user_id)
 
     def revoke_invite(self, group_id: str, link: InviteLink) -> None:
         self.world.revoke_invite(link.url.rsplit("/", 1)[-1])

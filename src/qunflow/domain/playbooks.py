@@ -45,7 +45,7 @@ TEMPLATE_VARIABLES = frozenset({"name", "advisor", "coupon_code", "coupon_value"
                                 # S4 events (services/meetups.py): empty outside an event's playbook
                                 "event_title", "event_time", "event_link", "checkin_link", "checkin_keyword"})
 # Documents of these kinds may share a file with playbooks; their own parsers read them (keyword_files).
-OTHER_KINDS = ("keyword_rules", "rewards", "welcome", "experiment")
+OTHER_KINDS = ("keyword_rules", "rewards", "welcome", "experiment", "tier_rules")
 
 
 class Strict(BaseModel):

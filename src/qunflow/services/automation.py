@@ -425,9 +425,18 @@ def _effect(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row
     elif step.move_tier is not None:
         conn.execute(update(members).where(members.c.id == member_id).values(tier=step.move_tier))
         _event(conn, f"tier-{cause}", "tier_changed", now, member_id, {"tier": step.move_tier})
-    elif step.move_group is not None:  # platforms cannot move people: staff send the invite
-        _inbox(conn, "follow_up", cause, member_id, f"Invite to group {step.move_group} / 邀请进入 {step.move_group}",
-               now, now + timedelta(hours=24))
+    elif step.move_group is not None:  # a tier move into this group: the member's own link by DM (tier_moves.py)
+        from qunflow.services.tier_moves import request_move
+
+        target = conn.execute(select(groups.c.id, groups.c.tier).where(groups.c.key == step.move_group)).first()
+        current = conn.execute(select(members.c.group_id).where(members.c.id == member_id)).scalar()
+        if target is not None and current == target.id:
+            pass  # in that group already: nothing to move
+        elif target is None or not request_move(conn, member_id, rule=f"playbook:{playbook.key}",
+                                                to_tier=target.tier, to_group_id=target.id, now=now):
+            # no such group (any more), or a move is open already: staff decide
+            _inbox(conn, "follow_up", cause, member_id,
+                   f"Invite to group {step.move_group} / 邀请进入 {step.move_group}", now, now + timedelta(hours=24))
     elif step.advisor_task is not None:
         title = f"{step.advisor_task.title.zh} / {step.advisor_task.title.en}"
         _inbox(conn, "follow_up", cause, member_id, title, now, now + timedelta(hours=step.advisor_task.due_hours))
@@ -654,12 +663,14 @@ def _hourly(ws: Workspace, name: str, job: Any) -> None:
 def work_once(ws: Workspace, *, worker: str | None = None, limit: int = 500) -> Outcome:
     """One round of everything a worker does: triggers, schedules, then due steps until none are left."""
     from qunflow.services.rewards import clawback_fraud, rewards_tick
+    from qunflow.services.tier_moves import moves_tick
 
     dispatch_triggers(ws)
     schedule_tick(ws)
     _hourly(ws, "inactive_scan", inactive_scan)
     rewards_tick(ws)
     _hourly(ws, "fraud_rescan", clawback_fraud)
+    moves_tick(ws)  # tier moves a step requested get their link and DM; lapsed offers expire
     total = Outcome()
     waiting = outbox.deliver(ws)  # queued sends and retries that came due, of every kind
     total.sent, total.deferred, total.failed = waiting.sent, waiting.waiting, waiting.dead + waiting.unreachable

@@ -46,6 +46,7 @@ from qunflow.store.tables import (
     inbox,
     member_merges,
     members,
+    tier_moves,
 )
 from qunflow.workspace import Workspace
 
@@ -217,6 +218,9 @@ _TICKET_OF_USER = (select(members.c.id, members.c.join_ticket)
                    .where(identities.c.platform == bindparam("platform"),
                           identities.c.external_user_id == bindparam("user_id")))
 _MEMBER_BY_ID = select(members).where(members.c.id == bindparam("member_id"))
+# A tier move's own link (services/tier_moves.py): its label, while the move is open, admits its member.
+_OPEN_MOVE_LABEL = select(tier_moves.c.id).where(tier_moves.c.open_key == bindparam("member_id"),
+                                                 tier_moves.c.label == bindparam("label"))
 # What a join event carries about its entry point (an archived one too: its link was handed out before).
 _ENTRY_ATTRIBUTES = (select(entry_points.c.code, channels.c.key.label("channel"), campaigns.c.key.label("campaign"))
                      .join(channels, channels.c.id == entry_points.c.channel_id)
@@ -268,6 +272,7 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
         entry = _entry_by_code(conn, label) if label and label != ticket else None
         attribution = ("invite_label" if label and label == ticket else
                        "entry_point" if entry is not None and entry.id == entry_id else
+                       "tier_move" if label and _open_move(conn, known, label) else
                        OWN_LINK if label and entry is None and _own_link(conn, known, label) else "known_identity")
         return Resolved(known, attribution, False)
     member = None
@@ -305,6 +310,9 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
     return Resolved(member_id, attribution, member is None)
 
 
+def _open_move(conn: Connection, member_id: str, label: str) -> bool:
+    return conn.execute(_OPEN_MOVE_LABEL, {"member_id": member_id, "label": label}).first() is not None
+
 
 def on_join_request(ws: Workspace, item: Any) -> None:
     """Someone asked to join through a link: note who it is (the welcome and the approval come next)."""
@@ -339,7 +347,7 @@ def _known(conn: Connection, item: JoinRequested) -> str | None:
     if row is None:
         return None
     if (row.join_ticket == item.invite_label or _entry_by_code(conn, item.invite_label) is not None
-            or _own_link(conn, row.id, item.invite_label)):
+            or _open_move(conn, row.id, item.invite_label) or _own_link(conn, row.id, item.invite_label)):
         return str(row.id)
     return None
 
@@ -368,8 +376,12 @@ def approve_request(ws: Workspace, item: Any) -> None:
     ws.connector(item.platform).approve_join(item.group_id, item.user_id)
     # Approved means in: the join is recorded now, whether or not the platform's own member update
     # follows (Telegram sends one only to an admin bot that asked for it); that update is then a repeat.
-    on_member_joined(ws, MemberJoined(item.platform, ws.clock(), item.group_id, item.user_id, item.display_name,
-                                      item.invite_label))
+    joined = MemberJoined(item.platform, ws.clock(), item.group_id, item.user_id, item.display_name,
+                          item.invite_label)
+    on_member_joined(ws, joined)
+    from qunflow.services.tier_moves import on_member_joined as complete_move
+
+    complete_move(ws, joined)  # a tier move's own link asks to join (Telegram): approved means moved
 
 
 def _joined_already(conn: Connection, item: JoinRequested, member_id: str) -> bool:
@@ -442,6 +454,9 @@ def on_member_left(ws: Workspace, item: Any) -> None:
         group = group_row(conn, item.platform, item.group_id)
         member_id = member_of_user(conn, item.platform, item.user_id)
         if group is None or member_id is None:
+            return
+        # Left already: a repeat (a removal qunflow made and recorded, which the platform reports too).
+        if conn.execute(_LAST_JOIN_OR_LEAVE, {"member_id": member_id, "group": group.key}).scalar() == "left":
             return
         conn.execute(update(groups).where(groups.c.id == group.id, groups.c.member_count > 0)
                      .values(member_count=groups.c.member_count - 1))

@@ -175,11 +175,14 @@ def last_as_of(ws: Workspace) -> date | None:
 
 
 def levels_tick(ws: Workspace) -> LevelRun:
-    """`qunflow serve`'s hourly run: today's levels, then the pools (a pool may follow a level)."""
+    """`qunflow serve`'s hourly run: today's levels, then the pools and the tier rules (either may follow a
+    level)."""
     from qunflow.services.pools import sync_pools
+    from qunflow.services.tier_moves import rules_tick
 
     run = compute_levels(ws)
     sync_pools(ws)
+    rules_tick(ws)
     return run
 
 

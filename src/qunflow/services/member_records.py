@@ -21,6 +21,7 @@ from qunflow.domain.fraud import normalise_phone
 from qunflow.errors import Conflict, InvalidInput, NotFound
 from qunflow.services.fraud import phone_key
 from qunflow.services.privacy import unseal
+from qunflow.services.tier_moves import member_moves
 from qunflow.store.consents import consents_in_force
 from qunflow.store.tables import (
     consents,
@@ -177,8 +178,8 @@ TIMELINE_LIMIT = 500  # newest events shown on a record; message events are coun
 
 def member_record(ws: Workspace, member_id: str, *, with_profile: bool) -> dict[str, Any]:
     """One member's record: profile (decrypted only `with_profile`), identities, linked keys, consent history,
-    timeline (message events as counts per day, no content), group and tier, referrer and invitees, open
-    inbox items."""
+    timeline (message events as counts per day, no content), group and tier, tier moves, referrer and invitees,
+    open inbox items."""
     with ws.engine.connect() as conn:
         row = conn.execute(select(members, groups.c.key.label("group_key"))
                            .outerjoin(groups, groups.c.id == members.c.group_id)
@@ -228,6 +229,7 @@ def member_record(ws: Workspace, member_id: str, *, with_profile: bool) -> dict[
             "consents_in_force": consents_in_force(conn, member_id),
             "timeline": timeline,
             "timeline_complete": len(recent) < TIMELINE_LIMIT,
+            "tier_moves": [{k: plain(v) for k, v in move.items()} for move in member_moves(conn, member_id)],
             "inbox": _rows(conn, select(inbox.c.id, inbox.c.kind, inbox.c.title, inbox.c.assignee, inbox.c.due_at,
                                         inbox.c.created_at)
                            .where(inbox.c.member_id == member_id, inbox.c.done_at.is_(None))

@@ -15,6 +15,7 @@ from qunflow.domain.experiments import ExperimentSource, parse_experiments
 from qunflow.domain.keyword_files import RuleSetSource, parse_rule_sets
 from qunflow.domain.playbooks import Playbook, PlaybookErrors, Source, parse_playbooks
 from qunflow.domain.rewards import ProgramSource, parse_programs
+from qunflow.domain.tier_rules import TierRuleSource, parse_tier_rules
 from qunflow.domain.welcome import KEY as WELCOME_KEY
 from qunflow.domain.welcome import WelcomeSource, parse_welcomes
 from qunflow.errors import InvalidInput, NotFound
@@ -47,6 +48,7 @@ class Documents:
     programs: list[ProgramSource] = field(default_factory=list)
     welcomes: list[WelcomeSource] = field(default_factory=list)
     experiments: list[ExperimentSource] = field(default_factory=list)
+    tier_rules: list[TierRuleSource] = field(default_factory=list)
 
 
 def _collect(parse: Callable[[str, str], list[T]], text: str, path: Path, problems: list[str]) -> list[T]:
@@ -80,10 +82,12 @@ def read_files(paths: list[Path]) -> Documents:
         found.programs += _collect(parse_programs, text, path, problems)
         found.welcomes += _collect(parse_welcomes, text, path, problems)
         found.experiments += _collect(parse_experiments, text, path, problems)
+        found.tier_rules += _collect(parse_tier_rules, text, path, problems)
     problems += _defined_twice("playbook", [(s.playbook.key, s.file) for s in found.playbooks])
     problems += _defined_twice("keyword rule set", [(s.rule_set.key, s.file) for s in found.rule_sets])
     problems += _defined_twice("reward program", [(s.program.key, s.file) for s in found.programs])
     problems += _defined_twice("experiment", [(s.experiment.key, s.file) for s in found.experiments])
+    problems += _defined_twice("tier rule set", [(s.rule_set.key, s.file) for s in found.tier_rules])
     problems += _defined_twice("the welcome (kind: welcome)", [(WELCOME_KEY, s.file) for s in found.welcomes])
     problems += [f"{s.file}: key: {WELCOME_KEY!r} is the welcome's name (kind: welcome); give the playbook another"
                  for s in found.playbooks if s.playbook.key == WELCOME_KEY]
@@ -98,6 +102,7 @@ def apply_playbooks(ws: Workspace, paths: list[Path], *, dry_run: bool = False) 
     from qunflow.services.experiments import apply_experiments
     from qunflow.services.keyword_rules import apply_rule_sets
     from qunflow.services.rewards import apply_programs
+    from qunflow.services.tier_moves import apply_tier_rules
     from qunflow.services.welcome_docs import apply_welcomes
 
     found = read_files(paths)
@@ -121,6 +126,7 @@ def apply_playbooks(ws: Workspace, paths: list[Path], *, dry_run: bool = False) 
         changes.extend(apply_programs(conn, found.programs, now, dry_run=dry_run))
         changes.extend(apply_welcomes(conn, found.welcomes, now, dry_run=dry_run))
         changes.extend(apply_experiments(conn, found.experiments, now, dry_run=dry_run))
+        changes.extend(apply_tier_rules(conn, found.tier_rules, now, dry_run=dry_run))
     if not dry_run and any(c.kind == "welcome" and c.status != "unchanged" for c in changes):
         from qunflow.services.group_welcome import sync_quietly
 

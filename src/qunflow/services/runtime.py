@@ -55,7 +55,8 @@ def background_loops(workspace: Workspace) -> list[BackgroundLoop]:
     The recovery sweep finishes what a crash interrupted, at once and then every minute; invite links past
     their expiry (Telegram expire_date) are revoked every minute, and seats freed since (a join hold that
     lapsed, a member who left) are offered to the waitlist every minute; engagement levels are recomputed
-    hourly (their level_changed events then trigger playbooks in the automation round); the sandbox
+    hourly (their level_changed events then trigger playbooks in the automation round), followed by the pools
+    and the tier rules (services/tier_moves.py; the moves they start are offered in the automation round); the sandbox
     platform delivers again the updates qunflow did not acknowledge (as a real webhook retries)."""
     from qunflow.analytics.shipper import ship
     from qunflow.engine.notifier import post_staff_alerts

@@ -723,3 +723,52 @@ member_merges = Table(  # one row per pair of members that may be one person: a 
     Column("moved", JSON),  # on merge: what moved (event seqs, identity ids, key ids, the member's row before)
     UniqueConstraint("keep_id", "merged_id", name="uq_member_merges_pair"),
 )
+
+# --- tier moves (issue 13): `kind: tier_rules` documents and the moves they (or a playbook step) start ---
+
+tier_rule_sets = Table(
+    "tier_rule_sets", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),  # the version the evaluation uses
+    Column("enabled", Boolean, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+tier_rule_set_versions = Table(
+    "tier_rule_set_versions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("source", Text, nullable=False),  # the YAML document as applied
+    Column("rule_set", JSON, nullable=False),  # the same, validated
+    Column("digest", String(64), nullable=False),
+    Column("file", String(500), nullable=False),
+    Column("applied_at", DateTime, nullable=False),
+    UniqueConstraint("key", "version", name="uq_tier_rule_set_versions_key_version"),
+)
+
+tier_moves = Table(  # one move of one member to a tier's group (services/tier_moves.py): offered by DM, done on join
+    "tier_moves", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("member_id", String(40), nullable=False, index=True),
+    Column("rule", String(140), nullable=False),  # set/rule, or playbook:<key> for a move_group step
+    # requested (no link yet), offering (a worker makes the link), offered, completed, expired, failed
+    Column("status", String(16), nullable=False),
+    Column("open_key", String(40), unique=True),  # the member id while the move is open: one open move per member
+    Column("from_group_id", Integer),
+    Column("from_tier", String(16)),
+    Column("to_tier", String(16), nullable=False),
+    Column("to_group_id", Integer),  # chosen when offered (a move_group step names it up front)
+    Column("label", String(32), nullable=False, unique=True),  # rides on the member's own invite link
+    Column("leave_old", Boolean, nullable=False),
+    Column("dm", JSON),  # {zh, en} templates from the rule; None: the built-in text
+    Column("expire_days", Integer, nullable=False),
+    Column("reason", String(200)),  # why it failed, or what staff were asked to do
+    Column("created_at", DateTime, nullable=False),
+    Column("claimed_at", DateTime),
+    Column("offered_at", DateTime),
+    Column("expires_at", DateTime),
+    Column("closed_at", DateTime),
+)
+Index("ix_tier_moves_status_expires", tier_moves.c.status, tier_moves.c.expires_at)
+Index("ix_tier_moves_rule_member", tier_moves.c.rule, tier_moves.c.member_id)

@@ -35,7 +35,7 @@ async def search(request: Request, who: Read, q: str = "") -> dict[str, Any]:
 @router.get("/{member_id}", summary="One member's record", responses=ERRORS,
             description="Profile (decrypted: the caller holds members:read), identities, linked keys (a phone "
                         "only as '(hashed)'), consent history, timeline (messages as counts per day, no "
-                        "content), group and tier, referrer and invitees, open inbox items.")
+                        "content), group and tier, tier moves, referrer and invitees, open inbox items.")
 async def record(member_id: str, request: Request, who: Read) -> dict[str, Any]:
     from qunflow.services.member_records import check_in_groups, find_member, member_record
 

@@ -22,6 +22,9 @@ CAPABILITIES = Capabilities(
     idempotent_sends=True,  # messages take a nonce with enforce_nonce
     single_use_invites=True,  # max_uses=1
     expiring_invites=False,  # qunflow's invites never expire (max_age=0); an expiring one would be guessed
+    # A group is a whole server (or a server's tier role): taking someone out would mean kicking them off the
+    # server (DELETE /guilds/{id}/members/{user}), far more than leaving a tier. Moderators do it by hand.
+    removes_members=False,
 )
 
 

@@ -146,6 +146,12 @@ class FeishuApi:
         return self.call("POST", f"/open-apis/im/v1/chats/{chat_id}/members",
                          params={"member_id_type": "open_id"}, json={"id_list": open_ids})
 
+    def remove_members(self, chat_id: str, open_ids: list[str]) -> dict[str, Any]:
+        """DELETE im/v1/chats/:chat_id/members: the bot (group owner or admin, or the app that made the group with
+        im:chat:operate_as_owner) removes people; {invalid_id_list}."""
+        return self.call("DELETE", f"/open-apis/im/v1/chats/{chat_id}/members",
+                         params={"member_id_type": "open_id"}, json={"id_list": open_ids})
+
     def get_chat(self, chat_id: str) -> dict[str, Any]:
         return self.call("GET", f"/open-apis/im/v1/chats/{chat_id}")
 

@@ -73,6 +73,7 @@ CAPABILITIES = Capabilities(
     idempotent_sends=True,  # `uuid`: one message per uuid within an hour
     posts_to_groups=True,
     joins_by_message=True,  # the landing and ticket pages show "join CODE", what to send the bot
+    removes_members=True,  # DELETE im/v1/chats/:chat_id/members (the bot must own or manage the group)
 )
 # What a person sends the bot to be added: `join CODE` (as the pages show it), `加入 CODE`, or the bare code.
 ASK = re.compile(r"\s*(?:join|加入)\s+(\S+)\s*", re.IGNORECASE)
@@ -261,6 +262,9 @@ class FeishuConnector:
 
     def decline_join(self, group_id: str, user_id: str) -> None:
         raise InvalidInput("Feishu groups have no join requests to decline (capabilities.join_requests)")
+
+    def remove_member(self, group_id: str, user_id: str) -> None:
+        self.api.remove_members(group_id, [user_id])
 
     # --- outbound ---
     def send_direct(self, user_id: str, text: str, *, context: str | None = None,

@@ -27,6 +27,7 @@ CAPABILITIES = Capabilities(
     idempotent_sends=False,  # chat.postMessage takes no client key
     single_use_invites=True,  # a pass's code admits its first requester only (services/join.py resolve)
     joins_by_message=True,  # the pages show `join <code>`: Slack's app_redirect link cannot carry it
+    removes_members=True,  # conversations.kick (channels:manage, groups:write)
 )
 
 

@@ -79,6 +79,14 @@ class WebApi:
             if "already_in_channel" not in str(exc):  # the person is in: what we wanted
                 raise
 
+    def conversations_kick(self, channel: str, user: str) -> None:
+        """conversations.kick (channels:manage / groups:write); someone not in the channel is out already."""
+        try:
+            self.call("conversations.kick", channel=channel, user=user)
+        except PlatformError as exc:
+            if "not_in_channel" not in str(exc):
+                raise
+
     def conversations_info(self, channel: str) -> dict[str, Any]:
         return dict(self.call("conversations.info", channel=channel)["channel"])
 

@@ -81,6 +81,9 @@ class SlackConnector:
     def approve_join(self, group_id: str, user_id: str) -> None:
         self.api.conversations_invite(group_id, user_id)
 
+    def remove_member(self, group_id: str, user_id: str) -> None:
+        self.api.conversations_kick(group_id, user_id)
+
     def decline_join(self, group_id: str, user_id: str) -> None:
         """Nothing to undo on Slack: a request the bot does not approve simply stays outside the channel."""
         with self._lock:

@@ -22,6 +22,7 @@ CAPABILITIES = Capabilities(
     idempotent_sends=False,  # sendMessage takes no client key
     single_use_invites=True,  # member_limit=1
     expiring_invites=True,  # createChatInviteLink expire_date
+    removes_members=True,  # banChatMember then unbanChatMember (the bot needs can_restrict_members)
 )
 
 

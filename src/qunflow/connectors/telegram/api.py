@@ -103,6 +103,14 @@ class BotApi:
     def decline_chat_join_request(self, chat_id: int | str, user_id: int) -> bool:
         return bool(self.call("declineChatJoinRequest", chat_id=chat_id, user_id=user_id))
 
+    def ban_chat_member(self, chat_id: int | str, user_id: int) -> bool:
+        """banChatMember: the bot (an admin with can_restrict_members) removes the person from the chat."""
+        return bool(self.call("banChatMember", chat_id=chat_id, user_id=user_id))
+
+    def unban_chat_member(self, chat_id: int | str, user_id: int, only_if_banned: bool = True) -> bool:
+        """unbanChatMember: the person may come back through an invite link (they are not re-added)."""
+        return bool(self.call("unbanChatMember", chat_id=chat_id, user_id=user_id, only_if_banned=only_if_banned))
+
     def send_message(self, chat_id: int | str, text: str) -> dict[str, Any]:
         return dict(self.call("sendMessage", chat_id=chat_id, text=text))
 

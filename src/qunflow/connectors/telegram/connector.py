@@ -73,6 +73,11 @@ class TelegramConnector:
     def decline_join(self, group_id: str, user_id: str) -> None:
         self.api.decline_chat_join_request(_chat(group_id), _user(user_id))
 
+    def remove_member(self, group_id: str, user_id: str) -> None:
+        """Remove, not ban: banChatMember, then unbanChatMember (only_if_banned) so a later invite still works."""
+        self.api.ban_chat_member(_chat(group_id), _user(user_id))
+        self.api.unban_chat_member(_chat(group_id), _user(user_id))
+
     # --- messages ---
     def send_direct(self, user_id: str, text: str, *, context: str | None = None,
                     idempotency_key: str | None = None) -> SendResult:

@@ -50,6 +50,9 @@ CAPABILITIES = Capabilities(
     idempotent_sends=False, posts_to_groups=False,
     # Each invite carries its own `state` (one 联系我 / join code per person or per entry point).
     single_use_invites=True,
+    # The 客户群 API reads groups (groupchat/list, groupchat/get) but has no call to remove a customer: the group
+    # owner does it in the WeCom app, so a tier move's leave_old becomes an inbox item for staff.
+    removes_members=False,
 )
 
 
