@@ -33,6 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from qunflow.domain.engagement import LEVELS, LevelRules
 from qunflow.errors import InvalidInput
+from qunflow.store.db import scratch_only
 from qunflow.store.eventlog import EVENT_LOCK_KEY
 from qunflow.store.tables import automation_state, events, member_levels, members
 from qunflow.workspace import Workspace
@@ -102,17 +103,23 @@ def compute_levels(ws: Workspace, as_of: date | None = None) -> LevelRun:
     now = ws.clock()
     stamp = min(now, _midnight(as_of + timedelta(days=1), ws) - timedelta(seconds=1))
     run = LevelRun(as_of)
-    with ws.engine.begin() as conn:
-        conn.execute(text(f"DROP TABLE IF EXISTS {scratch.name}"))
-        scratch.create(conn)
-        conn.execute(scratch.insert().from_select(["member_id", "level", "score"], levels_select(ws, as_of)))
-        run.members = int(conn.execute(select(func.count()).select_from(scratch)).scalar_one())
-        run.changed = _record_changes(conn, as_of, stamp, now)
-        _store(conn, as_of)
-        scratch.drop(conn)
-        _set_as_of(conn, as_of)
-        per_level = select(member_levels.c.level, func.count()).group_by(member_levels.c.level)
-        counts = {str(level): int(count) for level, count in conn.execute(per_level)}
+    with ws.engine.connect() as conn:
+        # First the long part, every member's level into the connection's own scratch table: a read of the
+        # state database that holds no write lock on it, so joins and sends go on meanwhile.
+        with scratch_only(conn), conn.begin():
+            conn.execute(text(f"DROP TABLE IF EXISTS {scratch.name}"))
+            scratch.create(conn)
+            conn.execute(scratch.insert().from_select(["member_id", "level", "score"], levels_select(ws, as_of)))
+            run.members = int(conn.execute(select(func.count()).select_from(scratch)).scalar_one())
+        # Then the writes, in one transaction: only the members whose level or score moved.
+        with conn.begin():
+            run.changed = _record_changes(conn, as_of, stamp, now)
+            _store(conn, as_of)
+            _set_as_of(conn, as_of)
+            per_level = select(member_levels.c.level, func.count()).group_by(member_levels.c.level)
+            counts = {str(level): int(count) for level, count in conn.execute(per_level)}
+        with scratch_only(conn), conn.begin():
+            scratch.drop(conn)
     run.counts = {name: counts.get(name, 0) for name in LEVELS}
     return run
 

@@ -58,7 +58,7 @@ def _one_writer_at_a_time(engine: Engine) -> None:
     lock = threading.RLock()
 
     def take(conn: Connection) -> None:
-        if "qf_writer" not in conn.info:
+        if "qf_writer" not in conn.info and not conn.info.get("qf_scratch"):
             lock.acquire()
             conn.info["qf_writer"] = True
 
@@ -85,6 +85,19 @@ def before_driver_write(conn: Connection) -> None:
     take = _WRITER_LOCKS.get(conn.engine)
     if take is not None:
         take(conn)
+
+
+@contextmanager
+def scratch_only(conn: Connection) -> Iterator[None]:
+    """Writes on `conn` inside this block go to its TEMPORARY tables only: they do not take this process's
+    SQLite writer lock, so a long computation into a scratch table (engagement levels at a million members)
+    leaves the webhook path's writers alone. SQLite itself locks only the connection's temp database for
+    them. Writing a real table inside the block is a bug (it would go around the lock)."""
+    conn.info["qf_scratch"] = True
+    try:
+        yield
+    finally:
+        conn.info.pop("qf_scratch", None)
 
 
 @contextmanager
