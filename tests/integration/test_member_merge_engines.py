@@ -161,3 +161,29 @@ def test_a_merge_moves_coupons_referrals_and_more_and_undo_puts_every_row_back(a
 
     undo(ws, done["id"], actor="cli")
     assert _snapshot(ws) == before
+
+
+def test_two_inviters_of_one_person_the_kept_referral_stays_and_the_others_rewards_wait_for_review(
+        workspace: Workspace) -> None:
+    ws = workspace
+    t = datetime(2026, 1, 5, 2)
+    assert not ingest_batch(ws.engine, log()).errors
+    with ws.engine.begin() as conn:
+        conn.execute(insert(referrals), [{"id": 7, "inviter_id": "m_x", "invitee_id": "m_a", "joined_at": t},
+                                         {"id": 8, "inviter_id": "m_y", "invitee_id": "m_b", "joined_at": t}])
+        conn.execute(insert(rewards), [
+            {"cause": f"ref:{i}", "program": "p", "program_version": 1, "rule": "r", "member_id": m,
+             "role": "inviter", "referral_id": i, "coupon_name": "thanks", "value": Decimal("10"), "valid_days": 30,
+             "status": "held", "release_at": datetime(2026, 1, 20), "created_at": t}
+            for i, m in ((7, "m_x"), (8, "m_y"))])
+    before = _snapshot(ws)
+
+    done = merge(ws, "m_a", "m_b", actor="cli")
+    assert done["rows_dropped"] == {"referrals.invitee_id": 1} and done["rewards_to_review"] == 1
+    with ws.engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(select(referrals.c.id, referrals.c.invitee_id))] == [(7, "m_a")]
+        status = dict(conn.execute(select(rewards.c.member_id, rewards.c.status)).all())
+    assert status == {"m_x": "held", "m_y": "review"}  # never paid on a referral that is gone
+
+    undo(ws, done["id"], actor="cli")
+    assert _snapshot(ws) == before

@@ -124,6 +124,27 @@ def put_back(conn: Connection, keep: str, merged: str, moved: dict[str, Any]) ->
             conn.execute(table.insert(), [_load(table, row) for row in record["dropped"]])
 
 
+def hold_rewards_of_dropped_referrals(conn: Connection, moved: dict[str, Any], merge_id: int) -> dict[str, Any]:
+    """Both members had been invited (by two inviters): the kept member's referral stays, the other is dropped.
+    Rewards still held on the dropped one would be paid with no referral left to score: they go to review
+    instead (an operator decides). Returns reward id -> [status, note] before, for undo."""
+    dropped = [row["id"] for row in moved["one_per_key"].get("referrals.invitee_id", {}).get("dropped", [])]
+    if not dropped:
+        return {}
+    held = conn.execute(select(rewards.c.id, rewards.c.status, rewards.c.note)
+                        .where(rewards.c.referral_id.in_(dropped), rewards.c.status == "held")).all()
+    for reward in held:
+        conn.execute(update(rewards).where(rewards.c.id == reward.id).values(
+            status="review", note=f"merge #{merge_id}: the invitee is one person with a member invited by someone "
+                                  "else; this referral was set aside"))
+    return {str(r.id): [r.status, r.note] for r in held}
+
+
+def restore_rewards(conn: Connection, before: dict[str, list[Any]]) -> None:
+    for rid, (status, note) in before.items():
+        conn.execute(update(rewards).where(rewards.c.id == int(rid)).values(status=status, note=note))
+
+
 def self_referrals(conn: Connection, keep: str) -> dict[str, list[Any]]:
     """Referrals whose inviter and invitee are now the one kept member, with their stored score before the
     merge (id -> [level, reasons, scored_at]) so undo can restore it."""

@@ -31,7 +31,14 @@ from qunflow.domain.identity import candidate_rows
 from qunflow.errors import Conflict, InvalidInput, NotFound
 from qunflow.services.audit import record as audit
 from qunflow.services.fraud import rescore, rules_from_settings
-from qunflow.services.merge_rows import move_rows, put_back, restore_scores, self_referrals
+from qunflow.services.merge_rows import (
+    hold_rewards_of_dropped_referrals,
+    move_rows,
+    put_back,
+    restore_rewards,
+    restore_scores,
+    self_referrals,
+)
 from qunflow.store.db import insert_ignore
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import events, identities, join_signals, member_keys, member_merges, members
@@ -130,6 +137,9 @@ def merge(ws: Workspace, keep: str, merged: str, *, actor: str) -> dict[str, Any
             conn.execute(update(member_merges).where(member_merges.c.id == pair.id).values(**values))
         merge_id = conn.execute(select(member_merges.c.id).where(member_merges.c.keep_id == keep,
                                                                  member_merges.c.merged_id == merged)).scalar_one()
+        moved["held_rewards"] = hold_rewards_of_dropped_referrals(conn, moved, merge_id)
+        if moved["held_rewards"]:
+            conn.execute(update(member_merges).where(member_merges.c.id == merge_id).values(moved=moved))
         _event(conn, "members_merged", keep, merged, now)
         audit(conn, actor=actor, via=actor.split(":")[0], action="member.merge", target=keep,
               detail={"merge": merge_id, "merged": merged, "events": len(moved["events"])})
@@ -137,7 +147,7 @@ def merge(ws: Workspace, keep: str, merged: str, *, actor: str) -> dict[str, Any
     return {"id": merge_id, "keep_id": keep, "merged_id": merged, "events_moved": len(moved["events"]),
             "rows_moved": {name: len(ids) for name, ids in moved["rows"].items()},
             "rows_dropped": {name: len(r["dropped"]) for name, r in moved["one_per_key"].items() if r["dropped"]},
-            "self_referrals": len(moved["self_referrals"])}
+            "self_referrals": len(moved["self_referrals"]), "rewards_to_review": len(moved["held_rewards"])}
 
 
 def _json(value: Any) -> Any:
@@ -167,6 +177,7 @@ def undo(ws: Workspace, merge_id: int, *, actor: str) -> dict[str, Any]:
                       for f, v in moved["kept_before"].items()}
             conn.execute(update(members).where(members.c.id == keep).values(**before))
         restore_scores(conn, moved.get("self_referrals", {}))
+        restore_rewards(conn, moved.get("held_rewards", {}))
         put_back(conn, keep, merged, moved)
         conn.execute(update(member_merges).where(member_merges.c.id == merge_id).values(
             status="undone", decided_at=now, decided_by=actor[:64]))
