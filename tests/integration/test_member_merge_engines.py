@@ -35,7 +35,7 @@ from qunflow.store.tables import (
 from qunflow.workspace import Workspace, init_workspace
 from tests.clickhouse_http import ClickHouseHTTPServer
 from tests.conftest import use_clickhouse
-from tests.integration.test_member_merge import log, metrics
+from tests.integration.test_member_merge import cli, log, metrics
 
 
 def _engine(ws: Workspace, name: str, server: ClickHouseHTTPServer | None) -> Workspace:
@@ -187,3 +187,11 @@ def test_two_inviters_of_one_person_the_kept_referral_stays_and_the_others_rewar
 
     undo(ws, done["id"], actor="cli")
     assert _snapshot(ws) == before
+
+
+def test_the_cli_says_what_moved_what_was_kept_and_the_self_referral(workspace: Workspace) -> None:
+    _seed(workspace)
+    done = cli(workspace, "merge", "m_a", "m_b")
+    assert done.exit_code == 0, done.output
+    assert "3 events and 7 other rows moved" in done.output
+    assert "member_tasks.member_id 1" in done.output and "1 referral(s) between them" in done.output

@@ -145,7 +145,8 @@ def merge(ws: Workspace, keep: str, merged: str, *, actor: str) -> dict[str, Any
               detail={"merge": merge_id, "merged": merged, "events": len(moved["events"])})
     _reship(ws, moved)
     return {"id": merge_id, "keep_id": keep, "merged_id": merged, "events_moved": len(moved["events"]),
-            "rows_moved": {name: len(ids) for name, ids in moved["rows"].items()},
+            "rows_moved": {**{name: len(ids) for name, ids in moved["rows"].items()},
+                           **{name: len(r["moved"]) for name, r in moved["one_per_key"].items() if r["moved"]}},
             "rows_dropped": {name: len(r["dropped"]) for name, r in moved["one_per_key"].items() if r["dropped"]},
             "self_referrals": len(moved["self_referrals"]), "rewards_to_review": len(moved["held_rewards"])}
 
