@@ -60,6 +60,11 @@ class Engine(Protocol):
 
     def replace_spend(self, table: pa.Table) -> None: ...
 
+    def restate(self, table: pa.Table) -> None:
+        """Put these rows in place of the stored rows with the same seqs (already shipped ones), atomically:
+        readers see the old rows or the new ones, never neither nor both."""
+        ...
+
     def query(self, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]: ...
 
 
@@ -76,6 +81,12 @@ class DuckDBEngine:
         self._in_transaction("incoming", table, (
             "INSERT INTO events SELECT * FROM incoming",
             "INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM incoming",
+        ))
+
+    def restate(self, table: pa.Table) -> None:
+        self._in_transaction("restated", table, (
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM restated)",
+            "INSERT INTO events SELECT * FROM restated",
         ))
 
     def replace_spend(self, table: pa.Table) -> None:
@@ -122,6 +133,18 @@ class ChdbEngine:
     def append(self, table: pa.Table) -> None:
         incoming = table  # noqa: F841 - chdb's Python() table function reads this local by name
         self.session.query("INSERT INTO events SELECT * FROM Python(incoming)")
+
+    def restate(self, table: pa.Table) -> None:
+        """chdb has no transactions: the table is rebuilt beside the old one and swapped in (EXCHANGE is
+        atomic), so a failure half-way leaves the old rows, never a gap the watermark (max seq) would hide."""
+        restated = table  # noqa: F841 - read by name, as above
+        self.session.query("DROP TABLE IF EXISTS events_restating SYNC")
+        self.session.query("CREATE TABLE events_restating AS events")
+        self.session.query("INSERT INTO events_restating SELECT * FROM events "
+                           "WHERE seq NOT IN (SELECT seq FROM Python(restated))")
+        self.session.query("INSERT INTO events_restating SELECT * FROM Python(restated)")
+        self.session.query("EXCHANGE TABLES events AND events_restating")
+        self.session.query("DROP TABLE events_restating SYNC")
 
     def replace_spend(self, table: pa.Table) -> None:
         incoming_spend = table  # noqa: F841 - read by name, as above
@@ -171,6 +194,12 @@ class ClickHouseServerEngine:
             return int(self.client.command("SELECT max(seq) FROM events_log") or 0)
 
     def append(self, table: pa.Table) -> None:
+        with _server_errors(self.target):
+            self.client.insert_arrow("events_log", table)
+
+    def restate(self, table: pa.Table) -> None:
+        """One insert: events_log is a ReplacingMergeTree keyed by seq, and of rows with one seq the last
+        inserted is the one kept (FINAL, behind the events view, applies that rule when reading)."""
         with _server_errors(self.target):
             self.client.insert_arrow("events_log", table)
 

@@ -128,8 +128,16 @@ def merge(keep: Annotated[str, typer.Argument(help="The member that stays.")],
     from qunflow.services.merges import merge as do_merge
 
     done = do_merge(workspace(workspace_dir), keep, merged, actor=cli_actor())
-    console.print(f"merge #{done['id']}: {merged} folded into {keep} ({done['events_moved']} events moved)",
-                  highlight=False)
+    rows = sum(done["rows_moved"].values())
+    dropped = ", ".join(f"{name} {n}" for name, n in done["rows_dropped"].items())
+    console.print(f"merge #{done['id']}: {merged} folded into {keep} ({done['events_moved']} events and {rows} "
+                  "other rows moved)", highlight=False)
+    if dropped:
+        console.print(f"  kept {keep}'s row where both had one; {merged}'s stored for undo: {dropped}",
+                      highlight=False)
+    if done["self_referrals"]:
+        console.print(f"  {done['self_referrals']} referral(s) between them are now self-referrals (fraud: high)",
+                      highlight=False)
 
 
 @member_app.command("reject")

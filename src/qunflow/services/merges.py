@@ -3,32 +3,42 @@
 Candidates: two members whose gate phone hashes are equal, or an event naming one member by member_id with an
 external id or phone already linked to another (services/identity.py records those).
 
-A merge moves the folded member's events (as member and as referrer), platform identities and linked keys to
+A merge moves the folded member's events (as member and as referrer), platform identities, linked keys and
+the rows of services/merge_rows.py (coupons, rewards, referrals, consents, tasks, votes, tags, levels...) to
 the kept member, in one transaction, and records exactly what moved, so undo puts each back. The kept
 member's acquisition attributes follow METRICS.md's "first join" rule by themselves: metrics read the
 earliest `joined` event of the member, and both histories are now under one id; the members row's join
 time, entry point, group and referrer are set from whichever joined first. The merge is audited and is an
 event (`members_merged`, `members_unmerged`; no metric reads them).
 
-Analytics: the analytics store holds a copy of the log. The simplest exact way to reflect a merge is to
-ship the log again: an embedded DuckDB file is removed and re-shipped from the state DB (a merge is a rare,
-operator-made change; the re-ship costs one pass over the log). Other analytics engines are refused for now.
+Analytics: the analytics store holds a copy of the log, and the moved events are known by seq: after the
+merge (or undo) commits, exactly those rows are replaced in the store by the state DB's rows
+(analytics/restate.py), on DuckDB, chdb and a ClickHouse server alike.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from qunflow.analytics.shipper import _lock, ship
+from qunflow.analytics.restate import restate_events
+from qunflow.analytics.shipper import ship
 from qunflow.domain.events import Event
 from qunflow.domain.identity import candidate_rows
 from qunflow.errors import Conflict, InvalidInput, NotFound
 from qunflow.services.audit import record as audit
+from qunflow.services.fraud import rescore, rules_from_settings
+from qunflow.services.merge_rows import (
+    hold_rewards_of_dropped_referrals,
+    move_rows,
+    put_back,
+    restore_rewards,
+    restore_scores,
+    self_referrals,
+)
 from qunflow.store.db import insert_ignore
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import events, identities, join_signals, member_keys, member_merges, members
@@ -82,7 +92,6 @@ def merge(ws: Workspace, keep: str, merged: str, *, actor: str) -> dict[str, Any
     keep, merged = keep.strip(), merged.strip()
     if keep == merged:
         raise InvalidInput("a member cannot be merged into itself")
-    _check_engine(ws)
     now = ws.clock()
     with ws.engine.begin() as conn:
         a, b = _member(conn, keep), _member(conn, merged)
@@ -113,6 +122,10 @@ def merge(ws: Workspace, keep: str, merged: str, *, actor: str) -> dict[str, Any
                 a.joined_at is None or b.joined_at < a.joined_at):  # the first join's attributes
             conn.execute(update(members).where(members.c.id == keep).values(
                 **{f: getattr(b, f) for f in MEMBER_FIELDS}))
+        moved.update(move_rows(conn, keep, merged))
+        moved["self_referrals"] = self_referrals(conn, keep)
+        if moved["self_referrals"]:  # one person inviting themself: scored now (self_referral, high)
+            rescore(conn, [int(i) for i in moved["self_referrals"]], now, rules_from_settings(ws.settings))
         pair = conn.execute(select(member_merges.c.id).where(
             ((member_merges.c.keep_id == keep) & (member_merges.c.merged_id == merged))
             | ((member_merges.c.keep_id == merged) & (member_merges.c.merged_id == keep)))).first()
@@ -124,11 +137,18 @@ def merge(ws: Workspace, keep: str, merged: str, *, actor: str) -> dict[str, Any
             conn.execute(update(member_merges).where(member_merges.c.id == pair.id).values(**values))
         merge_id = conn.execute(select(member_merges.c.id).where(member_merges.c.keep_id == keep,
                                                                  member_merges.c.merged_id == merged)).scalar_one()
+        moved["held_rewards"] = hold_rewards_of_dropped_referrals(conn, moved, merge_id)
+        if moved["held_rewards"]:
+            conn.execute(update(member_merges).where(member_merges.c.id == merge_id).values(moved=moved))
         _event(conn, "members_merged", keep, merged, now)
         audit(conn, actor=actor, via=actor.split(":")[0], action="member.merge", target=keep,
               detail={"merge": merge_id, "merged": merged, "events": len(moved["events"])})
-    _reship(ws)
-    return {"id": merge_id, "keep_id": keep, "merged_id": merged, "events_moved": len(moved["events"])}
+    _reship(ws, moved)
+    return {"id": merge_id, "keep_id": keep, "merged_id": merged, "events_moved": len(moved["events"]),
+            "rows_moved": {**{name: len(ids) for name, ids in moved["rows"].items()},
+                           **{name: len(r["moved"]) for name, r in moved["one_per_key"].items() if r["moved"]}},
+            "rows_dropped": {name: len(r["dropped"]) for name, r in moved["one_per_key"].items() if r["dropped"]},
+            "self_referrals": len(moved["self_referrals"]), "rewards_to_review": len(moved["held_rewards"])}
 
 
 def _json(value: Any) -> Any:
@@ -137,7 +157,6 @@ def _json(value: Any) -> Any:
 
 def undo(ws: Workspace, merge_id: int, *, actor: str) -> dict[str, Any]:
     """Put back exactly what the merge moved."""
-    _check_engine(ws)
     now = ws.clock()
     with ws.engine.begin() as conn:
         row = conn.execute(select(member_merges).where(member_merges.c.id == merge_id)).first()
@@ -158,12 +177,15 @@ def undo(ws: Workspace, merge_id: int, *, actor: str) -> dict[str, Any]:
             before = {f: (datetime.fromisoformat(v) if f == "joined_at" and v else v)
                       for f, v in moved["kept_before"].items()}
             conn.execute(update(members).where(members.c.id == keep).values(**before))
+        restore_scores(conn, moved.get("self_referrals", {}))
+        restore_rewards(conn, moved.get("held_rewards", {}))
+        put_back(conn, keep, merged, moved)
         conn.execute(update(member_merges).where(member_merges.c.id == merge_id).values(
             status="undone", decided_at=now, decided_by=actor[:64]))
         _event(conn, "members_unmerged", keep, merged, now)
         audit(conn, actor=actor, via=actor.split(":")[0], action="member.unmerge", target=keep,
               detail={"merge": merge_id, "merged": merged})
-    _reship(ws)
+    _reship(ws, moved)
     return {"id": merge_id, "keep_id": keep, "merged_id": merged, "status": "undone"}
 
 
@@ -179,16 +201,7 @@ def reject(ws: Workspace, merge_id: int, *, actor: str) -> None:
         audit(conn, actor=actor, via=actor.split(":")[0], action="member.merge_reject", target=str(merge_id))
 
 
-def _check_engine(ws: Workspace) -> None:
-    if ws.settings.analytics_engine != "duckdb":
-        raise InvalidInput("merging members needs the DuckDB analytics store for now (it is shipped again)")
-
-
-def _reship(ws: Workspace) -> None:
-    """The analytics copy of the log, made again from the state DB (see the module's note)."""
-    path = ws.settings.analytics_file
-    with _lock:
-        for name in (path, f"{path}.wal"):
-            if os.path.exists(name):
-                os.remove(name)
+def _reship(ws: Workspace, moved: dict[str, Any]) -> None:
+    """The analytics copies of the moved events, replaced by the state DB's rows; then the new events."""
+    restate_events(ws, [*moved["events"], *moved["referrer_events"]])
     ship(ws)
