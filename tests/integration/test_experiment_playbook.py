@@ -118,3 +118,60 @@ def test_a_bad_step_experiment_is_refused_with_its_line(clocked: tuple[Workspace
     ws, _clock = clocked
     with pytest.raises(InvalidInput, match=message):
         apply_playbooks(ws, [write(tmp_path, "bad.yaml", text)])
+
+
+COUPON_KEY = "welcome-coupon"
+COUPON_DOC = """kind: experiment
+key: welcome-coupon
+title: {zh: 欢迎券面额 A/B, en: Welcome coupon value A/B}
+varies: {playbook: s2_warmup, step: day0}
+variants:
+  - {key: control, weight: 1}
+  - {key: bigger, weight: 1, coupon_value: 35}
+"""
+COUPON_PLAN = [("control", 1.0), ("bigger", 1.0)]
+
+
+def coupon_values(ws: Workspace) -> dict[str, float]:
+    from qunflow.store.tables import coupons
+
+    with ws.engine.connect() as conn:
+        return {r.member_id: float(r.value) for r in conn.execute(
+            select(coupons.c.member_id, coupons.c.value).where(coupons.c.name == "welcome"))}
+
+
+def test_an_issue_coupon_step_gives_each_member_their_variants_value(
+        clocked: tuple[Workspace, Clock], tmp_path: Path) -> None:  # noqa: F811
+    """The seed's week 4 tests incentives as well as scripts: the Day-0 coupon's value varies per member,
+    the DM that announces it names the member's own value, and the exposure is the coupon issued."""
+    ws, clock = clocked
+    apply_playbooks(ws, [*shipped_files(), write(tmp_path, "xp.yaml", COUPON_DOC)])
+    clock.now = local("2026-03-02T10:00:00")
+    arms: dict[str, str] = {}
+    users: dict[str, str] = {}
+    for i in range(30):
+        if len(arms) >= 4 and set(arms.values()) == {"control", "bigger"}:
+            break
+        member = join(ws, f"v{i}", f"u{i}")
+        arms[member], users[member] = assign(COUPON_KEY, member, COUPON_PLAN), f"u{i}"
+    work_once(ws, worker="test")
+    run_until(ws, clock, local("2026-03-02T12:00:00"))
+    values = coupon_values(ws)
+    assert values == {m: (35.0 if a == "bigger" else 20.0) for m, a in arms.items()}
+    dms = playbook_dms(ws)
+    for member, arm in arms.items():
+        coupon_dm = next(text for _at, text in dms[users[member]] if "35" in text or "20" in text)
+        assert ("35" in coupon_dm) == (arm == "bigger")
+    assert exposures(ws) == sorted((f"xp-{COUPON_KEY}-{m}", m, COUPON_KEY, a) for m, a in arms.items())
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (COUPON_DOC.replace("step: day0}", "step: day2}"), "has no issue_coupon step with id or coupon 'day2'"),
+    (COUPON_DOC.replace("coupon_value: 35}", "coupon_value: 35, text: {zh: 甲, en: A}}"), "not `text`"),
+    (COUPON_DOC.replace("coupon_value: 35", "coupon_value: -5"), "coupon_value"),
+])
+def test_a_bad_coupon_experiment_is_refused(clocked: tuple[Workspace, Clock],  # noqa: F811
+                                            tmp_path: Path, text: str, message: str) -> None:
+    ws, _clock = clocked
+    with pytest.raises(InvalidInput, match=message):
+        apply_playbooks(ws, [*shipped_files(), write(tmp_path, "bad.yaml", text)])

@@ -249,7 +249,8 @@ class VariantDoc(Strict):
     key: str
     weight: float = Field(default=1.0, gt=0, le=1000)
     dm: Text | None = None  # varies: welcome_dm
-    text: Text | None = None  # varies: {playbook, step}
+    text: Text | None = None  # varies: {playbook, step} on a send_dm step
+    coupon_value: Amount | None = None  # varies: {playbook, step} on an issue_coupon step (the incentive)
     reward: dict[Literal["inviter", "invitee", "team"], Amount] | None = Field(default=None, min_length=1)
 
     _key = field_validator("key")(_doc_key)
@@ -260,7 +261,8 @@ class VariantDoc(Strict):
 
 
 class PlaybookStep(Strict):
-    """A `send_dm` step of a playbook, named by the step's `id` or by the template it sends."""
+    """A `send_dm` step (its text varies) or an `issue_coupon` step (its value varies) of a playbook, named by
+    the step's `id`, or by the template it sends or the coupon it issues."""
 
     playbook: str
     step: str
@@ -321,7 +323,9 @@ class ExperimentDoc(Strict):
             raise ValueError("a guardrail is named twice")
         field, what = {"welcome_dm": ("dm", "the welcome's own DM"), "step": ("text", "the step's own text"),
                        "reward": ("reward", "the rule's own coupons")}[self.varies_kind]
-        for other in {"dm", "text", "reward"} - {field}:
+        if self.varies_kind == "step" and any(v.coupon_value is not None for v in self.variants):
+            field, what = "coupon_value", "the step's own coupon value"
+        for other in {"dm", "text", "reward", "coupon_value"} - {field}:
             if any(getattr(v, other) is not None for v in self.variants):
                 raise ValueError(f"variants of {self.varies_label} give `{field}`, not `{other}`")
         if getattr(self.variants[0], field) is not None:

@@ -408,9 +408,16 @@ def _effect(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row
             context.update(coupon_withheld=True)
             _event(conn, f"cw-{cause}", "coupon_withheld", now, member_id, {"name": spec.name, "why": "gate_cap"})
             return
-        coupon, _ = issue_coupon(conn, member_id=member_id, name=spec.name, value=Decimal(str(spec.value)),
+        value = float(spec.value)
+        tested = step_variant(ws, conn, playbook.key, step, member_id)  # an incentive A/B: the value varies
+        chosen = tested[0].variant(tested[1]) if tested is not None else None
+        if chosen is not None and chosen.coupon_value is not None:
+            value = float(chosen.coupon_value)
+        coupon, _ = issue_coupon(conn, member_id=member_id, name=spec.name, value=Decimal(str(value)),
                                  valid_days=spec.valid_days, cause=cause, now=now, actor=f"playbook:{playbook.key}")
-        context.update(coupon_code=coupon.code, coupon_value=f"{spec.value:g}")
+        context.update(coupon_code=coupon.code, coupon_value=f"{value:g}")
+        if tested is not None and tested[0].shipped is None:  # the member holds the varied coupon: exposed
+            append_events(conn, [exposure_event(tested[0], tested[1], member_id, now)])
     elif step.add_tag is not None:
         if insert_if_new(conn, member_tags, {"member_id": member_id, "tag": step.add_tag, "added_at": now}):
             _event(conn, f"tag-{cause}", "tag_added", now, member_id, {"tag": step.add_tag})

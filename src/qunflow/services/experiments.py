@@ -177,7 +177,12 @@ def step_variant(ws: Workspace, conn: Connection, playbook_key: str, step: Any,
     """The experiment that varies this playbook step (a `send_dm` step, by its id or its template) and the
     member's variant in it, or None. Shipped: the winner for everyone, with no exposure (as the welcome)."""
     return _variant_of(ws, conn, member_id, lambda doc: isinstance(doc.varies, PlaybookStep)
-                       and doc.varies.matches(playbook_key, step.id, step.send_dm))
+                       and doc.varies.matches(playbook_key, step.id, step_label(step)))
+
+
+def step_label(step: Any) -> str | None:
+    """What else names a step besides its id: the template a send_dm step sends, the coupon a step issues."""
+    return step.send_dm or (step.issue_coupon.name if step.issue_coupon is not None else None)
 
 
 def reward_variant(ws: Workspace, conn: Connection, program: str, rule: str, role: str,
@@ -220,10 +225,13 @@ def reference_problems(conn: Connection, sources: list[ExperimentSource], playbo
             playbook = playbooks.get(doc.varies.playbook) or in_force_playbooks.get(doc.varies.playbook)
             if playbook is None:
                 problems.append(f"{where}: no playbook {doc.varies.playbook!r}")
-            elif not any(st.action == "send_dm" and doc.varies.matches(playbook.key, st.id, st.send_dm)
-                         for st in playbook.steps):
-                problems.append(f"{where}: playbook {playbook.key!r} has no send_dm step with id or template "
-                                f"{doc.varies.step!r}")
+            else:
+                action = "issue_coupon" if any(v.coupon_value is not None for v in doc.variants) else "send_dm"
+                named = "coupon" if action == "issue_coupon" else "template"
+                if not any(st.action == action and doc.varies.matches(playbook.key, st.id, step_label(st))
+                           for st in playbook.steps):
+                    problems.append(f"{where}: playbook {playbook.key!r} has no {action} step with id or {named} "
+                                    f"{doc.varies.step!r}")
         elif isinstance(doc.varies, RewardRule):
             program = programs.get(doc.varies.reward_program) or in_force_programs.get(doc.varies.reward_program)
             rule = next((r for r in program.rules if r.id == doc.varies.rule), None) if program else None
