@@ -723,3 +723,24 @@ member_merges = Table(  # one row per pair of members that may be one person: a 
     Column("moved", JSON),  # on merge: what moved (event seqs, identity ids, key ids, the member's row before)
     UniqueConstraint("keep_id", "merged_id", name="uq_member_merges_pair"),
 )
+
+# --- outbound sync (issue 13): signed webhooks to a CRM or warehouse, one row per subscription and event ---
+
+sync_deliveries = Table(  # queued by services/sync.py from the event log (a cursor per subscription); posted signed
+    "sync_deliveries", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("target", String(64), nullable=False),  # the subscription: [qunflow.sync.<name>]
+    Column("event_id", String(128), nullable=False),  # the receiver's idempotency key (X-Qunflow-Event-Id)
+    Column("event_seq", BigInteger, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),  # ids and documented fields only (docs/sync.md), never a name or phone
+    Column("status", String(16), nullable=False),  # pending, posting, sent, dead (gave up; `qunflow sync retry`)
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", DateTime, nullable=False),
+    Column("last_status", Integer),  # the receiver's last HTTP status (none: no answer)
+    Column("last_error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+    UniqueConstraint("target", "event_id", name="uq_sync_deliveries_target_event"),
+    Index("ix_sync_deliveries_status_next", "status", "next_at"),
+)
