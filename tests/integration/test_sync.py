@@ -228,3 +228,19 @@ def test_a_subscription_without_backfill_starts_at_the_end_of_the_log(workspace:
         ingest_batch(workspace.engine, [event("level_changed", "new", member_id="m_1", properties={"to": "active"})])
         sync_round(workspace)
         assert [body["id"] for body in hook.delivered] == ["new"]
+
+
+def test_sent_deliveries_are_pruned_after_a_week_and_dead_letters_are_kept(workspace: Workspace,
+                                                                            secret: str) -> None:
+    clock = Clock(datetime(2026, 3, 2, 1, 0))
+    workspace.clock = clock
+    with Webhook([500]) as hook:
+        subscribe(workspace, hook.url, ["level_changed"], attempts=1)
+        ingest_batch(workspace.engine, [event("level_changed", "lv-dead", member_id="m_1", properties={"to": "new"})])
+        work_once(workspace)
+        ingest_batch(workspace.engine, [event("level_changed", "lv-sent", member_id="m_1", properties={"to": "a"})])
+        work_once(workspace)
+        assert [len(list_deliveries(workspace, s)) for s in ("sent", "dead")] == [1, 1]
+        clock.now += timedelta(days=8)
+        work_once(workspace)
+        assert [len(list_deliveries(workspace, s)) for s in ("sent", "dead")] == [0, 1]

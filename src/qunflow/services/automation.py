@@ -647,7 +647,7 @@ def work_once(ws: Workspace, *, worker: str | None = None, limit: int = 500) -> 
     """One round of everything a worker does: triggers, schedules, due steps until none are left, then the
     outbound sync to a CRM (last: a slow receiver delays only the next round, within its time budget)."""
     from qunflow.services.rewards import clawback_fraud, rewards_tick
-    from qunflow.services.sync import sync_round
+    from qunflow.services.sync import prune, sync_round
 
     dispatch_triggers(ws)
     schedule_tick(ws)
@@ -663,7 +663,9 @@ def work_once(ws: Workspace, *, worker: str | None = None, limit: int = 500) -> 
             setattr(total, name, getattr(total, name) + getattr(outcome, name))
         total.errors.extend(outcome.errors)
         if outcome.claimed < limit:
-            sync_round(ws)
+            if ws.settings.sync:
+                sync_round(ws)
+                _hourly(ws, "sync_prune", prune)
             return total
 
 

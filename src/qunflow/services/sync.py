@@ -187,7 +187,8 @@ def prune(ws: Workspace) -> int:
 
 
 def sync_round(ws: Workspace) -> Round:
-    """The worker's round (services/automation.work_once): queue what is new, then post what is due."""
+    """The worker's round (services/automation.work_once, which also prunes hourly): queue what is new, then
+    post what is due."""
     if not ws.settings.sync:
         return Round()
     queued = queue(ws)
