@@ -744,3 +744,15 @@ sync_deliveries = Table(  # queued by services/sync.py from the event log (a cur
     UniqueConstraint("target", "event_id", name="uq_sync_deliveries_target_event"),
     Index("ix_sync_deliveries_status_next", "status", "next_at"),
 )
+
+group_polls = Table(  # a poll posted to a group (services/group_polls.py); votes in poll_votes as poll "group:<key>"
+    "group_polls", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(32), nullable=False, unique=True),
+    Column("group_key", String(64), nullable=False, index=True),
+    Column("question", Text, nullable=False),
+    Column("options", JSON, nullable=False),  # [{"key": "a", "label": "Saturday"}, ...], numbered from 1 in the post
+    Column("posted_at", DateTime, nullable=False),
+    Column("closes_at", DateTime, nullable=False),  # replies after it are not votes
+    Column("created_by", String(64), nullable=False),
+)
