@@ -244,3 +244,20 @@ def test_sent_deliveries_are_pruned_after_a_week_and_dead_letters_are_kept(works
         clock.now += timedelta(days=8)
         work_once(workspace)
         assert [len(list_deliveries(workspace, s)) for s in ("sent", "dead")] == [0, 1]
+
+
+def test_two_workers_on_postgres_post_each_event_once(pg_workspace: Workspace, secret: str) -> None:
+    from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qunflow.services.sync import deliver
+
+    with Webhook(delay=0.005) as hook:
+        subscribe(pg_workspace, hook.url, ["level_changed"])
+        ingest_batch(pg_workspace.engine, [event("level_changed", f"lv-{i}", member_id=f"m_{i}",
+                                                 properties={"to": "new"}) for i in range(120)])
+        assert queue(pg_workspace) == 120
+        with ThreadPoolExecutor(2) as pool:
+            rounds = list(pool.map(lambda _: deliver(pg_workspace, limit=20, budget=30.0).sent, range(12)))
+        assert sum(rounds) == 120
+        assert Counter(body["id"] for body in hook.delivered) == Counter(f"lv-{i}" for i in range(120))

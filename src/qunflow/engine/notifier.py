@@ -53,7 +53,7 @@ def post(url: str, payload: dict[str, Any] | bytes, *, timeout: float = ALERT_TI
     sent = {"content-type": "application/json", **(headers or {})}
     raw = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
     try:
-        response = httpx.post(url, content=raw, headers=sent, timeout=timeout)
+        response = _client().post(url, content=raw, headers=sent, timeout=timeout)
     except httpx.HTTPError as exc:
         return Answer(None, f"webhook at {where(url)} did not answer: {exc.__class__.__name__}")
     if response.status_code >= 400:
@@ -61,6 +61,20 @@ def post(url: str, payload: dict[str, Any] | bytes, *, timeout: float = ALERT_TI
                       f"webhook at {where(url)} answered {response.status_code}: {response.text[:200]}",
                       response.headers.get("retry-after"))
     return Answer(response.status_code, None)
+
+
+_shared: httpx.Client | None = None
+_shared_lock = threading.Lock()
+
+
+def _client() -> httpx.Client:
+    """One client for every webhook post (thread-safe): a new one per call costs ~40 ms, mostly building its
+    TLS context, which would cap the CRM sync at about 20 posts a second (bench/bench_sync.py)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = httpx.Client(follow_redirects=False)
+        return _shared
 
 
 def post_json(url: str, payload: dict[str, Any] | bytes, *, timeout: float = ALERT_TIMEOUT,

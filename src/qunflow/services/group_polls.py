@@ -121,9 +121,9 @@ def poll_results(ws: Workspace, key: str) -> dict[str, Any]:
         if row is None:
             raise NotFound(f"there is no group poll {key!r} (see `qunflow poll list`)",
                            zh=f"没有群投票 {key!r}（见 `qunflow poll list`）")
-        counts = dict(conn.execute(select(poll_votes.c.option, func.count())
-                                   .where(poll_votes.c.poll == VOTE_PREFIX + key)
-                                   .group_by(poll_votes.c.option)).all())
+        counts: dict[str, int] = dict(conn.execute(select(poll_votes.c.option, func.count())
+                                                   .where(poll_votes.c.poll == VOTE_PREFIX + key)
+                                                   .group_by(poll_votes.c.option)).all())  # type: ignore[arg-type]
     poll = _poll(row)
     options = [{"number": n, "key": o.key, "label": o.label, "votes": int(counts.get(o.key, 0))}
                for n, o in enumerate(poll.options, 1)]

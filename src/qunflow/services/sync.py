@@ -23,7 +23,7 @@ from sqlalchemy import Connection, delete, func, select, update
 from qunflow.domain import sync as rules
 from qunflow.engine.notifier import post
 from qunflow.errors import InvalidInput, NotFound
-from qunflow.store.db import insert_ignore
+from qunflow.store.db import insert_ignore, retry_busy
 from qunflow.store.tables import automation_state, events, member_keys, sync_deliveries
 from qunflow.workspace import Workspace
 
@@ -32,6 +32,7 @@ LEASE = timedelta(seconds=60)  # a post interrupted mid-call (a killed worker) i
 TIMEOUT = 5.0  # seconds for one post
 ROUND_BUDGET = 2.0  # seconds of posting per worker round; the rest waits for the next round
 QUEUE_BATCH = 5000
+RECORD_BATCH = 50  # outcomes written per transaction
 KEEP_SENT = timedelta(days=7)  # sent rows are pruned after this; the event log keeps the facts
 RETRYABLE_WAIT = (429, 503)  # answers whose Retry-After sets the next try
 STATUSES = ("pending", "posting", "sent", "dead")
@@ -114,28 +115,23 @@ def _external_ids(conn: Connection, member_ids: set[str]) -> dict[str, str]:
 
 def deliver(ws: Workspace, *, limit: int = 200, budget: float = ROUND_BUDGET) -> Round:
     """Post due deliveries, signed. A failure waits (Retry-After on 429/503, else 30 s doubling up to an
-    hour) and the subscription's other rows wait for the next round; after its last attempt a row is dead."""
+    hour) and the subscription's other rows wait for the next round; after its last attempt a row is dead.
+
+    Rows are leased in one transaction and their outcomes written RECORD_BATCH at a time (a commit per post
+    would cost more than the post): a worker killed in between leaves them leased, and they are posted
+    again when the lease runs out (at least once; the receiver drops a repeat by its event id)."""
     done = Round()
     targets = ws.settings.sync
     if not targets:
         return done
-    now = ws.clock()
-    d = sync_deliveries.c
-    with ws.engine.connect() as conn:
-        due = conn.execute(select(d.id, d.target, d.status, d.next_at, d.attempts, d.event_id, d.type, d.payload)
-                           .where(d.status.in_(("pending", "posting")), d.next_at <= now,
-                                  d.target.in_(list(targets)))
-                           .order_by(d.next_at, d.id).limit(limit)).all()
+    rows = retry_busy(lambda: _claim(ws, list(targets), limit))
     started = time.monotonic()
     resting: set[str] = set()  # subscriptions whose receiver failed this round
-    for row in due:
+    outcomes: list[tuple[int, dict[str, Any]]] = []
+    unposted: list[int] = []
+    for row in rows:
         if row.target in resting or time.monotonic() - started > budget:
-            continue
-        with ws.engine.begin() as conn:  # claim: another worker that got here first wins
-            claimed = conn.execute(update(sync_deliveries).where(d.id == row.id, d.status == row.status,
-                                                                 d.next_at == row.next_at)
-                                   .values(status="posting", next_at=now + LEASE)).rowcount
-        if not claimed:
+            unposted.append(row.id)
             continue
         values = _post(ws, row, targets[row.target])
         if values["status"] == "sent":
@@ -147,18 +143,59 @@ def deliver(ws: Workspace, *, limit: int = 200, budget: float = ROUND_BUDGET) ->
                 done.dead += 1
             else:
                 done.failed += 1
-        with ws.engine.begin() as conn:
-            conn.execute(update(sync_deliveries).where(d.id == row.id).values(**values))
+        outcomes.append((row.id, values))
+        if len(outcomes) >= RECORD_BATCH:
+            _record(ws, outcomes, [])
+            outcomes = []
+    _record(ws, outcomes, unposted)
     return done
+
+
+def _claim(ws: Workspace, targets: list[str], limit: int) -> list[Any]:
+    """Lease due rows (new, retries come due, and posts a killed worker left) to this worker."""
+    now = ws.clock()
+    d = sync_deliveries.c
+    query = (select(d.id).where(d.status.in_(("pending", "posting")), d.next_at <= now, d.target.in_(targets))
+             .order_by(d.next_at, d.id).limit(limit))
+    with ws.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # several workers: each takes rows no other holds
+            query = query.with_for_update(skip_locked=True)
+        ids = list(conn.execute(query).scalars())
+        if not ids:
+            return []
+        rows = conn.execute(select(d.id, d.target, d.attempts, d.event_id, d.type, d.payload)
+                            .where(d.id.in_(ids)).order_by(d.next_at, d.id)).all()
+        conn.execute(update(sync_deliveries).where(d.id.in_(ids)).values(status="posting", next_at=now + LEASE))
+    return list(rows)
+
+
+def _record(ws: Workspace, outcomes: list[tuple[int, dict[str, Any]]], unposted: list[int]) -> None:
+    """Write posts' outcomes, and give back the leased rows this round did not post, in one transaction."""
+    if not outcomes and not unposted:
+        return
+    d = sync_deliveries.c
+
+    def write() -> None:
+        with ws.engine.begin() as conn:
+            for row_id, values in outcomes:
+                conn.execute(update(sync_deliveries).where(d.id == row_id).values(**values))
+            if unposted:
+                conn.execute(update(sync_deliveries).where(d.id.in_(unposted), d.status == "posting")
+                             .values(status="pending", next_at=ws.clock()))
+
+    retry_busy(write)
 
 
 def _post(ws: Workspace, row: Any, target: rules.SyncTarget) -> dict[str, Any]:
     """One signed post of a claimed row; the row's new values."""
     attempts = row.attempts + 1
+    status: int | None = None
+    error: str | None
+    wait: timedelta | None = None
     try:
         secret = ws.settings.sync_secret(row.target)
     except InvalidInput as exc:
-        status, error, wait = None, str(exc), None
+        error = str(exc)
     else:
         raw = rules.body(row.payload)
         stamp = int(time.time())  # real time: it is the receiver's replay window, not the workspace's clock
