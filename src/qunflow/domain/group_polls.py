@@ -58,6 +58,15 @@ def post_text(question: str, options: list[Option], language: str) -> str:
     return "\n".join(lines)
 
 
+def could_be_vote(text: str) -> bool:
+    """Whether a group message is shaped like a reply (a digit or an option key): every group message comes
+    past here, and only these are worth a look in the database."""
+    answer = text.strip().lower().translate(_FULL_WIDTH)
+    if answer.isdigit():
+        return len(answer) == 1
+    return OPTION_KEY.fullmatch(answer) is not None
+
+
 def read_reply(text: str, options: list[Option]) -> str | None:
     """The option a group message votes for: exactly its number or its key (full-width digits too), else None."""
     answer = text.strip().lower().translate(_FULL_WIDTH)

@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select, update
 
 from qunflow.domain.entry import check_key
 from qunflow.domain.events import Event
-from qunflow.domain.group_polls import Option, check_question, parse_options, post_text, read_reply
+from qunflow.domain.group_polls import Option, check_question, could_be_vote, parse_options, post_text, read_reply
 from qunflow.engine import outbox
 from qunflow.errors import Conflict, InvalidInput, NotFound
 from qunflow.store.db import insert_if_new
@@ -82,8 +82,8 @@ def on_message(ws: Workspace, item: Any) -> None:
 
     assert isinstance(item, MessagePosted)
     text = item.text.strip()
-    if item.group_id is None or not text or len(text) > 32:
-        return
+    if item.group_id is None or not could_be_vote(text):
+        return  # most group messages: no database read
     now = ws.clock()
     with ws.engine.connect() as conn:
         group = group_row(conn, item.platform, item.group_id)
