@@ -10,26 +10,34 @@ from typing import Any
 
 
 class Webhook:
-    """`answers` are the status codes of the first requests (then 200); `delay` slows every answer."""
+    """`answers` are the status codes of the first requests (then 200), each alone or with the headers to
+    answer with, e.g. (429, {"Retry-After": "7"}); `delay` slows every answer."""
 
-    def __init__(self, answers: list[int] | None = None, delay: float = 0.0) -> None:
+    def __init__(self, answers: list[int | tuple[int, dict[str, str]]] | None = None, delay: float = 0.0) -> None:
         self.answers = list(answers or [])
         self.delay = delay
         self.received: list[dict[str, Any]] = []  # every request, whatever the answer
+        self.raw: list[bytes] = []  # the bytes of each request's body (a signature covers them)
+        self.headers: list[dict[str, str]] = []  # each request's headers, names in lower case
         self.statuses: list[int] = []
         lock = threading.Lock()
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                raw = self.rfile.read(int(self.headers["content-length"]))
                 time.sleep(hook.delay)
                 with lock:
-                    status = hook.answers.pop(0) if hook.answers else 200
-                    hook.received.append(body)
+                    answer = hook.answers.pop(0) if hook.answers else 200
+                    status, extra = answer if isinstance(answer, tuple) else (answer, {})
+                    hook.received.append(json.loads(raw))
+                    hook.raw.append(raw)
+                    hook.headers.append({name.lower(): value for name, value in self.headers.items()})
                     hook.statuses.append(status)
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(b'{"ok": true}' if status < 400 else b'{"error": "bot is muted"}')
 

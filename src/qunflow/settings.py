@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from qunflow.domain.consent import DEFAULT_SUBSCRIBE, DEFAULT_UNSUBSCRIBE
 from qunflow.domain.engagement import LevelRules
 from qunflow.domain.pools import PoolRule, default_pools
+from qunflow.domain.sync import SyncTarget
 from qunflow.errors import InvalidInput
 
 SETTINGS_FILE = "qunflow.toml"
@@ -150,6 +151,28 @@ class Settings(EnvFirstSettings):
     # A gate pass routed to a tier with no group with room tries the tiers after it in this order, then
     # those before it (nearest first); failing all, the waitlist (docs/gate.md "No visitor lost").
     tier_fallback: list[str] = Field(default_factory=lambda: ["core", "interest", "newbie", "broadcast"])
+    # Outbound sync (issue 13, docs/sync.md): `[qunflow.sync.<name>]` url, events, secret_env: signed webhooks.
+    sync: dict[str, SyncTarget] = Field(default_factory=dict)
+
+    @field_validator("sync")
+    @classmethod
+    def _sync_names(cls, value: dict[str, SyncTarget]) -> dict[str, SyncTarget]:
+        bad = [name for name in value if not re.fullmatch(r"[a-z][a-z0-9_-]{0,63}", name)]
+        if bad:
+            raise ValueError(f"sync subscription name {bad[0]!r} must be lowercase letters, digits, _ or - "
+                             "(at most 64), starting with a letter")
+        return value
+
+    def sync_secret(self, name: str) -> str:
+        """The signing secret of subscription `name`, from the environment variable its secret_env names."""
+        target = self.sync[name]
+        secret = os.environ.get(target.secret_env, "")
+        if not secret:
+            raise InvalidInput(f"sync {name}: the environment variable {target.secret_env} (its secret_env) is not "
+                               "set; set it to the secret the receiver checks signatures with",
+                               zh=f"同步 {name}：环境变量 {target.secret_env}（secret_env）未设置；"
+                                  "请设为接收方用于校验签名的密钥")
+        return secret
 
     @field_validator("tier_fallback")
     @classmethod

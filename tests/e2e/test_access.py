@@ -99,7 +99,8 @@ def test_each_role_opens_only_its_pages(world) -> None:  # type: ignore[no-untyp
         "/console/gates": {"owner", "operator"},
         "/console/audit": {"owner"},
     }
-    extra = {"/console/texts": {"owner", "operator"}, "/console/gates/new": {"owner", "operator"}}  # not in the nav
+    extra = {"/console/texts": {"owner", "operator"}, "/console/gates/new": {"owner", "operator"},  # not in the nav
+             "/console/polls": {"owner", "operator"}}
     for role in ("owner", "operator", "advisor", "analyst"):
         with httpx.Client(base_url=server.url, timeout=30) as client:
             log_in(client, ws, f"{role}-1", role)

@@ -24,11 +24,13 @@ from qunflow.cli import (
     members,
     metrics,
     plan,
+    polls,
     report,
     rewards,
     sandbox,
     sends,
     setup,
+    sync,
     tiers,
 )
 from qunflow.cli.common import (
@@ -176,7 +178,7 @@ def serve(
 
 # command groups in their own modules; rewards brings coupons, rewards and referrals (links, posters, leaderboard)
 for module in (access, setup, gates, metrics, report, demo, sandbox, automation, inbox, rewards, fraud, sends,
-               members, meetups, levels, plan, doctor, experiments, tiers):
+               members, meetups, levels, plan, doctor, experiments, tiers, sync, polls):
     module.register(app)
 # Every command group is built on first use (LazyGroups); top-level commands are built with the app.
 LazyGroups.lazy = {str(info.name): info.typer_instance for info in app.registered_groups

@@ -1,4 +1,4 @@
-"""The notifier: every outbound webhook (staff alerts, the weekly report) goes through `post_json`.
+"""The notifier: every outbound webhook (staff alerts, the weekly report, the CRM sync) goes through `post`.
 
 Staff alerts are queued in the state database in the transaction that made the inbox alert, posted
 off the message path, retried with backoff and finally left as `failed` with the last error. A
@@ -7,8 +7,11 @@ webhook's URL often carries a bot token in its path or query: only its host ever
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -33,15 +36,51 @@ def where(url: str) -> str:
     return urlsplit(url).netloc.rsplit("@", 1)[-1]
 
 
-def post_json(url: str, payload: dict[str, Any], *, timeout: float = ALERT_TIMEOUT) -> str | None:
-    """POST `payload` as JSON. None when the webhook took it; else what went wrong, naming only the host."""
+@dataclass(frozen=True)
+class Answer:
+    """What a webhook made of one post: its status (None when it did not answer), an error naming only the
+    host (None when it took the post), and its Retry-After header, if any."""
+
+    status: int | None
+    error: str | None
+    retry_after: str | None = None
+
+
+def post(url: str, payload: dict[str, Any] | bytes, *, timeout: float = ALERT_TIMEOUT,
+         headers: Mapping[str, str] | None = None) -> Answer:
+    """POST `payload` (a document sent as JSON, or the exact JSON bytes a signature covers) with `headers`.
+    The one outbound-webhook call: staff alerts, the weekly report and the CRM sync all come here."""
+    sent = {"content-type": "application/json", **(headers or {})}
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
     try:
-        response = httpx.post(url, json=payload, timeout=timeout)
+        response = _client().post(url, content=raw, headers=sent, timeout=timeout)
     except httpx.HTTPError as exc:
-        return f"webhook at {where(url)} did not answer: {exc.__class__.__name__}"
+        return Answer(None, f"webhook at {where(url)} did not answer: {exc.__class__.__name__}")
     if response.status_code >= 400:
-        return f"webhook at {where(url)} answered {response.status_code}: {response.text[:200]}"
-    return None
+        return Answer(response.status_code,
+                      f"webhook at {where(url)} answered {response.status_code}: {response.text[:200]}",
+                      response.headers.get("retry-after"))
+    return Answer(response.status_code, None)
+
+
+_shared: httpx.Client | None = None
+_shared_lock = threading.Lock()
+
+
+def _client() -> httpx.Client:
+    """One client for every webhook post (thread-safe): a new one per call costs ~40 ms, mostly building its
+    TLS context, which would cap the CRM sync at about 20 posts a second (bench/bench_sync.py)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = httpx.Client(follow_redirects=False)
+        return _shared
+
+
+def post_json(url: str, payload: dict[str, Any] | bytes, *, timeout: float = ALERT_TIMEOUT,
+              headers: Mapping[str, str] | None = None) -> str | None:
+    """POST `payload` as JSON. None when the webhook took it; else what went wrong, naming only the host."""
+    return post(url, payload, timeout=timeout, headers=headers).error
 
 
 def queue_staff_alert(conn: Connection, cause: str, payload: dict[str, Any], now: datetime) -> bool:

@@ -668,8 +668,10 @@ def _hourly(ws: Workspace, name: str, job: Any) -> None:
 
 
 def work_once(ws: Workspace, *, worker: str | None = None, limit: int = 500) -> Outcome:
-    """One round of everything a worker does: triggers, schedules, then due steps until none are left."""
+    """One round of everything a worker does: triggers, schedules, due steps until none are left, then the
+    outbound sync to a CRM (last: a slow receiver delays only the next round, within its time budget)."""
     from qunflow.services.rewards import clawback_fraud, rewards_tick
+    from qunflow.services.sync import prune, sync_round
     from qunflow.services.tier_moves import moves_tick
 
     dispatch_triggers(ws)
@@ -687,6 +689,9 @@ def work_once(ws: Workspace, *, worker: str | None = None, limit: int = 500) -> 
             setattr(total, name, getattr(total, name) + getattr(outcome, name))
         total.errors.extend(outcome.errors)
         if outcome.claimed < limit:
+            if ws.settings.sync:
+                sync_round(ws)
+                _hourly(ws, "sync_prune", prune)
             return total
 
 

@@ -25,7 +25,7 @@ from qunflow.connectors.base import (
     MessagePosted,
     Update,
 )
-from qunflow.services import activity, consent, join, keyword_rules, meetups, tier_moves, welcome
+from qunflow.services import activity, consent, group_polls, join, keyword_rules, meetups, tier_moves, welcome
 from qunflow.store.db import insert_ignore, retry_busy, unsynced
 from qunflow.store.tables import inbound_updates
 from qunflow.workspace import Workspace
@@ -37,7 +37,8 @@ HANDLERS: dict[type[Update], tuple[Handler, ...]] = {
     MemberJoined: (join.on_member_joined, tier_moves.on_member_joined, welcome.on_member_joined),
     ContactAdded: (join.on_contact_added, welcome.on_contact_added),
     MemberLeft: (join.on_member_left,),
-    MessagePosted: (activity.on_message, consent.on_message, keyword_rules.on_message, meetups.on_message),
+    MessagePosted: (activity.on_message, consent.on_message, keyword_rules.on_message, meetups.on_message,
+                    group_polls.on_message),
 }
 
 

@@ -772,3 +772,35 @@ tier_moves = Table(  # one move of one member to a tier's group (services/tier_m
 )
 Index("ix_tier_moves_status_expires", tier_moves.c.status, tier_moves.c.expires_at)
 Index("ix_tier_moves_rule_member", tier_moves.c.rule, tier_moves.c.member_id)
+# --- outbound sync (issue 13): signed webhooks to a CRM or warehouse, one row per subscription and event ---
+
+sync_deliveries = Table(  # queued by services/sync.py from the event log (a cursor per subscription); posted signed
+    "sync_deliveries", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("target", String(64), nullable=False),  # the subscription: [qunflow.sync.<name>]
+    Column("event_id", String(128), nullable=False),  # the receiver's idempotency key (X-Qunflow-Event-Id)
+    Column("event_seq", BigInteger, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),  # ids and documented fields only (docs/sync.md), never a name or phone
+    Column("status", String(16), nullable=False),  # pending, posting, sent, dead (gave up; `qunflow sync retry`)
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", DateTime, nullable=False),
+    Column("last_status", Integer),  # the receiver's last HTTP status (none: no answer)
+    Column("last_error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+    UniqueConstraint("target", "event_id", name="uq_sync_deliveries_target_event"),
+    Index("ix_sync_deliveries_status_next", "status", "next_at"),
+)
+
+group_polls = Table(  # a poll posted to a group (services/group_polls.py); votes in poll_votes as poll "group:<key>"
+    "group_polls", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(32), nullable=False, unique=True),
+    Column("group_key", String(64), nullable=False, index=True),
+    Column("question", Text, nullable=False),
+    Column("options", JSON, nullable=False),  # [{"key": "a", "label": "Saturday"}, ...], numbered from 1 in the post
+    Column("posted_at", DateTime, nullable=False),
+    Column("closes_at", DateTime, nullable=False),  # replies after it are not votes
+    Column("created_by", String(64), nullable=False),
+)

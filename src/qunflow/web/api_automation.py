@@ -1,5 +1,5 @@
 """JSON API v1 for automation: the advisor inbox (scope inbox:use, narrowed to a token's groups), dead
-letters and playbooks (scope automation:manage)."""
+letters, the CRM sync's deliveries and playbooks (scope automation:manage)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from qunflow.domain.access import Principal
 from qunflow.domain.schedule import parse_utc_time
 from qunflow.services import inbox as inbox_service
+from qunflow.services import sync as sync_service
 from qunflow.services.playbook_views import dead_letter_details, playbook_details, retry_dead_letter
 from qunflow.web.auth import scope
 from qunflow.web.deps import workspace_of
@@ -87,6 +88,27 @@ async def get_dead_letters(request: Request, _who: Manage) -> dict[str, Any]:
 async def post_retry(request: Request, letter_id: str, _who: Manage, skip: bool = False) -> dict[str, Any]:
     row = await run_in_threadpool(retry_dead_letter, workspace_of(request), letter_id, skip_step=skip)
     return _item(row)
+
+
+@router.get("/sync/deliveries", summary="Outbound sync: deliveries to the CRM (by default the dead letters)",
+            description="Newest first: subscription (target), event id and type, status (pending, posting, sent, "
+                        "dead), attempts, the receiver's last HTTP status and error; counts per subscription "
+                        "and status. Times are UTC. See docs/sync.md.")
+async def get_sync_deliveries(request: Request, _who: Manage,
+                              status: Literal["dead", "pending", "posting", "sent", "all"] = "dead",
+                              limit: int = Query(200, ge=1, le=5000)) -> dict[str, Any]:
+    ws = workspace_of(request)
+    rows = await run_in_threadpool(sync_service.list_deliveries, ws, None if status == "all" else status, None,
+                                   limit)
+    return {"deliveries": [_item(r) for r in rows], "counts": await run_in_threadpool(sync_service.counts, ws)}
+
+
+@router.post("/sync/deliveries/{delivery_id}/retry", summary="Retry a sync dead letter",
+             description="Puts it back in line with fresh attempts; the worker posts it in its next round. "
+                         "404 when it is not (or no longer) a dead letter.", responses=errors(404))
+async def post_sync_retry(request: Request, delivery_id: RowId, _who: Manage) -> dict[str, Any]:
+    changed = await run_in_threadpool(sync_service.retry, workspace_of(request), [delivery_id])
+    return {"id": delivery_id, "retried": changed == 1}
 
 
 @router.get("/playbooks", summary="Playbooks, versions and where members are",

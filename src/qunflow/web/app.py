@@ -120,6 +120,7 @@ def console_routers() -> list[APIRouter]:
         console_meetups,
         console_members,
         console_plan,
+        console_polls,
         console_rewards,
         console_sends,
         console_setup,
@@ -127,4 +128,5 @@ def console_routers() -> list[APIRouter]:
 
     return [console.router, console_automation.router, console_rewards.router, console_members.router,
             console_meetups.router, console_experiments.router, console_gates.router, console_admin.router,
-            console_sends.router, console_setup.router, console_at_risk.router, console_plan.router]
+            console_sends.router, console_setup.router, console_at_risk.router, console_plan.router,
+            console_polls.router]

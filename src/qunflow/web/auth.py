@@ -54,6 +54,7 @@ CONSOLE_PAGES: tuple[tuple[str, str, bool], ...] = (
     ("/console/sends", "automation:manage", False),  # targets are people's platform ids: not for analysts
     ("/console/playbooks", "automation:manage", False),
     ("/console/meetups", "automation:manage", False),
+    ("/console/polls", "automation:manage", False),  # linked from the events page
     ("/console/experiments", "metrics:read", False),
     ("/console/sandbox", "config:write", False),
     ("/console/setup", "config:write", False),

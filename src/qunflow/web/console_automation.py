@@ -1,4 +1,4 @@
-"""Console pages for automation: playbooks, dead letters (retry / skip), the advisor inbox.
+"""Console pages for automation: playbooks, dead letters (retry / skip; the CRM sync's too), the advisor inbox.
 
 Forms that change state are POSTs answered with a redirect back (303). Each carries the session's CSRF
 token (checked by web.auth.console_access); a same-origin check (Origin or Referer must name this host)
@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from qunflow.errors import Forbidden, InvalidInput
 from qunflow.i18n import LANGUAGES
 from qunflow.services import inbox as inbox_service
+from qunflow.services import sync as sync_service
 from qunflow.services.member_records import member_labels
 from qunflow.services.playbook_views import dead_letter_details, playbook_details, retry_dead_letter
 from qunflow.services.welcome_docs import welcome_overview
@@ -72,9 +73,12 @@ async def playbooks_page(request: Request) -> Response:
 
 @router.get("/automation/dead", response_class=HTMLResponse)
 async def dead_page(request: Request) -> Response:
-    rows = await run_in_threadpool(dead_letter_details, workspace_of(request))
+    ws = workspace_of(request)
+    rows = await run_in_threadpool(dead_letter_details, ws)
+    sync_rows = await run_in_threadpool(sync_service.list_deliveries, ws, "dead", None, 100)
+    sync_counts = await run_in_threadpool(sync_service.counts, ws)
     return page(request, "console_dead.html", rows=rows, query_without_lang=_query_without_lang(request),
-                notice=request.query_params.get("notice", ""))
+                notice=request.query_params.get("notice", ""), sync_rows=sync_rows, sync_counts=sync_counts)
 
 
 @router.post("/automation/dead/{letter_id}/retry")
@@ -83,6 +87,14 @@ async def dead_retry(request: Request, letter_id: str) -> Response:
     skip = form.get("skip") == "1"
     await run_in_threadpool(retry_dead_letter, workspace_of(request), letter_id, skip_step=skip)
     return _back("/console/automation/dead", {**form, "notice": "skipped" if skip else "retried"}, "notice")
+
+
+@router.post("/automation/sync/{delivery_id}/retry")
+async def sync_retry(request: Request, delivery_id: RowId) -> Response:
+    """A CRM sync dead letter back in line (docs/sync.md)."""
+    form = await _form(request)
+    await run_in_threadpool(sync_service.retry, workspace_of(request), [delivery_id])
+    return _back("/console/automation/dead", {**form, "notice": "retried"}, "notice")
 
 
 INBOX_PAGE = 50  # items per console page
