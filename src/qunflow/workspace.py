@@ -143,13 +143,32 @@ def init_workspace(directory: str | Path | None = None, *, timezone: str = "Asia
     return workspace
 
 
+def after_upgrade(workspace: Workspace, before: str | None) -> None:
+    """Data work a migration cannot do itself because it needs the workspace's keys."""
+    if before is not None and before < NAME_INDEX_REVISION:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        from qunflow.services.privacy import reindex_names
+
+        # the names of members made before the index (its keyed hashes need the workspace's key)
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("indexing member names / 建立成员姓名索引", total=None)
+            reindex_names(workspace, lambda done, total: bar.update(task, completed=done, total=total))
+
+
+NAME_INDEX_REVISION = "0020"
+
+
 def open_workspace(directory: str | Path | None = None) -> Workspace:
     """Open an initialised workspace; a clear error if there is none."""
     home = resolve_home(directory)
     if not (home / SETTINGS_FILE).exists():
         raise InvalidInput(f"{home} is not a qunflow workspace: run `qunflow init {home}` first")
     workspace = Workspace(load_settings(home))
-    if schema_revision(workspace.engine) != SCHEMA_HEAD:  # new, or made by an older qunflow
+    before = schema_revision(workspace.engine)
+    if before != SCHEMA_HEAD:  # new, or made by an older qunflow
         migrate(workspace.engine)
+        after_upgrade(workspace, before)
     make_private(home)  # a workspace made by an older qunflow had world-readable files
     return workspace

@@ -5,7 +5,7 @@ from qunflow.workspace import Workspace, open_workspace
 
 
 def test_init_creates_migrated_database_in_wal_mode(workspace: Workspace) -> None:
-    assert schema_revision(workspace.engine) == SCHEMA_HEAD == head_revision() == "0019"
+    assert schema_revision(workspace.engine) == SCHEMA_HEAD == head_revision() == "0020"
     with workspace.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     assert "events" in inspect(workspace.engine).get_table_names()

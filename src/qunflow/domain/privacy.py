@@ -124,3 +124,39 @@ def needles_of(profile: Mapping[str, Any], display_names: Iterable[str]) -> list
     values = [str(profile[k]).strip() for k in IDENTIFYING_FIELDS if isinstance(profile.get(k), str | int)]
     values += [name.strip() for name in display_names]
     return sorted({v for v in values if len(v) >= 2}, key=len, reverse=True)
+
+
+# --- a blind index of names: search by part of a name without decrypting profiles ---------------------------
+
+NAME_INDEXED = 16  # a name this long (spaces taken out) or shorter: every part of it is indexed
+NAME_LONG_PART = 4  # a longer name: its prefixes, and every part up to this many characters
+NAME_FRAGMENTS_MAX = 160
+
+
+def name_text(name: str) -> str:
+    """A name or a query as the index sees it: NFKC, case-folded, without whitespace."""
+    import unicodedata
+
+    return "".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def _wide(char: str) -> bool:
+    """A CJK (or other wide) character: one of them is a meaningful search (王), one Latin letter is not."""
+    return ord(char) >= 0x2E80
+
+
+def name_fragments(name: str) -> list[str]:
+    """The parts of a name a search may type, each to be stored as a keyed hash (never in clear).
+
+    A name of up to NAME_INDEXED characters: every substring, except single Latin letters or digits. A
+    longer one: its prefixes and its substrings up to NAME_LONG_PART characters. At most NAME_FRAGMENTS_MAX,
+    shortest first (a query longer than any stored part of a long name does not find it)."""
+    text = name_text(name)
+    if not text:
+        return []
+    longest = len(text) if len(text) <= NAME_INDEXED else NAME_LONG_PART
+    found = {text[i:i + n] for n in range(1, longest + 1) for i in range(len(text) - n + 1)}
+    if len(text) > NAME_INDEXED:
+        found |= {text[:n] for n in range(NAME_LONG_PART + 1, len(text) + 1)}
+    parts = sorted((f for f in found if len(f) > 1 or _wide(f)), key=lambda f: (len(f), f))
+    return parts[:NAME_FRAGMENTS_MAX]

@@ -40,6 +40,7 @@ from qunflow.store.tables import (
     join_signals,
     meetup_signups,
     member_levels,
+    member_name_keys,
     member_tags,
     member_tasks,
     members,
@@ -163,6 +164,8 @@ def _state(ws: Workspace, conn: Connection, member: Any, names: Pseudonyms, need
         entry_point_id=member.entry_point_id, group_id=member.group_id, referrer_id=member.referrer_id,
         join_ticket=None, created_at=member.created_at, joined_at=member.joined_at))
     conn.execute(update(members).where(members.c.referrer_id == old).values(referrer_id=new))
+    # the name's blind index goes with the profile: nothing would find the pseudonym by the old name
+    conn.execute(delete(member_name_keys).where(member_name_keys.c.member_id == old))
     counts["tasks"] = conn.execute(update(member_tasks).where(member_tasks.c.member_id == old)
                                    .values(member_id=new)).rowcount
     counts["poll_votes"] = conn.execute(update(poll_votes).where(poll_votes.c.member_id == old)

@@ -31,7 +31,7 @@ from qunflow.services.catalog import EntryInfo, entry_info, group_slots
 from qunflow.services.fraud import RawSignals, hash_signals, record_join_signals
 from qunflow.services.gate_guard import coupon_eligible
 from qunflow.services.invites import invite_for, revoke_full
-from qunflow.services.privacy import seal
+from qunflow.services.privacy import index_name, seal
 from qunflow.services.waitlist import add_to_waitlist, mark_joined, offer_seats, waitlist_link
 from qunflow.store.consents import record_consent
 from qunflow.store.db import insert_if_new, insert_ignore
@@ -134,6 +134,7 @@ def submit_gate(ws: Workspace, code: str, visitor_id: str, form: Mapping[str, st
             id=member_id, visitor_id=visitor_id, profile=seal(ws, result.profile), tier=placement.tier,
             locale=locale[:8], entry_point_id=entry.id, group_id=group.id if group else None,
             referrer_id=referrer_id, join_ticket=ticket if group else None, created_at=now))
+        index_name(ws, conn, member_id, result.profile)
         # Both decisions are kept: an unticked marketing box is a "no", not a question still open.
         record_consent(conn, member_id, PROFILE, True, "gate", now, event=False)
         record_consent(conn, member_id, MARKETING, result.marketing, "gate", now, event=False)

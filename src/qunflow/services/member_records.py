@@ -20,7 +20,7 @@ from sqlalchemy import Connection, or_, select
 from qunflow.domain.fraud import normalise_phone
 from qunflow.errors import Conflict, InvalidInput, NotFound
 from qunflow.services.fraud import phone_key
-from qunflow.services.privacy import unseal
+from qunflow.services.privacy import query_key, unseal
 from qunflow.services.tier_moves import member_moves
 from qunflow.store.consents import consents_in_force
 from qunflow.store.tables import (
@@ -36,6 +36,7 @@ from qunflow.store.tables import (
     inbox,
     join_signals,
     member_keys,
+    member_name_keys,
     member_tags,
     member_tasks,
     members,
@@ -244,8 +245,8 @@ SEARCH_LIMIT = 20
 def search_members(ws: Workspace, query: str, allowed: frozenset[str] | None = None,
                    limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
     """Members matching `query` as a member id, an external id, a phone number (by its keyed hash), a coupon
-    code, or part of a name (the profile is encrypted: names are read by decrypting, newest members first,
-    and only while fewer than `limit` are found). Each: member_id, name, group, tier, matched_by."""
+    code, or part of a name (the profile is encrypted: a name is found through its blind index, the keyed
+    hashes of its parts, services/privacy.index_name). Each: member_id, name, group, tier, matched_by."""
     text = query.strip()
     if not text:
         raise InvalidInput("type a name, phone number, external id or coupon code to search")
@@ -268,15 +269,10 @@ def search_members(ws: Workspace, query: str, allowed: frozenset[str] | None = N
                 "phone")
         code = text.upper().replace("-", "").replace(" ", "")
         add(conn.execute(select(coupons.c.member_id).where(coupons.c.code == code)).scalars(), "coupon")
-        needle = text.casefold()
-        if len(found) < limit:
-            for row in conn.execute(select(members.c.id, members.c.profile).where(members.c.profile.is_not(None))
-                                    .order_by(members.c.created_at.desc())):
-                name = str(unseal(ws, row.profile).get("name", ""))
-                if needle in name.casefold():
-                    found.setdefault(row.id, "name")
-                    if len(found) >= limit:
-                        break
+        key = query_key(ws, text)
+        if len(found) < limit and key is not None:  # the blind index: newest entries first
+            add(conn.execute(select(member_name_keys.c.member_id).where(member_name_keys.c.key == key)
+                             .order_by(member_name_keys.c.id.desc()).limit(limit - len(found))).scalars(), "name")
         rows = conn.execute(select(members.c.id, members.c.profile, members.c.tier, groups.c.key.label("group_key"))
                             .outerjoin(groups, groups.c.id == members.c.group_id)
                             .where(members.c.id.in_(list(found)))).all() if found else []

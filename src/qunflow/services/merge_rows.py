@@ -2,7 +2,7 @@
 
 Two kinds of tables hold rows of a member:
 - `MOVED`: any number of rows per member (coupons held or redeemed, rewards, referrals as inviter, consents,
-  inbox items, sends, invitees' members rows): every row of the folded member moves; the merge row keeps
+  inbox items, sends, invitees' members rows, the name index): every row of the folded member moves; the merge row keeps
   their ids.
 - `ONE_PER_KEY`: at most one row per member and key (a task per task key, a vote per poll, a signup per
   meetup, a tag, a pool, the level, the referral code, the gate's signals, the referral as invitee): a row
@@ -28,6 +28,7 @@ from qunflow.store.tables import (
     join_signals,
     meetup_signups,
     member_levels,
+    member_name_keys,
     member_tags,
     member_tasks,
     members,
@@ -42,6 +43,7 @@ from qunflow.store.tables import (
 MOVED: tuple[tuple[Table, str], ...] = (
     (coupons, "member_id"), (coupons, "redeemed_by"), (rewards, "member_id"), (referrals, "inviter_id"),
     (consents, "member_id"), (inbox, "member_id"), (deliveries, "member_id"), (members, "referrer_id"),
+    (member_name_keys, "member_id"),  # a search by either name finds the kept member
 )
 # (table, its member column, the columns that with it are unique): kept member's row wins on a clash.
 ONE_PER_KEY: tuple[tuple[Table, str, tuple[str, ...]], ...] = (

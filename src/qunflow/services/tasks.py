@@ -27,7 +27,7 @@ from qunflow.domain.welcome import Day1Task, Poll
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services import coupons as ledger
 from qunflow.services.gate_guard import member_coupon_eligible
-from qunflow.services.privacy import seal, unseal
+from qunflow.services.privacy import store_profile, unseal
 from qunflow.services.welcome_docs import active_welcome
 from qunflow.store.consents import has_consent, record_consent
 from qunflow.store.db import insert_if_new
@@ -178,7 +178,7 @@ def save_profile(ws: Workspace, member_id: str, form: dict[str, str]) -> bool:
         if consent_needed:
             record_consent(conn, member_id, PROFILE, True, "link", now)
         profile = {**unseal(ws, member.profile), **values}
-        conn.execute(update(members).where(members.c.id == member_id).values(profile=seal(ws, profile)))
+        store_profile(ws, conn, member_id, profile)
         return complete_in(conn, member_id, "profile", now, {"fields": sorted(values)})
 
 

@@ -22,7 +22,7 @@ from qunflow.domain.routing import GroupSlot, place
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.catalog import group_slots
 from qunflow.services.invites import invite_for
-from qunflow.services.privacy import member_from_token, member_link_token, seal, unseal
+from qunflow.services.privacy import member_from_token, member_link_token, store_profile, unseal
 from qunflow.store.consents import has_consent, record_consent
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import entry_points, groups, members, waitlist
@@ -55,7 +55,7 @@ def leave_contact(ws: Workspace, token: str, contact: str, agreed: bool) -> None
         if row is None:
             raise NotFound("this waitlist link is not known", zh="无法识别这个候补名单链接")
         profile = {**unseal(ws, row.profile), "contact": contact}
-        conn.execute(update(members).where(members.c.id == member_id).values(profile=seal(ws, profile)))
+        store_profile(ws, conn, member_id, profile)
         record_consent(conn, member_id, WAITLIST, True, "gate", now)
 
 
@@ -143,7 +143,7 @@ def mark_joined(ws: Workspace, conn: Connection, member_id: str) -> None:
     if done:
         profile = unseal(ws, conn.execute(select(members.c.profile).where(members.c.id == member_id)).scalar())
         if profile.pop("contact", None) is not None:
-            conn.execute(update(members).where(members.c.id == member_id).values(profile=seal(ws, profile)))
+            store_profile(ws, conn, member_id, profile)
 
 
 def waitlist_overview(ws: Workspace) -> dict[str, Any]:

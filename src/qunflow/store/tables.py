@@ -710,6 +710,16 @@ member_keys = Table(  # a shop's customer id or a phone's keyed hash, linked to 
     UniqueConstraint("kind", "key", name="uq_member_keys_kind_key"),
 )
 
+# A blind index of member names (services/privacy.index_name): the keyed hash of each part of a name a search
+# may type, so search by name is an index lookup and no name is stored in clear. Not unique: many share 王.
+member_name_keys = Table(
+    "member_name_keys", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("member_id", String(128), nullable=False, index=True),
+    Column("key", String(64), nullable=False),
+    Index("ix_member_name_keys_key_id", "key", "id"),
+)
+
 member_merges = Table(  # one row per pair of members that may be one person: a candidate, then a decision
     "member_merges", metadata,
     Column("id", Integer, primary_key=True),
