@@ -13,10 +13,14 @@ that would import pandas (pyarrow looks for it), which costs a reader 0.15 s.
 from __future__ import annotations
 
 import io
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import suppress
 from operator import itemgetter
 
 import pyarrow as pa
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 COLUMNS = ("seq", "event_id", "type", "ts", "member_id", "visitor_id", "channel", "campaign", "entry_point",
            "group_key", "referrer_id", "amount", "margin", "currency", "experiment", "variant", "properties")
@@ -32,6 +36,40 @@ ARROW_SCHEMA = pa.schema([
 EMPTY_AS_NULL = "nullif(nullif({}, '{{}}'), 'null')"  # empty properties are stored as NULL
 # As read from either database, before the casts: seq a number, every other column text.
 TEXT_SCHEMA = pa.schema([("seq", pa.int64()), *[(name, pa.string()) for name in COLUMNS[1:]]])
+JSON_SCHEMA = pa.schema([(str(at), field.type) for at, field in enumerate(TEXT_SCHEMA)])
+
+
+def read_ahead(db: Engine, after: int, limit: int) -> Iterator[pa.Table]:
+    """Every event with seq > `after`, `limit` at a time; a thread reads the next chunk while the caller
+    stores this one (sqlite3, psycopg, pyarrow and DuckDB let go of the GIL while they work)."""
+    ready: queue.Queue[pa.Table | BaseException | None] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def read() -> None:
+        start = after
+        try:
+            while not stop.is_set():
+                with db.connect() as conn:
+                    table = read_chunk(conn, start, limit)
+                ready.put(table)
+                if table is None:
+                    return
+                start = table["seq"][-1].as_py()
+        except BaseException as exc:  # the caller raises it
+            ready.put(exc)
+
+    reader = threading.Thread(target=read, name="qunflow-ship-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        with suppress(queue.Empty):  # a reader waiting to hand over a chunk: take it, so it sees `stop`
+            ready.get_nowait()
+        reader.join()
 
 
 def read_chunk(conn: Connection, after: int, limit: int) -> pa.Table | None:
@@ -53,7 +91,8 @@ def _sqlite_select(after_limit: str) -> str:
             return f"CASE WHEN {name} IS NULL THEN NULL ELSE printf('%.4f', {name}) END"
         return EMPTY_AS_NULL.format(name) if name == "properties" else name
 
-    pairs = ", ".join(f"'{name}', {value(name)}" for name in COLUMNS)
+    # Keys are the column's position: a third less text to write and parse than the names.
+    pairs = ", ".join(f"'{at}', {value(name)}" for at, name in enumerate(COLUMNS))
     return f"SELECT CAST(json_object({pairs}) AS BLOB) FROM events {after_limit}"
 
 
@@ -71,8 +110,8 @@ def _sqlite_text(conn: Connection, after: int, limit: int) -> pa.Table | None:
     if not rows:
         return None
     lines = b"\n".join(map(itemgetter(0), rows))
-    return pj.read_json(pa.BufferReader(lines), parse_options=pj.ParseOptions(explicit_schema=TEXT_SCHEMA,
-                                                                                unexpected_field_behavior="error")).select(list(COLUMNS))
+    options = pj.ParseOptions(explicit_schema=JSON_SCHEMA, unexpected_field_behavior="error")
+    return pj.read_json(pa.BufferReader(lines), parse_options=options).rename_columns(list(COLUMNS))
 
 
 def _postgres_text(conn: Connection, after: int, limit: int) -> pa.Table | None:

@@ -21,7 +21,7 @@ import pyarrow as pa
 from sqlalchemy import func, select
 
 from qunflow.analytics.engines import Engine, open_engine
-from qunflow.analytics.eventlog_arrow import ARROW_SCHEMA, COLUMNS, read_chunk
+from qunflow.analytics.eventlog_arrow import ARROW_SCHEMA, COLUMNS, read_ahead
 from qunflow.store.tables import events, spend
 from qunflow.workspace import Workspace
 
@@ -61,14 +61,8 @@ def analytics(ws: Workspace, *, ship_first: bool = True) -> Iterator[Engine]:
 
 def _ship_into(ws: Workspace, engine: Engine, chunk: int = CHUNK) -> int:
     shipped = 0
-    watermark = engine.watermark()
-    while True:
-        with ws.engine.connect() as conn:  # a connection per chunk: writers are not held up for the whole ship
-            table = read_chunk(conn, watermark, chunk)
-        if table is None:
-            break
+    for table in read_ahead(ws.engine, engine.watermark(), chunk):
         engine.append(table)
-        watermark = table["seq"][-1].as_py()
         shipped += table.num_rows
     wanted = _spend_in_state(ws)
     if wanted != _spend_in_store(engine):
