@@ -3,6 +3,8 @@
 A large file is read in a second process: it reads, validates and converts a chunk to the driver's
 columns while this one stores the chunk before it. The two halves take about the same time, and a
 thread would not do (sqlite3 hands Python's lock back and forth for every row it inserts).
+A Parquet batch that Arrow compute proves valid skips the row-by-row work (services/eventfiles_arrow.py);
+a file of such columns is read in this process, as reading it then costs little next to storing it.
 """
 
 from __future__ import annotations
