@@ -97,6 +97,9 @@ def _sqlite_select(after_limit: str) -> str:
 
 
 SQLITE_CHUNK = _sqlite_select("WHERE seq > ? ORDER BY seq LIMIT ?")
+# ts in one format whatever the server's DateStyle; the others as their text.
+POSTGRES_TEXT = {"seq": "seq", "ts": "to_char(ts, 'YYYY-MM-DD HH24:MI:SS.US')",
+                 "properties": EMPTY_AS_NULL.format("properties::text")}
 
 
 def _sqlite_text(conn: Connection, after: int, limit: int) -> pa.Table | None:
@@ -117,8 +120,7 @@ def _sqlite_text(conn: Connection, after: int, limit: int) -> pa.Table | None:
 def _postgres_text(conn: Connection, after: int, limit: int) -> pa.Table | None:
     import pyarrow.csv as pcsv
 
-    text_columns = ", ".join("seq" if name == "seq" else EMPTY_AS_NULL.format(f"{name}::text")
-                             if name == "properties" else f"{name}::text" for name in COLUMNS)
+    text_columns = ", ".join(POSTGRES_TEXT.get(name, f"{name}::text") for name in COLUMNS)
     query = (f"COPY (SELECT {text_columns} FROM events WHERE seq > {int(after)} ORDER BY seq LIMIT {int(limit)}) "
              "TO STDOUT (FORMAT csv, FORCE_QUOTE *)")
     buffer = io.BytesIO()
