@@ -120,3 +120,14 @@ def test_a_parquet_import_stores_what_a_jsonl_import_stores(tmp_path: Path, work
     assert rows[0] == ("e0", MOMENT.replace(tzinfo=None), "ads", Decimal("19.9000"))
     assert [r.channel for r in rows[:4]] == ["ads", None, None, "seo"]
     assert [r.event_id for r in rows] == [f"e{i}" for i in range(8)]
+
+
+def test_only_a_parquet_file_of_fitting_columns_skips_the_reader_process(tmp_path: Path) -> None:
+    from qunflow.services.fileimport import _arrow_ready
+
+    pq.write_table(pa.Table.from_batches([clean()]), tmp_path / "fits.parquet")
+    pq.write_table(pa.Table.from_batches([clean(properties=["{}"] * 4)]), tmp_path / "other.parquet")
+    (tmp_path / "events.csv").write_text("event_id,type,ts,member_id\n")
+    (tmp_path / "damaged.parquet").write_bytes(b"PAR1 not really")
+    assert _arrow_ready(tmp_path / "fits.parquet")
+    assert not any(_arrow_ready(tmp_path / name) for name in ("other.parquet", "events.csv", "damaged.parquet"))
