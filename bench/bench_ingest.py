@@ -3,7 +3,8 @@
 The floor is a raw sqlite3 executemany of the same rows into the same table (no validation, no
 idempotency check beyond the unique index), with the same synchronous=FULL. A second table splits
 the import path into its stages, so a regression shows where it is.
-Run: python bench/bench_ingest.py [--events N]   (goal, issue 3: >= 50,000 events/s through import)
+Run: python bench/bench_ingest.py [--events N]   (goals: issue 3, >= 50,000 events/s through import;
+issue 15, the Parquet import at >= 0.75x the floor of the same run)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.con
 
 COLUMNS = ["event_id", "type", "ts", "member_id", "channel", "group", "amount", "margin"]
 Result = tuple[str, int, float]
+PARQUET_GOAL = 0.75  # issue 15: the whole-process Parquet import against the floor of the same run
 
 
 def make_rows(n: int) -> list[dict[str, object]]:
@@ -178,6 +180,10 @@ def main() -> None:
         table.add_row(label, f"{count:,}", f"{seconds:.2f}", f"{count / seconds:,.0f}",
                       f"{count / seconds / floor_rate:.2f}x")
     console.print(table)
+    parquet = next(count / seconds / floor_rate for label, count, seconds in results
+                   if label == "qunflow events import, whole process (Parquet)")
+    console.print(f"goal (issue 15): `qunflow events import` from Parquet >= {PARQUET_GOAL:.2f}x the floor: "
+                  f"{parquet:.2f}x, {'met' if parquet >= PARQUET_GOAL else 'MISSED'}")
     total = sum(seconds for _, _, seconds in split)
     parts = Table(title="Where the import's time goes (one process, JSONL; a reader process overlaps "
                         "reading and validating with storing)")

@@ -10,7 +10,6 @@ first; with nothing to ship, an embedded DuckDB store is opened read-only (no wr
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -22,28 +21,15 @@ import pyarrow as pa
 from sqlalchemy import func, select
 
 from qunflow.analytics.engines import Engine, open_engine
+from qunflow.analytics.eventlog_arrow import ARROW_SCHEMA, COLUMNS, read_ahead
 from qunflow.store.tables import events, spend
 from qunflow.workspace import Workspace
 
-CHUNK = 50_000
-COLUMNS = ("seq", "event_id", "type", "ts", "member_id", "visitor_id", "channel", "campaign", "entry_point",
-           "group_key", "referrer_id", "amount", "margin", "currency", "experiment", "variant", "properties")
-ARROW_SCHEMA = pa.schema([
-    ("seq", pa.int64()), ("event_id", pa.string()), ("type", pa.string()), ("ts", pa.timestamp("us")),
-    *[(name, pa.string()) for name in ("member_id", "visitor_id", "channel", "campaign", "entry_point",
-                                       "group_key", "referrer_id")],
-    ("amount", pa.decimal128(18, 4)), ("margin", pa.decimal128(18, 4)),
-    *[(name, pa.string()) for name in ("currency", "experiment", "variant", "properties")],
-])
+# Events per chunk, one append (and one watermark move) each: larger chunks cost fewer round trips to the
+# analytics store and a few hundred MiB at most (bench/bench_ship.py).
+CHUNK = 100_000
+__all__ = ["ARROW_SCHEMA", "COLUMNS", "CHUNK", "analytics", "ship"]
 _lock = threading.Lock()  # one shipper at a time per process
-
-
-def _arrow(rows: list[Any]) -> pa.Table:
-    columns: list[list[Any]] = [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in COLUMNS]
-    props = COLUMNS.index("properties")
-    columns[props] = [json.dumps(p, ensure_ascii=False) if p else None for p in columns[props]]
-    return pa.table(columns, schema=ARROW_SCHEMA)
-
 
 SPEND_SCHEMA = pa.schema([("channel", pa.string()), ("day", pa.date32()), ("amount", pa.decimal128(18, 4)),
                           ("currency", pa.string())])
@@ -75,21 +61,27 @@ def analytics(ws: Workspace, *, ship_first: bool = True) -> Iterator[Engine]:
 
 def _ship_into(ws: Workspace, engine: Engine, chunk: int = CHUNK) -> int:
     shipped = 0
-    watermark = engine.watermark()
-    query = select(*[events.c[name] for name in COLUMNS]).order_by(events.c.seq)
-    while True:
-        with ws.engine.connect() as conn:
-            rows = conn.execute(query.where(events.c.seq > watermark).limit(chunk)).all()
-        if not rows:
-            break
-        engine.append(_arrow([tuple(r) for r in rows]))
-        watermark = rows[-1].seq
-        shipped += len(rows)
+    for table in read_ahead(ws.engine, engine.watermark(), chunk):
+        engine.append(table)
+        shipped += table.num_rows
     wanted = _spend_in_state(ws)
     if wanted != _spend_in_store(engine):
-        columns = [list(c) for c in zip(*wanted, strict=True)] if wanted else [[], [], [], []]
-        engine.replace_spend(pa.table(columns, schema=SPEND_SCHEMA))
+        engine.replace_spend(_spend_table(wanted))
     return shipped
+
+
+def _spend_table(rows: list[tuple[Any, ...]]) -> pa.Table:
+    """Spend rows as SPEND_SCHEMA, through JSON text: pa.table() of Python values would import pandas."""
+    import orjson
+    import pyarrow.json as pj
+
+    if not rows:
+        return SPEND_SCHEMA.empty_table()
+    text = b"\n".join(orjson.dumps({"channel": channel, "day": day.isoformat(), "amount": str(amount),
+                                     "currency": currency}) for channel, day, amount, currency in rows)
+    raw = pj.read_json(pa.BufferReader(text), parse_options=pj.ParseOptions(
+        explicit_schema=pa.schema([(name, pa.string()) for name in SPEND_SCHEMA.names])))
+    return pa.Table.from_arrays([raw[f.name].cast(f.type) for f in SPEND_SCHEMA], schema=SPEND_SCHEMA)
 
 
 def _current(ws: Workspace, engine: Engine) -> bool:

@@ -182,7 +182,8 @@ def _parquet_value(name: str, value: Any) -> Any:
     return value
 
 
-def _parquet_chunks(path: Path, size: int) -> Iterator[tuple[list[int], RawBatch, int]]:
+def parquet_batches(path: Path, size: int) -> Iterator[tuple[int, Any, int]]:
+    """(the first row's number, counted from 1, an Arrow record batch, bytes read so far) of a Parquet file."""
     import pyarrow.parquet as pq
 
     try:
@@ -195,9 +196,19 @@ def _parquet_chunks(path: Path, size: int) -> Iterator[tuple[list[int], RawBatch
     file_size = path.stat().st_size
     done = 0
     for batch in parquet.iter_batches(batch_size=size):
-        lines = list(range(done + 1, done + batch.num_rows + 1))
+        first = done + 1
         done += batch.num_rows
-        yield lines, _parquet_batch(batch), file_size * done // total_rows
+        yield first, batch, file_size * done // total_rows
+
+
+def parquet_raw(first: int, batch: Any) -> tuple[list[int], RawBatch]:
+    """A record batch of parquet_batches as the other readers give theirs: line numbers and a raw batch."""
+    return list(range(first, first + batch.num_rows)), _parquet_batch(batch)
+
+
+def _parquet_chunks(path: Path, size: int) -> Iterator[tuple[list[int], RawBatch, int]]:
+    for first, batch, position in parquet_batches(path, size):
+        yield *parquet_raw(first, batch), position
 
 
 def _parquet_batch(batch: Any) -> RawBatch:

@@ -3,6 +3,8 @@
 A large file is read in a second process: it reads, validates and converts a chunk to the driver's
 columns while this one stores the chunk before it. The two halves take about the same time, and a
 thread would not do (sqlite3 hands Python's lock back and forth for every row it inserts).
+A Parquet batch that Arrow compute proves valid skips the row-by-row work (services/eventfiles_arrow.py);
+a file of such columns is read in this process, as reading it then costs little next to storing it.
 """
 
 from __future__ import annotations
@@ -51,18 +53,34 @@ class Prepared:
 
 def prepared_chunks(path: Path, chunk: int, postgres: bool) -> Generator[Prepared]:
     """Everything the import does to a file but storing it; no database involved."""
+    from qunflow.services.eventfiles import file_format, parquet_batches, parquet_raw, read_chunks
+    from qunflow.services.eventfiles_arrow import driver_columns_of
+
+    if file_format(path) != "parquet":
+        for lines, raw, position in read_chunks(path, chunk):
+            yield _prepared(lines, raw, position, postgres)
+        return
+    for first, batch, position in parquet_batches(path, chunk):
+        # A batch whose every row is provably valid goes to the driver's columns straight from Arrow.
+        columns = driver_columns_of(batch, postgres)
+        if columns is not None:
+            yield Prepared(batch.num_rows, batch.num_rows, columns, [], position, [])
+        else:
+            yield _prepared(*parquet_raw(first, batch), position, postgres)
+
+
+def _prepared(lines: list[int], raw: Any, position: int, postgres: bool) -> Prepared:
+    """A chunk validated row by row where needed (domain.event_columns)."""
     from qunflow.domain.event_columns import validate_raw
-    from qunflow.services.eventfiles import read_chunks
     from qunflow.store.eventlog import driver_columns
 
-    for lines, raw, position in read_chunks(path, chunk):
-        valid, rejected = validate_raw(raw)  # a str row is the reason its line could not be read
-        pending = {index: row for index, flag in enumerate(raw.doubtful)
-                   if flag and carries_identity(row := raw.row(index))}
-        errors = [{"line": lines[index], "reason": reason} for index, reason in rejected if index not in pending]
-        columns = driver_columns(valid, postgres) if valid.count else {}
-        yield Prepared(raw.count - len(pending), valid.count, columns, errors, position,
-                       [(lines[index], row) for index, row in pending.items()])
+    valid, rejected = validate_raw(raw)  # a str row is the reason its line could not be read
+    pending = {index: row for index, flag in enumerate(raw.doubtful)
+               if flag and carries_identity(row := raw.row(index))}
+    errors = [{"line": lines[index], "reason": reason} for index, reason in rejected if index not in pending]
+    columns = driver_columns(valid, postgres) if valid.count else {}
+    return Prepared(raw.count - len(pending), valid.count, columns, errors, position,
+                    [(lines[index], row) for index, row in pending.items()])
 
 
 def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chunk: int | None = None,
@@ -71,7 +89,8 @@ def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chu
 
     Invalid rows are reported with their line number (in `line`) and skipped. Chunks commit in file
     order and progress (bytes read) is reported after each commit; an error stops the import after
-    them. `pipeline` (default: from PIPELINE_BYTES on) reads in a second process. With the workspace
+    them. `pipeline` (default: from PIPELINE_BYTES on, unless a Parquet file's columns suit the Arrow path)
+    reads in a second process. With the workspace
     `ws`, rows may name their member by external_id, phone or coupon (services/identity.py).
     """
     from qunflow.services.eventfiles import CHUNK, file_format
@@ -82,7 +101,7 @@ def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chu
         raise InvalidInput(f"{path}: no such file")
     file_format(path)  # an unknown extension fails here, before a process is started
     if pipeline is None:
-        pipeline = path.stat().st_size >= PIPELINE_BYTES
+        pipeline = path.stat().st_size >= PIPELINE_BYTES and not _arrow_ready(path)
     postgres = engine.dialect.name == "postgresql"
     chunks = _read_elsewhere if pipeline else prepared_chunks
     total = IngestResult()
@@ -99,6 +118,22 @@ def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chu
                 on_progress(prepared.position)
     total.errors.sort(key=lambda error: error["line"])
     return total
+
+
+def _arrow_ready(path: Path) -> bool:
+    """A Parquet file whose columns the Arrow path takes: reading it costs little next to storing it, and a
+    reader process would cost more than it saves (bench/bench_ingest.py)."""
+    from qunflow.services.eventfiles import file_format
+    from qunflow.services.eventfiles_arrow import schema_fits
+
+    if file_format(path) != "parquet":
+        return False
+    import pyarrow.parquet as pq
+
+    try:
+        return schema_fits(pq.read_schema(path))
+    except Exception:  # pyarrow raises several types for a damaged file: the reader reports it
+        return False
 
 
 def _import_pending(conn: Connection, ws: Workspace | None, pending: list[tuple[int, Any]]) -> IngestResult:

@@ -10,7 +10,6 @@ from sqlalchemy import Engine
 from qunflow.domain.event_columns import EventColumns, validate_columns
 from qunflow.domain.identity import carries_identity
 from qunflow.errors import InvalidInput
-from qunflow.services.identity import resolve_items, store_links
 from qunflow.store.eventlog import append_columns
 from qunflow.workspace import Workspace
 
@@ -63,6 +62,8 @@ def store_events(engine: Engine, valid: EventColumns, links: list[dict[str, Any]
     with engine.begin() as conn:
         stored = append_columns(conn, valid)
         if links or candidates:
+            from qunflow.services.identity import store_links  # rarely needed: kept off start-up (CLI import)
+
             store_links(conn, links or [], candidates, now)
     return stored, valid.count - stored
 
@@ -75,6 +76,8 @@ def ingest_batch(engine: Engine, raw: Any, *, offset: int = 0, ws: Workspace | N
     links: list[dict[str, Any]] = []
     candidates: list[tuple[str, str, str]] = []
     if ws is not None and any(map(carries_identity, items)):  # most batches name members by id: no lookups
+        from qunflow.services.identity import resolve_items
+
         with engine.connect() as conn:
             resolved = resolve_items(conn, ws, items)
         items, reasons, links, candidates = resolved.items, resolved.reasons, resolved.links, resolved.candidates

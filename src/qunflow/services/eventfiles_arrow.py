@@ -1,0 +1,122 @@
+"""A Parquet batch straight to the event log's driver columns, when checks over whole Arrow columns prove
+every row valid: no Python object per value until the driver's own lists. (No Python value is turned into an
+Arrow scalar or array here: pyarrow would import pandas to look at it, a quarter of a second.)
+
+The checks are a subset of parse_event's rules that Arrow compute answers for a whole column at once (text
+columns of text no longer than MAX_ID without NUL, valid types, time-zone-aware instants, decimal text that
+is money already). A batch failing any of them returns None and takes the row-by-row path
+(domain.event_columns), which names each bad row with parse_event's reason: the same result, only slower.
+tests/integration/test_event_files_arrow.py compares both paths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from qunflow.domain.events import KNOWN_FIELDS, MAX_ID, MAX_MONEY, MONEY_FIELDS, TEXT_FIELDS, TYPE_PATTERN
+
+_COLUMN = {"group": "group_key"}  # event field -> events table column, where they differ
+_WIDE_MONEY = pa.decimal128(38, 4)
+# Money text parse_event reads its own way: spaces, exponents, empty text, and negative zero (stored as
+# -0.0000, the str of its Decimal, which Arrow would write as 0.0000).
+_UNUSUAL_MONEY = r"^\s|\s$|[eE]|^$|^-[0.]*$"
+
+
+def schema_fits(schema: pa.Schema) -> bool:
+    """Columns of the types driver_columns_of takes: a file of them is likely to skip row-by-row work."""
+    text = {"event_id", "type", *TEXT_FIELDS}
+    for field in schema:
+        kind = field.type
+        if field.name in text and not pa.types.is_string(kind):
+            return False
+        if field.name in MONEY_FIELDS and not (pa.types.is_string(kind) or pa.types.is_decimal(kind)):
+            return False
+        if field.name == "ts" and not (pa.types.is_timestamp(kind) and kind.tz is not None):
+            return False
+    return KNOWN_FIELDS.issuperset(schema.names) and "properties" not in schema.names
+
+
+def driver_columns_of(batch: pa.RecordBatch, postgres: bool) -> dict[str, list[Any]] | None:
+    """The batch as store.eventlog.driver_columns would make it after validation, or None when any row
+    might be refused or stored differently (then the caller validates row by row)."""
+    names = batch.schema.names
+    if len(set(names)) != len(names) or not KNOWN_FIELDS.issuperset(names) or not batch.num_rows:
+        return None
+    if "properties" in names and batch.column("properties").null_count != batch.num_rows:
+        return None
+    if any(name not in names or batch.column(name).null_count for name in ("event_id", "type", "ts")):
+        return None
+    event_id = _text(batch.column("event_id"))
+    ts = _instants(batch.column("ts"), postgres)
+    if event_id is None or event_id.null_count or ts is None or not _types_ok(batch.column("type")):
+        return None
+    columns: dict[str, list[Any]] = {"event_id": event_id.to_pylist(), "type": batch.column("type").to_pylist(),
+                                     "ts": ts}
+    identified: Any = None
+    for name in (*TEXT_FIELDS, *MONEY_FIELDS):
+        if name not in names or batch.column(name).null_count == batch.num_rows:
+            continue
+        values = _money(batch.column(name), postgres) if name in MONEY_FIELDS else _text(batch.column(name))
+        if values is None:
+            return None
+        if name in ("member_id", "visitor_id"):
+            present = values.is_valid()
+            identified = present if identified is None else pc.or_(identified, present)
+        if values.null_count != len(values):  # a column no event uses is left to its default, NULL
+            columns[_COLUMN.get(name, name)] = values.to_pylist()
+    if identified is None or not pc.all(identified).as_py():
+        return None  # member_id or visitor_id is required
+    return columns
+
+
+def _types_ok(column: pa.Array) -> bool:
+    if not pa.types.is_string(column.type):
+        return False
+    distinct = pc.unique(column).to_pylist()
+    return all(v != "experiment_exposure" and TYPE_PATTERN.fullmatch(v) for v in distinct)
+
+
+def _text(column: pa.Array) -> pa.Array | None:
+    """A text column as parse_event keeps it ("" is absent), or None when a value needs parse_event."""
+    if not pa.types.is_string(column.type):
+        return None
+    lengths = pc.utf8_length(column)
+    if (pc.max(lengths).as_py() or 0) > MAX_ID or pc.any(pc.match_substring(column, "\x00")).as_py():
+        return None
+    if pc.min(lengths).as_py() == 0:  # empty text is an absent field
+        column = pc.if_else(lengths.cast(pa.bool_()), column, pa.nulls(len(column), pa.string()))
+    return column
+
+
+def _money(column: pa.Array, postgres: bool) -> pa.Array | None:
+    """Money as the driver is sent it: Decimal on PostgreSQL, its text (str(Decimal)) on SQLite.
+
+    Text or decimal columns only, with at most four decimals (no rounding here), below MAX_MONEY, and no
+    negative zero (stored as -0.0000, which Arrow would write as 0.0000)."""
+    if pa.types.is_decimal(column.type):
+        if column.type.scale > 4:  # parse_event rounds: leave it to parse_event
+            return None
+    elif not pa.types.is_string(column.type) or pc.any(pc.match_substring_regex(column, _UNUSUAL_MONEY)).as_py():
+        return None
+    try:
+        money = column.cast(_WIDE_MONEY)  # refuses text with more than four decimals
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    bounds = pc.min_max(money).as_py()
+    if bounds["min"] is not None and max(-bounds["min"], bounds["max"]) >= MAX_MONEY:
+        return None
+    return money if postgres else money.cast(pa.string())
+
+
+def _instants(column: pa.Array, postgres: bool) -> list[Any] | None:
+    """Time-zone-aware instants as the driver is sent them (naive UTC), or None."""
+    from qunflow.services.eventfiles import _utc_instants
+
+    if not _utc_instants(column):
+        return None
+    naive = column.cast(pa.timestamp("us", "UTC")).cast(pa.timestamp("us"))
+    # The text SQLAlchemy stores on SQLite (store.eventlog._sqlite_stamps).
+    return naive.to_pylist() if postgres else naive.cast(pa.string()).to_pylist()
