@@ -160,8 +160,8 @@ def test_an_issue_coupon_step_gives_each_member_their_variants_value(
     assert values == {m: (35.0 if a == "bigger" else 20.0) for m, a in arms.items()}
     dms = playbook_dms(ws)
     for member, arm in arms.items():
-        coupon_dm = next(text for _at, text in dms[users[member]] if "35" in text or "20" in text)
-        assert ("35" in coupon_dm) == (arm == "bigger")
+        coupon_dm = next(text for _at, text in dms[users[member]] if "新人券" in text)
+        assert ("¥35" if arm == "bigger" else "¥20") in coupon_dm
     assert exposures(ws) == sorted((f"xp-{COUPON_KEY}-{m}", m, COUPON_KEY, a) for m, a in arms.items())
 
 
@@ -172,6 +172,69 @@ def test_an_issue_coupon_step_gives_each_member_their_variants_value(
 ])
 def test_a_bad_coupon_experiment_is_refused(clocked: tuple[Workspace, Clock],  # noqa: F811
                                             tmp_path: Path, text: str, message: str) -> None:
+    ws, _clock = clocked
+    with pytest.raises(InvalidInput, match=message):
+        apply_playbooks(ws, [*shipped_files(), write(tmp_path, "bad.yaml", text)])
+
+
+SWAP_KEY = "day1-task"
+SWAP_DOC = """kind: experiment
+key: day1-task
+title: {zh: 第 1 天任务 A/B, en: Day-1 task A/B}
+varies: {playbook: s2_warmup, step: day1}
+variants:
+  - {key: control, weight: 1}
+  - {key: tagged, weight: 1, step: {add_tag: day1_skipped}}
+"""
+SWAP_PLAN = [("control", 1.0), ("tagged", 1.0)]
+
+
+def playbook_events(ws: Workspace, kind: str) -> dict[str, list[dict[str, object]]]:
+    """Per member, the properties of the `kind` events playbook steps recorded (not the welcome's own)."""
+    with ws.engine.connect() as conn:
+        out: dict[str, list[dict[str, object]]] = {}
+        for row in conn.execute(select(events.c.member_id, events.c.properties)
+                                .where(events.c.type == kind, events.c.event_id.like("%pb:%"))):
+            out.setdefault(row.member_id, []).append(row.properties or {})
+        return out
+
+
+def test_a_variant_puts_another_step_in_the_playbooks_place(
+        clocked: tuple[Workspace, Clock], tmp_path: Path) -> None:  # noqa: F811
+    """"Any playbook step": the Day-1 check-in task for the control, a tag instead for the other arm; every
+    member who reaches the step is exposed, whatever their arm, and the steps after it run for both."""
+    ws, clock = clocked
+    apply_playbooks(ws, [*shipped_files(), write(tmp_path, "xp.yaml", SWAP_DOC)])
+    clock.now = local("2026-03-02T10:00:00")
+    arms: dict[str, str] = {}
+    for i in range(30):
+        if len(arms) >= 4 and set(arms.values()) == {"control", "tagged"}:
+            break
+        member = join(ws, f"v{i}", f"u{i}")
+        arms[member] = assign(SWAP_KEY, member, SWAP_PLAN)
+    work_once(ws, worker="test")
+    run_until(ws, clock, local("2026-03-02T23:00:00"))
+    assert exposures(ws) == []  # the Day-1 step is tomorrow
+    run_until(ws, clock, local("2026-03-05T12:00:00"))
+    tasks, tags = playbook_events(ws, "task_assigned"), playbook_events(ws, "tag_added")
+    for member, arm in arms.items():
+        checkin = [p for p in tasks.get(member, []) if p.get("task") == "checkin"]
+        tagged = [p for p in tags.get(member, []) if p.get("tag") == "day1_skipped"]
+        assert (len(checkin), len(tagged)) == ((0, 1) if arm == "tagged" else (1, 0)), (member, arm)
+    assert exposures(ws) == sorted((f"xp-{SWAP_KEY}-{m}", m, SWAP_KEY, a) for m, a in arms.items())
+    assert all(len(texts) == 1 for texts in day2_texts(ws).values())  # the Day-2 DM went to both arms
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (SWAP_DOC.replace("step: {add_tag: day1_skipped}", "step: {wait: {day: 2, at: '10:00'}}"),
+     "cannot be a wait"),
+    (SWAP_DOC.replace("step: {add_tag: day1_skipped}", "step: {send_dm: no_such_template}"),
+     "sends template 'no_such_template'"),
+    (SWAP_DOC.replace("step: day1}", "step: day9}"), "has no step with id 'day9'"),
+    (SWAP_DOC.replace("step: {add_tag: day1_skipped}", "step: {add_tag: x, remove_tag: y}"), "exactly one of"),
+])
+def test_a_bad_step_swap_is_refused(clocked: tuple[Workspace, Clock],  # noqa: F811
+                                   tmp_path: Path, text: str, message: str) -> None:
     ws, _clock = clocked
     with pytest.raises(InvalidInput, match=message):
         apply_playbooks(ws, [*shipped_files(), write(tmp_path, "bad.yaml", text)])

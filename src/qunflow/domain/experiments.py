@@ -21,6 +21,7 @@ from qunflow.domain.playbooks import (
     TEMPLATE_VARIABLES,
     PlaybookErrors,
     Problem,
+    Step,
     Strict,
     Text,
     _documents,
@@ -251,6 +252,15 @@ class VariantDoc(Strict):
     dm: Text | None = None  # varies: welcome_dm
     text: Text | None = None  # varies: {playbook, step} on a send_dm step
     coupon_value: Amount | None = None  # varies: {playbook, step} on an issue_coupon step (the incentive)
+    step: Step | None = None  # varies: {playbook, step}: another step in its place (any action but control flow)
+
+    @field_validator("step")
+    @classmethod
+    def _not_control_flow(cls, value: Step | None) -> Step | None:
+        if value is not None and value.action in CONTROL_FLOW:
+            raise ValueError(f"a variant's step cannot be a {value.action} (it would move the playbook's "
+                             "other steps); vary what a step does, not when or whether later steps run")
+        return value
     reward: dict[Literal["inviter", "invitee", "team"], Amount] | None = Field(default=None, min_length=1)
 
     _key = field_validator("key")(_doc_key)
@@ -260,9 +270,13 @@ class VariantDoc(Strict):
         return self.dm if self.dm is not None else self.text
 
 
+CONTROL_FLOW = ("wait", "branch", "exit")
+
+
 class PlaybookStep(Strict):
-    """A `send_dm` step (its text varies) or an `issue_coupon` step (its value varies) of a playbook, named by
-    the step's `id`, or by the template it sends or the coupon it issues."""
+    """A step of a playbook, named by the step's `id`, or by the template it sends or the coupon it issues.
+    Variants give its text (a `send_dm` step), its coupon's value (an `issue_coupon` step) or a whole other
+    step in its place (any step but a wait, branch or exit)."""
 
     playbook: str
     step: str
@@ -325,7 +339,9 @@ class ExperimentDoc(Strict):
                        "reward": ("reward", "the rule's own coupons")}[self.varies_kind]
         if self.varies_kind == "step" and any(v.coupon_value is not None for v in self.variants):
             field, what = "coupon_value", "the step's own coupon value"
-        for other in {"dm", "text", "reward", "coupon_value"} - {field}:
+        elif self.varies_kind == "step" and any(v.step is not None for v in self.variants):
+            field, what = "step", "the playbook's own step"
+        for other in {"dm", "text", "reward", "coupon_value", "step"} - {field}:
             if any(getattr(v, other) is not None for v in self.variants):
                 raise ValueError(f"variants of {self.varies_label} give `{field}`, not `{other}`")
         if getattr(self.variants[0], field) is not None:
@@ -333,6 +349,11 @@ class ExperimentDoc(Strict):
         if any(getattr(v, field) is None for v in self.variants[1:]):
             raise ValueError(f"every variant after the control gives its {field}")
         return self
+
+    @property
+    def replaces_step(self) -> bool:
+        """Its variants put a whole other step in place of the playbook's (not only text or a coupon value)."""
+        return any(v.step is not None for v in self.variants)
 
     @property
     def varies_kind(self) -> str:

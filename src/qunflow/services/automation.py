@@ -34,7 +34,7 @@ from qunflow.errors import NotFound
 from qunflow.i18n import t
 from qunflow.services.consent import marketing_footer
 from qunflow.services.coupons import issue as issue_coupon
-from qunflow.services.experiments import exposure_event, step_variant
+from qunflow.services.experiments import exposure_event, step_experiments, step_variant
 from qunflow.services.gate_guard import member_coupon_eligible
 from qunflow.services.playbooks import active_playbooks, load_version
 from qunflow.services.privacy import member_link_token, unseal
@@ -265,6 +265,7 @@ def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Ou
     step_index = row.step
     now = ws.clock()
     keys: list[str] = []
+    varied = step_experiments(conn, playbook.key) if member_id else []  # experiments on this playbook's steps
     for _ in range(len(playbook.steps) + 1):  # branches may jump back: one pass over the steps at most
         if step_index >= len(playbook.steps):
             _finish(conn, row.id, worker, "done", step_index, context, now)
@@ -273,6 +274,8 @@ def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Ou
             _finish(conn, row.id, worker, "exited", step_index, context, now)
             return keys
         step = playbook.steps[step_index]
+        if varied and member_id:
+            step = _step_for(ws, conn, playbook, step, member_id, varied, now)
         action = step.action
         outcome.steps += 1
         if action == "wait":
@@ -309,6 +312,21 @@ def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Ou
         step_index += 1
     _finish(conn, row.id, worker, "dead", step_index, context, now, error="branches loop without a wait")
     return keys
+
+
+def _step_for(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, member_id: str,
+              varied: list[Any], now: datetime) -> Step:
+    """The step this member meets: an experiment's variant may put another step in its place (the control
+    keeps the playbook's). Reaching it is the member's exposure, whatever their arm. Experiments that vary a
+    step's text or coupon value are applied where the message or coupon is made."""
+    tested = step_variant(ws, conn, playbook.key, step, member_id, varied)
+    if tested is None or not tested[0].replaces_step:
+        return step
+    doc, arm = tested
+    chosen = doc.variant(arm)
+    if doc.shipped is None:
+        append_events(conn, [exposure_event(doc, arm, member_id, now)])
+    return chosen.step if chosen is not None and chosen.step is not None else step
 
 
 def _move(conn: Connection, enrollment_id: int, worker: str, step: int, due: datetime, context: dict[str, Any],
@@ -410,6 +428,8 @@ def _effect(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row
             return
         value = float(spec.value)
         tested = step_variant(ws, conn, playbook.key, step, member_id)  # an incentive A/B: the value varies
+        if tested is not None and tested[0].replaces_step:
+            tested = None  # a whole-step experiment: chosen, and exposed, in _step_for
         chosen = tested[0].variant(tested[1]) if tested is not None else None
         if chosen is not None and chosen.coupon_value is not None:
             value = float(chosen.coupon_value)
@@ -521,6 +541,8 @@ def _prepare_send(ws: Workspace, conn: Connection, playbook: Playbook, step: Ste
     values, language = _variables(ws, conn, member_id, context, group)
     template = playbook.templates[(step.send_dm if action == "send_dm" else step.post_group) or ""]
     tested = step_variant(ws, conn, playbook.key, step, member_id) if action == "send_dm" and member_id else None
+    if tested is not None and tested[0].replaces_step:
+        tested = None  # a whole-step experiment: the step was chosen, and the exposure written, in _step_for
     if tested is not None:  # a `kind: experiment` varies this step's text; the control keeps the step's own
         chosen = tested[0].variant(tested[1])
         template = chosen.text if chosen is not None and chosen.text is not None else template

@@ -14,6 +14,7 @@ from qunflow.analytics.queries import EXPERIMENT_GUARDRAILS, EXPERIMENT_LIST, EX
 from qunflow.analytics.shipper import analytics
 from qunflow.domain.events import Event, parse_event
 from qunflow.domain.experiments import (
+    CONTROL_FLOW,
     ExperimentDoc,
     ExperimentSource,
     PlaybookStep,
@@ -172,12 +173,23 @@ def welcome_variant(ws: Workspace, conn: Connection, member_id: str) -> tuple[Ex
     return None
 
 
+def step_experiments(conn: Connection, playbook_key: str) -> list[tuple[int, ExperimentDoc]]:
+    """The experiments in force that vary a step of this playbook (read once per enrollment's run)."""
+    return [(version, doc) for version, doc in documents(conn)
+            if isinstance(doc.varies, PlaybookStep) and doc.varies.playbook == playbook_key]
+
+
 def step_variant(ws: Workspace, conn: Connection, playbook_key: str, step: Any,
-                 member_id: str) -> tuple[ExperimentDoc, str] | None:
+                 member_id: str, docs: list[tuple[int, ExperimentDoc]] | None = None,
+                 ) -> tuple[ExperimentDoc, str] | None:
     """The experiment that varies this playbook step (a `send_dm` step, by its id or its template) and the
     member's variant in it, or None. Shipped: the winner for everyone, with no exposure (as the welcome)."""
     return _variant_of(ws, conn, member_id, lambda doc: isinstance(doc.varies, PlaybookStep)
-                       and doc.varies.matches(playbook_key, step.id, step_label(step)))
+                       and doc.varies.matches(playbook_key, step.id, step_label(step)), docs)
+
+
+def _template_of(step: Any) -> str | None:
+    return step.send_dm or step.post_group or step.notify_staff
 
 
 def step_label(step: Any) -> str | None:
@@ -192,10 +204,10 @@ def reward_variant(ws: Workspace, conn: Connection, program: str, rule: str, rol
                        and doc.varies.matches(program, rule) and role in doc.reward_roles())
 
 
-def _variant_of(ws: Workspace, conn: Connection, member_id: str,
-                wanted: Callable[[ExperimentDoc], bool]) -> tuple[ExperimentDoc, str] | None:
+def _variant_of(ws: Workspace, conn: Connection, member_id: str, wanted: Callable[[ExperimentDoc], bool],
+                docs: list[tuple[int, ExperimentDoc]] | None = None) -> tuple[ExperimentDoc, str] | None:
     day: date | None = None
-    for _, doc in documents(conn):
+    for _, doc in documents(conn) if docs is None else docs:
         if not wanted(doc):
             continue
         if doc.shipped is not None:
@@ -225,6 +237,19 @@ def reference_problems(conn: Connection, sources: list[ExperimentSource], playbo
             playbook = playbooks.get(doc.varies.playbook) or in_force_playbooks.get(doc.varies.playbook)
             if playbook is None:
                 problems.append(f"{where}: no playbook {doc.varies.playbook!r}")
+            elif any(v.step is not None for v in doc.variants):  # a whole step in its place
+                target = next((st for st in playbook.steps
+                               if doc.varies.matches(playbook.key, st.id, step_label(st))), None)
+                if target is None:
+                    problems.append(f"{where}: playbook {playbook.key!r} has no step with id {doc.varies.step!r}")
+                elif target.action in CONTROL_FLOW:
+                    problems.append(f"{where}: step {doc.varies.step!r} is a {target.action}: a variant may "
+                                    "replace what a step does, not the playbook's flow")
+                for variant in doc.variants:
+                    name = _template_of(variant.step) if variant.step is not None else None
+                    if name is not None and name not in playbook.templates:
+                        problems.append(f"{where}: variant {variant.key!r} sends template {name!r}, which playbook "
+                                        f"{playbook.key!r} does not define")
             else:
                 action = "issue_coupon" if any(v.coupon_value is not None for v in doc.variants) else "send_dm"
                 named = "coupon" if action == "issue_coupon" else "template"
