@@ -60,6 +60,26 @@ LANDING_DIMS = {
     "cohort_day": "@TEXT(day)", "cohort_week": "@ISO_WEEK(day)", "variant": "xp.variant",
 }
 
+# The cohort's sufficient statistics from one row per member (`facts`); shared by COHORT and COHORT_FACTS.
+COHORT_COUNTS = """SELECT grouping(dim) = 1 AS is_total, dim,
+       count(*) AS cohort_size, count(*) FILTER (WHERE unattributed) AS unattributed,
+       count(*) FILTER (WHERE e1) AS eligible_1, count(*) FILTER (WHERE e1 AND r1) AS retained_1,
+       count(*) FILTER (WHERE e7) AS eligible_7, count(*) FILTER (WHERE e7 AND r7) AS retained_7,
+       count(*) FILTER (WHERE e14) AS eligible_14, count(*) FILTER (WHERE e14 AND r14) AS retained_14,
+       count(*) FILTER (WHERE e30) AS eligible_30, count(*) FILTER (WHERE e30 AND r30) AS retained_30,
+       count(*) FILTER (WHERE e1 AND task1) AS task_d1,
+       count(*) FILTER (WHERE conv) AS converted,
+       count(*) FILTER (WHERE NOT conv AND NOT m30) AS in_progress,
+       count(*) FILTER (WHERE m30) AS mature_30,
+       count(*) FILTER (WHERE m30 AND conv) AS converted_mature,
+       @MEDIAN(seconds) FILTER (WHERE conv) AS median_seconds,
+       sum(revenue_30) FILTER (WHERE m30) AS revenue_30, sum(margin_30) FILTER (WHERE m30) AS margin_30,
+       sum(invites) FILTER (WHERE m30) AS invites_30, sum(referred) FILTER (WHERE m30) AS referred_30,
+       count(*) FILTER (WHERE m90) AS mature_90,
+       sum(revenue_90) FILTER (WHERE m90) AS revenue_90, sum(margin_90) FILTER (WHERE m90) AS margin_90
+FROM facts GROUP BY GROUPING SETS ((dim), ())
+"""
+
 COHORT = BASE + """,
 retained AS (  -- straight from the events: a DISTINCT (member, day) pass first costs more than it saves
     SELECT c.member_id AS member_id,
@@ -116,24 +136,29 @@ facts AS (
     LEFT JOIN invites i ON i.member_id = c.member_id
     LEFT JOIN referred k ON k.member_id = c.member_id
 )
-SELECT grouping(dim) = 1 AS is_total, dim,
-       count(*) AS cohort_size, count(*) FILTER (WHERE unattributed) AS unattributed,
-       count(*) FILTER (WHERE e1) AS eligible_1, count(*) FILTER (WHERE e1 AND r1) AS retained_1,
-       count(*) FILTER (WHERE e7) AS eligible_7, count(*) FILTER (WHERE e7 AND r7) AS retained_7,
-       count(*) FILTER (WHERE e14) AS eligible_14, count(*) FILTER (WHERE e14 AND r14) AS retained_14,
-       count(*) FILTER (WHERE e30) AS eligible_30, count(*) FILTER (WHERE e30 AND r30) AS retained_30,
-       count(*) FILTER (WHERE e1 AND task1) AS task_d1,
-       count(*) FILTER (WHERE conv) AS converted,
-       count(*) FILTER (WHERE NOT conv AND NOT m30) AS in_progress,
-       count(*) FILTER (WHERE m30) AS mature_30,
-       count(*) FILTER (WHERE m30 AND conv) AS converted_mature,
-       @MEDIAN(seconds) FILTER (WHERE conv) AS median_seconds,
-       sum(revenue_30) FILTER (WHERE m30) AS revenue_30, sum(margin_30) FILTER (WHERE m30) AS margin_30,
-       sum(invites) FILTER (WHERE m30) AS invites_30, sum(referred) FILTER (WHERE m30) AS referred_30,
-       count(*) FILTER (WHERE m90) AS mature_90,
-       sum(revenue_90) FILTER (WHERE m90) AS revenue_90, sum(margin_90) FILTER (WHERE m90) AS margin_90
-FROM facts GROUP BY GROUPING SETS ((dim), ())
-"""
+""" + COHORT_COUNTS
+
+# COHORT over the per-member facts (analytics/facts.py) instead of the events: the same output, for the cases
+# `facts.usable` allows (no experiment, every event known as of the as-of day).
+COHORT_FACTS = """
+WITH cohort AS (
+    SELECT f.*, {member_dim} AS dim FROM member_facts f
+    WHERE join_day BETWEEN $start AND $end {member_filter}
+),
+facts AS (
+    SELECT c.dim AS dim,
+           c.join_day + 1 <= $as_of AS e1, c.join_day + 7 <= $as_of AS e7,
+           c.join_day + 14 <= $as_of AS e14, c.join_day + 30 <= $as_of AS e30,
+           c.r1 AS r1, c.r7 AS r7, c.r14 AS r14, c.r30 AS r30, c.task1 AS task1,
+           c.join_ts + INTERVAL 30 DAY <= $cutoff AS m30, c.join_ts + INTERVAL 90 DAY <= $cutoff AS m90,
+           c.first_conversion_ts IS NOT NULL AS conv,
+           @SECONDS_BETWEEN(c.first_conversion_ts, c.join_ts) AS seconds,
+           c.revenue_30 AS revenue_30, c.margin_30 AS margin_30, c.revenue_90 AS revenue_90,
+           c.margin_90 AS margin_90, c.invites AS invites, c.referred AS referred,
+           c.channel IS NULL AS unattributed
+    FROM cohort c
+)
+""" + COHORT_COUNTS
 
 CURRENT = BASE + """,
 last_join AS (

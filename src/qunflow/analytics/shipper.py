@@ -22,6 +22,7 @@ import pyarrow as pa
 from sqlalchemy import func, select
 
 from qunflow.analytics.engines import Engine, open_engine
+from qunflow.analytics.facts import refresh_facts
 from qunflow.store.tables import events, spend
 from qunflow.workspace import Workspace
 
@@ -85,6 +86,7 @@ def _ship_into(ws: Workspace, engine: Engine, chunk: int = CHUNK) -> int:
         engine.append(_arrow([tuple(r) for r in rows]))
         watermark = rows[-1].seq
         shipped += len(rows)
+    refresh_facts(engine, ws.settings)  # the per-member facts follow the events just shipped
     wanted = _spend_in_state(ws)
     if wanted != _spend_in_store(engine):
         columns = [list(c) for c in zip(*wanted, strict=True)] if wanted else [[], [], [], []]
