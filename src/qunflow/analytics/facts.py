@@ -1,12 +1,14 @@
 """Per-member facts in the analytics store (issue 15): one row per joined member with what the cohort metrics
-(M2, M4-M7, M9 and the cohort's size) need, kept up to date as events ship.
+(M2, M4-M7, M9 and the cohort's size) and the current members' activity (M3) need, kept up to date as events
+ship.
 
 A row holds the member's first join (time, local day, acquisition attributes) and what follows from their
 events alone: D1/7/14/30 activity, the Day-1 task, the first conversion within 30 days and the 30/90-day
-money, invites and referred joins within 30 days. None of it depends on the as-of day, so
-`queries.COHORT_FACTS` answers an as-of day with a GROUP BY over members, comparing stored times with it
-(maturity). That is exact only when every event in the store is known as of that day: `usable` says when,
-otherwise the metrics read the events (queries.COHORT).
+money, invites and referred joins within 30 days, the group of the last join, whether a `left` follows it,
+and the last day with engagement. None of it depends on the as-of day, so `queries.COHORT_FACTS` and
+`CURRENT_FACTS` answer an as-of day with a GROUP BY over members, comparing stored days and times with it
+(maturity, activity windows). That is exact only when every event in the store is known as of that day:
+`usable` says when; otherwise the metrics read the events (queries.COHORT, CURRENT).
 
 Maintenance: after a ship, the rows of the members named on the new events are computed again from all
 their events (late joins, re-sent ids), then the referred count of every member whose referred joins may
@@ -62,14 +64,25 @@ behaviour AS (
            coalesce(sum(e.margin) FILTER (WHERE @IN_LIST(e.type, conversion) AND e.ts >= f.join_ts
                                           AND e.ts < f.join_ts + INTERVAL 90 DAY), 0) AS margin_90,
            count(*) FILTER (WHERE e.type = 'invite_sent' AND e.ts >= f.join_ts
-                            AND e.ts < f.join_ts + INTERVAL 30 DAY) AS invites
+                            AND e.ts < f.join_ts + INTERVAL 30 DAY) AS invites,
+           max(e.day) FILTER (WHERE @IN_LIST(e.type, engagement)) AS last_active_day
     FROM first_join f JOIN ev e ON e.member_id = f.member_id
     GROUP BY f.member_id
+),
+last_join AS (  -- as queries.CURRENT: the group of the last join, and whether a `left` follows it
+    SELECT member_id, ts AS last_ts, group_key AS current_group FROM ev WHERE type = 'joined'
+    QUALIFY row_number() OVER (PARTITION BY member_id ORDER BY ts DESC, seq DESC) = 1
+),
+left_after AS (
+    SELECT l.member_id AS member_id FROM last_join l JOIN ev e ON e.member_id = l.member_id
+    WHERE e.type = 'left' AND e.ts > l.last_ts GROUP BY l.member_id
 )
 SELECT f.member_id, f.join_ts, f.join_day, f.channel, f.campaign, f.entry_point, f.group_key, f.tier,
        f.referrer_id, b.r1, b.r7, b.r14, b.r30, b.task1, b.first_conversion_ts, b.revenue_30, b.margin_30,
-       b.revenue_90, b.margin_90, b.invites, CAST(0 AS BIGINT) AS referred
+       b.revenue_90, b.margin_90, b.invites, CAST(0 AS BIGINT) AS referred,
+       l.current_group, x.member_id IS NULL AS present, b.last_active_day
 FROM first_join f JOIN behaviour b ON b.member_id = f.member_id
+JOIN last_join l ON l.member_id = f.member_id LEFT JOIN left_after x ON x.member_id = f.member_id
 """
 
 # Members whose first join names the member as referrer, less than 30 days after the member's own join.

@@ -188,6 +188,18 @@ FROM present p LEFT JOIN active a ON a.member_id = p.member_id
 GROUP BY GROUPING SETS ((p.dim), ())
 """
 
+# CURRENT over the per-member facts, under the same conditions as COHORT_FACTS: every stored event is known as
+# of the as-of day, so the last join, a later `left` and the last engagement day are the facts' own.
+CURRENT_FACTS = """
+SELECT grouping(dim) = 1 AS is_total, dim, count(*) AS current_members,
+       count(*) FILTER (WHERE last_active_day > $as_of - 7) AS active_7,
+       count(*) FILTER (WHERE last_active_day > $as_of - 14) AS active_14,
+       count(*) FILTER (WHERE last_active_day > $as_of - 30) AS active_30
+FROM (SELECT {current_dim} AS dim, l.last_active_day AS last_active_day FROM member_facts l
+      WHERE l.present {current_filter}) p
+GROUP BY GROUPING SETS ((dim), ())
+"""
+
 # M3 as of every day from $start to $end in one pass (the dashboard's daily trend): for each day, the
 # same population and windows as CURRENT run with that day as the as-of day.
 CURRENT_DAILY = BASE + """,
