@@ -131,6 +131,12 @@ def test_metrics_read_the_facts_only_when_every_event_is_known(tmp_path: Path) -
         # As of 03-02, b has not joined yet: the event-level SQL answers, and counts one member.
         past = metrics_report(ws, start=date(2026, 3, 1), end=date(2026, 3, 3), as_of=date(2026, 3, 2))
         assert past["total"]["cohort_size"] == 1
+        ws.settings.metrics_facts = False  # the setting turns the facts off: the same report, from the events
+        with analytics(ws, ship_first=False) as engine:
+            assert not usable(engine, ws.settings, Period(date(2026, 3, 1), date(2026, 3, 3), date(2026, 4, 30),
+                                                          ws.settings.zone).cutoff)
+        assert metrics_report(ws, start=date(2026, 3, 1), end=date(2026, 3, 3), as_of=date(2026, 4, 30),
+                              by="channel") == report
     finally:
         ws.close()
 

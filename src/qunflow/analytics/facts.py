@@ -114,12 +114,12 @@ def _run(conn: Any, sql: str, params: dict[str, Any] | None = None) -> list[tupl
 
 
 def _state(conn: Any) -> tuple[int, datetime | None, str] | None:
+    import duckdb  # loaded already (conn is a DuckDB connection); not at import time, which the CLI pays
+
     try:
         rows = conn.execute("SELECT watermark, max_ts, settings FROM facts_state WHERE id = 1").fetchall()
-    except Exception as exc:  # a store from before the facts (opened read-only: no table yet)
-        if type(exc).__name__ == "CatalogException":
-            return None
-        raise
+    except duckdb.CatalogException:  # a store from before the facts (opened read-only: no table yet)
+        return None
     return (int(rows[0][0]), rows[0][1], str(rows[0][2])) if rows else None
 
 
