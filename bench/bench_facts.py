@@ -72,8 +72,9 @@ def stage_load(data: Path, ws_dir: Path) -> dict[str, Any]:
     with connect(ws.settings.analytics_file) as conn:
         engine = DuckDBEngine(conn)
         total = conn.execute(f"SELECT count(*) FROM read_parquet('{data}/events.parquet')").fetchall()[0][0]
+        late = min(LATE, total // 20)  # a small run keeps the catch-up incremental (not a rebuild)
         started = time.perf_counter()
-        conn.execute(LOAD_EVENTS.format(data=data, where=f"e.event_id <= {total - LATE}"))
+        conn.execute(LOAD_EVENTS.format(data=data, where=f"e.event_id <= {total - late}"))
         conn.execute(LOAD_SPEND.format(data=data))
         conn.execute("INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM events")
         conn.execute("CHECKPOINT")
@@ -81,13 +82,14 @@ def stage_load(data: Path, ws_dir: Path) -> dict[str, Any]:
         started = time.perf_counter()
         refresh_facts(engine, ws.settings)
         out["facts_build_s"] = time.perf_counter() - started
-        conn.execute(LOAD_EVENTS.format(data=data, where=f"e.event_id > {total - LATE}"))
+        conn.execute(LOAD_EVENTS.format(data=data, where=f"e.event_id > {total - late}"))
         conn.execute("INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM events")
         started = time.perf_counter()
         refresh_facts(engine, ws.settings)
         out["facts_late_s"] = time.perf_counter() - started
         out["late_members"] = conn.execute(
-            f"SELECT count(DISTINCT member_id) FROM events WHERE seq > {total - LATE}").fetchall()[0][0]
+            f"SELECT count(DISTINCT member_id) FROM events WHERE seq > {total - late}").fetchall()[0][0]
+        out["late_events"] = late
         _rebuild(conn, ws.settings, "facts_check", temporary=True)
         out["facts_differ"] = conn.execute(
             "SELECT count(*) FROM ((SELECT * FROM member_facts EXCEPT ALL SELECT * FROM facts_check) UNION ALL "
@@ -176,7 +178,8 @@ def main() -> None:
     print(f"floor (DuckDB suite, Q0-Q5): median {floor['median_s']:.3f} s, first run {floor['first_s']:.3f} s, "
           f"peak {floor['peak_mib']:.0f} MiB")
     print(f"qunflow store load from Parquet {loaded['load_s']:.2f} s; facts built in {loaded['facts_build_s']:.2f} s; "
-          f"{LATE:,} late events ({loaded['late_members']:,} members) kept up in {loaded['facts_late_s']:.2f} s; "
+          f"{loaded['late_events']:,} late events ({loaded['late_members']:,} members) kept up in "
+          f"{loaded['facts_late_s']:.2f} s; "
           f"kept facts vs rebuild: {loaded['facts_differ']} rows differ; peak {load_peak:.0f} MiB")
     print(f"qunflow by channel + by cohort week from facts: median {ours['median_s']:.3f} s "
           f"(runs {', '.join(f'{s:.3f}' for s in ours['runs_s'])}; first {ours['first_s']:.3f} s); "
