@@ -24,6 +24,8 @@ from typing import Any
 
 from qunflow.analytics.dialects import for_duckdb
 
+# Bumped when the table's columns or their meaning change: a store with older facts rebuilds them.
+FACTS_VERSION = 1
 # Above this share of members touched by one ship, one pass over every event beats the per-member update.
 FULL_REBUILD_SHARE = 0.2
 
@@ -98,8 +100,8 @@ UPDATE {table} SET referred = k.n FROM (
 
 
 def _settings_key(settings: Any) -> str:
-    """What the facts were computed with: a change of any of it rebuilds them."""
-    return json.dumps({"tz": settings.timezone, "engagement": sorted(settings.engagement_types),
+    """What the facts were computed with (and their version): a change of any of it rebuilds them."""
+    return json.dumps({"version": FACTS_VERSION, "tz": settings.timezone, "engagement": sorted(settings.engagement_types),
                        "conversion": sorted(settings.conversion_types)}, sort_keys=True)
 
 
