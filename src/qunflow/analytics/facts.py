@@ -101,7 +101,8 @@ UPDATE {table} SET referred = k.n FROM (
 
 def _settings_key(settings: Any) -> str:
     """What the facts were computed with (and their version): a change of any of it rebuilds them."""
-    return json.dumps({"version": FACTS_VERSION, "tz": settings.timezone, "engagement": sorted(settings.engagement_types),
+    return json.dumps({"version": FACTS_VERSION, "tz": settings.timezone,
+                       "engagement": sorted(settings.engagement_types),
                        "conversion": sorted(settings.conversion_types)}, sort_keys=True)
 
 
