@@ -92,6 +92,8 @@ class Settings(EnvFirstSettings):
     timezone: str = "Asia/Shanghai"
     engagement_types: list[str] = Field(default_factory=lambda: list(DEFAULT_ENGAGEMENT))
     conversion_types: list[str] = Field(default_factory=lambda: list(DEFAULT_CONVERSION))
+    # Cohort metrics from per-member facts kept as events ship (analytics/facts.py); off: always from events.
+    metrics_facts: bool = True
     # Experiments (docs/experiments.md): below this many mature members in any variant the verdict is
     # "not enough data"; the sample-size estimate is for this relative minimum detectable effect.
     experiment_min_mature: int = Field(100, ge=1, le=10_000_000)

@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from qunflow.analytics.engines import open_engine
+from qunflow.analytics.facts import refresh_members
 from qunflow.analytics.shipper import ARROW_SCHEMA, COLUMNS, _lock
 from qunflow.domain.privacy import Pseudonyms, pseudonymise_event
 from qunflow.workspace import Workspace
@@ -54,14 +55,14 @@ def erase_in_analytics(ws: Workspace, names: Pseudonyms) -> int:
         return 0  # nothing shipped yet
     with _lock:  # the shipper of this process waits; another process's shipper waits on the file's lock
         if engine == "duckdb":
-            return _duckdb(ws.settings.analytics_file, names)
+            return _duckdb(ws.settings.analytics_file, names, ws.settings)
         with open_engine(ws) as opened:
             if engine == "chdb":
                 return _chdb(opened.session, names)  # type: ignore[attr-defined]
             return _server(opened, names)
 
 
-def _duckdb(path: str, names: Pseudonyms) -> int:
+def _duckdb(path: str, names: Pseudonyms, settings: Any) -> int:
     from qunflow.analytics.store import connect
 
     fresh = f"{path}.erasing"
@@ -78,6 +79,8 @@ def _duckdb(path: str, names: Pseudonyms) -> int:
             conn.execute("UPDATE events SET event_id = ?, member_id = ?, visitor_id = ?, referrer_id = ?, "
                          "properties = ? WHERE seq = ?", [row["event_id"], row["member_id"], row["visitor_id"],
                                                            row["referrer_id"], row["properties"], row["seq"]])
+        # The facts keep ids too: the member's (and their referred members') rows follow the rewrite.
+        refresh_members(conn, settings, [names.member_id, names.pseudonym])
         conn.execute("COMMIT")
         database = conn.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
         conn.execute("ATTACH '" + fresh.replace("'", "''") + "' AS erasing")

@@ -60,6 +60,26 @@ LANDING_DIMS = {
     "cohort_day": "@TEXT(day)", "cohort_week": "@ISO_WEEK(day)", "variant": "xp.variant",
 }
 
+# The cohort's sufficient statistics from one row per member (`facts`); shared by COHORT and COHORT_FACTS.
+COHORT_COUNTS = """SELECT grouping(dim) = 1 AS is_total, dim,
+       count(*) AS cohort_size, count(*) FILTER (WHERE unattributed) AS unattributed,
+       count(*) FILTER (WHERE e1) AS eligible_1, count(*) FILTER (WHERE e1 AND r1) AS retained_1,
+       count(*) FILTER (WHERE e7) AS eligible_7, count(*) FILTER (WHERE e7 AND r7) AS retained_7,
+       count(*) FILTER (WHERE e14) AS eligible_14, count(*) FILTER (WHERE e14 AND r14) AS retained_14,
+       count(*) FILTER (WHERE e30) AS eligible_30, count(*) FILTER (WHERE e30 AND r30) AS retained_30,
+       count(*) FILTER (WHERE e1 AND task1) AS task_d1,
+       count(*) FILTER (WHERE conv) AS converted,
+       count(*) FILTER (WHERE NOT conv AND NOT m30) AS in_progress,
+       count(*) FILTER (WHERE m30) AS mature_30,
+       count(*) FILTER (WHERE m30 AND conv) AS converted_mature,
+       @MEDIAN(seconds) FILTER (WHERE conv) AS median_seconds,
+       sum(revenue_30) FILTER (WHERE m30) AS revenue_30, sum(margin_30) FILTER (WHERE m30) AS margin_30,
+       sum(invites) FILTER (WHERE m30) AS invites_30, sum(referred) FILTER (WHERE m30) AS referred_30,
+       count(*) FILTER (WHERE m90) AS mature_90,
+       sum(revenue_90) FILTER (WHERE m90) AS revenue_90, sum(margin_90) FILTER (WHERE m90) AS margin_90
+FROM facts GROUP BY GROUPING SETS ((dim), ())
+"""
+
 COHORT = BASE + """,
 retained AS (  -- straight from the events: a DISTINCT (member, day) pass first costs more than it saves
     SELECT c.member_id AS member_id,
@@ -116,24 +136,29 @@ facts AS (
     LEFT JOIN invites i ON i.member_id = c.member_id
     LEFT JOIN referred k ON k.member_id = c.member_id
 )
-SELECT grouping(dim) = 1 AS is_total, dim,
-       count(*) AS cohort_size, count(*) FILTER (WHERE unattributed) AS unattributed,
-       count(*) FILTER (WHERE e1) AS eligible_1, count(*) FILTER (WHERE e1 AND r1) AS retained_1,
-       count(*) FILTER (WHERE e7) AS eligible_7, count(*) FILTER (WHERE e7 AND r7) AS retained_7,
-       count(*) FILTER (WHERE e14) AS eligible_14, count(*) FILTER (WHERE e14 AND r14) AS retained_14,
-       count(*) FILTER (WHERE e30) AS eligible_30, count(*) FILTER (WHERE e30 AND r30) AS retained_30,
-       count(*) FILTER (WHERE e1 AND task1) AS task_d1,
-       count(*) FILTER (WHERE conv) AS converted,
-       count(*) FILTER (WHERE NOT conv AND NOT m30) AS in_progress,
-       count(*) FILTER (WHERE m30) AS mature_30,
-       count(*) FILTER (WHERE m30 AND conv) AS converted_mature,
-       @MEDIAN(seconds) FILTER (WHERE conv) AS median_seconds,
-       sum(revenue_30) FILTER (WHERE m30) AS revenue_30, sum(margin_30) FILTER (WHERE m30) AS margin_30,
-       sum(invites) FILTER (WHERE m30) AS invites_30, sum(referred) FILTER (WHERE m30) AS referred_30,
-       count(*) FILTER (WHERE m90) AS mature_90,
-       sum(revenue_90) FILTER (WHERE m90) AS revenue_90, sum(margin_90) FILTER (WHERE m90) AS margin_90
-FROM facts GROUP BY GROUPING SETS ((dim), ())
-"""
+""" + COHORT_COUNTS
+
+# COHORT over the per-member facts (analytics/facts.py) instead of the events: the same output, for the cases
+# `facts.usable` allows (no experiment, every event known as of the as-of day).
+COHORT_FACTS = """
+WITH cohort AS (
+    SELECT f.*, {member_dim} AS dim FROM member_facts f
+    WHERE join_day BETWEEN $start AND $end {member_filter}
+),
+facts AS (
+    SELECT c.dim AS dim,
+           c.join_day + 1 <= $as_of AS e1, c.join_day + 7 <= $as_of AS e7,
+           c.join_day + 14 <= $as_of AS e14, c.join_day + 30 <= $as_of AS e30,
+           c.r1 AS r1, c.r7 AS r7, c.r14 AS r14, c.r30 AS r30, c.task1 AS task1,
+           c.join_ts + INTERVAL 30 DAY <= $cutoff AS m30, c.join_ts + INTERVAL 90 DAY <= $cutoff AS m90,
+           c.first_conversion_ts IS NOT NULL AS conv,
+           @SECONDS_BETWEEN(c.first_conversion_ts, c.join_ts) AS seconds,
+           c.revenue_30 AS revenue_30, c.margin_30 AS margin_30, c.revenue_90 AS revenue_90,
+           c.margin_90 AS margin_90, c.invites AS invites, c.referred AS referred,
+           c.channel IS NULL AS unattributed
+    FROM cohort c
+)
+""" + COHORT_COUNTS
 
 CURRENT = BASE + """,
 last_join AS (
@@ -161,6 +186,18 @@ SELECT grouping(p.dim) = 1 AS is_total, p.dim AS dim, count(*) AS current_member
        count(*) FILTER (WHERE a.last_day > $as_of - 30) AS active_30
 FROM present p LEFT JOIN active a ON a.member_id = p.member_id
 GROUP BY GROUPING SETS ((p.dim), ())
+"""
+
+# CURRENT over the per-member facts, under the same conditions as COHORT_FACTS: every stored event is known as
+# of the as-of day, so the last join, a later `left` and the last engagement day are the facts' own.
+CURRENT_FACTS = """
+SELECT grouping(dim) = 1 AS is_total, dim, count(*) AS current_members,
+       count(*) FILTER (WHERE last_active_day > $as_of - 7) AS active_7,
+       count(*) FILTER (WHERE last_active_day > $as_of - 14) AS active_14,
+       count(*) FILTER (WHERE last_active_day > $as_of - 30) AS active_30
+FROM (SELECT {current_dim} AS dim, l.last_active_day AS last_active_day FROM member_facts l
+      WHERE l.present {current_filter}) p
+GROUP BY GROUPING SETS ((dim), ())
 """
 
 # M3 as of every day from $start to $end in one pass (the dashboard's daily trend): for each day, the

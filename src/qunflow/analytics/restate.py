@@ -18,6 +18,7 @@ import pyarrow as pa
 from sqlalchemy import select
 
 from qunflow.analytics.engines import open_engine
+from qunflow.analytics.facts import restate_with_facts
 from qunflow.analytics.shipper import ARROW_SCHEMA, COLUMNS, _lock
 from qunflow.store.tables import events
 from qunflow.workspace import Workspace
@@ -49,5 +50,8 @@ def restate_events(ws: Workspace, seqs: Iterable[int]) -> int:
                                      .where(events.c.seq.in_(shipped[i:i + BATCH]))).all()
         if rows:
             rows.sort(key=lambda r: r.seq)
-            engine.restate(_table(rows))
+            if engine.name == "duckdb":  # the per-member facts follow the rewritten events
+                restate_with_facts(engine, ws.settings, _table(rows))
+            else:
+                engine.restate(_table(rows))
         return len(rows)

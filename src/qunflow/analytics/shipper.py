@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from qunflow.analytics.engines import Engine, open_engine
 from qunflow.analytics.eventlog_arrow import ARROW_SCHEMA, COLUMNS, read_ahead
+from qunflow.analytics.facts import refresh_facts
 from qunflow.store.tables import events, spend
 from qunflow.workspace import Workspace
 
@@ -64,6 +65,7 @@ def _ship_into(ws: Workspace, engine: Engine, chunk: int = CHUNK) -> int:
     for table in read_ahead(ws.engine, engine.watermark(), chunk):
         engine.append(table)
         shipped += table.num_rows
+    refresh_facts(engine, ws.settings)  # the per-member facts follow the events just shipped
     wanted = _spend_in_state(ws)
     if wanted != _spend_in_store(engine):
         engine.replace_spend(_spend_table(wanted))

@@ -7,7 +7,18 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from qunflow.analytics.queries import COHORT, CURRENT, CURRENT_DAILY, LANDING, SPEND, SPEND_DAILY, render
+from qunflow.analytics.facts import usable as facts_usable
+from qunflow.analytics.queries import (
+    COHORT,
+    COHORT_FACTS,
+    CURRENT,
+    CURRENT_DAILY,
+    CURRENT_FACTS,
+    LANDING,
+    SPEND,
+    SPEND_DAILY,
+    render,
+)
 from qunflow.analytics.shipper import analytics
 from qunflow.domain.metrics import (
     METRIC_KEYS,
@@ -53,7 +64,10 @@ def _statistics(ws: Workspace, period: Period, by: str, filters: dict[str, str] 
     params = _params(ws, period, filters, experiment)
     templates = (COHORT, CURRENT, LANDING, SPEND)
     with _store(ws, store, ship_first) as engine:  # each engine uses only the parameters its SQL names
-        results = [engine.query(render(template, by, filters, experiment is not None), params)
+        from_facts = experiment is None and "variant" not in filters and by != "variant" \
+            and facts_usable(engine, ws.settings, period.cutoff)
+        facts = {COHORT: COHORT_FACTS, CURRENT: CURRENT_FACTS} if from_facts else {}
+        results = [engine.query(render(facts.get(template, template), by, filters, experiment is not None), params)
                    for template in templates]
     no_spend = bool(set(filters) - {"channel"}) or experiment is not None
     rows: dict[Any, dict[str, Any]] = {}

@@ -1,0 +1,196 @@
+"""Cohort metrics from per-member facts (issue 15) against ../shared/floor/'s DuckDB suite, on the same data.
+
+One run: the floor's generator makes the data (seeded; kept between runs under --data), the floor's DuckDB
+suite runs in its own process (median of 3 warm suites, as the floor's run.py reports it), then qunflow in its
+own process: the floor's events loaded into a qunflow analytics store (ids as text, channel names, the tier on
+the join, as `qunflow events import` would hold them), the facts built, then `metrics_report` by channel and by
+cohort week, from the facts and from the events, median of 3 warm runs of both slices together. It also times
+keeping the facts up to date when the last 50,000 events arrive after the rest (one ship's worth), checks the
+kept facts against a rebuild, and checks the facts path gives the very same reports as the event path.
+
+    python bench/bench_facts.py --members 1000000
+
+Goal at 1M members: both slices together <= 1.5x the floor suite, peak RSS <= 2 GiB.
+Loading the store straight from Parquet leaves out import and shipping (see bench_metrics.py for those).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+FLOOR = Path(os.environ.get("QUNFLOW_FLOOR", ROOT.parent / "shared" / "floor"))
+LATE = 50_000  # events arriving after the facts were built: one ship's worth
+SLICES = ("channel", "cohort_week")
+GOALS = {"slices_vs_floor": 1.5, "peak_mib": 2048.0}
+
+LOAD_EVENTS = """
+INSERT INTO events
+SELECT e.event_id, CAST(e.event_id AS VARCHAR), e.type, timezone('UTC', e.ts), 'm' || e.member_id, NULL, c.name,
+       NULL, NULL, 'g' || e.group_id, 'm' || e.referrer_id, CAST(e.amount AS DECIMAL(18, 4)),
+       CAST(e.margin AS DECIMAL(18, 4)), CASE WHEN e.amount IS NOT NULL THEN 'CNY' END, NULL, NULL,
+       CASE WHEN e.type = 'joined' THEN json_object('tier', g.tier) END
+FROM read_parquet('{data}/events.parquet') e
+LEFT JOIN read_parquet('{data}/channels.parquet') c ON c.id = e.channel_id
+LEFT JOIN read_parquet('{data}/groups.parquet') g ON g.id = e.group_id
+WHERE {where} ORDER BY e.event_id
+"""
+LOAD_SPEND = """
+INSERT INTO spend SELECT c.name, s.day, CAST(s.amount AS DECIMAL(18, 4)), 'CNY'
+FROM read_parquet('{data}/spend.parquet') s JOIN read_parquet('{data}/channels.parquet') c ON c.id = s.channel_id
+"""
+
+
+def period(data: Path) -> tuple[date, date]:
+    meta = json.loads((data / "meta.json").read_text())
+    start = date.fromisoformat(meta["start_date"])
+    return start, start + timedelta(days=meta["days"] - 1)
+
+
+# ---- stages, each in its own process ------------------------------------------------------------------------
+
+def stage_load(data: Path, ws_dir: Path) -> dict[str, Any]:
+    """The floor's data into a qunflow analytics store; the facts built, then kept up as LATE events arrive."""
+    from qunflow.analytics.engines import DuckDBEngine
+    from qunflow.analytics.facts import _rebuild, refresh_facts
+    from qunflow.analytics.store import connect
+    from qunflow.workspace import init_workspace
+
+    ws = init_workspace(ws_dir)
+    out: dict[str, Any] = {}
+    with connect(ws.settings.analytics_file) as conn:
+        engine = DuckDBEngine(conn)
+        total = conn.execute(f"SELECT count(*) FROM read_parquet('{data}/events.parquet')").fetchall()[0][0]
+        late = min(LATE, total // 20)  # a small run keeps the catch-up incremental (not a rebuild)
+        started = time.perf_counter()
+        conn.execute(LOAD_EVENTS.format(data=data, where=f"e.event_id <= {total - late}"))
+        conn.execute(LOAD_SPEND.format(data=data))
+        conn.execute("INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM events")
+        conn.execute("CHECKPOINT")
+        out["load_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        refresh_facts(engine, ws.settings)
+        out["facts_build_s"] = time.perf_counter() - started
+        conn.execute(LOAD_EVENTS.format(data=data, where=f"e.event_id > {total - late}"))
+        conn.execute("INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM events")
+        started = time.perf_counter()
+        refresh_facts(engine, ws.settings)
+        out["facts_late_s"] = time.perf_counter() - started
+        out["late_members"] = conn.execute(
+            f"SELECT count(DISTINCT member_id) FROM events WHERE seq > {total - late}").fetchall()[0][0]
+        out["late_events"] = late
+        _rebuild(conn, ws.settings, "facts_check", temporary=True)
+        out["facts_differ"] = conn.execute(
+            "SELECT count(*) FROM ((SELECT * FROM member_facts EXCEPT ALL SELECT * FROM facts_check) UNION ALL "
+            "(SELECT * FROM facts_check EXCEPT ALL SELECT * FROM member_facts))").fetchall()[0][0]
+        out["members"] = conn.execute("SELECT count(*) FROM member_facts").fetchall()[0][0]
+        conn.execute("CHECKPOINT")
+    out["events"] = total
+    ws.close()
+    return out
+
+
+def stage_qunflow(data: Path, ws_dir: Path) -> dict[str, Any]:
+    """Both slices from the facts (a warm-up, then 3 timed runs) and from the events (a warm-up, 1 timed)."""
+    from qunflow.services.metrics import metrics_report
+    from qunflow.workspace import open_workspace
+
+    ws = open_workspace(ws_dir)
+    start, as_of = period(data)
+
+    def both() -> tuple[float, dict[str, Any]]:
+        began = time.perf_counter()
+        reports = {by: metrics_report(ws, start=start, end=as_of, as_of=as_of, by=by, ship_first=False)
+                   for by in SLICES}
+        return time.perf_counter() - began, reports
+
+    first, from_facts = both()
+    runs = [both()[0] for _ in range(3)]
+    ws.settings.metrics_facts = False
+    both()
+    events_s, from_events = both()
+    return {"first_s": first, "runs_s": runs, "median_s": statistics.median(runs), "events_path_s": events_s,
+            "same_reports": from_facts == from_events,
+            "rows": {by: len(from_facts[by]["rows"]) for by in SLICES}}
+
+
+def stage_floor(data: Path) -> dict[str, Any]:
+    out = data / "floor-duckdb.json"
+    subprocess.run([sys.executable, "-m", "queries.worker", "--engine", "duckdb", "--data", str(data),
+                    "--runs", "3", "--out", str(out)], cwd=FLOOR, check=True, stdout=subprocess.DEVNULL)
+    result = json.loads(out.read_text())
+    return {"median_s": result["suite_median_s"], "first_s": result["first_run_s"], "load_s": result["load_s"],
+            "peak_mib": result["peak_rss_mib"]}
+
+
+# ---- the parent ------------------------------------------------------------------------------------------------
+
+def run_stage(args: list[str]) -> tuple[dict[str, Any], float]:
+    """A stage in a child process: its JSON result and its own peak RSS (MiB)."""
+    from bench.bench_metrics import child_env
+
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen([sys.executable, __file__, *args], stdout=log, stderr=subprocess.STDOUT,
+                                   env=child_env())
+        _, status, usage = os.wait4(process.pid, 0)
+        log.seek(0)
+        text = log.read()
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"stage {args} failed:\n{text[-3000:]}")
+    return json.loads(text.strip().splitlines()[-1]), usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--data", type=Path, help="the floor's data directory (default: a temporary one)")
+    parser.add_argument("--stage", choices=["load", "qunflow", "floor"], help=argparse.SUPPRESS)
+    parser.add_argument("--ws", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stage:
+        result = {"load": lambda: stage_load(args.data, args.ws), "qunflow": lambda: stage_qunflow(args.data, args.ws),
+                  "floor": lambda: stage_floor(args.data)}[args.stage]()
+        print(json.dumps(result))
+        return
+    data = (args.data or Path(tempfile.mkdtemp(prefix="qunflow-facts-"))).resolve()
+    if not (data / "meta.json").exists() or json.loads((data / "meta.json").read_text())["members"] != args.members:
+        subprocess.run([sys.executable, str(FLOOR / "gen.py"), "--members", str(args.members), "--out", str(data)],
+                       check=True, stdout=subprocess.DEVNULL)
+    with tempfile.TemporaryDirectory(prefix="qunflow-facts-ws-") as tmp:
+        ws = Path(tmp) / "ws"
+        floor, floor_peak = run_stage(["--stage", "floor", "--data", str(data)])
+        loaded, load_peak = run_stage(["--stage", "load", "--data", str(data), "--ws", str(ws)])
+        ours, peak = run_stage(["--stage", "qunflow", "--data", str(data), "--ws", str(ws)])
+    ratio = ours["median_s"] / floor["median_s"]
+    print(f"{args.members:,} members, {loaded['events']:,} events, {loaded['members']:,} joined members; "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    print(f"floor (DuckDB suite, Q0-Q5): median {floor['median_s']:.3f} s, first run {floor['first_s']:.3f} s, "
+          f"peak {floor['peak_mib']:.0f} MiB")
+    print(f"qunflow store load from Parquet {loaded['load_s']:.2f} s; facts built in {loaded['facts_build_s']:.2f} s; "
+          f"{loaded['late_events']:,} late events ({loaded['late_members']:,} members) kept up in "
+          f"{loaded['facts_late_s']:.2f} s; "
+          f"kept facts vs rebuild: {loaded['facts_differ']} rows differ; peak {load_peak:.0f} MiB")
+    print(f"qunflow by channel + by cohort week from facts: median {ours['median_s']:.3f} s "
+          f"(runs {', '.join(f'{s:.3f}' for s in ours['runs_s'])}; first {ours['first_s']:.3f} s); "
+          f"from events: {ours['events_path_s']:.3f} s; same reports: {ours['same_reports']}; peak {peak:.0f} MiB")
+    met = ratio <= GOALS["slices_vs_floor"] and peak <= GOALS["peak_mib"]
+    print(f"both slices / floor suite: {ratio:.2f} (goal <= {GOALS['slices_vs_floor']}); "
+          f"events path / floor: {ours['events_path_s'] / floor['median_s']:.2f}; "
+          f"goal {'met' if met and ours['same_reports'] and not loaded['facts_differ'] else 'NOT met'}")
+    print(json.dumps({"floor": floor, "floor_peak_mib": floor_peak, "load": loaded, "qunflow": ours,
+                      "qunflow_peak_mib": peak, "ratio": ratio}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Per-member facts (analytics/facts.py): the cohort statistics from the facts equal those from the events.
+
+Random logs (tests/integration/test_analytics_property.py's generator: rejoins, `left`, orders around the
+30/90-day edges, invites, referrers, events at local midnights) are ingested in shuffled batches, shipping
+after each, so joins arrive after their member's messages and referrers after their referred members; some
+events are sent twice. After every ship the maintained facts must equal a rebuild from scratch, and
+COHORT_FACTS and CURRENT_FACTS must give exactly COHORT's and CURRENT's rows (every slice, filters, several
+as-of days). An as-of day before the last event must not use the facts.
+
+chdb and ClickHouse keep the event-level SQL (refresh_facts and usable do nothing there), so there is no facts
+path to compare on them; their exactness stays covered by test_engines_agree.py.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete
+
+from qunflow.analytics.facts import _rebuild, usable
+from qunflow.analytics.queries import COHORT, COHORT_FACTS, CURRENT, CURRENT_FACTS, render
+from qunflow.analytics.shipper import analytics
+from qunflow.domain.metrics import Period
+from qunflow.services.ingest import ingest_batch
+from qunflow.services.metrics import _params, metrics_report
+from qunflow.store.tables import events as events_table
+from qunflow.workspace import Workspace, init_workspace
+from tests.examples import examples
+from tests.integration.test_analytics_property import event_logs
+
+ZONES = ("Asia/Shanghai", "America/New_York")
+ORIGIN = date(2026, 2, 28)
+SLICES = [("none", {}), ("channel", {}), ("campaign", {}), ("entry_point", {}), ("group", {}), ("tier", {}),
+          ("cohort_day", {}), ("cohort_week", {}), ("cohort_week", {"channel": "ads"}), ("channel", {"group": "g1"})]
+
+
+@pytest.fixture(scope="module")
+def workspaces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Workspace]:
+    made = {zone: init_workspace(tmp_path_factory.mktemp("facts"), timezone=zone) for zone in ZONES}
+    yield made  # type: ignore[misc]
+    for ws in made.values():
+        ws.close()
+
+
+def reset(ws: Workspace) -> None:
+    with ws.engine.begin() as conn:
+        conn.execute(delete(events_table))
+    Path(ws.settings.analytics_file).unlink(missing_ok=True)
+    Path(ws.settings.analytics_file + ".wal").unlink(missing_ok=True)
+
+
+def facts_rows(engine: Any) -> list[tuple[Any, ...]]:
+    return engine.conn.execute("SELECT * FROM member_facts ORDER BY member_id").fetchall()  # type: ignore[no-any-return]
+
+
+def rebuilt_rows(engine: Any, ws: Workspace) -> list[tuple[Any, ...]]:
+    """The facts computed from scratch over every event (into a temporary table: the store may be read-only)."""
+    _rebuild(engine.conn, ws.settings, "facts_check", temporary=True)
+    return engine.conn.execute("SELECT * FROM facts_check ORDER BY member_id").fetchall()  # type: ignore[no-any-return]
+
+
+def cohort(engine: Any, ws: Workspace, period: Period, by: str, filters: dict[str, str],
+           template: str) -> list[tuple[Any, ...]]:
+    _names, rows = engine.query(render(template, by, filters), _params(ws, period, filters, None))
+    return sorted(rows, key=repr)
+
+
+def last_local_day(ws: Workspace, engine: Any) -> date:
+    _names, rows = engine.query("SELECT max(@LOCAL_DAY(ts)) FROM events", {"tz": ws.settings.timezone})
+    return rows[0][0]  # type: ignore[no-any-return]
+
+
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(logs=event_logs(), zone=st.sampled_from(ZONES), data=st.data())
+def test_facts_match_the_event_level_cohort_sql_as_events_arrive(
+        workspaces: dict[str, Workspace], logs: list[dict[str, Any]], zone: str, data: st.DataObject) -> None:
+    ws = workspaces[zone]
+    reset(ws)
+    order = data.draw(st.permutations(range(len(logs))))
+    resent = data.draw(st.lists(st.sampled_from(range(len(logs))), max_size=3)) if logs else []
+    arriving = [logs[i] for i in order] + [logs[i] for i in resent]  # late joins; re-sent ids are no-ops
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(arriving)), min_size=1, max_size=3)))
+    batches = [arriving[a:b] for a, b in zip([0, *cuts], [*cuts, len(arriving)], strict=True)]
+    for batch in batches:
+        if batch:
+            ingest_batch(ws.engine, batch)
+        with analytics(ws) as engine:
+            assert facts_rows(engine) == rebuilt_rows(engine, ws)
+    with analytics(ws) as engine:
+        last = last_local_day(ws, engine)
+        start = ORIGIN - timedelta(days=5)
+        for as_of in (last, last + timedelta(days=1), last + timedelta(days=31), last + timedelta(days=95)):
+            period = Period(start, ORIGIN + timedelta(days=75), as_of, ws.settings.zone)
+            assert usable(engine, ws.settings, period.cutoff), as_of
+            narrow = Period(ORIGIN + timedelta(days=10), ORIGIN + timedelta(days=20), as_of, ws.settings.zone)
+            for span in (period, narrow):
+                for by, filters in SLICES:
+                    for facts, events in ((COHORT_FACTS, COHORT), (CURRENT_FACTS, CURRENT)):
+                        assert cohort(engine, ws, span, by, filters, facts) == \
+                            cohort(engine, ws, span, by, filters, events), (zone, as_of, by, filters, events[-60:])
+        # An as-of day before the last event: the facts hold events the day did not know yet.
+        assert not usable(engine, ws.settings, Period(start, last, last - timedelta(days=1), ws.settings.zone).cutoff)
+
+
+def test_metrics_read_the_facts_only_when_every_event_is_known(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    try:
+        ingest_batch(ws.engine, [
+            {"event_id": "j1", "type": "joined", "ts": "2026-03-01T10:00:00+08:00", "member_id": "a",
+             "channel": "ads"},
+            {"event_id": "m1", "type": "message", "ts": "2026-03-02T10:00:00+08:00", "member_id": "a"},
+            {"event_id": "j2", "type": "joined", "ts": "2026-03-03T10:00:00+08:00", "member_id": "b",
+             "channel": "kol", "referrer_id": "a"},
+        ])
+        report = metrics_report(ws, start=date(2026, 3, 1), end=date(2026, 3, 3), as_of=date(2026, 4, 30),
+                                by="channel")
+        assert report["total"]["retention_d1"] == 0.5
+        with analytics(ws, ship_first=False) as engine:
+            assert usable(engine, ws.settings, Period(date(2026, 3, 1), date(2026, 3, 3), date(2026, 3, 3),
+                                                      ws.settings.zone).cutoff)
+            assert not usable(engine, ws.settings, Period(date(2026, 3, 1), date(2026, 3, 3), date(2026, 3, 2),
+                                                          ws.settings.zone).cutoff)
+            assert engine.conn.execute("SELECT referred FROM member_facts WHERE member_id = 'a'").fetchall() \
+                == [(1,)]
+        # As of 03-02, b has not joined yet: the event-level SQL answers, and counts one member.
+        past = metrics_report(ws, start=date(2026, 3, 1), end=date(2026, 3, 3), as_of=date(2026, 3, 2))
+        assert past["total"]["cohort_size"] == 1
+        ws.settings.metrics_facts = False  # the setting turns the facts off: the same report, from the events
+        with analytics(ws, ship_first=False) as engine:
+            assert not usable(engine, ws.settings, Period(date(2026, 3, 1), date(2026, 3, 3), date(2026, 4, 30),
+                                                          ws.settings.zone).cutoff)
+        assert metrics_report(ws, start=date(2026, 3, 1), end=date(2026, 3, 3), as_of=date(2026, 4, 30),
+                              by="channel") == report
+    finally:
+        ws.close()
+
+
+def test_facts_are_rebuilt_when_the_engagement_types_change(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    try:
+        ingest_batch(ws.engine, [
+            {"event_id": "j1", "type": "joined", "ts": "2026-03-01T10:00:00+08:00", "member_id": "a"},
+            {"event_id": "s1", "type": "reward_claimed", "ts": "2026-03-02T10:00:00+08:00", "member_id": "a"},
+        ])
+        with analytics(ws) as engine:
+            assert engine.conn.execute("SELECT r1 FROM member_facts").fetchall() == [(False,)]
+        ws.settings.engagement_types = [*ws.settings.engagement_types, "reward_claimed"]
+        with analytics(ws, ship_first=False) as engine:  # read-only: the old facts no longer apply
+            period = Period(date(2026, 3, 1), date(2026, 3, 1), date(2026, 4, 1), ws.settings.zone)
+            assert not usable(engine, ws.settings, period.cutoff)
+        ingest_batch(ws.engine, [{"event_id": "m1", "type": "message", "ts": "2026-03-20T10:00:00+08:00",
+                                  "member_id": "a"}])
+        with analytics(ws) as engine:
+            assert usable(engine, ws.settings, period.cutoff)
+            assert engine.conn.execute("SELECT r1 FROM member_facts").fetchall() == [(True,)]
+    finally:
+        ws.close()
