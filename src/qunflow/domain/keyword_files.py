@@ -26,19 +26,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from qunflow.domain.keywords import KeywordRule, Matcher, RuleError, compile_rules
 from qunflow.domain.playbooks import (
-    PlaybookErrors,
-    Problem,
     Strict,
     Text,
-    _documents,
-    _field,
     _key,
-    _line_of,
-    validation_problems,
+    parse_kind,
 )
 from qunflow.domain.privacy import profile_variables_in
 from qunflow.domain.templates import Template, TemplateError, check_template, template_variables
@@ -162,26 +157,8 @@ def is_rule_set(tree: Any) -> bool:
 
 def parse_rule_sets(text: str, file: str = "<text>") -> list[RuleSetSource]:
     """Every `kind: keyword_rules` document of one YAML text, or PlaybookErrors naming each problem's line."""
-    problems: list[Problem] = []
-    sources: list[RuleSetSource] = []
-    for tree, chunk, _first in _documents(text, file):
-        if not is_rule_set(tree):
-            continue
-        try:
-            rule_set = RuleSet.model_validate(tree)
-        except ValidationError as exc:
-            problems += validation_problems(exc, tree, file, _model_loc)
-            continue
-        found = _rule_problems(rule_set)
-        problems.extend(Problem(file, _line_of(tree, loc) + 1, _field(loc), message) for loc, message in found)
-        if not found:
-            sources.append(RuleSetSource(rule_set, chunk, file))
-    keys = [s.rule_set.key for s in sources]
-    for key in sorted({k for k in keys if keys.count(k) > 1}):
-        problems.append(Problem(file, 1, "key", f"keyword rule set {key!r} is defined twice"))
-    if problems:
-        raise PlaybookErrors(problems)
-    return sources
+    found = parse_kind(text, file, KIND, RuleSet, _rule_problems, 'keyword rule set', loc_of=_model_loc)
+    return [RuleSetSource(doc, chunk, file) for doc, chunk in found]
 
 
 def _model_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:

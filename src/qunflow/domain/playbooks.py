@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -342,6 +342,9 @@ def _line_of(node: Any, loc: tuple[Any, ...]) -> int:
     return int(line)
 
 
+M = TypeVar("M", bound=BaseModel)  # a document kind's model (parse_kind)
+
+
 def _documents(text: str, file: str) -> list[tuple[Any, str, int]]:
     """(tree, the document's own text, first line) per YAML document."""
     from ruamel.yaml import YAML
@@ -381,6 +384,35 @@ def validation_problems(exc: ValidationError, tree: Any, file: str,
         loc = trim(tuple(error["loc"]))
         problems.append(Problem(file, _line_of(tree, loc) + 1, _field(loc), error["msg"].removeprefix("Value error, ")))
     return problems
+
+
+def parse_kind(text: str, file: str, kind: str, model: type[M],
+               check: Callable[[M], list[tuple[tuple[Any, ...], str]]], what: str | None,
+               loc_of: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None) -> list[tuple[M, str]]:
+    """Every `kind: <kind>` document of one YAML text as (its model, its own text), or PlaybookErrors naming
+    each problem's line and field: what the model refuses, what `check` finds (location, message) and, when
+    `what` names the document, a key defined twice. The one loop behind each document kind's parser."""
+    problems: list[Problem] = []
+    found: list[tuple[M, str]] = []
+    for tree, chunk, _first in _documents(text, file):
+        if not (isinstance(tree, dict) and tree.get("kind") == kind):
+            continue
+        try:
+            doc = model.model_validate(tree)
+        except ValidationError as exc:
+            problems += validation_problems(exc, tree, file, loc_of)
+            continue
+        own = check(doc)
+        problems.extend(Problem(file, _line_of(tree, loc) + 1, _field(loc), message) for loc, message in own)
+        if not own:
+            found.append((doc, chunk))
+    if what is not None:
+        keys = [getattr(doc, "key") for doc, _ in found]  # noqa: B009 - every document model has a key
+        for key in sorted({k for k in keys if keys.count(k) > 1}):
+            problems.append(Problem(file, 1, "key", f"{what} {key!r} is defined twice"))
+    if problems:
+        raise PlaybookErrors(problems)
+    return found
 
 
 def parse_playbooks(text: str, file: str = "<text>",

@@ -30,17 +30,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from qunflow.domain.playbooks import (
-    PlaybookErrors,
-    Problem,
     Strict,
-    _documents,
-    _field,
     _key,
-    _line_of,
-    validation_problems,
+    parse_kind,
 )
 
 KIND = "rewards"
@@ -150,26 +145,8 @@ def is_program(tree: Any) -> bool:
 
 def parse_programs(text: str, file: str = "<text>") -> list[ProgramSource]:
     """Every `kind: rewards` document of one YAML text, or PlaybookErrors naming each problem's line."""
-    problems: list[Problem] = []
-    sources: list[ProgramSource] = []
-    for tree, chunk, _first in _documents(text, file):
-        if not is_program(tree):
-            continue
-        try:
-            program = Program.model_validate(tree)
-        except ValidationError as exc:
-            problems += validation_problems(exc, tree, file)
-            continue
-        found = program.reference_problems()
-        problems.extend(Problem(file, _line_of(tree, loc) + 1, _field(loc), message) for loc, message in found)
-        if not found:
-            sources.append(ProgramSource(program, chunk, file))
-    keys = [s.program.key for s in sources]
-    for key in sorted({k for k in keys if keys.count(k) > 1}):
-        problems.append(Problem(file, 1, "key", f"reward program {key!r} is defined twice"))
-    if problems:
-        raise PlaybookErrors(problems)
-    return sources
+    found = parse_kind(text, file, KIND, Program, lambda program: program.reference_problems(), 'reward program')
+    return [ProgramSource(doc, chunk, file) for doc, chunk in found]
 
 
 # --- grants: what a rule owes, as plain values ---------------------------------------------------

@@ -31,18 +31,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from qunflow.domain.playbooks import (
-    PlaybookErrors,
-    Problem,
     Strict,
     Text,
-    _documents,
-    _field,
     _key,
-    _line_of,
-    validation_problems,
+    parse_kind,
 )
 from qunflow.domain.templates import TemplateError, check_template, template_variables
 
@@ -147,26 +142,8 @@ def _problems(rule_set: TierRuleSet) -> list[tuple[tuple[Any, ...], str]]:
 
 def parse_tier_rules(text: str, file: str = "<text>") -> list[TierRuleSource]:
     """Every `kind: tier_rules` document of one YAML text, or PlaybookErrors naming each problem's line."""
-    problems: list[Problem] = []
-    sources: list[TierRuleSource] = []
-    for tree, chunk, _first in _documents(text, file):
-        if not is_tier_rules(tree):
-            continue
-        try:
-            rule_set = TierRuleSet.model_validate(tree)
-        except ValidationError as exc:
-            problems += validation_problems(exc, tree, file)
-            continue
-        found = _problems(rule_set)
-        problems.extend(Problem(file, _line_of(tree, loc) + 1, _field(loc), message) for loc, message in found)
-        if not found:
-            sources.append(TierRuleSource(rule_set, chunk, file))
-    keys = [s.rule_set.key for s in sources]
-    for key in sorted({k for k in keys if keys.count(k) > 1}):
-        problems.append(Problem(file, 1, "key", f"tier rule set {key!r} is defined twice"))
-    if problems:
-        raise PlaybookErrors(problems)
-    return sources
+    found = parse_kind(text, file, KIND, TierRuleSet, _problems, 'tier rule set')
+    return [TierRuleSource(doc, chunk, file) for doc, chunk in found]
 
 
 # --- evaluation --------------------------------------------------------------------------------------

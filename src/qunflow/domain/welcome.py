@@ -23,7 +23,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from qunflow.domain.playbooks import (
     Coupon,
@@ -31,11 +31,8 @@ from qunflow.domain.playbooks import (
     Problem,
     Strict,
     Text,
-    _documents,
-    _field,
     _key,
-    _line_of,
-    validation_problems,
+    parse_kind,
 )
 from qunflow.domain.templates import TemplateError, check_template
 
@@ -222,25 +219,10 @@ def _problems(welcome: Welcome) -> list[tuple[tuple[Any, ...], str]]:
 
 def parse_welcomes(text: str, file: str = "<text>") -> list[WelcomeSource]:
     """Every `kind: welcome` document of one YAML text, or PlaybookErrors naming each problem's line and field."""
-    problems: list[Problem] = []
-    sources: list[WelcomeSource] = []
-    for tree, chunk, _first in _documents(text, file):
-        if not is_welcome(tree):
-            continue
-        try:
-            welcome = Welcome.model_validate(tree)
-        except ValidationError as exc:
-            problems += validation_problems(exc, tree, file)
-            continue
-        found = _problems(welcome)
-        problems.extend(Problem(file, _line_of(tree, loc) + 1, _field(loc), message) for loc, message in found)
-        if not found:
-            sources.append(WelcomeSource(welcome, chunk, file))
+    sources = [WelcomeSource(doc, chunk, file) for doc, chunk in parse_kind(text, file, KIND, Welcome, _problems, None)]
     if len(sources) > 1:
-        problems.append(Problem(file, 1, "kind", "a workspace has one welcome; this file defines "
-                                f"{len(sources)}"))
-    if problems:
-        raise PlaybookErrors(problems)
+        raise PlaybookErrors([Problem(file, 1, "kind",
+                                      f"a workspace has one welcome; this file defines {len(sources)}")])
     return sources
 
 
