@@ -47,16 +47,17 @@ def make_period(start: date | None, end: date | None, as_of: date | None, zone: 
     end = end or as_of
     start = start or end - timedelta(days=27)
     if start > end:
-        raise InvalidInput(f"from ({start}) is after to ({end})")
+        raise InvalidInput(f"from ({start}) is after to ({end})", zh=f"开始日期 {start} 晚于结束日期 {end}")
     if (end - start).days > MAX_PERIOD_DAYS:
-        raise InvalidInput(f"a period spans at most {MAX_PERIOD_DAYS} days")
+        raise InvalidInput(f"a period spans at most {MAX_PERIOD_DAYS} days", zh=f"统计区间最长 {MAX_PERIOD_DAYS} 天")
     return Period(start, end, as_of, zone)
 
 
 def check_dimension(by: str | None) -> str:
     by = by or "none"
     if by not in DIMENSIONS:
-        raise InvalidInput(f"by must be one of {', '.join(DIMENSIONS)}; got {by!r}")
+        raise InvalidInput(f"by must be one of {', '.join(DIMENSIONS)}; got {by!r}",
+                           zh=f"by 须为以下之一:{', '.join(DIMENSIONS)};收到的是 {by!r}")
     return by
 
 
@@ -68,10 +69,12 @@ def check_filters(filters: Mapping[str, str | None] | None) -> dict[str, str]:
     clean: dict[str, str] = {}
     for name, value in (filters or {}).items():
         if name not in FILTERS:
-            raise InvalidInput(f"cannot filter by {name!r}; use {', '.join(FILTERS)}")
+            raise InvalidInput(f"cannot filter by {name!r}; use {', '.join(FILTERS)}",
+                               zh=f"不能按 {name!r} 筛选;可用:{', '.join(FILTERS)}")
         if value:
             if len(value) > 128:
-                raise InvalidInput(f"filter {name} is longer than 128 characters")
+                raise InvalidInput(f"filter {name} is longer than 128 characters",
+                                   zh=f"筛选条件 {name} 超过 128 个字符")
             clean[name] = value
     return clean
 
@@ -80,9 +83,10 @@ def check_experiment(experiment: str | None, by: str, filters: Mapping[str, str]
     """The experiment whose exposed members a report covers; `by=variant` and a variant filter need one."""
     experiment = experiment or None
     if experiment is None and (by == "variant" or "variant" in filters):
-        raise InvalidInput("by=variant and the variant filter need an experiment (experiment=NAME)")
+        raise InvalidInput("by=variant and the variant filter need an experiment (experiment=NAME)",
+                           zh="按 variant 拆分或筛选需要指定实验(experiment=NAME)")
     if experiment is not None and len(experiment) > 128:
-        raise InvalidInput("experiment is longer than 128 characters")
+        raise InvalidInput("experiment is longer than 128 characters", zh="实验名超过 128 个字符")
     return experiment
 
 

@@ -32,9 +32,11 @@ def _selection(status: str, kind: str | None, assignee: str | None, due_before: 
                groups: Groups = None) -> list[Any]:
     """The items a filter selects (the same for a page and for the count)."""
     if status not in STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, got {status!r}",
+                           zh=f"状态须为以下之一:{', '.join(STATUSES)};收到的是 {status!r}")
     if kind is not None and kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}",
+                           zh=f"类型须为以下之一:{', '.join(KINDS)};收到的是 {kind!r}")
     c = inbox.c
     conditions: list[Any] = []
     if status == "open":
@@ -57,9 +59,9 @@ def list_inbox(ws: Workspace, *, status: str = "open", kind: str | None = None, 
     them); `offset` items are skipped."""
     conditions = _selection(status, kind, assignee, due_before, groups)
     if not 1 <= limit <= 5000:
-        raise InvalidInput("limit must be between 1 and 5000")
+        raise InvalidInput("limit must be between 1 and 5000", zh="limit 须在 1 到 5000 之间")
     if offset < 0:
-        raise InvalidInput("offset must be 0 or more")
+        raise InvalidInput("offset must be 0 or more", zh="offset 不能小于 0")
     c = inbox.c
     query = (select(inbox).where(*conditions).order_by(c.due_at.is_(None), c.due_at, c.created_at, c.id)
              .limit(limit).offset(offset))
@@ -79,7 +81,7 @@ def _change(ws: Workspace, item_id: int, groups: Groups, **values: Any) -> dict[
     with ws.engine.begin() as conn:
         if conn.execute(update(inbox).where(inbox.c.id == item_id, *_in_groups(groups))
                         .values(**values)).rowcount == 0:
-            raise NotFound(f"no inbox item {item_id}")
+            raise NotFound(f"no inbox item {item_id}", zh=f"没有待办事项 {item_id}")
         return dict(conn.execute(select(inbox).where(inbox.c.id == item_id)).one()._mapping)
 
 
@@ -92,7 +94,7 @@ def set_done(ws: Workspace, item_id: int, done: bool = True, groups: Groups = No
                      .values(done_at=ws.clock()))
         row = conn.execute(select(inbox).where(inbox.c.id == item_id, *_in_groups(groups))).first()
     if row is None:
-        raise NotFound(f"no inbox item {item_id}")
+        raise NotFound(f"no inbox item {item_id}", zh=f"没有待办事项 {item_id}")
     return dict(row._mapping)
 
 
@@ -100,7 +102,8 @@ def assign(ws: Workspace, item_id: int, assignee: str | None, groups: Groups = N
     """Give an item to an advisor (a free-text name); empty or None takes it back."""
     name = (assignee or "").strip()
     if len(name) > MAX_ASSIGNEE:
-        raise InvalidInput(f"assignee must be at most {MAX_ASSIGNEE} characters")
+        raise InvalidInput(f"assignee must be at most {MAX_ASSIGNEE} characters",
+                           zh=f"负责人最多 {MAX_ASSIGNEE} 个字符")
     if any(ch in name for ch in "\r\n\t"):
-        raise InvalidInput("assignee must be one line")
+        raise InvalidInput("assignee must be one line", zh="负责人只能写一行")
     return _change(ws, item_id, groups, assignee=name or None)

@@ -69,7 +69,7 @@ def check_in_groups(ws: Workspace, member_id: str, allowed: frozenset[str] | Non
         key = conn.execute(select(groups.c.key).join(members, members.c.group_id == groups.c.id)
                            .where(members.c.id == member_id)).scalar()
     if key not in allowed:
-        raise NotFound(f"no member {member_id!r} in your groups")
+        raise NotFound(f"no member {member_id!r} in your groups", zh=f"你负责的群里没有成员 {member_id!r}")
     return member_id
 
 
@@ -77,7 +77,8 @@ def find_member(ws: Workspace, member_id: str | None = None, phone: str | None =
     """The member named by id or by phone number (exactly one of them). NotFound when there is none (an
     erased member is said to be erased), Conflict when several members have the number."""
     if (member_id is None) == (phone is None):
-        raise InvalidInput("name the member by id or by --phone, not both and not neither")
+        raise InvalidInput("name the member by id or by --phone, not both and not neither",
+                           zh="请用成员 ID 或 --phone 指定成员(二选一)")
     with ws.engine.connect() as conn:
         if member_id is not None:
             member_id = member_id.strip()
@@ -85,11 +86,13 @@ def find_member(ws: Workspace, member_id: str | None = None, phone: str | None =
                 return member_id
             erased = _erased_at(conn, ws, member_id)
             if erased is not None:
-                raise NotFound(f"member {member_id} was erased on {erased:%Y-%m-%d %H:%M} UTC: nothing is held")
-            raise NotFound(f"no member {member_id!r} (member ids look like m_0123456789abcdef)")
+                raise NotFound(f"member {member_id} was erased on {erased:%Y-%m-%d %H:%M} UTC: nothing is held",
+                               zh=f"成员 {member_id} 已于 {erased:%Y-%m-%d %H:%M} UTC 删除,不再保存任何数据")
+            raise NotFound(f"no member {member_id!r} (member ids look like m_0123456789abcdef)",
+                           zh=f"没有成员 {member_id!r}(成员 ID 形如 m_0123456789abcdef)")
         digits = normalise_phone(phone or "")
         if len(digits) < 6:
-            raise InvalidInput("a phone number has at least 6 digits")
+            raise InvalidInput("a phone number has at least 6 digits", zh="手机号至少 6 位数字")
         found = set(conn.execute(select(join_signals.c.member_id).where(
             join_signals.c.phone == phone_key(ws, digits))).scalars())
         for row in conn.execute(select(members.c.id, members.c.profile).where(members.c.profile.is_not(None))):
@@ -98,10 +101,11 @@ def find_member(ws: Workspace, member_id: str | None = None, phone: str | None =
                 found.add(row.id)
         present = set(conn.execute(select(members.c.id).where(members.c.id.in_(found))).scalars()) if found else set()
     if not present:
-        raise NotFound("no member has this phone number")
+        raise NotFound("no member has this phone number", zh="没有成员使用这个手机号")
     if len(present) > 1:
         raise Conflict(f"{len(present)} members have this phone number ({', '.join(sorted(present))}): "
-                       "name the one you mean by id")
+                       "name the one you mean by id",
+                       zh=f"{len(present)} 个成员使用这个手机号({', '.join(sorted(present))}):请用成员 ID 指定")
     return present.pop()
 
 
@@ -127,7 +131,7 @@ def export_member(ws: Workspace, member_id: str) -> dict[str, Any]:
     with ws.engine.connect() as conn:
         row = conn.execute(select(members).where(members.c.id == member_id)).first()
         if row is None:
-            raise NotFound(f"no member {member_id!r}")
+            raise NotFound(f"no member {member_id!r}", zh=f"没有成员 {member_id!r}")
         member = {k: plain(v) for k, v in row._mapping.items() if k != "profile"}
         member["profile"] = unseal(ws, row.profile)
         own_events = events.c.member_id == member_id
@@ -186,7 +190,7 @@ def member_record(ws: Workspace, member_id: str, *, with_profile: bool) -> dict[
                            .outerjoin(groups, groups.c.id == members.c.group_id)
                            .where(members.c.id == member_id)).first()
         if row is None:
-            raise NotFound(f"no member {member_id!r}")
+            raise NotFound(f"no member {member_id!r}", zh=f"没有成员 {member_id!r}")
         own_events = events.c.member_id == member_id
         if row.visitor_id:
             own_events = or_(own_events, events.c.visitor_id == row.visitor_id)
@@ -249,9 +253,10 @@ def search_members(ws: Workspace, query: str, allowed: frozenset[str] | None = N
     hashes of its parts, services/privacy.index_name). Each: member_id, name, group, tier, matched_by."""
     text = query.strip()
     if not text:
-        raise InvalidInput("type a name, phone number, external id or coupon code to search")
+        raise InvalidInput("type a name, phone number, external id or coupon code to search",
+                           zh="请输入姓名、手机号、外部 ID 或券码来搜索")
     if len(text) > 128:
-        raise InvalidInput("a search is at most 128 characters")
+        raise InvalidInput("a search is at most 128 characters", zh="搜索内容最多 128 个字符")
     found: dict[str, str] = {}
     with ws.engine.connect() as conn:
         def add(ids: Any, how: str) -> None:

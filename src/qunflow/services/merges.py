@@ -77,7 +77,7 @@ def _member(conn: Connection, member_id: str) -> Any:
     row = conn.execute(select(members).where(members.c.id == member_id)).first()
     if row is None and conn.execute(select(events.c.seq).where(events.c.member_id == member_id).limit(1)).first() \
             is None:
-        raise NotFound(f"no member {member_id!r}")
+        raise NotFound(f"no member {member_id!r}", zh=f"没有成员 {member_id!r}")
     return row
 
 
@@ -91,7 +91,7 @@ def merge(ws: Workspace, keep: str, merged: str, *, actor: str) -> dict[str, Any
     """Fold `merged` into `keep`; returns the merge row. A candidate pair is used if there is one."""
     keep, merged = keep.strip(), merged.strip()
     if keep == merged:
-        raise InvalidInput("a member cannot be merged into itself")
+        raise InvalidInput("a member cannot be merged into itself", zh="成员不能与自己合并")
     now = ws.clock()
     with ws.engine.begin() as conn:
         a, b = _member(conn, keep), _member(conn, merged)
@@ -99,7 +99,8 @@ def merge(ws: Workspace, keep: str, merged: str, *, actor: str) -> dict[str, Any
             member_merges.c.status == "merged",
             (member_merges.c.merged_id == merged) | (member_merges.c.merged_id == keep))).first()
         if open_merge is not None:
-            raise Conflict(f"one of them was already merged (merge #{open_merge.id}); undo that first")
+            raise Conflict(f"one of them was already merged (merge #{open_merge.id}); undo that first",
+                           zh=f"其中一人已被合并(合并 #{open_merge.id}),请先撤销那次合并")
         moved_events = list(conn.execute(select(events.c.seq).where(events.c.member_id == merged)).scalars())
         moved: dict[str, Any] = {
             "events": moved_events,
@@ -161,9 +162,10 @@ def undo(ws: Workspace, merge_id: int, *, actor: str) -> dict[str, Any]:
     with ws.engine.begin() as conn:
         row = conn.execute(select(member_merges).where(member_merges.c.id == merge_id)).first()
         if row is None:
-            raise NotFound(f"no merge #{merge_id}")
+            raise NotFound(f"no merge #{merge_id}", zh=f"没有合并 #{merge_id}")
         if row.status != "merged":
-            raise Conflict(f"merge #{merge_id} is {row.status}, not merged: nothing to undo")
+            raise Conflict(f"merge #{merge_id} is {row.status}, not merged: nothing to undo",
+                           zh=f"合并 #{merge_id} 的状态是 {row.status},不是已合并:没有可撤销的")
         moved, keep, merged = row.moved, row.keep_id, row.merged_id
         if moved["events"]:
             conn.execute(update(events).where(events.c.seq.in_(moved["events"])).values(member_id=merged))
@@ -193,9 +195,10 @@ def reject(ws: Workspace, merge_id: int, *, actor: str) -> None:
     with ws.engine.begin() as conn:
         status = conn.execute(select(member_merges.c.status).where(member_merges.c.id == merge_id)).scalar()
         if status is None:
-            raise NotFound(f"no merge #{merge_id}")
+            raise NotFound(f"no merge #{merge_id}", zh=f"没有合并 #{merge_id}")
         if status != "candidate":
-            raise Conflict(f"merge #{merge_id} is {status}: only a candidate can be rejected")
+            raise Conflict(f"merge #{merge_id} is {status}: only a candidate can be rejected",
+                           zh=f"合并 #{merge_id} 的状态是 {status}:只有待审的候选才能驳回")
         conn.execute(update(member_merges).where(member_merges.c.id == merge_id).values(
             status="rejected", decided_at=ws.clock(), decided_by=actor[:64]))
         audit(conn, actor=actor, via=actor.split(":")[0], action="member.merge_reject", target=str(merge_id))
