@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal, Protocol
+from urllib.parse import urlsplit
 
 DmPolicy = Literal[
     "any",                  # Slack, Discord: a bot may message a new member
@@ -54,6 +55,16 @@ class Capabilities:
     # The bot can remove a member from a group (`RemovesMembers.remove_member`): a tier move whose rule says
     # leave_old then takes them out of the old group. Elsewhere staff are asked to (an inbox item).
     removes_members: bool = False
+
+
+def api_base(value: str, example: str) -> str:
+    """A connector's `api_base` setting, checked: an http(s) URL with a host, without a trailing slash (the
+    fake platforms in the tests are reached through it)."""
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} must be an http(s) URL such as {example}")
+    return value
 
 
 @dataclass(frozen=True)

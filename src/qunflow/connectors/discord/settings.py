@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from qunflow.connectors.base import api_base
 from qunflow.connectors.registry import PlatformSettings
 
 PUBLIC_KEY = re.compile(r"[0-9a-fA-F]{64}")  # the application's Ed25519 public key, hex (Developer Portal)
@@ -40,11 +40,7 @@ class DiscordSettings(PlatformSettings):
     @field_validator("api_base")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{value!r} must be an http(s) URL such as https://discord.com/api/v10")
-        return value
+        return api_base(value, "https://discord.com/api/v10")
 
     @field_validator("public_key")
     @classmethod

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from qunflow.connectors.base import api_base
 from qunflow.connectors.registry import PlatformSettings
 
 # Bot tokens start with xoxb- (OAuth & Permissions > Bot User OAuth Token).
@@ -57,8 +57,4 @@ class SlackSettings(PlatformSettings):
     @field_validator("api_base")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{value!r} must be an http(s) URL such as https://slack.com/api")
-        return value
+        return api_base(value, "https://slack.com/api")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from qunflow.connectors.base import api_base
 from qunflow.connectors.registry import PlatformSettings
 
 # Shaped like @BotFather's tokens (the docs' example: 123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11).
@@ -55,11 +55,7 @@ class TelegramSettings(PlatformSettings):
     @field_validator("api_base")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{value!r} must be an http(s) URL such as https://api.telegram.org")
-        return value
+        return api_base(value, "https://api.telegram.org")
 
     @field_validator("webhook_secret")
     @classmethod

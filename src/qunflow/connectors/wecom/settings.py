@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from qunflow.connectors.base import api_base
 from qunflow.connectors.registry import PlatformSettings
 
 AES_KEY_LENGTH = 43
@@ -47,7 +48,4 @@ class WeComSettings(PlatformSettings):
     @field_validator("api_base")
     @classmethod
     def _api_base(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} must be an http(s) URL such as https://qyapi.weixin.qq.com")
-        return value
+        return api_base(value, "https://qyapi.weixin.qq.com")
