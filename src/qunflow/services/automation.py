@@ -274,8 +274,10 @@ def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Ou
             _finish(conn, row.id, worker, "exited", step_index, context, now)
             return keys
         step = playbook.steps[step_index]
-        if varied and member_id:
-            step = _step_for(ws, conn, playbook, step, member_id, varied, now)
+        # The experiment on this step, if any, and the member's arm: read once here, used where it applies.
+        tested = step_variant(ws, conn, playbook.key, step, member_id, varied) if varied and member_id else None
+        if tested is not None and tested[0].replaces_step:
+            step, tested = _swap_step(conn, step, tested, member_id or "", now), None
         action = step.action
         outcome.steps += 1
         if action == "wait":
@@ -293,7 +295,8 @@ def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Ou
                 _move(conn, row.id, worker, step_index + 1, due, context, now)
                 return keys
         elif action in ("send_dm", "post_group", "notify_staff"):
-            queued = _prepare_send(ws, conn, playbook, step, row, member_id, step_index, context, now, outcome)
+            queued = _prepare_send(ws, conn, playbook, step, row, member_id, step_index, context, now, outcome,
+                                   tested)
             if queued is None:  # deferred (quiet hours, cap) or parked: the enrollment was updated
                 return keys
             if queued:
@@ -308,20 +311,16 @@ def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Ou
             _finish(conn, row.id, worker, "exited", step_index + 1, context, now)
             return keys
         else:
-            _effect(ws, conn, playbook, step, row, member_id, step_index, context, now)
+            _effect(ws, conn, playbook, step, row, member_id, step_index, context, now, tested)
         step_index += 1
     _finish(conn, row.id, worker, "dead", step_index, context, now, error="branches loop without a wait")
     return keys
 
 
-def _step_for(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, member_id: str,
-              varied: list[Any], now: datetime) -> Step:
-    """The step this member meets: an experiment's variant may put another step in its place (the control
+def _swap_step(conn: Connection, step: Step, tested: tuple[Any, str], member_id: str, now: datetime) -> Step:
+    """The step this member meets when an experiment's variants put another step in its place (the control
     keeps the playbook's). Reaching it is the member's exposure, whatever their arm. Experiments that vary a
     step's text or coupon value are applied where the message or coupon is made."""
-    tested = step_variant(ws, conn, playbook.key, step, member_id, varied)
-    if tested is None or not tested[0].replaces_step:
-        return step
     doc, arm = tested
     chosen = doc.variant(arm)
     if doc.shipped is None:
@@ -415,8 +414,9 @@ def _event(conn: Connection, event_id: str, kind: str, now: datetime, member_id:
 
 
 def _effect(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row: Any, member_id: str | None,
-            index: int, context: dict[str, Any], now: datetime) -> None:
-    """A step that only changes our own state: it commits with the enrollment's progress."""
+            index: int, context: dict[str, Any], now: datetime, tested: tuple[Any, str] | None = None) -> None:
+    """A step that only changes our own state: it commits with the enrollment's progress. `tested`: the
+    experiment that varies this step and the member's arm (an issue_coupon step's value)."""
     cause = f"pb:{row.id}:{index}"
     if member_id is None:
         return  # member steps in a group-scheduled playbook do nothing (validated playbooks avoid it)
@@ -427,10 +427,7 @@ def _effect(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row
             _event(conn, f"cw-{cause}", "coupon_withheld", now, member_id, {"name": spec.name, "why": "gate_cap"})
             return
         value = float(spec.value)
-        tested = step_variant(ws, conn, playbook.key, step, member_id)  # an incentive A/B: the value varies
-        if tested is not None and tested[0].replaces_step:
-            tested = None  # a whole-step experiment: chosen, and exposed, in _step_for
-        chosen = tested[0].variant(tested[1]) if tested is not None else None
+        chosen = tested[0].variant(tested[1]) if tested is not None else None  # an incentive A/B
         if chosen is not None and chosen.coupon_value is not None:
             value = float(chosen.coupon_value)
         coupon, _ = issue_coupon(conn, member_id=member_id, name=spec.name, value=Decimal(str(value)),
@@ -505,7 +502,7 @@ def _variables(ws: Workspace, conn: Connection, member_id: str | None, context: 
 
 def _prepare_send(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row: Any,
                   member_id: str | None, index: int, context: dict[str, Any], now: datetime,
-                  outcome: Outcome) -> str | None:
+                  outcome: Outcome, tested: tuple[Any, str] | None = None) -> str | None:
     """Queue the step's message in the outbox: its key, "" when there is nothing to send (recorded, go on),
     or None when the enrollment was deferred (quiet hours, the daily cap) or parked as a dead letter."""
     key = f"pb:{row.id}:{index}"
@@ -540,9 +537,8 @@ def _prepare_send(ws: Workspace, conn: Connection, playbook: Playbook, step: Ste
             return None
     values, language = _variables(ws, conn, member_id, context, group)
     template = playbook.templates[(step.send_dm if action == "send_dm" else step.post_group) or ""]
-    tested = step_variant(ws, conn, playbook.key, step, member_id) if action == "send_dm" and member_id else None
-    if tested is not None and tested[0].replaces_step:
-        tested = None  # a whole-step experiment: the step was chosen, and the exposure written, in _step_for
+    if action != "send_dm":
+        tested = None  # only a direct message's text is varied
     if tested is not None:  # a `kind: experiment` varies this step's text; the control keeps the step's own
         chosen = tested[0].variant(tested[1])
         template = chosen.text if chosen is not None and chosen.text is not None else template
