@@ -141,8 +141,6 @@ def send(ws: Workspace, message: Message, *, wait_up_to: float = 0.0,
                 return "skipped" if new else None
             return insert_new_row(conn, deliveries, _row(ws, message, ws.clock(), "pending"))
 
-    if with_record is None and _known(ws, message.key):  # e.g. the group menu a join this minute already posted:
-        return Sent(message.key, "known")                # a read, where the insert would take the one writer
     row = retry_busy(insert)
     if row == "skipped":
         return Sent(message.key, "skipped", error=NO_CONSENT)
@@ -156,14 +154,6 @@ def send(ws: Workspace, message: Message, *, wait_up_to: float = 0.0,
             again = deliver(ws, [message.key]).results
             return again[0] if again else result
     return result
-
-
-_KEY_KNOWN = select(deliveries.c.id).where(deliveries.c.idempotency_key == bindparam("key"))
-
-
-def _known(ws: Workspace, key: str) -> bool:
-    with ws.engine.connect() as conn:
-        return conn.execute(_KEY_KNOWN, {"key": key}).first() is not None
 
 
 def deliver(ws: Workspace, keys: list[str] | None = None, *, limit: int = 500) -> Tally:
