@@ -76,9 +76,7 @@ def reindex_names(ws: Workspace, progress: Callable[[int, int], None] | None = N
     Returns how many members have a name."""
     named = 0
     with ws.engine.connect() as conn:
-        total = conn.execute(select(members.c.id).where(members.c.profile.is_not(None))
-                             .with_only_columns(members.c.id).order_by(None)).all()
-    ids = [row.id for row in total]
+        ids = list(conn.execute(select(members.c.id).where(members.c.profile.is_not(None))).scalars())
     for start in range(0, len(ids), batch):
         chunk = ids[start:start + batch]
         with ws.engine.begin() as conn:
