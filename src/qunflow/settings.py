@@ -255,7 +255,9 @@ class Settings(EnvFirstSettings):
         """The ClickHouse server of `analytics_engine = "clickhouse"`."""
         if not self.clickhouse_url:
             raise InvalidInput("analytics_engine = clickhouse needs clickhouse_url (or QUNFLOW_CLICKHOUSE_URL), "
-                               "e.g. http://user:password@host:8123/qunflow")
+                               "e.g. http://user:password@host:8123/qunflow",
+                               zh="analytics_engine = clickhouse 需要 clickhouse_url(或 QUNFLOW_CLICKHOUSE_URL),"
+                                  "例如 http://user:password@host:8123/qunflow")
         return clickhouse_target(self.clickhouse_url)
 
     @property
@@ -277,7 +279,8 @@ class Settings(EnvFirstSettings):
             return self.secret_key.encode()
         path = self.home / SECRET_FILE
         if not path.exists():
-            raise InvalidInput(f"no secret key: run `qunflow init {self.home}` or set QUNFLOW_SECRET_KEY")
+            raise InvalidInput(f"no secret key: run `qunflow init {self.home}` or set QUNFLOW_SECRET_KEY",
+                               zh=f"没有密钥:请运行 `qunflow init {self.home}` 或设置 QUNFLOW_SECRET_KEY")
         return path.read_text().strip().encode()
 
     def platform_webhook_secret(self) -> str:
@@ -353,7 +356,7 @@ def load_settings(workspace: str | Path | None = None, **overrides: Any) -> Sett
         try:
             values = tomllib.loads(path.read_text(encoding="utf-8")).get("qunflow", {})
         except tomllib.TOMLDecodeError as exc:
-            raise InvalidInput(f"{path}: not valid TOML: {exc}") from exc
+            raise InvalidInput(f"{path}: not valid TOML: {exc}", zh=f"{path}:不是有效的 TOML:{exc}") from exc
     values.update(overrides)
     values["home"] = home
     try:
@@ -363,7 +366,8 @@ def load_settings(workspace: str | Path | None = None, **overrides: Any) -> Sett
         where = ".".join(str(p) for p in first["loc"])
         source = f"QUNFLOW_{where.upper()}" if f"QUNFLOW_{where.upper()}" in os.environ else f"{path}: setting {where}"
         message = first["msg"].removeprefix("Value error, ")
-        raise InvalidInput(f"{source}: {message}") from exc
+        source_zh = source if source.startswith("QUNFLOW_") else f"{path}:设置项 {where}"
+        raise InvalidInput(f"{source}: {message}", zh=f"{source_zh}:取值无效({message})") from exc
 
 
 def platform_sections(home: Path) -> dict[str, dict[str, Any]]:
@@ -374,7 +378,7 @@ def platform_sections(home: Path) -> dict[str, dict[str, Any]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise InvalidInput(f"{path}: not valid TOML: {exc}") from exc
+        raise InvalidInput(f"{path}: not valid TOML: {exc}", zh=f"{path}:不是有效的 TOML:{exc}") from exc
     sections = data.get("platforms", {})
     return {name: dict(values) for name, values in sections.items() if isinstance(values, dict)}
 

@@ -136,7 +136,8 @@ def init_workspace(directory: str | Path | None = None, *, timezone: str = "Asia
     try:
         write_settings_file(home, timezone=timezone)
     except OSError as exc:  # a file in the way, no permission, read-only disk
-        raise InvalidInput(f"cannot create the workspace in {home}: {exc.strerror or exc}") from exc
+        raise InvalidInput(f"cannot create the workspace in {home}: {exc.strerror or exc}",
+                           zh=f"无法在 {home} 创建工作区:{exc.strerror or exc}") from exc
     workspace = Workspace(load_settings(home))
     migrate(workspace.engine)
     make_private(home)
@@ -164,7 +165,8 @@ def open_workspace(directory: str | Path | None = None) -> Workspace:
     """Open an initialised workspace; a clear error if there is none."""
     home = resolve_home(directory)
     if not (home / SETTINGS_FILE).exists():
-        raise InvalidInput(f"{home} is not a qunflow workspace: run `qunflow init {home}` first")
+        raise InvalidInput(f"{home} is not a qunflow workspace: run `qunflow init {home}` first",
+                           zh=f"{home} 不是 qunflow 工作区:请先运行 `qunflow init {home}`")
     workspace = Workspace(load_settings(home))
     before = schema_revision(workspace.engine)
     if before != SCHEMA_HEAD:  # new, or made by an older qunflow

@@ -232,12 +232,17 @@ def _server_errors(target: ClickHouseTarget) -> Iterator[None]:
         code = getattr(exc, "code", None)
         if code in AUTH_FAILED:
             raise Unavailable(f"the ClickHouse server at {target.where} refused user {target.user!r}: check the "
-                              "user and password in clickhouse_url (QUNFLOW_CLICKHOUSE_URL)") from exc
+                              "user and password in clickhouse_url (QUNFLOW_CLICKHOUSE_URL)",
+                              zh=f"ClickHouse 服务器 {target.where} 拒绝了用户 {target.user!r}:请检查 "
+                                 "clickhouse_url(QUNFLOW_CLICKHOUSE_URL)中的用户名和密码") from exc
         if code in NOT_ALLOWED:
             raise Unavailable(f"user {target.user!r} may not write to {target.where}: grant it CREATE, INSERT, "
-                              f"SELECT and DROP on database {target.database}") from exc
+                              f"SELECT and DROP on database {target.database}",
+                              zh=f"用户 {target.user!r} 无权写入 {target.where}:请在数据库 {target.database} 上"
+                                 "授予它 CREATE、INSERT、SELECT 和 DROP 权限") from exc
         if isinstance(exc, OperationalError):
-            raise Unavailable(f"the ClickHouse server at {target.where} is unreachable: {_root_cause(exc)}") \
+            raise Unavailable(f"the ClickHouse server at {target.where} is unreachable: {_root_cause(exc)}",
+                              zh=f"无法连接 ClickHouse 服务器 {target.where}:{_root_cause(exc)}") \
                 from exc
         raise
 
@@ -295,7 +300,8 @@ def open_engine(ws: Workspace, *, read_only: bool = False) -> Iterator[Engine]:
         try:
             import chdb  # noqa: F401
         except ImportError as exc:
-            raise InvalidInput("analytics_engine = chdb needs the chdb package: pip install 'qunflow[clickhouse]'") \
+            raise InvalidInput("analytics_engine = chdb needs the chdb package: pip install 'qunflow[clickhouse]'",
+                               zh="analytics_engine = chdb 需要安装 chdb 包:pip install 'qunflow[clickhouse]'") \
                 from exc
         with _chdb_lock:
             yield ChdbEngine(_chdb(ws.settings.analytics_file))
@@ -305,7 +311,10 @@ def open_engine(ws: Workspace, *, read_only: bool = False) -> Iterator[Engine]:
             import clickhouse_connect  # noqa: F401
         except ImportError as exc:
             raise InvalidInput("analytics_engine = clickhouse needs the clickhouse-connect package: "
-                               "pip install 'qunflow[clickhouse]'") from exc
+                               "pip install 'qunflow[clickhouse]'",
+                               zh="analytics_engine = clickhouse 需要安装 clickhouse-connect 包:"
+                                  "pip install 'qunflow[clickhouse]'") from exc
         yield _server(target)
     else:
-        raise InvalidInput(f"analytics_engine must be one of {', '.join(ENGINES)}, not {name!r}")
+        raise InvalidInput(f"analytics_engine must be one of {', '.join(ENGINES)}, not {name!r}",
+                           zh=f"analytics_engine 须为以下之一:{', '.join(ENGINES)};收到的是 {name!r}")

@@ -82,7 +82,8 @@ def connect(path: str, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyCo
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise AnalyticsBusy(f"the analytics store {path} is in use by another process: {exc}") \
+                    raise AnalyticsBusy(f"the analytics store {path} is in use by another process: {exc}",
+                                        zh=f"分析库 {path} 正被另一个进程占用:{exc}") \
                         from exc
                 time.sleep(0.1)
         try:

@@ -28,9 +28,10 @@ def weekly(
     from qunflow.web.report import report_html, write_report
 
     if lang not in ("zh", "en"):
-        raise InvalidInput("--lang must be zh or en")
+        raise InvalidInput("--lang must be zh or en", zh="--lang 须为 zh 或 en")
     if out.suffix.lower() not in (".html", ".pdf"):
-        raise InvalidInput(f"{out.name}: the report is written as .html or .pdf")
+        raise InvalidInput(f"{out.name}: the report is written as .html or .pdf",
+                           zh=f"{out.name}:报告只能写成 .html 或 .pdf")
     ws = workspace(workspace_dir)
     today = datetime.now(ws.settings.zone).date()
     chosen = parse_week(week, today)

@@ -37,7 +37,7 @@ def check_command(send_id: Annotated[str, typer.Argument(help="A send's id, e.g.
 
     number = send_id.removeprefix("s")
     if not number.isdigit():
-        raise InvalidInput(f"{send_id!r} is not a send id such as s12")
+        raise InvalidInput(f"{send_id!r} is not a send id such as s12", zh=f"{send_id!r} 不是发送记录 ID(形如 s12)")
     result = task_results(workspace(workspace_dir), int(number))
     console.print(f"task {result['msgid']}: {result['sent']} sent, {result['pending']} waiting for staff, "
                   f"{result['not_contact']} no longer contacts, {result['over_limit']} over the monthly cap",

@@ -258,9 +258,10 @@ def _merge(row: Callable[[int], Any], fast: dict[str, list[Any]], slow: bytearra
     for index, flag in enumerate(slow):
         if flag:
             item = row(index)
+            if str_is_reason and isinstance(item, str):  # the reader's own reason the row was refused
+                errors.append((index, item))
+                continue
             try:
-                if str_is_reason and isinstance(item, str):
-                    raise InvalidInput(item)
                 decided[index] = parse_event(item)
             except InvalidInput as exc:
                 errors.append((index, str(exc)))

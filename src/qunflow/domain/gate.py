@@ -212,17 +212,19 @@ def gate_from_json(key: str, data: Mapping[str, Any]) -> Gate:
         first_order = None if not first else FirstOrder(
             first.get("mode", "ask"), dict(first.get("label") or FirstOrder().label))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InvalidInput(f"gate {key!r}: bad definition ({exc})") from exc
+        raise InvalidInput(f"gate {key!r}: bad definition ({exc})", zh=f"入群问卷 {key!r}:定义有误({exc})") from exc
     for question in questions:
         for option in question.options:
             unknown = set(option.points) - set(TIERS)
             if unknown:
                 raise InvalidInput(f"gate {key!r}: question {question.key!r} gives points to unknown tier(s) "
-                                   f"{', '.join(sorted(unknown))}")
+                                   f"{', '.join(sorted(unknown))}",
+                                   zh=f"入群问卷 {key!r}:问题 {question.key!r} 给未知的层级加分:"
+                                      f"{', '.join(sorted(unknown))}")
     gate = Gate(key, fields, questions, routes, first_order)
     problems = check_gate(gate)
     if problems:
-        raise InvalidInput(f"gate {key!r}: " + "; ".join(problems))
+        raise InvalidInput(f"gate {key!r}: " + "; ".join(problems), zh=f"入群问卷 {key!r}:" + "; ".join(problems))
     return gate
 
 

@@ -252,7 +252,8 @@ class Matcher:
               tier: str | None = None) -> list[Match]:
         """Rules the message triggers, in rule order, cut after the first matching rule with `stop`."""
         if scope not in ("group", "private"):
-            raise InvalidInput(f"scope is {scope!r}; a message is posted in a group or private")
+            raise InvalidInput(f"scope is {scope!r}; a message is posted in a group or private",
+                               zh=f"scope 为 {scope!r}:消息只能发在群里(group)或私聊中(private)")
         nfkc = unicodedata.normalize("NFKC", text)
         keyword_hits: dict[int, set[int]] = {}
         if self._folded is not None:

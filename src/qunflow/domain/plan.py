@@ -26,13 +26,16 @@ def number(text: str | float | int | Decimal, name: str, *, rate: bool) -> Decim
     try:
         value = Decimal(str(text).strip())
     except InvalidOperation:
-        raise InvalidInput(f"{name} must be a number, got {str(text)[:40]!r}") from None
+        raise InvalidInput(f"{name} must be a number, got {str(text)[:40]!r}",
+                           zh=f"{name} 须为数字,收到的是 {str(text)[:40]!r}") from None
     if not value.is_finite():
-        raise InvalidInput(f"{name} must be a finite number, got {text!r}")
+        raise InvalidInput(f"{name} must be a finite number, got {text!r}",
+                           zh=f"{name} 须为有限的数字,收到的是 {text!r}")
     if rate and not Decimal(0) <= value <= Decimal(1):
-        raise InvalidInput(f"{name} must be a rate between 0 and 1 (40% is 0.4), got {text}")
+        raise InvalidInput(f"{name} must be a rate between 0 and 1 (40% is 0.4), got {text}",
+                           zh=f"{name} 须为 0 到 1 之间的比率(40% 写作 0.4),收到的是 {text}")
     if not rate and value < 0:
-        raise InvalidInput(f"{name} must not be negative, got {text}")
+        raise InvalidInput(f"{name} must not be negative, got {text}", zh=f"{name} 不能为负数,收到的是 {text}")
     return value
 
 

@@ -26,7 +26,8 @@ def parse_day(value: str | None, name: str) -> date | None:
     except ValueError:
         day = None
     if day is None:
-        raise InvalidInput(f"{name} must be a date like 2026-01-31, got {value[:40]!r}")
+        raise InvalidInput(f"{name} must be a date like 2026-01-31, got {value[:40]!r}",
+                           zh=f"{name} 须为日期,例如 2026-01-31;收到的是 {value[:40]!r}")
     return _in_range(day, name)
 
 
@@ -40,14 +41,16 @@ def parse_utc_time(value: str | None, name: str) -> datetime | None:
     except ValueError:
         moment = None
     if moment is None:
-        raise InvalidInput(f"{name} must be a time like 2026-01-31T09:00:00Z, got {value[:40]!r}")
+        raise InvalidInput(f"{name} must be a time like 2026-01-31T09:00:00Z, got {value[:40]!r}",
+                           zh=f"{name} 须为时间,例如 2026-01-31T09:00:00Z;收到的是 {value[:40]!r}")
     _in_range(moment.date(), name)
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _in_range(day: date, name: str) -> date:
     if not FIRST_DAY <= day <= LAST_DAY:
-        raise InvalidInput(f"{name} must be between {FIRST_DAY} and {LAST_DAY}, got {day}")
+        raise InvalidInput(f"{name} must be between {FIRST_DAY} and {LAST_DAY}, got {day}",
+                           zh=f"{name} 须在 {FIRST_DAY} 到 {LAST_DAY} 之间,收到的是 {day}")
     return day
 
 

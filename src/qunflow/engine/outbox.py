@@ -371,7 +371,9 @@ def retry_sends(ws: Workspace, ids: list[int], *, skip: bool = False) -> int:
                                                                deliveries.c.status == "dead")).scalars())
         missing = [i for i in wanted if i not in found]
         if missing:
-            raise NotFound(f"no dead send {', '.join(map(str, missing))} (see `qunflow automation dead`)")
+            raise NotFound(f"no dead send {', '.join(map(str, missing))} (see `qunflow automation dead`)",
+                           zh=f"没有处于死信状态的发送 {', '.join(map(str, missing))}"
+                              "(可用 `qunflow automation dead` 查看)")
         values: dict[str, Any] = ({"status": "skipped"} if skip else
                                   {"status": "queued", "attempts": 0, "next_at": ws.clock(), "expires_at": None,
                                    "lease_until": None})

@@ -51,7 +51,7 @@ def _slipping_since(conn: Any, member_id: str) -> date:
     since = conn.execute(select(member_levels.c.since).where(
         member_levels.c.member_id == member_id, member_levels.c.level == AT_RISK_LEVEL)).scalar()
     if since is None:
-        raise NotFound(f"member {member_id} is not on the at-risk list")
+        raise NotFound(f"member {member_id} is not on the at-risk list", zh=f"成员 {member_id} 不在流失预警名单上")
     return since  # type: ignore[no-any-return]
 
 
@@ -79,10 +79,11 @@ def enroll_at_risk(ws: Workspace, member_id: str, playbook_key: str) -> bool:
         since = _slipping_since(conn, member_id)
         found = {key: (version, p) for key, version, p in active_playbooks(conn)}
         if playbook_key not in found:
-            raise NotFound(f"no enabled playbook {playbook_key!r}")
+            raise NotFound(f"no enabled playbook {playbook_key!r}", zh=f"没有启用中的剧本 {playbook_key!r}")
         version, playbook = found[playbook_key]
         if playbook.trigger.on in ("schedule", "event_scheduled"):
-            raise InvalidInput(f"playbook {playbook_key!r} runs for groups on a schedule, not for one member")
+            raise InvalidInput(f"playbook {playbook_key!r} runs for groups on a schedule, not for one member",
+                               zh=f"剧本 {playbook_key!r} 按计划对群运行,不能为单个成员启动")
         row = _enrollment(playbook_key, version, member_id, f"at_risk:{since.isoformat()}", now,
                           {"source": "at_risk"})
         return insert_if_new(conn, enrollments, row)

@@ -629,7 +629,8 @@ def split_ids(ids: Iterable[int | str]) -> tuple[list[int], list[int]]:
         found = DEAD_LETTER_ID.fullmatch(text)
         # An id past what the table's column holds names nothing (and the database would refuse it).
         if found is None or int(found[2]) > ID_MAX:
-            raise NotFound(f"not dead letters (see `qunflow automation dead`): {text[:40]}")
+            raise NotFound(f"not dead letters (see `qunflow automation dead`): {text[:40]}",
+                           zh=f"不是死信(可用 `qunflow automation dead` 查看):{text[:40]}")
         (sends if found[1] else steps).append(int(found[2]))
     return steps, sends
 
@@ -648,7 +649,8 @@ def retry_dead(ws: Workspace, ids: Iterable[int | str], *, skip_step: bool = Fal
             deliveries.c.id.in_(send_ids), deliveries.c.status == "dead")).scalars())
         missing = [str(i) for i in wanted if i not in steps] + [f"s{i}" for i in send_ids if i not in dead_sends]
         if missing:
-            raise NotFound(f"not dead letters (see `qunflow automation dead`): {', '.join(missing)}")
+            raise NotFound(f"not dead letters (see `qunflow automation dead`): {', '.join(missing)}",
+                           zh=f"不是死信(可用 `qunflow automation dead` 查看):{', '.join(missing)}")
         for enrollment_id, step in steps.items():
             key = f"pb:{enrollment_id}:{step}"
             conn.execute(update(deliveries).where(deliveries.c.idempotency_key == key, deliveries.c.status != "sent")

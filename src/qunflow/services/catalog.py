@@ -179,7 +179,7 @@ def entry_info(conn: Connection, code: str, *, archived_ok: bool = False) -> Ent
     if row is None:
         raise NotFound(f"no entry point {code!r}", zh=f"找不到入口 {code!r}")
     if row.archived_at is not None and not archived_ok:
-        raise EntryClosed(f"entry point {code!r} is closed (archived)")
+        raise EntryClosed(f"entry point {code!r} is closed (archived)", zh=f"入口 {code!r} 已关闭(已归档)")
     gate = gate_from_json(row.gate_key, row.definition) if row.gate_key else None
     return EntryInfo(row.id, row.code, row.name, row.channel_key, row.kind, row.campaign_key,
                      row.target_tier, row.platform, dict(row.utm or {}), gate, row.archived_at is not None)
@@ -389,7 +389,8 @@ def archive_group(ws: Workspace, key: str) -> int:
         return revoke_full(ws, row.id)
     except PlatformError as exc:  # archived all the same: the live code no longer offers it
         raise PlatformError(f"group {key!r} is archived, but the platform refused to revoke its invite links "
-                            f"({exc}): revoke them in the platform's own app") from exc
+                            f"({exc}): revoke them in the platform's own app",
+                            zh=f"群 {key!r} 已归档,但平台拒绝作废它的邀请链接({exc}):请在平台自己的应用里作废") from exc
 
 
 def _open_entry_codes(conn: Connection, column: Any, row_id: int) -> list[str]:

@@ -58,7 +58,7 @@ def set_marketing(ws: Workspace, member_id: str, granted: bool, source: str) -> 
     """Grant or withdraw the marketing consent; returns the consents in force. NotFound for an unknown member."""
     with ws.engine.begin() as conn:
         if conn.execute(select(members.c.id).where(members.c.id == member_id)).first() is None:
-            raise NotFound(f"no member {member_id!r}")
+            raise NotFound(f"no member {member_id!r}", zh=f"没有成员 {member_id!r}")
         record_consent(conn, member_id, MARKETING, granted, source, ws.clock())
         return consents_in_force(conn, member_id)
 

@@ -129,7 +129,9 @@ def _outside_state(ws: Workspace, member_id: str, names: Pseudonyms, needles: li
             conn.execute(update(erasures).where(erasures.c.subject_hash == subject_hash(ws, member_id))
                          .values(summary=summary))
         raise Unavailable(f"member {member_id} is erased from the state database, but not yet from the analytics "
-                          f"store or the sandbox ({exc}); run `qunflow member erase {member_id}` again to finish") \
+                          f"store or the sandbox ({exc}); run `qunflow member erase {member_id}` again to finish",
+                          zh=f"成员 {member_id} 已从状态数据库删除,但尚未从分析库或沙盒中删除({exc});"
+                             f"请再运行一次 `qunflow member erase {member_id}` 完成删除") \
             from exc
     with ws.engine.begin() as conn:
         conn.execute(update(erasures).where(erasures.c.subject_hash == subject_hash(ws, member_id))

@@ -46,7 +46,8 @@ def file_format(path: Path) -> str:
     try:
         return FORMATS[path.suffix.lower()]
     except KeyError:
-        raise InvalidInput(f"{path.name}: unknown format; use .csv, .jsonl, .ndjson or .parquet") from None
+        raise InvalidInput(f"{path.name}: unknown format; use .csv, .jsonl, .ndjson or .parquet",
+                           zh=f"{path.name}:未知格式;请使用 .csv、.jsonl、.ndjson 或 .parquet") from None
 
 
 def _csv_chunks(handle: IO[str], size: int) -> Iterator[tuple[list[int], RawBatch]]:
@@ -54,7 +55,8 @@ def _csv_chunks(handle: IO[str], size: int) -> Iterator[tuple[list[int], RawBatc
     reader = csv.reader(handle)
     header = next(reader, None)
     if not header or "event_id" not in header:
-        raise InvalidInput("the CSV has no header row with event_id, type, ts, ...")
+        raise InvalidInput("the CSV has no header row with event_id, type, ts, ...",
+                           zh="CSV 缺少表头行(event_id、type、ts 等)")
     last = 1  # the line of the last row read; line 1 is the header
     while True:
         lines: list[int] = []
@@ -189,9 +191,10 @@ def parquet_batches(path: Path, size: int) -> Iterator[tuple[int, Any, int]]:
     try:
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise InvalidInput(f"{path.name}: not a readable Parquet file ({exc})") from exc
+        raise InvalidInput(f"{path.name}: not a readable Parquet file ({exc})",
+                           zh=f"{path.name}:不是可读取的 Parquet 文件({exc})") from exc
     if "event_id" not in parquet.schema_arrow.names:
-        raise InvalidInput(f"{path.name}: no event_id column")
+        raise InvalidInput(f"{path.name}: no event_id column", zh=f"{path.name}:缺少 event_id 列")
     total_rows = max(parquet.metadata.num_rows, 1)
     file_size = path.stat().st_size
     done = 0
@@ -288,7 +291,10 @@ def read_chunks(path: Path, size: int = CHUNK) -> Iterator[tuple[list[int], RawB
                 break
             except UnicodeDecodeError:  # chunks before this point were imported
                 raise InvalidInput(f"{path.name} is not UTF-8 text; save it as UTF-8 and import it again "
-                                   "(rows already stored are skipped)") from None
+                                   "(rows already stored are skipped)",
+                                   zh=f"{path.name} 不是 UTF-8 文本:请另存为 UTF-8 后重新导入"
+                                      "(已保存的行会被跳过)") from None
             except _ReadError as exc:
-                raise InvalidInput(f"{path.name}, line {exc.line}: {exc.error}") from None
+                raise InvalidInput(f"{path.name}, line {exc.line}: {exc.error}",
+                                   zh=f"{path.name},第 {exc.line} 行:{exc.error}") from None
             yield lines, batch, handle.buffer.tell()  # type: ignore[attr-defined]

@@ -54,7 +54,8 @@ def experiment_results(ws: Workspace, name: str, *, as_of: date | None = None,
     """The results contract of one experiment as of a day (default today in the workspace zone)."""
     name = (name or "").strip()
     if not name or len(name) > MAX_NAME:
-        raise InvalidInput(f"an experiment name is 1 to {MAX_NAME} characters")
+        raise InvalidInput(f"an experiment name is 1 to {MAX_NAME} characters",
+                           zh=f"实验名称须为 1 到 {MAX_NAME} 个字符")
     settings = ws.settings
     today = datetime.now(settings.zone).date()
     period = make_period(None, None, as_of, settings.zone, today)
@@ -69,7 +70,9 @@ def experiment_results(ws: Workspace, name: str, *, as_of: date | None = None,
             "engagement": settings.engagement_types})) if guardrails else {}
     if not counts and doc is None:
         raise NotFound(f"no experiment {name!r}: no document and no experiment_exposure events for it up to "
-                       f"{period.as_of}")
+                       f"{period.as_of}",
+                       zh=f"没有实验 {name!r}:截至 {period.as_of} 既没有它的定义文件,"
+                          "也没有它的 experiment_exposure 事件")
     plan = doc.plan() if doc is not None else None
     if plan is not None:  # exposures to a variant the document no longer names still count, after its own
         plan += [(extra, 0.0) for extra in sorted(set(counts) - {v for v, _ in plan})]

@@ -53,7 +53,8 @@ def export_kind(path: Path) -> str:
     try:
         return KINDS[path.suffix.lower()]
     except KeyError:
-        raise InvalidInput(f"{path.name}: export to .csv or .parquet") from None
+        raise InvalidInput(f"{path.name}: export to .csv or .parquet",
+                           zh=f"{path.name}:只能导出为 .csv 或 .parquet") from None
 
 
 def export_members(ws: Workspace, path: Path) -> int:

@@ -98,7 +98,7 @@ def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chu
 
     path = Path(path)
     if not path.is_file():
-        raise InvalidInput(f"{path}: no such file")
+        raise InvalidInput(f"{path}: no such file", zh=f"{path}:文件不存在")
     file_format(path)  # an unknown extension fails here, before a process is started
     if pipeline is None:
         pipeline = path.stat().st_size >= PIPELINE_BYTES and not _arrow_ready(path)

@@ -138,9 +138,11 @@ def check(ws: Workspace, referral_ids: list[int] | None = None, *, member_id: st
         rows = conn.execute(query.limit(limit if not referral_ids else None)).all()
         missing = sorted(set(referral_ids or []) - {row.id for row in rows})
         if missing:
-            raise NotFound(f"no referral {', '.join(map(str, missing))}")
+            raise NotFound(f"no referral {', '.join(map(str, missing))}",
+                           zh=f"没有邀请记录 {', '.join(map(str, missing))}")
         if member_id and not rows:
-            raise NotFound(f"member {member_id} has no referrals, as inviter or invitee")
+            raise NotFound(f"member {member_id} has no referrals, as inviter or invitee",
+                           zh=f"成员 {member_id} 没有邀请记录(无论作为邀请人还是被邀请人)")
         ids = [row.id for row in rows]
         rules = rules_from_settings(ws.settings)
         scores = score_referrals(conn, ids, ws.clock(), rules)

@@ -39,9 +39,11 @@ def _items(raw: Any) -> list[Any]:
     if isinstance(raw, dict) and "events" in raw:
         raw = raw["events"]
     if not isinstance(raw, list):
-        raise InvalidInput('the body must be a JSON array of events or {"events": [...]}')
+        raise InvalidInput('the body must be a JSON array of events or {"events": [...]}',
+                           zh='请求体须为事件的 JSON 数组,或 {"events": [...]}')
     if len(raw) > MAX_BATCH:
-        raise InvalidInput(f"a batch holds at most {MAX_BATCH} events, got {len(raw)}")
+        raise InvalidInput(f"a batch holds at most {MAX_BATCH} events, got {len(raw)}",
+                           zh=f"每批最多 {MAX_BATCH} 个事件,收到了 {len(raw)} 个")
     return raw
 
 

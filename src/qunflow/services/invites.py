@@ -53,7 +53,9 @@ def invite_for(ws: Workspace, group: Any, label: str, *, personal: bool) -> Invi
     caps = connector.capabilities
     if len(label) > caps.invite_label_max:
         raise InvalidInput(f"{label!r} is longer than the {caps.invite_label_max} characters {group.platform} "
-                           "carries on an invite link: use a shorter entry point code")
+                           "carries on an invite link: use a shorter entry point code",
+                           zh=f"{label!r} 超过了 {group.platform} 邀请链接能携带的 {caps.invite_label_max} 个字符:"
+                              "请使用更短的入口代码")
     now = ws.clock()
     with ws.engine.connect() as conn:
         found = _stored(conn, group.platform, group.id, label)

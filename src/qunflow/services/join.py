@@ -201,7 +201,8 @@ def entry_invite(ws: Workspace, code: str) -> tuple[EntryInfo, Any, Any]:
         if alerted:
             kick_staff_alerts(ws)
     if group is None or row is None:
-        raise NoRoom(f"every {entry.target_tier} group is full, and every tier along tier_fallback")
+        raise NoRoom(f"every {entry.target_tier} group is full, and every tier along tier_fallback",
+                     zh=f"「{entry.target_tier}」层级的群都已满员,tier_fallback 中的各层级也都已满")
     return entry, row, invite_for(ws, row, entry.code, personal=False)
 
 

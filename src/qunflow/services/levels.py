@@ -99,7 +99,8 @@ def compute_levels(ws: Workspace, as_of: date | None = None) -> LevelRun:
     today = local_today(ws)
     as_of = as_of or today
     if as_of > today:
-        raise InvalidInput(f"as-of day {as_of} is in the future (today is {today})")
+        raise InvalidInput(f"as-of day {as_of} is in the future (today is {today})",
+                           zh=f"统计日 {as_of} 在未来(今天是 {today})")
     now = ws.clock()
     stamp = min(now, _midnight(as_of + timedelta(days=1), ws) - timedelta(seconds=1))
     run = LevelRun(as_of)

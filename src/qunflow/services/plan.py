@@ -17,7 +17,7 @@ def measured(ws: Workspace, *, channel: str | None = None, entry_point: str | No
              as_of: date | None = None, ship_first: bool = True) -> tuple[Measured, dict[str, Any]]:
     """The statistics behind the plan, and the period and slice they cover."""
     if channel and entry_point:
-        raise InvalidInput("give --channel or --entry-point, not both")
+        raise InvalidInput("give --channel or --entry-point, not both", zh="--channel 和 --entry-point 只能给一个")
     as_of = as_of or datetime.now(ws.settings.zone).date()
     start = as_of - timedelta(days=PLAN_DAYS - 1)
     filters = {key: value for key, value in (("channel", channel), ("entry_point", entry_point)) if value}

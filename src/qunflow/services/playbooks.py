@@ -72,7 +72,8 @@ def read_files(paths: list[Path]) -> Documents:
     for path in paths:
         try:
             if path.stat().st_size > MAX_FILE_BYTES:
-                raise InvalidInput(f"{path}: larger than {MAX_FILE_BYTES:,} bytes")
+                raise InvalidInput(f"{path}: larger than {MAX_FILE_BYTES:,} bytes",
+                                   zh=f"{path}:文件超过 {MAX_FILE_BYTES:,} 字节")
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"{path}: cannot read ({exc.__class__.__name__}: {exc})")
@@ -92,7 +93,8 @@ def read_files(paths: list[Path]) -> Documents:
     problems += [f"{s.file}: key: {WELCOME_KEY!r} is the welcome's name (kind: welcome); give the playbook another"
                  for s in found.playbooks if s.playbook.key == WELCOME_KEY]
     if problems:
-        raise InvalidInput("the playbooks were not applied:\n" + "\n".join(problems))
+        raise InvalidInput("the playbooks were not applied:\n" + "\n".join(problems),
+                           zh="剧本未应用:\n" + "\n".join(problems))
     return found
 
 
@@ -116,7 +118,8 @@ def apply_playbooks(ws: Workspace, paths: list[Path], *, dry_run: bool = False) 
                                           {s.playbook.key: s.playbook for s in found.playbooks},
                                           {s.program.key: s.program for s in found.programs})
             if problems:
-                raise InvalidInput("the playbooks were not applied:\n" + "\n".join(problems))
+                raise InvalidInput("the playbooks were not applied:\n" + "\n".join(problems),
+                                   zh="剧本未应用:\n" + "\n".join(problems))
         for source in found.playbooks:
             changes.append(store_version(conn, playbooks, playbook_versions, kind="playbook",
                                          key=source.playbook.key, text=source.text, digest=source.digest,
@@ -151,7 +154,7 @@ def load_version(conn: Any, key: str, version: int) -> Playbook:
     text = conn.execute(select(playbook_versions.c.source).where(
         (playbook_versions.c.key == key) & (playbook_versions.c.version == version))).scalar()
     if text is None:
-        raise NotFound(f"playbook {key} version {version} is not stored")
+        raise NotFound(f"playbook {key} version {version} is not stored", zh=f"没有保存剧本 {key} 的第 {version} 版")
     if len(_versions) > 1024:
         _versions.clear()
     _versions[cache_key] = playbook = _parsed(text)

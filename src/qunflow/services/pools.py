@@ -25,7 +25,8 @@ def pool_rule(ws: Workspace, name: str) -> PoolRule:
     rule = ws.settings.pools.get(name)
     if rule is None:
         known = ", ".join(sorted(ws.settings.pools)) or "none"
-        raise NotFound(f"no pool {name!r} (pools: {known}; define it in qunflow.toml as a qunflow.pools.{name} table)")
+        raise NotFound(f"no pool {name!r} (pools: {known}; define it in qunflow.toml as a qunflow.pools.{name} table)",
+                       zh=f"没有复购池 {name!r}(现有:{known};请在 qunflow.toml 中以 qunflow.pools.{name} 表定义)")
     return rule
 
 

@@ -46,6 +46,8 @@ ARTWORK_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 INSTALL_HINT = ("no font that can draw Chinese was found: install one (`apt-get install fonts-noto-cjk`, "
                 "or fonts-wqy-microhei) or set QUNFLOW_POSTER_FONT (poster_font in qunflow.toml) to a "
                 ".ttf/.otf/.ttc file")
+INSTALL_HINT_ZH = ("找不到能显示中文的字体:请安装一个(`apt-get install fonts-noto-cjk` 或 fonts-wqy-microhei),"
+                   "或把 QUNFLOW_POSTER_FONT(qunflow.toml 中的 poster_font)设为一个 .ttf/.otf/.ttc 文件")
 
 
 class NoCJKFont(Unavailable):
@@ -98,14 +100,16 @@ def find_cjk_font(override: str = "") -> FontChoice:
     if override:
         choice = FontChoice(override)
         if not Path(override).is_file():
-            raise NoCJKFont(f"poster font {override}: no such file ({INSTALL_HINT})")
+            raise NoCJKFont(f"poster font {override}: no such file ({INSTALL_HINT})",
+                            zh=f"海报字体 {override}:文件不存在({INSTALL_HINT_ZH})")
         if not draws_chinese(choice):
-            raise NoCJKFont(f"poster font {override} cannot draw Chinese ({INSTALL_HINT})")
+            raise NoCJKFont(f"poster font {override} cannot draw Chinese ({INSTALL_HINT})",
+                            zh=f"海报字体 {override} 无法显示中文({INSTALL_HINT_ZH})")
         return choice
     for choice in [*_fontconfig_candidates(), *(FontChoice(p) for p in KNOWN_FONTS if Path(p).is_file())]:
         if draws_chinese(choice):
             return choice
-    raise NoCJKFont(INSTALL_HINT)
+    raise NoCJKFont(INSTALL_HINT, zh=INSTALL_HINT_ZH)
 
 
 def _font_setting(ws: Workspace) -> str:
@@ -157,7 +161,8 @@ def artwork_path(ws: Workspace, campaign: str | None) -> Path | None:
         path = Path(ws.settings.poster_artwork)
         path = path if path.is_absolute() else ws.home / path
         if not path.is_file():
-            raise Unavailable(f"poster_artwork {path}: no such file (fix the setting or remove it)")
+            raise Unavailable(f"poster_artwork {path}: no such file (fix the setting or remove it)",
+                              zh=f"poster_artwork {path}:文件不存在(请修正该设置或删除它)")
         return path
     return None
 
@@ -173,7 +178,8 @@ def _background(size: tuple[int, int], artwork: Path | None) -> Image.Image:
             with Image.open(artwork) as image:
                 return ImageOps.fit(image.convert("RGB"), size)
         except (OSError, UnidentifiedImageError) as exc:
-            raise Unavailable(f"poster artwork {artwork} is not an image Pillow can read: {exc}") from None
+            raise Unavailable(f"poster artwork {artwork} is not an image Pillow can read: {exc}",
+                              zh=f"海报底图 {artwork} 不是 Pillow 能读取的图片:{exc}") from None
     gradient = Image.linear_gradient("L").resize(size)
     return ImageOps.colorize(gradient, (255, 111, 80), (255, 196, 120))
 

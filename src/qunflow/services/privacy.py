@@ -39,7 +39,7 @@ def member_link_token(ws: Workspace, member_id: str) -> str:
 def member_from_token(ws: Workspace, token: str) -> str:
     member_id, _, _mac = token.rpartition(".")
     if not member_id or not hmac.compare_digest(member_link_token(ws, member_id), token):
-        raise Unauthorized("this personal link is not valid")
+        raise Unauthorized("this personal link is not valid", zh="这个个人链接无效")
     return member_id
 
 

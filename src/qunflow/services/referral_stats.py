@@ -59,7 +59,7 @@ class ReferralStats:
 def period_bounds(ws: Workspace, start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
     """Local days (both included) as naive UTC bounds [low, high)."""
     if start and end and start > end:
-        raise InvalidInput(f"from ({start}) is after to ({end})")
+        raise InvalidInput(f"from ({start}) is after to ({end})", zh=f"开始日期 {start} 晚于结束日期 {end}")
 
     def utc(day: date) -> datetime:
         return datetime.combine(day, time(), ws.settings.zone).astimezone(UTC).replace(tzinfo=None)
@@ -80,7 +80,8 @@ def referral_stats(ws: Workspace, *, by: str = "member", start: date | None = No
                    end: date | None = None) -> list[ReferralStats]:
     """One row per member, campaign or channel with any referral activity in the period, unordered."""
     if by not in BY:
-        raise InvalidInput(f"by must be one of {', '.join(BY)}, got {by!r}")
+        raise InvalidInput(f"by must be one of {', '.join(BY)}, got {by!r}",
+                           zh=f"by 须为以下之一:{', '.join(BY)};收到的是 {by!r}")
     low, high = period_bounds(ws, start, end)
     r, w, e = referrals.c, rewards.c, events.c
     ref_key = {"member": r.inviter_id, "campaign": r.campaign, "channel": r.channel}[by]
@@ -134,7 +135,8 @@ def rank(rows: list[ReferralStats], limit: int | None = None) -> list[ReferralSt
     console marks the row, so an operator sees them and decides in the review queue. Medium-risk
     invitees (often a shared office network) count."""
     if limit is not None and not 1 <= limit <= 1000:
-        raise InvalidInput(f"limit must be between 1 and 1000, got {limit}")
+        raise InvalidInput(f"limit must be between 1 and 1000, got {limit}",
+                           zh=f"limit 须在 1 到 1000 之间,当前为 {limit}")
     ordered = sorted((s for s in rows if s.joined), key=lambda s: (
         -(s.qualified - s.high_risk_qualified), -(s.joined - s.high_risk), s.key))
     for place, stats in enumerate(ordered, 1):

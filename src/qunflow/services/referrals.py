@@ -47,9 +47,10 @@ def referral_code(conn: Connection, member_id: str, entry_code: str | None = Non
     if existing is not None:
         return str(existing)
     if not _member_exists(conn, member_id):
-        raise NotFound(f"no member {member_id!r}")
+        raise NotFound(f"no member {member_id!r}", zh=f"没有成员 {member_id!r}")
     if entry_code is not None and not _entry_exists(conn, entry_code):
-        raise NotFound(f"no entry point {entry_code!r} (see `qunflow entry list`)")
+        raise NotFound(f"no entry point {entry_code!r} (see `qunflow entry list`)",
+                       zh=f"找不到入口 {entry_code!r}(可用 `qunflow entry list` 查看)")
     for _attempt in range(5):
         code = new_code()
         try:
@@ -81,7 +82,9 @@ def default_entry(ws: Workspace, conn: Connection, member_id: str) -> str:
     if referral_channel is not None:
         return str(referral_channel)
     raise NotFound("referral links need an entry point to land on: set `referral_entry` in qunflow.toml "
-                   "or add one with `qunflow entry add CODE --channel CHANNEL` on a referral channel")
+                   "or add one with `qunflow entry add CODE --channel CHANNEL` on a referral channel",
+                   zh="邀请链接需要一个落地入口:请在 qunflow.toml 中设置 `referral_entry`,"
+                      "或用 `qunflow entry add CODE --channel CHANNEL` 在转介绍渠道上添加一个")
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,11 @@ def referral_link(ws: Workspace, member_id: str, entry_code: str | None = None) 
 def landing_path(ws: Workspace, code: str) -> str:
     """Where `/r/{code}` redirects: `/j/{entry}?ref={member_id}`. NotFound for an unknown code."""
     if not code.isalnum() or len(code) > 16:
-        raise NotFound("this referral link does not exist")
+        raise NotFound("this referral link does not exist", zh="这个邀请链接不存在")
     with ws.engine.connect() as conn:
         row = conn.execute(select(referral_codes).where(referral_codes.c.code == code.lower())).first()
         if row is None:
-            raise NotFound("this referral link does not exist")
+            raise NotFound("this referral link does not exist", zh="这个邀请链接不存在")
         entry = row.entry_code if row.entry_code and _entry_exists(conn, row.entry_code) else None
         entry = entry or default_entry(ws, conn, row.member_id)
     return f"/j/{quote(entry)}?ref={quote(row.member_id)}"
@@ -119,7 +122,7 @@ def landing_path(ws: Workspace, code: str) -> str:
 
 def check_member(ws: Workspace, member_id: str) -> None:
     if not member_id or len(member_id) > 128:
-        raise InvalidInput("a member id is 1 to 128 characters")
+        raise InvalidInput("a member id is 1 to 128 characters", zh="成员 ID 须为 1 到 128 个字符")
     with ws.engine.connect() as conn:
         if not _member_exists(conn, member_id):
-            raise NotFound(f"no member {member_id!r}")
+            raise NotFound(f"no member {member_id!r}", zh=f"没有成员 {member_id!r}")

@@ -33,11 +33,11 @@ def parse_week(text: str | None, today: date) -> Week:
     else:
         match = WEEK.match(text)
         if not match:
-            raise InvalidInput(f"week {text!r} must look like 2026-W09")
+            raise InvalidInput(f"week {text!r} must look like 2026-W09", zh=f"周 {text!r} 的格式应类似 2026-W09")
         try:
             monday = date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
         except ValueError as exc:
-            raise InvalidInput(f"week {text!r} does not exist") from exc
+            raise InvalidInput(f"week {text!r} does not exist", zh=f"周 {text!r} 不存在") from exc
     year, number, _ = monday.isocalendar()
     return Week(f"{year}-W{number:02d}", monday)
 
@@ -73,8 +73,8 @@ def summary_text(board: Dashboard, week: Week, lang: str) -> str:
 def post_summary(url: str, text: str, report_name: str) -> None:
     """POST {"text": ...} (the shape Slack-, Feishu- and WeCom-style bots accept through an adapter)."""
     if not url.startswith(("http://", "https://")):
-        raise InvalidInput(f"webhook {url!r} must be an http(s) URL")
+        raise InvalidInput(f"webhook {url!r} must be an http(s) URL", zh=f"webhook {url!r} 须为 http(s) 地址")
     payload: dict[str, Any] = {"text": text, "report": report_name}
     error = post_json(url, payload, timeout=10)
     if error is not None:
-        raise PlatformError(error)
+        raise PlatformError(error, zh=f"周报推送失败:{error}")

@@ -35,11 +35,13 @@ def list_rewards(ws: Workspace, *, status: str | None = None, member_id: str | N
     """Rewards, oldest first within the review queue and newest first otherwise; with the coupon code
     once paid and the fraud reasons as stored by scoring."""
     if status is not None and status not in STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, got {status!r}",
+                           zh=f"状态须为以下之一:{', '.join(STATUSES)};收到的是 {status!r}")
     if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, got {limit}",
+                           zh=f"limit 须在 1 到 {MAX_LIMIT} 之间,当前为 {limit}")
     if offset < 0:
-        raise InvalidInput(f"offset must be 0 or more, got {offset}")
+        raise InvalidInput(f"offset must be 0 or more, got {offset}", zh=f"offset 不能小于 0,当前为 {offset}")
     w = rewards.c
     query = _with_coupon_code()
     if status is not None:
@@ -57,7 +59,7 @@ def get_reward(ws: Workspace, reward_id: int) -> dict[str, Any]:
     with ws.engine.connect() as conn:
         row = conn.execute(query).first()
     if row is None:
-        raise NotFound(f"no reward {reward_id}")
+        raise NotFound(f"no reward {reward_id}", zh=f"找不到奖励 {reward_id}")
     return reward_json(row)
 
 

@@ -152,7 +152,9 @@ def check_exposure(workspace: Workspace, host: str) -> None:
     if not is_loopback(host) and not has_users(workspace.engine):
         raise InvalidInput(f"refusing to serve on {host}: no console user exists yet, so nobody could log in "
                            "and the console would be open to guessing. Create an owner first: "
-                           "`qunflow user add NAME --role owner`, or serve on 127.0.0.1")
+                           "`qunflow user add NAME --role owner`, or serve on 127.0.0.1",
+                           zh=f"拒绝在 {host} 上提供服务:还没有控制台用户,无人能登录,控制台将暴露给猜测攻击。"
+                              "请先创建所有者:`qunflow user add NAME --role owner`,或改在 127.0.0.1 上运行")
 
 
 def check_workers(workspace: Workspace, workers: int) -> None:

@@ -24,11 +24,13 @@ def list_sends(ws: Workspace, *, status: str | None = None, kind: str | None = N
                limit: int = 50) -> list[dict[str, Any]]:
     """The newest sends first (never their text: it may carry a name)."""
     if status is not None and status not in STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, not {status!r}",
+                           zh=f"状态须为以下之一:{', '.join(STATUSES)};收到的是 {status!r}")
     if not 1 <= limit <= 10_000:
-        raise InvalidInput("limit must be between 1 and 10000")
+        raise InvalidInput("limit must be between 1 and 10000", zh="limit 须在 1 到 10000 之间")
     if kind is not None and not KIND.fullmatch(kind):
-        raise InvalidInput(f"kind must be a send kind such as welcome_dm or playbook, not {kind[:40]!r}")
+        raise InvalidInput(f"kind must be a send kind such as welcome_dm or playbook, not {kind[:40]!r}",
+                           zh=f"kind 须为发送类型,例如 welcome_dm 或 playbook;收到的是 {kind[:40]!r}")
     d = deliveries.c
     query = select(d.id, d.kind, d.platform, d.target, d.member_id, d.status, d.attempts, d.created_at, d.sent_at,
                    d.next_at, d.external_message_id, d.error).order_by(d.id.desc()).limit(limit)
@@ -46,14 +48,18 @@ def task_results(ws: Workspace, send_id: int) -> dict[str, Any]:
         row = conn.execute(select(deliveries.c.platform, deliveries.c.status, deliveries.c.external_message_id)
                            .where(deliveries.c.id == send_id)).first()
     if row is None:
-        raise NotFound(f"no send {send_id} (see `qunflow sends list`)")
+        raise NotFound(f"no send {send_id} (see `qunflow sends list`)",
+                       zh=f"找不到发送记录 {send_id}(可用 `qunflow sends list` 查看)")
     results = getattr(ws.connector(row.platform), "template_results", None)
     if results is None:
-        raise InvalidInput(f"{row.platform} sends go out at once: there is no task to follow")
+        raise InvalidInput(f"{row.platform} sends go out at once: there is no task to follow",
+                           zh=f"{row.platform} 的消息是立即发出的:没有可跟进的任务")
     if row.status != "sent" or not row.external_message_id:
-        raise InvalidInput(f"send {send_id} is {row.status}: it did not reach {row.platform} as a task")
+        raise InvalidInput(f"send {send_id} is {row.status}: it did not reach {row.platform} as a task",
+                           zh=f"发送记录 {send_id} 的状态是 {row.status}:它没有作为任务送达 {row.platform}")
     if row.external_message_id.startswith("welcome:"):
-        raise InvalidInput(f"send {send_id} was a welcome message: it went out at once, not as a task")
+        raise InvalidInput(f"send {send_id} was a welcome message: it went out at once, not as a task",
+                           zh=f"发送记录 {send_id} 是欢迎语:它是立即发出的,不是任务")
     return dict(results(row.external_message_id))
 
 

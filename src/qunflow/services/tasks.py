@@ -187,9 +187,11 @@ class ProfileErrors(InvalidInput):
     words them in the member's language)."""
 
     WORDS = {"required": "required", "too_long": "too long", "consent": "agree to the privacy notice first"}
+    WORDS_ZH = {"required": "必填", "too_long": "太长", "consent": "请先同意隐私说明"}
 
     def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {self.WORDS[v]}" for k, v in errors.items()))
+        super().__init__("; ".join(f"{k}: {self.WORDS[v]}" for k, v in errors.items()),
+                         zh="；".join(f"{k}：{self.WORDS_ZH[v]}" for k, v in errors.items()))
         self.errors = errors
 
 

@@ -124,7 +124,8 @@ def log_in(engine: Engine, name: str, password: str, address: str, now: datetime
         row = conn.execute(select(users).where(users.c.name == name.strip(), users.c.disabled_at.is_(None))).first()
     if failures[0] >= MAX_FAILURES:
         wait = int((failures[1] + FAILURE_WINDOW - now).total_seconds()) + 1
-        raise TooManyAttempts(f"too many failed logins; try again in {wait // 60 + 1} minutes", retry_after=wait)
+        raise TooManyAttempts(f"too many failed logins; try again in {wait // 60 + 1} minutes",
+                              zh=f"登录失败次数过多,请 {wait // 60 + 1} 分钟后再试", retry_after=wait)
     try:
         _hasher.verify(row.password_hash if row is not None else _DUMMY, password)
         if row is None:
@@ -133,7 +134,7 @@ def log_in(engine: Engine, name: str, password: str, address: str, now: datetime
         with engine.begin() as conn:
             conn.execute(insert(login_failures).values(key=key, at=now))
             conn.execute(delete(login_failures).where(login_failures.c.at < now - FAILURE_WINDOW))
-        raise Unauthorized("wrong user name or password") from None
+        raise Unauthorized("wrong user name or password", zh="用户名或密码错误") from None
     session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     with engine.begin() as conn:
         if _hasher.check_needs_rehash(row.password_hash):

@@ -237,5 +237,5 @@ def complete_task(ws: Workspace, member_id: str, task_key: str) -> bool:
         if task_key not in TASK_KEYS and task_key not in active_welcome(conn)[1].task_keys and conn.execute(
                 select(member_tasks.c.id).where(member_tasks.c.member_id == member_id,
                                                 member_tasks.c.task_key == task_key)).first() is None:
-            raise InvalidInput(f"unknown task {task_key!r}")
+            raise InvalidInput(f"unknown task {task_key!r}", zh=f"没有任务 {task_key!r}")
         return complete_in(conn, member_id, task_key, now)

@@ -43,9 +43,11 @@ def record_consent(conn: Connection, member_id: str, purpose: str, granted: bool
                    *, text_version: str = TEXT_VERSION, event: bool = True) -> None:
     """Append a decision in the caller's transaction, and a `consent_changed` event (no metric reads it)."""
     if purpose not in PURPOSES:
-        raise InvalidInput(f"purpose must be one of {', '.join(PURPOSES)}, not {purpose!r}")
+        raise InvalidInput(f"purpose must be one of {', '.join(PURPOSES)}, not {purpose!r}",
+                           zh=f"purpose 须为以下之一:{', '.join(PURPOSES)};收到的是 {purpose!r}")
     if source not in SOURCES:
-        raise InvalidInput(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+        raise InvalidInput(f"source must be one of {', '.join(SOURCES)}, not {source!r}",
+                           zh=f"source 须为以下之一:{', '.join(SOURCES)};收到的是 {source!r}")
     conn.execute(insert(consents).values(member_id=member_id, purpose=purpose, text_version=text_version,
                                          granted=granted, recorded_at=now, source=source))
     if event:

@@ -32,7 +32,8 @@ def normalise_url(url: str) -> str:
 
 def _sqlite_pragmas(synchronous: str) -> Any:
     if synchronous.upper() not in ("FULL", "NORMAL"):
-        raise InvalidInput(f"sqlite_synchronous must be full or normal, not {synchronous!r}")
+        raise InvalidInput(f"sqlite_synchronous must be full or normal, not {synchronous!r}",
+                           zh=f"sqlite_synchronous 须为 full 或 normal,收到的是 {synchronous!r}")
 
     def apply(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -123,14 +124,15 @@ def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise InvalidInput(f"database URL {url!r} is not valid") from exc
+        raise InvalidInput(f"database URL {url!r} is not valid", zh=f"数据库 URL {url!r} 无效") from exc
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous))
         _one_writer_at_a_time(engine)
         return engine
     if parsed.get_backend_name() != "postgresql":
-        raise InvalidInput(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")
+        raise InvalidInput(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql",
+                           zh=f"不支持的数据库 {parsed.get_backend_name()!r}:请使用 sqlite 或 postgresql")
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 

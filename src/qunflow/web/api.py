@@ -39,7 +39,8 @@ async def post_events(request: Request, _who: Principal = Depends(scope("events:
     try:
         raw = json.loads(body)
     except (ValueError, RecursionError) as exc:  # also: too deeply nested, integers over 4300 digits
-        raise InvalidInput(f"the body is not valid JSON: {str(exc)[:200]}") from None
+        raise InvalidInput(f"the body is not valid JSON: {str(exc)[:200]}",
+                           zh=f"请求体不是有效的 JSON:{str(exc)[:200]}") from None
     ws = workspace_of(request)
     result = await run_in_threadpool(lambda: ingest_batch(ws.engine, raw, ws=ws))
     return result.as_json()

@@ -83,6 +83,7 @@ async def consent(member_id: str, change: ConsentChange, request: Request, who: 
     from qunflow.services.consent import set_marketing
 
     if change.purpose != "marketing":
-        raise InvalidInput("only the marketing consent can be changed here (the profile consent is the gate's)")
+        raise InvalidInput("only the marketing consent can be changed here (the profile consent is the gate's)",
+                           zh="这里只能修改营销消息的同意(资料的同意由入群问卷收集)")
     ws = workspace_of(request)
     return await run_in_threadpool(set_marketing, ws, member_id, change.granted, "api")

@@ -39,7 +39,8 @@ async def get_metrics(request: Request, who: Annotated[Principal, Depends(scope(
                       group: Filter = None, tier: Filter = None, variant: Filter = None) -> dict[str, Any]:
     unknown = set(request.query_params) - {"from", "to", "as_of", "by", "experiment", *FILTERS}
     if unknown:
-        raise InvalidInput(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        raise InvalidInput(f"unknown parameter(s): {', '.join(sorted(unknown))}",
+                           zh=f"未知参数:{', '.join(sorted(unknown))}")
     given = {"channel": channel, "campaign": campaign, "entry_point": entry_point, "group": group, "tier": tier,
              "variant": variant}
     filters = {name: value for name, value in given.items() if value is not None}
@@ -61,8 +62,10 @@ async def get_experiment(request: Request, who: Annotated[Principal, Depends(sco
                          name: Annotated[str, Path(max_length=200)], as_of: Day = None) -> dict[str, Any]:
     unknown = set(request.query_params) - {"as_of"}
     if unknown:
-        raise InvalidInput(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        raise InvalidInput(f"unknown parameter(s): {', '.join(sorted(unknown))}",
+                           zh=f"未知参数:{', '.join(sorted(unknown))}")
     if who.groups is not None:  # exposures span every group: nothing to narrow them to
-        raise Forbidden("experiment results cover every group; ask an owner for access without a group limit")
+        raise Forbidden("experiment results cover every group; ask an owner for access without a group limit",
+                        zh="实验结果涵盖所有群:请让所有者为你开通不限群的权限")
     return await run_in_threadpool(experiment_results, workspace_of(request), name,
                                    as_of=parse_day(as_of, "as_of"))

@@ -41,7 +41,7 @@ def home(request: Request) -> Response:
     start, end, as_of = default_period(datetime.now(ws.settings.zone).date())
     start, end, as_of = _date(request, "from", start), _date(request, "to", end), _date(request, "as_of", as_of)
     if start > end:
-        raise InvalidInput("from must not be after to")
+        raise InvalidInput("from must not be after to", zh="开始日期不能晚于结束日期")
     filters = {name: request.query_params[name] for name in ("channel", "campaign", "group", "tier")
                if request.query_params.get(name)}
     options = filter_options(ws)
@@ -74,7 +74,7 @@ def weekly_report_file(request: Request, name: str) -> Response:
     """A weekly report written by the schedule (the link in the posted summary)."""
     path = workspace_of(request).home / REPORTS_FOLDER / name
     if not REPORT_NAME.match(name) or not path.is_file():
-        raise NotFound(f"no weekly report {name!r}")
+        raise NotFound(f"no weekly report {name!r}", zh=f"没有周报 {name!r}")
     return FileResponse(path)
 
 

@@ -36,7 +36,7 @@ def _visible(request: Request, member_id: str) -> None:
     if groups is not None and member_id not in {r["member_id"] for r in at_risk.at_risk(workspace_of(request), groups)}:
         from qunflow.errors import NotFound
 
-        raise NotFound(f"member {member_id} is not on your at-risk list")
+        raise NotFound(f"member {member_id} is not on your at-risk list", zh=f"成员 {member_id} 不在你的流失预警名单上")
 
 
 @router.post("/at-risk/{member_id}/task")

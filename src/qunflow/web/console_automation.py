@@ -35,18 +35,18 @@ def check_same_origin(request: Request) -> None:
     source = request.headers.get("origin") or request.headers.get("referer") or ""
     if not host or source == "null" or urlsplit(source).netloc != host:
         raise Forbidden("this form must be sent from the console itself (the Origin or Referer header must "
-                        "name this host)")
+                        "name this host)", zh="此表单必须从控制台本身提交(Origin 或 Referer 请求头须指向本站)")
 
 
 async def _form(request: Request) -> dict[str, str]:
     check_same_origin(request)
     body = await request.body()
     if len(body) > MAX_FORM:
-        raise InvalidInput("the form is too large")
+        raise InvalidInput("the form is too large", zh="表单太大")
     try:
         fields = parse_qs(body.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError:
-        raise InvalidInput("the form is not UTF-8") from None
+        raise InvalidInput("the form is not UTF-8", zh="表单不是 UTF-8 编码") from None
     return {k: v[-1] for k, v in fields.items()}
 
 
@@ -107,7 +107,8 @@ async def inbox_page(request: Request) -> Response:
     assignee = request.query_params.get("assignee")
     raw_offset = request.query_params.get("offset") or "0"
     if not (raw_offset.isascii() and raw_offset.isdigit() and int(raw_offset) <= OFFSET_MAX):
-        raise InvalidInput(f"offset must be a whole number up to {OFFSET_MAX}, got {raw_offset[:20]!r}")
+        raise InvalidInput(f"offset must be a whole number up to {OFFSET_MAX}, got {raw_offset[:20]!r}",
+                           zh=f"offset 须为不超过 {OFFSET_MAX} 的整数,收到的是 {raw_offset[:20]!r}")
     offset, ws = int(raw_offset), workspace_of(request)
     groups = principal_of(request).groups
     rows = await run_in_threadpool(inbox_service.list_inbox, ws, status=status, kind=kind,
@@ -138,5 +139,6 @@ async def inbox_action(request: Request, item_id: RowId, action: str) -> Respons
     elif action == "assign":
         await run_in_threadpool(inbox_service.assign, ws, item_id, form.get("assignee", ""), groups)
     else:
-        raise InvalidInput(f"unknown inbox action {action!r} (done, undone, assign)")
+        raise InvalidInput(f"unknown inbox action {action!r} (done, undone, assign)",
+                           zh=f"未知的待办操作 {action!r}(done、undone、assign)")
     return _back("/console/inbox", form, "status", "kind")

@@ -103,7 +103,7 @@ async def texts_page(request: Request) -> Response:
     scope = request.query_params.get("entry") or ""
     entries = [e["code"] for e in await run_in_threadpool(list_entry_points, ws)]
     if scope and scope not in entries:
-        raise NotFound(f"no entry point {scope!r}")
+        raise NotFound(f"no entry point {scope!r}", zh=f"找不到入口 {scope!r}")
     stored = {(r["key"], r["lang"]): r["body"] for r in await run_in_threadpool(list_texts, ws, scope or None)
               if r["scope"] == scope}
     return page(request, "console_texts.html", scope=scope, entries=entries, keys=list(TEXT_KEYS), langs=LANGS,
@@ -123,7 +123,7 @@ async def save_texts(request: Request) -> Response:
             for lang in LANGS:
                 body = form.get(f"{key}_{lang}", "")
                 if len(body.strip()) > gate_service_max(key):
-                    raise InvalidInput(f"{key} ({lang}) is too long")
+                    raise InvalidInput(f"{key} ({lang}) is too long", zh=f"{key}({lang})太长")
         for key in TEXT_KEYS:
             for lang in LANGS:
                 set_text(ws, key, lang, form.get(f"{key}_{lang}", ""), scope or None)

@@ -43,7 +43,8 @@ def _int(form: dict[str, str], name: str, default: int | None) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise InvalidInput(f"{name} must be a whole number, got {value[:20]!r}") from None
+        raise InvalidInput(f"{name} must be a whole number, got {value[:20]!r}",
+                           zh=f"{name} 须为整数,收到的是 {value[:20]!r}") from None
 
 
 @router.post("/meetups")
@@ -54,11 +55,12 @@ async def meetup_create(request: Request) -> Response:
         local = datetime.fromisoformat(form.get("date", "").strip())
         value = Decimal(form.get("coupon_value", "").strip() or "20")
     except (ValueError, InvalidOperation):
-        raise InvalidInput("give the start as a date and time, and the coupon value as a number") from None
+        raise InvalidInput("give the start as a date and time, and the coupon value as a number",
+                           zh="开始时间须为日期和时间,优惠券面额须为数字") from None
     if local.tzinfo is None:
         local = local.replace(tzinfo=ws.settings.zone)
     if not value.is_finite():
-        raise InvalidInput("the coupon value must be a number")
+        raise InvalidInput("the coupon value must be a number", zh="优惠券面额须为数字")
     starts_at = local.astimezone(UTC).replace(tzinfo=None)
     await run_in_threadpool(lambda: meetups.add_meetup(
         ws, form.get("key", "").strip(), title_zh=form.get("title", ""),

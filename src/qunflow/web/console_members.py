@@ -15,6 +15,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from qunflow.errors import Forbidden, InvalidInput
+from qunflow.i18n import role_name
 from qunflow.services.erasure import erase_member
 from qunflow.services.member_records import check_in_groups, find_member, member_record, plain, search_members
 from qunflow.store.consents import consent_records
@@ -55,7 +56,8 @@ async def merges_page(request: Request, status: str = "candidate", done: str | N
     from qunflow.services.merges import find_candidates, list_merges
 
     if status not in ("candidate", "merged", "rejected", "undone"):
-        raise InvalidInput("status is candidate, merged, rejected or undone")
+        raise InvalidInput("status is candidate, merged, rejected or undone",
+                           zh="状态须为 candidate、merged、rejected 或 undone")
     ws = workspace_of(request)
 
     def rows() -> list[dict[str, Any]]:
@@ -71,9 +73,10 @@ async def merge_action(request: Request, merge_id: int, action: str) -> Response
     form = await _form(request)
     ws, who = workspace_of(request), principal_of(request)
     if not who.can("config:write"):
-        raise Forbidden(f"your role ({who.role}) may not merge members (it needs config:write)")
+        raise Forbidden(f"your role ({who.role}) may not merge members (it needs config:write)",
+                        zh=f"你的角色({role_name(who.role or '无', 'zh')})无权合并成员(需要 config:write 权限)")
     if action not in ("merge", "reject", "undo"):
-        raise InvalidInput("the action is merge, reject or undo")
+        raise InvalidInput("the action is merge, reject or undo", zh="操作须为 merge、reject 或 undo")
 
     def run() -> str:
         if action == "reject":
@@ -84,7 +87,8 @@ async def merge_action(request: Request, merge_id: int, action: str) -> Response
             return "undone"
         pair = next((r for r in list_merges(ws, "candidate") if r["id"] == merge_id), None)
         if pair is None:
-            raise InvalidInput(f"merge candidate #{merge_id} is not open for review")
+            raise InvalidInput(f"merge candidate #{merge_id} is not open for review",
+                               zh=f"合并候选 #{merge_id} 不在待审状态")
         merge(ws, pair["keep_id"], pair["merged_id"], actor=who.actor)
         return "merged"
     status = await run_in_threadpool(run)
@@ -117,9 +121,11 @@ async def member_erase(request: Request, member_id: str) -> Response:
     form = await _form(request)
     ws, who = workspace_of(request), principal_of(request)
     if not who.can("members:erase"):
-        raise Forbidden(f"your role ({who.role}) may not erase members (it needs members:erase)")
+        raise Forbidden(f"your role ({who.role}) may not erase members (it needs members:erase)",
+                        zh=f"你的角色({role_name(who.role or '无', 'zh')})无权删除成员(需要 members:erase 权限)")
     found = await run_in_threadpool(lambda: check_in_groups(ws, find_member(ws, member_id), who.groups))
     if form.get("confirm", "").strip() != found:
-        raise InvalidInput(f"type the member id {found} into the box to confirm the erasure")
+        raise InvalidInput(f"type the member id {found} into the box to confirm the erasure",
+                           zh=f"请在输入框中输入成员 ID {found} 以确认删除")
     report = await run_in_threadpool(erase_member, ws, found, who.actor)
     return page(request, "console_member.html", member={"id": found}, consents=[], report=report, record=None)

@@ -48,7 +48,8 @@ async def rewards_page(request: Request) -> Response:
     ws = workspace_of(request)
     status = request.query_params.get("status") or "review"
     if status not in reward_views.STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(reward_views.STATUSES)}")
+        raise InvalidInput(f"status must be one of {', '.join(reward_views.STATUSES)}",
+                           zh=f"状态须为以下之一:{', '.join(reward_views.STATUSES)}")
     rows = await run_in_threadpool(lambda: reward_views.list_rewards(ws, status=status, limit=200))
     overview = await run_in_threadpool(reward_views.overview, ws)
     programs = await run_in_threadpool(reward_views.program_details, ws)
@@ -61,7 +62,8 @@ async def rewards_page(request: Request) -> Response:
 async def reward_action(request: Request, reward_id: RowId, action: str) -> Response:
     form = await _form(request)
     if action not in ("approve", "reject"):
-        raise InvalidInput(f"unknown reward action {action!r} (approve, reject)")
+        raise InvalidInput(f"unknown reward action {action!r} (approve, reject)",
+                           zh=f"未知的奖励操作 {action!r}(approve、reject)")
     note = form.get("note", "").strip()[:500] or None
     who = principal_of(request).actor
     status = await run_in_threadpool(lambda: engine.decide(workspace_of(request), reward_id,

@@ -186,7 +186,7 @@ def entry_qr(code: str, ext: str, request: Request) -> Response:
     """The entry point's QR code (SVG or PNG) pointing at its landing page."""
     ws = workspace_of(request)
     if ext not in ("svg", "png"):
-        raise NotFound("QR codes come as .svg or .png")
+        raise NotFound("QR codes come as .svg or .png", zh="二维码只有 .svg 和 .png 两种格式")
     with ws.engine.connect() as conn:
         entry_info(conn, code)
     url = f"{ws.settings.public_url.rstrip('/')}/j/{code}"
@@ -311,7 +311,8 @@ async def platform_hook(platform: str, request: Request) -> Response:
     is a 401 and changes nothing), dispatched, and answered the way the platform expects."""
     ws = workspace_of(request)
     if platform not in ws.connectors and platform not in ws.connected_platforms():
-        raise NotFound(f"{platform!r} is not connected in this workspace (see `qunflow connect --help`)")
+        raise NotFound(f"{platform!r} is not connected in this workspace (see `qunflow connect --help`)",
+                       zh=f"此工作区没有连接 {platform!r}(可用 `qunflow connect --help` 查看)")
     body = await request.body()  # at most limits.HOOK_CAP: the middleware cut off anything larger
     inbound = await anyio.to_thread.run_sync(
         lambda: receive(ws, platform, request.method, dict(request.query_params), dict(request.headers), body),

@@ -46,10 +46,12 @@ def write_report(html: str, out: Path) -> None:
         out.write_text(html, encoding="utf-8")
         return
     if kind != ".pdf":
-        raise InvalidInput(f"{out.name}: the report is written as .html or .pdf")
+        raise InvalidInput(f"{out.name}: the report is written as .html or .pdf",
+                           zh=f"{out.name}:报告只能写成 .html 或 .pdf")
     browser = chromium()
     if browser is None:
-        raise InvalidInput("a PDF needs Chromium (apt-get install chromium); write .html instead")
+        raise InvalidInput("a PDF needs Chromium (apt-get install chromium); write .html instead",
+                           zh="生成 PDF 需要 Chromium(apt-get install chromium);也可以改为输出 .html")
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "report.html"
         page.write_text(html, encoding="utf-8")
@@ -59,4 +61,5 @@ def write_report(html: str, out: Path) -> None:
                    f"--print-to-pdf={out.resolve()}", page.as_uri()]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     if result.returncode != 0 or not out.exists():
-        raise InvalidInput(f"Chromium could not print the PDF: {result.stderr.strip()[-300:]}")
+        raise InvalidInput(f"Chromium could not print the PDF: {result.stderr.strip()[-300:]}",
+                           zh=f"Chromium 无法打印 PDF:{result.stderr.strip()[-300:]}")

@@ -41,7 +41,7 @@ async def accept_invite(token: str, request: Request) -> Response:
         return message_page(request, "not_found", status_code=404)
     name = str((await request.form()).get("name", "")).strip()[:60]
     if not name:
-        raise InvalidInput("a display name is required")
+        raise InvalidInput("a display name is required", zh="请填写显示名称")
     user_id = request.cookies.get(USER_COOKIE) or "su" + uuid.uuid4().hex[:10]
     world = workspace_of(request).sandbox
     await run_in_threadpool(world.join, user_id, name, token)
