@@ -76,6 +76,17 @@ def test_the_json_api_gives_english_and_chinese(workspace: Workspace, server: Li
         no_reward = api.post("/rewards/999/approve", json={})
         assert no_reward.status_code == 404
         assert no_reward.json() == {"error": "no reward 999", "error_zh": "找不到奖励 999"}
+        not_json = api.post("/events", content=b"[{", headers={"content-type": "application/json"})
+        assert not_json.status_code == 400
+        assert not_json.json()["error"].startswith("the body is not valid JSON: ")
+        assert not_json.json()["error_zh"].startswith("请求体不是有效的 JSON:")
+        unknown = api.get("/metrics", params={"colour": "red"})
+        assert unknown.status_code == 400
+        assert unknown.json() == {"error": "unknown parameter(s): colour", "error_zh": "未知参数:colour"}
+    anonymous = httpx.get(f"{server.url}/api/v1/coupons/AAAA2222BBBB", timeout=60)
+    assert anonymous.status_code == 401
+    assert anonymous.json() == {"error": "missing bearer token: send 'Authorization: Bearer <token>'",
+                                "error_zh": "缺少 bearer 令牌:请发送 'Authorization: Bearer <token>'"}
 
 
 def alert_of(answer: httpx.Response) -> str:
@@ -122,3 +133,18 @@ def test_the_setup_cli_speaks_the_terminal_language(workspace: Workspace) -> Non
     # QUNFLOW_LANG wins over the locale
     assert one_line(cli(home, "campaign", "add", "spring", "--channel", "nope", QUNFLOW_LANG="en",
                         LANG="zh_CN.UTF-8")) == "error: no channel 'nope'"
+
+
+def test_the_token_and_sends_cli_speak_the_terminal_language(workspace: Workspace) -> None:
+    home = workspace.home
+    workspace.close()
+    assert one_line(cli(home, "token", "revoke", "nope", QUNFLOW_LANG="zh")) == \
+        "error: 没有名为 'nope' 的有效令牌(可用 `qunflow token list` 查看)"
+    assert one_line(cli(home, "token", "revoke", "nope")) == \
+        "error: no active token named 'nope' (see `qunflow token list`)"
+    assert one_line(cli(home, "sends", "list", "--status", "lost", LANG="zh_CN.UTF-8")).startswith(
+        "error: 状态须为以下之一:")
+    assert one_line(cli(home, "sends", "check", "s999999", QUNFLOW_LANG="zh")) == \
+        "error: 找不到发送记录 999999(可用 `qunflow sends list` 查看)"
+    assert one_line(cli(home, "sends", "check", "twelve", QUNFLOW_LANG="zh")) == \
+        "error: 'twelve' 不是发送记录 ID(形如 s12)"
