@@ -33,6 +33,7 @@ from qunflow.connectors.base import (
 )
 from qunflow.services import activity, consent, group_polls, join, keyword_rules, meetups, tier_moves, welcome
 from qunflow.store.db import insert_ignore, retry_busy, sync_deferred, unsynced
+from qunflow.store.memo import update_memo
 from qunflow.store.tables import inbound_updates
 from qunflow.workspace import Workspace
 
@@ -65,14 +66,12 @@ def dispatch(ws: Workspace, updates: Sequence[Update]) -> None:
         # handler's time is the platform's own calls); SQLite then takes their writes one at a time.
         if item.key is not None and retry_busy(partial(_handled_before, ws, item)):
             continue
-        if item.key is None:  # nothing ends it with a synced commit: each handler's commits are synced
+        keyed = item.key is not None  # else nothing ends it with a synced commit: each handler's is synced
+        with sync_deferred() if keyed else nullcontext() as scope, update_memo():
             for handler in handlers:
                 retry_busy(partial(handler, ws, item))
-            continue
-        with sync_deferred() as scope:
-            for handler in handlers:
-                retry_busy(partial(handler, ws, item))
-        retry_busy(partial(_mark_handled, ws, item, synced=scope.wrote))  # a repeat is now ignored
+        if keyed:  # handled to the end: a repeat is now ignored
+            retry_busy(partial(_mark_handled, ws, item, synced=scope.wrote))
 
 
 def _mark_handled(ws: Workspace, item: Update, *, synced: bool) -> None:

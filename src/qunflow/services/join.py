@@ -36,6 +36,7 @@ from qunflow.services.waitlist import add_to_waitlist, mark_joined, offer_seats,
 from qunflow.store.consents import record_consent
 from qunflow.store.db import insert_if_new, insert_ignore
 from qunflow.store.eventlog import append_events
+from qunflow.store.memo import remembered
 from qunflow.store.tables import (
     campaigns,
     channels,
@@ -234,17 +235,20 @@ _LAST_JOIN_OR_LEAVE = (select(events.c.type)
 
 
 def group_row(conn: Connection, platform: str, external_id: str) -> Any:
-    """The managed group behind a platform's chat id, or None (not a group qunflow manages)."""
-    return conn.execute(_GROUP_BY_CHAT, {"platform": platform, "external_id": external_id}).first()
+    """The managed group behind a platform's chat id, or None (not a group qunflow manages). Within one
+    inbound update, read once (store/memo.py): its member_count is then the count before the update."""
+    return remembered(("group", platform, external_id), lambda: conn.execute(
+        _GROUP_BY_CHAT, {"platform": platform, "external_id": external_id}).first())
 
 
 def member_of_user(conn: Connection, platform: str, user_id: str) -> str | None:
-    return conn.execute(_MEMBER_OF_USER, {"platform": platform, "user_id": user_id}).scalar()
+    return remembered(("member", platform, user_id), lambda: conn.execute(
+        _MEMBER_OF_USER, {"platform": platform, "user_id": user_id}).scalar(), remember_none=False)
 
 
 def _entry_by_code(conn: Connection, code: str) -> Any:
     """The entry point an invite label names (its id and target tier), or None."""
-    return conn.execute(_ENTRY_BY_CODE, {"code": code}).first()
+    return remembered(("entry", code), lambda: conn.execute(_ENTRY_BY_CODE, {"code": code}).first())
 
 
 @dataclass(frozen=True)
