@@ -188,7 +188,7 @@ def test_sigkill_between_the_welcome_and_the_approval_sends_no_second_welcome(
         process = subprocess.Popen([*QUNFLOW, "serve", "--port", str(port), "--workspace", str(ws.home)],
                                    env=dict(os.environ), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
-        wait_for(lambda: _healthy(url), 20)
+        wait_for(lambda: _healthy(url), 60)  # a start-up on a busy 2-core machine can take 20 s
         return process
 
     first = serve()

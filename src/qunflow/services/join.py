@@ -36,6 +36,7 @@ from qunflow.services.waitlist import add_to_waitlist, mark_joined, offer_seats,
 from qunflow.store.consents import record_consent
 from qunflow.store.db import insert_if_new, insert_ignore
 from qunflow.store.eventlog import append_events
+from qunflow.store.memo import remembered
 from qunflow.store.tables import (
     campaigns,
     channels,
@@ -235,17 +236,20 @@ _LAST_JOIN_OR_LEAVE = (select(events.c.type)
 
 
 def group_row(conn: Connection, platform: str, external_id: str) -> Any:
-    """The managed group behind a platform's chat id, or None (not a group qunflow manages)."""
-    return conn.execute(_GROUP_BY_CHAT, {"platform": platform, "external_id": external_id}).first()
+    """The managed group behind a platform's chat id, or None (not a group qunflow manages). Within one
+    inbound update, read once (store/memo.py): its member_count is then the count before the update."""
+    return remembered(("group", platform, external_id), lambda: conn.execute(
+        _GROUP_BY_CHAT, {"platform": platform, "external_id": external_id}).first())
 
 
 def member_of_user(conn: Connection, platform: str, user_id: str) -> str | None:
-    return conn.execute(_MEMBER_OF_USER, {"platform": platform, "user_id": user_id}).scalar()
+    return remembered(("member", platform, user_id), lambda: conn.execute(
+        _MEMBER_OF_USER, {"platform": platform, "user_id": user_id}).scalar(), remember_none=False)
 
 
 def _entry_by_code(conn: Connection, code: str) -> Any:
     """The entry point an invite label names (its id and target tier), or None."""
-    return conn.execute(_ENTRY_BY_CODE, {"code": code}).first()
+    return remembered(("entry", code), lambda: conn.execute(_ENTRY_BY_CODE, {"code": code}).first())
 
 
 @dataclass(frozen=True)
@@ -378,12 +382,18 @@ def approve_request(ws: Workspace, item: Any) -> None:
     ws.connector(item.platform).approve_join(item.group_id, item.user_id)
     # Approved means in: the join is recorded now, whether or not the platform's own member update
     # follows (Telegram sends one only to an admin bot that asked for it); that update is then a repeat.
+    # A tier move's own link asks to join (Telegram): approved means moved, in the same transaction.
+    from qunflow.services.tier_moves import after_completion, complete_offered
+
     joined = MemberJoined(item.platform, ws.clock(), item.group_id, item.user_id, item.display_name,
                           item.invite_label)
-    on_member_joined(ws, joined)
-    from qunflow.services.tier_moves import on_member_joined as complete_move
-
-    complete_move(ws, joined)  # a tier move's own link asks to join (Telegram): approved means moved
+    with ws.engine.begin() as conn:
+        recorded = _record_member_joined(ws, conn, joined)
+        done = None if recorded is None else complete_offered(conn, ws.clock(), joined, recorded.group,
+                                                              recorded.member_id)
+    _after_join(ws, recorded)
+    if done is not None:
+        after_completion(ws, done, joined)
 
 
 def _joined_already(conn: Connection, item: JoinRequested, member_id: str) -> bool:
@@ -401,22 +411,42 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
     unless the person is in the group already (an approved request recorded it)."""
     assert isinstance(item, MemberJoined)
     with ws.engine.begin() as conn:
-        group = group_row(conn, item.platform, item.group_id)
-        if group is None:
-            return  # not a group qunflow manages
-        resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
-        if not resolved.new and _in_group(conn, resolved.member_id, group.key):
-            return
-        member = conn.execute(_MEMBER_BY_ID, {"member_id": resolved.member_id}).one()
-        conn.execute(update(members).where(members.c.id == member.id)
-                     .values(joined_at=member.joined_at or item.at, group_id=group.id))
-        conn.execute(update(groups).where(groups.c.id == group.id)
-                     .values(member_count=groups.c.member_count + 1))
-        full = group.member_count + 1 >= group.capacity
-        mark_joined(ws, conn, member.id)
-        _record_join(conn, item, member, group, resolved)
-    if full:  # nobody else comes in over the capacity through a link handed out earlier
-        revoke_full(ws, group.id)
+        recorded = _record_member_joined(ws, conn, item)
+    _after_join(ws, recorded)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A join into a managed group, as `_record_member_joined` found it."""
+
+    group: Any
+    member_id: str
+    new: bool  # recorded now (False: the person was in the group already)
+    full: bool  # the group reached its capacity with this join
+
+
+def _record_member_joined(ws: Workspace, conn: Connection, item: MemberJoined) -> Recorded | None:
+    """In the caller's transaction: the member behind the join, and the join recorded unless they are in the
+    group already. None: not a group qunflow manages."""
+    group = group_row(conn, item.platform, item.group_id)
+    if group is None:
+        return None
+    resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
+    if not resolved.new and _in_group(conn, resolved.member_id, group.key):
+        return Recorded(group, resolved.member_id, False, False)
+    member = conn.execute(_MEMBER_BY_ID, {"member_id": resolved.member_id}).one()
+    conn.execute(update(members).where(members.c.id == member.id)
+                 .values(joined_at=member.joined_at or item.at, group_id=group.id))
+    count = conn.execute(update(groups).where(groups.c.id == group.id)
+                         .values(member_count=groups.c.member_count + 1).returning(groups.c.member_count)).scalar()
+    mark_joined(ws, conn, member.id)
+    _record_join(conn, item, member, group, resolved)
+    return Recorded(group, member.id, True, count >= group.capacity)
+
+
+def _after_join(ws: Workspace, recorded: Recorded | None) -> None:
+    if recorded is not None and recorded.full:  # nobody else comes in over the capacity through a link
+        revoke_full(ws, recorded.group.id)     # handed out earlier
 
 
 def on_contact_added(ws: Workspace, item: Any) -> None:

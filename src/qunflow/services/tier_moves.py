@@ -284,35 +284,58 @@ def _staff_title(group_key: str, url: str) -> str:
 def on_member_joined(ws: Workspace, item: Any) -> None:
     """A member with an offered move joined a group of its tier: the move completes (runs after join's
     handler, which recorded the join); the old group is then left where the rule says and the platform can."""
-    from qunflow.services.join import _in_group, group_row, member_of_user
+    from qunflow.services.join import group_row, member_of_user
 
     assert isinstance(item, MemberJoined)
-    now = ws.clock()
     with ws.engine.begin() as conn:
         group = group_row(conn, item.platform, item.group_id)
         member_id = member_of_user(conn, item.platform, item.user_id) if group is not None else None
-        if group is None or member_id is None:
-            return
-        move = conn.execute(select(tier_moves).where(tier_moves.c.open_key == member_id,
-                                                     tier_moves.c.status == "offered")).first()
-        if move is None or not (move.to_group_id == group.id or group.tier == move.to_tier):
-            return
-        old = conn.execute(select(groups).where(groups.c.id == move.from_group_id)).first()
-        conn.execute(update(tier_moves).where(tier_moves.c.id == move.id).values(
-            status="completed", open_key=None, closed_at=now, to_group_id=group.id))
-        conn.execute(update(members).where(members.c.id == member_id).values(tier=group.tier, group_id=group.id))
-        append_events(conn, [Event(event_id=f"tmd-{move.id}", type="tier_moved", ts=item.at.replace(tzinfo=UTC),
-                                   member_id=member_id, group=group.key, properties={
-                                       "rule": move.rule, "from_group": old.key if old is not None else None,
-                                       "from_tier": move.from_tier, "to_group": group.key, "to_tier": group.tier,
-                                       "leave_old": bool(move.leave_old)})])
-        still_in_old = old is not None and old.id != group.id and _in_group(conn, member_id, old.key)
+        done = complete_offered(conn, ws.clock(), item, group, member_id) if member_id is not None else None
+    if done is not None:
+        after_completion(ws, done, item)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A move completed in the database; what is left to do on the platform (after the commit)."""
+
+    move: Any
+    group: Any
+    old: Any
+    member_id: str
+    still_in_old: bool
+
+
+def complete_offered(conn: Connection, now: datetime, item: MemberJoined, group: Any,
+                     member_id: str) -> Completion | None:
+    """In the caller's transaction: complete the member's offered move if `group` is one it leads to."""
+    from qunflow.services.join import _in_group
+
+    move = conn.execute(select(tier_moves).where(tier_moves.c.open_key == member_id,
+                                                 tier_moves.c.status == "offered")).first()
+    if move is None or not (move.to_group_id == group.id or group.tier == move.to_tier):
+        return None
+    old = conn.execute(select(groups).where(groups.c.id == move.from_group_id)).first()
+    conn.execute(update(tier_moves).where(tier_moves.c.id == move.id).values(
+        status="completed", open_key=None, closed_at=now, to_group_id=group.id))
+    conn.execute(update(members).where(members.c.id == member_id).values(tier=group.tier, group_id=group.id))
+    append_events(conn, [Event(event_id=f"tmd-{move.id}", type="tier_moved", ts=item.at.replace(tzinfo=UTC),
+                               member_id=member_id, group=group.key, properties={
+                                   "rule": move.rule, "from_group": old.key if old is not None else None,
+                                   "from_tier": move.from_tier, "to_group": group.key, "to_tier": group.tier,
+                                   "leave_old": bool(move.leave_old)})])
+    still_in_old = old is not None and old.id != group.id and _in_group(conn, member_id, old.key)
+    return Completion(move, group, old, member_id, still_in_old)
+
+
+def after_completion(ws: Workspace, done: Completion, item: MemberJoined) -> None:
+    """The platform's part of a completed move: its link is revoked, the old group left where the rule says."""
     try:
-        revoke(ws, move.to_group_id or group.id, move.label)  # the link did its job
+        revoke(ws, done.move.to_group_id or done.group.id, done.move.label)  # the link did its job
     except QunflowError as exc:  # the move is done either way; the expiry sweep retires links with an expiry
-        log.warning("tier move %s: link not revoked: %s", move.id, type(exc).__name__)
-    if move.leave_old and still_in_old:  # (one who left the old group already has nothing to leave)
-        leave_old_group(ws, move.id, member_id, old, item.platform, item.user_id)
+        log.warning("tier move %s: link not revoked: %s", done.move.id, type(exc).__name__)
+    if done.move.leave_old and done.still_in_old:  # (one who left the old group already has nothing to leave)
+        leave_old_group(ws, done.move.id, done.member_id, done.old, item.platform, item.user_id)
 
 
 def leave_old_group(ws: Workspace, move_id: int, member_id: str, old: Any, platform: str, user_id: str) -> bool:

@@ -9,6 +9,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -35,7 +36,7 @@ def _sqlite_pragmas(synchronous: str) -> Any:
         raise InvalidInput(f"sqlite_synchronous must be full or normal, not {synchronous!r}",
                            zh=f"sqlite_synchronous 须为 full 或 normal,收到的是 {synchronous!r}")
 
-    def apply(dbapi_connection: Any, _record: Any) -> None:
+    def apply(dbapi_connection: Any, record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed (acknowledged) batch survives a killed process and a power cut.
@@ -43,8 +44,76 @@ def _sqlite_pragmas(synchronous: str) -> Any:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+        record.info["qf_sync"] = synchronous.upper()
 
     return apply
+
+
+class DeferredSync:
+    """The scope `sync_deferred` opened: `wrote` says whether a write ran in it (so whether a synced commit
+    is owed at its end)."""
+
+    __slots__ = ("wrote",)
+
+    def __init__(self) -> None:
+        self.wrote = False
+
+
+# Set inside `sync_deferred()`: connections checked out then commit without waiting for the disk.
+_SYNC_DEFERRED: ContextVar[DeferredSync | None] = ContextVar("qf_sync_deferred", default=None)
+
+
+@contextmanager
+def sync_deferred() -> Iterator[DeferredSync]:
+    """Commits on connections checked out inside this block do not wait for the disk: SQLite commits with
+    synchronous=NORMAL (WAL), PostgreSQL with synchronous_commit=off. Such a commit survives a killed
+    process at once; a power cut or an OS crash may lose it until the next synced commit, which makes it
+    durable too, because both databases write their log in order and sync it up to that commit. So a
+    caller that acknowledges nothing inside the block and ends with one synced commit (inbound.dispatch:
+    the update's handled mark, before the platform gets its answer) pays one sync instead of one per
+    transaction, and loses nothing it acknowledged."""
+    scope = DeferredSync()
+    token = _SYNC_DEFERRED.set(scope)
+    try:
+        yield scope
+    finally:
+        _SYNC_DEFERRED.reset(token)
+
+
+@contextmanager
+def unsynced() -> Iterator[None]:
+    """Commits on connections checked out inside this block do not wait for the disk, with no synced
+    commit owed after them: only for writes that are safe to lose, such as a mark that saves repeating
+    idempotent work."""
+    with sync_deferred():
+        yield
+
+
+def _note_write(statement: str) -> None:
+    scope = _SYNC_DEFERRED.get()
+    if scope is not None and not scope.wrote and statement.lstrip()[:7].upper().startswith(WRITES):
+        scope.wrote = True
+
+
+def _sqlite_sync_on_checkout(synchronous: str) -> Any:
+    configured = synchronous.upper()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        wanted = "NORMAL" if _SYNC_DEFERRED.get() is not None else configured
+        if record.info.get("qf_sync") != wanted:  # no transaction is open at checkout: the PRAGMA applies
+            dbapi_connection.execute(f"PRAGMA synchronous={wanted}")
+            record.info["qf_sync"] = wanted
+
+    return checkout
+
+
+def _postgres_sync_on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    wanted = "off" if _SYNC_DEFERRED.get() is not None else "on"
+    if record.info.get("qf_sync", "on") != wanted:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET synchronous_commit TO {wanted}")
+        dbapi_connection.commit()  # a session setting, kept past the pool's rollback on return
+        record.info["qf_sync"] = wanted
 
 
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
@@ -83,6 +152,7 @@ def before_driver_write(conn: Connection) -> None:
     goes around the lock holds SQLite's write lock while its next write waits for ours, held by a writer
     that waits in SQLite's busy handler for it: both stall until busy_timeout ends one with "database is
     locked" (a gate pass's first write is its event)."""
+    _note_write("INSERT")
     take = _WRITER_LOCKS.get(conn.engine)
     if take is not None:
         take(conn)
@@ -101,24 +171,6 @@ def scratch_only(conn: Connection) -> Iterator[None]:
         conn.info.pop("qf_scratch", None)
 
 
-@contextmanager
-def unsynced(conn: Connection) -> Iterator[None]:
-    """Commits made on `conn` inside this block skip SQLite's fsync (synchronous=NORMAL, in WAL mode: they
-    survive a killed process, maybe not a power cut). Only for writes that are safe to lose, such as a mark
-    that saves repeating idempotent work. Other databases: no change."""
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    raw = conn.connection.driver_connection  # PRAGMAs straight to the driver: no transaction begins for them
-    assert raw is not None
-    before = raw.execute("PRAGMA synchronous").fetchone()[0]
-    raw.execute("PRAGMA synchronous=NORMAL")
-    try:
-        yield
-    finally:
-        raw.execute(f"PRAGMA synchronous={int(before)}")
-
-
 def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
     url = normalise_url(url)
     try:
@@ -128,12 +180,21 @@ def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous))
+        event.listen(engine, "checkout", _sqlite_sync_on_checkout(sqlite_synchronous))
+        event.listen(engine, "before_cursor_execute", _noting_writes)
         _one_writer_at_a_time(engine)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise InvalidInput(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql",
                            zh=f"不支持的数据库 {parsed.get_backend_name()!r}:请使用 sqlite 或 postgresql")
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    event.listen(engine, "checkout", _postgres_sync_on_checkout)
+    event.listen(engine, "before_cursor_execute", _noting_writes)
+    return engine
+
+
+def _noting_writes(_conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+    _note_write(statement)
 
 
 def is_postgres(conn: Connection | Engine) -> bool:

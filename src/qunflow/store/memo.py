@@ -1,0 +1,40 @@
+"""Reads remembered for the length of one inbound update.
+
+The handlers of one update (services/inbound.py) each look up the same few rows: the managed group behind
+the chat, the member behind the platform's user, the entry point a link names. Inside `update_memo()` the
+first lookup is remembered and the next handlers get it without a statement. These rows do not change in
+the fraction of a second an update takes, except by the handlers themselves, which is why a member not
+found yet is not remembered (the join handler makes them). Outside the block every lookup reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_MEMO: ContextVar[dict[Hashable, Any] | None] = ContextVar("qf_update_memo", default=None)
+
+
+@contextmanager
+def update_memo() -> Iterator[None]:
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
+def remembered(key: Hashable, read: Callable[[], T], *, remember_none: bool = True) -> T:
+    """`read()`, or what it gave earlier in this update for the same key."""
+    memo = _MEMO.get()
+    if memo is None:
+        return read()
+    if key in memo:
+        return memo[key]  # type: ignore[no-any-return]
+    value = read()
+    if value is not None or remember_none:
+        memo[key] = value
+    return value

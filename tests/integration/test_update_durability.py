@@ -1,0 +1,144 @@
+"""One disk sync per inbound update: the handlers' commits wait for no disk (store.db.sync_deferred), the
+handled mark that ends the update is the one synced commit, and it makes theirs durable too.
+
+Checked on the real databases: SQLite's `PRAGMA synchronous` and PostgreSQL's `synchronous_commit` as each
+commit runs, for a Telegram join request handled end to end against the local Bot API server."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Connection, event, text
+
+from qunflow.connectors.base import MemberLeft
+from qunflow.domain.events import Event
+from qunflow.services import inbound
+from qunflow.services.runtime import poll_once
+from qunflow.store.db import sync_deferred, unsynced
+from qunflow.store.eventlog import append_events
+from qunflow.workspace import Workspace, init_workspace
+from tests.conftest import LiveServer
+from tests.e2e.test_telegram_chain import set_public_url, set_up
+from tests.fakes.telegram_server import FakeTelegram
+
+SQLITE_LEVELS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
+
+def sync_level(conn: Connection) -> str:
+    if conn.dialect.name == "sqlite":
+        raw = conn.connection.driver_connection
+        return SQLITE_LEVELS[int(raw.execute("PRAGMA synchronous").fetchone()[0])]  # type: ignore[union-attr]
+    return "FULL" if str(conn.exec_driver_sql("SHOW synchronous_commit").scalar()) == "on" else "NORMAL"
+
+
+def test_sync_deferred_commits_without_waiting_and_notes_writes(any_workspace: Workspace) -> None:
+    ws = any_workspace
+    with ws.engine.connect() as conn:
+        assert sync_level(conn) == "FULL"  # the default: every commit waits for the disk
+    with sync_deferred() as scope:
+        with ws.engine.connect() as conn:
+            assert sync_level(conn) == "NORMAL"
+            conn.execute(text("SELECT count(*) FROM events")).scalar()
+        assert not scope.wrote  # a read owes no synced commit
+        with ws.engine.begin() as conn:  # a write through the driver's own cursor counts too
+            append_events(conn, [Event(event_id="e1", type="landing_view", ts=datetime(2026, 12, 1, tzinfo=UTC),
+                                       visitor_id="v1")])
+        assert scope.wrote
+    with ws.engine.connect() as conn:  # the pooled connection is synced again once the block is left
+        assert sync_level(conn) == "FULL"
+        assert conn.execute(text("SELECT count(*) FROM events WHERE event_id = 'e1'")).scalar() == 1
+    with unsynced(), ws.engine.connect() as conn:
+        assert sync_level(conn) == "NORMAL"
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    with FakeTelegram() as fake:
+        yield fake
+
+
+class Commits:
+    """Each commit on the engine that wrote: the update it belonged to and its sync level."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.update = "?"
+        self.engine = ws.engine
+        event.listen(ws.engine, "commit", self._commit)
+        self.writes: set[int] = set()
+        event.listen(ws.engine, "before_cursor_execute", self._statement)
+        original = inbound.dispatch
+
+        def dispatch(ws: Workspace, updates: Any) -> None:
+            for item in updates:
+                self.update = type(item).__name__
+                try:
+                    original(ws, [item])
+                finally:
+                    self.update = "outside"
+        self._restore = original
+        inbound.dispatch = dispatch
+
+    def _statement(self, conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            self.writes.add(id(conn))
+
+    def _commit(self, conn: Connection) -> None:
+        if id(conn) in self.writes or conn.info.get("qf_writer"):  # qf_writer: a write through the driver
+            self.writes.discard(id(conn))
+            self.seen.append((self.update, sync_level(conn)))
+
+    def close(self) -> None:
+        inbound.dispatch = self._restore
+        event.remove(self.engine, "commit", self._commit)
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+
+
+def test_a_telegram_join_syncs_the_disk_once(tmp_path: Path, telegram: FakeTelegram) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    server = LiveServer(ws)
+    set_public_url(ws.home, server.url)
+    ws.settings.public_url = server.url
+    with server:
+        chat = set_up(ws.home, telegram, "polling")
+        page = httpx.get(f"{server.url}/j/tg-ads")
+        link = re.search(r'id="invite" href="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        connector = ws.connector("telegram")
+        poll_once(ws, connector, 0)  # whatever came before the join
+        seen = []
+        for name in ("Alice", "Bob"):
+            commits = Commits(ws)
+            try:
+                person = telegram.person(name)
+                assert telegram.open_link(person, link) == "requested"
+                while poll_once(ws, connector, 0):
+                    pass
+            finally:
+                commits.close()
+            assert person in telegram.members(chat)
+            seen.append(commits.seen)
+    assert len([m for m in telegram.sent() if m["private"]]) == 2
+    for commits_of_join in seen:
+        request = [level for update, level in commits_of_join if update == "JoinRequested"]
+        # The request: member, welcome recorded before and after the DM, the approved join: none waits for
+        # the disk; the handled mark last, synced, makes them all durable.
+        assert request[-1] == "FULL" and set(request[:-1]) == {"NORMAL"}, request
+        assert len(request) <= 5, request
+        after = [level for update, level in commits_of_join if update == "MemberJoined"]
+        # The platform's member update that follows an approval: the group menu's send, then the mark.
+        assert after[-1] == "FULL" and set(after[:-1]) <= {"NORMAL"}, after
+    # An update whose handlers write nothing (a stranger leaves): only its mark, which need not be synced
+    # (losing it costs handling a repeat again, which changes nothing).
+    commits = Commits(ws)
+    try:
+        inbound.dispatch(ws, [MemberLeft("telegram", datetime(2026, 12, 1), chat, "999", key="900001")])
+    finally:
+        commits.close()
+    assert commits.seen == [("MemberLeft", "NORMAL")]
+    ws.close()
