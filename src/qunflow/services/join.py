@@ -36,7 +36,7 @@ from qunflow.services.waitlist import add_to_waitlist, mark_joined, offer_seats,
 from qunflow.store.consents import record_consent
 from qunflow.store.db import insert_if_new, insert_ignore
 from qunflow.store.eventlog import append_events
-from qunflow.store.memo import remembered
+from qunflow.store.memo import remember, remembered
 from qunflow.store.tables import (
     campaigns,
     channels,
@@ -216,7 +216,7 @@ _GROUP_BY_CHAT = select(groups).where(groups.c.platform == bindparam("platform")
 _MEMBER_OF_USER = select(identities.c.member_id).where(identities.c.platform == bindparam("platform"),
                                                        identities.c.external_user_id == bindparam("user_id"))
 _ENTRY_BY_CODE = select(entry_points.c.id, entry_points.c.target_tier).where(entry_points.c.code == bindparam("code"))
-_TICKET_OF_USER = (select(members.c.id, members.c.join_ticket)
+_TICKET_OF_USER = (select(members.c.id, members.c.join_ticket, members.c.entry_point_id)
                    .join(identities, identities.c.member_id == members.c.id)
                    .where(identities.c.platform == bindparam("platform"),
                           identities.c.external_user_id == bindparam("user_id")))
@@ -273,8 +273,7 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
     """
     known = member_of_user(conn, platform, user_id)
     if known is not None:  # e.g. the join that follows an approved request: attributed as the request was
-        ticket, entry_id = conn.execute(select(members.c.join_ticket, members.c.entry_point_id)
-                                        .where(members.c.id == known)).one()
+        _id, ticket, entry_id = _ticket_of_user(conn, platform, user_id)
         entry = _entry_by_code(conn, label) if label and label != ticket else None
         attribution = ("invite_label" if label and label == ticket else
                        "entry_point" if entry is not None and entry.id == entry_id else
@@ -311,6 +310,7 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
         member_id = member.id
     conn.execute(insert(identities).values(member_id=member_id, platform=platform, external_user_id=user_id,
                                            created_at=at))
+    remember(("member", platform, user_id), member_id)
     if pass_holder is not None:
         insert_ignore(conn, member_merges, candidate_rows([(pass_holder.id, member_id, OWN_LINK)], at))
     return Resolved(member_id, attribution, member is None)
@@ -349,7 +349,7 @@ def _known(conn: Connection, item: JoinRequested) -> str | None:
     if not item.invite_label:
         return None
     # no identity: not a group qunflow manages (the join handler skipped it)
-    row = conn.execute(_TICKET_OF_USER, {"platform": item.platform, "user_id": item.user_id}).first()
+    row = _ticket_of_user(conn, item.platform, item.user_id)
     if row is None:
         return None
     if (row.join_ticket == item.invite_label or _entry_by_code(conn, item.invite_label) is not None
@@ -403,7 +403,15 @@ def _joined_already(conn: Connection, item: JoinRequested, member_id: str) -> bo
 
 def _in_group(conn: Connection, member_id: str, group_key: str) -> bool:
     """Whether the member's last join or leave of this group is a join (a repeat of it is no new join)."""
+    # Never remembered (store/memo.py): a platform call in between (an approval) may make the join
+    # arrive as an update of its own, handled before the call returns.
     return conn.execute(_LAST_JOIN_OR_LEAVE, {"member_id": member_id, "group": group_key}).scalar() == "joined"
+
+
+def _ticket_of_user(conn: Connection, platform: str, user_id: str) -> Any:
+    """(member id, join ticket, entry point id) of the member behind a platform user, or None."""
+    return remembered(("ticket", platform, user_id), lambda: conn.execute(
+        _TICKET_OF_USER, {"platform": platform, "user_id": user_id}).first(), remember_none=False)
 
 
 def on_member_joined(ws: Workspace, item: Any) -> None:

@@ -4,7 +4,9 @@ The handlers of one update (services/inbound.py) each look up the same few rows:
 the chat, the member behind the platform's user, the entry point a link names. Inside `update_memo()` the
 first lookup is remembered and the next handlers get it without a statement. These rows do not change in
 the fraction of a second an update takes, except by the handlers themselves, which is why a member not
-found yet is not remembered (the join handler makes them). Outside the block every lookup reads.
+found yet is not remembered (the join handler makes them). Nothing that a platform call can change is
+remembered: an approval may bring the join as an update of its own, handled before the call returns
+(whether the member is in the group is read every time). Outside the block every lookup reads.
 """
 
 from __future__ import annotations
@@ -38,3 +40,10 @@ def remembered(key: Hashable, read: Callable[[], T], *, remember_none: bool = Tr
     if value is not None or remember_none:
         memo[key] = value
     return value
+
+
+def remember(key: Hashable, value: Any) -> None:
+    """What a handler just wrote, for the lookups after it in this update (no-op outside update_memo)."""
+    memo = _MEMO.get()
+    if memo is not None:
+        memo[key] = value
