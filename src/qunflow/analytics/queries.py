@@ -201,43 +201,53 @@ GROUP BY GROUPING SETS ((dim), ())
 """
 
 # M3 as of every day from $start to $end in one pass (the dashboard's daily trend): for each day, the
-# same population and windows as CURRENT run with that day as the as-of day.
+# same population and windows as CURRENT run with that day as the as-of day. Rather than every member on every
+# day, each member's days are spans: present from a join until their next join or leave (a leave at the join's
+# instant comes first: it is not after the join), and a day's last active day is `a` from `a` until their next
+# active day. Members are counted per distinct span (few in a short window), then per day.
 CURRENT_DAILY = BASE + """,
 days AS (@DAY_SERIES(start, end)),
-moves AS (  -- per member and day: their latest join and latest leave on that day
-    SELECT member_id, day, max(ts) FILTER (WHERE type = 'joined') AS j_ts,
-           max(ts) FILTER (WHERE type = 'left') AS l_ts
-    FROM ev WHERE type IN ('joined', 'left') AND member_id IS NOT NULL GROUP BY member_id, day
+moves AS (  -- joins and leaves in order, each with the day of the member's next move
+    SELECT member_id, day AS moved_day, type = 'joined' AS is_join, group_key AS current_group,
+           @NEXT(day, member_id, ts, type = 'joined', seq) AS next_move_day
+    FROM ev WHERE type IN ('joined', 'left') AND member_id IS NOT NULL
 ),
-state AS (  -- as of each day: the latest join and leave up to its end
-    SELECT dd.on_day AS on_day, m.member_id AS member_id, max(m.j_ts) AS j_ts, max(m.l_ts) AS l_ts
-    FROM days dd CROSS JOIN moves m WHERE m.day <= dd.on_day GROUP BY dd.on_day, m.member_id
+presence AS (  -- [present_from, present_until) within the days: from a join until the next move
+    SELECT l.member_id AS member_id, greatest(l.moved_day, $start) AS present_from,
+           least(coalesce(l.next_move_day, $end + 1), $end + 1) AS present_until
+    FROM moves l JOIN first_join f ON f.member_id = l.member_id
+    WHERE l.is_join AND l.moved_day <= $end AND coalesce(l.next_move_day, $end + 1) > $start
+      AND coalesce(l.next_move_day, $end + 1) > l.moved_day {current_filter}
 ),
-joins AS (  -- every join with its group; the last of equal instants by arrival, as in CURRENT
-    SELECT member_id, ts AS last_ts, group_key AS current_group FROM ev
-    WHERE type = 'joined' AND member_id IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY member_id, ts ORDER BY seq DESC) = 1
+active_days AS (  -- engagement days that can be a last active day within 30 days of a trend day
+    SELECT DISTINCT member_id, day AS active_day FROM ev
+    WHERE member_id IS NOT NULL AND @IN_LIST(type, engagement) AND day > $start - 30
 ),
-present AS (  -- joined by the day, no `left` after the last join up to it
-    SELECT s.on_day AS on_day, s.member_id AS member_id
-    FROM state s JOIN first_join f ON f.member_id = s.member_id
-    JOIN joins l ON l.member_id = s.member_id AND l.last_ts = s.j_ts
-    WHERE s.j_ts IS NOT NULL AND (s.l_ts IS NULL OR s.l_ts <= s.j_ts) {current_filter}
+last_active AS (  -- `active_day` is the member's last active day from it until their next active day
+    SELECT member_id, active_day, @NEXT(active_day, member_id, active_day) AS next_active_day FROM active_days
 ),
-active_days AS (
-    SELECT DISTINCT member_id, day FROM ev WHERE member_id IS NOT NULL AND @IN_LIST(type, engagement)
-),
-activity AS (  -- each member's last engagement day in the 30 days up to each day
-    SELECT dd.on_day AS on_day, a.member_id AS member_id, max(a.day) AS last_day
-    FROM days dd CROSS JOIN active_days a WHERE a.day <= dd.on_day AND a.day > dd.on_day - 30
-    GROUP BY dd.on_day, a.member_id
+spans AS (  -- members per presence span, and per (presence and last active day) span
+    SELECT present_from AS span_from, present_until AS span_until, false AS active, present_from AS last_day,
+           count(*) AS members
+    FROM presence GROUP BY present_from, present_until
+    UNION ALL
+    SELECT greatest(p.present_from, a.active_day) AS span_from,
+           least(p.present_until, coalesce(a.next_active_day, a.active_day + 30), a.active_day + 30) AS span_until,
+           true AS active, a.active_day AS last_day, count(*) AS members
+    FROM presence p JOIN last_active a ON a.member_id = p.member_id
+    WHERE a.active_day < p.present_until AND coalesce(a.next_active_day, a.active_day + 30) > p.present_from
+      AND a.active_day + 30 > p.present_from
+    GROUP BY greatest(p.present_from, a.active_day),
+             least(p.present_until, coalesce(a.next_active_day, a.active_day + 30), a.active_day + 30),
+             a.active_day
 )
-SELECT @TEXT(p.on_day) AS dim, count(*) AS current_members,
-       count(*) FILTER (WHERE a.last_day > p.on_day - 7) AS active_7,
-       count(*) FILTER (WHERE a.last_day > p.on_day - 14) AS active_14,
-       count(*) FILTER (WHERE a.last_day > p.on_day - 30) AS active_30
-FROM present p LEFT JOIN activity a ON a.on_day = p.on_day AND a.member_id = p.member_id
-GROUP BY p.on_day
+SELECT @TEXT(dd.on_day) AS dim,
+       coalesce(sum(s.members) FILTER (WHERE NOT s.active), 0) AS current_members,
+       coalesce(sum(s.members) FILTER (WHERE s.active AND s.last_day > dd.on_day - 7), 0) AS active_7,
+       coalesce(sum(s.members) FILTER (WHERE s.active AND s.last_day > dd.on_day - 14), 0) AS active_14,
+       coalesce(sum(s.members) FILTER (WHERE s.active AND s.last_day > dd.on_day - 30), 0) AS active_30
+FROM days dd CROSS JOIN spans s WHERE s.span_from <= dd.on_day AND dd.on_day < s.span_until
+GROUP BY dd.on_day
 """
 
 LANDING = BASE + """,
