@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
-from qunflow.analytics.queries import CURRENT, CURRENT_DAILY, render
+from qunflow.analytics.queries import CURRENT, CURRENT_DAILY, DAILY_MAX_DAYS, render
 from qunflow.analytics.shipper import analytics
 from qunflow.domain.metrics import Period
 from qunflow.services.ingest import ingest_batch
@@ -110,7 +110,8 @@ def m3(names: list[str], row: tuple[Any, ...]) -> tuple[int, ...]:
 # Each example ships a log and runs CURRENT once per day; shrinking would be slow.
 @settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
-@given(logs=member_logs(), zone=st.sampled_from(ZONES), start_offset=st.integers(0, 40), span=st.integers(0, 9),
+@given(logs=member_logs(), zone=st.sampled_from(ZONES), start_offset=st.integers(0, 40),
+       span=st.one_of(st.integers(0, 6), st.just(DAILY_MAX_DAYS - 1)),
        filters=st.sampled_from(FILTERS))
 def test_each_days_m3_is_current_as_of_that_day(workspace: Workspace, logs: list[dict[str, Any]], zone: str,
                                                 start_offset: int, span: int, filters: dict[str, str]) -> None:

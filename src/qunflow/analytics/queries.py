@@ -202,9 +202,11 @@ GROUP BY GROUPING SETS ((dim), ())
 
 # M3 as of every day from $start to $end in one pass (the dashboard's daily trend): for each day, the
 # same population and windows as CURRENT run with that day as the as-of day. Rather than every member on every
-# day, each member's days are spans: present from a join until their next join or leave (a leave at the join's
-# instant comes first: it is not after the join), and a day's last active day is `a` from `a` until their next
-# active day. Members are counted per distinct span (few in a short window), then per day.
+# day: each member is present in spans, from a join until their next join or leave (a leave at the join's very
+# instant comes first: it is not after the join); their engagement days from 29 days before $start on are bits of
+# one integer (bit 0: $start - 29; so at most DAILY_MAX_DAYS days, well within 63 bits). Members are counted per
+# distinct (span, bits), then per day: present on it, and with a bit among its last 7, 14 or 30 days.
+DAILY_MAX_DAYS = 34
 CURRENT_DAILY = BASE + """,
 days AS (@DAY_SERIES(start, end)),
 moves AS (  -- joins and leaves in order, each with the day of the member's next move
@@ -215,38 +217,27 @@ moves AS (  -- joins and leaves in order, each with the day of the member's next
 presence AS (  -- [present_from, present_until) within the days: from a join until the next move
     SELECT l.member_id AS member_id, greatest(l.moved_day, $start) AS present_from,
            least(coalesce(l.next_move_day, $end + 1), $end + 1) AS present_until
-    FROM moves l JOIN first_join f ON f.member_id = l.member_id
+    FROM moves l{acquisition_join}
     WHERE l.is_join AND l.moved_day <= $end AND coalesce(l.next_move_day, $end + 1) > $start
       AND coalesce(l.next_move_day, $end + 1) > l.moved_day {current_filter}
 ),
-active_days AS (  -- engagement days that can be a last active day within 30 days of a trend day
-    SELECT DISTINCT member_id, day AS active_day FROM ev
+activity AS (  -- each member's engagement days that can be a last active day within 30 days of one of the days
+    SELECT member_id, @BITS_OR(day - $start + 29) AS active_days FROM ev
     WHERE member_id IS NOT NULL AND @IN_LIST(type, engagement) AND day > $start - 30
+      AND ts >= $start - INTERVAL 31 DAY  -- no later than that day's local midnight in any zone: skips old rows
+    GROUP BY member_id
 ),
-last_active AS (  -- `active_day` is the member's last active day from it until their next active day
-    SELECT member_id, active_day, @NEXT(active_day, member_id, active_day) AS next_active_day FROM active_days
-),
-spans AS (  -- members per presence span, and per (presence and last active day) span
-    SELECT present_from AS span_from, present_until AS span_until, false AS active, present_from AS last_day,
-           count(*) AS members
-    FROM presence GROUP BY present_from, present_until
-    UNION ALL
-    SELECT greatest(p.present_from, a.active_day) AS span_from,
-           least(p.present_until, coalesce(a.next_active_day, a.active_day + 30), a.active_day + 30) AS span_until,
-           true AS active, a.active_day AS last_day, count(*) AS members
-    FROM presence p JOIN last_active a ON a.member_id = p.member_id
-    WHERE a.active_day < p.present_until AND coalesce(a.next_active_day, a.active_day + 30) > p.present_from
-      AND a.active_day + 30 > p.present_from
-    GROUP BY greatest(p.present_from, a.active_day),
-             least(p.present_until, coalesce(a.next_active_day, a.active_day + 30), a.active_day + 30),
-             a.active_day
+counted AS (
+    SELECT p.present_from AS present_from, p.present_until AS present_until,
+           coalesce(a.active_days, 0) AS active_bits, count(*) AS members
+    FROM presence p LEFT JOIN activity a ON a.member_id = p.member_id
+    GROUP BY p.present_from, p.present_until, coalesce(a.active_days, 0)
 )
-SELECT @TEXT(dd.on_day) AS dim,
-       coalesce(sum(s.members) FILTER (WHERE NOT s.active), 0) AS current_members,
-       coalesce(sum(s.members) FILTER (WHERE s.active AND s.last_day > dd.on_day - 7), 0) AS active_7,
-       coalesce(sum(s.members) FILTER (WHERE s.active AND s.last_day > dd.on_day - 14), 0) AS active_14,
-       coalesce(sum(s.members) FILTER (WHERE s.active AND s.last_day > dd.on_day - 30), 0) AS active_30
-FROM days dd CROSS JOIN spans s WHERE s.span_from <= dd.on_day AND dd.on_day < s.span_until
+SELECT @TEXT(dd.on_day) AS dim, sum(c.members) AS current_members,  -- bit (on_day - $start + 29) is on_day's
+       coalesce(sum(c.members) FILTER (WHERE @ANY_BITS(c.active_bits, dd.on_day - $start + 23, 7)), 0) AS active_7,
+       coalesce(sum(c.members) FILTER (WHERE @ANY_BITS(c.active_bits, dd.on_day - $start + 16, 14)), 0) AS active_14,
+       coalesce(sum(c.members) FILTER (WHERE @ANY_BITS(c.active_bits, dd.on_day - $start, 30)), 0) AS active_30
+FROM days dd CROSS JOIN counted c WHERE c.present_from <= dd.on_day AND dd.on_day < c.present_until
 GROUP BY dd.on_day
 """
 
@@ -325,6 +316,8 @@ def render(template: str, by: str, filters: dict[str, str] | None = None, experi
         "{member_dim}": member_dim, "{current_dim}": current_dim, "{landing_dim}": LANDING_DIMS[by],
         "{member_filter}": _where(filters, FILTER_COLUMNS),
         "{current_filter}": _where(filters, {**FILTER_COLUMNS, "group": "l.current_group"}),
+        # CURRENT_DAILY reads the first join only to filter on its acquisition attributes.
+        "{acquisition_join}": " JOIN first_join f ON f.member_id = l.member_id" if set(filters) - {"group"} else "",
         "{landing_filter}": _where(filters, landing_columns),
         "{spend_filter}": spend_filter,
     }
