@@ -82,12 +82,16 @@ def _statistics_sets(ws: Workspace, period: Period, bys: tuple[str, ...], filter
         fetched: list[tuple[str, int | None, Any, dict[str, Any]]] = []  # (template, slicing, dim, statistics)
         for template in (COHORT, CURRENT, LANDING, SPEND):
             sql = facts.get(template, template)
-            try:  # spend is by channel whatever the slicing: read once
-                if len(bys) == 1 or template is SPEND or experiment is not None:
-                    raise NotSliceable
-                names, rows = engine.query(render_sets(sql, bys, filters), params)
+            # Spend is by channel whatever the slicing: read once, as slicing 0.
+            together = len(bys) > 1 and template is not SPEND and experiment is None
+            try:
+                sql_sets = render_sets(sql, bys, filters) if together else None
+            except NotSliceable:  # a template of another shape: once per slicing
+                sql_sets = None
+            if sql_sets is not None:
+                names, rows = engine.query(sql_sets, params)
                 fetched += [(template, *split_sets(names, row, len(bys))) for row in rows]
-            except NotSliceable:
+            else:
                 for k, by in enumerate(bys[:1] if template is SPEND else bys):
                     names, rows = engine.query(render(sql, by, filters, experiment is not None), params)
                     for row in rows:
