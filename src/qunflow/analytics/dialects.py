@@ -34,6 +34,9 @@ DUCKDB: dict[str, Callable[[list[str]], str]] = {
     "MEDIAN": lambda a: f"median({a[0]})",
     "NULLABLE": lambda a: a[0],
     "NOT_MATERIALIZED": lambda a: "NOT MATERIALIZED",
+    "NEXT": lambda a: f"lead({a[0]}) OVER (PARTITION BY {a[1]} ORDER BY {', '.join(a[2:])})",
+    "BITS_OR": lambda a: f"bit_or(CAST(1 AS BIGINT) << CAST({a[0]} AS INTEGER))",
+    "ANY_BITS": lambda a: f"((({a[0]}) >> CAST({a[1]} AS INTEGER)) & {(1 << int(a[2])) - 1} <> 0)",
     "DAY_SERIES": lambda a: (f"SELECT CAST(${a[0]} AS DATE) + CAST(i AS INTEGER) AS on_day "
                              f"FROM range(CAST(${a[1]} AS DATE) - CAST(${a[0]} AS DATE) + 1) AS t(i)"),
 }
@@ -51,6 +54,12 @@ CLICKHOUSE: dict[str, Callable[[list[str]], str]] = {
     # Aggregates over no rows give NULL only on Nullable input (else 0 / 1970-01-01).
     "NULLABLE": lambda a: f"toNullable({a[0]})",
     "NOT_MATERIALIZED": lambda a: "",  # ClickHouse inlines CTEs anyway
+    # The next row's value in the partition (NULL on the last): leadInFrame needs its frame spelled out.
+    "NEXT": lambda a: (f"leadInFrame(toNullable({a[0]})) OVER (PARTITION BY {a[1]} ORDER BY {', '.join(a[2:])} "
+                       "ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING)"),
+    "BITS_OR": lambda a: f"groupBitOr(bitShiftLeft(toInt64(1), toUInt8({a[0]})))",
+    # Any of the `a[2]` bits from bit `a[1]` on.
+    "ANY_BITS": lambda a: f"(bitAnd(bitShiftRight({a[0]}, {a[1]}), {(1 << int(a[2])) - 1}) <> 0)",
     "DAY_SERIES": lambda a: (f"SELECT ${a[0]} + toInt32(number) AS on_day "
                              f"FROM numbers(toUInt64(dateDiff('day', ${a[0]}, ${a[1]}) + 1))"),
 }

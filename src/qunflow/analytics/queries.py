@@ -201,43 +201,44 @@ GROUP BY GROUPING SETS ((dim), ())
 """
 
 # M3 as of every day from $start to $end in one pass (the dashboard's daily trend): for each day, the
-# same population and windows as CURRENT run with that day as the as-of day.
+# same population and windows as CURRENT run with that day as the as-of day. Rather than every member on every
+# day: each member is present in spans, from a join until their next join or leave (a leave at the join's very
+# instant comes first: it is not after the join); their engagement days from 29 days before $start on are bits of
+# one integer (bit 0: $start - 29; so at most DAILY_MAX_DAYS days, well within 63 bits). Members are counted per
+# distinct (span, bits), then per day: present on it, and with a bit among its last 7, 14 or 30 days.
+DAILY_MAX_DAYS = 34
 CURRENT_DAILY = BASE + """,
 days AS (@DAY_SERIES(start, end)),
-moves AS (  -- per member and day: their latest join and latest leave on that day
-    SELECT member_id, day, max(ts) FILTER (WHERE type = 'joined') AS j_ts,
-           max(ts) FILTER (WHERE type = 'left') AS l_ts
-    FROM ev WHERE type IN ('joined', 'left') AND member_id IS NOT NULL GROUP BY member_id, day
+moves AS (  -- joins and leaves in order, each with the day of the member's next move
+    SELECT member_id, day AS moved_day, type = 'joined' AS is_join, group_key AS current_group,
+           @NEXT(day, member_id, ts, type = 'joined', seq) AS next_move_day
+    FROM ev WHERE type IN ('joined', 'left') AND member_id IS NOT NULL
 ),
-state AS (  -- as of each day: the latest join and leave up to its end
-    SELECT dd.on_day AS on_day, m.member_id AS member_id, max(m.j_ts) AS j_ts, max(m.l_ts) AS l_ts
-    FROM days dd CROSS JOIN moves m WHERE m.day <= dd.on_day GROUP BY dd.on_day, m.member_id
+presence AS (  -- [present_from, present_until) within the days: from a join until the next move
+    SELECT l.member_id AS member_id, greatest(l.moved_day, $start) AS present_from,
+           least(coalesce(l.next_move_day, $end + 1), $end + 1) AS present_until
+    FROM moves l{acquisition_join}
+    WHERE l.is_join AND l.moved_day <= $end AND coalesce(l.next_move_day, $end + 1) > $start
+      AND coalesce(l.next_move_day, $end + 1) > l.moved_day {current_filter}
 ),
-joins AS (  -- every join with its group; the last of equal instants by arrival, as in CURRENT
-    SELECT member_id, ts AS last_ts, group_key AS current_group FROM ev
-    WHERE type = 'joined' AND member_id IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY member_id, ts ORDER BY seq DESC) = 1
+activity AS (  -- each member's engagement days that can be a last active day within 30 days of one of the days
+    SELECT member_id, @BITS_OR(day - $start + 29) AS active_days FROM ev
+    WHERE member_id IS NOT NULL AND @IN_LIST(type, engagement) AND day > $start - 30
+      AND ts >= $start - INTERVAL 31 DAY  -- no later than that day's local midnight in any zone: skips old rows
+    GROUP BY member_id
 ),
-present AS (  -- joined by the day, no `left` after the last join up to it
-    SELECT s.on_day AS on_day, s.member_id AS member_id
-    FROM state s JOIN first_join f ON f.member_id = s.member_id
-    JOIN joins l ON l.member_id = s.member_id AND l.last_ts = s.j_ts
-    WHERE s.j_ts IS NOT NULL AND (s.l_ts IS NULL OR s.l_ts <= s.j_ts) {current_filter}
-),
-active_days AS (
-    SELECT DISTINCT member_id, day FROM ev WHERE member_id IS NOT NULL AND @IN_LIST(type, engagement)
-),
-activity AS (  -- each member's last engagement day in the 30 days up to each day
-    SELECT dd.on_day AS on_day, a.member_id AS member_id, max(a.day) AS last_day
-    FROM days dd CROSS JOIN active_days a WHERE a.day <= dd.on_day AND a.day > dd.on_day - 30
-    GROUP BY dd.on_day, a.member_id
+counted AS (
+    SELECT p.present_from AS present_from, p.present_until AS present_until,
+           coalesce(a.active_days, 0) AS active_bits, count(*) AS members
+    FROM presence p LEFT JOIN activity a ON a.member_id = p.member_id
+    GROUP BY p.present_from, p.present_until, coalesce(a.active_days, 0)
 )
-SELECT @TEXT(p.on_day) AS dim, count(*) AS current_members,
-       count(*) FILTER (WHERE a.last_day > p.on_day - 7) AS active_7,
-       count(*) FILTER (WHERE a.last_day > p.on_day - 14) AS active_14,
-       count(*) FILTER (WHERE a.last_day > p.on_day - 30) AS active_30
-FROM present p LEFT JOIN activity a ON a.on_day = p.on_day AND a.member_id = p.member_id
-GROUP BY p.on_day
+SELECT @TEXT(dd.on_day) AS dim, sum(c.members) AS current_members,  -- bit (on_day - $start + 29) is on_day's
+       coalesce(sum(c.members) FILTER (WHERE @ANY_BITS(c.active_bits, dd.on_day - $start + 23, 7)), 0) AS active_7,
+       coalesce(sum(c.members) FILTER (WHERE @ANY_BITS(c.active_bits, dd.on_day - $start + 16, 14)), 0) AS active_14,
+       coalesce(sum(c.members) FILTER (WHERE @ANY_BITS(c.active_bits, dd.on_day - $start, 30)), 0) AS active_30
+FROM days dd CROSS JOIN counted c WHERE c.present_from <= dd.on_day AND dd.on_day < c.present_until
+GROUP BY dd.on_day
 """
 
 LANDING = BASE + """,
@@ -315,6 +316,8 @@ def render(template: str, by: str, filters: dict[str, str] | None = None, experi
         "{member_dim}": member_dim, "{current_dim}": current_dim, "{landing_dim}": LANDING_DIMS[by],
         "{member_filter}": _where(filters, FILTER_COLUMNS),
         "{current_filter}": _where(filters, {**FILTER_COLUMNS, "group": "l.current_group"}),
+        # CURRENT_DAILY reads the first join only to filter on its acquisition attributes.
+        "{acquisition_join}": " JOIN first_join f ON f.member_id = l.member_id" if set(filters) - {"group"} else "",
         "{landing_filter}": _where(filters, landing_columns),
         "{spend_filter}": spend_filter,
     }

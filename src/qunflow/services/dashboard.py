@@ -14,7 +14,7 @@ from qunflow.domain.identity import UNATTRIBUTED_PREFIX
 from qunflow.domain.routing import room_by_tier
 from qunflow.services.at_risk import level_counts
 from qunflow.services.catalog import group_slots, list_groups
-from qunflow.services.metrics import daily_trend, metrics_report
+from qunflow.services.metrics import daily_trend, metrics_report, metrics_reports
 from qunflow.store.tables import campaigns, channels, deliveries, events, groups
 from qunflow.workspace import Workspace
 
@@ -66,21 +66,26 @@ def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
                     filters: dict[str, str] | None = None, history_start: date | None = None) -> Dashboard:
     """Everything the front page shows; the retention heatmap may reach back to `history_start`.
 
-    Ships once, then reads four slicings and the daily trend on that one analytics connection; the funnel
-    comes from the by-channel report's own totals, the very numbers of the cards.
+    Ships once, then reads on that one analytics connection: the period by channel, group and cohort week in one
+    pass (metrics_reports), the previous period and the daily trend; the funnel comes from the by-channel
+    report's own totals, the very numbers of the cards.
     """
     f = filters or {}
+    cohort_start = min(history_start or start, start)
+    together = ("channel", "group") if cohort_start < start else ("channel", "group", "cohort_week")
     with analytics(ws) as store:
-        def report(first: date, last: date, by: str, with_funnel: bool = False, seen: date = as_of,
-                   ) -> dict[str, Any]:
+        def report(first: date, last: date, by: str, seen: date = as_of) -> dict[str, Any]:
             return metrics_report(ws, start=first, end=last, as_of=seen, by=by, filters=f, ship_first=False,
-                                  with_funnel=with_funnel, store=store)
+                                  store=store)
 
-        by_channel = report(start, end, "channel", with_funnel=True)
+        # The period's slicings in one pass; the heatmap's longer history, if any, in its own.
+        sliced = metrics_reports(ws, start=start, end=end, as_of=as_of, bys=together, filters=f, ship_first=False,
+                                 with_funnel=True, store=store)
+        by_channel = sliced["channel"]
         before = previous_period(start, end, as_of)
         previous = report(before[0], before[1], "none", seen=before[2])
-        cohorts = report(min(history_start or start, start), end, "cohort_week")
-        by_group = {row.get("group"): row for row in report(start, end, "group")["rows"]}
+        cohorts = sliced.get("cohort_week") or report(cohort_start, end, "cohort_week")
+        by_group = {row.get("group"): row for row in sliced["group"]["rows"]}
         daily = daily_trend(ws, start=start, end=end, as_of=as_of, filters=f, ship_first=False, store=store)
     groups = list_groups(ws)
     for group in groups:

@@ -14,12 +14,14 @@ from qunflow.analytics.queries import (
     CURRENT,
     CURRENT_DAILY,
     CURRENT_FACTS,
+    DAILY_MAX_DAYS,
     LANDING,
     SPEND,
     SPEND_DAILY,
     render,
 )
 from qunflow.analytics.shipper import analytics
+from qunflow.analytics.slicings import NotSliceable, render_sets, split_sets
 from qunflow.domain.metrics import (
     METRIC_KEYS,
     Period,
@@ -55,34 +57,64 @@ def _params(ws: Workspace, period: Period, filters: dict[str, str], experiment: 
             **{f"f_{name}": value for name, value in filters.items()}}
 
 
+Statistics = tuple[dict[Any, dict[str, Any]], dict[str, Any]]  # per slice value, and the total
+
+
 def _statistics(ws: Workspace, period: Period, by: str, filters: dict[str, str] | None = None,
                 experiment: str | None = None, *, ship_first: bool = False, store: Engine | None = None,
-                ) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+                ) -> Statistics:
     """Sufficient statistics per slice value, and for the total (the store brought up to date first when
     `ship_first`, on the same connection)."""
+    return _statistics_sets(ws, period, (by,), filters, experiment, ship_first=ship_first, store=store)[by]
+
+
+def _statistics_sets(ws: Workspace, period: Period, bys: tuple[str, ...], filters: dict[str, str] | None = None,
+                     experiment: str | None = None, *, ship_first: bool = False, store: Engine | None = None,
+                     ) -> dict[str, Statistics]:
+    """`_statistics` of several slicings of one period, each metric query run once for all of them (GROUPING
+    SETS, analytics/slicings.py) where its template allows, else once per slicing."""
     filters = filters or {}
     params = _params(ws, period, filters, experiment)
-    templates = (COHORT, CURRENT, LANDING, SPEND)
     with _store(ws, store, ship_first) as engine:  # each engine uses only the parameters its SQL names
-        from_facts = experiment is None and "variant" not in filters and by != "variant" \
+        from_facts = experiment is None and "variant" not in filters and "variant" not in bys \
             and facts_usable(engine, ws.settings, period.cutoff)
         facts = {COHORT: COHORT_FACTS, CURRENT: CURRENT_FACTS} if from_facts else {}
-        results = [engine.query(render(facts.get(template, template), by, filters, experiment is not None), params)
-                   for template in templates]
+        fetched: list[tuple[str, int | None, Any, dict[str, Any]]] = []  # (template, slicing, dim, statistics)
+        for template in (COHORT, CURRENT, LANDING, SPEND):
+            sql = facts.get(template, template)
+            # Spend is by channel whatever the slicing: read once, as slicing 0.
+            together = len(bys) > 1 and template is not SPEND and experiment is None
+            try:
+                sql_sets = render_sets(sql, bys, filters) if together else None
+            except NotSliceable:  # a template of another shape: once per slicing
+                sql_sets = None
+            if sql_sets is not None:
+                names, rows = engine.query(sql_sets, params)
+                fetched += [(template, *split_sets(names, row, len(bys))) for row in rows]
+            else:
+                for k, by in enumerate(bys[:1] if template is SPEND else bys):
+                    names, rows = engine.query(render(sql, by, filters, experiment is not None), params)
+                    for row in rows:
+                        record = dict(zip(names, row, strict=True))
+                        is_total, dim = record.pop("is_total"), record.pop("dim")
+                        fetched.append((template, None if is_total else k, dim, record))
+    return {by: _shape(by, k, fetched, filters, experiment) for k, by in enumerate(bys)}
+
+
+def _shape(by: str, k: int, fetched: list[tuple[str, int | None, Any, dict[str, Any]]], filters: dict[str, str],
+           experiment: str | None) -> Statistics:
+    """One slicing's rows and total from the fetched statistics (SPEND's rows are by channel, fetched as slicing 0)."""
     no_spend = bool(set(filters) - {"channel"}) or experiment is not None
     rows: dict[Any, dict[str, Any]] = {}
     total: dict[str, Any] = {}
-    for template, (names, fetched) in zip(templates, results, strict=True):
-        is_spend = template is SPEND
-        for values in fetched:
-            record = dict(zip(names, values, strict=True))
-            target = total if record.pop("is_total") else None
-            dim = record.pop("dim")
-            if target is None:
-                if is_spend and (by != "channel" or experiment is not None):
-                    continue  # spend is known per channel only, and not per variant
-                target = rows.setdefault(dim, {})
-            target.update(record)
+    for template, slicing, dim, record in fetched:
+        if slicing is None:
+            total.update(record)
+        elif template is SPEND:
+            if by == "channel" and experiment is None:  # spend is known per channel only, and not per variant
+                rows.setdefault(dim, {}).update(record)
+        elif slicing == k:
+            rows.setdefault(dim, {}).update(record)
     if no_spend:
         total["spend"] = None  # spend is known per channel only: a narrower slice has no spend of its own
     # No spend rows means nothing was spent: spend 0, and no cost per join (an organic channel, "—").
@@ -111,6 +143,24 @@ def metrics_report(ws: Workspace, *, start: date | None = None, end: date | None
     experiment = check_experiment(experiment, by, filters)
     period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
     rows, total = _statistics(ws, period, by, filters, experiment, ship_first=ship_first, store=store)
+    return _report(period, by, rows, total, experiment, with_funnel)
+
+
+def metrics_reports(ws: Workspace, *, start: date, end: date, as_of: date, bys: tuple[str, ...],
+                    filters: dict[str, str] | None = None, ship_first: bool = True, with_funnel: bool = False,
+                    store: Engine | None = None) -> dict[str, dict[str, Any]]:
+    """`metrics_report` of one period by each of `bys` (no experiment), read in one pass for all of them."""
+    bys = tuple(check_dimension(by) for by in bys)
+    filters = check_filters(filters)
+    for by in bys:
+        check_experiment(None, by, filters)
+    period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
+    sets = _statistics_sets(ws, period, bys, filters, ship_first=ship_first, store=store)
+    return {by: _report(period, by, *sets[by], None, with_funnel) for by in bys}
+
+
+def _report(period: Period, by: str, rows: dict[Any, dict[str, Any]], total: dict[str, Any],
+            experiment: str | None, with_funnel: bool) -> dict[str, Any]:
     out_rows = []
     if by != "none":
         for dim in sorted(rows, key=lambda d: (d is None, str(d))):
@@ -145,6 +195,7 @@ def cohort_statistics(ws: Workspace, *, start: date, end: date, as_of: date,
 
 
 TREND_DAYS = 28  # the daily trend's length: at most the last four weeks of the period
+assert TREND_DAYS <= DAILY_MAX_DAYS  # CURRENT_DAILY's bits of activity hold that many days at most
 
 
 def daily_trend(ws: Workspace, *, start: date, end: date, as_of: date, filters: dict[str, str] | None = None,
@@ -189,4 +240,5 @@ def daily_trend(ws: Workspace, *, start: date, end: date, as_of: date, filters: 
     return points
 
 
-__all__ = ["METRIC_KEYS", "TREND_DAYS", "cohort_statistics", "daily_trend", "funnel_counts", "metrics_report"]
+__all__ = ["METRIC_KEYS", "TREND_DAYS", "cohort_statistics", "daily_trend", "funnel_counts", "metrics_report",
+           "metrics_reports"]

@@ -1,0 +1,139 @@
+"""Random join/leave/activity logs: M3 as of every day in one pass (queries.CURRENT_DAILY) equals CURRENT run
+with each day as the as-of day, on DuckDB, chdb and a ClickHouse server (tests/clickhouse_http.py).
+
+The generator aims at what the one-pass query's spans must get right: rejoins into another group, leaves
+(also at the very instant of a join, in either arrival order), joins and leaves on the same day, members who
+join only later in the window, activity before the window and at local midnights, in zones ahead of and behind
+UTC (one with daylight saving time), and events arriving out of time order (late joins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete
+
+from qunflow.analytics.queries import CURRENT, CURRENT_DAILY, DAILY_MAX_DAYS, render
+from qunflow.analytics.shipper import analytics
+from qunflow.domain.metrics import Period
+from qunflow.services.ingest import ingest_batch
+from qunflow.store.tables import events as events_table
+from qunflow.workspace import Workspace, init_workspace
+from tests.conftest import use_clickhouse
+from tests.examples import examples
+
+ZONES = ("Asia/Shanghai", "America/New_York")
+ORIGIN = datetime(2026, 2, 27, 16, 0, tzinfo=UTC)  # 02-28 00:00 in Shanghai; DST starts in New York 03-08
+FIRST_DAY = date(2026, 2, 28)
+SECOND, DAY = timedelta(seconds=1), timedelta(days=1)
+MEMBERS = [f"m{i}" for i in range(5)]
+GROUPS = ["g1", "g2", None]
+ACTIVITY = ["message", "checkin", "order", "invite_sent", "coupon_issued"]  # the last two are not engagement
+FILTERS = ({}, {"group": "g1"}, {"channel": "ads"}, {"tier": "core"})
+
+
+def moments() -> st.SearchStrategy[datetime]:
+    """About six weeks, with a bias to local midnights of both zones (Shanghai 16:00 UTC, New York 04:00/05:00)."""
+    midnight = st.tuples(st.integers(0, 42), st.sampled_from([0, 12, 13]), st.sampled_from([-1, 0, 1]))
+    return st.one_of(
+        midnight.map(lambda t: ORIGIN + t[0] * DAY + timedelta(hours=t[1]) + t[2] * SECOND),
+        st.integers(0, 42 * 86400).map(lambda s: ORIGIN + s * SECOND),
+    )
+
+
+@st.composite
+def member_logs(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Joins, rejoins, leaves and activity of a few members, in a random arrival order."""
+    out: list[dict[str, Any]] = []
+
+    def add(kind: str, ts: datetime, member: str, **fields: Any) -> None:
+        out.append({"type": kind, "ts": ts.isoformat(), "member_id": member,
+                    **{k: v for k, v in fields.items() if v is not None}})
+
+    for member in MEMBERS:
+        moves = sorted(draw(st.lists(moments(), max_size=4)))
+        for at in moves:
+            if draw(st.booleans()) or at == moves[0]:
+                tier = draw(st.sampled_from(["core", "newbie", None]))
+                add("joined", at, member, group=draw(st.sampled_from(GROUPS)),
+                    channel=draw(st.sampled_from(["ads", "content", None])),
+                    properties={"tier": tier} if tier else None)
+                if draw(st.integers(0, 3)) == 0:  # a leave at the join's very instant, or a second join
+                    add(draw(st.sampled_from(["left", "joined"])), at, member, group=draw(st.sampled_from(GROUPS)))
+            else:
+                add("left", at, member)
+        for at in draw(st.lists(moments(), max_size=6)):
+            add(draw(st.sampled_from(ACTIVITY)), at, member)
+    order = draw(st.permutations(range(len(out))))
+    return [{"event_id": f"e{i}", **out[i]} for i in order]
+
+
+@pytest.fixture(scope="module", params=["duckdb", "chdb", "clickhouse"])
+def workspace(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    """One workspace per engine, emptied before each example (the zone is a query parameter here)."""
+    if request.param != "duckdb":
+        pytest.importorskip("chdb", reason="the chdb engines need chdb: pip install -e '.[test]'")
+    ws = init_workspace(tmp_path_factory.mktemp(request.param))
+    if request.param == "clickhouse":
+        use_clickhouse(ws, request.getfixturevalue("clickhouse_server").fresh_url())
+    ws.settings.analytics_engine = request.param
+    yield ws
+    ws.close()
+
+
+def reset(ws: Workspace) -> None:
+    with ws.engine.begin() as conn:
+        conn.execute(delete(events_table))
+    if ws.settings.analytics_engine == "chdb":
+        with analytics(ws, ship_first=False) as engine:
+            engine.session.query("TRUNCATE TABLE events")  # type: ignore[attr-defined]
+    elif ws.settings.analytics_engine == "clickhouse":
+        with analytics(ws, ship_first=False) as engine:
+            engine.client.command("TRUNCATE TABLE events_log")  # type: ignore[attr-defined]
+    else:
+        Path(ws.settings.analytics_file).unlink(missing_ok=True)
+        Path(ws.settings.analytics_file + ".wal").unlink(missing_ok=True)
+
+
+def m3(names: list[str], row: tuple[Any, ...]) -> tuple[int, ...]:
+    record = dict(zip(names, row, strict=True))
+    return tuple(int(record[k] or 0) for k in ("current_members", "active_7", "active_14", "active_30"))
+
+
+# Each example ships a log and runs CURRENT once per day; shrinking would be slow.
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(logs=member_logs(), zone=st.sampled_from(ZONES), start_offset=st.integers(0, 40),
+       span=st.one_of(st.integers(0, 6), st.just(DAILY_MAX_DAYS - 1)),
+       filters=st.sampled_from(FILTERS))
+def test_each_days_m3_is_current_as_of_that_day(workspace: Workspace, logs: list[dict[str, Any]], zone: str,
+                                                start_offset: int, span: int, filters: dict[str, str]) -> None:
+    ws = workspace
+    reset(ws)
+    assert not ingest_batch(ws.engine, logs).errors
+    first = FIRST_DAY + timedelta(days=start_offset)
+    last = first + timedelta(days=span)
+
+    def params(as_of: date, start: date) -> dict[str, Any]:
+        period = Period(start, as_of, as_of, ZoneInfo(zone))
+        return {"tz": zone, "cutoff": period.cutoff, "start": start, "end": as_of, "as_of": as_of,
+                "engagement": ws.settings.engagement_types, "conversion": ws.settings.conversion_types,
+                "experiment": None, **{f"f_{k}": v for k, v in filters.items()}}
+
+    with analytics(ws) as engine:
+        names, rows = engine.query(render(CURRENT_DAILY, "none", filters), params(last, first))
+        daily = {str(row[names.index("dim")]): m3(names, row) for row in rows}
+        assert set(daily) <= {(first + i * DAY).isoformat() for i in range(span + 1)}
+        for i in range(span + 1):
+            day = first + i * DAY
+            names, rows = engine.query(render(CURRENT, "none", filters), params(day, day))
+            totals = [m3(names, row) for row in rows if row[names.index("is_total")]]
+            assert daily.get(day.isoformat(), (0, 0, 0, 0)) == (totals[0] if totals else (0, 0, 0, 0)), (
+                zone, filters, day)
