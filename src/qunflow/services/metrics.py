@@ -15,6 +15,7 @@ from qunflow.analytics.queries import (
     CURRENT_DAILY,
     CURRENT_FACTS,
     LANDING,
+    LANDING_FACTS,
     SPEND,
     SPEND_DAILY,
     render,
@@ -66,7 +67,7 @@ def _statistics(ws: Workspace, period: Period, by: str, filters: dict[str, str] 
     with _store(ws, store, ship_first) as engine:  # each engine uses only the parameters its SQL names
         from_facts = experiment is None and "variant" not in filters and by != "variant" \
             and facts_usable(engine, ws.settings, period.cutoff)
-        facts = {COHORT: COHORT_FACTS, CURRENT: CURRENT_FACTS} if from_facts else {}
+        facts = {COHORT: COHORT_FACTS, CURRENT: CURRENT_FACTS, LANDING: LANDING_FACTS} if from_facts else {}
         results = [engine.query(render(facts.get(template, template), by, filters, experiment is not None), params)
                    for template in templates]
     no_spend = bool(set(filters) - {"channel"}) or experiment is not None
