@@ -5,7 +5,10 @@ Random logs (tests/integration/test_analytics_property.py's generator: rejoins, 
 after each, so joins arrive after their member's messages and referrers after their referred members; some
 events are sent twice. After every ship the maintained facts must equal a rebuild from scratch, and
 COHORT_FACTS and CURRENT_FACTS must give exactly COHORT's and CURRENT's rows (every slice, filters, several
-as-of days). An as-of day before the last event must not use the facts.
+as-of days). The same for the landing facts (M1): the kept links and rows equal a rebuild after every ship
+(visitors linked late, or to another member by an earlier event arriving later), and LANDING_FACTS gives
+LANDING's rows for every slice, filter, period (also periods starting between a person's views) and as-of day.
+An as-of day before the last event must not use the facts.
 
 chdb and ClickHouse keep the event-level SQL (refresh_facts and usable do nothing there), so there is no facts
 path to compare on them; their exactness stays covered by test_engines_agree.py.
@@ -22,8 +25,16 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
-from qunflow.analytics.facts import _rebuild, usable
-from qunflow.analytics.queries import COHORT, COHORT_FACTS, CURRENT, CURRENT_FACTS, render
+from qunflow.analytics.facts import _rebuild, _rebuild_landings, usable
+from qunflow.analytics.queries import (
+    COHORT,
+    COHORT_FACTS,
+    CURRENT,
+    CURRENT_FACTS,
+    LANDING,
+    LANDING_FACTS,
+    render,
+)
 from qunflow.analytics.shipper import analytics
 from qunflow.domain.metrics import Period
 from qunflow.services.ingest import ingest_batch
@@ -36,7 +47,8 @@ from tests.integration.test_analytics_property import event_logs
 ZONES = ("Asia/Shanghai", "America/New_York")
 ORIGIN = date(2026, 2, 28)
 SLICES = [("none", {}), ("channel", {}), ("campaign", {}), ("entry_point", {}), ("group", {}), ("tier", {}),
-          ("cohort_day", {}), ("cohort_week", {}), ("cohort_week", {"channel": "ads"}), ("channel", {"group": "g1"})]
+          ("cohort_day", {}), ("cohort_week", {}), ("cohort_week", {"channel": "ads"}), ("channel", {"group": "g1"}),
+          ("entry_point", {"tier": "core"}), ("cohort_day", {"campaign": "c1", "entry_point": "ep2"})]
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +74,17 @@ def rebuilt_rows(engine: Any, ws: Workspace) -> list[tuple[Any, ...]]:
     """The facts computed from scratch over every event (into a temporary table: the store may be read-only)."""
     _rebuild(engine.conn, ws.settings, "facts_check", temporary=True)
     return engine.conn.execute("SELECT * FROM facts_check ORDER BY member_id").fetchall()  # type: ignore[no-any-return]
+
+
+def landing_rows(engine: Any, tables: tuple[str, str] = ("landing_links", "landing_facts")) -> list[Any]:
+    """The kept links and landing facts, sorted."""
+    return [engine.conn.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in tables]
+
+
+def rebuilt_landing_rows(engine: Any, ws: Workspace) -> list[Any]:
+    """The links and landing facts computed from scratch (into temporary tables), sorted."""
+    _rebuild_landings(engine.conn, ws.settings, "landings_check", "links_check", temporary=True)
+    return landing_rows(engine, ("links_check", "landings_check"))
 
 
 def cohort(engine: Any, ws: Workspace, period: Period, by: str, filters: dict[str, str],
@@ -92,6 +115,9 @@ def test_facts_match_the_event_level_cohort_sql_as_events_arrive(
             ingest_batch(ws.engine, batch)
         with analytics(ws) as engine:
             assert facts_rows(engine) == rebuilt_rows(engine, ws)
+            assert landing_rows(engine) == rebuilt_landing_rows(engine, ws)
+    drawn_start = ORIGIN + timedelta(days=data.draw(st.integers(-2, 70)))
+    drawn_end = drawn_start + timedelta(days=data.draw(st.integers(0, 20)))
     with analytics(ws) as engine:
         last = last_local_day(ws, engine)
         start = ORIGIN - timedelta(days=5)
@@ -99,11 +125,17 @@ def test_facts_match_the_event_level_cohort_sql_as_events_arrive(
             period = Period(start, ORIGIN + timedelta(days=75), as_of, ws.settings.zone)
             assert usable(engine, ws.settings, period.cutoff), as_of
             narrow = Period(ORIGIN + timedelta(days=10), ORIGIN + timedelta(days=20), as_of, ws.settings.zone)
+            drawn = Period(drawn_start, drawn_end, as_of, ws.settings.zone)
             for span in (period, narrow):
-                for by, filters in SLICES:
+                for by, filters in SLICES[:10]:
                     for facts, events in ((COHORT_FACTS, COHORT), (CURRENT_FACTS, CURRENT)):
                         assert cohort(engine, ws, span, by, filters, facts) == \
                             cohort(engine, ws, span, by, filters, events), (zone, as_of, by, filters, events[-60:])
+            if as_of in (last, last + timedelta(days=31)):  # M1 reads the as-of day only for a week's maturity
+                for span in (period, narrow, drawn):
+                    for by, filters in SLICES:
+                        assert cohort(engine, ws, span, by, filters, LANDING_FACTS) == \
+                            cohort(engine, ws, span, by, filters, LANDING), (zone, as_of, span, by, filters)
         # An as-of day before the last event: the facts hold events the day did not know yet.
         assert not usable(engine, ws.settings, Period(start, last, last - timedelta(days=1), ws.settings.zone).cutoff)
 
@@ -159,5 +191,43 @@ def test_facts_are_rebuilt_when_the_engagement_types_change(tmp_path: Path) -> N
         with analytics(ws) as engine:
             assert usable(engine, ws.settings, period.cutoff)
             assert engine.conn.execute("SELECT r1 FROM member_facts").fetchall() == [(True,)]
+    finally:
+        ws.close()
+
+
+def test_landing_facts_follow_links_that_arrive_late_or_move(tmp_path: Path) -> None:
+    """A visitor's views belong to the bare visitor, then to the member whose join links them, then to another
+    member named with the visitor on an earlier event that arrives last: after each ship the kept landing facts
+    equal a rebuild and M1 from the facts equals M1 from the events."""
+    ws = init_workspace(tmp_path / "ws")
+    period = {"start": date(2026, 3, 1), "end": date(2026, 3, 10), "as_of": date(2026, 3, 31)}
+    try:
+        batches = [
+            [{"event_id": "l1", "type": "landing_view", "ts": "2026-03-01T10:00:00+08:00", "visitor_id": "v1",
+              "channel": "ads"},
+             {"event_id": "l2", "type": "landing_view", "ts": "2026-03-03T10:00:00+08:00", "visitor_id": "v1",
+              "channel": "kol"}],
+            [{"event_id": "j1", "type": "joined", "ts": "2026-03-04T10:00:00+08:00", "member_id": "a",
+              "visitor_id": "v1"}],
+            [{"event_id": "m1", "type": "message", "ts": "2026-02-20T10:00:00+08:00", "member_id": "b",
+              "visitor_id": "v1"}],
+        ]
+        seen = []
+        for batch in batches:
+            ingest_batch(ws.engine, batch)
+            with analytics(ws) as engine:
+                assert landing_rows(engine) == rebuilt_landing_rows(engine, ws)
+                persons = engine.conn.execute("SELECT DISTINCT person FROM landing_facts").fetchall()
+            report = metrics_report(ws, **period, by="channel", ship_first=False)
+            ws.settings.metrics_facts = False
+            assert metrics_report(ws, **period, by="channel", ship_first=False) == report
+            ws.settings.metrics_facts = True
+            seen.append((persons, report["total"]["landing_visitors"], report["total"]["join_conversion"]))
+        assert seen == [([("visitor:v1",)], 1, 0.0), ([("a",)], 1, 1.0), ([("b",)], 1, 0.0)]
+        # From 03-02 on, the first view in the period is the second one (kol).
+        later = metrics_report(ws, start=date(2026, 3, 2), end=date(2026, 3, 10), as_of=date(2026, 3, 31),
+                               by="channel", ship_first=False)
+        assert [(row["channel"], row["landing_visitors"]) for row in later["rows"]
+                if row["landing_visitors"]] == [("kol", 1)]
     finally:
         ws.close()

@@ -29,6 +29,8 @@ def log(b_name: str = "m_b") -> list[dict[str, Any]]:
             ev("jc", "joined", 6, "m_c", channel="xhs", group="g1", referrer_id=b_name),
             ev("ma", "message", 10, "m_a"), ev("mb", "message", 6, b_name),
             ev("ob", "order", 8, b_name, amount="120"), ev("oa", "order", 12, "m_a", amount="30"),
+            # landings (M1, from the landing facts as of today): one person after the merge, first seen on the 4th
+            ev("lb", "landing_view", 4, b_name, channel="douyin"), ev("la", "landing_view", 8, "m_a", channel="xhs"),
             # others, so a merge touches few members (the facts then update those rows, not rebuild them all)
             *(ev(f"j{i}", "joined", 3 + i % 20, f"m_other{i}", channel="ads", group="g3") for i in range(40))]
 
@@ -59,6 +61,8 @@ def test_metrics_after_a_merge_equal_the_merged_log_and_undo_restores_them(works
     finally:
         merged_log.close()
     assert expected != before  # the merge must change something for the test to mean anything
+    assert (before["none today"]["total"]["landing_visitors"], expected["none today"]["total"]["landing_visitors"]) \
+        == (2, 1)
 
     done = cli(ws, "merge", "m_a", "m_b")
     assert done.exit_code == 0, done.output

@@ -231,14 +231,19 @@ def test_erasure_rewrites_the_analytics_store_and_keeps_the_metrics(workspace: W
     assert json.loads(order[2]) == {"tier": "newbie"}  # the phone is gone, the tier the metrics read stays
     assert metrics_report(ws, **period) == before
     if engine == "duckdb":  # the per-member facts followed the rewrite: as if built from the erased log
-        from qunflow.analytics.facts import _rebuild
+        from qunflow.analytics.facts import _rebuild, _rebuild_landings
 
         with open_engine(ws) as opened:
             kept = opened.conn.execute("SELECT * FROM member_facts ORDER BY member_id").fetchall()  # type: ignore[attr-defined]
             _rebuild(opened.conn, ws.settings, "facts_check", temporary=True)  # type: ignore[attr-defined]
             assert kept == opened.conn.execute(  # type: ignore[attr-defined]
                 "SELECT * FROM facts_check ORDER BY member_id").fetchall()
-        assert len(kept) == 2 and not any(member in str(row) for row in kept)
+            landings = [opened.conn.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()  # type: ignore[attr-defined]
+                        for t in ("landing_links", "landing_facts")]
+            _rebuild_landings(opened.conn, ws.settings, "landings_check", "links_check", temporary=True)  # type: ignore[attr-defined]
+            assert landings == [opened.conn.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()  # type: ignore[attr-defined]
+                                for t in ("links_check", "landings_check")]
+        assert len(kept) == 2 and not any(member in str(row) for row in kept + landings)
     ws_file = Path(ws.settings.analytics_file)
     files = [ws_file] if ws_file.is_file() else [p for p in ws_file.rglob("*") if p.is_file()]
     assert files and not any(b"13800138000" in p.read_bytes() for p in files)

@@ -10,9 +10,17 @@ and the last day with engagement. None of it depends on the as-of day, so `queri
 (maturity, activity windows). That is exact only when every event in the store is known as of that day:
 `usable` says when; otherwise the metrics read the events (queries.COHORT, CURRENT).
 
+Next to it, `landing_facts` holds what M1 needs (queries.LANDING_FACTS): per person (the member, or the
+bare visitor, as queries.LANDING links them; `landing_links` keeps the links), the first landing view of each
+local day with the day of the person's previous view and whether a `joined` of the person follows it within
+7 x 24 h. A period's first view of a person is then the row whose day is in the period and whose previous
+view day is not (local days never go back as time goes on), so M1 is a filter and a GROUP BY, no window.
+
 Maintenance: after a ship, the rows of the members named on the new events are computed again from all
 their events (late joins, re-sent ids), then the referred count of every member whose referred joins may
-have changed. A change of time zone or event-type settings rebuilds the table. DuckDB only for now: the
+have changed; the landing rows of the persons named on new landing views and joins, and of both sides of every
+link the new events changed (a visitor's first member, or a different one from an earlier event), are
+computed again too. A change of time zone or event-type settings rebuilds the tables. DuckDB only for now: the
 other engines keep the event-level SQL.
 """
 
@@ -25,7 +33,7 @@ from typing import Any
 from qunflow.analytics.dialects import for_duckdb
 
 # Bumped when the table's columns or their meaning change: a store with older facts rebuilds them.
-FACTS_VERSION = 1
+FACTS_VERSION = 2
 # Above this share of members touched by one ship, one pass over every event beats the per-member update.
 FULL_REBUILD_SHARE = 0.2
 
@@ -98,6 +106,35 @@ UPDATE {table} SET referred = k.n FROM (
 ) k WHERE {table}.member_id = k.member_id
 """
 
+# A visitor is the member named on the earliest event that carries both ids (as queries.BASE's `links`).
+LANDING_LINKS = """
+SELECT visitor_id, member_id FROM events WHERE visitor_id IS NOT NULL AND member_id IS NOT NULL{scope}
+QUALIFY row_number() OVER (PARTITION BY visitor_id ORDER BY ts, seq) = 1
+"""
+
+# The landing facts of the persons in `{person_scope}` (every person, or those in a temporary table
+# `touched_people`; `{scope}` narrows the events read to theirs first). Persons as queries.LANDING's `people`.
+LANDING_ROWS = """
+WITH people AS (
+    SELECT e.seq, e.type, e.ts, @LOCAL_DAY(e.ts) AS day, e.channel, e.campaign, e.entry_point, e.group_key,
+           e.properties, coalesce(e.member_id, l.member_id, 'visitor:' || e.visitor_id) AS person
+    FROM events e LEFT JOIN {links} l ON l.visitor_id = e.visitor_id
+    WHERE e.type IN ('landing_view', 'joined'){scope}
+),
+views AS (  -- each person's first landing view of each local day
+    SELECT person, seq, ts, day, channel, campaign, entry_point, group_key, @JSON_TEXT(properties, 'tier') AS tier
+    FROM people WHERE type = 'landing_view'{person_scope}
+    QUALIFY row_number() OVER (PARTITION BY person, day ORDER BY ts, seq) = 1
+),
+joined_soon AS (  -- as queries.LANDING: any join at or after the view and less than 7 x 24 h after it
+    SELECT v.person AS person, v.day AS day FROM views v JOIN people j ON j.person = v.person
+    WHERE j.type = 'joined' AND j.ts >= v.ts AND j.ts < v.ts + INTERVAL 7 DAY GROUP BY v.person, v.day
+)
+SELECT v.person, v.ts, v.day, lag(v.day) OVER (PARTITION BY v.person ORDER BY v.ts, v.seq) AS prev_day,
+       v.channel, v.campaign, v.entry_point, v.group_key, v.tier, s.person IS NOT NULL AS joined
+FROM views v LEFT JOIN joined_soon s ON s.person = v.person AND s.day = v.day
+"""
+
 
 def _settings_key(settings: Any) -> str:
     """What the facts were computed with (and their version): a change of any of it rebuilds them."""
@@ -153,8 +190,10 @@ def refresh_facts(engine: Any, settings: Any) -> None:
     try:
         if state is None or state[2] != key or not _has_facts(conn):
             _rebuild(conn, settings)
+            _rebuild_landings(conn, settings)
         else:
             _catch_up(conn, settings, state[0])
+            _catch_up_landings(conn, settings, state[0])
         conn.execute("INSERT OR REPLACE INTO facts_state SELECT 1, ?, (SELECT max(ts) FROM events), ?",
                      [watermark, key])
         conn.execute("COMMIT")
@@ -164,8 +203,9 @@ def refresh_facts(engine: Any, settings: Any) -> None:
 
 
 def refresh_members(conn: Any, settings: Any, member_ids: list[str]) -> None:
-    """Compute these members' facts again after their events were rewritten in place (erasure), inside the
-    caller's transaction. Members whose first join names one of them as referrer count as touched too."""
+    """Compute these members' facts again after their events were rewritten in place (erasure, a merge),
+    inside the caller's transaction. Members whose first join names one of them as referrer count as touched
+    too. The landing facts are rebuilt."""
     if not _has_facts(conn) or _state(conn) is None:
         return
     conn.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT unnest(?::VARCHAR[]) AS member_id",
@@ -173,12 +213,14 @@ def refresh_members(conn: Any, settings: Any, member_ids: list[str]) -> None:
     conn.execute("INSERT INTO touched SELECT member_id FROM member_facts WHERE referrer_id IN "
                  "(SELECT member_id FROM touched) AND member_id NOT IN (SELECT member_id FROM touched)")
     _update_touched(conn, settings)
+    _rebuild_landings(conn, settings)  # ids rewritten in place move links and persons: rare, so one pass
 
 
 def _has_facts(conn: Any) -> bool:
-    found = conn.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'member_facts' "
+    found = conn.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name IN "
+                         "('member_facts', 'landing_facts', 'landing_links') "
                          "AND schema_name = current_schema()").fetchall()
-    return bool(found[0][0])
+    return found[0][0] == 3
 
 
 def _referred(conn: Any, scope: str, table: str = "member_facts") -> None:
@@ -190,6 +232,54 @@ def _rebuild(conn: Any, settings: Any, table: str = "member_facts", temporary: b
     kind = "TEMP TABLE" if temporary else "TABLE"
     _run(conn, f"CREATE OR REPLACE {kind} {table} AS " + MEMBER_FACTS.replace("{scope}", ""), _params(settings))
     _referred(conn, "", table)
+
+
+def _landings(settings: Any, links: str, scope: str = "", person_scope: str = "") -> tuple[str, dict[str, Any]]:
+    sql = LANDING_ROWS.replace("{links}", links).replace("{scope}", scope).replace("{person_scope}", person_scope)
+    return sql, {"tz": settings.timezone}
+
+
+def _rebuild_landings(conn: Any, settings: Any, table: str = "landing_facts", links: str = "landing_links",
+                      temporary: bool = False) -> None:
+    """Every person's links and landing facts from every event (`temporary`: into temporary tables)."""
+    kind = "TEMP TABLE" if temporary else "TABLE"
+    conn.execute(f"CREATE OR REPLACE {kind} {links} AS " + LANDING_LINKS.replace("{scope}", ""))
+    sql, params = _landings(settings, links)
+    _run(conn, f"CREATE OR REPLACE {kind} {table} AS " + sql, params)
+
+
+def _catch_up_landings(conn: Any, settings: Any, since: int) -> None:
+    """The landing rows of the persons named on landing views and joins shipped after `since`, and of both sides
+    of every visitor whose link the new events changed; every row when that is most of them."""
+    conn.execute("CREATE OR REPLACE TEMP TABLE new_links AS " + LANDING_LINKS.replace(
+        "{scope}", " AND visitor_id IN (SELECT visitor_id FROM events WHERE seq > ? "
+                   "AND visitor_id IS NOT NULL AND member_id IS NOT NULL)"), [since])
+    conn.execute("CREATE OR REPLACE TEMP TABLE named AS "
+                 "SELECT coalesce(o.member_id, 'visitor:' || n.visitor_id) AS person, n.member_id AS linked "
+                 "FROM new_links n LEFT JOIN landing_links o ON o.visitor_id = n.visitor_id "
+                 "WHERE o.member_id IS DISTINCT FROM n.member_id")
+    conn.execute("INSERT INTO named SELECT linked, NULL FROM named")
+    conn.execute("DELETE FROM landing_links WHERE visitor_id IN (SELECT visitor_id FROM new_links)")
+    conn.execute("INSERT INTO landing_links SELECT visitor_id, member_id FROM new_links")
+    conn.execute("INSERT INTO named SELECT coalesce(e.member_id, l.member_id, 'visitor:' || e.visitor_id), "
+                 "NULL FROM events e LEFT JOIN landing_links l ON l.visitor_id = e.visitor_id "
+                 "WHERE e.seq > ? AND e.type IN ('landing_view', 'joined')", [since])
+    conn.execute("CREATE OR REPLACE TEMP TABLE touched_people AS SELECT DISTINCT person FROM named")
+    touched = conn.execute("SELECT count(*) FROM touched_people").fetchall()[0][0]
+    rows = conn.execute("SELECT count(*) FROM landing_facts").fetchall()[0][0]
+    if touched > FULL_REBUILD_SHARE * rows:
+        _rebuild_landings(conn, settings)
+    elif touched:
+        conn.execute("DELETE FROM landing_facts WHERE person IN (SELECT person FROM touched_people)")
+        sql, params = _landings(
+            settings, "landing_links",
+            " AND (e.member_id IN (SELECT person FROM touched_people) OR e.visitor_id IN "
+            "(SELECT visitor_id FROM landing_links WHERE member_id IN (SELECT person FROM touched_people) "
+            "UNION ALL SELECT substr(person, 9) FROM touched_people WHERE starts_with(person, 'visitor:')))",
+            " AND person IN (SELECT person FROM touched_people)")
+        _run(conn, "INSERT INTO landing_facts " + sql, params)
+    for table in ("new_links", "named", "touched_people"):
+        conn.execute(f"DROP TABLE {table}")
 
 
 def _catch_up(conn: Any, settings: Any, since: int) -> None:

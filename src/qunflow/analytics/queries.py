@@ -270,6 +270,17 @@ SELECT grouping(dim) = 1 AS is_total, dim, count(*) AS landing_visitors,
 FROM facts GROUP BY GROUPING SETS ((dim), ())
 """
 
+# LANDING over the landing facts (analytics/facts.py), under the same conditions as COHORT_FACTS. A person's
+# first view in the period is their day-first view whose day is in the period and whose previous view's is not.
+LANDING_FACTS = """
+SELECT grouping(dim) = 1 AS is_total, dim, count(*) AS landing_visitors,
+       count(*) FILTER (WHERE mature) AS landing_mature,
+       count(*) FILTER (WHERE mature AND joined) AS landing_joined
+FROM (SELECT {landing_facts_dim} AS dim, ts + INTERVAL 7 DAY <= $cutoff AS mature, joined FROM landing_facts
+      WHERE day BETWEEN $start AND $end AND (prev_day IS NULL OR prev_day < $start) {landing_facts_filter}) v
+GROUP BY GROUPING SETS ((dim), ())
+"""
+
 # Spend, like events, is known only up to the as-of day: days after it are not spent yet as of then.
 SPEND = """
 SELECT grouping(channel) = 1 AS is_total, channel AS dim, coalesce(sum(amount), 0) AS spend
@@ -319,6 +330,8 @@ def render(template: str, by: str, filters: dict[str, str] | None = None, experi
         # CURRENT_DAILY reads the first join only to filter on its acquisition attributes.
         "{acquisition_join}": " JOIN first_join f ON f.member_id = l.member_id" if set(filters) - {"group"} else "",
         "{landing_filter}": _where(filters, landing_columns),
+        "{landing_facts_dim}": {**LANDING_DIMS, "tier": "tier"}[by],
+        "{landing_facts_filter}": _where(filters, FILTER_COLUMNS),
         "{spend_filter}": spend_filter,
     }
     for placeholder, text in pieces.items():  # in order: the exposure CTE goes in before the rest is filled
