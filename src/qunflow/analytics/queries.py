@@ -59,6 +59,7 @@ LANDING_DIMS = {
     **MEMBER_DIMS, "tier": "@JSON_TEXT(properties, 'tier')",
     "cohort_day": "@TEXT(day)", "cohort_week": "@ISO_WEEK(day)", "variant": "xp.variant",
 }
+LANDING_FACTS_DIMS = {**LANDING_DIMS, "tier": "tier"}  # landing_facts holds the view's tier as a column
 
 # The cohort's sufficient statistics from one row per member (`facts`); shared by COHORT and COHORT_FACTS.
 COHORT_COUNTS = """SELECT grouping(dim) = 1 AS is_total, dim,
@@ -330,7 +331,7 @@ def render(template: str, by: str, filters: dict[str, str] | None = None, experi
         # CURRENT_DAILY reads the first join only to filter on its acquisition attributes.
         "{acquisition_join}": " JOIN first_join f ON f.member_id = l.member_id" if set(filters) - {"group"} else "",
         "{landing_filter}": _where(filters, landing_columns),
-        "{landing_facts_dim}": {**LANDING_DIMS, "tier": "tier"}[by],
+        "{landing_facts_dim}": LANDING_FACTS_DIMS[by],
         "{landing_facts_filter}": _where(filters, FILTER_COLUMNS),
         "{spend_filter}": spend_filter,
     }

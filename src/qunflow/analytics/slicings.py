@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from qunflow.analytics.queries import LANDING_DIMS, MEMBER_DIMS, render
+from qunflow.analytics.queries import LANDING_DIMS, LANDING_FACTS_DIMS, MEMBER_DIMS, render
 
 FINAL = re.compile(r"grouping\(((?:\w+\.)?)dim\) = 1 AS is_total, \1dim(?: AS dim)?\b")
 SETS = re.compile(r"GROUPING SETS \(\(((?:\w+\.)?)dim\), \(\)\)")
@@ -41,6 +41,8 @@ def render_sets(template: str, bys: tuple[str, ...], filters: dict[str, str] | N
     template = template.replace("{current_dim} AS dim", _dims("{current_dim}", [
         "l.current_group" if b == "group" else MEMBER_DIMS[b] for b in bys]))
     template = template.replace("{landing_dim} AS dim", _dims("{landing_dim}", [LANDING_DIMS[b] for b in bys]))
+    template = template.replace("{landing_facts_dim} AS dim", _dims("{landing_facts_dim}",
+                                                                     [LANDING_FACTS_DIMS[b] for b in bys]))
     sql = render(template, bys[0], filters)
 
     def final(match: re.Match[str]) -> str:
