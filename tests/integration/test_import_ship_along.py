@@ -25,6 +25,7 @@ import pytest
 from qunflow.analytics.shipper import ship
 from qunflow.services.fileimport import import_event_file
 from qunflow.services.ingest import ingest_batch
+from qunflow.store.eventlog import count_events
 from qunflow.workspace import Workspace, open_workspace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,15 +93,22 @@ def fresh_ship(ws: Workspace, tmp_path: Path) -> dict[str, Any]:
 
 
 def state_count(ws: Workspace) -> int:
+    with ws.engine.connect() as conn:
+        return count_events(conn)
+
+
+def sqlite_count(ws: Workspace) -> int:
+    """The state database's events, read without the workspace (closed while another process imports)."""
     with sqlite3.connect(ws.home / "qunflow.db") as db:
         return int(db.execute("SELECT count(*) FROM events").fetchone()[0])
 
 
-def test_an_import_leaves_the_store_a_fresh_ship_makes(workspace: Workspace, tmp_path: Path) -> None:
+def test_an_import_leaves_the_store_a_fresh_ship_makes(any_workspace: Workspace, tmp_path: Path) -> None:
+    workspace = any_workspace
     path = write(tmp_path / "e.parquet", community(1500))
-    watermarks: list[int] = []
+    stored_by_progress: list[int] = []
     result = import_event_file(workspace.engine, path, ws=workspace, chunk=200,
-                               on_progress=lambda _: watermarks.append(state_count(workspace)))
+                               on_progress=lambda _: stored_by_progress.append(state_count(workspace)))
     assert result.stored == 1500 and not result.errors
     got = analytics_of(workspace)
     assert got == fresh_ship(workspace, tmp_path)
@@ -109,12 +117,13 @@ def test_an_import_leaves_the_store_a_fresh_ship_makes(workspace: Workspace, tmp
     # Money at the edge of what SQLite keeps exactly arrived as imported, to the last digit.
     amounts = {row[11] for row in got["events"] if row[11] is not None}
     assert Decimal("99999999999.9999") in amounts and Decimal("-0.5") in amounts
-    assert watermarks == [200 * k for k in range(1, 8)] + [1500]
+    assert stored_by_progress == [200 * k for k in range(1, 8)] + [1500]
 
 
-def test_the_batches_ship_as_they_commit(workspace: Workspace, tmp_path: Path) -> None:
+def test_the_batches_ship_as_they_commit(any_workspace: Workspace, tmp_path: Path) -> None:
     """Ctrl+C after the second batch's commit: the store holds the first batch exactly, no more and no
     less (the second, committed but not appended, is left to the next ship), and the next ship completes it."""
+    workspace = any_workspace
     path = write(tmp_path / "e.parquet", community(1000))
     calls: list[int] = []
 
@@ -198,12 +207,12 @@ def test_a_killed_import_leaves_a_store_the_next_ship_completes(workspace: Works
     for stop_at in (2_000, 12_000, 24_000):
         child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            while child.poll() is None and state_count(workspace) < stop_at:
+            while child.poll() is None and sqlite_count(workspace) < stop_at:
                 time.sleep(0.005)
         finally:
             child.send_signal(signal.SIGKILL)
             child.wait()
-        stored = state_count(workspace)
+        stored = sqlite_count(workspace)
         assert stored >= stop_at or child.returncode == 0
         with duckdb.connect(workspace.settings.analytics_file, read_only=True) as duck:
             rows, distinct, top = duck.execute("SELECT count(*), count(DISTINCT seq), max(seq) FROM events").fetchone()
