@@ -118,6 +118,7 @@ def test_an_import_leaves_the_store_a_fresh_ship_makes(any_workspace: Workspace,
     amounts = {row[11] for row in got["events"] if row[11] is not None}
     assert Decimal("99999999999.9999") in amounts and Decimal("-0.5") in amounts
     assert stored_by_progress == [200 * k for k in range(1, 8)] + [1500]
+    assert ship(workspace) == 0 and analytics_of(workspace) == got  # nothing left for the first metrics call
 
 
 def test_the_batches_ship_as_they_commit(any_workspace: Workspace, tmp_path: Path) -> None:
