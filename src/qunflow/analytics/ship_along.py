@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from decimal import Decimal
 
 import pyarrow as pa
@@ -35,6 +36,9 @@ from qunflow.workspace import Workspace
 # ship reads it back with printf('%.4f'). Below 1e11 (at most 11 + 4 digits) that gives the very text
 # stored; larger amounts ship the normal way, so both ways agree to the last digit.
 SQLITE_EXACT_MONEY = Decimal("1e11")
+# The longest the import holds the store between two batches' appends: under the 10 s another process waits
+# for it (store.LOCK_WAIT_SECONDS).
+HOLD_SECONDS = 4.0
 
 
 def ship_table(columns: dict[str, pa.Array], first_seq: int, postgres: bool) -> pa.Table | None:
@@ -112,22 +116,47 @@ class ShipAlong:
         self.in_step = False
 
     def _run(self) -> None:
-        from qunflow.analytics.shipper import append_in_step
         from qunflow.analytics.store import AnalyticsBusy
 
-        while (job := self._jobs.get()) is not None:
+        try:
+            with ExitStack() as held:
+                self._append_all(held)
+            return
+        except AnalyticsBusy:  # another process holds the store: its own ship will catch up
+            self.in_step = False
+        except BaseException as exc:  # raised by close()
+            self._failure, self.in_step = exc, False
+        while self._jobs.get() is not None:  # after a failure: take what is still sent, up to close()'s None
+            pass
+
+    def _append_all(self, held: ExitStack) -> None:
+        """Each batch in its own transaction of the store, through one connection held for up to HOLD_SECONDS
+        (opening and closing the file per batch cost a checkpoint each, a third of the appends' time); it is
+        let go in between and whenever no batch comes for a second, so other processes take their turn."""
+        from qunflow.analytics.shipper import append_in_step, held_store
+
+        engine, since = None, 0.0
+        while True:
+            try:
+                job = self._jobs.get(timeout=1.0)
+            except queue.Empty:
+                held.close()
+                engine = None
+                continue
+            if job is None:
+                return
             if not self.in_step:
                 continue
+            if engine is None:
+                engine, since = held.enter_context(held_store(self.ws)), time.monotonic()
             before, table = job
-            try:
-                if append_in_step(self.ws, before, table):
-                    self.shipped += table.num_rows
-                else:
-                    self.in_step = False
-            except AnalyticsBusy:  # another process holds the store: its own ship will catch up
+            if not append_in_step(engine, before, table):
                 self.in_step = False
-            except BaseException as exc:  # raised by close()
-                self._failure, self.in_step = exc, False
+                continue
+            self.shipped += table.num_rows
+            if time.monotonic() - since > HOLD_SECONDS:
+                held.close()
+                engine = None
 
     def close(self, finish: bool) -> None:
         """Wait for the appends; when `finish`, run the normal ship for what did not ship along, the facts and
