@@ -25,7 +25,7 @@ import pytest
 from qunflow.analytics.shipper import ship
 from qunflow.services.fileimport import import_event_file
 from qunflow.services.ingest import ingest_batch
-from qunflow.store.eventlog import count_events
+from qunflow.store.eventlog import count_events, max_seq
 from qunflow.workspace import Workspace, open_workspace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -140,6 +140,22 @@ def test_the_batches_ship_as_they_commit(any_workspace: Workspace, tmp_path: Pat
     assert partial["watermark"] == 300 and [row[0] for row in partial["events"]] == list(range(1, 301))
     assert ship(workspace) == 300
     assert analytics_of(workspace) == fresh_ship(workspace, tmp_path)
+
+
+def test_rows_after_a_gap_in_the_seqs_ship_along_with_the_seqs_they_took(any_workspace: Workspace,
+                                                                       tmp_path: Path) -> None:
+    """A batch of re-sent rows stores nothing and keeps the store in step; on PostgreSQL those rows still use
+    up sequence values, so the next new rows' seqs start after a gap, and they ship along with those seqs."""
+    workspace = any_workspace
+    assert import_event_file(workspace.engine, write(tmp_path / "a.parquet", community(300)), ws=workspace,
+                             chunk=100).stored == 300
+    again = pa.concat_tables([community(100), community(200, first=300)])  # e0-e99 re-sent, then new rows
+    assert import_event_file(workspace.engine, write(tmp_path / "b.parquet", again), ws=workspace,
+                             chunk=100).stored == 200
+    got = analytics_of(workspace)
+    with workspace.engine.connect() as conn:
+        assert got["watermark"] == max_seq(conn) and len(got["events"]) == 500
+    assert got == fresh_ship(workspace, tmp_path)
 
 
 def test_a_batch_that_cannot_ship_along_leaves_the_rest_to_the_final_ship(workspace: Workspace,

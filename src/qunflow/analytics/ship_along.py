@@ -70,9 +70,10 @@ def _exact_on_sqlite(money: pa.Array) -> bool:
     return bounds["min"] is None or max(-bounds["min"], bounds["max"]) < SQLITE_EXACT_MONEY
 
 
-def seq_before(conn: Connection, stored: int) -> int | None:
-    """Inside the batch's transaction, after its insert of `stored` new rows: the last seq before them when
-    they took the seqs right after it, one each (so in the order inserted); otherwise None."""
+def seqs_taken(conn: Connection, stored: int) -> tuple[int, int] | None:
+    """Inside the batch's transaction, after its insert of `stored` new rows: (the last seq before them, their
+    first seq) when they took consecutive seqs, one each in the order inserted; otherwise None. The two differ
+    by a gap where no row is (PostgreSQL's sequence skips the values of refused or rolled-back rows)."""
     top = conn.execute(select(func.max(events.c.seq))).scalar()
     if top is None or not stored:
         return None
@@ -81,8 +82,8 @@ def seq_before(conn: Connection, stored: int) -> int | None:
     # means they fill low + 1 .. top without a gap.
     if conn.execute(select(func.count()).where(events.c.seq > low)).scalar_one() != stored:
         return None
-    return int(conn.execute(select(func.coalesce(func.max(events.c.seq), 0)).where(events.c.seq <= low))
-               .scalar_one())
+    before = conn.execute(select(func.coalesce(func.max(events.c.seq), 0)).where(events.c.seq <= low)).scalar_one()
+    return int(before), low + 1
 
 
 class ShipAlong:
@@ -98,18 +99,19 @@ class ShipAlong:
         self._thread = threading.Thread(target=self._run, name="qunflow-ship-along", daemon=True)
         self._thread.start()
 
-    def committed(self, before: int | None, stored: int, columns: dict[str, pa.Array] | None, valid: int) -> None:
+    def committed(self, seqs: tuple[int, int] | None, stored: int, columns: dict[str, pa.Array] | None,
+                  valid: int) -> None:
         """After a batch's commit: ship its `stored` new rows along, the batch's `valid` events in `columns`
-        (checked_columns) with seqs after `before` (seq_before); or end shipping along when they cannot."""
+        (checked_columns) with the seqs `seqs` gives (seqs_taken); or end shipping along when they cannot."""
         if not stored or not self.in_step:
             return
         table = None
-        if before is not None and columns is not None and stored == valid:
-            table = ship_table(columns, before + 1, self.postgres)
-        if before is None or table is None:
+        if seqs is not None and columns is not None and stored == valid:
+            table = ship_table(columns, seqs[1], self.postgres)
+        if seqs is None or table is None:
             self.stop()
         else:
-            self._jobs.put((before, table))  # waits while the thread appends the batch before
+            self._jobs.put((seqs[0], table))  # waits while the thread appends the batch before
 
     def stop(self) -> None:
         """End shipping along: the import's final ship takes the rest."""

@@ -51,7 +51,7 @@ def held_store(ws: Workspace) -> Iterator[Engine]:
 
 
 def append_in_step(engine: Engine, before: int, table: pa.Table) -> bool:
-    """Append `table` (ARROW_SCHEMA, the events right after seq `before`) when the store's watermark is
+    """Append `table` (ARROW_SCHEMA, the events stored next after seq `before`) when the store's watermark is
     `before`; False, appending nothing, when it is not."""
     if engine.watermark() != before:
         return False

@@ -97,7 +97,7 @@ def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chu
     `ws`, rows may name their member by external_id, phone or coupon (services/identity.py), and batches
     of an Arrow-ready Parquet file ship to the analytics store as they commit (analytics/ship_along.py).
     """
-    from qunflow.analytics.ship_along import seq_before, ship_along
+    from qunflow.analytics.ship_along import seqs_taken, ship_along
     from qunflow.services.eventfiles import CHUNK, file_format
     from qunflow.store.eventlog import append_driver_columns
 
@@ -118,9 +118,9 @@ def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chu
             if prepared.valid:
                 with conn.begin():
                     stored = append_driver_columns(conn, prepared.columns)
-                    before = seq_before(conn, stored) if along and along.in_step else None
+                    seqs = seqs_taken(conn, stored) if along and along.in_step else None
                 if along:
-                    along.committed(before, stored, prepared.arrow, prepared.valid)
+                    along.committed(seqs, stored, prepared.arrow, prepared.valid)
             total.add(IngestResult(prepared.received, stored, prepared.valid - stored, prepared.errors))
             if prepared.pending:
                 total.add(_import_pending(conn, ws, prepared.pending))
