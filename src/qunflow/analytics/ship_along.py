@@ -3,7 +3,7 @@ appended, in the same Arrow form, to the analytics store, with the watermark in 
 so the first metrics call after a large import has (almost) nothing to ship.
 
 The state database stays the truth. A batch ships along only when the store is in step: the batch's rows
-took the seqs right after the last one before it, one each in file order (checked inside the batch's own
+took consecutive seqs after the last one before it, one each in file order (checked inside the batch's own
 transaction), and at append time the store's watermark is that last seq. The append comes after the state
 commit, so a crash between the two leaves the store behind, never ahead, and the next ship brings it up; a
 store another shipper moved on is never appended to. The first batch that cannot ship along (a re-sent
