@@ -287,14 +287,15 @@ def _server(target: ClickHouseTarget) -> ClickHouseServerEngine:
 
 
 @contextmanager
-def open_engine(ws: Workspace, *, read_only: bool = False) -> Iterator[Engine]:
+def open_engine(ws: Workspace, *, read_only: bool = False, wait: bool = True) -> Iterator[Engine]:
     """The workspace's analytics engine. `read_only` opens an embedded DuckDB file without taking its
-    write lock (the file must exist); the other engines ignore it."""
+    write lock (the file must exist); without `wait`, a DuckDB file another process holds is refused at once
+    (store.AnalyticsBusy). The other engines ignore both."""
     name = ws.settings.analytics_engine
     if name == "duckdb":
         from qunflow.analytics.store import connect
 
-        with connect(ws.settings.analytics_file, read_only=read_only) as conn:
+        with connect(ws.settings.analytics_file, read_only=read_only, wait=wait) as conn:
             yield DuckDBEngine(conn)
     elif name == "chdb":
         try:

@@ -29,7 +29,7 @@ from qunflow.workspace import Workspace
 # Events per chunk, one append (and one watermark move) each: larger chunks cost fewer round trips to the
 # analytics store and a few hundred MiB at most (bench/bench_ship.py).
 CHUNK = 100_000
-__all__ = ["ARROW_SCHEMA", "COLUMNS", "CHUNK", "analytics", "ship"]
+__all__ = ["ARROW_SCHEMA", "COLUMNS", "CHUNK", "analytics", "append_in_step", "held_store", "ship"]
 _lock = threading.Lock()  # one shipper at a time per process
 
 SPEND_SCHEMA = pa.schema([("channel", pa.string()), ("day", pa.date32()), ("amount", pa.decimal128(18, 4)),
@@ -40,6 +40,23 @@ def ship(ws: Workspace, chunk: int = CHUNK) -> int:
     """Ship every event not yet shipped, and refresh spend. Returns the number of events shipped."""
     with _lock, open_engine(ws) as engine:
         return _ship_into(ws, engine, chunk)
+
+
+@contextmanager
+def held_store(ws: Workspace) -> Iterator[Engine]:
+    """The store for writing, as this process's one shipper, with no wait for a store another process holds
+    (store.AnalyticsBusy at once): analytics/ship_along.py appends through it."""
+    with _lock, open_engine(ws, wait=False) as engine:
+        yield engine
+
+
+def append_in_step(engine: Engine, before: int, table: pa.Table) -> bool:
+    """Append `table` (ARROW_SCHEMA, the events stored next after seq `before`) when the store's watermark is
+    `before`; False, appending nothing, when it is not."""
+    if engine.watermark() != before:
+        return False
+    engine.append(table)
+    return True
 
 
 @contextmanager

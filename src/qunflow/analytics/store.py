@@ -72,10 +72,12 @@ def _leave(path: str) -> None:
 
 
 @contextmanager
-def connect(path: str, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(path: str, *, read_only: bool = False, wait: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the store; a file another process holds is retried for LOCK_WAIT_SECONDS (`wait`) or
+    refused at once (AnalyticsBusy)."""
     read_only = _enter(path, read_only)
     try:
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        deadline = time.monotonic() + (LOCK_WAIT_SECONDS if wait else 0.0)
         while True:
             try:
                 conn = duckdb.connect(path, read_only=read_only)

@@ -217,9 +217,9 @@ def audit_command(root: Any, args: list[str], exit_code: int) -> None:
     import os
 
     try:
-        import click
-
-        ctx = click.Context(root)
+        # The root command's own Context class: the click typer runs on (its vendored copy in newer typers), and
+        # importing the standalone click as well cost every command about 40 ms.
+        ctx = root.context_class(root)
         path: list[str] = []
         command, rest = root, list(args)
         while rest and hasattr(command, "get_command") and not rest[0].startswith("-"):

@@ -42,6 +42,14 @@ def schema_fits(schema: pa.Schema) -> bool:
 def driver_columns_of(batch: pa.RecordBatch, postgres: bool) -> dict[str, list[Any]] | None:
     """The batch as store.eventlog.driver_columns would make it after validation, or None when any row
     might be refused or stored differently (then the caller validates row by row)."""
+    columns = checked_columns(batch)
+    return None if columns is None else driver_lists(columns, postgres)
+
+
+def checked_columns(batch: pa.RecordBatch) -> dict[str, pa.Array] | None:
+    """The batch's columns keyed by events table column once every row is proven valid, as they will be
+    stored: text ("" is absent), ts as naive UTC microseconds, money as decimal(38, 4). Columns no row uses
+    are left out (stored as NULL). None when any row might be refused or stored differently."""
     names = batch.schema.names
     if len(set(names)) != len(names) or not KNOWN_FIELDS.issuperset(names) or not batch.num_rows:
         return None
@@ -50,26 +58,36 @@ def driver_columns_of(batch: pa.RecordBatch, postgres: bool) -> dict[str, list[A
     if any(name not in names or batch.column(name).null_count for name in ("event_id", "type", "ts")):
         return None
     event_id = _text(batch.column("event_id"))
-    ts = _instants(batch.column("ts"), postgres)
+    ts = _instants(batch.column("ts"))
     if event_id is None or event_id.null_count or ts is None or not _types_ok(batch.column("type")):
         return None
-    columns: dict[str, list[Any]] = {"event_id": event_id.to_pylist(), "type": batch.column("type").to_pylist(),
-                                     "ts": ts}
+    columns: dict[str, pa.Array] = {"event_id": event_id, "type": batch.column("type"), "ts": ts}
     identified: Any = None
     for name in (*TEXT_FIELDS, *MONEY_FIELDS):
         if name not in names or batch.column(name).null_count == batch.num_rows:
             continue
-        values = _money(batch.column(name), postgres) if name in MONEY_FIELDS else _text(batch.column(name))
+        values = _money(batch.column(name)) if name in MONEY_FIELDS else _text(batch.column(name))
         if values is None:
             return None
         if name in ("member_id", "visitor_id"):
             present = values.is_valid()
             identified = present if identified is None else pc.or_(identified, present)
         if values.null_count != len(values):  # a column no event uses is left to its default, NULL
-            columns[_COLUMN.get(name, name)] = values.to_pylist()
+            columns[_COLUMN.get(name, name)] = values
     if identified is None or not pc.all(identified).as_py():
         return None  # member_id or visitor_id is required
     return columns
+
+
+def driver_lists(columns: dict[str, pa.Array], postgres: bool) -> dict[str, list[Any]]:
+    """checked_columns as the driver is sent them: naive datetimes and Decimal on PostgreSQL; on SQLite the
+    text SQLAlchemy stores (store.eventlog._sqlite_stamps for ts, str(Decimal) for money)."""
+    out: dict[str, list[Any]] = {}
+    for name, values in columns.items():
+        if not postgres and (name == "ts" or pa.types.is_decimal(values.type)):
+            values = values.cast(pa.string())
+        out[name] = values.to_pylist()
+    return out
 
 
 def _types_ok(column: pa.Array) -> bool:
@@ -91,8 +109,8 @@ def _text(column: pa.Array) -> pa.Array | None:
     return column
 
 
-def _money(column: pa.Array, postgres: bool) -> pa.Array | None:
-    """Money as the driver is sent it: Decimal on PostgreSQL, its text (str(Decimal)) on SQLite.
+def _money(column: pa.Array) -> pa.Array | None:
+    """Money as decimal(38, 4), or None when a value needs parse_event.
 
     Text or decimal columns only, with at most four decimals (no rounding here), below MAX_MONEY, and no
     negative zero (stored as -0.0000, which Arrow would write as 0.0000)."""
@@ -108,15 +126,13 @@ def _money(column: pa.Array, postgres: bool) -> pa.Array | None:
     bounds = pc.min_max(money).as_py()
     if bounds["min"] is not None and max(-bounds["min"], bounds["max"]) >= MAX_MONEY:
         return None
-    return money if postgres else money.cast(pa.string())
+    return money
 
 
-def _instants(column: pa.Array, postgres: bool) -> list[Any] | None:
-    """Time-zone-aware instants as the driver is sent them (naive UTC), or None."""
+def _instants(column: pa.Array) -> pa.Array | None:
+    """Time-zone-aware instants as naive UTC microseconds, or None."""
     from qunflow.services.eventfiles import _utc_instants
 
     if not _utc_instants(column):
         return None
-    naive = column.cast(pa.timestamp("us", "UTC")).cast(pa.timestamp("us"))
-    # The text SQLAlchemy stores on SQLite (store.eventlog._sqlite_stamps).
-    return naive.to_pylist() if postgres else naive.cast(pa.string()).to_pylist()
+    return column.cast(pa.timestamp("us", "UTC")).cast(pa.timestamp("us"))

@@ -49,12 +49,15 @@ class Prepared:
     # Rows naming their member by external_id, phone or coupon: resolved by the importing process, which
     # holds the database (line, row).
     pending: list[tuple[int, Any]]
+    # The valid events as Arrow columns (eventfiles_arrow.checked_columns), when a batch took the Arrow path:
+    # what ships along to the analytics store (analytics/ship_along.py).
+    arrow: dict[str, Any] | None = None
 
 
 def prepared_chunks(path: Path, chunk: int, postgres: bool) -> Generator[Prepared]:
     """Everything the import does to a file but storing it; no database involved."""
     from qunflow.services.eventfiles import file_format, parquet_batches, parquet_raw, read_chunks
-    from qunflow.services.eventfiles_arrow import driver_columns_of
+    from qunflow.services.eventfiles_arrow import checked_columns, driver_lists
 
     if file_format(path) != "parquet":
         for lines, raw, position in read_chunks(path, chunk):
@@ -62,9 +65,9 @@ def prepared_chunks(path: Path, chunk: int, postgres: bool) -> Generator[Prepare
         return
     for first, batch, position in parquet_batches(path, chunk):
         # A batch whose every row is provably valid goes to the driver's columns straight from Arrow.
-        columns = driver_columns_of(batch, postgres)
+        columns = checked_columns(batch)
         if columns is not None:
-            yield Prepared(batch.num_rows, batch.num_rows, columns, [], position, [])
+            yield Prepared(batch.num_rows, batch.num_rows, driver_lists(columns, postgres), [], position, [], columns)
         else:
             yield _prepared(*parquet_raw(first, batch), position, postgres)
 
@@ -91,8 +94,10 @@ def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chu
     order and progress (bytes read) is reported after each commit; an error stops the import after
     them. `pipeline` (default: from PIPELINE_BYTES on, unless a Parquet file's columns suit the Arrow path)
     reads in a second process. With the workspace
-    `ws`, rows may name their member by external_id, phone or coupon (services/identity.py).
+    `ws`, rows may name their member by external_id, phone or coupon (services/identity.py), and batches
+    of an Arrow-ready Parquet file ship to the analytics store as they commit (analytics/ship_along.py).
     """
+    from qunflow.analytics.ship_along import seqs_taken, ship_along
     from qunflow.services.eventfiles import CHUNK, file_format
     from qunflow.store.eventlog import append_driver_columns
 
@@ -100,20 +105,27 @@ def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chu
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file", zh=f"{path}:文件不存在")
     file_format(path)  # an unknown extension fails here, before a process is started
+    arrow_ready = _arrow_ready(path)
     if pipeline is None:
-        pipeline = path.stat().st_size >= PIPELINE_BYTES and not _arrow_ready(path)
+        pipeline = path.stat().st_size >= PIPELINE_BYTES and not arrow_ready
     postgres = engine.dialect.name == "postgresql"
     chunks = _read_elsewhere if pipeline else prepared_chunks
     total = IngestResult()
-    with engine.connect() as conn, _import_cache(conn), closing(chunks(path, chunk or CHUNK, postgres)) as read:
+    with engine.connect() as conn, _import_cache(conn), closing(chunks(path, chunk or CHUNK, postgres)) as read, \
+            ship_along(ws if arrow_ready and ws is not None and ws.engine is engine else None) as along:
         for prepared in read:
             stored = 0
             if prepared.valid:
                 with conn.begin():
                     stored = append_driver_columns(conn, prepared.columns)
+                    seqs = seqs_taken(conn, stored) if along and along.in_step else None
+                if along:
+                    along.committed(seqs, stored, prepared.arrow, prepared.valid)
             total.add(IngestResult(prepared.received, stored, prepared.valid - stored, prepared.errors))
             if prepared.pending:
                 total.add(_import_pending(conn, ws, prepared.pending))
+                if along:
+                    along.stop()  # rows stored apart from the batch's Arrow columns: the normal ship takes them
             if on_progress:
                 on_progress(prepared.position)
     total.errors.sort(key=lambda error: error["line"])

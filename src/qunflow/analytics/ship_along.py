@@ -1,0 +1,197 @@
+"""Shipping an import as it goes (issue 15): each batch `qunflow events import` commits from Arrow is
+appended, in the same Arrow form, to the analytics store, with the watermark in that append's transaction,
+so the first metrics call after a large import has (almost) nothing to ship.
+
+The state database stays the truth. A batch ships along only when the store is in step: the batch's rows
+took consecutive seqs after the last one before it, one each in file order (checked inside the batch's own
+transaction), and at append time the store's watermark is that last seq. The append comes after the state
+commit, so a crash between the two leaves the store behind, never ahead, and the next ship brings it up; a
+store another shipper moved on is never appended to. The first batch that cannot ship along (a re-sent
+event_id in it, rows that needed row-by-row checks, money SQLite would round, a store out of step or held
+by another process) ends shipping along for the import. At the end the import runs the normal ship
+(shipper.ship): whatever did not ship along, the per-member facts and spend, on the ship's own path.
+
+DuckDB only: chdb and a ClickHouse server keep the normal ship (their watermark is max(seq) of the rows,
+and the first metrics call ships as before). Appends run in a thread while the import stores the next batch
+(DuckDB lets go of Python's lock while it works).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from decimal import Decimal
+
+import pyarrow as pa
+from sqlalchemy import Connection, func, select
+
+from qunflow.analytics.eventlog_arrow import ARROW_SCHEMA, MONEY
+from qunflow.store.tables import events
+from qunflow.workspace import Workspace
+
+# SQLite keeps money in a NUMERIC column: text becomes a double, exact to 15 significant digits, and the
+# ship reads it back with printf('%.4f'). Below 1e11 (at most 11 + 4 digits) that gives the very text
+# stored; larger amounts ship the normal way, so both ways agree to the last digit.
+SQLITE_EXACT_MONEY = Decimal("1e11")
+# The longest the import holds the store between two batches' appends: under the 10 s another process waits
+# for it (store.LOCK_WAIT_SECONDS).
+HOLD_SECONDS = 4.0
+
+
+def ship_table(columns: dict[str, pa.Array], first_seq: int, postgres: bool) -> pa.Table | None:
+    """A batch of eventfiles_arrow.checked_columns as the ship would read it back from the state database,
+    its rows numbered from `first_seq`; None when the ship might read a value back differently."""
+    import numpy as np  # loaded by pyarrow already; pa.array of Python ints would import pandas
+
+    count = len(columns["event_id"])
+    seq = pa.Array.from_buffers(pa.int64(), count, [None, pa.py_buffer(
+        np.arange(first_seq, first_seq + count, dtype=np.int64))])
+    arrays = [seq]
+    for field in ARROW_SCHEMA:
+        if field.name == "seq":
+            continue
+        values = columns.get(field.name)
+        if values is None:
+            arrays.append(pa.nulls(count, field.type))
+            continue
+        if field.name in MONEY and not postgres and not _exact_on_sqlite(values):
+            return None
+        arrays.append(values if values.type == field.type else values.cast(field.type))
+    return pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
+
+
+def _exact_on_sqlite(money: pa.Array) -> bool:
+    import pyarrow.compute as pc
+
+    bounds = pc.min_max(money).as_py()
+    return bounds["min"] is None or max(-bounds["min"], bounds["max"]) < SQLITE_EXACT_MONEY
+
+
+def seqs_taken(conn: Connection, stored: int) -> tuple[int, int] | None:
+    """Inside the batch's transaction, after its insert of `stored` new rows: (the last seq before them, their
+    first seq) when they took consecutive seqs, one each in the order inserted; otherwise None. The two differ
+    by a gap where no row is (PostgreSQL's sequence skips the values of refused or rolled-back rows)."""
+    top = conn.execute(select(func.max(events.c.seq))).scalar()
+    if top is None or not stored:
+        return None
+    low = int(top) - stored
+    # New rows have the highest seqs (this transaction holds the write lock); `stored` rows above `low`
+    # means they fill low + 1 .. top without a gap.
+    if conn.execute(select(func.count()).where(events.c.seq > low)).scalar_one() != stored:
+        return None
+    before = conn.execute(select(func.coalesce(func.max(events.c.seq), 0)).where(events.c.seq <= low)).scalar_one()
+    return int(before), low + 1
+
+
+class ShipAlong:
+    """Appends committed batches to the analytics store in a thread, while the store is in step."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.postgres = ws.engine.dialect.name == "postgresql"
+        self.in_step = True
+        self.shipped = 0
+        self._failure: BaseException | None = None
+        self._jobs: queue.Queue[tuple[int, pa.Table] | None] = queue.Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._run, name="qunflow-ship-along", daemon=True)
+        self._thread.start()
+
+    def committed(self, seqs: tuple[int, int] | None, stored: int, columns: dict[str, pa.Array] | None,
+                  valid: int) -> None:
+        """After a batch's commit: ship its `stored` new rows along, the batch's `valid` events in `columns`
+        (checked_columns) with the seqs `seqs` gives (seqs_taken); or end shipping along when they cannot."""
+        if not stored or not self.in_step:
+            return
+        table = None
+        if seqs is not None and columns is not None and stored == valid:
+            table = ship_table(columns, seqs[1], self.postgres)
+        if seqs is None or table is None:
+            self.stop()
+        else:
+            self._jobs.put((seqs[0], table))  # waits while the thread appends the batch before
+
+    def stop(self) -> None:
+        """End shipping along: the import's final ship takes the rest."""
+        self.in_step = False
+
+    def _run(self) -> None:
+        from qunflow.analytics.store import AnalyticsBusy
+
+        try:
+            with ExitStack() as held:
+                self._append_all(held)
+            return
+        except AnalyticsBusy:  # another process holds the store: its own ship will catch up
+            self.in_step = False
+        except BaseException as exc:  # raised by close()
+            self._failure, self.in_step = exc, False
+        while self._jobs.get() is not None:  # after a failure: take what is still sent, up to close()'s None
+            pass
+
+    def _append_all(self, held: ExitStack) -> None:
+        """Each batch in its own transaction of the store, through one connection held for up to HOLD_SECONDS
+        (opening and closing the file per batch cost a checkpoint each, a third of the appends' time); it is
+        let go in between and whenever no batch comes for a second, so other processes take their turn."""
+        from qunflow.analytics.shipper import append_in_step, held_store
+
+        engine, since = None, 0.0
+        while True:
+            try:
+                job = self._jobs.get(timeout=1.0)
+            except queue.Empty:
+                held.close()
+                engine = None
+                continue
+            if job is None:
+                return
+            if not self.in_step:
+                continue
+            if engine is None:
+                engine, since = held.enter_context(held_store(self.ws)), time.monotonic()
+            before, table = job
+            if not append_in_step(engine, before, table):
+                self.in_step = False
+                continue
+            self.shipped += table.num_rows
+            if time.monotonic() - since > HOLD_SECONDS:
+                held.close()
+                engine = None
+
+    def close(self, finish: bool) -> None:
+        """Wait for the appends; when `finish`, run the normal ship for what did not ship along, the facts and
+        spend (only if anything shipped along: otherwise the store is left to its next ship, as before)."""
+        if not self.in_step:  # drop a waiting batch: the normal ship takes it
+            with suppress(queue.Empty):
+                self._jobs.get_nowait()
+        self._jobs.put(None)
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+        if finish and self.shipped:
+            from qunflow.analytics.shipper import ship
+            from qunflow.analytics.store import AnalyticsBusy
+
+            # Another process holds the store: its ship (or the next metrics call) finishes the work.
+            with suppress(AnalyticsBusy):
+                ship(self.ws)
+
+
+@contextmanager
+def ship_along(ws: Workspace | None) -> Iterator[ShipAlong | None]:
+    """A ShipAlong for the import into `ws` (None without a workspace or on another engine than DuckDB). An
+    import that fails or is interrupted waits for the appends under way and leaves the rest to the next ship."""
+    if ws is None or ws.settings.analytics_engine != "duckdb":
+        yield None
+        return
+    along = ShipAlong(ws)
+    try:
+        yield along
+    except BaseException:
+        along.stop()
+        along.close(finish=False)
+        raise
+    along.close(finish=True)
+
