@@ -30,8 +30,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from qunflow.analytics import facts
 from qunflow.analytics.dialects import for_clickhouse
-from qunflow.analytics.facts import FULL_REBUILD_SHARE, _settings_key
+from qunflow.analytics.facts import _settings_key
 
 COLUMNS = (
     ("member_id", "String"), ("join_ts", "DateTime64(6, 'UTC')"), ("join_day", "Date"),
@@ -219,7 +220,7 @@ def _catch_up(engine: Any, settings: Any, since: int, version: int) -> None:
                         "WHERE seq > $since AND member_id IS NOT NULL", {"since": since})
         count = int(_select(engine, f"SELECT count() FROM {touched}")[0][0])
         members = int(_select(engine, "SELECT count() FROM member_facts")[0][0])
-        if count > FULL_REBUILD_SHARE * members:
+        if count > facts.FULL_REBUILD_SHARE * members:
             rebuild(engine, settings, version)
         elif count:
             update_touched(engine, settings, touched, version)
