@@ -4,7 +4,9 @@ state DB (domain.privacy.pseudonymise_event), so both keep the same metrics and 
 Embedded stores are rebuilt after the rewrite, because a database file keeps old values in freed blocks:
 DuckDB is copied into a fresh file that replaces the old one; chdb's table is rebuilt and the old one
 dropped at once (SYNC). On a ClickHouse server the rows are deleted by a synchronous mutation and
-inserted again; the server removes the old parts on its own schedule.
+inserted again; the server removes the old parts on its own schedule. The per-member facts follow: on
+DuckDB inside the rewrite's transaction, on ClickHouse as new row versions, after which every stored version
+that named the member is removed (facts_clickhouse.purge).
 """
 
 from __future__ import annotations
