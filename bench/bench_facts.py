@@ -8,7 +8,12 @@ cohort week, from the facts and from the events, median of 3 warm runs of both s
 keeping the facts up to date when the last 50,000 events arrive after the rest (one ship's worth), checks the
 kept facts against a rebuild, and checks the facts path gives the very same reports as the event path.
 
-    python bench/bench_facts.py --members 1000000
+    python bench/bench_facts.py --members 1000000 [--engine duckdb|chdb|both]
+
+With chdb (the default runs both engines, as issue 15 asks), the same events go into an embedded ClickHouse
+store through the engine's own append (Arrow chunks read from the DuckDB load query), the facts are built and
+kept up there (analytics/facts_clickhouse.py), and both slices are timed from facts and from events; the facts
+are also read through argMax(row, version) GROUP BY member instead of FINAL, to compare the two exact reads.
 
 Goal at 1M members: both slices together <= 1.5x the floor suite, peak RSS <= 2 GiB.
 Loading the store straight from Parquet leaves out import and shipping (see bench_metrics.py for those).
@@ -107,6 +112,104 @@ def stage_load(data: Path, ws_dir: Path) -> dict[str, Any]:
     return out
 
 
+def stage_load_chdb(data: Path, ws_dir: Path) -> dict[str, Any]:
+    """As stage_load, into an embedded ClickHouse store: the rows DuckDB's load query gives, appended in chunks."""
+    import duckdb
+    import pyarrow as pa
+
+    from qunflow.analytics import facts_clickhouse
+    from qunflow.analytics.engines import open_engine
+    from qunflow.analytics.eventlog_arrow import ARROW_SCHEMA
+    from qunflow.analytics.facts import refresh_facts
+    from qunflow.analytics.shipper import SPEND_SCHEMA
+    from qunflow.workspace import init_workspace, open_workspace
+
+    init_workspace(ws_dir).close()
+    with (ws_dir / "qunflow.toml").open("a") as settings:
+        settings.write('\nanalytics_engine = "chdb"\n')
+    ws = open_workspace(ws_dir)
+    source = duckdb.connect()
+    total = source.execute(f"SELECT count(*) FROM read_parquet('{data}/events.parquet')").fetchall()[0][0]
+    late = min(LATE, total // 20)
+    out: dict[str, Any] = {"events": total, "late_events": late}
+
+    def append(engine: Any, where: str) -> None:
+        sql = LOAD_EVENTS.format(data=data, where=where).replace("INSERT INTO events", "")
+        for batch in source.sql(sql).to_arrow_reader(500_000):
+            columns = [c.storage if isinstance(c, pa.ExtensionArray) else c for c in batch.columns]
+            engine.append(pa.Table.from_arrays(columns, names=ARROW_SCHEMA.names).cast(ARROW_SCHEMA))
+
+    with open_engine(ws) as engine:
+        started = time.perf_counter()
+        append(engine, f"e.event_id <= {total - late}")
+        spend = source.sql(LOAD_SPEND.format(data=data).replace("INSERT INTO spend", "")).to_arrow_table()
+        engine.replace_spend(pa.Table.from_arrays(spend.columns, names=SPEND_SCHEMA.names).cast(SPEND_SCHEMA))
+        out["load_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        refresh_facts(engine, ws.settings)
+        out["facts_build_s"] = time.perf_counter() - started
+        append(engine, f"e.event_id > {total - late}")
+        started = time.perf_counter()
+        refresh_facts(engine, ws.settings)
+        out["facts_late_s"] = time.perf_counter() - started
+        out["late_members"] = engine.query(
+            f"SELECT count(DISTINCT member_id) FROM events WHERE seq > {total - late}", {})[1][0][0]
+        facts_clickhouse.rebuild(engine, ws.settings, 1, "facts_check")
+        names = ", ".join(facts_clickhouse.FACT_NAMES)
+        out["facts_differ"] = sum(engine.query(
+            f"SELECT count() FROM (SELECT {names} FROM {a} EXCEPT ALL SELECT {names} FROM {b})", {})[1][0][0]
+            for a, b in (("member_facts", "facts_check"), ("facts_check", "member_facts")))
+        engine.command("DROP TABLE facts_check SYNC")  # type: ignore[attr-defined]
+        out["members"] = engine.query("SELECT count() FROM member_facts", {})[1][0][0]
+    ws.close()
+    return out
+
+
+def stage_queries(ws: Any, start: date, as_of: date) -> dict[str, Any]:
+    """The queries the facts replace, on their own: COHORT and CURRENT by channel and by cohort week, from the
+    facts (a warm-up, median of 3) and from the events (a warm-up, 1 timed); on chdb the facts are also read
+    through argMax(row, version) instead of FINAL."""
+    from qunflow.analytics.engines import open_engine
+    from qunflow.analytics.facts import usable
+    from qunflow.analytics.queries import COHORT, COHORT_FACTS, CURRENT, CURRENT_FACTS, render
+    from qunflow.domain.metrics import Period
+    from qunflow.services.metrics import _params
+
+    when = Period(start, as_of, as_of, ws.settings.zone)
+    params = _params(ws, when, {}, None)
+    out: dict[str, Any] = {}
+    with open_engine(ws) as engine:
+        assert usable(engine, ws.settings, when.cutoff)
+
+        def run(templates: tuple[str, str]) -> tuple[float, list[Any]]:
+            began = time.perf_counter()
+            rows = [sorted(engine.query(render(t, by, {}), params)[1], key=repr) for by in SLICES for t in templates]
+            return time.perf_counter() - began, rows
+
+        def median_of_3(templates: tuple[str, str]) -> tuple[float, list[Any]]:
+            run(templates)
+            runs = [run(templates) for _ in range(3)]
+            return statistics.median(r[0] for r in runs), runs[0][1]
+
+        out["facts_s"], from_facts = median_of_3((COHORT_FACTS, CURRENT_FACTS))
+        run((COHORT, CURRENT))
+        out["events_s"], from_events = run((COHORT, CURRENT))
+        out["same_rows"] = from_facts == from_events
+        if engine.name != "duckdb":
+            from qunflow.analytics import facts_clickhouse
+
+            parts = engine.query("SELECT count(), sum(rows) FROM system.parts WHERE database = currentDatabase() "
+                                 "AND table = 'member_facts_log' AND active", {})[1][0]
+            out.update(parts=parts[0], stored_rows=parts[1])
+            engine.command(f"CREATE OR REPLACE VIEW member_facts AS {facts_clickhouse.VIEW_ARGMAX}")  # type: ignore[attr-defined]
+            try:
+                out["argmax_s"], by_argmax = median_of_3((COHORT_FACTS, CURRENT_FACTS))
+                out["argmax_same"] = by_argmax == from_facts
+            finally:
+                engine.command(f"CREATE OR REPLACE VIEW member_facts AS {facts_clickhouse.VIEW}")  # type: ignore[attr-defined]
+    return out
+
+
 def stage_qunflow(data: Path, ws_dir: Path) -> dict[str, Any]:
     """Both slices from the facts (a warm-up, then 3 timed runs) and from the events (a warm-up, 1 timed)."""
     from qunflow.services.metrics import metrics_report
@@ -114,6 +217,9 @@ def stage_qunflow(data: Path, ws_dir: Path) -> dict[str, Any]:
 
     ws = open_workspace(ws_dir)
     start, as_of = period(data)
+    queries = stage_queries(ws, start, as_of)
+    if ws.settings.analytics_engine != "duckdb":  # metrics_report reads M1 from the events: LANDING alone takes
+        return {"queries": queries}                # ~20 s at 20k members on chdb, so only the queries are timed
 
     def both() -> tuple[float, dict[str, Any]]:
         began = time.perf_counter()
@@ -141,7 +247,7 @@ def stage_qunflow(data: Path, ws_dir: Path) -> dict[str, Any]:
         board.append(time.perf_counter() - began)
     return {"first_s": first, "runs_s": runs, "median_s": statistics.median(runs), "events_path_s": events_s,
             "dashboard_s": statistics.median(board), **landing,
-            "same_reports": from_facts == from_events,
+            "same_reports": from_facts == from_events, "queries": queries,
             "rows": {by: len(from_facts[by]["rows"]) for by in SLICES}}
 
 
@@ -196,11 +302,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--data", type=Path, help="the floor's data directory (default: a temporary one)")
-    parser.add_argument("--stage", choices=["load", "qunflow", "floor"], help=argparse.SUPPRESS)
+    parser.add_argument("--engine", choices=["duckdb", "chdb", "both"], default="both",
+                        help="the analytics engine(s) to time (default: both)")
+    parser.add_argument("--stage", choices=["load", "load-chdb", "qunflow", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--ws", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
-        result = {"load": lambda: stage_load(args.data, args.ws), "qunflow": lambda: stage_qunflow(args.data, args.ws),
+        result = {"load": lambda: stage_load(args.data, args.ws),
+                  "load-chdb": lambda: stage_load_chdb(args.data, args.ws),
+                  "qunflow": lambda: stage_qunflow(args.data, args.ws),
                   "floor": lambda: stage_floor(args.data)}[args.stage]()
         print(json.dumps(result))
         return
@@ -208,32 +318,59 @@ def main() -> None:
     if not (data / "meta.json").exists() or json.loads((data / "meta.json").read_text())["members"] != args.members:
         subprocess.run([sys.executable, str(FLOOR / "gen.py"), "--members", str(args.members), "--out", str(data)],
                        check=True, stdout=subprocess.DEVNULL)
+    engines = ["duckdb", "chdb"] if args.engine == "both" else [args.engine]
+    results: dict[str, Any] = {}
+    loads = [os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="qunflow-facts-ws-") as tmp:
-        ws = Path(tmp) / "ws"
         floor, floor_peak = run_stage(["--stage", "floor", "--data", str(data)])
-        loaded, load_peak = run_stage(["--stage", "load", "--data", str(data), "--ws", str(ws)])
-        ours, peak = run_stage(["--stage", "qunflow", "--data", str(data), "--ws", str(ws)])
-    ratio = ours["median_s"] / floor["median_s"]
-    print(f"{args.members:,} members, {loaded['events']:,} events, {loaded['members']:,} joined members; "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+        for engine in engines:
+            ws = Path(tmp) / engine
+            load_stage = "load" if engine == "duckdb" else "load-chdb"
+            loaded, load_peak = run_stage(["--stage", load_stage, "--data", str(data), "--ws", str(ws)])
+            loads.append(os.getloadavg())
+            ours, peak = run_stage(["--stage", "qunflow", "--data", str(data), "--ws", str(ws)])
+            loads.append(os.getloadavg())
+            results[engine] = {"load": loaded, "load_peak_mib": load_peak, "qunflow": ours, "qunflow_peak_mib": peak,
+                               "ratio": ours["median_s"] / floor["median_s"] if "median_s" in ours else None}
+    first = results[engines[0]]["load"]
+    print(f"{args.members:,} members, {first['events']:,} events, {first['members']:,} joined members; "
+          f"{os.cpu_count()} cores, load average (1 min) before/after each stage "
+          f"{', '.join(f'{load[0]:.1f}' for load in loads)}")
     print(f"floor (DuckDB suite, Q0-Q5): median {floor['median_s']:.3f} s, first run {floor['first_s']:.3f} s, "
           f"peak {floor['peak_mib']:.0f} MiB")
-    print(f"qunflow store load from Parquet {loaded['load_s']:.2f} s; facts built in {loaded['facts_build_s']:.2f} s; "
+    for engine, result in results.items():
+        report(engine, result, floor)
+    print(json.dumps({"floor": floor, "floor_peak_mib": floor_peak, "engines": results, "load_averages": loads}))
+
+
+def report(engine: str, result: dict[str, Any], floor: dict[str, Any]) -> None:
+    loaded, ours, peak = result["load"], result["qunflow"], result["qunflow_peak_mib"]
+    queries = ours["queries"]
+    print(f"[{engine}] store load {loaded['load_s']:.2f} s; facts built in {loaded['facts_build_s']:.2f} s; "
           f"{loaded['late_events']:,} late events ({loaded['late_members']:,} members) kept up in "
-          f"{loaded['facts_late_s']:.2f} s; "
-          f"kept facts vs rebuild: {loaded['facts_differ']} rows differ; peak {load_peak:.0f} MiB")
-    print(f"qunflow by channel + by cohort week from facts: median {ours['median_s']:.3f} s "
+          f"{loaded['facts_late_s']:.2f} s; kept facts vs rebuild: {loaded['facts_differ']} rows differ; "
+          f"peak {result['load_peak_mib']:.0f} MiB")
+    print(f"[{engine}] COHORT + CURRENT by channel and by cohort week: from facts {queries['facts_s']:.3f} s "
+          f"(median of 3), from events {queries['events_s']:.3f} s ({queries['events_s'] / queries['facts_s']:.1f}x); "
+          f"same rows: {queries['same_rows']}")
+    if "argmax_s" in queries:
+        print(f"[{engine}] facts read with FINAL {queries['facts_s']:.3f} s, with argMax by version "
+              f"{queries['argmax_s']:.3f} s (same rows: {queries['argmax_same']}; {queries['parts']} active parts, "
+              f"{queries['stored_rows']:,} stored rows for {loaded['members']:,} members)")
+    if "median_s" not in ours:
+        print(f"[{engine}] metrics_report not timed: its landings (M1) read the events, too slow on this engine")
+        return
+    print(f"[{engine}] by channel + by cohort week from facts: median {ours['median_s']:.3f} s "
           f"(runs {', '.join(f'{s:.3f}' for s in ours['runs_s'])}; first {ours['first_s']:.3f} s); "
           f"from events: {ours['events_path_s']:.3f} s; same reports: {ours['same_reports']}; peak {peak:.0f} MiB")
-    print(f"M1 (landings) alone, both slices: from the landing facts {ours['landing_facts_s']:.3f} s "
-          f"({loaded['landing_rows']:,} rows), from the events {ours['landing_events_s']:.3f} s")
-    print(f"dashboard page (server time, median of 3 warm): {ours['dashboard_s']:.3f} s (goal < 1 s)")
-    met = ratio <= GOALS["slices_vs_floor"] and peak <= GOALS["peak_mib"]
-    print(f"both slices / floor suite: {ratio:.2f} (goal <= {GOALS['slices_vs_floor']}); "
+    if "landing_facts_s" in ours:
+        print(f"[{engine}] M1 (landings) alone, both slices: from the landing facts {ours['landing_facts_s']:.3f} s "
+              f"({loaded.get('landing_rows', 0):,} rows), from the events {ours['landing_events_s']:.3f} s")
+    print(f"[{engine}] dashboard page (server time, median of 3 warm): {ours['dashboard_s']:.3f} s (goal < 1 s)")
+    met = result["ratio"] <= GOALS["slices_vs_floor"] and peak <= GOALS["peak_mib"]
+    print(f"[{engine}] both slices / floor suite: {result['ratio']:.2f} (goal <= {GOALS['slices_vs_floor']}); "
           f"events path / floor: {ours['events_path_s'] / floor['median_s']:.2f}; "
           f"goal {'met' if met and ours['same_reports'] and not loaded['facts_differ'] else 'NOT met'}")
-    print(json.dumps({"floor": floor, "floor_peak_mib": floor_peak, "load": loaded, "qunflow": ours,
-                      "qunflow_peak_mib": peak, "ratio": ratio}))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from qunflow.analytics import facts_clickhouse
 from qunflow.analytics.dialects import for_clickhouse, for_duckdb
 from qunflow.errors import InvalidInput, Unavailable
 from qunflow.settings import ClickHouseTarget
@@ -37,6 +38,7 @@ SPEND_TABLE = """CREATE TABLE IF NOT EXISTS spend (
 CLICKHOUSE_SCHEMA = (
     f"CREATE TABLE IF NOT EXISTS events ({EVENT_COLUMNS}) ENGINE = MergeTree ORDER BY seq",
     SPEND_TABLE,
+    *facts_clickhouse.SCHEMA,
 )
 # On a server, rows land in events_log, keyed by seq and collapsed when read (FINAL): a chunk sent twice,
 # by two shippers in two processes (`qunflow serve` and a CLI command) or by a retried request, counts once.
@@ -44,6 +46,7 @@ SERVER_SCHEMA = (
     f"CREATE TABLE IF NOT EXISTS events_log ({EVENT_COLUMNS}) ENGINE = ReplacingMergeTree ORDER BY seq",
     "CREATE VIEW IF NOT EXISTS events AS SELECT * FROM events_log FINAL",
     SPEND_TABLE,
+    *facts_clickhouse.SCHEMA,
 )
 AUTH_FAILED = {192, 193, 194, 516}  # UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, AUTHENTICATION_FAILED
 NOT_ALLOWED = {164, 497}  # READONLY, ACCESS_DENIED
@@ -155,6 +158,10 @@ class ChdbEngine:
     def query(self, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
         return _rows(self.session.query(for_clickhouse(sql, params), "ArrowTable"))
 
+    def command(self, sql: str) -> None:
+        """A statement with no result (DDL, INSERT ... SELECT), as written."""
+        self.session.query(sql)
+
 
 def _rows(result: pa.Table) -> tuple[list[str], list[tuple[Any, ...]]]:
     names = list(result.column_names)
@@ -219,6 +226,11 @@ class ClickHouseServerEngine:
     def query(self, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
         with _server_errors(self.target):
             return _rows(self.client.query_arrow(for_clickhouse(sql, params)))
+
+    def command(self, sql: str) -> None:
+        """A statement with no result (DDL, INSERT ... SELECT), as written."""
+        with _server_errors(self.target):
+            self.client.command(sql)
 
 
 @contextmanager

@@ -4,7 +4,9 @@ state DB (domain.privacy.pseudonymise_event), so both keep the same metrics and 
 Embedded stores are rebuilt after the rewrite, because a database file keeps old values in freed blocks:
 DuckDB is copied into a fresh file that replaces the old one; chdb's table is rebuilt and the old one
 dropped at once (SYNC). On a ClickHouse server the rows are deleted by a synchronous mutation and
-inserted again; the server removes the old parts on its own schedule.
+inserted again; the server removes the old parts on its own schedule. The per-member facts follow: on
+DuckDB inside the rewrite's transaction, on ClickHouse as new row versions, after which every stored version
+that named the member is removed (facts_clickhouse.purge).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from qunflow.analytics import facts_clickhouse
 from qunflow.analytics.engines import open_engine
 from qunflow.analytics.facts import refresh_members
 from qunflow.analytics.shipper import ARROW_SCHEMA, COLUMNS, _lock
@@ -57,9 +60,14 @@ def erase_in_analytics(ws: Workspace, names: Pseudonyms) -> int:
         if engine == "duckdb":
             return _duckdb(ws.settings.analytics_file, names, ws.settings)
         with open_engine(ws) as opened:
-            if engine == "chdb":
-                return _chdb(opened.session, names)  # type: ignore[attr-defined]
-            return _server(opened, names)
+            changed: list[int] = []
+            rewrite = _chdb if engine == "chdb" else _server
+            # The facts keep ids too: the member's (and their referred members') rows follow the rewrite, and
+            # every version that named the member leaves the store.
+            facts_clickhouse.rewrite(opened, ws.settings, {names.member_id, names.pseudonym},
+                                     lambda: changed.append(rewrite(opened, names)))
+            facts_clickhouse.purge(opened, names.member_id)
+            return changed[0]
 
 
 def _duckdb(path: str, names: Pseudonyms, settings: Any) -> int:
@@ -106,7 +114,8 @@ def _arrow(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.table({name: [row[name] for row in rows] for name in COLUMNS}, schema=ARROW_SCHEMA)
 
 
-def _chdb(session: Any, names: Pseudonyms) -> int:
+def _chdb(engine: Any, names: Pseudonyms) -> int:
+    session = engine.session
     found = session.query(f"SELECT {', '.join(COLUMNS)} FROM events WHERE {_ch_where(names)}", "ArrowTable")
     rows = found.to_pylist()
     if not rows:

@@ -20,8 +20,9 @@ Maintenance: after a ship, the rows of the members named on the new events are c
 their events (late joins, re-sent ids), then the referred count of every member whose referred joins may
 have changed; the landing rows of the persons named on new landing views and joins, and of both sides of every
 link the new events changed (a visitor's first member, or a different one from an earlier event), are
-computed again too. A change of time zone or event-type settings rebuilds the tables. DuckDB only for now: the
-other engines keep the event-level SQL.
+computed again too. A change of time zone or event-type settings rebuilds the tables. chdb and a ClickHouse
+server keep the member facts by the same rules in analytics/facts_clickhouse.py (a ReplacingMergeTree, see
+there); the landing facts are DuckDB's only, so M1 reads the events there.
 """
 
 from __future__ import annotations
@@ -166,8 +167,12 @@ def _state(conn: Any) -> tuple[int, datetime | None, str] | None:
 def usable(engine: Any, settings: Any, cutoff: datetime) -> bool:
     """The facts answer a cohort query of this cutoff exactly: DuckDB, enabled, computed with these settings
     over every shipped event, and no event at or after the cutoff (an as-of day in the past reads events)."""
-    if engine.name != "duckdb" or not settings.metrics_facts:
+    if not settings.metrics_facts:
         return False
+    if engine.name != "duckdb":
+        from qunflow.analytics import facts_clickhouse
+
+        return facts_clickhouse.usable(engine, settings, cutoff)
     state = _state(engine.conn)
     if state is None:
         return False
@@ -176,8 +181,13 @@ def usable(engine: Any, settings: Any, cutoff: datetime) -> bool:
 
 
 def refresh_facts(engine: Any, settings: Any) -> None:
-    """Bring the facts up to the shipped events (a no-op on engines other than DuckDB or when they are off)."""
-    if engine.name != "duckdb" or not settings.metrics_facts:
+    """Bring the facts up to the shipped events (a no-op when they are off)."""
+    if not settings.metrics_facts:
+        return
+    if engine.name != "duckdb":
+        from qunflow.analytics import facts_clickhouse
+
+        facts_clickhouse.refresh(engine, settings)
         return
     conn = engine.conn
     conn.execute(STATE)
@@ -315,6 +325,13 @@ def restate_with_facts(engine: Any, settings: Any, table: Any) -> None:
     """`engine.restate(table)` (events rewritten in place: a merge or its undo) with the facts of every member
     on either side of the rewrite computed again. The facts are marked stale first, so a crash between the
     two leaves them rebuilt on the next ship (and unused meanwhile), never wrong."""
+    if engine.name != "duckdb":
+        from qunflow.analytics import facts_clickhouse
+
+        touched = facts_clickhouse.members_of(engine, table.column("seq").to_pylist())
+        touched |= {v for name in ("member_id", "referrer_id") for v in table.column(name).to_pylist() if v}
+        facts_clickhouse.rewrite(engine, settings, touched, lambda: engine.restate(table))
+        return
     conn = engine.conn
     state = _state(conn) if _has_facts(conn) else None
     if state is None:

@@ -50,8 +50,5 @@ def restate_events(ws: Workspace, seqs: Iterable[int]) -> int:
                                      .where(events.c.seq.in_(shipped[i:i + BATCH]))).all()
         if rows:
             rows.sort(key=lambda r: r.seq)
-            if engine.name == "duckdb":  # the per-member facts follow the rewritten events
-                restate_with_facts(engine, ws.settings, _table(rows))
-            else:
-                engine.restate(_table(rows))
+            restate_with_facts(engine, ws.settings, _table(rows))  # the per-member facts follow the rewrite
         return len(rows)

@@ -1,0 +1,317 @@
+"""Per-member facts (analytics/facts.py) on ClickHouse: embedded (chdb) and a server, the same SQL for both.
+
+The table is a ReplacingMergeTree ordered by member_id with a `version` column: maintenance only ever inserts
+new versions of whole rows, and a read keeps each member's newest row (`member_facts`, a view). Replacing
+rather than AggregatingMergeTree because a member's facts are not a merge of partial states: a late join
+moves the join day, and with it every window (D1-D30 activity, 30/90-day money, referred joins) over events
+that were already counted, so the row has to be computed again from all the member's events anyway; keeping
+aggregate states instead would cost more to store and to read, for no saving when writing. No DELETE either:
+a member whose events no longer hold a join (a merge, an erasure) gets a tombstone row (`deleted`).
+
+`version` is a counter kept in `facts_state`, not the ship watermark: a merge or an erasure rewrites facts
+without moving the watermark, and every write must outrank the rows it replaces.
+
+Reads are exact whatever the merges have done: the view reads with FINAL (the newest version per member,
+tombstones dropped after it). At 1M members, with the last update not merged yet, COHORT + CURRENT of two
+slices took 0.8 s through FINAL and 14.9 s through argMax(tuple of the row, version) GROUP BY member_id
+(VIEW_ARGMAX, kept for bench/bench_facts.py to measure again).
+
+Maintenance follows the DuckDB rules: after a ship, the rows of members named on events after the facts'
+watermark are computed again from all their events, then the referred counts of those members and of the
+referrers named by their old and new first joins; over FULL_REBUILD_SHARE of the members, or on a change of
+settings (or of FACTS_VERSION), the table is rebuilt beside the old one and swapped in (EXCHANGE). The state
+is marked stale before any write and made current after the last one: a crash in between, or a reader in
+the middle, sees facts that are not usable (the event-level SQL answers), and the next refresh rebuilds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from qunflow.analytics import facts
+from qunflow.analytics.dialects import for_clickhouse
+from qunflow.analytics.facts import _settings_key
+
+COLUMNS = (
+    ("member_id", "String"), ("join_ts", "DateTime64(6, 'UTC')"), ("join_day", "Date"),
+    ("channel", "Nullable(String)"), ("campaign", "Nullable(String)"), ("entry_point", "Nullable(String)"),
+    ("group_key", "Nullable(String)"), ("tier", "Nullable(String)"), ("referrer_id", "Nullable(String)"),
+    ("r1", "Bool"), ("r7", "Bool"), ("r14", "Bool"), ("r30", "Bool"), ("task1", "Bool"),
+    ("first_conversion_ts", "Nullable(DateTime64(6, 'UTC'))"),
+    ("revenue_30", "Decimal(38, 4)"), ("margin_30", "Decimal(38, 4)"),
+    ("revenue_90", "Decimal(38, 4)"), ("margin_90", "Decimal(38, 4)"),
+    ("invites", "Int64"), ("referred", "Int64"), ("current_group", "Nullable(String)"), ("present", "Bool"),
+    ("last_active_day", "Nullable(Date)"), ("version", "UInt64"), ("deleted", "Bool"),
+)
+NAMES = [name for name, _type in COLUMNS]
+FACT_NAMES = NAMES[:-2]  # without version and deleted
+TABLE_COLUMNS = ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
+
+# The newest version of each member's row, tombstones dropped after FINAL has picked it.
+VIEW_FINAL = f"SELECT {', '.join(FACT_NAMES)} FROM member_facts_log FINAL WHERE NOT deleted"
+VIEW_ARGMAX = (f"SELECT member_id, {', '.join(f'row.{i + 1} AS {n}' for i, n in enumerate(NAMES[1:-1]))} FROM ("
+               f"SELECT member_id, argMax(tuple({', '.join(NAMES[1:])}), version) AS row FROM member_facts_log "
+               f"GROUP BY member_id) WHERE NOT row.{len(NAMES) - 1}")
+VIEW = VIEW_FINAL
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS facts_state (id UInt8, watermark Int64, max_ts Nullable(DateTime64(6, 'UTC')), "
+    "settings String, version UInt64) ENGINE = ReplacingMergeTree(version) ORDER BY id",
+    f"CREATE TABLE IF NOT EXISTS member_facts_log ({TABLE_COLUMNS}) "
+    "ENGINE = ReplacingMergeTree(version) ORDER BY member_id",
+    f"CREATE VIEW IF NOT EXISTS member_facts AS {VIEW}",
+)
+
+# The facts of the members of `events` (narrowed by {scope}), referred = 0: one GROUP BY member over their
+# events joined to their first and last join. The windows and tie-breaks are those of facts.MEMBER_FACTS.
+MEMBER_FACTS = """
+WITH ev AS (
+    SELECT seq, type, ts, assumeNotNull(member_id) AS mid, channel AS ch, campaign AS cp, entry_point AS ep,
+           group_key AS gk, referrer_id AS ref, amount, margin, @JSON_TEXT(properties, 'tier') AS tr,
+           @LOCAL_DAY(ts) AS day
+    FROM events WHERE member_id IS NOT NULL{scope}
+),
+joins AS (
+    SELECT mid AS jid, argMin(tuple(ts, day, ch, cp, ep, gk, tr, ref), tuple(ts, seq)) AS fj,
+           argMax(tuple(ts, gk), tuple(ts, seq)) AS lj
+    FROM ev WHERE type = 'joined' GROUP BY mid
+)
+SELECT j.jid AS member_id, any(j.fj.1) AS join_ts, any(j.fj.2) AS join_day, any(j.fj.3) AS channel,
+       any(j.fj.4) AS campaign, any(j.fj.5) AS entry_point, any(j.fj.6) AS group_key, any(j.fj.7) AS tier,
+       any(j.fj.8) AS referrer_id,
+       countIf(has($engagement, e.type) AND e.day = j.fj.2 + 1) > 0 AS r1,
+       countIf(has($engagement, e.type) AND e.day = j.fj.2 + 7) > 0 AS r7,
+       countIf(has($engagement, e.type) AND e.day = j.fj.2 + 14) > 0 AS r14,
+       countIf(has($engagement, e.type) AND e.day = j.fj.2 + 30) > 0 AS r30,
+       countIf(e.type = 'task_completed' AND e.day >= j.fj.2 AND e.day <= j.fj.2 + 1) > 0 AS task1,
+       minIf(toNullable(e.ts), has($conversion, e.type) AND e.ts >= j.fj.1 AND e.ts < j.fj.1 + INTERVAL 30 DAY)
+           AS first_conversion_ts,
+       coalesce(sumIf(e.amount, has($conversion, e.type) AND e.ts >= j.fj.1
+                                AND e.ts < j.fj.1 + INTERVAL 30 DAY), 0) AS revenue_30,
+       coalesce(sumIf(e.margin, has($conversion, e.type) AND e.ts >= j.fj.1
+                                AND e.ts < j.fj.1 + INTERVAL 30 DAY), 0) AS margin_30,
+       coalesce(sumIf(e.amount, has($conversion, e.type) AND e.ts >= j.fj.1
+                                AND e.ts < j.fj.1 + INTERVAL 90 DAY), 0) AS revenue_90,
+       coalesce(sumIf(e.margin, has($conversion, e.type) AND e.ts >= j.fj.1
+                                AND e.ts < j.fj.1 + INTERVAL 90 DAY), 0) AS margin_90,
+       countIf(e.type = 'invite_sent' AND e.ts >= j.fj.1 AND e.ts < j.fj.1 + INTERVAL 30 DAY) AS invites,
+       0 AS referred, any(j.lj.2) AS current_group,
+       countIf(e.type = 'left' AND e.ts > j.lj.1) = 0 AS present,
+       maxIf(toNullable(e.day), has($engagement, e.type)) AS last_active_day,
+       $version AS version, false AS deleted
+FROM joins j JOIN ev e ON e.mid = j.jid
+GROUP BY j.jid
+"""
+
+# The rows of {targets} with their referred joins counted among {pool} (member_id, join_ts, referrer_id of
+# every member that may name a target), into {table} as version $version.
+REFERRED = """
+INSERT INTO {table}
+WITH counts AS (
+    SELECT c.member_id AS cid, count() AS n FROM {targets} c JOIN {pool} f ON f.referrer_id = c.member_id
+    WHERE f.member_id <> c.member_id AND f.join_ts >= c.join_ts AND f.join_ts < c.join_ts + INTERVAL 30 DAY
+    GROUP BY c.member_id
+)
+SELECT {columns}, coalesce(k.n, 0), {rest}, $version, false
+FROM {targets} t LEFT JOIN counts k ON k.cid = t.member_id
+"""
+
+
+def _params(settings: Any, version: int) -> dict[str, Any]:
+    return {"tz": settings.timezone, "engagement": list(settings.engagement_types),
+            "conversion": list(settings.conversion_types), "version": version}
+
+
+def _command(engine: Any, sql: str) -> None:
+    engine.command(sql)
+
+
+def _select(engine: Any, sql: str) -> list[tuple[Any, ...]]:
+    return engine.query(sql, {})[1]  # type: ignore[no-any-return]
+
+
+def _insert(engine: Any, sql: str, params: dict[str, Any]) -> None:
+    engine.command(for_clickhouse(sql, params))
+
+
+def _state(engine: Any) -> tuple[int, datetime | None, str, int] | None:
+    rows = _select(engine, "SELECT watermark, max_ts, settings, version FROM facts_state FINAL WHERE id = 1")
+    if not rows:
+        return None
+    watermark, max_ts, key, version = rows[0]
+    if max_ts is not None and max_ts.tzinfo is not None:
+        max_ts = max_ts.replace(tzinfo=None)  # naive UTC, as the cutoffs are
+    return int(watermark), max_ts, str(key), int(version)
+
+
+def _set_state(engine: Any, watermark: int, key: str, version: int) -> None:
+    _insert(engine, "INSERT INTO facts_state SELECT 1, $watermark, (SELECT max(ts) FROM events), $key, $version",
+            {"watermark": watermark, "key": key, "version": version})
+
+
+def usable(engine: Any, settings: Any, cutoff: datetime) -> bool:
+    """As facts.usable: computed with these settings over every shipped event, and none at or after cutoff."""
+    state = _state(engine)
+    if state is None:
+        return False
+    watermark, max_ts, stored, _version = state
+    return stored == _settings_key(settings) and watermark == engine.watermark() and (max_ts is None or max_ts < cutoff)
+
+
+def _next_version(state: tuple[int, datetime | None, str, int] | None) -> int:
+    """Every write is preceded by a stale state of the version it writes and followed by a current state one
+    above: after a crash in between, the next refresh (seeing the stale state) rebuilds into a fresh table,
+    so the state's version is always at least the table's newest."""
+    return (state[3] if state else 0) + 1
+
+
+def refresh(engine: Any, settings: Any) -> None:
+    """Bring the facts up to the shipped events (facts.refresh_facts on ClickHouse)."""
+    key = _settings_key(settings)
+    state = _state(engine)
+    watermark = engine.watermark()
+    if state is not None and state[0] == watermark and state[2] == key:
+        return
+    version = _next_version(state)
+    _set_state(engine, state[0] if state else 0, "", version)  # stale until the last write below
+    if state is None or state[2] != key:
+        rebuild(engine, settings, version)
+    else:
+        _catch_up(engine, settings, state[0], version)
+    _set_state(engine, watermark, key, version + 1)
+
+
+def rebuild(engine: Any, settings: Any, version: int, table: str = "member_facts_log") -> None:
+    """Every member's facts from every event, into a fresh table swapped in for `table` (made if missing)."""
+    suffix = uuid.uuid4().hex
+    build, fresh = f"facts_build_{suffix}", f"facts_fresh_{suffix}"
+    _command(engine, f"CREATE TABLE {build} ({TABLE_COLUMNS}) ENGINE = MergeTree ORDER BY member_id")
+    try:
+        _insert(engine, f"INSERT INTO {build} " + MEMBER_FACTS.replace("{scope}", ""), _params(settings, version))
+        _command(engine, f"CREATE TABLE {fresh} ({TABLE_COLUMNS}) ENGINE = ReplacingMergeTree(version) "
+                         "ORDER BY member_id")
+        pool = f"(SELECT member_id, join_ts, referrer_id FROM {build} WHERE referrer_id IS NOT NULL)"
+        _referred(engine, fresh, build, pool, version)
+        _command(engine, f"CREATE TABLE IF NOT EXISTS {table} AS {fresh}")
+        _command(engine, f"EXCHANGE TABLES {table} AND {fresh}")
+    finally:
+        _drop(engine, build, fresh)
+
+
+def _drop(engine: Any, *tables: str) -> None:
+    for name in tables:
+        _command(engine, f"DROP TABLE IF EXISTS {name} SYNC")
+
+
+def _referred(engine: Any, table: str, targets: str, pool: str, version: int) -> None:
+    columns = ", ".join(f"t.{n}" for n in FACT_NAMES[:FACT_NAMES.index("referred")])
+    rest = ", ".join(f"t.{n}" for n in FACT_NAMES[FACT_NAMES.index("referred") + 1:])
+    sql = REFERRED.replace("{columns}", columns).replace("{rest}", rest)
+    _insert(engine, sql.replace("{table}", table).replace("{targets}", targets).replace("{pool}", pool),
+            {"version": version})
+
+
+def _catch_up(engine: Any, settings: Any, since: int, version: int) -> None:
+    """The rows of the members named on events after `since`, or every row when that is most of them."""
+    touched = f"facts_touched_{uuid.uuid4().hex}"
+    _command(engine, f"CREATE TABLE {touched} (member_id String) ENGINE = MergeTree ORDER BY member_id")
+    try:
+        _insert(engine, f"INSERT INTO {touched} SELECT DISTINCT assumeNotNull(member_id) FROM events "
+                        "WHERE seq > $since AND member_id IS NOT NULL", {"since": since})
+        # Stored rows (old versions too, until merged) stand in for members: only the choice of path depends on it.
+        count, members = _select(engine, f"SELECT (SELECT count() FROM {touched}), "
+                                          "(SELECT count() FROM member_facts_log)")[0]
+        if count > facts.FULL_REBUILD_SHARE * members:
+            rebuild(engine, settings, version)
+        elif count:
+            update_touched(engine, settings, touched, version)
+    finally:
+        _drop(engine, touched)
+
+
+def update_touched(engine: Any, settings: Any, touched: str, version: int) -> None:
+    """New versions of the rows of the members in table `touched` (tombstones for those with no join left),
+    and of the referrers named by their old and new first joins (referred counted again)."""
+    suffix = uuid.uuid4().hex
+    build, targets = f"facts_build_{suffix}", f"facts_targets_{suffix}"
+    in_touched = f"member_id IN (SELECT member_id FROM {touched})"
+    for name in (build, targets):
+        _command(engine, f"CREATE TABLE {name} ({TABLE_COLUMNS}) ENGINE = MergeTree ORDER BY member_id")
+    try:
+        _insert(engine, f"INSERT INTO {build} " + MEMBER_FACTS.replace("{scope}", f" AND {in_touched}"),
+                _params(settings, version))
+        names = ", ".join(FACT_NAMES)
+        _insert(engine, f"""INSERT INTO {targets} SELECT {names}, $version, false FROM {build}
+            UNION ALL SELECT {names}, $version, false FROM member_facts
+            WHERE NOT {in_touched} AND member_id IN (
+                SELECT assumeNotNull(referrer_id) FROM member_facts WHERE {in_touched} AND referrer_id IS NOT NULL
+                UNION DISTINCT
+                SELECT assumeNotNull(referrer_id) FROM {build} WHERE referrer_id IS NOT NULL)""",
+                {"version": version})
+        pool = (f"(SELECT member_id, join_ts, referrer_id FROM member_facts WHERE NOT {in_touched} "
+                f"AND referrer_id IN (SELECT member_id FROM {targets}) "
+                f"UNION ALL SELECT member_id, join_ts, referrer_id FROM {build} WHERE referrer_id IS NOT NULL)")
+        tombstones = (f"INSERT INTO member_facts_log (member_id, version, deleted) SELECT member_id, $version, true "
+                      f"FROM {touched} WHERE member_id NOT IN (SELECT member_id FROM {build}) "
+                      f"AND member_id IN (SELECT member_id FROM member_facts WHERE {in_touched})")
+        _insert(engine, tombstones, {"version": version})  # read member_facts before the new rows land
+        _referred(engine, "member_facts_log", targets, pool, version)
+    finally:
+        _drop(engine, build, targets)
+
+
+def rewrite(engine: Any, settings: Any, member_ids: set[str], change: Callable[[], None]) -> None:
+    """Run `change` (events rewritten in place: a merge, its undo, an erasure), then compute again the facts of
+    `member_ids` and of the members whose first join names one of them. The facts are marked stale first: a
+    crash in between rebuilds them. Facts that are not current are left to the next refresh."""
+    key = _settings_key(settings)
+    state = _state(engine)
+    current = state is not None and state[2] == key
+    version = _next_version(state) if current else 0
+    if current:
+        _set_state(engine, state[0], "", version)  # type: ignore[index]
+    change()
+    ids = sorted(member_ids)
+    if not current or not ids:
+        if current:
+            _set_state(engine, state[0], key, version + 1)  # type: ignore[index]
+        return
+    touched = f"facts_touched_{uuid.uuid4().hex}"
+    _command(engine, f"CREATE TABLE {touched} (member_id String) ENGINE = MergeTree ORDER BY member_id")
+    try:
+        _insert(engine, f"INSERT INTO {touched} SELECT DISTINCT arrayJoin($ids) UNION DISTINCT "
+                        "SELECT member_id FROM member_facts WHERE has($ids, referrer_id)", {"ids": ids})
+        update_touched(engine, settings, touched, version)
+    finally:
+        _drop(engine, touched)
+    _set_state(engine, state[0], key, version + 1)  # type: ignore[index]
+
+
+def purge(engine: Any, member_id: str) -> None:
+    """Every stored version of a row that names `member_id` (as member or referrer) off the disk now: after an
+    erasure, whose new rows carry the pseudonym. chdb copies the other rows into a fresh table and drops the old
+    one (SYNC); a server deletes them by a synchronous mutation."""
+    literal = for_clickhouse("$id", {"id": member_id}).split("\n")[0]
+    where = f"member_id = {literal} OR ifNull(referrer_id = {literal}, false)"
+    if engine.name == "clickhouse":
+        _command(engine, f"ALTER TABLE member_facts_log DELETE WHERE {where} SETTINGS mutations_sync = 2")
+        return
+    fresh = f"facts_fresh_{uuid.uuid4().hex}"
+    _command(engine, f"CREATE TABLE {fresh} AS member_facts_log")
+    try:
+        _command(engine, f"INSERT INTO {fresh} SELECT * FROM member_facts_log WHERE NOT ({where})")
+        _command(engine, f"EXCHANGE TABLES member_facts_log AND {fresh}")
+    finally:
+        _drop(engine, fresh)
+
+
+def members_of(engine: Any, seqs: list[int]) -> set[str]:
+    """The member and referrer ids on these events as the store holds them (before a restate)."""
+    if not seqs:
+        return set()
+    rows = _select(engine, "SELECT member_id, referrer_id FROM events WHERE seq IN ("
+                   + ", ".join(str(int(s)) for s in seqs) + ")")
+    return {v for row in rows for v in row if v}
