@@ -77,7 +77,7 @@ def test_merge_and_undo_on_clickhouse_engines_keep_metrics_exact(engine: str, tm
         assert expected != before
 
         done = merge(ws, "m_a", "m_b", actor="cli")
-        assert done["events_moved"] == 3  # jb, mb, ob; jc names m_b as referrer
+        assert done["events_moved"] == 4  # jb, mb, ob, lb; jc names m_b as referrer
         assert metrics(ws) == expected
         after = _stored(ws)
         assert len(after) == len(rows_before) + 1  # the same rows (one merge event more), none doubled
@@ -193,5 +193,5 @@ def test_the_cli_says_what_moved_what_was_kept_and_the_self_referral(workspace: 
     _seed(workspace)
     done = cli(workspace, "merge", "m_a", "m_b")
     assert done.exit_code == 0, done.output
-    assert "3 events and 7 other rows moved" in done.output
+    assert "4 events and 7 other rows moved" in done.output
     assert "member_tasks.member_id 1" in done.output and "1 referral(s) between them" in done.output
