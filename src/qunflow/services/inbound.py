@@ -66,12 +66,18 @@ def dispatch(ws: Workspace, updates: Sequence[Update]) -> None:
         # handler's time is the platform's own calls); SQLite then takes their writes one at a time.
         if item.key is not None and retry_busy(partial(_handled_before, ws, item)):
             continue
-        keyed = item.key is not None  # else nothing ends it with a synced commit: each handler's is synced
-        with sync_deferred() if keyed else nullcontext() as scope, update_memo():
-            for handler in handlers:
-                retry_busy(partial(handler, ws, item))
-        if keyed:  # handled to the end: a repeat is now ignored
-            retry_busy(partial(_mark_handled, ws, item, synced=scope.wrote))
+        if item.key is None:  # nothing ends it with a synced commit: each handler's commits are synced
+            with update_memo():
+                _run_handlers(ws, handlers, item)
+            continue
+        with sync_deferred() as scope, update_memo():
+            _run_handlers(ws, handlers, item)
+        retry_busy(partial(_mark_handled, ws, item, synced=scope.wrote))  # a repeat is now ignored
+
+
+def _run_handlers(ws: Workspace, handlers: Sequence[Handler], item: Update) -> None:
+    for handler in handlers:
+        retry_busy(partial(handler, ws, item))
 
 
 def _mark_handled(ws: Workspace, item: Update, *, synced: bool) -> None:
