@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 CHANNELS = ("ads", "content", None)  # None: joins through no entry point, unattributed
@@ -46,3 +47,18 @@ def community_events(today: date, zone: Any, seed: int = 7, members: int = 90) -
         if rng.random() < 0.1:
             add("left", at + timedelta(days=rng.randint(1, 20)), member_id=member, group="g1")
     return out
+
+
+def seed_community(ws: Any, folder: Path, spend_days: range) -> date:
+    """`community_events` as of today in the workspace, and spend on channel `ads` for the days `spend_days`
+    (offsets from today) imported from a CSV file in `folder`; returns today in the workspace's zone."""
+    from qunflow.services.ingest import ingest_batch
+    from qunflow.services.spend import import_spend
+
+    today = datetime.now(ws.settings.zone).date()
+    assert not ingest_batch(ws.engine, community_events(today, ws.settings.zone)).errors
+    spend = folder / "spend.csv"
+    spend.write_text("channel,day,amount\n" + "".join(f"ads,{today + timedelta(days=d)},{100 + d}\n"
+                                                     for d in spend_days))
+    import_spend(ws, spend)
+    return today

@@ -43,12 +43,14 @@ def offsets() -> st.SearchStrategy[timedelta]:
     return st.one_of(st.sampled_from(EDGES), st.integers(-3 * 86400, 95 * 86400).map(lambda s: s * SECOND))
 
 
-def moments() -> st.SearchStrategy[datetime]:
-    """Anywhere in about 10 weeks, with a bias to local midnights of the three zones."""
-    midnight = st.tuples(st.integers(0, 70), st.sampled_from([0, 8, 13, 16]), st.sampled_from([-1, 0, 1]))
+def moments(origin: datetime = ORIGIN, days: int = 70,
+            hours: tuple[int, ...] = (0, 8, 13, 16)) -> st.SearchStrategy[datetime]:
+    """Anywhere in `days` days from `origin` (about 10 weeks), with a bias to a second either side of the
+    given UTC hours of each day (local midnights of the zones tested)."""
+    midnight = st.tuples(st.integers(0, days), st.sampled_from(hours), st.sampled_from([-1, 0, 1]))
     return st.one_of(
-        midnight.map(lambda t: ORIGIN + t[0] * DAY + timedelta(hours=t[1]) + t[2] * SECOND),
-        st.integers(0, 70 * 86400).map(lambda s: ORIGIN + s * SECOND),
+        midnight.map(lambda t: origin + t[0] * DAY + timedelta(hours=t[1]) + t[2] * SECOND),
+        st.integers(0, days * 86400).map(lambda s: origin + s * SECOND),
     )
 
 

@@ -4,16 +4,14 @@ cohort metrics of each join day (`--by cohort_day`), M3 as of each day (`--as-of
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-from qunflow.services.ingest import ingest_batch
 from qunflow.services.metrics import TREND_DAYS, daily_trend, funnel_counts, metrics_report
-from qunflow.services.spend import import_spend
 from qunflow.workspace import Workspace, init_workspace
-from tests.numbers_community import community_events
+from tests.numbers_community import seed_community
 
 ACTIVE = ("current_members", "active_ratio_7d", "active_ratio_14d", "active_ratio_30d")
 COHORT = ("cohort_size", "retention_d1", "task_completion_d1", "converted", "conversion_rate", "k_factor",
@@ -26,12 +24,7 @@ def community(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
         pytest.importorskip("chdb", reason="the chdb engine needs chdb: pip install -e '.[test]'")
     ws = init_workspace(tmp_path / request.param)
     ws.settings.analytics_engine = request.param
-    today = datetime.now(ws.settings.zone).date()
-    assert not ingest_batch(ws.engine, community_events(today, ws.settings.zone)).errors
-    spend = tmp_path / "spend.csv"
-    spend.write_text("channel,day,amount\n" + "".join(f"ads,{today + timedelta(days=d)},{100 + d}\n"
-                                                     for d in range(-40, 10)))
-    import_spend(ws, spend)
+    today = seed_community(ws, tmp_path, range(-40, 10))
     yield ws, today
     ws.close()
 

@@ -28,6 +28,7 @@ from qunflow.store.tables import events as events_table
 from qunflow.workspace import Workspace, init_workspace
 from tests.conftest import use_clickhouse
 from tests.examples import examples
+from tests.integration.test_analytics_property import moments as any_moment
 
 ZONES = ("Asia/Shanghai", "America/New_York")
 ORIGIN = datetime(2026, 2, 27, 16, 0, tzinfo=UTC)  # 02-28 00:00 in Shanghai; DST starts in New York 03-08
@@ -41,11 +42,7 @@ FILTERS = ({}, {"group": "g1"}, {"channel": "ads"}, {"tier": "core"})
 
 def moments() -> st.SearchStrategy[datetime]:
     """About six weeks, with a bias to local midnights of both zones (Shanghai 16:00 UTC, New York 04:00/05:00)."""
-    midnight = st.tuples(st.integers(0, 42), st.sampled_from([0, 12, 13]), st.sampled_from([-1, 0, 1]))
-    return st.one_of(
-        midnight.map(lambda t: ORIGIN + t[0] * DAY + timedelta(hours=t[1]) + t[2] * SECOND),
-        st.integers(0, 42 * 86400).map(lambda s: ORIGIN + s * SECOND),
-    )
+    return any_moment(ORIGIN, 42, (0, 12, 13))
 
 
 @st.composite

@@ -5,19 +5,17 @@ on chdb and on a ClickHouse server, unfiltered and filtered."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 from qunflow.analytics.queries import COHORT, COHORT_FACTS, CURRENT, CURRENT_FACTS, LANDING
 from qunflow.analytics.slicings import NotSliceable, render_sets
-from qunflow.services.ingest import ingest_batch
 from qunflow.services.metrics import metrics_report, metrics_reports
-from qunflow.services.spend import import_spend
 from qunflow.workspace import Workspace, init_workspace
 from tests.conftest import use_clickhouse
-from tests.numbers_community import community_events
+from tests.numbers_community import seed_community
 
 BYS = ("channel", "group", "cohort_week", "tier", "cohort_day", "none")
 
@@ -32,12 +30,7 @@ def community(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
     else:
         ws.settings.analytics_engine = request.param.split("-")[0]
     ws.settings.metrics_facts = request.param != "duckdb-events"
-    today = datetime.now(ws.settings.zone).date()
-    assert not ingest_batch(ws.engine, community_events(today, ws.settings.zone)).errors
-    spend = tmp_path / "spend.csv"
-    spend.write_text("channel,day,amount\n" + "".join(f"ads,{today + timedelta(days=d)},{100 + d}\n"
-                                                     for d in range(-40, 1)))
-    import_spend(ws, spend)
+    today = seed_community(ws, tmp_path, range(-40, 1))
     yield ws, today
     ws.close()
 
