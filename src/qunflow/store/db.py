@@ -89,9 +89,10 @@ def unsynced() -> Iterator[None]:
         yield
 
 
-def _note_write(statement: str) -> None:
+def _note_write() -> None:
+    """A write ran: the open `sync_deferred` scope, if any, owes a synced commit."""
     scope = _SYNC_DEFERRED.get()
-    if scope is not None and not scope.wrote and statement.lstrip()[:7].upper().startswith(WRITES):
+    if scope is not None:
         scope.wrote = True
 
 
@@ -135,6 +136,7 @@ def _one_writer_at_a_time(engine: Engine) -> None:
     @event.listens_for(engine, "before_cursor_execute")
     def _take(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
         if statement.lstrip()[:7].upper().startswith(WRITES):
+            _note_write()
             take(conn)
 
     def _give_back(conn: Connection) -> None:
@@ -152,7 +154,7 @@ def before_driver_write(conn: Connection) -> None:
     goes around the lock holds SQLite's write lock while its next write waits for ours, held by a writer
     that waits in SQLite's busy handler for it: both stall until busy_timeout ends one with "database is
     locked" (a gate pass's first write is its event)."""
-    _note_write("INSERT")
+    _note_write()
     take = _WRITER_LOCKS.get(conn.engine)
     if take is not None:
         take(conn)
@@ -181,7 +183,6 @@ def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous))
         event.listen(engine, "checkout", _sqlite_sync_on_checkout(sqlite_synchronous))
-        event.listen(engine, "before_cursor_execute", _noting_writes)
         _one_writer_at_a_time(engine)
         return engine
     if parsed.get_backend_name() != "postgresql":
@@ -194,7 +195,9 @@ def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
 
 
 def _noting_writes(_conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
-    _note_write(statement)
+    """PostgreSQL's writes noted for `sync_deferred` (SQLite's: by the writer lock's own listener)."""
+    if statement.lstrip()[:7].upper().startswith(WRITES):
+        _note_write()
 
 
 def is_postgres(conn: Connection | Engine) -> bool:
