@@ -63,8 +63,35 @@ def api_base(value: str, example: str) -> str:
     value = value.strip().rstrip("/")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} must be an http(s) URL such as {example}")
+        raise SettingError(f"{value!r} must be an http(s) URL such as {example}",
+                           zh=f"{value!r} 须为 http(s) 网址,例如 {example}")
     return value
+
+
+class SettingError(ValueError):
+    """A settings validator's refusal with its Chinese text (`zh`); pydantic keeps the exception in the
+    error's `ctx`, where `registry.settings_refusal` finds it."""
+
+    def __init__(self, message: str, *, zh: str) -> None:
+        super().__init__(message)
+        self.zh = zh
+
+
+class Fix(str):
+    """One problem `check_group` reports: the English text (the string itself) with its Chinese (`zh`), so
+    `group add` can refuse in the terminal's language."""
+
+    zh: str
+
+    def __new__(cls, message: str, *, zh: str) -> Fix:
+        made = super().__new__(cls, message)
+        made.zh = zh
+        return made
+
+
+def fix_text(problem: str, lang: str) -> str:
+    """A `check_group` problem in `lang`: a plain string (a connector outside this package) stays as it is."""
+    return problem.zh if lang == "zh" and isinstance(problem, Fix) else str(problem)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from qunflow.connectors import sandbox_tables as t
 from qunflow.connectors.base import (
     Capabilities,
+    Fix,
     Host,
     Inbound,
     InviteLink,
@@ -72,7 +73,8 @@ class RateLimits:
         bucket = self.buckets.setdefault(key, TokenBucket(rate, per))
         wait = bucket.take(now)
         if wait > 0:
-            raise RateLimited(f"sandbox: too many requests for {key}", retry_after=round(wait, 3))
+            raise RateLimited(f"sandbox: too many requests for {key}", retry_after=round(wait, 3),
+                              zh=f"沙盒:{key} 的请求过于频繁")
 
 
 # Columns added after the first sandbox files were made (create_all adds tables, not columns).
@@ -189,13 +191,15 @@ class SandboxPlatform:
 
     def create_invite(self, chat_id: str, name: str, join_request: bool, member_limit: int | None = None) -> str:
         if len(name) > 32:
-            raise InvalidInput("sandbox: an invite link name is at most 32 characters")
+            raise InvalidInput("sandbox: an invite link name is at most 32 characters",
+                               zh="沙盒:邀请链接名称最多 32 个字符")
         if member_limit is not None and join_request:
-            raise InvalidInput("sandbox: member_limit can't be combined with join requests (as on Telegram)")
+            raise InvalidInput("sandbox: member_limit can't be combined with join requests (as on Telegram)",
+                               zh="沙盒:member_limit 不能与入群申请同时使用(与 Telegram 相同)")
         token = secrets.token_urlsafe(12)
         with self.engine.begin() as conn:
             if not conn.execute(select(t.sandbox_chats.c.id).where(t.sandbox_chats.c.id == chat_id)).first():
-                raise NotFound(f"sandbox: no chat {chat_id}")
+                raise NotFound(f"sandbox: no chat {chat_id}", zh=f"沙盒:找不到群聊 {chat_id}")
             conn.execute(insert(t.sandbox_invites).values(token=token, chat_id=chat_id, name=name,
                                                           creates_join_request=join_request,
                                                           member_limit=member_limit, used=0, revoked=False,
@@ -217,7 +221,8 @@ class SandboxPlatform:
             invite = conn.execute(select(t.sandbox_invites).where(
                 t.sandbox_invites.c.token == invite_token)).first()
         if invite is None:
-            raise NotFound("sandbox: this invite link does not exist")
+            raise NotFound("sandbox: this invite link does not exist",
+                           zh="沙盒:这个邀请链接不存在")
         if invite.revoked or (invite.member_limit is not None and invite.used >= invite.member_limit):
             return "refused"  # as on a real platform: the link is expired or used up
         with self.engine.begin() as conn:  # the link's use, the join (or request) and its update: all or none
@@ -240,9 +245,10 @@ class SandboxPlatform:
         Returns the new person's user id; the platform reports the join without an invite name."""
         name = display_name.strip()
         if not name or len(name) > 200:
-            raise InvalidInput("sandbox: a display name is 1 to 200 characters")
+            raise InvalidInput("sandbox: a display name is 1 to 200 characters",
+                               zh="沙盒:显示名称须为 1 到 200 个字符")
         if not self.has_chat(chat_id):
-            raise NotFound(f"sandbox: no chat {chat_id}")
+            raise NotFound(f"sandbox: no chat {chat_id}", zh=f"沙盒:找不到群聊 {chat_id}")
         user_id = user_id or "su" + secrets.token_hex(5)
         self.ensure_user(user_id, name)
         with self.engine.begin() as conn:
@@ -322,7 +328,8 @@ class SandboxPlatform:
                 t.sandbox_join_requests.c.chat_id == chat_id, t.sandbox_join_requests.c.user_id == user_id,
                 t.sandbox_join_requests.c.status == "pending")).first()
             if request is None:
-                raise PlatformError(f"sandbox: no pending join request from {user_id} in {chat_id}")
+                raise PlatformError(f"sandbox: no pending join request from {user_id} in {chat_id}",
+                                    zh=f"沙盒:{chat_id} 里没有来自 {user_id} 的待处理入群申请")
             conn.execute(update(t.sandbox_join_requests).where(t.sandbox_join_requests.c.id == request.id)
                          .values(status="approved" if approve else "declined"))
             name = conn.execute(select(t.sandbox_users.c.display_name)
@@ -346,7 +353,8 @@ class SandboxPlatform:
                 t.sandbox_chat_members.c.chat_id == chat_id, t.sandbox_chat_members.c.user_id == user_id,
                 t.sandbox_chat_members.c.status == "member").values(status="left")).rowcount
             if not removed:
-                raise PlatformError(f"sandbox: {user_id} is not a member of {chat_id}")
+                raise PlatformError(f"sandbox: {user_id} is not a member of {chat_id}",
+                                    zh=f"沙盒:{user_id} 不是 {chat_id} 的成员")
             pending = self._record(conn, "member_left", chat_id=chat_id, user_id=user_id)
         self._push(*pending)
 
@@ -395,7 +403,8 @@ class SandboxPlatform:
             reachable += conn.execute(select(func.count()).select_from(t.sandbox_join_requests).where(
                 t.sandbox_join_requests.c.user_id == user_id)).scalar_one()
         if not reachable:
-            raise PlatformError(f"sandbox: bot can't initiate a conversation with {user_id}")
+            raise PlatformError(f"sandbox: bot can't initiate a conversation with {user_id}",
+                                zh=f"沙盒:机器人不能主动与 {user_id} 发起对话")
         self.limits.check(BOT, self.limits.bot_per_second, 1.0, now)
         return str(self._store_message(None, user_id, BOT, text, client_key))
 
@@ -454,7 +463,8 @@ class SandboxConnector:
     def create_invite(self, group_id: str, label: str, *, join_request: bool = False,
                       single_use: bool = False, expires_at: datetime | None = None) -> InviteLink:
         if len(label) > self.capabilities.invite_label_max:
-            raise InvalidInput(f"invite label {label!r} is longer than {self.capabilities.invite_label_max}")
+            raise InvalidInput(f"invite label {label!r} is longer than {self.capabilities.invite_label_max}",
+                               zh=f"邀请标签 {label!r} 超过了 {self.capabilities.invite_label_max} 个字符")
         token = self.world.create_invite(group_id, label, join_request, 1 if single_use else None)
         return InviteLink(f"{self.public_url}/sandbox/invite/{token}", label, join_request, handle=token)
 
@@ -486,7 +496,8 @@ class SandboxConnector:
         self.world.revoke_invite(link.url.rsplit("/", 1)[-1])
 
     def check_group(self, group_id: str) -> list[str]:
-        return [] if self.world.has_chat(group_id) else [f"the sandbox has no chat {group_id}"]
+        return [] if self.world.has_chat(group_id) else [Fix(f"the sandbox has no chat {group_id}",
+                                                             zh=f"沙盒里没有群聊 {group_id}")]
 
     def receive(self, method: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes) -> Inbound:
         return Inbound(self.parse_updates(headers, body))
@@ -494,14 +505,16 @@ class SandboxConnector:
     def parse_updates(self, headers: Mapping[str, str], body: bytes) -> list[Update]:
         signature = {k.lower(): v for k, v in headers.items()}.get(SIGNATURE_HEADER, "")
         if not hmac.compare_digest(signature, self.world.sign(body)):
-            raise Unauthorized("sandbox update: bad signature")
+            raise Unauthorized("sandbox update: bad signature",
+                               zh="沙盒更新:签名错误")
         try:
             data = json.loads(body)
             at = datetime.fromisoformat(data["at"])
             kind = data["kind"]
             key = data.get("update_id")  # a redelivered update carries the same id
         except (ValueError, KeyError, TypeError) as exc:
-            raise InvalidInput(f"sandbox update: malformed body ({exc})") from exc
+            raise InvalidInput(f"sandbox update: malformed body ({exc})",
+                               zh=f"沙盒更新:请求体格式错误({exc})") from exc
         p = self.platform
         if kind == "member_joined":
             return [MemberJoined(p, at, data["chat_id"], data["user_id"], data["display_name"],
@@ -514,7 +527,8 @@ class SandboxConnector:
         if kind == "message":
             return [MessagePosted(p, at, data["user_id"], data["text"], data.get("chat_id"), data.get("message_id"),
                                   key=key)]
-        raise InvalidInput(f"sandbox update: unknown kind {kind!r}")
+        raise InvalidInput(f"sandbox update: unknown kind {kind!r}",
+                           zh=f"沙盒更新:未知的类型 {kind!r}")
 
 
 class SandboxSettings(PlatformSettings):

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from qunflow.connectors.base import Connector
+from qunflow.connectors.base import Connector, fix_text
 from qunflow.connectors.registry import spec_of
 from qunflow.domain.entry import CHANNEL_KINDS, TIERS, UTM_KEYS, check_choice, check_code, check_key
 from qunflow.domain.gate import SEED_GATE_JSON, Gate, gate_from_json
@@ -99,7 +99,8 @@ def add_group(ws: Workspace, key: str, tier: str, capacity: int, *, platform: st
     problems = connector.check_group(external_id)
     if problems:
         raise InvalidInput(f"qunflow cannot run {platform} chat {external_id} yet: " + " ".join(problems),
-                           zh=f"qunflow 暂时无法管理 {platform} 群聊 {external_id}:" + " ".join(problems))
+                           zh=f"qunflow 暂时无法管理 {platform} 群聊 {external_id}:"
+                              + " ".join(fix_text(p, "zh") for p in problems))
     made = _insert(ws, groups, f"group {key!r} (or its external id)", f"群 {key!r}(或它的外部 ID)", key=key, tier=tier,
                    capacity=capacity, platform=platform, external_id=external_id, name=name or key,
                    member_count=0, active=True)
@@ -390,7 +391,8 @@ def archive_group(ws: Workspace, key: str) -> int:
     except PlatformError as exc:  # archived all the same: the live code no longer offers it
         raise PlatformError(f"group {key!r} is archived, but the platform refused to revoke its invite links "
                             f"({exc}): revoke them in the platform's own app",
-                            zh=f"群 {key!r} 已归档,但平台拒绝作废它的邀请链接({exc}):请在平台自己的应用里作废") from exc
+                            zh=f"群 {key!r} 已归档,但平台拒绝作废它的邀请链接({exc.text('zh')}):"
+                               "请在平台自己的应用里作废") from exc
 
 
 def _open_entry_codes(conn: Connection, column: Any, row_id: int) -> list[str]:

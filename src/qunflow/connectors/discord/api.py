@@ -45,8 +45,8 @@ class Bucket:
 
 
 class DiscordApiError(PlatformError):
-    def __init__(self, message: str, status: int, code: int) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, status: int, code: int, *, zh: str | None = None) -> None:
+        super().__init__(message, zh=zh)
         self.status = status
         self.code = code
 
@@ -84,7 +84,8 @@ class DiscordApi:
         if wait <= 0:
             return
         if wait > WAIT_AT_MOST:
-            raise RateLimited(f"discord {route}: the rate-limit bucket is empty", retry_after=wait)
+            raise RateLimited(f"discord {route}: the rate-limit bucket is empty", retry_after=wait,
+                              zh=f"Discord 接口 {route}:限流额度已用完,{wait:g} 秒后重试")
         self._sleep(wait)
 
     def _learn(self, route: str, path: str, headers: httpx.Headers) -> None:
@@ -110,10 +111,13 @@ class DiscordApi:
         try:
             response = self._client.request(method, path, json=json, params=params, headers=headers)
         except httpx.TimeoutException:
-            raise PlatformError(f"discord {route}: no answer from {self.api_base} in time; retry later") from None
+            raise PlatformError(f"discord {route}: no answer from {self.api_base} in time; retry later",
+                                zh=f"Discord 接口 {route}:{self.api_base} 未及时应答,请稍后重试") from None
         except httpx.HTTPError as exc:
             raise PlatformError(f"discord {route}: cannot reach {self.api_base} ({type(exc).__name__}); "
-                                "check api_base and the network") from None
+                                "check api_base and the network",
+                                zh=f"Discord 接口 {route}:连不上 {self.api_base}({type(exc).__name__}),"
+                                   "请检查 api_base 和网络") from None
         self._learn(route, path, response.headers)
         body: Any = None
         if response.content:
@@ -135,18 +139,23 @@ class DiscordApi:
         if body.get("global") or response.headers.get("x-ratelimit-global"):
             with self._lock:
                 self._global_until = self._monotonic() + retry_after
-        return RateLimited(f"discord {route}: 429 Too Many Requests", retry_after=retry_after)
+        return RateLimited(f"discord {route}: 429 Too Many Requests", retry_after=retry_after,
+                           zh=f"Discord 接口 {route}:429 调用过于频繁")
 
     def _error(self, route: str, status: int, body: dict[str, Any]) -> Exception:
         code = int(body.get("code") or 0) if str(body.get("code") or "0").isdigit() else 0
         message = str(body.get("message", ""))[:200]
         where = f"discord {route}: HTTP {status}, code {code} ({message})"
+        where_zh = f"Discord 接口 {route} 返回 HTTP {status},错误码 {code}({message})"
         if status == 401:
             return Unauthorized(f"{where}: Discord refused the bot token; copy it again from the Developer "
-                                "Portal (Bot → Reset Token)")
+                                "Portal (Bot → Reset Token)",
+                                zh=f"{where_zh}:Discord 拒绝了机器人令牌;请在 Developer Portal 重新复制"
+                                   "(Bot → Reset Token)")
         if code in CANNOT_DM:
-            return Unreachable(f"{where}: the person does not accept direct messages from this bot")
-        return DiscordApiError(where, status, code)
+            return Unreachable(f"{where}: the person does not accept direct messages from this bot",
+                               zh=f"{where_zh}:对方不接收这个机器人的私信")
+        return DiscordApiError(where, status, code, zh=where_zh)
 
     # --- the calls ---
     def me(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from qunflow.cli.common import WorkspaceOption, console, workspace
+from qunflow.connectors.registry import settings_refusal
 from qunflow.errors import InvalidInput
 from qunflow.settings import save_platform_section
 
@@ -39,15 +40,14 @@ def connect_discord(
 
     ws = workspace(workspace_dir)
     if not bot_token:
-        raise InvalidInput(f"no bot token: pass --bot-token (Developer Portal → Bot) or set {ENV}BOT_TOKEN")
+        raise InvalidInput(f"no bot token: pass --bot-token (Developer Portal → Bot) or set {ENV}BOT_TOKEN",
+                           zh=f"缺少机器人令牌:请传 --bot-token(Developer Portal → Bot)或设置 {ENV}BOT_TOKEN")
     values: dict[str, Any] = {"bot_token": bot_token, "api_base": api_base, "public_key": public_key,
                               "message_content": message_content}
     try:
         settings = DiscordSettings(**values)
     except ValidationError as exc:  # one line, and never the input: it may be the token
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise InvalidInput(f"discord {where}: {first['msg'].removeprefix('Value error, ')}") from None
+        raise settings_refusal("discord", exc, where_default="settings") from None
     host = Host(public_url=ws.settings.public_url, home=ws.home, clock=ws.clock, secret="")
     lines = DiscordConnector(settings, host).connect()
     section = {k: v for k, v in values.items() if v != ""}

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from qunflow.connectors.base import (
+    Fix,
     Host,
     Inbound,
     InviteLink,
@@ -49,6 +50,10 @@ ADMINISTRATOR, CREATE_INSTANT_INVITE, MANAGE_GUILD = 1 << 3, 1 << 0, 1 << 5
 VIEW_CHANNEL, SEND_MESSAGES, MANAGE_ROLES = 1 << 10, 1 << 11, 1 << 28
 NEEDED = {CREATE_INSTANT_INVITE: "Create Invite", MANAGE_GUILD: "Manage Server (to read invite use counts)",
           VIEW_CHANNEL: "View Channels", SEND_MESSAGES: "Send Messages"}
+NEEDED_ZH = {CREATE_INSTANT_INVITE: "Create Invite(创建邀请)",
+             MANAGE_GUILD: "Manage Server(管理服务器,用于读取邀请使用次数)",
+             VIEW_CHANNEL: "View Channels(查看频道)", SEND_MESSAGES: "Send Messages(发送消息)",
+             MANAGE_ROLES: "Manage Roles(管理身份组,用于授予层级的身份组)"}
 # Application flags (discord.com/developers/docs/resources/application#application-object-application-flags)
 GATEWAY_GUILD_MEMBERS, GATEWAY_GUILD_MEMBERS_LIMITED = 1 << 14, 1 << 15
 GATEWAY_MESSAGE_CONTENT, GATEWAY_MESSAGE_CONTENT_LIMITED = 1 << 18, 1 << 19
@@ -113,7 +118,8 @@ class DiscordConnector:
                 texts = sorted((c for c in self.api.guild_channels(guild_id) if c.get("type") == TEXT_CHANNEL),
                                key=lambda c: (c.get("position", 0), c.get("id", "")))
                 if not texts:
-                    raise PlatformError(f"discord server {guild_id} has no text channel for invites and posts")
+                    raise PlatformError(f"discord server {guild_id} has no text channel for invites and posts",
+                                        zh=f"Discord 服务器 {guild_id} 没有可用于邀请和发消息的文字频道")
                 channel = texts[0]["id"]
             self._channels[guild_id] = str(channel)
         return self._channels[guild_id]
@@ -122,9 +128,12 @@ class DiscordConnector:
                       single_use: bool = False, expires_at: datetime | None = None) -> InviteLink:
         if not label or len(label) > CAPABILITIES.invite_label_max:
             raise InvalidInput(f"a Discord invite label is 1-{CAPABILITIES.invite_label_max} characters "
-                               f"(got {len(label)})")
+                               f"(got {len(label)})",
+                               zh=f"Discord 邀请标签须为 1-{CAPABILITIES.invite_label_max} 个字符"
+                                  f"(当前 {len(label)} 个)")
         if join_request:
-            raise InvalidInput("Discord has no join requests: an invite admits at once")
+            raise InvalidInput("Discord has no join requests: an invite admits at once",
+                               zh="Discord 没有入群申请:邀请链接会直接放人进来")
         with self._lock:
             # Before the invite exists: the guild's counts as they stand, so this join cannot be mistaken.
             book = self._read_book()
@@ -193,10 +202,12 @@ class DiscordConnector:
         return label
 
     def approve_join(self, group_id: str, user_id: str) -> None:
-        raise PlatformError("Discord has no join requests to approve")
+        raise PlatformError("Discord has no join requests to approve",
+                            zh="Discord 没有入群申请可以通过")
 
     def decline_join(self, group_id: str, user_id: str) -> None:
-        raise PlatformError("Discord has no join requests to decline")
+        raise PlatformError("Discord has no join requests to decline",
+                            zh="Discord 没有入群申请可以拒绝")
 
     # --- messages ---
     def send_direct(self, user_id: str, text: str, *, context: str | None = None,
@@ -223,30 +234,39 @@ class DiscordConnector:
         signature, stamp = lower.get("x-signature-ed25519", ""), lower.get("x-signature-timestamp", "")
         if not self.settings.public_key:
             raise Unauthorized("discord interactions refused: set public_key in [platforms.discord] (Developer "
-                               "Portal → General Information → Public Key)")
+                               "Portal → General Information → Public Key)",
+                               zh="已拒绝 Discord 交互请求:请在 [platforms.discord] 里设置 public_key"
+                                  "(Developer Portal → General Information → Public Key)")
         if not signature or not stamp:
-            raise Unauthorized("discord interactions refused: X-Signature-Ed25519 or X-Signature-Timestamp missing")
+            raise Unauthorized("discord interactions refused: X-Signature-Ed25519 or X-Signature-Timestamp missing",
+                               zh="已拒绝 Discord 交互请求:缺少 X-Signature-Ed25519 或 X-Signature-Timestamp")
         try:
             key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(self.settings.public_key))
             key.verify(bytes.fromhex(signature), stamp.encode() + body)
         except (InvalidSignature, ValueError):
-            raise Unauthorized("discord interactions refused: the signature does not match public_key") from None
+            raise Unauthorized("discord interactions refused: the signature does not match public_key",
+                               zh="已拒绝 Discord 交互请求:签名与 public_key 不符") from None
         now = self._now()
         if not stamp.isdigit() or abs(now - int(stamp)) > SIGNATURE_WINDOW:
-            raise Unauthorized("discord interactions refused: the signed timestamp is stale")
+            raise Unauthorized("discord interactions refused: the signed timestamp is stale",
+                               zh="已拒绝 Discord 交互请求:签名时间戳已过期")
         with self._lock:
             self._seen_signatures = {s: t for s, t in self._seen_signatures.items() if now - t <= SIGNATURE_WINDOW}
             if signature.lower() in self._seen_signatures:
-                raise Unauthorized("discord interactions refused: this signed call was already received (a replay)")
+                raise Unauthorized("discord interactions refused: this signed call was already received (a replay)",
+                                   zh="已拒绝 Discord 交互请求:这个签名请求已经收到过(重放)")
             self._seen_signatures[signature.lower()] = now
         if method.upper() != "POST":
-            raise InvalidInput("discord interactions arrive as POST requests")
+            raise InvalidInput("discord interactions arrive as POST requests",
+                               zh="Discord 交互请求须以 POST 送达")
         try:
             data = json.loads(body)
         except ValueError as exc:
-            raise InvalidInput(f"discord interactions: the body is not JSON ({exc})") from exc
+            raise InvalidInput(f"discord interactions: the body is not JSON ({exc})",
+                               zh=f"Discord 交互请求:请求体不是 JSON({exc})") from exc
         if not isinstance(data, dict):
-            raise InvalidInput("discord interactions: the body is not a JSON object")
+            raise InvalidInput("discord interactions: the body is not a JSON object",
+                               zh="Discord 交互请求:请求体不是 JSON 对象")
         if data.get("type") == 1:  # PING
             return Inbound([], reply=b'{"type":1}')
         answer = {"type": 4, "data": {"content": "qunflow: nothing to do here / 这里没有可执行的操作", "flags": 64}}
@@ -287,7 +307,9 @@ class DiscordConnector:
         if gateway.failed is not None and gateway.events.empty():
             time.sleep(min(timeout, max(0.0, self._restart_at - time.monotonic())))  # no tight loop meanwhile
             raise PlatformError(f"the Discord gateway stopped ({type(gateway.failed).__name__}); it is opened "
-                                "again shortly. Check the bot token and the privileged intents")
+                                "again shortly. Check the bot token and the privileged intents",
+                                zh=f"Discord 网关已断开({type(gateway.failed).__name__}),稍后会重新连接。"
+                                   "请检查机器人令牌和特权 Intent")
         raw: list[tuple[str, dict[str, Any]]] = []
         if not found:
             with contextlib.suppress(queue.Empty):
@@ -358,25 +380,32 @@ class DiscordConnector:
         try:
             group_id, role = split_group(group_id)
         except InvalidInput as exc:
-            return [str(exc)]
+            return [Fix(str(exc), zh=exc.text("zh"))]
         try:
             guild = self.api.guild(group_id)
             member = self.api.guild_member(group_id, self.bot_id())
         except DiscordApiError as exc:
-            return [f"the bot is not in server {group_id} (HTTP {exc.status}, code {exc.code}): invite it with "
-                    "the OAuth2 URL generator (scope bot; Create Invite, Manage Server, View Channels, "
-                    "Send Messages)"]
+            return [Fix(f"the bot is not in server {group_id} (HTTP {exc.status}, code {exc.code}): invite it with "
+                        "the OAuth2 URL generator (scope bot; Create Invite, Manage Server, View Channels, "
+                        "Send Messages)",
+                        zh=f"机器人不在服务器 {group_id} 里(HTTP {exc.status},错误码 {exc.code}):请用 OAuth2 "
+                           "URL Generator 邀请它(scope 选 bot;权限选 Create Invite、Manage Server、View Channels、"
+                           "Send Messages)")]
         roles = {str(r["id"]): r for r in guild.get("roles", [])}
         fixes: list[str] = []
         if role is not None:
             top = max((int(roles[str(r)].get("position", 0)) for r in member.get("roles", []) if str(r) in roles),
                       default=0)
             if role not in roles:
-                return [f"server {guild.get('name', group_id)} has no role {role}: copy the tier's role id "
-                        "(Server Settings → Roles → right-click → Copy Role ID)"]
+                return [Fix(f"server {guild.get('name', group_id)} has no role {role}: copy the tier's role id "
+                            "(Server Settings → Roles → right-click → Copy Role ID)",
+                            zh=f"服务器 {guild.get('name', group_id)} 没有身份组 {role}:请复制该层级的身份组 ID"
+                               "(服务器设置 → 身份组 → 右键 → 复制身份组 ID)")]
             if int(roles[role].get("position", 0)) >= top:
-                fixes.append(f"move the bot's role above the role {roles[role].get('name', role)} "
-                             "(Server Settings → Roles) so it can give it")
+                fixes.append(Fix(f"move the bot's role above the role {roles[role].get('name', role)} "
+                                 "(Server Settings → Roles) so it can give it",
+                                 zh=f"请把机器人的身份组移到身份组 {roles[role].get('name', role)} 之上"
+                                    "(服务器设置 → 身份组),它才能授予该身份组"))
         if str(guild.get("owner_id")) == self.bot_id():
             return fixes
         granted = int(roles.get(group_id, {}).get("permissions", 0) or 0)  # @everyone has the guild's id
@@ -385,7 +414,8 @@ class DiscordConnector:
         if granted & ADMINISTRATOR:
             return fixes
         needed = {**NEEDED, **({MANAGE_ROLES: "Manage Roles (to give the tier's role)"} if role else {})}
-        return fixes + [f"give the bot the {what} permission in server {guild.get('name', group_id)}"
+        return fixes + [Fix(f"give the bot the {what} permission in server {guild.get('name', group_id)}",
+                            zh=f"请在服务器 {guild.get('name', group_id)} 里给机器人 {NEEDED_ZH[bit]} 权限")
                         for bit, what in needed.items() if not granted & bit]
 
     def connect(self) -> list[str]:
@@ -396,11 +426,15 @@ class DiscordConnector:
         flags = int(app.get("flags", 0) or 0)
         if not flags & (GATEWAY_GUILD_MEMBERS | GATEWAY_GUILD_MEMBERS_LIMITED):
             raise InvalidInput("turn on the Server Members Intent (Developer Portal → Bot → Privileged Gateway "
-                               "Intents): without it Discord sends no member joins")
+                               "Intents): without it Discord sends no member joins",
+                               zh="请打开 Server Members Intent(Developer Portal → Bot → Privileged Gateway Intents):"
+                                  "否则 Discord 不会推送成员加入")
         lines = [f"Discord bot {me.get('username', me['id'])}: the token works; Server Members Intent is on."]
         if self.settings.message_content and not flags & (GATEWAY_MESSAGE_CONTENT | GATEWAY_MESSAGE_CONTENT_LIMITED):
             raise InvalidInput("turn on the Message Content Intent (Developer Portal → Bot), or pass "
-                               "--no-message-content (keyword rules then see no text)")
+                               "--no-message-content (keyword rules then see no text)",
+                               zh="请打开 Message Content Intent(Developer Portal → Bot),或传 --no-message-content"
+                                  "(关键词规则将看不到消息文字)")
         gateway = self.api.gateway_bot()
         lines += [f"Gateway: {gateway.get('url')} (`qunflow serve` keeps it open and reads joins, leaves, "
                   "messages)",
@@ -417,5 +451,7 @@ def split_group(group_id: str) -> tuple[str, str | None]:
     guild, _, role = group_id.partition(":")
     if not guild.isdigit() or (role and not role.isdigit()):
         raise InvalidInput(f"{group_id!r} is not a Discord server id, nor SERVER_ID:ROLE_ID (numbers: enable "
-                           "Developer Mode, then right-click the server or the role → Copy ID)")
+                           "Developer Mode, then right-click the server or the role → Copy ID)",
+                           zh=f"{group_id!r} 不是 Discord 服务器 ID,也不是 SERVER_ID:ROLE_ID(均为数字:打开开发者模式,"
+                              "再右键服务器或身份组 → 复制 ID)")
     return guild, role or None

@@ -30,7 +30,8 @@ def timestamp(value: Any) -> datetime:
     try:
         parsed = datetime.fromisoformat(str(value))
     except ValueError as exc:
-        raise InvalidInput(f"discord event: {value!r} is not an ISO8601 timestamp") from exc
+        raise InvalidInput(f"discord event: {value!r} is not an ISO8601 timestamp",
+                           zh=f"Discord 事件:{value!r} 不是 ISO8601 时间戳") from exc
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
@@ -39,7 +40,8 @@ def timestamp(value: Any) -> datetime:
 def _user(payload: dict[str, Any], field: str = "user") -> dict[str, Any]:
     user = payload.get(field)
     if not isinstance(user, dict) or not str(user.get("id", "")).isdigit():
-        raise InvalidInput(f"discord event: no {field} with an id")
+        raise InvalidInput(f"discord event: no {field} with an id",
+                           zh=f"Discord 事件:没有带 id 的 {field}")
     return user
 
 
@@ -52,7 +54,8 @@ def member_add(payload: dict[str, Any]) -> Join | None:
     user = _user(payload)
     guild = str(payload.get("guild_id", ""))
     if not guild.isdigit():
-        raise InvalidInput("discord GUILD_MEMBER_ADD: no guild_id")
+        raise InvalidInput("discord GUILD_MEMBER_ADD: no guild_id",
+                           zh="Discord GUILD_MEMBER_ADD 事件缺少 guild_id")
     if user.get("bot"):
         return None
     joined = timestamp(payload.get("joined_at"))
@@ -65,7 +68,8 @@ def member_remove(payload: dict[str, Any]) -> tuple[str, str]:
     user = _user(payload)
     guild = str(payload.get("guild_id", ""))
     if not guild.isdigit():
-        raise InvalidInput("discord GUILD_MEMBER_REMOVE: no guild_id")
+        raise InvalidInput("discord GUILD_MEMBER_REMOVE: no guild_id",
+                           zh="Discord GUILD_MEMBER_REMOVE 事件缺少 guild_id")
     return guild, str(user["id"])
 
 

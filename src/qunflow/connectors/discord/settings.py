@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from qunflow.connectors.base import api_base
+from qunflow.connectors.base import SettingError, api_base
 from qunflow.connectors.registry import PlatformSettings
 
 PUBLIC_KEY = re.compile(r"[0-9a-fA-F]{64}")  # the application's Ed25519 public key, hex (Developer Portal)
@@ -34,7 +34,8 @@ class DiscordSettings(PlatformSettings):
     def _token(cls, value: str) -> str:
         value = value.strip()
         if len(value) < 20 or any(c.isspace() for c in value):
-            raise ValueError("the bot token looks wrong: copy it from the Developer Portal (Bot → Reset Token)")
+            raise SettingError("the bot token looks wrong: copy it from the Developer Portal (Bot → Reset Token)",
+                               zh="机器人令牌看起来不对:请从 Developer Portal 复制(Bot → Reset Token)")
         return value
 
     @field_validator("api_base")
@@ -47,5 +48,6 @@ class DiscordSettings(PlatformSettings):
     def _public_key(cls, value: str) -> str:
         value = value.strip()
         if value and not PUBLIC_KEY.fullmatch(value):
-            raise ValueError("the public key is 64 hex characters (Developer Portal → General Information)")
+            raise SettingError("the public key is 64 hex characters (Developer Portal → General Information)",
+                               zh="public key 是 64 个十六进制字符(Developer Portal → General Information)")
         return value.lower()

@@ -37,8 +37,8 @@ def utc_now() -> datetime:
 class FeishuApiError(PlatformError):
     """Feishu answered with a non-zero code (kept for callers that map codes to fixes)."""
 
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, code: int, *, zh: str | None = None) -> None:
+        super().__init__(message, zh=zh)
         self.code = code
 
 
@@ -70,7 +70,9 @@ class FeishuApi:
                 code = int(body.get("code", 0) or 0)
                 if code != 0:
                     raise Unauthorized(f"feishu {TOKEN_PATH}: code {code} ({str(body.get('msg', ''))[:100]}): "
-                                       "check app_id and app_secret (凭证与基础信息 in the developer console)")
+                                       "check app_id and app_secret (凭证与基础信息 in the developer console)",
+                                       zh=f"飞书接口 {TOKEN_PATH} 返回错误码 {code}({str(body.get('msg', ''))[:100]}):"
+                                          "请检查 app_id 和 app_secret(开发者后台的「凭证与基础信息」)")
                 expire = int(body.get("expire", 7200))
                 self._token = str(body["tenant_access_token"])
                 self._token_until = self.clock() + timedelta(seconds=expire) - min(
@@ -89,21 +91,27 @@ class FeishuApi:
         try:
             response = self._client.request(method, path, params=params, json=json, headers=headers)
         except httpx.TimeoutException:
-            raise PlatformError(f"feishu {path}: no answer from {self.domain} in time; retry later") from None
+            raise PlatformError(f"feishu {path}: no answer from {self.domain} in time; retry later",
+                                zh=f"飞书接口 {path}:{self.domain} 未及时应答,请稍后重试") from None
         except httpx.HTTPError as exc:
             raise PlatformError(f"feishu {path}: cannot reach {self.domain} ({type(exc).__name__}); "
-                                "check the domain and the network") from None
+                                "check the domain and the network",
+                                zh=f"飞书接口 {path}:连不上 {self.domain}({type(exc).__name__}),"
+                                   "请检查 domain 和网络") from None
         try:
             body = response.json()
         except ValueError:
             body = None
         if not isinstance(body, dict):
             if response.status_code == 429:
-                raise RateLimited(f"feishu {path}: HTTP 429", retry_after=_reset(response))
-            raise PlatformError(f"feishu {path}: HTTP {response.status_code}, not a JSON object")
+                raise RateLimited(f"feishu {path}: HTTP 429", retry_after=_reset(response),
+                                  zh=f"飞书接口 {path}:HTTP 429,调用过于频繁")
+            raise PlatformError(f"feishu {path}: HTTP {response.status_code}, not a JSON object",
+                                zh=f"飞书接口 {path}:HTTP {response.status_code},应答不是 JSON 对象")
         if response.status_code == 429 or int(body.get("code", 0) or 0) == RATE_LIMIT_CODE:
             raise RateLimited(f"feishu {path}: code {RATE_LIMIT_CODE} (frequency limit)",
-                              retry_after=_reset(response))
+                              retry_after=_reset(response),
+                              zh=f"飞书接口 {path}:错误码 {RATE_LIMIT_CODE}(调用频率超限)")
         return body
 
     def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
@@ -120,9 +128,11 @@ class FeishuApi:
                 data = body.get("data") or {}
                 return data if isinstance(data, dict) else {}
             where = f"feishu {path}: code {code} ({str(body.get('msg', ''))[:200]})"
+            where_zh = f"飞书接口 {path} 返回错误码 {code}({str(body.get('msg', ''))[:200]})"
             if code in UNREACHABLE_CODES:
-                raise Unreachable(f"{where}: the person is outside the app's availability (可用范围)")
-            raise FeishuApiError(where, code)
+                raise Unreachable(f"{where}: the person is outside the app's availability (可用范围)",
+                                  zh=f"{where_zh}:此人不在应用的可用范围内")
+            raise FeishuApiError(where, code, zh=where_zh)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # --- messages (im/v1/messages) ---

@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from qunflow.cli.common import WorkspaceOption, console, workspace
-from qunflow.errors import InvalidInput
+from qunflow.connectors.registry import settings_refusal
 
 
 def connect_feishu(
@@ -36,9 +36,7 @@ def connect_feishu(
     try:
         settings = FeishuSettings(**values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"feishu {where}: {first['msg'].removeprefix('Value error, ')}") from None
+        raise settings_refusal("feishu", exc) from None
     connector = FeishuConnector(settings, Host(public_url=ws.settings.public_url, home=ws.home, clock=ws.clock,
                                                secret=""))
     try:

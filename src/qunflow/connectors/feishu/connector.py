@@ -30,6 +30,7 @@ from typing import Any
 
 from qunflow.connectors.base import (
     Capabilities,
+    Fix,
     Host,
     Inbound,
     InviteLink,
@@ -124,7 +125,8 @@ class FeishuConnector:
     # --- inbound ---
     def receive(self, method: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes) -> Inbound:
         if method.upper() != "POST":
-            raise InvalidInput(f"feishu event: method {method} is not used by Feishu (it POSTs events)")
+            raise InvalidInput(f"feishu event: method {method} is not used by Feishu (it POSTs events)",
+                               zh=f"飞书事件:飞书不使用 {method} 方法(事件以 POST 推送)")
         lower = {k.lower(): v for k, v in headers.items()}
         signature = lower.get("x-lark-signature", "")
         timestamp, nonce = lower.get("x-lark-request-timestamp", ""), lower.get("x-lark-request-nonce", "")
@@ -134,14 +136,17 @@ class FeishuConnector:
         encrypted = loads(body, "request body").get("encrypt")
         if not isinstance(encrypted, str) or not encrypted:
             raise Unauthorized("feishu event: not encrypted; set the Encrypt Key on 事件与回调 → 加密策略 "
-                               "(qunflow needs it to verify each call)")
+                               "(qunflow needs it to verify each call)",
+                               zh="飞书事件:未加密;请在「事件与回调 → 加密策略」设置 Encrypt Key"
+                                  "(qunflow 要用它校验每次调用)")
         payload = loads(self.crypto.decrypt(encrypted), "decrypted event")
         if payload.get("type") == "url_verification":
             self._check_token(str(payload.get("token") or ""))
             reply = json.dumps({"challenge": str(payload.get("challenge") or "")}).encode()
             return Inbound([], reply=reply)
         if not signature:
-            raise Unauthorized("feishu event: no X-Lark-Signature header; only Feishu's signed calls are read")
+            raise Unauthorized("feishu event: no X-Lark-Signature header; only Feishu's signed calls are read",
+                               zh="飞书事件:缺少 X-Lark-Signature 请求头;只接受飞书签名过的调用")
         event = parse_event(payload)
         self._check_token(event.token)
         return Inbound(self.updates_for(event), reply=b'{"code":0}')
@@ -149,16 +154,20 @@ class FeishuConnector:
     def _check_token(self, token: str) -> None:
         if not hmac.compare_digest(token.encode(), self.settings.verification_token.encode()):
             raise Unauthorized("feishu event: the verification token does not match; check verification_token "
-                               "in [platforms.feishu] (事件与回调 → 加密策略 → Verification Token)")
+                               "in [platforms.feishu] (事件与回调 → 加密策略 → Verification Token)",
+                               zh="飞书事件:Verification Token 不符;请检查 [platforms.feishu] 里的 "
+                                  "verification_token(事件与回调 → 加密策略 → Verification Token)")
 
     def _check_fresh(self, timestamp: str) -> None:
         try:
             sent = datetime(1970, 1, 1) + timedelta(seconds=int(timestamp))
         except (ValueError, OverflowError) as exc:
-            raise Unauthorized("feishu event: X-Lark-Request-Timestamp is not a time in seconds") from exc
+            raise Unauthorized("feishu event: X-Lark-Request-Timestamp is not a time in seconds",
+                               zh="飞书事件:X-Lark-Request-Timestamp 不是以秒计的时间") from exc
         if abs(self.host.clock() - sent) > MAX_SKEW:
             raise Unauthorized("feishu event: the request is more than 5 minutes old (or ahead): refused as "
-                               "stale or replayed; check the server clock")
+                               "stale or replayed; check the server clock",
+                               zh="飞书事件:请求早于(或晚于)当前时间超过 5 分钟,疑为过期或重放,已拒绝;请检查服务器时钟")
 
     def updates_for(self, event: FeishuEvent) -> list[Update]:
         key = f"feishu:{event.event_id}"
@@ -182,7 +191,8 @@ class FeishuConnector:
     def _message(self, event: FeishuEvent, key: str) -> list[Update]:
         sender, message = event.event.get("sender"), event.event.get("message")
         if not isinstance(sender, dict) or not isinstance(message, dict):
-            raise InvalidInput("feishu event: a message event without sender or message")
+            raise InvalidInput("feishu event: a message event without sender or message",
+                               zh="飞书事件:消息事件缺少 sender 或 message")
         if sender.get("sender_type") != "user":
             return []  # the bot's own messages and other apps'
         uid = open_id(sender.get("sender_id"))
@@ -237,11 +247,13 @@ class FeishuConnector:
         """The group's share link; `label` is the code that, sent to the bot, adds the person with attribution."""
         if len(label) > CODE_MAX or not label.strip() or label != label.strip():
             raise InvalidInput(f"invite code {label!r}: at most {CODE_MAX} characters without surrounding spaces "
-                               "(a person types it to the bot)")
+                               "(a person types it to the bot)",
+                               zh=f"邀请码 {label!r}:最多 {CODE_MAX} 个字符,且首尾不能有空格(成员要把它发给机器人)")
         link = self.api.chat_link(group_id, self.settings.link_validity)
         url = str(link.get("share_link") or "")
         if not url:
-            raise PlatformError(f"feishu: chat {group_id} gave no share_link")
+            raise PlatformError(f"feishu: chat {group_id} gave no share_link",
+                                zh=f"飞书:群 {group_id} 没有返回 share_link")
         with self._locked():
             data = self._load()
             data["codes"][label] = group_id
@@ -258,10 +270,12 @@ class FeishuConnector:
                 self._save(data)
 
     def approve_join(self, group_id: str, user_id: str) -> None:
-        raise InvalidInput("Feishu groups have no join requests to approve (capabilities.join_requests)")
+        raise InvalidInput("Feishu groups have no join requests to approve (capabilities.join_requests)",
+                           zh="飞书群没有入群申请可以通过(capabilities.join_requests)")
 
     def decline_join(self, group_id: str, user_id: str) -> None:
-        raise InvalidInput("Feishu groups have no join requests to decline (capabilities.join_requests)")
+        raise InvalidInput("Feishu groups have no join requests to decline (capabilities.join_requests)",
+                           zh="飞书群没有入群申请可以拒绝(capabilities.join_requests)")
 
     def remove_member(self, group_id: str, user_id: str) -> None:
         self.api.remove_members(group_id, [user_id])
@@ -278,8 +292,10 @@ class FeishuConnector:
         try:
             self.api.get_chat(group_id)
         except FeishuApiError as exc:
-            return [f"The bot cannot run chat {group_id} ({exc}): add the app's bot to the group (群设置 → "
-                    "群机器人 → 添加机器人), and let members share the group (or make the bot an admin)."]
+            return [Fix(f"The bot cannot run chat {group_id} ({exc}): add the app's bot to the group (群设置 → "
+                        "群机器人 → 添加机器人), and let members share the group (or make the bot an admin).",
+                        zh=f"机器人无法管理群 {group_id}({exc.text('zh')}):请把应用的机器人加入该群(群设置 → "
+                           "群机器人 → 添加机器人),并允许成员分享该群(或把机器人设为群管理员)。")]
         return []
 
     # --- set-up ---
@@ -300,7 +316,8 @@ class FeishuConnector:
 def _chat_id(event: dict[str, Any]) -> str:
     chat_id = event.get("chat_id")
     if not chat_id:
-        raise InvalidInput("feishu event: a member event without chat_id")
+        raise InvalidInput("feishu event: a member event without chat_id",
+                           zh="飞书事件:成员事件缺少 chat_id")
     return str(chat_id)
 
 

@@ -27,13 +27,18 @@ class FeishuEvent:
     event: dict[str, Any]
 
 
+_WHAT_ZH = {"request body": "请求体", "decrypted event": "解密后的事件", "message content": "消息内容"}
+
+
 def loads(text: str | bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"feishu event: the {what} is not JSON") from exc
+        raise InvalidInput(f"feishu event: the {what} is not JSON",
+                           zh=f"飞书事件:{_WHAT_ZH.get(what, what)}不是 JSON") from exc
     if not isinstance(value, dict):
-        raise InvalidInput(f"feishu event: the {what} is not a JSON object")
+        raise InvalidInput(f"feishu event: the {what} is not a JSON object",
+                           zh=f"飞书事件:{_WHAT_ZH.get(what, what)}不是 JSON 对象")
     return value
 
 
@@ -41,14 +46,17 @@ def parse_event(payload: dict[str, Any]) -> FeishuEvent:
     header = payload.get("header")
     if payload.get("schema") != "2.0" or not isinstance(header, dict):
         raise InvalidInput("feishu event: only event subscription v2 (schema 2.0) is read; "
-                           "choose 2.0 on 事件与回调 in the developer console")
+                           "choose 2.0 on 事件与回调 in the developer console",
+                           zh="飞书事件:只读取 2.0 版事件订阅(schema 2.0);请在开发者后台的「事件与回调」选择 2.0")
     event_id, event_type = str(header.get("event_id") or ""), str(header.get("event_type") or "")
     if not event_id or not event_type:
-        raise InvalidInput("feishu event: the header has no event_id or event_type")
+        raise InvalidInput("feishu event: the header has no event_id or event_type",
+                           zh="飞书事件:header 缺少 event_id 或 event_type")
     try:
         created = datetime.fromtimestamp(int(str(header.get("create_time"))) / 1000, UTC).replace(tzinfo=None)
     except (TypeError, ValueError, OverflowError, OSError) as exc:
-        raise InvalidInput("feishu event: header.create_time is not a time in milliseconds") from exc
+        raise InvalidInput("feishu event: header.create_time is not a time in milliseconds",
+                           zh="飞书事件:header.create_time 不是以毫秒计的时间") from exc
     event = payload.get("event")
     return FeishuEvent(event_id, event_type, created, str(header.get("token") or ""),
                        event if isinstance(event, dict) else {})
@@ -58,7 +66,8 @@ def open_id(user_id: Any) -> str:
     """The open_id of a {union_id, user_id, open_id} object."""
     found = user_id.get("open_id") if isinstance(user_id, dict) else None
     if not found:
-        raise InvalidInput("feishu event: a user without an open_id")
+        raise InvalidInput("feishu event: a user without an open_id",
+                           zh="飞书事件:用户缺少 open_id")
     return str(found)
 
 
@@ -66,7 +75,8 @@ def users(event: dict[str, Any]) -> list[tuple[str, str]]:
     """(open_id, name) of each user a member added / deleted event names."""
     listed = event.get("users")
     if not isinstance(listed, list):
-        raise InvalidInput("feishu event: a member event without users")
+        raise InvalidInput("feishu event: a member event without users",
+                           zh="飞书事件:成员事件缺少 users")
     return [(open_id(u.get("user_id")), str(u.get("name") or "")) for u in listed if isinstance(u, dict)]
 
 

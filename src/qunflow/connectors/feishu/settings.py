@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from qunflow.connectors.base import SettingError
 from qunflow.connectors.registry import PlatformSettings
 
 # The two open platforms: Feishu (China) and Lark (elsewhere); a short name or a URL (a local stand-in).
@@ -32,7 +33,8 @@ class FeishuSettings(PlatformSettings):
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("must not be empty (copy it from the developer console: 凭证与基础信息 / 事件与回调)")
+            raise SettingError("must not be empty (copy it from the developer console: 凭证与基础信息 / 事件与回调)",
+                               zh="不能为空(请从开发者后台的「凭证与基础信息」或「事件与回调」复制)")
         return value.strip()
 
     @field_validator("domain")
@@ -40,5 +42,6 @@ class FeishuSettings(PlatformSettings):
     def _domain(cls, value: str) -> str:
         value = DOMAINS.get(value.strip().lower(), value.strip()).rstrip("/")
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} must be feishu, lark or an http(s) URL such as https://open.feishu.cn")
+            raise SettingError(f"{value!r} must be feishu, lark or an http(s) URL such as https://open.feishu.cn",
+                               zh=f"{value!r} 须为 feishu、lark,或 http(s) 网址,例如 https://open.feishu.cn")
         return value

@@ -42,17 +42,22 @@ class WebApi:
             response = self._http.post(self._base + method, data=form)
         except httpx.HTTPError as exc:
             raise PlatformError(f"could not reach the Slack Web API at {self.host} ({type(exc).__name__}): "
-                                "check the network or api_base") from None
+                                "check the network or api_base",
+                                zh=f"连不上 {self.host} 的 Slack Web API({type(exc).__name__}):"
+                                   "请检查网络或 api_base") from None
         if response.status_code == 429:
             wait = _seconds(response.headers.get("retry-after"))
-            raise RateLimited(f"Slack {method}: rate limited (retry after {wait:g} s)", retry_after=wait)
+            raise RateLimited(f"Slack {method}: rate limited (retry after {wait:g} s)", retry_after=wait,
+                              zh=f"Slack {method} 调用过于频繁({wait:g} 秒后重试)")
         try:
             data = response.json()
         except ValueError:
             data = None
         if not isinstance(data, dict) or "ok" not in data:
             raise PlatformError(f"the Slack Web API at {self.host} answered {method} with HTTP "
-                                f"{response.status_code} and no Web API JSON: check api_base")
+                                f"{response.status_code} and no Web API JSON: check api_base",
+                                zh=f"{self.host} 的 Slack Web API 对 {method} 返回了 HTTP {response.status_code},"
+                                   "且不是 Web API 的 JSON:请检查 api_base")
         if data["ok"]:
             return data
         raise _error(method, str(data.get("error") or "unknown_error"))
@@ -100,13 +105,20 @@ def _seconds(value: str | None) -> float:
 
 def _error(method: str, code: str) -> PlatformError:
     if code == "ratelimited":  # some answers say so in the body only
-        return RateLimited(f"Slack {method}: ratelimited (retry after 1 s)", retry_after=1.0)
+        return RateLimited(f"Slack {method}: ratelimited (retry after 1 s)", retry_after=1.0,
+                           zh=f"Slack {method} 调用过于频繁(1 秒后重试)")
     if code in TOKEN_REFUSED:
         return PlatformError(f"Slack refused the bot token ({code}): copy the Bot User OAuth Token again from "
-                             "your app's OAuth & Permissions page and run `qunflow connect slack`")
+                             "your app's OAuth & Permissions page and run `qunflow connect slack`",
+                             zh=f"Slack 拒绝了机器人令牌({code}):请在应用的 OAuth & Permissions 页面重新复制 "
+                                "Bot User OAuth Token,再运行 `qunflow connect slack`")
     if code in UNREACHABLE and method in ("conversations.open", "chat.postMessage"):
-        return Unreachable(f"Slack {method}: {code}")
+        return Unreachable(f"Slack {method}: {code}",
+                           zh=f"Slack {method}:对方无法接收({code})")
     if code == "missing_scope":
         return PlatformError(f"Slack {method}: missing_scope: add the scopes listed in docs/connectors.md (Slack) "
-                             "to the app and reinstall it")
-    return PlatformError(f"Slack {method}: {code}")
+                             "to the app and reinstall it",
+                             zh=f"Slack {method}:缺少权限范围(missing_scope):请给应用加上 docs/connectors.md(Slack)"
+                                "列出的权限范围并重新安装")
+    return PlatformError(f"Slack {method}: {code}",
+                         zh=f"Slack {method} 调用失败:{code}")

@@ -8,6 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from qunflow.cli.common import WorkspaceOption, console, workspace
+from qunflow.connectors.registry import settings_refusal
 from qunflow.connectors.slack.connector import WEBHOOK_PATH, SlackConnector
 from qunflow.connectors.slack.settings import SlackSettings
 from qunflow.errors import InvalidInput
@@ -38,9 +39,11 @@ def connect_slack(
     """Connect a Slack app: check its bot token, learn its ids, save \\[platforms.slack]."""
     ws = workspace(workspace_dir)
     if not bot_token:
-        raise InvalidInput(f"no bot token: pass --bot-token (xoxb-...) or set {ENV}BOT_TOKEN")
+        raise InvalidInput(f"no bot token: pass --bot-token (xoxb-...) or set {ENV}BOT_TOKEN",
+                           zh=f"缺少机器人令牌:请传 --bot-token(xoxb-...)或设置 {ENV}BOT_TOKEN")
     if not signing_secret:
-        raise InvalidInput(f"no signing secret: pass --signing-secret or set {ENV}SIGNING_SECRET")
+        raise InvalidInput(f"no signing secret: pass --signing-secret or set {ENV}SIGNING_SECRET",
+                           zh=f"缺少签名密钥:请传 --signing-secret 或设置 {ENV}SIGNING_SECRET")
     values: dict[str, Any] = {"bot_token": bot_token, "signing_secret": signing_secret, "api_base": api_base}
     connector = SlackConnector(_settings(values), None)
     lines = connector.connect()
@@ -63,6 +66,4 @@ def _settings(values: dict[str, Any]) -> SlackSettings:
     try:
         return SlackSettings(**values)
     except ValidationError as exc:  # one line, and never the input: it may be the token
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise InvalidInput(f"slack {where}: {first['msg'].removeprefix('Value error, ')}") from None
+        raise settings_refusal("slack", exc, where_default="settings") from None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from qunflow.connectors.base import Host, Inbound, InviteLink, JoinRequested, SendResult
+from qunflow.connectors.base import Fix, Host, Inbound, InviteLink, JoinRequested, SendResult
 from qunflow.connectors.slack import CAPABILITIES
 from qunflow.connectors.slack.api import WebApi
 from qunflow.connectors.slack.events import parse_event
@@ -58,7 +58,9 @@ class SlackConnector:
         link is a request to the bot (join_request True): nobody gets into the channel by the link alone."""
         if not label or len(label) > CAPABILITIES.invite_label_max or any(c.isspace() for c in label):
             raise InvalidInput(f"invite label {label!r}: a Slack join code is 1-{CAPABILITIES.invite_label_max} "
-                               "characters without spaces")
+                               "characters without spaces",
+                               zh=f"邀请标签 {label!r}:Slack 入群码须为 1-{CAPABILITIES.invite_label_max} 个字符,"
+                                  "且不含空格")
         with self._lock:
             state = self._load()
             channels = [c for c in state["codes"].get(label, []) if c != group_id]
@@ -116,13 +118,16 @@ class SlackConnector:
         """An Events API POST: the v0 signature and its timestamp are checked before the body is read."""
         self._verify(headers, body)
         if method.upper() != "POST":
-            raise InvalidInput("Slack events arrive as POST requests")
+            raise InvalidInput("Slack events arrive as POST requests",
+                               zh="Slack 事件须以 POST 请求送达")
         try:
             envelope = json.loads(body)
         except ValueError as exc:
-            raise InvalidInput(f"Slack event: the body is not JSON ({exc})") from exc
+            raise InvalidInput(f"Slack event: the body is not JSON ({exc})",
+                               zh=f"Slack 事件:请求体不是 JSON({exc})") from exc
         if not isinstance(envelope, dict):
-            raise InvalidInput("Slack event: the body is not a JSON object")
+            raise InvalidInput("Slack event: the body is not a JSON object",
+                               zh="Slack 事件:请求体不是 JSON 对象")
         kind = envelope.get("type")
         if kind == "url_verification":
             return Inbound([], reply=str(envelope.get("challenge") or "").encode(), media_type="text/plain")
@@ -142,20 +147,25 @@ class SlackConnector:
         stamp, signature = lowered.get("x-slack-request-timestamp"), lowered.get("x-slack-signature")
         if not stamp or not signature:
             raise Unauthorized("Slack event refused: the X-Slack-Request-Timestamp or X-Slack-Signature header is "
-                               "missing")
+                               "missing",
+                               zh="已拒绝 Slack 事件:缺少 X-Slack-Request-Timestamp 或 X-Slack-Signature 请求头")
         try:
             sent = int(stamp)
         except ValueError:
-            raise Unauthorized("Slack event refused: X-Slack-Request-Timestamp is not a Unix time") from None
+            raise Unauthorized("Slack event refused: X-Slack-Request-Timestamp is not a Unix time",
+                               zh="已拒绝 Slack 事件:X-Slack-Request-Timestamp 不是 Unix 时间") from None
         now = (self.host.clock().replace(tzinfo=UTC) if self.host else datetime.now(UTC)).timestamp()
         if abs(now - sent) > MAX_AGE_SECONDS:
             raise Unauthorized("Slack event refused: its timestamp is more than five minutes off (a replay, or "
-                               "this machine's clock is wrong)")
+                               "this machine's clock is wrong)",
+                               zh="已拒绝 Slack 事件:时间戳偏差超过 5 分钟(疑为重放,或本机时钟不准)")
         base = b"v0:" + stamp.encode() + b":" + body
         expected = "v0=" + hmac.new(self.settings.signing_secret.encode(), base, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected.encode(), signature.encode()):
             raise Unauthorized("Slack event refused: X-Slack-Signature does not match the signing secret (copy it "
-                               "again from Basic Information > App Credentials and run `qunflow connect slack`)")
+                               "again from Basic Information > App Credentials and run `qunflow connect slack`)",
+                               zh="已拒绝 Slack 事件:X-Slack-Signature 与签名密钥不符(请从 Basic Information > "
+                                  "App Credentials 重新复制,再运行 `qunflow connect slack`)")
 
     def _channel_of(self, code: str) -> str | None:
         with self._lock:
@@ -174,21 +184,27 @@ class SlackConnector:
         try:
             info = self.api.conversations_info(group_id)
         except PlatformError as exc:
-            return [f"the bot {bot} cannot see channel {group_id} ({exc}): invite it with `/invite {bot}` in the "
-                    "channel (a private channel needs the groups:read scope too)"]
-        problems = []
+            return [Fix(f"the bot {bot} cannot see channel {group_id} ({exc}): invite it with `/invite {bot}` in "
+                        "the channel (a private channel needs the groups:read scope too)",
+                        zh=f"机器人 {bot} 看不到频道 {group_id}({exc.text('zh')}):请在该频道里输入 "
+                           f"`/invite {bot}` 邀请它(私有频道还需要 groups:read 权限范围)")]
+        problems: list[str] = []
         if info.get("is_archived"):
-            problems.append(f"channel {group_id} is archived: unarchive it or pick another channel")
+            problems.append(Fix(f"channel {group_id} is archived: unarchive it or pick another channel",
+                                zh=f"频道 {group_id} 已归档:请取消归档,或换一个频道"))
         if not info.get("is_member"):
-            problems.append(f"the bot {bot} is not a member of channel {group_id}: type `/invite {bot}` in the "
-                            "channel, or it cannot add people, post or see joins")
+            problems.append(Fix(f"the bot {bot} is not a member of channel {group_id}: type `/invite {bot}` in the "
+                                "channel, or it cannot add people, post or see joins",
+                                zh=f"机器人 {bot} 不是频道 {group_id} 的成员:请在该频道里输入 `/invite {bot}`,"
+                                   "否则它无法拉人、发消息,也看不到谁加入"))
         return problems
 
     def connect(self) -> list[str]:
         """Check the token and learn the workspace and app ids (for the entry links)."""
         me = self.api.auth_test()
         if not me.get("bot_id"):
-            raise InvalidInput("this token is not a bot token: use the Bot User OAuth Token (xoxb-...)")
+            raise InvalidInput("this token is not a bot token: use the Bot User OAuth Token (xoxb-...)",
+                               zh="这个令牌不是机器人令牌:请使用 Bot User OAuth Token(xoxb-...)")
         self._ids = None
         team, app = self.app_ids()
         return [f"bot: @{me.get('user')} ({me.get('user_id')}) in {me.get('team')} ({team})", f"app: {app}"]
@@ -207,7 +223,8 @@ class SlackConnector:
     def _save(self, state: dict[str, Any]) -> None:
         path = self._path()
         if path is None:
-            raise InvalidInput("the Slack connector keeps its join codes under the workspace home; it has none here")
+            raise InvalidInput("the Slack connector keeps its join codes under the workspace home; it has none here",
+                               zh="Slack 连接器把入群码保存在工作区目录下,而这里没有工作区目录")
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(state, sort_keys=True))
         os.replace(temporary, path)
@@ -215,4 +232,5 @@ class SlackConnector:
 
 def _check_text(text: str) -> None:
     if not 1 <= len(text) <= TEXT_MAX:
-        raise InvalidInput(f"a Slack message holds 1-{TEXT_MAX} characters; this one has {len(text)}")
+        raise InvalidInput(f"a Slack message holds 1-{TEXT_MAX} characters; this one has {len(text)}",
+                           zh=f"Slack 消息须为 1-{TEXT_MAX} 个字符,这条有 {len(text)} 个")

@@ -31,7 +31,8 @@ def parse_event(envelope: dict[str, Any], channel_of: Callable[[str], str | None
     `label_for(channel, user)`: the code a person the bot invited used (None: not invited by the bot)."""
     event = envelope.get("event")
     if not isinstance(event, dict):
-        raise InvalidInput("Slack event_callback without an event object")
+        raise InvalidInput("Slack event_callback without an event object",
+                           zh="Slack event_callback 缺少 event 对象")
     key = envelope.get("event_id")
     key = str(key) if isinstance(key, str) and key else None
     at = _time(envelope.get("event_time"))

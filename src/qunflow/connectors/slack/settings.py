@@ -7,7 +7,7 @@ import re
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from qunflow.connectors.base import api_base
+from qunflow.connectors.base import SettingError, api_base
 from qunflow.connectors.registry import PlatformSettings
 
 # Bot tokens start with xoxb- (OAuth & Permissions > Bot User OAuth Token).
@@ -33,8 +33,10 @@ class SlackSettings(PlatformSettings):
     def _token_shape(cls, value: str) -> str:
         value = value.strip()
         if not TOKEN.fullmatch(value):
-            raise ValueError("the bot token must start with xoxb- (copy the Bot User OAuth Token from your app's "
-                             "OAuth & Permissions page)")
+            raise SettingError("the bot token must start with xoxb- (copy the Bot User OAuth Token from your app's "
+                               "OAuth & Permissions page)",
+                               zh="机器人令牌须以 xoxb- 开头(请从应用的 OAuth & Permissions 页面复制 "
+                                  "Bot User OAuth Token)")
         return value
 
     @field_validator("signing_secret")
@@ -42,8 +44,9 @@ class SlackSettings(PlatformSettings):
     def _secret_shape(cls, value: str) -> str:
         value = value.strip()
         if not re.fullmatch(r"[0-9a-f]{16,128}", value):
-            raise ValueError("the signing secret is the hex string under Basic Information > App Credentials > "
-                             "Signing Secret")
+            raise SettingError("the signing secret is the hex string under Basic Information > App Credentials > "
+                               "Signing Secret",
+                               zh="签名密钥是 Basic Information > App Credentials > Signing Secret 下的十六进制字符串")
         return value
 
     @field_validator("team_id", "app_id")
@@ -51,7 +54,8 @@ class SlackSettings(PlatformSettings):
     def _id_shape(cls, value: str) -> str:
         value = value.strip()
         if value and not SLACK_ID.fullmatch(value):
-            raise ValueError(f"{value!r} is not a Slack id (such as T0123ABCD or A0123ABCD)")
+            raise SettingError(f"{value!r} is not a Slack id (such as T0123ABCD or A0123ABCD)",
+                               zh=f"{value!r} 不是 Slack ID(例如 T0123ABCD 或 A0123ABCD)")
         return value
 
     @field_validator("api_base")

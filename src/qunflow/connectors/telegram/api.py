@@ -59,14 +59,18 @@ class BotApi:
         except httpx.HTTPError as exc:
             # `from None`: httpx errors carry the request, and with it the URL holding the token.
             raise PlatformError(f"could not reach the Telegram Bot API at {self.host} "
-                                f"({type(exc).__name__}): check the network or api_base") from None
+                                f"({type(exc).__name__}): check the network or api_base",
+                                zh=f"连不上 {self.host} 的 Telegram Bot API({type(exc).__name__}):"
+                                   "请检查网络或 api_base") from None
         try:
             data = response.json()
         except ValueError:
             data = None
         if not isinstance(data, dict) or "ok" not in data:
             raise PlatformError(f"the Telegram Bot API at {self.host} answered {method} with HTTP "
-                                f"{response.status_code} and no Bot API JSON: check api_base")
+                                f"{response.status_code} and no Bot API JSON: check api_base",
+                                zh=f"{self.host} 的 Telegram Bot API 对 {method} 返回了 HTTP {response.status_code},"
+                                   "且不是 Bot API 的 JSON:请检查 api_base")
         if data["ok"]:
             return data.get("result")
         raise _error(method, body, data, response.status_code)
@@ -126,16 +130,22 @@ def _error(method: str, params: dict[str, Any], data: dict[str, Any], status: in
     if code == 429:
         retry_after = parameters.get("retry_after") if isinstance(parameters, dict) else None
         wait = float(retry_after) if isinstance(retry_after, int | float) else 1.0
-        return RateLimited(f"Telegram {method}: {description} (retry after {wait:g} s)", retry_after=wait)
+        return RateLimited(f"Telegram {method}: {description} (retry after {wait:g} s)", retry_after=wait,
+                           zh=f"Telegram {method} 调用过于频繁:{description}({wait:g} 秒后重试)")
     if code == 403:
-        return Unreachable(f"Telegram {method}: {description}")
+        return Unreachable(f"Telegram {method}: {description}",
+                           zh=f"Telegram {method}:对方无法接收({description})")
     lowered = description.lower()
     if code == 400 and ("chat not found" in lowered or "user not found" in lowered) and _private(params):
-        return Unreachable(f"Telegram {method}: {description}")
+        return Unreachable(f"Telegram {method}: {description}",
+                           zh=f"Telegram {method}:找不到此人,或对方未启动机器人({description})")
     if code in (401, 404):
         return PlatformError(f"Telegram refused the bot token ({code} {description}): copy the token again from "
-                             "@BotFather (/mybots > API Token) and run `qunflow connect telegram`")
-    return PlatformError(f"Telegram {method}: {description}")
+                             "@BotFather (/mybots > API Token) and run `qunflow connect telegram`",
+                             zh=f"Telegram 拒绝了机器人令牌({code} {description}):请在 @BotFather 重新复制令牌"
+                                "(/mybots > API Token),再运行 `qunflow connect telegram`")
+    return PlatformError(f"Telegram {method}: {description}",
+                         zh=f"Telegram {method} 调用失败:{description}")
 
 
 def _private(params: dict[str, Any]) -> bool:

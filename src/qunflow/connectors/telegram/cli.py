@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from qunflow.cli.common import WorkspaceOption, console, workspace
+from qunflow.connectors.registry import settings_refusal
 from qunflow.connectors.telegram.connector import TelegramConnector
 from qunflow.connectors.telegram.settings import TelegramSettings
 from qunflow.errors import InvalidInput
@@ -52,7 +53,8 @@ def connect_telegram(
     """Connect a Telegram bot: check its token, set or delete its webhook, save \\[platforms.telegram]."""
     ws = workspace(workspace_dir)
     if not bot_token:
-        raise InvalidInput(f"no bot token: pass --bot-token (from @BotFather) or set {ENV}BOT_TOKEN")
+        raise InvalidInput(f"no bot token: pass --bot-token (from @BotFather) or set {ENV}BOT_TOKEN",
+                           zh=f"缺少机器人令牌:请传 --bot-token(在 @BotFather 获取)或设置 {ENV}BOT_TOKEN")
     if mode is Mode.webhook and not webhook_secret:
         webhook_secret = secrets.token_urlsafe(32)  # A-Z, a-z, 0-9, _ and -, as setWebhook requires
     values: dict[str, Any] = {"bot_token": bot_token, "api_base": api_base, "mode": mode.value,
@@ -80,9 +82,7 @@ def _settings(values: dict[str, Any]) -> TelegramSettings:
     try:
         return TelegramSettings(**values)
     except ValidationError as exc:  # one line, and never the input: it may be the token
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise InvalidInput(f"telegram {where}: {first['msg'].removeprefix('Value error, ')}") from None
+        raise settings_refusal("telegram", exc, where_default="settings") from None
 
 
 def _refuse_shadowing(settings: TelegramSettings, values: dict[str, Any]) -> None:
@@ -90,4 +90,6 @@ def _refuse_shadowing(settings: TelegramSettings, values: dict[str, Any]) -> Non
     for name, given in values.items():
         if given is not None and given != "" and getattr(settings, name) != given:
             raise InvalidInput(f"{ENV}{name.upper()} is set and beats what you passed (the environment beats "
-                               "the settings file): unset it or pass the same value")
+                               "the settings file): unset it or pass the same value",
+                               zh=f"已设置的环境变量 {ENV}{name.upper()} 会覆盖你传入的值(环境变量优先于设置文件):"
+                                  "请取消该变量,或传入相同的值")

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from qunflow.connectors.base import Host, Inbound, InviteLink, SendResult, Update
+from qunflow.connectors.base import Fix, Host, Inbound, InviteLink, SendResult, Update
 from qunflow.connectors.telegram import CAPABILITIES
 from qunflow.connectors.telegram.api import BotApi
 from qunflow.connectors.telegram.settings import TelegramSettings
@@ -46,7 +46,9 @@ class TelegramConnector:
                       single_use: bool = False, expires_at: datetime | None = None) -> InviteLink:
         if len(label) > CAPABILITIES.invite_label_max:
             raise InvalidInput(f"invite label {label!r} has {len(label)} characters; Telegram invite link names "
-                               f"hold at most {CAPABILITIES.invite_label_max}")
+                               f"hold at most {CAPABILITIES.invite_label_max}",
+                               zh=f"邀请链接标签 {label!r} 有 {len(label)} 个字符;Telegram 邀请链接名称最多 "
+                                  f"{CAPABILITIES.invite_label_max} 个字符")
         # Telegram refuses member_limit on a join-request link; there each request is approved one by one.
         limit = 1 if single_use and not join_request else None
         # expire_date is whole Unix seconds; rounding down keeps the stored expiry no later than Telegram's.
@@ -89,7 +91,8 @@ class TelegramConnector:
 
     def _send(self, chat_id: str, text: str) -> SendResult:
         if not 1 <= len(text) <= TEXT_MAX:
-            raise InvalidInput(f"a Telegram message holds 1-{TEXT_MAX} characters; this one has {len(text)}")
+            raise InvalidInput(f"a Telegram message holds 1-{TEXT_MAX} characters; this one has {len(text)}",
+                               zh=f"Telegram 消息须为 1-{TEXT_MAX} 个字符,这条有 {len(text)} 个")
         message = self.api.send_message(_chat(chat_id), text)
         return SendResult(str(message["message_id"]))
 
@@ -99,20 +102,28 @@ class TelegramConnector:
         expected = self.settings.webhook_secret
         if not expected:
             raise Unauthorized("Telegram webhook refused: no webhook_secret is configured; run "
-                               "`qunflow connect telegram --mode webhook` to set the webhook with a secret")
+                               "`qunflow connect telegram --mode webhook` to set the webhook with a secret",
+                               zh="已拒绝 Telegram 回调:未配置 webhook_secret;请运行 "
+                                  "`qunflow connect telegram --mode webhook`,设置带密钥的回调地址")
         given = next((v for k, v in headers.items() if k.lower() == SECRET_HEADER), None)
         if given is None:
             raise Unauthorized("Telegram webhook refused: the X-Telegram-Bot-Api-Secret-Token header is missing "
-                               "(was the webhook set without a secret? run `qunflow connect telegram` again)")
+                               "(was the webhook set without a secret? run `qunflow connect telegram` again)",
+                               zh="已拒绝 Telegram 回调:缺少 X-Telegram-Bot-Api-Secret-Token 请求头(回调是否未设密钥?"
+                                  "请重新运行 `qunflow connect telegram`)")
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise Unauthorized("Telegram webhook refused: the X-Telegram-Bot-Api-Secret-Token header does not "
-                               "match webhook_secret (run `qunflow connect telegram` again to reset the webhook)")
+                               "match webhook_secret (run `qunflow connect telegram` again to reset the webhook)",
+                               zh="已拒绝 Telegram 回调:X-Telegram-Bot-Api-Secret-Token 请求头与 webhook_secret 不符"
+                                  "(请重新运行 `qunflow connect telegram` 以重设回调)")
         if method.upper() != "POST":
-            raise InvalidInput("Telegram webhook: updates arrive as POST requests")
+            raise InvalidInput("Telegram webhook: updates arrive as POST requests",
+                               zh="Telegram 回调:更新须以 POST 请求送达")
         try:
             data = json.loads(body)
         except ValueError as exc:
-            raise InvalidInput(f"Telegram webhook: the body is not JSON ({exc})") from exc
+            raise InvalidInput(f"Telegram webhook: the body is not JSON ({exc})",
+                               zh=f"Telegram 回调:请求体不是 JSON({exc})") from exc
         return Inbound(parse_update(data))
 
     def poll(self, timeout: float) -> list[Update]:
@@ -141,24 +152,34 @@ class TelegramConnector:
         try:
             member = self.api.get_chat_member(_chat(group_id), int(me["id"]))
         except PlatformError as exc:
-            return [f"the bot {bot} cannot see group {group_id} ({exc}): add the bot to the group and make it "
-                    "an administrator"]
+            return [Fix(f"the bot {bot} cannot see group {group_id} ({exc}): add the bot to the group and make it "
+                        "an administrator",
+                        zh=f"机器人 {bot} 看不到群 {group_id}({exc.text('zh')}):请把机器人拉进群并设为管理员")]
         status = member.get("status")
         if status in ("left", "kicked"):
-            return [f"the bot {bot} is not in group {group_id}: add it and make it an administrator with the "
-                    "right 'Invite users via link'"]
+            return [Fix(f"the bot {bot} is not in group {group_id}: add it and make it an administrator with the "
+                        "right 'Invite users via link'",
+                        zh=f"机器人 {bot} 不在群 {group_id} 里:请把它拉进群,并设为拥有「通过链接邀请用户」"
+                           "(Invite users via link)权限的管理员")]
         admin = status in ("administrator", "creator")
-        problems = []
+        problems: list[str] = []
         if not admin:
-            problems.append(f"the bot {bot} is not an administrator of group {group_id}: promote it (group "
-                            "settings > Administrators > Add admin) with the right 'Invite users via link'; "
-                            "without it the bot cannot make invite links, answer join requests or see joins")
+            problems.append(Fix(f"the bot {bot} is not an administrator of group {group_id}: promote it (group "
+                                "settings > Administrators > Add admin) with the right 'Invite users via link'; "
+                                "without it the bot cannot make invite links, answer join requests or see joins",
+                                zh=f"机器人 {bot} 不是群 {group_id} 的管理员:请把它设为管理员(群设置 > 管理员 > "
+                                   "添加管理员),并打开「通过链接邀请用户」(Invite users via link)权限;否则机器人"
+                                   "无法生成邀请链接、处理入群申请,也看不到谁入群"))
         elif not member.get("can_invite_users"):
-            problems.append(f"the bot {bot} lacks the right 'Invite users via link' in group {group_id}: edit "
-                            "its administrator rights and turn it on")
+            problems.append(Fix(f"the bot {bot} lacks the right 'Invite users via link' in group {group_id}: edit "
+                                "its administrator rights and turn it on",
+                                zh=f"机器人 {bot} 在群 {group_id} 里没有「通过链接邀请用户」(Invite users via link)"
+                                   "权限:请编辑它的管理员权限并打开此项"))
         if not admin and not me.get("can_read_all_group_messages"):
-            problems.append(f"the bot {bot} cannot read messages in group {group_id}: turn off privacy mode with "
-                            "@BotFather /setprivacy (then remove and re-add the bot), or make the bot an admin")
+            problems.append(Fix(f"the bot {bot} cannot read messages in group {group_id}: turn off privacy mode with "
+                                "@BotFather /setprivacy (then remove and re-add the bot), or make the bot an admin",
+                                zh=f"机器人 {bot} 读不到群 {group_id} 的消息:请在 @BotFather 用 /setprivacy 关闭隐私"
+                                   "模式(然后把机器人移出群再重新拉入),或把机器人设为管理员"))
         return problems
 
     def connect(self, public_url: str) -> list[str]:
@@ -166,7 +187,9 @@ class TelegramConnector:
         url = f"{public_url.rstrip('/')}{WEBHOOK_PATH}"
         if self.settings.mode == "webhook" and urlsplit(url).scheme != "https" and not _local(self.settings.api_base):
             raise InvalidInput(f"Telegram delivers webhooks to https URLs only, and public_url is {public_url}: "
-                               "set public_url to your https address, or use --mode polling")
+                               "set public_url to your https address, or use --mode polling",
+                               zh=f"Telegram 只向 https 地址推送回调,而 public_url 是 {public_url}:请把 public_url "
+                                  "设为你的 https 地址,或改用 --mode polling")
         me = self.api.get_me()
         lines = [f"bot: @{me.get('username')} (id {me.get('id')})"]
         if self.settings.mode == "webhook":
@@ -193,7 +216,8 @@ def _user(user_id: str) -> int:
     try:
         return int(user_id)
     except ValueError:
-        raise InvalidInput(f"{user_id!r} is not a Telegram user id (a number)") from None
+        raise InvalidInput(f"{user_id!r} is not a Telegram user id (a number)",
+                           zh=f"{user_id!r} 不是 Telegram 用户 ID(应为数字)") from None
 
 
 def _local(api_base: str) -> bool:

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from qunflow.connectors.base import api_base
+from qunflow.connectors.base import SettingError, api_base
 from qunflow.connectors.registry import PlatformSettings
 
 # Shaped like @BotFather's tokens (the docs' example: 123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11).
@@ -39,8 +39,10 @@ class TelegramSettings(PlatformSettings):
     @classmethod
     def _entry_link_hours(cls, value: float) -> float:
         if 0 < value < LINK_HOURS_MIN:
-            raise ValueError(f"entry_link_hours is 0 (no expiry) or at least {LINK_HOURS_MIN} (15 minutes): a "
-                             "shorter link would be renewed on nearly every visit")
+            raise SettingError(f"entry_link_hours is 0 (no expiry) or at least {LINK_HOURS_MIN} (15 minutes): a "
+                               "shorter link would be renewed on nearly every visit",
+                               zh=f"entry_link_hours 须为 0(不过期)或至少 {LINK_HOURS_MIN}(15 分钟):"
+                                  "更短的链接几乎每次访问都要换新")
         return value
 
     @field_validator("bot_token")
@@ -48,8 +50,9 @@ class TelegramSettings(PlatformSettings):
     def _token_shape(cls, value: str) -> str:
         value = value.strip()
         if not TOKEN.fullmatch(value):
-            raise ValueError("the bot token must look like 123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11 "
-                             "(copy it from @BotFather)")
+            raise SettingError("the bot token must look like 123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11 "
+                               "(copy it from @BotFather)",
+                               zh="机器人令牌应形如 123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11(从 @BotFather 复制)")
         return value
 
     @field_validator("api_base")
@@ -61,13 +64,17 @@ class TelegramSettings(PlatformSettings):
     @classmethod
     def _secret_shape(cls, value: str) -> str:
         if value and not SECRET.fullmatch(value):
-            raise ValueError("the webhook secret must be 1-256 characters of A-Z, a-z, 0-9, _ and - "
-                             "(Telegram's rule for setWebhook secret_token)")
+            raise SettingError("the webhook secret must be 1-256 characters of A-Z, a-z, 0-9, _ and - "
+                               "(Telegram's rule for setWebhook secret_token)",
+                               zh="回调密钥须为 1-256 个字符,只能用 A-Z、a-z、0-9、_ 和 -"
+                                  "(Telegram 对 setWebhook secret_token 的规定)")
         return value
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> TelegramSettings:
         if self.mode == "webhook" and not self.webhook_secret:
-            raise ValueError("webhook mode needs a webhook_secret (run `qunflow connect telegram --mode webhook`, "
-                             "which makes one)")
+            raise SettingError("webhook mode needs a webhook_secret (run `qunflow connect telegram --mode webhook`, "
+                               "which makes one)",
+                               zh="webhook 模式需要 webhook_secret(运行 `qunflow connect telegram --mode webhook` "
+                                  "会自动生成)")
         return self

@@ -21,10 +21,12 @@ GROUP_TYPES = ("group", "supergroup")
 def parse_update(data: Any) -> list[Update]:
     """The qunflow updates one Telegram Update carries (at most one). Raises InvalidInput when malformed."""
     if not isinstance(data, Mapping):
-        raise InvalidInput(f"Telegram update: expected a JSON object, got {type(data).__name__}")
+        raise InvalidInput(f"Telegram update: expected a JSON object, got {type(data).__name__}",
+                           zh=f"Telegram 更新:应为 JSON 对象,收到的是 {type(data).__name__}")
     update_id = data.get("update_id")
     if not isinstance(update_id, int) or isinstance(update_id, bool):
-        raise InvalidInput("Telegram update: missing or non-integer update_id")
+        raise InvalidInput("Telegram update: missing or non-integer update_id",
+                           zh="Telegram 更新:缺少 update_id,或它不是整数")
     key = str(update_id)
     if "chat_join_request" in data:
         return [_join_request(_obj(data, "chat_join_request", "update"), key)]
@@ -94,7 +96,8 @@ def _is_member(member: Mapping[str, Any], where: str) -> bool:
         return member.get("is_member") is True
     if status in ("left", "kicked"):
         return False
-    raise InvalidInput(f"Telegram update: {where}.status {status!r} is not a ChatMember status")
+    raise InvalidInput(f"Telegram update: {where}.status {status!r} is not a ChatMember status",
+                       zh=f"Telegram 更新:{where}.status {status!r} 不是 ChatMember 的状态")
 
 
 def _invite_name(holder: Mapping[str, Any], where: str) -> str | None:
@@ -102,7 +105,8 @@ def _invite_name(holder: Mapping[str, Any], where: str) -> str | None:
     if link is None:
         return None
     if not isinstance(link, Mapping):
-        raise InvalidInput(f"Telegram update: {where}.invite_link must be a ChatInviteLink object")
+        raise InvalidInput(f"Telegram update: {where}.invite_link must be a ChatInviteLink object",
+                           zh=f"Telegram 更新:{where}.invite_link 须为 ChatInviteLink 对象")
     name = link.get("name")
     return name if isinstance(name, str) and name else None
 
@@ -110,7 +114,8 @@ def _invite_name(holder: Mapping[str, Any], where: str) -> str | None:
 def _name(user: Mapping[str, Any], where: str) -> str:
     first = user.get("first_name")
     if not isinstance(first, str):
-        raise InvalidInput(f"Telegram update: {where}.first_name is missing")
+        raise InvalidInput(f"Telegram update: {where}.first_name is missing",
+                           zh=f"Telegram 更新:缺少 {where}.first_name")
     last = user.get("last_name")
     return f"{first} {last}" if isinstance(last, str) and last else first
 
@@ -123,12 +128,14 @@ def _at(holder: Mapping[str, Any], where: str) -> datetime:
 def _obj(holder: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
     value = holder.get(name)
     if not isinstance(value, Mapping):
-        raise InvalidInput(f"Telegram update: {where}.{name} must be an object")
+        raise InvalidInput(f"Telegram update: {where}.{name} must be an object",
+                           zh=f"Telegram 更新:{where}.{name} 须为对象")
     return value
 
 
 def _int(holder: Mapping[str, Any], name: str, where: str) -> int:
     value = holder.get(name)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidInput(f"Telegram update: {where}.{name} must be an integer")
+        raise InvalidInput(f"Telegram update: {where}.{name} must be an integer",
+                           zh=f"Telegram 更新:{where}.{name} 须为整数")
     return value

@@ -23,6 +23,7 @@ Clock = Callable[[], datetime]
 
 TOKEN_ERRCODES = frozenset({40014, 42001})  # 不合法的access_token, access_token已过期
 CREDENTIAL_ERRCODES = {40001: "the secret", 40013: "the corp id", 40091: "the secret"}
+CREDENTIAL_ZH = {40001: "Secret", 40013: "企业 ID(corp id)", 40091: "Secret"}
 # 45009: 接口调用超过限制 (per-minute/per-hour quotas) -> wait a minute; 45033: 接口并发调用超过限制 -> 1 s.
 RATE_LIMIT_ERRCODES = {45009: 60.0, 45033: 1.0}
 # send_welcome_msg (document/path/92137): only within 20 s of the event and once; a late or repeated
@@ -39,8 +40,8 @@ def utc_now() -> datetime:
 class WeComApiError(PlatformError):
     """WeCom answered with a non-zero errcode (kept for callers that map codes to fixes)."""
 
-    def __init__(self, message: str, errcode: int, errmsg: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, errcode: int, errmsg: str, *, zh: str | None = None) -> None:
+        super().__init__(message, zh=zh)
         self.errcode = errcode
         self.errmsg = errmsg
 
@@ -116,18 +117,24 @@ class WeComApi:
         try:
             response = self._client.request(method, path, params=params, json=json)
         except httpx.TimeoutException:
-            raise PlatformError(f"wecom {path}: no answer from {self.api_base} in time; retry later") from None
+            raise PlatformError(f"wecom {path}: no answer from {self.api_base} in time; retry later",
+                                zh=f"企业微信接口 {path}:{self.api_base} 未及时应答,请稍后重试") from None
         except httpx.HTTPError as exc:
             raise PlatformError(f"wecom {path}: cannot reach {self.api_base} ({type(exc).__name__}); "
-                                "check api_base and the network") from None
+                                "check api_base and the network",
+                                zh=f"企业微信接口 {path}:连不上 {self.api_base}({type(exc).__name__}),"
+                                   "请检查 api_base 和网络") from None
         if response.status_code >= 400:
-            raise PlatformError(f"wecom {path}: HTTP {response.status_code} from {self.api_base}")
+            raise PlatformError(f"wecom {path}: HTTP {response.status_code} from {self.api_base}",
+                                zh=f"企业微信接口 {path}:{self.api_base} 返回 HTTP {response.status_code}")
         try:
             body = response.json()
         except ValueError:
-            raise PlatformError(f"wecom {path}: the answer is not JSON") from None
+            raise PlatformError(f"wecom {path}: the answer is not JSON",
+                                zh=f"企业微信接口 {path}:应答不是 JSON") from None
         if not isinstance(body, dict):
-            raise PlatformError(f"wecom {path}: the answer is not a JSON object")
+            raise PlatformError(f"wecom {path}: the answer is not a JSON object",
+                                zh=f"企业微信接口 {path}:应答不是 JSON 对象")
         return body
 
     def _check(self, body: dict[str, Any], path: str) -> dict[str, Any]:
@@ -136,15 +143,20 @@ class WeComApi:
             return body
         errmsg = str(body.get("errmsg", ""))[:200]
         where = f"wecom {path}: errcode {code} ({errmsg})"
+        where_zh = f"企业微信接口 {path} 返回错误码 {code}({errmsg})"
         if code in CREDENTIAL_ERRCODES:
             raise Unauthorized(f"{where}: WeCom refused {CREDENTIAL_ERRCODES[code]}; use the corp id from "
-                               "我的企业 and the 客户联系 secret (客户联系 → API → Secret)")
+                               "我的企业 and the 客户联系 secret (客户联系 → API → Secret)",
+                               zh=f"{where_zh}:企业微信不认可该{CREDENTIAL_ZH[code]};请使用「我的企业」里的企业 ID "
+                                  "和客户联系的 Secret(客户联系 → API → Secret)")
         if code in RATE_LIMIT_ERRCODES:
-            raise RateLimited(where, retry_after=RATE_LIMIT_ERRCODES[code])
+            raise RateLimited(where, retry_after=RATE_LIMIT_ERRCODES[code],
+                              zh=f"{where_zh}:调用过于频繁,{RATE_LIMIT_ERRCODES[code]:g} 秒后重试")
         if code in WELCOME_CLOSED_ERRCODES:
             raise Unreachable(f"{where}: the welcome window closed (the code is used, older than 20 s, "
-                              "or the person already chatted)")
-        raise WeComApiError(where, code, errmsg)
+                              "or the person already chatted)",
+                              zh=f"{where_zh}:欢迎语的发送时机已过(欢迎码已用过、已超过 20 秒,或对方已经发过消息)")
+        raise WeComApiError(where, code, errmsg, zh=where_zh)
 
     def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
              json: dict[str, Any] | None = None) -> dict[str, Any]:

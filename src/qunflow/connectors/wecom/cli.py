@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from qunflow.cli.common import WorkspaceOption, console, workspace
-from qunflow.errors import InvalidInput
+from qunflow.connectors.registry import settings_refusal
 
 
 def connect_wecom(
@@ -38,9 +38,7 @@ def connect_wecom(
     try:
         settings = WeComSettings(**values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"wecom {where}: {first['msg'].removeprefix('Value error, ')}") from None
+        raise settings_refusal("wecom", exc) from None
     host = Host(public_url=ws.settings.public_url, home=ws.home, clock=ws.clock, secret="")
     connector = WeComConnector(settings, host)
     try:

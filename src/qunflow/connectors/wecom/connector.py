@@ -19,6 +19,7 @@ from typing import Any
 from qunflow.connectors.base import (
     Capabilities,
     ContactAdded,
+    Fix,
     Host,
     Inbound,
     InviteLink,
@@ -80,15 +81,18 @@ class WeComConnector:
         signature = query.get("msg_signature", "")
         timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
         if not timestamp or not nonce:
-            raise InvalidInput("wecom callback: timestamp and nonce are required in the query string")
+            raise InvalidInput("wecom callback: timestamp and nonce are required in the query string",
+                               zh="企业微信回调:查询串里须有 timestamp 和 nonce")
         if method.upper() == "GET":
             echostr = query.get("echostr", "")
             if not echostr:
-                raise InvalidInput("wecom callback: a GET must carry echostr (the URL check)")
+                raise InvalidInput("wecom callback: a GET must carry echostr (the URL check)",
+                                   zh="企业微信回调:GET 请求须带 echostr(用于校验回调地址)")
             plain = self.crypto.verify_url(signature, timestamp, nonce, echostr)
             return Inbound([], reply=plain.encode("utf-8"), media_type="text/plain")
         if method.upper() != "POST":
-            raise InvalidInput(f"wecom callback: method {method} is not used by WeCom")
+            raise InvalidInput(f"wecom callback: method {method} is not used by WeCom",
+                               zh=f"企业微信回调:企业微信不使用 {method} 方法")
         xml = self.crypto.decrypt(signature, timestamp, nonce, envelope_encrypt(body))
         event = parse_event(xml)
         # An empty answer is WeCom's documented "received" (no passive reply, no retry).
@@ -111,7 +115,8 @@ class WeComConnector:
 
     def _contact_added(self, event: WeComEvent, xml: str) -> ContactAdded:
         if not event.user_id or not event.external_user_id:
-            raise InvalidInput("wecom callback: add_external_contact without UserID or ExternalUserID")
+            raise InvalidInput("wecom callback: add_external_contact without UserID or ExternalUserID",
+                               zh="企业微信回调:add_external_contact 事件缺少 UserID 或 ExternalUserID")
         return ContactAdded(
             platform=PLATFORM, at=event.create_time, key=_digest(xml),
             staff_id=event.user_id, user_id=event.external_user_id,
@@ -161,7 +166,8 @@ class WeComConnector:
     @staticmethod
     def _chat_id(event: WeComEvent) -> str:
         if not event.chat_id:
-            raise InvalidInput("wecom callback: change_external_chat without ChatId")
+            raise InvalidInput("wecom callback: change_external_chat without ChatId",
+                               zh="企业微信回调:change_external_chat 事件缺少 ChatId")
         return event.chat_id
 
     # --- invites ---
@@ -170,33 +176,40 @@ class WeComConnector:
         """A 联系我 code (contact mode) or a customer-group join code (group mode) with state = label."""
         if len(label) > STATE_MAX:
             raise InvalidInput(f"invite label {label!r} is {len(label)} characters; WeCom's state holds "
-                               f"at most {STATE_MAX}")
+                               f"at most {STATE_MAX}",
+                               zh=f"邀请标签 {label!r} 有 {len(label)} 个字符;企业微信的 state 最多 {STATE_MAX} 个字符")
         if self.settings.entry_mode == "contact":
             if not self.settings.staff_user_ids:
                 raise InvalidInput("entry_mode contact needs staff_user_ids in [platforms.wecom]: the staff "
-                                   "members (with the 客户联系 feature) people add through the code")
+                                   "members (with the 客户联系 feature) people add through the code",
+                                   zh="entry_mode contact 需要在 [platforms.wecom] 里填写 staff_user_ids:"
+                                      "即开通了客户联系、扫码后被添加的员工")
             way = self.api.add_contact_way(users=self.settings.staff_user_ids, state=label)
             config_id, qr = str(way["config_id"]), str(way.get("qr_code", ""))
         else:
             config_id = self.api.add_join_way(chat_ids=[group_id], state=label)
             qr = str(self.api.get_join_way(config_id).get("qr_code", ""))
         if not qr:
-            raise PlatformError(f"wecom: the new code {config_id} came back without a qr_code")
+            raise PlatformError(f"wecom: the new code {config_id} came back without a qr_code",
+                                zh=f"企业微信:新建的二维码 {config_id} 没有返回 qr_code")
         return InviteLink(url=qr, label=label, join_request=False, qr_url=qr, handle=config_id)
 
     def revoke_invite(self, group_id: str, link: InviteLink) -> None:
         if not link.handle:
-            raise InvalidInput("a WeCom invite is revoked by its config_id (InviteLink.handle), which is missing")
+            raise InvalidInput("a WeCom invite is revoked by its config_id (InviteLink.handle), which is missing",
+                               zh="企业微信的邀请要凭 config_id(InviteLink.handle)撤销,但它缺失了")
         if self.settings.entry_mode == "contact":
             self.api.del_contact_way(link.handle)
         else:
             self.api.del_join_way(link.handle)
 
     def approve_join(self, group_id: str, user_id: str) -> None:
-        raise InvalidInput("WeCom customer groups have no join requests to approve (capabilities.join_requests)")
+        raise InvalidInput("WeCom customer groups have no join requests to approve (capabilities.join_requests)",
+                           zh="企业微信客户群没有入群申请可以通过(capabilities.join_requests)")
 
     def decline_join(self, group_id: str, user_id: str) -> None:
-        raise InvalidInput("WeCom customer groups have no join requests to decline (capabilities.join_requests)")
+        raise InvalidInput("WeCom customer groups have no join requests to decline (capabilities.join_requests)",
+                           zh="企业微信客户群没有入群申请可以拒绝(capabilities.join_requests)")
 
     # --- outbound ---
     def send_direct(self, user_id: str, text: str, *, context: str | None = None,
@@ -207,7 +220,8 @@ class WeComConnector:
             return SendResult(message_id=f"welcome:{hashlib.sha256(context.encode()).hexdigest()[:16]}")
         result = self.api.add_msg_template(text=text, chat_type="single", external_userids=[user_id])
         if user_id in {str(u) for u in result.get("fail_list", [])}:
-            raise Unreachable(f"wecom: {user_id} is no longer a contact of any staff member")
+            raise Unreachable(f"wecom: {user_id} is no longer a contact of any staff member",
+                              zh=f"企业微信:{user_id} 已不是任何员工的客户")
         msgid = str(result["msgid"])
         self._templates[msgid] = {"chat_type": "single", "targets": [user_id],
                                   "senders": list(self.settings.staff_user_ids)}
@@ -217,7 +231,8 @@ class WeComConnector:
         """A group mass-send task for this one chat; its owner confirms it in the WeCom client."""
         owner = str(self.api.groupchat_get(group_id).get("owner", ""))
         if not owner:
-            raise PlatformError(f"wecom: customer group {group_id} has no owner to send through")
+            raise PlatformError(f"wecom: customer group {group_id} has no owner to send through",
+                                zh=f"企业微信:客户群 {group_id} 没有群主,无法通过群主发送")
         result = self.api.add_msg_template(text=text, chat_type="group", chat_ids=[group_id], sender=owner)
         msgid = str(result["msgid"])
         self._templates[msgid] = {"chat_type": "group", "targets": [group_id], "senders": [owner]}
@@ -248,10 +263,13 @@ class WeComConnector:
         none or it is gone (deleted in the admin console); returns the template_id now holding it.
         `%NICKNAME%` in the text becomes each newcomer's nickname."""
         if not text.strip():
-            raise InvalidInput("a WeCom group welcome template needs a text")
+            raise InvalidInput("a WeCom group welcome template needs a text",
+                               zh="企业微信入群欢迎语模板需要填写文字")
         if len(text.encode("utf-8")) > GROUP_WELCOME_MAX_BYTES:
             raise InvalidInput(f"the welcome menu is {len(text.encode('utf-8'))} bytes; a WeCom group welcome "
-                               f"template holds at most {GROUP_WELCOME_MAX_BYTES} (text.content): shorten `menu`")
+                               f"template holds at most {GROUP_WELCOME_MAX_BYTES} (text.content): shorten `menu`",
+                               zh=f"欢迎菜单有 {len(text.encode('utf-8'))} 字节;企业微信入群欢迎语模板最多 "
+                                  f"{GROUP_WELCOME_MAX_BYTES} 字节(text.content):请缩短 `menu`")
         if template_id:
             try:
                 self.api.edit_group_welcome_template(template_id, text)
@@ -266,20 +284,26 @@ class WeComConnector:
         try:
             chat = self.api.groupchat_get(group_id)
         except Unauthorized as exc:
-            return [str(exc)]
+            return [Fix(str(exc), zh=exc.text("zh"))]
         except WeComApiError as exc:
             if exc.errcode in PERMISSION_ERRCODES:
-                return ["add the app to 客户联系 → 可调用接口的应用 (or use the 客户联系 secret) so it may "
-                        f"read customer groups (errcode {exc.errcode})"]
-            return [f"{group_id} is not a customer group of this company, or its owner is outside the app's "
-                    f"visible range (errcode {exc.errcode})"]
+                return [Fix("add the app to 客户联系 → 可调用接口的应用 (or use the 客户联系 secret) so it may "
+                            f"read customer groups (errcode {exc.errcode})",
+                            zh="请把应用加入「客户联系 → 可调用接口的应用」(或改用客户联系的 Secret),让它能读取"
+                               f"客户群(错误码 {exc.errcode})")]
+            return [Fix(f"{group_id} is not a customer group of this company, or its owner is outside the app's "
+                        f"visible range (errcode {exc.errcode})",
+                        zh=f"{group_id} 不是本企业的客户群,或群主不在应用的可见范围内(错误码 {exc.errcode})")]
         fixes: list[str] = []
         owner = str(chat.get("owner", ""))
         if self.settings.staff_user_ids and owner not in self.settings.staff_user_ids:
-            fixes.append(f"the group's owner {owner} is not in staff_user_ids; add them so mass-send tasks "
-                         "and welcomes come from a staff member qunflow knows")
+            fixes.append(Fix(f"the group's owner {owner} is not in staff_user_ids; add them so mass-send tasks "
+                             "and welcomes come from a staff member qunflow knows",
+                             zh=f"群主 {owner} 不在 staff_user_ids 里;请把他加进去,群发任务和欢迎语才会由 qunflow "
+                                "认识的员工发出"))
         if len(chat.get("member_list", [])) >= GROUP_MAX:
-            fixes.append(f"the group is full ({GROUP_MAX} members); point new invites at another group")
+            fixes.append(Fix(f"the group is full ({GROUP_MAX} members); point new invites at another group",
+                             zh=f"该群已满({GROUP_MAX} 人);请把新的邀请指向另一个群"))
         return fixes
 
     def connect(self) -> list[str]:
@@ -302,10 +326,14 @@ class WeComConnector:
             self.settings.staff_user_ids = sorted(follow)
         if missing:
             raise InvalidInput(f"staff {', '.join(missing)} cannot take customers: turn on 客户联系 for them "
-                               "(管理后台 → 客户联系 → 权限配置)")
+                               "(管理后台 → 客户联系 → 权限配置)",
+                               zh=f"员工 {', '.join(missing)} 无法添加客户:请为他们开通客户联系"
+                                  "(管理后台 → 客户联系 → 权限配置)")
         if not self.settings.staff_user_ids and self.settings.entry_mode == "contact":
             raise InvalidInput("no staff member can take customers: turn on 客户联系 for at least one "
-                               "(管理后台 → 客户联系 → 权限配置), or pass --entry-mode group")
+                               "(管理后台 → 客户联系 → 权限配置), or pass --entry-mode group",
+                               zh="没有员工能添加客户:请至少为一名员工开通客户联系(管理后台 → 客户联系 → 权限配置),"
+                                  "或传 --entry-mode group")
         url = self.host.public_url.rstrip("/") + CALLBACK_PATH
         return [*notes,
             f"WeCom corp {self.settings.corp_id}: the secret works; {len(follow)} staff can take customers.",

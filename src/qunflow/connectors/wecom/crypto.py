@@ -30,13 +30,17 @@ class WeComCrypto:
     def __init__(self, token: str, encoding_aes_key: str, receive_id: str) -> None:
         if len(encoding_aes_key) != AES_KEY_LENGTH:
             raise InvalidInput(f"the EncodingAESKey must be exactly {AES_KEY_LENGTH} characters "
-                               f"(got {len(encoding_aes_key)}); copy it from the callback settings page")
+                               f"(got {len(encoding_aes_key)}); copy it from the callback settings page",
+                               zh=f"EncodingAESKey 须正好 {AES_KEY_LENGTH} 个字符(当前 {len(encoding_aes_key)} 个);"
+                                  "请从回调设置页面复制")
         try:
             key = base64.b64decode(encoding_aes_key + "=", validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise InvalidInput("the EncodingAESKey must be letters and digits only (base64 without '=')") from exc
+            raise InvalidInput("the EncodingAESKey must be letters and digits only (base64 without '=')",
+                               zh="EncodingAESKey 只能包含字母和数字(不带 '=' 的 base64)") from exc
         if len(key) != 32:
-            raise InvalidInput("the EncodingAESKey does not decode to a 32-byte AES key")
+            raise InvalidInput("the EncodingAESKey does not decode to a 32-byte AES key",
+                               zh="EncodingAESKey 解码后不是 32 字节的 AES 密钥")
         self._token = token
         self._key = key
         self._receive_id = receive_id
@@ -55,32 +59,41 @@ class WeComCrypto:
         expected = self.signature(timestamp, nonce, encrypt)
         if not hmac.compare_digest(expected, (msg_signature or "").lower()):
             raise Unauthorized("wecom callback: msg_signature does not match; check the callback Token "
-                               "in [platforms.wecom] is the one on the WeCom callback settings page")
+                               "in [platforms.wecom] is the one on the WeCom callback settings page",
+                               zh="企业微信回调:msg_signature 签名不符;请确认 [platforms.wecom] 里的回调 Token "
+                                  "与企业微信回调设置页面上的一致")
         try:
             ciphertext = base64.b64decode(encrypt, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise InvalidInput("wecom callback: the encrypted part is not base64") from exc
+            raise InvalidInput("wecom callback: the encrypted part is not base64",
+                               zh="企业微信回调:加密部分不是 base64") from exc
         if not ciphertext or len(ciphertext) % 16:
-            raise InvalidInput("wecom callback: the encrypted part is not whole AES blocks")
+            raise InvalidInput("wecom callback: the encrypted part is not whole AES blocks",
+                               zh="企业微信回调:加密部分不是完整的 AES 分组")
         decryptor = Cipher(algorithms.AES(self._key), modes.CBC(self._key[:16])).decryptor()
         padded = decryptor.update(ciphertext) + decryptor.finalize()
         pad = padded[-1]
         if not 1 <= pad <= BLOCK or padded[-pad:] != bytes([pad]) * pad:
             # A wrong EncodingAESKey lands here: the signature (made with the token) can still match.
-            raise InvalidInput("wecom callback: bad padding after decryption; check the EncodingAESKey")
+            raise InvalidInput("wecom callback: bad padding after decryption; check the EncodingAESKey",
+                               zh="企业微信回调:解密后的填充有误;请检查 EncodingAESKey")
         plain = padded[:-pad]
         if len(plain) < 20:
-            raise InvalidInput("wecom callback: decrypted payload too short")
+            raise InvalidInput("wecom callback: decrypted payload too short",
+                               zh="企业微信回调:解密后的内容过短")
         (length,) = struct.unpack(">I", plain[16:20])
         if 20 + length > len(plain):
-            raise InvalidInput("wecom callback: decrypted length field overruns the payload")
+            raise InvalidInput("wecom callback: decrypted length field overruns the payload",
+                               zh="企业微信回调:解密后的长度字段超出了内容长度")
         message, receive_id = plain[20:20 + length], plain[20 + length:]
         if not hmac.compare_digest(receive_id, self._receive_id.encode()):
-            raise Unauthorized("wecom callback: encrypted for another corp id; check corp_id in [platforms.wecom]")
+            raise Unauthorized("wecom callback: encrypted for another corp id; check corp_id in [platforms.wecom]",
+                               zh="企业微信回调:这是加密给另一个企业 ID 的;请检查 [platforms.wecom] 里的 corp_id")
         try:
             return message.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InvalidInput("wecom callback: decrypted message is not UTF-8") from exc
+            raise InvalidInput("wecom callback: decrypted message is not UTF-8",
+                               zh="企业微信回调:解密后的消息不是 UTF-8") from exc
 
     def encrypt(self, message: str, timestamp: str, nonce: str) -> tuple[str, str]:
         """(base64 ciphertext, msg_signature) as WeCom would send them; used by the fake server and tests."""

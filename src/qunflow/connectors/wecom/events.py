@@ -53,13 +53,19 @@ class WeComEvent:
         return (self.event, self.change_type) not in HANDLED
 
 
+_WHAT_ZH = {"request body": "请求体", "decrypted event": "解密后的事件"}
+
+
 def _parse(xml: bytes | str, what: str) -> Element:
     try:
         root = ElementTree.fromstring(xml)
     except (ElementTree.ParseError, DefusedXmlException, ValueError) as exc:
-        raise InvalidInput(f"wecom callback: the {what} is not well-formed XML ({type(exc).__name__})") from exc
+        raise InvalidInput(f"wecom callback: the {what} is not well-formed XML ({type(exc).__name__})",
+                           zh=f"企业微信回调:{_WHAT_ZH.get(what, what)}不是格式正确的 XML"
+                              f"({type(exc).__name__})") from exc
     if root is None:
-        raise InvalidInput(f"wecom callback: the {what} is empty")
+        raise InvalidInput(f"wecom callback: the {what} is empty",
+                           zh=f"企业微信回调:{_WHAT_ZH.get(what, what)}为空")
     return root
 
 
@@ -68,7 +74,8 @@ def envelope_encrypt(body: bytes) -> str:
     root = _parse(body, "request body")
     encrypt = (root.findtext("Encrypt") or "").strip()
     if not encrypt:
-        raise InvalidInput("wecom callback: the request body has no <Encrypt> element")
+        raise InvalidInput("wecom callback: the request body has no <Encrypt> element",
+                           zh="企业微信回调:请求体里没有 <Encrypt> 元素")
     return encrypt
 
 
@@ -86,7 +93,8 @@ def _int(root: Element, tag: str) -> int | None:
     try:
         return int(value)
     except ValueError as exc:
-        raise InvalidInput(f"wecom callback: <{tag}> is not a number") from exc
+        raise InvalidInput(f"wecom callback: <{tag}> is not a number",
+                           zh=f"企业微信回调:<{tag}> 不是数字") from exc
 
 
 def _member_list(root: Element) -> tuple[str, ...] | None:
@@ -107,11 +115,13 @@ def parse_event(xml: bytes | str) -> WeComEvent:
     change_type = _text(root, "ChangeType") or ""
     stamp = _int(root, "CreateTime") or _int(root, "TimeStamp")
     if stamp is None:
-        raise InvalidInput("wecom callback: the event has no CreateTime")
+        raise InvalidInput("wecom callback: the event has no CreateTime",
+                           zh="企业微信回调:事件缺少 CreateTime")
     try:
         created = datetime.fromtimestamp(stamp, UTC).replace(tzinfo=None)
     except (OverflowError, OSError, ValueError) as exc:
-        raise InvalidInput("wecom callback: CreateTime is out of range") from exc
+        raise InvalidInput("wecom callback: CreateTime is out of range",
+                           zh="企业微信回调:CreateTime 超出范围") from exc
     known = {"Event", "InfoType", "ChangeType", "CreateTime", "TimeStamp", "UserID", "ExternalUserID",
              "State", "WelcomeCode", "ChatId", "UpdateDetail", "JoinScene", "QuitScene", "MemChangeCnt",
              "MemChangeList"}

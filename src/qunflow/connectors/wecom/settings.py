@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from qunflow.connectors.base import api_base
+from qunflow.connectors.base import SettingError, api_base
 from qunflow.connectors.registry import PlatformSettings
 
 AES_KEY_LENGTH = 43
@@ -33,7 +33,8 @@ class WeComSettings(PlatformSettings):
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("must not be empty (copy it from the WeCom admin console)")
+            raise SettingError("must not be empty (copy it from the WeCom admin console)",
+                               zh="不能为空(请从企业微信管理后台复制)")
         return value.strip()
 
     @field_validator("aes_key")
@@ -41,8 +42,10 @@ class WeComSettings(PlatformSettings):
     def _aes_key(cls, value: str) -> str:
         value = value.strip()
         if len(value) != AES_KEY_LENGTH or not value.isalnum() or not value.isascii():
-            raise ValueError(f"the EncodingAESKey is exactly {AES_KEY_LENGTH} letters and digits "
-                             f"(got {len(value)} characters); use 随机获取 on the callback settings page")
+            raise SettingError(f"the EncodingAESKey is exactly {AES_KEY_LENGTH} letters and digits "
+                               f"(got {len(value)} characters); use 随机获取 on the callback settings page",
+                               zh=f"EncodingAESKey 须正好是 {AES_KEY_LENGTH} 个字母和数字(当前 {len(value)} 个字符);"
+                                  "请在回调设置页面点「随机获取」")
         return value
 
     @field_validator("api_base")
