@@ -6,18 +6,29 @@ itself (connectors/registry.py) and adds a harness; until it does, the first tes
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from qunflow.connectors.base import Capabilities, ContactAdded, JoinRequested, MemberJoined, SendResult, Update
+from qunflow.connectors.base import (
+    Capabilities,
+    ContactAdded,
+    Fix,
+    JoinRequested,
+    MemberJoined,
+    SendResult,
+    Update,
+    fix_text,
+)
 from qunflow.connectors.registry import platforms
 from qunflow.errors import InvalidInput, Unauthorized
 from tests.contract.harness import HARNESSES, Harness, harness_for
 
 ARRIVALS = (JoinRequested, MemberJoined, ContactAdded)
+CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def test_every_registered_platform_has_a_harness() -> None:
@@ -46,14 +57,16 @@ def test_capabilities_are_coherent(harness: Harness) -> None:
 
 def test_a_forged_call_is_refused(harness: Harness) -> None:
     forged = harness.forged()
-    with pytest.raises(Unauthorized):
+    with pytest.raises(Unauthorized) as refused:
         harness.connector.receive(forged.method, forged.query, forged.headers, forged.body)
+    assert CJK.search(refused.value.text("zh")) and refused.value.text("zh") != str(refused.value)  # issue 10
 
 
 def test_a_label_longer_than_the_platform_carries_is_refused(harness: Harness) -> None:
     too_long = "x" * (harness.connector.capabilities.invite_label_max + 1)
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput) as refused:
         harness.connector.create_invite(harness.group(), too_long)
+    assert CJK.search(refused.value.text("zh")) and refused.value.text("zh") != str(refused.value)
 
 
 def test_an_arrival_through_a_tracked_invite_comes_back_with_its_label_and_a_stable_key(harness: Harness) -> None:
@@ -82,6 +95,8 @@ def test_check_group_says_what_to_fix(harness: Harness) -> None:
     assert harness.connector.check_group(harness.group()) == []
     problems = harness.connector.check_group(harness.broken_group())
     assert problems and all(isinstance(p, str) and len(p) > 10 for p in problems)
+    # each fix also in Chinese (`group add` shows them in the terminal's language), the English left as it was
+    assert all(isinstance(p, Fix) and CJK.search(fix_text(p, "zh")) and fix_text(p, "en") == p for p in problems)
 
 
 def test_an_invite_carries_the_expiry_the_platform_enforces_or_none(harness: Harness) -> None:
