@@ -169,7 +169,10 @@ def test_forged_replayed_and_stale_interactions_are_refused_and_change_nothing(
     headers = discord.sign(ping)
     answer = httpx.post(hook, content=ping, headers=headers)
     assert answer.status_code == 200 and answer.json() == {"type": 1}
-    assert httpx.post(hook, content=ping, headers=headers).status_code == 401  # the same call again
+    again = httpx.post(hook, content=ping, headers=headers)  # the same call again
+    assert again.status_code == 401 and again.json() == {
+        "error": "discord interactions refused: this signed call was already received (a replay)",
+        "error_zh": "已拒绝 Discord 交互请求:这个签名请求已经收到过(重放)"}
     forged = {**discord.sign(ping), "X-Signature-Ed25519": "ab" * 64}
     assert httpx.post(hook, content=ping, headers=forged).status_code == 401
     stale = discord.sign(ping, timestamp=str(int(time.time()) - 3600))

@@ -141,7 +141,8 @@ def test_forged_stale_and_wrong_token_calls_are_refused_and_change_nothing(
     payload = feishu.message_event(ALICE, "fs-ads")
     headers, body = feishu.signed(payload)
     forged = httpx.post(url, content=body, headers={**headers, "x-lark-signature": "0" * 64})
-    assert forged.status_code == 401
+    assert forged.status_code == 401 and forged.json()["error"].startswith("feishu event: X-Lark-Signature does not")
+    assert forged.json()["error_zh"].startswith("飞书事件:X-Lark-Signature 签名不符;请确认 [platforms.feishu] 里的")
     headers, body = feishu.signed(payload, at=time.time() - 600)  # correctly signed, ten minutes old
     assert httpx.post(url, content=body, headers=headers).status_code == 401
     headers, body = feishu.signed(feishu.envelope("im.message.receive_v1", payload["event"], token="wrong"))
