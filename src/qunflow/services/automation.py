@@ -39,7 +39,7 @@ from qunflow.services.gate_guard import member_coupon_eligible
 from qunflow.services.playbooks import active_playbooks, load_version
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.store.consents import has_consent
-from qunflow.store.db import insert_if_new, insert_ignore
+from qunflow.store.db import insert_if_new, insert_ignore, insert_new_keys
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import (
     automation_state,
@@ -252,7 +252,8 @@ def _flush_tags(conn: Connection) -> None:
     first: dict[tuple[str, str], dict[str, Any]] = {}
     for row, _slot in batch.tags:
         first.setdefault((row["member_id"], row["tag"]), row)
-    new = {(r.member_id, r.tag) for r in conn.execute(_insert_returning_key(conn), list(first.values()))}
+    # in key order: two workers tagging the same members take the row locks in the same order (no deadlock)
+    new = {(r.member_id, r.tag) for r in insert_new_keys(conn, member_tags, [first[k] for k in sorted(first)])}
     seen: set[tuple[str, str]] = set()
     for row, slot in batch.tags:
         key = (row["member_id"], row["tag"])
@@ -260,12 +261,6 @@ def _flush_tags(conn: Connection) -> None:
             conn.info[EVENT_BUFFER][slot] = None
         seen.add(key)
     batch.tags.clear()
-
-
-def _insert_returning_key(conn: Connection) -> Any:
-    from qunflow.store.db import _insert
-
-    return _insert(conn, member_tags, "key")
 
 
 @dataclass

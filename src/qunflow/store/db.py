@@ -312,6 +312,11 @@ def insert_if_new(conn: Connection, table: Any, row: dict[str, Any]) -> bool:
     return conn.execute(_insert(conn, table, "key"), row).first() is not None
 
 
+def insert_new_keys(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> list[Any]:
+    """Insert the rows whose keys are not there yet, in one statement; returns the keys that were new."""
+    return list(conn.execute(_insert(conn, table, "key"), rows)) if rows else []
+
+
 def insert_new_row(conn: Connection, table: Any, row: dict[str, Any]) -> Any:
     """Like insert_if_new, but returns the stored row (None when its key existed): no second read."""
     return conn.execute(_insert(conn, table, "row"), row).first()
