@@ -43,7 +43,7 @@ CHUNK = 10_000
 
 def child(home: str, name: str, seconds: float, floor: bool) -> None:
     """One worker process: run due steps (or only claim/release) for `seconds`; print the count."""
-    from sqlalchemy import update
+    from sqlalchemy import bindparam, update
 
     from qunflow.services.automation import claim, run_due
     from qunflow.store.tables import enrollments
@@ -56,10 +56,11 @@ def child(home: str, name: str, seconds: float, floor: bool) -> None:
     while time.perf_counter() < deadline:
         if floor:
             rows = claim(ws, name, 500)
-            with ws.engine.begin() as conn:
-                for row in rows:  # one UPDATE per row, as the engine's bookkeeping does
-                    conn.execute(update(enrollments).where(enrollments.c.id == row.id)
-                                 .values(step=2, lease_owner=None, lease_until=None))
+            with ws.engine.begin() as conn:  # one executemany of one UPDATE per row, as the engine's bookkeeping
+                if rows:
+                    conn.execute(update(enrollments).where(enrollments.c.id == bindparam("w_id")),
+                                 [{"w_id": row.id, "step": 2, "lease_owner": None, "lease_until": None}
+                                  for row in rows])
             count = len(rows)
         else:
             count = run_due(ws, worker=name, limit=500).steps

@@ -275,7 +275,7 @@ class Served:
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_until(lambda: process.poll() is None and httpx.get(f"{self.url}/healthz", timeout=1).is_success,
-                       30, "qunflow serve")
+                       120, "qunflow serve")  # several web processes at load 13 took 42 s to start
             yield self
         finally:
             stop(process)

@@ -349,3 +349,59 @@ def test_a_tag_the_member_already_has_starts_no_playbook_again(
         runs = conn.execute(select(enrollments.c.subject).where(enrollments.c.playbook_key == "on_engaged")).all()
     assert sorted((m, p["tag"]) for m, p in added) == [(fresh, "counted"), (fresh, "engaged")]
     assert [r.subject for r in runs] == [fresh]
+
+
+TAG_TWICE = """
+kind: playbook
+key: tag_then_branch
+title: {zh: 标记后分支, en: Tag then branch}
+trigger: {on: member_joined}
+marketing: false
+steps:
+  - add_tag: warm
+  - branch: {if: {tag: warm}, goto: tagged}
+  - add_tag: missed
+  - exit: true
+  - id: tagged
+    add_tag: seen_own_tag
+---
+kind: playbook
+key: tag_too
+title: {zh: 也标记, en: Tag too}
+trigger: {on: member_joined}
+marketing: false
+steps:
+  - add_tag: warm
+  - add_tag: other
+"""
+
+
+def test_tags_added_in_one_batch_are_seen_by_its_branches_and_recorded_once(
+        any_workspace: Workspace, tmp_path: Path) -> None:
+    """run_due writes a batch's tags together: a branch after add_tag still sees the tag, and two playbooks
+    tagging a member alike in one batch record one tag_added, in the order the steps ran."""
+    from qunflow.services.automation import dispatch_triggers, run_due
+    from qunflow.store.tables import events
+
+    ws = any_workspace
+    path = tmp_path / "twice.yaml"
+    path.write_text(TAG_TWICE)
+    apply_playbooks(ws, [path])
+    ingest_batch(ws.engine, [{"event_id": f"j{i}", "type": "joined", "ts": "2026-03-02T10:00:00+08:00",
+                              "member_id": f"m{i}"} for i in range(3)])
+    assert dispatch_triggers(ws) == 6
+    outcome = run_due(ws, worker="w", limit=500)
+    assert outcome.claimed == 6
+    with ws.engine.connect() as conn:
+        tags = set(conn.execute(select(member_tags.c.member_id, member_tags.c.tag)).all())
+        added = [(m, p["tag"]) for m, p in conn.execute(select(events.c.member_id, events.c.properties)
+                                                         .where(events.c.type == "tag_added")
+                                                         .order_by(events.c.seq)).all()]
+        left = conn.execute(select(func.count()).select_from(enrollments).where(
+            enrollments.c.status == "active")).scalar()
+    assert tags == {(f"m{i}", tag) for i in range(3) for tag in ("warm", "seen_own_tag", "other")}
+    for i in range(3):
+        mine = [tag for member, tag in added if member == f"m{i}"]
+        assert sorted(mine) == ["other", "seen_own_tag", "warm"]  # warm once, though two playbooks added it
+        assert mine.index("warm") < mine.index("seen_own_tag")
+    assert left == 0

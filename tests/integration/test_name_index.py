@@ -55,6 +55,9 @@ def test_an_older_workspace_is_indexed_when_opened(workspace: Workspace) -> None
     member = gate(ws, "v1", "张三丰")
     with ws.engine.begin() as conn:  # as a workspace made before 0020 would be: no keys, older schema
         conn.execute(text("DROP TABLE member_name_keys"))
+        for statement in ("DROP INDEX ix_enrollments_active_due", "DROP INDEX ix_enrollments_dead_updated",
+                          "CREATE INDEX ix_enrollments_status_due ON enrollments (status, due_at)"):  # before 0021
+            conn.execute(text(statement))
         conn.execute(text("UPDATE alembic_version SET version_num = '0019'"))
     home = ws.settings.home
     ws.close()

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, literal_column, or_, select, update
 from sqlalchemy.engine import Connection
 
 from qunflow.domain.consent import MARKETING
@@ -39,7 +39,7 @@ from qunflow.services.gate_guard import member_coupon_eligible
 from qunflow.services.playbooks import active_playbooks, load_version
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.store.consents import has_consent
-from qunflow.store.db import insert_if_new, insert_ignore
+from qunflow.store.db import insert_if_new, insert_ignore, insert_new_keys
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import (
     automation_state,
@@ -60,6 +60,7 @@ MAX_ATTEMPTS = 5
 SCHEDULE_GRACE = timedelta(hours=6)  # a scheduled post missed by more than this is skipped, not sent late
 CURSOR = "trigger_cursor"
 EVENT_BUFFER = "qunflow_automation_events"  # on Connection.info while run_due's first transaction lasts
+BATCH = "qunflow_automation_batch"  # the _Batch on Connection.info while run_due's transaction lasts
 
 
 def _state(conn: Connection, name: str, default: str) -> str:
@@ -204,6 +205,65 @@ def inactive_scan(ws: Workspace) -> int:
 # --- running due steps ------------------------------------------------------------------------
 
 @dataclass
+class _Batch:
+    """What run_due's transaction writes at its end instead of row by row (fewer round trips per step):
+    each enrollment's one final update, and the tags added (flushed before anything reads tags)."""
+
+    updates: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)  # statement -> parameter sets
+    tags: list[tuple[dict[str, Any], int]] = field(default_factory=list)  # the row, its tag_added event's slot
+    experiments: dict[str, list[Any]] = field(default_factory=dict)  # playbook key -> its step experiments
+
+
+_UPDATES: dict[tuple[str, ...], Any] = {}
+
+
+def _write_enrollment(conn: Connection, enrollment_id: int, worker: str, values: dict[str, Any]) -> None:
+    """Update the enrollment this worker holds; within run_due, at the end of its transaction."""
+    batch = conn.info.get(BATCH)
+    if batch is None:
+        conn.execute(update(enrollments).where(enrollments.c.id == enrollment_id,
+                                               enrollments.c.lease_owner == worker).values(**values))
+        return
+    shape = tuple(sorted(values))
+    statement = _UPDATES.get(shape)
+    if statement is None:
+        statement = _UPDATES[shape] = update(enrollments).where(
+            enrollments.c.id == bindparam("w_id"), enrollments.c.lease_owner == bindparam("w_owner"))
+    batch.updates.setdefault(statement, []).append({**values, "w_id": enrollment_id, "w_owner": worker})
+
+
+def _add_tag(conn: Connection, member_id: str, tag: str, now: datetime, event_id: str) -> None:
+    """Tag the member and record tag_added if the tag is new; within run_due, inserted with the next flush."""
+    batch = conn.info.get(BATCH)
+    if batch is None:
+        if insert_if_new(conn, member_tags, {"member_id": member_id, "tag": tag, "added_at": now}):
+            append_events(conn, [Event(event_id=event_id, type="tag_added", ts=now.replace(tzinfo=UTC),
+                                       member_id=member_id, properties={"tag": tag})])
+        return
+    _event(conn, event_id, "tag_added", now, member_id, {"tag": tag})  # its slot: the event order is kept
+    batch.tags.append(({"member_id": member_id, "tag": tag, "added_at": now}, len(conn.info[EVENT_BUFFER]) - 1))
+
+
+def _flush_tags(conn: Connection) -> None:
+    """Insert the buffered tags in one statement; drop the tag_added events of tags the member already had."""
+    batch = conn.info.get(BATCH)
+    if batch is None or not batch.tags:
+        return
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    for row, _slot in batch.tags:
+        first.setdefault((row["member_id"], row["tag"]), row)
+    # in key order: two workers tagging the same members take the row locks in the same order (no deadlock)
+    new = {(r.member_id, r.tag) for r in insert_new_keys(conn, member_tags, [first[k] for k in sorted(first)])}
+    seen: set[tuple[str, str]] = set()
+    for row, slot in batch.tags:
+        key = (row["member_id"], row["tag"])
+        if key not in new or key in seen:
+            conn.info[EVENT_BUFFER][slot] = None
+        seen.add(key)
+    batch.tags.clear()
+
+
+@dataclass
 class Outcome:
     """What one pass of `run_due` did."""
 
@@ -215,12 +275,23 @@ class Outcome:
     errors: list[str] = field(default_factory=list)
 
 
+# Literals, not parameters: a generic plan must still see the partial indexes' predicates (0021).
+ACTIVE = enrollments.c.status == literal_column("'active'")
+DEAD = enrollments.c.status == literal_column("'dead'")
+
+
+def due_query(now: datetime, limit: int) -> Any:
+    """The ids of due enrollments no live lease holds, oldest timer first (ix_enrollments_active_due)."""
+    e = enrollments.c
+    return (select(e.id).where(ACTIVE, e.due_at <= now, or_(e.lease_until.is_(None), e.lease_until < now))
+            .order_by(e.due_at).limit(limit))
+
+
 def claim(ws: Workspace, worker: str, limit: int) -> list[Any]:
     """Lease up to `limit` due enrollments to this worker."""
     now = ws.clock()
     e = enrollments.c
-    due = (select(e.id).where(e.status == "active", e.due_at <= now, or_(e.lease_until.is_(None), e.lease_until < now))
-           .order_by(e.due_at).limit(limit))
+    due = due_query(now, limit)
     with ws.engine.begin() as conn:
         if conn.dialect.name == "postgresql":  # several workers: each takes rows no other holds
             due = due.with_for_update(skip_locked=True)
@@ -242,12 +313,18 @@ def run_due(ws: Workspace, *, worker: str | None = None, limit: int = 500) -> Ou
     keys: list[str] = []
     with ws.engine.begin() as conn:
         conn.info[EVENT_BUFFER] = []
+        conn.info[BATCH] = batch = _Batch()
         try:
             for row in claimed:
                 keys.extend(_advance(ws, conn, row, worker, outcome))
-            append_events(conn, conn.info[EVENT_BUFFER])  # one statement, in the same transaction
+            _flush_tags(conn)
+            for statement, params in batch.updates.items():  # one executemany per shape, same transaction
+                conn.execute(statement, params)
+            # one statement, in the same transaction (None: a buffered tag that was already there)
+            append_events(conn, [e for e in conn.info[EVENT_BUFFER] if e is not None])
         finally:
             conn.info.pop(EVENT_BUFFER, None)
+            conn.info.pop(BATCH, None)
     if keys:  # sent now, not at the worker's next round
         tally = outbox.deliver(ws, keys)
         outcome.sent += tally.sent
@@ -265,7 +342,7 @@ def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Ou
     step_index = row.step
     now = ws.clock()
     keys: list[str] = []
-    varied = step_experiments(conn, playbook.key) if member_id else []  # experiments on this playbook's steps
+    varied = _step_experiments(conn, playbook.key) if member_id else []  # experiments on this playbook's steps
     for _ in range(len(playbook.steps) + 1):  # branches may jump back: one pass over the steps at most
         if step_index >= len(playbook.steps):
             _finish(conn, row.id, worker, "done", step_index, context, now)
@@ -280,6 +357,8 @@ def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Ou
             step, tested = _swap_step(conn, step, tested, member_id or "", now), None
         action = step.action
         outcome.steps += 1
+        if action not in ("wait", "add_tag"):  # whatever else a step does may read the tags added so far
+            _flush_tags(conn)
         if action == "wait":
             assert step.wait is not None
             event_times = _event_times(conn, context) if step.wait.on_event else None
@@ -317,6 +396,17 @@ def _advance(ws: Workspace, conn: Connection, row: Any, worker: str, outcome: Ou
     return keys
 
 
+def _step_experiments(conn: Connection, playbook_key: str) -> list[Any]:
+    """The experiments on this playbook's steps, read once per run_due transaction."""
+    batch = conn.info.get(BATCH)
+    if batch is None:
+        return step_experiments(conn, playbook_key)
+    found = batch.experiments.get(playbook_key)
+    if found is None:
+        found = batch.experiments[playbook_key] = step_experiments(conn, playbook_key)
+    return found
+
+
 def _swap_step(conn: Connection, step: Step, tested: tuple[Any, str], member_id: str, now: datetime) -> Step:
     """The step this member meets when an experiment's variants put another step in its place (the control
     keeps the playbook's). Reaching it is the member's exposure, whatever their arm. Experiments that vary a
@@ -334,15 +424,14 @@ def _move(conn: Connection, enrollment_id: int, worker: str, step: int, due: dat
                               "attempts": attempts, "last_error": error}
     if not keep_lease:
         values.update(lease_owner=None, lease_until=None)
-    conn.execute(update(enrollments).where(enrollments.c.id == enrollment_id, enrollments.c.lease_owner == worker)
-                 .values(**values))
+    _write_enrollment(conn, enrollment_id, worker, values)
 
 
 def _finish(conn: Connection, enrollment_id: int, worker: str, status: str, step: int, context: dict[str, Any],
             now: datetime, error: str | None = None) -> None:
-    conn.execute(update(enrollments).where(enrollments.c.id == enrollment_id, enrollments.c.lease_owner == worker)
-                 .values(status=status, step=step, context=context, updated_at=now, lease_owner=None,
-                         lease_until=None, last_error=error))
+    _write_enrollment(conn, enrollment_id, worker, {"status": status, "step": step, "context": context,
+                                                    "updated_at": now, "lease_owner": None, "lease_until": None,
+                                                    "last_error": error})
 
 
 def _moment_passed(wait: Any, now: datetime, event_times: tuple[datetime, datetime] | None) -> bool:
@@ -375,6 +464,7 @@ def _event_times(conn: Connection, context: dict[str, Any]) -> tuple[datetime, d
 
 def _holds(conn: Connection, condition: Condition, member_id: str, ws: Workspace,
            context: dict[str, Any] | None = None) -> bool:
+    _flush_tags(conn)  # the tags this batch added count
     if condition.attended is not None:
         from qunflow.services.meetups import attended
 
@@ -436,8 +526,7 @@ def _effect(ws: Workspace, conn: Connection, playbook: Playbook, step: Step, row
         if tested is not None and tested[0].shipped is None:  # the member holds the varied coupon: exposed
             append_events(conn, [exposure_event(tested[0], tested[1], member_id, now)])
     elif step.add_tag is not None:
-        if insert_if_new(conn, member_tags, {"member_id": member_id, "tag": step.add_tag, "added_at": now}):
-            _event(conn, f"tag-{cause}", "tag_added", now, member_id, {"tag": step.add_tag})
+        _add_tag(conn, member_id, step.add_tag, now, f"tag-{cause}")
     elif step.remove_tag is not None:
         conn.execute(delete(member_tags).where(member_tags.c.member_id == member_id,
                                                member_tags.c.tag == step.remove_tag))
@@ -607,7 +696,7 @@ def dead_letters(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
     with ws.engine.connect() as conn:
         rows = conn.execute(select(enrollments.c.id, enrollments.c.playbook_key, enrollments.c.subject,
                                    enrollments.c.step, enrollments.c.last_error, enrollments.c.updated_at)
-                            .where(enrollments.c.status == "dead").order_by(enrollments.c.updated_at.desc())
+                            .where(DEAD).order_by(enrollments.c.updated_at.desc())
                             .limit(limit)).all()
     steps = [{**dict(r._mapping), "kind": "step"} for r in rows]
     sends = [{"id": f"s{d['id']}", "playbook_key": "", "subject": d["member_id"] or d["target"], "step": None,
@@ -673,7 +762,7 @@ def release_leases(ws: Workspace, worker: str) -> int:
 def pending_steps(ws: Workspace) -> int:
     with ws.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(enrollments).where(
-            enrollments.c.status == "active")).scalar_one())
+            ACTIVE)).scalar_one())
 
 
 def _hourly(ws: Workspace, name: str, job: Any) -> None:

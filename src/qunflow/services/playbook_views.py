@@ -11,7 +11,7 @@ from qunflow.domain.templates import preview_template
 from qunflow.domain.welcome import KEY as WELCOME_KEY
 from qunflow.engine.outbox import dead_sends
 from qunflow.errors import InvalidInput, NotFound
-from qunflow.services.automation import retry_dead, split_ids
+from qunflow.services.automation import DEAD, retry_dead, split_ids
 from qunflow.services.playbooks import load_version, playbook_overview
 from qunflow.store.tables import deliveries, enrollments, playbooks
 from qunflow.workspace import Workspace
@@ -98,7 +98,7 @@ def dead_letter_details(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]
     with ws.engine.connect() as conn:
         rows = [{**dict(r._mapping), "kind": "step"} for r in conn.execute(
             select(e.id, e.playbook_key, e.version, e.subject, e.step, e.last_error, e.updated_at)
-            .where(e.status == "dead").order_by(e.updated_at.desc(), e.id.desc()).limit(limit))]
+            .where(DEAD).order_by(e.updated_at.desc(), e.id.desc()).limit(limit))]
         for row in rows:
             playbook = load_version(conn, row["playbook_key"], row["version"])
             step = playbook.steps[row["step"]] if row["step"] < len(playbook.steps) else None

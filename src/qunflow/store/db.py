@@ -214,7 +214,7 @@ def _alembic_config() -> Any:
 
 # The newest migration in store/migrations/versions (a test checks it against Alembic's own head);
 # a constant, so opening a workspace need not import Alembic.
-SCHEMA_HEAD = "0020"
+SCHEMA_HEAD = "0021"
 
 
 def head_revision() -> str | None:
@@ -310,6 +310,11 @@ def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> N
 def insert_if_new(conn: Connection, table: Any, row: dict[str, Any]) -> bool:
     """Insert one row unless its key exists; True when it was new (RETURNING: psycopg's rowcount says -1)."""
     return conn.execute(_insert(conn, table, "key"), row).first() is not None
+
+
+def insert_new_keys(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> list[Any]:
+    """Insert the rows whose keys are not there yet, in one statement; returns the keys that were new."""
+    return list(conn.execute(_insert(conn, table, "key"), rows)) if rows else []
 
 
 def insert_new_row(conn: Connection, table: Any, row: dict[str, Any]) -> Any:
