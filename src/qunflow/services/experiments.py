@@ -145,12 +145,15 @@ def _parsed(text: str) -> ExperimentDoc:
     return parse_experiments(text)[0].experiment
 
 
+_IN_FORCE = (select(experiments.c.version, experiment_versions.c.source)
+             .join(experiment_versions, (experiment_versions.c.key == experiments.c.key)
+                   & (experiment_versions.c.version == experiments.c.version))
+             .where(experiments.c.enabled).order_by(experiments.c.key))  # built once: read on every welcome
+
+
 def documents(conn: Connection) -> list[tuple[int, ExperimentDoc]]:
     """Every applied experiment in force, with its version, by key."""
-    rows = conn.execute(select(experiments.c.version, experiment_versions.c.source)
-                        .join(experiment_versions, (experiment_versions.c.key == experiments.c.key)
-                              & (experiment_versions.c.version == experiments.c.version))
-                        .where(experiments.c.enabled).order_by(experiments.c.key)).all()
+    rows = conn.execute(_IN_FORCE).all()
     return [(row.version, _parsed(row.source)) for row in rows]
 
 
