@@ -18,6 +18,7 @@ import cProfile
 import json
 import os
 import pstats
+import sqlite3
 import sys
 import tempfile
 import time
@@ -28,6 +29,7 @@ from typing import Any
 import httpx
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import Pool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -38,16 +40,29 @@ URL = "http://127.0.0.1:9"  # nothing listens: the fakes' webhooks are taken ove
 
 
 class Counts:
+    """Statements as SQLite ran them (its trace callback: those qunflow runs on the driver's cursor too, e.g.
+    store.db.read_plain and the event log's inserts), those SQLAlchemy executed, and commits."""
+
     def __init__(self) -> None:
         self.statements = 0
+        self.sqlalchemy = 0
         self.commits = 0
 
     def listen(self) -> None:
+        event.listen(Pool, "connect", self._connect)
         event.listen(Engine, "before_cursor_execute", self._statement)
         event.listen(Engine, "commit", self._commit)
 
+    def _connect(self, dbapi_connection: Any, _record: Any) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.set_trace_callback(self._traced)
+
+    def _traced(self, sql: str) -> None:
+        if sql.lstrip()[:6].upper() in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+            self.statements += 1
+
     def _statement(self, *_args: Any) -> None:
-        self.statements += 1
+        self.sqlalchemy += 1
 
     def _commit(self, *_args: Any) -> None:
         self.commits += 1
@@ -57,7 +72,7 @@ def measure(name: str, joins: int, warm: int, one: Callable[[int], None], counts
             profile: int) -> dict[str, Any]:
     for i in range(warm):
         one(i)
-    statements, commits = counts.statements, counts.commits
+    statements, sqlalchemy, commits = counts.statements, counts.sqlalchemy, counts.commits
     cpu, wall = time.thread_time(), time.perf_counter()
     for i in range(warm, warm + joins):
         one(i)
@@ -65,6 +80,7 @@ def measure(name: str, joins: int, warm: int, one: Callable[[int], None], counts
     result = {"platform": name, "joins": joins, "cpu_s_per_1000": round(cpu / joins * 1000, 2),
               "wall_ms_per_join": round(wall / joins * 1000, 2),
               "statements_per_join": round((counts.statements - statements) / joins, 2),
+              "sqlalchemy_statements_per_join": round((counts.sqlalchemy - sqlalchemy) / joins, 2),
               "commits_per_join": round((counts.commits - commits) / joins, 2)}
     if profile:
         profiler = cProfile.Profile(time.thread_time)

@@ -26,6 +26,7 @@ from qunflow.domain.experiments import (
 from qunflow.domain.metrics import make_period
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.versions import Change, store_version
+from qunflow.store.db import read_plain
 from qunflow.store.tables import experiment_versions, experiments
 from qunflow.workspace import Workspace
 
@@ -153,7 +154,7 @@ _IN_FORCE = (select(experiments.c.version, experiment_versions.c.source)
 
 def documents(conn: Connection) -> list[tuple[int, ExperimentDoc]]:
     """Every applied experiment in force, with its version, by key."""
-    rows = conn.execute(_IN_FORCE).all()
+    rows = read_plain(conn, _IN_FORCE, {})
     return [(row.version, _parsed(row.source)) for row in rows]
 
 

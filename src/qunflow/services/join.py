@@ -34,7 +34,7 @@ from qunflow.services.invites import invite_for, revoke_full
 from qunflow.services.privacy import index_name, seal
 from qunflow.services.waitlist import add_to_waitlist, mark_joined, offer_seats, waitlist_link
 from qunflow.store.consents import record_consent
-from qunflow.store.db import insert_if_new, insert_ignore
+from qunflow.store.db import insert_if_new, insert_ignore, read_first, read_plain, read_scalar
 from qunflow.store.eventlog import append_events
 from qunflow.store.memo import remember, remembered
 from qunflow.store.tables import (
@@ -243,7 +243,7 @@ _COUNT_IN = (update(groups).where(groups.c.id == bindparam("gid"))
              .values(member_count=groups.c.member_count + 1).returning(groups.c.member_count))
 _LAST_JOIN_OR_LEAVE = (select(events.c.type)
                        .where(events.c.member_id == bindparam("member_id"), events.c.group_key == bindparam("group"),
-                              events.c.type.in_(("joined", "left")))
+                              or_(events.c.type == "joined", events.c.type == "left"))  # no IN: read_plain
                        .order_by(events.c.seq.desc()).limit(1))
 
 
@@ -255,13 +255,13 @@ def group_row(conn: Connection, platform: str, external_id: str) -> Any:
 
 
 def member_of_user(conn: Connection, platform: str, user_id: str) -> str | None:
-    return remembered(("member", platform, user_id), lambda: conn.execute(
-        _MEMBER_OF_USER, {"platform": platform, "user_id": user_id}).scalar(), remember_none=False)
+    return remembered(("member", platform, user_id), lambda: read_scalar(
+        conn, _MEMBER_OF_USER, {"platform": platform, "user_id": user_id}), remember_none=False)
 
 
 def _entry_by_code(conn: Connection, code: str) -> Any:
     """The entry point an invite label names (its id and target tier), or None."""
-    return remembered(("entry", code), lambda: conn.execute(_ENTRY_BY_CODE, {"code": code}).first())
+    return remembered(("entry", code), lambda: read_first(conn, _ENTRY_BY_CODE, {"code": code}))
 
 
 class ToWelcome(NamedTuple):
@@ -308,7 +308,7 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
     if label:
         member = conn.execute(_TICKET_HOLDER, {"label": label}).first()
         if member is not None:
-            platforms = set(conn.execute(_PLATFORMS_OF, {"holder": member.id}).scalars())
+            platforms = {row.platform for row in read_plain(conn, _PLATFORMS_OF, {"holder": member.id})}
             if not platforms:
                 attribution = "invite_label"
             elif platform in platforms:
@@ -432,13 +432,13 @@ def _in_group(conn: Connection, member_id: str, group_key: str) -> bool:
     """Whether the member's last join or leave of this group is a join (a repeat of it is no new join)."""
     # Never remembered (store/memo.py): a platform call in between (an approval) may make the join
     # arrive as an update of its own, handled before the call returns.
-    return conn.execute(_LAST_JOIN_OR_LEAVE, {"member_id": member_id, "group": group_key}).scalar() == "joined"
+    return read_scalar(conn, _LAST_JOIN_OR_LEAVE, {"member_id": member_id, "group": group_key}) == "joined"
 
 
 def _ticket_of_user(conn: Connection, platform: str, user_id: str) -> Any:
     """(member id, join ticket, entry point id) of the member behind a platform user, or None."""
-    return remembered(("ticket", platform, user_id), lambda: conn.execute(
-        _TICKET_OF_USER, {"platform": platform, "user_id": user_id}).first(), remember_none=False)
+    return remembered(("ticket", platform, user_id), lambda: read_first(
+        conn, _TICKET_OF_USER, {"platform": platform, "user_id": user_id}), remember_none=False)
 
 
 def on_member_joined(ws: Workspace, item: Any) -> None:
@@ -495,7 +495,7 @@ def on_contact_added(ws: Workspace, item: Any) -> None:
 
 def _record_join(conn: Connection, item: Any, member: Any, group: Any, resolved: Resolved,
                  staff: str | None = None) -> None:
-    entry = conn.execute(_ENTRY_ATTRIBUTES, {"entry_id": member.entry_point_id}).first() \
+    entry = read_first(conn, _ENTRY_ATTRIBUTES, {"entry_id": member.entry_point_id}) \
         if member.entry_point_id else None
     where = group.external_id if group is not None else f"contact:{staff}"
     attribution = resolved.attribution

@@ -26,7 +26,7 @@ from qunflow.services.join import group_row, known_request_in, member_of_user
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.services.tasks import complete_in
 from qunflow.services.welcome_docs import active_welcome
-from qunflow.store.db import insert_ignore
+from qunflow.store.db import insert_ignore, read_first, read_scalar
 from qunflow.store.eventlog import append_events
 from qunflow.store.memo import remembered
 from qunflow.store.tables import deliveries, entry_points, groups, member_tasks, members
@@ -95,7 +95,7 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
     if _welcomed(ws, member_id):  # e.g. the join that follows an approved request: only the group menu
         with ws.engine.connect() as conn:
             config = active_welcome(conn)[1]
-            locale = conn.execute(_LOCALE, {"member_id": member_id}).scalar()
+            locale = read_scalar(conn, _LOCALE, {"member_id": member_id})
         language = pick_language(locale or "zh")
     else:
         config, language = welcome(ws, member_id, arrival)
@@ -105,7 +105,7 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
 
 def _welcomed(ws: Workspace, member_id: str) -> bool:
     with ws.engine.connect() as conn:
-        return conn.execute(_WELCOMED, {"key": f"welcome_dm:{member_id}"}).first() is not None
+        return read_first(conn, _WELCOMED, {"key": f"welcome_dm:{member_id}"}) is not None
 
 
 def on_contact_added(ws: Workspace, item: Any) -> None:
