@@ -20,7 +20,8 @@ same rate and timed the same way; for WeCom also the encrypted callback round tr
 also a subprocess) that only checks the signature and decrypts.
 Where the time goes: the serve process times its handler's stages (a wrapper around the web hook, the
 connector's receive, each inbound handler, the platform calls, SQL and commits, the background loops) and
-prints the top costs; --profile adds a short cProfile run of the handler and prints its top functions.
+prints the top costs, then serve's CPU seconds per 1,000 joins (little moved by other load on the machine);
+--profile adds a short cProfile run of the handler and prints its top functions.
 
 Run: python bench/bench_connectors.py [--platform telegram|wecom|both] [--rate 100] [--seconds 10]
      [--sqlite-synchronous full|normal] [--postgres ADMIN_URL [--workers N]] [--profile]
@@ -625,13 +626,14 @@ def stage_table(result: Result, top: int = 5) -> None:
 def cost_line(result: Result) -> str:
     """qunflow serve's work per join, little moved by other load on the machine: its CPU seconds (user +
     system, from the first webhook call to the end of the last, its background loops included) per 1,000
-    joins, and the SQL statements and commits it ran per join."""
+    joins, and the SQL statements (through SQLAlchemy) and commits it ran per join."""
     stages, total = result.stages, max(result.total, 1)
     cpu = stages.get("serve CPU", [0, float("nan")])[1]
     statements = stages.get("SQL statements", [0])[0]
     commits = stages.get("SQLite commit", [0])[0]
     return (f"{result.platform}: qunflow serve's cost per join: {cpu / total * 1000:.2f} CPU s per 1,000 joins "
-            f"({cpu:.2f} s for {result.total}), {statements / total:.1f} SQL statements and {commits / total:.1f} "
+            f"({cpu:.2f} s for {result.total}), {statements / total:.1f} SQL statements through SQLAlchemy (reads "
+            f"on the driver's cursor not counted: bench/probe_join_cost.py counts all) and {commits / total:.1f} "
             "commits per join")
 
 
