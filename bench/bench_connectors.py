@@ -20,7 +20,8 @@ same rate and timed the same way; for WeCom also the encrypted callback round tr
 also a subprocess) that only checks the signature and decrypts.
 Where the time goes: the serve process times its handler's stages (a wrapper around the web hook, the
 connector's receive, each inbound handler, the platform calls, SQL and commits, the background loops) and
-prints the top costs; --profile adds a short cProfile run of the handler and prints its top functions.
+prints the top costs, then serve's CPU seconds per 1,000 joins (little moved by other load on the machine);
+--profile adds a short cProfile run of the handler and prints its top functions.
 
 Run: python bench/bench_connectors.py [--platform telegram|wecom|both] [--rate 100] [--seconds 10]
      [--sqlite-synchronous full|normal] [--postgres ADMIN_URL [--workers N]] [--profile]
@@ -58,12 +59,18 @@ console = Console(width=132)
 # Runs `qunflow serve` with timers around the stages of the webhook path (and, with QF_BENCH_PROFILE, a
 # cProfile of each webhook handler call), written as JSON (and a pstats file) when serve exits.
 SERVE = r'''
-import atexit, cProfile, json, os, pstats, threading, time
+import atexit, cProfile, json, os, pstats, resource, threading, time
 from collections import defaultdict
 
 _lock, _local = threading.Lock(), threading.local()
 _stages = defaultdict(lambda: [0, 0.0, 0.0])  # name -> [calls, inclusive s, exclusive s]
 _profiles = []
+_cpu = []  # the process's CPU seconds (user + system) when the first webhook call came, after the last one
+
+
+def _cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _timed(name, fn):
@@ -139,6 +146,8 @@ def _install():
             if scope["type"] != "http" or not scope["path"].startswith("/hooks/"):
                 return await app(scope, receive, send)
             start = time.perf_counter()
+            if not _cpu:
+                _cpu.append(_cpu_seconds())
 
             async def sent(message):
                 await send(message)
@@ -146,6 +155,7 @@ def _install():
                     with _lock:
                         row = _stages["web request /hooks (FastAPI, body, threadpool, handler)"]
                         row[0] += 1; row[1] += time.perf_counter() - start
+                        _cpu[1:] = [_cpu_seconds()]
             return await app(scope, receive, sent)
         return timed_app
     web_app.create_app = create_app
@@ -153,7 +163,7 @@ def _install():
 
 def _dump():
     with open(os.environ["QF_BENCH_STAGES"], "w") as out:
-        json.dump(dict(_stages), out)
+        json.dump({**_stages, **({"serve CPU" : [0, _cpu[-1] - _cpu[0], 0.0]} if len(_cpu) > 1 else {})}, out)
     if _profiles:
         stats = pstats.Stats(_profiles[0])
         for profile in _profiles[1:]:
@@ -591,7 +601,7 @@ def stage_table(result: Result, top: int = 5) -> None:
         return
     web = stages.get("web request /hooks (FastAPI, body, threadpool, handler)", [0, 0.0, 0.0])
     handler = stages.get("webhook handler (receive + dispatch, in the threadpool)", [0, 0.0, 0.0])
-    path = {k: v for k, v in stages.items() if not k.startswith(("background", "web request"))}
+    path = {k: v for k, v in stages.items() if not k.startswith(("background", "web request", "serve CPU"))}
     if web[0]:
         # what the web layer adds around the handler (uvicorn/FastAPI, reading the body, the hand-off)
         path["web layer around the handler (FastAPI, body, threadpool hand-off)"] = [web[0], web[1] - handler[1],
@@ -610,6 +620,21 @@ def stage_table(result: Result, top: int = 5) -> None:
     if background:
         console.print(f"{result.platform}: alongside, in the same process: " + "; ".join(background),
                       highlight=False, soft_wrap=True)
+    console.print(cost_line(result), highlight=False, soft_wrap=True)
+
+
+def cost_line(result: Result) -> str:
+    """qunflow serve's work per join, little moved by other load on the machine: its CPU seconds (user +
+    system, from the first webhook call to the end of the last, its background loops included) per 1,000
+    joins, and the SQL statements (through SQLAlchemy) and commits it ran per join."""
+    stages, total = result.stages, max(result.total, 1)
+    cpu = stages.get("serve CPU", [0, float("nan")])[1]
+    statements = stages.get("SQL statements", [0])[0]
+    commits = stages.get("SQLite commit", [0])[0]
+    return (f"{result.platform}: qunflow serve's cost per join: {cpu / total * 1000:.2f} CPU s per 1,000 joins "
+            f"({cpu:.2f} s for {result.total}), {statements / total:.1f} SQL statements through SQLAlchemy (reads "
+            f"on the driver's cursor not counted: bench/probe_join_cost.py counts all) and {commits / total:.1f} "
+            "commits per join")
 
 
 def print_profile(path: Path, platform: str, top: int = 5) -> None:

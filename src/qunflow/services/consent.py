@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from qunflow.connectors.base import MessagePosted
 from qunflow.domain.consent import MARKETING, is_command
@@ -48,10 +48,9 @@ def welcome_consent_ask(ws: Workspace, member_id: str, lang: str) -> str:
     return t("welcome_consent_ask", lang, link=personal_link(ws, member_id, "consent"), **words(ws, lang))
 
 
-def asked_before(ws: Workspace, member_id: str) -> bool:
+def asked_before(conn: Connection, member_id: str) -> bool:
     """Whether the member decided on marketing already (at the gate, by a word or a link)."""
-    with ws.engine.connect() as conn:
-        return MARKETING in consents_in_force(conn, member_id)
+    return MARKETING in consents_in_force(conn, member_id)
 
 
 def set_marketing(ws: Workspace, member_id: str, granted: bool, source: str) -> dict[str, bool]:

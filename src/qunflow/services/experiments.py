@@ -26,6 +26,7 @@ from qunflow.domain.experiments import (
 from qunflow.domain.metrics import make_period
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.versions import Change, store_version
+from qunflow.store.db import read_plain
 from qunflow.store.tables import experiment_versions, experiments
 from qunflow.workspace import Workspace
 
@@ -145,12 +146,15 @@ def _parsed(text: str) -> ExperimentDoc:
     return parse_experiments(text)[0].experiment
 
 
+_IN_FORCE = (select(experiments.c.version, experiment_versions.c.source)
+             .join(experiment_versions, (experiment_versions.c.key == experiments.c.key)
+                   & (experiment_versions.c.version == experiments.c.version))
+             .where(experiments.c.enabled).order_by(experiments.c.key))  # built once: read on every welcome
+
+
 def documents(conn: Connection) -> list[tuple[int, ExperimentDoc]]:
     """Every applied experiment in force, with its version, by key."""
-    rows = conn.execute(select(experiments.c.version, experiment_versions.c.source)
-                        .join(experiment_versions, (experiment_versions.c.key == experiments.c.key)
-                              & (experiment_versions.c.version == experiments.c.version))
-                        .where(experiments.c.enabled).order_by(experiments.c.key)).all()
+    rows = read_plain(conn, _IN_FORCE, {})
     return [(row.version, _parsed(row.source)) for row in rows]
 
 

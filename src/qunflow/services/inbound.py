@@ -32,7 +32,7 @@ from qunflow.connectors.base import (
     Update,
 )
 from qunflow.services import activity, consent, group_polls, join, keyword_rules, meetups, tier_moves, welcome
-from qunflow.store.db import insert_ignore, retry_busy, sync_deferred, unsynced
+from qunflow.store.db import insert_ignore, read_first, retry_busy, sync_deferred, unsynced
 from qunflow.store.memo import update_memo
 from qunflow.store.tables import inbound_updates
 from qunflow.workspace import Workspace
@@ -95,4 +95,4 @@ _SEEN = select(inbound_updates.c.key).where(inbound_updates.c.platform == bindpa
 
 def _handled_before(ws: Workspace, item: Update) -> bool:
     with ws.engine.connect() as conn:
-        return conn.execute(_SEEN, {"platform": item.platform, "key": item.key}).first() is not None
+        return read_first(conn, _SEEN, {"platform": item.platform, "key": item.key}) is not None

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
@@ -34,7 +34,7 @@ from qunflow.services.invites import invite_for, revoke_full
 from qunflow.services.privacy import index_name, seal
 from qunflow.services.waitlist import add_to_waitlist, mark_joined, offer_seats, waitlist_link
 from qunflow.store.consents import record_consent
-from qunflow.store.db import insert_if_new, insert_ignore
+from qunflow.store.db import insert_if_new, insert_ignore, read_first, read_plain, read_scalar
 from qunflow.store.eventlog import append_events
 from qunflow.store.memo import remember, remembered
 from qunflow.store.tables import (
@@ -229,9 +229,21 @@ _ENTRY_ATTRIBUTES = (select(entry_points.c.code, channels.c.key.label("channel")
                      .join(channels, channels.c.id == entry_points.c.channel_id)
                      .outerjoin(campaigns, campaigns.c.id == entry_points.c.campaign_id)
                      .where(entry_points.c.id == bindparam("entry_id")))
+# A gate pass's member by its ticket, and the platforms that member is known on.
+_TICKET_HOLDER = select(members).where(members.c.join_ticket == bindparam("label"))
+_PLATFORMS_OF = select(identities.c.platform).where(identities.c.member_id == bindparam("holder"))
+_NEW_MEMBER = insert(members)  # the values come as parameters: compiled once per set of columns
+_NEW_IDENTITY = insert(identities)
+_HOLD_SEAT = (update(members).where(members.c.id == bindparam("mid"), members.c.joined_at.is_(None))
+              .values(join_started_at=bindparam("at")))
+_SET_JOINED = (update(members).where(members.c.id == bindparam("mid"))
+               .values(joined_at=bindparam("joined"), group_id=bindparam("gid")))
+_SET_JOINED_AT = update(members).where(members.c.id == bindparam("mid")).values(joined_at=bindparam("joined"))
+_COUNT_IN = (update(groups).where(groups.c.id == bindparam("gid"))
+             .values(member_count=groups.c.member_count + 1).returning(groups.c.member_count))
 _LAST_JOIN_OR_LEAVE = (select(events.c.type)
                        .where(events.c.member_id == bindparam("member_id"), events.c.group_key == bindparam("group"),
-                              events.c.type.in_(("joined", "left")))
+                              or_(events.c.type == "joined", events.c.type == "left"))  # no IN: read_plain
                        .order_by(events.c.seq.desc()).limit(1))
 
 
@@ -243,13 +255,22 @@ def group_row(conn: Connection, platform: str, external_id: str) -> Any:
 
 
 def member_of_user(conn: Connection, platform: str, user_id: str) -> str | None:
-    return remembered(("member", platform, user_id), lambda: conn.execute(
-        _MEMBER_OF_USER, {"platform": platform, "user_id": user_id}).scalar(), remember_none=False)
+    return remembered(("member", platform, user_id), lambda: read_scalar(
+        conn, _MEMBER_OF_USER, {"platform": platform, "user_id": user_id}), remember_none=False)
 
 
 def _entry_by_code(conn: Connection, code: str) -> Any:
     """The entry point an invite label names (its id and target tier), or None."""
-    return remembered(("entry", code), lambda: conn.execute(_ENTRY_BY_CODE, {"code": code}).first())
+    return remembered(("entry", code), lambda: read_first(conn, _ENTRY_BY_CODE, {"code": code}))
+
+
+class ToWelcome(NamedTuple):
+    """The member's fields the welcome reads (services/welcome.py `_TO_WELCOME`)."""
+
+    locale: str
+    profile: Any
+    tier: str | None
+    entry_point: str | None  # its code
 
 
 @dataclass(frozen=True)
@@ -285,10 +306,9 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
     entry = None
     pass_holder = None  # the gate pass's member, when this person may be them on a second platform
     if label:
-        member = conn.execute(select(members).where(members.c.join_ticket == label)).first()
+        member = conn.execute(_TICKET_HOLDER, {"label": label}).first()
         if member is not None:
-            platforms = set(conn.execute(select(identities.c.platform)
-                                         .where(identities.c.member_id == member.id)).scalars())
+            platforms = {row.platform for row in read_plain(conn, _PLATFORMS_OF, {"holder": member.id})}
             if not platforms:
                 attribution = "invite_label"
             elif platform in platforms:
@@ -304,12 +324,14 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
             entry_id, entry_tier = pass_holder.entry_point_id, pass_holder.tier
         else:
             entry_id, entry_tier = (entry.id, entry.target_tier) if entry else (None, None)
-        conn.execute(insert(members).values(id=member_id, tier=tier or entry_tier, locale="zh", group_id=group_id,
-                                            entry_point_id=entry_id, created_at=at))
+        conn.execute(_NEW_MEMBER, {"id": member_id, "tier": tier or entry_tier, "locale": "zh", "group_id": group_id,
+                                   "entry_point_id": entry_id, "created_at": at})
+        if pass_holder is None:  # what the welcome reads next (services/welcome.py), known without a read
+            remember(("to_welcome", member_id), ToWelcome("zh", None, tier or entry_tier, label if entry else None))
     else:
         member_id = member.id
-    conn.execute(insert(identities).values(member_id=member_id, platform=platform, external_user_id=user_id,
-                                           created_at=at))
+    conn.execute(_NEW_IDENTITY, {"member_id": member_id, "platform": platform, "external_user_id": user_id,
+                                 "created_at": at})
     remember(("member", platform, user_id), member_id)
     if pass_holder is not None:
         insert_ignore(conn, member_merges, candidate_rows([(pass_holder.id, member_id, OWN_LINK)], at))
@@ -328,8 +350,8 @@ def on_join_request(ws: Workspace, item: Any) -> None:
         if group is None:
             return
         resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
-        conn.execute(update(members).where(members.c.id == resolved.member_id, members.c.joined_at.is_(None))
-                     .values(join_started_at=item.at))  # a seat is held from now (services/catalog.py JOIN_HOLD)
+        # a seat is held from now (services/catalog.py JOIN_HOLD)
+        conn.execute(_HOLD_SEAT, {"mid": resolved.member_id, "at": item.at})
         append_events(conn, [Event(
             event_id=f"jr-{item.platform}-{item.group_id}-{item.user_id}-{item.at:%Y%m%d%H%M%S}",
             type="join_requested", ts=item.at.replace(tzinfo=UTC), member_id=resolved.member_id, group=group.key,
@@ -341,7 +363,12 @@ def known_request(ws: Workspace, item: JoinRequested) -> bool:
     if not item.invite_label:  # no link of ours: nothing to read
         return False
     with ws.engine.connect() as conn:
-        return _known(conn, item) is not None
+        return known_request_in(conn, item)
+
+
+def known_request_in(conn: Connection, item: JoinRequested) -> bool:
+    """known_request on the caller's connection."""
+    return _known(conn, item) is not None
 
 
 def _known(conn: Connection, item: JoinRequested) -> str | None:
@@ -405,13 +432,13 @@ def _in_group(conn: Connection, member_id: str, group_key: str) -> bool:
     """Whether the member's last join or leave of this group is a join (a repeat of it is no new join)."""
     # Never remembered (store/memo.py): a platform call in between (an approval) may make the join
     # arrive as an update of its own, handled before the call returns.
-    return conn.execute(_LAST_JOIN_OR_LEAVE, {"member_id": member_id, "group": group_key}).scalar() == "joined"
+    return read_scalar(conn, _LAST_JOIN_OR_LEAVE, {"member_id": member_id, "group": group_key}) == "joined"
 
 
 def _ticket_of_user(conn: Connection, platform: str, user_id: str) -> Any:
     """(member id, join ticket, entry point id) of the member behind a platform user, or None."""
-    return remembered(("ticket", platform, user_id), lambda: conn.execute(
-        _TICKET_OF_USER, {"platform": platform, "user_id": user_id}).first(), remember_none=False)
+    return remembered(("ticket", platform, user_id), lambda: read_first(
+        conn, _TICKET_OF_USER, {"platform": platform, "user_id": user_id}), remember_none=False)
 
 
 def on_member_joined(ws: Workspace, item: Any) -> None:
@@ -439,14 +466,13 @@ def _record_member_joined(ws: Workspace, conn: Connection, item: MemberJoined) -
     group = group_row(conn, item.platform, item.group_id)
     if group is None:
         return None
+    known = member_of_user(conn, item.platform, item.user_id)
+    if known is not None and _in_group(conn, known, group.key):  # a repeat: how they came in is not read again
+        return Recorded(group, known, False, False)
     resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
-    if not resolved.new and _in_group(conn, resolved.member_id, group.key):
-        return Recorded(group, resolved.member_id, False, False)
     member = conn.execute(_MEMBER_BY_ID, {"member_id": resolved.member_id}).one()
-    conn.execute(update(members).where(members.c.id == member.id)
-                 .values(joined_at=member.joined_at or item.at, group_id=group.id))
-    count = conn.execute(update(groups).where(groups.c.id == group.id)
-                         .values(member_count=groups.c.member_count + 1).returning(groups.c.member_count)).scalar()
+    conn.execute(_SET_JOINED, {"mid": member.id, "joined": member.joined_at or item.at, "gid": group.id})
+    count = conn.execute(_COUNT_IN, {"gid": group.id}).scalar()
     mark_joined(ws, conn, member.id)
     _record_join(conn, item, member, group, resolved)
     return Recorded(group, member.id, True, count >= group.capacity)
@@ -463,13 +489,13 @@ def on_contact_added(ws: Workspace, item: Any) -> None:
     with ws.engine.begin() as conn:
         resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, None, None)
         member = conn.execute(_MEMBER_BY_ID, {"member_id": resolved.member_id}).one()
-        conn.execute(update(members).where(members.c.id == member.id).values(joined_at=member.joined_at or item.at))
+        conn.execute(_SET_JOINED_AT, {"mid": member.id, "joined": member.joined_at or item.at})
         _record_join(conn, item, member, None, resolved, staff=item.staff_id)
 
 
 def _record_join(conn: Connection, item: Any, member: Any, group: Any, resolved: Resolved,
                  staff: str | None = None) -> None:
-    entry = conn.execute(_ENTRY_ATTRIBUTES, {"entry_id": member.entry_point_id}).first() \
+    entry = read_first(conn, _ENTRY_ATTRIBUTES, {"entry_id": member.entry_point_id}) \
         if member.entry_point_id else None
     where = group.external_id if group is not None else f"contact:{staff}"
     attribution = resolved.attribution

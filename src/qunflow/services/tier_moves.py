@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
 from qunflow.connectors.base import MemberJoined, MemberLeft, RemovesMembers
 from qunflow.domain.events import Event
@@ -306,13 +306,16 @@ class Completion:
     still_in_old: bool
 
 
+# Built once: every join reads it.
+_OFFERED = select(tier_moves).where(tier_moves.c.open_key == bindparam("open_member"), tier_moves.c.status == "offered")
+
+
 def complete_offered(conn: Connection, now: datetime, item: MemberJoined, group: Any,
                      member_id: str) -> Completion | None:
     """In the caller's transaction: complete the member's offered move if `group` is one it leads to."""
     from qunflow.services.join import _in_group
 
-    move = conn.execute(select(tier_moves).where(tier_moves.c.open_key == member_id,
-                                                 tier_moves.c.status == "offered")).first()
+    move = conn.execute(_OFFERED, {"open_member": member_id}).first()
     if move is None or not (move.to_group_id == group.id or group.tier == move.to_tier):
         return None
     old = conn.execute(select(groups).where(groups.c.id == move.from_group_id)).first()

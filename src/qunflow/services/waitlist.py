@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from qunflow.domain.consent import WAITLIST
 from qunflow.domain.events import Event
@@ -135,11 +135,15 @@ def offer_seats(ws: Workspace, limit: int = 200) -> int:
     return invited
 
 
+# Built once: every join runs it.
+_OFF_THE_LIST = (update(waitlist).where(waitlist.c.member_id == bindparam("wl_member"), waitlist.c.status != "joined")
+                 .values(status="joined"))
+
+
 def mark_joined(ws: Workspace, conn: Connection, member_id: str) -> None:
     """An invited waitlister joined (services/join.py): off the list, and the contact is dropped (its
     consent said: only to tell them about a seat)."""
-    done = conn.execute(update(waitlist).where(waitlist.c.member_id == member_id, waitlist.c.status != "joined")
-                        .values(status="joined")).rowcount
+    done = conn.execute(_OFF_THE_LIST, {"wl_member": member_id}).rowcount
     if done:
         profile = unseal(ws, conn.execute(select(members.c.profile).where(members.c.id == member_id)).scalar())
         if profile.pop("contact", None) is not None:

@@ -22,12 +22,13 @@ from qunflow.engine import outbox
 from qunflow.errors import InvalidInput
 from qunflow.services.consent import asked_before, welcome_consent_ask
 from qunflow.services.experiments import exposure_event, welcome_variant
-from qunflow.services.join import group_row, known_request, member_of_user
+from qunflow.services.join import group_row, known_request_in, member_of_user
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.services.tasks import complete_in
 from qunflow.services.welcome_docs import active_welcome
-from qunflow.store.db import insert_ignore
+from qunflow.store.db import insert_ignore, read_first, read_scalar
 from qunflow.store.eventlog import append_events
+from qunflow.store.memo import remembered
 from qunflow.store.tables import deliveries, entry_points, groups, member_tasks, members
 from qunflow.workspace import Workspace
 
@@ -59,6 +60,7 @@ _WELCOMED = select(deliveries.c.id).where(deliveries.c.idempotency_key == bindpa
 _TO_WELCOME = (select(members.c.locale, members.c.profile, members.c.tier, entry_points.c.code.label("entry_point"))
                .outerjoin(entry_points, entry_points.c.id == members.c.entry_point_id)
                .where(members.c.id == bindparam("member_id")))
+_LOCALE = select(members.c.locale).where(members.c.id == bindparam("member_id"))
 
 
 def _group_and_member(ws: Workspace, platform: str, group_id: str, user_id: str) -> tuple[Any, str | None]:
@@ -70,12 +72,15 @@ def _group_and_member(ws: Workspace, platform: str, group_id: str, user_id: str)
 def on_join_request(ws: Workspace, item: Any) -> None:
     """Welcome a request on our own link before it is approved; on anyone else's, send the gate link."""
     assert isinstance(item, JoinRequested)
-    group, member_id = _group_and_member(ws, item.platform, item.group_id, item.user_id)
+    with ws.engine.connect() as conn:  # one connection for the three lookups (the first two: remembered)
+        group, member_id = group_row(conn, item.platform, item.group_id), member_of_user(conn, item.platform,
+                                                                                         item.user_id)
+        known = group is not None and member_id is not None and known_request_in(conn, item)
     if group is None or member_id is None:
         return
     arrival = Arrival(item.platform, item.user_id, item.display_name, item.at, item.dm_context, group,
                       _window(ws, item.platform, item.at))
-    if known_request(ws, item):
+    if known:
         welcome(ws, member_id, arrival, wait_up_to=REQUEST_WAIT)
     else:
         _send_gate_link(ws, member_id, arrival)
@@ -90,7 +95,7 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
     if _welcomed(ws, member_id):  # e.g. the join that follows an approved request: only the group menu
         with ws.engine.connect() as conn:
             config = active_welcome(conn)[1]
-            locale = conn.execute(select(members.c.locale).where(members.c.id == member_id)).scalar()
+            locale = read_scalar(conn, _LOCALE, {"member_id": member_id})
         language = pick_language(locale or "zh")
     else:
         config, language = welcome(ws, member_id, arrival)
@@ -100,7 +105,7 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
 
 def _welcomed(ws: Workspace, member_id: str) -> bool:
     with ws.engine.connect() as conn:
-        return conn.execute(_WELCOMED, {"key": f"welcome_dm:{member_id}"}).first() is not None
+        return read_first(conn, _WELCOMED, {"key": f"welcome_dm:{member_id}"}) is not None
 
 
 def on_contact_added(ws: Workspace, item: Any) -> None:
@@ -118,9 +123,12 @@ def welcome(ws: Workspace, member_id: str, arrival: Arrival, *,
     (services.welcome_docs: the applied `kind: welcome`, or the default). A member who never decided on
     marketing messages (no gate) is asked in it. Returns the welcome and the member's language."""
     with ws.engine.connect() as conn:
-        member = conn.execute(_TO_WELCOME, {"member_id": member_id}).one()
+        # A member the join handler just made is remembered with these fields (services/join.py resolve).
+        member = remembered(("to_welcome", member_id),
+                            lambda: conn.execute(_TO_WELCOME, {"member_id": member_id}).one())
         version, config = active_welcome(conn)
         experiment = welcome_variant(ws, conn, member_id)
+        asked = asked_before(conn, member_id)
     language = pick_language(member.locale)
     profile = unseal(ws, member.profile)
     token = member_link_token(ws, member_id)
@@ -145,7 +153,7 @@ def welcome(ws: Workspace, member_id: str, arrival: Arrival, *,
         "coupon_link": f"{base}/m/{token}/task/claim_coupon",
         "rules_link": f"{base}/rules", "group": group_key or "", "tier": tier, "entry_point": member.entry_point or ""},
         language)
-    if not asked_before(ws, member_id):  # no gate decided it (added by a friend, a link the gate did not make)
+    if not asked:  # no gate decided it (added by a friend, a link the gate did not make)
         text += "\n\n" + welcome_consent_ask(ws, member_id, language)
     tasks = _day1_tasks(member_id, group_key, config, bool(profile.get("name")), ws.clock())
     outbox.send(ws, outbox.Message(

@@ -16,6 +16,7 @@ from qunflow.domain.templates import preview_template
 from qunflow.domain.welcome import DEFAULT, DM_VARIABLES, KEY, Welcome, WelcomeSource, parse_welcomes
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.versions import Change, store_version
+from qunflow.store.db import read_first
 from qunflow.store.tables import playbook_versions, playbooks
 from qunflow.workspace import Workspace
 
@@ -42,7 +43,7 @@ def active_welcome(conn: Connection) -> tuple[int | None, Welcome]:
     One indexed lookup per call; the stored text is read and parsed only when its digest is new to this
     process, so the join path pays well under a millisecond for it."""
     v = playbook_versions.c
-    row = conn.execute(_IN_FORCE).first()
+    row = read_first(conn, _IN_FORCE, {})
     if row is None:
         return None, DEFAULT
     welcome = _by_digest.get(row.digest)

@@ -320,3 +320,59 @@ def insert_new_keys(conn: Connection, table: Any, rows: list[dict[str, Any]]) ->
 def insert_new_row(conn: Connection, table: Any, row: dict[str, Any]) -> Any:
     """Like insert_if_new, but returns the stored row (None when its key existed): no second read."""
     return conn.execute(_insert(conn, table, "row"), row).first()
+
+
+_PLAIN_READS: dict[tuple[int, str], tuple[Any, str, tuple[str, ...] | None, dict[str, Any]]] = {}
+
+
+def read_plain(conn: Connection, statement: Any, params: dict[str, Any]) -> list[Any]:
+    """The rows of a hot read (a module-level `select` whose parameters and columns are text or integers,
+    so neither side needs SQLAlchemy's type conversion), run on the driver's cursor. SQLAlchemy's execution
+    costs several times what SQLite takes to run such a read, and the join path runs a dozen of them per
+    join (bench/probe_join_cost.py). Compiled once per dialect; rows are named tuples (row.column works).
+    In the caller's connection and transaction, like conn.execute."""
+    key = (id(statement), conn.dialect.name)
+    plan = _PLAIN_READS.get(key)
+    if plan is None:
+        plan = _PLAIN_READS[key] = _plain_plan(conn, statement)
+    row_type, sql, positions, literals = plan
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if positions is None:
+            cursor.execute(sql, {**literals, **params})
+        else:
+            merged = {**literals, **params}
+            cursor.execute(sql, [merged[name] for name in positions])
+        return [row_type._make(row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def _plain_plan(conn: Connection, statement: Any) -> tuple[Any, str, tuple[str, ...] | None, dict[str, Any]]:
+    from collections import namedtuple
+
+    from sqlalchemy import Integer, String
+
+    columns = list(statement.selected_columns)
+    compiled = statement.compile(dialect=conn.dialect)
+    plain = (String, Integer)
+    if not all(isinstance(c.type, plain) for c in columns) or not all(
+            isinstance(b.type, plain) and not b.expanding for b in compiled.binds.values()):
+        raise TypeError("read_plain takes text and integer columns and parameters only (and no IN lists): "
+                        f"{compiled.string}")
+    literals = {name: value for name, value in compiled.construct_params(_check=False).items() if value is not None}
+    positions = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup is not None else None
+    row_type = namedtuple("PlainRow", [c.key for c in columns], rename=True)  # type: ignore[misc]
+    return row_type, compiled.string, positions, literals
+
+
+def read_first(conn: Connection, statement: Any, params: dict[str, Any]) -> Any:
+    """read_plain's first row, or None."""
+    rows = read_plain(conn, statement, params)
+    return rows[0] if rows else None
+
+
+def read_scalar(conn: Connection, statement: Any, params: dict[str, Any]) -> Any:
+    """read_plain's first column of its first row, or None."""
+    rows = read_plain(conn, statement, params)
+    return rows[0][0] if rows else None

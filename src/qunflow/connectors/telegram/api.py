@@ -43,6 +43,7 @@ class BotApi:
         self._url = f"{api_base.rstrip('/')}/bot{token}/"
         self.host = urlsplit(api_base).netloc or api_base
         self._http = httpx.Client(timeout=timeout)
+        self._urls: dict[str, httpx.URL] = {}  # per method, parsed once (httpx parses a str URL on every call)
 
     def __repr__(self) -> str:
         return f"BotApi(host={self.host!r})"
@@ -53,8 +54,11 @@ class BotApi:
     def call(self, method: str, _timeout: float | None = None, **params: Any) -> Any:
         """One Bot API method; None-valued parameters are left out. Raises RateLimited, Unreachable, PlatformError."""
         body = {key: value for key, value in params.items() if value is not None}
+        url = self._urls.get(method)
+        if url is None:
+            url = self._urls[method] = httpx.URL(self._url + method)
         try:
-            response = self._http.post(self._url + method, json=body,
+            response = self._http.post(url, json=body,
                                        timeout=_timeout if _timeout is not None else httpx.USE_CLIENT_DEFAULT)
         except httpx.HTTPError as exc:
             # `from None`: httpx errors carry the request, and with it the URL holding the token.

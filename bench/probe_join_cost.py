@@ -1,0 +1,195 @@
+"""What one join costs qunflow, measured so that other load on the machine hardly moves it: CPU seconds of
+the handling thread per 1,000 joins (time.thread_time: the fake platform's threads are not counted), and the
+SQL statements and commits per join (SQLAlchemy event listeners).
+
+The updates go through the same code as `qunflow serve`'s /hooks/<platform> minus uvicorn and FastAPI:
+`services.inbound.receive` with the platform's own body and headers (Telegram: the updates FakeTelegram
+queued for its webhook, the approvals' chat_member and service-message updates included, taken off its
+queue in order; WeCom: FakeWeCom's encrypted add_external_contact callbacks, handed to receive in the
+calling thread), one after another in one thread, against the local fake servers.
+
+Run: python bench/probe_join_cost.py [--platform telegram|wecom|both] [--joins 300] [--profile N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import Pool
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_connectors import cli, make_workspace  # noqa: E402
+
+SECRET = "probe-secret"
+URL = "http://127.0.0.1:9"  # nothing listens: the fakes' webhooks are taken over by the probe
+
+
+class Counts:
+    """Statements as SQLite ran them (its trace callback: those qunflow runs on the driver's cursor too, e.g.
+    store.db.read_plain and the event log's inserts), those SQLAlchemy executed, and commits."""
+
+    def __init__(self) -> None:
+        self.statements = 0
+        self.sqlalchemy = 0
+        self.commits = 0
+
+    def listen(self) -> None:
+        event.listen(Pool, "connect", self._connect)
+        event.listen(Engine, "before_cursor_execute", self._statement)
+        event.listen(Engine, "commit", self._commit)
+
+    def _connect(self, dbapi_connection: Any, _record: Any) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.set_trace_callback(self._traced)
+
+    def _traced(self, sql: str) -> None:
+        if sql.lstrip()[:6].upper() in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+            self.statements += 1
+
+    def _statement(self, *_args: Any) -> None:
+        self.sqlalchemy += 1
+
+    def _commit(self, *_args: Any) -> None:
+        self.commits += 1
+
+
+def measure(name: str, joins: int, warm: int, one: Callable[[int], None], counts: Counts,
+            profile: int) -> dict[str, Any]:
+    for i in range(warm):
+        one(i)
+    statements, sqlalchemy, commits = counts.statements, counts.sqlalchemy, counts.commits
+    cpu, wall = time.thread_time(), time.perf_counter()
+    for i in range(warm, warm + joins):
+        one(i)
+    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    result = {"platform": name, "joins": joins, "cpu_s_per_1000": round(cpu / joins * 1000, 2),
+              "wall_ms_per_join": round(wall / joins * 1000, 2),
+              "statements_per_join": round((counts.statements - statements) / joins, 2),
+              "sqlalchemy_statements_per_join": round((counts.sqlalchemy - sqlalchemy) / joins, 2),
+              "commits_per_join": round((counts.commits - commits) / joins, 2)}
+    if profile:
+        profiler = cProfile.Profile(time.thread_time)
+        profiler.enable()
+        for i in range(warm + joins, warm + joins + profile):
+            one(i)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats("qunflow|pydantic|json|logging", 80)
+    return result
+
+
+def telegram(home: Path, joins: int, warm: int, counts: Counts, profile: int) -> dict[str, Any]:
+    from tests.fakes.telegram_server import TOKEN, FakeTelegram, Limits
+
+    from qunflow.services.inbound import receive
+    from qunflow.services.join import entry_invite
+    from qunflow.workspace import open_workspace
+
+    total = warm + joins + profile
+    with FakeTelegram(limits=Limits(bot_per_second=1_000_000)) as fake:
+        chat = fake.make_group("Newbies")
+        cli(home, "connect", "telegram", "--bot-token", TOKEN, "--api-base", fake.api_base, "--mode", "webhook",
+            "--webhook-secret", SECRET)
+        with fake._lock:
+            fake.webhook = None  # the probe takes the updates off the queue itself
+        cli(home, "group", "add", "newbie-1", "--tier", "newbie", "--platform", "telegram", "--external-id", chat,
+            "--capacity", str(total + 100))
+        cli(home, "channel", "add", "ads", "--kind", "ad")
+        cli(home, "entry", "add", "tg-ads", "--channel", "ads", "--platform", "telegram")
+        ws = open_workspace(home)
+        link = entry_invite(ws, "tg-ads")[2].url
+        people = [fake.person(f"Person {i}") for i in range(total)]
+        headers = {"content-type": "application/json", "x-telegram-bot-api-secret-token": SECRET}
+
+        def one(i: int) -> None:
+            fake.open_link(people[i], link)
+            while True:
+                with fake._lock:
+                    if not fake._pending:
+                        return
+                    update = fake._pending.popleft() if hasattr(fake._pending, "popleft") else fake._pending.pop(0)
+                receive(ws, "telegram", "POST", {}, headers, json.dumps(update).encode())
+
+        result = measure("telegram", joins, warm, one, counts, profile)
+        assert len(fake.members(chat)) == total, "every request was approved"
+        assert len({m["user_id"] for m in fake.sent() if m["private"]}) == total, "every person was welcomed"
+        ws.close()
+    return result
+
+
+def wecom(home: Path, joins: int, warm: int, counts: Counts, profile: int) -> dict[str, Any]:
+    from tests.fakes.wecom_server import FakeWeCom
+
+    from qunflow.services.inbound import receive
+    from qunflow.services.join import entry_invite
+    from qunflow.workspace import open_workspace
+
+    total = warm + joins + profile
+    with FakeWeCom(staff=("zhangsan",)) as fake:
+        group = fake.make_group("zhangsan", "新人群")
+        cli(home, "connect", "wecom", "--corp-id", fake.corp_id, "--secret", fake.secret, "--callback-token",
+            fake.token, "--aes-key", fake.aes_key, "--api-base", fake.api_base)
+        cli(home, "group", "add", "newbie-1", "--tier", "newbie", "--platform", "wecom", "--external-id", group)
+        cli(home, "channel", "add", "ads", "--kind", "ad")
+        cli(home, "entry", "add", "wc-ads", "--channel", "ads", "--platform", "wecom")
+        ws = open_workspace(home)
+        entry_invite(ws, "wc-ads")
+        [config_id] = [c for c, way in fake.state.contact_ways.items() if way["state"] == "wc-ads"]
+
+        class InProcess(httpx.BaseTransport):
+            """FakeWeCom's callback, handled in the calling thread as /hooks/wecom would handle it."""
+
+            def handle_request(self, request: httpx.Request) -> httpx.Response:
+                inbound = receive(ws, "wecom", request.method, dict(request.url.params), dict(request.headers),
+                                  request.read())
+                return httpx.Response(200, content=inbound.reply, headers={"content-type": inbound.media_type})
+
+        fake.callback_url = f"{URL}/hooks/wecom"
+        fake.callback_client = httpx.Client(transport=InProcess())
+
+        def one(i: int) -> None:
+            fake.add_contact(f"wmPROBE{i:06d}", f"客户{i}", config_id)
+
+        result = measure("wecom", joins, warm, one, counts, profile)
+        welcomed = {w["external_userid"] for w in fake.welcome_messages()}
+        assert len(welcomed) == total, f"every contact was welcomed ({len(welcomed)} of {total})"
+        ws.close()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--platform", choices=("telegram", "wecom", "both"), default="both")
+    parser.add_argument("--joins", type=int, default=300)
+    parser.add_argument("--warm", type=int, default=30, help="joins before the measured ones (not counted)")
+    parser.add_argument("--profile", type=int, default=0, help="then profile this many more joins")
+    parser.add_argument("--sqlite-synchronous", choices=("full", "normal"), default="full")
+    args = parser.parse_args()
+    counts = Counts()
+    counts.listen()
+    runs = {"telegram": telegram, "wecom": wecom}
+    with tempfile.TemporaryDirectory(prefix="qunflow-probe-") as name:
+        for platform in ("telegram", "wecom") if args.platform == "both" else (args.platform,):
+            home = Path(name) / platform
+            make_workspace(home, URL, args.sqlite_synchronous)
+            result = runs[platform](home, args.joins, args.warm, counts, args.profile)
+            print(json.dumps({**result, "load": [round(v, 2) for v in os.getloadavg()]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
