@@ -8,7 +8,9 @@ COHORT_FACTS and CURRENT_FACTS must give exactly COHORT's and CURRENT's rows (ev
 as-of days). The same for the landing facts (M1): the kept links and rows equal a rebuild after every ship
 (visitors linked late, or to another member by an earlier event arriving later), and LANDING_FACTS gives
 LANDING's rows for every slice, filter, period (also periods starting between a person's views) and as-of day.
-An as-of day before the last event must not use the facts.
+An as-of day before the last event must not use the facts. The member days (DuckDB's) too: the kept ones equal a
+rebuild after every ship, and CURRENT_DAILY_FACTS gives CURRENT_DAILY's rows for windows of days before, across
+and after the last event, with and without filters.
 
 The same on chdb and on a ClickHouse server (tests/clickhouse_http.py), where the facts are a ReplacingMergeTree
 (analytics/facts_clickhouse.py): the kept facts are read through the view (newest version per member) and
@@ -27,12 +29,15 @@ from hypothesis import strategies as st
 from sqlalchemy import delete
 
 from qunflow.analytics import facts, facts_clickhouse
-from qunflow.analytics.facts import _rebuild, _rebuild_landings, usable
+from qunflow.analytics.facts import _rebuild, _rebuild_landings, days_usable, usable
 from qunflow.analytics.queries import (
     COHORT,
     COHORT_FACTS,
     CURRENT,
+    CURRENT_DAILY,
+    CURRENT_DAILY_FACTS,
     CURRENT_FACTS,
+    DAILY_MAX_DAYS,
     LANDING,
     LANDING_FACTS,
     render,
@@ -110,6 +115,17 @@ def rebuilt_rows(engine: Any, ws: Workspace) -> list[tuple[Any, ...]]:
     return engine.conn.execute("SELECT * FROM facts_check ORDER BY member_id").fetchall()  # type: ignore[no-any-return]
 
 
+def days_rows(engine: Any, table: str = "member_days") -> list[tuple[Any, ...]]:
+    """The member days (DuckDB's), sorted."""
+    return engine.conn.execute(f"SELECT * FROM {table} ORDER BY member_id").fetchall()  # type: ignore[no-any-return]
+
+
+def rebuilt_days_rows(engine: Any, ws: Workspace) -> list[tuple[Any, ...]]:
+    """The member days computed from scratch (with the facts, into temporary tables)."""
+    _rebuild(engine.conn, ws.settings, "days_check", temporary=True)
+    return days_rows(engine, "days_check_days")
+
+
 def landing_rows(engine: Any, tables: tuple[str, str] = ("landing_links", "landing_facts")) -> list[Any]:
     """The kept links and landing facts, sorted."""
     return [engine.conn.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in tables]
@@ -174,6 +190,7 @@ def _facts_match_events(ws: Workspace, logs: list[dict[str, Any]], zone: str, da
             assert facts_rows(engine) == rebuilt_rows(engine, ws)
             if engine.name == "duckdb":
                 assert landing_rows(engine) == rebuilt_landing_rows(engine, ws)
+                assert days_rows(engine) == rebuilt_days_rows(engine, ws)
     drawn_start = ORIGIN + timedelta(days=data.draw(st.integers(-2, 70)))
     drawn_end = drawn_start + timedelta(days=data.draw(st.integers(0, 20)))
     with analytics(ws) as engine:
@@ -199,6 +216,15 @@ def _facts_match_events(ws: Workspace, logs: list[dict[str, Any]], zone: str, da
                     for by, filters in SLICES:
                         assert cohort(engine, ws, span, by, filters, LANDING_FACTS) == \
                             cohort(engine, ws, span, by, filters, LANDING), (zone, as_of, span, by, filters)
+        if engine.name == "duckdb":  # M3 day by day: windows before, across and after the last event
+            assert days_usable(engine, ws.settings)
+            windows = [(drawn_start, drawn_end), (last - timedelta(days=DAILY_MAX_DAYS - 1), last),
+                       (last - timedelta(days=3), last + timedelta(days=20))]
+            for first, final in windows:  # each day's M3 as of that day: the window's cutoff is its last day's end
+                days = Period(first, final, final, ws.settings.zone)
+                for filters in ({}, {"group": "g1"}, {"channel": "ads"}, {"tier": "core", "group": "g2"}):
+                    assert cohort(engine, ws, days, "none", filters, CURRENT_DAILY_FACTS) == \
+                        cohort(engine, ws, days, "none", filters, CURRENT_DAILY), (zone, days, filters)
         # An as-of day before the last event: the facts hold events the day did not know yet.
         assert not usable(engine, ws.settings, Period(start, last, last - timedelta(days=1), ws.settings.zone).cutoff)
 

@@ -232,6 +232,7 @@ def test_erasure_rewrites_the_analytics_store_and_keeps_the_metrics(workspace: W
     assert metrics_report(ws, **period) == before
     # The per-member facts followed the rewrite: as if built from the erased log.
     landings: list[Any] = []
+    days: list[Any] = []  # the member days (DuckDB)
     with open_engine(ws) as opened:
         if engine == "duckdb":
             from qunflow.analytics.facts import _rebuild, _rebuild_landings
@@ -240,6 +241,9 @@ def test_erasure_rewrites_the_analytics_store_and_keeps_the_metrics(workspace: W
             _rebuild(opened.conn, ws.settings, "facts_check", temporary=True)  # type: ignore[attr-defined]
             assert kept == opened.conn.execute(  # type: ignore[attr-defined]
                 "SELECT * FROM facts_check ORDER BY member_id").fetchall()
+            days[:] = opened.conn.execute("SELECT * FROM member_days ORDER BY member_id").fetchall()  # type: ignore[attr-defined]
+            assert days == opened.conn.execute(  # type: ignore[attr-defined]
+                "SELECT * FROM facts_check_days ORDER BY member_id").fetchall()
             landings = [opened.conn.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()  # type: ignore[attr-defined]
                         for t in ("landing_links", "landing_facts")]
             _rebuild_landings(opened.conn, ws.settings, "landings_check", "links_check", temporary=True)  # type: ignore[attr-defined]
@@ -253,7 +257,7 @@ def test_erasure_rewrites_the_analytics_store_and_keeps_the_metrics(workspace: W
             assert kept == opened.query(f"SELECT {', '.join(facts_clickhouse.FACT_NAMES)} FROM facts_check "
                                         "ORDER BY member_id", {})[1]
             assert not any(member in str(row) for row in opened.query("SELECT * FROM member_facts_log", {})[1])
-    assert len(kept) == 2 and not any(member in str(row) for row in kept + landings)
+    assert len(kept) == 2 and not any(member in str(row) for row in kept + landings + days)
     ws_file = Path(ws.settings.analytics_file)
     files = [ws_file] if ws_file.is_file() else [p for p in ws_file.rglob("*") if p.is_file()]
     assert files and not any(b"13800138000" in p.read_bytes() for p in files)

@@ -16,13 +16,18 @@ local day with the day of the person's previous view and whether a `joined` of t
 7 x 24 h. A period's first view of a person is then the row whose day is in the period and whose previous
 view day is not (local days never go back as time goes on), so M1 is a filter and a GROUP BY, no window.
 
-Maintenance: after a ship, the rows of the members named on the new events are computed again from all
-their events (late joins, re-sent ids), then the referred count of every member whose referred joins may
-have changed; the landing rows of the persons named on new landing views and joins, and of both sides of every
-link the new events changed (a visitor's first member, or a different one from an earlier event), are
-computed again too. A change of time zone or event-type settings rebuilds the tables. chdb and a ClickHouse
-server keep the member facts by the same rules in analytics/facts_clickhouse.py (a ReplacingMergeTree, see
-there); the landing facts are DuckDB's only, so M1 reads the events there.
+Maintenance: after a ship, the rows of the members named on the new events are computed again from all their events
+(late joins, re-sent ids), then the referred count of every member whose referred joins may have changed; the
+landing rows of the persons named on new landing views and joins, and of both sides of every link the new events
+changed (a visitor's first member, or a different one from an earlier event), are computed again too; so are the
+member days of the members named on new events. A change of time zone or event-type settings rebuilds the tables.
+chdb and a ClickHouse server keep the member facts by the same rules in analytics/facts_clickhouse.py (a
+ReplacingMergeTree, see there); the landing facts are DuckDB's only, so M1 reads the events there.
+
+Also DuckDB's only, `member_days` holds what the daily trend's M3 needs (queries.CURRENT_DAILY_FACTS): per
+joined member, the presence spans (each join's local day until the day of the member's next join or leave,
+with the join's group) and the sorted local days with engagement. A span or day after a cutoff only ever lies
+after that cutoff's last day, so unlike the member facts these answer any period's days exactly.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import Any
 from qunflow.analytics.dialects import for_duckdb
 
 # Bumped when the table's columns or their meaning change: a store with older facts rebuilds them.
-FACTS_VERSION = 2
+FACTS_VERSION = 3
 # Above this share of members touched by one ship, one pass over every event beats the per-member update.
 FULL_REBUILD_SHARE = 0.2
 
@@ -94,6 +99,33 @@ SELECT f.member_id, f.join_ts, f.join_day, f.channel, f.campaign, f.entry_point,
        l.current_group, x.member_id IS NULL AS present, b.last_active_day
 FROM first_join f JOIN behaviour b ON b.member_id = f.member_id
 JOIN last_join l ON l.member_id = f.member_id LEFT JOIN left_after x ON x.member_id = f.member_id
+"""
+
+# The member days of the members in `{scope}`: presence spans as queries.CURRENT_DAILY's `presence` (a join until
+# the member's next move, a leave at the join's very instant first; spans that end on their own day dropped) and
+# the distinct engagement days, both in a fixed order.
+MEMBER_DAYS = """
+WITH ev AS (
+    SELECT e.seq, e.type, e.ts, e.member_id, e.group_key, @LOCAL_DAY(e.ts) AS day
+    FROM events e{scope} WHERE e.member_id IS NOT NULL
+),
+moves AS (
+    SELECT member_id, day AS moved_day, type = 'joined' AS is_join, group_key AS current_group,
+           @NEXT(day, member_id, ts, type = 'joined', seq) AS next_move_day
+    FROM ev WHERE type IN ('joined', 'left')
+),
+spans AS (
+    SELECT member_id, list({'present_from': moved_day, 'present_until': next_move_day,
+                            'current_group': current_group} ORDER BY moved_day, next_move_day, current_group) AS spans
+    FROM moves WHERE is_join AND (next_move_day IS NULL OR next_move_day > moved_day)
+    GROUP BY member_id
+),
+active AS (
+    SELECT member_id, list(DISTINCT day ORDER BY day) AS active_days FROM ev
+    WHERE @IN_LIST(type, engagement) GROUP BY member_id
+)
+SELECT s.member_id, s.spans, coalesce(a.active_days, []) AS active_days
+FROM spans s LEFT JOIN active a ON a.member_id = s.member_id
 """
 
 # Members whose first join names the member as referrer, less than 30 days after the member's own join.
@@ -180,6 +212,15 @@ def usable(engine: Any, settings: Any, cutoff: datetime) -> bool:
     return key == _settings_key(settings) and watermark == engine.watermark() and (max_ts is None or max_ts < cutoff)
 
 
+def days_usable(engine: Any, settings: Any) -> bool:
+    """The member days answer queries.CURRENT_DAILY_FACTS for any period: DuckDB, enabled, and computed with
+    these settings over every shipped event (events after the period's last day do not change its days)."""
+    if not settings.metrics_facts or engine.name != "duckdb":
+        return False
+    state = _state(engine.conn)
+    return state is not None and state[2] == _settings_key(settings) and state[0] == engine.watermark()
+
+
 def refresh_facts(engine: Any, settings: Any) -> None:
     """Bring the facts up to the shipped events (a no-op when they are off)."""
     if not settings.metrics_facts:
@@ -228,20 +269,24 @@ def refresh_members(conn: Any, settings: Any, member_ids: list[str]) -> None:
 
 def _has_facts(conn: Any) -> bool:
     found = conn.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name IN "
-                         "('member_facts', 'landing_facts', 'landing_links') "
+                         "('member_facts', 'landing_facts', 'landing_links', 'member_days') "
                          "AND schema_name = current_schema()").fetchall()
-    return found[0][0] == 3
+    return found[0][0] == 4
 
 
 def _referred(conn: Any, scope: str, table: str = "member_facts") -> None:
     conn.execute(REFERRED.replace("{scope}", scope).replace("{table}", table))
 
 
-def _rebuild(conn: Any, settings: Any, table: str = "member_facts", temporary: bool = False) -> None:
-    """Every member's facts from every event (`temporary`: into a temporary table, e.g. to check the kept one)."""
+def _rebuild(conn: Any, settings: Any, table: str = "member_facts", temporary: bool = False,
+             days: str | None = None) -> None:
+    """Every member's facts and days from every event (`temporary`: into temporary tables, e.g. to check the
+    kept ones; the days go to `days`, by default member_days, or <table>_days when temporary)."""
     kind = "TEMP TABLE" if temporary else "TABLE"
+    days = days or (f"{table}_days" if temporary else "member_days")
     _run(conn, f"CREATE OR REPLACE {kind} {table} AS " + MEMBER_FACTS.replace("{scope}", ""), _params(settings))
     _referred(conn, "", table)
+    _run(conn, f"CREATE OR REPLACE {kind} {days} AS " + MEMBER_DAYS.replace("{scope}", ""), _params(settings))
 
 
 def _landings(settings: Any, links: str, scope: str = "", person_scope: str = "") -> tuple[str, dict[str, Any]]:
@@ -306,7 +351,7 @@ def _catch_up(conn: Any, settings: Any, since: int) -> None:
 
 
 def _update_touched(conn: Any, settings: Any) -> None:
-    """Replace the rows of the members in `touched`; then recount referred joins for them and for the
+    """Replace the rows (facts and days) of the members in `touched`; then recount referred joins for them and for the
     referrers named by their old and new first joins."""
     conn.execute("CREATE OR REPLACE TEMP TABLE affected AS SELECT member_id FROM touched UNION "
                  "SELECT referrer_id FROM member_facts WHERE member_id IN (SELECT member_id FROM touched) "
@@ -314,6 +359,8 @@ def _update_touched(conn: Any, settings: Any) -> None:
     conn.execute("DELETE FROM member_facts WHERE member_id IN (SELECT member_id FROM touched)")
     scope = " JOIN touched t ON t.member_id = e.member_id"
     _run(conn, "INSERT INTO member_facts " + MEMBER_FACTS.replace("{scope}", scope), _params(settings))
+    conn.execute("DELETE FROM member_days WHERE member_id IN (SELECT member_id FROM touched)")
+    _run(conn, "INSERT INTO member_days " + MEMBER_DAYS.replace("{scope}", scope), _params(settings))
     conn.execute("INSERT INTO affected SELECT referrer_id FROM member_facts WHERE member_id IN "
                  "(SELECT member_id FROM touched) AND referrer_id IS NOT NULL")
     _referred(conn, " JOIN (SELECT DISTINCT member_id FROM affected) a ON a.member_id = c.member_id")

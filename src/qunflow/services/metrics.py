@@ -7,12 +7,14 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from qunflow.analytics.facts import days_usable
 from qunflow.analytics.facts import usable as facts_usable
 from qunflow.analytics.queries import (
     COHORT,
     COHORT_FACTS,
     CURRENT,
     CURRENT_DAILY,
+    CURRENT_DAILY_FACTS,
     CURRENT_FACTS,
     DAILY_MAX_DAYS,
     LANDING,
@@ -71,9 +73,10 @@ def _statistics(ws: Workspace, period: Period, by: str, filters: dict[str, str] 
 
 def _statistics_sets(ws: Workspace, period: Period, bys: tuple[str, ...], filters: dict[str, str] | None = None,
                      experiment: str | None = None, *, ship_first: bool = False, store: Engine | None = None,
-                     ) -> dict[str, Statistics]:
+                     templates: tuple[str, ...] = (COHORT, CURRENT, LANDING, SPEND)) -> dict[str, Statistics]:
     """`_statistics` of several slicings of one period, each metric query run once for all of them (GROUPING
-    SETS, analytics/slicings.py) where its template allows, else once per slicing."""
+    SETS, analytics/slicings.py) where its template allows, else once per slicing; only the statistics of
+    `templates` (by default all of them)."""
     filters = filters or {}
     params = _params(ws, period, filters, experiment)
     with _store(ws, store, ship_first) as engine:  # each engine uses only the parameters its SQL names
@@ -83,7 +86,7 @@ def _statistics_sets(ws: Workspace, period: Period, bys: tuple[str, ...], filter
         if from_facts and engine.name == "duckdb":  # the landing facts are DuckDB's only (analytics/facts.py)
             facts[LANDING] = LANDING_FACTS
         fetched: list[tuple[str, int | None, Any, dict[str, Any]]] = []  # (template, slicing, dim, statistics)
-        for template in (COHORT, CURRENT, LANDING, SPEND):
+        for template in templates:
             sql = facts.get(template, template)
             # Spend is by channel whatever the slicing: read once, as slicing 0.
             together = len(bys) > 1 and template is not SPEND and experiment is None
@@ -218,14 +221,18 @@ def daily_trend(ws: Workspace, *, start: date, end: date, as_of: date, filters: 
     first = max(start, last - timedelta(days=TREND_DAYS - 1))
     if first > last:
         return []
-    rows, _total = _statistics(ws, Period(first, last, as_of, zone), "cohort_day", filters, ship_first=ship_first,
-                               store=store)
+    # The cohorts' and landings' statistics by join day; M3 and spend are read per day below.
+    rows, _total = _statistics_sets(ws, Period(first, last, as_of, zone), ("cohort_day",), filters,
+                                    ship_first=ship_first, store=store, templates=(COHORT, LANDING))["cohort_day"]
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     spend_known = not set(filters) - {"channel"}
-    # M3 as of each day (cutoff: the end of the last one; each day's rows stop at its own end).
+    # M3 as of each day (cutoff: the end of the last one; each day's rows stop at its own end), from the member
+    # days when they are up to date (analytics/facts.py), else from the events.
     params = _params(ws, Period(first, last, last, zone), filters, None)
     with _store(ws, store, False) as engine:
-        names, fetched = engine.query(render(CURRENT_DAILY, "none", filters), params)
+        from_days = "variant" not in filters and days_usable(engine, ws.settings)
+        template = CURRENT_DAILY_FACTS if from_days else CURRENT_DAILY
+        names, fetched = engine.query(render(template, "none", filters), params)
         current = {}
         for values in fetched:
             record = dict(zip(names, values, strict=True))
