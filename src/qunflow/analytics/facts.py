@@ -21,8 +21,8 @@ their events (late joins, re-sent ids), then the referred count of every member 
 have changed; the landing rows of the persons named on new landing views and joins, and of both sides of every
 link the new events changed (a visitor's first member, or a different one from an earlier event), are
 computed again too. A change of time zone or event-type settings rebuilds the tables. chdb and a ClickHouse
-server keep the member facts by the same rules in analytics/facts_clickhouse.py (a ReplacingMergeTree, see
-there); the landing facts are DuckDB's only, so M1 reads the events there.
+server keep the member facts and the landing facts by the same rules in analytics/facts_clickhouse.py
+(ReplacingMergeTrees, see there).
 """
 
 from __future__ import annotations
