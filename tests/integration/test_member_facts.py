@@ -12,9 +12,9 @@ An as-of day before the last event must not use the facts. The member days (Duck
 rebuild after every ship, and CURRENT_DAILY_FACTS gives CURRENT_DAILY's rows for windows of days before, across
 and after the last event, with and without filters.
 
-The same on chdb and on a ClickHouse server (tests/clickhouse_http.py), where the facts are a ReplacingMergeTree
-(analytics/facts_clickhouse.py): the kept facts are read through the view (newest version per member) and
-compared with a rebuild into a table of their own.
+The same on chdb and on a ClickHouse server (tests/clickhouse_http.py), where the facts are ReplacingMergeTrees
+(analytics/facts_clickhouse.py): the kept facts, links and landing rows are read through their views (newest
+version per member, visitor, person and day) and compared with a rebuild into tables of their own.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def reset(ws: Workspace) -> None:
         return
     with analytics(ws, ship_first=False) as engine:
         events = "events_log" if engine.name == "clickhouse" else "events"
-        for table in (events, "facts_state", "member_facts_log"):
+        for table in (events, "facts_state", "member_facts_log", "landing_links_log", "landing_facts_log"):
             engine.command(f"TRUNCATE TABLE {table}")  # type: ignore[attr-defined]
 
 
@@ -127,12 +127,20 @@ def rebuilt_days_rows(engine: Any, ws: Workspace) -> list[tuple[Any, ...]]:
 
 
 def landing_rows(engine: Any, tables: tuple[str, str] = ("landing_links", "landing_facts")) -> list[Any]:
-    """The kept links and landing facts, sorted."""
+    """The kept links and landing facts, sorted (on ClickHouse: through the views, newest versions only)."""
+    if engine.name != "duckdb":
+        return [engine.query(f"SELECT * FROM {table} ORDER BY ALL", {})[1] for table in tables]
     return [engine.conn.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in tables]
 
 
 def rebuilt_landing_rows(engine: Any, ws: Workspace) -> list[Any]:
     """The links and landing facts computed from scratch (into temporary tables), sorted."""
+    if engine.name != "duckdb":
+        facts_clickhouse.rebuild_landings(engine, ws.settings, 1, "landings_check", "links_check")
+        return [engine.query(f"SELECT {columns} FROM {table} FINAL WHERE {where} ORDER BY ALL", {})[1]
+                for columns, table, where in (("visitor_id, member_id", "links_check", "true"),
+                                              (", ".join(facts_clickhouse.LANDING_NAMES), "landings_check",
+                                               "NOT deleted"))]
     _rebuild_landings(engine.conn, ws.settings, "landings_check", "links_check", temporary=True)
     return landing_rows(engine, ("links_check", "landings_check"))
 
@@ -188,8 +196,8 @@ def _facts_match_events(ws: Workspace, logs: list[dict[str, Any]], zone: str, da
             ingest_batch(ws.engine, batch)
         with analytics(ws) as engine:
             assert facts_rows(engine) == rebuilt_rows(engine, ws)
+            assert landing_rows(engine) == rebuilt_landing_rows(engine, ws)
             if engine.name == "duckdb":
-                assert landing_rows(engine) == rebuilt_landing_rows(engine, ws)
                 assert days_rows(engine) == rebuilt_days_rows(engine, ws)
     drawn_start = ORIGIN + timedelta(days=data.draw(st.integers(-2, 70)))
     drawn_end = drawn_start + timedelta(days=data.draw(st.integers(0, 20)))
@@ -210,9 +218,12 @@ def _facts_match_events(ws: Workspace, logs: list[dict[str, Any]], zone: str, da
                     for facts, events in ((COHORT_FACTS, COHORT), (CURRENT_FACTS, CURRENT)):
                         assert cohort(engine, ws, span, by, filters, facts) == \
                             cohort(engine, ws, span, by, filters, events), (zone, as_of, by, filters, events[-60:])
-            # M1 from landing facts (DuckDB's only); it reads the as-of day only for a week's maturity.
-            if engine.name == "duckdb" and as_of in (last, last + timedelta(days=31)):
-                for span in (period, narrow, drawn):
+            # M1 from the landing facts; it reads the as-of day only for a week's maturity. ClickHouse: one as-of
+            # day (drawn above), one span (the drawn period or the one of the cohort checks).
+            if engine.name != "duckdb" or as_of in (last, last + timedelta(days=31)):
+                spans = (period, narrow, drawn) if engine.name == "duckdb" else \
+                    (data.draw(st.sampled_from([drawn, period if wide else narrow])),)
+                for span in spans:
                     for by, filters in SLICES:
                         assert cohort(engine, ws, span, by, filters, LANDING_FACTS) == \
                             cohort(engine, ws, span, by, filters, LANDING), (zone, as_of, span, by, filters)
@@ -284,11 +295,20 @@ def test_facts_are_rebuilt_when_the_engagement_types_change(tmp_path: Path) -> N
         ws.close()
 
 
-def test_landing_facts_follow_links_that_arrive_late_or_move(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_landing_facts_follow_links_that_arrive_late_or_move(request: pytest.FixtureRequest, tmp_path: Path,
+                                                             engine_name: str) -> None:
     """A visitor's views belong to the bare visitor, then to the member whose join links them, then to another
     member named with the visitor on an earlier event that arrives last: after each ship the kept landing facts
-    equal a rebuild and M1 from the facts equals M1 from the events."""
+    equal a rebuild and M1 from the facts equals M1 from the events. Per-person updates only (no rebuild)."""
+    if engine_name != "duckdb":
+        pytest.importorskip("chdb", reason="the ClickHouse facts tests need chdb: pip install -e '.[test]'")
     ws = init_workspace(tmp_path / "ws")
+    ws.settings.analytics_engine = engine_name
+    if engine_name == "clickhouse":
+        use_clickhouse(ws, request.getfixturevalue("clickhouse_server").fresh_url())
+    share = facts.FULL_REBUILD_SHARE
+    facts.FULL_REBUILD_SHARE = float("inf")
     period = {"start": date(2026, 3, 1), "end": date(2026, 3, 10), "as_of": date(2026, 3, 31)}
     try:
         batches = [
@@ -306,7 +326,7 @@ def test_landing_facts_follow_links_that_arrive_late_or_move(tmp_path: Path) -> 
             ingest_batch(ws.engine, batch)
             with analytics(ws) as engine:
                 assert landing_rows(engine) == rebuilt_landing_rows(engine, ws)
-                persons = engine.conn.execute("SELECT DISTINCT person FROM landing_facts").fetchall()
+                persons = [tuple(row) for row in engine.query("SELECT DISTINCT person FROM landing_facts", {})[1]]
             report = metrics_report(ws, **period, by="channel", ship_first=False)
             ws.settings.metrics_facts = False
             assert metrics_report(ws, **period, by="channel", ship_first=False) == report
@@ -319,6 +339,7 @@ def test_landing_facts_follow_links_that_arrive_late_or_move(tmp_path: Path) -> 
         assert [(row["channel"], row["landing_visitors"]) for row in later["rows"]
                 if row["landing_visitors"]] == [("kol", 1)]
     finally:
+        facts.FULL_REBUILD_SHARE = share
         ws.close()
 
 

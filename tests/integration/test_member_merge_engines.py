@@ -35,6 +35,7 @@ from qunflow.store.tables import (
 from qunflow.workspace import Workspace, init_workspace
 from tests.clickhouse_http import ClickHouseHTTPServer
 from tests.conftest import use_clickhouse
+from tests.integration.test_member_facts import landing_rows, rebuilt_landing_rows
 from tests.integration.test_member_merge import cli, log, metrics
 
 
@@ -44,6 +45,14 @@ def _engine(ws: Workspace, name: str, server: ClickHouseHTTPServer | None) -> Wo
         return use_clickhouse(ws, server.fresh_url())
     ws.settings.analytics_engine = name
     return ws
+
+
+def _landings_kept_exact(ws: Workspace) -> list[Any]:
+    """The kept links and landing facts, after checking they equal a rebuild from the events."""
+    with open_engine(ws) as engine:
+        kept = landing_rows(engine)
+        assert kept == rebuilt_landing_rows(engine, ws)
+    return kept
 
 
 def _stored(ws: Workspace) -> list[tuple[Any, ...]]:
@@ -79,12 +88,14 @@ def test_merge_and_undo_on_clickhouse_engines_keep_metrics_exact(engine: str, tm
         done = merge(ws, "m_a", "m_b", actor="cli")
         assert done["events_moved"] == 4  # jb, mb, ob, lb; jc names m_b as referrer
         assert metrics(ws) == expected
+        assert [person for person, *_rest in _landings_kept_exact(ws)[1]] == ["m_a", "m_a"]  # m_b's view is m_a's
         after = _stored(ws)
         assert len(after) == len(rows_before) + 1  # the same rows (one merge event more), none doubled
         assert all(member != "m_b" and referrer != "m_b" for _seq, member, referrer in after)
 
         undo(ws, done["id"], actor="cli")
         assert metrics(ws) == before
+        assert sorted(person for person, *_rest in _landings_kept_exact(ws)[1]) == ["m_a", "m_b"]
         assert [r for r in _stored(ws) if r[0] <= rows_before[-1][0]] == rows_before
     finally:
         ws.close()

@@ -66,7 +66,7 @@ def erase_in_analytics(ws: Workspace, names: Pseudonyms) -> int:
             # every version that named the member leaves the store.
             facts_clickhouse.rewrite(opened, ws.settings, {names.member_id, names.pseudonym},
                                      lambda: changed.append(rewrite(opened, names)))
-            facts_clickhouse.purge(opened, names.member_id)
+            facts_clickhouse.purge(opened, names.member_id, names.visitor_id)
             return changed[0]
 
 

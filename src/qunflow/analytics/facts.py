@@ -16,15 +16,15 @@ local day with the day of the person's previous view and whether a `joined` of t
 7 x 24 h. A period's first view of a person is then the row whose day is in the period and whose previous
 view day is not (local days never go back as time goes on), so M1 is a filter and a GROUP BY, no window.
 
-Maintenance: after a ship, the rows of the members named on the new events are computed again from all their events
-(late joins, re-sent ids), then the referred count of every member whose referred joins may have changed; the
-landing rows of the persons named on new landing views and joins, and of both sides of every link the new events
-changed (a visitor's first member, or a different one from an earlier event), are computed again too; so are the
-member days of the members named on new events. A change of time zone or event-type settings rebuilds the tables.
-chdb and a ClickHouse server keep the member facts by the same rules in analytics/facts_clickhouse.py (a
-ReplacingMergeTree, see there); the landing facts are DuckDB's only, so M1 reads the events there.
+Maintenance: after a ship, the rows of the members named on the new events are computed again from all their
+events (late joins, re-sent ids), then the referred count of every member whose referred joins may have
+changed; the landing rows of the persons named on new landing views and joins, and of both sides of every link
+the new events changed (a visitor's first member, or a different one from an earlier event), are computed again
+too; so are the member days of the members named on new events. A change of time zone or event-type settings
+rebuilds the tables. chdb and a ClickHouse server keep the member facts and the landing facts by the same rules
+in analytics/facts_clickhouse.py (ReplacingMergeTrees, see there).
 
-Also DuckDB's only, `member_days` holds what the daily trend's M3 needs (queries.CURRENT_DAILY_FACTS): per
+DuckDB's only, `member_days` holds what the daily trend's M3 needs (queries.CURRENT_DAILY_FACTS): per
 joined member, the presence spans (each join's local day until the day of the member's next join or leave,
 with the join's group) and the sorted local days with engagement. A span or day after a cutoff only ever lies
 after that cutoff's last day, so unlike the member facts these answer any period's days exactly.

@@ -22,6 +22,14 @@ referrers named by their old and new first joins; over FULL_REBUILD_SHARE of the
 settings (or of FACTS_VERSION), the table is rebuilt beside the old one and swapped in (EXCHANGE). The state
 is marked stale before any write and made current after the last one: a crash in between, or a reader in
 the middle, sees facts that are not usable (the event-level SQL answers), and the next refresh rebuilds.
+
+The landing facts (M1, facts.LANDING_ROWS) are kept the same way: `landing_links_log` (visitor -> member) and
+`landing_facts_log` (person, local day), ReplacingMergeTrees read through FINAL views under the names the DuckDB
+tables have, so queries.LANDING_FACTS runs unchanged. After a ship, the persons named on new landing views and
+joins, and both sides of every link the new events changed, get their rows computed again: new rows of this
+version, and tombstones for the (person, day) keys they no longer have. An erasure or a merge rebuilds both
+tables (ids move between persons); the key in `facts_state` names the landing facts, so a store from before
+them rebuilds once.
 """
 
 from __future__ import annotations
@@ -57,13 +65,35 @@ VIEW_ARGMAX = (f"SELECT member_id, {', '.join(f'row.{i + 1} AS {n}' for i, n in 
                f"GROUP BY member_id) WHERE NOT row.{len(NAMES) - 1}")
 VIEW = VIEW_FINAL
 
+# The landing facts (facts.LANDING_ROWS): one row per person and local day of a view, keyed by both, and the
+# visitor -> member links they were computed with. A person's rows are replaced as a whole: new rows of the
+# same version, and tombstones for the days the person no longer has (a link moved the views to another person).
+LANDING_COLUMNS = (
+    ("person", "String"), ("ts", "DateTime64(6, 'UTC')"), ("day", "Date"), ("prev_day", "Nullable(Date)"),
+    ("channel", "Nullable(String)"), ("campaign", "Nullable(String)"), ("entry_point", "Nullable(String)"),
+    ("group_key", "Nullable(String)"), ("tier", "Nullable(String)"), ("joined", "Bool"),
+    ("version", "UInt64"), ("deleted", "Bool"),
+)
+LANDING_NAMES = [name for name, _type in LANDING_COLUMNS][:-2]
+LANDING_TABLE = (f"({', '.join(f'{name} {kind}' for name, kind in LANDING_COLUMNS)}) "
+                 "ENGINE = ReplacingMergeTree(version) ORDER BY (person, day)")
+LINKS_TABLE = "(visitor_id String, member_id String, version UInt64) ENGINE = ReplacingMergeTree(version) " \
+              "ORDER BY visitor_id"
+
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS facts_state (id UInt8, watermark Int64, max_ts Nullable(DateTime64(6, 'UTC')), "
     "settings String, version UInt64) ENGINE = ReplacingMergeTree(version) ORDER BY id",
     f"CREATE TABLE IF NOT EXISTS member_facts_log ({TABLE_COLUMNS}) "
     "ENGINE = ReplacingMergeTree(version) ORDER BY member_id",
     f"CREATE VIEW IF NOT EXISTS member_facts AS {VIEW}",
+    f"CREATE TABLE IF NOT EXISTS landing_links_log {LINKS_TABLE}",
+    "CREATE VIEW IF NOT EXISTS landing_links AS SELECT visitor_id, member_id FROM landing_links_log FINAL",
+    f"CREATE TABLE IF NOT EXISTS landing_facts_log {LANDING_TABLE}",
+    f"CREATE VIEW IF NOT EXISTS landing_facts AS SELECT {', '.join(LANDING_NAMES)} FROM landing_facts_log FINAL "
+    "WHERE NOT deleted",
 )
+# Facts from before the landing facts (empty landing tables) must not count as current: part of the key.
+LANDINGS_KEY = " landings 1"
 
 # The facts of the members of `events` (narrowed by {scope}), referred = 0: one GROUP BY member over their
 # events joined to their first and last join. The windows and tie-breaks are those of facts.MEMBER_FACTS.
@@ -120,6 +150,46 @@ FROM {targets} t LEFT JOIN counts k ON k.cid = t.member_id
 """
 
 
+# As facts.LANDING_LINKS: a visitor is the member named on the earliest event that carries both ids.
+LANDING_LINKS = """
+SELECT vid AS visitor_id, argMin(mid, tuple(ts, seq)) AS member_id, $version AS version
+FROM (SELECT assumeNotNull(visitor_id) AS vid, assumeNotNull(member_id) AS mid, ts, seq FROM events
+      WHERE visitor_id IS NOT NULL AND member_id IS NOT NULL{scope})
+GROUP BY vid
+"""
+
+# As facts.LANDING_ROWS: each person's first landing view of each local day (persons named through `{links}`),
+# the day of their previous one, and whether a join of theirs follows it within 7 x 24 h; `{scope}` narrows the
+# events read, `{person_scope}` the persons whose rows are made.
+LANDING_ROWS = """
+WITH people AS (
+    SELECT e.seq AS seq, e.type AS type, e.ts AS ts, @LOCAL_DAY(e.ts) AS day, e.channel AS ch, e.campaign AS cp,
+           e.entry_point AS ep, e.group_key AS gk, @JSON_TEXT(e.properties, 'tier') AS tr,
+           assumeNotNull(coalesce(e.member_id, l.member_id, concat('visitor:', e.visitor_id))) AS pid
+    FROM events e LEFT JOIN {links} l ON l.visitor_id = e.visitor_id
+    WHERE e.type IN ('landing_view', 'joined'){scope}
+),
+views AS (
+    SELECT pid AS vpid, day AS vday, argMin(tuple(ts, seq, ch, cp, ep, gk, tr), tuple(ts, seq)) AS v
+    FROM people WHERE type = 'landing_view'{person_scope} GROUP BY pid, day
+),
+soon AS (
+    SELECT w.vpid AS spid, w.vday AS sday FROM views w JOIN people j ON j.pid = w.vpid
+    WHERE j.type = 'joined' AND j.ts >= w.v.1 AND j.ts < w.v.1 + INTERVAL 7 DAY GROUP BY w.vpid, w.vday
+)
+SELECT w.vpid AS person, w.v.1 AS ts, w.vday AS day,
+       lagInFrame(toNullable(w.vday)) OVER (PARTITION BY w.vpid ORDER BY w.v.1, w.v.2
+                                            ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS prev_day,
+       w.v.3 AS channel, w.v.4 AS campaign, w.v.5 AS entry_point, w.v.6 AS group_key, w.v.7 AS tier,
+       s.spid IS NOT NULL AS joined, $version AS version, false AS deleted
+FROM views w LEFT JOIN soon s ON s.spid = w.vpid AND s.sday = w.vday
+"""
+
+
+def _key(settings: Any) -> str:
+    return _settings_key(settings) + LANDINGS_KEY
+
+
 def _params(settings: Any, version: int) -> dict[str, Any]:
     return {"tz": settings.timezone, "engagement": list(settings.engagement_types),
             "conversion": list(settings.conversion_types), "version": version}
@@ -158,7 +228,7 @@ def usable(engine: Any, settings: Any, cutoff: datetime) -> bool:
     if state is None:
         return False
     watermark, max_ts, stored, _version = state
-    return stored == _settings_key(settings) and watermark == engine.watermark() and (max_ts is None or max_ts < cutoff)
+    return stored == _key(settings) and watermark == engine.watermark() and (max_ts is None or max_ts < cutoff)
 
 
 def _next_version(state: tuple[int, datetime | None, str, int] | None) -> int:
@@ -170,7 +240,7 @@ def _next_version(state: tuple[int, datetime | None, str, int] | None) -> int:
 
 def refresh(engine: Any, settings: Any) -> None:
     """Bring the facts up to the shipped events (facts.refresh_facts on ClickHouse)."""
-    key = _settings_key(settings)
+    key = _key(settings)
     state = _state(engine)
     watermark = engine.watermark()
     if state is not None and state[0] == watermark and state[2] == key:
@@ -179,8 +249,10 @@ def refresh(engine: Any, settings: Any) -> None:
     _set_state(engine, state[0] if state else 0, "", version)  # stale until the last write below
     if state is None or state[2] != key:
         rebuild(engine, settings, version)
+        rebuild_landings(engine, settings, version)
     else:
         _catch_up(engine, settings, state[0], version)
+        _catch_up_landings(engine, settings, state[0], version)
     _set_state(engine, watermark, key, version + 1)
 
 
@@ -267,7 +339,7 @@ def rewrite(engine: Any, settings: Any, member_ids: set[str], change: Callable[[
     """Run `change` (events rewritten in place: a merge, its undo, an erasure), then compute again the facts of
     `member_ids` and of the members whose first join names one of them. The facts are marked stale first: a
     crash in between rebuilds them. Facts that are not current are left to the next refresh."""
-    key = _settings_key(settings)
+    key = _key(settings)
     state = _state(engine)
     current = state is not None and state[2] == key
     version = _next_version(state) if current else 0
@@ -287,25 +359,98 @@ def rewrite(engine: Any, settings: Any, member_ids: set[str], change: Callable[[
         update_touched(engine, settings, touched, version)
     finally:
         _drop(engine, touched)
+    rebuild_landings(engine, settings, version)  # ids rewritten in place move links and persons: rare, one pass
     _set_state(engine, state[0], key, version + 1)  # type: ignore[index]
 
 
-def purge(engine: Any, member_id: str) -> None:
-    """Every stored version of a row that names `member_id` (as member or referrer) off the disk now: after an
-    erasure, whose new rows carry the pseudonym. chdb copies the other rows into a fresh table and drops the old
-    one (SYNC); a server deletes them by a synchronous mutation."""
-    literal = for_clickhouse("$id", {"id": member_id}).split("\n")[0]
-    where = f"member_id = {literal} OR ifNull(referrer_id = {literal}, false)"
-    if engine.name == "clickhouse":
-        _command(engine, f"ALTER TABLE member_facts_log DELETE WHERE {where} SETTINGS mutations_sync = 2")
-        return
-    fresh = f"facts_fresh_{uuid.uuid4().hex}"
-    _command(engine, f"CREATE TABLE {fresh} AS member_facts_log")
+def purge(engine: Any, member_id: str, visitor_id: str | None = None) -> None:
+    """Every stored version of a row that names `member_id` (as member or referrer) or `visitor_id` (a link, a
+    visitor's landing rows) off the disk now: after an erasure, whose new rows carry the pseudonyms. chdb copies
+    the other rows into a fresh table and drops the old one (SYNC); a server deletes them by a synchronous
+    mutation."""
+    member = for_clickhouse("$id", {"id": member_id}).split("\n")[0]
+    visitor = for_clickhouse("$id", {"id": visitor_id or ""}).split("\n")[0]
+    person = for_clickhouse("$id", {"id": f"visitor:{visitor_id}"}).split("\n")[0]
+    wheres = {"member_facts_log": f"member_id = {member} OR ifNull(referrer_id = {member}, false)",
+              "landing_links_log": f"member_id = {member}" + (f" OR visitor_id = {visitor}" if visitor_id else ""),
+              "landing_facts_log": f"person = {member}" + (f" OR person = {person}" if visitor_id else "")}
+    for table, where in wheres.items():
+        if engine.name == "clickhouse":
+            _command(engine, f"ALTER TABLE {table} DELETE WHERE {where} SETTINGS mutations_sync = 2")
+            continue
+        fresh = f"facts_fresh_{uuid.uuid4().hex}"
+        _command(engine, f"CREATE TABLE {fresh} AS {table}")
+        try:
+            _command(engine, f"INSERT INTO {fresh} SELECT * FROM {table} WHERE NOT ({where})")
+            _command(engine, f"EXCHANGE TABLES {table} AND {fresh}")
+        finally:
+            _drop(engine, fresh)
+
+
+def _landing_sql(links: str, scope: str = "", person_scope: str = "") -> str:
+    return LANDING_ROWS.replace("{links}", links).replace("{scope}", scope).replace("{person_scope}", person_scope)
+
+
+def rebuild_landings(engine: Any, settings: Any, version: int, table: str = "landing_facts_log",
+                     links: str = "landing_links_log") -> None:
+    """Every link and landing row from every event, into fresh tables swapped in for `links` and `table`."""
+    suffix = uuid.uuid4().hex
+    fresh_links, fresh = f"links_fresh_{suffix}", f"landing_fresh_{suffix}"
     try:
-        _command(engine, f"INSERT INTO {fresh} SELECT * FROM member_facts_log WHERE NOT ({where})")
-        _command(engine, f"EXCHANGE TABLES member_facts_log AND {fresh}")
+        _command(engine, f"CREATE TABLE {fresh_links} {LINKS_TABLE}")
+        _insert(engine, f"INSERT INTO {fresh_links} " + LANDING_LINKS.replace("{scope}", ""), {"version": version})
+        _command(engine, f"CREATE TABLE {fresh} {LANDING_TABLE}")
+        _insert(engine, f"INSERT INTO {fresh} " + _landing_sql(fresh_links),
+                {"tz": settings.timezone, "version": version})
+        for kept, made in ((links, fresh_links), (table, fresh)):
+            _command(engine, f"CREATE TABLE IF NOT EXISTS {kept} AS {made}")
+            _command(engine, f"EXCHANGE TABLES {kept} AND {made}")
     finally:
-        _drop(engine, fresh)
+        _drop(engine, fresh_links, fresh)
+
+
+def _catch_up_landings(engine: Any, settings: Any, since: int, version: int) -> None:
+    """As facts._catch_up_landings: the landing rows of the persons named on landing views and joins after
+    `since`, and of both sides of every visitor whose link the new events changed; every row when that is most
+    of them."""
+    suffix = uuid.uuid4().hex
+    new_links, named, build = f"links_new_{suffix}", f"landing_named_{suffix}", f"landing_build_{suffix}"
+    try:
+        _command(engine, f"CREATE TABLE {new_links} {LINKS_TABLE}")
+        _command(engine, f"CREATE TABLE {named} (person String) ENGINE = MergeTree ORDER BY person")
+        _insert(engine, f"INSERT INTO {new_links} " + LANDING_LINKS.replace(
+            "{scope}", " AND visitor_id IN (SELECT visitor_id FROM events WHERE seq > $since "
+                       "AND visitor_id IS NOT NULL AND member_id IS NOT NULL)"), {"since": since, "version": version})
+        moved = (f"FROM {new_links} n LEFT JOIN landing_links o ON o.visitor_id = n.visitor_id "
+                 "WHERE o.member_id IS NULL OR o.member_id != n.member_id")
+        _insert(engine, f"INSERT INTO {named} SELECT coalesce(o.member_id, concat('visitor:', n.visitor_id)) "
+                        f"{moved} UNION ALL SELECT n.member_id {moved}", {})
+        _command(engine, f"INSERT INTO landing_links_log SELECT * FROM {new_links}")
+        _insert(engine, f"INSERT INTO {named} SELECT assumeNotNull(coalesce(e.member_id, l.member_id, "
+                        "concat('visitor:', e.visitor_id))) FROM events e LEFT JOIN (SELECT * FROM landing_links "
+                        "WHERE visitor_id IN (SELECT visitor_id FROM events WHERE seq > $since)) l "
+                        "ON l.visitor_id = e.visitor_id WHERE e.seq > $since AND e.type IN ('landing_view', 'joined')",
+                {"since": since})
+        # Stored rows (old versions too, until merged) stand in for the rows: only the choice of path depends on it.
+        count, rows = _select(engine, f"SELECT (SELECT uniqExact(person) FROM {named}), "
+                                       "(SELECT count() FROM landing_facts_log)")[0]
+        if count > facts.FULL_REBUILD_SHARE * rows:
+            rebuild_landings(engine, settings, version)
+        elif count:
+            in_named = f"(SELECT person FROM {named})"
+            scope = (f" AND (e.member_id IN {in_named} OR e.visitor_id IN (SELECT visitor_id FROM landing_links "
+                     f"WHERE member_id IN {in_named} UNION ALL SELECT substring(person, 9) FROM {named} "
+                     "WHERE startsWith(person, 'visitor:')))")
+            _command(engine, f"CREATE TABLE {build} {LANDING_TABLE}")
+            _insert(engine, f"INSERT INTO {build} " + _landing_sql("landing_links", scope,
+                                                                    f" AND pid IN {in_named}"),
+                    {"tz": settings.timezone, "version": version})
+            _insert(engine, "INSERT INTO landing_facts_log (person, day, version, deleted) "
+                            f"SELECT person, day, $version, true FROM landing_facts WHERE person IN {in_named} "
+                            f"AND (person, day) NOT IN (SELECT person, day FROM {build})", {"version": version})
+            _command(engine, f"INSERT INTO landing_facts_log SELECT * FROM {build}")
+    finally:
+        _drop(engine, new_links, named, build)
 
 
 def members_of(engine: Any, seqs: list[int]) -> set[str]:

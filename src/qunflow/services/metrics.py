@@ -82,9 +82,7 @@ def _statistics_sets(ws: Workspace, period: Period, bys: tuple[str, ...], filter
     with _store(ws, store, ship_first) as engine:  # each engine uses only the parameters its SQL names
         from_facts = experiment is None and "variant" not in filters and "variant" not in bys \
             and facts_usable(engine, ws.settings, period.cutoff)
-        facts = {COHORT: COHORT_FACTS, CURRENT: CURRENT_FACTS} if from_facts else {}
-        if from_facts and engine.name == "duckdb":  # the landing facts are DuckDB's only (analytics/facts.py)
-            facts[LANDING] = LANDING_FACTS
+        facts = {COHORT: COHORT_FACTS, CURRENT: CURRENT_FACTS, LANDING: LANDING_FACTS} if from_facts else {}
         fetched: list[tuple[str, int | None, Any, dict[str, Any]]] = []  # (template, slicing, dim, statistics)
         for template in templates:
             sql = facts.get(template, template)
