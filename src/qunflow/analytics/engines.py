@@ -86,42 +86,6 @@ class DuckDBEngine:
             "INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM incoming",
         ))
 
-    def stage(self, before: int, table: pa.Table) -> bool:
-        """append() in two steps (analytics/ship_along.py): open a transaction and insert the rows, when the
-        watermark is `before`; nobody sees them until commit_staged, and drop_staged (or the end of the
-        process) takes them back. False, with nothing left open, when the watermark is not `before`."""
-        self.conn.execute("BEGIN")
-        try:
-            if self.watermark() != before:
-                self.conn.execute("ROLLBACK")
-                return False
-            self.conn.register("staged", table)
-            self.conn.execute("INSERT INTO events SELECT * FROM staged")
-        except BaseException:
-            self._undo_staged()
-            raise
-        return True
-
-    def commit_staged(self) -> None:
-        """The staged rows and the watermark they move to, visible together."""
-        try:
-            self.conn.execute("INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM staged")
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self._undo_staged()
-            raise
-        self.conn.unregister("staged")
-
-    def drop_staged(self) -> None:
-        self.conn.execute("ROLLBACK")
-        self.conn.unregister("staged")
-
-    def _undo_staged(self) -> None:
-        """After a failed statement: DuckDB may have ended the transaction already."""
-        with suppress(Exception):
-            self.conn.execute("ROLLBACK")
-        self.conn.unregister("staged")
-
     def restate(self, table: pa.Table) -> None:
         self._in_transaction("restated", table, (
             "DELETE FROM events WHERE seq IN (SELECT seq FROM restated)",

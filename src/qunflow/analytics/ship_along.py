@@ -24,7 +24,6 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from decimal import Decimal
-from typing import Any
 
 import pyarrow as pa
 from sqlalchemy import Connection, func, select
@@ -87,61 +86,36 @@ def seqs_taken(conn: Connection, stored: int) -> tuple[int, int] | None:
     return int(before), low + 1
 
 
-_Job = tuple[Any, ...]  # ("stage", before, columns) or ("confirm", seqs, stored, valid, columns)
-
-
 class ShipAlong:
-    """Ships committed batches to the analytics store from a thread, while the store is in step.
-
-    A batch is staged before the import stores it: the thread inserts its rows, numbered with the seqs they
-    will take if nothing else writes in between, in a transaction of the store, while the import inserts them
-    into the state database (DuckDB and sqlite3 both let go of Python's lock while they work). After the state
-    commit, and only once the import has gone on to the next batch (or finished), the staged rows are confirmed:
-    committed with their watermark if the seqs they took are the seqs staged, else dropped and appended again
-    with the right seqs. An import stopped before that (an error, Ctrl+C, a killed process) leaves the staged
-    rows uncommitted, so the store is never ahead of the state database.
-    """
+    """Appends committed batches to the analytics store in a thread, while the store is in step."""
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self.postgres = ws.engine.dialect.name == "postgresql"
         self.in_step = True
         self.shipped = 0
-        self.top: int | None = None  # the state database's last seq before the next batch, when known
-        self._pending: _Job | None = None  # the last batch's confirmation, sent when the import goes on
         self._failure: BaseException | None = None
-        # At most a confirmation and the next batch wait while the thread works on one.
-        self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=2)
+        self._jobs: queue.Queue[tuple[int, pa.Table] | None] = queue.Queue(maxsize=1)
         self._thread = threading.Thread(target=self._run, name="qunflow-ship-along", daemon=True)
         self._thread.start()
 
-    def staging(self, columns: dict[str, pa.Array] | None) -> None:
-        """Before a batch's transaction: confirm the batch before it, and stage this one's `columns`
-        (checked_columns) as the rows after seq `top`."""
-        self._flush()
-        if self.in_step and columns is not None and self.top is not None:
-            self._jobs.put(("stage", self.top, columns))
-
     def committed(self, seqs: tuple[int, int] | None, stored: int, columns: dict[str, pa.Array] | None,
                   valid: int) -> None:
-        """After a batch's commit: its `stored` new rows, the batch's `valid` events in `columns`, took the seqs
-        `seqs` gives (seqs_taken). The confirmation waits for the next batch or the end of the import."""
-        self._pending = ("confirm", seqs, stored, valid, columns)
-        if not stored:
+        """After a batch's commit: ship its `stored` new rows along, the batch's `valid` events in `columns`
+        (checked_columns) with the seqs `seqs` gives (seqs_taken); or end shipping along when they cannot."""
+        if not stored or not self.in_step:
             return
-        if seqs is None or stored != valid or columns is None:
+        table = None
+        if seqs is not None and columns is not None and stored == valid:
+            table = ship_table(columns, seqs[1], self.postgres)
+        if seqs is None or table is None:
             self.stop()
-        self.top = None if seqs is None else seqs[1] + stored - 1
+        else:
+            self._jobs.put((seqs[0], table))  # waits while the thread appends the batch before
 
     def stop(self) -> None:
-        """End shipping along: the import's final ship takes the rest (a batch committed already may still
-        ship)."""
+        """End shipping along: the import's final ship takes the rest."""
         self.in_step = False
-
-    def _flush(self) -> None:
-        if self._pending is not None:
-            self._jobs.put(self._pending)  # waits while the thread is more than a batch behind
-            self._pending = None
 
     def _run(self) -> None:
         from qunflow.analytics.store import AnalyticsBusy
@@ -160,63 +134,38 @@ class ShipAlong:
     def _append_all(self, held: ExitStack) -> None:
         """Each batch in its own transaction of the store, through one connection held for up to HOLD_SECONDS
         (opening and closing the file per batch cost a checkpoint each, a third of the appends' time); it is
-        let go between batches after that, and whenever nothing comes for a second, so other processes take
-        their turn. A staged batch waits for its confirmation: the import always sends it or ends."""
+        let go in between and whenever no batch comes for a second, so other processes take their turn."""
         from qunflow.analytics.shipper import append_in_step, held_store
 
-        engine: Any = None
-        since = 0.0
-        staged: tuple[int, int] | None = None  # (the seq before, rows) of the open transaction
-        broken = False  # a batch could not ship: no later one may
+        engine, since = None, 0.0
         while True:
             try:
-                job = self._jobs.get(timeout=None if staged else 1.0)
+                job = self._jobs.get(timeout=1.0)
             except queue.Empty:
                 held.close()
                 engine = None
                 continue
             if job is None:
-                if staged is not None:
-                    engine.drop_staged()
                 return
-            if broken:
+            if not self.in_step:
                 continue
             if engine is None:
                 engine, since = held.enter_context(held_store(self.ws)), time.monotonic()
-            if job[0] == "stage":
-                _, before, columns = job
-                table = ship_table(columns, before + 1, self.postgres)
-                if table is not None and engine.stage(before, table):
-                    staged = (before, table.num_rows)
+            before, table = job
+            if not append_in_step(engine, before, table):
+                self.in_step = False
                 continue
-            _, seqs, stored, valid, columns = job
-            if staged is not None:
-                if seqs == (staged[0], staged[0] + 1) and stored == valid == staged[1]:
-                    engine.commit_staged()
-                    self.shipped += stored
-                    stored = 0
-                else:
-                    engine.drop_staged()
-                staged = None
-            if stored:  # rows that took other seqs than staged (PostgreSQL's sequence skips some): again
-                table = None
-                if seqs is not None and columns is not None and stored == valid:
-                    table = ship_table(columns, seqs[1], self.postgres)
-                if table is None or not append_in_step(engine, seqs[0] if seqs else -1, table):
-                    broken, self.in_step = True, False
-                    continue
-                self.shipped += table.num_rows
+            self.shipped += table.num_rows
             if time.monotonic() - since > HOLD_SECONDS:
                 held.close()
                 engine = None
 
     def close(self, finish: bool) -> None:
-        """Wait for the appends; when `finish`, confirm the last batch and run the normal ship for what did not
-        ship along, the facts and spend (only if anything shipped along: otherwise the store is left to its
-        next ship, as before). Without `finish`, the last batch's staged rows are dropped."""
-        if finish:
-            self._flush()
-        self._pending = None
+        """Wait for the appends; when `finish`, run the normal ship for what did not ship along, the facts and
+        spend (only if anything shipped along: otherwise the store is left to its next ship, as before)."""
+        if not self.in_step:  # drop a waiting batch: the normal ship takes it
+            with suppress(queue.Empty):
+                self._jobs.get_nowait()
         self._jobs.put(None)
         self._thread.join()
         if self._failure is not None:

@@ -99,7 +99,7 @@ def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chu
     """
     from qunflow.analytics.ship_along import seqs_taken, ship_along
     from qunflow.services.eventfiles import CHUNK, file_format
-    from qunflow.store.eventlog import append_driver_columns, max_seq
+    from qunflow.store.eventlog import append_driver_columns
 
     path = Path(path)
     if not path.is_file():
@@ -113,14 +113,9 @@ def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chu
     total = IngestResult()
     with engine.connect() as conn, _import_cache(conn), closing(chunks(path, chunk or CHUNK, postgres)) as read, \
             ship_along(ws if arrow_ready and ws is not None and ws.engine is engine else None) as along:
-        if along:
-            with conn.begin():
-                along.top = max_seq(conn)
         for prepared in read:
             stored = 0
             if prepared.valid:
-                if along:
-                    along.staging(prepared.arrow)  # its rows go to the store while they are stored here
                 with conn.begin():
                     stored = append_driver_columns(conn, prepared.columns)
                     seqs = seqs_taken(conn, stored) if along and along.in_step else None
