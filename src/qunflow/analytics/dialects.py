@@ -97,15 +97,20 @@ def utc_offsets(tz: str) -> tuple[tuple[datetime, int], ...]:
 
     start, end = datetime(1900, 1, 1), OFFSETS_UNTIL
     out = [(start, offset(start))]
-    day = start
-    while day < end:
-        nxt = day + timedelta(days=1)
-        if offset(nxt) != out[-1][1]:  # a change within (day, nxt]: find its second
-            low, high = day, nxt
+    # Day by day in aware UTC, comparing the offsets as they come (a fixed cost of every process that builds
+    # the local day: the plain loop took 0.4 s of CPU).
+    one_day, stop = timedelta(days=1), end.replace(tzinfo=UTC)
+    day = start.replace(tzinfo=UTC)
+    current = day.astimezone(zone).utcoffset()
+    while day < stop:
+        nxt = day + one_day
+        if nxt.astimezone(zone).utcoffset() != current:  # a change within (day, nxt]: find its second
+            low, high = day.replace(tzinfo=None), nxt.replace(tzinfo=None)
             while high - low > timedelta(seconds=1):
                 mid = low + (high - low) / 2
                 low, high = (mid, high) if offset(mid) == out[-1][1] else (low, mid)
             out.append((high.replace(microsecond=0), offset(high)))
+            current = nxt.astimezone(zone).utcoffset()
         day = nxt
     return tuple(reversed(out))
 

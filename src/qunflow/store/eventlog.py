@@ -55,6 +55,8 @@ def append_driver_columns(conn: Connection, columns: dict[str, list[Any]]) -> in
     sql = (f"INSERT INTO events ({', '.join(columns)}, received_at) "
            f"VALUES ({', '.join([mark] * len(columns))}, {mark if postgres else _received(postgres)}) "
            "ON CONFLICT (event_id) DO NOTHING")
+    # sqlite3 takes the rows one by one from the zip, which then reuses one tuple: no list of a chunk's tuples
+    # for the garbage collector to walk through again and again while it is built.
     rows: Any = zip(*columns.values(), strict=True)
     if postgres:
         received = _received(postgres)
@@ -62,7 +64,7 @@ def append_driver_columns(conn: Connection, columns: dict[str, list[Any]]) -> in
     before_driver_write(conn)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(sql, rows if postgres else list(rows))
+        cursor.executemany(sql, rows)
         return int(cursor.rowcount)  # summed over the batch by both drivers
     finally:
         cursor.close()
