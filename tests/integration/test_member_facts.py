@@ -76,14 +76,20 @@ def workspaces(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str]
 def workspace_for(request: pytest.FixtureRequest, made: dict[tuple[str, str], Workspace], engine: str,
                   zone: str) -> Workspace:
     if (engine, zone) not in made:
-        if engine != "duckdb":
-            pytest.importorskip("chdb", reason="the ClickHouse facts tests need chdb: pip install -e '.[test]'")
-        ws = init_workspace(request.getfixturevalue("tmp_path_factory").mktemp("facts"), timezone=zone)
-        ws.settings.analytics_engine = engine
-        if engine == "clickhouse":
-            use_clickhouse(ws, request.getfixturevalue("clickhouse_server").fresh_url())
-        made[engine, zone] = ws
+        made[engine, zone] = engine_workspace(request, request.getfixturevalue("tmp_path_factory").mktemp("facts"),
+                                              engine, timezone=zone)
     return made[engine, zone]
+
+
+def engine_workspace(request: pytest.FixtureRequest, path: Path, engine: str, **options: Any) -> Workspace:
+    """A new workspace whose analytics store is `engine` (a fresh database on the ClickHouse test server)."""
+    if engine != "duckdb":
+        pytest.importorskip("chdb", reason="the ClickHouse facts tests need chdb: pip install -e '.[test]'")
+    ws = init_workspace(path, **options)
+    ws.settings.analytics_engine = engine
+    if engine == "clickhouse":
+        use_clickhouse(ws, request.getfixturevalue("clickhouse_server").fresh_url())
+    return ws
 
 
 def reset(ws: Workspace) -> None:
@@ -299,19 +305,13 @@ def test_facts_are_rebuilt_when_the_engagement_types_change(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("engine_name", ENGINES)
-def test_landing_facts_follow_links_that_arrive_late_or_move(request: pytest.FixtureRequest, tmp_path: Path,
-                                                             engine_name: str) -> None:
+def test_landing_facts_follow_links_that_arrive_late_or_move(
+        request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine_name: str) -> None:
     """A visitor's views belong to the bare visitor, then to the member whose join links them, then to another
     member named with the visitor on an earlier event that arrives last: after each ship the kept landing facts
     equal a rebuild and M1 from the facts equals M1 from the events. Per-person updates only (no rebuild)."""
-    if engine_name != "duckdb":
-        pytest.importorskip("chdb", reason="the ClickHouse facts tests need chdb: pip install -e '.[test]'")
-    ws = init_workspace(tmp_path / "ws")
-    ws.settings.analytics_engine = engine_name
-    if engine_name == "clickhouse":
-        use_clickhouse(ws, request.getfixturevalue("clickhouse_server").fresh_url())
-    share = facts.FULL_REBUILD_SHARE
-    facts.FULL_REBUILD_SHARE = float("inf")
+    monkeypatch.setattr(facts, "FULL_REBUILD_SHARE", float("inf"))
+    ws = engine_workspace(request, tmp_path / "ws", engine_name)
     period = {"start": date(2026, 3, 1), "end": date(2026, 3, 10), "as_of": date(2026, 3, 31)}
     try:
         batches = [
@@ -342,24 +342,17 @@ def test_landing_facts_follow_links_that_arrive_late_or_move(request: pytest.Fix
         assert [(row["channel"], row["landing_visitors"]) for row in later["rows"]
                 if row["landing_visitors"]] == [("kol", 1)]
     finally:
-        facts.FULL_REBUILD_SHARE = share
         ws.close()
 
 
 @pytest.mark.parametrize("engine_name", ENGINES)
 def test_a_late_earlier_join_moves_the_referred_count_between_referrers(
-        request: pytest.FixtureRequest, tmp_path: Path, engine_name: str) -> None:
+        request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine_name: str) -> None:
     """Per-member updates (no rebuild): b's referrer is a until an earlier join of b naming c arrives; then
     a's count must drop and c's rise, though neither a nor c has a new event. On ClickHouse the old versions
     are still in the table (no merge ran): the view reads only the newest."""
-    if engine_name != "duckdb":
-        pytest.importorskip("chdb", reason="the ClickHouse facts tests need chdb: pip install -e '.[test]'")
-    ws = init_workspace(tmp_path / "ws")
-    ws.settings.analytics_engine = engine_name
-    if engine_name == "clickhouse":
-        use_clickhouse(ws, request.getfixturevalue("clickhouse_server").fresh_url())
-    share = facts.FULL_REBUILD_SHARE
-    facts.FULL_REBUILD_SHARE = float("inf")
+    monkeypatch.setattr(facts, "FULL_REBUILD_SHARE", float("inf"))
+    ws = engine_workspace(request, tmp_path / "ws", engine_name)
     steps = [
         [{"event_id": "ja", "type": "joined", "ts": "2026-03-01T10:00:00+08:00", "member_id": "a"},
          {"event_id": "jc", "type": "joined", "ts": "2026-03-01T11:00:00+08:00", "member_id": "c"}],
@@ -387,5 +380,4 @@ def test_a_late_earlier_join_moves_the_referred_count_between_referrers(
                                         "ORDER BY member_id", {})[1]
                 assert versions == [("a", 3), ("b", 2), ("c", 2)]  # every version kept, the newest read
     finally:
-        facts.FULL_REBUILD_SHARE = share
         ws.close()

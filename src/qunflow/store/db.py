@@ -322,7 +322,8 @@ def insert_new_row(conn: Connection, table: Any, row: dict[str, Any]) -> Any:
     return conn.execute(_insert(conn, table, "row"), row).first()
 
 
-_PLAIN_READS: dict[tuple[int, str], tuple[Any, str, tuple[str, ...] | None, dict[str, Any]]] = {}
+# Keyed by the statement itself, not its id(): the entry keeps it alive, so no later statement can reuse its id.
+_PLAIN_READS: dict[tuple[Any, str], tuple[Any, str, tuple[str, ...] | None, dict[str, Any]]] = {}
 
 
 def read_plain(conn: Connection, statement: Any, params: dict[str, Any]) -> list[Any]:
@@ -331,7 +332,7 @@ def read_plain(conn: Connection, statement: Any, params: dict[str, Any]) -> list
     costs several times what SQLite takes to run such a read, and the join path runs a dozen of them per
     join (bench/probe_join_cost.py). Compiled once per dialect; rows are named tuples (row.column works).
     In the caller's connection and transaction, like conn.execute."""
-    key = (id(statement), conn.dialect.name)
+    key = (statement, conn.dialect.name)
     plan = _PLAIN_READS.get(key)
     if plan is None:
         plan = _PLAIN_READS[key] = _plain_plan(conn, statement)
