@@ -104,11 +104,11 @@ def _install():
     import qunflow.services.automation as automation
     import qunflow.services.inbound as inbound
     import qunflow.web.app as web_app
-    import qunflow.web.public as public
+    import qunflow.web.hooks as hooks
     from qunflow.connectors.telegram.connector import TelegramConnector
     from qunflow.connectors.wecom.connector import WeComConnector
 
-    handler = _timed("webhook handler (receive + dispatch, in the threadpool)", public.receive)
+    handler = _timed("webhook handler (receive + dispatch, in the threadpool)", hooks.handle)
     if os.environ.get("QF_BENCH_PROFILE"):
         timed_handler = handler
 
@@ -119,7 +119,7 @@ def _install():
             finally:
                 with _lock:
                     _profiles.append(profile)
-    public.receive = handler
+    hooks.handle = handler
     for cls in (TelegramConnector, WeComConnector):
         cls.receive = _timed(f"{cls.platform}: verify + parse (connector.receive)", cls.receive)
     inbound._handled_before = _timed("dispatch: seen-before check (inbound_updates)", inbound._handled_before)
@@ -153,7 +153,7 @@ def _install():
                 await send(message)
                 if message["type"] == "http.response.body" and not message.get("more_body"):
                     with _lock:
-                        row = _stages["web request /hooks (FastAPI, body, threadpool, handler)"]
+                        row = _stages["web request /hooks (web stack, body, threadpool, handler)"]
                         row[0] += 1; row[1] += time.perf_counter() - start
                         _cpu[1:] = [_cpu_seconds()]
             return await app(scope, receive, sent)
@@ -599,12 +599,12 @@ def stage_table(result: Result, top: int = 5) -> None:
     if not stages:
         console.print("(no stage timings: qunflow serve did not write them)")
         return
-    web = stages.get("web request /hooks (FastAPI, body, threadpool, handler)", [0, 0.0, 0.0])
+    web = stages.get("web request /hooks (web stack, body, threadpool, handler)", [0, 0.0, 0.0])
     handler = stages.get("webhook handler (receive + dispatch, in the threadpool)", [0, 0.0, 0.0])
     path = {k: v for k, v in stages.items() if not k.startswith(("background", "web request", "serve CPU"))}
     if web[0]:
         # what the web layer adds around the handler (uvicorn/FastAPI, reading the body, the hand-off)
-        path["web layer around the handler (FastAPI, body, threadpool hand-off)"] = [web[0], web[1] - handler[1],
+        path["web layer around the handler (web stack, body, threadpool hand-off)"] = [web[0], web[1] - handler[1],
                                                                                      web[1] - handler[1]]
     busy = sum(v[2] for v in path.values())
     table = Table(title=f"{result.platform}: where the time goes in qunflow serve (top {top} of the webhook path by "

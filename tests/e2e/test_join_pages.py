@@ -71,6 +71,25 @@ def test_platform_hook_with_a_bad_signature_is_refused(workspace: Workspace, liv
     assert forged.status_code == 401 and "bad signature" in forged.json()["error"]
     assert unconnected.status_code == 404 and "'telegram' is not connected" in unconnected.json()["error"]
     assert unknown.status_code == 404 and "not connected" in unknown.json()["error"]
+    assert unknown.json()["error_zh"].startswith("此工作区没有连接")
+
+
+def test_platform_hook_answers_as_the_app_routes_do(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]
+    """/hooks/{platform} is answered before the app's router (web/hooks.py): the same refusals, redirect and
+    headers as any route, and no entry in the API's schema."""
+    with httpx.Client(base_url=live_server.url) as client:
+        wrong_method = client.put("/hooks/sandbox", content=b"{}")
+        slash = client.post("/hooks/sandbox/?x=1", content=b"{}")
+        deeper = client.post("/hooks/sandbox/more", content=b"{}")
+        foreign = client.post("/hooks/sandbox", content=b"{}", headers={"host": "evil.example"})
+        schema = client.get("/openapi.json").json()
+    assert wrong_method.status_code == 405 and wrong_method.json() == {"error": "Method Not Allowed"}
+    assert wrong_method.headers["allow"] == "POST, GET"
+    assert wrong_method.headers["x-frame-options"] == "DENY" and "content-security-policy" in wrong_method.headers
+    assert slash.status_code == 307 and slash.headers["location"] == f"{live_server.url}/hooks/sandbox?x=1"
+    assert deeper.status_code == 404 and deeper.json() == {"error": "Not Found"}
+    assert foreign.status_code == 400 and "evil.example" in foreign.text
+    assert not [path for path in schema["paths"] if path.startswith("/hooks")]
 
 
 def test_sandbox_invite_without_a_name_is_400_and_joins_nobody(workspace: Workspace, live_server) -> None:  # type: ignore[no-untyped-def]

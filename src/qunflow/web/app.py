@@ -13,8 +13,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from qunflow import __version__
 from qunflow.errors import QunflowError
 from qunflow.store.db import is_busy
-from qunflow.web import api_docs
+from qunflow.web import answers, api_docs
 from qunflow.web.auth import LoginRequired, SiteGuard, console_access, login_redirect_target
+from qunflow.web.hooks import HookPath
 from qunflow.web.limits import BodyLimit
 from qunflow.workspace import Workspace
 
@@ -23,20 +24,19 @@ def create_app(workspace: Workspace) -> FastAPI:
     app = FastAPI(title="qunflow", version=__version__, docs_url=None, redoc_url=None,
                   description="Community-distribution chain: entry points, joins, events, metrics.")
     app.state.workspace = workspace
+    app.add_middleware(HookPath, workspace=workspace)  # /hooks/{platform}, inside the two below
     app.add_middleware(BodyLimit)  # bodies over their route's cap are refused before they are read
 
     app.add_middleware(SiteGuard, workspace=workspace)
 
     @app.exception_handler(QunflowError)
     async def _qunflow_error(request: Request, exc: QunflowError) -> Response:
-        headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
         if request.url.path.startswith("/console") and "text/html" in request.headers.get("accept", ""):
             from qunflow.web.render import lang_of, page
 
             return page(request, "message.html", exc.http_status, title=str(exc.http_status),
                         text=exc.text(lang_of(request)))
-        body = {"error": str(exc)} if exc.zh is None else {"error": str(exc), "error_zh": exc.zh}
-        return JSONResponse(body, status_code=exc.http_status, headers=headers)
+        return answers.qunflow_error(exc)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, _exc: LoginRequired) -> Response:
@@ -46,11 +46,9 @@ def create_app(workspace: Workspace) -> FastAPI:
 
     @app.exception_handler(DBAPIError)
     async def _database_busy(_request: Request, exc: DBAPIError) -> JSONResponse:
-        # Busy beyond the retries of the write paths (store.db.retry_busy): "later", never a 500 for it.
         if not is_busy(exc):
             raise exc
-        return JSONResponse({"error": "the database is busy: try again in a few seconds"}, status_code=503,
-                            headers={"Retry-After": "5"})
+        return answers.database_busy()
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -65,10 +63,7 @@ def create_app(workspace: Workspace) -> FastAPI:
 
     @app.exception_handler(DataError)
     async def _data_error(_request: Request, _exc: DataError) -> JSONResponse:
-        # The database refused a value the parameter checks let through (a NUL in text on PostgreSQL,
-        # a number past a column's range): the caller's input, so a 400, never a 500.
-        return JSONResponse({"error": "a value in the request cannot be stored or searched for (out of range, "
-                                      "or a NUL character)"}, status_code=400)
+        return answers.data_error()
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -1,4 +1,5 @@
-"""Public pages (C1-C3): landing and gate per entry point, QR codes, personal task links, webhooks."""
+"""Public pages (C1-C3): landing and gate per entry point, QR codes, personal task links (the platforms'
+webhooks are web/hooks.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import io
 import re
 import uuid
 
-import anyio
 import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -18,7 +18,6 @@ from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.catalog import EntryClosed, EntryInfo, entry_info
 from qunflow.services.fraud import RawSignals
 from qunflow.services.gate_guard import new_challenge
-from qunflow.services.inbound import receive
 from qunflow.services.invites import referral_offer
 from qunflow.services.join import NoRoom, Waitlisted, entry_invite, join_message, record_landing, submit_gate
 from qunflow.services.page_texts import texts_for
@@ -287,37 +286,6 @@ async def waitlist_contact(token: str, request: Request) -> Response:
     except InvalidInput as exc:
         return await run_in_threadpool(_waitlist_page, request, token, 422, exc.text(lang_of(request)))
     return await run_in_threadpool(_waitlist_page, request, token, 200, None, True)
-
-
-HOOK_THREADS = 8  # platform calls handled at once; the rest wait their turn in the event loop
-
-
-def _hook_threads() -> anyio.CapacityLimiter:
-    """The threads platform calls are handled in: a few, not the 40 the pages share. A burst of callbacks
-    (WeCom sends them side by side) then queues cheaply instead of 40 threads trading the GIL and the
-    SQLite write lock, which made each of them slow (bench/bench_connectors.py)."""
-    global _HOOK_LIMITER
-    if _HOOK_LIMITER is None:
-        _HOOK_LIMITER = anyio.CapacityLimiter(HOOK_THREADS)
-    return _HOOK_LIMITER
-
-
-_HOOK_LIMITER: anyio.CapacityLimiter | None = None
-
-
-@router.api_route("/hooks/{platform}", methods=["GET", "POST"])
-async def platform_hook(platform: str, request: Request) -> Response:
-    """Inbound calls from a chat platform: verified and parsed by its connector (a bad signature or secret
-    is a 401 and changes nothing), dispatched, and answered the way the platform expects."""
-    ws = workspace_of(request)
-    if platform not in ws.connectors and platform not in ws.connected_platforms():
-        raise NotFound(f"{platform!r} is not connected in this workspace (see `qunflow connect --help`)",
-                       zh=f"此工作区没有连接 {platform!r}(可用 `qunflow connect --help` 查看)")
-    body = await request.body()  # at most limits.HOOK_CAP: the middleware cut off anything larger
-    inbound = await anyio.to_thread.run_sync(
-        lambda: receive(ws, platform, request.method, dict(request.query_params), dict(request.headers), body),
-        limiter=_hook_threads())
-    return Response(inbound.reply, media_type=inbound.media_type)
 
 
 @router.get("/r/{code}")
