@@ -65,19 +65,21 @@ from collections import defaultdict
 _lock, _local = threading.Lock(), threading.local()
 _stages = defaultdict(lambda: [0, 0.0, 0.0])  # name -> [calls, inclusive s, exclusive s]
 _profiles = []
-_cpu = []  # the process's CPU seconds (user + system) when the first webhook call came, after the last one
+_cpu = []  # CPU seconds (the process's, the event loop thread's) at the first webhook call, after the last
 
 
 def _cpu_seconds():
+    """Called on the event loop's thread: the process's CPU seconds, and that thread's own."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime + usage.ru_stime, time.thread_time()
 
 
-def _timed(name, fn):
+def _timed(name, fn, cpu=False):
+    """Calls, inclusive and own wall time; with cpu, the thread's CPU seconds in place of the own time."""
     def timed(*args, **kwargs):
         stack = _local.__dict__.setdefault("stack", [])
         stack.append(0.0)
-        start = time.perf_counter()
+        start, thread_start = time.perf_counter(), time.thread_time()
         try:
             return fn(*args, **kwargs)
         finally:
@@ -87,7 +89,7 @@ def _timed(name, fn):
                 stack[-1] += spent
             with _lock:
                 row = _stages[name]
-                row[0] += 1; row[1] += spent; row[2] += spent - inner
+                row[0] += 1; row[1] += spent; row[2] += time.thread_time() - thread_start if cpu else spent - inner
     return timed
 
 
@@ -135,8 +137,8 @@ def _install():
         sa_base.Connection._commit_impl = _timed("SQLite commit", sa_base.Connection._commit_impl)
     if hasattr(sa_base.Connection, "_execute_context"):
         sa_base.Connection._execute_context = _timed("SQL statements", sa_base.Connection._execute_context)
-    shipper.ship = _timed("background: shipper loop", shipper.ship)
-    automation.work_once = _timed("background: automation loop", automation.work_once)
+    shipper.ship = _timed("background: shipper loop", shipper.ship, cpu=True)
+    automation.work_once = _timed("background: automation loop", automation.work_once, cpu=True)
     make_app = web_app.create_app
 
     def create_app(workspace):
@@ -163,7 +165,9 @@ def _install():
 
 def _dump():
     with open(os.environ["QF_BENCH_STAGES"], "w") as out:
-        json.dump({**_stages, **({"serve CPU" : [0, _cpu[-1] - _cpu[0], 0.0]} if len(_cpu) > 1 else {})}, out)
+        cpu = {"serve CPU": [0, _cpu[-1][0] - _cpu[0][0], 0.0],
+               "event loop thread CPU": [0, _cpu[-1][1] - _cpu[0][1], 0.0]} if len(_cpu) > 1 else {}
+        json.dump({**_stages, **cpu}, out)
     if _profiles:
         stats = pstats.Stats(_profiles[0])
         for profile in _profiles[1:]:
@@ -601,7 +605,8 @@ def stage_table(result: Result, top: int = 5) -> None:
         return
     web = stages.get("web request /hooks (web stack, body, threadpool, handler)", [0, 0.0, 0.0])
     handler = stages.get("webhook handler (receive + dispatch, in the threadpool)", [0, 0.0, 0.0])
-    path = {k: v for k, v in stages.items() if not k.startswith(("background", "web request", "serve CPU"))}
+    path = {k: v for k, v in stages.items() if not k.startswith(("background", "web request", "serve CPU",
+                                                                  "event loop"))}
     if web[0]:
         # what the web layer adds around the handler (uvicorn/FastAPI, reading the body, the hand-off)
         path["web layer around the handler (web stack, body, threadpool hand-off)"] = [web[0], web[1] - handler[1],
@@ -615,8 +620,8 @@ def stage_table(result: Result, top: int = 5) -> None:
         table.add_row(name, str(calls), f"{own / max(calls, 1) * 1000:.2f}", f"{own:.2f}",
                       f"{own / busy:.0%}" if busy else "", f"{inclusive / max(calls, 1) * 1000:.2f}")
     console.print(table)
-    background = [f"{k.split(': ', 1)[1]} {v[1]:.2f} s in {v[0]} rounds" for k, v in stages.items()
-                  if k.startswith("background")]
+    background = [f"{k.split(': ', 1)[1]} {v[1]:.2f} s ({v[2]:.2f} CPU s) in {v[0]} rounds"
+                  for k, v in stages.items() if k.startswith("background")]
     if background:
         console.print(f"{result.platform}: alongside, in the same process: " + "; ".join(background),
                       highlight=False, soft_wrap=True)
@@ -629,12 +634,14 @@ def cost_line(result: Result) -> str:
     joins, and the SQL statements (through SQLAlchemy) and commits it ran per join."""
     stages, total = result.stages, max(result.total, 1)
     cpu = stages.get("serve CPU", [0, float("nan")])[1]
+    loop = stages.get("event loop thread CPU", [0, float("nan")])[1]
     statements = stages.get("SQL statements", [0])[0]
     commits = stages.get("SQLite commit", [0])[0]
     return (f"{result.platform}: qunflow serve's cost per join: {cpu / total * 1000:.2f} CPU s per 1,000 joins "
-            f"({cpu:.2f} s for {result.total}), {statements / total:.1f} SQL statements through SQLAlchemy (reads "
-            f"on the driver's cursor not counted: bench/probe_join_cost.py counts all) and {commits / total:.1f} "
-            "commits per join")
+            f"({cpu:.2f} s for {result.total}; {loop / total * 1000:.2f} of them on the event loop's thread: "
+            f"uvicorn, the web stack, the hand-off to the hook threads), {statements / total:.1f} SQL statements "
+            "through SQLAlchemy (reads on the driver's cursor not counted: bench/probe_join_cost.py counts all) and "
+            f"{commits / total:.1f} commits per join")
 
 
 def print_profile(path: Path, platform: str, top: int = 5) -> None:
