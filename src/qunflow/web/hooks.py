@@ -44,11 +44,10 @@ class HookPath:
         return self._threads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        platform = scope["path"][len(PREFIX):] if scope["type"] == "http" and scope["path"].startswith(
-            PREFIX) else ""
+        platform = platform_of(scope)
         bare = platform.rstrip("/")
         if not bare or "/" in bare:
-            await self.app(scope, receive, send)  # not a platform's address: the router's 404
+            await self.app(scope, receive, send)  # not a platform's address: on to the router (a 404 under /hooks)
             return
         if bare != platform:  # the router's redirect_slashes, as for any route
             answer: Response | None = RedirectResponse(str(URL(scope={**scope, "path": PREFIX + bare})))
@@ -79,6 +78,13 @@ class HookPath:
         inbound = await anyio.to_thread.run_sync(handle, ws, platform, scope["method"], query, headers, body,
                                                  limiter=self.threads())
         return Response(inbound.reply, media_type=inbound.media_type)
+
+
+def platform_of(scope: Scope) -> str:
+    """What follows /hooks/ in an HTTP request's path; "" for any other request."""
+    if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+        return ""
+    return str(scope["path"][len(PREFIX):])
 
 
 async def read_body(receive: Receive) -> bytes | None:
