@@ -134,6 +134,8 @@ def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chu
                     along.stop()  # rows stored apart from the batch's Arrow columns: the normal ship takes them
             if on_progress:
                 on_progress(prepared.position)
+        if along:
+            along.finish()  # the final ship runs while the indexes are built
     total.errors.sort(key=lambda error: error["line"])
     return total
 
