@@ -32,6 +32,7 @@ from qunflow.settings import (
     resolve_home,
     write_settings_file,
 )
+from qunflow.store import event_indexes
 from qunflow.store.db import SCHEMA_HEAD, make_engine, migrate, schema_revision
 
 if TYPE_CHECKING:
@@ -172,5 +173,6 @@ def open_workspace(directory: str | Path | None = None) -> Workspace:
     if before != SCHEMA_HEAD:  # new, or made by an older qunflow
         migrate(workspace.engine)
         after_upgrade(workspace, before)
+    event_indexes.restore(workspace.engine)  # an interrupted bulk import left them out
     make_private(home)  # a workspace made by an older qunflow had world-readable files
     return workspace

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from qunflow.services.tokens import create_token
+from qunflow.store import event_indexes
 from qunflow.store.tables import events
 from qunflow.workspace import init_workspace, open_workspace
 from tests.conftest import free_port
@@ -189,3 +191,6 @@ def test_a_killed_import_keeps_its_committed_chunks_and_leaves_no_reader_behind(
                            capture_output=True, text=True, timeout=120, check=True)
     assert f"{rows - len(have)} stored, {len(have)} already present" in again.stdout
     assert len(stored_ids(home)[0]) == rows
+    with sqlite3.connect(home / "qunflow.db") as db:  # a bulk import's indexes, dropped by the killed one
+        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'events'")}
+    assert names.issuperset(event_indexes.DEFERRED)

@@ -9,7 +9,8 @@ commit, so a crash between the two leaves the store behind, never ahead, and the
 store another shipper moved on is never appended to. The first batch that cannot ship along (a re-sent
 event_id in it, rows that needed row-by-row checks, money SQLite would round, a store out of step or held
 by another process) ends shipping along for the import. At the end the import runs the normal ship
-(shipper.ship): whatever did not ship along, the per-member facts and spend, on the ship's own path.
+(shipper.ship's path): whatever did not ship along, the per-member facts and spend, in the thread and through
+the connection that appended, while the import builds its indexes (store/event_indexes.py).
 
 DuckDB only: chdb and a ClickHouse server keep the normal ship (their watermark is max(seq) of the rows,
 and the first metrics call ships as before). Appends run in a thread while the import stores the next batch
@@ -39,6 +40,7 @@ SQLITE_EXACT_MONEY = Decimal("1e11")
 # The longest the import holds the store between two batches' appends: under the 10 s another process waits
 # for it (store.LOCK_WAIT_SECONDS).
 HOLD_SECONDS = 4.0
+_FINISH = "finish"  # the thread's job after the import's last batch
 
 
 def ship_table(columns: dict[str, pa.Array], first_seq: int, postgres: bool) -> pa.Table | None:
@@ -95,7 +97,8 @@ class ShipAlong:
         self.in_step = True
         self.shipped = 0
         self._failure: BaseException | None = None
-        self._jobs: queue.Queue[tuple[int, pa.Table] | None] = queue.Queue(maxsize=1)
+        self._finishing = False
+        self._jobs: queue.Queue[tuple[int, pa.Table] | str | None] = queue.Queue(maxsize=1)
         self._thread = threading.Thread(target=self._run, name="qunflow-ship-along", daemon=True)
         self._thread.start()
 
@@ -117,6 +120,14 @@ class ShipAlong:
         """End shipping along: the import's final ship takes the rest."""
         self.in_step = False
 
+    def finish(self) -> None:
+        """After the import's last commit: the thread runs the normal ship for what did not ship along, the facts
+        and spend (only if anything shipped along: otherwise the store is left to its next ship, as before), while
+        the caller finishes its own work; close() waits for it."""
+        if not self._finishing:
+            self._finishing = True
+            self._jobs.put(_FINISH)
+
     def _run(self) -> None:
         from qunflow.analytics.store import AnalyticsBusy
 
@@ -135,7 +146,7 @@ class ShipAlong:
         """Each batch in its own transaction of the store, through one connection held for up to HOLD_SECONDS
         (opening and closing the file per batch cost a checkpoint each, a third of the appends' time); it is
         let go in between and whenever no batch comes for a second, so other processes take their turn."""
-        from qunflow.analytics.shipper import append_in_step, held_store
+        from qunflow.analytics.shipper import append_in_step, held_store, ship_into
 
         engine, since = None, 0.0
         while True:
@@ -147,7 +158,11 @@ class ShipAlong:
                 continue
             if job is None:
                 return
-            if not self.in_step:
+            if job == _FINISH:
+                if self.shipped:  # another process holding the store (AnalyticsBusy): its ship finishes the work
+                    ship_into(self.ws, engine or held.enter_context(held_store(self.ws, wait=True)))
+                continue
+            if not self.in_step or isinstance(job, str):
                 continue
             if engine is None:
                 engine, since = held.enter_context(held_store(self.ws)), time.monotonic()
@@ -161,22 +176,16 @@ class ShipAlong:
                 engine = None
 
     def close(self, finish: bool) -> None:
-        """Wait for the appends; when `finish`, run the normal ship for what did not ship along, the facts and
-        spend (only if anything shipped along: otherwise the store is left to its next ship, as before)."""
-        if not self.in_step:  # drop a waiting batch: the normal ship takes it
+        """Wait for the appends, and when `finish` for the final ship (see finish())."""
+        if finish:
+            self.finish()
+        elif not self.in_step and not self._finishing:  # drop a waiting batch: the normal ship takes it
             with suppress(queue.Empty):
                 self._jobs.get_nowait()
         self._jobs.put(None)
         self._thread.join()
         if self._failure is not None:
             raise self._failure
-        if finish and self.shipped:
-            from qunflow.analytics.shipper import ship
-            from qunflow.analytics.store import AnalyticsBusy
-
-            # Another process holds the store: its ship (or the next metrics call) finishes the work.
-            with suppress(AnalyticsBusy):
-                ship(self.ws)
 
 
 @contextmanager

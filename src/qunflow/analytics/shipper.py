@@ -29,7 +29,7 @@ from qunflow.workspace import Workspace
 # Events per chunk, one append (and one watermark move) each: larger chunks cost fewer round trips to the
 # analytics store and a few hundred MiB at most (bench/bench_ship.py).
 CHUNK = 100_000
-__all__ = ["ARROW_SCHEMA", "COLUMNS", "CHUNK", "analytics", "append_in_step", "held_store", "ship"]
+__all__ = ["ARROW_SCHEMA", "COLUMNS", "CHUNK", "analytics", "append_in_step", "held_store", "ship", "ship_into"]
 _lock = threading.Lock()  # one shipper at a time per process
 
 SPEND_SCHEMA = pa.schema([("channel", pa.string()), ("day", pa.date32()), ("amount", pa.decimal128(18, 4)),
@@ -39,14 +39,14 @@ SPEND_SCHEMA = pa.schema([("channel", pa.string()), ("day", pa.date32()), ("amou
 def ship(ws: Workspace, chunk: int = CHUNK) -> int:
     """Ship every event not yet shipped, and refresh spend. Returns the number of events shipped."""
     with _lock, open_engine(ws) as engine:
-        return _ship_into(ws, engine, chunk)
+        return ship_into(ws, engine, chunk)
 
 
 @contextmanager
-def held_store(ws: Workspace) -> Iterator[Engine]:
-    """The store for writing, as this process's one shipper, with no wait for a store another process holds
-    (store.AnalyticsBusy at once): analytics/ship_along.py appends through it."""
-    with _lock, open_engine(ws, wait=False) as engine:
+def held_store(ws: Workspace, *, wait: bool = False) -> Iterator[Engine]:
+    """The store for writing, as this process's one shipper, by default with no wait for a store another process
+    holds (store.AnalyticsBusy at once): analytics/ship_along.py appends and ships through it."""
+    with _lock, open_engine(ws, wait=wait) as engine:
         yield engine
 
 
@@ -73,11 +73,12 @@ def analytics(ws: Workspace, *, ship_first: bool = True) -> Iterator[Engine]:
         stack.enter_context(_lock)
         engine = stack.enter_context(open_engine(ws))
         if ship_first:
-            _ship_into(ws, engine)
+            ship_into(ws, engine)
         yield engine
 
 
-def _ship_into(ws: Workspace, engine: Engine, chunk: int = CHUNK) -> int:
+def ship_into(ws: Workspace, engine: Engine, chunk: int = CHUNK) -> int:
+    """ship() through a store the caller holds (as this process's one shipper)."""
     shipped = 0
     for table in read_ahead(ws.engine, engine.watermark(), chunk):
         engine.append(table)

@@ -29,6 +29,9 @@ from qunflow.workspace import Workspace
 # Files from this size on are read in a second process (starting it costs about half a second).
 PIPELINE_BYTES = 16 * 1024 * 1024
 
+# A guess at the bytes a row takes in a CSV or JSONL file, to tell a bulk load (store/event_indexes.py).
+BYTES_PER_ROW = 100
+
 # SQLite page cache while a file is imported, in KiB (the cache grows only as pages are touched).
 # At a million members the member index outgrows the default 2 MiB and every chunk reads its pages
 # back from the OS (bench/bench_metrics.py, 9.7M events).
@@ -95,10 +98,12 @@ def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chu
     them. `pipeline` (default: from PIPELINE_BYTES on, unless a Parquet file's columns suit the Arrow path)
     reads in a second process. With the workspace
     `ws`, rows may name their member by external_id, phone or coupon (services/identity.py), and batches
-    of an Arrow-ready Parquet file ship to the analytics store as they commit (analytics/ship_along.py).
+    of an Arrow-ready Parquet file ship to the analytics store as they commit (analytics/ship_along.py). A bulk
+    load into SQLite builds the event log's secondary indexes once at its end (store/event_indexes.py).
     """
     from qunflow.analytics.ship_along import seqs_taken, ship_along
     from qunflow.services.eventfiles import CHUNK, file_format
+    from qunflow.store import event_indexes
     from qunflow.store.eventlog import append_driver_columns
 
     path = Path(path)
@@ -112,7 +117,8 @@ def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chu
     chunks = _read_elsewhere if pipeline else prepared_chunks
     total = IngestResult()
     with engine.connect() as conn, _import_cache(conn), closing(chunks(path, chunk or CHUNK, postgres)) as read, \
-            ship_along(ws if arrow_ready and ws is not None and ws.engine is engine else None) as along:
+            ship_along(ws if arrow_ready and ws is not None and ws.engine is engine else None) as along, \
+            event_indexes.deferred(conn, _expected_rows(path)):
         for prepared in read:
             stored = 0
             if prepared.valid:
@@ -128,6 +134,8 @@ def import_event_file(engine: Engine, path: Any, on_progress: Any = None, *, chu
                     along.stop()  # rows stored apart from the batch's Arrow columns: the normal ship takes them
             if on_progress:
                 on_progress(prepared.position)
+        if along:
+            along.finish()  # the final ship runs while the indexes are built
     total.errors.sort(key=lambda error: error["line"])
     return total
 
@@ -146,6 +154,20 @@ def _arrow_ready(path: Path) -> bool:
         return schema_fits(pq.read_schema(path))
     except Exception:  # pyarrow raises several types for a damaged file: the reader reports it
         return False
+
+
+def _expected_rows(path: Path) -> int:
+    """The rows of a Parquet file; a guess from the size for CSV and JSONL."""
+    from qunflow.services.eventfiles import file_format
+
+    if file_format(path) != "parquet":
+        return path.stat().st_size // BYTES_PER_ROW
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.read_metadata(path).num_rows)
+    except Exception:  # pyarrow raises several types for a damaged file: the reader reports it
+        return 0
 
 
 def _import_pending(conn: Connection, ws: Workspace | None, pending: list[tuple[int, Any]]) -> IngestResult:
