@@ -55,6 +55,13 @@ def loopback_only() -> Iterator[None]:
     socket.socket.connect, socket.socket.connect_ex = original  # type: ignore[method-assign]
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests (@pytest.mark.long, the property tests over every engine) first, in their own order:
+    each starts with the run beside the short ones, none is left running alone at its end."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 def _postgres_admin_url() -> str | None:
     return os.environ.get(PG_ENV) or None
 

@@ -121,6 +121,7 @@ SPEND_ROWS = st.lists(st.tuples(st.sampled_from(["ads", "content", "tv"]), st.in
 
 
 # Each example runs the full path (ingest, ship, SQL) for every slice; shrinking would be slow.
+@pytest.mark.long
 @settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(logs=event_logs(), zone=st.sampled_from(ZONES), start_offset=st.integers(0, 40),

@@ -91,6 +91,7 @@ def m3(names: list[str], row: tuple[Any, ...]) -> tuple[int, ...]:
 
 
 # Each example ships a log and runs CURRENT once per day; shrinking would be slow.
+@pytest.mark.long
 @settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(logs=member_logs(), zone=st.sampled_from(ZONES), start_offset=st.integers(0, 40),

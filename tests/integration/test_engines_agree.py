@@ -78,6 +78,7 @@ def emptied_workspaces(tmp_path_factory: pytest.TempPathFactory,
         ws.close()
 
 
+@pytest.mark.long
 @settings(max_examples=examples(6), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(logs=event_logs())

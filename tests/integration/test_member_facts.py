@@ -152,6 +152,7 @@ def facts_match(engine_name: str) -> Any:
     """The property below with the number of examples that engine can afford. Its own time limit: on DuckDB
     30 examples each check the member facts, the landing facts and the member days against the events
     (397 s with a second worker beside it on the 2-core machine), past the suite's 300 s."""
+    @pytest.mark.long
     @pytest.mark.timeout(1200)
     @settings(max_examples=examples(EXAMPLES[engine_name]), deadline=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture],

@@ -175,6 +175,7 @@ def emptied_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Work
 
 
 # Each example ships a new log; shrinking them is slow, so failures are reported unshrunk.
+@pytest.mark.long
 @settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(logs=event_logs(), as_of_offset=st.integers(0, 75), span=st.integers(0, 40))
