@@ -62,6 +62,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def shared_browser() -> Iterator[None]:
+    """Stops the Chromium the browser tests of this process shared (tests/e2e/browser.py)."""
+    yield
+    from tests.e2e.browser import close_browser
+
+    close_browser()
+
+
 def _postgres_admin_url() -> str | None:
     return os.environ.get(PG_ENV) or None
 
