@@ -11,20 +11,18 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete
 
 from qunflow.domain.metrics import DIMENSIONS, METRIC_KEYS
 from qunflow.services.ingest import ingest_batch
 from qunflow.services.metrics import metrics_report
-from qunflow.store.tables import events as events_table
 from qunflow.store.tables import spend as spend_table
 from qunflow.workspace import Workspace, init_workspace
+from tests.emptied import empty
 from tests.examples import examples
 from tests.reference_metrics import reference_metrics
 
@@ -117,20 +115,13 @@ def workspaces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Workspace]
         ws.close()
 
 
-def reset(ws: Workspace) -> None:
-    with ws.engine.begin() as conn:
-        conn.execute(delete(events_table))
-        conn.execute(delete(spend_table))
-    Path(ws.settings.analytics_file).unlink(missing_ok=True)
-    Path(ws.settings.analytics_file + ".wal").unlink(missing_ok=True)
-
-
 SPEND_ROWS = st.lists(st.tuples(st.sampled_from(["ads", "content", "tv"]), st.integers(0, 70),
                                 st.sampled_from([Decimal("0"), Decimal("12.5"), Decimal("300")])),
                       max_size=5, unique_by=lambda r: (r[0], r[1]))
 
 
 # Each example runs the full path (ingest, ship, SQL) for every slice; shrinking would be slow.
+@pytest.mark.long
 @settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(logs=event_logs(), zone=st.sampled_from(ZONES), start_offset=st.integers(0, 40),
@@ -139,7 +130,7 @@ def test_random_logs_match_the_oracle_for_every_metric_and_slice(
         workspaces: dict[str, Workspace], logs: list[dict[str, Any]], zone: str, start_offset: int, span: int,
         as_of_offset: int, spend_rows: list[tuple[str, int, Decimal]]) -> None:
     ws = workspaces[zone]
-    reset(ws)
+    empty(ws)
     origin = date(2026, 2, 28)
     spend = [(channel, origin + timedelta(days=d), amount) for channel, d, amount in spend_rows]
     result = ingest_batch(ws.engine, logs)

@@ -12,23 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete
 
 from qunflow.analytics.facts import days_usable
 from qunflow.analytics.queries import CURRENT, CURRENT_DAILY, CURRENT_DAILY_FACTS, DAILY_MAX_DAYS, render
 from qunflow.analytics.shipper import analytics
 from qunflow.domain.metrics import Period
 from qunflow.services.ingest import ingest_batch
-from qunflow.store.tables import events as events_table
 from qunflow.workspace import Workspace, init_workspace
 from tests.conftest import use_clickhouse
+from tests.emptied import empty
 from tests.examples import examples
 from tests.integration.test_analytics_property import moments as any_moment
 
@@ -87,26 +85,13 @@ def workspace(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     ws.close()
 
 
-def reset(ws: Workspace) -> None:
-    with ws.engine.begin() as conn:
-        conn.execute(delete(events_table))
-    if ws.settings.analytics_engine == "chdb":
-        with analytics(ws, ship_first=False) as engine:
-            engine.session.query("TRUNCATE TABLE events")  # type: ignore[attr-defined]
-    elif ws.settings.analytics_engine == "clickhouse":
-        with analytics(ws, ship_first=False) as engine:
-            engine.client.command("TRUNCATE TABLE events_log")  # type: ignore[attr-defined]
-    else:
-        Path(ws.settings.analytics_file).unlink(missing_ok=True)
-        Path(ws.settings.analytics_file + ".wal").unlink(missing_ok=True)
-
-
 def m3(names: list[str], row: tuple[Any, ...]) -> tuple[int, ...]:
     record = dict(zip(names, row, strict=True))
     return tuple(int(record[k] or 0) for k in ("current_members", "active_7", "active_14", "active_30"))
 
 
 # Each example ships a log and runs CURRENT once per day; shrinking would be slow.
+@pytest.mark.long
 @settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(logs=member_logs(), zone=st.sampled_from(ZONES), start_offset=st.integers(0, 40),
@@ -115,7 +100,7 @@ def m3(names: list[str], row: tuple[Any, ...]) -> tuple[int, ...]:
 def test_each_days_m3_is_current_as_of_that_day(workspace: Workspace, logs: list[dict[str, Any]], zone: str,
                                                 start_offset: int, span: int, filters: dict[str, str]) -> None:
     ws = workspace
-    reset(ws)
+    empty(ws)
     ws.settings.timezone = zone  # the member days are kept in the workspace's zone (CURRENT's read any zone)
     assert not ingest_batch(ws.engine, logs).errors
     first = FIRST_DAY + timedelta(days=start_offset)

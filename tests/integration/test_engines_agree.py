@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ from qunflow.services.metrics import metrics_report
 from qunflow.workspace import Workspace, init_workspace
 from tests.clickhouse_http import ClickHouseHTTPServer
 from tests.conftest import use_clickhouse
+from tests.emptied import empty
 from tests.examples import examples
 from tests.integration.test_metrics_exact import AS_OF, END, SCENARIO, SPEND, START, event_logs, load
 
@@ -66,15 +68,26 @@ def test_hand_worked_scenario_is_identical_on_every_engine(tmp_path: Path,
             assert_all_agree(wss, start=START, end=END, as_of=AS_OF, by=by, filters=filters)
 
 
+@pytest.fixture(scope="module")
+def emptied_workspaces(tmp_path_factory: pytest.TempPathFactory,
+                       clickhouse_server: ClickHouseHTTPServer) -> Iterator[list[Workspace]]:
+    """One workspace per engine for every example, emptied before each (tests/emptied.py)."""
+    wss = workspaces(tmp_path_factory.mktemp("engines"), clickhouse_server)
+    yield wss
+    for ws in wss:
+        ws.close()
+
+
+@pytest.mark.long
 @settings(max_examples=examples(6), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(logs=event_logs())
-def test_random_logs_are_identical_on_every_engine(tmp_path_factory: pytest.TempPathFactory,
-                                                   clickhouse_server: ClickHouseHTTPServer,
+def test_random_logs_are_identical_on_every_engine(emptied_workspaces: list[Workspace],
                                                    logs: list[dict[str, Any]]) -> None:
-    wss = workspaces(tmp_path_factory.mktemp("engines"), clickhouse_server)
+    wss = emptied_workspaces
     spend_rows = [("ads", date(2026, 3, 1), Decimal("300"))]
     for ws in wss:
+        empty(ws)
         for event in logs:
             load(ws, [event])
         load(ws, [], spend_rows)

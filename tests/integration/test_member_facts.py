@@ -26,7 +26,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete
 
 from qunflow.analytics import facts, facts_clickhouse
 from qunflow.analytics.facts import _rebuild, _rebuild_landings, days_usable, usable
@@ -46,9 +45,9 @@ from qunflow.analytics.shipper import analytics
 from qunflow.domain.metrics import Period
 from qunflow.services.ingest import ingest_batch
 from qunflow.services.metrics import _params, metrics_report
-from qunflow.store.tables import events as events_table
 from qunflow.workspace import Workspace, init_workspace
 from tests.conftest import use_clickhouse
+from tests.emptied import empty
 from tests.examples import examples
 from tests.integration.test_analytics_property import event_logs
 
@@ -90,19 +89,6 @@ def engine_workspace(request: pytest.FixtureRequest, path: Path, engine: str, **
     if engine == "clickhouse":
         use_clickhouse(ws, request.getfixturevalue("clickhouse_server").fresh_url())
     return ws
-
-
-def reset(ws: Workspace) -> None:
-    with ws.engine.begin() as conn:
-        conn.execute(delete(events_table))
-    if ws.settings.analytics_engine == "duckdb":
-        Path(ws.settings.analytics_file).unlink(missing_ok=True)
-        Path(ws.settings.analytics_file + ".wal").unlink(missing_ok=True)
-        return
-    with analytics(ws, ship_first=False) as engine:
-        events = "events_log" if engine.name == "clickhouse" else "events"
-        for table in (events, "facts_state", "member_facts_log", "landing_links_log", "landing_facts_log"):
-            engine.command(f"TRUNCATE TABLE {table}")  # type: ignore[attr-defined]
 
 
 def facts_rows(engine: Any) -> list[tuple[Any, ...]]:
@@ -166,6 +152,7 @@ def facts_match(engine_name: str) -> Any:
     """The property below with the number of examples that engine can afford. Its own time limit: on DuckDB
     30 examples each check the member facts, the landing facts and the member days against the events
     (397 s with a second worker beside it on the 2-core machine), past the suite's 300 s."""
+    @pytest.mark.long
     @pytest.mark.timeout(1200)
     @settings(max_examples=examples(EXAMPLES[engine_name]), deadline=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture],
@@ -194,7 +181,7 @@ def facts_match_events(ws: Workspace, logs: list[dict[str, Any]], zone: str, dat
 
 
 def _facts_match_events(ws: Workspace, logs: list[dict[str, Any]], zone: str, data: st.DataObject) -> None:
-    reset(ws)
+    empty(ws)
     order = data.draw(st.permutations(range(len(logs))))
     resent = data.draw(st.lists(st.sampled_from(range(len(logs))), max_size=3)) if logs else []
     arriving = [logs[i] for i in order] + [logs[i] for i in resent]  # late joins; re-sent ids are no-ops

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,7 @@ from qunflow.services.ingest import ingest_batch
 from qunflow.services.metrics import metrics_report
 from qunflow.store.tables import spend
 from qunflow.workspace import Workspace, init_workspace
+from tests.emptied import empty
 from tests.examples import examples
 from tests.reference_metrics import reference_metrics
 
@@ -164,36 +166,42 @@ def same(a: Any, b: Any) -> bool:
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
 
 
-# Each example builds a real workspace; shrinking them is slow, so failures are reported unshrunk.
+@pytest.fixture(scope="module")
+def emptied_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    """One workspace for every example, emptied before each (tests/emptied.py)."""
+    ws = init_workspace(tmp_path_factory.mktemp("prop"))
+    yield ws
+    ws.close()
+
+
+# Each example ships a new log; shrinking them is slow, so failures are reported unshrunk.
+@pytest.mark.long
 @settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(logs=event_logs(), as_of_offset=st.integers(0, 75), span=st.integers(0, 40))
-def test_every_metric_and_slice_matches_the_reference(tmp_path_factory: pytest.TempPathFactory,
-                                                     logs: list[dict[str, Any]], as_of_offset: int,
-                                                     span: int) -> None:
-    ws = init_workspace(tmp_path_factory.mktemp("prop"))
-    try:
-        # Within a batch the first copy of an id wins: send them one at a time to mirror the oracle.
-        for event in logs:
-            ingest_batch(ws.engine, [event])
-        spend_rows = [("ads", date(2026, 3, 1), Decimal("300")), ("tv", date(2026, 3, 2), Decimal("50"))]
-        load(ws, [], spend_rows)
-        start = date(2026, 2, 28)
-        end = start + timedelta(days=span)
-        as_of = start + timedelta(days=as_of_offset)
-        for by in DIMENSIONS:
-            experiment = "exp" if by == "variant" else None
-            report = metrics_report(ws, start=start, end=end, as_of=as_of, by=by, experiment=experiment)
-            expected = reference_metrics(logs, start, end, as_of, by, spend_rows, experiment=experiment)
-            got = {"__total__": report["total"], **rows_by(report)} if by != "none" else {"__total__": report["total"]}
-            expected_keys = set(expected) if by != "none" else {"__total__"}
-            assert set(got) == expected_keys, by
-            for key, values in got.items():
-                for metric in METRIC_KEYS:
-                    assert same(values[metric], expected[key][metric]), (by, key, metric, values[metric],
-                                                                         expected[key][metric])
-    finally:
-        ws.close()
+def test_every_metric_and_slice_matches_the_reference(emptied_workspace: Workspace, logs: list[dict[str, Any]],
+                                                     as_of_offset: int, span: int) -> None:
+    ws = emptied_workspace
+    empty(ws)
+    # Within a batch the first copy of an id wins: send them one at a time to mirror the oracle.
+    for event in logs:
+        ingest_batch(ws.engine, [event])
+    spend_rows = [("ads", date(2026, 3, 1), Decimal("300")), ("tv", date(2026, 3, 2), Decimal("50"))]
+    load(ws, [], spend_rows)
+    start = date(2026, 2, 28)
+    end = start + timedelta(days=span)
+    as_of = start + timedelta(days=as_of_offset)
+    for by in DIMENSIONS:
+        experiment = "exp" if by == "variant" else None
+        report = metrics_report(ws, start=start, end=end, as_of=as_of, by=by, experiment=experiment)
+        expected = reference_metrics(logs, start, end, as_of, by, spend_rows, experiment=experiment)
+        got = {"__total__": report["total"], **rows_by(report)} if by != "none" else {"__total__": report["total"]}
+        expected_keys = set(expected) if by != "none" else {"__total__"}
+        assert set(got) == expected_keys, by
+        for key, values in got.items():
+            for metric in METRIC_KEYS:
+                assert same(values[metric], expected[key][metric]), (by, key, metric, values[metric],
+                                                                     expected[key][metric])
 
 
 def test_active_ratio_counts_every_current_member_not_only_the_cohort(workspace: Workspace) -> None:

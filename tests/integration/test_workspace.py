@@ -1,14 +1,20 @@
+from pathlib import Path
+
 from sqlalchemy import inspect
 
 from qunflow.store.db import SCHEMA_HEAD, head_revision, migrate, schema_revision
-from qunflow.workspace import Workspace, open_workspace
+from qunflow.workspace import Workspace, init_workspace, open_workspace
 
 
-def test_init_creates_migrated_database_in_wal_mode(workspace: Workspace) -> None:
-    assert schema_revision(workspace.engine) == SCHEMA_HEAD == head_revision() == "0021"
-    with workspace.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-    assert "events" in inspect(workspace.engine).get_table_names()
+def test_init_creates_migrated_database_in_wal_mode(tmp_path: Path) -> None:
+    workspace = init_workspace(tmp_path / "ws")  # not the fixture: its database starts as a migrated copy
+    try:
+        assert schema_revision(workspace.engine) == SCHEMA_HEAD == head_revision() == "0021"
+        with workspace.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert "events" in inspect(workspace.engine).get_table_names()
+    finally:
+        workspace.close()
 
 
 def test_same_migrations_run_on_postgres(pg_workspace: Workspace) -> None:
