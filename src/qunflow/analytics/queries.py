@@ -62,21 +62,22 @@ LANDING_DIMS = {
 LANDING_FACTS_DIMS = {**LANDING_DIMS, "tier": "tier"}  # landing_facts holds the view's tier as a column
 
 # The cohort's sufficient statistics from one row per member (`facts`); shared by COHORT and COHORT_FACTS.
+# Its flags are never NULL, so @COUNT_IF counts what count(*) FILTER would (DuckDB's count_if is a third quicker).
 COHORT_COUNTS = """SELECT grouping(dim) = 1 AS is_total, dim,
-       count(*) AS cohort_size, count(*) FILTER (WHERE unattributed) AS unattributed,
-       count(*) FILTER (WHERE e1) AS eligible_1, count(*) FILTER (WHERE e1 AND r1) AS retained_1,
-       count(*) FILTER (WHERE e7) AS eligible_7, count(*) FILTER (WHERE e7 AND r7) AS retained_7,
-       count(*) FILTER (WHERE e14) AS eligible_14, count(*) FILTER (WHERE e14 AND r14) AS retained_14,
-       count(*) FILTER (WHERE e30) AS eligible_30, count(*) FILTER (WHERE e30 AND r30) AS retained_30,
-       count(*) FILTER (WHERE e1 AND task1) AS task_d1,
-       count(*) FILTER (WHERE conv) AS converted,
-       count(*) FILTER (WHERE NOT conv AND NOT m30) AS in_progress,
-       count(*) FILTER (WHERE m30) AS mature_30,
-       count(*) FILTER (WHERE m30 AND conv) AS converted_mature,
+       count(*) AS cohort_size, @COUNT_IF(unattributed) AS unattributed,
+       @COUNT_IF(e1) AS eligible_1, @COUNT_IF(e1 AND r1) AS retained_1,
+       @COUNT_IF(e7) AS eligible_7, @COUNT_IF(e7 AND r7) AS retained_7,
+       @COUNT_IF(e14) AS eligible_14, @COUNT_IF(e14 AND r14) AS retained_14,
+       @COUNT_IF(e30) AS eligible_30, @COUNT_IF(e30 AND r30) AS retained_30,
+       @COUNT_IF(e1 AND task1) AS task_d1,
+       @COUNT_IF(conv) AS converted,
+       @COUNT_IF(NOT conv AND NOT m30) AS in_progress,
+       @COUNT_IF(m30) AS mature_30,
+       @COUNT_IF(m30 AND conv) AS converted_mature,
        @MEDIAN(seconds) FILTER (WHERE conv) AS median_seconds,
        sum(revenue_30) FILTER (WHERE m30) AS revenue_30, sum(margin_30) FILTER (WHERE m30) AS margin_30,
        sum(invites) FILTER (WHERE m30) AS invites_30, sum(referred) FILTER (WHERE m30) AS referred_30,
-       count(*) FILTER (WHERE m90) AS mature_90,
+       @COUNT_IF(m90) AS mature_90,
        sum(revenue_90) FILTER (WHERE m90) AS revenue_90, sum(margin_90) FILTER (WHERE m90) AS margin_90
 FROM facts GROUP BY GROUPING SETS ((dim), ())
 """
