@@ -337,6 +337,24 @@ FROM (SELECT {landing_facts_dim} AS dim, ts + INTERVAL 7 DAY <= $cutoff AS matur
 GROUP BY GROUPING SETS ((dim), ())
 """
 
+# LANDING_FACTS with the landing days (analytics/facts.py, DuckDB's only) for the days whose views are all mature:
+# a day 9 or more days before the as-of day ends 9 local days or more before the cutoff, over a week even with a
+# skipped day and an hour of summer time in between; the later days' views are still read one by one, for their
+# time.
+LANDING_DAYS = """
+SELECT grouping(dim) = 1 AS is_total, dim, coalesce(sum(n), 0) AS landing_visitors,
+       coalesce(sum(n) FILTER (WHERE mature), 0) AS landing_mature,
+       coalesce(sum(n) FILTER (WHERE mature AND joined), 0) AS landing_joined
+FROM (SELECT {landing_facts_dim} AS dim, TRUE AS mature, joined, views AS n FROM landing_days
+      WHERE day BETWEEN $start AND least($end, $as_of - 9) AND (prev_day IS NULL OR prev_day < $start)
+            {landing_facts_filter}
+      UNION ALL
+      SELECT {landing_facts_dim} AS dim, ts + INTERVAL 7 DAY <= $cutoff AS mature, joined, 1 AS n FROM landing_facts
+      WHERE day BETWEEN greatest($start, $as_of - 8) AND $end AND (prev_day IS NULL OR prev_day < $start)
+            {landing_facts_filter}) v
+GROUP BY GROUPING SETS ((dim), ())
+"""
+
 # Spend, like events, is known only up to the as-of day: days after it are not spent yet as of then.
 SPEND = """
 SELECT grouping(channel) = 1 AS is_total, channel AS dim, coalesce(sum(amount), 0) AS spend
