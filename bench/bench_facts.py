@@ -101,7 +101,8 @@ def stage_load(data: Path, ws_dir: Path) -> dict[str, Any]:
             "SELECT count(*) FROM ((SELECT * FROM member_facts EXCEPT ALL SELECT * FROM facts_check) UNION ALL "
             "(SELECT * FROM facts_check EXCEPT ALL SELECT * FROM member_facts))").fetchall()[0][0]
         _rebuild_landings(conn, ws.settings, "landings_check", "links_check", temporary=True)
-        for kept, check in (("landing_facts", "landings_check"), ("landing_links", "links_check")):
+        for kept, check in (("landing_facts", "landings_check"), ("landing_links", "links_check"),
+                            ("landing_days", "landings_check_days")):
             out["facts_differ"] += conn.execute(
                 f"SELECT count(*) FROM ((SELECT * FROM {kept} EXCEPT ALL SELECT * FROM {check}) UNION ALL "
                 f"(SELECT * FROM {check} EXCEPT ALL SELECT * FROM {kept}))").fetchall()[0][0]

@@ -15,9 +15,12 @@ from qunflow.store.tables import events
 from qunflow.workspace import Workspace, init_workspace
 
 
-@pytest.fixture(scope="module")
-def community(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+@pytest.fixture(scope="module", params=["duckdb", "chdb"])
+def community(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    if request.param == "chdb":
+        pytest.importorskip("chdb", reason="the chdb engine needs chdb: pip install -e '.[test]'")
     ws = init_workspace(tmp_path_factory.mktemp("dashboard") / "ws")
+    ws.settings.analytics_engine = request.param
     Simulation(ws, days=14, seed=11).run()
     return ws
 
@@ -41,6 +44,12 @@ def test_dashboard_numbers_equal_the_separate_reports(community: Workspace) -> N
     assert board.previous == previous["total"]
     cohorts = metrics_report(community, start=start - timedelta(weeks=2), end=end, as_of=as_of, by="cohort_week")
     assert board.cohorts == cohorts["rows"]
+    # Each group's active ratio: M3 by the group of the last join (read for M3 alone on the page).
+    by_group = {row["group"]: row for row in metrics_report(community, start=start, end=end, as_of=as_of,
+                                                            by="group")["rows"]}
+    assert board.groups and any(group["active_ratio_7d"] is not None for group in board.groups)
+    for group in board.groups:
+        assert group["active_ratio_7d"] == by_group.get(group["key"], {}).get("active_ratio_7d"), group["key"]
 
 
 def test_a_filtered_dashboard_funnel_equals_the_filtered_funnel(community: Workspace) -> None:

@@ -19,9 +19,10 @@ version per member, visitor, person and day) and compared with a rebuild into ta
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -38,6 +39,7 @@ from qunflow.analytics.queries import (
     CURRENT_FACTS,
     DAILY_MAX_DAYS,
     LANDING,
+    LANDING_DAYS,
     LANDING_FACTS,
     render,
 )
@@ -118,10 +120,14 @@ def rebuilt_days_rows(engine: Any, ws: Workspace) -> list[tuple[Any, ...]]:
     return days_rows(engine, "days_check_days")
 
 
-def landing_rows(engine: Any, tables: tuple[str, str] = ("landing_links", "landing_facts")) -> list[Any]:
-    """The kept links and landing facts, sorted (on ClickHouse: through the views, newest versions only)."""
+LANDING_TABLES = ("landing_links", "landing_facts", "landing_days")
+
+
+def landing_rows(engine: Any, tables: tuple[str, ...] = LANDING_TABLES) -> list[Any]:
+    """The kept links, landing facts and (DuckDB's) landing days, sorted (on ClickHouse: through the views, newest
+    versions only)."""
     if engine.name != "duckdb":
-        return [engine.query(f"SELECT * FROM {table} ORDER BY ALL", {})[1] for table in tables]
+        return [engine.query(f"SELECT * FROM {table} ORDER BY ALL", {})[1] for table in tables[:2]]
     return [engine.conn.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in tables]
 
 
@@ -134,7 +140,7 @@ def rebuilt_landing_rows(engine: Any, ws: Workspace) -> list[Any]:
                                               (", ".join(facts_clickhouse.LANDING_NAMES), "landings_check",
                                                "NOT deleted"))]
     _rebuild_landings(engine.conn, ws.settings, "landings_check", "links_check", temporary=True)
-    return landing_rows(engine, ("links_check", "landings_check"))
+    return landing_rows(engine, ("links_check", "landings_check", "landings_check_days"))
 
 
 def cohort(engine: Any, ws: Workspace, period: Period, by: str, filters: dict[str, str],
@@ -221,8 +227,12 @@ def _facts_match_events(ws: Workspace, logs: list[dict[str, Any]], zone: str, da
                     (data.draw(st.sampled_from([drawn, period if wide else narrow])),)
                 for span in spans:
                     for by, filters in SLICES:
-                        assert cohort(engine, ws, span, by, filters, LANDING_FACTS) == \
-                            cohort(engine, ws, span, by, filters, LANDING), (zone, as_of, span, by, filters)
+                        from_events = cohort(engine, ws, span, by, filters, LANDING)
+                        assert cohort(engine, ws, span, by, filters, LANDING_FACTS) == from_events, \
+                            (zone, as_of, span, by, filters)
+                        if engine.name == "duckdb":
+                            assert cohort(engine, ws, span, by, filters, LANDING_DAYS) == from_events, \
+                                (zone, as_of, span, by, filters)
         if engine.name == "duckdb":  # M3 day by day: windows before, across and after the last event
             assert days_usable(engine, ws.settings)
             windows = [(drawn_start, drawn_end), (last - timedelta(days=DAILY_MAX_DAYS - 1), last),
@@ -265,6 +275,37 @@ def test_metrics_read_the_facts_only_when_every_event_is_known(tmp_path: Path) -
                                                           ws.settings.zone).cutoff)
         assert metrics_report(ws, start=date(2026, 3, 1), end=date(2026, 3, 3), as_of=date(2026, 4, 30),
                               by="channel") == report
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize(("zone", "first"), [("America/New_York", date(2026, 3, 1)),  # summer time on 03-08
+                                           ("Pacific/Apia", date(2011, 12, 22))])  # 2011-12-30 was skipped
+def test_landing_days_mature_views_as_the_landing_sql_does_around_a_week(tmp_path: Path, zone: str,
+                                                                       first: date) -> None:
+    """Views at the start, middle and end of each of 12 days, two of three followed by a join: M1 from the landing
+    days equals M1 from the events for each as-of day whose week boundary falls among them."""
+    ws = init_workspace(tmp_path / "ws", timezone=zone)
+    try:
+        tz = ZoneInfo(zone)
+        batch = []
+        for day in (first + timedelta(days=i) for i in range(12)):
+            for k, at in enumerate((time(0, 0, 1), time(12), time(23, 59, 59))):
+                visitor = f"v{day:%m%d}{k}"
+                ts = datetime.combine(day, at, tz)
+                batch.append({"event_id": visitor, "type": "landing_view", "ts": ts.isoformat(),
+                              "visitor_id": visitor, "channel": "ads"})
+                if k != 1:
+                    batch.append({"event_id": f"j{visitor}", "type": "joined", "member_id": f"m{visitor}",
+                                  "visitor_id": visitor, "ts": (ts + timedelta(hours=1)).isoformat()})
+        ingest_batch(ws.engine, batch)
+        with analytics(ws) as engine:
+            last = last_local_day(ws, engine)
+            for as_of in (last + timedelta(days=n) for n in range(12)):
+                period = Period(first, first + timedelta(days=11), as_of, ws.settings.zone)
+                for by in ("none", "cohort_day"):
+                    assert cohort(engine, ws, period, by, {}, LANDING_DAYS) == \
+                        cohort(engine, ws, period, by, {}, LANDING), (as_of, by)
     finally:
         ws.close()
 

@@ -48,6 +48,29 @@ def test_each_slicing_of_one_pass_is_its_own_report(community: tuple[Workspace, 
         assert together["channel"]["rows"] and together["cohort_week"]["rows"], filters
 
 
+def test_a_slicing_read_for_current_members_alone_has_their_values_and_the_whole_total(
+        community: tuple[Workspace, date]) -> None:
+    ws, today = community
+    start, end, as_of = today - timedelta(days=40), today - timedelta(days=3), today - timedelta(days=1)
+    m3 = ("current_members", "active_ratio_7d", "active_ratio_14d", "active_ratio_30d")
+    for filters in ({}, {"channel": "ads"}):
+        # Only slicings read for M3 (the metric queries other than M3's then read their total alone), or one
+        # beside a full slicing (the dashboard's group table).
+        for bys in (("group",), ("group", "tier"), ("channel", "group", "cohort_week")):
+            together = metrics_reports(ws, start=start, end=end, as_of=as_of, bys=bys, filters=filters,
+                                       with_funnel=True, current_only=("group", "tier"))
+            for by in bys:
+                alone = metrics_report(ws, start=start, end=end, as_of=as_of, by=by, filters=filters,
+                                       with_funnel=True)
+                if by in ("group", "tier"):
+                    assert together[by]["rows"] == [{by: row[by], **{k: row[k] for k in m3}}
+                                                    for row in alone["rows"] if row["current_members"]], \
+                        (filters, bys, by)
+                    alone["rows"] = together[by]["rows"]
+                assert together[by] == alone, (filters, bys, by)
+            assert together["group"]["rows"], (filters, bys)
+
+
 @pytest.mark.parametrize("template", [COHORT, COHORT_FACTS, CURRENT, CURRENT_FACTS, LANDING])
 def test_every_metric_template_widens_to_several_slicings(template: str) -> None:
     sql = render_sets(template, ("channel", "group", "cohort_week"))

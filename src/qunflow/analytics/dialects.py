@@ -32,6 +32,7 @@ DUCKDB: dict[str, Callable[[list[str]], str]] = {
     "ANY_TRUE": lambda a: f"bool_or({a[0]})",
     "SECONDS_BETWEEN": lambda a: f"((epoch_us({a[0]}) - epoch_us({a[1]})) / 1000000.0)",
     "MEDIAN": lambda a: f"median({a[0]})",
+    "COUNT_IF": lambda a: f"coalesce(count_if({a[0]}), 0)",  # count_if of no row is NULL, not 0
     "NULLABLE": lambda a: a[0],
     "NOT_MATERIALIZED": lambda a: "NOT MATERIALIZED",
     "NEXT": lambda a: f"lead({a[0]}) OVER (PARTITION BY {a[1]} ORDER BY {', '.join(a[2:])})",
@@ -51,6 +52,7 @@ CLICKHOUSE: dict[str, Callable[[list[str]], str]] = {
     "ANY_TRUE": lambda a: f"toBool(max({a[0]}))",
     "SECONDS_BETWEEN": lambda a: f"((toUnixTimestamp64Micro({a[0]}) - toUnixTimestamp64Micro({a[1]})) / 1000000.0)",
     "MEDIAN": lambda a: f"quantileExactInclusive(0.5)({a[0]})",
+    "COUNT_IF": lambda a: f"countIf({a[0]})",
     # Aggregates over no rows give NULL only on Nullable input (else 0 / 1970-01-01).
     "NULLABLE": lambda a: f"toNullable({a[0]})",
     "NOT_MATERIALIZED": lambda a: "",  # ClickHouse inlines CTEs anyway

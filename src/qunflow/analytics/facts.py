@@ -24,10 +24,13 @@ too; so are the member days of the members named on new events. A change of time
 rebuilds the tables. chdb and a ClickHouse server keep the member facts and the landing facts by the same rules
 in analytics/facts_clickhouse.py (ReplacingMergeTrees, see there).
 
-DuckDB's only, `member_days` holds what the daily trend's M3 needs (queries.CURRENT_DAILY_FACTS): per
-joined member, the presence spans (each join's local day until the day of the member's next join or leave,
-with the join's group) and the sorted local days with engagement. A span or day after a cutoff only ever lies
-after that cutoff's last day, so unlike the member facts these answer any period's days exactly.
+DuckDB's only, `landing_days` counts the landing facts per day, previous view day, acquisition attributes and
+joined (queries.LANDING_DAYS reads it for the days whose views are all a week old by the cutoff: the query
+needs no view's time there); a ship adds the change of the touched persons' rows. And `member_days` holds
+what the daily trend's M3 needs (queries.CURRENT_DAILY_FACTS): per joined member, the presence spans (each
+join's local day until the day of the member's next join or leave, with the join's group) and the sorted
+local days with engagement. A span or day after a cutoff only ever lies after that cutoff's last day, so
+unlike the member facts these answer any period's days exactly.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ from typing import Any
 
 from qunflow.analytics.dialects import for_duckdb
 
-# Bumped when the table's columns or their meaning change: a store with older facts rebuilds them.
-FACTS_VERSION = 3
+# Bumped when the tables, their columns or their meaning change: a store with older facts rebuilds them
+# (4: landing_days).
+FACTS_VERSION = 4
 # Above this share of members touched by one ship, one pass over every event beats the per-member update.
 FULL_REBUILD_SHARE = 0.2
 
@@ -169,6 +173,14 @@ FROM views v LEFT JOIN joined_soon s ON s.person = v.person AND s.day = v.day
 """
 
 
+# The landing facts counted per day and everything M1 slices, filters or matures them by but the view's time
+# (queries.LANDING_DAYS): ~17,000 rows for 1.1M landing facts at 1M members.
+LANDING_DAY_COUNTS = """
+SELECT day, prev_day, channel, campaign, entry_point, group_key, tier, joined, count(*) AS views
+FROM {table}{where} GROUP BY ALL
+"""
+
+
 def _settings_key(settings: Any) -> str:
     """What the facts were computed with (and their version): a change of any of it rebuilds them."""
     return json.dumps({"version": FACTS_VERSION, "tz": settings.timezone,
@@ -269,9 +281,9 @@ def refresh_members(conn: Any, settings: Any, member_ids: list[str]) -> None:
 
 def _has_facts(conn: Any) -> bool:
     found = conn.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name IN "
-                         "('member_facts', 'landing_facts', 'landing_links', 'member_days') "
+                         "('member_facts', 'landing_facts', 'landing_links', 'landing_days', 'member_days') "
                          "AND schema_name = current_schema()").fetchall()
-    return found[0][0] == 4
+    return found[0][0] == 5
 
 
 def _referred(conn: Any, scope: str, table: str = "member_facts") -> None:
@@ -296,11 +308,18 @@ def _landings(settings: Any, links: str, scope: str = "", person_scope: str = ""
 
 def _rebuild_landings(conn: Any, settings: Any, table: str = "landing_facts", links: str = "landing_links",
                       temporary: bool = False) -> None:
-    """Every person's links and landing facts from every event (`temporary`: into temporary tables)."""
+    """Every person's links, landing facts and their days from every event (`temporary`: into temporary tables;
+    the days into <table>_days then, else landing_days)."""
     kind = "TEMP TABLE" if temporary else "TABLE"
     conn.execute(f"CREATE OR REPLACE {kind} {links} AS " + LANDING_LINKS.replace("{scope}", ""))
     sql, params = _landings(settings, links)
     _run(conn, f"CREATE OR REPLACE {kind} {table} AS " + sql, params)
+    days = f"{table}_days" if temporary else "landing_days"
+    conn.execute(f"CREATE OR REPLACE {kind} {days} AS " + _landing_days(table))
+
+
+def _landing_days(table: str, where: str = "") -> str:
+    return LANDING_DAY_COUNTS.replace("{table}", table).replace("{where}", where)
 
 
 def _catch_up_landings(conn: Any, settings: Any, since: int) -> None:
@@ -325,7 +344,11 @@ def _catch_up_landings(conn: Any, settings: Any, since: int) -> None:
     if touched > FULL_REBUILD_SHARE * rows:
         _rebuild_landings(conn, settings)
     elif touched:
-        conn.execute("DELETE FROM landing_facts WHERE person IN (SELECT person FROM touched_people)")
+        # The days lose the touched persons' old rows and gain their new ones: counted apart, then summed in.
+        theirs = " WHERE person IN (SELECT person FROM touched_people)"
+        conn.execute("CREATE OR REPLACE TEMP TABLE days_change AS " + _landing_days("landing_facts", theirs))
+        conn.execute("UPDATE days_change SET views = -views")
+        conn.execute("DELETE FROM landing_facts" + theirs)
         sql, params = _landings(
             settings, "landing_links",
             " AND (e.member_id IN (SELECT person FROM touched_people) OR e.visitor_id IN "
@@ -333,6 +356,14 @@ def _catch_up_landings(conn: Any, settings: Any, since: int) -> None:
             "UNION ALL SELECT substr(person, 9) FROM touched_people WHERE starts_with(person, 'visitor:')))",
             " AND person IN (SELECT person FROM touched_people)")
         _run(conn, "INSERT INTO landing_facts " + sql, params)
+        conn.execute("INSERT INTO days_change " + _landing_days("landing_facts", theirs))
+        conn.execute("CREATE OR REPLACE TEMP TABLE days_summed AS SELECT * EXCLUDE (views), sum(views) AS views "
+                     "FROM (SELECT * FROM landing_days UNION ALL SELECT * FROM days_change) "
+                     "GROUP BY ALL HAVING sum(views) <> 0")
+        conn.execute("DELETE FROM landing_days")
+        conn.execute("INSERT INTO landing_days SELECT * FROM days_summed")
+        for table in ("days_change", "days_summed"):
+            conn.execute(f"DROP TABLE {table}")
     for table in ("new_links", "named", "touched_people"):
         conn.execute(f"DROP TABLE {table}")
 

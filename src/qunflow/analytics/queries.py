@@ -62,21 +62,22 @@ LANDING_DIMS = {
 LANDING_FACTS_DIMS = {**LANDING_DIMS, "tier": "tier"}  # landing_facts holds the view's tier as a column
 
 # The cohort's sufficient statistics from one row per member (`facts`); shared by COHORT and COHORT_FACTS.
+# Its flags are never NULL, so @COUNT_IF counts what count(*) FILTER would (DuckDB's count_if is a third quicker).
 COHORT_COUNTS = """SELECT grouping(dim) = 1 AS is_total, dim,
-       count(*) AS cohort_size, count(*) FILTER (WHERE unattributed) AS unattributed,
-       count(*) FILTER (WHERE e1) AS eligible_1, count(*) FILTER (WHERE e1 AND r1) AS retained_1,
-       count(*) FILTER (WHERE e7) AS eligible_7, count(*) FILTER (WHERE e7 AND r7) AS retained_7,
-       count(*) FILTER (WHERE e14) AS eligible_14, count(*) FILTER (WHERE e14 AND r14) AS retained_14,
-       count(*) FILTER (WHERE e30) AS eligible_30, count(*) FILTER (WHERE e30 AND r30) AS retained_30,
-       count(*) FILTER (WHERE e1 AND task1) AS task_d1,
-       count(*) FILTER (WHERE conv) AS converted,
-       count(*) FILTER (WHERE NOT conv AND NOT m30) AS in_progress,
-       count(*) FILTER (WHERE m30) AS mature_30,
-       count(*) FILTER (WHERE m30 AND conv) AS converted_mature,
+       count(*) AS cohort_size, @COUNT_IF(unattributed) AS unattributed,
+       @COUNT_IF(e1) AS eligible_1, @COUNT_IF(e1 AND r1) AS retained_1,
+       @COUNT_IF(e7) AS eligible_7, @COUNT_IF(e7 AND r7) AS retained_7,
+       @COUNT_IF(e14) AS eligible_14, @COUNT_IF(e14 AND r14) AS retained_14,
+       @COUNT_IF(e30) AS eligible_30, @COUNT_IF(e30 AND r30) AS retained_30,
+       @COUNT_IF(e1 AND task1) AS task_d1,
+       @COUNT_IF(conv) AS converted,
+       @COUNT_IF(NOT conv AND NOT m30) AS in_progress,
+       @COUNT_IF(m30) AS mature_30,
+       @COUNT_IF(m30 AND conv) AS converted_mature,
        @MEDIAN(seconds) FILTER (WHERE conv) AS median_seconds,
        sum(revenue_30) FILTER (WHERE m30) AS revenue_30, sum(margin_30) FILTER (WHERE m30) AS margin_30,
        sum(invites) FILTER (WHERE m30) AS invites_30, sum(referred) FILTER (WHERE m30) AS referred_30,
-       count(*) FILTER (WHERE m90) AS mature_90,
+       @COUNT_IF(m90) AS mature_90,
        sum(revenue_90) FILTER (WHERE m90) AS revenue_90, sum(margin_90) FILTER (WHERE m90) AS margin_90
 FROM facts GROUP BY GROUPING SETS ((dim), ())
 """
@@ -333,6 +334,24 @@ SELECT grouping(dim) = 1 AS is_total, dim, count(*) AS landing_visitors,
        count(*) FILTER (WHERE mature AND joined) AS landing_joined
 FROM (SELECT {landing_facts_dim} AS dim, ts + INTERVAL 7 DAY <= $cutoff AS mature, joined FROM landing_facts
       WHERE day BETWEEN $start AND $end AND (prev_day IS NULL OR prev_day < $start) {landing_facts_filter}) v
+GROUP BY GROUPING SETS ((dim), ())
+"""
+
+# LANDING_FACTS with the landing days (analytics/facts.py, DuckDB's only) for the days whose views are all mature:
+# a day 9 or more days before the as-of day ends 9 local days or more before the cutoff, over a week even with a
+# skipped day and an hour of summer time in between; the later days' views are still read one by one, for their
+# time.
+LANDING_DAYS = """
+SELECT grouping(dim) = 1 AS is_total, dim, coalesce(sum(n), 0) AS landing_visitors,
+       coalesce(sum(n) FILTER (WHERE mature), 0) AS landing_mature,
+       coalesce(sum(n) FILTER (WHERE mature AND joined), 0) AS landing_joined
+FROM (SELECT {landing_facts_dim} AS dim, TRUE AS mature, joined, views AS n FROM landing_days
+      WHERE day BETWEEN $start AND least($end, $as_of - 9) AND (prev_day IS NULL OR prev_day < $start)
+            {landing_facts_filter}
+      UNION ALL
+      SELECT {landing_facts_dim} AS dim, ts + INTERVAL 7 DAY <= $cutoff AS mature, joined, 1 AS n FROM landing_facts
+      WHERE day BETWEEN greatest($start, $as_of - 8) AND $end AND (prev_day IS NULL OR prev_day < $start)
+            {landing_facts_filter}) v
 GROUP BY GROUPING SETS ((dim), ())
 """
 

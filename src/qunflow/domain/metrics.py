@@ -111,9 +111,7 @@ def metrics_from_counts(c: Mapping[str, Any]) -> dict[str, Any]:
     for day in RETENTION_DAYS:
         out[f"retention_d{day}"] = ratio(n(f"retained_{day}"), n(f"eligible_{day}"))
     out["task_completion_d1"] = ratio(n("task_d1"), n("eligible_1"))
-    out["current_members"] = int(n("current_members"))
-    for window in ACTIVE_WINDOWS:
-        out[f"active_ratio_{window}d"] = ratio(n(f"active_{window}"), n("current_members"))
+    out.update(current_from_counts(c))
     out["invites_per_member"] = ratio(n("invites_30"), n("mature_30"))
     out["k_factor"] = ratio(n("referred_30"), n("mature_30"))
     out["converted"] = int(n("converted"))
@@ -129,6 +127,13 @@ def metrics_from_counts(c: Mapping[str, Any]) -> dict[str, Any]:
     out["spend"] = float(spend) if spend is not None else None
     out["cost_per_join"], out["cost_per_acquisition"] = costs(spend, n("cohort_size"), n("converted"))
     return out
+
+
+def current_from_counts(c: Mapping[str, Any]) -> dict[str, Any]:
+    """M3's values alone (current members, active ratios) from the statistics of one row."""
+    current = c.get("current_members") or 0
+    return {"current_members": int(current),
+            **{f"active_ratio_{window}d": ratio(c.get(f"active_{window}"), current) for window in ACTIVE_WINDOWS}}
 
 
 def costs(spend: float | Decimal | None, joins: int, converted: int) -> tuple[float | None, float | None]:

@@ -67,8 +67,8 @@ def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
     """Everything the front page shows; the retention heatmap may reach back to `history_start`.
 
     Ships once, then reads on that one analytics connection: the period by channel, group and cohort week in one
-    pass (metrics_reports), the previous period and the daily trend; the funnel comes from the by-channel
-    report's own totals, the very numbers of the cards.
+    pass (metrics_reports; by group M3 alone, for the groups' active ratio), the previous period and the daily
+    trend; the funnel comes from the by-channel report's own totals, the very numbers of the cards.
     """
     f = filters or {}
     cohort_start = min(history_start or start, start)
@@ -80,7 +80,7 @@ def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
 
         # The period's slicings in one pass; the heatmap's longer history, if any, in its own.
         sliced = metrics_reports(ws, start=start, end=end, as_of=as_of, bys=together, filters=f, ship_first=False,
-                                 with_funnel=True, store=store)
+                                 with_funnel=True, store=store, current_only=("group",))
         by_channel = sliced["channel"]
         before = previous_period(start, end, as_of)
         previous = report(before[0], before[1], "none", seen=before[2])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ from qunflow.analytics.queries import (
     CURRENT_FACTS,
     DAILY_MAX_DAYS,
     LANDING,
+    LANDING_DAYS,
     LANDING_FACTS,
     SPEND,
     SPEND_DAILY,
@@ -31,6 +32,7 @@ from qunflow.domain.metrics import (
     check_dimension,
     check_experiment,
     check_filters,
+    current_from_counts,
     funnel_from_counts,
     make_period,
     metrics_from_counts,
@@ -73,35 +75,46 @@ def _statistics(ws: Workspace, period: Period, by: str, filters: dict[str, str] 
 
 def _statistics_sets(ws: Workspace, period: Period, bys: tuple[str, ...], filters: dict[str, str] | None = None,
                      experiment: str | None = None, *, ship_first: bool = False, store: Engine | None = None,
-                     templates: tuple[str, ...] = (COHORT, CURRENT, LANDING, SPEND)) -> dict[str, Statistics]:
+                     templates: tuple[str, ...] = (COHORT, CURRENT, LANDING, SPEND),
+                     narrow: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Statistics]:
     """`_statistics` of several slicings of one period, each metric query run once for all of them (GROUPING
     SETS, analytics/slicings.py) where its template allows, else once per slicing; only the statistics of
-    `templates` (by default all of them)."""
+    `templates` (by default all of them), and of a slicing named in `narrow` only those of the templates it
+    names there (its rows lack the rest; the total is whole)."""
     filters = filters or {}
+    narrow = narrow or {}
     params = _params(ws, period, filters, experiment)
     with _store(ws, store, ship_first) as engine:  # each engine uses only the parameters its SQL names
         from_facts = experiment is None and "variant" not in filters and "variant" not in bys \
             and facts_usable(engine, ws.settings, period.cutoff)
-        facts = {COHORT: COHORT_FACTS, CURRENT: CURRENT_FACTS, LANDING: LANDING_FACTS} if from_facts else {}
+        landings = LANDING_DAYS if engine.name == "duckdb" else LANDING_FACTS  # the days are DuckDB's only
+        facts = {COHORT: COHORT_FACTS, CURRENT: CURRENT_FACTS, LANDING: landings} if from_facts else {}
         fetched: list[tuple[str, int | None, Any, dict[str, Any]]] = []  # (template, slicing, dim, statistics)
         for template in templates:
             sql = facts.get(template, template)
             # Spend is by channel whatever the slicing: read once, as slicing 0.
-            together = len(bys) > 1 and template is not SPEND and experiment is None
+            mine = [0] if template is SPEND else [k for k, by in enumerate(bys)
+                                                  if template in narrow.get(by, templates)]
+            together = len(mine) > 1 and experiment is None
             try:
-                sql_sets = render_sets(sql, bys, filters) if together else None
+                sql_sets = render_sets(sql, tuple(bys[k] for k in mine), filters) if together else None
             except NotSliceable:  # a template of another shape: once per slicing
                 sql_sets = None
             if sql_sets is not None:
                 names, rows = engine.query(sql_sets, params)
-                fetched += [(template, *split_sets(names, row, len(bys))) for row in rows]
+                for row in rows:
+                    k, dim, record = split_sets(names, row, len(mine))
+                    fetched.append((template, None if k is None else mine[k], dim, record))
             else:
-                for k, by in enumerate(bys[:1] if template is SPEND else bys):
+                each: list[int | None] = [*mine] or [None]  # no slicing left to it: its total alone
+                for k in each:
+                    by = "none" if k is None else bys[k]
                     names, rows = engine.query(render(sql, by, filters, experiment is not None), params)
                     for row in rows:
                         record = dict(zip(names, row, strict=True))
                         is_total, dim = record.pop("is_total"), record.pop("dim")
-                        fetched.append((template, None if is_total else k, dim, record))
+                        if is_total or k is not None:
+                            fetched.append((template, None if is_total else k, dim, record))
     return {by: _shape(by, k, fetched, filters, experiment) for k, by in enumerate(bys)}
 
 
@@ -152,23 +165,26 @@ def metrics_report(ws: Workspace, *, start: date | None = None, end: date | None
 
 def metrics_reports(ws: Workspace, *, start: date, end: date, as_of: date, bys: tuple[str, ...],
                     filters: dict[str, str] | None = None, ship_first: bool = True, with_funnel: bool = False,
-                    store: Engine | None = None) -> dict[str, dict[str, Any]]:
-    """`metrics_report` of one period by each of `bys` (no experiment), read in one pass for all of them."""
+                    store: Engine | None = None, current_only: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    """`metrics_report` of one period by each of `bys` (no experiment), read in one pass for all of them; the
+    slicings in `current_only` are read for M3 alone: a row per value with current members, holding M3's values."""
     bys = tuple(check_dimension(by) for by in bys)
     filters = check_filters(filters)
     for by in bys:
         check_experiment(None, by, filters)
     period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
-    sets = _statistics_sets(ws, period, bys, filters, ship_first=ship_first, store=store)
-    return {by: _report(period, by, *sets[by], None, with_funnel) for by in bys}
+    sets = _statistics_sets(ws, period, bys, filters, ship_first=ship_first, store=store,
+                            narrow={by: (CURRENT,) for by in current_only})
+    return {by: _report(period, by, *sets[by], None, with_funnel, by in current_only) for by in bys}
 
 
 def _report(period: Period, by: str, rows: dict[Any, dict[str, Any]], total: dict[str, Any],
-            experiment: str | None, with_funnel: bool) -> dict[str, Any]:
+            experiment: str | None, with_funnel: bool, current_only: bool = False) -> dict[str, Any]:
     out_rows = []
+    shape = current_from_counts if current_only else metrics_from_counts
     if by != "none":
         for dim in sorted(rows, key=lambda d: (d is None, str(d))):
-            out_rows.append({by: dim, **metrics_from_counts(rows[dim])})
+            out_rows.append({by: dim, **shape(rows[dim])})
     report = {"from": period.start.isoformat(), "to": period.end.isoformat(), "as_of": period.as_of.isoformat(),
               "by": by, "rows": out_rows, "total": metrics_from_counts(total)}
     if experiment is not None:
