@@ -34,7 +34,16 @@ from qunflow.services.invites import invite_for, revoke_full
 from qunflow.services.privacy import index_name, seal
 from qunflow.services.waitlist import add_to_waitlist, mark_joined, offer_seats, waitlist_link
 from qunflow.store.consents import record_consent
-from qunflow.store.db import insert_if_new, insert_ignore, read_first, read_plain, read_scalar
+from qunflow.store.db import (
+    commit_update,
+    connection,
+    insert_if_new,
+    insert_ignore,
+    read_first,
+    read_plain,
+    read_scalar,
+    transaction,
+)
 from qunflow.store.eventlog import append_events
 from qunflow.store.memo import remember, remembered
 from qunflow.store.tables import (
@@ -345,7 +354,7 @@ def _open_move(conn: Connection, member_id: str, label: str) -> bool:
 def on_join_request(ws: Workspace, item: Any) -> None:
     """Someone asked to join through a link: note who it is (the welcome and the approval come next)."""
     assert isinstance(item, JoinRequested)
-    with ws.engine.begin() as conn:
+    with transaction(ws.engine) as conn:
         group = group_row(conn, item.platform, item.group_id)
         if group is None:
             return
@@ -362,7 +371,7 @@ def known_request(ws: Workspace, item: JoinRequested) -> bool:
     """A request that came through one of our links, by its rightful owner: it is approved."""
     if not item.invite_label:  # no link of ours: nothing to read
         return False
-    with ws.engine.connect() as conn:
+    with connection(ws.engine) as conn:
         return known_request_in(conn, item)
 
 
@@ -401,11 +410,12 @@ def approve_request(ws: Workspace, item: Any) -> None:
     """Approve a request on our own link once the welcome went out; others stay pending (they got the gate
     link instead). Runs after the welcome handler (services.inbound)."""
     assert isinstance(item, JoinRequested)
-    with ws.engine.connect() as conn:
+    with connection(ws.engine) as conn:
         member_id = _known(conn, item)
         # Approved and recorded before: a repeat of the update after a crash.
         if member_id is None or _joined_already(conn, item, member_id):
             return
+    commit_update()  # the welcome's result is recorded before the approval
     ws.connector(item.platform).approve_join(item.group_id, item.user_id)
     # Approved means in: the join is recorded now, whether or not the platform's own member update
     # follows (Telegram sends one only to an admin bot that asked for it); that update is then a repeat.
@@ -414,7 +424,7 @@ def approve_request(ws: Workspace, item: Any) -> None:
 
     joined = MemberJoined(item.platform, ws.clock(), item.group_id, item.user_id, item.display_name,
                           item.invite_label)
-    with ws.engine.begin() as conn:
+    with transaction(ws.engine) as conn:
         recorded = _record_member_joined(ws, conn, joined)
         done = None if recorded is None else complete_offered(conn, ws.clock(), joined, recorded.group,
                                                               recorded.member_id)
@@ -445,7 +455,7 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
     """Attribute the join to its gate pass or entry point (or record that it could not be) and record it,
     unless the person is in the group already (an approved request recorded it)."""
     assert isinstance(item, MemberJoined)
-    with ws.engine.begin() as conn:
+    with transaction(ws.engine) as conn:
         recorded = _record_member_joined(ws, conn, item)
     _after_join(ws, recorded)
 
@@ -486,7 +496,7 @@ def _after_join(ws: Workspace, recorded: Recorded | None) -> None:
 def on_contact_added(ws: Workspace, item: Any) -> None:
     """A person added a staff account through a 联系我 code: their entry into the private domain, a join."""
     assert isinstance(item, ContactAdded)
-    with ws.engine.begin() as conn:
+    with transaction(ws.engine) as conn:
         resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, None, None)
         member = conn.execute(_MEMBER_BY_ID, {"member_id": resolved.member_id}).one()
         conn.execute(_SET_JOINED_AT, {"mid": member.id, "joined": member.joined_at or item.at})
@@ -516,7 +526,7 @@ def _record_join(conn: Connection, item: Any, member: Any, group: Any, resolved:
 
 def on_member_left(ws: Workspace, item: Any) -> None:
     assert isinstance(item, MemberLeft)
-    with ws.engine.begin() as conn:
+    with transaction(ws.engine) as conn:
         group = group_row(conn, item.platform, item.group_id)
         member_id = member_of_user(conn, item.platform, item.user_id)
         if group is None or member_id is None:

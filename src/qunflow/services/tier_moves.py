@@ -41,7 +41,7 @@ from qunflow.services.catalog import group_slots
 from qunflow.services.invites import invite_for, revoke
 from qunflow.services.privacy import unseal
 from qunflow.services.versions import Change, store_version
-from qunflow.store.db import insert_if_new, insert_ignore
+from qunflow.store.db import insert_if_new, insert_ignore, transaction
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import (
     events,
@@ -287,7 +287,7 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
     from qunflow.services.join import group_row, member_of_user
 
     assert isinstance(item, MemberJoined)
-    with ws.engine.begin() as conn:
+    with transaction(ws.engine) as conn:
         group = group_row(conn, item.platform, item.group_id)
         member_id = member_of_user(conn, item.platform, item.user_id) if group is not None else None
         done = complete_offered(conn, ws.clock(), item, group, member_id) if member_id is not None else None
