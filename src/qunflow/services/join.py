@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 
 from qunflow.connectors.base import ContactAdded, JoinRequested, MemberJoined, MemberLeft
 from qunflow.connectors.registry import spec_of
@@ -229,7 +229,9 @@ _TICKET_OF_USER = (select(members.c.id, members.c.join_ticket, members.c.entry_p
                    .join(identities, identities.c.member_id == members.c.id)
                    .where(identities.c.platform == bindparam("platform"),
                           identities.c.external_user_id == bindparam("user_id")))
-_MEMBER_BY_ID = select(members).where(members.c.id == bindparam("member_id"))
+# What a join event carries about its member (text and integers only: read on the driver's cursor).
+_MEMBER_TO_RECORD = select(members.c.id, members.c.visitor_id, members.c.tier, members.c.entry_point_id,
+                           members.c.referrer_id).where(members.c.id == bindparam("member_id"))
 # A tier move's own link (services/tier_moves.py): its label, while the move is open, admits its member.
 _OPEN_MOVE_LABEL = select(tier_moves.c.id).where(tier_moves.c.open_key == bindparam("member_id"),
                                                  tier_moves.c.label == bindparam("label"))
@@ -239,15 +241,18 @@ _ENTRY_ATTRIBUTES = (select(entry_points.c.code, channels.c.key.label("channel")
                      .outerjoin(campaigns, campaigns.c.id == entry_points.c.campaign_id)
                      .where(entry_points.c.id == bindparam("entry_id")))
 # A gate pass's member by its ticket, and the platforms that member is known on.
-_TICKET_HOLDER = select(members).where(members.c.join_ticket == bindparam("label"))
+_TICKET_HOLDER = (select(members.c.id, members.c.entry_point_id, members.c.tier)
+                  .where(members.c.join_ticket == bindparam("label")))
 _PLATFORMS_OF = select(identities.c.platform).where(identities.c.member_id == bindparam("holder"))
 _NEW_MEMBER = insert(members)  # the values come as parameters: compiled once per set of columns
 _NEW_IDENTITY = insert(identities)
 _HOLD_SEAT = (update(members).where(members.c.id == bindparam("mid"), members.c.joined_at.is_(None))
               .values(join_started_at=bindparam("at")))
-_SET_JOINED = (update(members).where(members.c.id == bindparam("mid"))
-               .values(joined_at=bindparam("joined"), group_id=bindparam("gid")))
-_SET_JOINED_AT = update(members).where(members.c.id == bindparam("mid")).values(joined_at=bindparam("joined"))
+# The first join's time is kept (a member who left and came back joined first then).
+_FIRST_JOINED = func.coalesce(members.c.joined_at, bindparam("joined", type_=members.c.joined_at.type))
+_SET_JOINED = update(members).where(members.c.id == bindparam("mid")).values(joined_at=_FIRST_JOINED,
+                                                                             group_id=bindparam("gid"))
+_SET_JOINED_AT = update(members).where(members.c.id == bindparam("mid")).values(joined_at=_FIRST_JOINED)
 _COUNT_IN = (update(groups).where(groups.c.id == bindparam("gid"))
              .values(member_count=groups.c.member_count + 1).returning(groups.c.member_count))
 _LAST_JOIN_OR_LEAVE = (select(events.c.type)
@@ -315,7 +320,7 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
     entry = None
     pass_holder = None  # the gate pass's member, when this person may be them on a second platform
     if label:
-        member = conn.execute(_TICKET_HOLDER, {"label": label}).first()
+        member = read_first(conn, _TICKET_HOLDER, {"label": label})
         if member is not None:
             platforms = {row.platform for row in read_plain(conn, _PLATFORMS_OF, {"holder": member.id})}
             if not platforms:
@@ -480,8 +485,8 @@ def _record_member_joined(ws: Workspace, conn: Connection, item: MemberJoined) -
     if known is not None and _in_group(conn, known, group.key):  # a repeat: how they came in is not read again
         return Recorded(group, known, False, False)
     resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
-    member = conn.execute(_MEMBER_BY_ID, {"member_id": resolved.member_id}).one()
-    conn.execute(_SET_JOINED, {"mid": member.id, "joined": member.joined_at or item.at, "gid": group.id})
+    member = read_first(conn, _MEMBER_TO_RECORD, {"member_id": resolved.member_id})
+    conn.execute(_SET_JOINED, {"mid": member.id, "joined": item.at, "gid": group.id})
     count = conn.execute(_COUNT_IN, {"gid": group.id}).scalar()
     mark_joined(ws, conn, member.id)
     _record_join(conn, item, member, group, resolved)
@@ -498,8 +503,8 @@ def on_contact_added(ws: Workspace, item: Any) -> None:
     assert isinstance(item, ContactAdded)
     with transaction(ws.engine) as conn:
         resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, None, None)
-        member = conn.execute(_MEMBER_BY_ID, {"member_id": resolved.member_id}).one()
-        conn.execute(_SET_JOINED_AT, {"mid": member.id, "joined": member.joined_at or item.at})
+        member = read_first(conn, _MEMBER_TO_RECORD, {"member_id": resolved.member_id})
+        conn.execute(_SET_JOINED_AT, {"mid": member.id, "joined": item.at})
         _record_join(conn, item, member, None, resolved, staff=item.staff_id)
 
 
