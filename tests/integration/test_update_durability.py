@@ -21,7 +21,7 @@ from qunflow.connectors.base import MemberLeft
 from qunflow.domain.events import Event
 from qunflow.services import inbound
 from qunflow.services.runtime import poll_once
-from qunflow.store.db import sync_deferred
+from qunflow.store.db import commit_update, connection, sync_deferred, transaction, update_transaction
 from qunflow.store.eventlog import append_events
 from qunflow.workspace import Workspace, init_workspace
 from tests.conftest import LiveServer
@@ -54,6 +54,40 @@ def test_sync_deferred_commits_without_waiting_and_notes_writes(any_workspace: W
     with ws.engine.connect() as conn:  # the pooled connection is synced again once the block is left
         assert sync_level(conn) == "FULL"
         assert conn.execute(text("SELECT count(*) FROM events WHERE event_id = 'e1'")).scalar() == 1
+
+
+def test_an_updates_handlers_share_one_transaction(any_workspace: Workspace) -> None:
+    ws = any_workspace
+    ours = text("SELECT count(*) FROM events WHERE event_id LIKE 'u-%'")
+    commits: list[int] = []
+    event.listen(ws.engine, "commit", lambda _conn: commits.append(1))
+
+    def write(n: int) -> None:
+        with transaction(ws.engine) as conn:
+            append_events(conn, [Event(event_id=f"u-{n}", type="landing_view", ts=datetime(2026, 12, 1, tzinfo=UTC),
+                                       visitor_id="v1")])
+
+    with pytest.raises(RuntimeError), update_transaction(ws.engine):
+        write(1)
+        with connection(ws.engine) as conn:
+            assert conn.execute(ours).scalar() == 1  # the update's reads see its writes
+        assert commits == []
+        raise RuntimeError("a handler failed")
+    with ws.engine.connect() as conn:
+        assert conn.execute(ours).scalar() == 0  # rolled back: the platform delivers the update again
+    with update_transaction(ws.engine) as tx:
+        write(2)
+        commit_update()  # before a platform call
+        assert len(commits) == 1
+        write(3)
+        with ws.engine.connect() as conn:  # code on a connection of its own: the update's writes first commit
+            assert conn.execute(ours).scalar() == 2
+        assert len(commits) == 2
+        write(4)
+        tx.end(lambda _conn: write(5))  # the handled mark's place: with the last writes, one commit
+    assert len(commits) == 3
+    with ws.engine.connect() as conn:
+        assert conn.execute(ours).scalar() == 4
 
 
 @pytest.fixture

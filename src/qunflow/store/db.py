@@ -191,8 +191,8 @@ class UpdateTransaction:
     - `commit_update()` before each platform call (a send is recorded before it goes; the send's own result
       is then committed with the update's next commit, before any other call);
     - `end()`, with the update's handled mark, in a synced commit that makes the earlier ones durable too.
-    Until the first `commit_update()` its commits wait for no disk (`sync_deferred`); after it, the update's
-    next transaction may be its last, so it is synced."""
+    Its first transaction waits for no disk (`sync_deferred`); after a commit, the update's next transaction
+    may be its last, so it is synced."""
 
     __slots__ = ("engine", "conn", "scope")
 
@@ -204,6 +204,8 @@ class UpdateTransaction:
     def connection(self) -> Connection:
         if self.conn is None:
             self.conn = self.engine.connect()
+        if not self.conn.in_transaction():  # begun explicitly: writes on the driver's cursor (events) begin none
+            self.conn.begin()
         return self.conn
 
     @property
@@ -211,9 +213,9 @@ class UpdateTransaction:
         """Writes not committed yet."""
         return self.conn is not None and bool(self.conn.info.get("qf_wrote"))
 
-    def commit(self, *, synced_next: bool) -> None:
-        """Commit what is pending (a transaction that only read is ended), then set the sync level of the
-        transactions that follow."""
+    def commit(self) -> None:
+        """Commit what is pending (a transaction that only read is ended). The update's next transaction may
+        be its last: it is synced."""
         if self.conn is None:
             return
         if self.pending:
@@ -221,14 +223,14 @@ class UpdateTransaction:
         elif self.conn.in_transaction():
             self.conn.rollback()
         _apply_level(self.conn.connection.driver_connection, self.conn.info, is_postgres(self.conn),
-                     deferred=not synced_next)
+                     deferred=False)
 
     def end(self, last: Callable[[Connection], object]) -> None:
         """Write `last` (the handled mark) and commit with a synced commit: with the open transaction when it
         began synced, else in one of its own after it."""
         conn = self.connection()
         if conn.info.get("qf_sync", "on") != conn.info.get("qf_sync_own", "on"):
-            self.commit(synced_next=True)
+            self.commit()
         last(conn)
         conn.commit()
 
@@ -278,7 +280,7 @@ def commit_update() -> None:
     """Before a platform call or a wait: commit the open inbound update's writes (none open: nothing to do)."""
     tx = _UPDATE.get()
     if tx is not None:
-        tx.commit(synced_next=True)
+        tx.commit()
 
 
 def _update_transactions(engine: Engine) -> None:
@@ -292,7 +294,7 @@ def _update_transactions(engine: Engine) -> None:
     def _commit_update_first(_dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         tx = _UPDATE.get()
         if tx is not None and tx.pending:
-            tx.commit(synced_next=False)
+            tx.commit()
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
