@@ -97,15 +97,13 @@ def telegram() -> Iterator[FakeTelegram]:
 
 
 class Commits:
-    """Each commit on the engine that wrote: the update it belonged to and its sync level."""
+    """Each commit on the engine: the update it belonged to and its sync level."""
 
     def __init__(self, ws: Workspace) -> None:
         self.seen: list[tuple[str, str]] = []
         self.update = "?"
         self.engine = ws.engine
         event.listen(ws.engine, "commit", self._commit)
-        self.writes: set[int] = set()
-        event.listen(ws.engine, "before_cursor_execute", self._statement)
         original = inbound.dispatch
 
         def dispatch(ws: Workspace, updates: Any) -> None:
@@ -118,19 +116,12 @@ class Commits:
         self._restore = original
         inbound.dispatch = dispatch
 
-    def _statement(self, conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
-            self.writes.add(id(conn))
-
     def _commit(self, conn: Connection) -> None:
-        if id(conn) in self.writes or conn.info.get("qf_writer"):  # qf_writer: a write through the driver
-            self.writes.discard(id(conn))
-            self.seen.append((self.update, sync_level(conn)))
+        self.seen.append((self.update, sync_level(conn)))
 
     def close(self) -> None:
         inbound.dispatch = self._restore
         event.remove(self.engine, "commit", self._commit)
-        event.remove(self.engine, "before_cursor_execute", self._statement)
 
 
 def test_a_telegram_join_request_commits_three_times_the_last_synced(tmp_path: Path, telegram: FakeTelegram) -> None:

@@ -37,6 +37,7 @@ from qunflow.store.db import (
     read_first,
     retry_busy,
     transaction,
+    write_plain,
 )
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import deliveries, identities
@@ -329,7 +330,7 @@ _SET_DELIVERY = update(deliveries).where(deliveries.c.id == bindparam("delivery_
 def _update(ws: Workspace, row: Any, values: dict[str, Any]) -> None:
     def write() -> None:
         with transaction(ws.engine) as conn:
-            conn.execute(_SET_DELIVERY, {"delivery_id": row.id, **values})
+            write_plain(conn, _SET_DELIVERY, {"delivery_id": row.id, **values})
 
     retry_busy(write)
 
@@ -349,7 +350,7 @@ def _finish(ws: Workspace, row: Any, status: str, *, message_id: str | None = No
     # it commits with the update's next commit, which comes before any other platform call.
     def write() -> None:
         with transaction(ws.engine) as conn:
-            conn.execute(_SET_DELIVERY, {"delivery_id": row.id, **values})
+            write_plain(conn, _SET_DELIVERY, {"delivery_id": row.id, **values})
             if events:
                 append_events(conn, events)
             if status == "unreachable" and row.private:

@@ -43,6 +43,7 @@ from qunflow.store.db import (
     read_plain,
     read_scalar,
     transaction,
+    write_plain,
 )
 from qunflow.store.eventlog import append_events
 from qunflow.store.memo import remember, remembered
@@ -338,14 +339,14 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
             entry_id, entry_tier = pass_holder.entry_point_id, pass_holder.tier
         else:
             entry_id, entry_tier = (entry.id, entry.target_tier) if entry else (None, None)
-        conn.execute(_NEW_MEMBER, {"id": member_id, "tier": tier or entry_tier, "locale": "zh", "group_id": group_id,
-                                   "entry_point_id": entry_id, "created_at": at})
+        write_plain(conn, _NEW_MEMBER, {"id": member_id, "tier": tier or entry_tier, "locale": "zh",
+                                        "group_id": group_id, "entry_point_id": entry_id, "created_at": at})
         if pass_holder is None:  # what the welcome reads next (services/welcome.py), known without a read
             remember(("to_welcome", member_id), ToWelcome("zh", None, tier or entry_tier, label if entry else None))
     else:
         member_id = member.id
-    conn.execute(_NEW_IDENTITY, {"member_id": member_id, "platform": platform, "external_user_id": user_id,
-                                 "created_at": at})
+    write_plain(conn, _NEW_IDENTITY, {"member_id": member_id, "platform": platform, "external_user_id": user_id,
+                                      "created_at": at})
     remember(("member", platform, user_id), member_id)
     if pass_holder is not None:
         insert_ignore(conn, member_merges, candidate_rows([(pass_holder.id, member_id, OWN_LINK)], at))
@@ -365,7 +366,7 @@ def on_join_request(ws: Workspace, item: Any) -> None:
             return
         resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
         # a seat is held from now (services/catalog.py JOIN_HOLD)
-        conn.execute(_HOLD_SEAT, {"mid": resolved.member_id, "at": item.at})
+        write_plain(conn, _HOLD_SEAT, {"mid": resolved.member_id, "at": item.at})
         append_events(conn, [Event(
             event_id=f"jr-{item.platform}-{item.group_id}-{item.user_id}-{item.at:%Y%m%d%H%M%S}",
             type="join_requested", ts=item.at.replace(tzinfo=UTC), member_id=resolved.member_id, group=group.key,
@@ -486,8 +487,8 @@ def _record_member_joined(ws: Workspace, conn: Connection, item: MemberJoined) -
         return Recorded(group, known, False, False)
     resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
     member = read_first(conn, _MEMBER_TO_RECORD, {"member_id": resolved.member_id})
-    conn.execute(_SET_JOINED, {"mid": member.id, "joined": item.at, "gid": group.id})
-    count = conn.execute(_COUNT_IN, {"gid": group.id}).scalar()
+    write_plain(conn, _SET_JOINED, {"mid": member.id, "joined": item.at, "gid": group.id})
+    count = write_plain(conn, _COUNT_IN, {"gid": group.id})
     mark_joined(ws, conn, member.id)
     _record_join(conn, item, member, group, resolved)
     return Recorded(group, member.id, True, count >= group.capacity)
@@ -504,7 +505,7 @@ def on_contact_added(ws: Workspace, item: Any) -> None:
     with transaction(ws.engine) as conn:
         resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, None, None)
         member = read_first(conn, _MEMBER_TO_RECORD, {"member_id": resolved.member_id})
-        conn.execute(_SET_JOINED_AT, {"mid": member.id, "joined": item.at})
+        write_plain(conn, _SET_JOINED_AT, {"mid": member.id, "joined": item.at})
         _record_join(conn, item, member, None, resolved, staff=item.staff_id)
 
 

@@ -10,7 +10,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -162,7 +162,11 @@ def before_driver_write(conn: Connection) -> None:
     this process's SQLite writer lock as any other write does. Without it, a transaction whose first write
     goes around the lock holds SQLite's write lock while its next write waits for ours, held by a writer
     that waits in SQLite's busy handler for it: both stall until busy_timeout ends one with "database is
-    locked" (a gate pass's first write is its event)."""
+    locked" (a gate pass's first write is its event). Begins SQLAlchemy's transaction when none is open, as
+    its own statements do (autobegin): the connection's commit() or rollback() then ends the write, and gives
+    the lock back."""
+    if not conn.in_transaction():
+        conn.begin()
     _note_write(conn)
     take = _WRITER_LOCKS.get(conn.engine)
     if take is not None:
@@ -434,9 +438,10 @@ def _insert(conn: Connection, table: Any, returning: str = "") -> Any:
 
 
 def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert the rows whose keys are not there yet (ON CONFLICT DO NOTHING), in the caller's transaction."""
+    """Insert the rows whose keys are not there yet (ON CONFLICT DO NOTHING), in the caller's transaction (on
+    the driver's cursor: write_plain)."""
     if rows:
-        conn.execute(_insert(conn, table), rows)
+        write_plain(conn, _insert(conn, table), rows)
 
 
 def insert_if_new(conn: Connection, table: Any, row: dict[str, Any]) -> bool:
@@ -509,3 +514,70 @@ def read_scalar(conn: Connection, statement: Any, params: dict[str, Any]) -> Any
     """read_plain's first column of its first row, or None."""
     rows = read_plain(conn, statement, params)
     return rows[0][0] if rows else None
+
+
+# Keyed like _PLAIN_READS, and by the parameter names (an INSERT's columns are the ones given).
+_PLAIN_WRITES: dict[tuple[Any, str, tuple[str, ...]], _WritePlan] = {}
+
+
+class _WritePlan(NamedTuple):
+    sql: str
+    positions: tuple[str, ...] | None  # the parameters' order (SQLite's ?), None: by name (psycopg)
+    literals: dict[str, Any]  # values the statement carries itself, and constant column defaults
+    convert: dict[str, Callable[[Any], Any]]  # SQLAlchemy's type conversion, per parameter that needs one
+    returning: bool
+
+
+def write_plain(conn: Connection, statement: Any, params: dict[str, Any] | list[dict[str, Any]]) -> Any:
+    """A hot write (a module-level insert or update) run on the driver's cursor, like read_plain: the values
+    go through the type conversions SQLAlchemy would apply (a datetime as SQLite stores it), without its
+    execution machinery. A list of rows runs as one executemany. Returns the first column of the row
+    RETURNING gives (None: no row), else the number of rows written. In the caller's connection and
+    transaction, under the writer lock (before_driver_write). A column default that is not a constant is
+    refused (TypeError)."""
+    rows = params if isinstance(params, list) else [params]
+    key = (statement, conn.dialect.name, tuple(rows[0]))
+    plan = _PLAIN_WRITES.get(key)
+    if plan is None:
+        plan = _PLAIN_WRITES[key] = _write_plan(conn, statement, key[2])
+    values = []
+    for row in rows:
+        merged = {**plan.literals, **row}
+        for name, process in plan.convert.items():
+            merged[name] = process(merged[name])
+        values.append(merged if plan.positions is None else [merged[name] for name in plan.positions])
+    before_driver_write(conn)
+    driver_error = conn.dialect.loaded_dbapi.Error
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if len(values) == 1:
+            cursor.execute(plan.sql, values[0])
+        else:
+            cursor.executemany(plan.sql, values)
+        if plan.returning:
+            found = cursor.fetchone()
+            return None if found is None else found[0]
+        return cursor.rowcount
+    except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows "database is locked" by it
+        raise DBAPIError.instance(plan.sql, values, exc, driver_error) from exc
+    finally:
+        cursor.close()
+
+
+def _write_plan(conn: Connection, statement: Any, names: tuple[str, ...]) -> _WritePlan:
+    # for_executemany: no RETURNING of the new key that PostgreSQL's INSERTs otherwise get unasked
+    compiled = statement.compile(dialect=conn.dialect, column_keys=list(names), for_executemany=True)
+    literals = {name: value for name, value in compiled.construct_params(_check=False).items() if value is not None}
+    for column in [*compiled.insert_prefetch, *compiled.update_prefetch]:
+        if column.default is None or not column.default.is_scalar:
+            raise TypeError(f"write_plain: the default of {column} is not a constant: {compiled.string}")
+        literals[column.key] = column.default.arg
+    if any(bind.expanding for bind in compiled.binds.values()):
+        raise TypeError(f"write_plain takes no IN lists: {compiled.string}")
+    convert = {}
+    for name, bind in compiled.binds.items():
+        process = bind.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        if process is not None:
+            convert[name] = process
+    positions = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup is not None else None
+    return _WritePlan(compiled.string, positions, literals, convert, bool(compiled.effective_returning))
