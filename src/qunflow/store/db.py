@@ -208,8 +208,8 @@ class UpdateTransaction:
     def connection(self) -> Connection:
         if self.conn is None:
             self.conn = self.engine.connect()
-        if not self.conn.in_transaction():  # begun explicitly: writes on the driver's cursor (events) begin none
-            self.conn.begin()
+        if not self.conn.in_transaction():  # begun explicitly: read_plain's reads begin none, and commit()
+            self.conn.begin()               # must end what they began on the driver too
         return self.conn
 
     @property
