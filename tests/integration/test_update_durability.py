@@ -1,5 +1,6 @@
-"""One disk sync per inbound update: the handlers' commits wait for no disk (store.db.sync_deferred), the
-handled mark that ends the update is the one synced commit, and it makes theirs durable too.
+"""An inbound update's handlers share one transaction, committed before each platform call and at the end
+with the handled mark (store.db.update_transaction). The commits before the first platform call wait for no
+disk (store.db.sync_deferred); the last one is synced, and it makes theirs durable too.
 
 Checked on the real databases: SQLite's `PRAGMA synchronous` and PostgreSQL's `synchronous_commit` as each
 commit runs, for a Telegram join request handled end to end against the local Bot API server."""
@@ -20,7 +21,7 @@ from qunflow.connectors.base import MemberLeft
 from qunflow.domain.events import Event
 from qunflow.services import inbound
 from qunflow.services.runtime import poll_once
-from qunflow.store.db import sync_deferred, unsynced
+from qunflow.store.db import commit_update, connection, sync_deferred, transaction, update_transaction
 from qunflow.store.eventlog import append_events
 from qunflow.workspace import Workspace, init_workspace
 from tests.conftest import LiveServer
@@ -53,8 +54,40 @@ def test_sync_deferred_commits_without_waiting_and_notes_writes(any_workspace: W
     with ws.engine.connect() as conn:  # the pooled connection is synced again once the block is left
         assert sync_level(conn) == "FULL"
         assert conn.execute(text("SELECT count(*) FROM events WHERE event_id = 'e1'")).scalar() == 1
-    with unsynced(), ws.engine.connect() as conn:
-        assert sync_level(conn) == "NORMAL"
+
+
+def test_an_updates_handlers_share_one_transaction(any_workspace: Workspace) -> None:
+    ws = any_workspace
+    ours = text("SELECT count(*) FROM events WHERE event_id LIKE 'u-%'")
+    commits: list[int] = []
+    event.listen(ws.engine, "commit", lambda _conn: commits.append(1))
+
+    def write(n: int) -> None:
+        with transaction(ws.engine) as conn:
+            append_events(conn, [Event(event_id=f"u-{n}", type="landing_view", ts=datetime(2026, 12, 1, tzinfo=UTC),
+                                       visitor_id="v1")])
+
+    with pytest.raises(RuntimeError), update_transaction(ws.engine):
+        write(1)
+        with connection(ws.engine) as conn:
+            assert conn.execute(ours).scalar() == 1  # the update's reads see its writes
+        assert commits == []
+        raise RuntimeError("a handler failed")
+    with ws.engine.connect() as conn:
+        assert conn.execute(ours).scalar() == 0  # rolled back: the platform delivers the update again
+    with update_transaction(ws.engine) as tx:
+        write(2)
+        commit_update()  # before a platform call
+        assert len(commits) == 1
+        write(3)
+        with ws.engine.connect() as conn:  # code on a connection of its own: the update's writes first commit
+            assert conn.execute(ours).scalar() == 2
+        assert len(commits) == 2
+        write(4)
+        tx.end(lambda _conn: write(5))  # the handled mark's place: with the last writes, one commit
+    assert len(commits) == 3
+    with ws.engine.connect() as conn:
+        assert conn.execute(ours).scalar() == 4
 
 
 @pytest.fixture
@@ -64,15 +97,13 @@ def telegram() -> Iterator[FakeTelegram]:
 
 
 class Commits:
-    """Each commit on the engine that wrote: the update it belonged to and its sync level."""
+    """Each commit on the engine: the update it belonged to and its sync level."""
 
     def __init__(self, ws: Workspace) -> None:
         self.seen: list[tuple[str, str]] = []
         self.update = "?"
         self.engine = ws.engine
         event.listen(ws.engine, "commit", self._commit)
-        self.writes: set[int] = set()
-        event.listen(ws.engine, "before_cursor_execute", self._statement)
         original = inbound.dispatch
 
         def dispatch(ws: Workspace, updates: Any) -> None:
@@ -85,22 +116,15 @@ class Commits:
         self._restore = original
         inbound.dispatch = dispatch
 
-    def _statement(self, conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
-            self.writes.add(id(conn))
-
     def _commit(self, conn: Connection) -> None:
-        if id(conn) in self.writes or conn.info.get("qf_writer"):  # qf_writer: a write through the driver
-            self.writes.discard(id(conn))
-            self.seen.append((self.update, sync_level(conn)))
+        self.seen.append((self.update, sync_level(conn)))
 
     def close(self) -> None:
         inbound.dispatch = self._restore
         event.remove(self.engine, "commit", self._commit)
-        event.remove(self.engine, "before_cursor_execute", self._statement)
 
 
-def test_a_telegram_join_syncs_the_disk_once(tmp_path: Path, telegram: FakeTelegram) -> None:
+def test_a_telegram_join_request_commits_three_times_the_last_synced(tmp_path: Path, telegram: FakeTelegram) -> None:
     ws = init_workspace(tmp_path / "ws")
     server = LiveServer(ws)
     set_public_url(ws.home, server.url)
@@ -126,19 +150,20 @@ def test_a_telegram_join_syncs_the_disk_once(tmp_path: Path, telegram: FakeTeleg
     assert len([m for m in telegram.sent() if m["private"]]) == 2
     for commits_of_join in seen:
         request = [level for update, level in commits_of_join if update == "JoinRequested"]
-        # The request: member, welcome recorded before and after the DM, the approved join: none waits for
-        # the disk; the handled mark last, synced, makes them all durable.
-        assert request[-1] == "FULL" and set(request[:-1]) == {"NORMAL"}, request
-        assert len(request) <= 5, request
+        # The request: the member and the welcome DM's send record, before the DM (waits for no disk); the
+        # DM's result, before the approval; the approved join with the handled mark, which makes them all
+        # durable. The two after the DM are synced: the update's next commit may be its last.
+        assert request == ["NORMAL", "FULL", "FULL"], request
         after = [level for update, level in commits_of_join if update == "MemberJoined"]
-        # The platform's member update that follows an approval: the group menu's send, then the mark.
-        assert after[-1] == "FULL" and set(after[:-1]) <= {"NORMAL"}, after
-    # An update whose handlers write nothing (a stranger leaves): only its mark, which need not be synced
-    # (losing it costs handling a repeat again, which changes nothing).
+        # The platform's member update that follows an approval: the group menu's send (the first join of
+        # its batch only), recorded before the post, then its result with the mark.
+        assert after in ([], ["NORMAL", "FULL"]), after
+    # An update whose handlers write nothing (a stranger leaves) commits nothing, not even a mark (handling
+    # a repeat again changes nothing).
     commits = Commits(ws)
     try:
         inbound.dispatch(ws, [MemberLeft("telegram", datetime(2026, 12, 1), chat, "999", key="900001")])
     finally:
         commits.close()
-    assert commits.seen == [("MemberLeft", "NORMAL")]
+    assert commits.seen == []
     ws.close()

@@ -29,7 +29,16 @@ from qunflow.domain.consent import MARKETING
 from qunflow.domain.events import Event
 from qunflow.errors import PlatformError, QunflowError, RateLimited, Unreachable
 from qunflow.store.consents import has_consent
-from qunflow.store.db import insert_if_new, insert_new_row, retry_busy
+from qunflow.store.db import (
+    commit_update,
+    connection,
+    insert_if_new,
+    insert_new_row,
+    read_first,
+    retry_busy,
+    transaction,
+    write_plain,
+)
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import deliveries, identities
 
@@ -101,6 +110,14 @@ def _row(ws: Workspace, message: Message, now: datetime, status: str) -> dict[st
             "lease_until": now + LEASE if status == "pending" else None}
 
 
+_RECORDED = select(deliveries.c.id).where(deliveries.c.idempotency_key == bindparam("key"))
+
+
+def recorded(conn: Connection, key: str) -> bool:
+    """Whether a send with this key was recorded (each key is sent at most once)."""
+    return read_first(conn, _RECORDED, {"key": key}) is not None
+
+
 def _needs_consent(private: bool, marketing: bool, member_id: str | None) -> bool:
     return bool(private and marketing and member_id)
 
@@ -131,11 +148,14 @@ def send(ws: Workspace, message: Message, *, wait_up_to: float = 0.0,
     `wait_up_to`: when the platform says "not now" for at most this many seconds, wait here and try once
     more (a join request is approved only after its welcome, so the caller waits anyway).
     `with_record`: writes that belong with the send (the welcome's Day-1 tasks), made in the transaction
-    that records it, before the call; they must be idempotent (they run again for a key seen before)."""
+    that records it, before the call; they must be idempotent (they run again for a key seen before).
+    Inside an inbound update, the send is recorded in the update's transaction, committed before the call."""
     def insert() -> Any:  # the new row; None when the key is known; "skipped" without marketing consent
-        with ws.engine.begin() as conn:
+        with transaction(ws.engine) as conn:
             if with_record is not None:
                 with_record(conn)
+            elif recorded(conn, message.key):  # known: read, so that a repeat writes nothing
+                return None
             if _refused(conn, message):
                 new = insert_if_new(conn, deliveries, _skipped_row(ws, message, ws.clock()))
                 return "skipped" if new else None
@@ -150,6 +170,7 @@ def send(ws: Workspace, message: Message, *, wait_up_to: float = 0.0,
     if result.status == "retry" and result.retry_at is not None:
         pause = (result.retry_at - ws.clock()).total_seconds()
         if pause <= wait_up_to:
+            commit_update()  # nothing held while waiting
             time.sleep(max(pause, 0.0))
             again = deliver(ws, [message.key]).results
             return again[0] if again else result
@@ -188,6 +209,7 @@ def _claim(ws: Workspace, keys: list[str] | None, limit: int) -> list[tuple[Any,
 
 
 def _attempt(ws: Workspace, row: Any, *, interrupted: bool = False) -> Sent:
+    commit_update()  # inside an inbound update: the send is recorded before the platform hears of it
     now = ws.clock()
     key = row.idempotency_key
     try:
@@ -203,7 +225,7 @@ def _attempt(ws: Workspace, row: Any, *, interrupted: bool = False) -> Sent:
     if row.expires_at is not None and now > row.expires_at:
         return _late(ws, row, row.error or "no try in time")
     if _needs_consent(row.private, row.marketing, row.member_id):
-        with ws.engine.connect() as conn:  # withdrawn since it was queued (退订, the link)
+        with connection(ws.engine) as conn:  # withdrawn since it was queued (退订, the link)
             if not has_consent(conn, row.member_id, MARKETING):
                 return _finish(ws, row, "skipped", error=NO_CONSENT)
     wait = ws.limiter.wait(row.platform, row.target, group=not row.private, now=now)
@@ -307,8 +329,8 @@ _SET_DELIVERY = update(deliveries).where(deliveries.c.id == bindparam("delivery_
 
 def _update(ws: Workspace, row: Any, values: dict[str, Any]) -> None:
     def write() -> None:
-        with ws.engine.begin() as conn:
-            conn.execute(_SET_DELIVERY, {"delivery_id": row.id, **values})
+        with transaction(ws.engine) as conn:
+            write_plain(conn, _SET_DELIVERY, {"delivery_id": row.id, **values})
 
     retry_busy(write)
 
@@ -324,9 +346,11 @@ def _finish(ws: Workspace, row: Any, status: str, *, message_id: str | None = No
         values.update(sent_at=now, external_message_id=message_id)
         if row.on_sent:
             events.append(_sent_event(row.on_sent, now))
-    def write() -> None:  # after a platform call: losing this would leave a delivered message "pending"
-        with ws.engine.begin() as conn:
-            conn.execute(_SET_DELIVERY, {"delivery_id": row.id, **values})
+    # After a platform call: losing this would leave a delivered message "pending". Inside an inbound update
+    # it commits with the update's next commit, which comes before any other platform call.
+    def write() -> None:
+        with transaction(ws.engine) as conn:
+            write_plain(conn, _SET_DELIVERY, {"delivery_id": row.id, **values})
             if events:
                 append_events(conn, events)
             if status == "unreachable" and row.private:

@@ -5,22 +5,29 @@ its handlers in the order below. Handlers do not call each other: a join records
 welcome handler welcomes them, and a join request is approved only after its welcome went out. An
 update the platform delivers again (same key) is not acted on twice once it was handled to the end; one
 whose handling was cut off by a crash is handled again (every handler is idempotent); for the same
-reason a handler the database refused for now ("database is locked") is run again after a pause.
+reason an update the database refused for now ("database is locked") is handled again after a pause.
 
-Durability: the handlers of an update commit without waiting for the disk (`store.db.sync_deferred`);
-the handled mark that ends the update is a synced commit, which makes theirs durable too, before the
-platform gets its answer. One disk sync per update instead of one per transaction; a killed process loses
-nothing, and a power cut in the middle of an update loses only what the platform will deliver again.
+Transactions: the handlers of an update share one connection and so one transaction
+(`store.db.update_transaction`), committed only where the update needs it: before each platform call (a
+send is recorded before it goes) and at the end, where the handled mark rides with the update's last
+writes. A Telegram join request is three commits: the member, the join request and the welcome DM's send
+record; the DM's result, before the approval; the approved join and the mark. An update whose handlers
+write nothing (the join that follows an approved request) commits nothing and leaves no mark: handling a
+repeat again changes nothing.
+
+Durability: the commits before the update's first platform call wait for no disk; its last commit does,
+which makes the earlier ones durable too, before the platform gets its answer (`store.db.sync_deferred`).
+A killed process loses nothing; a power cut in the middle of an update loses only what the platform will
+deliver again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 
 from qunflow.connectors.base import (
     ContactAdded,
@@ -32,7 +39,7 @@ from qunflow.connectors.base import (
     Update,
 )
 from qunflow.services import activity, consent, group_polls, join, keyword_rules, meetups, tier_moves, welcome
-from qunflow.store.db import insert_ignore, read_first, retry_busy, sync_deferred, unsynced
+from qunflow.store.db import UpdateTransaction, insert_ignore, read_first, retry_busy, update_transaction
 from qunflow.store.memo import update_memo
 from qunflow.store.tables import inbound_updates
 from qunflow.workspace import Workspace
@@ -64,35 +71,34 @@ def dispatch(ws: Workspace, updates: Sequence[Update]) -> None:
             continue
         # Updates are handled side by side (a platform delivers over several connections, and most of a
         # handler's time is the platform's own calls); SQLite then takes their writes one at a time.
-        if item.key is not None and retry_busy(partial(_handled_before, ws, item)):
-            continue
         if item.key is None:  # nothing ends it with a synced commit: each handler's commits are synced
             with update_memo():
-                _run_handlers(ws, handlers, item)
+                for handler in handlers:
+                    retry_busy(partial(handler, ws, item))
             continue
-        with sync_deferred() as scope, update_memo():
-            _run_handlers(ws, handlers, item)
-        retry_busy(partial(_mark_handled, ws, item, synced=scope.wrote))  # a repeat is now ignored
+        # The database refused for now ("database is locked"): the update's open transaction is rolled
+        # back and the whole update handled again (every handler is idempotent).
+        retry_busy(partial(_handle, ws, handlers, item))
 
 
-def _run_handlers(ws: Workspace, handlers: Sequence[Handler], item: Update) -> None:
-    for handler in handlers:
-        retry_busy(partial(handler, ws, item))
+def _handle(ws: Workspace, handlers: Sequence[Handler], item: Update) -> None:
+    with update_transaction(ws.engine) as tx, update_memo():
+        if _handled_before(tx, item):
+            return
+        for handler in handlers:
+            handler(ws, item)
+        if tx.scope.wrote:  # a repeat is now ignored
+            tx.end(partial(_mark_handled, ws, item))
 
 
-def _mark_handled(ws: Workspace, item: Update, *, synced: bool) -> None:
-    """Synced when the handlers wrote: it makes their deferred commits durable along with itself. When they
-    wrote nothing (the join that follows an approved request), the mark only saves handling a repeat again
-    (every handler is idempotent) and need not wait for the disk."""
-    with nullcontext() if synced else unsynced(), ws.engine.begin() as conn:
-        insert_ignore(conn, inbound_updates, [{"platform": item.platform, "key": item.key,
-                                               "status": "done", "received_at": ws.clock()}])
+def _mark_handled(ws: Workspace, item: Update, conn: Connection) -> None:
+    insert_ignore(conn, inbound_updates, [{"platform": item.platform, "key": item.key, "status": "done",
+                                           "received_at": ws.clock()}])
 
 
 _SEEN = select(inbound_updates.c.key).where(inbound_updates.c.platform == bindparam("platform"),
                                             inbound_updates.c.key == bindparam("key"))
 
 
-def _handled_before(ws: Workspace, item: Update) -> bool:
-    with ws.engine.connect() as conn:
-        return read_first(conn, _SEEN, {"platform": item.platform, "key": item.key}) is not None
+def _handled_before(tx: UpdateTransaction, item: Update) -> bool:
+    return read_first(tx.connection(), _SEEN, {"platform": item.platform, "key": item.key}) is not None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 
 from qunflow.connectors.base import ContactAdded, JoinRequested, MemberJoined, MemberLeft
 from qunflow.connectors.registry import spec_of
@@ -34,7 +34,17 @@ from qunflow.services.invites import invite_for, revoke_full
 from qunflow.services.privacy import index_name, seal
 from qunflow.services.waitlist import add_to_waitlist, mark_joined, offer_seats, waitlist_link
 from qunflow.store.consents import record_consent
-from qunflow.store.db import insert_if_new, insert_ignore, read_first, read_plain, read_scalar
+from qunflow.store.db import (
+    commit_update,
+    connection,
+    insert_if_new,
+    insert_ignore,
+    read_first,
+    read_plain,
+    read_scalar,
+    transaction,
+    write_plain,
+)
 from qunflow.store.eventlog import append_events
 from qunflow.store.memo import remember, remembered
 from qunflow.store.tables import (
@@ -220,7 +230,9 @@ _TICKET_OF_USER = (select(members.c.id, members.c.join_ticket, members.c.entry_p
                    .join(identities, identities.c.member_id == members.c.id)
                    .where(identities.c.platform == bindparam("platform"),
                           identities.c.external_user_id == bindparam("user_id")))
-_MEMBER_BY_ID = select(members).where(members.c.id == bindparam("member_id"))
+# What a join event carries about its member (text and integers only: read on the driver's cursor).
+_MEMBER_TO_RECORD = select(members.c.id, members.c.visitor_id, members.c.tier, members.c.entry_point_id,
+                           members.c.referrer_id).where(members.c.id == bindparam("member_id"))
 # A tier move's own link (services/tier_moves.py): its label, while the move is open, admits its member.
 _OPEN_MOVE_LABEL = select(tier_moves.c.id).where(tier_moves.c.open_key == bindparam("member_id"),
                                                  tier_moves.c.label == bindparam("label"))
@@ -230,15 +242,18 @@ _ENTRY_ATTRIBUTES = (select(entry_points.c.code, channels.c.key.label("channel")
                      .outerjoin(campaigns, campaigns.c.id == entry_points.c.campaign_id)
                      .where(entry_points.c.id == bindparam("entry_id")))
 # A gate pass's member by its ticket, and the platforms that member is known on.
-_TICKET_HOLDER = select(members).where(members.c.join_ticket == bindparam("label"))
+_TICKET_HOLDER = (select(members.c.id, members.c.entry_point_id, members.c.tier)
+                  .where(members.c.join_ticket == bindparam("label")))
 _PLATFORMS_OF = select(identities.c.platform).where(identities.c.member_id == bindparam("holder"))
 _NEW_MEMBER = insert(members)  # the values come as parameters: compiled once per set of columns
 _NEW_IDENTITY = insert(identities)
 _HOLD_SEAT = (update(members).where(members.c.id == bindparam("mid"), members.c.joined_at.is_(None))
               .values(join_started_at=bindparam("at")))
-_SET_JOINED = (update(members).where(members.c.id == bindparam("mid"))
-               .values(joined_at=bindparam("joined"), group_id=bindparam("gid")))
-_SET_JOINED_AT = update(members).where(members.c.id == bindparam("mid")).values(joined_at=bindparam("joined"))
+# The first join's time is kept (a member who left and came back joined first then).
+_FIRST_JOINED = func.coalesce(members.c.joined_at, bindparam("joined", type_=members.c.joined_at.type))
+_SET_JOINED = update(members).where(members.c.id == bindparam("mid")).values(joined_at=_FIRST_JOINED,
+                                                                             group_id=bindparam("gid"))
+_SET_JOINED_AT = update(members).where(members.c.id == bindparam("mid")).values(joined_at=_FIRST_JOINED)
 _COUNT_IN = (update(groups).where(groups.c.id == bindparam("gid"))
              .values(member_count=groups.c.member_count + 1).returning(groups.c.member_count))
 _LAST_JOIN_OR_LEAVE = (select(events.c.type)
@@ -306,7 +321,7 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
     entry = None
     pass_holder = None  # the gate pass's member, when this person may be them on a second platform
     if label:
-        member = conn.execute(_TICKET_HOLDER, {"label": label}).first()
+        member = read_first(conn, _TICKET_HOLDER, {"label": label})
         if member is not None:
             platforms = {row.platform for row in read_plain(conn, _PLATFORMS_OF, {"holder": member.id})}
             if not platforms:
@@ -324,14 +339,14 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
             entry_id, entry_tier = pass_holder.entry_point_id, pass_holder.tier
         else:
             entry_id, entry_tier = (entry.id, entry.target_tier) if entry else (None, None)
-        conn.execute(_NEW_MEMBER, {"id": member_id, "tier": tier or entry_tier, "locale": "zh", "group_id": group_id,
-                                   "entry_point_id": entry_id, "created_at": at})
+        write_plain(conn, _NEW_MEMBER, {"id": member_id, "tier": tier or entry_tier, "locale": "zh",
+                                        "group_id": group_id, "entry_point_id": entry_id, "created_at": at})
         if pass_holder is None:  # what the welcome reads next (services/welcome.py), known without a read
             remember(("to_welcome", member_id), ToWelcome("zh", None, tier or entry_tier, label if entry else None))
     else:
         member_id = member.id
-    conn.execute(_NEW_IDENTITY, {"member_id": member_id, "platform": platform, "external_user_id": user_id,
-                                 "created_at": at})
+    write_plain(conn, _NEW_IDENTITY, {"member_id": member_id, "platform": platform, "external_user_id": user_id,
+                                      "created_at": at})
     remember(("member", platform, user_id), member_id)
     if pass_holder is not None:
         insert_ignore(conn, member_merges, candidate_rows([(pass_holder.id, member_id, OWN_LINK)], at))
@@ -345,13 +360,13 @@ def _open_move(conn: Connection, member_id: str, label: str) -> bool:
 def on_join_request(ws: Workspace, item: Any) -> None:
     """Someone asked to join through a link: note who it is (the welcome and the approval come next)."""
     assert isinstance(item, JoinRequested)
-    with ws.engine.begin() as conn:
+    with transaction(ws.engine) as conn:
         group = group_row(conn, item.platform, item.group_id)
         if group is None:
             return
         resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
         # a seat is held from now (services/catalog.py JOIN_HOLD)
-        conn.execute(_HOLD_SEAT, {"mid": resolved.member_id, "at": item.at})
+        write_plain(conn, _HOLD_SEAT, {"mid": resolved.member_id, "at": item.at})
         append_events(conn, [Event(
             event_id=f"jr-{item.platform}-{item.group_id}-{item.user_id}-{item.at:%Y%m%d%H%M%S}",
             type="join_requested", ts=item.at.replace(tzinfo=UTC), member_id=resolved.member_id, group=group.key,
@@ -362,7 +377,7 @@ def known_request(ws: Workspace, item: JoinRequested) -> bool:
     """A request that came through one of our links, by its rightful owner: it is approved."""
     if not item.invite_label:  # no link of ours: nothing to read
         return False
-    with ws.engine.connect() as conn:
+    with connection(ws.engine) as conn:
         return known_request_in(conn, item)
 
 
@@ -401,11 +416,12 @@ def approve_request(ws: Workspace, item: Any) -> None:
     """Approve a request on our own link once the welcome went out; others stay pending (they got the gate
     link instead). Runs after the welcome handler (services.inbound)."""
     assert isinstance(item, JoinRequested)
-    with ws.engine.connect() as conn:
+    with connection(ws.engine) as conn:
         member_id = _known(conn, item)
         # Approved and recorded before: a repeat of the update after a crash.
         if member_id is None or _joined_already(conn, item, member_id):
             return
+    commit_update()  # the welcome's result is recorded before the approval
     ws.connector(item.platform).approve_join(item.group_id, item.user_id)
     # Approved means in: the join is recorded now, whether or not the platform's own member update
     # follows (Telegram sends one only to an admin bot that asked for it); that update is then a repeat.
@@ -414,7 +430,7 @@ def approve_request(ws: Workspace, item: Any) -> None:
 
     joined = MemberJoined(item.platform, ws.clock(), item.group_id, item.user_id, item.display_name,
                           item.invite_label)
-    with ws.engine.begin() as conn:
+    with transaction(ws.engine) as conn:
         recorded = _record_member_joined(ws, conn, joined)
         done = None if recorded is None else complete_offered(conn, ws.clock(), joined, recorded.group,
                                                               recorded.member_id)
@@ -445,7 +461,7 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
     """Attribute the join to its gate pass or entry point (or record that it could not be) and record it,
     unless the person is in the group already (an approved request recorded it)."""
     assert isinstance(item, MemberJoined)
-    with ws.engine.begin() as conn:
+    with transaction(ws.engine) as conn:
         recorded = _record_member_joined(ws, conn, item)
     _after_join(ws, recorded)
 
@@ -470,9 +486,9 @@ def _record_member_joined(ws: Workspace, conn: Connection, item: MemberJoined) -
     if known is not None and _in_group(conn, known, group.key):  # a repeat: how they came in is not read again
         return Recorded(group, known, False, False)
     resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
-    member = conn.execute(_MEMBER_BY_ID, {"member_id": resolved.member_id}).one()
-    conn.execute(_SET_JOINED, {"mid": member.id, "joined": member.joined_at or item.at, "gid": group.id})
-    count = conn.execute(_COUNT_IN, {"gid": group.id}).scalar()
+    member = read_first(conn, _MEMBER_TO_RECORD, {"member_id": resolved.member_id})
+    write_plain(conn, _SET_JOINED, {"mid": member.id, "joined": item.at, "gid": group.id})
+    count = write_plain(conn, _COUNT_IN, {"gid": group.id})
     mark_joined(ws, conn, member.id)
     _record_join(conn, item, member, group, resolved)
     return Recorded(group, member.id, True, count >= group.capacity)
@@ -486,10 +502,10 @@ def _after_join(ws: Workspace, recorded: Recorded | None) -> None:
 def on_contact_added(ws: Workspace, item: Any) -> None:
     """A person added a staff account through a 联系我 code: their entry into the private domain, a join."""
     assert isinstance(item, ContactAdded)
-    with ws.engine.begin() as conn:
+    with transaction(ws.engine) as conn:
         resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, None, None)
-        member = conn.execute(_MEMBER_BY_ID, {"member_id": resolved.member_id}).one()
-        conn.execute(_SET_JOINED_AT, {"mid": member.id, "joined": member.joined_at or item.at})
+        member = read_first(conn, _MEMBER_TO_RECORD, {"member_id": resolved.member_id})
+        write_plain(conn, _SET_JOINED_AT, {"mid": member.id, "joined": item.at})
         _record_join(conn, item, member, None, resolved, staff=item.staff_id)
 
 
@@ -516,7 +532,7 @@ def _record_join(conn: Connection, item: Any, member: Any, group: Any, resolved:
 
 def on_member_left(ws: Workspace, item: Any) -> None:
     assert isinstance(item, MemberLeft)
-    with ws.engine.begin() as conn:
+    with transaction(ws.engine) as conn:
         group = group_row(conn, item.platform, item.group_id)
         member_id = member_of_user(conn, item.platform, item.user_id)
         if group is None or member_id is None:

@@ -41,7 +41,7 @@ from qunflow.services.catalog import group_slots
 from qunflow.services.invites import invite_for, revoke
 from qunflow.services.privacy import unseal
 from qunflow.services.versions import Change, store_version
-from qunflow.store.db import insert_if_new, insert_ignore
+from qunflow.store.db import insert_if_new, insert_ignore, read_first, transaction
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import (
     events,
@@ -287,7 +287,7 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
     from qunflow.services.join import group_row, member_of_user
 
     assert isinstance(item, MemberJoined)
-    with ws.engine.begin() as conn:
+    with transaction(ws.engine) as conn:
         group = group_row(conn, item.platform, item.group_id)
         member_id = member_of_user(conn, item.platform, item.user_id) if group is not None else None
         done = complete_offered(conn, ws.clock(), item, group, member_id) if member_id is not None else None
@@ -308,6 +308,9 @@ class Completion:
 
 # Built once: every join reads it.
 _OFFERED = select(tier_moves).where(tier_moves.c.open_key == bindparam("open_member"), tier_moves.c.status == "offered")
+# Whether there is one: most joins have none, and this reads on the driver's cursor (store.db.read_plain).
+_HAS_OFFER = select(tier_moves.c.id).where(tier_moves.c.open_key == bindparam("open_member"),
+                                           tier_moves.c.status == "offered")
 
 
 def complete_offered(conn: Connection, now: datetime, item: MemberJoined, group: Any,
@@ -315,6 +318,8 @@ def complete_offered(conn: Connection, now: datetime, item: MemberJoined, group:
     """In the caller's transaction: complete the member's offered move if `group` is one it leads to."""
     from qunflow.services.join import _in_group
 
+    if read_first(conn, _HAS_OFFER, {"open_member": member_id}) is None:
+        return None
     move = conn.execute(_OFFERED, {"open_member": member_id}).first()
     if move is None or not (move.to_group_id == group.id or group.tier == move.to_tier):
         return None

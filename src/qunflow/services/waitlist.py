@@ -24,6 +24,7 @@ from qunflow.services.catalog import group_slots
 from qunflow.services.invites import invite_for
 from qunflow.services.privacy import member_from_token, member_link_token, store_profile, unseal
 from qunflow.store.consents import has_consent, record_consent
+from qunflow.store.db import write_plain
 from qunflow.store.eventlog import append_events
 from qunflow.store.tables import entry_points, groups, members, waitlist
 from qunflow.workspace import Workspace
@@ -143,7 +144,7 @@ _OFF_THE_LIST = (update(waitlist).where(waitlist.c.member_id == bindparam("wl_me
 def mark_joined(ws: Workspace, conn: Connection, member_id: str) -> None:
     """An invited waitlister joined (services/join.py): off the list, and the contact is dropped (its
     consent said: only to tell them about a seat)."""
-    done = conn.execute(_OFF_THE_LIST, {"wl_member": member_id}).rowcount
+    done = write_plain(conn, _OFF_THE_LIST, {"wl_member": member_id})
     if done:
         profile = unseal(ws, conn.execute(select(members.c.profile).where(members.c.id == member_id)).scalar())
         if profile.pop("contact", None) is not None:

@@ -26,10 +26,10 @@ from qunflow.services.join import group_row, known_request_in, member_of_user
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.services.tasks import complete_in
 from qunflow.services.welcome_docs import active_welcome
-from qunflow.store.db import insert_ignore, read_first, read_scalar
+from qunflow.store.db import connection, insert_ignore, read_scalar, transaction
 from qunflow.store.eventlog import append_events
 from qunflow.store.memo import remembered
-from qunflow.store.tables import deliveries, entry_points, groups, member_tasks, members
+from qunflow.store.tables import entry_points, groups, member_tasks, members
 from qunflow.workspace import Workspace
 
 GATE_LINK = {"zh": "你好！入群前请先填写这份简短问卷：{{ link }}",
@@ -56,7 +56,6 @@ def _window(ws: Workspace, platform: str, at: datetime) -> datetime | None:
 
 
 # Built once (see services/join.py): the welcome runs on every join.
-_WELCOMED = select(deliveries.c.id).where(deliveries.c.idempotency_key == bindparam("key"))
 _TO_WELCOME = (select(members.c.locale, members.c.profile, members.c.tier, entry_points.c.code.label("entry_point"))
                .outerjoin(entry_points, entry_points.c.id == members.c.entry_point_id)
                .where(members.c.id == bindparam("member_id")))
@@ -65,14 +64,14 @@ _LOCALE = select(members.c.locale).where(members.c.id == bindparam("member_id"))
 
 def _group_and_member(ws: Workspace, platform: str, group_id: str, user_id: str) -> tuple[Any, str | None]:
     """The managed group (None: not ours) and the member the join handler recorded for the person."""
-    with ws.engine.connect() as conn:
+    with connection(ws.engine) as conn:
         return group_row(conn, platform, group_id), member_of_user(conn, platform, user_id)
 
 
 def on_join_request(ws: Workspace, item: Any) -> None:
     """Welcome a request on our own link before it is approved; on anyone else's, send the gate link."""
     assert isinstance(item, JoinRequested)
-    with ws.engine.connect() as conn:  # one connection for the three lookups (the first two: remembered)
+    with connection(ws.engine) as conn:  # one connection for the three lookups (the first two: remembered)
         group, member_id = group_row(conn, item.platform, item.group_id), member_of_user(conn, item.platform,
                                                                                          item.user_id)
         known = group is not None and member_id is not None and known_request_in(conn, item)
@@ -93,7 +92,7 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
         return
     arrival = Arrival(item.platform, item.user_id, item.display_name, item.at, item.dm_context, group, None)
     if _welcomed(ws, member_id):  # e.g. the join that follows an approved request: only the group menu
-        with ws.engine.connect() as conn:
+        with connection(ws.engine) as conn:
             config = active_welcome(conn)[1]
             locale = read_scalar(conn, _LOCALE, {"member_id": member_id})
         language = pick_language(locale or "zh")
@@ -104,13 +103,13 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
 
 
 def _welcomed(ws: Workspace, member_id: str) -> bool:
-    with ws.engine.connect() as conn:
-        return read_first(conn, _WELCOMED, {"key": f"welcome_dm:{member_id}"}) is not None
+    with connection(ws.engine) as conn:
+        return outbox.recorded(conn, f"welcome_dm:{member_id}")
 
 
 def on_contact_added(ws: Workspace, item: Any) -> None:
     assert isinstance(item, ContactAdded)
-    with ws.engine.connect() as conn:
+    with connection(ws.engine) as conn:
         member_id = member_of_user(conn, item.platform, item.user_id)
     if member_id is not None:
         welcome(ws, member_id, Arrival(item.platform, item.user_id, item.display_name, item.at, item.dm_context,
@@ -122,7 +121,7 @@ def welcome(ws: Workspace, member_id: str, arrival: Arrival, *,
     """S1: the private welcome (once per member) with the texts and Day-1 tasks of the welcome in force
     (services.welcome_docs: the applied `kind: welcome`, or the default). A member who never decided on
     marketing messages (no gate) is asked in it. Returns the welcome and the member's language."""
-    with ws.engine.connect() as conn:
+    with connection(ws.engine) as conn:
         # A member the join handler just made is remembered with these fields (services/join.py resolve).
         member = remembered(("to_welcome", member_id),
                             lambda: conn.execute(_TO_WELCOME, {"member_id": member_id}).one())
@@ -145,7 +144,7 @@ def welcome(ws: Workspace, member_id: str, arrival: Arrival, *,
             dm = chosen.dm
         tested = {"experiment": doc.key, "experiment_variant": arm}
         if doc.shipped is None:  # the member meets the varied text now: their exposure (once, by event id)
-            with ws.engine.begin() as conn:
+            with transaction(ws.engine) as conn:
                 append_events(conn, [exposure_event(doc, arm, member_id, ws.clock())])
     text = render_template({"zh": dm.zh, "en": dm.en}, {
         "name": profile.get("name") or arrival.display_name,
@@ -209,7 +208,7 @@ def _day1_tasks(member_id: str, group_key: str | None, config: Welcome, has_name
 
 def _send_gate_link(ws: Workspace, member_id: str, arrival: Arrival) -> None:
     """A request on a link that is not theirs (forwarded, or not ours): point them to a gate instead."""
-    with ws.engine.connect() as conn:
+    with connection(ws.engine) as conn:
         code = conn.execute(select(entry_points.c.code).where(
             entry_points.c.platform == arrival.platform, entry_points.c.gate_id.is_not(None))
             .order_by(entry_points.c.id).limit(1)).scalar()

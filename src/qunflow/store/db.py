@@ -8,9 +8,9 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -44,7 +44,7 @@ def _sqlite_pragmas(synchronous: str) -> Any:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
-        record.info["qf_sync"] = synchronous.upper()
+        record.info["qf_sync"] = record.info["qf_sync_own"] = synchronous.upper()
 
     return apply
 
@@ -89,32 +89,41 @@ def unsynced() -> Iterator[None]:
         yield
 
 
-def _note_write() -> None:
-    """A write ran: the open `sync_deferred` scope, if any, owes a synced commit."""
+def _note_write(conn: Connection) -> None:
+    """A write ran on `conn`: its transaction holds writes, and the open `sync_deferred` scope, if any, owes a
+    synced commit."""
+    conn.info["qf_wrote"] = True
     scope = _SYNC_DEFERRED.get()
     if scope is not None:
         scope.wrote = True
 
 
-def _sqlite_sync_on_checkout(synchronous: str) -> Any:
-    configured = synchronous.upper()
+def _writes_settled(conn: Connection) -> None:
+    conn.info.pop("qf_wrote", None)
 
-    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        wanted = "NORMAL" if _SYNC_DEFERRED.get() is not None else configured
-        if record.info.get("qf_sync") != wanted:  # no transaction is open at checkout: the PRAGMA applies
-            dbapi_connection.execute(f"PRAGMA synchronous={wanted}")
-            record.info["qf_sync"] = wanted
 
-    return checkout
+def _apply_level(dbapi_connection: Any, info: dict[str, Any], postgres: bool, *, deferred: bool) -> None:
+    """Set the connection's commit sync level (no transaction may be open): deferred, or the configured one."""
+    if postgres:
+        wanted = "off" if deferred else "on"
+        if info.get("qf_sync", "on") != wanted:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f"SET synchronous_commit TO {wanted}")
+            dbapi_connection.commit()  # a session setting, kept past the pool's rollback on return
+            info["qf_sync"] = wanted
+        return
+    wanted = "NORMAL" if deferred else info["qf_sync_own"]
+    if info.get("qf_sync") != wanted:
+        dbapi_connection.execute(f"PRAGMA synchronous={wanted}")
+        info["qf_sync"] = wanted
+
+
+def _sqlite_sync_on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    _apply_level(dbapi_connection, record.info, False, deferred=_SYNC_DEFERRED.get() is not None)
 
 
 def _postgres_sync_on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-    wanted = "off" if _SYNC_DEFERRED.get() is not None else "on"
-    if record.info.get("qf_sync", "on") != wanted:
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"SET synchronous_commit TO {wanted}")
-        dbapi_connection.commit()  # a session setting, kept past the pool's rollback on return
-        record.info["qf_sync"] = wanted
+    _apply_level(dbapi_connection, record.info, True, deferred=_SYNC_DEFERRED.get() is not None)
 
 
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
@@ -136,7 +145,7 @@ def _one_writer_at_a_time(engine: Engine) -> None:
     @event.listens_for(engine, "before_cursor_execute")
     def _take(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
         if statement.lstrip()[:7].upper().startswith(WRITES):
-            _note_write()
+            _note_write(conn)
             take(conn)
 
     def _give_back(conn: Connection) -> None:
@@ -153,8 +162,12 @@ def before_driver_write(conn: Connection) -> None:
     this process's SQLite writer lock as any other write does. Without it, a transaction whose first write
     goes around the lock holds SQLite's write lock while its next write waits for ours, held by a writer
     that waits in SQLite's busy handler for it: both stall until busy_timeout ends one with "database is
-    locked" (a gate pass's first write is its event)."""
-    _note_write()
+    locked" (a gate pass's first write is its event). Begins SQLAlchemy's transaction when none is open, as
+    its own statements do (autobegin): the connection's commit() or rollback() then ends the write, and gives
+    the lock back."""
+    if not conn.in_transaction():
+        conn.begin()
+    _note_write(conn)
     take = _WRITER_LOCKS.get(conn.engine)
     if take is not None:
         take(conn)
@@ -173,6 +186,121 @@ def scratch_only(conn: Connection) -> Iterator[None]:
         conn.info.pop("qf_scratch", None)
 
 
+# --- one transaction per inbound update -----------------------------------------------------------------
+
+class UpdateTransaction:
+    """The connection the handlers of one inbound update share (services.inbound.dispatch), and so its writes'
+    transaction: `transaction()` and `connection()` hand it out inside `update_transaction()`. Its writes are
+    committed at the points the update needs them durable-on-kill, not at each handler's end:
+    - `commit_update()` before each platform call (a send is recorded before it goes; the send's own result
+      is then committed with the update's next commit, before any other call);
+    - `end()`, with the update's handled mark, in a synced commit that makes the earlier ones durable too.
+    Its first transaction waits for no disk (`sync_deferred`); after a commit, the update's next transaction
+    may be its last, so it is synced."""
+
+    __slots__ = ("engine", "conn", "scope")
+
+    def __init__(self, engine: Engine, scope: DeferredSync) -> None:
+        self.engine = engine
+        self.conn: Connection | None = None
+        self.scope = scope  # scope.wrote: the update wrote something (committed or not)
+
+    def connection(self) -> Connection:
+        if self.conn is None:
+            self.conn = self.engine.connect()
+        if not self.conn.in_transaction():  # begun explicitly: read_plain's reads begin none, and commit()
+            self.conn.begin()               # must end what they began on the driver too
+        return self.conn
+
+    @property
+    def pending(self) -> bool:
+        """Writes not committed yet."""
+        return self.conn is not None and bool(self.conn.info.get("qf_wrote"))
+
+    def commit(self) -> None:
+        """Commit what is pending (a transaction that only read is ended). The update's next transaction may
+        be its last: it is synced."""
+        if self.conn is None:
+            return
+        if self.pending:
+            self.conn.commit()
+        elif self.conn.in_transaction():
+            self.conn.rollback()
+        _apply_level(self.conn.connection.driver_connection, self.conn.info, is_postgres(self.conn),
+                     deferred=False)
+
+    def end(self, last: Callable[[Connection], object]) -> None:
+        """Write `last` (the handled mark) and commit with a synced commit: with the open transaction when it
+        began synced, else in one of its own after it."""
+        conn = self.connection()
+        if conn.info.get("qf_sync", "on") != conn.info.get("qf_sync_own", "on"):
+            self.commit()
+        last(conn)
+        conn.commit()
+
+
+_UPDATE: ContextVar[UpdateTransaction | None] = ContextVar("qf_update_transaction", default=None)
+
+
+@contextmanager
+def update_transaction(engine: Engine) -> Iterator[UpdateTransaction]:
+    """One inbound update's shared transaction (UpdateTransaction); rolled back when the block fails. Its
+    commits wait for no disk (`sync_deferred`) until the update commits before a platform call."""
+    with sync_deferred() as scope:
+        tx = UpdateTransaction(engine, scope)
+        token = _UPDATE.set(tx)
+        try:
+            yield tx
+        finally:
+            _UPDATE.reset(token)
+            if tx.conn is not None:
+                tx.conn.close()  # rolls back what was not committed
+
+
+@contextmanager
+def _update_or(engine: Engine, own: Callable[[], AbstractContextManager[Connection]]) -> Iterator[Connection]:
+    """The open inbound update's connection (on this engine), else one of `own`."""
+    tx = _UPDATE.get()
+    if tx is not None and tx.engine is engine:
+        yield tx.connection()
+    else:
+        with own() as conn:
+            yield conn
+
+
+def transaction(engine: Engine) -> AbstractContextManager[Connection]:
+    """A transaction to write in: `engine.begin()`, or inside an inbound update the update's own, whose
+    writes commit with the update's next commit (UpdateTransaction) and whose failure fails the update."""
+    return _update_or(engine, engine.begin)
+
+
+def connection(engine: Engine) -> AbstractContextManager[Connection]:
+    """A connection to read on: `engine.connect()`, or inside an inbound update the update's own, which
+    sees the update's writes not yet committed."""
+    return _update_or(engine, engine.connect)
+
+
+def commit_update() -> None:
+    """Before a platform call or a wait: commit the open inbound update's writes (none open: nothing to do)."""
+    tx = _UPDATE.get()
+    if tx is not None:
+        tx.commit()
+
+
+def _update_transactions(engine: Engine) -> None:
+    """Note which transactions hold writes, and commit an open update's writes before another connection
+    is taken inside it: code that does not use the update's connection still sees them, and its writes do
+    not wait for SQLite's write lock behind them."""
+    event.listen(engine, "commit", _writes_settled)
+    event.listen(engine, "rollback", _writes_settled)
+
+    @event.listens_for(engine, "checkout")
+    def _commit_update_first(_dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        tx = _UPDATE.get()
+        if tx is not None and tx.pending:
+            tx.commit()
+
+
 def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
     url = normalise_url(url)
     try:
@@ -182,8 +310,9 @@ def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous))
-        event.listen(engine, "checkout", _sqlite_sync_on_checkout(sqlite_synchronous))
+        event.listen(engine, "checkout", _sqlite_sync_on_checkout)
         _one_writer_at_a_time(engine)
+        _update_transactions(engine)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise InvalidInput(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql",
@@ -191,13 +320,14 @@ def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
     engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
     event.listen(engine, "checkout", _postgres_sync_on_checkout)
     event.listen(engine, "before_cursor_execute", _noting_writes)
+    _update_transactions(engine)
     return engine
 
 
-def _noting_writes(_conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+def _noting_writes(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
     """PostgreSQL's writes noted for `sync_deferred` (SQLite's: by the writer lock's own listener)."""
     if statement.lstrip()[:7].upper().startswith(WRITES):
-        _note_write()
+        _note_write(conn)
 
 
 def is_postgres(conn: Connection | Engine) -> bool:
@@ -261,13 +391,19 @@ def is_busy(exc: BaseException) -> bool:
 
 
 def retry_busy(work: Callable[[], T], *, waits: tuple[float, ...] = BUSY_WAITS) -> T:
-    """Run `work` (whole transactions, safe to run again) and run it again while the database is busy."""
+    """Run `work` (whole transactions, safe to run again) and run it again while the database is busy.
+    Inside an inbound update whose transaction holds writes from before `work`, the update is what runs
+    again (inbound.dispatch)."""
     for wait in waits:
+        tx = _UPDATE.get()
+        held = tx is not None and tx.pending  # the update's writes before `work`: running it again would lose them
         try:
             return work()
         except DBAPIError as exc:
-            if not is_busy(exc):
+            if not is_busy(exc) or held:
                 raise
+            if tx is not None and tx.conn is not None:
+                tx.conn.rollback()  # what `work` began in the update's transaction
             log.warning("the state database is busy (%s); trying again in %.2f s", type(exc.orig).__name__, wait)
             time.sleep(wait * random.uniform(1.0, 1.5))
     return work()
@@ -302,9 +438,10 @@ def _insert(conn: Connection, table: Any, returning: str = "") -> Any:
 
 
 def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert the rows whose keys are not there yet (ON CONFLICT DO NOTHING), in the caller's transaction."""
+    """Insert the rows whose keys are not there yet (ON CONFLICT DO NOTHING), in the caller's transaction (on
+    the driver's cursor: write_plain)."""
     if rows:
-        conn.execute(_insert(conn, table), rows)
+        write_plain(conn, _insert(conn, table), rows)
 
 
 def insert_if_new(conn: Connection, table: Any, row: dict[str, Any]) -> bool:
@@ -377,3 +514,70 @@ def read_scalar(conn: Connection, statement: Any, params: dict[str, Any]) -> Any
     """read_plain's first column of its first row, or None."""
     rows = read_plain(conn, statement, params)
     return rows[0][0] if rows else None
+
+
+# Keyed like _PLAIN_READS, and by the parameter names (an INSERT's columns are the ones given).
+_PLAIN_WRITES: dict[tuple[Any, str, tuple[str, ...]], _WritePlan] = {}
+
+
+class _WritePlan(NamedTuple):
+    sql: str
+    positions: tuple[str, ...] | None  # the parameters' order (SQLite's ?), None: by name (psycopg)
+    literals: dict[str, Any]  # values the statement carries itself, and constant column defaults
+    convert: dict[str, Callable[[Any], Any]]  # SQLAlchemy's type conversion, per parameter that needs one
+    returning: bool
+
+
+def write_plain(conn: Connection, statement: Any, params: dict[str, Any] | list[dict[str, Any]]) -> Any:
+    """A hot write (a module-level insert or update) run on the driver's cursor, like read_plain: the values
+    go through the type conversions SQLAlchemy would apply (a datetime as SQLite stores it), without its
+    execution machinery. A list of rows runs as one executemany. Returns the first column of the row
+    RETURNING gives (None: no row), else the number of rows written. In the caller's connection and
+    transaction, under the writer lock (before_driver_write). A column default that is not a constant is
+    refused (TypeError)."""
+    rows = params if isinstance(params, list) else [params]
+    key = (statement, conn.dialect.name, tuple(rows[0]))
+    plan = _PLAIN_WRITES.get(key)
+    if plan is None:
+        plan = _PLAIN_WRITES[key] = _write_plan(conn, statement, key[2])
+    values = []
+    for row in rows:
+        merged = {**plan.literals, **row}
+        for name, process in plan.convert.items():
+            merged[name] = process(merged[name])
+        values.append(merged if plan.positions is None else [merged[name] for name in plan.positions])
+    before_driver_write(conn)
+    driver_error = conn.dialect.loaded_dbapi.Error
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if len(values) == 1:
+            cursor.execute(plan.sql, values[0])
+        else:
+            cursor.executemany(plan.sql, values)
+        if plan.returning:
+            found = cursor.fetchone()
+            return None if found is None else found[0]
+        return cursor.rowcount
+    except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows "database is locked" by it
+        raise DBAPIError.instance(plan.sql, values, exc, driver_error) from exc
+    finally:
+        cursor.close()
+
+
+def _write_plan(conn: Connection, statement: Any, names: tuple[str, ...]) -> _WritePlan:
+    # for_executemany: no RETURNING of the new key that PostgreSQL's INSERTs otherwise get unasked
+    compiled = statement.compile(dialect=conn.dialect, column_keys=list(names), for_executemany=True)
+    literals = {name: value for name, value in compiled.construct_params(_check=False).items() if value is not None}
+    for column in [*compiled.insert_prefetch, *compiled.update_prefetch]:
+        if column.default is None or not column.default.is_scalar:
+            raise TypeError(f"write_plain: the default of {column} is not a constant: {compiled.string}")
+        literals[column.key] = column.default.arg
+    if any(bind.expanding for bind in compiled.binds.values()):
+        raise TypeError(f"write_plain takes no IN lists: {compiled.string}")
+    convert = {}
+    for name, bind in compiled.binds.items():
+        process = bind.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        if process is not None:
+            convert[name] = process
+    positions = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup is not None else None
+    return _WritePlan(compiled.string, positions, literals, convert, bool(compiled.effective_returning))
