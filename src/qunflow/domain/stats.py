@@ -3,6 +3,10 @@
 SQL counts and sums per variant; these functions turn them into tests and intervals
 (docs/experiments.md says which and why). A value whose denominator is empty, or whose
 variance is zero so that no test statistic exists, is None, never 0.
+
+numpy and scipy are imported where a test needs them: importing scipy takes about half a second of CPU,
+and the join path imports this module (through the experiments' assignment) without ever testing anything;
+in `qunflow serve` that import stalled the first joins after a start by 0.4 s (bench/bench_connectors.py).
 """
 
 from __future__ import annotations
@@ -11,10 +15,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-
-import numpy as np
-from scipy import special
-from scipy import stats as sps
 
 LEVEL = 0.95
 SRM_THRESHOLD = 0.001  # below this p-value the split is not the one planned: the result cannot be trusted
@@ -67,6 +67,9 @@ def chance_to_beat(x_control: int, n_control: int, x_variant: int, n_variant: in
 
 
 def _beats(a_a: int, b_a: int, a_b: int, b_b: int) -> float:
+    import numpy as np
+    from scipy import special
+
     i = np.arange(a_b, dtype=np.float64)
     logs = (special.betaln(a_a + i, b_a + b_b) - np.log(b_b + i) - special.betaln(1 + i, b_b)
             - special.betaln(a_a, b_a))
@@ -100,6 +103,8 @@ def compare_means(n_control: int, sum_control: float, sumsq_control: float,
     if se == 0:
         return Means(diff, None, None, None, lift)
     df = (s_c + s_v) ** 2 / (s_c**2 / (n_control - 1) + s_v**2 / (n_variant - 1))
+    from scipy import stats as sps
+
     p_value = float(2 * sps.t.sf(abs(diff) / se, df))
     half = float(sps.t.ppf(0.5 + level / 2, df)) * se
     return Means(diff, diff - half, diff + half, p_value, lift)
@@ -115,6 +120,8 @@ def srm_p_value(observed: Sequence[int], weights: Sequence[float]) -> float | No
     if any(e <= 0 for e in expected):
         return None
     statistic = sum((o - e) ** 2 / e for o, e in zip(observed, expected, strict=True))
+    from scipy import stats as sps
+
     return float(sps.chi2.sf(statistic, len(observed) - 1))
 
 

@@ -132,9 +132,14 @@ _WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, Callable[[Connection], None]] =
 
 def _one_writer_at_a_time(engine: Engine) -> None:
     """SQLite lets one connection write at a time; the others retry in its busy handler, which sleeps in
-    growing steps (up to 100 ms). Within one process, a write transaction takes this lock at its first
-    write and gives it back at commit or rollback, so writers queue here and go as soon as it is free.
-    Readers (WAL) never wait."""
+    growing steps (1, 2, 5, 10 ms ... up to 100 ms). Within one process, a write transaction takes this lock
+    at its first write and gives it back once its COMMIT or ROLLBACK has run, so writers queue here and go
+    as soon as SQLite's own write lock is free. Readers (WAL) never wait.
+
+    Given back after the driver's commit, not at SQLAlchemy's "commit" event, which comes before it: the next
+    writer then met the commit still running (its disk sync), slept in the busy handler while holding this
+    lock, and every writer behind it waited too (the first second of 100 joins/s in
+    bench/bench_connectors.py: p99 0.5 s)."""
     lock = threading.RLock()
 
     def take(conn: Connection) -> None:
@@ -148,12 +153,30 @@ def _one_writer_at_a_time(engine: Engine) -> None:
             _note_write(conn)
             take(conn)
 
-    def _give_back(conn: Connection) -> None:
-        if conn.info.pop("qf_writer", None):
+    def give_back(connection: Any) -> None:
+        # `connection`: the pool's proxy of the driver's connection; its info is the SQLAlchemy connection's
+        try:
+            info = connection.info
+        except NotImplementedError:  # the engine's first-connect probe, which has no info: no writer of ours
+            return
+        if info.pop("qf_writer", None):
             lock.release()
 
-    event.listen(engine, "commit", _give_back)
-    event.listen(engine, "rollback", _give_back)
+    dialect = engine.dialect  # this engine's own: the wrappers below change no other engine
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(connection: Any) -> None:
+        commit(connection)
+        give_back(connection)  # a failed COMMIT leaves the transaction open: its rollback gives the lock back
+
+    def do_rollback(connection: Any) -> None:
+        try:
+            rollback(connection)
+        finally:
+            give_back(connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign, assignment]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign, assignment]
     _WRITER_LOCKS[engine] = take
 
 
@@ -301,6 +324,9 @@ def _update_transactions(engine: Engine) -> None:
             tx.commit()
 
 
+SQLITE_POOL = 20
+
+
 def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
     url = normalise_url(url)
     try:
@@ -308,7 +334,11 @@ def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
     except ArgumentError as exc:
         raise InvalidInput(f"database URL {url!r} is not valid", zh=f"数据库 URL {url!r} 无效") from exc
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # A pool as large as the threads that write at once (8 hook threads, each with its update's connection and
+        # sometimes a second, the page threads, the background loops): past pool_size, SQLAlchemy closes a
+        # connection on its return and the next checkout opens a new one (file, WAL, pragmas) on the join path.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_size=SQLITE_POOL, max_overflow=SQLITE_POOL)
         event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous))
         event.listen(engine, "checkout", _sqlite_sync_on_checkout)
         _one_writer_at_a_time(engine)
