@@ -153,6 +153,10 @@ class FakeTelegram:
         serve = lambda: self._server.serve_forever(poll_interval=0.02)  # noqa: E731 - quick shutdown in tests
         self._threads = [threading.Thread(target=serve, daemon=True)]
         self._senders: list[threading.Thread] = []  # webhook connections, started as parallel work appears
+        # One client for every sender (each thread gets its own connection from its pool): a client per sender
+        # built an SSL context each, about 30 ms of CPU under this process's GIL, so the first burst of updates
+        # starting 40 senders stalled the fake's own API answers by 0.4 s (bench/bench_connectors.py).
+        self._http = httpx.Client(timeout=5.0, limits=httpx.Limits(max_connections=100, max_keepalive_connections=100))
         self._sending: set[tuple[str, int]] = set()  # queues with an update on its way
         self._retry_at: dict[tuple[str, int], float] = {}  # a queue whose last try failed waits until then
         self._backoff: dict[tuple[str, int], float] = {}
@@ -172,6 +176,9 @@ class FakeTelegram:
             self._changed.notify_all()
         self._server.shutdown()
         self._server.server_close()
+        for sender in self._senders:  # each sees _stopping at its next update, or after the POST in flight
+            sender.join(6.0)
+        self._http.close()
 
     # --- the world: groups, people and what they do ---
     def make_group(self, title: str, bot_admin: bool = True, can_invite: bool = True, privacy: bool = False) -> str:
@@ -378,38 +385,38 @@ class FakeTelegram:
 
     def _send_loop(self) -> None:
         """One webhook connection: POST the next deliverable update, until it is answered 2xx (per queue)."""
-        with httpx.Client(timeout=5.0) as http:
-            while True:
-                with self._changed:
-                    while True:
-                        if self._stopping:
-                            return
-                        limit = int((self.webhook or {}).get("max_connections") or 40)
-                        update, wait = self._next_update() if self.webhook else (None, 1.0)
-                        if update is not None and len(self._sending) < limit:
-                            break
-                        self._changed.wait(wait)
-                    queue, hook = _queue_of(update), dict(self.webhook or {})
-                    self._sending.add(queue)
-                headers = {"content-type": "application/json"}
-                if hook.get("secret_token"):
-                    headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
-                try:
-                    ok = http.post(hook["url"], content=json.dumps(update), headers=headers).is_success
-                except httpx.HTTPError:
-                    ok = False
-                with self._changed:
-                    self._sending.discard(queue)
-                    if ok:
-                        if any(u is update for u in self._pending):
-                            self._pending.remove(update)
-                        self.delivered.append(update)
-                        self._backoff.pop(queue, None)
-                        self._retry_at.pop(queue, None)
-                    else:  # Telegram tries the queue again later, the other queues go on
-                        backoff = self._backoff[queue] = min(self._backoff.get(queue, 0.01) * 2, 0.5)
-                        self._retry_at[queue] = time.monotonic() + backoff
-                    self._changed.notify_all()
+        http = self._http
+        while True:
+            with self._changed:
+                while True:
+                    if self._stopping:
+                        return
+                    limit = int((self.webhook or {}).get("max_connections") or 40)
+                    update, wait = self._next_update() if self.webhook else (None, 1.0)
+                    if update is not None and len(self._sending) < limit:
+                        break
+                    self._changed.wait(wait)
+                queue, hook = _queue_of(update), dict(self.webhook or {})
+                self._sending.add(queue)
+            headers = {"content-type": "application/json"}
+            if hook.get("secret_token"):
+                headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
+            try:
+                ok = http.post(hook["url"], content=json.dumps(update), headers=headers).is_success
+            except httpx.HTTPError:
+                ok = False
+            with self._changed:
+                self._sending.discard(queue)
+                if ok:
+                    if any(u is update for u in self._pending):
+                        self._pending.remove(update)
+                    self.delivered.append(update)
+                    self._backoff.pop(queue, None)
+                    self._retry_at.pop(queue, None)
+                else:  # Telegram tries the queue again later, the other queues go on
+                    backoff = self._backoff[queue] = min(self._backoff.get(queue, 0.01) * 2, 0.5)
+                    self._retry_at[queue] = time.monotonic() + backoff
+                self._changed.notify_all()
 
     # --- the HTTP side ---
     def _handler(self) -> type[BaseHTTPRequestHandler]:
