@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -173,7 +174,17 @@ def app_from_env() -> Any:
     from qunflow.web.app import create_app
     from qunflow.workspace import open_workspace
 
-    return create_app(open_workspace(os.environ["QUNFLOW_HOME"]))
+    app = create_app(open_workspace(os.environ["QUNFLOW_HOME"]))
+    freeze_start_up()
+    return app
+
+
+def freeze_start_up() -> None:
+    """The objects made while starting (modules, the app, SQLAlchemy's tables and compiled statements) live as
+    long as the process: moved out of the garbage collector's reach, its full collections no longer walk
+    them again and again while the webhook path waits (the GIL is held for a whole collection)."""
+    gc.collect()
+    gc.freeze()
 
 
 def serve_workspace(workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
@@ -199,7 +210,9 @@ def serve_workspace(workspace: Workspace, *, host: str = "127.0.0.1", port: int 
         else:
             from qunflow.web.app import create_app
 
-            uvicorn.run(create_app(workspace), **options)
+            app = create_app(workspace)
+            freeze_start_up()
+            uvicorn.run(app, **options)
     finally:
         for loop in loops:
             loop.stop()
