@@ -65,3 +65,4 @@ def test_a_nul_character_is_never_a_500(client: httpx.Client) -> None:
     assert response.status_code in (200, 400), response.text[:300]
     if response.status_code == 400:
         assert "NUL character" in response.json()["error"]
+        assert "NUL 字符" in response.json()["error_zh"]

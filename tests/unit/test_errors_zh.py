@@ -268,3 +268,14 @@ def test_a_check_group_problem_carries_its_chinese() -> None:
     assert fix == "the bot is not an administrator" and " ".join([fix]) == str(fix)  # still the English str
     assert fix_text(fix, "zh") == "机器人不是管理员" and fix_text(fix, "en") == str(fix)
     assert fix_text("a plain problem", "zh") == "a plain problem"  # a connector that gives no Chinese
+
+
+def test_the_web_layers_own_error_answers_say_it_in_chinese_too() -> None:
+    import json
+
+    from qunflow.web.answers import data_error, database_busy
+
+    for answer, status in ((database_busy(), 503), (data_error(), 400)):
+        body = json.loads(bytes(answer.body))
+        assert answer.status_code == status
+        assert body["error"] and re.search(r"[\u4e00-\u9fff]", body["error_zh"]), body

@@ -20,15 +20,16 @@ def qunflow_error(exc: QunflowError) -> JSONResponse:
 
 def database_busy() -> JSONResponse:
     """Busy beyond the retries of the write paths (store.db.retry_busy): "later", never a 500 for it."""
-    return JSONResponse({"error": "the database is busy: try again in a few seconds"}, status_code=503,
-                        headers={"Retry-After": "5"})
+    return JSONResponse({"error": "the database is busy: try again in a few seconds",
+                         "error_zh": "数据库繁忙:请几秒后再试"}, status_code=503, headers={"Retry-After": "5"})
 
 
 def data_error() -> JSONResponse:
     """The database refused a value the parameter checks let through (a NUL in text on PostgreSQL, a number
     past a column's range): the caller's input, so a 400, never a 500."""
     return JSONResponse({"error": "a value in the request cannot be stored or searched for (out of range, "
-                                  "or a NUL character)"}, status_code=400)
+                                  "or a NUL character)",
+                         "error_zh": "请求中的某个值无法存储或查询(超出范围,或含 NUL 字符)"}, status_code=400)
 
 
 def error_answer(exc: Exception) -> Response | None:
