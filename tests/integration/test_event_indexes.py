@@ -98,3 +98,22 @@ def test_open_builds_the_indexes_an_interrupted_import_left_out_unless_an_import
         assert indexes(home) == set()
     open_workspace(home).close()
     assert indexes(home) == set(event_indexes.DEFERRED)
+
+
+def test_a_running_serves_sweep_builds_the_indexes_an_import_killed_meanwhile_left_out(tmp_path: Path) -> None:
+    from qunflow.services.recovery import Sweeper
+
+    home = tmp_path / "ws"
+    init_workspace(home).close()
+    ws = open_workspace(home)  # serve opened the workspace before the import was killed
+    sweep = Sweeper(ws)
+    with sqlite3.connect(home / "qunflow.db") as db:
+        for name in event_indexes.DEFERRED:
+            db.execute(f"DROP INDEX {name}")
+    with (home / "qunflow.db-import.lock").open("a") as held:  # while the import still runs: left alone
+        fcntl.flock(held, fcntl.LOCK_EX)
+        sweep()
+        assert indexes(home) == set()
+    sweep()
+    ws.close()
+    assert indexes(home) == set(event_indexes.DEFERRED)

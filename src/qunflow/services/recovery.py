@@ -25,6 +25,7 @@ from qunflow.domain.welcome import pick_language
 from qunflow.engine import outbox
 from qunflow.errors import QunflowError
 from qunflow.services.welcome import Arrival, ensure_day1_tasks, welcome
+from qunflow.store import event_indexes
 from qunflow.store.tables import deliveries, events, groups, identities, member_tasks, members
 from qunflow.workspace import Workspace
 
@@ -122,4 +123,7 @@ class Sweeper:
         before = self.started if self.first else None
         swept = sweep(self.ws, before=before)
         self.first = False
+        # An import killed while this process ran left the event log's secondary indexes out; until they are
+        # built, the join path's reads by member scan the whole log (one query when none is missing).
+        event_indexes.restore(self.ws.engine)
         return swept
