@@ -12,12 +12,11 @@ leaves them missing, and the next `open_workspace` builds them, unless an import
 
 from __future__ import annotations
 
-import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
 
+from filelock import FileLock, Timeout
 from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.schema import CreateIndex
 
@@ -39,8 +38,8 @@ def deferred(conn: Connection, rows: int) -> Iterator[bool]:
     if path is None or rows < MIN_ROWS:
         yield False
         return
-    with path.open("a") as handle:
-        if not _locked(handle):  # another import of this database defers them and builds them at its end
+    with _held(path) as held:
+        if not held:  # another import of this database defers them and builds them at its end
             yield False
             return
         with conn.begin():
@@ -65,8 +64,8 @@ def restore(engine: Engine) -> None:
         if path is None or conn.execute(_MISSING).scalar_one() == len(DEFERRED):
             return
         conn.rollback()  # the read's transaction
-        with path.open("a") as handle:
-            if _locked(handle):
+        with _held(path) as held:
+            if held:
                 _create(conn)
 
 
@@ -86,10 +85,17 @@ def _lock_path(conn: Connection) -> Path | None:
     return Path(database).with_name(Path(database).name + "-import.lock")
 
 
-def _locked(handle: IO[str]) -> bool:
-    """Took the file's lock without waiting (released when the file is closed or the process ends)."""
+@contextmanager
+def _held(path: Path) -> Iterator[bool]:
+    """Within: whether this took the file's lock without waiting (an OS lock, so it is free again once its
+    process is gone, however it ended)."""
+    lock = FileLock(path, blocking=False)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
+        lock.acquire()
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()

@@ -14,7 +14,6 @@ Every update's key is the event's header.event_id (Feishu redelivers with the sa
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
@@ -27,6 +26,8 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from qunflow.connectors.base import (
     Capabilities,
@@ -93,17 +94,14 @@ class FeishuConnector:
         self.crypto = FeishuCrypto(settings.encrypt_key)
         self._lock = threading.Lock()
         self._path: Path = host.home / STATE_FILE
+        self._file_lock = FileLock(self._path.with_suffix(".lock"))
 
     # --- the codes file: {"codes": {code: chat_id}, "added": {"chat|open_id": code}, "acted": [event_id]} ---
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """One writer at a time, across threads and across `qunflow serve` processes sharing the home."""
-        with self._lock, open(self._path.with_suffix(".lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with self._lock, self._file_lock:
+            yield
 
     def _load(self) -> dict[str, Any]:
         try:
