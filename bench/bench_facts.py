@@ -42,7 +42,8 @@ SLICES = ("channel", "cohort_week")
 GOALS = {"slices_vs_floor": 1.5, "peak_mib": 2048.0}
 
 LOAD_EVENTS = """
-INSERT INTO events
+INSERT INTO events (seq, event_id, type, ts, member_id, visitor_id, channel, campaign, entry_point, group_key,
+                    referrer_id, amount, margin, currency, experiment, variant, properties)
 SELECT e.event_id, CAST(e.event_id AS VARCHAR), e.type, timezone('UTC', e.ts), 'm' || e.member_id, NULL, c.name,
        NULL, NULL, 'g' || e.group_id, 'm' || e.referrer_id, CAST(e.amount AS DECIMAL(18, 4)),
        CAST(e.margin AS DECIMAL(18, 4)), CASE WHEN e.amount IS NOT NULL THEN 'CNY' END, NULL, NULL,
@@ -64,6 +65,14 @@ def period(data: Path) -> tuple[date, date]:
     return start, start + timedelta(days=meta["days"] - 1)
 
 
+def stored_days(conn: Any, zone: str, after: int) -> None:
+    """The local day of the rows just loaded after seq `after`, as the shipper stores it (store.insert_events)."""
+    from qunflow.analytics.dialects import local_day_duckdb
+
+    conn.execute(f"UPDATE events SET day = {local_day_duckdb('ts', zone)} WHERE seq > {after}")
+    conn.execute("INSERT OR REPLACE INTO event_day_zone VALUES (1, ?)", [zone])
+
+
 # ---- stages, each in its own process ------------------------------------------------------------------------
 
 def stage_load(data: Path, ws_dir: Path) -> dict[str, Any]:
@@ -76,12 +85,13 @@ def stage_load(data: Path, ws_dir: Path) -> dict[str, Any]:
     ws = init_workspace(ws_dir)
     out: dict[str, Any] = {}
     with connect(ws.settings.analytics_file) as conn:
-        engine = DuckDBEngine(conn)
+        engine = DuckDBEngine(conn, ws.settings.timezone)
         total = conn.execute(f"SELECT count(*) FROM read_parquet('{data}/events.parquet')").fetchall()[0][0]
         late = min(LATE, total // 20)  # a small run keeps the catch-up incremental (not a rebuild)
         started = time.perf_counter()
         conn.execute(LOAD_EVENTS.format(data=data, where=f"e.event_id <= {total - late}"))
         conn.execute(LOAD_SPEND.format(data=data))
+        stored_days(conn, ws.settings.timezone, 0)
         conn.execute("INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM events")
         conn.execute("CHECKPOINT")
         out["load_s"] = time.perf_counter() - started
@@ -89,6 +99,7 @@ def stage_load(data: Path, ws_dir: Path) -> dict[str, Any]:
         refresh_facts(engine, ws.settings)
         out["facts_build_s"] = time.perf_counter() - started
         conn.execute(LOAD_EVENTS.format(data=data, where=f"e.event_id > {total - late}"))
+        stored_days(conn, ws.settings.timezone, total - late)
         conn.execute("INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM events")
         started = time.perf_counter()
         refresh_facts(engine, ws.settings)

@@ -24,6 +24,8 @@ def _args(text: str) -> list[str]:
 
 DUCKDB: dict[str, Callable[[list[str]], str]] = {
     "LOCAL_DAY": lambda a: f"CAST(timezone($tz, {a[0]} AT TIME ZONE 'UTC') AS DATE)",
+    # The local day of an events row's ts (`e.ts` or `ts`): as LOCAL_DAY, or the stored `day` (see for_duckdb).
+    "EVENT_DAY": lambda a: f"CAST(timezone($tz, {a[0]} AT TIME ZONE 'UTC') AS DATE)",
     "JSON_TEXT": lambda a: f"json_extract_string({a[0]}, '$.{a[1].strip(chr(39))}')",
     "TEXT": lambda a: f"CAST({a[0]} AS VARCHAR)",
     "NULL_TEXT": lambda a: "CAST(NULL AS VARCHAR)",
@@ -44,6 +46,7 @@ DUCKDB: dict[str, Callable[[list[str]], str]] = {
 
 CLICKHOUSE: dict[str, Callable[[list[str]], str]] = {
     "LOCAL_DAY": lambda a: f"toDate(toTimeZone({a[0]}, $tz))",
+    "EVENT_DAY": lambda a: f"toDate(toTimeZone({a[0]}, $tz))",  # no stored day on ClickHouse
     "JSON_TEXT": lambda a: f"nullIf(JSONExtractString(ifNull({a[0]}, ''), {a[1]}), '')",
     "TEXT": lambda a: f"toString({a[0]})",
     "NULL_TEXT": lambda a: "CAST(NULL AS Nullable(String))",
@@ -132,10 +135,25 @@ def local_day_duckdb(column: str, tz: str) -> str:
             f"ELSE CAST({column} + {shift} AS DATE) END")
 
 
-def for_duckdb(sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The SQL and the parameters it uses (DuckDB refuses unused ones)."""
+def _stored_day(column: str) -> str:
+    """The events' stored day column beside their `ts` column (`e.ts` -> `e.day`)."""
+    prefix, _, name = column.rpartition(".")
+    if name != "ts":
+        raise ValueError(f"@EVENT_DAY takes an events row's ts, not {column!r}")
+    return f"{prefix}.day" if prefix else "day"
+
+
+def for_duckdb(sql: str, params: dict[str, Any], day_zone: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The SQL and the parameters it uses (DuckDB refuses unused ones). `day_zone`: the zone of the store's
+    stored event days (store.day_zone); when it is the zone asked for, @EVENT_DAY reads them."""
     tz = params.get("tz")
-    macros = DUCKDB if tz is None else {**DUCKDB, "LOCAL_DAY": lambda a: local_day_duckdb(a[0], str(tz))}
+    if tz is None:
+        macros = DUCKDB
+    else:
+        computed = {"LOCAL_DAY": lambda a: local_day_duckdb(a[0], str(tz))}
+        stored = {"EVENT_DAY": lambda a: _stored_day(a[0])} if day_zone == tz else \
+            {"EVENT_DAY": computed["LOCAL_DAY"]}
+        macros = {**DUCKDB, **computed, **stored}
     sql = expand(sql, macros)
     used = set(PARAM.findall(sql))
     return sql, {k: v for k, v in params.items() if k in used}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
@@ -72,25 +72,49 @@ class Engine(Protocol):
 
 
 class DuckDBEngine:
+    """`zone`: the workspace's time zone, in which rows written get their stored day (store.sync_days); reads
+    use the stored days only in the zone they were computed in, so any zone is safe here."""
+
     name = "duckdb"
 
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
+    def __init__(self, conn: Any, zone: str = "UTC") -> None:
+        self.conn, self.zone = conn, zone
 
     def watermark(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(watermark), 0) FROM ship_state").fetchall()[0][0])
 
     def append(self, table: pa.Table) -> None:
+        from qunflow.analytics.store import insert_events  # duckdb is imported when a store is opened, not before
+
         self._in_transaction("incoming", table, (
-            "INSERT INTO events SELECT * FROM incoming",
+            self._sync_days,
+            insert_events("incoming", self.zone),
             "INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM incoming",
         ))
 
     def restate(self, table: pa.Table) -> None:
+        from qunflow.analytics.store import insert_events
+
         self._in_transaction("restated", table, (
+            self._sync_days,
             "DELETE FROM events WHERE seq IN (SELECT seq FROM restated)",
-            "INSERT INTO events SELECT * FROM restated",
+            insert_events("restated", self.zone),
         ))
+
+    def sync_days(self) -> None:
+        """Store every event's day in this engine's zone (once after a change of zone; else a lookup)."""
+        self.conn.execute("BEGIN")
+        try:
+            self._sync_days()
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def _sync_days(self) -> None:
+        from qunflow.analytics.store import sync_days
+
+        sync_days(self.conn, self.zone)
 
     def replace_spend(self, table: pa.Table) -> None:
         self._in_transaction("incoming_spend", table, (
@@ -98,14 +122,18 @@ class DuckDBEngine:
             "INSERT INTO spend SELECT * FROM incoming_spend",
         ))
 
-    def _in_transaction(self, name: str, table: pa.Table, statements: tuple[str, ...]) -> None:
-        """All statements or none: a failure rolls back, so rows and watermark never part."""
+    def _in_transaction(self, name: str, table: pa.Table, statements: tuple[str | Callable[[], None], ...]) -> None:
+        """All statements (SQL, or steps that run their own) or none: a failure rolls back, so rows and watermark
+        never part."""
         self.conn.register(name, table)
         try:
             self.conn.execute("BEGIN")
             try:
                 for statement in statements:
-                    self.conn.execute(statement)
+                    if callable(statement):
+                        statement()
+                    else:
+                        self.conn.execute(statement)
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.conn.execute("ROLLBACK")
@@ -114,7 +142,9 @@ class DuckDBEngine:
             self.conn.unregister(name)
 
     def query(self, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
-        text, used = for_duckdb(sql, params)
+        from qunflow.analytics.store import day_zone
+
+        text, used = for_duckdb(sql, params, day_zone(self.conn))
         cursor = self.conn.execute(text, used)
         return [d[0] for d in cursor.description], cursor.fetchall()
 
@@ -308,7 +338,7 @@ def open_engine(ws: Workspace, *, read_only: bool = False, wait: bool = True) ->
         from qunflow.analytics.store import connect
 
         with connect(ws.settings.analytics_file, read_only=read_only, wait=wait) as conn:
-            yield DuckDBEngine(conn)
+            yield DuckDBEngine(conn, ws.settings.timezone)
     elif name == "chdb":
         try:
             import chdb  # noqa: F401

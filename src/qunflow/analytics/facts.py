@@ -56,7 +56,7 @@ STATE = """CREATE TABLE IF NOT EXISTS facts_state (
 MEMBER_FACTS = """
 WITH ev AS (
     SELECT e.seq, e.type, e.ts, e.member_id, e.channel, e.campaign, e.entry_point, e.group_key, e.referrer_id,
-           e.amount, e.margin, e.properties, @LOCAL_DAY(e.ts) AS day
+           e.amount, e.margin, e.properties, @EVENT_DAY(e.ts) AS day
     FROM events e{scope} WHERE e.member_id IS NOT NULL
 ),
 first_join AS (
@@ -110,7 +110,7 @@ JOIN last_join l ON l.member_id = f.member_id LEFT JOIN left_after x ON x.member
 # the distinct engagement days, both in a fixed order.
 MEMBER_DAYS = """
 WITH ev AS (
-    SELECT e.seq, e.type, e.ts, e.member_id, e.group_key, @LOCAL_DAY(e.ts) AS day
+    SELECT e.seq, e.type, e.ts, e.member_id, e.group_key, @EVENT_DAY(e.ts) AS day
     FROM events e{scope} WHERE e.member_id IS NOT NULL
 ),
 moves AS (
@@ -153,7 +153,7 @@ QUALIFY row_number() OVER (PARTITION BY visitor_id ORDER BY ts, seq) = 1
 # `touched_people`; `{scope}` narrows the events read to theirs first). Persons as queries.LANDING's `people`.
 LANDING_ROWS = """
 WITH people AS (
-    SELECT e.seq, e.type, e.ts, @LOCAL_DAY(e.ts) AS day, e.channel, e.campaign, e.entry_point, e.group_key,
+    SELECT e.seq, e.type, e.ts, @EVENT_DAY(e.ts) AS day, e.channel, e.campaign, e.entry_point, e.group_key,
            e.properties, coalesce(e.member_id, l.member_id, 'visitor:' || e.visitor_id) AS person
     FROM events e LEFT JOIN {links} l ON l.visitor_id = e.visitor_id
     WHERE e.type IN ('landing_view', 'joined'){scope}
@@ -194,7 +194,9 @@ def _params(settings: Any) -> dict[str, Any]:
 
 
 def _run(conn: Any, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-    text, used = for_duckdb(sql, params or {})
+    from qunflow.analytics.store import day_zone  # imports duckdb: loaded already (conn is a DuckDB connection)
+
+    text, used = for_duckdb(sql, params or {}, day_zone(conn))
     return conn.execute(text, used).fetchall()  # type: ignore[no-any-return]
 
 

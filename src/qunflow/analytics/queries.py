@@ -17,7 +17,7 @@ BASE = """
 WITH ev AS @NOT_MATERIALIZED() (  -- DuckDB would otherwise hold every event in memory
     SELECT seq, type, ts, member_id, visitor_id, channel, campaign, entry_point, group_key, referrer_id,
            amount, margin, experiment, variant, properties,
-           @LOCAL_DAY(ts) AS day
+           @EVENT_DAY(ts) AS day
     FROM events WHERE ts < $cutoff
 ),
 first_join AS (  -- a member's first joined event carries their acquisition attributes
@@ -454,7 +454,7 @@ FROM facts GROUP BY arm ORDER BY arm
 EXPERIMENT_GUARDRAILS = """
 WITH ev AS @NOT_MATERIALIZED() (
     SELECT seq, type, ts, member_id, visitor_id, amount, margin, referrer_id, experiment, variant,
-           @LOCAL_DAY(ts) AS day
+           @EVENT_DAY(ts) AS day
     FROM events WHERE ts < $cutoff
 ),
 links AS (

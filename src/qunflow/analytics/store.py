@@ -1,5 +1,9 @@
 """The analytics store (DuckDB, embedded): schema and short-lived connections.
 
+Every event row carries its local day (`day`), computed once when the row is stored, in the zone that
+`event_day_zone` records; the metric SQL reads it (@EVENT_DAY) when that zone is the one asked for, and computes the
+day per row otherwise. A write in another zone computes the whole column again first (`sync_days`).
+
 Connections are opened per operation so that `qunflow serve` and a CLI command can take turns on
 the same file; a held lock is retried for a few seconds. Within one process DuckDB refuses to open a file
 read-only and read-write at once, so `connect` lets a reader join an open writer's mode, and a writer wait
@@ -16,6 +20,8 @@ from typing import Any
 
 import duckdb
 
+from qunflow.analytics.dialects import local_day_duckdb
+from qunflow.analytics.eventlog_arrow import COLUMNS
 from qunflow.errors import Unavailable
 
 SCHEMA = """
@@ -26,8 +32,11 @@ CREATE TABLE IF NOT EXISTS events (
     ts TIMESTAMP NOT NULL,  -- UTC
     member_id VARCHAR, visitor_id VARCHAR, channel VARCHAR, campaign VARCHAR, entry_point VARCHAR,
     group_key VARCHAR, referrer_id VARCHAR, amount DECIMAL(18, 4), margin DECIMAL(18, 4), currency VARCHAR,
-    experiment VARCHAR, variant VARCHAR, properties JSON
+    experiment VARCHAR, variant VARCHAR, properties JSON,
+    day DATE  -- the local day of ts in event_day_zone's zone, computed once as the row is stored (see sync_days)
 );
+ALTER TABLE events ADD COLUMN IF NOT EXISTS day DATE;  -- stores from before the stored day: filled on next write
+CREATE TABLE IF NOT EXISTS event_day_zone (id INTEGER PRIMARY KEY, zone VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS spend (
     channel VARCHAR NOT NULL, day DATE NOT NULL, amount DECIMAL(18, 4) NOT NULL, currency VARCHAR NOT NULL
 );
@@ -96,3 +105,27 @@ def connect(path: str, *, read_only: bool = False, wait: bool = True) -> Iterato
             conn.close()
     finally:
         _leave(path)
+
+
+def day_zone(conn: duckdb.DuckDBPyConnection) -> str | None:
+    """The zone of the stored days, or None when no day is stored (a store from before them, opened read-only)."""
+    try:
+        rows = conn.execute("SELECT zone FROM event_day_zone WHERE id = 1").fetchall()
+    except (duckdb.CatalogException, duckdb.InvalidInputException):  # no table (or a Python object of its name)
+        return None
+    return str(rows[0][0]) if rows else None
+
+
+def sync_days(conn: duckdb.DuckDBPyConnection, zone: str) -> None:
+    """Make `zone` the stored days' zone: every row's day computed again if it was another (or none), inside the
+    caller's transaction if there is one. Rows stored later get their day from `insert_events`."""
+    if day_zone(conn) != zone:
+        conn.execute(f"UPDATE events SET day = {local_day_duckdb('ts', zone)}")
+        conn.execute("INSERT OR REPLACE INTO event_day_zone VALUES (1, ?)", [zone])
+
+
+def insert_events(source: str, zone: str) -> str:
+    """The statement that stores the events of `source` (ARROW_SCHEMA) with their local day in `zone` (which
+    must be the stored days' zone: sync_days first)."""
+    names = ", ".join(COLUMNS)
+    return f"INSERT INTO events ({names}, day) SELECT {names}, {local_day_duckdb('ts', zone)} FROM {source}"

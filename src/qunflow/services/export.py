@@ -17,7 +17,11 @@ from qunflow.workspace import Workspace
 KINDS = {".csv": "csv", ".parquet": "parquet"}
 
 MEMBERS_SQL = """
-WITH ev AS (SELECT *, @LOCAL_DAY(ts) AS day FROM events),
+WITH ev AS (
+    SELECT seq, type, ts, member_id, channel, campaign, entry_point, group_key, referrer_id, amount, margin,
+           properties, @EVENT_DAY(ts) AS day
+    FROM events
+),
 first_join AS (
     SELECT member_id, ts AS join_ts, day AS join_day, channel, campaign, entry_point, group_key AS first_group,
            @JSON_TEXT(properties, 'tier') AS tier, referrer_id
