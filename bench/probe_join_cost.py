@@ -1,6 +1,10 @@
 """What one join costs qunflow, measured so that other load on the machine hardly moves it: CPU seconds of
 the handling thread per 1,000 joins (time.thread_time: the fake platform's threads are not counted), and the
-SQL statements and commits per join (SQLAlchemy event listeners).
+SQL statements and commits per join (SQLAlchemy event listeners). On PostgreSQL (--postgres ADMIN_URL: a fresh
+database per platform, made and dropped through that URL) also how long each join holds the event log's lock
+(store/eventlog.py EVENT_LOCK_KEY), as the server sees it: pg_locks sampled every 2 ms (bench_connectors.py's
+LockSampler) gives the share of the time it is held, times the run's wall time per join. No other process
+waits for it here: `bench_connectors.py --postgres --workers N` samples the waits between processes.
 
 The updates go through the same code as `qunflow serve`'s /hooks/<platform> minus uvicorn and FastAPI:
 `services.inbound.receive` with the platform's own body and headers (Telegram: the updates FakeTelegram
@@ -24,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +39,7 @@ from sqlalchemy.pool import Pool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_connectors import cli, make_workspace, state_database  # noqa: E402
+from bench.bench_connectors import LockSampler, cli, make_workspace, state_database  # noqa: E402
 
 SECRET = "probe-secret"
 URL = "http://127.0.0.1:9"  # nothing listens: the fakes' webhooks are taken over by the probe
@@ -69,69 +74,28 @@ class Counts:
         self.commits += 1
 
 
-class LockTimes:
-    """The event log's lock on PostgreSQL, seen from the client: the statement that takes it (waited: its run
-    time), and the end of the COMMIT or ROLLBACK that gives it back (held: from the grant to that end)."""
-
-    def __init__(self) -> None:
-        self.taken = 0
-        self.waited = 0.0
-        self.held = 0.0
-
-    def listen(self) -> None:
-        from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
-
-        event.listen(Engine, "before_cursor_execute", self._before)
-        event.listen(Engine, "after_cursor_execute", self._after)
-        for name in ("do_commit", "do_rollback"):
-            setattr(PGDialect_psycopg, name, self._ending(getattr(PGDialect_psycopg, name)))
-
-    def _before(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "pg_advisory_xact_lock" in statement:
-            conn.info["qf_probe_asked"] = time.perf_counter()
-
-    def _after(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        asked = conn.info.pop("qf_probe_asked", None)
-        if asked is not None and "qf_probe_granted" not in conn.info:
-            now = time.perf_counter()
-            conn.info["qf_probe_granted"] = now
-            self.taken += 1
-            self.waited += now - asked
-
-    def _ending(self, end: Callable[..., None]) -> Callable[..., None]:
-        def ending(dialect: Any, connection: Any) -> None:
-            try:
-                end(dialect, connection)
-            finally:
-                try:
-                    granted = connection.info.pop("qf_probe_granted", None)
-                except NotImplementedError:  # the engine's first-connect probe has no info
-                    granted = None
-                if granted is not None:
-                    self.held += time.perf_counter() - granted
-        return ending
-
-
 def measure(name: str, joins: int, warm: int, one: Callable[[int], None], counts: Counts,
             profile: int) -> dict[str, Any]:
     for i in range(warm):
         one(i)
     statements, sqlalchemy, commits = counts.statements, counts.sqlalchemy, counts.commits
-    locks = LOCKS.taken, LOCKS.waited, LOCKS.held
-    cpu, wall = time.thread_time(), time.perf_counter()
-    for i in range(warm, warm + joins):
-        one(i)
-    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    postgres = "QUNFLOW_DATABASE_URL" in os.environ
+    with ExitStack() as stack:
+        sampler = stack.enter_context(LockSampler(os.environ["QUNFLOW_DATABASE_URL"], 0.002)) if postgres else None
+        cpu, wall = time.thread_time(), time.perf_counter()
+        for i in range(warm, warm + joins):
+            one(i)
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
     result = {"platform": name, "joins": joins, "cpu_s_per_1000": round(cpu / joins * 1000, 2),
               "wall_ms_per_join": round(wall / joins * 1000, 2),
               # SQLite's trace only (the statements on PostgreSQL's driver cursor are not counted there)
               "statements_per_join": round((counts.statements - statements) / joins, 2) if counts.statements else None,
               "sqlalchemy_statements_per_join": round((counts.sqlalchemy - sqlalchemy) / joins, 2),
               "commits_per_join": round((counts.commits - commits) / joins, 2)}
-    if LOCKS.taken:
-        result.update({"event_locks_per_join": round((LOCKS.taken - locks[0]) / joins, 2),
-                       "event_lock_held_ms_per_join": round((LOCKS.held - locks[2]) / joins * 1000, 3),
-                       "event_lock_wait_ms_per_join": round((LOCKS.waited - locks[1]) / joins * 1000, 3)})
+    if sampler is not None and sampler.samples:
+        share = sampler.held / sampler.samples
+        result.update({"event_lock_held_share": round(share, 3), "lock_samples": sampler.samples,
+                       "event_lock_held_ms_per_join": round(share * wall / joins * 1000, 2)})
     if profile:
         profiler = cProfile.Profile(time.thread_time)
         profiler.enable()
@@ -222,9 +186,6 @@ def wecom(home: Path, joins: int, warm: int, counts: Counts, profile: int) -> di
     return result
 
 
-LOCKS = LockTimes()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--platform", choices=("telegram", "wecom", "both"), default="both")
@@ -237,7 +198,6 @@ def main() -> None:
     args = parser.parse_args()
     counts = Counts()
     counts.listen()
-    LOCKS.listen()
     runs = {"telegram": telegram, "wecom": wecom}
     with tempfile.TemporaryDirectory(prefix="qunflow-probe-") as name:
         for platform in ("telegram", "wecom") if args.platform == "both" else (args.platform,):

@@ -249,8 +249,7 @@ class UpdateTransaction:
         if self.conn is None:
             return
         if self.pending:
-            write_held(self.conn)
-            self.conn.commit()
+            self._commit_with_held()
         elif self.conn.in_transaction():
             self.conn.rollback()
         _apply_level(self.conn.connection.driver_connection, self.conn.info, is_postgres(self.conn),
@@ -263,8 +262,24 @@ class UpdateTransaction:
         if conn.info.get("qf_sync", "on") != conn.info.get("qf_sync_own", "on"):
             self.commit()
         last(conn)
-        write_held(conn)
-        conn.commit()
+        self._commit_with_held()
+
+    def _commit_with_held(self) -> None:
+        """COMMIT, the held writes its last statements, sent to PostgreSQL with it in one round trip (psycopg's
+        pipeline): a lock they take (the event log's) is then held for the server's work only, not also while
+        this process waits for a busy CPU between the statements."""
+        conn = self.conn
+        assert conn is not None
+        if self.held:
+            driver = conn.connection.driver_connection
+            driver_error = conn.dialect.loaded_dbapi.Error
+            try:
+                with driver.pipeline():  # type: ignore[union-attr]
+                    write_held(conn)
+                    driver.commit()  # type: ignore[union-attr]
+            except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
+                raise DBAPIError.instance("COMMIT", None, exc, driver_error) from exc
+        conn.commit()  # SQLAlchemy's side (the driver's COMMIT, if it ran above, has nothing left to end)
 
 
 class HeldWrite(Protocol):

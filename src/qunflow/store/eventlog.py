@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import DBAPIError
 
 from qunflow.domain.event_columns import EventColumns, event_columns
 from qunflow.domain.events import MONEY_FIELDS, Event
@@ -79,7 +80,7 @@ class HeldEvents:
 
     def write(self, conn: Connection) -> None:
         if len(self.batches) == 1:
-            _insert(conn, self.batches[0])
+            _insert(conn, self.batches[0], counted=False)
             return
         names = list(dict.fromkeys(name for batch in self.batches for name in batch))
         merged: dict[str, list[Any]] = {name: [] for name in names}
@@ -87,13 +88,13 @@ class HeldEvents:
             size = len(next(iter(batch.values())))
             for name in names:
                 merged[name].extend(batch.get(name) or [None] * size)  # a column the batch leaves NULL
-        _insert(conn, merged)
+        _insert(conn, merged, counted=False)
 
 
-def _insert(conn: Connection, columns: dict[str, list[Any]]) -> int:
+def _insert(conn: Connection, columns: dict[str, list[Any]], *, counted: bool = True) -> int:
+    """Write the rows under the event lock (PostgreSQL); `counted`: return how many were new (not counted: in
+    psycopg's pipeline, the count would wait for the server's answer)."""
     postgres = conn.dialect.name == "postgresql"
-    if postgres:
-        conn.execute(text(_LOCK))
     mark = "%s" if postgres else "?"
     # received_at is one value for the batch: bound once, in the statement, not once per row.
     sql = (f"INSERT INTO events ({', '.join(columns)}, received_at) "
@@ -106,10 +107,15 @@ def _insert(conn: Connection, columns: dict[str, list[Any]]) -> int:
         received = _received(postgres)
         rows = [(*row, received) for row in rows]
     before_driver_write(conn)
+    driver_error = conn.dialect.loaded_dbapi.Error
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
+        if postgres:
+            cursor.execute(_LOCK)
         cursor.executemany(sql, rows)
-        return int(cursor.rowcount)  # summed over the batch by both drivers
+        return int(cursor.rowcount) if counted else 0  # summed over the batch by both drivers
+    except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
+        raise DBAPIError.instance(sql, None, exc, driver_error) from exc
     finally:
         cursor.close()
 
