@@ -271,12 +271,18 @@ class UpdateTransaction:
         conn = self.conn
         assert conn is not None
         if self.held:
-            driver = conn.connection.driver_connection
+            driver: Any = conn.connection.driver_connection
             driver_error = conn.dialect.loaded_dbapi.Error
+            synced = conn.info.get("qf_sync", "on") == "on"
             try:
-                with driver.pipeline():  # type: ignore[union-attr]
+                with driver.pipeline():
+                    if synced:  # not under the lock: the disk is waited for below, once the lock is given back
+                        driver.execute("SET LOCAL synchronous_commit TO off")
                     write_held(conn)
-                    driver.commit()  # type: ignore[union-attr]
+                    driver.commit()
+                if synced:  # a commit of its own (an id makes it write one), synced: the log is on disk up to here
+                    driver.execute("SELECT pg_current_xact_id()")
+                    driver.commit()
             except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
                 raise DBAPIError.instance("COMMIT", None, exc, driver_error) from exc
         conn.commit()  # SQLAlchemy's side (the driver's COMMIT, if it ran above, has nothing left to end)
