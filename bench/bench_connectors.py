@@ -724,6 +724,9 @@ def cost_line(result: Result) -> str:
     system, from the first webhook call to the end of the last, its background loops included) per 1,000
     joins, and the SQL statements (through SQLAlchemy) and commits it ran per join."""
     stages, total = result.stages, max(result.total, 1)
+    if "serve CPU" not in stages:  # --workers N: the webhooks went to the web processes, which run no timers
+        return (f"{result.platform}: serve's parent handled no webhook (its web processes did): its stage timers "
+                "saw only the background loops; CPU per join from /proc on the next line")
     cpu = stages.get("serve CPU", [0, float("nan")])[1]
     loop = stages.get("event loop thread CPU", [0, float("nan")])[1]
     statements = stages.get("SQL statements", [0])[0]
@@ -743,8 +746,8 @@ def usage_line(result: Result) -> str:
     line = (f"{result.platform}: every serve process, from /proc over the arrivals and the drain "
             f"({usage['wall s']:.1f} s): {(parent + web) / total * 1000:.2f} CPU s per 1,000 joins "
             f"(parent {parent / total * 1000:.2f}")
-    processes = int(usage["web processes"])
-    line += f", {processes} web processes {web / total * 1000:.2f})" if processes else ")"
+    processes = int(usage["web processes"])  # uvicorn's web processes, and its multiprocessing helper
+    line += f", {processes} child processes {web / total * 1000:.2f})" if processes else ")"
     if "event lock held share" in usage:
         waiting = usage["event lock waiters mean"]
         line += (f"; event lock held {usage['event lock held share']:.0%} of the time, {waiting:.2f} backends waiting "
