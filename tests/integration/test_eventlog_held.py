@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import random
-import threading
 import time
 
 from sqlalchemy import create_engine, text
@@ -12,7 +11,7 @@ from sqlalchemy import create_engine, text
 from qunflow.store.db import commit_update, transaction, update_transaction
 from qunflow.store.eventlog import EVENT_LOCK_KEY, append_events, count_events
 from qunflow.workspace import Workspace
-from tests.integration.test_eventlog import make, stored_ids_in_seq_order
+from tests.integration.test_eventlog import assert_no_row_lands_below_a_seen_seq, make, stored_ids_in_seq_order
 
 
 def lock_is_free(ws: Workspace) -> bool:
@@ -85,54 +84,24 @@ def test_a_rollback_to_a_savepoint_keeps_the_events_held_before_it(pg_workspace:
 
 
 def test_seq_order_equals_commit_order_for_updates_in_many_connections(pg_workspace: Workspace) -> None:
-    """Updates hold their events while they do other work (here: sleep), then write them at commit. A reader
-    polling like the shipper (rows above its watermark) never sees a row appear below a seq it has seen."""
+    """Updates hold their events while they do other work (here: sleep), then write them at each commit. A
+    reader polling like the shipper (rows above its watermark) never sees a row appear below a seq it has
+    seen."""
     ws = pg_workspace
-    done = threading.Event()
-    errors: list[BaseException] = []
 
     def writer(name: str) -> None:
-        try:
-            for batch in range(20):
-                with update_transaction(ws.engine) as tx:
-                    with transaction(ws.engine) as conn:
-                        append_events(conn, make([f"{name}-{batch}-{i}" for i in range(5)]))
-                    time.sleep(random.random() / 200)  # the welcome's rendering, the update's other writes
-                    with transaction(ws.engine) as conn:
-                        append_events(conn, make([f"{name}-{batch}-late"]))
-                    commit_update()
-                    time.sleep(random.random() / 500)
-                    with transaction(ws.engine) as conn:
-                        append_events(conn, make([f"{name}-{batch}-sent"]))
-                    tx.end(lambda _conn: None)
-        except BaseException as exc:  # reported by the assertion below
-            errors.append(exc)
+        for batch in range(20):
+            with update_transaction(ws.engine) as tx:
+                with transaction(ws.engine) as conn:
+                    append_events(conn, make([f"{name}-{batch}-{i}" for i in range(5)]))
+                time.sleep(random.random() / 200)  # the welcome's rendering, the update's other writes
+                with transaction(ws.engine) as conn:
+                    append_events(conn, make([f"{name}-{batch}-late"]))
+                commit_update()  # its next commit is synced: committed, then the log synced after the lock
+                time.sleep(random.random() / 500)
+                with transaction(ws.engine) as conn:
+                    append_events(conn, make([f"{name}-{batch}-sent"]))
+                tx.end(lambda _conn: None)
 
-    late: list[tuple[int, int, int]] = []
-    polls = 0
-
-    def reader() -> None:
-        nonlocal polls
-        watermark, seen = 0, 0
-        query = text("SELECT count(*), COALESCE(max(seq), 0), SUM(CASE WHEN seq <= :w THEN 1 ELSE 0 END) FROM events")
-        with ws.engine.connect() as conn:
-            while not done.is_set() or polls == 0:
-                total, top, below = conn.execute(query, {"w": watermark}).one()
-                conn.rollback()  # a fresh snapshot for the next poll
-                polls += 1
-                if (below or 0) != seen:
-                    late.append((watermark, seen, below))
-                watermark, seen = top, total
-
-    threads = [threading.Thread(target=writer, args=(f"w{n}",)) for n in range(4)]
-    watcher = threading.Thread(target=reader)
-    watcher.start()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    done.set()
-    watcher.join(30)
-    assert not errors and polls > 5
-    assert late == [], "rows committed below an already-visible seq (watermark, rows seen, rows now)"
+    assert_no_row_lands_below_a_seen_seq(ws, writer)
     assert len(stored_ids_in_seq_order(ws)) == 4 * 20 * 7
