@@ -90,10 +90,11 @@ def test_seq_order_equals_commit_order_for_updates_in_many_connections(pg_worksp
     ws = pg_workspace
 
     def writer(name: str) -> None:
+        size = 1 + int(name[1:]) * 100  # from 1 to 301 events: without the lock, a small commit overtakes a large one
         for batch in range(20):
             with update_transaction(ws.engine) as tx:
                 with transaction(ws.engine) as conn:
-                    append_events(conn, make([f"{name}-{batch}-{i}" for i in range(5)]))
+                    append_events(conn, make([f"{name}-{batch}-{i}" for i in range(size)]))
                 time.sleep(random.random() / 200)  # the welcome's rendering, the update's other writes
                 with transaction(ws.engine) as conn:
                     append_events(conn, make([f"{name}-{batch}-late"]))
@@ -104,4 +105,4 @@ def test_seq_order_equals_commit_order_for_updates_in_many_connections(pg_worksp
                 tx.end(lambda _conn: None)
 
     assert_no_row_lands_below_a_seen_seq(ws, writer)
-    assert len(stored_ids_in_seq_order(ws)) == 4 * 20 * 7
+    assert len(stored_ids_in_seq_order(ws)) == 20 * (1 + 101 + 201 + 301 + 4 * 2)
