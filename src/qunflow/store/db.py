@@ -223,13 +223,14 @@ class UpdateTransaction:
     may be its last, so it is synced. On PostgreSQL, writes that take a lock shared by every process (the
     event log's) may be held back (`held_writes`) and run as the last statements before each COMMIT."""
 
-    __slots__ = ("engine", "conn", "scope", "held")
+    __slots__ = ("engine", "conn", "scope", "held", "wrote_held")
 
     def __init__(self, engine: Engine, scope: DeferredSync) -> None:
         self.engine = engine
         self.conn: Connection | None = None
         self.scope = scope  # scope.wrote: the update wrote something (committed or not)
         self.held: dict[str, HeldWrite] = {}  # table -> its writes held back until the commit
+        self.wrote_held = False  # a held write ran before the commit (a read of its table): its lock is held
 
     def connection(self) -> Connection:
         if self.conn is None:
@@ -267,10 +268,12 @@ class UpdateTransaction:
     def _commit_with_held(self) -> None:
         """COMMIT, the held writes its last statements, sent to PostgreSQL with it in one round trip (psycopg's
         pipeline): a lock they take (the event log's) is then held for the server's work only, not also while
-        this process waits for a busy CPU between the statements."""
+        this process waits for a busy CPU between the statements, nor while the disk syncs (a synced commit
+        is made as an unsynced one, then a synced commit of its own once the lock is given back)."""
         conn = self.conn
         assert conn is not None
-        if self.held:
+        if self.held or self.wrote_held:
+            self.wrote_held = False
             driver: Any = conn.connection.driver_connection
             driver_error = conn.dialect.loaded_dbapi.Error
             synced = conn.info.get("qf_sync", "on") == "on"
@@ -363,6 +366,7 @@ def write_held(conn: Connection, statement: str | None = None) -> None:
             if not names.search(statement):
                 continue
         tx.held.pop(table).write(conn)  # popped first: its own statements do not run it again
+        tx.wrote_held = tx.wrote_held or statement is not None
 
 
 def _before_savepoint(conn: Connection, _name: str) -> None:
@@ -373,6 +377,7 @@ def _drop_held(conn: Connection) -> None:
     tx = _UPDATE.get()
     if tx is not None and tx.conn is conn:
         tx.held.clear()
+        tx.wrote_held = False
 
 
 def commit_update() -> None:
