@@ -4,8 +4,9 @@ On PostgreSQL, event writers take one lock (EVENT_LOCK_KEY) until their commit, 
 order: a reader that has seen seq N (the shipper's watermark, the automation and sync cursors) never meets a
 row below N committed later. Every process's event writers queue on it, so it is held as briefly as can be:
 an inbound update (store.db.UpdateTransaction) holds its events back and writes them as its last statements
-before each COMMIT (store.db.held_writes), so the lock covers that INSERT and the COMMIT, not the rest of
-the update's work (the welcome's rendering, its other writes).
+before each COMMIT (store.db.held_writes), sent with it in one round trip, so the lock covers that INSERT
+and the COMMIT, not the rest of the update's work (the welcome's rendering, its other writes); a commit that
+must wait for the disk waits after the lock is given back (UpdateTransaction._commit_with_held).
 """
 
 from __future__ import annotations
