@@ -20,8 +20,12 @@ same rate and timed the same way; for WeCom also the encrypted callback round tr
 also a subprocess) that only checks the signature and decrypts.
 Where the time goes: the serve process times its handler's stages (a wrapper around the web hook, the
 connector's receive, each inbound handler, the platform calls, SQL and commits, the background loops) and
-prints the top costs, then serve's CPU seconds per 1,000 joins (little moved by other load on the machine);
---profile adds a short cProfile run of the handler and prints its top functions.
+prints the top costs, then serve's CPU seconds per 1,000 joins (little moved by other load on the machine):
+the timers run in serve's parent process only, so the CPU of every serve process (the parent and, with
+--workers N, its web processes) is also read from /proc around the arrivals and the drain. On PostgreSQL
+a sampler (pg_locks, pg_stat_activity every 10 ms) says how much of the run the event log's lock
+(store/eventlog.py) was held and how many backends waited for it. --profile adds a short cProfile run of
+the handler and prints its top functions.
 
 Run: python bench/bench_connectors.py [--platform telegram|wecom|both] [--rate 100] [--seconds 10]
      [--sqlite-synchronous full|normal] [--postgres ADMIN_URL [--workers N]] [--profile]
@@ -38,6 +42,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -272,6 +277,7 @@ class Served:
     profile: Path | None = None
     workers: int = 1
     stages: dict[str, list[float]] = field(default_factory=dict)
+    pid: int = 0
 
     @property
     def url(self) -> str:
@@ -287,6 +293,7 @@ class Served:
                 [sys.executable, "-c", SERVE, "serve", "--port", str(self.port), "--workspace", str(self.home),
                  "--workers", str(self.workers)],
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        self.pid = process.pid
         try:
             wait_until(lambda: process.poll() is None and httpx.get(f"{self.url}/healthz", timeout=1).is_success,
                        120, "qunflow serve")  # several web processes at load 13 took 42 s to start
@@ -298,6 +305,85 @@ class Served:
             if process.returncode not in (0, -signal.SIGINT):
                 console.print(f"[yellow]qunflow serve exited {process.returncode}; last lines of its log:")
                 console.print((self.home / "serve.log").read_text(errors="replace")[-2000:])
+
+
+def process_cpu(root: int) -> dict[int, float]:
+    """CPU seconds (user + system) of `root` and every process below it, by pid, from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with suppress(OSError, ValueError, IndexError):
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()  # after the command's name, which may hold spaces
+            pid = int(entry.name)
+            parents[pid] = int(fields[1])
+            cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
+    tree, grown = {root}, True
+    while grown:
+        below = {pid for pid, parent in parents.items() if parent in tree} - tree
+        grown = bool(below)
+        tree |= below
+    return {pid: cpu[pid] for pid in tree if pid in cpu}
+
+
+class LockSampler:
+    """How the event log's lock (store/eventlog.py EVENT_LOCK_KEY) is used in one PostgreSQL database: every
+    `interval` s, whether a backend holds it and how many wait for it (sampled, so roughly)."""
+
+    QUERY = ("SELECT count(*) FILTER (WHERE l.granted), count(*) FILTER (WHERE NOT l.granted) FROM pg_locks l "
+             "JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = %s "
+             "AND ((l.classid::bigint << 32) | l.objid::bigint) = %s")
+
+    def __init__(self, url: str, interval: float = 0.01) -> None:
+        self.url, self.interval = url, interval
+        self.samples = self.held = self.waiting = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lock-sampler", daemon=True)
+
+    def _run(self) -> None:
+        import psycopg
+
+        from qunflow.store.eventlog import EVENT_LOCK_KEY
+
+        with psycopg.connect(self.url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+            name = conn.info.dbname
+            while not self._stop.wait(self.interval):
+                held, waiting = conn.execute(self.QUERY, (name, EVENT_LOCK_KEY)).fetchone() or (0, 0)
+                self.samples += 1
+                self.held += bool(held)
+                self.waiting += waiting
+
+    def __enter__(self) -> LockSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+@contextmanager
+def measured(served: Served, postgres: bool) -> Iterator[dict[str, float]]:
+    """While the block runs (the arrivals and the drain): the CPU seconds of serve's parent and of its web
+    processes, from /proc; on PostgreSQL also the event lock's share of the time held and the mean number of
+    backends waiting for it. Filled in when the block ends."""
+    usage: dict[str, float] = {}
+    before, started = process_cpu(served.pid), time.monotonic()
+    with ExitStack() as stack:
+        sampler = stack.enter_context(LockSampler(os.environ["QUNFLOW_DATABASE_URL"])) if postgres else None
+        yield usage
+    after, wall = process_cpu(served.pid), time.monotonic() - started
+    spent = {pid: seconds - before.get(pid, 0.0) for pid, seconds in after.items()}
+    usage["parent CPU s"] = spent.pop(served.pid, float("nan"))
+    usage["web processes CPU s"] = sum(spent.values())
+    usage["web processes"] = len(spent)
+    usage["wall s"] = wall
+    if sampler is not None and sampler.samples:
+        usage["event lock held share"] = sampler.held / sampler.samples
+        usage["event lock waiters mean"] = sampler.waiting / sampler.samples
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -319,6 +405,7 @@ class Result:
     stages: dict[str, list[float]]
     goal: list[float]  # the figures the goal is judged on
     elapsed: float
+    usage: dict[str, float] = field(default_factory=dict)  # measured(): every serve process's CPU, the event lock
 
 
 def drain(progress: Callable[[], int], total: int, seconds: float) -> None:
@@ -365,13 +452,14 @@ def run_telegram(args: argparse.Namespace, tmp: Path, profile: Path | None = Non
         chats = {str(fake.people[int(p)].user_chat_id): i for i, p in enumerate(people)}
         index = {p: i for i, p in enumerate(people)}
         arrival, lag, refused = [0.0] * total, [], 0
-        started = time.monotonic()
-        for i, due in pace(total, args.rate):
-            arrival[i] = due
-            lag.append((time.monotonic() - due) * 1000)
-            refused += fake.open_link(people[i], link.group(1)) != "requested"
-        elapsed = time.monotonic() - started
-        drain(lambda: len(fake.calls("approveChatJoinRequest")), total, 60 + 10 * (seconds or args.seconds))
+        with measured(served, bool(args.postgres)) as usage:
+            started = time.monotonic()
+            for i, due in pace(total, args.rate):
+                arrival[i] = due
+                lag.append((time.monotonic() - due) * 1000)
+                refused += fake.open_link(people[i], link.group(1)) != "requested"
+            elapsed = time.monotonic() - started
+            drain(lambda: len(fake.calls("approveChatJoinRequest")), total, 60 + 10 * (seconds or args.seconds))
         dm_at: dict[int, float] = {}
         approved_at: dict[int, float] = {}
         for method, params, at in fake.calls():
@@ -394,7 +482,7 @@ def run_telegram(args: argparse.Namespace, tmp: Path, profile: Path | None = Non
         f"telegram: welcomed {welcomed} of {total}, approved {approved} of {total} (links refused: {refused}; "
         f"calls answered with an error: {refusals}; updates still queued at the fake: {backlog}); "
         f"driver lag max {max(lag):.1f} ms"], served.stages, dm + ok if len(ok) == total else [float("inf")],
-        elapsed)
+        elapsed, usage)
 
 
 def telegram_floor(args: argparse.Namespace, total: int, limits: object) -> tuple[list[float], list[float]]:
@@ -448,9 +536,10 @@ def run_wecom(args: argparse.Namespace, tmp: Path, profile: Path | None = None,
         if not httpx.get(f"{served.url}/j/wc-ads", timeout=10).is_success:
             raise RuntimeError("the landing page /j/wc-ads failed")
         [config_id] = [c for c, way in fake.state.contact_ways.items() if way["state"] == "wc-ads"]
-        arrival, answered, errors, elapsed = callbacks(args, total, lambda i: fake.add_contact(
-            f"wmBENCH{i:06d}", f"客户{i}", config_id))
-        drain(lambda: len(fake.welcome_messages()), total, 30)
+        with measured(served, bool(args.postgres)) as usage:
+            arrival, answered, errors, elapsed = callbacks(args, total, lambda i: fake.add_contact(
+                f"wmBENCH{i:06d}", f"客户{i}", config_id))
+            drain(lambda: len(fake.welcome_messages()), total, 30)
         users = {f"wmBENCH{i:06d}": i for i in range(total)}
         welcome_at: dict[int, float] = {}
         for call, at in fake.timed_calls("/cgi-bin/externalcontact/send_welcome_msg"):
@@ -469,7 +558,7 @@ def run_wecom(args: argparse.Namespace, tmp: Path, profile: Path | None = None,
         ("floor: arrival -> callback, then send_welcome_msg at the fake", floor_all, None)], [
         f"wecom: welcomed {welcomed} of {total} (callbacks not answered 200: {len(bad)}; "
         f"callbacks unanswered within the fake's 5 s (WeCom would retry them): {errors})"], served.stages,
-        welcome if len(welcome) == total else [float("inf")], elapsed)
+        welcome if len(welcome) == total else [float("inf")], elapsed, usage)
 
 
 def callback_client(stack: ExitStack) -> httpx.Client:
@@ -626,6 +715,8 @@ def stage_table(result: Result, top: int = 5) -> None:
         console.print(f"{result.platform}: alongside, in the same process: " + "; ".join(background),
                       highlight=False, soft_wrap=True)
     console.print(cost_line(result), highlight=False, soft_wrap=True)
+    if result.usage:
+        console.print(usage_line(result), highlight=False, soft_wrap=True)
 
 
 def cost_line(result: Result) -> str:
@@ -633,6 +724,9 @@ def cost_line(result: Result) -> str:
     system, from the first webhook call to the end of the last, its background loops included) per 1,000
     joins, and the SQL statements (through SQLAlchemy) and commits it ran per join."""
     stages, total = result.stages, max(result.total, 1)
+    if "serve CPU" not in stages:  # --workers N: the webhooks went to the web processes, which run no timers
+        return (f"{result.platform}: serve's parent handled no webhook (its web processes did): its stage timers "
+                "saw only the background loops; CPU per join from /proc on the next line")
     cpu = stages.get("serve CPU", [0, float("nan")])[1]
     loop = stages.get("event loop thread CPU", [0, float("nan")])[1]
     statements = stages.get("SQL statements", [0])[0]
@@ -642,6 +736,23 @@ def cost_line(result: Result) -> str:
             f"uvicorn, the web stack, the hand-off to the hook threads), {statements / total:.1f} SQL statements "
             "through SQLAlchemy (reads on the driver's cursor not counted: bench/probe_join_cost.py counts all) and "
             f"{commits / total:.1f} commits per join")
+
+
+def usage_line(result: Result) -> str:
+    """Every serve process's CPU per 1,000 joins (from /proc: the web processes' too, which the stage timers do
+    not see), and the event lock's use on PostgreSQL."""
+    usage, total = result.usage, max(result.total, 1)
+    parent, web = usage["parent CPU s"], usage["web processes CPU s"]
+    line = (f"{result.platform}: every serve process, from /proc over the arrivals and the drain "
+            f"({usage['wall s']:.1f} s): {(parent + web) / total * 1000:.2f} CPU s per 1,000 joins "
+            f"(parent {parent / total * 1000:.2f}")
+    processes = int(usage["web processes"])  # uvicorn's web processes, and its multiprocessing helper
+    line += f", {processes} child processes {web / total * 1000:.2f})" if processes else ")"
+    if "event lock held share" in usage:
+        waiting = usage["event lock waiters mean"]
+        line += (f"; event lock held {usage['event lock held share']:.0%} of the time, {waiting:.2f} backends waiting "
+                 f"for it on average (about {waiting * usage['wall s'] / total * 1000:.1f} ms of waiting per join)")
+    return line
 
 
 def print_profile(path: Path, platform: str, top: int = 5) -> None:

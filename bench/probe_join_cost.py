@@ -1,6 +1,10 @@
 """What one join costs qunflow, measured so that other load on the machine hardly moves it: CPU seconds of
 the handling thread per 1,000 joins (time.thread_time: the fake platform's threads are not counted), and the
-SQL statements and commits per join (SQLAlchemy event listeners).
+SQL statements and commits per join (SQLAlchemy event listeners). On PostgreSQL (--postgres ADMIN_URL: a fresh
+database per platform, made and dropped through that URL) also how long each join holds the event log's lock
+(store/eventlog.py EVENT_LOCK_KEY), as the server sees it: pg_locks sampled every 2 ms (bench_connectors.py's
+LockSampler) gives the share of the time it is held, times the run's wall time per join. No other process
+waits for it here: `bench_connectors.py --postgres --workers N` samples the waits between processes.
 
 The updates go through the same code as `qunflow serve`'s /hooks/<platform> minus uvicorn and FastAPI:
 `services.inbound.receive` with the platform's own body and headers (Telegram: the updates FakeTelegram
@@ -9,6 +13,7 @@ queue in order; WeCom: FakeWeCom's encrypted add_external_contact callbacks, han
 calling thread), one after another in one thread, against the local fake servers.
 
 Run: python bench/probe_join_cost.py [--platform telegram|wecom|both] [--joins 300] [--profile N]
+     [--postgres postgresql://postgres@127.0.0.1:5432/test]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +39,7 @@ from sqlalchemy.pool import Pool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_connectors import cli, make_workspace  # noqa: E402
+from bench.bench_connectors import LockSampler, cli, make_workspace, state_database  # noqa: E402
 
 SECRET = "probe-secret"
 URL = "http://127.0.0.1:9"  # nothing listens: the fakes' webhooks are taken over by the probe
@@ -73,15 +79,23 @@ def measure(name: str, joins: int, warm: int, one: Callable[[int], None], counts
     for i in range(warm):
         one(i)
     statements, sqlalchemy, commits = counts.statements, counts.sqlalchemy, counts.commits
-    cpu, wall = time.thread_time(), time.perf_counter()
-    for i in range(warm, warm + joins):
-        one(i)
-    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    postgres = "QUNFLOW_DATABASE_URL" in os.environ
+    with ExitStack() as stack:
+        sampler = stack.enter_context(LockSampler(os.environ["QUNFLOW_DATABASE_URL"], 0.002)) if postgres else None
+        cpu, wall = time.thread_time(), time.perf_counter()
+        for i in range(warm, warm + joins):
+            one(i)
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
     result = {"platform": name, "joins": joins, "cpu_s_per_1000": round(cpu / joins * 1000, 2),
               "wall_ms_per_join": round(wall / joins * 1000, 2),
-              "statements_per_join": round((counts.statements - statements) / joins, 2),
+              # SQLite's trace only (the statements on PostgreSQL's driver cursor are not counted there)
+              "statements_per_join": round((counts.statements - statements) / joins, 2) if counts.statements else None,
               "sqlalchemy_statements_per_join": round((counts.sqlalchemy - sqlalchemy) / joins, 2),
               "commits_per_join": round((counts.commits - commits) / joins, 2)}
+    if sampler is not None and sampler.samples:
+        share = sampler.held / sampler.samples
+        result.update({"event_lock_held_share": round(share, 3), "lock_samples": sampler.samples,
+                       "event_lock_held_ms_per_join": round(share * wall / joins * 1000, 2)})
     if profile:
         profiler = cProfile.Profile(time.thread_time)
         profiler.enable()
@@ -179,6 +193,8 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=30, help="joins before the measured ones (not counted)")
     parser.add_argument("--profile", type=int, default=0, help="then profile this many more joins")
     parser.add_argument("--sqlite-synchronous", choices=("full", "normal"), default="full")
+    parser.add_argument("--postgres", metavar="ADMIN_URL",
+                        help="state database on PostgreSQL: a fresh database per platform, made through this URL")
     args = parser.parse_args()
     counts = Counts()
     counts.listen()
@@ -186,9 +202,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="qunflow-probe-") as name:
         for platform in ("telegram", "wecom") if args.platform == "both" else (args.platform,):
             home = Path(name) / platform
-            make_workspace(home, URL, args.sqlite_synchronous)
-            result = runs[platform](home, args.joins, args.warm, counts, args.profile)
-            print(json.dumps({**result, "load": [round(v, 2) for v in os.getloadavg()]}), flush=True)
+            with state_database(args.postgres):
+                make_workspace(home, URL, args.sqlite_synchronous)
+                result = runs[platform](home, args.joins, args.warm, counts, args.profile)
+            database = "postgresql" if args.postgres else "sqlite"
+            print(json.dumps({**result, "database": database, "load": [round(v, 2) for v in os.getloadavg()]}),
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -77,3 +77,27 @@ def test_the_connectors_bench_runs_small_and_prints_both_platforms() -> None:
     assert "floor: sendMessage straight to the fake" in out and "decrypt-only handler" in out
     assert "telegram: goal p99 < 100 ms" in out and "wecom: goal p99 < 100 ms" in out
     assert "where the time goes" in out
+
+
+def test_the_connectors_bench_on_postgres_counts_every_web_process_and_the_event_lock() -> None:
+    """--postgres --workers 2: the webhooks go to the web processes, whose CPU the bench reads from /proc, and
+    the event lock's use is sampled."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    admin = os.environ.get("QUNFLOW_TEST_POSTGRES_URL")
+    if not admin:
+        pytest.skip("needs QUNFLOW_TEST_POSTGRES_URL")
+    bench = Path(__file__).resolve().parents[2] / "bench" / "bench_connectors.py"
+    run = subprocess.run([sys.executable, str(bench), "--platform", "wecom", "--rate", "20", "--seconds", "1",
+                          "--postgres", admin, "--workers", "2"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    out = " ".join(run.stdout.split())  # rich wraps long lines
+    assert "wecom: welcomed 20 of 20" in out
+    assert "serve's parent handled no webhook" in out
+    line = re.search(r"wecom: every serve process, from /proc .*? \(parent ([\d.]+), (\d+) child processes ([\d.]+)\);"
+                     r" event lock held (\d+)% of the time", out)
+    assert line is not None, out[-3000:]
+    assert int(line.group(2)) >= 2 and float(line.group(3)) > 0  # the web processes' CPU is counted

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -124,15 +125,26 @@ def test_concurrent_writers_store_every_event_exactly_once(any_workspace: Worksp
 
 def test_seq_order_equals_commit_order_under_concurrent_writers(any_workspace: Workspace) -> None:
     """A reader never sees a row appear below a seq it has already seen: the shipper's watermark is safe."""
+
+    def writer(name: str) -> None:
+        for batch in range(25):
+            with any_workspace.engine.begin() as conn:
+                append_events(conn, make([f"{name}-{batch}-{i}" for i in range(40)]))
+                time.sleep(random.random() / 500)  # hold the transaction open a little
+
+    assert_no_row_lands_below_a_seen_seq(any_workspace, writer)
+    assert len(stored_ids_in_seq_order(any_workspace)) == 4 * 25 * 40
+
+
+def assert_no_row_lands_below_a_seen_seq(ws: Workspace, writer: Callable[[str], None], writers: int = 4) -> None:
+    """Run `writers` threads of `writer(name)` while a reader polls like the shipper (the rows above its
+    watermark, in a fresh snapshot each time); fails when a row is committed below a seq it has seen."""
     done = threading.Event()
     errors: list[BaseException] = []
 
-    def writer(name: str) -> None:
+    def guarded(name: str) -> None:
         try:
-            for batch in range(25):
-                with any_workspace.engine.begin() as conn:
-                    append_events(conn, make([f"{name}-{batch}-{i}" for i in range(40)]))
-                    time.sleep(random.random() / 500)  # hold the transaction open a little
+            writer(name)
         except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
@@ -144,7 +156,7 @@ def test_seq_order_equals_commit_order_under_concurrent_writers(any_workspace: W
         watermark, seen = 0, 0
         query = text("SELECT count(*), COALESCE(max(seq), 0), "
                      "SUM(CASE WHEN seq <= :w THEN 1 ELSE 0 END) FROM events")
-        with any_workspace.engine.connect() as conn:
+        with ws.engine.connect() as conn:
             while not done.is_set() or polls == 0:
                 total, top, below = conn.execute(query, {"w": watermark}).one()
                 conn.rollback()  # a fresh snapshot for the next poll
@@ -153,7 +165,7 @@ def test_seq_order_equals_commit_order_under_concurrent_writers(any_workspace: W
                     late.append((watermark, seen, below))
                 watermark, seen = top, total
 
-    threads = [threading.Thread(target=writer, args=(f"w{n}",)) for n in range(4)]
+    threads = [threading.Thread(target=guarded, args=(f"w{n}",)) for n in range(writers)]
     watcher = threading.Thread(target=reader)
     watcher.start()
     for thread in threads:
@@ -162,6 +174,5 @@ def test_seq_order_equals_commit_order_under_concurrent_writers(any_workspace: W
         thread.join(60)
     done.set()
     watcher.join(30)
-    assert not errors and polls > 5
+    assert not errors and polls > 5, errors
     assert late == [], "rows committed below an already-visible seq (watermark, rows seen, rows now)"
-    assert len(stored_ids_in_seq_order(any_workspace)) == 4 * 25 * 40

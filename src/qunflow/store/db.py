@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -219,14 +220,17 @@ class UpdateTransaction:
       is then committed with the update's next commit, before any other call);
     - `end()`, with the update's handled mark, in a synced commit that makes the earlier ones durable too.
     Its first transaction waits for no disk (`sync_deferred`); after a commit, the update's next transaction
-    may be its last, so it is synced."""
+    may be its last, so it is synced. On PostgreSQL, writes that take a lock shared by every process (the
+    event log's) may be held back (`held_writes`) and run as the last statements before each COMMIT."""
 
-    __slots__ = ("engine", "conn", "scope")
+    __slots__ = ("engine", "conn", "scope", "held", "wrote_held")
 
     def __init__(self, engine: Engine, scope: DeferredSync) -> None:
         self.engine = engine
         self.conn: Connection | None = None
         self.scope = scope  # scope.wrote: the update wrote something (committed or not)
+        self.held: dict[str, HeldWrite] = {}  # table -> its writes held back until the commit
+        self.wrote_held = False  # a held write ran before the commit (a read of its table): its lock is held
 
     def connection(self) -> Connection:
         if self.conn is None:
@@ -246,7 +250,7 @@ class UpdateTransaction:
         if self.conn is None:
             return
         if self.pending:
-            self.conn.commit()
+            self._commit_with_held()
         elif self.conn.in_transaction():
             self.conn.rollback()
         _apply_level(self.conn.connection.driver_connection, self.conn.info, is_postgres(self.conn),
@@ -259,7 +263,38 @@ class UpdateTransaction:
         if conn.info.get("qf_sync", "on") != conn.info.get("qf_sync_own", "on"):
             self.commit()
         last(conn)
-        conn.commit()
+        self._commit_with_held()
+
+    def _commit_with_held(self) -> None:
+        """COMMIT, the held writes its last statements, sent to PostgreSQL with it in one round trip (psycopg's
+        pipeline): a lock they take (the event log's) is then held for the server's work only, not also while
+        this process waits for a busy CPU between the statements, nor while the disk syncs (a synced commit
+        is made as an unsynced one, then a synced commit of its own once the lock is given back)."""
+        conn = self.conn
+        assert conn is not None
+        if self.held or self.wrote_held:
+            self.wrote_held = False
+            driver: Any = conn.connection.driver_connection
+            driver_error = conn.dialect.loaded_dbapi.Error
+            synced = conn.info.get("qf_sync", "on") == "on"
+            try:
+                with driver.pipeline():
+                    if synced:  # not under the lock: the disk is waited for below, once the lock is given back
+                        driver.execute("SET LOCAL synchronous_commit TO off")
+                    write_held(conn)
+                    driver.commit()
+                if synced:  # a commit of its own (an id makes it write one), synced: the log is on disk up to here
+                    driver.execute("SELECT pg_current_xact_id()")
+                    driver.commit()
+            except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
+                raise DBAPIError.instance("COMMIT", None, exc, driver_error) from exc
+        conn.commit()  # SQLAlchemy's side (the driver's COMMIT, if it ran above, has nothing left to end)
+
+
+class HeldWrite(Protocol):
+    """Writes to one table that an inbound update holds back until just before its COMMIT (held_writes)."""
+
+    def write(self, conn: Connection) -> None: ...
 
 
 _UPDATE: ContextVar[UpdateTransaction | None] = ContextVar("qf_update_transaction", default=None)
@@ -303,6 +338,48 @@ def connection(engine: Engine) -> AbstractContextManager[Connection]:
     return _update_or(engine, engine.connect)
 
 
+def held_writes(conn: Connection) -> dict[str, HeldWrite] | None:
+    """Where to hold writes back until the transaction's COMMIT (keyed by table): the open inbound update's,
+    when `conn` is its connection on PostgreSQL; else None (write now). A held write runs as the last
+    statement before each commit of the update, and before any statement of the update that names its table
+    (the update reads its own writes); a rollback drops it."""
+    tx = _UPDATE.get()
+    if tx is None or tx.conn is not conn or conn.dialect.name != "postgresql" or conn.in_nested_transaction():
+        return None  # in a savepoint: written now, so that a rollback to it takes them back too
+    return tx.held
+
+
+_NAMES_TABLE: dict[str, re.Pattern[str]] = {}
+
+
+def write_held(conn: Connection, statement: str | None = None) -> None:
+    """Run the writes the open update holds back on `conn`: all of them, or those to a table `statement`
+    names."""
+    tx = _UPDATE.get()
+    if tx is None or not tx.held or tx.conn is not conn:
+        return
+    for table in list(tx.held):
+        if statement is not None:
+            names = _NAMES_TABLE.get(table)
+            if names is None:
+                names = _NAMES_TABLE[table] = re.compile(rf"\b{re.escape(table)}\b", re.IGNORECASE)
+            if not names.search(statement):
+                continue
+        tx.held.pop(table).write(conn)  # popped first: its own statements do not run it again
+        tx.wrote_held = tx.wrote_held or statement is not None
+
+
+def _before_savepoint(conn: Connection, _name: str) -> None:
+    write_held(conn)
+
+
+def _drop_held(conn: Connection) -> None:
+    tx = _UPDATE.get()
+    if tx is not None and tx.conn is conn:
+        tx.held.clear()
+        tx.wrote_held = False
+
+
 def commit_update() -> None:
     """Before a platform call or a wait: commit the open inbound update's writes (none open: nothing to do)."""
     tx = _UPDATE.get()
@@ -314,7 +391,10 @@ def _update_transactions(engine: Engine) -> None:
     """Note which transactions hold writes, and commit an open update's writes before another connection
     is taken inside it: code that does not use the update's connection still sees them, and its writes do
     not wait for SQLite's write lock behind them."""
+    event.listen(engine, "commit", write_held)  # first: its writes are settled by the commit too
     event.listen(engine, "commit", _writes_settled)
+    event.listen(engine, "rollback", _drop_held)
+    event.listen(engine, "savepoint", _before_savepoint)  # a rollback to it must not take them back
     event.listen(engine, "rollback", _writes_settled)
 
     @event.listens_for(engine, "checkout")
@@ -355,7 +435,9 @@ def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
 
 
 def _noting_writes(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
-    """PostgreSQL's writes noted for `sync_deferred` (SQLite's: by the writer lock's own listener)."""
+    """PostgreSQL's writes noted for `sync_deferred` (SQLite's: by the writer lock's own listener); the writes
+    an update holds back on a table the statement names run first."""
+    write_held(conn, statement)
     if statement.lstrip()[:7].upper().startswith(WRITES):
         _note_write(conn)
 
@@ -504,6 +586,7 @@ def read_plain(conn: Connection, statement: Any, params: dict[str, Any]) -> list
     if plan is None:
         plan = _PLAIN_READS[key] = _plain_plan(conn, statement)
     row_type, sql, positions, literals = plan
+    write_held(conn, sql)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if positions is None:
@@ -576,6 +659,7 @@ def write_plain(conn: Connection, statement: Any, params: dict[str, Any] | list[
         for name, process in plan.convert.items():
             merged[name] = process(merged[name])
         values.append(merged if plan.positions is None else [merged[name] for name in plan.positions])
+    write_held(conn, plan.sql)
     before_driver_write(conn)
     driver_error = conn.dialect.loaded_dbapi.Error
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]

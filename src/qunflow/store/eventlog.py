@@ -1,4 +1,13 @@
-"""The append-only event log in the state database: idempotent on event_id, ordered by seq."""
+"""The append-only event log in the state database: idempotent on event_id, ordered by seq.
+
+On PostgreSQL, event writers take one lock (EVENT_LOCK_KEY) until their commit, so that seq order equals commit
+order: a reader that has seen seq N (the shipper's watermark, the automation and sync cursors) never meets a
+row below N committed later. Every process's event writers queue on it, so it is held as briefly as can be:
+an inbound update (store.db.UpdateTransaction) holds its events back and writes them as its last statements
+before each COMMIT (store.db.held_writes), sent with it in one round trip, so the lock covers that INSERT
+and the COMMIT, not the rest of the update's work (the welcome's rendering, its other writes); a commit that
+must wait for the disk waits after the lock is given back (UpdateTransaction._commit_with_held).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +15,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import DBAPIError
 
 from qunflow.domain.event_columns import EventColumns, event_columns
 from qunflow.domain.events import MONEY_FIELDS, Event
-from qunflow.store.db import before_driver_write
+from qunflow.store.db import before_driver_write, held_writes
 from qunflow.store.tables import events
 
 # Serialises event writers on PostgreSQL so that seq order equals commit order:
 # the shipper's watermark can then never skip a row committed late.
 EVENT_LOCK_KEY = 7_311_020_001
+_LOCK = f"SELECT pg_advisory_xact_lock({EVENT_LOCK_KEY})"
 
 
 def utcnow() -> datetime:
@@ -33,7 +44,8 @@ _COLUMN = {"group": "group_key"}
 
 
 def append_columns(conn: Connection, batch: EventColumns) -> int:
-    """Insert the events not yet stored, in this transaction. Returns how many were new."""
+    """Insert the events not yet stored, in this transaction. Returns how many were new (inside an inbound
+    update on PostgreSQL: how many were held for its commit, which drops the ones stored already)."""
     if not batch.count:
         return 0
     return append_driver_columns(conn, driver_columns(batch, postgres=conn.dialect.name == "postgresql"))
@@ -47,9 +59,43 @@ def append_driver_columns(conn: Connection, columns: dict[str, list[Any]]) -> in
     """
     if not columns:
         return 0
+    held = held_writes(conn)
+    if held is not None:
+        before_driver_write(conn)  # a write of the update's: its commit is owed
+        pending = held.get("events")
+        if not isinstance(pending, HeldEvents):
+            pending = held["events"] = HeldEvents()
+        pending.batches.append(columns)
+        return len(next(iter(columns.values())))
+    return _insert(conn, columns)
+
+
+class HeldEvents:
+    """An inbound update's events, held back until just before its commit (store.db.held_writes): then
+    written in one statement, in the order they were appended, under the event lock."""
+
+    __slots__ = ("batches",)
+
+    def __init__(self) -> None:
+        self.batches: list[dict[str, list[Any]]] = []
+
+    def write(self, conn: Connection) -> None:
+        if len(self.batches) == 1:
+            _insert(conn, self.batches[0], counted=False)
+            return
+        names = list(dict.fromkeys(name for batch in self.batches for name in batch))
+        merged: dict[str, list[Any]] = {name: [] for name in names}
+        for batch in self.batches:
+            size = len(next(iter(batch.values())))
+            for name in names:
+                merged[name].extend(batch.get(name) or [None] * size)  # a column the batch leaves NULL
+        _insert(conn, merged, counted=False)
+
+
+def _insert(conn: Connection, columns: dict[str, list[Any]], *, counted: bool = True) -> int:
+    """Write the rows under the event lock (PostgreSQL); `counted`: return how many were new (not counted: in
+    psycopg's pipeline, the count would wait for the server's answer)."""
     postgres = conn.dialect.name == "postgresql"
-    if postgres:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENT_LOCK_KEY})
     mark = "%s" if postgres else "?"
     # received_at is one value for the batch: bound once, in the statement, not once per row.
     sql = (f"INSERT INTO events ({', '.join(columns)}, received_at) "
@@ -62,10 +108,15 @@ def append_driver_columns(conn: Connection, columns: dict[str, list[Any]]) -> in
         received = _received(postgres)
         rows = [(*row, received) for row in rows]
     before_driver_write(conn)
+    driver_error = conn.dialect.loaded_dbapi.Error
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
+        if postgres:
+            cursor.execute(_LOCK)
         cursor.executemany(sql, rows)
-        return int(cursor.rowcount)  # summed over the batch by both drivers
+        return int(cursor.rowcount) if counted else 0  # summed over the batch by both drivers
+    except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
+        raise DBAPIError.instance(sql, None, exc, driver_error) from exc
     finally:
         cursor.close()
 
