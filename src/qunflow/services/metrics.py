@@ -19,7 +19,6 @@ from qunflow.analytics.queries import (
     DAILY_MAX_DAYS,
     LANDING,
     LANDING_DAYS,
-    LANDING_FACTS,
     SPEND,
     SPEND_DAILY,
     render,
@@ -87,8 +86,7 @@ def _statistics_sets(ws: Workspace, period: Period, bys: tuple[str, ...], filter
     with _store(ws, store, ship_first) as engine:  # each engine uses only the parameters its SQL names
         from_facts = experiment is None and "variant" not in filters and "variant" not in bys \
             and facts_usable(engine, ws.settings, period.cutoff)
-        landings = LANDING_DAYS if engine.name == "duckdb" else LANDING_FACTS  # the days are DuckDB's only
-        facts = {COHORT: COHORT_FACTS, CURRENT: CURRENT_FACTS, LANDING: landings} if from_facts else {}
+        facts = {COHORT: COHORT_FACTS, CURRENT: CURRENT_FACTS, LANDING: LANDING_DAYS} if from_facts else {}
         fetched: list[tuple[str, int | None, Any, dict[str, Any]]] = []  # (template, slicing, dim, statistics)
         for template in templates:
             sql = facts.get(template, template)
