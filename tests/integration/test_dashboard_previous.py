@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from qunflow.analytics.facts import days_usable, usable
+from qunflow.analytics.queries import LANDING, LANDING_DAYS, render
 from qunflow.analytics.shipper import analytics
 from qunflow.domain.metrics import Period
 from qunflow.services.dashboard import build_dashboard, previous_period
 from qunflow.services.ingest import ingest_batch
+from qunflow.services.metrics import _params
 from qunflow.workspace import init_workspace
 
 START, END = date(2026, 3, 29), date(2026, 4, 11)  # the previous period: 03-15 .. 03-28, as of 03-28
@@ -82,5 +84,23 @@ def test_previous_period_equals_the_event_level_numbers(tmp_path: Path, engine_n
         assert previous["active_ratio_7d"] == 0.5
         assert previous["cohort_size"] == 4  # b, e, f, g joined 03-15 .. 03-28
         assert before == (date(2026, 3, 15), date(2026, 3, 28), date(2026, 3, 28))
+    finally:
+        ws.close()
+
+
+def test_the_landing_facts_do_not_answer_a_past_as_of_day(tmp_path: Path) -> None:
+    """Why the previous period's M1 stays on the events: v1 viewed on 03-16 and g (a join naming no visitor) joined
+    on 03-17, but the event linking v1 to g came on 04-02. As of 03-28 v1 is a bare visitor who has not joined;
+    the landing facts, kept over every event, count the view as g's, joined within the week."""
+    ws = init_workspace(tmp_path / "ws")
+    try:
+        assert not ingest_batch(ws.engine, FIRST).errors
+        period = Period(*previous_period(START, END, END), ws.settings.zone)
+        with analytics(ws) as engine:
+            params = _params(ws, period, {}, None)
+            from_events, from_days = ([row[2:] for row in engine.query(render(template, "none"), params)[1] if row[0]]
+                                      for template in (LANDING, LANDING_DAYS))
+        assert from_events == [(2, 2, 0)]  # landing visitors, mature, joined
+        assert from_days == [(2, 2, 1)]
     finally:
         ws.close()
