@@ -136,13 +136,13 @@ def landing_rows(engine: Any, tables: tuple[str, ...] = LANDING_TABLES) -> list[
 def rebuilt_landing_rows(engine: Any, ws: Workspace) -> list[Any]:
     """The links and landing facts computed from scratch (into temporary tables), sorted."""
     if engine.name != "duckdb":
-        facts_clickhouse.rebuild_landings(engine, ws.settings, 1, "landings_check", "links_check", "days_check")
+        facts_clickhouse.rebuild_landings(engine, ws.settings, 1, "landings_check", "links_check")
         key = ", ".join(facts_clickhouse.LANDING_DAYS_KEY)
         return [engine.query(f"SELECT {columns} FROM {table} FINAL WHERE {where} ORDER BY ALL", {})[1]
                 for columns, table, where in (("visitor_id, member_id", "links_check", "true"),
                                               (", ".join(facts_clickhouse.LANDING_NAMES), "landings_check",
                                                "NOT deleted"))] + \
-            [engine.query(f"SELECT {key}, sum(n) AS views FROM days_check GROUP BY {key} ORDER BY ALL", {})[1]]
+            [engine.query(f"SELECT {key}, sum(n) AS views FROM landings_check_days GROUP BY {key} ORDER BY ALL", {})[1]]
     _rebuild_landings(engine.conn, ws.settings, "landings_check", "links_check", temporary=True)
     return landing_rows(engine, ("links_check", "landings_check", "landings_check_days"))
 

@@ -417,9 +417,10 @@ def _day_counts(rows: str, sign: int) -> str:
 
 
 def rebuild_landings(engine: Any, settings: Any, version: int, table: str = "landing_facts_log",
-                     links: str = "landing_links_log", days: str = "landing_days_log") -> None:
+                     links: str = "landing_links_log") -> None:
     """Every link, landing row and landing day count from every event, into fresh tables swapped in for `links`,
-    `table` and `days`."""
+    `table` and the days (landing_days_log, or <table>_days for another table: a rebuild to check the kept ones)."""
+    days = "landing_days_log" if table == "landing_facts_log" else f"{table}_days"
     suffix = uuid.uuid4().hex
     fresh_links, fresh, fresh_days = f"links_fresh_{suffix}", f"landing_fresh_{suffix}", f"days_fresh_{suffix}"
     try:
