@@ -275,9 +275,9 @@ def stage_qunflow(data: Path, ws_dir: Path) -> dict[str, Any]:
 
 
 def landings(ws: Any, start: date, as_of: date) -> dict[str, Any]:
-    """M1's own query for both slices, from the landing facts (median of 3 warm) and from the events (1 warm),
-    and whether both give the same rows."""
-    from qunflow.analytics.queries import LANDING, LANDING_FACTS, render
+    """M1's own query for both slices, from the landing facts and from the landing days (median of 3 warm each)
+    and from the events (1 warm), and whether all give the same rows."""
+    from qunflow.analytics.queries import LANDING, LANDING_DAYS, LANDING_FACTS, render
     from qunflow.analytics.shipper import analytics
     from qunflow.domain.metrics import Period
     from qunflow.services.metrics import _params
@@ -285,18 +285,25 @@ def landings(ws: Any, start: date, as_of: date) -> dict[str, Any]:
     params = _params(ws, Period(start, as_of, as_of, ws.settings.zone), {}, None)
     with analytics(ws, ship_first=False) as engine:
         rows: dict[str, Any] = {}
+        cpu: dict[str, list[float]] = {}  # the process's CPU seconds per run (chdb's threads are the process's)
 
         def both(template: str) -> float:
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             rows[template] = [sorted(engine.query(render(template, by), params)[1], key=repr) for by in SLICES]
+            cpu.setdefault(template, []).append(time.process_time() - began_cpu)
             return time.perf_counter() - began
 
         both(LANDING_FACTS)
         from_facts = statistics.median(both(LANDING_FACTS) for _ in range(3))
+        both(LANDING_DAYS)
+        days = {"landing_days_s": statistics.median(both(LANDING_DAYS) for _ in range(3)),
+                "landing_days_same": rows[LANDING_DAYS] == rows[LANDING_FACTS],
+                "landing_facts_cpu_s": statistics.median(cpu[LANDING_FACTS][1:]),
+                "landing_days_cpu_s": statistics.median(cpu[LANDING_DAYS][1:])}
         if engine.name == "duckdb":
             both(LANDING)
             return {"landing_facts_s": from_facts, "landing_events_s": both(LANDING),
-                    "landing_same": rows[LANDING] == rows[LANDING_FACTS]}
+                    "landing_same": rows[LANDING] == rows[LANDING_FACTS], **days}
         # chdb: LANDING from the events takes minutes from 20k members on; one cold run, stopped at the cap.
         from qunflow.analytics.dialects import for_clickhouse
         from qunflow.analytics.engines import _rows
@@ -310,9 +317,9 @@ def landings(ws: Any, start: date, as_of: date) -> dict[str, Any]:
                 if "TIMEOUT_EXCEEDED" not in str(exc) and "Timeout exceeded" not in str(exc):
                     raise
                 return {"landing_facts_s": from_facts, "landing_events_s": None, "landing_same": None,
-                        "landing_capped_s": time.perf_counter() - began}
+                        "landing_capped_s": time.perf_counter() - began, **days}
         return {"landing_facts_s": from_facts, "landing_events_s": time.perf_counter() - began,
-                "landing_same": capped == rows[LANDING_FACTS]}
+                "landing_same": capped == rows[LANDING_FACTS], **days}
 
 
 def stage_floor(data: Path) -> dict[str, Any]:

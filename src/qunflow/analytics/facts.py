@@ -24,13 +24,14 @@ too; so are the member days of the members named on new events. A change of time
 rebuilds the tables. chdb and a ClickHouse server keep the member facts and the landing facts by the same rules
 in analytics/facts_clickhouse.py (ReplacingMergeTrees, see there).
 
-DuckDB's only, `landing_days` counts the landing facts per day, previous view day, acquisition attributes and
-joined (queries.LANDING_DAYS reads it for the days whose views are all a week old by the cutoff: the query
-needs no view's time there); a ship adds the change of the touched persons' rows. And `member_days` holds
-what the daily trend's M3 needs (queries.CURRENT_DAILY_FACTS): per joined member, the presence spans (each
-join's local day until the day of the member's next join or leave, with the join's group) and the sorted
-local days with engagement. A span or day after a cutoff only ever lies after that cutoff's last day, so
-unlike the member facts these answer any period's days exactly.
+`landing_days` counts the landing facts per day, previous view day, acquisition attributes and joined
+(queries.LANDING_DAYS reads it for the days whose views are all a week old by the cutoff: the query needs no
+view's time there); a ship adds the change of the touched persons' rows (on ClickHouse as signed counts, see
+facts_clickhouse.py). DuckDB's only, `member_days` holds what the daily trend's M3 needs
+(queries.CURRENT_DAILY_FACTS): per joined member, the presence spans (each join's local day until the day of
+the member's next join or leave, with the join's group) and the sorted local days with engagement. A span or
+day after a cutoff only ever lies after that cutoff's last day, so unlike the member facts these answer any
+period's days exactly.
 """
 
 from __future__ import annotations

@@ -30,6 +30,16 @@ joins, and both sides of every link the new events changed, get their rows compu
 version, and tombstones for the (person, day) keys they no longer have. An erasure or a merge rebuilds both
 tables (ids move between persons); the key in `facts_state` names the landing facts, so a store from before
 them rebuilds once.
+
+`landing_days_log` counts the landing facts per day and what M1 slices them by (facts.LANDING_DAY_COUNTS), for
+queries.LANDING_DAYS as on DuckDB: a SummingMergeTree of signed counts keyed by all of it. A catch-up inserts,
+in one row per key, the count of the touched persons' new rows less that of their old ones, read before the new
+landing rows land; merges add the rows of a key up and drop those that reach 0, and the view `landing_days`
+adds up what is not merged yet. Signed counts rather than recounting the touched days: a touched person's old
+rows lie on any day of their history, so the days touched would be many, each a scan of its landing facts,
+where the change of the touched rows costs what the landing update already reads. The state's version guards
+it as it does the other tables: a crash between its insert and the landing rows' leaves the state stale, and
+the next refresh rebuilds all three.
 """
 
 from __future__ import annotations
@@ -77,6 +87,12 @@ LANDING_COLUMNS = (
 LANDING_NAMES = [name for name, _type in LANDING_COLUMNS][:-2]
 LANDING_TABLE = (f"({', '.join(f'{name} {kind}' for name, kind in LANDING_COLUMNS)}) "
                  "ENGINE = ReplacingMergeTree(version) ORDER BY (person, day)")
+# The key holds NULLs (a view with no channel, a person's first view): allow_nullable_key, which merges and
+# GROUP BY treat alike (NULL equals NULL). `n` is signed: a catch-up's count change per key.
+LANDING_DAYS_KEY = ("day", "prev_day", "channel", "campaign", "entry_point", "group_key", "tier", "joined")
+LANDING_DAYS_TABLE = (f"({', '.join(f'{n} {kind}' for n, kind in LANDING_COLUMNS if n in LANDING_DAYS_KEY)}"
+                      f", n Int64) ENGINE = SummingMergeTree(n) ORDER BY ({', '.join(LANDING_DAYS_KEY)}) "
+                      "SETTINGS allow_nullable_key = 1")
 LINKS_TABLE = "(visitor_id String, member_id String, version UInt64) ENGINE = ReplacingMergeTree(version) " \
               "ORDER BY visitor_id"
 
@@ -91,9 +107,12 @@ SCHEMA = (
     f"CREATE TABLE IF NOT EXISTS landing_facts_log {LANDING_TABLE}",
     f"CREATE VIEW IF NOT EXISTS landing_facts AS SELECT {', '.join(LANDING_NAMES)} FROM landing_facts_log FINAL "
     "WHERE NOT deleted",
+    f"CREATE TABLE IF NOT EXISTS landing_days_log {LANDING_DAYS_TABLE}",
+    f"CREATE VIEW IF NOT EXISTS landing_days AS SELECT {', '.join(LANDING_DAYS_KEY)}, sum(n) AS views "
+    f"FROM landing_days_log GROUP BY {', '.join(LANDING_DAYS_KEY)} HAVING sum(n) <> 0",
 )
-# Facts from before the landing facts (empty landing tables) must not count as current: part of the key.
-LANDINGS_KEY = " landings 1"
+# Facts from before the landing facts or their days (empty tables) must not count as current: part of the key.
+LANDINGS_KEY = " landings 2"
 
 # The facts of the members of `events` (narrowed by {scope}), referred = 0: one GROUP BY member over their
 # events joined to their first and last join. The windows and tie-breaks are those of facts.MEMBER_FACTS.
@@ -391,22 +410,32 @@ def _landing_sql(links: str, scope: str = "", person_scope: str = "") -> str:
     return LANDING_ROWS.replace("{links}", links).replace("{scope}", scope).replace("{person_scope}", person_scope)
 
 
+def _day_counts(rows: str, sign: int) -> str:
+    """The landing rows of `rows` (a table or subquery of landing facts) counted per landing day key, times sign."""
+    key = ", ".join(LANDING_DAYS_KEY)
+    return f"SELECT {key}, toInt64({sign}) * count() AS n FROM {rows} GROUP BY {key}"
+
+
 def rebuild_landings(engine: Any, settings: Any, version: int, table: str = "landing_facts_log",
                      links: str = "landing_links_log") -> None:
-    """Every link and landing row from every event, into fresh tables swapped in for `links` and `table`."""
+    """Every link, landing row and landing day count from every event, into fresh tables swapped in for `links`,
+    `table` and the days (landing_days_log, or <table>_days for another table: a rebuild to check the kept ones)."""
+    days = "landing_days_log" if table == "landing_facts_log" else f"{table}_days"
     suffix = uuid.uuid4().hex
-    fresh_links, fresh = f"links_fresh_{suffix}", f"landing_fresh_{suffix}"
+    fresh_links, fresh, fresh_days = f"links_fresh_{suffix}", f"landing_fresh_{suffix}", f"days_fresh_{suffix}"
     try:
         _command(engine, f"CREATE TABLE {fresh_links} {LINKS_TABLE}")
         _insert(engine, f"INSERT INTO {fresh_links} " + LANDING_LINKS.replace("{scope}", ""), {"version": version})
         _command(engine, f"CREATE TABLE {fresh} {LANDING_TABLE}")
         _insert(engine, f"INSERT INTO {fresh} " + _landing_sql(fresh_links),
                 {"tz": settings.timezone, "version": version})
-        for kept, made in ((links, fresh_links), (table, fresh)):
+        _command(engine, f"CREATE TABLE {fresh_days} {LANDING_DAYS_TABLE}")
+        _command(engine, f"INSERT INTO {fresh_days} " + _day_counts(fresh, 1))  # one row per (person, day) there
+        for kept, made in ((links, fresh_links), (table, fresh), (days, fresh_days)):
             _command(engine, f"CREATE TABLE IF NOT EXISTS {kept} AS {made}")
             _command(engine, f"EXCHANGE TABLES {kept} AND {made}")
     finally:
-        _drop(engine, fresh_links, fresh)
+        _drop(engine, fresh_links, fresh, fresh_days)
 
 
 def _catch_up_landings(engine: Any, settings: Any, since: int, version: int) -> None:
@@ -445,6 +474,11 @@ def _catch_up_landings(engine: Any, settings: Any, since: int, version: int) -> 
             _insert(engine, f"INSERT INTO {build} " + _landing_sql("landing_links", scope,
                                                                     f" AND pid IN {in_named}"),
                     {"tz": settings.timezone, "version": version})
+            # The day counts change by the touched persons' new rows less their old ones (read before they go).
+            _command(engine, f"INSERT INTO landing_days_log SELECT {', '.join(LANDING_DAYS_KEY)}, sum(n) FROM ("
+                             f"{_day_counts(f'(SELECT * FROM landing_facts WHERE person IN {in_named})', -1)} "
+                             f"UNION ALL {_day_counts(build, 1)}) GROUP BY {', '.join(LANDING_DAYS_KEY)} "
+                             "HAVING sum(n) <> 0")
             _insert(engine, "INSERT INTO landing_facts_log (person, day, version, deleted) "
                             f"SELECT person, day, $version, true FROM landing_facts WHERE person IN {in_named} "
                             f"AND (person, day) NOT IN (SELECT person, day FROM {build})", {"version": version})

@@ -337,10 +337,10 @@ FROM (SELECT {landing_facts_dim} AS dim, ts + INTERVAL 7 DAY <= $cutoff AS matur
 GROUP BY GROUPING SETS ((dim), ())
 """
 
-# LANDING_FACTS with the landing days (analytics/facts.py, DuckDB's only) for the days whose views are all mature:
-# a day 9 or more days before the as-of day ends 9 local days or more before the cutoff, over a week even with a
-# skipped day and an hour of summer time in between; the later days' views are still read one by one, for their
-# time.
+# LANDING_FACTS with the landing days (analytics/facts.py; on ClickHouse facts_clickhouse.py's view) for the days
+# whose views are all mature: a day 9 or more days before the as-of day ends 9 local days or more before the cutoff,
+# over a week even with a skipped day and an hour of summer time in between; the later days' views are still read
+# one by one, for their time.
 LANDING_DAYS = """
 SELECT grouping(dim) = 1 AS is_total, dim, coalesce(sum(n), 0) AS landing_visitors,
        coalesce(sum(n) FILTER (WHERE mature), 0) AS landing_mature,

@@ -68,7 +68,10 @@ def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
 
     Ships once, then reads on that one analytics connection: the period by channel, group and cohort week in one
     pass (metrics_reports; by group M3 alone, for the groups' active ratio), the previous period and the daily
-    trend; the funnel comes from the by-channel report's own totals, the very numbers of the cards.
+    trend; the funnel comes from the by-channel report's own totals, the very numbers of the cards. The previous
+    period's as-of day is in the past, which the member and landing facts do not answer: its M3 comes from the
+    member days (exact for any day, services.metrics), the rest from the events (M1 too: a visitor linked to a
+    member after that day is another person as of then).
     """
     f = filters or {}
     cohort_start = min(history_start or start, start)

@@ -19,7 +19,6 @@ from qunflow.analytics.queries import (
     DAILY_MAX_DAYS,
     LANDING,
     LANDING_DAYS,
-    LANDING_FACTS,
     SPEND,
     SPEND_DAILY,
     render,
@@ -87,14 +86,17 @@ def _statistics_sets(ws: Workspace, period: Period, bys: tuple[str, ...], filter
     with _store(ws, store, ship_first) as engine:  # each engine uses only the parameters its SQL names
         from_facts = experiment is None and "variant" not in filters and "variant" not in bys \
             and facts_usable(engine, ws.settings, period.cutoff)
-        landings = LANDING_DAYS if engine.name == "duckdb" else LANDING_FACTS  # the days are DuckDB's only
-        facts = {COHORT: COHORT_FACTS, CURRENT: CURRENT_FACTS, LANDING: landings} if from_facts else {}
+        facts = {COHORT: COHORT_FACTS, CURRENT: CURRENT_FACTS, LANDING: LANDING_DAYS} if from_facts else {}
         fetched: list[tuple[str, int | None, Any, dict[str, Any]]] = []  # (template, slicing, dim, statistics)
         for template in templates:
             sql = facts.get(template, template)
             # Spend is by channel whatever the slicing: read once, as slicing 0.
             mine = [0] if template is SPEND else [k for k, by in enumerate(bys)
                                                   if template in narrow.get(by, templates)]
+            if template is CURRENT and not from_facts and experiment is None and "variant" not in filters \
+                    and all(bys[k] == "none" for k in mine) and days_usable(engine, ws.settings):
+                fetched.append((CURRENT, None, None, _current_total_from_days(ws, engine, period, filters)))
+                continue
             together = len(mine) > 1 and experiment is None
             try:
                 sql_sets = render_sets(sql, tuple(bys[k] for k in mine), filters) if together else None
@@ -116,6 +118,18 @@ def _statistics_sets(ws: Workspace, period: Period, bys: tuple[str, ...], filter
                         if is_total or k is not None:
                             fetched.append((template, None if is_total else k, dim, record))
     return {by: _shape(by, k, fetched, filters, experiment) for k, by in enumerate(bys)}
+
+
+def _current_total_from_days(ws: Workspace, engine: Engine, period: Period, filters: dict[str, str]) -> dict[str, Any]:
+    """M3's total as of an as-of day the member facts do not answer (a day in the past: the dashboard's previous
+    period), from the member days: CURRENT_DAILY_FACTS over that one day, which gives CURRENT's total exactly."""
+    day = Period(period.as_of, period.as_of, period.as_of, period.zone)
+    names, rows = engine.query(render(CURRENT_DAILY_FACTS, "none", filters), _params(ws, day, filters, None))
+    record: dict[str, Any] = {"current_members": 0, "active_7": 0, "active_14": 0, "active_30": 0}  # no one present
+    for values in rows:
+        record.update(zip(names, values, strict=True))
+    record.pop("dim", None)
+    return record
 
 
 def _shape(by: str, k: int, fetched: list[tuple[str, int | None, Any, dict[str, Any]]], filters: dict[str, str],
