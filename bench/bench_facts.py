@@ -41,9 +41,8 @@ LATE = 50_000  # events arriving after the facts were built: one ship's worth
 SLICES = ("channel", "cohort_week")
 GOALS = {"slices_vs_floor": 1.5, "peak_mib": 2048.0}
 
+# The floor's events as qunflow's rows (ARROW_SCHEMA's columns, in its order); INSERT_EVENTS puts them in a store.
 LOAD_EVENTS = """
-INSERT INTO events (seq, event_id, type, ts, member_id, visitor_id, channel, campaign, entry_point, group_key,
-                    referrer_id, amount, margin, currency, experiment, variant, properties)
 SELECT e.event_id, CAST(e.event_id AS VARCHAR), e.type, timezone('UTC', e.ts), 'm' || e.member_id, NULL, c.name,
        NULL, NULL, 'g' || e.group_id, 'm' || e.referrer_id, CAST(e.amount AS DECIMAL(18, 4)),
        CAST(e.margin AS DECIMAL(18, 4)), CASE WHEN e.amount IS NOT NULL THEN 'CNY' END, NULL, NULL,
@@ -52,6 +51,10 @@ FROM read_parquet('{data}/events.parquet') e
 LEFT JOIN read_parquet('{data}/channels.parquet') c ON c.id = e.channel_id
 LEFT JOIN read_parquet('{data}/groups.parquet') g ON g.id = e.group_id
 WHERE {where} ORDER BY e.event_id
+"""
+INSERT_EVENTS = """
+INSERT INTO events (seq, event_id, type, ts, member_id, visitor_id, channel, campaign, entry_point, group_key,
+                    referrer_id, amount, margin, currency, experiment, variant, properties)
 """
 LOAD_SPEND = """
 INSERT INTO spend SELECT c.name, s.day, CAST(s.amount AS DECIMAL(18, 4)), 'CNY'
@@ -89,7 +92,7 @@ def stage_load(data: Path, ws_dir: Path) -> dict[str, Any]:
         total = conn.execute(f"SELECT count(*) FROM read_parquet('{data}/events.parquet')").fetchall()[0][0]
         late = min(LATE, total // 20)  # a small run keeps the catch-up incremental (not a rebuild)
         started = time.perf_counter()
-        conn.execute(LOAD_EVENTS.format(data=data, where=f"e.event_id <= {total - late}"))
+        conn.execute(INSERT_EVENTS + LOAD_EVENTS.format(data=data, where=f"e.event_id <= {total - late}"))
         conn.execute(LOAD_SPEND.format(data=data))
         stored_days(conn, ws.settings.timezone, 0)
         conn.execute("INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM events")
@@ -98,7 +101,7 @@ def stage_load(data: Path, ws_dir: Path) -> dict[str, Any]:
         started = time.perf_counter()
         refresh_facts(engine, ws.settings)
         out["facts_build_s"] = time.perf_counter() - started
-        conn.execute(LOAD_EVENTS.format(data=data, where=f"e.event_id > {total - late}"))
+        conn.execute(INSERT_EVENTS + LOAD_EVENTS.format(data=data, where=f"e.event_id > {total - late}"))
         stored_days(conn, ws.settings.timezone, total - late)
         conn.execute("INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM events")
         started = time.perf_counter()
@@ -147,7 +150,7 @@ def stage_load_chdb(data: Path, ws_dir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"events": total, "late_events": late}
 
     def append(engine: Any, where: str) -> None:
-        sql = LOAD_EVENTS.format(data=data, where=where).replace("INSERT INTO events", "")
+        sql = LOAD_EVENTS.format(data=data, where=where)
         for batch in source.sql(sql).to_arrow_reader(500_000):
             columns = [c.storage if isinstance(c, pa.ExtensionArray) else c for c in batch.columns]
             engine.append(pa.Table.from_arrays(columns, names=ARROW_SCHEMA.names).cast(ARROW_SCHEMA))

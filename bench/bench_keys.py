@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import duckdb  # noqa: E402
-from bench.bench_facts import LOAD_EVENTS  # noqa: E402
+from bench.bench_facts import INSERT_EVENTS, LOAD_EVENTS  # noqa: E402
 
 from qunflow.analytics import facts  # noqa: E402
 from qunflow.analytics.dialects import for_duckdb, local_day_duckdb  # noqa: E402
@@ -50,7 +50,7 @@ LEFT JOIN channel_keys c ON c.channel = e.channel ORDER BY e.seq;
 
 def load(conn: Any, data: Path) -> None:
     conn.execute(SCHEMA)
-    conn.execute(LOAD_EVENTS.format(data=data, where="TRUE"))
+    conn.execute(INSERT_EVENTS + LOAD_EVENTS.format(data=data, where="TRUE"))
     conn.execute(f"UPDATE events SET day = {local_day_duckdb('ts', TZ)}")
     conn.execute("INSERT OR REPLACE INTO event_day_zone VALUES (1, ?)", [TZ])
     conn.execute(KEYED)

@@ -108,15 +108,17 @@ def _insert(conn: Connection, columns: dict[str, list[Any]], *, counted: bool = 
         received = _received(postgres)
         rows = [(*row, received) for row in rows]
     before_driver_write(conn)
-    driver_error = conn.dialect.loaded_dbapi.Error
+    # On PostgreSQL the driver's errors are raised as SQLAlchemy's, so retry_busy knows a deadlock by them; SQLite's
+    # pass as the driver raised them, as callers (the file import) have always seen them.
+    driver_error = conn.dialect.loaded_dbapi.Error if postgres else ()
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if postgres:
             cursor.execute(_LOCK)
         cursor.executemany(sql, rows)
         return int(cursor.rowcount) if counted else 0  # summed over the batch by both drivers
-    except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
-        raise DBAPIError.instance(sql, None, exc, driver_error) from exc
+    except driver_error as exc:
+        raise DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
     finally:
         cursor.close()
 
