@@ -47,7 +47,7 @@ URL = "http://127.0.0.1:9"  # nothing listens: the fakes' webhooks are taken ove
 
 class Counts:
     """Statements as SQLite ran them (its trace callback: those qunflow runs on the driver's cursor too, e.g.
-    store.db.read_plain and the event log's inserts), those SQLAlchemy executed, and commits."""
+    store.plain.read_plain and the event log's inserts), those SQLAlchemy executed, and commits."""
 
     def __init__(self) -> None:
         self.statements = 0

@@ -1,4 +1,4 @@
-"""store.db.read_plain and write_plain: the join path's hot reads and writes on the driver's cursor give and
+"""store.plain.read_plain and write_plain: the join path's hot reads and writes on the driver's cursor give and
 store what SQLAlchemy does, on both state databases, and refuse statements they cannot run alike."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Column, DateTime, Integer, MetaData, Table, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from qunflow.store.db import insert_ignore, read_first, read_plain, read_scalar, write_plain
+from qunflow.store.plain import insert_ignore, read_first, read_plain, read_scalar, write_plain
 from qunflow.store.tables import deliveries, entry_points, events, groups, identities, members
 from qunflow.workspace import Workspace
 

@@ -16,7 +16,7 @@ from typing import Protocol
 from sqlalchemy import Engine, select, update
 
 from qunflow.domain.ratelimit import Limiter, gcra
-from qunflow.store.db import insert_ignore
+from qunflow.store.plain import insert_ignore
 from qunflow.store.tables import send_limits
 
 EPOCH = datetime(1970, 1, 1)

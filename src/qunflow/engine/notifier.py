@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import Connection, select, update
 
-from qunflow.store.db import insert_if_new
+from qunflow.store.plain import insert_if_new
 from qunflow.store.tables import staff_alerts
 
 if TYPE_CHECKING:

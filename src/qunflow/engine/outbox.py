@@ -29,17 +29,9 @@ from qunflow.domain.consent import MARKETING
 from qunflow.domain.events import Event
 from qunflow.errors import PlatformError, QunflowError, RateLimited, Unreachable
 from qunflow.store.consents import has_consent
-from qunflow.store.db import (
-    commit_update,
-    connection,
-    insert_if_new,
-    insert_new_row,
-    read_first,
-    retry_busy,
-    transaction,
-    write_plain,
-)
+from qunflow.store.db import commit_update, connection, retry_busy, transaction
 from qunflow.store.eventlog import append_events
+from qunflow.store.plain import insert_if_new, insert_new_row, read_first, write_plain
 from qunflow.store.tables import deliveries, identities
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.automation import _enrollment
 from qunflow.services.levels import local_today
 from qunflow.services.playbooks import active_playbooks
-from qunflow.store.db import insert_if_new
+from qunflow.store.plain import insert_if_new
 from qunflow.store.tables import channels, enrollments, entry_points, groups, inbox, member_levels, members
 from qunflow.workspace import Workspace
 

@@ -39,8 +39,8 @@ from qunflow.services.gate_guard import member_coupon_eligible
 from qunflow.services.playbooks import active_playbooks, load_version
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.store.consents import has_consent
-from qunflow.store.db import insert_if_new, insert_ignore, insert_new_keys
 from qunflow.store.eventlog import append_events
+from qunflow.store.plain import insert_if_new, insert_ignore, insert_new_keys
 from qunflow.store.tables import (
     automation_state,
     deliveries,

@@ -21,7 +21,7 @@ from qunflow.i18n import t
 from qunflow.services.join import member_of_user
 from qunflow.services.privacy import member_link_token
 from qunflow.store.consents import consents_in_force, record_consent
-from qunflow.store.db import read_first
+from qunflow.store.plain import read_first
 from qunflow.store.tables import consents, members
 from qunflow.workspace import Workspace
 

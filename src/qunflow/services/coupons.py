@@ -21,8 +21,8 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from qunflow.domain.events import Event
 from qunflow.errors import Conflict, InvalidInput, NotFound
-from qunflow.store.db import insert_if_new
 from qunflow.store.eventlog import append_events
+from qunflow.store.plain import insert_if_new
 from qunflow.store.tables import coupon_ledger, coupons
 from qunflow.workspace import Workspace
 

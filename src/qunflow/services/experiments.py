@@ -26,7 +26,7 @@ from qunflow.domain.experiments import (
 from qunflow.domain.metrics import make_period
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.versions import Change, store_version
-from qunflow.store.db import read_plain
+from qunflow.store.plain import read_plain
 from qunflow.store.tables import experiment_versions, experiments
 from qunflow.workspace import Workspace
 

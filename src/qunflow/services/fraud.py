@@ -23,7 +23,7 @@ from qunflow.errors import NotFound
 from qunflow.i18n import TEXTS, t
 from qunflow.services.fraud_facts import gather
 from qunflow.settings import Settings
-from qunflow.store.db import insert_ignore
+from qunflow.store.plain import insert_ignore
 from qunflow.store.tables import join_signals, referrals
 from qunflow.workspace import Workspace
 

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, delete, func, select, update
 from qunflow.domain.fraud import Signals
 from qunflow.domain.gate_guard import PassCheck, challenge_hints, coupon_allowed
 from qunflow.domain.ratelimit import Limit, gcra
-from qunflow.store.db import insert_if_new, insert_ignore
+from qunflow.store.plain import insert_if_new, insert_ignore
 from qunflow.store.tables import join_signals, request_limits, spent_challenges
 from qunflow.workspace import Workspace
 

@@ -19,8 +19,8 @@ from qunflow.domain.events import Event
 from qunflow.domain.group_polls import Option, check_question, could_be_vote, parse_options, post_text, read_reply
 from qunflow.engine import outbox
 from qunflow.errors import Conflict, InvalidInput, NotFound
-from qunflow.store.db import insert_if_new
 from qunflow.store.eventlog import append_events
+from qunflow.store.plain import insert_if_new
 from qunflow.store.tables import group_polls, groups, poll_votes
 from qunflow.workspace import Workspace
 

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from qunflow.domain.templates import render_template
 from qunflow.errors import QunflowError
 from qunflow.services.welcome_docs import LANGS, active_welcome
-from qunflow.store.db import insert_if_new
+from qunflow.store.plain import insert_if_new
 from qunflow.store.tables import groups, welcome_templates
 from qunflow.workspace import Workspace
 

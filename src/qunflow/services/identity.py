@@ -28,7 +28,7 @@ from qunflow.domain.identity import (
 from qunflow.errors import InvalidInput
 from qunflow.services.coupons import normalise_code
 from qunflow.services.fraud import phone_key
-from qunflow.store.db import insert_ignore
+from qunflow.store.plain import insert_ignore
 from qunflow.store.tables import coupons, join_signals, member_keys, member_merges
 from qunflow.workspace import Workspace
 

@@ -39,8 +39,9 @@ from qunflow.connectors.base import (
     Update,
 )
 from qunflow.services import activity, consent, group_polls, join, keyword_rules, meetups, tier_moves, welcome
-from qunflow.store.db import UpdateTransaction, insert_ignore, read_first, retry_busy, update_transaction
+from qunflow.store.db import UpdateTransaction, retry_busy, update_transaction
 from qunflow.store.memo import update_memo
+from qunflow.store.plain import insert_ignore, read_first
 from qunflow.store.tables import inbound_updates
 from qunflow.workspace import Workspace
 

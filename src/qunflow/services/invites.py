@@ -18,7 +18,7 @@ from sqlalchemy import Connection, select, update
 
 from qunflow.connectors.base import ExpiresInvites, InviteLink
 from qunflow.errors import InvalidInput, PlatformError, RateLimited
-from qunflow.store.db import insert_if_new
+from qunflow.store.plain import insert_if_new
 from qunflow.store.tables import groups, invite_links
 from qunflow.workspace import Workspace
 

@@ -34,19 +34,10 @@ from qunflow.services.invites import invite_for, revoke_full
 from qunflow.services.privacy import index_name, seal
 from qunflow.services.waitlist import add_to_waitlist, mark_joined, offer_seats, waitlist_link
 from qunflow.store.consents import record_consent
-from qunflow.store.db import (
-    commit_update,
-    connection,
-    insert_if_new,
-    insert_ignore,
-    read_first,
-    read_plain,
-    read_scalar,
-    transaction,
-    write_plain,
-)
+from qunflow.store.db import commit_update, connection, transaction
 from qunflow.store.eventlog import append_events
 from qunflow.store.memo import remember, remembered
+from qunflow.store.plain import insert_if_new, insert_ignore, read_first, read_plain, read_scalar, write_plain
 from qunflow.store.tables import (
     campaigns,
     channels,

@@ -35,8 +35,8 @@ from qunflow.i18n import t
 from qunflow.services.join import member_of_user
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.services.versions import Change, store_version
-from qunflow.store.db import insert_if_new
 from qunflow.store.eventlog import append_events
+from qunflow.store.plain import insert_if_new
 from qunflow.store.tables import (
     groups,
     inbox,

@@ -28,8 +28,8 @@ from qunflow.domain.events import Event
 from qunflow.errors import Conflict, InvalidInput, NotFound
 from qunflow.services import coupons as ledger
 from qunflow.services.playbooks import active_playbooks
-from qunflow.store.db import insert_if_new, insert_ignore
 from qunflow.store.eventlog import append_events
+from qunflow.store.plain import insert_if_new, insert_ignore
 from qunflow.store.tables import coupons, enrollments, events, groups, meetup_signups, meetups, members
 from qunflow.workspace import Workspace
 

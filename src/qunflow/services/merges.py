@@ -39,8 +39,8 @@ from qunflow.services.merge_rows import (
     restore_scores,
     self_referrals,
 )
-from qunflow.store.db import insert_ignore
 from qunflow.store.eventlog import append_events
+from qunflow.store.plain import insert_ignore
 from qunflow.store.tables import events, identities, join_signals, member_keys, member_merges, members
 from qunflow.workspace import Workspace
 

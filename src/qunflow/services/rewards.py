@@ -30,8 +30,8 @@ from qunflow.services import coupons as ledger
 from qunflow.services.experiments import exposure_event, reward_variant
 from qunflow.services.gate_guard import member_coupon_eligible
 from qunflow.services.versions import Change, store_version
-from qunflow.store.db import insert_if_new, insert_ignore
 from qunflow.store.eventlog import append_events
+from qunflow.store.plain import insert_if_new, insert_ignore
 from qunflow.store.tables import (
     automation_state,
     events,

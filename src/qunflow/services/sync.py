@@ -23,7 +23,8 @@ from sqlalchemy import Connection, delete, func, select, update
 from qunflow.domain import sync as rules
 from qunflow.engine.notifier import post
 from qunflow.errors import InvalidInput, NotFound
-from qunflow.store.db import insert_ignore, retry_busy
+from qunflow.store.db import retry_busy
+from qunflow.store.plain import insert_ignore
 from qunflow.store.tables import automation_state, events, member_keys, sync_deliveries
 from qunflow.workspace import Workspace
 

@@ -30,8 +30,8 @@ from qunflow.services.gate_guard import member_coupon_eligible
 from qunflow.services.privacy import store_profile, unseal
 from qunflow.services.welcome_docs import active_welcome
 from qunflow.store.consents import has_consent, record_consent
-from qunflow.store.db import insert_if_new
 from qunflow.store.eventlog import append_events
+from qunflow.store.plain import insert_if_new
 from qunflow.store.tables import coupons, entry_points, events, gates, groups, member_tasks, members, poll_votes
 from qunflow.workspace import Workspace
 

@@ -41,8 +41,9 @@ from qunflow.services.catalog import group_slots
 from qunflow.services.invites import invite_for, revoke
 from qunflow.services.privacy import unseal
 from qunflow.services.versions import Change, store_version
-from qunflow.store.db import insert_if_new, insert_ignore, read_first, transaction
+from qunflow.store.db import transaction
 from qunflow.store.eventlog import append_events
+from qunflow.store.plain import insert_if_new, insert_ignore, read_first
 from qunflow.store.tables import (
     events,
     groups,
@@ -308,7 +309,7 @@ class Completion:
 
 # Built once: every join reads it.
 _OFFERED = select(tier_moves).where(tier_moves.c.open_key == bindparam("open_member"), tier_moves.c.status == "offered")
-# Whether there is one: most joins have none, and this reads on the driver's cursor (store.db.read_plain).
+# Whether there is one: most joins have none, and this reads on the driver's cursor (store.plain.read_plain).
 _HAS_OFFER = select(tier_moves.c.id).where(tier_moves.c.open_key == bindparam("open_member"),
                                            tier_moves.c.status == "offered")
 

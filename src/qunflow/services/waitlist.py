@@ -24,8 +24,8 @@ from qunflow.services.catalog import group_slots
 from qunflow.services.invites import invite_for
 from qunflow.services.privacy import member_from_token, member_link_token, store_profile, unseal
 from qunflow.store.consents import has_consent, record_consent
-from qunflow.store.db import write_plain
 from qunflow.store.eventlog import append_events
+from qunflow.store.plain import write_plain
 from qunflow.store.tables import entry_points, groups, members, waitlist
 from qunflow.workspace import Workspace
 

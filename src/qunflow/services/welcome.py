@@ -26,9 +26,10 @@ from qunflow.services.join import group_row, known_request_in, member_of_user
 from qunflow.services.privacy import member_link_token, unseal
 from qunflow.services.tasks import complete_in
 from qunflow.services.welcome_docs import active_welcome
-from qunflow.store.db import connection, insert_ignore, read_scalar, transaction
+from qunflow.store.db import connection, transaction
 from qunflow.store.eventlog import append_events
 from qunflow.store.memo import remembered
+from qunflow.store.plain import insert_ignore, read_scalar
 from qunflow.store.tables import entry_points, groups, member_tasks, members
 from qunflow.workspace import Workspace
 

@@ -16,7 +16,7 @@ from qunflow.domain.templates import preview_template
 from qunflow.domain.welcome import DEFAULT, DM_VARIABLES, KEY, Welcome, WelcomeSource, parse_welcomes
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.versions import Change, store_version
-from qunflow.store.db import read_first
+from qunflow.store.plain import read_first
 from qunflow.store.tables import playbook_versions, playbooks
 from qunflow.workspace import Workspace
 
