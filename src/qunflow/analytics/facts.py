@@ -7,8 +7,9 @@ events alone: D1/7/14/30 activity, the Day-1 task, the first conversion within 3
 money, invites and referred joins within 30 days, the group of the last join, whether a `left` follows it,
 and the last day with engagement. None of it depends on the as-of day, so `queries.COHORT_FACTS` and
 `CURRENT_FACTS` answer an as-of day with a GROUP BY over members, comparing stored days and times with it
-(maturity, activity windows). That is exact only when every event in the store is known as of that day:
-`usable` says when; otherwise the metrics read the events (queries.COHORT, CURRENT).
+(maturity, activity windows). For CURRENT_FACTS that is exact only when every event in the store is known as of
+that day: `usable` says when; otherwise the metrics read the events (queries.CURRENT). COHORT_FACTS also answers an
+as-of day in the past (see there): `usable` with no cutoff.
 
 Next to it, `landing_facts` holds what M1 needs (queries.LANDING_FACTS): per person (the member, or the
 bare visitor, as queries.LANDING links them; `landing_links` keeps the links), the first landing view of each
@@ -211,9 +212,10 @@ def _state(conn: Any) -> tuple[int, datetime | None, str] | None:
     return (int(rows[0][0]), rows[0][1], str(rows[0][2])) if rows else None
 
 
-def usable(engine: Any, settings: Any, cutoff: datetime) -> bool:
-    """The facts answer a cohort query of this cutoff exactly: DuckDB, enabled, computed with these settings
-    over every shipped event, and no event at or after the cutoff (an as-of day in the past reads events)."""
+def usable(engine: Any, settings: Any, cutoff: datetime | None) -> bool:
+    """The facts answer a query of this cutoff exactly: enabled, computed with these settings over every shipped
+    event, and no event at or after the cutoff (an as-of day in the past reads events). `cutoff` None: any
+    cutoff, which the cohort's facts answer (queries.COHORT_FACTS: see there)."""
     if not settings.metrics_facts:
         return False
     if engine.name != "duckdb":
@@ -224,7 +226,8 @@ def usable(engine: Any, settings: Any, cutoff: datetime) -> bool:
     if state is None:
         return False
     watermark, max_ts, key = state
-    return key == _settings_key(settings) and watermark == engine.watermark() and (max_ts is None or max_ts < cutoff)
+    return key == _settings_key(settings) and watermark == engine.watermark() and (
+        cutoff is None or max_ts is None or max_ts < cutoff)
 
 
 def days_usable(engine: Any, settings: Any) -> bool:

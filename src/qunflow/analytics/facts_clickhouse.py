@@ -241,13 +241,15 @@ def _set_state(engine: Any, watermark: int, key: str, version: int) -> None:
             {"watermark": watermark, "key": key, "version": version})
 
 
-def usable(engine: Any, settings: Any, cutoff: datetime) -> bool:
-    """As facts.usable: computed with these settings over every shipped event, and none at or after cutoff."""
+def usable(engine: Any, settings: Any, cutoff: datetime | None) -> bool:
+    """As facts.usable: computed with these settings over every shipped event, and none at or after cutoff
+    (None: any cutoff)."""
     state = _state(engine)
     if state is None:
         return False
     watermark, max_ts, stored, _version = state
-    return stored == _key(settings) and watermark == engine.watermark() and (max_ts is None or max_ts < cutoff)
+    return stored == _key(settings) and watermark == engine.watermark() and (
+        cutoff is None or max_ts is None or max_ts < cutoff)
 
 
 def _next_version(state: tuple[int, datetime | None, str, int] | None) -> int:

@@ -142,10 +142,14 @@ facts AS (
 
 # COHORT over the per-member facts (analytics/facts.py) instead of the events: the same output, for the cases
 # `facts.usable` allows (no experiment, every event known as of the as-of day).
+# COHORT from the member facts, for any as-of day, also one in the past with events after it: a first join before
+# the cutoff is the first join as of then too, and every flag that later events could change is counted only where
+# the cutoff has passed its window (e1..e30 for the activity days and the Day-1 task, m30 and m90 for money,
+# invites and referred joins), except the first conversion, which is compared with the cutoff itself.
 COHORT_FACTS = """
 WITH cohort AS (
     SELECT f.*, {member_dim} AS dim FROM member_facts f
-    WHERE join_day BETWEEN $start AND $end {member_filter}
+    WHERE join_day BETWEEN $start AND $end AND join_ts < $cutoff {member_filter}
 ),
 facts AS (
     SELECT c.dim AS dim,
@@ -153,7 +157,7 @@ facts AS (
            c.join_day + 14 <= $as_of AS e14, c.join_day + 30 <= $as_of AS e30,
            c.r1 AS r1, c.r7 AS r7, c.r14 AS r14, c.r30 AS r30, c.task1 AS task1,
            c.join_ts + INTERVAL 30 DAY <= $cutoff AS m30, c.join_ts + INTERVAL 90 DAY <= $cutoff AS m90,
-           c.first_conversion_ts IS NOT NULL AS conv,
+           coalesce(c.first_conversion_ts < $cutoff, false) AS conv,
            @SECONDS_BETWEEN(c.first_conversion_ts, c.join_ts) AS seconds,
            c.revenue_30 AS revenue_30, c.margin_30 AS margin_30, c.revenue_90 AS revenue_90,
            c.margin_90 AS margin_90, c.invites AS invites, c.referred AS referred,
@@ -190,8 +194,8 @@ FROM present p LEFT JOIN active a ON a.member_id = p.member_id
 GROUP BY GROUPING SETS ((p.dim), ())
 """
 
-# CURRENT over the per-member facts, under the same conditions as COHORT_FACTS: every stored event is known as
-# of the as-of day, so the last join, a later `left` and the last engagement day are the facts' own.
+# CURRENT over the per-member facts, only when every stored event is known as of the as-of day (facts.usable with
+# the cutoff), so the last join, a later `left` and the last engagement day are the facts' own.
 CURRENT_FACTS = """
 SELECT grouping(dim) = 1 AS is_total, dim, count(*) AS current_members,
        count(*) FILTER (WHERE last_active_day > $as_of - 7) AS active_7,
@@ -326,7 +330,7 @@ SELECT grouping(dim) = 1 AS is_total, dim, count(*) AS landing_visitors,
 FROM facts GROUP BY GROUPING SETS ((dim), ())
 """
 
-# LANDING over the landing facts (analytics/facts.py), under the same conditions as COHORT_FACTS. A person's
+# LANDING over the landing facts (analytics/facts.py), under the same condition as CURRENT_FACTS. A person's
 # first view in the period is their day-first view whose day is in the period and whose previous view's is not.
 LANDING_FACTS = """
 SELECT grouping(dim) = 1 AS is_total, dim, count(*) AS landing_visitors,

@@ -84,17 +84,19 @@ def _statistics_sets(ws: Workspace, period: Period, bys: tuple[str, ...], filter
     narrow = narrow or {}
     params = _params(ws, period, filters, experiment)
     with _store(ws, store, ship_first) as engine:  # each engine uses only the parameters its SQL names
-        from_facts = experiment is None and "variant" not in filters and "variant" not in bys \
-            and facts_usable(engine, ws.settings, period.cutoff)
+        plain = experiment is None and "variant" not in filters and "variant" not in bys
+        from_facts = plain and facts_usable(engine, ws.settings, period.cutoff)
         facts = {COHORT: COHORT_FACTS, CURRENT: CURRENT_FACTS, LANDING: LANDING_DAYS} if from_facts else {}
+        if plain and not from_facts and facts_usable(engine, ws.settings, None):  # a past as-of day: the cohort's
+            facts[COHORT] = COHORT_FACTS  # facts still answer it (queries.COHORT_FACTS), M3 and M1 do not
         fetched: list[tuple[str, int | None, Any, dict[str, Any]]] = []  # (template, slicing, dim, statistics)
         for template in templates:
             sql = facts.get(template, template)
             # Spend is by channel whatever the slicing: read once, as slicing 0.
             mine = [0] if template is SPEND else [k for k, by in enumerate(bys)
                                                   if template in narrow.get(by, templates)]
-            if template is CURRENT and not from_facts and experiment is None and "variant" not in filters \
-                    and all(bys[k] == "none" for k in mine) and days_usable(engine, ws.settings):
+            if template is CURRENT and not from_facts and plain and all(bys[k] == "none" for k in mine) \
+                    and days_usable(engine, ws.settings):
                 fetched.append((CURRENT, None, None, _current_total_from_days(ws, engine, period, filters)))
                 continue
             together = len(mine) > 1 and experiment is None
