@@ -1,7 +1,8 @@
 """The dashboard's previous period on a store with history before it: bench_facts.py's period starts on the data's
 first day, so its previous period is empty and costs nothing. Here a 6-week dashboard ends on the data's last day
 and its previous 6 weeks are full; the previous period's report (by none, as of its own past day) and the whole
-dashboard are timed, wall and the process's CPU, median of 3 warm runs.
+dashboard are timed, wall and the process's CPU, median of 3 warm runs, next to ../shared/floor/'s DuckDB suite on the
+same data in the same run (its median of 3, as bench_facts.py runs it).
 
     python bench/bench_previous_period.py --data /tmp/facts-data/m1000000 --ws /tmp/prev-ws
 
@@ -42,7 +43,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="the floor's data directory (gen.py --out)")
     parser.add_argument("--ws", type=Path, required=True, help="the workspace to make (once) and read")
     args = parser.parse_args()
-    from bench.bench_facts import period, stage_load
+    from bench.bench_facts import period, run_stage, stage_load
 
     if not args.ws.exists():
         stage_load(args.data, args.ws)
@@ -50,6 +51,7 @@ def main() -> None:
     from qunflow.services.metrics import metrics_report
     from qunflow.workspace import open_workspace
 
+    floor, _floor_peak = run_stage(["--stage", "floor", "--data", str(args.data)])
     ws = open_workspace(args.ws)
     _first, end = period(args.data)
     start = end - timedelta(days=41)
@@ -60,6 +62,7 @@ def main() -> None:
     print(json.dumps({"period": [str(start), str(end)], "previous": [str(day) for day in before],
                       "previous_wall_s": previous_wall, "previous_cpu_s": previous_cpu,
                       "dashboard_wall_s": board_wall, "dashboard_cpu_s": board_cpu,
+                      "floor_suite_s": floor["median_s"], "dashboard_vs_floor": board_wall / floor["median_s"],
                       "previous_cohort_size": previous["total"]["cohort_size"],
                       "previous_current_members": previous["total"]["current_members"]}))
 
