@@ -214,8 +214,8 @@ def _state(conn: Any) -> tuple[int, datetime | None, str] | None:
 
 def usable(engine: Any, settings: Any, cutoff: datetime | None) -> bool:
     """The facts answer a query of this cutoff exactly: enabled, computed with these settings over every shipped
-    event, and no event at or after the cutoff (an as-of day in the past reads events). `cutoff` None: any
-    cutoff, which the cohort's facts answer (queries.COHORT_FACTS: see there)."""
+    event, and no event at or after the cutoff (what CURRENT_FACTS and the landing facts need). `cutoff` None:
+    any cutoff, which the cohort's facts answer (queries.COHORT_FACTS: see there)."""
     if not settings.metrics_facts:
         return False
     if engine.name != "duckdb":
