@@ -202,9 +202,9 @@ def reference_metrics(events: list[dict[str, Any]], start: date, end: date, as_o
             "ltv_90_revenue": _ratio(s["revenue_90"], s["mature_90"]),
             "ltv_90_margin": _ratio(s["margin_90"], s["mature_90"]),
             "spend": float(money) if money is not None else None,
-            # No spend (unknown, or an organic channel's 0): no cost, never a cost of 0.
-            "cost_per_join": _ratio(money, s["cohort_size"]) if money else None,
-            "cost_per_acquisition": _ratio(money, s["converted"]) if money else None,
+            # Unknown spend: no cost; an organic channel's spend of 0: a cost of 0.
+            "cost_per_join": _ratio(money, s["cohort_size"]) if money is not None else None,
+            "cost_per_acquisition": _ratio(money, s["converted"]) if money is not None else None,
         }
         out[key] = values
     return out

@@ -210,8 +210,8 @@ def test_cohort_by_channel_keeps_first_join_attributes_and_spend_only_channels(
     assert content["conversion_rate"] is None  # nobody 30 days in
     assert (content["converted"], content["in_progress"]) == (1, 1)
     assert content["median_seconds_to_conversion"] == 0
-    # An organic channel (no spend): its costs are undefined, shown "—", never 0.00.
-    assert (content["spend"], content["cost_per_join"], content["cost_per_acquisition"]) == (0, None, None)
+    # An organic channel (no spend): it spent 0, so 0 per join and per conversion (METRICS.md M8).
+    assert (content["spend"], content["cost_per_join"], content["cost_per_acquisition"]) == (0, 0, 0)
     assert (content["current_members"], content["active_ratio_7d"]) == (1, 0.0)  # c; d left
     # Spend and no joins: the spend shows, costs are undefined (not 0, not infinite).
     assert (offline["spend"], offline["cost_per_join"], offline["cost_per_acquisition"]) == (250, None, None)

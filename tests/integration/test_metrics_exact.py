@@ -87,7 +87,8 @@ def test_hand_worked_edge_cases_by_channel(any_workspace: Workspace) -> None:
     # m3 keeps the channel of their first join; the landing 7 x 24 h before the join does not count.
     assert (content["cohort_size"], content["landing_visitors"], content["join_conversion"]) == (2, 2, 0)
     assert (content["retention_d1"], content["retention_d7"], content["current_members"]) == (0, 0.5, 1)
-    assert (content["spend"], content["cost_per_join"], content["cost_per_acquisition"]) == (0, None, None)
+    # An organic channel spent 0: 0 per join (METRICS.md M8); no conversion, so no cost per acquisition.
+    assert (content["spend"], content["cost_per_join"], content["cost_per_acquisition"]) == (0, 0, None)
     # Spend and no joins: the spend shows, the costs are undefined.
     assert (offline["spend"], offline["cost_per_join"], offline["cohort_size"], offline["retention_d1"]) == (
         500, None, 0, None)

@@ -78,14 +78,15 @@ def test_spend_after_the_as_of_day_does_not_count(engine_workspace: Workspace) -
     assert (only_ads["spend"], only_ads["cost_per_join"]) == (1500, 1500)
 
 
-def test_organic_channels_have_no_cost_not_a_cost_of_zero(engine_workspace: Workspace) -> None:
+def test_organic_channels_cost_zero(engine_workspace: Workspace) -> None:
+    """A channel without spend rows spent 0: its costs are 0 (METRICS.md M8's division), not undefined."""
     load(engine_workspace, EVENTS, SPEND)
     content = by_channel(engine_workspace, MARCH31)["content"]
     assert (content["cohort_size"], content["converted"]) == (1, 1)
-    assert (content["spend"], content["cost_per_join"], content["cost_per_acquisition"]) == (0, None, None)
+    assert (content["spend"], content["cost_per_join"], content["cost_per_acquisition"]) == (0, 0, 0)
     organic = metrics_report(engine_workspace, start=MARCH1, end=MARCH31, as_of=MARCH31,
                              filters={"channel": "content"})["total"]
-    assert (organic["cost_per_join"], organic["cost_per_acquisition"]) == (None, None)
+    assert (organic["cost_per_join"], organic["cost_per_acquisition"]) == (0, 0)
 
 
 def test_cli_metrics_as_of_mid_period_divides_only_the_spend_so_far(workspace: Workspace, tmp_path: Path) -> None:
@@ -100,8 +101,10 @@ def test_cli_metrics_as_of_mid_period_divides_only_the_spend_so_far(workspace: W
     rows = {row["channel"]: row for row in json.loads(result.stdout)["rows"]}
     assert (rows["ads"]["spend"], rows["ads"]["cost_per_join"], rows["ads"]["cost_per_acquisition"]) == (
         1500, 1500, 1500)
-    assert (rows["content"]["cost_per_join"], rows["content"]["cost_per_acquisition"]) == (None, None)
+    assert (rows["content"]["cost_per_join"], rows["content"]["cost_per_acquisition"]) == (0, 0)
     table = runner.invoke(app, ["metrics", "--from", "2026-03-01", "--to", "2026-03-31", "--as-of", "2026-03-15",
                                 "--by", "channel", "--workspace", str(workspace.home)])
-    content_line = next(line for line in table.stdout.splitlines() if "content" in line)
-    assert "0.00" not in content_line.split("│")[-2]  # the CPA column of an organic channel is "—"
+    lines = table.stdout.splitlines()
+    assert lines[next(i for i, line in enumerate(lines) if "CPA" in line) + 1].count("│") == 0  # the rule
+    content_line = next(line for line in lines if "content" in line)
+    assert content_line.split("│")[-2].strip() == "0.00"  # an organic channel's CPA: nothing spent per conversion

@@ -139,7 +139,9 @@ def test_unknown_spend_leaves_every_cost_null() -> None:
     assert (values["spend"], values["cost_per_join"], values["cost_per_acquisition"]) == (None, None, None)
 
 
-def test_no_spend_means_no_cost_not_a_cost_of_zero() -> None:
-    """An organic channel (spend 0) has joins and conversions but no cost per join or acquisition."""
+def test_an_organic_channel_spent_nothing_so_its_costs_are_zero() -> None:
+    """An organic channel (spend 0) with joins and conversions: 0 / 4 and 0 / 2, as METRICS.md M8 divides (and
+    ../shared/floor/'s reference suite reads it), not undefined."""
     values = metrics_from_counts({"spend": Decimal("0"), "cohort_size": 4, "converted": 2})
-    assert (values["spend"], values["cost_per_join"], values["cost_per_acquisition"]) == (0, None, None)
+    assert (values["spend"], values["cost_per_join"], values["cost_per_acquisition"]) == (0, 0, 0)
+    assert metrics_from_counts({"spend": Decimal("0"), "cohort_size": 4})["cost_per_acquisition"] is None

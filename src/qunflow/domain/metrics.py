@@ -137,12 +137,13 @@ def current_from_counts(c: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def costs(spend: float | Decimal | None, joins: int, converted: int) -> tuple[float | None, float | None]:
-    """M8 cost per join and per acquisition: undefined (None, shown "—") without spend to divide.
+    """M8 cost per join and per acquisition: spend over joins and over conversions.
 
-    Unknown spend (a slice that has none of its own) and no spend at all (an organic channel) have no
-    cost, not a cost of 0; spend without joins or conversions has no cost either (not infinite).
+    Unknown spend (a slice that has none of its own) has no cost (None, shown "—"); spend without joins or
+    conversions has none either (not infinite). A channel with no spend rows (an organic one) spent 0, so
+    its costs are 0, as METRICS.md's division gives and ../shared/floor/'s reference suite reads it.
     """
-    if not spend:
+    if spend is None:
         return None, None
     return ratio(spend, joins), ratio(spend, converted)
 

@@ -150,7 +150,7 @@ def _shape(by: str, k: int, fetched: list[tuple[str, int | None, Any, dict[str, 
             rows.setdefault(dim, {}).update(record)
     if no_spend:
         total["spend"] = None  # spend is known per channel only: a narrower slice has no spend of its own
-    # No spend rows means nothing was spent: spend 0, and no cost per join (an organic channel, "—").
+    # No spend rows means nothing was spent: spend 0, so an organic channel's costs are 0 (METRICS.md M8).
     total.setdefault("spend", 0)
     if by == "channel":
         for record in rows.values():
