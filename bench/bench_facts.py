@@ -338,7 +338,7 @@ def stage_floor(data: Path) -> dict[str, Any]:
 
 def run_stage(args: list[str]) -> tuple[dict[str, Any], float]:
     """A stage in a child process: its JSON result and its own peak RSS (MiB)."""
-    from bench.bench_metrics import child_env
+    from bench.bench_ship import child_env
 
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen([sys.executable, __file__, *args], stdout=log, stderr=subprocess.STDOUT,

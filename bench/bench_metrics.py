@@ -1,263 +1,254 @@
-"""The metric suite at scale (issue 3): ingest, shipping, the suite by channel and by join week, cold and warm.
+"""Issue 15's check: qunflow's metrics next to ../shared/floor/'s DuckDB suite, on the same data, in one run.
 
-Compared in the same run with (a) the floor: one hand-written DuckDB query straight over the Parquet
-file (bench/floor_suite.sql) and (b) a straightforward full pandas version of the same keys
-(bench/metric_suites.py). The three must agree on every number; the run says so.
-Every stage runs in its own child process, measured with os.wait4, so each peak RSS is that stage's own
-(the generator does not pollute the suite's figure). Ingest is the real `qunflow events import`.
-Run: python bench/bench_metrics.py --members 1000000 [--engine duckdb|chdb|clickhouse] [--skip-pandas]
-(clickhouse: a server at QUNFLOW_CLICKHOUSE_URL, which should name a fresh database)
-Goals at 1M members: suite <= 1.5x floor, pandas >= 10x suite, suite < 2 GiB, ingest >= 50,000 events/s.
+1. The floor's generator makes the data (seeded; kept under --data between runs).
+2. The floor: its DuckDB suite (Q0-Q5, the readings of METRICS.md checked across 8 engines) in its own
+   process, median of 3 warm runs, as its run.py reports it.
+3. The same data as files qunflow imports (text ids, channel names, group keys, the group's tier on each join,
+   money as decimals; spend as CSV), and DuckDB loading that event file into a table, a whole process: the
+   load floor.
+4. `qunflow events import` and `qunflow spend import` into a fresh workspace, then the first
+   `qunflow metrics --by channel` after them (and once more), each a whole process, as a user runs them.
+5. In one process on that workspace: both slices, `metrics_report` by channel and by join week (a first run,
+   then the median of 3), and the dashboard page's server time (`build_dashboard`, median of 3 after one);
+   that process's peak RSS.
+6. qunflow's numbers against the floor's: every value both compute by channel (M1, M2, M5, M6, M8, CPA) and by
+   join week (M2), to 1e-9.
+
+Goals (issue 15): both slices together <= 1.5x the floor suite, at 1M and at 3M members; peak RSS <= 2 GiB;
+the first call after the import within 3x of DuckDB's Parquet load; the dashboard page at 1M under 1 s.
+
+    python bench/bench_metrics.py --members 1000000 [--engine duckdb|chdb] [--data DIR] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
-import pickle
-import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-START, END, AS_OF = date(2026, 1, 1), date(2026, 4, 30), date(2026, 4, 30)
-GOALS = {"suite_vs_floor": 1.5, "pandas_vs_suite": 10.0, "suite_mib": 2048.0, "ingest_rate": 50_000.0}
+from bench.bench_facts import period  # noqa: E402
+from bench.bench_facts import run_stage as run_floor_stage  # noqa: E402
+from bench.bench_ship import (  # noqa: E402
+    FLOOR,
+    child_env,
+    compile_package,
+    convert,
+    duckdb_floor,
+    generate,
+    qunflow_command,
+    timed_process,
+)
+
+SLICES = ("channel", "cohort_week")
+GOALS = {"slices_vs_floor": 1.5, "peak_mib": 2048.0, "first_call_vs_load": 3.0, "dashboard_s": 1.0}
+
+# qunflow's report keys against the floor's result columns (../shared/floor/queries/common.py RESULTS).
+BY_CHANNEL = {
+    "q1_join_conversion": {"landing_visitors": "landing_visitors", "join_rate_7d": "join_conversion"},
+    "q2_retention_channel": {"members": "cohort_size", "d1": "retention_d1", "d7": "retention_d7",
+                             "d14": "retention_d14", "d30": "retention_d30"},
+    "q4_invites_k": {"invites_per_member": "invites_per_member", "k_factor": "k_factor"},
+    "q5_conversion_ltv_cpa": {"joined": "cohort_size", "spend": "spend", "conv_rate30": "conversion_rate",
+                              "revenue_per_member30": "revenue_per_member",
+                              "margin_per_member30": "margin_per_member", "converted30_all": "converted",
+                              "cpa_join": "cost_per_join", "cpa_first_order": "cost_per_acquisition"},
+}
+BY_WEEK = {"q2_retention_week": BY_CHANNEL["q2_retention_channel"]}
 
 
-# ---- stages, each run in a child process ------------------------------------------------------------------------
+# ---- the stage in a child process ---------------------------------------------------------------------------------
 
-def stage_generate(base: Path, members: int, engine: str) -> dict[str, Any]:
-    import pyarrow.parquet as pq
-
-    from qunflow.sim.generator import generate
-    from qunflow.workspace import init_workspace
-
-    started = time.perf_counter()
-    table = generate(members)
-    seconds = time.perf_counter() - started
-    pq.write_table(table, base / "events.parquet")
-    ws = init_workspace(base / "ws")
-    with (base / "ws" / "qunflow.toml").open("a") as settings:
-        settings.write(f'\nanalytics_engine = "{engine}"\n')
-    ws.close()
-    return {"seconds": seconds, "events": table.num_rows}
-
-
-def stage_ship(base: Path) -> dict[str, Any]:
-    from qunflow.analytics.shipper import ship
-    from qunflow.workspace import open_workspace
-
-    ws = open_workspace(base / "ws")
-    started = time.perf_counter()
-    shipped = ship(ws)
-    return {"seconds": time.perf_counter() - started, "events": shipped}
-
-
-def stage_suite(base: Path, by: str) -> dict[str, Any]:
-    """qunflow's metrics_report in a fresh process (cold), then again (warm)."""
-    from bench.metric_suites import qunflow_suite
-
+def stage_slices(ws_dir: Path, start: date, end: date) -> dict[str, Any]:
+    """Both slices as `qunflow metrics` computes them, then the dashboard page, in this process."""
+    from qunflow.services.dashboard import build_dashboard
     from qunflow.services.metrics import metrics_report
     from qunflow.workspace import open_workspace
 
-    ws = open_workspace(base / "ws")
-    times = []
-    for _ in ("cold", "warm"):
-        started = time.perf_counter()
-        report = metrics_report(ws, start=START, end=END, as_of=AS_OF, by=by)
-        times.append(time.perf_counter() - started)
-    (base / f"qunflow-{by}.pickle").write_bytes(pickle.dumps(qunflow_suite(report)))
-    return {"cold": times[0], "warm": times[1]}
+    ws = open_workspace(ws_dir)
+
+    def both() -> tuple[float, dict[str, Any]]:
+        began = time.perf_counter()
+        reports = {by: metrics_report(ws, start=start, end=end, as_of=end, by=by) for by in SLICES}
+        return time.perf_counter() - began, reports
+
+    first, reports = both()
+    runs = [both()[0] for _ in range(3)]
+    build_dashboard(ws, start, end, end)
+    board = []
+    for _ in range(3):
+        began = time.perf_counter()
+        build_dashboard(ws, start, end, end)
+        board.append(time.perf_counter() - began)
+    ws.close()
+    return {"first_s": first, "runs_s": runs, "median_s": statistics.median(runs),
+            "dashboard_s": statistics.median(board), "reports": {by: reports[by]["rows"] for by in SLICES}}
 
 
-def stage_floor(base: Path, by: str) -> dict[str, Any]:
-    """The floor query on a fresh connection in a fresh process (cold), then again (warm)."""
-    import duckdb
-    from bench.metric_suites import floor_suite
+# ---- the parent ---------------------------------------------------------------------------------------------------
 
-    conn = duckdb.connect()
-    times = []
-    for _ in ("cold", "warm"):
-        started = time.perf_counter()
-        result = floor_suite(conn, base / "events.parquet", by, START, END, AS_OF)
-        times.append(time.perf_counter() - started)
-    (base / f"floor-{by}.pickle").write_bytes(pickle.dumps(result))
-    return {"cold": times[0], "warm": times[1]}
-
-
-def stage_pandas(base: Path, by: str) -> dict[str, Any]:
-    from bench.metric_suites import pandas_suite
-
-    started = time.perf_counter()
-    result = pandas_suite(base / "events.parquet", by, START, END, AS_OF)
-    seconds = time.perf_counter() - started
-    (base / f"pandas-{by}.pickle").write_bytes(pickle.dumps(result))
-    return {"cold": seconds}
-
-
-STAGES = {"generate": stage_generate, "ship": stage_ship, "suite": stage_suite, "floor": stage_floor,
-          "pandas": stage_pandas}
-
-
-# ---- the parent: run children, measure, compare, print -----------------------------------------------------------
-
-def child_env() -> dict[str, str]:
-    """Children import qunflow from this checkout (the venv's editable install may point elsewhere)."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-
-
-def run_child(command: list[str], log: Path) -> tuple[float, float, str]:
-    """Run a process to the end: (wall seconds, its own peak RSS in MiB, its stdout)."""
-    started = time.perf_counter()
-    with log.open("w+") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=child_env())
+def run_slices(ws: Path, data: Path) -> tuple[dict[str, Any], float]:
+    """stage_slices in a child process: its result and its own peak RSS (MiB)."""
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen([sys.executable, __file__, "--stage", "slices", "--ws", str(ws), "--data",
+                                    str(data)], stdout=log, stderr=subprocess.STDOUT, env=child_env())
         _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        seconds = time.perf_counter() - started
-        out.seek(0)
-        text = out.read()
-    if process.returncode:
-        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{text[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, text
+        log.seek(0)
+        text = log.read()
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"the slices stage failed:\n{text[-3000:]}")
+    return json.loads(text.strip().splitlines()[-1]), usage.ru_maxrss / 1024
 
 
-def run_stage(base: Path, name: str, *args: str) -> tuple[dict[str, Any], float]:
-    command = [sys.executable, __file__, "--stage", name, "--dir", str(base), *args]
-    _, peak, text = run_child(command, base / f"{name}-{'-'.join(args)}.log")
-    return json.loads(text.strip().splitlines()[-1]), peak
+def week_key(day_number: int) -> str:
+    """The floor's week (the integer day of its Monday) as qunflow's cohort_week key."""
+    year, week, _ = (date(1970, 1, 1) + timedelta(days=day_number)).isocalendar()
+    return f"{year}-W{week:02d}"
 
 
-def qunflow_command() -> list[str]:
-    script = Path(sys.executable).with_name("qunflow")
-    return [str(script)] if script.exists() else [sys.executable, "-c", "from qunflow.cli.main import main; main()"]
+def differences(reports: dict[str, list[dict[str, Any]]], floor: dict[str, list[list[Any]]],
+                channels: dict[int, str]) -> tuple[list[str], int]:
+    """Where qunflow's reports and the floor's results differ (to 1e-9), and how many values were compared."""
+    from queries.common import RESULTS  # ../shared/floor, on the path
+
+    found: list[str] = []
+    compared = 0
+    for by, mapping, key in (("channel", BY_CHANNEL, lambda k: channels[k]), ("cohort_week", BY_WEEK, week_key)):
+        ours = {row[by]: row for row in reports[by]}
+        for result, columns in mapping.items():
+            for values in floor[result]:
+                row = dict(zip(RESULTS[result], values, strict=True))
+                name = key(values[0])
+                if name not in ours:
+                    found.append(f"{result} {name}: no row by {by} in qunflow's report")
+                    continue
+                for theirs, our_key in columns.items():
+                    compared += 1
+                    a, b = ours[name][our_key], row[theirs]
+                    same = a is None and b is None or (a is not None and b is not None
+                                                       and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9))
+                    if not same:
+                        found.append(f"by {by} {name}: {our_key} = {a!r}, floor {result}.{theirs} = {b!r}")
+    return found, compared
 
 
-def load(base: Path, name: str, by: str) -> Any:
-    return pickle.loads((base / f"{name}-{by}.pickle").read_bytes())
+def bench(base: Path, data: Path, members: int, engine: str) -> dict[str, Any]:
+    from rich.progress import Progress
+
+    figures: dict[str, Any] = {"loads": [os.getloadavg()]}
+    with Progress(transient=True) as progress:
+        steps = progress.add_task("bench_metrics", total=7)
+
+        def step(label: str) -> None:
+            progress.update(steps, description=label, advance=1)
+            figures["loads"].append(os.getloadavg())
+
+        compile_package()
+        generate(FLOOR, members, data)
+        events, spend = convert(data, base)
+        step("the floor's DuckDB suite")
+        figures["floor"], figures["floor_peak_mib"] = run_floor_stage(["--stage", "floor", "--data", str(data)])
+        figures["floor_results"] = json.loads((data / "floor-duckdb.json").read_text())["results"]
+        step("DuckDB loads the event file")
+        figures["parquet_load_s"] = duckdb_floor(events, base)
+        step("qunflow events import, spend import")
+        qunflow, ws = qunflow_command(), base / "ws"
+        timed_process([*qunflow, "init", str(ws)])
+        if engine != "duckdb":
+            with (ws / "qunflow.toml").open("a") as settings:
+                settings.write(f'\nanalytics_engine = "{engine}"\n')
+        figures["import_s"] = timed_process([*qunflow, "events", "import", str(events), "--workspace", str(ws)])
+        figures["spend_import_s"] = timed_process([*qunflow, "spend", "import", str(spend), "--workspace", str(ws)])
+        step("the first qunflow metrics after the import")
+        start, end = period(data)
+        call = [*qunflow, "metrics", "--by", "channel", "--from", str(start), "--to", str(end), "--as-of", str(end),
+                "--format", "json", "--workspace", str(ws)]
+        figures["first_call_s"] = timed_process(call)
+        figures["second_call_s"] = timed_process(call)
+        step("both slices and the dashboard")
+        figures["slices"], figures["slices_peak_mib"] = run_slices(ws, data)
+        step("qunflow's numbers against the floor's")
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(data / "channels.parquet").to_pydict()
+        channels = dict(zip(table["id"], table["name"], strict=True))
+        figures["differences"], figures["compared"] = differences(
+            figures["slices"].pop("reports"), figures["floor_results"], channels)
+        figures["events"] = json.loads((data / "meta.json").read_text())["events"]
+        step("done")
+    del figures["floor_results"]
+    return figures
+
+
+def report(figures: dict[str, Any], members: int, engine: str) -> bool:
+    """Print the figures and the goals; True when qunflow's numbers agree with the floor's."""
+    floor, slices = figures["floor"], figures["slices"]
+    load, first = figures["parquet_load_s"], figures["first_call_s"]
+    loads = ", ".join(f"{x[0]:.1f}" for x in figures["loads"])
+    print(f"bench_metrics: {members:,} members, {figures['events']:,} events, engine {engine}; {os.cpu_count()} cores, "
+          f"load average (1 min) at each stage {loads}")
+    print(f"floor (../shared/floor DuckDB suite, Q0-Q5): median of 3 {floor['median_s']:.3f} s, first run "
+          f"{floor['first_s']:.3f} s, peak {floor['peak_mib']:.0f} MiB")
+    print(f"DuckDB loads the event file from Parquet into a table (whole process): {load:.2f} s")
+    print(f"qunflow events import (whole process): {figures['import_s']:.2f} s "
+          f"({figures['events'] / figures['import_s']:,.0f} events/s, {figures['import_s'] / load:.1f}x the load); "
+          f"spend import {figures['spend_import_s']:.2f} s")
+    print(f"first qunflow metrics --by channel after the import: {first:.2f} s ({first / load:.2f}x the load); "
+          f"again: {figures['second_call_s']:.2f} s")
+    print(f"both slices (by channel, by join week), one process: median of 3 {slices['median_s']:.3f} s (runs "
+          f"{', '.join(f'{s:.3f}' for s in slices['runs_s'])}; first {slices['first_s']:.3f} s), peak RSS "
+          f"{figures['slices_peak_mib']:.0f} MiB")
+    print(f"dashboard page, server time (median of 3 warm): {slices['dashboard_s']:.3f} s")
+    found = figures["differences"]
+    if found:
+        print(f"qunflow and the floor DISAGREE on {len(found)} of {figures['compared']} values:")
+        for line in found[:20]:
+            print(f"  {line}")
+    else:
+        print(f"qunflow and the floor agree on all {figures['compared']} values compared (by channel: M1, M2, M5, "
+              "M6, M8, CPA; by join week: M2)")
+    ratio = slices["median_s"] / floor["median_s"]
+    goals = [("both slices / floor suite", ratio, GOALS["slices_vs_floor"], "x"),
+             ("peak RSS of the slices process, MiB", figures["slices_peak_mib"], GOALS["peak_mib"], ""),
+             ("first call after the import / DuckDB's Parquet load", first / load, GOALS["first_call_vs_load"], "x"),
+             ("dashboard page, s", slices["dashboard_s"], GOALS["dashboard_s"], "")]
+    for name, value, goal, unit in goals:
+        met = value <= goal
+        print(f"goal: {name}: {value:,.2f}{unit} (at most {goal:,.2f}{unit}): {'met' if met else 'NOT met'}")
+    print(json.dumps(figures))
+    return not found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=100_000)
-    parser.add_argument("--engine", default="duckdb", choices=["duckdb", "chdb", "clickhouse"])
-    parser.add_argument("--skip-pandas", action="store_true", help="leave out the pandas baseline")
+    parser.add_argument("--engine", default="duckdb", choices=["duckdb", "chdb"])
+    parser.add_argument("--data", type=Path, help="the floor's data directory, kept between runs (default: temporary)")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temporary one)")
-    parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
-    parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--by", help=argparse.SUPPRESS)
+    parser.add_argument("--stage", choices=["slices"], help=argparse.SUPPRESS)
+    parser.add_argument("--ws", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
-        extra = {"generate": (args.members, args.engine), "ship": ()}.get(args.stage, (args.by,))
-        print(json.dumps(STAGES[args.stage](args.dir, *extra)))
+        print(json.dumps(stage_slices(args.ws, *period(args.data))))
         return
-    base = args.keep or Path(tempfile.mkdtemp(prefix="qunflow-bench-"))
-    base.mkdir(parents=True, exist_ok=True)
-    try:
-        report(bench(base, args), args)
-    finally:
-        if not args.keep:
-            shutil.rmtree(base, ignore_errors=True)
-
-
-def bench(base: Path, args: argparse.Namespace) -> dict[str, Any]:
-    load_before = os.getloadavg()
-    figures: dict[str, Any] = {"rows": [], "load": [load_before]}
-    rows = figures["rows"]
-    generated, peak = run_stage(base, "generate", "--members", str(args.members), "--engine", args.engine)
-    events = figures["events"] = generated["events"]
-    rows.append(("generate (numpy) + write Parquet", generated["seconds"], None, peak))
-    command = [*qunflow_command(), "events", "import", str(base / "events.parquet"), "--workspace", str(base / "ws")]
-    seconds, peak, _ = run_child(command, base / "import.log")
-    figures["ingest_rate"] = events / seconds
-    rows.append(("ingest: qunflow events import (whole process)", seconds, events / seconds, peak))
-    shipped, peak = run_stage(base, "ship")
-    rows.append((f"ship to {args.engine}", shipped["seconds"], events / shipped["seconds"], peak))
-    figures["suite"], figures["floor"], figures["pandas"], figures["checks"] = {}, {}, {}, {}
-    for by in ("channel", "cohort_week"):
-        suite, peak = run_stage(base, "suite", "--by", by)
-        figures["suite"][by] = {**suite, "peak": peak}
-        rows += [(f"suite by {by}, qunflow, cold (fresh process)", suite["cold"], None, peak),
-                 (f"suite by {by}, qunflow, warm", suite["warm"], None, None)]
-        floor, peak = run_stage(base, "floor", "--by", by)
-        figures["floor"][by] = {**floor, "peak": peak}
-        rows += [(f"suite by {by}, (a) floor: one DuckDB query on Parquet, cold", floor["cold"], None, peak),
-                 (f"suite by {by}, (a) floor, warm", floor["warm"], None, None)]
-        if not args.skip_pandas:
-            pandas, peak = run_stage(base, "pandas", "--by", by)
-            figures["pandas"][by] = {**pandas, "peak": peak}
-            rows.append((f"suite by {by}, (b) pandas", pandas["cold"], None, peak))
-        figures["checks"][by] = cross_check(base, by, with_pandas=not args.skip_pandas)
-        figures["load"].append(os.getloadavg())
-    return figures
-
-
-def cross_check(base: Path, by: str, *, with_pandas: bool) -> dict[str, list[str]]:
-    from bench.metric_suites import differences
-
-    ours = load(base, "qunflow", by)
-    checks = {"floor": differences(ours, load(base, "floor", by), ("qunflow", "floor"))}
-    if with_pandas:
-        checks["pandas"] = differences(ours, load(base, "pandas", by), ("qunflow", "pandas"))
-    checks["rows"] = [str(len(ours))]
-    return checks
-
-
-def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(width=150)
-    loads = ", ".join("/".join(f"{x:.2f}" for x in load) for load in figures["load"])
-    table = Table(title=f"Metric suite, {args.members:,} members, {figures['events']:,} events, engine {args.engine}"
-                        f" ({os.cpu_count()} cores; load average 1/5/15 min during the run: {loads})")
-    for column in ("stage (each in its own process)", "seconds", "events/s", "peak RSS MiB (that process)"):
-        table.add_column(column, justify="left" if column.startswith("stage") else "right")
-    for label, seconds, rate, peak in figures["rows"]:
-        table.add_row(label, f"{seconds:.2f}", f"{rate:,.0f}" if rate else "", f"{peak:,.0f}" if peak else "")
-    console.print(table)
-
-    for by, checks in figures["checks"].items():
-        for other in ("floor", "pandas"):
-            if other not in checks:
-                continue
-            found = checks[other]
-            if found:
-                console.print(f"[red]by {by}: qunflow and {other} DISAGREE on {len(found)} value(s):[/red]")
-                for line in found[:20]:
-                    console.print(f"  {line}", highlight=False)
-            else:
-                console.print(f"by {by}: qunflow and {other} agree on every value of {checks['rows'][0]} rows "
-                              "(total included), 22 spend-free keys, within float rounding")
-
-    goals = Table(title="Goals (issue 3; they are stated for 1M members)")
-    for column in ("goal", "measured", "target", "met"):
-        goals.add_column(column, justify="left" if column == "goal" else "right")
-
-    def goal(name: str, value: float, target: float, fmt: str, at_most: bool) -> None:
-        met = value <= target if at_most else value >= target
-        goals.add_row(name, format(value, fmt), ("<= " if at_most else ">= ") + format(target, fmt),
-                      "[green]met[/green]" if met else "[red]not met[/red]")
-
-    for by in figures["suite"]:
-        suite, floor = figures["suite"][by], figures["floor"][by]
-        goal(f"suite / floor by {by}, cold", suite["cold"] / floor["cold"], GOALS["suite_vs_floor"], ".2f", True)
-        goal(f"suite / floor by {by}, warm", suite["warm"] / floor["warm"], GOALS["suite_vs_floor"], ".2f", True)
-        if by in figures["pandas"]:
-            goal(f"pandas / suite by {by} (cold)", figures["pandas"][by]["cold"] / suite["cold"],
-                 GOALS["pandas_vs_suite"], ".1f", False)
-        goal(f"peak RSS of the suite stage by {by}, MiB", suite["peak"], GOALS["suite_mib"], ",.0f", True)
-    goal("ingest through qunflow events import, events/s", figures["ingest_rate"], GOALS["ingest_rate"], ",.0f",
-         False)
-    console.print(goals)
-    console.print(json.dumps({k: figures[k] for k in ("events", "ingest_rate", "suite", "floor", "pandas", "load")}))
+    sys.path.insert(0, str(FLOOR))  # the floor's RESULTS columns
+    with tempfile.TemporaryDirectory(prefix="qunflow-bench-") as tmp:
+        base = (args.keep or Path(tmp)).resolve()
+        base.mkdir(parents=True, exist_ok=True)
+        data = (args.data or base / "floor").resolve()
+        agree = report(bench(base, data, args.members, args.engine), args.members, args.engine)
+    sys.exit(0 if agree else 1)  # the goals are stated at 1M and 3M members; a disagreement fails at any size
 
 
 if __name__ == "__main__":

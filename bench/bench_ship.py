@@ -2,7 +2,8 @@
 loading the same rows from Parquet, and `qunflow events import` from Parquet.
 
 Data: the reference generator in ../shared/floor/ (gen.py; --floor names its folder), converted to an
-event file qunflow imports (ids as text, channel names, group keys, money as decimals). In one run:
+event file qunflow imports (ids as text, channel names, group keys, the tier on each join, money as
+decimals). In one run:
 1. DuckDB loads the converted Parquet file into a table: the shipping floor;
 2. `qunflow events import` of that file into a fresh workspace (SQLite), timed as a whole process (it ships
    its batches along to the analytics store as they commit: analytics/ship_along.py);
@@ -33,37 +34,54 @@ GOAL_FIRST_CALL = 3.0  # the first metrics call after an import within 3x of Duc
 PERIOD = ["--from", "2026-01-01", "--to", "2026-03-31", "--as-of", "2026-03-31", "--format", "json"]
 
 
-def generate(floor: Path, members: int, out: Path) -> Path:
-    """The floor generator's events, as a Parquet file `qunflow events import` reads."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+# The floor's events as a file `qunflow events import` reads: text ids, channel names, group keys, the group's tier
+# on each join, money as decimals (and the channel's spend as a CSV file `qunflow spend import` reads).
+IMPORT_EVENTS = """
+COPY (SELECT CAST(e.event_id AS VARCHAR) AS event_id, e.type, e.ts, 'm' || e.member_id AS member_id,
+             c.name AS channel, 'g' || e.group_id AS "group", 'm' || e.referrer_id AS referrer_id,
+             CAST(e.amount AS DECIMAL(18, 4)) AS amount, CAST(e.margin AS DECIMAL(18, 4)) AS margin,
+             CASE WHEN e.amount IS NOT NULL THEN 'CNY' END AS currency,
+             CASE WHEN e.type = 'joined' THEN CAST(json_object('tier', g.tier) AS VARCHAR) END AS properties
+      FROM read_parquet('{data}/events.parquet') e
+      LEFT JOIN read_parquet('{data}/channels.parquet') c ON c.id = e.channel_id
+      LEFT JOIN read_parquet('{data}/groups.parquet') g ON g.id = e.group_id
+      ORDER BY e.event_id) TO '{out}' (FORMAT parquet)
+"""
+IMPORT_SPEND = """
+COPY (SELECT c.name AS channel, s.day, CAST(s.amount AS DECIMAL(18, 4)) AS amount, 'CNY' AS currency
+      FROM read_parquet('{data}/spend.parquet') s JOIN read_parquet('{data}/channels.parquet') c ON c.id = s.channel_id
+      ORDER BY 1, 2) TO '{out}' (HEADER)
+"""
 
-    raw = out / "floor"
-    subprocess.run([sys.executable, str(floor / "gen.py"), "--members", str(members), "--out", str(raw)],
+
+def generate(floor: Path, members: int, data: Path) -> None:
+    """The floor generator's data (seeded) in `data`, unless it already holds that many members."""
+    meta = data / "meta.json"
+    if meta.exists() and json.loads(meta.read_text())["members"] == members:
+        return
+    subprocess.run([sys.executable, str(floor / "gen.py"), "--members", str(members), "--out", str(data)],
                    check=True, capture_output=True)
-    events = pq.read_table(raw / "events.parquet")
-    channels = pq.read_table(raw / "channels.parquet")
 
-    def text(prefix: str, column: Any) -> Any:
-        return pc.binary_join_element_wise(prefix, column.cast(pa.string()), "")
 
-    names = pc.take(channels["name"], pc.index_in(events["channel_id"], channels["id"]))
-    money = pa.decimal128(18, 4)
-    table = pa.table({
-        "event_id": text("e", events["event_id"]), "type": events["type"], "ts": events["ts"],
-        "member_id": text("m", events["member_id"]), "channel": names,
-        "group": text("g", events["group_id"]), "referrer_id": text("m", events["referrer_id"]),
-        "amount": pc.round(events["amount"], 2).cast(money), "margin": pc.round(events["margin"], 2).cast(money),
-    })
-    path = out / "events.parquet"
-    pq.write_table(table, path)
-    return path
+def convert(data: Path, out: Path) -> tuple[Path, Path]:
+    """The floor's data as an event file and a spend file qunflow imports (events.parquet, spend.csv in `out`)."""
+    import duckdb
+
+    events, spend = out / "events.parquet", out / "spend.csv"
+    with duckdb.connect() as conn:
+        conn.execute(IMPORT_EVENTS.format(data=data, out=events))
+        conn.execute(IMPORT_SPEND.format(data=data, out=spend))
+    return events, spend
+
+
+def child_env() -> dict[str, str]:
+    """Children import qunflow from this checkout (the venv's editable install may point elsewhere)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
 
 
 def timed_process(command: list[str], env: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, env=env or child_env())
     seconds = time.perf_counter() - started
     if done.returncode:
         raise SystemExit(f"{' '.join(command[:4])}... failed:\n{done.stderr[-2000:]}")
@@ -108,7 +126,8 @@ def bench(base: Path, args: argparse.Namespace) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     compile_package()
-    parquet = generate(args.floor, args.members, base)
+    generate(args.floor, args.members, base / "floor")
+    parquet, _ = convert(base / "floor", base)
     events = pq.ParquetFile(parquet).metadata.num_rows
     qunflow = qunflow_command()
     figures: dict[str, Any] = {"events": events, "load": os.getloadavg()[0]}
