@@ -1,4 +1,5 @@
-"""The metric suite three ways over the same events, for bench_metrics.py and its smoke test.
+"""The metric suite three ways over the same events, for tests/integration/test_bench_smoke.py (a cross-check
+of qunflow on its own generator's data; bench_metrics.py compares with ../shared/floor/ instead).
 
 - `floor_suite`: one hand-written DuckDB query (bench/floor_suite.sql) straight over the Parquet file.
 - `pandas_suite`: a straightforward pandas reading of METRICS.md / docs/metrics.md.
