@@ -58,7 +58,12 @@ def test_a_clean_batch_skips_row_by_row_work_and_binds_the_same_values() -> None
 
 def test_a_batch_with_a_doubtful_row_goes_row_by_row() -> None:
     doubtful = [
-        clean(properties=['{"k": 1}', None, None, None]),
+        clean(properties=["[1]", None, None, None]),  # not an object
+        clean(properties=["{'k': 1}", None, None, None]),  # not JSON
+        clean(properties=['{"k": NaN}', None, None, None]),  # not strict JSON
+        clean(properties=['{"k": "a\\u0000"}', None, None, None]),  # NUL
+        clean(properties=['{"k": "\\ud800"}', None, None, None]),  # a lone surrogate
+        clean(properties=pa.array([{"k": 1}, None, None, None])),  # a struct, not JSON text
         clean(member_id=["m1", None, "m3", "m4"]),  # neither member_id nor visitor_id
         clean(event_id=["a", "", "c", "d"]),
         clean(type=["message", "Bad", "order", "order"]),
@@ -102,9 +107,46 @@ def test_the_arrow_path_never_disagrees_with_row_by_row(rows: list[tuple[Any, ..
             assert refused == 0 and fast == expected
 
 
+def test_properties_text_is_stored_as_row_by_row_stores_it() -> None:
+    """JSON object text binds as the row path's json.dumps of it: spacing and escapes rewritten, duplicate keys
+    merged, "" / null / {} absent; each distinct text parsed once, so repeats cost nothing."""
+    texts = ['{"tier": "newbie"}', '{ "tier" :"core" }', "", None, "{}", "null", '{"名": "值", "n": [1, 2.50]}',
+             '{"a": 1, "a": 2}', '{"u": "\\u00e9"}', '{"tier": "newbie"}']
+    batch = pa.table({"event_id": [f"e{i}" for i in range(len(texts))], "type": ["joined"] * len(texts),
+                      "ts": pa.array([MOMENT] * len(texts), pa.timestamp("us", "UTC")),
+                      "member_id": ["m"] * len(texts), "properties": pa.array(texts, pa.string())}).to_batches()[0]
+    for postgres in (False, True):
+        fast = driver_columns_of(batch, postgres)
+        assert fast is not None
+        assert fast == row_by_row(batch, postgres)[0]
+    assert fast["properties"] == ['{"tier": "newbie"}', '{"tier": "core"}', None, None, None, None,
+                                  '{"名": "值", "n": [1, 2.5]}', '{"a": 2}', '{"u": "é"}', '{"tier": "newbie"}']
+
+
+properties = st.none() | st.sampled_from(["", "{}", "null", "[]", "1", '"x"', "{", '{"k": 1}',
+                                          '{"k": [1, {"j": null}]}', '{"k":1.0e2}', '{"k": NaN}',
+                                          '{"k": "\\u0000"}', '{"名": "值"}', '{"k": "\\ud800"}',
+                                          '{"k": 1, "k": 2}', " { } "])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(properties, min_size=1, max_size=6))
+def test_the_arrow_path_never_disagrees_with_row_by_row_on_properties(texts: list[str | None]) -> None:
+    n = len(texts)
+    batch = pa.table({"event_id": [f"e{i}" for i in range(n)], "type": ["joined"] * n,
+                      "ts": pa.array([MOMENT] * n, pa.timestamp("us", "UTC")), "member_id": ["m"] * n,
+                      "properties": pa.array(texts, pa.string())}).to_batches()[0]
+    for postgres in (False, True):
+        fast = driver_columns_of(batch, postgres)
+        if fast is not None:
+            expected, refused = row_by_row(batch, postgres)
+            assert refused == 0 and fast == expected
+
+
 def test_schema_fits_names_the_files_the_arrow_path_takes() -> None:
     assert schema_fits(clean(amount=["1"] * 4).schema)
-    assert not schema_fits(clean(properties=["{}"] * 4).schema)
+    assert schema_fits(clean(properties=["{}"] * 4).schema)
+    assert not schema_fits(clean(properties=pa.array([{"k": 1}] * 4)).schema)
     assert not schema_fits(clean(member_id=[1, 2, 3, 4]).schema)
     assert not schema_fits(pa.schema([("event_id", pa.string()), ("ts", pa.timestamp("us"))]))
 
@@ -126,7 +168,7 @@ def test_only_a_parquet_file_of_fitting_columns_skips_the_reader_process(tmp_pat
     from qunflow.services.fileimport import _arrow_ready
 
     pq.write_table(pa.Table.from_batches([clean()]), tmp_path / "fits.parquet")
-    pq.write_table(pa.Table.from_batches([clean(properties=["{}"] * 4)]), tmp_path / "other.parquet")
+    pq.write_table(pa.Table.from_batches([clean(properties=pa.array([{"k": 1}] * 4))]), tmp_path / "other.parquet")
     (tmp_path / "events.csv").write_text("event_id,type,ts,member_id\n")
     (tmp_path / "damaged.parquet").write_bytes(b"PAR1 not really")
     assert _arrow_ready(tmp_path / "fits.parquet")

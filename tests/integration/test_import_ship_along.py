@@ -31,17 +31,19 @@ from qunflow.workspace import Workspace, open_workspace
 REPO = Path(__file__).resolve().parents[2]
 START = datetime(2026, 3, 1, 15, 59, 59, 999999, tzinfo=UTC)  # near midnight in Asia/Shanghai
 TEXT = ["ads", 'a "quoted", comma', "two\nlines", "课程 🎉", "back\\slash", "'", "NULL", ""]
+# A join's properties as JSON text: stored (and shipped) as the event log writes them, {} and "" as absent.
+PROPERTIES = ['{"tier": "newbie"}', '{ "tier":"core", "from": "海报" }', "{}", None, "", '{"n": 1.50}']
 
 
 def community(n: int, money: list[Decimal] | None = None, first: int = 0) -> pa.Table:
-    """Joins (with referrers, some rejoins and leaves), messages, tasks, orders with money, and landings
-    with only a visitor: what the per-member facts and the metrics read."""
+    """Joins (with referrers, some rejoins and leaves, properties), messages, tasks, orders with money, and
+    landings with only a visitor: what the per-member facts and the metrics read."""
     kinds = ["joined", "message", "order", "task_completed", "landing", "message", "left", "invite_sent"]
     money = money or [Decimal("19.9"), Decimal("0"), Decimal("-0.5"), Decimal("99999999999.9999"),
                       Decimal("0.0001")]
     rows: dict[str, list[Any]] = {name: [] for name in (
         "event_id", "type", "ts", "member_id", "visitor_id", "channel", "group", "referrer_id", "amount",
-        "margin", "currency")}
+        "margin", "currency", "properties")}
     for i in range(first, first + n):
         kind = kinds[i % len(kinds)] if i % 29 else "joined"
         member = None if kind == "landing" else f"m{i % 97}"
@@ -57,6 +59,7 @@ def community(n: int, money: list[Decimal] | None = None, first: int = 0) -> pa.
         rows["amount"].append(money[i % len(money)] if paid else None)
         rows["margin"].append(money[(i + 1) % len(money)] if paid else None)
         rows["currency"].append("CNY" if paid else None)
+        rows["properties"].append(PROPERTIES[i % len(PROPERTIES)] if kind == "joined" else None)
     kinds_of = {"ts": pa.timestamp("us", "UTC"), "amount": pa.decimal128(18, 4), "margin": pa.decimal128(18, 4)}
     return pa.table({name: pa.array(values, kinds_of.get(name, pa.string())) for name, values in rows.items()})
 
@@ -117,6 +120,8 @@ def test_an_import_leaves_the_store_a_fresh_ship_makes(any_workspace: Workspace,
     # Money at the edge of what SQLite keeps exactly arrived as imported, to the last digit.
     amounts = {row[11] for row in got["events"] if row[11] is not None}
     assert Decimal("99999999999.9999") in amounts and Decimal("-0.5") in amounts
+    assert {row[16] for row in got["events"]} == {None, '{"tier": "newbie"}', '{"tier": "core", "from": "海报"}',
+                                                  '{"n": 1.5}'}
     assert stored_by_progress == [200 * k for k in range(1, 8)] + [1500]
     assert ship(workspace) == 0 and analytics_of(workspace) == got  # nothing left for the first metrics call
 

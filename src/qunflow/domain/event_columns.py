@@ -134,19 +134,25 @@ def _check_money(values: list[Any], slow: bytearray) -> list[Any]:
     return out
 
 
+def properties_text(value: Any) -> tuple[bool, str | None]:
+    """(True, the JSON text the event log stores for a parsed `properties` value, None when it is empty), or
+    (False, ...) when parse_event must judge the value (not an object, not strict JSON, NUL, bad Unicode)."""
+    if value is None or value == "" or (type(value) is dict and not value):
+        return True, None
+    if type(value) is not dict:
+        return False, None
+    try:
+        text = _dumps(value)
+    except (TypeError, ValueError):
+        return False, None
+    return "\\u0000" not in text and _utf8(text), text
+
+
 def _check_properties(values: list[Any], slow: bytearray) -> list[Any]:
     out: list[Any] = []
     for index, value in enumerate(values):
-        if value is None or value == "" or (type(value) is dict and not value):
-            out.append(None)
-            continue
-        text = None
-        if type(value) is dict:
-            try:
-                text = _dumps(value)
-            except (TypeError, ValueError):
-                text = None
-        if text is None or "\\u0000" in text or not _utf8(text):
+        ok, text = properties_text(value)
+        if not ok:
             slow[index] = 1
         out.append(text)
     return out

@@ -11,11 +11,13 @@ tests/integration/test_event_files_arrow.py compares both paths.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from qunflow.domain.event_columns import properties_text
 from qunflow.domain.events import KNOWN_FIELDS, MAX_ID, MAX_MONEY, MONEY_FIELDS, TEXT_FIELDS, TYPE_PATTERN
 
 _COLUMN = {"group": "group_key"}  # event field -> events table column, where they differ
@@ -36,7 +38,9 @@ def schema_fits(schema: pa.Schema) -> bool:
             return False
         if field.name == "ts" and not (pa.types.is_timestamp(kind) and kind.tz is not None):
             return False
-    return KNOWN_FIELDS.issuperset(schema.names) and "properties" not in schema.names
+        if field.name == "properties" and not pa.types.is_string(kind):
+            return False
+    return KNOWN_FIELDS.issuperset(schema.names)
 
 
 def driver_columns_of(batch: pa.RecordBatch, postgres: bool) -> dict[str, list[Any]] | None:
@@ -52,8 +56,6 @@ def checked_columns(batch: pa.RecordBatch) -> dict[str, pa.Array] | None:
     are left out (stored as NULL). None when any row might be refused or stored differently."""
     names = batch.schema.names
     if len(set(names)) != len(names) or not KNOWN_FIELDS.issuperset(names) or not batch.num_rows:
-        return None
-    if "properties" in names and batch.column("properties").null_count != batch.num_rows:
         return None
     if any(name not in names or batch.column(name).null_count for name in ("event_id", "type", "ts")):
         return None
@@ -76,6 +78,12 @@ def checked_columns(batch: pa.RecordBatch) -> dict[str, pa.Array] | None:
             columns[_COLUMN.get(name, name)] = values
     if identified is None or not pc.all(identified).as_py():
         return None  # member_id or visitor_id is required
+    if "properties" in names and batch.column("properties").null_count != batch.num_rows:
+        properties = _properties(batch.column("properties"))
+        if properties is None:
+            return None
+        if properties.null_count != len(properties):
+            columns["properties"] = properties
     return columns
 
 
@@ -136,3 +144,38 @@ def _instants(column: pa.Array) -> pa.Array | None:
     if not _utc_instants(column):
         return None
     return column.cast(pa.timestamp("us", "UTC")).cast(pa.timestamp("us"))
+
+
+def _properties(column: pa.Array) -> pa.Array | None:
+    """JSON object text as the event log stores it (domain.event_columns.properties_text: the parsed object
+    written again; "", null and {} are absent), or None when a value needs parse_event. Each distinct text is
+    parsed once: most files repeat a few (a tier, a source)."""
+    if not pa.types.is_string(column.type):
+        return None
+    encoded = column.dictionary_encode()
+    texts: list[str | None] = []
+    for raw in encoded.dictionary.to_pylist():
+        try:
+            parsed = json.loads(raw) if raw != "" else None  # the row path reads "" as absent too
+        except (ValueError, RecursionError):
+            return None
+        ok, text = properties_text(parsed)
+        if not ok:
+            return None
+        texts.append(text)
+    return pc.take(_strings(texts), encoded.indices)
+
+
+def _strings(values: list[str | None]) -> pa.Array:
+    """Python text as an Arrow string array, from buffers: converting Python objects makes pyarrow import
+    pandas."""
+    import numpy as np  # loaded by pyarrow already
+
+    encoded = [b"" if value is None else value.encode() for value in values]
+    offsets = np.zeros(len(values) + 1, dtype=np.int32)
+    np.cumsum(np.fromiter(map(len, encoded), dtype=np.int32, count=len(values)), out=offsets[1:])
+    valid = np.packbits(np.fromiter((value is not None for value in values), dtype=bool, count=len(values)),
+                        bitorder="little")
+    return pa.Array.from_buffers(pa.string(), len(values), [pa.py_buffer(valid.tobytes()),
+                                                            pa.py_buffer(offsets.tobytes()),
+                                                            pa.py_buffer(b"".join(encoded))])
