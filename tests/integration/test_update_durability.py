@@ -2,8 +2,9 @@
 with the handled mark (store.db.update_transaction). The commits before the first platform call wait for no
 disk (store.db.sync_deferred); the last one is synced, and it makes theirs durable too.
 
-Checked on the real databases: SQLite's `PRAGMA synchronous` and PostgreSQL's `synchronous_commit` as each
-commit runs, for a Telegram join request handled end to end against the local Bot API server."""
+Checked on the real databases: SQLite's `PRAGMA synchronous` as each commit runs, for a Telegram join request
+handled end to end against the local Bot API server; PostgreSQL's commits by whether they return before or after
+the log is on disk (pg_commit_level)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,22 @@ def sync_level(conn: Connection) -> str:
     if conn.dialect.name == "sqlite":
         raw = conn.connection.driver_connection
         return SQLITE_LEVELS[int(raw.execute("PRAGMA synchronous").fetchone()[0])]  # type: ignore[union-attr]
-    return "FULL" if str(conn.exec_driver_sql("SHOW synchronous_commit").scalar()) == "on" else "NORMAL"
+    return pg_commit_level(conn)
+
+
+def pg_commit_level(conn: Connection) -> str:
+    """PostgreSQL: whether this connection's commits wait for the disk, seen in the log: one that waits returns
+    once the log is on disk past it (each commit carries its level: no session setting says it)."""
+    for _ in range(5):  # an unsynced commit may find its log flushed by another session's synced commit
+        conn.exec_driver_sql("SELECT pg_logical_emit_message(true, 'qunflow.test', '')")  # a log record to flush
+        written = str(conn.exec_driver_sql("SELECT pg_current_wal_insert_lsn()").scalar())
+        conn.commit()
+        flushed = conn.execute(text("SELECT pg_current_wal_flush_lsn() >= CAST(:lsn AS pg_lsn)"), {"lsn": written})
+        if not flushed.scalar():
+            conn.commit()
+            return "NORMAL"
+        conn.commit()
+    return "FULL"
 
 
 def test_sync_deferred_commits_without_waiting_and_notes_writes(any_workspace: Workspace) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from qunflow.errors import InvalidInput
+from qunflow.store import postgres
 
 T = TypeVar("T")
 log = logging.getLogger("qunflow")
@@ -104,14 +105,10 @@ def _writes_settled(conn: Connection) -> None:
 
 
 def _apply_level(dbapi_connection: Any, info: dict[str, Any], postgres: bool, *, deferred: bool) -> None:
-    """Set the connection's commit sync level (no transaction may be open): deferred, or the configured one."""
-    if postgres:
-        wanted = "off" if deferred else "on"
-        if info.get("qf_sync", "on") != wanted:
-            with dbapi_connection.cursor() as cursor:
-                cursor.execute(f"SET synchronous_commit TO {wanted}")
-            dbapi_connection.commit()  # a session setting, kept past the pool's rollback on return
-            info["qf_sync"] = wanted
+    """Set the sync level of the connection's next commits (no transaction may be open): deferred, or the
+    configured one."""
+    if postgres:  # nothing sent: each commit carries its level (store.postgres.commit_at_level)
+        info["qf_sync"] = "off" if deferred else "on"
         return
     wanted = "NORMAL" if deferred else info["qf_sync_own"]
     if info.get("qf_sync") != wanted:
@@ -276,16 +273,14 @@ class UpdateTransaction:
             self.wrote_held = False
             driver: Any = conn.connection.driver_connection
             driver_error = conn.dialect.loaded_dbapi.Error
-            synced = conn.info.get("qf_sync", "on") == "on"
             try:
                 with driver.pipeline():
-                    if synced:  # not under the lock: the disk is waited for below, once the lock is given back
-                        driver.execute("SET LOCAL synchronous_commit TO off")
+                    # not under the lock: a synced commit waits for the disk below, once the lock is given back
+                    driver.execute("SET LOCAL synchronous_commit TO off")
                     write_held(conn)
                     driver.commit()
-                if synced:  # a commit of its own (an id makes it write one), synced: the log is on disk up to here
-                    driver.execute("SELECT pg_current_xact_id()")
-                    driver.commit()
+                if conn.info.get("qf_sync", "on") == "on":
+                    postgres.commit_synced(driver)
             except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
                 raise DBAPIError.instance("COMMIT", None, exc, driver_error) from exc
         conn.commit()  # SQLAlchemy's side (the driver's COMMIT, if it ran above, has nothing left to end)
@@ -427,8 +422,10 @@ def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
     if parsed.get_backend_name() != "postgresql":
         raise InvalidInput(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql",
                            zh=f"不支持的数据库 {parsed.get_backend_name()!r}:请使用 sqlite 或 postgresql")
-    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(url, pool_size=10, max_overflow=10)
+    postgres.ping_when_stale(engine)  # first: the checkouts below act on a live connection
     event.listen(engine, "checkout", _postgres_sync_on_checkout)
+    postgres.commit_at_level(engine)
     event.listen(engine, "before_cursor_execute", _noting_writes)
     _update_transactions(engine)
     return engine

@@ -1,0 +1,149 @@
+"""PostgreSQL plumbing that saves round trips (store/postgres.py) keeps its promises, seen on the server itself:
+- each commit is made at its promised level, seen in the write-ahead log: a commit that waits for the disk
+  returns once the log is flushed past it (pg_current_wal_flush_lsn), one that waits for none returns before;
+- a pooled connection that PostgreSQL ended (a restart, pg_terminate_backend) does not fail the next request,
+  though connections are no longer pinged at every checkout;
+- the shared send limits still hold when a bucket's row is deleted, or made by another process meanwhile."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, delete, func, insert, select, text
+
+from qunflow.engine.limits import SharedLimiter
+from qunflow.services.join import submit_gate
+from qunflow.store.db import commit_update, transaction, update_transaction
+from qunflow.store.eventlog import append_events
+from qunflow.store.plain import insert_ignore
+from qunflow.store.tables import inbound_updates, send_limits
+from qunflow.workspace import Workspace
+from tests.integration.test_eventlog import make
+from tests.integration.test_join_flow import FORM, invite_token, setup_community
+from tests.integration.test_recovery import joined_events
+
+pytestmark = pytest.mark.postgres
+TRIES = 5
+
+
+def log_written(conn: Connection) -> str:
+    """Where the log ends now: past everything this transaction wrote so far."""
+    return str(conn.exec_driver_sql("SELECT pg_current_wal_insert_lsn()").scalar())
+
+
+def on_disk(observer: Engine, lsn: str) -> bool:
+    """The log is on disk past `lsn` (read on an engine of its own, as another process would)."""
+    with observer.connect() as conn:
+        return bool(conn.execute(text("SELECT pg_current_wal_flush_lsn() >= CAST(:lsn AS pg_lsn)"),
+                                 {"lsn": lsn}).scalar())
+
+
+def mark(n: int, seen: list[str]) -> Callable[[Connection], None]:
+    """A handled mark as inbound.dispatch writes it, noting where the log ended after it."""
+
+    def write(conn: Connection) -> None:
+        insert_ignore(conn, inbound_updates, [{"platform": "test", "key": f"mark-{n}", "status": "done",
+                                               "received_at": datetime(2026, 12, 1)}])
+        seen.append(log_written(conn))
+
+    return write
+
+
+def test_an_updates_first_commit_waits_for_no_disk_and_its_last_reaches_it(pg_workspace: Workspace) -> None:
+    """The last commit carries held events with the mark: committed unsynced under the event lock, then a synced
+    commit of its own. One that only takes a transaction id writes no log, and PostgreSQL commits it without
+    waiting for the disk whatever synchronous_commit says: that one left the mark unsynced."""
+    ws = pg_workspace
+    observer = create_engine(ws.engine.url)
+    first_on_disk, last_on_disk = [], []
+    for n in range(TRIES):
+        written: list[str] = []
+        with update_transaction(ws.engine) as tx:
+            with transaction(ws.engine) as conn:
+                append_events(conn, make([f"first-{n}"]))  # held until the commit
+                mark(1000 + n, written)(conn)  # a write of its own, so the log has moved past `written`
+            commit_update()  # before a platform call
+            first_on_disk.append(on_disk(observer, written[-1]))
+            with transaction(ws.engine) as conn:
+                append_events(conn, make([f"last-{n}"]))
+            tx.end(mark(n, written))
+        last_on_disk.append(on_disk(observer, written[-1]))
+    observer.dispose()
+    assert all(last_on_disk), last_on_disk
+    # the log writer flushes by itself every 200 ms, and other sessions' synced commits flush ours too: most,
+    # not all, of the unsynced commits are still off the disk when they return
+    assert first_on_disk.count(False) >= 2, first_on_disk
+
+
+def test_a_commit_outside_an_update_is_synced(pg_workspace: Workspace) -> None:
+    ws = pg_workspace
+    observer = create_engine(ws.engine.url)
+    for n in range(TRIES):
+        written: list[str] = []
+        with ws.engine.begin() as conn:
+            mark(n, written)(conn)
+        assert on_disk(observer, written[-1])
+    observer.dispose()
+
+
+def test_a_join_right_after_postgresql_ended_every_connection_is_handled(pg_workspace: Workspace) -> None:
+    """The pool pings a connection only when it sat idle for a while or the server spoke to it meanwhile: a
+    terminated backend says so (FATAL 57P01) before closing the socket, as a restart does to every backend."""
+    ws = pg_workspace
+    setup_community(ws, core_capacity=10)
+    first = submit_gate(ws, "xhs-note-1", "v1", FORM)
+    assert ws.sandbox.join("u1", "Li Lei", invite_token(first.invite_url)) == "joined"
+    admin = create_engine(ws.engine.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        others = "datname = current_database() AND pid <> pg_backend_pid()"
+        assert conn.execute(text(f"SELECT count(*) FROM pg_stat_activity WHERE {others}")).scalar()
+        conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}"))
+        for _ in range(100):
+            if not conn.execute(text(f"SELECT count(*) FROM pg_stat_activity WHERE {others}")).scalar():
+                break
+            time.sleep(0.02)
+    admin.dispose()
+    second = submit_gate(ws, "xhs-note-1", "v2", FORM)
+    assert ws.sandbox.join("u2", "Han Meimei", invite_token(second.invite_url)) == "joined"
+    assert joined_events(ws) == Counter({first.member_id: 1, second.member_id: 1})
+    assert ws.sandbox.unacknowledged() == 0
+
+
+LIMITS = {"sandbox": {"bot": (2.0, 1.0), "user": (100.0, 1.0)}}
+NOW = datetime(2026, 12, 1, 12)
+
+
+def test_a_bucket_whose_row_was_deleted_is_made_again(pg_workspace: Workspace) -> None:
+    limiter = SharedLimiter(pg_workspace.engine, LIMITS)
+    assert limiter.wait("sandbox", "u1", group=False, now=NOW) == 0
+    assert limiter.wait("sandbox", "u2", group=False, now=NOW) == 0
+    assert limiter.wait("sandbox", "u3", group=False, now=NOW) == pytest.approx(0.5)  # the bot's 2 are spent
+    with pg_workspace.engine.begin() as conn:
+        conn.execute(delete(send_limits))
+    assert limiter.wait("sandbox", "u3", group=False, now=NOW) == 0  # a full bucket again
+    with pg_workspace.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(send_limits)).scalar() == 2
+
+
+def test_a_bucket_another_process_makes_meanwhile_is_read_under_its_lock(pg_workspace: Workspace) -> None:
+    """Two processes send a first DM to the same user: the second one's row insert waits for the first's
+    commit, then reads the bucket the first left (full), instead of taking a fresh one."""
+    ws = pg_workspace
+    limiter = SharedLimiter(ws.engine, {"sandbox": {"bot": (100.0, 1.0), "user": (1.0, 10.0)}})
+    assert limiter.wait("sandbox", "u0", group=False, now=NOW) == 0  # the bot's row exists
+    other = create_engine(ws.engine.url)
+    waits: list[float] = []
+    with other.begin() as conn:
+        conn.execute(insert(send_limits).values(key="sandbox:user:u9", tat=NOW + timedelta(seconds=10)))
+        sender = threading.Thread(target=lambda: waits.append(limiter.wait("sandbox", "u9", group=False, now=NOW)))
+        sender.start()
+        time.sleep(0.3)
+        assert sender.is_alive(), "its insert waits for the other process's row"
+    sender.join(10)
+    other.dispose()
+    assert waits == [pytest.approx(10.0)]
