@@ -2,26 +2,24 @@
 - each commit is made at its promised level, seen in the write-ahead log: a commit that waits for the disk
   returns once the log is flushed past it (pg_current_wal_flush_lsn), one that waits for none returns before;
 - a pooled connection that PostgreSQL ended (a restart, pg_terminate_backend) does not fail the next request,
-  though connections are no longer pinged at every checkout;
-- the shared send limits still hold when a bucket's row is deleted, or made by another process meanwhile."""
+  though connections are no longer pinged at every checkout.
+The send limiter's fewer statements: tests/integration/test_shared_limits.py."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, delete, func, insert, select, text
+from sqlalchemy import Connection, Engine, create_engine, text
 
-from qunflow.engine.limits import SharedLimiter
 from qunflow.services.join import submit_gate
 from qunflow.store.db import commit_update, transaction, update_transaction
 from qunflow.store.eventlog import append_events
 from qunflow.store.plain import insert_ignore
-from qunflow.store.tables import inbound_updates, send_limits
+from qunflow.store.tables import inbound_updates
 from qunflow.workspace import Workspace
 from tests.integration.test_eventlog import make
 from tests.integration.test_join_flow import FORM, invite_token, setup_community
@@ -112,38 +110,3 @@ def test_a_join_right_after_postgresql_ended_every_connection_is_handled(pg_work
     assert ws.sandbox.join("u2", "Han Meimei", invite_token(second.invite_url)) == "joined"
     assert joined_events(ws) == Counter({first.member_id: 1, second.member_id: 1})
     assert ws.sandbox.unacknowledged() == 0
-
-
-LIMITS = {"sandbox": {"bot": (2.0, 1.0), "user": (100.0, 1.0)}}
-NOW = datetime(2026, 12, 1, 12)
-
-
-def test_a_bucket_whose_row_was_deleted_is_made_again(pg_workspace: Workspace) -> None:
-    limiter = SharedLimiter(pg_workspace.engine, LIMITS)
-    assert limiter.wait("sandbox", "u1", group=False, now=NOW) == 0
-    assert limiter.wait("sandbox", "u2", group=False, now=NOW) == 0
-    assert limiter.wait("sandbox", "u3", group=False, now=NOW) == pytest.approx(0.5)  # the bot's 2 are spent
-    with pg_workspace.engine.begin() as conn:
-        conn.execute(delete(send_limits))
-    assert limiter.wait("sandbox", "u3", group=False, now=NOW) == 0  # a full bucket again
-    with pg_workspace.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(send_limits)).scalar() == 2
-
-
-def test_a_bucket_another_process_makes_meanwhile_is_read_under_its_lock(pg_workspace: Workspace) -> None:
-    """Two processes send a first DM to the same user: the second one's row insert waits for the first's
-    commit, then reads the bucket the first left (full), instead of taking a fresh one."""
-    ws = pg_workspace
-    limiter = SharedLimiter(ws.engine, {"sandbox": {"bot": (100.0, 1.0), "user": (1.0, 10.0)}})
-    assert limiter.wait("sandbox", "u0", group=False, now=NOW) == 0  # the bot's row exists
-    other = create_engine(ws.engine.url)
-    waits: list[float] = []
-    with other.begin() as conn:
-        conn.execute(insert(send_limits).values(key="sandbox:user:u9", tat=NOW + timedelta(seconds=10)))
-        sender = threading.Thread(target=lambda: waits.append(limiter.wait("sandbox", "u9", group=False, now=NOW)))
-        sender.start()
-        time.sleep(0.3)
-        assert sender.is_alive(), "its insert waits for the other process's row"
-    sender.join(10)
-    other.dispose()
-    assert waits == [pytest.approx(10.0)]

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import Connection, DateTime, Engine, String, column, select, update, values
+from sqlalchemy import Connection, DateTime, Engine, case, literal, select, update
 
 from qunflow.domain.ratelimit import Limiter, gcra
 from qunflow.store.plain import insert_new_keys
@@ -57,9 +57,9 @@ class SharedLimiter:
             longest = max(wait for _tat, wait in taken.values())
             if longest > 0:
                 return longest
-            new = values(column("key", String), column("tat", DateTime), name="new").data(
-                [(key, tat) for key, (tat, _wait) in taken.items()])
-            conn.execute(update(send_limits).where(send_limits.c.key == new.c.key).values(tat=new.c.tat))
+            new_tat = case({key: literal(tat, DateTime()) for key, (tat, _wait) in taken.items()},
+                           value=send_limits.c.key)  # both buckets in one statement, on both databases
+            conn.execute(update(send_limits).where(send_limits.c.key.in_(keys)).values(tat=new_tat))
         return 0.0
 
 
