@@ -216,9 +216,11 @@ class UpdateTransaction:
     - `commit_update()` before each platform call (a send is recorded before it goes; the send's own result
       is then committed with the update's next commit, before any other call);
     - `end()`, with the update's handled mark, in a synced commit that makes the earlier ones durable too.
-    Its first transaction waits for no disk (`sync_deferred`); after a commit, the update's next transaction
-    may be its last, so it is synced. On PostgreSQL, writes that take a lock shared by every process (the
-    event log's) may be held back (`held_writes`) and run as the last statements before each COMMIT."""
+    Its first transaction waits for no disk (`sync_deferred`). SQLite sets the level per connection, before a
+    transaction begins: after a commit, the update's next transaction may be its last, so it is synced.
+    PostgreSQL's COMMIT carries its own level (store.postgres.commit_at_level): only `end()`'s is synced. On
+    PostgreSQL, writes that take a lock shared by every process (the event log's) may be held back
+    (`held_writes`) and run as the last statements before each COMMIT."""
 
     __slots__ = ("engine", "conn", "scope", "held", "wrote_held")
 
@@ -242,22 +244,24 @@ class UpdateTransaction:
         return self.conn is not None and bool(self.conn.info.get("qf_wrote"))
 
     def commit(self) -> None:
-        """Commit what is pending (a transaction that only read is ended). The update's next transaction may
-        be its last: it is synced."""
+        """Commit what is pending (a transaction that only read is ended). SQLite: the update's next transaction
+        may be its last, so it is synced."""
         if self.conn is None:
             return
         if self.pending:
             self._commit_with_held()
         elif self.conn.in_transaction():
             self.conn.rollback()
-        _apply_level(self.conn.connection.driver_connection, self.conn.info, is_postgres(self.conn),
-                     deferred=False)
+        if not is_postgres(self.conn):
+            _apply_level(self.conn.connection.driver_connection, self.conn.info, False, deferred=False)
 
     def end(self, last: Callable[[Connection], object]) -> None:
         """Write `last` (the handled mark) and commit with a synced commit: with the open transaction when it
-        began synced, else in one of its own after it."""
+        began synced (PostgreSQL: always, the level goes with the COMMIT), else in one of its own after it."""
         conn = self.connection()
-        if conn.info.get("qf_sync", "on") != conn.info.get("qf_sync_own", "on"):
+        if is_postgres(conn):
+            _apply_level(None, conn.info, True, deferred=False)
+        elif conn.info.get("qf_sync") != conn.info.get("qf_sync_own"):
             self.commit()
         last(conn)
         self._commit_with_held()
