@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from qunflow.errors import InvalidInput
-from qunflow.store import postgres
+from qunflow.store.postgres import commit_at_level, commit_synced, ping_when_stale
 
 T = TypeVar("T")
 log = logging.getLogger("qunflow")
@@ -284,7 +284,7 @@ class UpdateTransaction:
                     write_held(conn)
                     driver.commit()
                 if conn.info.get("qf_sync", "on") == "on":
-                    postgres.commit_synced(driver)
+                    commit_synced(driver)
             except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
                 raise DBAPIError.instance("COMMIT", None, exc, driver_error) from exc
         conn.commit()  # SQLAlchemy's side (the driver's COMMIT, if it ran above, has nothing left to end)
@@ -427,9 +427,9 @@ def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
         raise InvalidInput(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql",
                            zh=f"不支持的数据库 {parsed.get_backend_name()!r}:请使用 sqlite 或 postgresql")
     engine = create_engine(url, pool_size=10, max_overflow=10)
-    postgres.ping_when_stale(engine)  # first: the checkouts below act on a live connection
+    ping_when_stale(engine)  # first: the checkouts below act on a live connection
     event.listen(engine, "checkout", _postgres_sync_on_checkout)
-    postgres.commit_at_level(engine)
+    commit_at_level(engine)
     event.listen(engine, "before_cursor_execute", _noting_writes)
     _update_transactions(engine)
     return engine
