@@ -1,6 +1,6 @@
 """PostgreSQL plumbing that saves round trips (store/postgres.py) keeps its promises, seen on the server itself:
-- each commit is made at its promised level, seen in the write-ahead log: a commit that waits for the disk
-  returns once the log is flushed past it (pg_current_wal_flush_lsn), one that waits for none returns before;
+- each commit is made at its promised level: as the server sees it at the COMMIT (a deferred trigger reads
+  synchronous_commit), and for a synced one in the write-ahead log, on disk past the commit once it returns;
 - a pooled connection that PostgreSQL ended (a restart, pg_terminate_backend) does not fail the next request,
   though connections are no longer pinged at every checkout.
 The send limiter's fewer statements: tests/integration/test_shared_limits.py."""
@@ -24,6 +24,7 @@ from qunflow.workspace import Workspace
 from tests.integration.test_eventlog import make
 from tests.integration.test_join_flow import FORM, invite_token, setup_community
 from tests.integration.test_recovery import joined_events
+from tests.integration.test_update_durability import note_commit_levels
 
 pytestmark = pytest.mark.postgres
 TRIES = 5
@@ -41,11 +42,11 @@ def on_disk(observer: Engine, lsn: str) -> bool:
                                  {"lsn": lsn}).scalar())
 
 
-def mark(n: int, seen: list[str]) -> Callable[[Connection], None]:
+def mark(key: str, seen: list[str]) -> Callable[[Connection], None]:
     """A handled mark as inbound.dispatch writes it, noting where the log ended after it."""
 
     def write(conn: Connection) -> None:
-        insert_ignore(conn, inbound_updates, [{"platform": "test", "key": f"mark-{n}", "status": "done",
+        insert_ignore(conn, inbound_updates, [{"platform": "test", "key": key, "status": "done",
                                                "received_at": datetime(2026, 12, 1)}])
         seen.append(log_written(conn))
 
@@ -55,32 +56,36 @@ def mark(n: int, seen: list[str]) -> Callable[[Connection], None]:
 def test_an_updates_commits_before_platform_calls_wait_for_no_disk_and_its_last_reaches_it(
         pg_workspace: Workspace) -> None:
     """Each COMMIT carries its level, so unlike SQLite's (whose level is the connection's, set before the
-    transaction begins) an update's second commit waits for no disk either: only the last one, with the mark,
-    does. That one carries held events: committed unsynced under the event lock, then a synced commit of its
-    own, which must write a log record: one that only takes a transaction id writes none, and PostgreSQL
-    commits it without waiting for the disk whatever synchronous_commit says."""
+    transaction begins) an update's second commit waits for no disk either: only the last one does. That one
+    carries held events: committed unsynced under the event lock, then a synced commit of its own, which must
+    write a log record: one that only takes a transaction id writes none, and PostgreSQL commits it without
+    waiting for the disk whatever synchronous_commit says."""
     ws = pg_workspace
+    with ws.engine.begin() as conn:
+        for statement in note_commit_levels("inbound_updates"):
+            conn.exec_driver_sql(statement)
     observer = create_engine(ws.engine.url)
-    before_calls_on_disk, last_on_disk = [], []
+    last_on_disk = []
     for n in range(TRIES):
         written: list[str] = []
         with update_transaction(ws.engine) as tx:
-            for call in range(2):  # a send record before the DM, its result before the approval
-                with transaction(ws.engine) as conn:
-                    append_events(conn, make([f"call-{n}-{call}"]))  # held until the commit
-                    mark(1000 + 10 * n + call, written)(conn)  # a write of its own: the log moves past `written`
-                commit_update()  # before a platform call
-                before_calls_on_disk.append(on_disk(observer, written[-1]))
             with transaction(ws.engine) as conn:
-                append_events(conn, make([f"last-{n}"]))
-            tx.end(mark(n, written))
+                append_events(conn, make([f"send-{n}"]))  # held until the commit
+                mark(f"send-{n}", written)(conn)
+            commit_update()  # before the DM
+            with transaction(ws.engine) as conn:
+                mark(f"result-{n}", written)(conn)  # no event: a plain COMMIT
+            commit_update()  # before the approval
+            with transaction(ws.engine) as conn:
+                append_events(conn, make([f"handled-{n}"]))
+            tx.end(mark(f"handled-{n}", written))
         last_on_disk.append(on_disk(observer, written[-1]))
     observer.dispose()
+    with ws.engine.connect() as conn:
+        levels = dict(conn.exec_driver_sql("SELECT key, level FROM qf_commit_levels").all())
+    # the handled mark's own commit too: the commit after it, of its own, is the synced one
+    assert levels == {f"{step}-{n}": "off" for n in range(TRIES) for step in ("send", "result", "handled")}
     assert all(last_on_disk), last_on_disk
-    # the log writer flushes by itself every 200 ms, and other sessions' synced commits flush ours too: most,
-    # not all, of the unsynced commits are still off the disk when they return
-    firsts, seconds = before_calls_on_disk[0::2], before_calls_on_disk[1::2]
-    assert firsts.count(False) >= 3 and seconds.count(False) >= 3, before_calls_on_disk
 
 
 def test_a_commit_outside_an_update_is_synced(pg_workspace: Workspace) -> None:
@@ -89,7 +94,7 @@ def test_a_commit_outside_an_update_is_synced(pg_workspace: Workspace) -> None:
     for n in range(TRIES):
         written: list[str] = []
         with ws.engine.begin() as conn:
-            mark(n, written)(conn)
+            mark(f"plain-{n}", written)(conn)
         assert on_disk(observer, written[-1])
     observer.dispose()
 
