@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, delete, func, insert, select
 
 from qunflow.engine import outbox
 from qunflow.engine.limits import MemoryLimiter, SharedLimiter
-from qunflow.store.tables import deliveries
+from qunflow.store.tables import deliveries, send_limits
 from qunflow.workspace import Workspace, open_workspace
 
 RATE = 10.0  # messages a second for the whole bot
@@ -91,3 +91,40 @@ def test_without_the_shared_limit_two_workers_send_twice_as_fast(pg_workspace: W
 
 def test_a_postgresql_workspace_shares_its_limits_and_sqlite_keeps_them_in_memory(workspace: Workspace) -> None:
     assert isinstance(workspace.limiter, MemoryLimiter)
+
+
+LIMITS = {"sandbox": {"bot": (2.0, 1.0), "user": (100.0, 1.0)}}
+NOW = datetime(2026, 12, 1, 12)
+
+
+def test_a_bucket_whose_row_was_deleted_is_made_again(any_workspace: Workspace) -> None:
+    """A bucket's row is made at its first send; one deleted meanwhile is made again, a full bucket."""
+    limiter = SharedLimiter(any_workspace.engine, LIMITS)
+    assert limiter.wait("sandbox", "u1", group=False, now=NOW) == 0
+    assert limiter.wait("sandbox", "u2", group=False, now=NOW) == 0
+    assert limiter.wait("sandbox", "u3", group=False, now=NOW) == pytest.approx(0.5)  # the bot's 2 are spent
+    with any_workspace.engine.begin() as conn:
+        conn.execute(delete(send_limits))
+    assert limiter.wait("sandbox", "u3", group=False, now=NOW) == 0  # a full bucket again
+    with any_workspace.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(send_limits)).scalar() == 2
+
+
+@pytest.mark.postgres
+def test_a_bucket_another_process_makes_meanwhile_is_read_under_its_lock(pg_workspace: Workspace) -> None:
+    """Two processes send a first DM to the same user: the second one's row insert waits for the first's
+    commit, then reads the bucket the first left (full), instead of taking a fresh one."""
+    ws = pg_workspace
+    limiter = SharedLimiter(ws.engine, {"sandbox": {"bot": (100.0, 1.0), "user": (1.0, 10.0)}})
+    assert limiter.wait("sandbox", "u0", group=False, now=NOW) == 0  # the bot's row exists
+    other = create_engine(ws.engine.url)
+    waits: list[float] = []
+    with other.begin() as conn:
+        conn.execute(insert(send_limits).values(key="sandbox:user:u9", tat=NOW + timedelta(seconds=10)))
+        sender = threading.Thread(target=lambda: waits.append(limiter.wait("sandbox", "u9", group=False, now=NOW)))
+        sender.start()
+        time.sleep(0.3)
+        assert sender.is_alive(), "its insert waits for the other process's row"
+    sender.join(10)
+    other.dispose()
+    assert waits == [pytest.approx(10.0)]

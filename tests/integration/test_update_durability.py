@@ -2,8 +2,9 @@
 with the handled mark (store.db.update_transaction). The commits before the first platform call wait for no
 disk (store.db.sync_deferred); the last one is synced, and it makes theirs durable too.
 
-Checked on the real databases: SQLite's `PRAGMA synchronous` and PostgreSQL's `synchronous_commit` as each
-commit runs, for a Telegram join request handled end to end against the local Bot API server."""
+Checked on the real databases: SQLite's `PRAGMA synchronous` as each commit runs, for a Telegram join request
+handled end to end against the local Bot API server; PostgreSQL's commits by whether they return before or after
+the log is on disk (pg_commit_level)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,40 @@ def sync_level(conn: Connection) -> str:
     if conn.dialect.name == "sqlite":
         raw = conn.connection.driver_connection
         return SQLITE_LEVELS[int(raw.execute("PRAGMA synchronous").fetchone()[0])]  # type: ignore[union-attr]
-    return "FULL" if str(conn.exec_driver_sql("SHOW synchronous_commit").scalar()) == "on" else "NORMAL"
+    return pg_commit_level(conn)
+
+
+def pg_commit_level(conn: Connection) -> str:
+    """PostgreSQL: the level this connection's next commit runs at, as the server sees it at the COMMIT (a
+    deferred trigger reads the setting; each commit carries its own level, which no session setting shows)."""
+    for statement in note_commit_levels("pg_temp.qf_probe", temporary=True):
+        conn.exec_driver_sql(statement)
+    conn.commit()  # the probe's own tables, at whatever level
+    # in a SELECT: a write sync_deferred does not note (the test checks the ones it notes)
+    conn.exec_driver_sql("WITH probe AS (INSERT INTO pg_temp.qf_probe VALUES ('probe') RETURNING 1) "
+                         "SELECT count(*) FROM probe")
+    conn.commit()
+    level = conn.exec_driver_sql("SELECT level FROM pg_temp.qf_commit_levels ORDER BY n DESC LIMIT 1").scalar()
+    conn.commit()
+    return "FULL" if level == "on" else "NORMAL"
+
+
+def note_commit_levels(table: str, *, temporary: bool = False) -> list[str]:
+    """SQL that makes each commit note its synchronous_commit in qf_commit_levels (key: the inserted row's
+    `key`), for each row inserted into `table` (created when temporary): a deferred trigger runs at the
+    COMMIT, after the SET LOCAL that travels with it."""
+    schema = "pg_temp" if temporary else "public"
+    return [
+        *([f"CREATE TEMP TABLE IF NOT EXISTS {table.split('.')[-1]} (key text)"] if temporary else []),
+        f"CREATE {'TEMP ' if temporary else ''}TABLE IF NOT EXISTS {schema}.qf_commit_levels "
+        "(n serial, key text, level text)",
+        f"CREATE OR REPLACE FUNCTION {schema}.qf_note_level() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"INSERT INTO {schema}.qf_commit_levels (key, level) "
+        "VALUES (NEW.key, current_setting('synchronous_commit')); RETURN NULL; END $$",
+        f"DROP TRIGGER IF EXISTS qf_note_level ON {table}",
+        f"CREATE CONSTRAINT TRIGGER qf_note_level AFTER INSERT ON {table} DEFERRABLE INITIALLY DEFERRED "
+        f"FOR EACH ROW EXECUTE FUNCTION {schema}.qf_note_level()",
+    ]
 
 
 def test_sync_deferred_commits_without_waiting_and_notes_writes(any_workspace: Workspace) -> None:

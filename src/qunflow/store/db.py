@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from qunflow.errors import InvalidInput
+from qunflow.store.postgres import commit_at_level, commit_synced, ping_when_stale
 
 T = TypeVar("T")
 log = logging.getLogger("qunflow")
@@ -104,14 +105,10 @@ def _writes_settled(conn: Connection) -> None:
 
 
 def _apply_level(dbapi_connection: Any, info: dict[str, Any], postgres: bool, *, deferred: bool) -> None:
-    """Set the connection's commit sync level (no transaction may be open): deferred, or the configured one."""
-    if postgres:
-        wanted = "off" if deferred else "on"
-        if info.get("qf_sync", "on") != wanted:
-            with dbapi_connection.cursor() as cursor:
-                cursor.execute(f"SET synchronous_commit TO {wanted}")
-            dbapi_connection.commit()  # a session setting, kept past the pool's rollback on return
-            info["qf_sync"] = wanted
+    """Set the sync level of the connection's next commits (no transaction may be open): deferred, or the
+    configured one."""
+    if postgres:  # nothing sent: each commit carries its level (store.postgres.commit_at_level)
+        info["qf_sync"] = "off" if deferred else "on"
         return
     wanted = "NORMAL" if deferred else info["qf_sync_own"]
     if info.get("qf_sync") != wanted:
@@ -219,9 +216,11 @@ class UpdateTransaction:
     - `commit_update()` before each platform call (a send is recorded before it goes; the send's own result
       is then committed with the update's next commit, before any other call);
     - `end()`, with the update's handled mark, in a synced commit that makes the earlier ones durable too.
-    Its first transaction waits for no disk (`sync_deferred`); after a commit, the update's next transaction
-    may be its last, so it is synced. On PostgreSQL, writes that take a lock shared by every process (the
-    event log's) may be held back (`held_writes`) and run as the last statements before each COMMIT."""
+    Its first transaction waits for no disk (`sync_deferred`). SQLite sets the level per connection, before a
+    transaction begins: after a commit, the update's next transaction may be its last, so it is synced.
+    PostgreSQL's COMMIT carries its own level (store.postgres.commit_at_level): only `end()`'s is synced. On
+    PostgreSQL, writes that take a lock shared by every process (the event log's) may be held back
+    (`held_writes`) and run as the last statements before each COMMIT."""
 
     __slots__ = ("engine", "conn", "scope", "held", "wrote_held")
 
@@ -245,22 +244,24 @@ class UpdateTransaction:
         return self.conn is not None and bool(self.conn.info.get("qf_wrote"))
 
     def commit(self) -> None:
-        """Commit what is pending (a transaction that only read is ended). The update's next transaction may
-        be its last: it is synced."""
+        """Commit what is pending (a transaction that only read is ended). SQLite: the update's next transaction
+        may be its last, so it is synced."""
         if self.conn is None:
             return
         if self.pending:
             self._commit_with_held()
         elif self.conn.in_transaction():
             self.conn.rollback()
-        _apply_level(self.conn.connection.driver_connection, self.conn.info, is_postgres(self.conn),
-                     deferred=False)
+        if not is_postgres(self.conn):
+            _apply_level(self.conn.connection.driver_connection, self.conn.info, False, deferred=False)
 
     def end(self, last: Callable[[Connection], object]) -> None:
         """Write `last` (the handled mark) and commit with a synced commit: with the open transaction when it
-        began synced, else in one of its own after it."""
+        began synced (PostgreSQL: always, the level goes with the COMMIT), else in one of its own after it."""
         conn = self.connection()
-        if conn.info.get("qf_sync", "on") != conn.info.get("qf_sync_own", "on"):
+        if is_postgres(conn):
+            _apply_level(None, conn.info, True, deferred=False)
+        elif conn.info.get("qf_sync") != conn.info.get("qf_sync_own"):
             self.commit()
         last(conn)
         self._commit_with_held()
@@ -276,16 +277,14 @@ class UpdateTransaction:
             self.wrote_held = False
             driver: Any = conn.connection.driver_connection
             driver_error = conn.dialect.loaded_dbapi.Error
-            synced = conn.info.get("qf_sync", "on") == "on"
             try:
                 with driver.pipeline():
-                    if synced:  # not under the lock: the disk is waited for below, once the lock is given back
-                        driver.execute("SET LOCAL synchronous_commit TO off")
+                    # not under the lock: a synced commit waits for the disk below, once the lock is given back
+                    driver.execute("SET LOCAL synchronous_commit TO off")
                     write_held(conn)
                     driver.commit()
-                if synced:  # a commit of its own (an id makes it write one), synced: the log is on disk up to here
-                    driver.execute("SELECT pg_current_xact_id()")
-                    driver.commit()
+                if conn.info.get("qf_sync", "on") == "on":
+                    commit_synced(driver)
             except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
                 raise DBAPIError.instance("COMMIT", None, exc, driver_error) from exc
         conn.commit()  # SQLAlchemy's side (the driver's COMMIT, if it ran above, has nothing left to end)
@@ -427,8 +426,10 @@ def make_engine(url: str, *, sqlite_synchronous: str = "full") -> Engine:
     if parsed.get_backend_name() != "postgresql":
         raise InvalidInput(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql",
                            zh=f"不支持的数据库 {parsed.get_backend_name()!r}:请使用 sqlite 或 postgresql")
-    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(url, pool_size=10, max_overflow=10)
+    ping_when_stale(engine)  # first: the checkouts below act on a live connection
     event.listen(engine, "checkout", _postgres_sync_on_checkout)
+    commit_at_level(engine)
     event.listen(engine, "before_cursor_execute", _noting_writes)
     _update_transactions(engine)
     return engine

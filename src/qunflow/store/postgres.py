@@ -1,0 +1,86 @@
+"""PostgreSQL connection plumbing that saves round trips: each commit's sync level travels with its COMMIT, the
+synced commit after held writes is one statement, and a pooled connection is pinged only when it may be dead."""
+
+from __future__ import annotations
+
+import select
+import time
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DisconnectionError
+
+# A transaction's own level, set and committed in one simple-protocol query (one round trip, as a bare COMMIT).
+DEFERRED_COMMIT = "SET LOCAL synchronous_commit TO off; COMMIT"
+# A transaction that writes a WAL record of its own (a logical-decoding message nobody reads, open to every role):
+# its synced commit waits for the log to be on disk up to it, which makes every commit before it durable too. A
+# transaction that only takes an id (pg_current_xact_id()) writes no WAL, and PostgreSQL then commits it without
+# waiting for the disk whatever synchronous_commit says (xact.c, RecordTransactionCommit).
+FLUSH = "SELECT pg_logical_emit_message(true, 'qunflow.sync', '')"
+# A connection returned to the pool longer ago than this is pinged before use (a firewall or NAT may have dropped
+# it without a word); a younger one only when the server sent it something while it sat idle (a shutdown or a
+# pg_terminate_backend says so before it closes the socket).
+PING_IDLE_AFTER = 10.0
+
+
+def commit_at_level(engine: Engine) -> None:
+    """Commit at the level the connection's checkout chose (info["qf_sync"], store.db.sync_deferred): an
+    unsynced commit sends its SET LOCAL with the COMMIT, so the session's own setting is never changed."""
+    from psycopg.pq import TransactionStatus  # here: SQLite installs never load psycopg
+
+    dialect = engine.dialect
+    commit = dialect.do_commit
+    open_ = TransactionStatus.INTRANS
+
+    def do_commit(connection: Any) -> None:  # the pool's proxy; its info is the connection record's
+        driver = connection.driver_connection
+        if connection.info.get("qf_sync") == "off" and driver.info.transaction_status == open_:
+            driver.execute(DEFERRED_COMMIT, prepare=False)
+        else:
+            commit(connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign, assignment]
+
+
+def commit_synced(driver: Any) -> None:
+    """A synced commit of a transaction of its own (none may be open): every commit before it is durable once
+    it returns. One round trip: the statement runs alone in autocommit."""
+    driver.autocommit = True
+    try:
+        driver.execute(FLUSH)
+    finally:
+        driver.autocommit = False
+
+
+def ping_when_stale(engine: Engine) -> None:
+    """Check a connection at checkout only when it may be dead (PING_IDLE_AFTER), instead of SQLAlchemy's
+    pool_pre_ping round trip at every checkout; a failed ping makes the pool open a new connection
+    (DisconnectionError: SQLAlchemy's pessimistic disconnect handling)."""
+
+    def returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["qf_returned"] = time.monotonic()
+
+    def check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle = time.monotonic() - record.info.get("qf_returned", 0.0)
+        if idle <= PING_IDLE_AFTER and not _has_input(dbapi_connection):
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # whatever the driver raises for a dead connection
+            raise DisconnectionError(f"the pooled connection is gone: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("the pooled connection did not answer")
+
+    event.listen(engine, "connect", returned)  # a new connection was just used: no ping on its first checkout
+    event.listen(engine, "checkin", returned)
+    event.listen(engine, "checkout", check)
+
+
+def _has_input(dbapi_connection: Any) -> bool:
+    """The server sent something to a connection that waits for no answer: a shutdown's or a terminated
+    backend's error, or the socket's end. A local check, no round trip."""
+    if dbapi_connection.closed:
+        return True
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
