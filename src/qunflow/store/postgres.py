@@ -81,6 +81,5 @@ def _has_input(dbapi_connection: Any) -> bool:
     backend's error, or the socket's end. A local check, no round trip."""
     if dbapi_connection.closed:
         return True
-    poller = select.poll()
-    poller.register(dbapi_connection.fileno(), select.POLLIN)
-    return bool(poller.poll(0))
+    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)  # select: Windows has no poll()
+    return bool(readable)
