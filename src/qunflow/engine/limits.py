@@ -64,8 +64,8 @@ class SharedLimiter:
 
 
 def _locked(conn: Connection, keys: list[str]) -> dict[str, datetime]:
-    """The buckets' stored times, their rows locked until the transaction ends (PostgreSQL: SQLite's writer
-    lock already serialises the writes)."""
+    """The buckets' stored times, their rows locked until the transaction ends. PostgreSQL only: SQLite has no
+    row locks, and a workspace on SQLite (one process) keeps its buckets in memory (Workspace.limiter)."""
     query = select(send_limits.c.key, send_limits.c.tat).where(send_limits.c.key.in_(keys)).order_by(send_limits.c.key)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
