@@ -191,6 +191,18 @@ def test_the_cli_json_contract_and_table(workspace: Workspace) -> None:
     assert bad.exit_code == 2 and "--format" in bad.stderr
 
 
+def test_organic_channels_are_no_yardstick_for_a_costly_one() -> None:
+    """Organic channels cost 0 per acquisition (nothing spent): compared with them every paid one looks costly, or
+    their zeros pull the median to 0 and hide a costly one. Only paid channels are compared."""
+    from qunflow.services.doctor import _costly_of
+
+    paid = [{"channel": name, "spend": 1000, "cost_per_acquisition": cost}
+            for name, cost in (("a", 100), ("b", 120), ("c", 500))]
+    organic = [{"channel": f"free{i}", "spend": 0, "cost_per_acquisition": 0.0} for i in range(3)]
+    assert [f.params["channel"] for f in _costly_of(paid + organic)] == ["c"]
+    assert _costly_of(paid[:2] + organic) == []
+
+
 def test_costly_channels_compare_with_the_median_of_the_others() -> None:
     assert costly_channels({"a": 100, "b": 120, "c": 500}) == [("c", 500, 110)]
     assert costly_channels({"a": 100, "b": 120, "c": 300}) == []

@@ -209,8 +209,9 @@ def _costly(ws: Workspace, now: datetime, channel_rows: list[dict[str, Any]] | N
 
 
 def _costly_of(rows: list[dict[str, Any]]) -> list[Finding]:
+    # Paid channels only: an organic channel's CPA is 0 (nothing spent), no yardstick for what a paid one costs.
     cpa = {row["channel"]: row["cost_per_acquisition"] for row in rows
-           if row.get("channel") and row.get("cost_per_acquisition") is not None}
+           if row.get("channel") and row.get("cost_per_acquisition") is not None and row.get("spend")}
     return [Finding("costly_channel", "info",
                     f"channel {channel}'s cost per acquisition (¥{cost:,.0f}) is over 3x the other channels' "
                     f"median (¥{median:,.0f}): the seed's week 4 says cut or fix costly channels",
