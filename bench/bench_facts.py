@@ -341,12 +341,13 @@ def stage_floor(data: Path) -> dict[str, Any]:
 
 # ---- the parent ------------------------------------------------------------------------------------------------
 
-def run_stage(args: list[str]) -> tuple[dict[str, Any], float]:
-    """A stage in a child process: its JSON result and its own peak RSS (MiB)."""
+def run_stage(args: list[str], script: str = __file__) -> tuple[dict[str, Any], float]:
+    """A stage of `script` (this bench's, by default) in a child process: the JSON its last line prints and the
+    child's own peak RSS (MiB)."""
     from bench.bench_ship import child_env
 
     with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen([sys.executable, __file__, *args], stdout=log, stderr=subprocess.STDOUT,
+        process = subprocess.Popen([sys.executable, script, *args], stdout=log, stderr=subprocess.STDOUT,
                                    env=child_env())
         _, status, usage = os.wait4(process.pid, 0)
         log.seek(0)

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,11 +37,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_facts import dashboard_seconds, period  # noqa: E402
-from bench.bench_facts import run_stage as run_floor_stage  # noqa: E402
+from bench.bench_facts import (  # noqa: E402
+    dashboard_seconds,
+    period,
+    run_stage,  # noqa: E402
+)
 from bench.bench_ship import (  # noqa: E402
     FLOOR,
-    child_env,
     compile_package,
     duckdb_floor,
     generate,
@@ -90,19 +91,6 @@ def stage_slices(ws_dir: Path, start: date, end: date) -> dict[str, Any]:
 
 
 # ---- the parent ---------------------------------------------------------------------------------------------------
-
-def run_slices(ws: Path, data: Path) -> tuple[dict[str, Any], float]:
-    """stage_slices in a child process: its result and its own peak RSS (MiB)."""
-    with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen([sys.executable, __file__, "--stage", "slices", "--ws", str(ws), "--data",
-                                    str(data)], stdout=log, stderr=subprocess.STDOUT, env=child_env())
-        _, status, usage = os.wait4(process.pid, 0)
-        log.seek(0)
-        text = log.read()
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"the slices stage failed:\n{text[-3000:]}")
-    return json.loads(text.strip().splitlines()[-1]), usage.ru_maxrss / 1024
-
 
 def week_key(day_number: int) -> str:
     """The floor's week (the integer day of its Monday) as qunflow's cohort_week key."""
@@ -155,7 +143,7 @@ def bench(base: Path, data: Path, members: int, engine: str) -> dict[str, Any]:
         timed_process([sys.executable, "-c", "import sys; from pathlib import Path; from bench.bench_ship import "
                        "convert; convert(Path(sys.argv[1]), Path(sys.argv[2]))", str(data), str(base)])
         step("the floor's DuckDB suite")
-        figures["floor"], figures["floor_peak_mib"] = run_floor_stage(["--stage", "floor", "--data", str(data)])
+        figures["floor"], figures["floor_peak_mib"] = run_stage(["--stage", "floor", "--data", str(data)])
         figures["floor_results"] = json.loads((data / "floor-duckdb.json").read_text())["results"]
         step("DuckDB loads the event file")
         figures["parquet_load_s"] = duckdb_floor(events, base)
@@ -174,7 +162,8 @@ def bench(base: Path, data: Path, members: int, engine: str) -> dict[str, Any]:
         figures["first_call_s"] = timed_process(call)
         figures["second_call_s"] = timed_process(call)
         step("both slices and the dashboard")
-        figures["slices"], figures["slices_peak_mib"] = run_slices(ws, data)
+        figures["slices"], figures["slices_peak_mib"] = run_stage(
+            ["--stage", "slices", "--ws", str(ws), "--data", str(data)], __file__)
         step("qunflow's numbers against the floor's")
         import pyarrow.parquet as pq
 
