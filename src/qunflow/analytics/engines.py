@@ -63,6 +63,11 @@ class Engine(Protocol):
 
     def replace_spend(self, table: pa.Table) -> None: ...
 
+    def sync_days(self) -> None:
+        """Bring the events' stored local days in line with the workspace's zone before a ship (DuckDB stores
+        them; ClickHouse computes the day per row, so there it does nothing)."""
+        ...
+
     def restate(self, table: pa.Table) -> None:
         """Put these rows in place of the stored rows with the same seqs (already shipped ones), atomically:
         readers see the old rows or the new ones, never neither nor both."""
@@ -179,6 +184,9 @@ class ChdbEngine:
         self.session.query("EXCHANGE TABLES events AND events_restating")
         self.session.query("DROP TABLE events_restating SYNC")
 
+    def sync_days(self) -> None:
+        """No stored day on ClickHouse (queries compute it)."""
+
     def replace_spend(self, table: pa.Table) -> None:
         incoming_spend = table  # noqa: F841 - read by name, as above
         self.session.query("TRUNCATE TABLE spend")
@@ -239,6 +247,9 @@ class ClickHouseServerEngine:
         inserted is the one kept (FINAL, behind the events view, applies that rule when reading)."""
         with _server_errors(self.target):
             self.client.insert_arrow("events_log", table)
+
+    def sync_days(self) -> None:
+        """No stored day on ClickHouse (queries compute it)."""
 
     def replace_spend(self, table: pa.Table) -> None:
         """Fill a fresh table and swap it in: readers see the old spend or the new one, never none."""

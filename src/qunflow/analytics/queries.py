@@ -140,9 +140,8 @@ facts AS (
 )
 """ + COHORT_COUNTS
 
-# COHORT over the per-member facts (analytics/facts.py) instead of the events: the same output, for the cases
-# `facts.usable` allows (no experiment, every event known as of the as-of day).
-# COHORT from the member facts, for any as-of day, also one in the past with events after it: a first join before
+# COHORT over the per-member facts (analytics/facts.py) instead of the events: the same output, with no experiment
+# (`facts.usable` with no cutoff), for any as-of day, also one in the past with events after it: a first join before
 # the cutoff is the first join as of then too, and every flag that later events could change is counted only where
 # the cutoff has passed its window (e1..e30 for the activity days and the Day-1 task, m30 and m90 for money,
 # invites and referred joins), except the first conversion, which is compared with the cutoff itself.

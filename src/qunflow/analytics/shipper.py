@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import func, select
 
-from qunflow.analytics.engines import DuckDBEngine, Engine, open_engine
+from qunflow.analytics.engines import Engine, open_engine
 from qunflow.analytics.eventlog_arrow import ARROW_SCHEMA, COLUMNS, read_ahead
 from qunflow.analytics.facts import refresh_facts
 from qunflow.store.tables import events, spend
@@ -80,8 +80,7 @@ def analytics(ws: Workspace, *, ship_first: bool = True) -> Iterator[Engine]:
 def ship_into(ws: Workspace, engine: Engine, chunk: int = CHUNK) -> int:
     """ship() through a store the caller holds (as this process's one shipper)."""
     shipped = 0
-    if isinstance(engine, DuckDBEngine):
-        engine.sync_days()  # a change of zone: the stored days follow before the facts are rebuilt from them
+    engine.sync_days()  # a change of zone: the stored days follow before the facts are rebuilt from them
     for table in read_ahead(ws.engine, engine.watermark(), chunk):
         engine.append(table)
         shipped += table.num_rows
