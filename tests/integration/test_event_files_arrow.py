@@ -173,3 +173,23 @@ def test_only_a_parquet_file_of_fitting_columns_skips_the_reader_process(tmp_pat
     (tmp_path / "damaged.parquet").write_bytes(b"PAR1 not really")
     assert _arrow_ready(tmp_path / "fits.parquet")
     assert not any(_arrow_ready(tmp_path / name) for name in ("other.parquet", "events.csv", "damaged.parquet"))
+
+
+def test_properties_json_can_refuse_is_a_row_error_not_a_crash(tmp_path: Path, workspace: Workspace) -> None:
+    """An integer over Python's 4,300 digits or nesting past the recursion limit: json.loads raises ValueError or
+    RecursionError, not JSONDecodeError; the row is refused with a reason, the others stored (Parquet and CSV)."""
+    huge, deep = '{"n": 1' + "0" * 5000 + "}", '{"a": ' + "[" * 3000 + "]" * 3000 + "}"
+    texts = ['{"tier": "core"}', huge, deep]
+    batch = pa.table({"event_id": ["p1", "p2", "p3"], "type": ["joined"] * 3,
+                      "ts": pa.array([MOMENT] * 3, pa.timestamp("us", "UTC")), "member_id": ["m1", "m2", "m3"],
+                      "properties": texts})
+    pq.write_table(batch, tmp_path / "events.parquet")
+    quoted = [text.replace('"', '""') for text in texts]
+    lines = ["event_id,type,ts,member_id,properties"] + [
+        f'c{i},joined,2026-01-20T00:30:00Z,m{i},"{text}"' for i, text in enumerate(quoted)]
+    (tmp_path / "events.csv").write_text("\n".join(lines) + "\n")
+    for name, first in (("events.parquet", 1), ("events.csv", 2)):  # a CSV's line 1 is its header
+        result = import_event_file(workspace.engine, tmp_path / name)
+        assert result.stored == 1, name
+        assert [(error["line"], "JSON object" in error["reason"]) for error in result.errors] == [
+            (first + 1, True), (first + 2, True)], result.errors

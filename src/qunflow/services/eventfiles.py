@@ -113,7 +113,7 @@ def _csv_batch(header: list[str], rows: list[list[str]]) -> RawBatch:
         if "properties" in clean:
             try:
                 clean["properties"] = json.loads(clean["properties"])
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON; an integer over 4,300 digits; deep nesting
                 return "properties is not a JSON object"
         return clean
 
@@ -123,7 +123,7 @@ def _csv_batch(header: list[str], rows: list[list[str]]) -> RawBatch:
 def _json_or_none(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON; an integer over 4,300 digits; deep nesting
         return None
 
 
@@ -177,8 +177,8 @@ def _parquet_value(name: str, value: Any) -> Any:
     if name == "properties" and isinstance(value, str):
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
-            return value
+        except (ValueError, RecursionError):  # not JSON; an integer over 4,300 digits; deep nesting
+            return value  # text: parse_event refuses it as not a JSON object
     if isinstance(value, Decimal):
         return str(value)
     return value
