@@ -377,7 +377,8 @@ def _server(target: ClickHouseTarget) -> ClickHouseServerEngine:
 def open_engine(ws: Workspace, *, read_only: bool = False, wait: bool = True) -> Iterator[Engine]:
     """The workspace's analytics engine. `read_only` opens an embedded DuckDB file without taking its
     write lock (the file must exist); without `wait`, a DuckDB file another process holds is refused at once
-    (store.AnalyticsBusy). The other engines ignore both."""
+    (store.AnalyticsBusy). The other engines ignore both (a chdb store another process holds is AnalyticsBusy at
+    once, with no wait)."""
     name = ws.settings.analytics_engine
     if name == "duckdb":
         from qunflow.analytics.store import connect
