@@ -1,7 +1,7 @@
 """A Parquet import ships its batches along to the analytics store (analytics/ship_along.py): the store it leaves
-equals a fresh ship of the same state database (events, watermark, per-member facts), batch after batch; a
-store out of step, a batch that cannot ship along, Ctrl+C or a SIGKILL mid-import leave a store the next ship
-completes to the same result, never a row twice."""
+equals a fresh ship of the same state database (events, watermark, per-member facts, metrics), batch after
+batch; a store out of step, a batch that cannot ship along, Ctrl+C or a SIGKILL mid-import leave a store the
+next ship completes to the same result, never a row twice. Every test runs on DuckDB and on chdb (`store`)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from qunflow.analytics.engines import open_engine
 from qunflow.analytics.shipper import ship
 from qunflow.services.fileimport import import_event_file
 from qunflow.services.ingest import ingest_batch
+from qunflow.services.metrics import metrics_report
 from qunflow.store.eventlog import count_events, max_seq
 from qunflow.workspace import Workspace, open_workspace
 
@@ -33,6 +35,15 @@ START = datetime(2026, 3, 1, 15, 59, 59, 999999, tzinfo=UTC)  # near midnight in
 TEXT = ["ads", 'a "quoted", comma', "two\nlines", "课程 🎉", "back\\slash", "'", "NULL", ""]
 # A join's properties as JSON text: stored (and shipped) as the event log writes them, {} and "" as absent.
 PROPERTIES = ['{"tier": "newbie"}', '{ "tier":"core", "from": "海报" }', "{}", None, "", '{"n": 1.50}']
+
+
+@pytest.fixture(autouse=True, params=["duckdb", "chdb"])
+def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The analytics engine of every workspace the test opens (and of the CLI it runs)."""
+    if request.param == "chdb":
+        pytest.importorskip("chdb", reason="the chdb tests need chdb: pip install -e '.[test]'")
+    monkeypatch.setenv("QUNFLOW_ANALYTICS_ENGINE", request.param)
+    return str(request.param)
 
 
 def community(n: int, money: list[Decimal] | None = None, first: int = 0) -> pa.Table:
@@ -70,7 +81,14 @@ def write(path: Path, table: pa.Table) -> Path:
 
 
 def analytics_of(ws: Workspace) -> dict[str, Any]:
-    """The store's events in seq order, its watermark, its facts (sorted) and their watermark."""
+    """The store's events in seq order, its watermark, its facts (sorted) and their watermark, and the metrics
+    it gives."""
+    return stored(ws) | {"metrics": metrics_of(ws)}
+
+
+def stored(ws: Workspace) -> dict[str, Any]:
+    if ws.settings.analytics_engine == "chdb":
+        return chdb_stored(ws)
     with duckdb.connect(ws.settings.analytics_file, read_only=True) as duck:
         facts = duck.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'member_facts'").fetchone()
         return {
@@ -82,11 +100,32 @@ def analytics_of(ws: Workspace) -> dict[str, Any]:
         }
 
 
+def chdb_stored(ws: Workspace) -> dict[str, Any]:
+    """stored() on chdb: the watermark is max(seq); the facts are the newest version of each member's row
+    (the facts_state row with no facts yet: None, as on DuckDB)."""
+    with open_engine(ws) as engine:
+        facts_state = engine.query("SELECT max(watermark) FROM facts_state FINAL", {})[1]
+        facts = engine.query("SELECT * FROM member_facts ORDER BY member_id", {})[1]
+        return {
+            "events": engine.query("SELECT * FROM events ORDER BY seq", {})[1],
+            "watermark": engine.watermark(),
+            "facts": facts or None,
+            "facts_watermark": facts_state[0][0] if facts_state and facts else None,
+        }
+
+
+def metrics_of(ws: Workspace) -> dict[str, Any]:
+    """The metrics by channel over the community's days, read as the store stands (no ship first)."""
+    return metrics_report(ws, start=START.date(), end=START.date() + timedelta(days=90), by="channel",
+                          ship_first=False)
+
+
 def fresh_ship(ws: Workspace, tmp_path: Path) -> dict[str, Any]:
     """The reference: the same state database shipped by the normal ship into a new store."""
     copy = tmp_path / "fresh"
     shutil.copytree(ws.home, copy)
-    (copy / Path(ws.settings.analytics_file).name).unlink(missing_ok=True)
+    store = copy / Path(ws.settings.analytics_file).name
+    shutil.rmtree(store) if store.is_dir() else store.unlink(missing_ok=True)
     other = open_workspace(copy)
     try:
         ship(other)
@@ -203,11 +242,19 @@ def test_a_store_out_of_step_is_left_to_the_normal_ship(workspace: Workspace, tm
     assert analytics_of(workspace) == fresh_ship(workspace, tmp_path)
 
 
-def test_a_store_held_by_another_process_is_left_to_its_next_ship(workspace: Workspace, tmp_path: Path) -> None:
-    ship(workspace)  # creates the file
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)"),
-        workspace.settings.analytics_file], stdout=subprocess.PIPE, text=True)
+HOLDERS = {  # a process that holds the store open
+    "duckdb": "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)",
+    "chdb": "import chdb.session, sys, time; s = chdb.session.Session(sys.argv[1]); print('held', flush=True); "
+            "time.sleep(60)",
+}
+
+
+def test_a_store_held_by_another_process_is_left_to_its_next_ship(workspace: Workspace, tmp_path: Path,
+                                                                  store: str) -> None:
+    if store == "duckdb":
+        ship(workspace)  # creates the file (chdb: the holder creates the store; this process must not hold it)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDERS[store], workspace.settings.analytics_file],
+                              stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         started = time.monotonic()
@@ -220,6 +267,21 @@ def test_a_store_held_by_another_process_is_left_to_its_next_ship(workspace: Wor
     assert analytics_of(workspace)["watermark"] == 0
     assert ship(workspace) == 500
     assert analytics_of(workspace) == fresh_ship(workspace, tmp_path)
+
+
+def seqs_stored(ws: Workspace) -> tuple[int, int, int | None]:
+    """The store's events, their distinct seqs and the highest, read without holding the store afterwards (chdb:
+    in a process of its own, as the next import must open it)."""
+    query = "SELECT count(*), count(DISTINCT seq), max(seq) FROM events"
+    if ws.settings.analytics_engine == "duckdb":
+        with duckdb.connect(ws.settings.analytics_file, read_only=True) as duck:
+            return duck.execute(query).fetchone()  # type: ignore[return-value]
+    read = subprocess.run([sys.executable, "-c", (
+        "import chdb.session, sys; s = chdb.session.Session(sys.argv[1]); "
+        "print(s.query(sys.argv[2], 'CSV').bytes().decode())"), ws.settings.analytics_file, query],
+        capture_output=True, text=True, check=True)
+    rows, distinct, top = read.stdout.strip().split(",")
+    return int(rows), int(distinct), int(top) if int(rows) else None
 
 
 def test_a_killed_import_leaves_a_store_the_next_ship_completes(workspace: Workspace, tmp_path: Path) -> None:
@@ -240,9 +302,8 @@ def test_a_killed_import_leaves_a_store_the_next_ship_completes(workspace: Works
             child.wait()
         stored = sqlite_count(workspace)
         assert stored >= stop_at or child.returncode == 0
-        with duckdb.connect(workspace.settings.analytics_file, read_only=True) as duck:
-            rows, distinct, top = duck.execute("SELECT count(*), count(DISTINCT seq), max(seq) FROM events").fetchone()
-        assert rows == distinct and (top or 0) <= stored
+        rows, distinct, top = seqs_stored(workspace)
+        assert rows == distinct and (top or 0) <= stored and (not top or rows == top)  # no row twice, no gap
         if stop_at > 2_000:  # the killed process had shipped batches along
             assert top
     ws = open_workspace(workspace.home)

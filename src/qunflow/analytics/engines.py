@@ -48,6 +48,13 @@ SERVER_SCHEMA = (
     SPEND_TABLE,
     *facts_clickhouse.SCHEMA,
 )
+# An INSERT ... SELECT squashes what it reads into blocks of min_insert_block_size_rows (about 1M) or _bytes
+# (256 MiB), one part each, in max_insert_threads streams (2 by default in chdb): a 2.5M-row append made three
+# parts with interleaved seqs, so a crash between them could leave a gap under max(seq). One stream, no byte
+# threshold and a row threshold no append reaches make every append one block, whole or nothing (one part at
+# 2.5M rows; both thresholds at 0 would not squash at all: 65,409-row parts, out of order).
+ONE_BLOCK = ("SETTINGS max_insert_threads = 1, min_insert_block_size_rows = 9223372036854775807, "
+             "min_insert_block_size_bytes = 0")
 AUTH_FAILED = {192, 193, 194, 516}  # UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, AUTHENTICATION_FAILED
 NOT_ALLOWED = {164, 497}  # READONLY, ACCESS_DENIED
 
@@ -155,8 +162,9 @@ class DuckDBEngine:
 
 
 class ChdbEngine:
-    """Embedded ClickHouse. The watermark is max(seq) of the events table itself: an INSERT of an
-    ordered chunk lands whole or as a prefix, so resuming from max(seq) neither skips nor repeats."""
+    """Embedded ClickHouse. The watermark is max(seq) of the events table itself: each append is one INSERT
+    that forms one block (ONE_BLOCK), hence one part, which lands whole or not at all (an insert of one block
+    into one partition of a MergeTree is atomic), so resuming from max(seq) neither skips nor repeats."""
 
     name = "chdb"
 
@@ -170,7 +178,7 @@ class ChdbEngine:
 
     def append(self, table: pa.Table) -> None:
         incoming = table  # noqa: F841 - chdb's Python() table function reads this local by name
-        self.session.query("INSERT INTO events SELECT * FROM Python(incoming)")
+        self.session.query(f"INSERT INTO events SELECT * FROM Python(incoming) {ONE_BLOCK}")
 
     def restate(self, table: pa.Table) -> None:
         """chdb has no transactions: the table is rebuilt beside the old one and swapped in (EXCHANGE is
@@ -313,18 +321,44 @@ _chdb_session: dict[str, Any] = {}
 
 
 def _chdb(path: str) -> Any:
-    """chdb keeps one session per process: switching workspaces closes the previous one."""
+    """chdb keeps one session per process: switching workspaces closes the previous one. A store another process
+    has open is store.AnalyticsBusy."""
     from chdb import session as chdb_session
 
     if _chdb_session.get("path") != path:
         if "session" in _chdb_session:
-            _chdb_session["session"].close()
+            _chdb_session.pop("path")
+            _chdb_session.pop("session").close()
         Path(path).mkdir(parents=True, exist_ok=True)
-        created = chdb_session.Session(path)
+        try:
+            created = chdb_session.Session(path)
+        except RuntimeError as exc:
+            if _held_elsewhere(Path(path) / "status"):
+                from qunflow.analytics.store import AnalyticsBusy
+
+                raise AnalyticsBusy(f"the analytics store {path} is in use by another process",
+                                    zh=f"分析库 {path} 正被另一个进程占用") from exc
+            raise
         for statement in CLICKHOUSE_SCHEMA:
             created.query(statement)
         _chdb_session.update(path=path, session=created)
     return _chdb_session["session"]
+
+
+def _held_elsewhere(status: Path) -> bool:
+    """Whether another process holds the lock ClickHouse takes on its data directory's status file (flock)."""
+    import fcntl
+
+    try:
+        with status.open("rb") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(file, fcntl.LOCK_UN)
+    except FileNotFoundError:
+        pass
+    return False
 
 
 _server_lock = threading.Lock()
@@ -343,7 +377,8 @@ def _server(target: ClickHouseTarget) -> ClickHouseServerEngine:
 def open_engine(ws: Workspace, *, read_only: bool = False, wait: bool = True) -> Iterator[Engine]:
     """The workspace's analytics engine. `read_only` opens an embedded DuckDB file without taking its
     write lock (the file must exist); without `wait`, a DuckDB file another process holds is refused at once
-    (store.AnalyticsBusy). The other engines ignore both."""
+    (store.AnalyticsBusy). The other engines ignore both (a chdb store another process holds is AnalyticsBusy at
+    once, with no wait)."""
     name = ws.settings.analytics_engine
     if name == "duckdb":
         from qunflow.analytics.store import connect

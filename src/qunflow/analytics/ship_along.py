@@ -1,6 +1,6 @@
 """Shipping an import as it goes (issue 15): each batch `qunflow events import` commits from Arrow is
-appended, in the same Arrow form, to the analytics store, with the watermark in that append's transaction,
-so the first metrics call after a large import has (almost) nothing to ship.
+appended, in the same Arrow form, to the analytics store, the watermark moving with it (Engine.append), so the
+first metrics call after a large import has (almost) nothing to ship.
 
 The state database stays the truth. A batch ships along only when the store is in step: the batch's rows
 took consecutive seqs after the last one before it, one each in file order (checked inside the batch's own
@@ -12,9 +12,17 @@ by another process) ends shipping along for the import. At the end the import ru
 (shipper.ship's path): whatever did not ship along, the per-member facts and spend, in the thread and through
 the connection that appended, while the import builds its indexes (store/event_indexes.py).
 
-DuckDB only: chdb and a ClickHouse server keep the normal ship (their watermark is max(seq) of the rows,
-and the first metrics call ships as before). Appends run in a thread while the import stores the next batch
-(DuckDB lets go of Python's lock while it works).
+On DuckDB and chdb (ALONG). DuckDB moves its watermark in the append's transaction. chdb has no transactions:
+its watermark is max(seq) of the rows, and each append is one block, which lands whole or not at all
+(engines.ONE_BLOCK), so a crash mid-append leaves the store as it was. Either store is held by one process at
+a time (DuckDB's file lock, the lock chdb takes on its directory), and within the process by the thread
+(shipper's lock, and engines._chdb_lock, which the import's own thread never takes), so nothing moves the
+watermark between the check and the append. Both let go of Python's lock while they work, so the appends run
+in the thread while the import stores the next batch (docs/metrics.md has the figures).
+
+A ClickHouse server keeps the normal ship (its first metrics call ships): other processes ship into it at the
+same time, so a batch could be checked in step, then shipped and restated (a merge, an erasure) by another
+process, and then appended: its old rows, inserted last, would win in events_log's ReplacingMergeTree.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ SQLITE_EXACT_MONEY = Decimal("1e11")
 # for it (store.LOCK_WAIT_SECONDS).
 HOLD_SECONDS = 4.0
 _FINISH = "finish"  # the thread's job after the import's last batch
+ALONG = ("duckdb", "chdb")  # the engines batches ship along to
 
 
 def ship_table(columns: dict[str, pa.Array], first_seq: int, postgres: bool) -> pa.Table | None:
@@ -190,9 +199,9 @@ class ShipAlong:
 
 @contextmanager
 def ship_along(ws: Workspace | None) -> Iterator[ShipAlong | None]:
-    """A ShipAlong for the import into `ws` (None without a workspace or on another engine than DuckDB). An
-    import that fails or is interrupted waits for the appends under way and leaves the rest to the next ship."""
-    if ws is None or ws.settings.analytics_engine != "duckdb":
+    """A ShipAlong for the import into `ws` (None without a workspace or on an engine not in ALONG). An import
+    that fails or is interrupted waits for the appends under way and leaves the rest to the next ship."""
+    if ws is None or ws.settings.analytics_engine not in ALONG:
         yield None
         return
     along = ShipAlong(ws)
