@@ -333,24 +333,49 @@ def test_landing_days_mature_views_as_the_landing_sql_does_around_a_week(
         ws.close()
 
 
-def test_facts_are_rebuilt_when_the_engagement_types_change(tmp_path: Path) -> None:
-    ws = init_workspace(tmp_path / "ws")
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_facts_and_member_days_are_rebuilt_when_the_engagement_types_or_the_zone_change(
+        request: pytest.FixtureRequest, tmp_path: Path, engine_name: str) -> None:
+    """Facts and member days computed with other settings are not used (the daily trend's M3 reads the events
+    then) until the next ship rebuilds them: a reward claim becomes engagement (D1 activity, an active day),
+    then the zone moves every local day (Shanghai to Los Angeles: a day earlier here)."""
+    ws = engine_workspace(request, tmp_path / "ws", engine_name, timezone="Asia/Shanghai")
+
+    def days(engine: Any) -> list[tuple[Any, ...]]:
+        kept = days_rows(engine)
+        assert kept == rebuilt_days_rows(engine, ws)
+        return [(row[0], [(s["present_from"], s["present_until"]) for s in row[1]], list(row[2])) for row in kept]
+
+    def stale() -> None:
+        with analytics(ws, ship_first=False) as engine:  # read-only on DuckDB: the old facts no longer apply
+            assert not usable(engine, ws.settings, period.cutoff) and not days_usable(engine, ws.settings)
+
+    def ship(event_id: str, ts: str) -> Any:
+        ingest_batch(ws.engine, [{"event_id": event_id, "type": "message", "ts": ts, "member_id": "a"}])
+        return analytics(ws)
+
+    period = Period(date(2026, 3, 1), date(2026, 3, 1), date(2026, 4, 1), ws.settings.zone)
     try:
         ingest_batch(ws.engine, [
             {"event_id": "j1", "type": "joined", "ts": "2026-03-01T10:00:00+08:00", "member_id": "a"},
             {"event_id": "s1", "type": "reward_claimed", "ts": "2026-03-02T10:00:00+08:00", "member_id": "a"},
         ])
         with analytics(ws) as engine:
-            assert engine.conn.execute("SELECT r1 FROM member_facts").fetchall() == [(False,)]
+            assert engine.query("SELECT r1 FROM member_facts", {})[1] == [(False,)]
+            assert days(engine) == [("a", [(date(2026, 3, 1), None)], [])]
         ws.settings.engagement_types = [*ws.settings.engagement_types, "reward_claimed"]
-        with analytics(ws, ship_first=False) as engine:  # read-only: the old facts no longer apply
-            period = Period(date(2026, 3, 1), date(2026, 3, 1), date(2026, 4, 1), ws.settings.zone)
-            assert not usable(engine, ws.settings, period.cutoff)
-        ingest_batch(ws.engine, [{"event_id": "m1", "type": "message", "ts": "2026-03-20T10:00:00+08:00",
-                                  "member_id": "a"}])
-        with analytics(ws) as engine:
-            assert usable(engine, ws.settings, period.cutoff)
-            assert engine.conn.execute("SELECT r1 FROM member_facts").fetchall() == [(True,)]
+        stale()
+        with ship("m1", "2026-03-20T10:00:00+08:00") as engine:
+            assert usable(engine, ws.settings, period.cutoff) and days_usable(engine, ws.settings)
+            assert engine.query("SELECT r1 FROM member_facts", {})[1] == [(True,)]
+            assert days(engine) == [("a", [(date(2026, 3, 1), None)], [date(2026, 3, 2), date(2026, 3, 20)])]
+        ws.settings.timezone = "America/Los_Angeles"
+        period = Period(date(2026, 3, 1), date(2026, 3, 1), date(2026, 4, 1), ws.settings.zone)
+        stale()
+        with ship("m2", "2026-03-21T10:00:00+08:00") as engine:
+            assert days_usable(engine, ws.settings)
+            assert days(engine) == [("a", [(date(2026, 2, 28), None)],
+                                     [date(2026, 3, 1), date(2026, 3, 19), date(2026, 3, 20)])]
     finally:
         ws.close()
 
