@@ -351,6 +351,7 @@ def current_daily_facts(engine: str) -> str:
     """CURRENT_DAILY_FACTS in the SQL of this engine (`Engine.name`)."""
     return CURRENT_DAILY_FACTS if engine == "duckdb" else CURRENT_DAILY_FACTS_CLICKHOUSE
 
+
 LANDING = BASE + """,
 people AS (
     SELECT e.*, coalesce(e.member_id, l.member_id, 'visitor:' || e.visitor_id) AS person
