@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_facts import (  # noqa: E402
-    dashboard_seconds,
+    dashboard_times,
     period,
     run_stage,  # noqa: E402
 )
@@ -84,9 +84,9 @@ def stage_slices(ws_dir: Path, start: date, end: date) -> dict[str, Any]:
 
     first, reports = both()
     runs = [both()[0] for _ in range(3)]
-    board = dashboard_seconds(ws, start, end)
+    board = dashboard_times(ws, start, end)
     ws.close()
-    return {"first_s": first, "runs_s": runs, "median_s": statistics.median(runs), "dashboard_s": board,
+    return {"first_s": first, "runs_s": runs, "median_s": statistics.median(runs), **board,
             "reports": {by: reports[by]["rows"] for by in SLICES}}
 
 
@@ -195,7 +195,8 @@ def report(figures: dict[str, Any], members: int, engine: str) -> bool:
     print(f"both slices (by channel, by join week), one process: median of 3 {slices['median_s']:.3f} s (runs "
           f"{', '.join(f'{s:.3f}' for s in slices['runs_s'])}; first {slices['first_s']:.3f} s), peak RSS "
           f"{figures['slices_peak_mib']:.0f} MiB")
-    print(f"dashboard page, server time (median of 3 warm): {slices['dashboard_s']:.3f} s")
+    print(f"dashboard page, server time (median of 3 warm): {slices['dashboard_s']:.3f} s, CPU "
+          f"{slices['dashboard_cpu_s']:.3f} s")
     found = figures["differences"]
     if found:
         print(f"qunflow and the floor DISAGREE on {len(found)} of {figures['compared']} values:")

@@ -15,7 +15,7 @@ from qunflow.workspace import Workspace
 # The tables of a ClickHouse store (chdb or a server) that hold rows: the events (in events_log on a server,
 # behind the events view), spend and the facts' logs (analytics/facts_clickhouse.py); the views read these.
 CLICKHOUSE_TABLES = ("spend", "facts_state", "member_facts_log", "landing_links_log", "landing_facts_log",
-                     "landing_days_log")
+                     "landing_days_log", "member_days_log")
 
 
 def empty(ws: Workspace) -> None:

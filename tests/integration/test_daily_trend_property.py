@@ -4,8 +4,9 @@ with each day as the as-of day, on DuckDB, chdb and a ClickHouse server (tests/c
 The generator aims at what the one-pass query's spans must get right: rejoins into another group, leaves
 (also at the very instant of a join, in either arrival order), joins and leaves on the same day, members who
 join only later in the window, activity before the window and at local midnights, in zones ahead of and behind
-UTC (one with daylight saving time), and events arriving out of time order (late joins). On DuckDB the same
-from the member days kept at ship time (queries.CURRENT_DAILY_FACTS), also for windows before the last event.
+UTC (one with daylight saving time), and events arriving out of time order (late joins). The same from the
+member days kept at ship time (queries.current_daily_facts: DuckDB's table, or chdb's and the server's
+ReplacingMergeTree), also for windows before the last event.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from qunflow.analytics.facts import days_usable
-from qunflow.analytics.queries import CURRENT, CURRENT_DAILY, CURRENT_DAILY_FACTS, DAILY_MAX_DAYS, render
+from qunflow.analytics.queries import CURRENT, CURRENT_DAILY, DAILY_MAX_DAYS, current_daily_facts, render
 from qunflow.analytics.shipper import analytics
 from qunflow.domain.metrics import Period
 from qunflow.services.ingest import ingest_batch
@@ -116,10 +117,9 @@ def test_each_days_m3_is_current_as_of_that_day(workspace: Workspace, logs: list
         names, rows = engine.query(render(CURRENT_DAILY, "none", filters), params(last, first))
         daily = {str(row[names.index("dim")]): m3(names, row) for row in rows}
         assert set(daily) <= {(first + i * DAY).isoformat() for i in range(span + 1)}
-        if engine.name == "duckdb":
-            assert days_usable(engine, ws.settings)
-            names, rows = engine.query(render(CURRENT_DAILY_FACTS, "none", filters), params(last, first))
-            assert {str(row[names.index("dim")]): m3(names, row) for row in rows} == daily, (zone, filters)
+        assert days_usable(engine, ws.settings)
+        names, rows = engine.query(render(current_daily_facts(engine.name), "none", filters), params(last, first))
+        assert {str(row[names.index("dim")]): m3(names, row) for row in rows} == daily, (zone, filters)
         for i in range(span + 1):
             day = first + i * DAY
             names, rows = engine.query(render(CURRENT, "none", filters), params(day, day))

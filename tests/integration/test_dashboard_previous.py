@@ -1,6 +1,7 @@
 """The dashboard's previous period (an as-of day in the past) read partly from the facts: its M3 from the member
-days (DuckDB), the rest from the events. Its numbers must equal the event-level SQL's on a log with history before
-the period, moves after its as-of day and events that arrive late with old times."""
+days (DuckDB, chdb and a ClickHouse server), the rest from the events. Its numbers must equal the event-level
+SQL's on a log with history before the period, moves after its as-of day and events that arrive late with old
+times."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from qunflow.services.dashboard import build_dashboard, previous_period
 from qunflow.services.ingest import ingest_batch
 from qunflow.services.metrics import _params
 from qunflow.workspace import init_workspace
+from tests.integration.test_member_facts import engine_workspace
 
 START, END = date(2026, 3, 29), date(2026, 4, 11)  # the previous period: 03-15 .. 03-28, as of 03-28
 
@@ -56,12 +58,10 @@ LATE = [  # arriving after the facts were built, with times before the previous 
 ]
 
 
-@pytest.mark.parametrize("engine_name", ["duckdb", "chdb"])
-def test_previous_period_equals_the_event_level_numbers(tmp_path: Path, engine_name: str) -> None:
-    if engine_name == "chdb":
-        pytest.importorskip("chdb", reason="the chdb engine needs chdb: pip install -e '.[test]'")
-    ws = init_workspace(tmp_path / "ws")
-    ws.settings.analytics_engine = engine_name
+@pytest.mark.parametrize("engine_name", ["duckdb", "chdb", "clickhouse"])
+def test_previous_period_equals_the_event_level_numbers(request: pytest.FixtureRequest, tmp_path: Path,
+                                                         engine_name: str) -> None:
+    ws = engine_workspace(request, tmp_path / "ws", engine_name)
     before = previous_period(START, END, END)
     try:
         for batch in (FIRST, LATE):
@@ -70,7 +70,7 @@ def test_previous_period_equals_the_event_level_numbers(tmp_path: Path, engine_n
                 board = build_dashboard(ws, START, END, END, filters)
                 with analytics(ws, ship_first=False) as engine:
                     assert not usable(engine, ws.settings, Period(*before, ws.settings.zone).cutoff)
-                    assert days_usable(engine, ws.settings) == (engine_name == "duckdb")
+                    assert days_usable(engine, ws.settings)
                 ws.settings.metrics_facts = False
                 try:
                     from_events = build_dashboard(ws, START, END, END, filters)

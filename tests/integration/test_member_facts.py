@@ -9,14 +9,15 @@ as-of days). The same for the landing facts (M1): the kept links and rows equal 
 (visitors linked late, or to another member by an earlier event arriving later), and LANDING_FACTS gives
 LANDING's rows for every slice, filter, period (also periods starting between a person's views) and as-of day;
 so does LANDING_DAYS over the kept landing days, which equal a rebuild too. An as-of day before the last event
-must not use the facts. The member days (DuckDB's) too: the kept ones equal a rebuild after every ship, and
+must not use the facts. The member days too: the kept ones equal a rebuild after every ship, and
 CURRENT_DAILY_FACTS gives CURRENT_DAILY's rows for windows of days before, across and after the last event,
 with and without filters.
 
 The same on chdb and on a ClickHouse server (tests/clickhouse_http.py), where the facts are ReplacingMergeTrees
-(analytics/facts_clickhouse.py): the kept facts, links and landing rows are read through their views (newest
-version per member, visitor, person and day; the landing days' signed counts added up) and compared with a
-rebuild into tables of their own.
+(analytics/facts_clickhouse.py): the kept facts, member days, links and landing rows are read through their
+views (newest version per member, visitor, person and day; the landing days' signed counts added up) and
+compared with a rebuild into tables of their own; the daily trend's M3 reads the member days in ClickHouse's
+SQL (queries.CURRENT_DAILY_FACTS_CLICKHOUSE).
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ from qunflow.analytics.queries import (
     COHORT_FACTS,
     CURRENT,
     CURRENT_DAILY,
-    CURRENT_DAILY_FACTS,
     CURRENT_FACTS,
     DAILY_MAX_DAYS,
     LANDING,
     LANDING_DAYS,
     LANDING_FACTS,
+    current_daily_facts,
     render,
 )
 from qunflow.analytics.shipper import analytics
@@ -112,12 +113,17 @@ def rebuilt_rows(engine: Any, ws: Workspace) -> list[tuple[Any, ...]]:
 
 
 def days_rows(engine: Any, table: str = "member_days") -> list[tuple[Any, ...]]:
-    """The member days (DuckDB's), sorted."""
+    """The member days, sorted (on ClickHouse `table` is a view or a table of newest versions, as read)."""
+    if engine.name != "duckdb":
+        return engine.query(f"SELECT member_id, spans, active_days FROM {table} ORDER BY member_id", {})[1]  # type: ignore[no-any-return]
     return engine.conn.execute(f"SELECT * FROM {table} ORDER BY member_id").fetchall()  # type: ignore[no-any-return]
 
 
 def rebuilt_days_rows(engine: Any, ws: Workspace) -> list[tuple[Any, ...]]:
-    """The member days computed from scratch (with the facts, into temporary tables)."""
+    """The member days computed from scratch (with the facts, into tables of their own), as days_rows reads them."""
+    if engine.name != "duckdb":
+        facts_clickhouse.rebuild(engine, ws.settings, 1, "days_check")
+        return days_rows(engine, "(SELECT * FROM days_check_days FINAL WHERE NOT deleted)")
     _rebuild(engine.conn, ws.settings, "days_check", temporary=True)
     return days_rows(engine, "days_check_days")
 
@@ -203,8 +209,7 @@ def _facts_match_events(ws: Workspace, logs: list[dict[str, Any]], zone: str, da
         with analytics(ws) as engine:
             assert facts_rows(engine) == rebuilt_rows(engine, ws)
             assert landing_rows(engine) == rebuilt_landing_rows(engine, ws)
-            if engine.name == "duckdb":
-                assert days_rows(engine) == rebuilt_days_rows(engine, ws)
+            assert days_rows(engine) == rebuilt_days_rows(engine, ws)
     drawn_start = ORIGIN + timedelta(days=data.draw(st.integers(-2, 70)))
     drawn_end = drawn_start + timedelta(days=data.draw(st.integers(0, 20)))
     with analytics(ws) as engine:
@@ -248,15 +253,17 @@ def _facts_match_events(ws: Workspace, logs: list[dict[str, Any]], zone: str, da
             for by, filters in SLICES[:10] if engine.name == "duckdb" else SLICES:
                 assert cohort(engine, ws, span, by, filters, COHORT_FACTS) == \
                     cohort(engine, ws, span, by, filters, COHORT), (zone, past, span, by, filters)
-        if engine.name == "duckdb":  # M3 day by day: windows before, across and after the last event
-            assert days_usable(engine, ws.settings)
-            windows = [(drawn_start, drawn_end), (last - timedelta(days=DAILY_MAX_DAYS - 1), last),
-                       (last - timedelta(days=3), last + timedelta(days=20))]
-            for first, final in windows:  # each day's M3 as of that day: the window's cutoff is its last day's end
-                days = Period(first, final, final, ws.settings.zone)
-                for filters in ({}, {"group": "g1"}, {"channel": "ads"}, {"tier": "core", "group": "g2"}):
-                    assert cohort(engine, ws, days, "none", filters, CURRENT_DAILY_FACTS) == \
-                        cohort(engine, ws, days, "none", filters, CURRENT_DAILY), (zone, days, filters)
+        # M3 day by day: windows before, across and after the last event (ClickHouse: one window per example)
+        assert days_usable(engine, ws.settings)
+        windows = [(drawn_start, drawn_end), (last - timedelta(days=DAILY_MAX_DAYS - 1), last),
+                   (last - timedelta(days=3), last + timedelta(days=20))]
+        if engine.name != "duckdb":
+            windows = [data.draw(st.sampled_from(windows))]
+        for first, final in windows:  # each day's M3 as of that day: the window's cutoff is its last day's end
+            days = Period(first, final, final, ws.settings.zone)
+            for filters in ({}, {"group": "g1"}, {"channel": "ads"}, {"tier": "core", "group": "g2"}):
+                assert cohort(engine, ws, days, "none", filters, current_daily_facts(engine.name)) == \
+                    cohort(engine, ws, days, "none", filters, CURRENT_DAILY), (zone, days, filters)
         # An as-of day before the last event: the facts hold events the day did not know yet.
         assert not usable(engine, ws.settings, Period(start, last, last - timedelta(days=1), ws.settings.zone).cutoff)
 
@@ -326,24 +333,49 @@ def test_landing_days_mature_views_as_the_landing_sql_does_around_a_week(
         ws.close()
 
 
-def test_facts_are_rebuilt_when_the_engagement_types_change(tmp_path: Path) -> None:
-    ws = init_workspace(tmp_path / "ws")
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_facts_and_member_days_are_rebuilt_when_the_engagement_types_or_the_zone_change(
+        request: pytest.FixtureRequest, tmp_path: Path, engine_name: str) -> None:
+    """Facts and member days computed with other settings are not used (the daily trend's M3 reads the events
+    then) until the next ship rebuilds them: a reward claim becomes engagement (D1 activity, an active day),
+    then the zone moves every local day (Shanghai to Los Angeles: a day earlier here)."""
+    ws = engine_workspace(request, tmp_path / "ws", engine_name, timezone="Asia/Shanghai")
+
+    def days(engine: Any) -> list[tuple[Any, ...]]:
+        kept = days_rows(engine)
+        assert kept == rebuilt_days_rows(engine, ws)
+        return [(row[0], [(s["present_from"], s["present_until"]) for s in row[1]], list(row[2])) for row in kept]
+
+    def stale() -> None:
+        with analytics(ws, ship_first=False) as engine:  # read-only on DuckDB: the old facts no longer apply
+            assert not usable(engine, ws.settings, period.cutoff) and not days_usable(engine, ws.settings)
+
+    def ship(event_id: str, ts: str) -> Any:
+        ingest_batch(ws.engine, [{"event_id": event_id, "type": "message", "ts": ts, "member_id": "a"}])
+        return analytics(ws)
+
+    period = Period(date(2026, 3, 1), date(2026, 3, 1), date(2026, 4, 1), ws.settings.zone)
     try:
         ingest_batch(ws.engine, [
             {"event_id": "j1", "type": "joined", "ts": "2026-03-01T10:00:00+08:00", "member_id": "a"},
             {"event_id": "s1", "type": "reward_claimed", "ts": "2026-03-02T10:00:00+08:00", "member_id": "a"},
         ])
         with analytics(ws) as engine:
-            assert engine.conn.execute("SELECT r1 FROM member_facts").fetchall() == [(False,)]
+            assert engine.query("SELECT r1 FROM member_facts", {})[1] == [(False,)]
+            assert days(engine) == [("a", [(date(2026, 3, 1), None)], [])]
         ws.settings.engagement_types = [*ws.settings.engagement_types, "reward_claimed"]
-        with analytics(ws, ship_first=False) as engine:  # read-only: the old facts no longer apply
-            period = Period(date(2026, 3, 1), date(2026, 3, 1), date(2026, 4, 1), ws.settings.zone)
-            assert not usable(engine, ws.settings, period.cutoff)
-        ingest_batch(ws.engine, [{"event_id": "m1", "type": "message", "ts": "2026-03-20T10:00:00+08:00",
-                                  "member_id": "a"}])
-        with analytics(ws) as engine:
-            assert usable(engine, ws.settings, period.cutoff)
-            assert engine.conn.execute("SELECT r1 FROM member_facts").fetchall() == [(True,)]
+        stale()
+        with ship("m1", "2026-03-20T10:00:00+08:00") as engine:
+            assert usable(engine, ws.settings, period.cutoff) and days_usable(engine, ws.settings)
+            assert engine.query("SELECT r1 FROM member_facts", {})[1] == [(True,)]
+            assert days(engine) == [("a", [(date(2026, 3, 1), None)], [date(2026, 3, 2), date(2026, 3, 20)])]
+        ws.settings.timezone = "America/Los_Angeles"
+        period = Period(date(2026, 3, 1), date(2026, 3, 1), date(2026, 4, 1), ws.settings.zone)
+        stale()
+        with ship("m2", "2026-03-21T10:00:00+08:00") as engine:
+            assert days_usable(engine, ws.settings)
+            assert days(engine) == [("a", [(date(2026, 2, 28), None)],
+                                     [date(2026, 3, 1), date(2026, 3, 19), date(2026, 3, 20)])]
     finally:
         ws.close()
 
@@ -406,25 +438,39 @@ def test_a_late_earlier_join_moves_the_referred_count_between_referrers(
           "referrer_id": "c"}],
     ]
     expected = [{"a": 0, "c": 0}, {"a": 1, "b": 0, "c": 0}, {"a": 0, "b": 0, "c": 1}]
+
+    def check(engine: Any, want: dict[str, int]) -> None:
+        rows = facts_rows(engine)
+        names = ([d[0] for d in engine.conn.execute("SELECT * FROM member_facts LIMIT 0").description]
+                 if engine.name == "duckdb" else engine.query("SELECT * FROM member_facts LIMIT 0", {})[0])
+        referred = names.index("referred")
+        assert {row[0]: row[referred] for row in rows} == want
+        assert rows == rebuilt_rows(engine, ws)
+
     try:
-        for batch, want in zip(steps, expected, strict=True):
-            ingest_batch(ws.engine, batch)
-            with analytics(ws) as engine:
-                rows = facts_rows(engine)
-                names = ([d[0] for d in engine.conn.execute("SELECT * FROM member_facts LIMIT 0").description]
-                         if engine.name == "duckdb" else engine.query("SELECT * FROM member_facts LIMIT 0", {})[0])
-                referred = names.index("referred")
-                assert {row[0]: row[referred] for row in rows} == want
-                assert rows == rebuilt_rows(engine, ws)
-                if engine.name != "duckdb":  # the versions stay side by side, as before a background merge
-                    engine.command("SYSTEM STOP MERGES member_facts_log")  # type: ignore[attr-defined]
+        versions = ship_with_merges_stopped(ws, steps, expected, check, "member_facts_log")
         if engine_name != "duckdb":
-            with analytics(ws, ship_first=False) as engine:
-                versions = engine.query("SELECT member_id, count() FROM member_facts_log GROUP BY member_id "
-                                        "ORDER BY member_id", {})[1]
-                assert versions == [("a", 3), ("b", 2), ("c", 2)]  # every version kept, the newest read
+            assert versions == [("a", 3, 0), ("b", 2, 0), ("c", 2, 0)]  # every version kept, the newest read
     finally:
         ws.close()
+
+
+def ship_with_merges_stopped(ws: Workspace, steps: list[list[dict[str, Any]]], expected: list[Any],
+                             check: Any, table: str) -> list[tuple[Any, ...]]:
+    """Ship each step's events and `check(engine, expected[i])` after it. On ClickHouse `table`'s background merges
+    stop after the first ship, so every version written stays side by side; returns each member's count of
+    versions and of tombstones in `table` then (nothing on DuckDB)."""
+    for batch, want in zip(steps, expected, strict=True):
+        ingest_batch(ws.engine, batch)
+        with analytics(ws) as engine:
+            check(engine, want)
+            if engine.name != "duckdb":
+                engine.command(f"SYSTEM STOP MERGES {table}")  # type: ignore[attr-defined]
+    if ws.settings.analytics_engine == "duckdb":
+        return []
+    with analytics(ws, ship_first=False) as engine:
+        return engine.query(f"SELECT member_id, count(), countIf(deleted) FROM {table} GROUP BY member_id "  # type: ignore[no-any-return]
+                            "ORDER BY member_id", {})[1]
 
 
 @pytest.mark.parametrize("engine_name", ENGINES)
@@ -455,5 +501,49 @@ def test_the_cohort_facts_answer_an_as_of_day_in_the_past(request: pytest.Fixtur
         assert not report["total"]["converted"]
         later = metrics_report(ws, start=period.start, end=period.end, as_of=date(2026, 3, 31))
         assert later["total"]["cohort_size"] == 2 and later["total"]["converted"] == 1
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_member_days_stay_exact_across_tombstones_and_merges_of_their_parts(
+        request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine_name: str) -> None:
+    """Per-member updates (no rebuild): a's span ends when a `left` arrives, then disappears when a late `left` on
+    the join's own day arrives (a tombstone on ClickHouse), and b's days grow. On ClickHouse with merges
+    stopped every version stays side by side and the view reads the newest; after the parts are merged
+    (OPTIMIZE ... FINAL) the same. Each time the kept days equal a rebuild, and the daily trend's M3 from them
+    equals the one from the events."""
+    monkeypatch.setattr(facts, "FULL_REBUILD_SHARE", float("inf"))
+    ws = engine_workspace(request, tmp_path / "ws", engine_name)
+    steps = [
+        [{"event_id": "ja", "type": "joined", "ts": "2026-03-01T10:00:00+08:00", "member_id": "a", "group": "g1"},
+         {"event_id": "jb", "type": "joined", "ts": "2026-03-02T10:00:00+08:00", "member_id": "b", "group": "g1"},
+         {"event_id": "ma", "type": "message", "ts": "2026-03-03T10:00:00+08:00", "member_id": "a"}],
+        [{"event_id": "la", "type": "left", "ts": "2026-03-05T10:00:00+08:00", "member_id": "a"},
+         {"event_id": "mb", "type": "checkin", "ts": "2026-03-06T10:00:00+08:00", "member_id": "b"}],
+        [{"event_id": "la0", "type": "left", "ts": "2026-03-01T12:00:00+08:00", "member_id": "a"},
+         {"event_id": "mb2", "type": "message", "ts": "2026-03-08T10:00:00+08:00", "member_id": "b"}],
+    ]
+    spans = [{"a": 1, "b": 1}, {"a": 1, "b": 1}, {"b": 1}]
+    days = Period(date(2026, 2, 27), date(2026, 3, 12), date(2026, 3, 12), ws.settings.zone)
+
+    def check(engine: Any, members: dict[str, int]) -> None:
+        kept = days_rows(engine)
+        assert {row[0]: len(row[1]) for row in kept} == members
+        assert kept == rebuilt_days_rows(engine, ws)
+        assert days_usable(engine, ws.settings)
+        from_days = cohort(engine, ws, days, "none", {}, current_daily_facts(engine.name))
+        assert from_days and from_days == cohort(engine, ws, days, "none", {}, CURRENT_DAILY)
+
+    try:
+        versions = ship_with_merges_stopped(ws, steps, spans, check, "member_days_log")
+        if engine_name != "duckdb":
+            assert versions == [("a", 3, 1), ("b", 3, 0)]  # every version kept, the tombstone newest for a
+            with analytics(ws, ship_first=False) as engine:
+                engine.command("SYSTEM START MERGES member_days_log")  # type: ignore[attr-defined]
+                engine.command("OPTIMIZE TABLE member_days_log FINAL")  # type: ignore[attr-defined]
+                assert engine.query("SELECT member_id, deleted FROM member_days_log ORDER BY member_id", {})[1] == \
+                    [("a", True), ("b", False)]
+                check(engine, {"b": 1})
     finally:
         ws.close()

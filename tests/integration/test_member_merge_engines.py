@@ -1,8 +1,9 @@
 """Merging two members on every analytics engine, and the rows a merge moves (issue 13).
 
 On chdb and a ClickHouse server, as on DuckDB (test_member_merge.py): metrics after a merge equal the metrics
-of a workspace holding the merged log, and an undo gives back the metrics from before; the store's copies of
-exactly the moved events are replaced (no re-ship). On SQLite and PostgreSQL: coupons, rewards, referrals,
+of a workspace holding the merged log, and an undo gives back the metrics from before; so does the daily trend,
+whose M3 the member days answer (kept equal to a rebuild); the store's copies of exactly the moved events are
+replaced (no re-ship). On SQLite and PostgreSQL: coupons, rewards, referrals,
 consents, tasks, votes, tags and levels move to the kept member, a clash keeps the kept member's row, a
 referral between the two becomes a self-referral scored high, and undo puts every row back as it was.
 """
@@ -18,9 +19,11 @@ import pytest
 from sqlalchemy import insert, select
 
 from qunflow.analytics.engines import open_engine
+from qunflow.analytics.facts import days_usable
 from qunflow.services.ingest import ingest_batch
 from qunflow.services.member_records import export_member, member_record
 from qunflow.services.merges import merge, undo
+from qunflow.services.metrics import daily_trend
 from qunflow.store.tables import (
     consents,
     coupons,
@@ -35,7 +38,7 @@ from qunflow.store.tables import (
 from qunflow.workspace import Workspace, init_workspace
 from tests.clickhouse_http import ClickHouseHTTPServer
 from tests.conftest import use_clickhouse
-from tests.integration.test_member_facts import landing_rows, rebuilt_landing_rows
+from tests.integration.test_member_facts import days_rows, landing_rows, rebuilt_days_rows, rebuilt_landing_rows
 from tests.integration.test_member_merge import cli, log, metrics
 
 
@@ -53,6 +56,14 @@ def _landings_kept_exact(ws: Workspace) -> list[Any]:
         kept = landing_rows(engine)
         assert kept == rebuilt_landing_rows(engine, ws)
     return kept
+
+
+def _trend(ws: Workspace) -> list[dict[str, Any]]:
+    """January's daily trend, its M3 from the member days (checked up to date and equal to a rebuild)."""
+    with open_engine(ws) as engine:
+        assert days_usable(engine, ws.settings)
+        assert days_rows(engine) == rebuilt_days_rows(engine, ws)
+    return daily_trend(ws, start=date(2026, 1, 1), end=date(2026, 1, 31), as_of=date(2026, 1, 31))
 
 
 def _stored(ws: Workspace) -> list[tuple[Any, ...]]:
@@ -76,25 +87,25 @@ def test_merge_and_undo_on_clickhouse_engines_keep_metrics_exact(engine: str, tm
     merged_log = _engine(init_workspace(tmp_path / "merged"), engine, server)
     try:
         assert not ingest_batch(merged_log.engine, log(b_name="m_a")).errors
-        expected = metrics(merged_log)
+        expected, expected_trend = metrics(merged_log), _trend(merged_log)
     finally:
         merged_log.close()
     ws = _engine(init_workspace(tmp_path / "ws"), engine, server)
     try:
         assert not ingest_batch(ws.engine, log()).errors
-        before, rows_before = metrics(ws), _stored(ws)
-        assert expected != before
+        before, rows_before, trend_before = metrics(ws), _stored(ws), _trend(ws)
+        assert expected != before and expected_trend != trend_before
 
         done = merge(ws, "m_a", "m_b", actor="cli")
         assert done["events_moved"] == 4  # jb, mb, ob, lb; jc names m_b as referrer
-        assert metrics(ws) == expected
+        assert metrics(ws) == expected and _trend(ws) == expected_trend
         assert [person for person, *_rest in _landings_kept_exact(ws)[1]] == ["m_a", "m_a"]  # m_b's view is m_a's
         after = _stored(ws)
         assert len(after) == len(rows_before) + 1  # the same rows (one merge event more), none doubled
         assert all(member != "m_b" and referrer != "m_b" for _seq, member, referrer in after)
 
         undo(ws, done["id"], actor="cli")
-        assert metrics(ws) == before
+        assert metrics(ws) == before and _trend(ws) == trend_before
         assert sorted(person for person, *_rest in _landings_kept_exact(ws)[1]) == ["m_a", "m_b"]
         assert [r for r in _stored(ws) if r[0] <= rows_before[-1][0]] == rows_before
     finally:

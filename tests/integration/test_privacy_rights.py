@@ -238,7 +238,7 @@ def test_erasure_rewrites_the_analytics_store_and_keeps_the_metrics(request: pyt
     assert metrics_report(ws, **period) == before
     # The per-member facts followed the rewrite: as if built from the erased log.
     landings: list[Any] = []
-    days: list[Any] = []  # the member days (DuckDB)
+    days: list[Any] = []  # the member days
     with open_engine(ws) as opened:
         if engine == "duckdb":
             from qunflow.analytics.facts import _rebuild, _rebuild_landings
@@ -269,9 +269,13 @@ def test_erasure_rewrites_the_analytics_store_and_keeps_the_metrics(request: pyt
                                 for columns, t, where in (
                                     ("visitor_id, member_id", "links_check", "true"),
                                     (", ".join(facts_clickhouse.LANDING_NAMES), "landings_check", "NOT deleted"))]
-            for table in ("member_facts_log", "landing_links_log", "landing_facts_log"):
+            days[:] = opened.query("SELECT * FROM member_days ORDER BY member_id", {})[1]
+            assert days == opened.query("SELECT member_id, spans, active_days FROM facts_check_days FINAL "
+                                        "WHERE NOT deleted ORDER BY member_id", {})[1]
+            for table in ("member_facts_log", "member_days_log", "landing_links_log", "landing_facts_log"):
                 assert not any(member in str(row) for row in opened.query(f"SELECT * FROM {table}", {})[1])
     assert len(kept) == 2 and len(landings[1]) == 1  # the member's landing view, under the pseudonym
+    assert len(days) == 2 and any(str(row[0]).startswith("anon_") for row in days)  # the member's days too
     assert not any(member in str(row) for row in kept + landings + days)
     if engine == "clickhouse":
         return  # the server keeps its files to itself: it deleted the rows by a synchronous mutation

@@ -28,11 +28,11 @@ in analytics/facts_clickhouse.py (ReplacingMergeTrees, see there).
 `landing_days` counts the landing facts per day, previous view day, acquisition attributes and joined
 (queries.LANDING_DAYS reads it for the days whose views are all a week old by the cutoff: the query needs no
 view's time there); a ship adds the change of the touched persons' rows (on ClickHouse as signed counts, see
-facts_clickhouse.py). DuckDB's only, `member_days` holds what the daily trend's M3 needs
-(queries.CURRENT_DAILY_FACTS): per joined member, the presence spans (each join's local day until the day of
-the member's next join or leave, with the join's group) and the sorted local days with engagement. A span or
-day after a cutoff only ever lies after that cutoff's last day, so unlike the member facts these answer any
-period's days exactly.
+facts_clickhouse.py). `member_days` holds what the daily trend's M3 needs (queries.current_daily_facts; on
+ClickHouse a ReplacingMergeTree of the same rows, see facts_clickhouse.py): per joined member, the presence
+spans (each join's local day until the day of the member's next join or leave, with the join's group) and the
+sorted local days with engagement. A span or day after a cutoff only ever lies after that cutoff's last day, so
+unlike the member facts these answer any period's days exactly.
 """
 
 from __future__ import annotations
@@ -231,10 +231,14 @@ def usable(engine: Any, settings: Any, cutoff: datetime | None) -> bool:
 
 
 def days_usable(engine: Any, settings: Any) -> bool:
-    """The member days answer queries.CURRENT_DAILY_FACTS for any period: DuckDB, enabled, and computed with
-    these settings over every shipped event (events after the period's last day do not change its days)."""
-    if not settings.metrics_facts or engine.name != "duckdb":
+    """The member days answer queries.current_daily_facts for any period: enabled, and computed with these
+    settings over every shipped event (events after the period's last day do not change its days)."""
+    if not settings.metrics_facts:
         return False
+    if engine.name != "duckdb":  # the member days are kept with the member facts, under the same state
+        from qunflow.analytics import facts_clickhouse
+
+        return facts_clickhouse.usable(engine, settings, None)
     state = _state(engine.conn)
     return state is not None and state[2] == _settings_key(settings) and state[0] == engine.watermark()
 

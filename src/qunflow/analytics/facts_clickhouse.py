@@ -40,6 +40,12 @@ rows lie on any day of their history, so the days touched would be many, each a 
 where the change of the touched rows costs what the landing update already reads. The state's version guards
 it as it does the other tables: a crash between its insert and the landing rows' leaves the state stale, and
 the next refresh rebuilds all three.
+
+`member_days_log` holds the member days (facts.MEMBER_DAYS: per joined member, the presence spans and the
+engagement days, as arrays), for the daily trend's M3 (queries.CURRENT_DAILY_FACTS_CLICKHOUSE) and the previous
+period's: a ReplacingMergeTree by member read through the FINAL view `member_days`, kept with the member facts
+by the same rules and in the same steps (the touched members' rows computed again, a tombstone for a member
+left with no span; a rebuild swaps in a fresh table), so the state guards it as it does them.
 """
 
 from __future__ import annotations
@@ -96,6 +102,12 @@ LANDING_DAYS_TABLE = (f"({', '.join(f'{n} {kind}' for n, kind in LANDING_COLUMNS
 LINKS_TABLE = "(visitor_id String, member_id String, version UInt64) ENGINE = ReplacingMergeTree(version) " \
               "ORDER BY visitor_id"
 
+# The member days (facts.MEMBER_DAYS): a member's rows replaced as a whole, a tombstone when no span is left.
+DAYS_COLUMNS = ("member_id String, spans Array(Tuple(present_from Date, present_until Nullable(Date), "
+                "current_group Nullable(String))), active_days Array(Date), version UInt64, deleted Bool")
+DAYS_TABLE = f"({DAYS_COLUMNS}) ENGINE = ReplacingMergeTree(version) ORDER BY member_id"
+DAYS_NAMES = "member_id, spans, active_days"
+
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS facts_state (id UInt8, watermark Int64, max_ts Nullable(DateTime64(6, 'UTC')), "
     "settings String, version UInt64) ENGINE = ReplacingMergeTree(version) ORDER BY id",
@@ -110,9 +122,12 @@ SCHEMA = (
     f"CREATE TABLE IF NOT EXISTS landing_days_log {LANDING_DAYS_TABLE}",
     f"CREATE VIEW IF NOT EXISTS landing_days AS SELECT {', '.join(LANDING_DAYS_KEY)}, sum(n) AS views "
     f"FROM landing_days_log GROUP BY {', '.join(LANDING_DAYS_KEY)} HAVING sum(n) <> 0",
+    f"CREATE TABLE IF NOT EXISTS member_days_log {DAYS_TABLE}",
+    f"CREATE VIEW IF NOT EXISTS member_days AS SELECT {DAYS_NAMES} FROM member_days_log FINAL WHERE NOT deleted",
 )
-# Facts from before the landing facts or their days (empty tables) must not count as current: part of the key.
-LANDINGS_KEY = " landings 2"
+# Facts from before the landing facts, their days or the member days (empty tables) must not count as current:
+# part of the key.
+TABLES_KEY = " landings 2, member days 1"
 
 # The facts of the members of `events` (narrowed by {scope}), referred = 0: one GROUP BY member over their
 # events joined to their first and last join. The windows and tie-breaks are those of facts.MEMBER_FACTS.
@@ -168,6 +183,29 @@ SELECT {columns}, coalesce(k.n, 0), {rest}, $version, false
 FROM {targets} t LEFT JOIN counts k ON k.cid = t.member_id
 """
 
+# As facts.MEMBER_DAYS: the presence spans of the members of `events` (narrowed by {scope}), each join until the
+# member's next move (a leave at the join's very instant first; spans that end on their own day dropped), and
+# their distinct engagement days, both sorted.
+MEMBER_DAYS = """
+WITH ev AS (
+    SELECT seq, type, ts, assumeNotNull(member_id) AS mid, group_key AS gk, @LOCAL_DAY(ts) AS day
+    FROM events WHERE member_id IS NOT NULL{scope}
+),
+moves AS (
+    SELECT mid AS moved_id, day AS moved_day, type = 'joined' AS is_join, gk AS moved_group,
+           @NEXT(day, mid, ts, type = 'joined', seq) AS next_move_day
+    FROM ev WHERE type IN ('joined', 'left')
+),
+spanned AS (
+    SELECT moved_id AS sid, arraySort(groupArray(tuple(moved_day, next_move_day, moved_group))) AS member_spans
+    FROM moves WHERE is_join AND (next_move_day IS NULL OR next_move_day > moved_day) GROUP BY moved_id
+),
+active AS (
+    SELECT mid AS aid, arraySort(groupUniqArray(day)) AS days FROM ev WHERE has($engagement, type) GROUP BY mid
+)
+SELECT s.sid AS member_id, s.member_spans AS spans, a.days AS active_days, $version AS version, false AS deleted
+FROM spanned s LEFT JOIN active a ON a.aid = s.sid
+"""
 
 # As facts.LANDING_LINKS: a visitor is the member named on the earliest event that carries both ids.
 LANDING_LINKS = """
@@ -206,7 +244,7 @@ FROM views w LEFT JOIN soon s ON s.spid = w.vpid AND s.sday = w.vday
 
 
 def _key(settings: Any) -> str:
-    return _settings_key(settings) + LANDINGS_KEY
+    return _settings_key(settings) + TABLES_KEY
 
 
 def _params(settings: Any, version: int) -> dict[str, Any]:
@@ -278,9 +316,11 @@ def refresh(engine: Any, settings: Any) -> None:
 
 
 def rebuild(engine: Any, settings: Any, version: int, table: str = "member_facts_log") -> None:
-    """Every member's facts from every event, into a fresh table swapped in for `table` (made if missing)."""
+    """Every member's facts and days from every event, into fresh tables swapped in for `table` and the days
+    (member_days_log, or <table>_days for another table: a rebuild to check the kept ones); each made if missing."""
+    days = "member_days_log" if table == "member_facts_log" else f"{table}_days"
     suffix = uuid.uuid4().hex
-    build, fresh = f"facts_build_{suffix}", f"facts_fresh_{suffix}"
+    build, fresh, fresh_days = f"facts_build_{suffix}", f"facts_fresh_{suffix}", f"days_fresh_{suffix}"
     _command(engine, f"CREATE TABLE {build} ({TABLE_COLUMNS}) ENGINE = MergeTree ORDER BY member_id")
     try:
         _insert(engine, f"INSERT INTO {build} " + MEMBER_FACTS.replace("{scope}", ""), _params(settings, version))
@@ -288,10 +328,13 @@ def rebuild(engine: Any, settings: Any, version: int, table: str = "member_facts
                          "ORDER BY member_id")
         pool = f"(SELECT member_id, join_ts, referrer_id FROM {build} WHERE referrer_id IS NOT NULL)"
         _referred(engine, fresh, build, pool, version)
-        _command(engine, f"CREATE TABLE IF NOT EXISTS {table} AS {fresh}")
-        _command(engine, f"EXCHANGE TABLES {table} AND {fresh}")
+        _command(engine, f"CREATE TABLE {fresh_days} {DAYS_TABLE}")
+        _insert(engine, f"INSERT INTO {fresh_days} " + MEMBER_DAYS.replace("{scope}", ""), _params(settings, version))
+        for kept, made in ((table, fresh), (days, fresh_days)):
+            _command(engine, f"CREATE TABLE IF NOT EXISTS {kept} AS {made}")
+            _command(engine, f"EXCHANGE TABLES {kept} AND {made}")
     finally:
-        _drop(engine, build, fresh)
+        _drop(engine, build, fresh, fresh_days)
 
 
 def _drop(engine: Any, *tables: str) -> None:
@@ -326,14 +369,16 @@ def _catch_up(engine: Any, settings: Any, since: int, version: int) -> None:
 
 
 def update_touched(engine: Any, settings: Any, touched: str, version: int) -> None:
-    """New versions of the rows of the members in table `touched` (tombstones for those with no join left),
-    and of the referrers named by their old and new first joins (referred counted again)."""
+    """New versions of the rows (facts and days) of the members in table `touched` (tombstones for those with no
+    join, or no span, left), and of the referrers named by their old and new first joins (referred counted
+    again)."""
     suffix = uuid.uuid4().hex
     build, targets = f"facts_build_{suffix}", f"facts_targets_{suffix}"
     in_touched = f"member_id IN (SELECT member_id FROM {touched})"
     for name in (build, targets):
         _command(engine, f"CREATE TABLE {name} ({TABLE_COLUMNS}) ENGINE = MergeTree ORDER BY member_id")
     try:
+        _update_days(engine, settings, touched, version)
         _insert(engine, f"INSERT INTO {build} " + MEMBER_FACTS.replace("{scope}", f" AND {in_touched}"),
                 _params(settings, version))
         names = ", ".join(FACT_NAMES)
@@ -354,6 +399,23 @@ def update_touched(engine: Any, settings: Any, touched: str, version: int) -> No
         _referred(engine, "member_facts_log", targets, pool, version)
     finally:
         _drop(engine, build, targets)
+
+
+def _update_days(engine: Any, settings: Any, touched: str, version: int) -> None:
+    """New versions of the member days of the members in table `touched`, and tombstones for those of them who
+    have a row but no span any more."""
+    build = f"days_build_{uuid.uuid4().hex}"
+    in_touched = f"member_id IN (SELECT member_id FROM {touched})"
+    _command(engine, f"CREATE TABLE {build} ({DAYS_COLUMNS}) ENGINE = MergeTree ORDER BY member_id")
+    try:
+        _insert(engine, f"INSERT INTO {build} " + MEMBER_DAYS.replace("{scope}", f" AND {in_touched}"),
+                _params(settings, version))
+        _insert(engine, "INSERT INTO member_days_log (member_id, version, deleted) SELECT member_id, $version, true "
+                        f"FROM member_days WHERE {in_touched} AND member_id NOT IN (SELECT member_id FROM {build})",
+                {"version": version})
+        _command(engine, f"INSERT INTO member_days_log SELECT * FROM {build}")
+    finally:
+        _drop(engine, build)
 
 
 def rewrite(engine: Any, settings: Any, member_ids: set[str], change: Callable[[], None]) -> None:
@@ -393,6 +455,7 @@ def purge(engine: Any, member_id: str, visitor_id: str | None = None) -> None:
     visitor = for_clickhouse("$id", {"id": visitor_id or ""}).split("\n")[0]
     person = for_clickhouse("$id", {"id": f"visitor:{visitor_id}"}).split("\n")[0]
     wheres = {"member_facts_log": f"member_id = {member} OR ifNull(referrer_id = {member}, false)",
+              "member_days_log": f"member_id = {member}",
               "landing_links_log": f"member_id = {member}" + (f" OR visitor_id = {visitor}" if visitor_id else ""),
               "landing_facts_log": f"person = {member}" + (f" OR person = {person}" if visitor_id else "")}
     for table, where in wheres.items():

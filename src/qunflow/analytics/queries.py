@@ -246,7 +246,8 @@ FROM days dd CROSS JOIN counted c WHERE c.present_from <= dd.on_day AND dd.on_da
 GROUP BY dd.on_day
 """
 
-# CURRENT_DAILY over the member days (analytics/facts.py, DuckDB's only) instead of the events: the same rows.
+# CURRENT_DAILY over the member days (analytics/facts.py) instead of the events: the same rows. DuckDB's SQL;
+# ClickHouse's is CURRENT_DAILY_FACTS_CLICKHOUSE (current_daily_facts picks).
 # The spans are kept whole, so they are clipped to the days here; the engagement days become the same bits. Then
 # each span is bit masks over the days (bit i: $start + i): present, and active within 7, 14, 30 days (the bits
 # ORed with their next 6, 13, 29: doubling shifts), and every day's count is the sum of its bit over the spans
@@ -299,6 +300,57 @@ DAY_SUMS = {name: "[" + ", ".join(f"coalesce(sum(n * (({col} >> {i}) & 1)), 0)" 
                               ("{day_sums_30}", "a30"))}
 for _placeholder, _text in DAY_SUMS.items():
     CURRENT_DAILY_FACTS = CURRENT_DAILY_FACTS.replace(_placeholder, _text)
+
+# CURRENT_DAILY_FACTS in ClickHouse's words (bit functions for operators, arrays and lambdas for DuckDB's lists,
+# ARRAY JOIN for unnest, sumForEach for the per-day sums): the same masks, counted the same way.
+CURRENT_DAILY_FACTS_CLICKHOUSE = """
+WITH members AS (  -- bit (day - $start + 29) for each engagement day from $start - 29 to $end
+    SELECT member_id, spans, arraySum(arrayMap(x -> if(x > $start - 30 AND x <= $end,
+               bitShiftLeft(toInt64(1), toUInt8(least(greatest(x - $start + 29, 0), 62))), toInt64(0)),
+               active_days)) AS active_bits
+    FROM member_days
+),
+spanned AS (
+    SELECT member_id, active_bits, s.1 AS moved_day, s.2 AS next_move_day, s.3 AS current_group
+    FROM members ARRAY JOIN spans AS s
+),
+presence AS (  -- [present_from, present_until) within the days, as offsets from $start
+    SELECT toUInt8(greatest(l.moved_day, $start) - $start) AS present_from,
+           toUInt8(least(coalesce(l.next_move_day, $end + 1), $end + 1) - $start) AS present_until,
+           l.active_bits AS b
+    FROM spanned l{acquisition_facts_join}
+    WHERE l.moved_day <= $end AND coalesce(l.next_move_day, $end + 1) > $start {current_filter}
+),
+masks AS (  -- s<n>: bit j set when any of bits j .. j + n - 1 is
+    SELECT bitShiftLeft(toInt64(1), present_until) - bitShiftLeft(toInt64(1), present_from) AS p,
+           bitOr(b, bitShiftRight(b, 1)) AS s2, bitOr(s2, bitShiftRight(s2, 2)) AS s4,
+           bitOr(s4, bitShiftRight(s4, 3)) AS s7, bitOr(s7, bitShiftRight(s7, 7)) AS s14,
+           bitOr(bitOr(s14, bitShiftRight(s14, 14)), bitShiftRight(s14, 16)) AS s30
+    FROM presence
+),
+counted AS (  -- day i is active within 7 days when any of bits i + 23 .. i + 29 is (bit 29 + i is day i's own)
+    SELECT p, bitAnd(bitShiftRight(s7, 23), p) AS a7, bitAnd(bitShiftRight(s14, 16), p) AS a14,
+           bitAnd(s30, p) AS a30, count() AS n
+    FROM masks GROUP BY p, a7, a14, a30
+),
+totals AS (  -- element i + 1: the members of day i
+    SELECT sumForEach(arrayMap(i -> n * bitAnd(bitShiftRight(p, i), 1), range(DAILY_MAX_DAYS))) AS present_n,
+           sumForEach(arrayMap(i -> n * bitAnd(bitShiftRight(a7, i), 1), range(DAILY_MAX_DAYS))) AS active_7_n,
+           sumForEach(arrayMap(i -> n * bitAnd(bitShiftRight(a14, i), 1), range(DAILY_MAX_DAYS))) AS active_14_n,
+           sumForEach(arrayMap(i -> n * bitAnd(bitShiftRight(a30, i), 1), range(DAILY_MAX_DAYS))) AS active_30_n
+    FROM counted
+)
+SELECT @TEXT(dd.on_day) AS dim, present_n[i + 1] AS current_members, active_7_n[i + 1] AS active_7,
+       active_14_n[i + 1] AS active_14, active_30_n[i + 1] AS active_30
+FROM totals CROSS JOIN (SELECT on_day, on_day - $start AS i FROM (@DAY_SERIES(start, end))) dd
+WHERE present_n[i + 1] > 0
+""".replace("DAILY_MAX_DAYS", str(DAILY_MAX_DAYS))
+
+
+def current_daily_facts(engine: str) -> str:
+    """CURRENT_DAILY_FACTS in the SQL of this engine (`Engine.name`)."""
+    return CURRENT_DAILY_FACTS if engine == "duckdb" else CURRENT_DAILY_FACTS_CLICKHOUSE
+
 
 LANDING = BASE + """,
 people AS (

@@ -14,13 +14,13 @@ from qunflow.analytics.queries import (
     COHORT_FACTS,
     CURRENT,
     CURRENT_DAILY,
-    CURRENT_DAILY_FACTS,
     CURRENT_FACTS,
     DAILY_MAX_DAYS,
     LANDING,
     LANDING_DAYS,
     SPEND,
     SPEND_DAILY,
+    current_daily_facts,
     render,
 )
 from qunflow.analytics.shipper import analytics
@@ -124,9 +124,11 @@ def _statistics_sets(ws: Workspace, period: Period, bys: tuple[str, ...], filter
 
 def _current_total_from_days(ws: Workspace, engine: Engine, period: Period, filters: dict[str, str]) -> dict[str, Any]:
     """M3's total as of an as-of day the member facts do not answer (a day in the past: the dashboard's previous
-    period), from the member days: CURRENT_DAILY_FACTS over that one day, which gives CURRENT's total exactly."""
+    period), from the member days: CURRENT_DAILY_FACTS (in the engine's SQL) over that one day, which gives
+    CURRENT's total exactly."""
     day = Period(period.as_of, period.as_of, period.as_of, period.zone)
-    names, rows = engine.query(render(CURRENT_DAILY_FACTS, "none", filters), _params(ws, day, filters, None))
+    names, rows = engine.query(render(current_daily_facts(engine.name), "none", filters),
+                              _params(ws, day, filters, None))
     record: dict[str, Any] = {"current_members": 0, "active_7": 0, "active_14": 0, "active_30": 0}  # no one present
     for values in rows:
         record.update(zip(names, values, strict=True))
@@ -261,7 +263,7 @@ def daily_trend(ws: Workspace, *, start: date, end: date, as_of: date, filters: 
     params = _params(ws, Period(first, last, last, zone), filters, None)
     with _store(ws, store, False) as engine:
         from_days = "variant" not in filters and days_usable(engine, ws.settings)
-        template = CURRENT_DAILY_FACTS if from_days else CURRENT_DAILY
+        template = current_daily_facts(engine.name) if from_days else CURRENT_DAILY
         names, fetched = engine.query(render(template, "none", filters), params)
         current = {}
         for values in fetched:
