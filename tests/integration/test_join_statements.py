@@ -1,7 +1,10 @@
-"""The member update Telegram sends after qunflow approved a join request echoes a join handled to the end: one
+"""What a Telegram join asks the state database, pinned: SQLite's statements, PostgreSQL's round trips.
+
+The member update Telegram sends after qunflow approved a join request echoes a join handled to the end: one
 statement decides that (services/join_echo.py), on PostgreSQL one round trip (no BEGIN, no ROLLBACK), where the
 handlers' own reads took nine. Whatever that statement says, the update does what the handlers would: a menu
-batch that has not been posted yet, an offered tier move, a member who left in between are still acted on."""
+batch that has not been posted yet, a member who left in between are still acted on. The request itself reads
+nothing it wrote or read before in the same update (store/memo.py)."""
 
 from __future__ import annotations
 
@@ -107,6 +110,21 @@ def test_the_member_update_after_an_approval_is_one_statement(community: tuple[W
         handle(ws, [echo])
     assert times == [1]  # it was 9 statements (11 round trips on PostgreSQL)
     assert joins_and_menus(ws) == (2, 1)  # nothing more: the join was recorded at the approval
+
+
+def test_a_join_request_reads_nothing_it_wrote_or_read_before(community: tuple[Workspace, str],
+                                                              telegram: FakeTelegram, tmp_path: Path) -> None:
+    """A new member's request: what the handlers made (the member, the seat held in the same INSERT, their ticket,
+    no consent yet) and the entry point the link names (with its channel and campaign) are not read again, and
+    the approval's in-group read leaves the welcome's event held for the commit (PostgreSQL)."""
+    ws, link = community
+    handle(ws, [request_and_approve(ws, telegram, link, "Alice")])
+    connector = ws.connector("telegram")
+    assert telegram.open_link(telegram.person("Bob"), link) == "requested"
+    with asked(ws, tmp_path) as times:
+        handle(ws, connector.poll(0))
+    # SQLite: 32 statements before; PostgreSQL: 41 round trips before (the send limiter's 5 included)
+    assert times == ([26] if ws.engine.dialect.name == "sqlite" else [33]), times
 
 
 def test_an_echo_in_a_new_menu_batch_still_posts_the_menu(community: tuple[Workspace, str],
