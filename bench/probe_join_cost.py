@@ -80,6 +80,8 @@ class Counts:
                 counts.round_trips += 1
             if isinstance(query, str) and query.lstrip()[:6].upper() in ("SELECT", "INSERT", "UPDATE", "DELETE"):
                 counts.statements += 1
+            elif query == "COMMIT":  # sent as a statement around SQLAlchemy (engine/limits.py): no commit event
+                counts.commits += 1
 
         def counted_execute(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
             sent(cursor.connection, query)

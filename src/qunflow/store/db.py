@@ -100,6 +100,14 @@ def _note_write(conn: Connection) -> None:
         scope.wrote = True
 
 
+def note_write() -> None:
+    """A write committed around SQLAlchemy on a connection of its own (the send limiter's): the open
+    `sync_deferred` scope, if any, owes a synced commit, as for any other write."""
+    scope = _SYNC_DEFERRED.get()
+    if scope is not None:
+        scope.wrote = True
+
+
 def _writes_settled(conn: Connection) -> None:
     conn.info.pop("qf_wrote", None)
 
