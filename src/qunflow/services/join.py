@@ -316,7 +316,7 @@ class Resolved:
 
 
 def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at: Any,
-            tier: str | None, group_id: int | None, *, hold_seat: bool = False) -> Resolved:
+            tier: str | None, group_id: int | None, *, made_with: Mapping[str, Any] | None = None) -> Resolved:
     """The member behind a join, request or contact, made once per person and platform.
 
     A gate pass's ticket belongs to the first person who uses it: a stranger on a forwarded link becomes
@@ -325,7 +325,7 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
     a member of their own with the pass's entry point (attribution `own_link`), and the pair a merge
     candidate for an operator to decide (services/merges.py).
 
-    `hold_seat`: a member made now holds a seat from `at` (services/catalog.py JOIN_HOLD), in the same INSERT.
+    `made_with`: more columns of a member made now (the seat they hold, when they joined), in the same INSERT.
     What the update's next handlers read about a member made now is remembered as written (store/memo.py).
     """
     known = member_of_user(conn, platform, user_id)
@@ -362,7 +362,7 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
             entry_id, entry_tier = (entry.id, entry.target_tier) if entry else (None, None)
         row = {"id": member_id, "tier": tier or entry_tier, "locale": "zh", "group_id": group_id,
                "entry_point_id": entry_id, "created_at": at}
-        write_plain(conn, _NEW_MEMBER, {**row, "join_started_at": at} if hold_seat else row)
+        write_plain(conn, _NEW_MEMBER, {**row, **(made_with or {})})
         if pass_holder is None:  # what the welcome reads next (services/welcome.py), known without a read
             remember(("to_welcome", member_id), ToWelcome("zh", None, tier or entry_tier, label if entry else None))
         remember(("made", member_id), _MemberToRecord(member_id, None, tier or entry_tier, entry_id, None))
@@ -392,7 +392,7 @@ def on_join_request(ws: Workspace, item: Any) -> None:
             return
         # a seat is held from now (services/catalog.py JOIN_HOLD): a member made now holds it from their INSERT
         resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id,
-                           hold_seat=True)
+                           made_with={"join_started_at": item.at})
         if not resolved.new:
             write_plain(conn, _HOLD_SEAT, {"mid": resolved.member_id, "at": item.at})
         append_events(conn, [Event(
@@ -515,10 +515,12 @@ def _record_member_joined(ws: Workspace, conn: Connection, item: MemberJoined) -
     known = member_of_user(conn, item.platform, item.user_id)
     if known is not None and _in_group(conn, known, group.key):  # a repeat: how they came in is not read again
         return Recorded(group, known, False, False)
-    resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
+    resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id,
+                       made_with={"joined_at": item.at})  # made now: in the group from its INSERT
     made = recall(("made", resolved.member_id))  # made by this update: known as written
     member = made or read_first(conn, _MEMBER_TO_RECORD, {"member_id": resolved.member_id})
-    write_plain(conn, _SET_JOINED, {"mid": member.id, "joined": item.at, "gid": group.id})
+    if not resolved.new:
+        write_plain(conn, _SET_JOINED, {"mid": member.id, "joined": item.at, "gid": group.id})
     count = write_plain(conn, _COUNT_IN, {"gid": group.id})
     if made is None:  # only a gate pass's member can be on the waitlist, never one a join made
         mark_joined(ws, conn, member.id)
@@ -535,10 +537,12 @@ def on_contact_added(ws: Workspace, item: Any) -> None:
     """A person added a staff account through a 联系我 code: their entry into the private domain, a join."""
     assert isinstance(item, ContactAdded)
     with transaction(ws.engine) as conn:
-        resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, None, None)
+        resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, None, None,
+                           made_with={"joined_at": item.at})
         member = recall(("made", resolved.member_id)) or read_first(conn, _MEMBER_TO_RECORD,
                                                                     {"member_id": resolved.member_id})
-        write_plain(conn, _SET_JOINED_AT, {"mid": member.id, "joined": item.at})
+        if not resolved.new:
+            write_plain(conn, _SET_JOINED_AT, {"mid": member.id, "joined": item.at})
         _record_join(conn, item, member, None, resolved, staff=item.staff_id)
 
 
