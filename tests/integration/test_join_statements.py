@@ -3,9 +3,9 @@
 The member update Telegram sends after qunflow approved a join request echoes a join handled to the end: one
 statement decides that (services/join_echo.py), on PostgreSQL one round trip (no BEGIN, no ROLLBACK), where the
 handlers' own reads took nine. Whatever that statement says, the update does what the handlers would: a menu
-batch that has not been posted yet, a member who left in between are still acted on. The request itself reads
-nothing it wrote or read before in the same update (store/memo.py), and the shared send limit of its welcome DM
-is two round trips (engine/limits.py)."""
+batch not posted yet (under a welcome applied meanwhile too) and a member who left in between are still acted
+on. The request itself reads nothing it wrote or read before in the same update (store/memo.py), and the
+shared send limit of its welcome DM is two round trips (engine/limits.py)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,13 @@ from sqlalchemy import event, select
 from qunflow.connectors.base import MemberJoined, MemberLeft, Update
 from qunflow.services import inbound
 from qunflow.services.join import entry_invite
+from qunflow.services.playbooks import apply_playbooks
 from qunflow.store.eventlog import utcnow as utc_now
 from qunflow.store.tables import deliveries, events
 from qunflow.workspace import Workspace, open_workspace
 from tests.e2e.test_telegram_chain import set_up
 from tests.fakes.telegram_server import FakeTelegram
+from tests.integration.test_welcome_playbook import CHANGED, write
 
 
 @pytest.fixture
@@ -139,6 +141,18 @@ def test_an_echo_in_a_new_menu_batch_still_posts_the_menu(community: tuple[Works
     handle(ws, [echo])
     assert joins_and_menus(ws) == (2, 2)
     handle(ws, [echo])  # handled to the end: its mark
+    assert joins_and_menus(ws) == (2, 2)
+
+
+def test_an_echo_after_the_welcome_changed_its_menu_batches_posts_the_new_batchs_menu(
+        community: tuple[Workspace, str], telegram: FakeTelegram, tmp_path: Path) -> None:
+    """The echo's menu key comes from the welcome this process last read; applied meanwhile, another one is
+    in force (its digest says so), so the handlers decide with it."""
+    ws, link = community
+    handle(ws, [request_and_approve(ws, telegram, link, "Alice")])
+    echo = request_and_approve(ws, telegram, link, "Bob")
+    apply_playbooks(ws, [write(tmp_path, "welcome.yaml", CHANGED)])  # menu_batch_seconds: 600
+    handle(ws, [echo])
     assert joins_and_menus(ws) == (2, 2)
 
 
