@@ -49,8 +49,8 @@ class SharedLimiter:
         kind = "group" if group else "user"
         wanted = {platform: limits["bot"], f"{platform}:{kind}:{chat}": limits[kind]}
         keys = sorted(wanted)  # one lock order for every process: no deadlocks
-        with self.engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as conn:
                 return _take_postgresql(conn, keys, wanted, now)
         with self.engine.begin() as conn:
             stored = _locked(conn, keys)
@@ -71,11 +71,10 @@ class SharedLimiter:
 
 
 def _locked(conn: Connection, keys: list[str]) -> dict[str, datetime]:
-    """The buckets' stored times, their rows locked until the transaction ends. PostgreSQL only: SQLite has no
-    row locks, and a workspace on SQLite (one process) keeps its buckets in memory (Workspace.limiter)."""
+    """The buckets' stored times, on SQLite (PostgreSQL: _take_postgresql). SQLite has no row locks: its write
+    transaction is the lock, and a workspace on SQLite (one process) keeps its buckets in memory anyway
+    (Workspace.limiter)."""
     query = select(send_limits.c.key, send_limits.c.tat).where(send_limits.c.key.in_(keys)).order_by(send_limits.c.key)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
     return dict(conn.execute(query).all())  # type: ignore[arg-type]
 
 
@@ -84,6 +83,7 @@ def _locked(conn: Connection, keys: list[str]) -> dict[str, datetime]:
 _UPSERT = ("INSERT INTO send_limits (key, tat) VALUES {} ON CONFLICT (key) DO UPDATE SET tat = send_limits.tat "
            "RETURNING key, tat")
 _SET = "UPDATE send_limits SET tat = CASE key {} END WHERE key = ANY(%s)"
+_OPEN, _FAILED = 2, 3  # psycopg.pq.TransactionStatus INTRANS, INERROR (not imported: SQLite installs lack psycopg)
 
 
 def _take_postgresql(conn: Connection, keys: list[str], wanted: dict[str, Limit], now: datetime) -> float:
@@ -116,6 +116,7 @@ def _take_postgresql(conn: Connection, keys: list[str], wanted: dict[str, Limit]
     except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
         raise DBAPIError.instance("send_limits", None, exc, driver_error) from exc
     finally:
-        if driver.info.transaction_status != 0:  # not idle: a failure left the transaction open
+        if driver.info.transaction_status in (_OPEN, _FAILED):  # a failure left the transaction open
             driver.execute("ROLLBACK")
-        driver.autocommit = False
+        if not driver.closed:  # a broken connection is thrown away by the pool
+            driver.autocommit = False
