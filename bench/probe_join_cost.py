@@ -1,7 +1,8 @@
 """What one join costs qunflow, measured so that other load on the machine hardly moves it: CPU seconds of
 the handling thread per 1,000 joins (time.thread_time: the fake platform's threads are not counted), and the
-SQL statements and commits per join (SQLAlchemy event listeners). On PostgreSQL (--postgres ADMIN_URL: a fresh
-database per platform, made and dropped through that URL) also how long each join holds the event log's lock
+SQL statements and commits per join (SQLAlchemy event listeners; SQLite's trace, or on PostgreSQL what psycopg
+sent, and its round trips). On PostgreSQL (--postgres ADMIN_URL: a fresh database per platform, made and
+dropped through that URL) also how long each join holds the event log's lock
 (store/eventlog.py EVENT_LOCK_KEY), as the server sees it: pg_locks sampled every 2 ms (bench_connectors.py's
 LockSampler) gives the share of the time it is held, times the run's wall time per join. No other process
 waits for it here: `bench_connectors.py --postgres --workers N` samples the waits between processes.
@@ -27,8 +28,9 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,21 +49,71 @@ URL = "http://127.0.0.1:9"  # nothing listens: the fakes' webhooks are taken ove
 
 class Counts:
     """Statements as SQLite ran them (its trace callback: those qunflow runs on the driver's cursor too, e.g.
-    store.plain.read_plain and the event log's inserts), those SQLAlchemy executed, and commits."""
+    store.plain.read_plain and the event log's inserts), those SQLAlchemy executed, and commits. On PostgreSQL
+    the statements psycopg sent (an executemany counts once) and its round trips: each statement or command
+    (BEGIN, COMMIT, ROLLBACK: psycopg sends a transaction's BEGIN on its own) outside a pipeline, and each
+    pipeline."""
 
     def __init__(self) -> None:
         self.statements = 0
         self.sqlalchemy = 0
         self.commits = 0
+        self.round_trips = 0
+        self.pooled: weakref.WeakSet[Any] = weakref.WeakSet()  # qunflow's connections (not the lock sampler's)
 
     def listen(self) -> None:
         event.listen(Pool, "connect", self._connect)
         event.listen(Engine, "before_cursor_execute", self._statement)
         event.listen(Engine, "commit", self._commit)
 
+    def listen_psycopg(self) -> None:
+        import psycopg
+
+        counts = self
+        execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
+        command, pipeline = psycopg.Connection._exec_command, psycopg.Connection.pipeline
+
+        def sent(connection: Any, query: Any) -> None:
+            if connection not in counts.pooled:
+                return
+            if connection._pipeline is None:
+                counts.round_trips += 1
+            if isinstance(query, str) and query.lstrip()[:6].upper() in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+                counts.statements += 1
+            elif query == "COMMIT":  # sent as a statement around SQLAlchemy (engine/limits.py): no commit event
+                counts.commits += 1
+
+        def counted_execute(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            sent(cursor.connection, query)
+            return execute(cursor, query, *args, **kwargs)
+
+        def counted_executemany(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            sent(cursor.connection, query)
+            return executemany(cursor, query, *args, **kwargs)
+
+        def counted_command(connection: Any, *args: Any, **kwargs: Any) -> Any:
+            if connection in counts.pooled and connection._pipeline is None:
+                counts.round_trips += 1
+            return command(connection, *args, **kwargs)
+
+        @contextmanager
+        def counted_pipeline(connection: Any) -> Iterator[Any]:
+            outer = connection._pipeline is None
+            with pipeline(connection) as open_pipeline:
+                yield open_pipeline
+            if outer and connection in counts.pooled:
+                counts.round_trips += 1
+
+        psycopg.Cursor.execute = counted_execute  # type: ignore[method-assign]
+        psycopg.Cursor.executemany = counted_executemany  # type: ignore[method-assign]
+        psycopg.Connection._exec_command = counted_command  # type: ignore[method-assign]
+        psycopg.Connection.pipeline = counted_pipeline  # type: ignore[method-assign, assignment]
+
     def _connect(self, dbapi_connection: Any, _record: Any) -> None:
         if isinstance(dbapi_connection, sqlite3.Connection):
             dbapi_connection.set_trace_callback(self._traced)
+        else:
+            self.pooled.add(dbapi_connection)
 
     def _traced(self, sql: str) -> None:
         if sql.lstrip()[:6].upper() in ("SELECT", "INSERT", "UPDATE", "DELETE"):
@@ -78,7 +130,7 @@ def measure(name: str, joins: int, warm: int, one: Callable[[int], None], counts
             profile: int) -> dict[str, Any]:
     for i in range(warm):
         one(i)
-    statements, sqlalchemy, commits = counts.statements, counts.sqlalchemy, counts.commits
+    statements, sqlalchemy, commits, trips = counts.statements, counts.sqlalchemy, counts.commits, counts.round_trips
     postgres = "QUNFLOW_DATABASE_URL" in os.environ
     with ExitStack() as stack:
         sampler = stack.enter_context(LockSampler(os.environ["QUNFLOW_DATABASE_URL"], 0.002)) if postgres else None
@@ -88,10 +140,12 @@ def measure(name: str, joins: int, warm: int, one: Callable[[int], None], counts
         cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
     result = {"platform": name, "joins": joins, "cpu_s_per_1000": round(cpu / joins * 1000, 2),
               "wall_ms_per_join": round(wall / joins * 1000, 2),
-              # SQLite's trace only (the statements on PostgreSQL's driver cursor are not counted there)
-              "statements_per_join": round((counts.statements - statements) / joins, 2) if counts.statements else None,
+              # as SQLite ran them (its trace), or as psycopg sent them
+              "statements_per_join": round((counts.statements - statements) / joins, 2),
               "sqlalchemy_statements_per_join": round((counts.sqlalchemy - sqlalchemy) / joins, 2),
               "commits_per_join": round((counts.commits - commits) / joins, 2)}
+    if postgres:
+        result["round_trips_per_join"] = round((counts.round_trips - trips) / joins, 2)
     if sampler is not None and sampler.samples:
         share = sampler.held / sampler.samples
         result.update({"event_lock_held_share": round(share, 3), "lock_samples": sampler.samples,
@@ -198,6 +252,8 @@ def main() -> None:
     args = parser.parse_args()
     counts = Counts()
     counts.listen()
+    if args.postgres:
+        counts.listen_psycopg()
     runs = {"telegram": telegram, "wecom": wecom}
     with tempfile.TemporaryDirectory(prefix="qunflow-probe-") as name:
         for platform in ("telegram", "wecom") if args.platform == "both" else (args.platform,):

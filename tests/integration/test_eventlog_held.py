@@ -8,10 +8,17 @@ import time
 
 from sqlalchemy import create_engine, text
 
+from qunflow.domain.events import Event
+from qunflow.services.join import _in_group
 from qunflow.store.db import commit_update, transaction, update_transaction
 from qunflow.store.eventlog import EVENT_LOCK_KEY, append_events, count_events
 from qunflow.workspace import Workspace
-from tests.integration.test_eventlog import assert_no_row_lands_below_a_seen_seq, make, stored_ids_in_seq_order
+from tests.integration.test_eventlog import (
+    T0,
+    assert_no_row_lands_below_a_seen_seq,
+    make,
+    stored_ids_in_seq_order,
+)
 
 
 def lock_is_free(ws: Workspace) -> bool:
@@ -43,6 +50,26 @@ def test_an_updates_events_take_the_lock_only_when_written_at_its_commit(pg_work
     assert stored_ids_in_seq_order(ws) == ["a1", "a2", "a3", "a4"]
     with ws.engine.connect() as conn:
         assert conn.execute(text("SELECT channel FROM events WHERE event_id = 'a4'")).scalar() == "ads"
+
+
+def test_whether_a_member_is_in_a_group_is_read_without_writing_events_it_cannot_see(
+        pg_workspace: Workspace) -> None:
+    """The approval asks whether the member is in the group after the welcome DM's result was recorded with its
+    event: that event stays held (the lock waits for the commit); a held join or leave of the member is written
+    first, so the update still reads its own."""
+    ws = pg_workspace
+    move = [Event(event_id="j1", type="joined", ts=T0, member_id="m1", group="g1")]
+    with update_transaction(ws.engine) as tx:
+        with transaction(ws.engine) as conn:
+            append_events(conn, [Event(event_id="w1", type="welcome_sent", ts=T0, member_id="m1", group="g1")])
+            assert not _in_group(conn, "m1", "g1")
+        assert lock_is_free(ws), "the welcome's event is still held"
+        with transaction(ws.engine) as conn:
+            append_events(conn, move)
+            assert _in_group(conn, "m1", "g1")  # written first: the update reads its own join
+        assert not lock_is_free(ws)
+        tx.end(lambda _conn: None)
+    assert stored_ids_in_seq_order(ws) == ["w1", "j1"]
 
 
 def test_held_events_are_written_in_order_in_one_statement(pg_workspace: Workspace) -> None:

@@ -17,8 +17,10 @@ from sqlalchemy import create_engine, delete, func, insert, select
 
 from qunflow.engine import outbox
 from qunflow.engine.limits import MemoryLimiter, SharedLimiter
+from qunflow.store.db import sync_deferred
 from qunflow.store.tables import deliveries, send_limits
 from qunflow.workspace import Workspace, open_workspace
+from tests.integration.test_update_durability import note_commit_levels
 
 RATE = 10.0  # messages a second for the whole bot
 SECONDS = 2.5
@@ -128,3 +130,24 @@ def test_a_bucket_another_process_makes_meanwhile_is_read_under_its_lock(pg_work
     sender.join(10)
     other.dispose()
     assert waits == [pytest.approx(10.0)]
+
+
+@pytest.mark.postgres
+def test_a_bucket_taken_commits_at_the_level_of_its_caller(pg_workspace: Workspace) -> None:
+    """Its COMMIT, sent as a statement in psycopg's pipeline, waits for the disk as any commit would: not inside
+    an inbound update (sync_deferred), where the update's last commit makes it durable, but everywhere else."""
+    ws = pg_workspace
+    with ws.engine.begin() as conn:
+        for statement in note_commit_levels("send_limits"):
+            conn.exec_driver_sql(statement)
+    limiter = SharedLimiter(ws.engine, LIMITS)
+    assert limiter.wait("sandbox", "u1", group=False, now=NOW) == 0  # the bot's and u1's rows are made
+    with sync_deferred() as scope:
+        assert limiter.wait("sandbox", "u2", group=False, now=NOW) == 0
+    assert scope.wrote  # a synced commit is owed for it
+    with ws.engine.connect() as conn:
+        levels = dict(conn.exec_driver_sql("SELECT key, level FROM qf_commit_levels").all())
+    assert levels == {"sandbox": "on", "sandbox:user:u1": "on", "sandbox:user:u2": "off"}
+    assert limiter.wait("sandbox", "u3", group=False, now=NOW) == pytest.approx(0.5)  # the bot's 2 are spent
+    with ws.engine.connect() as conn:  # a bucket that says wait leaves its rows unlocked
+        conn.exec_driver_sql("SELECT key FROM send_limits FOR UPDATE NOWAIT").all()

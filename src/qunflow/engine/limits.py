@@ -6,17 +6,21 @@ taken under a row lock, so N workers together send no faster than one would. The
 chosen over Redis because every multi-process install already has it and needs nothing more to run;
 a send costs one short transaction (a few milliseconds), far below any platform's own limit: a read of both
 buckets under a row lock and one statement that writes both (their rows are made at a bucket's first send).
+On PostgreSQL that is two round trips: BEGIN with one statement that makes the missing rows and locks and
+returns both (an upsert), then the write with its COMMIT (or a ROLLBACK when a bucket says wait).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, DateTime, Engine, case, literal, select, update
+from sqlalchemy.exc import DBAPIError
 
-from qunflow.domain.ratelimit import Limiter, gcra
+from qunflow.domain.ratelimit import Limit, Limiter, gcra
+from qunflow.store.db import note_write
 from qunflow.store.plain import insert_new_keys
 from qunflow.store.tables import send_limits
 
@@ -45,6 +49,9 @@ class SharedLimiter:
         kind = "group" if group else "user"
         wanted = {platform: limits["bot"], f"{platform}:{kind}:{chat}": limits[kind]}
         keys = sorted(wanted)  # one lock order for every process: no deadlocks
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as conn:
+                return _take_postgresql(conn, keys, wanted, now)
         with self.engine.begin() as conn:
             stored = _locked(conn, keys)
             if len(stored) < len(keys):  # a bucket's first send (a DM's first to its user): its row is made
@@ -64,9 +71,52 @@ class SharedLimiter:
 
 
 def _locked(conn: Connection, keys: list[str]) -> dict[str, datetime]:
-    """The buckets' stored times, their rows locked until the transaction ends. PostgreSQL only: SQLite has no
-    row locks, and a workspace on SQLite (one process) keeps its buckets in memory (Workspace.limiter)."""
+    """The buckets' stored times, on SQLite (PostgreSQL: _take_postgresql). SQLite has no row locks: its write
+    transaction is the lock, and a workspace on SQLite (one process) keeps its buckets in memory anyway
+    (Workspace.limiter)."""
     query = select(send_limits.c.key, send_limits.c.tat).where(send_limits.c.key.in_(keys)).order_by(send_limits.c.key)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
     return dict(conn.execute(query).all())  # type: ignore[arg-type]
+
+
+# Makes the missing rows and locks every row (DO UPDATE locks the one it finds, in VALUES order: the keys' sorted
+# order), returning each bucket's time: a row another process is making is waited for, then read as it made it.
+_UPSERT = ("INSERT INTO send_limits (key, tat) VALUES {} ON CONFLICT (key) DO UPDATE SET tat = send_limits.tat "
+           "RETURNING key, tat")
+_SET = "UPDATE send_limits SET tat = CASE key {} END WHERE key = ANY(%s)"
+_OPEN, _FAILED = 2, 3  # psycopg.pq.TransactionStatus INTRANS, INERROR (not imported: SQLite installs lack psycopg)
+
+
+def _take_postgresql(conn: Connection, keys: list[str], wanted: dict[str, Limit], now: datetime) -> float:
+    """SharedLimiter.wait's transaction in two round trips: psycopg's pipeline with BEGIN and COMMIT sent as
+    statements (in autocommit, so it sends no BEGIN of its own first). The commit waits for the disk as the
+    connection's level says (store.db.sync_deferred: not inside an inbound update)."""
+    driver: Any = conn.connection.driver_connection
+    deferred = conn.info.get("qf_sync") == "off"
+    driver_error = conn.dialect.loaded_dbapi.Error
+    driver.autocommit = True
+    try:
+        with driver.pipeline():
+            driver.execute("BEGIN")
+            cursor = driver.execute(_UPSERT.format(", ".join(["(%s, %s)"] * len(keys))),
+                                    [value for key in keys for value in (key, EPOCH)])
+        stored: dict[str, datetime] = dict(cursor.fetchall())
+        taken = {key: gcra(stored.get(key), now, wanted[key]) for key in keys}
+        longest = max(wait for _tat, wait in taken.values())
+        if longest > 0:
+            driver.execute("ROLLBACK")
+            return longest
+        with driver.pipeline():
+            driver.execute(_SET.format(" ".join(["WHEN %s THEN %s"] * len(keys))),
+                           [*(value for key in keys for value in (key, taken[key][0])), keys])
+            if deferred:
+                driver.execute("SET LOCAL synchronous_commit TO off")
+            driver.execute("COMMIT")
+        note_write()
+        return 0.0
+    except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
+        raise DBAPIError.instance("send_limits", None, exc, driver_error) from exc
+    finally:
+        if driver.info.transaction_status in (_OPEN, _FAILED):  # a failure left the transaction open
+            driver.execute("ROLLBACK")
+        if not driver.closed:  # a broken connection is thrown away by the pool
+            driver.autocommit = False

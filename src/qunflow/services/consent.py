@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, select
 
 from qunflow.connectors.base import MessagePosted
 from qunflow.domain.consent import MARKETING, is_command
@@ -20,9 +20,8 @@ from qunflow.errors import NotFound
 from qunflow.i18n import t
 from qunflow.services.join import member_of_user
 from qunflow.services.privacy import member_link_token
-from qunflow.store.consents import consents_in_force, record_consent
-from qunflow.store.plain import read_first
-from qunflow.store.tables import consents, members
+from qunflow.store.consents import consents_in_force, marketing_decided, record_consent
+from qunflow.store.tables import members
 from qunflow.workspace import Workspace
 
 
@@ -49,14 +48,9 @@ def welcome_consent_ask(ws: Workspace, member_id: str, lang: str) -> str:
     return t("welcome_consent_ask", lang, link=personal_link(ws, member_id, "consent"), **words(ws, lang))
 
 
-# Any marketing decision on record (the newest decides what is in force; here only whether there is one).
-_MARKETING_DECIDED = select(consents.c.id).where(consents.c.member_id == bindparam("member_id"),
-                                                 consents.c.purpose == MARKETING).limit(1)
-
-
 def asked_before(conn: Connection, member_id: str) -> bool:
     """Whether the member decided on marketing already (at the gate, by a word or a link)."""
-    return read_first(conn, _MARKETING_DECIDED, {"member_id": member_id}) is not None
+    return marketing_decided(conn, member_id)
 
 
 def set_marketing(ws: Workspace, member_id: str, granted: bool, source: str) -> dict[str, bool]:

@@ -38,7 +38,17 @@ from qunflow.connectors.base import (
     MessagePosted,
     Update,
 )
-from qunflow.services import activity, consent, group_polls, join, keyword_rules, meetups, tier_moves, welcome
+from qunflow.services import (
+    activity,
+    consent,
+    group_polls,
+    join,
+    join_echo,
+    keyword_rules,
+    meetups,
+    tier_moves,
+    welcome,
+)
 from qunflow.store.db import UpdateTransaction, retry_busy, update_transaction
 from qunflow.store.memo import update_memo
 from qunflow.store.plain import insert_ignore, read_first
@@ -84,7 +94,7 @@ def dispatch(ws: Workspace, updates: Sequence[Update]) -> None:
 
 def _handle(ws: Workspace, handlers: Sequence[Handler], item: Update) -> None:
     with update_transaction(ws.engine) as tx, update_memo():
-        if _handled_before(tx, item):
+        if _handled_before(ws, tx, item):
             return
         for handler in handlers:
             handler(ws, item)
@@ -101,5 +111,9 @@ _SEEN = select(inbound_updates.c.key).where(inbound_updates.c.platform == bindpa
                                             inbound_updates.c.key == bindparam("key"))
 
 
-def _handled_before(tx: UpdateTransaction, item: Update) -> bool:
+def _handled_before(ws: Workspace, tx: UpdateTransaction, item: Update) -> bool:
+    """Handled to the end before; a member update that echoes a join handled to the end counts too (one read
+    for both: services/join_echo.py)."""
+    if isinstance(item, MemberJoined):
+        return join_echo.handled_or_echo(ws, tx, item)
     return read_first(tx.connection(), _SEEN, {"platform": item.platform, "key": item.key}) is not None

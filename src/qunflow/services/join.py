@@ -33,10 +33,10 @@ from qunflow.services.gate_guard import coupon_eligible
 from qunflow.services.invites import invite_for, revoke_full
 from qunflow.services.privacy import index_name, seal
 from qunflow.services.waitlist import add_to_waitlist, mark_joined, offer_seats, waitlist_link
-from qunflow.store.consents import record_consent
+from qunflow.store.consents import no_consent_yet, record_consent
 from qunflow.store.db import commit_update, connection, transaction
-from qunflow.store.eventlog import append_events
-from qunflow.store.memo import remember, remembered
+from qunflow.store.eventlog import append_events, holds_event
+from qunflow.store.memo import recall, remember, remembered
 from qunflow.store.plain import insert_if_new, insert_ignore, read_first, read_plain, read_scalar, write_plain
 from qunflow.store.tables import (
     campaigns,
@@ -216,7 +216,6 @@ _GROUP_BY_CHAT = select(groups).where(groups.c.platform == bindparam("platform")
                                       groups.c.external_id == bindparam("external_id"))
 _MEMBER_OF_USER = select(identities.c.member_id).where(identities.c.platform == bindparam("platform"),
                                                        identities.c.external_user_id == bindparam("user_id"))
-_ENTRY_BY_CODE = select(entry_points.c.id, entry_points.c.target_tier).where(entry_points.c.code == bindparam("code"))
 _TICKET_OF_USER = (select(members.c.id, members.c.join_ticket, members.c.entry_point_id)
                    .join(identities, identities.c.member_id == members.c.id)
                    .where(identities.c.platform == bindparam("platform"),
@@ -228,10 +227,14 @@ _MEMBER_TO_RECORD = select(members.c.id, members.c.visitor_id, members.c.tier, m
 _OPEN_MOVE_LABEL = select(tier_moves.c.id).where(tier_moves.c.open_key == bindparam("member_id"),
                                                  tier_moves.c.label == bindparam("label"))
 # What a join event carries about its entry point (an archived one too: its link was handed out before).
-_ENTRY_ATTRIBUTES = (select(entry_points.c.code, channels.c.key.label("channel"), campaigns.c.key.label("campaign"))
-                     .join(channels, channels.c.id == entry_points.c.channel_id)
-                     .outerjoin(campaigns, campaigns.c.id == entry_points.c.campaign_id)
-                     .where(entry_points.c.id == bindparam("entry_id")))
+_ATTRIBUTES = (entry_points.c.code, channels.c.key.label("channel"), campaigns.c.key.label("campaign"))
+_WITH_CHANNEL = (entry_points.join(channels, channels.c.id == entry_points.c.channel_id)
+                 .outerjoin(campaigns, campaigns.c.id == entry_points.c.campaign_id))
+_ENTRY_ATTRIBUTES = select(*_ATTRIBUTES).select_from(_WITH_CHANNEL).where(entry_points.c.id == bindparam("entry_id"))
+# The entry point an invite label names, with what a join through it records (the join then reads it no more:
+# channel_id is never NULL, so the inner join drops no entry point).
+_ENTRY_BY_CODE = (select(entry_points.c.id, entry_points.c.target_tier, *_ATTRIBUTES).select_from(_WITH_CHANNEL)
+                  .where(entry_points.c.code == bindparam("code")))
 # A gate pass's member by its ticket, and the platforms that member is known on.
 _TICKET_HOLDER = (select(members.c.id, members.c.entry_point_id, members.c.tier)
                   .where(members.c.join_ticket == bindparam("label")))
@@ -266,8 +269,32 @@ def member_of_user(conn: Connection, platform: str, user_id: str) -> str | None:
 
 
 def _entry_by_code(conn: Connection, code: str) -> Any:
-    """The entry point an invite label names (its id and target tier), or None."""
-    return remembered(("entry", code), lambda: read_first(conn, _ENTRY_BY_CODE, {"code": code}))
+    """The entry point an invite label names (its id, target tier and what a join through it records), or None."""
+    def read() -> Any:
+        entry = read_first(conn, _ENTRY_BY_CODE, {"code": code})
+        if entry is not None:
+            remember(("entry_attributes", entry.id), entry)
+        return entry
+
+    return remembered(("entry", code), read)
+
+
+class _Ticket(NamedTuple):
+    """A member's row as _TICKET_OF_USER reads it."""
+
+    id: str
+    join_ticket: str | None
+    entry_point_id: int | None
+
+
+class _MemberToRecord(NamedTuple):
+    """A member's row as _MEMBER_TO_RECORD reads it."""
+
+    id: str
+    visitor_id: str | None
+    tier: str | None
+    entry_point_id: int | None
+    referrer_id: str | None
 
 
 class ToWelcome(NamedTuple):
@@ -289,7 +316,7 @@ class Resolved:
 
 
 def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at: Any,
-            tier: str | None, group_id: int | None) -> Resolved:
+            tier: str | None, group_id: int | None, *, made_with: Mapping[str, Any] | None = None) -> Resolved:
     """The member behind a join, request or contact, made once per person and platform.
 
     A gate pass's ticket belongs to the first person who uses it: a stranger on a forwarded link becomes
@@ -297,6 +324,9 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
     used on a second platform (its member is known on another one) may be the same person or a stranger:
     a member of their own with the pass's entry point (attribution `own_link`), and the pair a merge
     candidate for an operator to decide (services/merges.py).
+
+    `made_with`: more columns of a member made now (the seat they hold, when they joined), in the same INSERT.
+    What the update's next handlers read about a member made now is remembered as written (store/memo.py).
     """
     known = member_of_user(conn, platform, user_id)
     if known is not None:  # e.g. the join that follows an approved request: attributed as the request was
@@ -330,12 +360,17 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
             entry_id, entry_tier = pass_holder.entry_point_id, pass_holder.tier
         else:
             entry_id, entry_tier = (entry.id, entry.target_tier) if entry else (None, None)
-        write_plain(conn, _NEW_MEMBER, {"id": member_id, "tier": tier or entry_tier, "locale": "zh",
-                                        "group_id": group_id, "entry_point_id": entry_id, "created_at": at})
+        row = {"id": member_id, "tier": tier or entry_tier, "locale": "zh", "group_id": group_id,
+               "entry_point_id": entry_id, "created_at": at}
+        write_plain(conn, _NEW_MEMBER, {**row, **(made_with or {})})
         if pass_holder is None:  # what the welcome reads next (services/welcome.py), known without a read
             remember(("to_welcome", member_id), ToWelcome("zh", None, tier or entry_tier, label if entry else None))
+        remember(("made", member_id), _MemberToRecord(member_id, None, tier or entry_tier, entry_id, None))
+        remember(("ticket", platform, user_id), _Ticket(member_id, None, entry_id))
+        no_consent_yet(member_id)
     else:
         member_id = member.id
+        remember(("ticket", platform, user_id), _Ticket(member_id, label, member.entry_point_id))
     write_plain(conn, _NEW_IDENTITY, {"member_id": member_id, "platform": platform, "external_user_id": user_id,
                                       "created_at": at})
     remember(("member", platform, user_id), member_id)
@@ -355,9 +390,11 @@ def on_join_request(ws: Workspace, item: Any) -> None:
         group = group_row(conn, item.platform, item.group_id)
         if group is None:
             return
-        resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
-        # a seat is held from now (services/catalog.py JOIN_HOLD)
-        write_plain(conn, _HOLD_SEAT, {"mid": resolved.member_id, "at": item.at})
+        # a seat is held from now (services/catalog.py JOIN_HOLD): a member made now holds it from their INSERT
+        resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id,
+                           made_with={"join_started_at": item.at})
+        if not resolved.new:
+            write_plain(conn, _HOLD_SEAT, {"mid": resolved.member_id, "at": item.at})
         append_events(conn, [Event(
             event_id=f"jr-{item.platform}-{item.group_id}-{item.user_id}-{item.at:%Y%m%d%H%M%S}",
             type="join_requested", ts=item.at.replace(tzinfo=UTC), member_id=resolved.member_id, group=group.key,
@@ -438,8 +475,10 @@ def _joined_already(conn: Connection, item: JoinRequested, member_id: str) -> bo
 def _in_group(conn: Connection, member_id: str, group_key: str) -> bool:
     """Whether the member's last join or leave of this group is a join (a repeat of it is no new join)."""
     # Never remembered (store/memo.py): a platform call in between (an approval) may make the join
-    # arrive as an update of its own, handled before the call returns.
-    return read_scalar(conn, _LAST_JOIN_OR_LEAVE, {"member_id": member_id, "group": group_key}) == "joined"
+    # arrive as an update of its own, handled before the call returns. The events the update holds back are
+    # written first only when one is a join or leave of the member (the read cannot see the others).
+    return read_scalar(conn, _LAST_JOIN_OR_LEAVE, {"member_id": member_id, "group": group_key},
+                       sees_held=holds_event(conn, member_id, ("joined", "left"))) == "joined"
 
 
 def _ticket_of_user(conn: Connection, platform: str, user_id: str) -> Any:
@@ -476,11 +515,15 @@ def _record_member_joined(ws: Workspace, conn: Connection, item: MemberJoined) -
     known = member_of_user(conn, item.platform, item.user_id)
     if known is not None and _in_group(conn, known, group.key):  # a repeat: how they came in is not read again
         return Recorded(group, known, False, False)
-    resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id)
-    member = read_first(conn, _MEMBER_TO_RECORD, {"member_id": resolved.member_id})
-    write_plain(conn, _SET_JOINED, {"mid": member.id, "joined": item.at, "gid": group.id})
+    resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id,
+                       made_with={"joined_at": item.at})  # made now: in the group from its INSERT
+    made = recall(("made", resolved.member_id))  # made by this update: known as written
+    member = made or read_first(conn, _MEMBER_TO_RECORD, {"member_id": resolved.member_id})
+    if not resolved.new:
+        write_plain(conn, _SET_JOINED, {"mid": member.id, "joined": item.at, "gid": group.id})
     count = write_plain(conn, _COUNT_IN, {"gid": group.id})
-    mark_joined(ws, conn, member.id)
+    if made is None:  # only a gate pass's member can be on the waitlist, never one a join made
+        mark_joined(ws, conn, member.id)
     _record_join(conn, item, member, group, resolved)
     return Recorded(group, member.id, True, count >= group.capacity)
 
@@ -494,16 +537,19 @@ def on_contact_added(ws: Workspace, item: Any) -> None:
     """A person added a staff account through a 联系我 code: their entry into the private domain, a join."""
     assert isinstance(item, ContactAdded)
     with transaction(ws.engine) as conn:
-        resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, None, None)
-        member = read_first(conn, _MEMBER_TO_RECORD, {"member_id": resolved.member_id})
-        write_plain(conn, _SET_JOINED_AT, {"mid": member.id, "joined": item.at})
+        resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, None, None,
+                           made_with={"joined_at": item.at})
+        member = recall(("made", resolved.member_id)) or read_first(conn, _MEMBER_TO_RECORD,
+                                                                    {"member_id": resolved.member_id})
+        if not resolved.new:
+            write_plain(conn, _SET_JOINED_AT, {"mid": member.id, "joined": item.at})
         _record_join(conn, item, member, None, resolved, staff=item.staff_id)
 
 
 def _record_join(conn: Connection, item: Any, member: Any, group: Any, resolved: Resolved,
                  staff: str | None = None) -> None:
-    entry = read_first(conn, _ENTRY_ATTRIBUTES, {"entry_id": member.entry_point_id}) \
-        if member.entry_point_id else None
+    entry = remembered(("entry_attributes", member.entry_point_id), lambda: read_first(
+        conn, _ENTRY_ATTRIBUTES, {"entry_id": member.entry_point_id})) if member.entry_point_id else None
     where = group.external_id if group is not None else f"contact:{staff}"
     attribution = resolved.attribution
     silent = not spec_of(item.platform).capabilities.reports_invite_on_join

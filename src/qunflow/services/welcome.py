@@ -227,14 +227,20 @@ def post_menu(ws: Workspace, arrival: Arrival, config: Welcome, language: str) -
     """The welcome menu; joins within `menu_batch_seconds` share one post (group rate limits)."""
     group = arrival.group
     seconds = config.menu_batch_seconds
-    window = int(ws.clock().timestamp()) // seconds
-    batch = f"{window}" if seconds == 60 else f"{seconds}s:{window}"  # the default keeps the keys it always had
     text = render_template({"zh": config.menu.zh, "en": config.menu.en}, {
         "names": arrival.display_name, "rules_link": f"{ws.settings.public_url.rstrip('/')}/rules",
         "group": group.key, "tier": group.tier}, language)
     outbox.send(ws, outbox.Message(
-        key=f"welcome_menu:{group.key}:{batch}", kind="welcome_menu", platform=arrival.platform,
-        target=group.external_id, text=text, private=False, expires_at=ws.clock() + timedelta(seconds=seconds)))
+        key=f"welcome_menu:{group.key}:{menu_batch(config, ws.clock())}", kind="welcome_menu",
+        platform=arrival.platform, target=group.external_id, text=text, private=False,
+        expires_at=ws.clock() + timedelta(seconds=seconds)))
+
+
+def menu_batch(config: Welcome, now: datetime) -> str:
+    """The menu post's batch at `now`: its idempotency key is welcome_menu:<group key>:<batch>."""
+    seconds = config.menu_batch_seconds
+    window = int(now.timestamp()) // seconds
+    return f"{window}" if seconds == 60 else f"{seconds}s:{window}"  # the default keeps the keys it always had
 
 
 def complete_task(ws: Workspace, member_id: str, task_key: str) -> bool:

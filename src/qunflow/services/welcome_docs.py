@@ -35,6 +35,7 @@ _IN_FORCE = (select(playbooks.c.version, playbook_versions.c.digest)
                    & (playbook_versions.c.version == playbooks.c.version))
              .where(playbooks.c.key == KEY))  # built once: read on every welcome
 _by_digest: dict[str, Welcome] = {}  # stored versions parsed in this process; a digest names its text
+_last: tuple[str | None, Welcome] = (None, DEFAULT)  # what active_welcome last found in force (its digest)
 
 
 def active_welcome(conn: Connection) -> tuple[int | None, Welcome]:
@@ -42,9 +43,11 @@ def active_welcome(conn: Connection) -> tuple[int | None, Welcome]:
 
     One indexed lookup per call; the stored text is read and parsed only when its digest is new to this
     process, so the join path pays well under a millisecond for it."""
+    global _last
     v = playbook_versions.c
     row = read_first(conn, _IN_FORCE, {})
     if row is None:
+        _last = (None, DEFAULT)
         return None, DEFAULT
     welcome = _by_digest.get(row.digest)
     if welcome is None:
@@ -53,7 +56,18 @@ def active_welcome(conn: Connection) -> tuple[int | None, Welcome]:
         if len(_by_digest) >= 64:
             _by_digest.clear()
         _by_digest[row.digest] = welcome
+    _last = (row.digest, welcome)
     return row.version, welcome
+
+
+def last_in_force() -> tuple[str | None, Welcome]:
+    """(digest, welcome) that active_welcome last found in force in this process (None: the default), without
+    a read: a caller that must be sure compares the digest with `IN_FORCE_DIGEST` read in its own statement."""
+    return _last
+
+
+# The digest of the welcome in force (NULL: the default), for a statement that reads it along with other things.
+IN_FORCE_DIGEST = _IN_FORCE.with_only_columns(playbook_versions.c.digest).scalar_subquery()
 
 
 def sample_values(ws: Workspace, lang: str) -> dict[str, str]:

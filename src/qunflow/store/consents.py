@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, bindparam, insert, select
 
-from qunflow.domain.consent import PURPOSES, SOURCES, TEXT_VERSION, ConsentRecord, in_force
+from qunflow.domain.consent import MARKETING, PURPOSES, SOURCES, TEXT_VERSION, ConsentRecord, in_force
 from qunflow.domain.events import Event
 from qunflow.errors import InvalidInput
 from qunflow.store.eventlog import append_events
+from qunflow.store.memo import remember, remembered
+from qunflow.store.plain import read_first
 from qunflow.store.tables import consents
 
 # Built once: read on every welcome and every marketing send.
@@ -23,6 +25,9 @@ _RECORDS = (select(consents.c.purpose, consents.c.granted, consents.c.recorded_a
 _LAST_DECISION = (select(consents.c.granted)
                   .where(consents.c.member_id == bindparam("member_id"), consents.c.purpose == bindparam("purpose"))
                   .order_by(consents.c.recorded_at.desc(), consents.c.id.desc()).limit(1))
+# Any marketing decision on record (the newest decides what is in force; here only whether there is one).
+_MARKETING_DECIDED = select(consents.c.id).where(consents.c.member_id == bindparam("member_id"),
+                                                 consents.c.purpose == MARKETING).limit(1)
 
 
 def consent_records(conn: Connection, member_id: str) -> list[ConsentRecord]:
@@ -50,7 +55,21 @@ def record_consent(conn: Connection, member_id: str, purpose: str, granted: bool
                            zh=f"source 须为以下之一:{', '.join(SOURCES)};收到的是 {source!r}")
     conn.execute(insert(consents).values(member_id=member_id, purpose=purpose, text_version=text_version,
                                          granted=granted, recorded_at=now, source=source))
+    if purpose == MARKETING:
+        remember(("marketing_decided", member_id), True)
     if event:
         append_events(conn, [Event(event_id=f"cs-{uuid.uuid4().hex}", type="consent_changed",
                                    ts=now.replace(tzinfo=UTC), member_id=member_id,
                                    properties={"purpose": purpose, "granted": granted, "source": source})])
+
+
+def marketing_decided(conn: Connection, member_id: str) -> bool:
+    """Whether the member decided on marketing already; within an inbound update, known without a read for a
+    member it made (no_consent_yet) or whose decision it recorded (store/memo.py)."""
+    return remembered(("marketing_decided", member_id),
+                      lambda: read_first(conn, _MARKETING_DECIDED, {"member_id": member_id}) is not None)
+
+
+def no_consent_yet(member_id: str) -> None:
+    """The inbound update just made this member: no decision is on record."""
+    remember(("marketing_decided", member_id), False)

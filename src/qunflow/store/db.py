@@ -100,6 +100,14 @@ def _note_write(conn: Connection) -> None:
         scope.wrote = True
 
 
+def note_write() -> None:
+    """A write committed around SQLAlchemy on a connection of its own (the send limiter's): the open
+    `sync_deferred` scope, if any, owes a synced commit, as for any other write."""
+    scope = _SYNC_DEFERRED.get()
+    if scope is not None:
+        scope.wrote = True
+
+
 def _writes_settled(conn: Connection) -> None:
     conn.info.pop("qf_wrote", None)
 
@@ -237,6 +245,25 @@ class UpdateTransaction:
         if not self.conn.in_transaction():  # begun explicitly: read_plain's reads begin none, and commit()
             self.conn.begin()               # must end what they began on the driver too
         return self.conn
+
+    @contextmanager
+    def before_begin(self) -> Iterator[Connection]:
+        """The update's connection before its transaction begins, for its first read on the driver's cursor
+        (store.plain.read_plain): on PostgreSQL in autocommit, so a read after which the update has nothing
+        to do is one round trip, with no BEGIN before it (psycopg sends one of its own) and no ROLLBACK
+        after. SQLite begins no transaction for a read anyway. Reads only: a write here would commit alone."""
+        if self.conn is None:
+            self.conn = self.engine.connect()
+        conn = self.conn
+        driver: Any = conn.connection.driver_connection
+        if conn.in_transaction() or not is_postgres(conn) or driver.info.transaction_status != 0:  # 0: idle
+            yield conn
+            return
+        driver.autocommit = True  # no round trip: psycopg only notes it while no transaction is open
+        try:
+            yield conn
+        finally:
+            driver.autocommit = False
 
     @property
     def pending(self) -> bool:

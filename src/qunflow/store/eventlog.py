@@ -70,6 +70,21 @@ def append_driver_columns(conn: Connection, columns: dict[str, list[Any]]) -> in
     return _insert(conn, columns)
 
 
+def holds_event(conn: Connection, member_id: str, types: tuple[str, ...]) -> bool:
+    """Whether the open inbound update holds back an event of one of `types` for the member (store.db.held_writes):
+    a read of the log that could see such an event must write the held ones first; one that cannot leaves them
+    held, so the event lock is not taken before the commit."""
+    held = held_writes(conn)
+    pending = held.get("events") if held is not None else None
+    if not isinstance(pending, HeldEvents):
+        return False
+    for batch in pending.batches:
+        members, kinds = batch.get("member_id"), batch.get("type")
+        if members and kinds and any(m == member_id and k in types for m, k in zip(members, kinds, strict=True)):
+            return True
+    return False
+
+
 class HeldEvents:
     """An inbound update's events, held back until just before its commit (store.db.held_writes): then
     written in one statement, in the order they were appended, under the event lock."""

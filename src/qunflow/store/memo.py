@@ -6,7 +6,9 @@ first lookup is remembered and the next handlers get it without a statement. The
 the fraction of a second an update takes, except by the handlers themselves, which is why a member not
 found yet is not remembered (the join handler makes them). Nothing that a platform call can change is
 remembered: an approval may bring the join as an update of its own, handled before the call returns
-(whether the member is in the group is read every time). Outside the block every lookup reads.
+(whether the member is in the group is read every time). A member the join handler makes is remembered as
+it was written (its row, its ticket, that it has decided on no consent yet: services/join.py resolve), and a
+consent recorded in the update updates what is remembered of it. Outside the block every lookup reads.
 """
 
 from __future__ import annotations
@@ -47,3 +49,9 @@ def remember(key: Hashable, value: Any) -> None:
     memo = _MEMO.get()
     if memo is not None:
         memo[key] = value
+
+
+def recall(key: Hashable) -> Any:
+    """What this update remembered under `key` (remember), or None: never reads."""
+    memo = _MEMO.get()
+    return None if memo is None else memo.get(key)

@@ -59,18 +59,20 @@ def insert_new_row(conn: Connection, table: Any, row: dict[str, Any]) -> Any:
 _PLAIN_READS: dict[tuple[Any, str], tuple[Any, str, tuple[str, ...] | None, dict[str, Any]]] = {}
 
 
-def read_plain(conn: Connection, statement: Any, params: dict[str, Any]) -> list[Any]:
+def read_plain(conn: Connection, statement: Any, params: dict[str, Any], *, sees_held: bool = True) -> list[Any]:
     """The rows of a hot read (a module-level `select` whose parameters and columns are text or integers,
     so neither side needs SQLAlchemy's type conversion), run on the driver's cursor. SQLAlchemy's execution
     costs several times what SQLite takes to run such a read, and the join path runs a dozen of them per
     join (bench/probe_join_cost.py). Compiled once per dialect; rows are named tuples (row.column works).
-    In the caller's connection and transaction, like conn.execute."""
+    In the caller's connection and transaction, like conn.execute. The writes the update holds back on a table
+    the statement names run first, unless the caller knows the read cannot see them (`sees_held=False`)."""
     key = (statement, conn.dialect.name)
     plan = _PLAIN_READS.get(key)
     if plan is None:
         plan = _PLAIN_READS[key] = _plain_plan(conn, statement)
     row_type, sql, positions, literals = plan
-    write_held(conn, sql)
+    if sees_held:
+        write_held(conn, sql)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if positions is None:
@@ -107,9 +109,9 @@ def read_first(conn: Connection, statement: Any, params: dict[str, Any]) -> Any:
     return rows[0] if rows else None
 
 
-def read_scalar(conn: Connection, statement: Any, params: dict[str, Any]) -> Any:
+def read_scalar(conn: Connection, statement: Any, params: dict[str, Any], *, sees_held: bool = True) -> Any:
     """read_plain's first column of its first row, or None."""
-    rows = read_plain(conn, statement, params)
+    rows = read_plain(conn, statement, params, sees_held=sees_held)
     return rows[0][0] if rows else None
 
 
