@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from qunflow.errors import InvalidInput
+from qunflow.store.memo import forget_all
 from qunflow.store.postgres import commit_at_level, commit_synced, ping_when_stale
 
 T = TypeVar("T")
@@ -544,6 +545,7 @@ def retry_busy(work: Callable[[], T], *, waits: tuple[float, ...] = BUSY_WAITS) 
                 raise
             if tx is not None and tx.conn is not None:
                 tx.conn.rollback()  # what `work` began in the update's transaction
+            forget_all()  # rows `work` made and remembered (store/memo.py) were rolled back with it
             log.warning("the state database is busy (%s); trying again in %.2f s", type(exc.orig).__name__, wait)
             time.sleep(wait * random.uniform(1.0, 1.5))
     return work()

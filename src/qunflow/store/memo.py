@@ -8,7 +8,8 @@ found yet is not remembered (the join handler makes them). Nothing that a platfo
 remembered: an approval may bring the join as an update of its own, handled before the call returns
 (whether the member is in the group is read every time). A member the join handler makes is remembered as
 it was written (its row, its ticket, that it has decided on no consent yet: services/join.py resolve), and a
-consent recorded in the update updates what is remembered of it. Outside the block every lookup reads.
+consent recorded in the update updates what is remembered of it. Outside the block every lookup reads. Work
+rolled back to run again (store.db.retry_busy) forgets everything first: what it remembered was never written.
 """
 
 from __future__ import annotations
@@ -55,3 +56,10 @@ def recall(key: Hashable) -> Any:
     """What this update remembered under `key` (remember), or None: never reads."""
     memo = _MEMO.get()
     return None if memo is None else memo.get(key)
+
+
+def forget_all() -> None:
+    """Forget what this update remembered (its work was rolled back: rows it made are gone)."""
+    memo = _MEMO.get()
+    if memo is not None:
+        memo.clear()
