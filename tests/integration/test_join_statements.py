@@ -163,3 +163,19 @@ def test_a_member_update_for_someone_who_left_in_between_is_a_join(community: tu
     handle(ws, [MemberLeft("telegram", ws.clock(), echo.group_id, echo.user_id, key="left-1")])
     handle(ws, [echo])  # not an echo: their last move was a leave
     assert joins_and_menus(ws) == (2, 1)
+
+
+def test_a_handler_added_for_member_updates_runs_on_an_echo_too(community: tuple[Workspace, str],
+                                                                 telegram: FakeTelegram,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-statement shortcut stands in for the three join handlers only (join_echo.STANDS_IN_FOR): with
+    another handler registered, the echo goes through every handler."""
+    ws, link = community
+    handle(ws, [request_and_approve(ws, telegram, link, "Alice")])
+    echo = request_and_approve(ws, telegram, link, "Bob")
+    called: list[str] = []
+    added = (*inbound.HANDLERS[MemberJoined], lambda _ws, item: called.append(item.user_id))
+    monkeypatch.setitem(inbound.HANDLERS, MemberJoined, added)
+    handle(ws, [echo])
+    assert called == [echo.user_id]
+    assert joins_and_menus(ws) == (2, 1)

@@ -94,7 +94,7 @@ def dispatch(ws: Workspace, updates: Sequence[Update]) -> None:
 
 def _handle(ws: Workspace, handlers: Sequence[Handler], item: Update) -> None:
     with update_transaction(ws.engine) as tx, update_memo():
-        if _handled_before(ws, tx, item):
+        if _handled_before(ws, tx, item, handlers):
             return
         for handler in handlers:
             handler(ws, item)
@@ -111,9 +111,9 @@ _SEEN = select(inbound_updates.c.key).where(inbound_updates.c.platform == bindpa
                                             inbound_updates.c.key == bindparam("key"))
 
 
-def _handled_before(ws: Workspace, tx: UpdateTransaction, item: Update) -> bool:
+def _handled_before(ws: Workspace, tx: UpdateTransaction, item: Update, handlers: Sequence[Handler]) -> bool:
     """Handled to the end before; a member update that echoes a join handled to the end counts too (one read
-    for both: services/join_echo.py)."""
-    if isinstance(item, MemberJoined):
+    for both: services/join_echo.py, while its handlers are the ones that read stands in for)."""
+    if isinstance(item, MemberJoined) and tuple(handlers) == join_echo.STANDS_IN_FOR:
         return join_echo.handled_or_echo(ws, tx, item)
     return read_first(tx.connection(), _SEEN, {"platform": item.platform, "key": item.key}) is not None
