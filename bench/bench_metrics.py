@@ -206,13 +206,15 @@ def report(figures: dict[str, Any], members: int, engine: str) -> bool:
         print(f"qunflow and the floor agree on all {figures['compared']} values compared (by channel: M1, M2, M5, "
               "M6, M8, CPA; by join week: M2)")
     ratio = slices["median_s"] / floor["median_s"]
-    goals = [("both slices / floor suite", ratio, GOALS["slices_vs_floor"], "x"),
-             ("peak RSS of the slices process, MiB", figures["slices_peak_mib"], GOALS["peak_mib"], ""),
-             ("first call after the import / DuckDB's Parquet load", first / load, GOALS["first_call_vs_load"], "x"),
-             ("dashboard page, s", slices["dashboard_s"], GOALS["dashboard_s"], "")]
-    for name, value, goal, unit in goals:
-        met = value <= goal
-        print(f"goal: {name}: {value:,.2f}{unit} (at most {goal:,.2f}{unit}): {'met' if met else 'NOT met'}")
+    at_1m = members == 1_000_000  # the memory and dashboard goals are issue 15's at 1M; the ratios at any size
+    goals = [("both slices / floor suite", ratio, GOALS["slices_vs_floor"], "x", True),
+             ("peak RSS of the slices process, MiB", figures["slices_peak_mib"], GOALS["peak_mib"], "", at_1m),
+             ("first call after the import / DuckDB's Parquet load", first / load, GOALS["first_call_vs_load"], "x",
+              True),
+             ("dashboard page, s", slices["dashboard_s"], GOALS["dashboard_s"], "", at_1m)]
+    for name, value, goal, unit, applies in goals:
+        verdict = ("met" if value <= goal else "NOT met") if applies else "issue 15 sets this goal at 1M members"
+        print(f"goal: {name}: {value:,.2f}{unit} (at most {goal:,.2f}{unit}): {verdict}")
     print(json.dumps(figures))
     return not found
 
