@@ -196,17 +196,30 @@ def test_organic_channels_are_no_yardstick_for_a_costly_one() -> None:
     their zeros pull the median to 0 and hide a costly one. Only paid channels are compared."""
     from qunflow.services.doctor import _costly_of
 
-    paid = [{"channel": name, "spend": 1000, "cost_per_acquisition": cost}
+    paid = [{"channel": name, "spend": cost * 20, "converted": 20, "cost_per_acquisition": cost}
             for name, cost in (("a", 100), ("b", 120), ("c", 500))]
-    organic = [{"channel": f"free{i}", "spend": 0, "cost_per_acquisition": 0.0} for i in range(3)]
+    organic = [{"channel": f"free{i}", "spend": 0, "converted": 5, "cost_per_acquisition": 0.0} for i in range(3)]
     assert [f.params["channel"] for f in _costly_of(paid + organic)] == ["c"]
     assert _costly_of(paid[:2] + organic) == []
 
 
 def test_costly_channels_compare_with_the_median_of_the_others() -> None:
-    assert costly_channels({"a": 100, "b": 120, "c": 500}) == [("c", 500, 110)]
-    assert costly_channels({"a": 100, "b": 120, "c": 300}) == []
-    assert costly_channels({"a": 100, "c": 5000}) == []  # one other channel is no yardstick
+    many = 100  # acquisitions each: chance hardly moves a CPA
+    assert costly_channels({"a": (100 * many, many), "b": (120 * many, many), "c": (500 * many, many)}) \
+        == [("c", 500, 110)]
+    assert costly_channels({"a": (100 * many, many), "b": (120 * many, many), "c": (300 * many, many)}) == []
+    assert costly_channels({"a": (100, 1), "c": (5000, 1)}) == []  # one other channel is no yardstick
+
+
+def test_a_few_acquisitions_more_or_less_are_chance_not_a_costly_channel() -> None:
+    """Judged as if it had CHANCE_SLACK more acquisitions: 3.3x the median on one acquisition (the demo's
+    ten days, where every channel has one to four) is no alarm; the same CPA over 40 acquisitions is, and so
+    is ¥5,000 for one acquisition against ¥100 elsewhere."""
+    others = {"a": (2_000.0, 4), "b": (1_700.0, 2)}  # CPA 500 and 850: median 675
+    assert costly_channels({**others, "c": (2_250.0, 1)}) == []
+    assert costly_channels({**others, "c": (90_000.0, 40)}) == [("c", 2_250.0, 675.0)]
+    assert [c for c, _cpa, _median in costly_channels({"a": (100.0, 1), "b": (100.0, 1), "c": (5_000.0, 1)})] \
+        == ["c"]
 
 
 def test_the_checks_run_on_postgresql_too(pg_workspace: Workspace, tmp_path: Path) -> None:

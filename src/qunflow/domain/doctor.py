@@ -38,6 +38,7 @@ WELCOME_WINDOW_MS = 3 * 60 * 1000  # SPEC P3: the welcome DM within 3 minutes (t
 ORDER_SILENCE_DAYS = 14  # no conversion events for this long: the loop is broken (P6)
 TIER_LOW_SHARE = 0.1  # a tier with less than 10% of its seats left is about to fill (as the dashboard says)
 COSTLY_FACTOR = 3.0  # a channel's CPA over 3x the median of the others' is the seed's "costly channel"
+CHANCE_SLACK = 2  # acquisitions a channel might have had by chance: judged as if it had had them (costly_channels)
 
 
 @dataclass(frozen=True)
@@ -75,15 +76,20 @@ def p99(values: list[float]) -> float | None:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def costly_channels(cpa: dict[str, float]) -> list[tuple[str, float, float]]:
-    """Channels whose cost per acquisition is over COSTLY_FACTOR x the median of the other channels' (those
-    with a CPA): (channel, its CPA, the others' median). Needs at least two other channels to compare with."""
+def costly_channels(paid: dict[str, tuple[float, int]]) -> list[tuple[str, float, float]]:
+    """Channels whose cost per acquisition is over COSTLY_FACTOR x the median of the other channels' CPA, from
+    `paid`: channel -> (spend, acquisitions) for channels with both. Returns (channel, its CPA, the others'
+    median). Needs at least two other channels to compare with. A few acquisitions are chance (a channel's count
+    over a few weeks is roughly Poisson): a channel is costly only if it still would be with CHANCE_SLACK more
+    acquisitions, so one conversion fewer in a small sample raises no alarm, while ¥5,000 for one acquisition
+    against ¥100 elsewhere still does."""
+    cpa = {channel: spend / acquisitions for channel, (spend, acquisitions) in paid.items()}
     out = []
-    for channel, cost in sorted(cpa.items()):
+    for channel, (spend, acquisitions) in sorted(paid.items()):
         others = [c for k, c in cpa.items() if k != channel]
         if len(others) < 2:
             continue
         median = statistics.median(others)
-        if median > 0 and cost > COSTLY_FACTOR * median:
-            out.append((channel, cost, median))
+        if median > 0 and spend / (acquisitions + CHANCE_SLACK) > COSTLY_FACTOR * median:
+            out.append((channel, cpa[channel], median))
     return out

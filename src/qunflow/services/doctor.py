@@ -210,14 +210,14 @@ def _costly(ws: Workspace, now: datetime, channel_rows: list[dict[str, Any]] | N
 
 def _costly_of(rows: list[dict[str, Any]]) -> list[Finding]:
     # Paid channels only: an organic channel's CPA is 0 (nothing spent), no yardstick for what a paid one costs.
-    cpa = {row["channel"]: row["cost_per_acquisition"] for row in rows
-           if row.get("channel") and row.get("cost_per_acquisition") is not None and row.get("spend")}
+    paid = {row["channel"]: (row["spend"], row["converted"]) for row in rows
+            if row.get("channel") and row.get("cost_per_acquisition") is not None and row.get("spend")}
     return [Finding("costly_channel", "info",
                     f"channel {channel}'s cost per acquisition (¥{cost:,.0f}) is over 3x the other channels' "
                     f"median (¥{median:,.0f}): the seed's week 4 says cut or fix costly channels",
                     f"/console?channel={channel}", {"channel": channel, "cpa": round(cost, 2),
                                                     "median": round(median, 2)})
-            for channel, cost, median in costly_channels(cpa)]
+            for channel, cost, median in costly_channels(paid)]
 
 
 def diagnose(ws: Workspace, channel_rows: list[dict[str, Any]] | None = None) -> list[Finding]:
