@@ -54,6 +54,7 @@ class Person:
     joined: datetime
     tier: str
     buys_on: int | None
+    purchase: tuple[Decimal, Decimal]  # price and margin share of their order, if they buy
     left: bool = False
 
 
@@ -225,9 +226,11 @@ class Simulation:
         if self.automate and assign(DEMO_EXPERIMENT_KEY, ticket.member_id,  # type: ignore[attr-defined]
                                     [("control", 1.0), ("checkin_first", 1.0)]) == "checkin_first":
             buyer_rate *= DEMO_LIFT
+        # All drawn whatever the rate: the arm above follows the member's random id, and a draw made only for
+        # buyers would shift every later draw, so the same seed would no longer give the same community.
+        buys, buy_day, purchase = self.rng.random() < buyer_rate, self.rng.randint(0, 27), self.rng.choice(PRICES)
         person = Person(ticket.member_id, user_id, f"chat-{ticket.group}", profile,  # type: ignore[attr-defined]
-                        self.clock.now, ticket.tier,  # type: ignore[attr-defined]
-                        self.rng.randint(0, 27) if self.rng.random() < buyer_rate else None)
+                        self.clock.now, ticket.tier, buy_day if buys else None, purchase)  # type: ignore[attr-defined]
         self.people.append(person)
         self.stats.joins += 1
         if self.rng.random() < profile.activity * 0.8:  # Day-0 check-in in the group
@@ -253,7 +256,7 @@ class Simulation:
 
     def order(self, person: Person) -> None:
         """The shop reports an order (the same service behind POST /api/v1/events)."""
-        price, share = self.rng.choice(PRICES)
+        price, share = person.purchase
         ingest_batch(self.ws.engine, [{
             "event_id": f"order-{person.member_id}", "type": "order", "member_id": person.member_id,
             "ts": self.clock.now.replace(tzinfo=UTC).isoformat(), "amount": str(price),
