@@ -47,6 +47,7 @@ from bench.bench_ship import (  # noqa: E402
     compile_package,
     duckdb_floor,
     generate,
+    measured_process,
     qunflow_command,
     timed_process,
 )
@@ -153,7 +154,8 @@ def bench(base: Path, data: Path, members: int, engine: str) -> dict[str, Any]:
         if engine != "duckdb":
             with (ws / "qunflow.toml").open("a") as settings:
                 settings.write(f'\nanalytics_engine = "{engine}"\n')
-        figures["import_s"] = timed_process([*qunflow, "events", "import", str(events), "--workspace", str(ws)])
+        figures["import_s"], figures["import_peak_mib"] = measured_process(
+            [*qunflow, "events", "import", str(events), "--workspace", str(ws)])
         figures["spend_import_s"] = timed_process([*qunflow, "spend", "import", str(spend), "--workspace", str(ws)])
         step("the first qunflow metrics after the import")
         start, end = period(data)
@@ -188,7 +190,8 @@ def report(figures: dict[str, Any], members: int, engine: str) -> bool:
           f"{floor['first_s']:.3f} s, peak {floor['peak_mib']:.0f} MiB")
     print(f"DuckDB loads the event file from Parquet into a table (whole process): {load:.2f} s")
     print(f"qunflow events import (whole process): {figures['import_s']:.2f} s "
-          f"({figures['events'] / figures['import_s']:,.0f} events/s, {figures['import_s'] / load:.1f}x the load); "
+          f"({figures['events'] / figures['import_s']:,.0f} events/s, {figures['import_s'] / load:.1f}x the load; "
+          f"peak RSS {figures['import_peak_mib']:,.0f} MiB); "
           f"spend import {figures['spend_import_s']:.2f} s")
     print(f"first qunflow metrics --by channel after the import: {first:.2f} s ({first / load:.2f}x the load); "
           f"again: {figures['second_call_s']:.2f} s")

@@ -80,12 +80,21 @@ def child_env() -> dict[str, str]:
 
 
 def timed_process(command: list[str], env: dict[str, str] | None = None) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env or child_env())
-    seconds = time.perf_counter() - started
-    if done.returncode:
-        raise SystemExit(f"{' '.join(command[:4])}... failed:\n{done.stderr[-2000:]}")
-    return seconds
+    return measured_process(command, env)[0]
+
+
+def measured_process(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """A whole process's wall seconds and peak RSS (MiB: the largest of it and the children it waited for)."""
+    with tempfile.TemporaryFile("w+") as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, env=env or child_env())
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode:
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(command[:4])}... failed:\n{errors.read()[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024
 
 
 def duckdb_floor(parquet: Path, base: Path) -> float:
