@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 
 from qunflow.services.join import submit_gate
 from qunflow.workspace import init_workspace
-from tests.conftest import DATABASE_ENV
+from tests.conftest import DATABASE_ENV, free_port
 from tests.integration.test_join_flow import FORM, invite_token, setup_community
 from tests.integration.test_recovery import joined_events
 
@@ -40,19 +39,13 @@ def _binary(name: str) -> str | None:
     return (found if isinstance(found, str) else found[-1]) if found else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Server:
     """A PostgreSQL server of the test's own, run as the `postgres` user when the test runs as root."""
 
     def __init__(self, initdb: str, pg_ctl: str) -> None:
         self.pg_ctl = pg_ctl
         self.home = Path(tempfile.mkdtemp(prefix="qf-pgcrash-"))
-        self.data, self.port = self.home / "data", _free_port()
+        self.data, self.port = self.home / "data", free_port()
         self.as_user: list[str] = []
         if os.geteuid() == 0:
             runuser = shutil.which("runuser")

@@ -60,14 +60,21 @@ class SharedLimiter:
                 stored.update((row.key, EPOCH) for row in made)  # ours, so locked until our commit
                 if len(stored) < len(keys):  # another process made it first: its row is locked as the others
                     stored = _locked(conn, keys)
-            taken = {key: gcra(stored.get(key), now, wanted[key]) for key in keys}
-            longest = max(wait for _tat, wait in taken.values())
+            taken, longest = _take(stored, wanted, now)
             if longest > 0:
                 return longest
             new_tat = case({key: literal(tat, DateTime()) for key, (tat, _wait) in taken.items()},
                            value=send_limits.c.key)  # both buckets in one statement, on both databases
             conn.execute(update(send_limits).where(send_limits.c.key.in_(keys)).values(tat=new_tat))
         return 0.0
+
+
+def _take(stored: Mapping[str, datetime], wanted: dict[str, Limit], now: datetime
+          ) -> tuple[dict[str, tuple[datetime, float]], float]:
+    """Each bucket's new time and wait if a send went now (domain.ratelimit.gcra), and the longest wait: the send
+    goes only when that is 0."""
+    taken = {key: gcra(stored.get(key), now, limit) for key, limit in wanted.items()}
+    return taken, max(wait for _tat, wait in taken.values())
 
 
 def _locked(conn: Connection, keys: list[str]) -> dict[str, datetime]:
@@ -99,9 +106,7 @@ def _take_postgresql(conn: Connection, keys: list[str], wanted: dict[str, Limit]
             driver.execute("BEGIN")
             cursor = driver.execute(_UPSERT.format(", ".join(["(%s, %s)"] * len(keys))),
                                     [value for key in keys for value in (key, EPOCH)])
-        stored: dict[str, datetime] = dict(cursor.fetchall())
-        taken = {key: gcra(stored.get(key), now, wanted[key]) for key in keys}
-        longest = max(wait for _tat, wait in taken.values())
+        taken, longest = _take(dict(cursor.fetchall()), wanted, now)
         if longest > 0:
             driver.execute("ROLLBACK")
             return longest

@@ -96,9 +96,7 @@ def _note_write(conn: Connection) -> None:
     """A write ran on `conn`: its transaction holds writes, and the open `sync_deferred` scope, if any, owes a
     synced commit."""
     conn.info["qf_wrote"] = True
-    scope = _SYNC_DEFERRED.get()
-    if scope is not None:
-        scope.wrote = True
+    note_write()
 
 
 def note_write() -> None:
