@@ -13,7 +13,10 @@ queued for its webhook, the approvals' chat_member and service-message updates i
 queue in order; WeCom: FakeWeCom's encrypted add_external_contact callbacks, handed to receive in the
 calling thread), one after another in one thread, against the local fake servers.
 
-Run: python bench/probe_join_cost.py [--platform telegram|wecom|both] [--joins 300] [--profile N]
+--trace then prints what one more join sent to PostgreSQL, statement by statement, each transaction ending at
+its COMMIT or ROLLBACK (which commits a join makes, and where its round trips go).
+
+Run: python bench/probe_join_cost.py [--platform telegram|wecom|both] [--joins 300] [--profile N] [--trace]
      [--postgres postgresql://postgres@127.0.0.1:5432/test]
 """
 
@@ -60,6 +63,7 @@ class Counts:
         self.commits = 0
         self.round_trips = 0
         self.pooled: weakref.WeakSet[Any] = weakref.WeakSet()  # qunflow's connections (not the lock sampler's)
+        self.trace: list[str] | None = None  # --trace: what was sent to PostgreSQL, one line each
 
     def listen(self) -> None:
         event.listen(Pool, "connect", self._connect)
@@ -73,9 +77,18 @@ class Counts:
         execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
         command, pipeline = psycopg.Connection._exec_command, psycopg.Connection.pipeline
 
+        def traced(connection: Any, query: Any) -> None:
+            if counts.trace is not None:
+                text = query if isinstance(query, str) else bytes(query).decode()
+                pipelined = " (pipeline)" if connection._pipeline is not None else ""
+                counts.trace.append(f"  conn {id(connection) % 10_000:04d}{pipelined}: {' '.join(text.split())[:150]}")
+
         def sent(connection: Any, query: Any) -> None:
             if connection not in counts.pooled:
                 return
+            if connection.info.transaction_status == 0 and not connection.autocommit:  # idle
+                traced(connection, "BEGIN")  # sent by psycopg first (counted by counted_command)
+            traced(connection, query)
             if connection._pipeline is None:
                 counts.round_trips += 1
             if isinstance(query, str) and query.lstrip()[:6].upper() in ("SELECT", "INSERT", "UPDATE", "DELETE"):
@@ -92,8 +105,10 @@ class Counts:
             return executemany(cursor, query, *args, **kwargs)
 
         def counted_command(connection: Any, *args: Any, **kwargs: Any) -> Any:
-            if connection in counts.pooled and connection._pipeline is None:
-                counts.round_trips += 1
+            if connection in counts.pooled:
+                counts.round_trips += connection._pipeline is None
+                if args[0] != b"BEGIN":  # traced by sent, before its statement
+                    traced(connection, args[0])
             return command(connection, *args, **kwargs)
 
         @contextmanager
@@ -127,7 +142,7 @@ class Counts:
 
 
 def measure(name: str, joins: int, warm: int, one: Callable[[int], None], counts: Counts,
-            profile: int) -> dict[str, Any]:
+            profile: int, trace: bool) -> dict[str, Any]:
     for i in range(warm):
         one(i)
     statements, sqlalchemy, commits, trips = counts.statements, counts.sqlalchemy, counts.commits, counts.round_trips
@@ -158,17 +173,22 @@ def measure(name: str, joins: int, warm: int, one: Callable[[int], None], counts
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
         pstats.Stats(profiler).sort_stats("cumulative").print_stats("qunflow|pydantic|json|logging", 80)
+    if trace:
+        counts.trace = []
+        one(warm + joins + profile)
+        print(f"{name}: one join as sent to PostgreSQL", *counts.trace, sep="\n")
+        counts.trace = None
     return result
 
 
-def telegram(home: Path, joins: int, warm: int, counts: Counts, profile: int) -> dict[str, Any]:
+def telegram(home: Path, joins: int, warm: int, counts: Counts, profile: int, trace: bool) -> dict[str, Any]:
     from tests.fakes.telegram_server import TOKEN, FakeTelegram, Limits
 
     from qunflow.services.inbound import receive
     from qunflow.services.join import entry_invite
     from qunflow.workspace import open_workspace
 
-    total = warm + joins + profile
+    total = warm + joins + profile + trace
     with FakeTelegram(limits=Limits(bot_per_second=1_000_000)) as fake:
         chat = fake.make_group("Newbies")
         cli(home, "connect", "telegram", "--bot-token", TOKEN, "--api-base", fake.api_base, "--mode", "webhook",
@@ -193,21 +213,21 @@ def telegram(home: Path, joins: int, warm: int, counts: Counts, profile: int) ->
                     update = fake._pending.popleft() if hasattr(fake._pending, "popleft") else fake._pending.pop(0)
                 receive(ws, "telegram", "POST", {}, headers, json.dumps(update).encode())
 
-        result = measure("telegram", joins, warm, one, counts, profile)
+        result = measure("telegram", joins, warm, one, counts, profile, trace)
         assert len(fake.members(chat)) == total, "every request was approved"
         assert len({m["user_id"] for m in fake.sent() if m["private"]}) == total, "every person was welcomed"
         ws.close()
     return result
 
 
-def wecom(home: Path, joins: int, warm: int, counts: Counts, profile: int) -> dict[str, Any]:
+def wecom(home: Path, joins: int, warm: int, counts: Counts, profile: int, trace: bool) -> dict[str, Any]:
     from tests.fakes.wecom_server import FakeWeCom
 
     from qunflow.services.inbound import receive
     from qunflow.services.join import entry_invite
     from qunflow.workspace import open_workspace
 
-    total = warm + joins + profile
+    total = warm + joins + profile + trace
     with FakeWeCom(staff=("zhangsan",)) as fake:
         group = fake.make_group("zhangsan", "新人群")
         cli(home, "connect", "wecom", "--corp-id", fake.corp_id, "--secret", fake.secret, "--callback-token",
@@ -233,7 +253,7 @@ def wecom(home: Path, joins: int, warm: int, counts: Counts, profile: int) -> di
         def one(i: int) -> None:
             fake.add_contact(f"wmPROBE{i:06d}", f"客户{i}", config_id)
 
-        result = measure("wecom", joins, warm, one, counts, profile)
+        result = measure("wecom", joins, warm, one, counts, profile, trace)
         welcomed = {w["external_userid"] for w in fake.welcome_messages()}
         assert len(welcomed) == total, f"every contact was welcomed ({len(welcomed)} of {total})"
         ws.close()
@@ -246,6 +266,8 @@ def main() -> None:
     parser.add_argument("--joins", type=int, default=300)
     parser.add_argument("--warm", type=int, default=30, help="joins before the measured ones (not counted)")
     parser.add_argument("--profile", type=int, default=0, help="then profile this many more joins")
+    parser.add_argument("--trace", action="store_true",
+                        help="then print what one more join sent to PostgreSQL (with --postgres)")
     parser.add_argument("--sqlite-synchronous", choices=("full", "normal"), default="full")
     parser.add_argument("--postgres", metavar="ADMIN_URL",
                         help="state database on PostgreSQL: a fresh database per platform, made through this URL")
@@ -260,7 +282,8 @@ def main() -> None:
             home = Path(name) / platform
             with state_database(args.postgres):
                 make_workspace(home, URL, args.sqlite_synchronous)
-                result = runs[platform](home, args.joins, args.warm, counts, args.profile)
+                result = runs[platform](home, args.joins, args.warm, counts, args.profile,
+                                        args.trace and bool(args.postgres))
             database = "postgresql" if args.postgres else "sqlite"
             print(json.dumps({**result, "database": database, "load": [round(v, 2) for v in os.getloadavg()]}),
                   flush=True)

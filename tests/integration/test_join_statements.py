@@ -5,10 +5,13 @@ statement decides that (services/join_echo.py), on PostgreSQL one round trip (no
 handlers' own reads took nine. Whatever that statement says, the update does what the handlers would: a menu
 batch not posted yet (under a welcome applied meanwhile too) and a member who left in between are still acted
 on. The request itself reads nothing it wrote or read before in the same update (store/memo.py), and the
-shared send limit of its welcome DM is two round trips (engine/limits.py)."""
+shared send limit of its welcome DM is one round trip, taken in the transaction that records the DM
+(engine/limits.py). A join commits three times on Telegram (before the DM, before the approval, the handled
+mark) and twice on WeCom (before the DM, the handled mark)."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import event, select
 
@@ -27,7 +31,9 @@ from qunflow.store.eventlog import utcnow as utc_now
 from qunflow.store.tables import deliveries, events
 from qunflow.workspace import Workspace, open_workspace
 from tests.e2e.test_telegram_chain import set_up
+from tests.e2e.test_wecom_chain import cli, contact_way_of
 from tests.fakes.telegram_server import FakeTelegram
+from tests.fakes.wecom_server import FakeWeCom
 from tests.integration.test_welcome_playbook import CHANGED, write
 
 
@@ -38,14 +44,13 @@ def telegram() -> Iterator[FakeTelegram]:
 
 
 @contextmanager
-def asked(ws: Workspace, tmp_path: Path) -> Iterator[list[int]]:
-    """How many times the state database is asked inside the block (filled in at its end): SQLite's statements
-    (its trace), or PostgreSQL's round trips as libpq made them (its protocol trace: a ReadyForQuery answers
-    each query, and each sync of the extended protocol)."""
+def sent(ws: Workspace, tmp_path: Path) -> Iterator[list[str]]:
+    """What the state database was sent inside the block (filled in at its end): SQLite's statements (its
+    trace), or PostgreSQL's protocol trace as libpq wrote it, one message a line."""
     statements: list[str] = []
     traced: list[Any] = []
     trace_file = tmp_path / "libpq.trace"
-    count: list[int] = []
+    seen: list[str] = []
 
     def checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         if isinstance(dbapi_connection, sqlite3.Connection):
@@ -57,15 +62,40 @@ def asked(ws: Workspace, tmp_path: Path) -> Iterator[list[int]]:
     with trace_file.open("w") as out:
         event.listen(ws.engine, "checkout", checkout)
         try:
-            yield count
+            yield seen
         finally:
             event.remove(ws.engine, "checkout", checkout)
             for dbapi_connection in traced:
                 dbapi_connection.pgconn.untrace()  # flushes libpq's trace
+    seen.extend(statements if ws.engine.dialect.name == "sqlite" else trace_file.read_text().splitlines())
+
+
+@contextmanager
+def asked(ws: Workspace, tmp_path: Path) -> Iterator[list[int]]:
+    """How many times the state database is asked inside the block (filled in at its end): SQLite's statements,
+    or PostgreSQL's round trips as libpq made them (a ReadyForQuery answers each query, and each sync of the
+    extended protocol)."""
+    count: list[int] = []
+    with sent(ws, tmp_path) as seen:
+        yield count
     if ws.engine.dialect.name == "sqlite":
-        count.append(len([s for s in statements if s.split()[0].upper() not in ("PRAGMA", "BEGIN", "COMMIT")]))
+        count.append(len([s for s in seen if s.split()[0].upper() not in ("PRAGMA", "BEGIN", "COMMIT")]))
     else:
-        count.append(sum(1 for line in trace_file.read_text().splitlines() if "\tReadyForQuery" in line))
+        count.append(sum(1 for line in seen if "\tReadyForQuery" in line))
+
+
+@contextmanager
+def committed(ws: Workspace, tmp_path: Path) -> Iterator[list[int]]:
+    """How many COMMITs the state database got inside the block (filled in at its end). On PostgreSQL the
+    synced commit an update ends with is a statement of its own in autocommit after its last COMMIT
+    (store.postgres.FLUSH), not counted: it commits nothing of the update's."""
+    count: list[int] = []
+    with sent(ws, tmp_path) as seen:
+        yield count
+    if ws.engine.dialect.name == "sqlite":
+        count.append(sum(1 for s in seen if s.split()[0].upper() == "COMMIT"))
+    else:  # what this process sent (F), as a query or in a pipeline: "COMMIT", or "SET LOCAL ...; COMMIT"
+        count.append(sum(1 for line in seen if "\tF\t" in line and re.search(r'\t(Query|Parse)\t.*COMMIT"', line)))
 
 
 def handle(ws: Workspace, updates: list[Update]) -> list[Update]:
@@ -126,9 +156,57 @@ def test_a_join_request_reads_nothing_it_wrote_or_read_before(community: tuple[W
     assert telegram.open_link(telegram.person("Bob"), link) == "requested"
     with asked(ws, tmp_path) as times:
         handle(ws, connector.poll(0))
-    # SQLite: 32 statements before; PostgreSQL: 41 round trips before, of which the send limiter's 5 (now 2:
-    # engine/limits.py; SQLite's limiter is in memory)
-    assert times == ([26] if ws.engine.dialect.name == "sqlite" else [30]), times
+    # SQLite: 32 statements before; PostgreSQL: 41 round trips before, of which the send limiter's 5 (then 2,
+    # now 1: its upsert in the update's transaction, engine/limits.py; SQLite's limiter is in memory)
+    assert times == ([26] if ws.engine.dialect.name == "sqlite" else [29]), times
+
+
+def test_a_telegram_join_commits_three_times(community: tuple[Workspace, str], telegram: FakeTelegram,
+                                            tmp_path: Path) -> None:
+    """The request (recorded with the welcome DM and its share of the send limit, then the DM's result before
+    the approval, then the join with the handled mark) and its echo (one read)."""
+    ws, link = community
+    handle(ws, [request_and_approve(ws, telegram, link, "Alice")])  # the bot's bucket and the menu exist
+    with committed(ws, tmp_path) as commits:
+        handle(ws, [request_and_approve(ws, telegram, link, "Bob")])
+    assert commits == [3]  # PostgreSQL: 4 before, the send limit's own transaction one of them
+
+
+class InProcess(httpx.BaseTransport):
+    """FakeWeCom's callback, handled in the calling thread as /hooks/wecom would handle it."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = inbound.receive(self.ws, "wecom", request.method, dict(request.url.params), dict(request.headers),
+                                 request.read())
+        return httpx.Response(200, content=answer.reply, headers={"content-type": answer.media_type})
+
+
+def test_a_wecom_join_commits_twice(any_workspace: Workspace, tmp_path: Path) -> None:
+    """A contact added through an entry point's contact way: recorded with the welcome DM and its share of the
+    send limit, then the DM's result with the handled mark."""
+    home = any_workspace.home
+    with FakeWeCom(staff=("zhangsan",)) as wecom:
+        chat = wecom.make_group("zhangsan", "新人群")
+        for args in (("connect", "wecom", "--corp-id", wecom.corp_id, "--secret", wecom.secret, "--callback-token",
+                      wecom.token, "--aes-key", wecom.aes_key, "--api-base", wecom.api_base),
+                     ("group", "add", "newbie-1", "--tier", "newbie", "--platform", "wecom", "--external-id", chat),
+                     ("channel", "add", "ads", "--kind", "ad"),
+                     ("entry", "add", "wc-ads", "--channel", "ads", "--platform", "wecom")):
+            assert cli(home, *args)[0] == 0, args
+        ws = open_workspace(home)  # with the connection the CLI made
+        entry_invite(ws, "wc-ads")
+        config_id = contact_way_of(wecom, "wc-ads")
+        wecom.callback_url = "http://127.0.0.1:9/hooks/wecom"  # nothing listens: handled in process
+        wecom.callback_client = httpx.Client(transport=InProcess(ws))
+        wecom.add_contact("wmALICE", "Alice", config_id)  # the bot's bucket exists
+        with committed(ws, tmp_path) as commits:
+            wecom.add_contact("wmBOB", "Bob", config_id)
+        assert len(wecom.welcome_messages()) == 2
+        ws.close()
+    assert commits == [2]  # PostgreSQL: 3 before, the send limit's own transaction one of them
 
 
 def test_an_echo_in_a_new_menu_batch_still_posts_the_menu(community: tuple[Workspace, str],

@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import create_engine, delete, func, insert, select
+from sqlalchemy.exc import DBAPIError
 
 from qunflow.engine import outbox
 from qunflow.engine.limits import MemoryLimiter, SharedLimiter
-from qunflow.store.db import sync_deferred
+from qunflow.store.db import commit_update, sync_deferred, update_transaction
 from qunflow.store.tables import deliveries, send_limits
 from qunflow.workspace import Workspace, open_workspace
 from tests.integration.test_update_durability import note_commit_levels
@@ -151,3 +152,56 @@ def test_a_bucket_taken_commits_at_the_level_of_its_caller(pg_workspace: Workspa
     assert limiter.wait("sandbox", "u3", group=False, now=NOW) == pytest.approx(0.5)  # the bot's 2 are spent
     with ws.engine.connect() as conn:  # a bucket that says wait leaves its rows unlocked
         conn.exec_driver_sql("SELECT key FROM send_limits FOR UPDATE NOWAIT").all()
+
+
+@pytest.mark.postgres
+def test_inside_an_inbound_update_the_share_commits_with_the_send_that_took_it(pg_workspace: Workspace) -> None:
+    """The welcome's path: the buckets are locked in the update's transaction, the one that records the send,
+    and written and given back by its next commit (made before the platform call), not by one of their own."""
+    ws = pg_workspace
+    limiter = SharedLimiter(ws.engine, LIMITS)
+    assert limiter.wait("sandbox", "u1", group=False, now=NOW) == 0  # the bot's row exists
+    other = create_engine(ws.engine.url)
+    with update_transaction(ws.engine):
+        assert limiter.wait("sandbox", "u2", group=False, now=NOW) == 0
+        with other.connect() as conn, pytest.raises(DBAPIError, match="could not obtain lock"):
+            conn.exec_driver_sql("SELECT key FROM send_limits WHERE key = 'sandbox' FOR UPDATE NOWAIT").all()
+        commit_update()
+        with other.connect() as conn:  # given back, with both sends taken from the bot's 2
+            conn.exec_driver_sql("SELECT key FROM send_limits FOR UPDATE NOWAIT").all()
+        assert limiter.wait("sandbox", "u3", group=False, now=NOW) == pytest.approx(0.5)
+        commit_update()  # a bucket that says wait is given back at the next commit too
+        with other.connect() as conn:
+            conn.exec_driver_sql("SELECT key FROM send_limits FOR UPDATE NOWAIT").all()
+    other.dispose()
+
+
+@pytest.mark.postgres
+def test_two_workers_sending_inside_inbound_updates_together_stay_within_one_limit(pg_workspace: Workspace) -> None:
+    """As the welcome sends: each send recorded, its share taken and both committed in the update's transaction."""
+    _queue(pg_workspace, chat_members=40)  # the users are reachable; what it queues is not sent here
+    workers = _workers(pg_workspace, shared=True)
+    deadline = time.monotonic() + SECONDS
+
+    def work(ws: Workspace, worker: int) -> None:
+        n = 0
+        while time.monotonic() < deadline:
+            with update_transaction(ws.engine):
+                outbox.send(ws, outbox.Message(key=f"w{worker}:{n}", kind="test", platform="sandbox",
+                                               target=f"u{n % 40}", text="hello", private=True))
+                commit_update()  # the update's end: the send's result
+            n += 1
+
+    threads = [threading.Thread(target=work, args=(ws, i)) for i, ws in enumerate(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    with pg_workspace.engine.connect() as conn:
+        sent = sorted(conn.execute(select(deliveries.c.sent_at).where(deliveries.c.status == "sent")).scalars())
+    span = (sent[-1] - sent[0]).total_seconds()
+    # sent_at is stamped after the call, the share taken before it: one more for their jitter
+    assert len(sent) <= RATE + RATE * span + 2, (len(sent), span)
+    assert len(sent) >= RATE * SECONDS * 0.6
+    for worker in workers:
+        worker.close()

@@ -3,11 +3,20 @@
 One process (the embedded SQLite default) keeps its buckets in memory. Several workers over PostgreSQL
 share them through the state database: one row per bucket holding the GCRA's theoretical arrival time,
 taken under a row lock, so N workers together send no faster than one would. The state database was
-chosen over Redis because every multi-process install already has it and needs nothing more to run;
-a send costs one short transaction (a few milliseconds), far below any platform's own limit: a read of both
-buckets under a row lock and one statement that writes both (their rows are made at a bucket's first send).
-On PostgreSQL that is two round trips: BEGIN with one statement that makes the missing rows and locks and
-returns both (an upsert), then the write with its COMMIT (or a ROLLBACK when a bucket says wait).
+chosen over Redis because every multi-process install already has it and needs nothing more to run.
+A send reads both buckets under a row lock (one statement that makes the missing rows, a bucket's first
+send, and locks and returns both: an upsert) and writes both in one statement.
+
+Inside an inbound update (the welcome's path) that happens in the update's own transaction, the one that
+records the send (store.db.update_to_lock_in): the upsert, then the new times held back and written as the
+last statement before the COMMIT that the outbox sends before the platform call, in one pipeline with it.
+The send, its record and its share of the limit then commit together (one commit less per join), the rows
+stay locked only from the upsert to that COMMIT, which never waits for the disk (the update's commits before
+its last are unsynced, and its last is made unsynced then synced with the locks given back), and never
+through a platform call. Elsewhere (the worker's deliveries), or when the update holds the event log's lock
+already (one lock order: bucket rows, then the event log's), the send takes a short transaction of its own,
+unsynced inside an update: two round trips, BEGIN with the upsert, then the write with its COMMIT (or a
+ROLLBACK when a bucket says wait).
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from sqlalchemy import Connection, DateTime, Engine, case, literal, select, upda
 from sqlalchemy.exc import DBAPIError
 
 from qunflow.domain.ratelimit import Limit, Limiter, gcra
-from qunflow.store.db import note_write
+from qunflow.store.db import HeldWrite, before_driver_write, commit_update, note_write, update_to_lock_in, write_held
 from qunflow.store.plain import insert_new_keys
 from qunflow.store.tables import send_limits
 
@@ -29,7 +38,9 @@ EPOCH = datetime(1970, 1, 1)
 
 class SendLimiter(Protocol):
     def wait(self, platform: str, chat: str, *, group: bool, now: datetime) -> float:
-        """0 when a send to `chat` may go now (its share taken), else the seconds until it may."""
+        """0 when a send to `chat` may go now (its share taken), else the seconds until it may. Inside an
+        inbound update the share may be taken in the update's transaction: the caller commits it (commit_update)
+        right after, before the platform call, whether the send goes or waits."""
         ...
 
 
@@ -50,6 +61,10 @@ class SharedLimiter:
         wanted = {platform: limits["bot"], f"{platform}:{kind}:{chat}": limits[kind]}
         keys = sorted(wanted)  # one lock order for every process: no deadlocks
         if self.engine.dialect.name == "postgresql":
+            in_update = update_to_lock_in(self.engine)
+            if in_update is not None:
+                return _take_in_update(*in_update, keys, wanted, now)
+            commit_update()  # the update's locks are not held while this waits for the buckets' own
             with self.engine.connect() as conn:
                 return _take_postgresql(conn, keys, wanted, now)
         with self.engine.begin() as conn:
@@ -93,6 +108,47 @@ _SET = "UPDATE send_limits SET tat = CASE key {} END WHERE key = ANY(%s)"
 _OPEN, _FAILED = 2, 3  # psycopg.pq.TransactionStatus INTRANS, INERROR (not imported: SQLite installs lack psycopg)
 
 
+def _upsert(keys: list[str]) -> tuple[str, list[Any]]:
+    return _UPSERT.format(", ".join(["(%s, %s)"] * len(keys))), [value for key in keys for value in (key, EPOCH)]
+
+
+def _set(keys: list[str], taken: dict[str, tuple[datetime, float]]) -> tuple[str, list[Any]]:
+    return (_SET.format(" ".join(["WHEN %s THEN %s"] * len(keys))),
+            [*(value for key in keys for value in (key, taken[key][0])), keys])
+
+
+class _HeldTimes:
+    """The buckets' new times, written as the update's last statement before its COMMIT (store.db.held_writes)."""
+
+    __slots__ = ("statement",)
+
+    def __init__(self, statement: tuple[str, list[Any]]) -> None:
+        self.statement = statement
+
+    def write(self, conn: Connection) -> None:
+        conn.connection.driver_connection.execute(*self.statement)  # type: ignore[union-attr]
+
+
+def _take_in_update(conn: Connection, held: dict[str, HeldWrite], keys: list[str], wanted: dict[str, Limit],
+                    now: datetime) -> float:
+    """SharedLimiter.wait in the open inbound update's transaction: one round trip (the upsert); the new times go
+    with the update's next COMMIT, which the caller sends next, whether the send goes or waits (the rows are
+    locked until then)."""
+    upsert = _upsert(keys)
+    write_held(conn, upsert[0])  # times an earlier send of the update took are read as written
+    before_driver_write(conn)  # a write (the rows are made, and locked): the update's commit is owed
+    driver: Any = conn.connection.driver_connection
+    driver_error = conn.dialect.loaded_dbapi.Error
+    try:
+        stored = dict(driver.execute(*upsert).fetchall())
+    except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
+        raise DBAPIError.instance("send_limits", None, exc, driver_error) from exc
+    taken, longest = _take(stored, wanted, now)
+    if longest == 0:
+        held["send_limits"] = _HeldTimes(_set(keys, taken))
+    return longest
+
+
 def _take_postgresql(conn: Connection, keys: list[str], wanted: dict[str, Limit], now: datetime) -> float:
     """SharedLimiter.wait's transaction in two round trips: psycopg's pipeline with BEGIN and COMMIT sent as
     statements (in autocommit, so it sends no BEGIN of its own first). The commit waits for the disk as the
@@ -104,15 +160,13 @@ def _take_postgresql(conn: Connection, keys: list[str], wanted: dict[str, Limit]
     try:
         with driver.pipeline():
             driver.execute("BEGIN")
-            cursor = driver.execute(_UPSERT.format(", ".join(["(%s, %s)"] * len(keys))),
-                                    [value for key in keys for value in (key, EPOCH)])
+            cursor = driver.execute(*_upsert(keys))
         taken, longest = _take(dict(cursor.fetchall()), wanted, now)
         if longest > 0:
             driver.execute("ROLLBACK")
             return longest
         with driver.pipeline():
-            driver.execute(_SET.format(" ".join(["WHEN %s THEN %s"] * len(keys))),
-                           [*(value for key in keys for value in (key, taken[key][0])), keys])
+            driver.execute(*_set(keys, taken))
             if deferred:
                 driver.execute("SET LOCAL synchronous_commit TO off")
             driver.execute("COMMIT")

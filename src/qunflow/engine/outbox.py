@@ -201,7 +201,6 @@ def _claim(ws: Workspace, keys: list[str] | None, limit: int) -> list[tuple[Any,
 
 
 def _attempt(ws: Workspace, row: Any, *, interrupted: bool = False) -> Sent:
-    commit_update()  # inside an inbound update: the send is recorded before the platform hears of it
     now = ws.clock()
     key = row.idempotency_key
     try:
@@ -209,6 +208,7 @@ def _attempt(ws: Workspace, row: Any, *, interrupted: bool = False) -> Sent:
     except QunflowError as exc:  # e.g. the platform was disconnected since
         return _finish(ws, row, "dead", error=str(exc))
     if interrupted:
+        commit_update()  # nothing of an inbound update's is held while the platform answers
         arrived = _ask_platform(connector, key)
         if arrived is not None:  # it went before the crash: recorded now, not sent again
             return _finish(ws, row, "sent", message_id=arrived)
@@ -221,6 +221,9 @@ def _attempt(ws: Workspace, row: Any, *, interrupted: bool = False) -> Sent:
             if not has_consent(conn, row.member_id, MARKETING):
                 return _finish(ws, row, "skipped", error=NO_CONSENT)
     wait = ws.limiter.wait(row.platform, row.target, group=not row.private, now=now)
+    # Inside an inbound update: the send is recorded before the platform hears of it, in one commit with its
+    # share of the shared send limit (engine/limits.py), whose locks are given back here, also when it waits.
+    commit_update()
     if wait > 0:
         return _again(ws, row, now + timedelta(seconds=wait), counted=False,
                       error=f"send limit reached (free again in {wait:.1f} s)")

@@ -374,6 +374,21 @@ def held_writes(conn: Connection) -> dict[str, HeldWrite] | None:
     return tx.held
 
 
+def update_to_lock_in(engine: Engine) -> tuple[Connection, dict[str, HeldWrite]] | None:
+    """The open inbound update's connection on PostgreSQL and its held writes, for row locks that other
+    processes wait for (the shared send limit's): taken there, they are held until the update's next commit
+    only, whose pipeline writes them last and which never waits for the disk (_commit_with_held). None when no
+    update is open on `engine`, when its writes cannot be held (held_writes), or when it holds the event log's
+    lock already (a held write ran before a read of its table): a row lock taken after that lock could make a
+    cycle with a process that waits for it in its commit while holding such a row."""
+    tx = _UPDATE.get()
+    if tx is None or tx.engine is not engine or not is_postgres(engine) or tx.wrote_held:
+        return None
+    conn = tx.connection()
+    held = held_writes(conn)
+    return None if held is None else (conn, held)
+
+
 _NAMES_TABLE: dict[str, re.Pattern[str]] = {}
 
 
@@ -395,7 +410,11 @@ def write_held(conn: Connection, statement: str | None = None) -> None:
 
 
 def _before_savepoint(conn: Connection, _name: str) -> None:
+    tx = _UPDATE.get()
+    holding = tx is not None and tx.conn is conn and bool(tx.held)
     write_held(conn)
+    if holding:  # their lock (the event log's) is held from now until the commit
+        tx.wrote_held = True  # type: ignore[union-attr]
 
 
 def _drop_held(conn: Connection) -> None:
