@@ -8,8 +8,8 @@ A send reads both buckets under a row lock (one statement that makes the missing
 send, and locks and returns both: an upsert) and writes both in one statement.
 
 Inside an inbound update (the welcome's path) that happens in the update's own transaction, the one that
-records the send (store.db.update_to_lock_in): the upsert, then the new times held back and written as the
-last statement before the COMMIT that the outbox sends before the platform call, in one pipeline with it.
+records the send (store.db.update_to_lock_in): the upsert, then the new times held back and written in the
+pipeline that sends the COMMIT the outbox makes before the platform call (first, before the event log's lock).
 The send, its record and its share of the limit then commit together (one commit less per join), the rows
 stay locked only from the upsert to that COMMIT, which never waits for the disk (the update's commits before
 its last are unsynced, and its last is made unsynced then synced with the locks given back), and never
@@ -144,8 +144,11 @@ def _take_in_update(conn: Connection, held: dict[str, HeldWrite], keys: list[str
     except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
         raise DBAPIError.instance("send_limits", None, exc, driver_error) from exc
     taken, longest = _take(stored, wanted, now)
-    if longest == 0:
+    if longest == 0:  # written first at the commit: before the event log's lock, which every writer shares
+        others = dict(held)
+        held.clear()
         held["send_limits"] = _HeldTimes(_set(keys, taken))
+        held.update(others)
     return longest
 
 
