@@ -18,9 +18,11 @@ from sqlalchemy.exc import DBAPIError
 
 from qunflow.engine import outbox
 from qunflow.engine.limits import MemoryLimiter, SharedLimiter
-from qunflow.store.db import commit_update, sync_deferred, update_transaction
-from qunflow.store.tables import deliveries, send_limits
+from qunflow.store.db import commit_update, sync_deferred, transaction, update_transaction
+from qunflow.store.eventlog import append_events
+from qunflow.store.tables import deliveries, events, send_limits
 from qunflow.workspace import Workspace, open_workspace
+from tests.integration.test_eventlog import make
 from tests.integration.test_update_durability import note_commit_levels
 
 RATE = 10.0  # messages a second for the whole bot
@@ -205,3 +207,27 @@ def test_two_workers_sending_inside_inbound_updates_together_stay_within_one_lim
     assert len(sent) >= RATE * SECONDS * 0.6
     for worker in workers:
         worker.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("early", ["a read of the log", "a savepoint"])
+def test_an_update_holding_the_event_lock_takes_the_limit_in_a_transaction_of_its_own(
+        pg_workspace: Workspace, early: str) -> None:
+    """Its held events were written before its commit, so it holds the event log's lock: the buckets are then
+    taken and given back at once (one lock order, bucket rows before the event log's), not held with it."""
+    ws = pg_workspace
+    limiter = SharedLimiter(ws.engine, LIMITS)
+    assert limiter.wait("sandbox", "u1", group=False, now=NOW) == 0  # the rows exist (a new one is not seen)
+    other = create_engine(ws.engine.url)
+    with update_transaction(ws.engine):
+        with transaction(ws.engine) as conn:
+            append_events(conn, make(["e1"]))  # held until the commit
+            if early == "a read of the log":
+                conn.execute(select(func.count()).select_from(events)).scalar()
+            else:
+                conn.begin_nested().commit()
+        assert limiter.wait("sandbox", "u1", group=False, now=NOW) == 0
+        with other.connect() as conn:  # not locked: committed by a transaction of its own
+            conn.exec_driver_sql("SELECT key FROM send_limits FOR UPDATE NOWAIT").all()
+        commit_update()
+    other.dispose()
