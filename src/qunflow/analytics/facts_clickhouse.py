@@ -48,10 +48,11 @@ by the same rules and in the same steps (the touched members' rows computed agai
 left with no span; a rebuild swaps in a fresh table), so the state guards it as it does them.
 
 Every catch-up adds a part to each of these tables, and FINAL reads two parts or more by merging them as it goes
-(the dashboard page at 1M members: about 0.4 s more CPU). ClickHouse merges parts in the background, but chdb only
-while a process holds the store open, so a CLI user's store could stay unmerged. After every write (merge_parts)
-qunflow merges each facts table left with more than one active part itself: OPTIMIZE ... FINAL, ClickHouse's own
-atomic swap of the parts for one, which changes what is stored but never what the views read.
+(the dashboard page at 1M members: 0.4 s more CPU with two parts, 1.3 s or more with six). ClickHouse merges
+parts in the background, but chdb only while a process holds the store open, so a CLI user's store could stay
+unmerged. After every write (merge_parts) qunflow merges each facts table left with more than one active part
+itself: OPTIMIZE ... FINAL, ClickHouse's own atomic swap of the parts for one, which changes what is stored but
+never what the views read.
 """
 
 from __future__ import annotations
