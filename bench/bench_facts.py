@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -129,26 +130,19 @@ def stage_load(data: Path, ws_dir: Path) -> dict[str, Any]:
     return out
 
 
-def stage_load_chdb(data: Path, ws_dir: Path) -> dict[str, Any]:
-    """As stage_load, into an embedded ClickHouse store: the rows DuckDB's load query gives, appended in chunks."""
+def chdb_store(data: Path, ws_dir: Path) -> tuple[Any, Any, Callable[[Any, str], None]]:
+    """A new workspace on chdb, a DuckDB connection that reads the floor's data, and append(engine, where): the
+    floor's events matching `where` (LOAD_EVENTS) appended to the store in Arrow chunks."""
     import duckdb
     import pyarrow as pa
 
-    from qunflow.analytics import facts_clickhouse
-    from qunflow.analytics.engines import open_engine
     from qunflow.analytics.eventlog_arrow import ARROW_SCHEMA
-    from qunflow.analytics.facts import refresh_facts
-    from qunflow.analytics.shipper import SPEND_SCHEMA
     from qunflow.workspace import init_workspace, open_workspace
 
     init_workspace(ws_dir).close()
     with (ws_dir / "qunflow.toml").open("a") as settings:
         settings.write('\nanalytics_engine = "chdb"\n')
-    ws = open_workspace(ws_dir)
     source = duckdb.connect()
-    total = source.execute(f"SELECT count(*) FROM read_parquet('{data}/events.parquet')").fetchall()[0][0]
-    late = min(LATE, total // 20)
-    out: dict[str, Any] = {"events": total, "late_events": late}
 
     def append(engine: Any, where: str) -> None:
         sql = LOAD_EVENTS.format(data=data, where=where)
@@ -156,6 +150,22 @@ def stage_load_chdb(data: Path, ws_dir: Path) -> dict[str, Any]:
             columns = [c.storage if isinstance(c, pa.ExtensionArray) else c for c in batch.columns]
             engine.append(pa.Table.from_arrays(columns, names=ARROW_SCHEMA.names).cast(ARROW_SCHEMA))
 
+    return open_workspace(ws_dir), source, append
+
+
+def stage_load_chdb(data: Path, ws_dir: Path) -> dict[str, Any]:
+    """As stage_load, into an embedded ClickHouse store: the rows DuckDB's load query gives, appended in chunks."""
+    import pyarrow as pa
+
+    from qunflow.analytics import facts_clickhouse
+    from qunflow.analytics.engines import open_engine
+    from qunflow.analytics.facts import refresh_facts
+    from qunflow.analytics.shipper import SPEND_SCHEMA
+
+    ws, source, append = chdb_store(data, ws_dir)
+    total = source.execute(f"SELECT count(*) FROM read_parquet('{data}/events.parquet')").fetchall()[0][0]
+    late = min(LATE, total // 20)
+    out: dict[str, Any] = {"events": total, "late_events": late}
     with open_engine(ws) as engine:
         started = time.perf_counter()
         append(engine, f"e.event_id <= {total - late}")
