@@ -56,7 +56,7 @@ STATE = """CREATE TABLE IF NOT EXISTS facts_state (
 # The facts of the members in `{scope}` (every member, or a temporary table `touched`). The windows are those
 # of queries.COHORT; referred is filled in by REFERRED.
 MEMBER_FACTS = """
-WITH ev AS (
+WITH ev AS @NOT_MATERIALIZED() (  -- materialized, every event would be held in memory (docs/metrics.md)
     SELECT e.seq, e.type, e.ts, e.member_id, e.channel, e.campaign, e.entry_point, e.group_key, e.referrer_id,
            e.amount, e.margin, e.properties, @EVENT_DAY(e.ts) AS day
     FROM events e{scope} WHERE e.member_id IS NOT NULL
@@ -111,7 +111,7 @@ JOIN last_join l ON l.member_id = f.member_id LEFT JOIN left_after x ON x.member
 # the member's next move, a leave at the join's very instant first; spans that end on their own day dropped) and
 # the distinct engagement days, both in a fixed order.
 MEMBER_DAYS = """
-WITH ev AS (
+WITH ev AS @NOT_MATERIALIZED() (
     SELECT e.seq, e.type, e.ts, e.member_id, e.group_key, @EVENT_DAY(e.ts) AS day
     FROM events e{scope} WHERE e.member_id IS NOT NULL
 ),
@@ -154,7 +154,7 @@ QUALIFY row_number() OVER (PARTITION BY visitor_id ORDER BY ts, seq) = 1
 # The landing facts of the persons in `{person_scope}` (every person, or those in a temporary table
 # `touched_people`; `{scope}` narrows the events read to theirs first). Persons as queries.LANDING's `people`.
 LANDING_ROWS = """
-WITH people AS (
+WITH people AS @NOT_MATERIALIZED() (
     SELECT e.seq, e.type, e.ts, @EVENT_DAY(e.ts) AS day, e.channel, e.campaign, e.entry_point, e.group_key,
            e.properties, coalesce(e.member_id, l.member_id, 'visitor:' || e.visitor_id) AS person
     FROM events e LEFT JOIN {links} l ON l.visitor_id = e.visitor_id
