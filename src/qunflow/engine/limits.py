@@ -29,7 +29,15 @@ from sqlalchemy import Connection, DateTime, Engine, case, literal, select, upda
 from sqlalchemy.exc import DBAPIError
 
 from qunflow.domain.ratelimit import Limit, Limiter, gcra
-from qunflow.store.db import HeldWrite, before_driver_write, commit_update, note_write, update_to_lock_in, write_held
+from qunflow.store.db import (
+    HeldWrite,
+    before_driver_write,
+    commit_update,
+    hold_first,
+    note_write,
+    update_to_lock_in,
+    write_held,
+)
 from qunflow.store.plain import insert_new_keys
 from qunflow.store.tables import send_limits
 
@@ -145,10 +153,7 @@ def _take_in_update(conn: Connection, held: dict[str, HeldWrite], keys: list[str
         raise DBAPIError.instance("send_limits", None, exc, driver_error) from exc
     taken, longest = _take(stored, wanted, now)
     if longest == 0:  # written first at the commit: before the event log's lock, which every writer shares
-        others = dict(held)
-        held.clear()
-        held["send_limits"] = _HeldTimes(_set(keys, taken))
-        held.update(others)
+        hold_first(held, "send_limits", _HeldTimes(_set(keys, taken)))
     return longest
 
 

@@ -300,7 +300,6 @@ class UpdateTransaction:
         conn = self.conn
         assert conn is not None
         if self.held or self.wrote_held:
-            self.wrote_held = False
             driver: Any = conn.connection.driver_connection
             driver_error = conn.dialect.loaded_dbapi.Error
             try:
@@ -309,6 +308,7 @@ class UpdateTransaction:
                     driver.execute("SET LOCAL synchronous_commit TO off")
                     write_held(conn)
                     driver.commit()
+                self.wrote_held = False  # the commit gave the held writes' locks back
                 if conn.info.get("qf_sync", "on") == "on":
                     commit_synced(driver)
             except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
@@ -389,6 +389,15 @@ def update_to_lock_in(engine: Engine) -> tuple[Connection, dict[str, HeldWrite]]
     return None if held is None else (conn, held)
 
 
+def hold_first(held: dict[str, HeldWrite], table: str, write: HeldWrite) -> None:
+    """Hold `write` back to run before the writes held already (the commit runs them in the order held): for
+    row locks every process must take before the event log's, one lock order."""
+    rest = dict(held)
+    held.clear()
+    held[table] = write
+    held.update(rest)
+
+
 _NAMES_TABLE: dict[str, re.Pattern[str]] = {}
 
 
@@ -406,15 +415,11 @@ def write_held(conn: Connection, statement: str | None = None) -> None:
             if not names.search(statement):
                 continue
         tx.held.pop(table).write(conn)  # popped first: its own statements do not run it again
-        tx.wrote_held = tx.wrote_held or statement is not None
+        tx.wrote_held = True
 
 
 def _before_savepoint(conn: Connection, _name: str) -> None:
-    tx = _UPDATE.get()
-    holding = tx is not None and tx.conn is conn and bool(tx.held)
     write_held(conn)
-    if holding:  # their lock (the event log's) is held from now until the commit
-        tx.wrote_held = True  # type: ignore[union-attr]
 
 
 def _drop_held(conn: Connection) -> None:
