@@ -9,10 +9,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from qunflow.errors import InvalidInput
-from qunflow.services.fileimport import import_event_file
+from qunflow.services.fileimport import IMPORT_CACHE_KIB, import_event_file
 from qunflow.store import event_indexes
 from qunflow.store.tables import events
 from qunflow.workspace import init_workspace, open_workspace
@@ -58,6 +58,22 @@ def test_a_bulk_import_builds_the_indexes_at_its_end_and_stores_the_same_rows(
         assert indexes(home) == set(event_indexes.DEFERRED)
     assert seen["deferred"] == [set()] * 3 and seen["kept"] == [set(event_indexes.DEFERRED)] * 3
     assert stored(tmp_path / "deferred") == stored(tmp_path / "kept")
+
+
+def test_the_import_gives_its_cache_back_before_the_indexes_are_built(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's sorter takes as much memory as the cache allows: the import's large cache goes first."""
+    monkeypatch.setattr(event_indexes, "MIN_ROWS", ROWS // 2)
+    ws = init_workspace(tmp_path / "ws")
+    statements: list[str] = []
+    event.listen(ws.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    import_event_file(ws.engine, write_jsonl(tmp_path / "events.jsonl", ROWS), chunk=1_000)
+    ws.close()
+    sizes = [(at, text) for at, text in enumerate(statements) if text.startswith("PRAGMA cache_size=")]
+    built = [at for at, text in enumerate(statements) if text.startswith("CREATE INDEX")]
+    assert [text for _, text in sizes] == [f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}", "PRAGMA cache_size=-2000"]
+    assert len(built) == len(event_indexes.DEFERRED) and sizes[1][0] < min(built)
+    assert "PRAGMA shrink_memory" in statements[sizes[1][0]:min(built)]
 
 
 def test_a_small_import_into_a_larger_log_keeps_the_indexes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
