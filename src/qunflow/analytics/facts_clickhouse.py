@@ -48,18 +48,20 @@ by the same rules and in the same steps (the touched members' rows computed agai
 left with no span; a rebuild swaps in a fresh table), so the state guards it as it does them.
 
 Every catch-up adds a part to each of these tables, and FINAL reads two parts or more by merging them as it goes.
-At 1M members on chdb (bench/bench_facts_parts.py) the dashboard page took 0.65 s of CPU with one part per table
-and 0.95-1.14 s with 2 to 8, both slices 0.21 s and 0.35-0.43 s: the cost is in the step from one part to two.
+At 1M members on chdb (bench/bench_facts_parts.py, three runs) the dashboard page took 0.60-0.67 s of CPU with
+one part per table, 0.92-1.45 s with 2 to 5 and up to 1.26 s with 6 to 8; both slices 0.19-0.22 s, 0.33-0.43 s
+and up to 0.52 s: the cost is in the step from one part to two.
 Merging (OPTIMIZE ... FINAL, ClickHouse's own atomic swap of the parts for one, which changes what is stored but
-never what the views read) rewrites the whole table, whatever the catch-up added: 0.82-0.86 s of CPU for the
-four tables after 50,000 events, 0.41 s for the two member tables after 20. So after a catch-up merge_parts
+never what the views read) rewrites the whole table, whatever the catch-up added: 0.82-0.90 s of CPU for the
+four tables after 50,000 events, 0.41-0.42 s for the two member tables after 20. So after a catch-up merge_parts
 merges only a table holding more than MAX_PARTS active parts: a catch-up every 2 s (`qunflow serve` with a live
 stream) pays a full merge once in MAX_PARTS, the reads little more than with two parts. A rebuild, a merge of
 members or its undo and an erasure (rare, heavy anyway) merge every table left with more than one part. Plain
 OPTIMIZE (no FINAL) lets the merge selector choose: at 1M it merged the small parts alone (0.08 s, two parts
 left, reads no faster), nothing, or the big part with a small one (0.76-0.82 s), so it is not used.
 ClickHouse's background merges stay free to act: a server's always, chdb's while a process holds the store open,
-which `qunflow serve` does (engines._chdb keeps one session per process) and a CLI command only while it runs.
+which `qunflow serve` does (engines._chdb keeps one session per process) and a CLI command only while it runs;
+under a stream of 20-event catch-ups every 2 s they kept the member tables of a held store at two parts.
 """
 
 from __future__ import annotations
@@ -142,9 +144,9 @@ SCHEMA = (
 # The tables a catch-up adds parts to, merged by merge_parts.
 LOG_TABLES = ("member_facts_log", "member_days_log", "landing_links_log", "landing_facts_log", "landing_days_log")
 # After a catch-up, a facts table is merged only when it holds more than this many active parts: the reads cost
-# about the same with 2 to 8 (module docstring); after a rebuild, a merge of members or its undo and an erasure,
+# about the same with 2 to 5 (module docstring); after a rebuild, a merge of members or its undo and an erasure,
 # each table is merged into one.
-MAX_PARTS = 6
+MAX_PARTS = 4
 # Facts from before the landing facts, their days or the member days (empty tables) must not count as current:
 # part of the key.
 TABLES_KEY = " landings 2, member days 1"
