@@ -1,13 +1,18 @@
-"""The ClickHouse facts' parts (facts_clickhouse.merge_parts) at scale: the dashboard page's CPU with the parts
-that catch-ups leave unmerged, the merge's own CPU, and the page after it, on one chdb store.
+"""The ClickHouse facts' parts (facts_clickhouse.merge_parts) at scale, on one chdb store: what the parts that
+catch-ups leave cost the reads, and what merging them costs, by kind of OPTIMIZE and size of catch-up.
 
-    python bench/bench_facts_parts.py --data DIR [--ships 5]
+    python bench/bench_facts_parts.py --data DIR [--ships 5] [--tiny 20]
 
 DIR holds ../shared/floor/'s data (gen.py --members 1000000 --out DIR). The events but the last 50,000 (at most
-5%) are loaded and the facts built, then those events are shipped in --ships catch-ups with the facts tables'
-merges stopped (SYSTEM STOP MERGES: merge_parts leaves such tables alone, and ClickHouse's background merges
-cannot blur the figures); the page is timed (`build_dashboard`, 1 warm run and 3 timed, median of the process's
-CPU, chdb's threads included), merges are started, merge_parts is timed, and the page is timed again.
+5%) are loaded and the facts built (one part per table), then the facts tables' merges are stopped (SYSTEM STOP
+MERGES: ClickHouse's background merges cannot blur the figures) and those events are shipped: all but the last
+2 x --tiny in --ships catch-ups, the dashboard page (`build_dashboard`) and both slices (COHORT_FACTS and
+CURRENT_FACTS by channel and by cohort week) timed before the first and after each (1 warm run and 3 timed,
+median of the process's CPU, chdb's threads included), with the most active parts any table holds. Then, merges
+started: one plain `OPTIMIZE TABLE` per table (the merge selector's pick, timed, the parts it leaves), the page,
+merge_parts (`OPTIMIZE ... FINAL` of every table left with more than one part, timed), the page; and two tiny
+catch-ups of --tiny events each, merges stopped during the ship, the first merged by merge_parts and the
+second by a plain OPTIMIZE (each timed, with the parts left).
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_facts import LATE, LOAD_SPEND, chdb_store, period  # noqa: E402
+from bench.bench_facts import LATE, LOAD_SPEND, SLICES, chdb_store, period  # noqa: E402
 
 
 def active_parts(engine: Any) -> dict[str, int]:
@@ -33,55 +39,117 @@ def active_parts(engine: Any) -> dict[str, int]:
                              f"AND table IN {LOG_TABLES!r} GROUP BY table ORDER BY table", {})[1])
 
 
-def page_cpu(ws: Any, data: Path) -> float:
-    from qunflow.services.dashboard import build_dashboard
-
-    start, as_of = period(data)
-    build_dashboard(ws, start, as_of, as_of)
+def median_cpu(work: Callable[[], Any]) -> float:
+    work()
     runs = []
     for _ in range(3):
         began = time.process_time()
-        build_dashboard(ws, start, as_of, as_of)
+        work()
         runs.append(time.process_time() - began)
     return statistics.median(runs)
 
 
-def run(data: Path, ws_dir: Path, ships: int) -> dict[str, Any]:
+def page_cpu(ws: Any, data: Path) -> float:
+    from qunflow.services.dashboard import build_dashboard
+
+    start, as_of = period(data)
+    return median_cpu(lambda: build_dashboard(ws, start, as_of, as_of))
+
+
+def slices_cpu(ws: Any, data: Path) -> float:
+    from qunflow.analytics.engines import open_engine
+    from qunflow.analytics.queries import COHORT_FACTS, CURRENT_FACTS, render
+    from qunflow.domain.metrics import Period
+    from qunflow.services.metrics import _params
+
+    start, as_of = period(data)
+    params = _params(ws, Period(start, as_of, as_of, ws.settings.zone), {}, None)
+    with open_engine(ws) as engine:
+        return median_cpu(lambda: [engine.query(render(t, by, {}), params) for by in SLICES
+                                   for t in (COHORT_FACTS, CURRENT_FACTS)])
+
+
+def reads(ws: Any, data: Path, parts: dict[str, int]) -> dict[str, Any]:
+    return {"max_parts": max(parts.values()), "parts": parts, "page_cpu_s": page_cpu(ws, data),
+            "slices_cpu_s": slices_cpu(ws, data)}
+
+
+def merges(engine: Any, start: bool) -> None:
+    from qunflow.analytics.facts_clickhouse import LOG_TABLES
+
+    for table in LOG_TABLES:
+        engine.command(f"SYSTEM {'START' if start else 'STOP'} MERGES {table}")
+
+
+def timed(engine: Any, work: Callable[[], None]) -> dict[str, Any]:
+    began = time.process_time()
+    work()
+    return {"cpu_s": time.process_time() - began, "parts_after": active_parts(engine)}
+
+
+def plain_optimize(engine: Any) -> None:
+    from qunflow.analytics.facts_clickhouse import LOG_TABLES
+
+    for table in LOG_TABLES:
+        engine.command(f"OPTIMIZE TABLE {table}")
+
+
+def run(data: Path, ws_dir: Path, ships: int, tiny: int) -> dict[str, Any]:
     import pyarrow as pa
 
     from qunflow.analytics.engines import open_engine
     from qunflow.analytics.facts import refresh_facts
-    from qunflow.analytics.facts_clickhouse import LOG_TABLES, merge_parts
+    from qunflow.analytics.facts_clickhouse import merge_parts
     from qunflow.analytics.shipper import SPEND_SCHEMA
 
     ws, source, append = chdb_store(data, ws_dir)
     total = source.execute(f"SELECT count(*) FROM read_parquet('{data}/events.parquet')").fetchall()[0][0]
     late = min(LATE, total // 20)  # as bench_facts: a small run keeps the catch-ups incremental
-    first = total - late
-    out: dict[str, Any] = {"events": total, "late_events": late, "ships": ships, "catch_up_cpu_s": []}
+    first, last = total - late, total - 2 * tiny
+    out: dict[str, Any] = {"events": total, "late_events": late, "ships": ships, "tiny_events": tiny,
+                           "catch_up_cpu_s": [], "by_parts": []}
+
+    def ship(low: int, high: int, merge: Callable[[Any], None] | None = None) -> dict[str, Any] | None:
+        """Events low < id <= high shipped with merges stopped; then `merge` timed with merges started."""
+        with open_engine(ws) as engine:
+            merges(engine, start=False)
+            append(engine, f"e.event_id > {low} AND e.event_id <= {high}")
+            began = time.process_time()
+            refresh_facts(engine, ws.settings)
+            catch_up = time.process_time() - began
+            if merge is None:
+                out["catch_up_cpu_s"].append(catch_up)
+                return None
+            merges(engine, start=True)
+            return {"catch_up_cpu_s": catch_up, "parts_before": active_parts(engine),
+                    **timed(engine, lambda: merge(engine))}
+
     with open_engine(ws) as engine:
         append(engine, f"e.event_id <= {first}")
         spend = source.sql(LOAD_SPEND.format(data=data).replace("INSERT INTO spend", "")).to_arrow_table()
         engine.replace_spend(pa.Table.from_arrays(spend.columns, names=SPEND_SCHEMA.names).cast(SPEND_SCHEMA))
         refresh_facts(engine, ws.settings)
-        for table in LOG_TABLES:
-            engine.command(f"SYSTEM STOP MERGES {table}")  # type: ignore[attr-defined]
-        bounds = [first + late * i // ships for i in range(ships + 1)]
-        for low, high in zip(bounds, bounds[1:], strict=False):
-            append(engine, f"e.event_id > {low} AND e.event_id <= {high}")
-            began = time.process_time()
-            refresh_facts(engine, ws.settings)
-            out["catch_up_cpu_s"].append(time.process_time() - began)
-        out["parts_unmerged"] = active_parts(engine)
-    out["page_unmerged_cpu_s"] = page_cpu(ws, data)
+        merges(engine, start=False)
+        parts = active_parts(engine)
+    out["by_parts"].append(reads(ws, data, parts))
+    bounds = [first + (last - first) * i // ships for i in range(ships + 1)]
+    for low, high in zip(bounds, bounds[1:], strict=False):
+        ship(low, high)
+        with open_engine(ws) as engine:
+            parts = active_parts(engine)
+        out["by_parts"].append(reads(ws, data, parts))
+    out["parts_unmerged"] = out["by_parts"][-1]["parts"]
+    out["page_unmerged_cpu_s"] = out["by_parts"][-1]["page_cpu_s"]
     with open_engine(ws) as engine:
-        for table in LOG_TABLES:
-            engine.command(f"SYSTEM START MERGES {table}")  # type: ignore[attr-defined]
-        began = time.process_time()
-        merge_parts(engine)
-        out["merge_cpu_s"] = time.process_time() - began
-        out["parts_merged"] = active_parts(engine)
+        merges(engine, start=True)
+        out["plain_after_ships"] = timed(engine, lambda: plain_optimize(engine))
+    out["page_plain_cpu_s"] = page_cpu(ws, data)
+    with open_engine(ws) as engine:
+        merge = timed(engine, lambda: merge_parts(engine))
+        out["merge_cpu_s"], out["parts_merged"] = merge["cpu_s"], merge["parts_after"]
     out["page_merged_cpu_s"] = page_cpu(ws, data)
+    out["final_after_tiny"] = ship(last, last + tiny, merge_parts)
+    out["plain_after_tiny"] = ship(last + tiny, total, plain_optimize)
     ws.close()
     return out
 
@@ -90,17 +158,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="the floor's data directory")
     parser.add_argument("--ships", type=int, default=5, help="catch-ups the last 50,000 events arrive in")
+    parser.add_argument("--tiny", type=int, default=20, help="events in each of the two tiny catch-ups")
     args = parser.parse_args()
     if not (args.data / "meta.json").exists():
         raise SystemExit(f"no floor data in {args.data}: python ../shared/floor/gen.py --members N --out {args.data}")
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="qunflow-parts-") as tmp:
-        out = run(args.data.resolve(), Path(tmp) / "ws", args.ships)
-    out["load_average"] = os.getloadavg()[0]
+        out = run(args.data.resolve(), Path(tmp) / "ws", args.ships, args.tiny)
+    out["load_average"] = [load_before, os.getloadavg()[0]]
     print(f"{out['ships']} catch-ups of the last {out['late_events']:,} events: CPU "
-          f"{', '.join(f'{s:.2f}' for s in out['catch_up_cpu_s'])} s; parts left {out['parts_unmerged']}")
-    print(f"dashboard page, median CPU: {out['page_unmerged_cpu_s']:.3f} s unmerged, "
-          f"{out['page_merged_cpu_s']:.3f} s after merge_parts ({out['merge_cpu_s']:.3f} s CPU; parts "
-          f"{out['parts_merged']}); load average {out['load_average']:.1f}")
+          f"{', '.join(f'{s:.2f}' for s in out['catch_up_cpu_s'])} s")
+    for step in out["by_parts"]:
+        print(f"  up to {step['max_parts']} parts per table: page {step['page_cpu_s']:.3f} s, slices "
+              f"{step['slices_cpu_s']:.3f} s of CPU (median)")
+    print(f"plain OPTIMIZE after them: {out['plain_after_ships']['cpu_s']:.3f} s CPU, parts "
+          f"{out['plain_after_ships']['parts_after']}, page {out['page_plain_cpu_s']:.3f} s")
+    print(f"merge_parts (OPTIMIZE FINAL): {out['merge_cpu_s']:.3f} s CPU, parts {out['parts_merged']}, page "
+          f"{out['page_merged_cpu_s']:.3f} s")
+    for name in ("final_after_tiny", "plain_after_tiny"):
+        print(f"{name} ({out['tiny_events']} events, catch-up {out[name]['catch_up_cpu_s']:.2f} s):"
+              f" {out[name]['cpu_s']:.3f} s CPU, parts {out[name]['parts_before']} -> {out[name]['parts_after']}")
+    print(f"load average {out['load_average'][0]:.1f} -> {out['load_average'][1]:.1f}")
     print(json.dumps(out))
 
 

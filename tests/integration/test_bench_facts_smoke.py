@@ -1,7 +1,7 @@
 """bench/bench_facts.py end to end, small: the floor's data, the facts kept up as late events arrive, the same
 reports from the facts and from the events; bench/bench_facts_parts.py on chdb: parts left by catch-ups with
-merges stopped, one part per facts table after merge_parts. Needs ../shared/floor/ (QUNFLOW_FLOOR), else
-skipped."""
+merges stopped, the reads timed at each count, one part per facts table after merge_parts, the two tiny
+catch-ups merged. Needs ../shared/floor/ (QUNFLOW_FLOOR), else skipped."""
 
 from __future__ import annotations
 
@@ -41,5 +41,9 @@ def test_bench_facts_parts_leaves_parts_then_merges_them(tmp_path: Path) -> None
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(out["catch_up_cpu_s"]) == 2 and max(out["parts_unmerged"].values()) == 3
+    assert [step["max_parts"] for step in out["by_parts"]] == [1, 2, 3]
     assert set(out["parts_merged"].values()) == {1}
+    for tiny in ("final_after_tiny", "plain_after_tiny"):  # each tiny catch-up adds a part, then merged
+        assert max(out[tiny]["parts_before"].values()) == 2 and out[tiny]["cpu_s"] > 0, out[tiny]
+    assert set(out["final_after_tiny"]["parts_after"].values()) == {1}
     assert out["page_unmerged_cpu_s"] > 0 and out["page_merged_cpu_s"] > 0

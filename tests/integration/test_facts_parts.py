@@ -1,17 +1,25 @@
-"""The ClickHouse facts tables (analytics/facts_clickhouse.py) are merged into one part each after a catch-up, on
-chdb and on a ClickHouse server: FINAL then reads them without merging, and what the views read is unchanged."""
+"""The ClickHouse facts tables' parts (analytics/facts_clickhouse.merge_parts), on chdb and on a ClickHouse
+server: a catch-up merges a table only once it holds more than MAX_PARTS active parts; a rebuild, a merge of
+members, its undo and an erasure leave one part per table; what the views read is a rebuild's throughout."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
 from qunflow.analytics import facts
-from qunflow.analytics.facts_clickhouse import LOG_TABLES
+from qunflow.analytics.facts_clickhouse import LOG_TABLES, MAX_PARTS
 from qunflow.analytics.shipper import analytics
+from qunflow.services.erasure import erase_member
 from qunflow.services.ingest import ingest_batch
+from qunflow.services.merges import merge, undo
+from qunflow.store.tables import members
+from qunflow.workspace import Workspace
 from tests.integration.test_member_facts import (
     days_rows,
     engine_workspace,
@@ -41,38 +49,115 @@ BATCHES = [
 ]
 
 
+def later_batch(i: int) -> list[dict[str, Any]]:
+    """A visitor lands and joins referred by b, and a and d write: all five tables touched again."""
+    day = (date(2026, 3, 6) + timedelta(days=i)).isoformat()
+    return [{"event_id": f"lx{i}", "type": "landing_view", "ts": f"{day}T09:00:00+08:00", "visitor_id": f"vx{i}"},
+            {"event_id": f"jx{i}", "type": "joined", "ts": f"{day}T10:00:00+08:00", "member_id": f"x{i}",
+             "visitor_id": f"vx{i}", "referrer_id": "b"},
+            {"event_id": f"ma{i}", "type": "message", "ts": f"{day}T11:00:00+08:00", "member_id": "a"},
+            {"event_id": f"md{i}", "type": "message", "ts": f"{day}T12:00:00+08:00", "member_id": "d"}]
+
+
 def active_parts(engine: Any) -> dict[str, int]:
     return dict(engine.query("SELECT table, count() FROM system.parts WHERE database = currentDatabase() AND active "
                              f"AND table IN {LOG_TABLES!r} GROUP BY table", {})[1])
 
 
-def kept_and_rebuilt(engine: Any, ws: Any) -> tuple[list[Any], list[Any]]:
+def parts_but_the_last_insert(engine: Any) -> dict[str, int]:
+    """Active parts per facts table, the newest left out when it holds one insert (no merge's result): what a
+    step's own event, shipped after it, adds."""
+    rows = engine.query("SELECT table, min_block_number = max_block_number FROM system.parts "
+                        f"WHERE database = currentDatabase() AND active AND table IN {LOG_TABLES!r} "
+                        "ORDER BY table, min_block_number", {})[1]
+    inserts: dict[str, list[bool]] = {}
+    for table, one_insert in rows:
+        inserts.setdefault(table, []).append(bool(one_insert))
+    return {table: len(found) - (len(found) > 1 and found[-1]) for table, found in inserts.items()}
+
+
+def hold_off_background_merges(engine: Any) -> None:
+    """ClickHouse's own merges (chdb's too, while the test holds the store open) pick no parts any more, and
+    OPTIMIZE ... FINAL still merges: the parts left are those merge_parts leaves. A rebuild's fresh tables lose it."""
+    for table in LOG_TABLES:
+        engine.command(f"ALTER TABLE {table} MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 1")
+
+
+def assert_kept_equal_rebuilt(engine: Any, ws: Workspace) -> None:
     kept = [facts_rows(engine), days_rows(engine), *landing_rows(engine)]
-    return kept, [rebuilt_rows(engine, ws), rebuilt_days_rows(engine, ws), *rebuilt_landing_rows(engine, ws)]
+    assert kept == [rebuilt_rows(engine, ws), rebuilt_days_rows(engine, ws), *rebuilt_landing_rows(engine, ws)]
+
+
+def ship(ws: Workspace, batch: list[dict[str, Any]]) -> dict[str, int]:
+    """Ingest and ship `batch`; the facts' parts after, the kept facts checked against a rebuild."""
+    assert not ingest_batch(ws.engine, batch).errors
+    with analytics(ws) as engine:
+        assert_kept_equal_rebuilt(engine, ws)
+        return active_parts(engine)
 
 
 @pytest.mark.parametrize("engine_name", ["chdb", "clickhouse"])
-def test_each_catch_up_leaves_one_part_per_facts_table_and_the_same_facts(
+def test_catch_ups_merge_a_facts_table_only_above_max_parts_and_keep_the_same_facts(
         request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine_name: str) -> None:
-    """Four per-member catch-ups (no rebuild), each inserting new versions and tombstones into all five tables:
-    after each, every table holds one active part and the views read what a rebuild gives. With a table's merges
-    stopped, a ship still succeeds and leaves that table's parts alone."""
+    """Per-member catch-ups (no rebuild after the first ship), each inserting new versions and tombstones into
+    all five tables: tables hold several parts between merges, never more than MAX_PARTS after a catch-up, and
+    the views read what a rebuild gives. With a table's merges stopped, a ship still succeeds and leaves that
+    table's parts alone."""
     monkeypatch.setattr(facts, "FULL_REBUILD_SHARE", float("inf"))
     ws = engine_workspace(request, tmp_path / "ws", engine_name)
     try:
-        for batch in BATCHES:
-            ingest_batch(ws.engine, batch)
-            with analytics(ws) as engine:
-                assert set(active_parts(engine).values()) == {1}  # no links in the first batch: no part
-                kept, rebuilt = kept_and_rebuilt(engine, ws)
-                assert kept == rebuilt
+        ship(ws, BATCHES[0])
+        with analytics(ws) as engine:
+            hold_off_background_merges(engine)
+        seen = [ship(ws, batch) for batch in BATCHES[1:] + [later_batch(i) for i in range(6)]]
+        assert all(max(parts.values()) <= MAX_PARTS for parts in seen), seen
+        assert any(max(parts.values()) > 1 for parts in seen), seen  # a catch-up no longer merges every part
+        merged = [table for table in LOG_TABLES if any(before.get(table, 0) > after.get(table, 0)
+                                                       for before, after in zip(seen, seen[1:], strict=False))]
+        assert merged == list(LOG_TABLES), seen  # each table went over MAX_PARTS and was merged at least once
         with analytics(ws) as engine:
             engine.command("SYSTEM STOP MERGES member_facts_log")  # type: ignore[attr-defined]
-        ingest_batch(ws.engine, [{"event_id": "mc", "type": "message", "ts": "2026-03-06T10:00:00+08:00",
-                                  "member_id": "c"}])
-        with analytics(ws) as engine:
-            assert active_parts(engine) == {**dict.fromkeys(LOG_TABLES, 1), "member_facts_log": 2}
-            kept, rebuilt = kept_and_rebuilt(engine, ws)
-            assert kept == rebuilt
+            before = active_parts(engine)["member_facts_log"]
+        for i in range(6, 6 + MAX_PARTS):
+            parts = ship(ws, later_batch(i))
+        assert parts["member_facts_log"] > max(before, MAX_PARTS)
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("engine_name", ["chdb", "clickhouse"])
+def test_a_rebuild_a_merge_its_undo_and_an_erasure_each_leave_one_part_per_facts_table(
+        request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine_name: str) -> None:
+    """Before each, a catch-up leaves the tables with several parts; after it, one each (but the part its own event
+    adds: a merge ships `members_merged`), and the kept facts equal a rebuild. The merge, its undo and the erasure
+    rewrite the facts in place, by member; a rebuild's (and on chdb an erasure's) fresh tables hold one part at
+    this size whatever merge_parts does."""
+    monkeypatch.setattr(facts, "FULL_REBUILD_SHARE", float("inf"))
+    ws = engine_workspace(request, tmp_path / "ws", engine_name)
+    done: dict[str, Any] = {}
+
+    def settings_changed() -> None:
+        ws.settings.engagement_types = [*ws.settings.engagement_types, "reward_claimed"]
+        ship(ws, later_batch(90))
+
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("rebuild", settings_changed),
+        ("merge", lambda: done.update(merge(ws, "d", "e", actor="cli"))),
+        ("undo", lambda: undo(ws, done["id"], actor="cli")),
+        ("erasure", lambda: erase_member(ws, "c", actor="cli")),
+    ]
+    with ws.engine.begin() as conn:  # erase_member needs the members row a join through qunflow makes
+        conn.execute(insert(members).values(id="c", locale="zh", created_at=datetime(2026, 3, 2, 2)))
+    try:
+        for batch in BATCHES:
+            ship(ws, batch)
+        for n, (name, step) in enumerate(steps):
+            with analytics(ws) as engine:
+                hold_off_background_merges(engine)
+            assert max(ship(ws, later_batch(n)).values()) > 1, name
+            step()
+            with analytics(ws) as engine:
+                assert parts_but_the_last_insert(engine) == dict.fromkeys(LOG_TABLES, 1), name
+                assert_kept_equal_rebuilt(engine, ws)
     finally:
         ws.close()

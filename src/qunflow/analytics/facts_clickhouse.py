@@ -47,12 +47,21 @@ period's: a ReplacingMergeTree by member read through the FINAL view `member_day
 by the same rules and in the same steps (the touched members' rows computed again, a tombstone for a member
 left with no span; a rebuild swaps in a fresh table), so the state guards it as it does them.
 
-Every catch-up adds a part to each of these tables, and FINAL reads two parts or more by merging them as it goes
-(the dashboard page at 1M members: 0.4 s more CPU with two parts, 1.3 s or more with six). ClickHouse merges
-parts in the background, but chdb only while a process holds the store open, so a CLI user's store could stay
-unmerged. After every write (merge_parts) qunflow merges each facts table left with more than one active part
-itself: OPTIMIZE ... FINAL, ClickHouse's own atomic swap of the parts for one, which changes what is stored but
-never what the views read.
+Every catch-up adds a part to each of these tables, and FINAL reads two parts or more by merging them as it goes.
+At 1M members on chdb (bench/bench_facts_parts.py, three runs) the dashboard page took 0.60-0.67 s of CPU with
+one part per table, 0.92-1.45 s with 2 to 5 and up to 1.26 s with 6 to 8; both slices 0.19-0.22 s, 0.33-0.43 s
+and up to 0.52 s: the cost is in the step from one part to two.
+Merging (OPTIMIZE ... FINAL, ClickHouse's own atomic swap of the parts for one, which changes what is stored but
+never what the views read) rewrites the whole table, whatever the catch-up added: 0.82-0.90 s of CPU for the
+four tables after 50,000 events, 0.41-0.42 s for the two member tables after 20. So after a catch-up merge_parts
+merges only a table holding more than MAX_PARTS active parts: a catch-up every 2 s (`qunflow serve` with a live
+stream) pays a full merge once in MAX_PARTS, the reads little more than with two parts. A rebuild, a merge of
+members or its undo and an erasure (rare, heavy anyway) merge every table left with more than one part. Plain
+OPTIMIZE (no FINAL) lets the merge selector choose: at 1M it merged the small parts alone (0.08 s, two parts
+left, reads no faster), nothing, or the big part with a small one (0.76-0.82 s), so it is not used.
+ClickHouse's background merges stay free to act: a server's always, chdb's while a process holds the store open,
+which `qunflow serve` does (engines._chdb keeps one session per process) and a CLI command only while it runs;
+under a stream of 20-event catch-ups every 2 s they kept the member tables of a held store at two parts.
 """
 
 from __future__ import annotations
@@ -132,8 +141,12 @@ SCHEMA = (
     f"CREATE TABLE IF NOT EXISTS member_days_log {DAYS_TABLE}",
     f"CREATE VIEW IF NOT EXISTS member_days AS SELECT {DAYS_NAMES} FROM member_days_log FINAL WHERE NOT deleted",
 )
-# The tables a catch-up adds parts to, merged after it (merge_parts).
+# The tables a catch-up adds parts to, merged by merge_parts.
 LOG_TABLES = ("member_facts_log", "member_days_log", "landing_links_log", "landing_facts_log", "landing_days_log")
+# After a catch-up, a facts table is merged only when it holds more than this many active parts: the reads cost
+# about the same with 2 to 5 (module docstring); after a rebuild, a merge of members or its undo and an erasure,
+# each table is merged into one.
+MAX_PARTS = 4
 # Facts from before the landing facts, their days or the member days (empty tables) must not count as current:
 # part of the key.
 TABLES_KEY = " landings 2, member days 1"
@@ -318,22 +331,23 @@ def refresh(engine: Any, settings: Any) -> None:
     if state is None or state[2] != key:
         rebuild(engine, settings, version)
         rebuild_landings(engine, settings, version)
+        rebuilt = True
     else:
-        _catch_up(engine, settings, state[0], version)
-        _catch_up_landings(engine, settings, state[0], version)
+        rebuilt = _catch_up(engine, settings, state[0], version)
+        rebuilt = _catch_up_landings(engine, settings, state[0], version) or rebuilt
     _set_state(engine, watermark, key, version + 1)
-    merge_parts(engine)
+    merge_parts(engine, 1 if rebuilt else MAX_PARTS)
 
 
-def merge_parts(engine: Any) -> None:
-    """Merge each facts table holding more than one active part into one (OPTIMIZE ... FINAL): FINAL then reads
-    it without merging. A table whose merges are stopped (SYSTEM STOP MERGES) is left as it is."""
+def merge_parts(engine: Any, max_parts: int = 1) -> None:
+    """Merge each facts table holding more than `max_parts` active parts into one (OPTIMIZE ... FINAL): FINAL
+    then reads it without merging. A table whose merges are stopped (SYSTEM STOP MERGES) is left as it is."""
     tables = _select(engine, "SELECT table FROM system.parts WHERE database = currentDatabase() AND active "
-                             f"AND table IN {LOG_TABLES!r} GROUP BY table HAVING count() > 1")
+                             f"AND table IN {LOG_TABLES!r} GROUP BY table HAVING count() > {int(max_parts)}")
     for (table,) in tables:
         try:
             _command(engine, f"OPTIMIZE TABLE {table} FINAL")
-        except Exception as exc:  # chdb's and the server's errors alike: "Code: 236 ... (ABORTED)"
+        except Exception as exc:  # "Code: 236 ... (ABORTED)": chdb's ChdbError carries no code attribute
             if "(ABORTED)" not in str(exc):
                 raise
 
@@ -373,8 +387,9 @@ def _referred(engine: Any, table: str, targets: str, pool: str, version: int) ->
             {"version": version})
 
 
-def _catch_up(engine: Any, settings: Any, since: int, version: int) -> None:
-    """The rows of the members named on events after `since`, or every row when that is most of them."""
+def _catch_up(engine: Any, settings: Any, since: int, version: int) -> bool:
+    """The rows of the members named on events after `since`, or every row when that is most of them (then
+    True: rebuilt)."""
     touched = f"facts_touched_{uuid.uuid4().hex}"
     _command(engine, f"CREATE TABLE {touched} (member_id String) ENGINE = MergeTree ORDER BY member_id")
     try:
@@ -385,8 +400,10 @@ def _catch_up(engine: Any, settings: Any, since: int, version: int) -> None:
                                           "(SELECT count() FROM member_facts_log)")[0]
         if count > facts.FULL_REBUILD_SHARE * members:
             rebuild(engine, settings, version)
-        elif count:
+            return True
+        if count:
             update_touched(engine, settings, touched, version)
+        return False
     finally:
         _drop(engine, touched)
 
@@ -493,6 +510,7 @@ def purge(engine: Any, member_id: str, visitor_id: str | None = None) -> None:
             _command(engine, f"EXCHANGE TABLES {table} AND {fresh}")
         finally:
             _drop(engine, fresh)
+    merge_parts(engine)  # an erasure leaves one part per table, as a merge of members does
 
 
 def _landing_sql(links: str, scope: str = "", person_scope: str = "") -> str:
@@ -527,10 +545,10 @@ def rebuild_landings(engine: Any, settings: Any, version: int, table: str = "lan
         _drop(engine, fresh_links, fresh, fresh_days)
 
 
-def _catch_up_landings(engine: Any, settings: Any, since: int, version: int) -> None:
+def _catch_up_landings(engine: Any, settings: Any, since: int, version: int) -> bool:
     """As facts._catch_up_landings: the landing rows of the persons named on landing views and joins after
     `since`, and of both sides of every visitor whose link the new events changed; every row when that is most
-    of them."""
+    of them (then True: rebuilt)."""
     suffix = uuid.uuid4().hex
     new_links, named, build = f"links_new_{suffix}", f"landing_named_{suffix}", f"landing_build_{suffix}"
     try:
@@ -554,7 +572,8 @@ def _catch_up_landings(engine: Any, settings: Any, since: int, version: int) -> 
                                        "(SELECT count() FROM landing_facts_log)")[0]
         if count > facts.FULL_REBUILD_SHARE * rows:
             rebuild_landings(engine, settings, version)
-        elif count:
+            return True
+        if count:
             in_named = f"(SELECT person FROM {named})"
             scope = (f" AND (e.member_id IN {in_named} OR e.visitor_id IN (SELECT visitor_id FROM landing_links "
                      f"WHERE member_id IN {in_named} UNION ALL SELECT substring(person, 9) FROM {named} "
@@ -572,6 +591,7 @@ def _catch_up_landings(engine: Any, settings: Any, since: int, version: int) -> 
                             f"SELECT person, day, $version, true FROM landing_facts WHERE person IN {in_named} "
                             f"AND (person, day) NOT IN (SELECT person, day FROM {build})", {"version": version})
             _command(engine, f"INSERT INTO landing_facts_log SELECT * FROM {build}")
+        return False
     finally:
         _drop(engine, new_links, named, build)
 
