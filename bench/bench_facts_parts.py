@@ -2,6 +2,7 @@
 catch-ups leave cost the reads, and what merging them costs, by kind of OPTIMIZE and size of catch-up.
 
     python bench/bench_facts_parts.py --data DIR [--ships 5] [--tiny 20]
+    python bench/bench_facts_parts.py --data DIR --catch-up 20,2000 [--repeat 3]
 
 DIR holds ../shared/floor/'s data (gen.py --members 1000000 --out DIR). The events but the last 50,000 (at most
 5%) are loaded and the facts built (one part per table), then the facts tables' merges are stopped (SYSTEM STOP
@@ -13,6 +14,11 @@ started: one plain `OPTIMIZE TABLE` per table (the merge selector's pick, timed,
 merge_parts (`OPTIMIZE ... FINAL` of every table left with more than one part, timed), the page; and two tiny
 catch-ups of --tiny events each, merges stopped during the ship, the first merged by merge_parts and the
 second by a plain OPTIMIZE (each timed, with the parts left).
+
+With --catch-up N,M,...: what one catch-up of N events costs, as `qunflow serve` keeps the facts up under a live
+stream (one store held open, merges free). The events but the last (N + M + ...) x --repeat are loaded and the
+facts built; then --repeat catch-ups of each size in turn, each timed (process CPU, chdb's threads included)
+with the CPU of its five costliest statements.
 """
 
 from __future__ import annotations
@@ -154,15 +160,86 @@ def run(data: Path, ws_dir: Path, ships: int, tiny: int) -> dict[str, Any]:
     return out
 
 
+class Timed:
+    """The engine, each statement's CPU recorded (cpu_s, sql)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine, self.name = engine, engine.name
+        self.spent: list[tuple[float, str]] = []
+
+    def _timed(self, run: Callable[[], Any], sql: str) -> Any:
+        began = time.process_time()
+        try:
+            return run()
+        finally:
+            self.spent.append((time.process_time() - began, " ".join(sql.split())[:100]))
+
+    def watermark(self) -> int:
+        return self.engine.watermark()  # type: ignore[no-any-return]
+
+    def query(self, sql: str, params: dict[str, Any]) -> Any:
+        return self._timed(lambda: self.engine.query(sql, params), sql)
+
+    def command(self, sql: str) -> None:
+        self._timed(lambda: self.engine.command(sql), sql)
+
+
+def catch_ups(data: Path, ws_dir: Path, sizes: list[int], repeat: int) -> dict[str, Any]:
+    import pyarrow as pa
+
+    from qunflow.analytics import facts_clickhouse
+    from qunflow.analytics.engines import open_engine
+    from qunflow.analytics.facts import refresh_facts
+    from qunflow.analytics.shipper import SPEND_SCHEMA
+
+    ws, source, append = chdb_store(data, ws_dir)
+    total = source.execute(f"SELECT count(*) FROM read_parquet('{data}/events.parquet')").fetchall()[0][0]
+    low = total - sum(sizes) * repeat
+    out: dict[str, Any] = {"events": total, "sizes": sizes, "catch_ups": []}
+    with open_engine(ws) as engine:
+        began = time.process_time()
+        append(engine, f"e.event_id <= {low}")
+        out["load_cpu_s"] = time.process_time() - began
+        spend = source.sql(LOAD_SPEND.format(data=data).replace("INSERT INTO spend", "")).to_arrow_table()
+        engine.replace_spend(pa.Table.from_arrays(spend.columns, names=SPEND_SCHEMA.names).cast(SPEND_SCHEMA))
+        began = time.process_time()
+        refresh_facts(engine, ws.settings)
+        out["build_cpu_s"] = time.process_time() - began
+        for _ in range(repeat):
+            for size in sizes:
+                append(engine, f"e.event_id > {low} AND e.event_id <= {low + size}")
+                low += size
+                timed = Timed(engine)
+                began = time.process_time()
+                facts_clickhouse.refresh(timed, ws.settings)
+                out["catch_ups"].append({"events": size, "cpu_s": time.process_time() - began,
+                                         "costliest": sorted(timed.spent, reverse=True)[:5]})
+    ws.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="the floor's data directory")
     parser.add_argument("--ships", type=int, default=5, help="catch-ups the last 50,000 events arrive in")
     parser.add_argument("--tiny", type=int, default=20, help="events in each of the two tiny catch-ups")
+    parser.add_argument("--catch-up", help="only time catch-ups of these sizes (events, comma-separated)")
+    parser.add_argument("--repeat", type=int, default=3, help="catch-ups of each --catch-up size")
     args = parser.parse_args()
     if not (args.data / "meta.json").exists():
         raise SystemExit(f"no floor data in {args.data}: python ../shared/floor/gen.py --members N --out {args.data}")
     load_before = os.getloadavg()[0]
+    if args.catch_up:
+        with tempfile.TemporaryDirectory(prefix="qunflow-parts-") as tmp:
+            out = catch_ups(args.data.resolve(), Path(tmp) / "ws", [int(n) for n in args.catch_up.split(",")],
+                            args.repeat)
+        for step in out["catch_ups"]:
+            print(f"catch-up of {step['events']:,} events: {step['cpu_s']:.3f} s CPU; costliest: "
+                  + "; ".join(f"{cpu:.3f} {sql[:60]}" for cpu, sql in step["costliest"][:3]))
+        print(f"loading the events {out['load_cpu_s']:.1f} s CPU, building the facts {out['build_cpu_s']:.1f} s CPU; "
+              f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}")
+        print(json.dumps(out))
+        return
     with tempfile.TemporaryDirectory(prefix="qunflow-parts-") as tmp:
         out = run(args.data.resolve(), Path(tmp) / "ws", args.ships, args.tiny)
     out["load_average"] = [load_before, os.getloadavg()[0]]

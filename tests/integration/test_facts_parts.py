@@ -4,6 +4,7 @@ members, its undo and an erasure leave one part per table; what the views read i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import insert
 
 from qunflow.analytics import facts
+from qunflow.analytics.engines import ClickHouseServerEngine
 from qunflow.analytics.facts_clickhouse import LOG_TABLES, MAX_PARTS
 from qunflow.analytics.shipper import analytics
 from qunflow.services.erasure import erase_member
@@ -159,5 +161,58 @@ def test_a_rebuild_a_merge_its_undo_and_an_erasure_each_leave_one_part_per_facts
             with analytics(ws) as engine:
                 assert parts_but_the_last_insert(engine) == dict.fromkeys(LOG_TABLES, 1), name
                 assert_kept_equal_rebuilt(engine, ws)
+    finally:
+        ws.close()
+
+
+def event_structures(engine: Any, table: str) -> list[str]:
+    """The data-skipping indexes and projections of the events `table`."""
+    return sorted(name for (name,) in engine.query(
+        "SELECT name FROM system.data_skipping_indices WHERE database = currentDatabase() AND table = $t "
+        "UNION ALL SELECT name FROM system.projections WHERE database = currentDatabase() AND table = $t",
+        {"t": table})[1])
+
+
+def wait_for_mutations(engine: Any) -> None:
+    for _ in range(300):
+        if not engine.query("SELECT count() FROM system.mutations WHERE database = currentDatabase() "
+                            "AND NOT is_done", {})[1][0][0]:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the events' indexes were not built within 30 s")
+
+
+@pytest.mark.parametrize("engine_name", ["chdb", "clickhouse"])
+def test_a_store_made_before_the_event_indexes_gets_them_on_opening_and_catches_up_the_same(
+        request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine_name: str) -> None:
+    """A store whose events table has no skip index (nor, on chdb, the projection by member) is given them when
+    a process opens it, built for the rows it holds; catch-ups, which read a member's events through them, keep
+    the facts a rebuild gives."""
+    monkeypatch.setattr(facts, "FULL_REBUILD_SHARE", float("inf"))
+    ws = engine_workspace(request, tmp_path / "ws", engine_name)
+    table = "events" if engine_name == "chdb" else "events_log"
+    try:
+        for batch in BATCHES[:2]:
+            ship(ws, batch)
+        with analytics(ws) as engine:
+            made = event_structures(engine, table)
+            assert made == (["events_by_member", "events_member_id", "events_visitor_id"] if engine_name == "chdb"
+                            else ["events_member_id", "events_visitor_id"])
+            for name in made:  # as a store made before them
+                kind = "PROJECTION" if name == "events_by_member" else "INDEX"
+                engine.command(f"ALTER TABLE {table} DROP {kind} {name}")  # type: ignore[attr-defined]
+            assert event_structures(engine, table) == []
+        if engine_name == "chdb":  # a new session on the store (one per process): open another, then it again
+            other = engine_workspace(request, tmp_path / "other", "chdb")
+            with analytics(other):
+                pass
+            other.close()
+        else:  # a new process's client
+            ClickHouseServerEngine.connect(ws.settings.clickhouse)
+        with analytics(ws) as engine:
+            assert event_structures(engine, table) == made
+            wait_for_mutations(engine)
+        for batch in BATCHES[2:] + [later_batch(i) for i in range(2)]:
+            ship(ws, batch)
     finally:
         ws.close()

@@ -62,6 +62,20 @@ left, reads no faster), nothing, or the big part with a small one (0.76-0.82 s),
 ClickHouse's background merges stay free to act: a server's always, chdb's while a process holds the store open,
 which `qunflow serve` does (engines._chdb keeps one session per process) and a CLI command only while it runs;
 under a stream of 20-event catch-ups every 2 s they kept the member tables of a held store at two parts.
+
+A catch-up reads the events of the members (and persons) it touches, and `events` is ordered by seq: a member's
+events lie anywhere in it (at 1M the 20 members of 20 events had 739 events, in 402 of its 1,243 granules).
+Read by a filter on member_id alone, every catch-up scanned the whole table three times (member facts, member
+days, landing rows: 2.9-3.1 s of CPU for 20 events at 1M, 95% of it those three statements). On chdb `events`
+holds a projection ordered by member (engines.EVENTS_BY_MEMBER), which ClickHouse reads for a filter on
+member_id; a bloom-filter skip index on member_id and on visitor_id (engines.EVENT_INDEXES) finds the seqs of a
+few persons' events for the landing rows, whose filter names both (`_seqs_of`). A server's `events` reads
+events_log through FINAL, which uses no projection: there the touched members' seqs come from events_log through
+the skip index, and `events` is read by seq. A store made before them is given them when a process opens it
+(engines.add_event_indexes: a background mutation, the parts it has not reached read as before). At 1M a
+20-event catch-up took 2.5-3.4 s of CPU before and 0.56-0.80 s after on chdb, 5.2-6.7 s and 2.3-3.0 s on the
+tests' server; 2,000 events (1,500 members, most of the granules) 4.6-5.9 s and 2.8-4.3 s on chdb, no less on
+the server (docs/metrics.md, "A catch-up reads its members' events").
 """
 
 from __future__ import annotations
@@ -265,6 +279,17 @@ FROM views w LEFT JOIN soon s ON s.spid = w.vpid AND s.sday = w.vday
 """
 
 
+def _seqs_of(engine: Any, ids: dict[str, str]) -> str:
+    """A subquery: the seqs of the events whose column (a key of `ids`) is in the subquery it maps to, read
+    from the stored rows (every version, on a server, where `events` reads events_log FINAL and a server before
+    25.6 uses no skip index under FINAL) through the events' skip indexes (engines.EVENT_INDEXES); `seq IN` it
+    then reads `events` by its primary key. A catch-up so reads the granules of its members' events, not the
+    whole table; the callers keep their own condition on the ids, as a seq's newest row may not match."""
+    table = "events_log" if engine.name == "clickhouse" else "events"
+    return "(" + " UNION ALL ".join(f"SELECT seq FROM {table} WHERE {column} IN {subquery}"
+                                    for column, subquery in ids.items()) + ")"
+
+
 def _key(settings: Any) -> str:
     return _settings_key(settings) + TABLES_KEY
 
@@ -415,11 +440,14 @@ def update_touched(engine: Any, settings: Any, touched: str, version: int) -> No
     suffix = uuid.uuid4().hex
     build, targets = f"facts_build_{suffix}", f"facts_targets_{suffix}"
     in_touched = f"member_id IN (SELECT member_id FROM {touched})"
+    scope = f" AND {in_touched}"
+    if engine.name == "clickhouse":  # chdb reads them through its projection by member (engines.EVENTS_BY_MEMBER)
+        scope += f" AND seq IN {_seqs_of(engine, {'member_id': f'(SELECT member_id FROM {touched})'})}"
     for name in (build, targets):
         _command(engine, f"CREATE TABLE {name} ({TABLE_COLUMNS}) ENGINE = MergeTree ORDER BY member_id")
     try:
-        _update_days(engine, settings, touched, version)
-        _insert(engine, f"INSERT INTO {build} " + MEMBER_FACTS.replace("{scope}", f" AND {in_touched}"),
+        _update_days(engine, settings, touched, scope, version)
+        _insert(engine, f"INSERT INTO {build} " + MEMBER_FACTS.replace("{scope}", scope),
                 _params(settings, version))
         names = ", ".join(FACT_NAMES)
         _insert(engine, f"""INSERT INTO {targets} SELECT {names}, $version, false FROM {build}
@@ -441,14 +469,14 @@ def update_touched(engine: Any, settings: Any, touched: str, version: int) -> No
         _drop(engine, build, targets)
 
 
-def _update_days(engine: Any, settings: Any, touched: str, version: int) -> None:
-    """New versions of the member days of the members in table `touched`, and tombstones for those of them who
-    have a row but no span any more."""
+def _update_days(engine: Any, settings: Any, touched: str, scope: str, version: int) -> None:
+    """New versions of the member days of the members in table `touched` (their events: `scope`), and tombstones
+    for those of them who have a row but no span any more."""
     build = f"days_build_{uuid.uuid4().hex}"
     in_touched = f"member_id IN (SELECT member_id FROM {touched})"
     _command(engine, f"CREATE TABLE {build} ({DAYS_COLUMNS}) ENGINE = MergeTree ORDER BY member_id")
     try:
-        _insert(engine, f"INSERT INTO {build} " + MEMBER_DAYS.replace("{scope}", f" AND {in_touched}"),
+        _insert(engine, f"INSERT INTO {build} " + MEMBER_DAYS.replace("{scope}", scope),
                 _params(settings, version))
         _insert(engine, "INSERT INTO member_days_log (member_id, version, deleted) SELECT member_id, $version, true "
                         f"FROM member_days WHERE {in_touched} AND member_id NOT IN (SELECT member_id FROM {build})",
@@ -554,10 +582,13 @@ def _catch_up_landings(engine: Any, settings: Any, since: int, version: int) -> 
     try:
         _command(engine, f"CREATE TABLE {new_links} {LINKS_TABLE}")
         _command(engine, f"CREATE TABLE {named} (person String) ENGINE = MergeTree ORDER BY person")
+        linked = ("(SELECT visitor_id FROM events WHERE seq > $since AND visitor_id IS NOT NULL "
+                  "AND member_id IS NOT NULL)")
         _insert(engine, f"INSERT INTO {new_links} " + LANDING_LINKS.replace(
-            "{scope}", " AND visitor_id IN (SELECT visitor_id FROM events WHERE seq > $since "
-                       "AND visitor_id IS NOT NULL AND member_id IS NOT NULL)"), {"since": since, "version": version})
-        moved = (f"FROM {new_links} n LEFT JOIN landing_links o ON o.visitor_id = n.visitor_id "
+            "{scope}", f" AND visitor_id IN {linked} AND seq IN {_seqs_of(engine, {'visitor_id': linked})}"),
+            {"since": since, "version": version})
+        moved = (f"FROM {new_links} n LEFT JOIN (SELECT * FROM landing_links WHERE visitor_id IN (SELECT visitor_id "
+                 f"FROM {new_links})) o ON o.visitor_id = n.visitor_id "
                  "WHERE o.member_id IS NULL OR o.member_id != n.member_id")
         _insert(engine, f"INSERT INTO {named} SELECT coalesce(o.member_id, concat('visitor:', n.visitor_id)) "
                         f"{moved} UNION ALL SELECT n.member_id {moved}", {})
@@ -575,9 +606,10 @@ def _catch_up_landings(engine: Any, settings: Any, since: int, version: int) -> 
             return True
         if count:
             in_named = f"(SELECT person FROM {named})"
-            scope = (f" AND (e.member_id IN {in_named} OR e.visitor_id IN (SELECT visitor_id FROM landing_links "
-                     f"WHERE member_id IN {in_named} UNION ALL SELECT substring(person, 9) FROM {named} "
-                     "WHERE startsWith(person, 'visitor:')))")
+            visitors = (f"(SELECT visitor_id FROM landing_links WHERE member_id IN {in_named} "
+                        f"UNION ALL SELECT substring(person, 9) FROM {named} WHERE startsWith(person, 'visitor:'))")
+            scope = (f" AND (e.member_id IN {in_named} OR e.visitor_id IN {visitors}) "
+                     f"AND e.seq IN {_seqs_of(engine, {'member_id': in_named, 'visitor_id': visitors})}")
             _command(engine, f"CREATE TABLE {build} {LANDING_TABLE}")
             _insert(engine, f"INSERT INTO {build} " + _landing_sql("landing_links", scope,
                                                                     f" AND pid IN {in_named}"),
