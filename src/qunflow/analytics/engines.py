@@ -39,9 +39,8 @@ EVENT_COLUMNS = """
 # so the skip index alone spares little. A server's `events` reads events_log FINAL, which uses no projection.
 EVENT_INDEXES = {"INDEX events_member_id": "member_id TYPE bloom_filter GRANULARITY 1",
                  "INDEX events_visitor_id": "visitor_id TYPE bloom_filter GRANULARITY 1"}
-EVENTS_BY_MEMBER = {"PROJECTION events_by_member": (
-    "(SELECT seq, type, ts, member_id, visitor_id, channel, campaign, entry_point, group_key, referrer_id, amount, "
-    "margin, properties ORDER BY member_id)")}
+EVENTS_BY_MEMBER = {"PROJECTION events_by_member":
+                    f"(SELECT {facts_clickhouse.EVENT_READ_COLUMNS} ORDER BY member_id)"}
 SPEND_TABLE = """CREATE TABLE IF NOT EXISTS spend (
         channel String, day Date, amount Decimal(18, 4), currency String
     ) ENGINE = MergeTree ORDER BY (channel, day)"""
@@ -57,8 +56,7 @@ CLICKHOUSE_SCHEMA = (
 SERVER_SCHEMA = (
     f"CREATE TABLE IF NOT EXISTS events_log ({EVENT_COLUMNS}, "
     f"{', '.join(f'{n} {spec}' for n, spec in EVENT_INDEXES.items())}) "
-    "ENGINE = ReplacingMergeTree "
-    "ORDER BY seq",
+    "ENGINE = ReplacingMergeTree ORDER BY seq",
     "CREATE VIEW IF NOT EXISTS events AS SELECT * FROM events_log FINAL",
     SPEND_TABLE,
     *facts_clickhouse.SCHEMA,

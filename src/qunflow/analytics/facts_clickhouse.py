@@ -165,14 +165,20 @@ MAX_PARTS = 4
 # part of the key.
 TABLES_KEY = " landings 2, member days 1"
 
-# The facts of the members of `events` (narrowed by {scope}), referred = 0: one GROUP BY member over their
-# events joined to their first and last join. The windows and tie-breaks are those of facts.MEMBER_FACTS.
+# The columns of `events` the facts read (a catch-up copies its members' events with them; on chdb the projection
+# by member holds them, engines.EVENTS_BY_MEMBER).
+EVENT_READ_COLUMNS = ("seq, type, ts, member_id, visitor_id, channel, campaign, entry_point, group_key, referrer_id, "
+                      "amount, margin, properties")
+
+# The facts of the members of {events} (all events, or a catch-up's copy of its members'), referred = 0: one
+# GROUP BY member over their events joined to their first and last join. The windows and tie-breaks are those of
+# facts.MEMBER_FACTS.
 MEMBER_FACTS = """
 WITH ev AS (
     SELECT seq, type, ts, assumeNotNull(member_id) AS mid, channel AS ch, campaign AS cp, entry_point AS ep,
            group_key AS gk, referrer_id AS ref, amount, margin, @JSON_TEXT(properties, 'tier') AS tr,
            @LOCAL_DAY(ts) AS day
-    FROM events WHERE member_id IS NOT NULL{scope}
+    FROM {events} WHERE member_id IS NOT NULL
 ),
 joins AS (
     SELECT mid AS jid, argMin(tuple(ts, day, ch, cp, ep, gk, tr, ref), tuple(ts, seq)) AS fj,
@@ -219,13 +225,13 @@ SELECT {columns}, coalesce(k.n, 0), {rest}, $version, false
 FROM {targets} t LEFT JOIN counts k ON k.cid = t.member_id
 """
 
-# As facts.MEMBER_DAYS: the presence spans of the members of `events` (narrowed by {scope}), each join until the
+# As facts.MEMBER_DAYS: the presence spans of the members of {events} (as in MEMBER_FACTS), each join until the
 # member's next move (a leave at the join's very instant first; spans that end on their own day dropped), and
 # their distinct engagement days, both sorted.
 MEMBER_DAYS = """
 WITH ev AS (
     SELECT seq, type, ts, assumeNotNull(member_id) AS mid, group_key AS gk, @LOCAL_DAY(ts) AS day
-    FROM events WHERE member_id IS NOT NULL{scope}
+    FROM {events} WHERE member_id IS NOT NULL
 ),
 moves AS (
     SELECT mid AS moved_id, day AS moved_day, type = 'joined' AS is_join, gk AS moved_group,
@@ -288,6 +294,11 @@ def _seqs_of(engine: Any, ids: dict[str, str]) -> str:
     table = "events_log" if engine.name == "clickhouse" else "events"
     return "(" + " UNION ALL ".join(f"SELECT seq FROM {table} WHERE {column} IN {subquery}"
                                     for column, subquery in ids.items()) + ")"
+
+
+def _members_sql(template: str, events: str = "events") -> str:
+    """MEMBER_FACTS or MEMBER_DAYS over the members of `events` (a table of events)."""
+    return template.replace("{events}", events)
 
 
 def _key(settings: Any) -> str:
@@ -385,13 +396,13 @@ def rebuild(engine: Any, settings: Any, version: int, table: str = "member_facts
     build, fresh, fresh_days = f"facts_build_{suffix}", f"facts_fresh_{suffix}", f"days_fresh_{suffix}"
     _command(engine, f"CREATE TABLE {build} ({TABLE_COLUMNS}) ENGINE = MergeTree ORDER BY member_id")
     try:
-        _insert(engine, f"INSERT INTO {build} " + MEMBER_FACTS.replace("{scope}", ""), _params(settings, version))
+        _insert(engine, f"INSERT INTO {build} " + _members_sql(MEMBER_FACTS), _params(settings, version))
         _command(engine, f"CREATE TABLE {fresh} ({TABLE_COLUMNS}) ENGINE = ReplacingMergeTree(version) "
                          "ORDER BY member_id")
         pool = f"(SELECT member_id, join_ts, referrer_id FROM {build} WHERE referrer_id IS NOT NULL)"
         _referred(engine, fresh, build, pool, version)
         _command(engine, f"CREATE TABLE {fresh_days} {DAYS_TABLE}")
-        _insert(engine, f"INSERT INTO {fresh_days} " + MEMBER_DAYS.replace("{scope}", ""), _params(settings, version))
+        _insert(engine, f"INSERT INTO {fresh_days} " + _members_sql(MEMBER_DAYS), _params(settings, version))
         for kept, made in ((table, fresh), (days, fresh_days)):
             _command(engine, f"CREATE TABLE IF NOT EXISTS {kept} AS {made}")
             _command(engine, f"EXCHANGE TABLES {kept} AND {made}")
@@ -438,7 +449,7 @@ def update_touched(engine: Any, settings: Any, touched: str, version: int) -> No
     join, or no span, left), and of the referrers named by their old and new first joins (referred counted
     again)."""
     suffix = uuid.uuid4().hex
-    build, targets = f"facts_build_{suffix}", f"facts_targets_{suffix}"
+    build, targets, theirs = f"facts_build_{suffix}", f"facts_targets_{suffix}", f"facts_events_{suffix}"
     in_touched = f"member_id IN (SELECT member_id FROM {touched})"
     scope = f" AND {in_touched}"
     if engine.name == "clickhouse":  # chdb reads them through its projection by member (engines.EVENTS_BY_MEMBER)
@@ -446,9 +457,11 @@ def update_touched(engine: Any, settings: Any, touched: str, version: int) -> No
     for name in (build, targets):
         _command(engine, f"CREATE TABLE {name} ({TABLE_COLUMNS}) ENGINE = MergeTree ORDER BY member_id")
     try:
-        _update_days(engine, settings, touched, scope, version)
-        _insert(engine, f"INSERT INTO {build} " + MEMBER_FACTS.replace("{scope}", scope),
-                _params(settings, version))
+        # Their events read once: the facts and the days each read them twice (a CTE is computed where used).
+        _command(engine, f"CREATE TABLE {theirs} ENGINE = MergeTree ORDER BY seq AS SELECT {EVENT_READ_COLUMNS} "
+                         f"FROM events WHERE member_id IS NOT NULL{scope}")
+        _update_days(engine, settings, touched, theirs, version)
+        _insert(engine, f"INSERT INTO {build} " + _members_sql(MEMBER_FACTS, theirs), _params(settings, version))
         names = ", ".join(FACT_NAMES)
         _insert(engine, f"""INSERT INTO {targets} SELECT {names}, $version, false FROM {build}
             UNION ALL SELECT {names}, $version, false FROM member_facts
@@ -466,18 +479,17 @@ def update_touched(engine: Any, settings: Any, touched: str, version: int) -> No
         _insert(engine, tombstones, {"version": version})  # read member_facts before the new rows land
         _referred(engine, "member_facts_log", targets, pool, version)
     finally:
-        _drop(engine, build, targets)
+        _drop(engine, build, targets, theirs)
 
 
-def _update_days(engine: Any, settings: Any, touched: str, scope: str, version: int) -> None:
-    """New versions of the member days of the members in table `touched` (their events: `scope`), and tombstones
-    for those of them who have a row but no span any more."""
+def _update_days(engine: Any, settings: Any, touched: str, theirs: str, version: int) -> None:
+    """New versions of the member days of the members in table `touched` (their events: table `theirs`), and
+    tombstones for those of them who have a row but no span any more."""
     build = f"days_build_{uuid.uuid4().hex}"
     in_touched = f"member_id IN (SELECT member_id FROM {touched})"
     _command(engine, f"CREATE TABLE {build} ({DAYS_COLUMNS}) ENGINE = MergeTree ORDER BY member_id")
     try:
-        _insert(engine, f"INSERT INTO {build} " + MEMBER_DAYS.replace("{scope}", scope),
-                _params(settings, version))
+        _insert(engine, f"INSERT INTO {build} " + _members_sql(MEMBER_DAYS, theirs), _params(settings, version))
         _insert(engine, "INSERT INTO member_days_log (member_id, version, deleted) SELECT member_id, $version, true "
                         f"FROM member_days WHERE {in_touched} AND member_id NOT IN (SELECT member_id FROM {build})",
                 {"version": version})
