@@ -66,16 +66,17 @@ under a stream of 20-event catch-ups every 2 s they kept the member tables of a 
 A catch-up reads the events of the members (and persons) it touches, and `events` is ordered by seq: a member's
 events lie anywhere in it (at 1M the 20 members of 20 events had 739 events, in 402 of its 1,243 granules).
 Read by a filter on member_id alone, every catch-up scanned the whole table three times (member facts, member
-days, landing rows: 2.9-3.1 s of CPU for 20 events at 1M, 95% of it those three statements). On chdb `events`
+days, landing rows: 2.4-3.8 s of CPU for 20 events at 1M, 95% of it those three statements). On chdb `events`
 holds a projection ordered by member (engines.EVENTS_BY_MEMBER), which ClickHouse reads for a filter on
 member_id; a bloom-filter skip index on member_id and on visitor_id (engines.EVENT_INDEXES) finds the seqs of a
 few persons' events for the landing rows, whose filter names both (`_seqs_of`). A server's `events` reads
 events_log through FINAL, which uses no projection: there the touched members' seqs come from events_log through
 the skip index, and `events` is read by seq. A store made before them is given them when a process opens it
-(engines.add_event_indexes: a background mutation, the parts it has not reached read as before). At 1M a
-20-event catch-up took 2.5-3.4 s of CPU before and 0.56-0.80 s after on chdb, 5.2-6.7 s and 2.3-3.0 s on the
-tests' server; 2,000 events (1,500 members, most of the granules) 4.6-5.9 s and 2.8-4.3 s on chdb, no less on
-the server (docs/metrics.md, "A catch-up reads its members' events").
+(engines.add_event_indexes: a background mutation, the parts it has not reached read as before). The member
+facts and days are computed from one copy of the touched members' events (EVENT_READ_COLUMNS): each statement
+reads its events twice. At 1M a 20-event catch-up took 2.4-3.8 s of CPU before and 0.46-1.08 s after on chdb,
+5.2-6.8 s and 1.4-1.7 s on the tests' server; 2,000 events 4.3-5.9 s and 1.6-2.0 s (merges aside) on chdb,
+7.6-8.8 s and 4.2-5.3 s on the server (docs/metrics.md, "A catch-up reads its members' events").
 """
 
 from __future__ import annotations
