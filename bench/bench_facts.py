@@ -153,24 +153,36 @@ def chdb_store(data: Path, ws_dir: Path) -> tuple[Any, Any, Callable[[Any, str],
     return open_workspace(ws_dir), source, append
 
 
+def event_count(source: Any, data: Path) -> int:
+    """The floor's events (the DuckDB connection chdb_store gives)."""
+    return int(source.execute(f"SELECT count(*) FROM read_parquet('{data}/events.parquet')").fetchall()[0][0])
+
+
+def replace_spend(engine: Any, source: Any, data: Path) -> None:
+    """The floor's spend (LOAD_SPEND) into a store through Engine.replace_spend."""
+    import pyarrow as pa
+
+    from qunflow.analytics.shipper import SPEND_SCHEMA
+
+    spend = source.sql(LOAD_SPEND.format(data=data).replace("INSERT INTO spend", "")).to_arrow_table()
+    engine.replace_spend(pa.Table.from_arrays(spend.columns, names=SPEND_SCHEMA.names).cast(SPEND_SCHEMA))
+
+
 def stage_load_chdb(data: Path, ws_dir: Path) -> dict[str, Any]:
     """As stage_load, into an embedded ClickHouse store: the rows DuckDB's load query gives, appended in chunks."""
-    import pyarrow as pa
 
     from qunflow.analytics import facts_clickhouse
     from qunflow.analytics.engines import open_engine
     from qunflow.analytics.facts import refresh_facts
-    from qunflow.analytics.shipper import SPEND_SCHEMA
 
     ws, source, append = chdb_store(data, ws_dir)
-    total = source.execute(f"SELECT count(*) FROM read_parquet('{data}/events.parquet')").fetchall()[0][0]
+    total = event_count(source, data)
     late = min(LATE, total // 20)
     out: dict[str, Any] = {"events": total, "late_events": late}
     with open_engine(ws) as engine:
         started = time.perf_counter()
         append(engine, f"e.event_id <= {total - late}")
-        spend = source.sql(LOAD_SPEND.format(data=data).replace("INSERT INTO spend", "")).to_arrow_table()
-        engine.replace_spend(pa.Table.from_arrays(spend.columns, names=SPEND_SCHEMA.names).cast(SPEND_SCHEMA))
+        replace_spend(engine, source, data)
         out["load_s"] = time.perf_counter() - started
         started = time.perf_counter()
         refresh_facts(engine, ws.settings)

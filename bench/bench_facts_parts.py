@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_facts import LATE, LOAD_SPEND, SLICES, chdb_store, period  # noqa: E402
+from bench.bench_facts import LATE, SLICES, chdb_store, event_count, period, replace_spend  # noqa: E402
 
 
 def active_parts(engine: Any) -> dict[str, int]:
@@ -101,15 +101,13 @@ def plain_optimize(engine: Any) -> None:
 
 
 def run(data: Path, ws_dir: Path, ships: int, tiny: int) -> dict[str, Any]:
-    import pyarrow as pa
 
     from qunflow.analytics.engines import open_engine
     from qunflow.analytics.facts import refresh_facts
     from qunflow.analytics.facts_clickhouse import merge_parts
-    from qunflow.analytics.shipper import SPEND_SCHEMA
 
     ws, source, append = chdb_store(data, ws_dir)
-    total = source.execute(f"SELECT count(*) FROM read_parquet('{data}/events.parquet')").fetchall()[0][0]
+    total = event_count(source, data)
     late = min(LATE, total // 20)  # as bench_facts: a small run keeps the catch-ups incremental
     first, last = total - late, total - 2 * tiny
     out: dict[str, Any] = {"events": total, "late_events": late, "ships": ships, "tiny_events": tiny,
@@ -132,8 +130,7 @@ def run(data: Path, ws_dir: Path, ships: int, tiny: int) -> dict[str, Any]:
 
     with open_engine(ws) as engine:
         append(engine, f"e.event_id <= {first}")
-        spend = source.sql(LOAD_SPEND.format(data=data).replace("INSERT INTO spend", "")).to_arrow_table()
-        engine.replace_spend(pa.Table.from_arrays(spend.columns, names=SPEND_SCHEMA.names).cast(SPEND_SCHEMA))
+        replace_spend(engine, source, data)
         refresh_facts(engine, ws.settings)
         merges(engine, start=False)
         parts = active_parts(engine)
@@ -185,23 +182,20 @@ class Timed:
 
 
 def catch_ups(data: Path, ws_dir: Path, sizes: list[int], repeat: int) -> dict[str, Any]:
-    import pyarrow as pa
 
     from qunflow.analytics import facts_clickhouse
     from qunflow.analytics.engines import open_engine
     from qunflow.analytics.facts import refresh_facts
-    from qunflow.analytics.shipper import SPEND_SCHEMA
 
     ws, source, append = chdb_store(data, ws_dir)
-    total = source.execute(f"SELECT count(*) FROM read_parquet('{data}/events.parquet')").fetchall()[0][0]
+    total = event_count(source, data)
     low = total - sum(sizes) * repeat
     out: dict[str, Any] = {"events": total, "sizes": sizes, "catch_ups": []}
     with open_engine(ws) as engine:
         began = time.process_time()
         append(engine, f"e.event_id <= {low}")
         out["load_cpu_s"] = time.process_time() - began
-        spend = source.sql(LOAD_SPEND.format(data=data).replace("INSERT INTO spend", "")).to_arrow_table()
-        engine.replace_spend(pa.Table.from_arrays(spend.columns, names=SPEND_SCHEMA.names).cast(SPEND_SCHEMA))
+        replace_spend(engine, source, data)
         began = time.process_time()
         refresh_facts(engine, ws.settings)
         out["build_cpu_s"] = time.process_time() - began

@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or "glibc" not in " ".join(
-    __import__("platform").libc_ver()), reason="malloc_trim is glibc's; elsewhere trim_heap does nothing")
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                                reason="malloc_trim is glibc's; elsewhere trim_heap does nothing")
 
 SCRIPT = """
 import ctypes, os, sqlite3, sys

@@ -253,7 +253,8 @@ class ClickHouseServerEngine:
             client.database = target.database
             for statement in SERVER_SCHEMA:
                 client.command(statement)
-            add_event_indexes("events_log", lambda sql: int(str(client.command(sql))), client.command, EVENT_INDEXES)
+            add_event_indexes("events_log", lambda sql: {row[0] for row in client.query(sql).result_rows},
+                              client.command, EVENT_INDEXES)
         return cls(client, target)
 
     def watermark(self) -> int:
@@ -330,16 +331,17 @@ def _root_cause(exc: BaseException) -> str:
     return (text or type(exc).__name__).splitlines()[0][:200]
 
 
-def add_event_indexes(table: str, count: Callable[[str], int], run: Callable[[str], Any],
+def add_event_indexes(table: str, names: Callable[[str], set[str]], run: Callable[[str], Any],
                       wanted: dict[str, str]) -> None:
     """Give a store made before EVENT_INDEXES (and EVENTS_BY_MEMBER: `wanted`) what its events `table` lacks,
     built for the rows it holds by a mutation (MATERIALIZE) that runs in the background: until it ends, the
-    parts it has not reached are read as before (whole, or by seq)."""
+    parts it has not reached are read as before (whole, or by seq). `names(sql)`: the names a query gives."""
+    have = names(f"SELECT name FROM system.data_skipping_indices WHERE database = currentDatabase() AND "
+                 f"table = '{table}' UNION ALL SELECT name FROM system.projections WHERE database = "
+                 f"currentDatabase() AND table = '{table}'")
     for kind_name, spec in wanted.items():
         kind, name = kind_name.split()
-        catalog = "data_skipping_indices" if kind == "INDEX" else "projections"
-        if count(f"SELECT count() FROM system.{catalog} WHERE database = currentDatabase() "
-                 f"AND table = '{table}' AND name = '{name}'"):
+        if name in have:
             continue
         run(f"ALTER TABLE {table} ADD {kind} IF NOT EXISTS {name} {spec}")
         run(f"ALTER TABLE {table} MATERIALIZE {kind} {name}")
@@ -370,8 +372,8 @@ def _chdb(path: str) -> Any:
             raise
         for statement in CLICKHOUSE_SCHEMA:
             created.query(statement)
-        add_event_indexes("events", lambda sql: int(str(created.query(sql, "CSV")).strip()), created.query,
-                          {**EVENT_INDEXES, **EVENTS_BY_MEMBER})
+        add_event_indexes("events", lambda sql: set(str(created.query(sql, "TabSeparated")).split()),
+                          created.query, {**EVENT_INDEXES, **EVENTS_BY_MEMBER})
         _chdb_session.update(path=path, session=created)
     return _chdb_session["session"]
 
