@@ -70,12 +70,15 @@ def period(data: Path) -> tuple[date, date]:
     return start, start + timedelta(days=meta["days"] - 1)
 
 
-def stored_days(conn: Any, zone: str, after: int) -> None:
-    """The local day of the rows just loaded after seq `after`, as the shipper stores it (store.insert_events)."""
+def load_rows(conn: Any, data: Path, zone: str, after: int, upto: int) -> None:
+    """The floor's events after..upto (event ids, which become seqs) into a DuckDB store as the shipper leaves
+    them: their local day stored (store.insert_events) and the watermark moved."""
     from qunflow.analytics.dialects import local_day_duckdb
 
+    conn.execute(INSERT_EVENTS + LOAD_EVENTS.format(data=data, where=f"e.event_id > {after} AND e.event_id <= {upto}"))
     conn.execute(f"UPDATE events SET day = {local_day_duckdb('ts', zone)} WHERE seq > {after}")
     conn.execute("INSERT OR REPLACE INTO event_day_zone VALUES (1, ?)", [zone])
+    conn.execute("INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM events")
 
 
 # ---- stages, each in its own process ------------------------------------------------------------------------
@@ -94,18 +97,14 @@ def stage_load(data: Path, ws_dir: Path) -> dict[str, Any]:
         total = conn.execute(f"SELECT count(*) FROM read_parquet('{data}/events.parquet')").fetchall()[0][0]
         late = min(LATE, total // 20)  # a small run keeps the catch-up incremental (not a rebuild)
         started = time.perf_counter()
-        conn.execute(INSERT_EVENTS + LOAD_EVENTS.format(data=data, where=f"e.event_id <= {total - late}"))
+        load_rows(conn, data, ws.settings.timezone, 0, total - late)
         conn.execute(LOAD_SPEND.format(data=data))
-        stored_days(conn, ws.settings.timezone, 0)
-        conn.execute("INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM events")
         conn.execute("CHECKPOINT")
         out["load_s"] = time.perf_counter() - started
         started = time.perf_counter()
         refresh_facts(engine, ws.settings)
         out["facts_build_s"] = time.perf_counter() - started
-        conn.execute(INSERT_EVENTS + LOAD_EVENTS.format(data=data, where=f"e.event_id > {total - late}"))
-        stored_days(conn, ws.settings.timezone, total - late)
-        conn.execute("INSERT OR REPLACE INTO ship_state SELECT 1, max(seq) FROM events")
+        load_rows(conn, data, ws.settings.timezone, total - late, total)
         started = time.perf_counter()
         refresh_facts(engine, ws.settings)
         out["facts_late_s"] = time.perf_counter() - started

@@ -2,7 +2,7 @@
 catch-ups leave cost the reads, and what merging them costs, by kind of OPTIMIZE and size of catch-up.
 
     python bench/bench_facts_parts.py --data DIR [--ships 5] [--tiny 20]
-    python bench/bench_facts_parts.py --data DIR --catch-up 20,2000 [--repeat 3]
+    python bench/bench_facts_parts.py --data DIR --catch-up 20,2000 [--repeat 3] [--engine chdb|duckdb]
 
 DIR holds ../shared/floor/'s data (gen.py --members 1000000 --out DIR). The events but the last 50,000 (at most
 5%) are loaded and the facts built (one part per table), then the facts tables' merges are stopped (SYSTEM STOP
@@ -15,10 +15,11 @@ merge_parts (`OPTIMIZE ... FINAL` of every table left with more than one part, t
 catch-ups of --tiny events each, merges stopped during the ship, the first merged by merge_parts and the
 second by a plain OPTIMIZE (each timed, with the parts left).
 
-With --catch-up N,M,...: what one catch-up of N events costs, as `qunflow serve` keeps the facts up under a live
-stream (one store held open, merges free). The events but the last (N + M + ...) x --repeat are loaded and the
-facts built; then --repeat catch-ups of each size in turn, each timed (process CPU, chdb's threads included)
-with the CPU of its five costliest statements.
+With --catch-up N,M,...: what one catch-up of N events costs, as a metrics read after new events pays it (one
+store held open; on chdb merges free). The events but the last (N + M + ...) x --repeat are loaded and the
+facts built; then --repeat catch-ups of each size in turn, each timed (process CPU, the engine's threads
+included) with the CPU of its five costliest statements. `--engine duckdb` does the same on the default engine
+(analytics/facts.py; the store loaded as bench_facts.py loads it).
 """
 
 from __future__ import annotations
@@ -35,7 +36,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_facts import LATE, SLICES, chdb_store, event_count, period, replace_spend  # noqa: E402
+from bench.bench_facts import (  # noqa: E402
+    LATE,
+    LOAD_SPEND,
+    SLICES,
+    chdb_store,
+    event_count,
+    load_rows,
+    period,
+    replace_spend,
+)
 
 
 def active_parts(engine: Any) -> dict[str, int]:
@@ -157,11 +167,10 @@ def run(data: Path, ws_dir: Path, ships: int, tiny: int) -> dict[str, Any]:
     return out
 
 
-class Timed:
-    """The engine, each statement's CPU recorded (cpu_s, sql)."""
+class Statements:
+    """Each statement's CPU, recorded (cpu_s, sql)."""
 
-    def __init__(self, engine: Any) -> None:
-        self.engine, self.name = engine, engine.name
+    def __init__(self) -> None:
         self.spent: list[tuple[float, str]] = []
 
     def _timed(self, run: Callable[[], Any], sql: str) -> Any:
@@ -170,6 +179,28 @@ class Timed:
             return run()
         finally:
             self.spent.append((time.process_time() - began, " ".join(sql.split())[:100]))
+
+
+class TimedConnection(Statements):
+    """A DuckDB connection whose execute() is timed; anything else goes to the connection."""
+
+    def __init__(self, conn: Any) -> None:
+        super().__init__()
+        self.conn = conn
+
+    def execute(self, sql: str, *params: Any) -> Any:
+        return self._timed(lambda: self.conn.execute(sql, *params), sql)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+class Timed(Statements):
+    """The engine, each statement's CPU recorded (cpu_s, sql)."""
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__()
+        self.engine, self.name = engine, engine.name
 
     def watermark(self) -> int:
         return self.engine.watermark()  # type: ignore[no-any-return]
@@ -190,7 +221,7 @@ def catch_ups(data: Path, ws_dir: Path, sizes: list[int], repeat: int) -> dict[s
     ws, source, append = chdb_store(data, ws_dir)
     total = event_count(source, data)
     low = total - sum(sizes) * repeat
-    out: dict[str, Any] = {"events": total, "sizes": sizes, "catch_ups": []}
+    out: dict[str, Any] = {"engine": "chdb", "events": total, "sizes": sizes, "catch_ups": []}
     with open_engine(ws) as engine:
         began = time.process_time()
         append(engine, f"e.event_id <= {low}")
@@ -212,6 +243,40 @@ def catch_ups(data: Path, ws_dir: Path, sizes: list[int], repeat: int) -> dict[s
     return out
 
 
+def duckdb_catch_ups(data: Path, ws_dir: Path, sizes: list[int], repeat: int) -> dict[str, Any]:
+    """catch_ups on the default engine: the store loaded as bench_facts.stage_load loads it."""
+    from qunflow.analytics.engines import DuckDBEngine
+    from qunflow.analytics.facts import refresh_facts
+    from qunflow.analytics.store import connect
+    from qunflow.workspace import init_workspace
+
+    ws = init_workspace(ws_dir)
+    zone = ws.settings.timezone
+    with connect(ws.settings.analytics_file) as conn:
+        total = conn.execute(f"SELECT count(*) FROM read_parquet('{data}/events.parquet')").fetchall()[0][0]
+        low = total - sum(sizes) * repeat
+        out: dict[str, Any] = {"engine": "duckdb", "events": total, "sizes": sizes, "catch_ups": []}
+        began = time.process_time()
+        load_rows(conn, data, zone, 0, low)
+        conn.execute(LOAD_SPEND.format(data=data))
+        conn.execute("CHECKPOINT")
+        out["load_cpu_s"] = time.process_time() - began
+        began = time.process_time()
+        refresh_facts(DuckDBEngine(conn, zone), ws.settings)
+        out["build_cpu_s"] = time.process_time() - began
+        for _ in range(repeat):
+            for size in sizes:
+                load_rows(conn, data, zone, low, low + size)
+                low += size
+                timed = TimedConnection(conn)
+                began = time.process_time()
+                refresh_facts(DuckDBEngine(timed, zone), ws.settings)
+                out["catch_ups"].append({"events": size, "cpu_s": time.process_time() - began,
+                                         "costliest": sorted(timed.spent, reverse=True)[:5]})
+    ws.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="the floor's data directory")
@@ -219,14 +284,16 @@ def main() -> None:
     parser.add_argument("--tiny", type=int, default=20, help="events in each of the two tiny catch-ups")
     parser.add_argument("--catch-up", help="only time catch-ups of these sizes (events, comma-separated)")
     parser.add_argument("--repeat", type=int, default=3, help="catch-ups of each --catch-up size")
+    parser.add_argument("--engine", choices=("chdb", "duckdb"), default="chdb", help="the store --catch-up times")
     args = parser.parse_args()
     if not (args.data / "meta.json").exists():
         raise SystemExit(f"no floor data in {args.data}: python ../shared/floor/gen.py --members N --out {args.data}")
     load_before = os.getloadavg()[0]
     if args.catch_up:
         with tempfile.TemporaryDirectory(prefix="qunflow-parts-") as tmp:
-            out = catch_ups(args.data.resolve(), Path(tmp) / "ws", [int(n) for n in args.catch_up.split(",")],
-                            args.repeat)
+            timing = duckdb_catch_ups if args.engine == "duckdb" else catch_ups
+            out = timing(args.data.resolve(), Path(tmp) / "ws", [int(n) for n in args.catch_up.split(",")],
+                         args.repeat)
         for step in out["catch_ups"]:
             print(f"catch-up of {step['events']:,} events: {step['cpu_s']:.3f} s CPU; costliest: "
                   + "; ".join(f"{cpu:.3f} {sql[:60]}" for cpu, sql in step["costliest"][:3]))

@@ -88,8 +88,8 @@ def main() -> None:
     params = {"tz": TZ, "engagement": list(settings.engagement_types), "conversion": list(settings.conversion_types)}
     period = {**params, "cutoff": datetime(2026, 4, 1, 16), "start": date(2026, 1, 1), "end": date(2026, 3, 31),
               "as_of": date(2026, 3, 31), "experiment": None}
-    member_facts = facts.MEMBER_FACTS.replace("{scope}", "")
-    member_days = facts.MEMBER_DAYS.replace("{scope}", "")
+    member_facts = facts.MEMBER_FACTS.replace("{events}", "events")
+    member_days = facts.MEMBER_DAYS.replace("{events}", "events")
     if "day" in args.parts:
         conn.execute("CREATE OR REPLACE TABLE links_x AS " + facts.LANDING_LINKS.replace("{scope}", ""))
         landing = facts.LANDING_ROWS.replace("{links}", "links_x").replace("{scope}", "").replace("{person_scope}", "")

@@ -53,13 +53,17 @@ STATE = """CREATE TABLE IF NOT EXISTS facts_state (
     id INTEGER PRIMARY KEY, watermark BIGINT NOT NULL, max_ts TIMESTAMP, settings VARCHAR NOT NULL
 )"""
 
-# The facts of the members in `{scope}` (every member, or a temporary table `touched`). The windows are those
-# of queries.COHORT; referred is filled in by REFERRED.
+# The columns of `events` that MEMBER_FACTS and MEMBER_DAYS read.
+MEMBER_COLUMNS = ("seq, type, ts, member_id, channel, campaign, entry_point, group_key, referrer_id, amount, margin, "
+                  "properties, day")
+# The facts of the members whose events are in `{events}` (every event, or a catch-up's copy of the touched members'
+# events: one scan of the store, not one per reference to `ev`). The windows are those of queries.COHORT;
+# referred is filled in by REFERRED.
 MEMBER_FACTS = """
 WITH ev AS @NOT_MATERIALIZED() (  -- materialized, every event would be held in memory (docs/metrics.md)
     SELECT e.seq, e.type, e.ts, e.member_id, e.channel, e.campaign, e.entry_point, e.group_key, e.referrer_id,
            e.amount, e.margin, e.properties, @EVENT_DAY(e.ts) AS day
-    FROM events e{scope} WHERE e.member_id IS NOT NULL
+    FROM {events} e WHERE e.member_id IS NOT NULL
 ),
 first_join AS (
     SELECT member_id, ts AS join_ts, day AS join_day, channel, campaign, entry_point, group_key,
@@ -107,13 +111,13 @@ FROM first_join f JOIN behaviour b ON b.member_id = f.member_id
 JOIN last_join l ON l.member_id = f.member_id LEFT JOIN left_after x ON x.member_id = f.member_id
 """
 
-# The member days of the members in `{scope}`: presence spans as queries.CURRENT_DAILY's `presence` (a join until
-# the member's next move, a leave at the join's very instant first; spans that end on their own day dropped) and
-# the distinct engagement days, both in a fixed order.
+# The member days of the members whose events are in `{events}` (as MEMBER_FACTS): presence spans as
+# queries.CURRENT_DAILY's `presence` (a join until the member's next move, a leave at the join's very instant
+# first; spans that end on their own day dropped) and the distinct engagement days, both in a fixed order.
 MEMBER_DAYS = """
 WITH ev AS @NOT_MATERIALIZED() (
     SELECT e.seq, e.type, e.ts, e.member_id, e.group_key, @EVENT_DAY(e.ts) AS day
-    FROM events e{scope} WHERE e.member_id IS NOT NULL
+    FROM {events} e WHERE e.member_id IS NOT NULL
 ),
 moves AS (
     SELECT member_id, day AS moved_day, type = 'joined' AS is_join, group_key AS current_group,
@@ -306,9 +310,10 @@ def _rebuild(conn: Any, settings: Any, table: str = "member_facts", temporary: b
     kept ones; the days go to `days`, by default member_days, or <table>_days when temporary)."""
     kind = "TEMP TABLE" if temporary else "TABLE"
     days = days or (f"{table}_days" if temporary else "member_days")
-    _run(conn, f"CREATE OR REPLACE {kind} {table} AS " + MEMBER_FACTS.replace("{scope}", ""), _params(settings))
+    _run(conn, f"CREATE OR REPLACE {kind} {table} AS " + MEMBER_FACTS.replace("{events}", "events"),
+         _params(settings))
     _referred(conn, "", table)
-    _run(conn, f"CREATE OR REPLACE {kind} {days} AS " + MEMBER_DAYS.replace("{scope}", ""), _params(settings))
+    _run(conn, f"CREATE OR REPLACE {kind} {days} AS " + MEMBER_DAYS.replace("{events}", "events"), _params(settings))
 
 
 def _landings(settings: Any, links: str, scope: str = "", person_scope: str = "") -> tuple[str, dict[str, Any]]:
@@ -398,10 +403,13 @@ def _update_touched(conn: Any, settings: Any) -> None:
                  "SELECT referrer_id FROM member_facts WHERE member_id IN (SELECT member_id FROM touched) "
                  "AND referrer_id IS NOT NULL")
     conn.execute("DELETE FROM member_facts WHERE member_id IN (SELECT member_id FROM touched)")
-    scope = " JOIN touched t ON t.member_id = e.member_id"
-    _run(conn, "INSERT INTO member_facts " + MEMBER_FACTS.replace("{scope}", scope), _params(settings))
+    # Their events, copied in one scan of the store (the facts and days read them six times), the columns read only.
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE touched_events AS SELECT {MEMBER_COLUMNS} FROM events "
+                 "WHERE member_id IN (SELECT member_id FROM touched)")
+    _run(conn, "INSERT INTO member_facts " + MEMBER_FACTS.replace("{events}", "touched_events"), _params(settings))
     conn.execute("DELETE FROM member_days WHERE member_id IN (SELECT member_id FROM touched)")
-    _run(conn, "INSERT INTO member_days " + MEMBER_DAYS.replace("{scope}", scope), _params(settings))
+    _run(conn, "INSERT INTO member_days " + MEMBER_DAYS.replace("{events}", "touched_events"), _params(settings))
+    conn.execute("DROP TABLE touched_events")
     conn.execute("INSERT INTO affected SELECT referrer_id FROM member_facts WHERE member_id IN "
                  "(SELECT member_id FROM touched) AND referrer_id IS NOT NULL")
     _referred(conn, " JOIN (SELECT DISTINCT member_id FROM affected) a ON a.member_id = c.member_id")
