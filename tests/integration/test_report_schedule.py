@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
 from qunflow.services.ingest import ingest_batch
@@ -21,6 +21,7 @@ from qunflow.services.report_schedule import report_problem, run_scheduled_repor
 from qunflow.store.tables import report_posts
 from qunflow.workspace import Workspace
 from tests.access import log_in
+from tests.conftest import LiveServer
 from tests.webhook import Webhook
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -189,8 +190,6 @@ def test_without_a_webhook_the_schedule_is_off(any_workspace: Workspace, runners
 
 
 def test_the_report_is_written_linked_and_served(workspace: Workspace) -> None:
-    from qunflow.web.app import create_app
-
     joins(workspace, 2, "2026-03-05")
     settings = workspace.settings.model_copy(update={"public_url": "https://qf.example.com/", "report_lang": "zh"})
     with Webhook() as hook:
@@ -202,13 +201,13 @@ def test_the_report_is_written_linked_and_served(workspace: Workspace) -> None:
     assert text.endswith("完整周报:https://qf.example.com/console/reports/2026-W10.html")
     html = (workspace.home / "reports" / "2026-W10.html").read_text(encoding="utf-8")
     assert "社群周报 2026-W10" in html and "<svg" in html
-    client = TestClient(create_app(workspace), base_url="http://localhost")
-    assert client.get("/console/reports/2026-W10.html", follow_redirects=False).status_code == 303  # log in first
-    log_in(client, workspace)
-    served = client.get("/console/reports/2026-W10.html")
-    assert served.status_code == 200 and served.text == html
-    for missing in ("2026-W11.html", "..%2Fqunflow.toml", "qunflow.db"):
-        assert client.get(f"/console/reports/{missing}").status_code == 404
+    with LiveServer(workspace) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        assert client.get("/console/reports/2026-W10.html").status_code == 303  # log in first
+        log_in(client, workspace)
+        served = client.get("/console/reports/2026-W10.html")
+        assert served.status_code == 200 and served.text == html
+        for missing in ("2026-W11.html", "..%2Fqunflow.toml", "qunflow.db"):
+            assert client.get(f"/console/reports/{missing}").status_code == 404
 
 
 def test_status_shows_the_schedule_and_the_posts(workspace: Workspace) -> None:
@@ -227,19 +226,17 @@ def test_status_shows_the_schedule_and_the_posts(workspace: Workspace) -> None:
 
 
 def test_the_console_alerts_while_the_newest_post_has_failed(workspace: Workspace) -> None:
-    from qunflow.web.app import create_app
-
     clock = Clock("2026-03-09 09:00")
     with Webhook(answers=[500]) as hook:
         ws = Workspace(workspace.settings.model_copy(update={"report_webhook": hook.url}), clock=clock)
-        client = TestClient(create_app(ws), base_url="http://localhost")
-        log_in(client, ws)
-        assert 'id="report-problem"' not in client.get("/console?lang=en").text
-        run_scheduled_report(ws, runner="a", formats=("html",))
-        alert = client.get("/console?lang=en").text
-        assert 'id="report-problem"' in alert and "2026-W10 was not posted" in alert and "answered 500" in alert
-        assert "周报 2026-W10 未能发送" in client.get("/console?lang=zh").text
-        clock.now += timedelta(minutes=1)
-        assert run_scheduled_report(ws, runner="a", formats=("html",)) == "posted"
-        assert 'id="report-problem"' not in client.get("/console?lang=en").text
+        with LiveServer(ws) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+            log_in(client, ws)
+            assert 'id="report-problem"' not in client.get("/console?lang=en").text
+            run_scheduled_report(ws, runner="a", formats=("html",))
+            alert = client.get("/console?lang=en").text
+            assert 'id="report-problem"' in alert and "2026-W10 was not posted" in alert and "answered 500" in alert
+            assert "周报 2026-W10 未能发送" in client.get("/console?lang=zh").text
+            clock.now += timedelta(minutes=1)
+            assert run_scheduled_report(ws, runner="a", formats=("html",)) == "posted"
+            assert 'id="report-problem"' not in client.get("/console?lang=en").text
         ws.close()
