@@ -1,8 +1,8 @@
 """bench/bench_facts.py end to end, small: the floor's data, the facts kept up as late events arrive, the same
 reports from the facts and from the events; bench/bench_facts_parts.py on chdb: parts left by catch-ups with
 merges stopped, the reads timed at each count, one part per facts table after merge_parts, the two tiny
-catch-ups merged; its --catch-up mode timing catch-ups of two sizes. Needs ../shared/floor/ (QUNFLOW_FLOOR),
-else skipped."""
+catch-ups merged; its --catch-up mode timing catch-ups of two sizes, on chdb and on DuckDB. Needs
+../shared/floor/ (QUNFLOW_FLOOR), else skipped."""
 
 from __future__ import annotations
 
@@ -48,10 +48,11 @@ def test_bench_facts_parts_leaves_parts_then_merges_them(tmp_path: Path) -> None
         assert max(out[tiny]["parts_before"].values()) == 2 and out[tiny]["cpu_s"] > 0, out[tiny]
     assert set(out["final_after_tiny"]["parts_after"].values()) == {1}
     assert out["page_unmerged_cpu_s"] > 0 and out["page_merged_cpu_s"] > 0
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_facts_parts.py"), "--data",
-                           str(tmp_path / "data"), "--catch-up", "20,200", "--repeat", "2"], env=ENV,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert [step["events"] for step in out["catch_ups"]] == [20, 200, 20, 200]
-    assert all(step["cpu_s"] > 0 and len(step["costliest"]) == 5 for step in out["catch_ups"])
+    for engine in ("chdb", "duckdb"):
+        done = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_facts_parts.py"), "--data",
+                               str(tmp_path / "data"), "--catch-up", "20,200", "--repeat", "2", "--engine", engine],
+                              env=ENV, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        assert out["engine"] == engine and [step["events"] for step in out["catch_ups"]] == [20, 200, 20, 200]
+        assert all(step["cpu_s"] > 0 and len(step["costliest"]) == 5 for step in out["catch_ups"])
