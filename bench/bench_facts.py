@@ -170,7 +170,7 @@ def replace_spend(engine: Any, source: Any, data: Path) -> None:
 def stage_load_chdb(data: Path, ws_dir: Path) -> dict[str, Any]:
     """As stage_load, into an embedded ClickHouse store: the rows DuckDB's load query gives, appended in chunks."""
 
-    from qunflow.analytics import facts_clickhouse
+    from qunflow.analytics import facts_clickhouse, facts_clickhouse_sql
     from qunflow.analytics.engines import open_engine
     from qunflow.analytics.facts import refresh_facts
 
@@ -193,7 +193,7 @@ def stage_load_chdb(data: Path, ws_dir: Path) -> dict[str, Any]:
         out["late_members"] = engine.query(
             f"SELECT count(DISTINCT member_id) FROM events WHERE seq > {total - late}", {})[1][0][0]
         facts_clickhouse.rebuild(engine, ws.settings, 1, "facts_check")
-        names = ", ".join(facts_clickhouse.FACT_NAMES)
+        names = ", ".join(facts_clickhouse_sql.FACT_NAMES)
         out["facts_differ"] = sum(engine.query(
             f"SELECT count() FROM (SELECT {names} FROM {a} EXCEPT ALL SELECT {names} FROM {b})", {})[1][0][0]
             for a, b in (("member_facts", "facts_check"), ("facts_check", "member_facts")))
@@ -204,7 +204,7 @@ def stage_load_chdb(data: Path, ws_dir: Path) -> dict[str, Any]:
         for check in ("facts_check", "facts_check_days"):
             engine.command(f"DROP TABLE {check} SYNC")  # type: ignore[attr-defined]
         facts_clickhouse.rebuild_landings(engine, ws.settings, 1, "landings_check", "links_check")
-        for kept, check, columns in (("landing_facts", "landings_check", ", ".join(facts_clickhouse.LANDING_NAMES)),
+        for kept, check, columns in (("landing_facts", "landings_check", ", ".join(facts_clickhouse_sql.LANDING_NAMES)),
                                      ("landing_links", "links_check", "visitor_id, member_id")):
             checked = f"(SELECT {columns} FROM {check} FINAL WHERE {'NOT deleted' if kept == 'landing_facts' else 1})"
             out["facts_differ"] += sum(engine.query(
@@ -248,17 +248,17 @@ def stage_queries(ws: Any, start: date, as_of: date) -> dict[str, Any]:
         out["events_s"], from_events = run((COHORT, CURRENT))
         out["same_rows"] = from_facts == from_events
         if engine.name != "duckdb":
-            from qunflow.analytics import facts_clickhouse
+            from qunflow.analytics import facts_clickhouse_sql
 
             parts = engine.query("SELECT count(), sum(rows) FROM system.parts WHERE database = currentDatabase() "
                                  "AND table = 'member_facts_log' AND active", {})[1][0]
             out.update(parts=parts[0], stored_rows=parts[1])
-            engine.command(f"CREATE OR REPLACE VIEW member_facts AS {facts_clickhouse.VIEW_ARGMAX}")  # type: ignore[attr-defined]
+            engine.command(f"CREATE OR REPLACE VIEW member_facts AS {facts_clickhouse_sql.VIEW_ARGMAX}")  # type: ignore[attr-defined]
             try:
                 out["argmax_s"], by_argmax = median_of_3((COHORT_FACTS, CURRENT_FACTS))
                 out["argmax_same"] = by_argmax == from_facts
             finally:
-                engine.command(f"CREATE OR REPLACE VIEW member_facts AS {facts_clickhouse.VIEW}")  # type: ignore[attr-defined]
+                engine.command(f"CREATE OR REPLACE VIEW member_facts AS {facts_clickhouse_sql.VIEW}")  # type: ignore[attr-defined]
     return out
 
 

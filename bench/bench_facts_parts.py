@@ -1,4 +1,4 @@
-"""The ClickHouse facts' parts (facts_clickhouse.merge_parts) at scale, on one chdb store: what the parts that
+"""The ClickHouse facts' parts (facts_clickhouse_parts.merge_parts) at scale, on one chdb store: what the parts that
 catch-ups leave cost the reads, and what merging them costs, by kind of OPTIMIZE and size of catch-up.
 
     python bench/bench_facts_parts.py --data DIR [--ships 5] [--tiny 20]
@@ -49,7 +49,7 @@ from bench.bench_facts import (  # noqa: E402
 
 
 def active_parts(engine: Any) -> dict[str, int]:
-    from qunflow.analytics.facts_clickhouse import LOG_TABLES
+    from qunflow.analytics.facts_clickhouse_parts import LOG_TABLES
 
     return dict(engine.query("SELECT table, count() FROM system.parts WHERE database = currentDatabase() AND active "
                              f"AND table IN {LOG_TABLES!r} GROUP BY table ORDER BY table", {})[1])
@@ -91,7 +91,7 @@ def reads(ws: Any, data: Path, parts: dict[str, int]) -> dict[str, Any]:
 
 
 def merges(engine: Any, start: bool) -> None:
-    from qunflow.analytics.facts_clickhouse import LOG_TABLES
+    from qunflow.analytics.facts_clickhouse_parts import LOG_TABLES
 
     for table in LOG_TABLES:
         engine.command(f"SYSTEM {'START' if start else 'STOP'} MERGES {table}")
@@ -104,7 +104,7 @@ def timed(engine: Any, work: Callable[[], None]) -> dict[str, Any]:
 
 
 def plain_optimize(engine: Any) -> None:
-    from qunflow.analytics.facts_clickhouse import LOG_TABLES
+    from qunflow.analytics.facts_clickhouse_parts import LOG_TABLES
 
     for table in LOG_TABLES:
         engine.command(f"OPTIMIZE TABLE {table}")
@@ -114,7 +114,7 @@ def run(data: Path, ws_dir: Path, ships: int, tiny: int) -> dict[str, Any]:
 
     from qunflow.analytics.engines import open_engine
     from qunflow.analytics.facts import refresh_facts
-    from qunflow.analytics.facts_clickhouse import merge_parts
+    from qunflow.analytics.facts_clickhouse_parts import merge_parts
 
     ws, source, append = chdb_store(data, ws_dir)
     total = event_count(source, data)

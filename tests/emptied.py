@@ -13,7 +13,7 @@ from qunflow.store.tables import events, spend
 from qunflow.workspace import Workspace
 
 # The tables of a ClickHouse store (chdb or a server) that hold rows: the events (in events_log on a server,
-# behind the events view), spend and the facts' logs (analytics/facts_clickhouse.py); the views read these.
+# behind the events view), spend and the facts' logs (analytics/facts_clickhouse_sql.py); the views read these.
 CLICKHOUSE_TABLES = ("spend", "facts_state", "member_facts_log", "landing_links_log", "landing_facts_log",
                      "landing_days_log", "member_days_log")
 

@@ -1,4 +1,4 @@
-"""The ClickHouse facts tables' parts (analytics/facts_clickhouse.merge_parts), on chdb and on a ClickHouse
+"""The ClickHouse facts tables' parts (analytics/facts_clickhouse_parts.merge_parts), on chdb and on a ClickHouse
 server: a catch-up merges a table only once it holds more than MAX_PARTS active parts; a rebuild, a merge of
 members, its undo and an erasure leave one part per table; what the views read is a rebuild's throughout."""
 
@@ -15,7 +15,7 @@ from sqlalchemy import insert
 
 from qunflow.analytics import facts
 from qunflow.analytics.engines import ClickHouseServerEngine
-from qunflow.analytics.facts_clickhouse import LOG_TABLES, MAX_PARTS
+from qunflow.analytics.facts_clickhouse_parts import LOG_TABLES, MAX_PARTS
 from qunflow.analytics.shipper import analytics
 from qunflow.services.erasure import erase_member
 from qunflow.services.ingest import ingest_batch

@@ -14,7 +14,7 @@ CURRENT_DAILY_FACTS gives CURRENT_DAILY's rows for windows of days before, acros
 with and without filters.
 
 The same on chdb and on a ClickHouse server (tests/clickhouse_http.py), where the facts are ReplacingMergeTrees
-(analytics/facts_clickhouse.py): the kept facts, member days, links and landing rows are read through their
+(analytics/facts_clickhouse_sql.py): the kept facts, member days, links and landing rows are read through their
 views (newest version per member, visitor, person and day; the landing days' signed counts added up) and
 compared with a rebuild into tables of their own; the daily trend's M3 reads the member days in ClickHouse's
 SQL (queries.CURRENT_DAILY_FACTS_CLICKHOUSE).
@@ -31,7 +31,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from qunflow.analytics import facts, facts_clickhouse
+from qunflow.analytics import facts, facts_clickhouse, facts_clickhouse_sql
 from qunflow.analytics.facts import _rebuild, _rebuild_landings, days_usable, usable
 from qunflow.analytics.queries import (
     COHORT,
@@ -106,7 +106,7 @@ def rebuilt_rows(engine: Any, ws: Workspace) -> list[tuple[Any, ...]]:
     """The facts computed from scratch over every event (into a temporary table: the store may be read-only)."""
     if engine.name != "duckdb":
         facts_clickhouse.rebuild(engine, ws.settings, 1, "facts_check")
-        return engine.query(f"SELECT {', '.join(facts_clickhouse.FACT_NAMES)} FROM facts_check FINAL "  # type: ignore[no-any-return]
+        return engine.query(f"SELECT {', '.join(facts_clickhouse_sql.FACT_NAMES)} FROM facts_check FINAL "  # type: ignore[no-any-return]
                             "ORDER BY member_id", {})[1]
     _rebuild(engine.conn, ws.settings, "facts_check", temporary=True)
     return engine.conn.execute("SELECT * FROM facts_check ORDER BY member_id").fetchall()  # type: ignore[no-any-return]
@@ -143,10 +143,10 @@ def rebuilt_landing_rows(engine: Any, ws: Workspace) -> list[Any]:
     """The links and landing facts computed from scratch (into temporary tables), sorted."""
     if engine.name != "duckdb":
         facts_clickhouse.rebuild_landings(engine, ws.settings, 1, "landings_check", "links_check")
-        key = ", ".join(facts_clickhouse.LANDING_DAYS_KEY)
+        key = ", ".join(facts_clickhouse_sql.LANDING_DAYS_KEY)
         return [engine.query(f"SELECT {columns} FROM {table} FINAL WHERE {where} ORDER BY ALL", {})[1]
                 for columns, table, where in (("visitor_id, member_id", "links_check", "true"),
-                                              (", ".join(facts_clickhouse.LANDING_NAMES), "landings_check",
+                                              (", ".join(facts_clickhouse_sql.LANDING_NAMES), "landings_check",
                                                "NOT deleted"))] + \
             [engine.query(f"SELECT {key}, sum(n) AS views FROM landings_check_days GROUP BY {key} ORDER BY ALL", {})[1]]
     _rebuild_landings(engine.conn, ws.settings, "landings_check", "links_check", temporary=True)

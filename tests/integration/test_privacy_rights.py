@@ -256,11 +256,11 @@ def test_erasure_rewrites_the_analytics_store_and_keeps_the_metrics(request: pyt
             assert landings == [opened.conn.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()  # type: ignore[attr-defined]
                                 for t in ("links_check", "landings_check")]
         else:  # and no stored version of a facts row or landing row names the member any more
-            from qunflow.analytics import facts_clickhouse
+            from qunflow.analytics import facts_clickhouse, facts_clickhouse_sql
 
             kept = opened.query("SELECT * FROM member_facts ORDER BY member_id", {})[1]
             facts_clickhouse.rebuild(opened, ws.settings, 1, "facts_check")
-            assert kept == opened.query(f"SELECT {', '.join(facts_clickhouse.FACT_NAMES)} FROM facts_check "
+            assert kept == opened.query(f"SELECT {', '.join(facts_clickhouse_sql.FACT_NAMES)} FROM facts_check "
                                         "ORDER BY member_id", {})[1]
             landings = [opened.query(f"SELECT * FROM {t} ORDER BY ALL", {})[1]
                         for t in ("landing_links", "landing_facts")]
@@ -268,7 +268,7 @@ def test_erasure_rewrites_the_analytics_store_and_keeps_the_metrics(request: pyt
             assert landings == [opened.query(f"SELECT {columns} FROM {t} FINAL WHERE {where} ORDER BY ALL", {})[1]
                                 for columns, t, where in (
                                     ("visitor_id, member_id", "links_check", "true"),
-                                    (", ".join(facts_clickhouse.LANDING_NAMES), "landings_check", "NOT deleted"))]
+                                    (", ".join(facts_clickhouse_sql.LANDING_NAMES), "landings_check", "NOT deleted"))]
             days[:] = opened.query("SELECT * FROM member_days ORDER BY member_id", {})[1]
             assert days == opened.query("SELECT member_id, spans, active_days FROM facts_check_days FINAL "
                                         "WHERE NOT deleted ORDER BY member_id", {})[1]

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from qunflow.analytics import facts_clickhouse
+from qunflow.analytics import facts_clickhouse_sql
 from qunflow.analytics.dialects import for_clickhouse, for_duckdb
 from qunflow.errors import InvalidInput, Unavailable
 from qunflow.settings import ClickHouseTarget
@@ -40,7 +40,7 @@ EVENT_COLUMNS = """
 EVENT_INDEXES = {"INDEX events_member_id": "member_id TYPE bloom_filter GRANULARITY 1",
                  "INDEX events_visitor_id": "visitor_id TYPE bloom_filter GRANULARITY 1"}
 EVENTS_BY_MEMBER = {"PROJECTION events_by_member":
-                    f"(SELECT {facts_clickhouse.EVENT_READ_COLUMNS} ORDER BY member_id)"}
+                    f"(SELECT {facts_clickhouse_sql.EVENT_READ_COLUMNS} ORDER BY member_id)"}
 SPEND_TABLE = """CREATE TABLE IF NOT EXISTS spend (
         channel String, day Date, amount Decimal(18, 4), currency String
     ) ENGINE = MergeTree ORDER BY (channel, day)"""
@@ -49,7 +49,7 @@ CLICKHOUSE_SCHEMA = (
     f"{', '.join(f'{n} {spec}' for n, spec in {**EVENT_INDEXES, **EVENTS_BY_MEMBER}.items())}) "
     "ENGINE = MergeTree ORDER BY seq",
     SPEND_TABLE,
-    *facts_clickhouse.SCHEMA,
+    *facts_clickhouse_sql.SCHEMA,
 )
 # On a server, rows land in events_log, keyed by seq and collapsed when read (FINAL): a chunk sent twice,
 # by two shippers in two processes (`qunflow serve` and a CLI command) or by a retried request, counts once.
@@ -59,7 +59,7 @@ SERVER_SCHEMA = (
     "ENGINE = ReplacingMergeTree ORDER BY seq",
     "CREATE VIEW IF NOT EXISTS events AS SELECT * FROM events_log FINAL",
     SPEND_TABLE,
-    *facts_clickhouse.SCHEMA,
+    *facts_clickhouse_sql.SCHEMA,
 )
 # An INSERT ... SELECT squashes what it reads into blocks of min_insert_block_size_rows (about 1M) or _bytes
 # (256 MiB), one part each, in max_insert_threads streams (2 by default in chdb): a 2.5M-row append made three

@@ -23,13 +23,13 @@ changed; the landing rows of the persons named on new landing views and joins, a
 the new events changed (a visitor's first member, or a different one from an earlier event), are computed again
 too; so are the member days of the members named on new events. A change of time zone or event-type settings
 rebuilds the tables. chdb and a ClickHouse server keep the member facts and the landing facts by the same rules
-in analytics/facts_clickhouse.py (ReplacingMergeTrees, see there).
+in analytics/facts_clickhouse.py (ReplacingMergeTrees, see facts_clickhouse_sql.py).
 
 `landing_days` counts the landing facts per day, previous view day, acquisition attributes and joined
 (queries.LANDING_DAYS reads it for the days whose views are all a week old by the cutoff: the query needs no
 view's time there); a ship adds the change of the touched persons' rows (on ClickHouse as signed counts, see
 facts_clickhouse.py). `member_days` holds what the daily trend's M3 needs (queries.current_daily_facts; on
-ClickHouse a ReplacingMergeTree of the same rows, see facts_clickhouse.py): per joined member, the presence
+ClickHouse a ReplacingMergeTree of the same rows, see facts_clickhouse_sql.py): per joined member, the presence
 spans (each join's local day until the day of the member's next join or leave, with the join's group) and the
 sorted local days with engagement. A span or day after a cutoff only ever lies after that cutoff's last day, so
 unlike the member facts these answer any period's days exactly.

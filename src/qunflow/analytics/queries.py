@@ -392,7 +392,7 @@ FROM (SELECT {landing_facts_dim} AS dim, ts + INTERVAL 7 DAY <= $cutoff AS matur
 GROUP BY GROUPING SETS ((dim), ())
 """
 
-# LANDING_FACTS with the landing days (analytics/facts.py; on ClickHouse facts_clickhouse.py's view) for the days
+# LANDING_FACTS with the landing days (analytics/facts.py; on ClickHouse facts_clickhouse_sql.py's view) for the days
 # whose views are all mature: a day 9 or more days before the as-of day ends 9 local days or more before the cutoff,
 # over a week even with a skipped day and an hour of summer time in between; the later days' views are still read
 # one by one, for their time.
