@@ -8,9 +8,10 @@ and up to 0.52 s: the cost is in the step from one part to two.
 Merging (OPTIMIZE ... FINAL, ClickHouse's own atomic swap of the parts for one, which changes what is stored but
 never what the views read) rewrites the whole table, whatever the catch-up added: 0.82-0.90 s of CPU for the
 four tables after 50,000 events, 0.41-0.42 s for the two member tables after 20. So after a catch-up merge_parts
-merges only a table holding more than MAX_PARTS active parts: a catch-up every 2 s (`qunflow serve` with a live
-stream) pays a full merge once in MAX_PARTS, the reads little more than with two parts. A rebuild, a merge of
-members or its undo and an erasure (rare, heavy anyway) merge every table left with more than one part. Plain
+merges only a table holding more than MAX_PARTS active parts: under a live stream every metrics read catches up
+first, and reads every 2 s pay a full merge once in MAX_PARTS, the reads little more than with two parts. A
+rebuild, a merge of members or its undo and an erasure (rare, heavy anyway) merge every table left with more than
+one part. Plain
 OPTIMIZE (no FINAL) lets the merge selector choose: at 1M it merged the small parts alone (0.08 s, two parts
 left, reads no faster), nothing, or the big part with a small one (0.76-0.82 s), so it is not used.
 ClickHouse's background merges stay free to act: a server's always, chdb's while a process holds the store open,
