@@ -92,7 +92,8 @@ def main() -> None:
     member_days = facts.MEMBER_DAYS.replace("{events}", "events")
     if "day" in args.parts:
         conn.execute("CREATE OR REPLACE TABLE links_x AS " + facts.LANDING_LINKS.replace("{scope}", ""))
-        landing = facts.LANDING_ROWS.replace("{links}", "links_x").replace("{scope}", "").replace("{person_scope}", "")
+        landing = facts.LANDING_ROWS.replace("{links}", "links_x").replace("{events}", "events")
+        landing = landing.replace("{person_scope}", "")
         for label, sql, used in (("member_facts build", "CREATE OR REPLACE TABLE x AS " + member_facts, params),
                                  ("member_days build", "CREATE OR REPLACE TABLE x AS " + member_days, params),
                                  ("landing_facts build", "CREATE OR REPLACE TABLE x AS " + landing, {"tz": TZ}),

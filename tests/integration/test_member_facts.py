@@ -422,6 +422,43 @@ def test_landing_facts_follow_links_that_arrive_late_or_move(
 
 
 @pytest.mark.parametrize("engine_name", ENGINES)
+def test_landing_facts_of_known_members_follow_their_own_views_and_joins(
+        request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine_name: str) -> None:
+    """Members seen on landing views by their own id (no visitor id) join in a later ship, and then a visitor's
+    view is linked by another member's join: on DuckDB the first catch-up reads their views and joins from the
+    copy of the touched members' events alone, the second from the copy and a scan for the visitor. After each
+    ship the kept landing facts equal a rebuild, and M1 from the facts equals M1 from the events."""
+    monkeypatch.setattr(facts, "FULL_REBUILD_SHARE", float("inf"))
+    ws = engine_workspace(request, tmp_path / "ws", engine_name)
+    period = {"start": date(2026, 3, 1), "end": date(2026, 3, 10), "as_of": date(2026, 3, 31)}
+    members = [f"k{n}" for n in range(7)]
+    try:
+        batches = [
+            [{"event_id": f"v-{m}", "type": "landing_view", "ts": f"2026-03-0{1 + n % 3}T10:00:00+08:00",
+              "member_id": m, "channel": "ads" if n % 2 else "kol"} for n, m in enumerate(members)],
+            [{"event_id": f"j-{m}", "type": "joined", "ts": f"2026-03-0{4 + n % 3}T10:00:00+08:00", "member_id": m}
+             for n, m in enumerate(members) if n != 6],  # k6 never joins
+            [{"event_id": "v-x", "type": "landing_view", "ts": "2026-03-02T10:00:00+08:00", "visitor_id": "vx",
+              "channel": "ads"}],
+            [{"event_id": "j-x", "type": "joined", "ts": "2026-03-03T10:00:00+08:00", "member_id": "x",
+              "visitor_id": "vx"}],
+        ]
+        seen = []
+        for batch in batches:
+            ingest_batch(ws.engine, batch)
+            with analytics(ws) as engine:
+                assert landing_rows(engine) == rebuilt_landing_rows(engine, ws)
+            report = metrics_report(ws, **period, by="channel", ship_first=False)
+            ws.settings.metrics_facts = False
+            assert metrics_report(ws, **period, by="channel", ship_first=False) == report
+            ws.settings.metrics_facts = True
+            seen.append((report["total"]["landing_visitors"], report["total"]["join_conversion"]))
+        assert seen == [(7, 0.0), (7, 6 / 7), (8, 6 / 8), (8, 7 / 8)]
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
 def test_a_late_earlier_join_moves_the_referred_count_between_referrers(
         request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine_name: str) -> None:
     """Per-member updates (no rebuild): b's referrer is a until an earlier join of b naming c arrives; then

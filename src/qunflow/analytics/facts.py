@@ -48,14 +48,15 @@ from qunflow.analytics.dialects import for_duckdb
 FACTS_VERSION = 4
 # Above this share of members touched by one ship, one pass over every event beats the per-member update.
 FULL_REBUILD_SHARE = 0.2
+LANDING_TYPES = "('landing_view', 'joined')"  # the events M1's landing facts read
 
 STATE = """CREATE TABLE IF NOT EXISTS facts_state (
     id INTEGER PRIMARY KEY, watermark BIGINT NOT NULL, max_ts TIMESTAMP, settings VARCHAR NOT NULL
 )"""
 
-# The columns of `events` that MEMBER_FACTS and MEMBER_DAYS read.
-MEMBER_COLUMNS = ("seq, type, ts, member_id, channel, campaign, entry_point, group_key, referrer_id, amount, margin, "
-                  "properties, day")
+# The columns of `events` that MEMBER_FACTS, MEMBER_DAYS and LANDING_ROWS read: a catch-up copies these.
+COPIED_COLUMNS = ("seq, type, ts, member_id, visitor_id, channel, campaign, entry_point, group_key, referrer_id, "
+                  "amount, margin, properties, day")
 # The facts of the members whose events are in `{events}` (every event, or a catch-up's copy of the touched members'
 # events: one scan of the store, not one per reference to `ev`). The windows are those of queries.COHORT;
 # referred is filled in by REFERRED.
@@ -156,13 +157,14 @@ QUALIFY row_number() OVER (PARTITION BY visitor_id ORDER BY ts, seq) = 1
 """
 
 # The landing facts of the persons in `{person_scope}` (every person, or those in a temporary table
-# `touched_people`; `{scope}` narrows the events read to theirs first). Persons as queries.LANDING's `people`.
+# `touched_people`), from the landing views and joins in `{events}` (every event, or a catch-up's copy of those
+# persons' events). Persons as queries.LANDING's `people`.
 LANDING_ROWS = """
 WITH people AS @NOT_MATERIALIZED() (
     SELECT e.seq, e.type, e.ts, @EVENT_DAY(e.ts) AS day, e.channel, e.campaign, e.entry_point, e.group_key,
            e.properties, coalesce(e.member_id, l.member_id, 'visitor:' || e.visitor_id) AS person
-    FROM events e LEFT JOIN {links} l ON l.visitor_id = e.visitor_id
-    WHERE e.type IN ('landing_view', 'joined'){scope}
+    FROM {events} e LEFT JOIN {links} l ON l.visitor_id = e.visitor_id
+    WHERE e.type IN ('landing_view', 'joined')
 ),
 views AS (  -- each person's first landing view of each local day
     SELECT person, seq, ts, day, channel, campaign, entry_point, group_key, @JSON_TEXT(properties, 'tier') AS tier
@@ -269,8 +271,9 @@ def refresh_facts(engine: Any, settings: Any) -> None:
             _rebuild(conn, settings)
             _rebuild_landings(conn, settings)
         else:
-            _catch_up(conn, settings, state[0])
-            _catch_up_landings(conn, settings, state[0])
+            copied = _catch_up(conn, settings, state[0])
+            _catch_up_landings(conn, settings, state[0], copied)
+            _drop(conn, "touched", "touched_events")
         conn.execute("INSERT OR REPLACE INTO facts_state SELECT 1, ?, (SELECT max(ts) FROM events), ?",
                      [watermark, key])
         conn.execute("COMMIT")
@@ -290,7 +293,13 @@ def refresh_members(conn: Any, settings: Any, member_ids: list[str]) -> None:
     conn.execute("INSERT INTO touched SELECT member_id FROM member_facts WHERE referrer_id IN "
                  "(SELECT member_id FROM touched) AND member_id NOT IN (SELECT member_id FROM touched)")
     _update_touched(conn, settings)
+    _drop(conn, "touched", "touched_events")
     _rebuild_landings(conn, settings)  # ids rewritten in place move links and persons: rare, so one pass
+
+
+def _drop(conn: Any, *tables: str) -> None:
+    for table in tables:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _has_facts(conn: Any) -> bool:
@@ -316,8 +325,8 @@ def _rebuild(conn: Any, settings: Any, table: str = "member_facts", temporary: b
     _run(conn, f"CREATE OR REPLACE {kind} {days} AS " + MEMBER_DAYS.replace("{events}", "events"), _params(settings))
 
 
-def _landings(settings: Any, links: str, scope: str = "", person_scope: str = "") -> tuple[str, dict[str, Any]]:
-    sql = LANDING_ROWS.replace("{links}", links).replace("{scope}", scope).replace("{person_scope}", person_scope)
+def _landings(settings: Any, links: str, events: str = "events", person_scope: str = "") -> tuple[str, dict[str, Any]]:
+    sql = LANDING_ROWS.replace("{links}", links).replace("{events}", events).replace("{person_scope}", person_scope)
     return sql, {"tz": settings.timezone}
 
 
@@ -337,9 +346,10 @@ def _landing_days(table: str, where: str = "") -> str:
     return LANDING_DAY_COUNTS.replace("{table}", table).replace("{where}", where)
 
 
-def _catch_up_landings(conn: Any, settings: Any, since: int) -> None:
+def _catch_up_landings(conn: Any, settings: Any, since: int, copied: bool) -> None:
     """The landing rows of the persons named on landing views and joins shipped after `since`, and of both sides
-    of every visitor whose link the new events changed; every row when that is most of them."""
+    of every visitor whose link the new events changed; every row when that is most of them. `copied`: the
+    member catch-up left `touched` and the copy of their events (`touched_events`)."""
     conn.execute("CREATE OR REPLACE TEMP TABLE new_links AS " + LANDING_LINKS.replace(
         "{scope}", " AND visitor_id IN (SELECT visitor_id FROM events WHERE seq > ? "
                    "AND visitor_id IS NOT NULL AND member_id IS NOT NULL)"), [since])
@@ -364,13 +374,11 @@ def _catch_up_landings(conn: Any, settings: Any, since: int) -> None:
         conn.execute("CREATE OR REPLACE TEMP TABLE days_change AS " + _landing_days("landing_facts", theirs))
         conn.execute("UPDATE days_change SET views = -views")
         conn.execute("DELETE FROM landing_facts" + theirs)
-        sql, params = _landings(
-            settings, "landing_links",
-            " AND (e.member_id IN (SELECT person FROM touched_people) OR e.visitor_id IN "
-            "(SELECT visitor_id FROM landing_links WHERE member_id IN (SELECT person FROM touched_people) "
-            "UNION ALL SELECT substr(person, 9) FROM touched_people WHERE starts_with(person, 'visitor:')))",
-            " AND person IN (SELECT person FROM touched_people)")
+        _copy_landing_events(conn, copied)
+        sql, params = _landings(settings, "landing_links", "landing_events",
+                                " AND person IN (SELECT person FROM touched_people)")
         _run(conn, "INSERT INTO landing_facts " + sql, params)
+        conn.execute("DROP TABLE landing_events")
         conn.execute("INSERT INTO days_change " + _landing_days("landing_facts", theirs))
         conn.execute("CREATE OR REPLACE TEMP TABLE days_summed AS SELECT * EXCLUDE (views), sum(views) AS views "
                      "FROM (SELECT * FROM landing_days UNION ALL SELECT * FROM days_change) "
@@ -383,37 +391,61 @@ def _catch_up_landings(conn: Any, settings: Any, since: int) -> None:
         conn.execute(f"DROP TABLE {table}")
 
 
-def _catch_up(conn: Any, settings: Any, since: int) -> None:
-    """The rows of the members named on events shipped after `since`, or every row when that is most of them."""
+def _copy_landing_events(conn: Any, copied: bool) -> None:
+    """The landing views and joins of the persons in `touched_people` into a temporary table `landing_events`.
+    Those of members the member catch-up copied come from that copy; the others (other members, the visitors
+    linked to a touched person, bare visitors) from one scan of the store, made only when there are any."""
+    visitors = ("SELECT visitor_id FROM landing_links WHERE member_id IN (SELECT person FROM touched_people) "
+                "UNION ALL SELECT substr(person, 9) FROM touched_people WHERE starts_with(person, 'visitor:')")
+    members = "SELECT person FROM touched_people WHERE NOT starts_with(person, 'visitor:')"
+    if copied:
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE landing_events AS SELECT * FROM touched_events WHERE type IN "
+                     f"{LANDING_TYPES} AND member_id IN (SELECT person FROM touched_people)")
+        members += " AND person NOT IN (SELECT member_id FROM touched)"  # all their events are in the copy
+    else:
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE landing_events AS SELECT {COPIED_COLUMNS} FROM events LIMIT 0")
+    left = conn.execute(f"SELECT (SELECT count(*) FROM ({members})) + (SELECT count(*) FROM ({visitors}))").fetchall()
+    if left[0][0]:
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE landing_scanned AS SELECT {COPIED_COLUMNS} FROM events e WHERE "
+                     f"e.type IN {LANDING_TYPES} AND (e.member_id IN ({members}) OR e.visitor_id IN ({visitors}))")
+        conn.execute("INSERT INTO landing_events SELECT * FROM landing_scanned "
+                     "WHERE seq NOT IN (SELECT seq FROM landing_events)")  # a copied member's event, by a visitor
+        conn.execute("DROP TABLE landing_scanned")
+
+
+def _catch_up(conn: Any, settings: Any, since: int) -> bool:
+    """The rows of the members named on events shipped after `since`, or every row when that is most of them.
+    True when it leaves `touched` and the copy of their events (`touched_events`, see _update_touched)."""
     conn.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT member_id FROM events "
                  "WHERE seq > ? AND member_id IS NOT NULL", [since])
     touched = conn.execute("SELECT count(*) FROM touched").fetchall()[0][0]
     members = conn.execute("SELECT count(*) FROM member_facts").fetchall()[0][0]
     if touched > FULL_REBUILD_SHARE * members:
         _rebuild(conn, settings)
-        return
-    if touched:
-        _update_touched(conn, settings)
+        return False
+    if not touched:
+        return False
+    _update_touched(conn, settings)
+    return True
 
 
 def _update_touched(conn: Any, settings: Any) -> None:
     """Replace the rows (facts and days) of the members in `touched`; then recount referred joins for them and for the
-    referrers named by their old and new first joins."""
+    referrers named by their old and new first joins. Leaves `touched` and `touched_events`, the copy of their
+    events, to the caller (the landing catch-up reads it)."""
     conn.execute("CREATE OR REPLACE TEMP TABLE affected AS SELECT member_id FROM touched UNION "
                  "SELECT referrer_id FROM member_facts WHERE member_id IN (SELECT member_id FROM touched) "
                  "AND referrer_id IS NOT NULL")
     conn.execute("DELETE FROM member_facts WHERE member_id IN (SELECT member_id FROM touched)")
     # Their events, copied in one scan of the store (the facts and days read them six times), the columns read only.
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE touched_events AS SELECT {MEMBER_COLUMNS} FROM events "
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE touched_events AS SELECT {COPIED_COLUMNS} FROM events "
                  "WHERE member_id IN (SELECT member_id FROM touched)")
     _run(conn, "INSERT INTO member_facts " + MEMBER_FACTS.replace("{events}", "touched_events"), _params(settings))
     conn.execute("DELETE FROM member_days WHERE member_id IN (SELECT member_id FROM touched)")
     _run(conn, "INSERT INTO member_days " + MEMBER_DAYS.replace("{events}", "touched_events"), _params(settings))
-    conn.execute("DROP TABLE touched_events")
     conn.execute("INSERT INTO affected SELECT referrer_id FROM member_facts WHERE member_id IN "
                  "(SELECT member_id FROM touched) AND referrer_id IS NOT NULL")
     _referred(conn, " JOIN (SELECT DISTINCT member_id FROM affected) a ON a.member_id = c.member_id")
-    conn.execute("DROP TABLE touched")
     conn.execute("DROP TABLE affected")
 
 
