@@ -21,9 +21,11 @@ Maintenance: after a ship, the rows of the members named on the new events are c
 events (late joins, re-sent ids), then the referred count of every member whose referred joins may have
 changed; the landing rows of the persons named on new landing views and joins, and of both sides of every link
 the new events changed (a visitor's first member, or a different one from an earlier event), are computed again
-too; so are the member days of the members named on new events. A change of time zone or event-type settings
-rebuilds the tables. chdb and a ClickHouse server keep the member facts and the landing facts by the same rules
-in analytics/facts_clickhouse.py (ReplacingMergeTrees, see facts_clickhouse_sql.py).
+too; so are the member days of the members named on new events. On DuckDB all of it reads one copy of the
+touched members' events (one scan of the store, not one per query: _update_touched), and the store again only for
+the other persons' landing views. A change of time zone or event-type settings rebuilds the tables. chdb and a
+ClickHouse server keep the member facts and the landing facts by the same rules in analytics/facts_clickhouse.py
+(ReplacingMergeTrees, see facts_clickhouse_sql.py).
 
 `landing_days` counts the landing facts per day, previous view day, acquisition attributes and joined
 (queries.LANDING_DAYS reads it for the days whose views are all a week old by the cutoff: the query needs no
