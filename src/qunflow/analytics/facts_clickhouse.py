@@ -41,9 +41,11 @@ events_log through FINAL, which uses no projection: there the touched members' s
 the skip index, and `events` is read by seq. A store made before them is given them when a process opens it
 (engines.add_event_indexes: a background mutation, the parts it has not reached read as before). The member
 facts and days are computed from one copy of the touched members' events (EVENT_READ_COLUMNS): each statement
-reads its events twice. At 1M a 20-event catch-up took 2.4-3.8 s of CPU before and 0.46-1.08 s after on chdb,
-5.2-6.8 s and 1.4-1.7 s on the tests' server; 2,000 events 4.3-5.9 s and 1.6-2.0 s (merges aside) on chdb,
-7.6-8.8 s and 4.2-5.3 s on the server (docs/metrics.md, "A catch-up reads its members' events").
+reads its events twice. The landing rows of the touched persons who are those members read that copy too; the
+store is read again only for the other persons (_copy_landing_events). At 1M a 20-event catch-up took 2.4-3.8 s
+of CPU before and 0.46-1.08 s after on chdb, 5.2-6.8 s and 1.4-1.7 s on the tests' server; 2,000 events 4.3-5.9 s
+and 1.6-2.0 s (merges aside) on chdb, 7.6-8.8 s and 4.2-5.3 s on the server (docs/metrics.md, "A catch-up reads
+its members' events"); the landing rows from the copy took 2,000 events on chdb from 1.64-1.73 s to 1.33-1.35 s.
 """
 
 from __future__ import annotations
@@ -160,8 +162,14 @@ def refresh(engine: Any, settings: Any) -> None:
         rebuild_landings(engine, settings, version)
         rebuilt = True
     else:
-        rebuilt = _catch_up(engine, settings, state[0], version)
-        rebuilt = _catch_up_landings(engine, settings, state[0], version) or rebuilt
+        suffix = uuid.uuid4().hex
+        touched, theirs = f"facts_touched_{suffix}", f"facts_events_{suffix}"
+        try:
+            rebuilt, copied = _catch_up(engine, settings, state[0], version, touched, theirs)
+            rebuilt = _catch_up_landings(engine, settings, state[0], version,
+                                         (touched, theirs) if copied else None) or rebuilt
+        finally:
+            _drop(engine, touched, theirs)
     _set_state(engine, watermark, key, version + 1)
     merge_parts(engine, 1 if rebuilt else MAX_PARTS)
 
@@ -201,43 +209,46 @@ def _referred(engine: Any, table: str, targets: str, pool: str, version: int) ->
             {"version": version})
 
 
-def _catch_up(engine: Any, settings: Any, since: int, version: int) -> bool:
-    """The rows of the members named on events after `since`, or every row when that is most of them (then
-    True: rebuilt)."""
-    touched = f"facts_touched_{uuid.uuid4().hex}"
+def _catch_up(engine: Any, settings: Any, since: int, version: int, touched: str, theirs: str) -> tuple[bool, bool]:
+    """The rows of the members named on events after `since`, or every row when that is most of them. Returns
+    (rebuilt, copied): copied when it leaves table `touched` (those members) and `theirs`, the copy of their
+    events (_copy_events), which the landing catch-up reads; the caller drops both."""
     _command(engine, f"CREATE TABLE {touched} (member_id String) ENGINE = MergeTree ORDER BY member_id")
-    try:
-        _insert(engine, f"INSERT INTO {touched} SELECT DISTINCT assumeNotNull(member_id) FROM events "
-                        "WHERE seq > $since AND member_id IS NOT NULL", {"since": since})
-        # Stored rows (old versions too, until merged) stand in for members: only the choice of path depends on it.
-        count, members = _select(engine, f"SELECT (SELECT count() FROM {touched}), "
-                                          "(SELECT count() FROM member_facts_log)")[0]
-        if count > facts.FULL_REBUILD_SHARE * members:
-            rebuild(engine, settings, version)
-            return True
-        if count:
-            update_touched(engine, settings, touched, version)
-        return False
-    finally:
-        _drop(engine, touched)
+    _insert(engine, f"INSERT INTO {touched} SELECT DISTINCT assumeNotNull(member_id) FROM events "
+                    "WHERE seq > $since AND member_id IS NOT NULL", {"since": since})
+    # Stored rows (old versions too, until merged) stand in for members: only the choice of path depends on it.
+    count, members = _select(engine, f"SELECT (SELECT count() FROM {touched}), "
+                                      "(SELECT count() FROM member_facts_log)")[0]
+    if count > facts.FULL_REBUILD_SHARE * members:
+        rebuild(engine, settings, version)
+        return True, False
+    if not count:
+        return False, False
+    _copy_events(engine, touched, theirs)
+    update_touched(engine, settings, touched, theirs, version)
+    return False, True
 
 
-def update_touched(engine: Any, settings: Any, touched: str, version: int) -> None:
-    """New versions of the rows (facts and days) of the members in table `touched` (tombstones for those with no
-    join, or no span, left), and of the referrers named by their old and new first joins (referred counted
-    again)."""
-    suffix = uuid.uuid4().hex
-    build, targets, theirs = f"facts_build_{suffix}", f"facts_targets_{suffix}", f"facts_events_{suffix}"
-    in_touched = f"member_id IN (SELECT member_id FROM {touched})"
-    scope = f" AND {in_touched}"
+def _copy_events(engine: Any, touched: str, theirs: str) -> None:
+    """The events of the members in table `touched` into a new table `theirs` (EVENT_READ_COLUMNS), read once:
+    the facts and the days each read them twice (a CTE is computed where used), the landing catch-up once more."""
+    scope = f" AND member_id IN (SELECT member_id FROM {touched})"
     if engine.name == "clickhouse":  # chdb reads them through its projection by member (engines.EVENTS_BY_MEMBER)
         scope += f" AND seq IN {_seqs_of(engine, {'member_id': f'(SELECT member_id FROM {touched})'})}"
+    _command(engine, f"CREATE TABLE {theirs} ENGINE = MergeTree ORDER BY seq AS SELECT {EVENT_READ_COLUMNS} "
+                     f"FROM events WHERE member_id IS NOT NULL{scope}")
+
+
+def update_touched(engine: Any, settings: Any, touched: str, theirs: str, version: int) -> None:
+    """New versions of the rows (facts and days) of the members in table `touched` (tombstones for those with no
+    join, or no span, left), and of the referrers named by their old and new first joins (referred counted
+    again). `theirs`: the copy of their events (_copy_events)."""
+    suffix = uuid.uuid4().hex
+    build, targets = f"facts_build_{suffix}", f"facts_targets_{suffix}"
+    in_touched = f"member_id IN (SELECT member_id FROM {touched})"
     for name in (build, targets):
         _command(engine, f"CREATE TABLE {name} ({TABLE_COLUMNS}) ENGINE = MergeTree ORDER BY member_id")
     try:
-        # Their events read once: the facts and the days each read them twice (a CTE is computed where used).
-        _command(engine, f"CREATE TABLE {theirs} ENGINE = MergeTree ORDER BY seq AS SELECT {EVENT_READ_COLUMNS} "
-                         f"FROM events WHERE member_id IS NOT NULL{scope}")
         _update_days(engine, settings, touched, theirs, version)
         _insert(engine, f"INSERT INTO {build} " + members_sql(MEMBER_FACTS, theirs), _params(settings, version))
         names = ", ".join(FACT_NAMES)
@@ -257,7 +268,7 @@ def update_touched(engine: Any, settings: Any, touched: str, version: int) -> No
         _insert(engine, tombstones, {"version": version})  # read member_facts before the new rows land
         _referred(engine, "member_facts_log", targets, pool, version)
     finally:
-        _drop(engine, build, targets, theirs)
+        _drop(engine, build, targets)
 
 
 def _update_days(engine: Any, settings: Any, touched: str, theirs: str, version: int) -> None:
@@ -292,14 +303,16 @@ def rewrite(engine: Any, settings: Any, member_ids: set[str], change: Callable[[
         if current:
             _set_state(engine, state[0], key, version + 1)  # type: ignore[index]
         return
-    touched = f"facts_touched_{uuid.uuid4().hex}"
+    suffix = uuid.uuid4().hex
+    touched, theirs = f"facts_touched_{suffix}", f"facts_events_{suffix}"
     _command(engine, f"CREATE TABLE {touched} (member_id String) ENGINE = MergeTree ORDER BY member_id")
     try:
         _insert(engine, f"INSERT INTO {touched} SELECT DISTINCT arrayJoin($ids) UNION DISTINCT "
                         "SELECT member_id FROM member_facts WHERE has($ids, referrer_id)", {"ids": ids})
-        update_touched(engine, settings, touched, version)
+        _copy_events(engine, touched, theirs)
+        update_touched(engine, settings, touched, theirs, version)
     finally:
-        _drop(engine, touched)
+        _drop(engine, touched, theirs)
     rebuild_landings(engine, settings, version)  # ids rewritten in place move links and persons: rare, one pass
     _set_state(engine, state[0], key, version + 1)  # type: ignore[index]
     merge_parts(engine)
@@ -354,12 +367,13 @@ def rebuild_landings(engine: Any, settings: Any, version: int, table: str = "lan
         _drop(engine, fresh_links, fresh, fresh_days)
 
 
-def _catch_up_landings(engine: Any, settings: Any, since: int, version: int) -> bool:
+def _catch_up_landings(engine: Any, settings: Any, since: int, version: int, copied: tuple[str, str] | None) -> bool:
     """As facts._catch_up_landings: the landing rows of the persons named on landing views and joins after
     `since`, and of both sides of every visitor whose link the new events changed; every row when that is most
-    of them (then True: rebuilt)."""
+    of them (then True: rebuilt). `copied`: the tables of the member catch-up's members and of their events."""
     suffix = uuid.uuid4().hex
     new_links, named, build = f"links_new_{suffix}", f"landing_named_{suffix}", f"landing_build_{suffix}"
+    landing_events = f"landing_events_{suffix}"
     try:
         _command(engine, f"CREATE TABLE {new_links} {LINKS_TABLE}")
         _command(engine, f"CREATE TABLE {named} (person String) ENGINE = MergeTree ORDER BY person")
@@ -387,14 +401,10 @@ def _catch_up_landings(engine: Any, settings: Any, since: int, version: int) -> 
             return True
         if count:
             in_named = f"(SELECT person FROM {named})"
-            visitors = (f"(SELECT visitor_id FROM landing_links WHERE member_id IN {in_named} "
-                        f"UNION ALL SELECT substring(person, 9) FROM {named} WHERE startsWith(person, 'visitor:'))")
-            scope = (f" AND (e.member_id IN {in_named} OR e.visitor_id IN {visitors}) "
-                     f"AND e.seq IN {_seqs_of(engine, {'member_id': in_named, 'visitor_id': visitors})}")
+            _copy_landing_events(engine, named, copied, landing_events)
             _command(engine, f"CREATE TABLE {build} {LANDING_TABLE}")
-            _insert(engine, f"INSERT INTO {build} " + landing_sql("landing_links", scope,
-                                                                    f" AND pid IN {in_named}"),
-                    {"tz": settings.timezone, "version": version})
+            rows = landing_sql("landing_links", person_scope=f" AND pid IN {in_named}", events=landing_events)
+            _insert(engine, f"INSERT INTO {build} " + rows, {"tz": settings.timezone, "version": version})
             # The day counts change by the touched persons' new rows less their old ones (read before they go).
             _command(engine, f"INSERT INTO landing_days_log SELECT {', '.join(LANDING_DAYS_KEY)}, sum(n) FROM ("
                              f"{day_counts(f'(SELECT * FROM landing_facts WHERE person IN {in_named})', -1)} "
@@ -406,7 +416,31 @@ def _catch_up_landings(engine: Any, settings: Any, since: int, version: int) -> 
             _command(engine, f"INSERT INTO landing_facts_log SELECT * FROM {build}")
         return False
     finally:
-        _drop(engine, new_links, named, build)
+        _drop(engine, new_links, named, build, landing_events)
+
+
+def _copy_landing_events(engine: Any, named: str, copied: tuple[str, str] | None, landing_events: str) -> None:
+    """As facts._copy_landing_events: the landing views and joins of the persons in table `named` into a new table
+    `landing_events`; those of the members the member catch-up copied from that copy (`copied`: its members' and
+    their events' tables), the others from the store, read only when there are any."""
+    in_named = f"(SELECT person FROM {named})"
+    visitors = (f"(SELECT visitor_id FROM landing_links WHERE member_id IN {in_named} "
+                f"UNION ALL SELECT substring(person, 9) FROM {named} WHERE startsWith(person, 'visitor:'))")
+    members = f"(SELECT person FROM {named} WHERE NOT startsWith(person, 'visitor:')"
+    source = "events WHERE 0"
+    if copied:
+        touched, theirs = copied
+        source = f"{theirs} WHERE type IN {facts.LANDING_TYPES} AND member_id IN {in_named}"
+        members += f" AND person NOT IN (SELECT member_id FROM {touched})"  # all their events are in the copy
+    members += ")"
+    _command(engine, f"CREATE TABLE {landing_events} ENGINE = MergeTree ORDER BY seq AS "
+                     f"SELECT {EVENT_READ_COLUMNS} FROM {source}")
+    left = _select(engine, f"SELECT (SELECT count() FROM {members}) + (SELECT count() FROM {visitors})")[0][0]
+    if left:
+        _command(engine, f"INSERT INTO {landing_events} SELECT {EVENT_READ_COLUMNS} FROM events WHERE type IN "
+                         f"{facts.LANDING_TYPES} AND (member_id IN {members} OR visitor_id IN {visitors}) "
+                         f"AND seq IN {_seqs_of(engine, {'member_id': members, 'visitor_id': visitors})} "
+                         f"AND seq NOT IN (SELECT seq FROM {landing_events})")
 
 
 def members_of(engine: Any, seqs: list[int]) -> set[str]:

@@ -198,7 +198,7 @@ WITH people AS (
     SELECT e.seq AS seq, e.type AS type, e.ts AS ts, @LOCAL_DAY(e.ts) AS day, e.channel AS ch, e.campaign AS cp,
            e.entry_point AS ep, e.group_key AS gk, @JSON_TEXT(e.properties, 'tier') AS tr,
            assumeNotNull(coalesce(e.member_id, l.member_id, concat('visitor:', e.visitor_id))) AS pid
-    FROM events e LEFT JOIN {links} l ON l.visitor_id = e.visitor_id
+    FROM {events} e LEFT JOIN {links} l ON l.visitor_id = e.visitor_id
     WHERE e.type IN ('landing_view', 'joined'){scope}
 ),
 views AS (
@@ -223,10 +223,11 @@ def members_sql(template: str, events: str = "events") -> str:
     return template.replace("{events}", events)
 
 
-def landing_sql(links: str, scope: str = "", person_scope: str = "") -> str:
-    """LANDING_ROWS with its persons named through `links`, its events narrowed by `scope`, its persons by
-    `person_scope`."""
-    return LANDING_ROWS.replace("{links}", links).replace("{scope}", scope).replace("{person_scope}", person_scope)
+def landing_sql(links: str, scope: str = "", person_scope: str = "", events: str = "events") -> str:
+    """LANDING_ROWS over `events` (a table of events), with its persons named through `links`, its events
+    narrowed by `scope`, its persons by `person_scope`."""
+    return (LANDING_ROWS.replace("{links}", links).replace("{scope}", scope).replace("{person_scope}", person_scope)
+            .replace("{events}", events))
 
 
 def day_counts(rows: str, sign: int) -> str:
