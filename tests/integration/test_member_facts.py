@@ -425,8 +425,8 @@ def test_landing_facts_follow_links_that_arrive_late_or_move(
 def test_landing_facts_of_known_members_follow_their_own_views_and_joins(
         request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine_name: str) -> None:
     """Members seen on landing views by their own id (no visitor id) join in a later ship, and then a visitor's
-    view is linked by another member's join: on DuckDB the first catch-up reads their views and joins from the
-    copy of the touched members' events alone, the second from the copy and a scan for the visitor. After each
+    view is linked by another member's join: the first catch-up reads their views and joins from the copy of the
+    touched members' events alone, the second from the copy and a read of the store for the visitor. After each
     ship the kept landing facts equal a rebuild, and M1 from the facts equals M1 from the events."""
     monkeypatch.setattr(facts, "FULL_REBUILD_SHARE", float("inf"))
     ws = engine_workspace(request, tmp_path / "ws", engine_name)
