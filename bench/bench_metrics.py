@@ -10,7 +10,9 @@
    `qunflow metrics --by channel` after them (and once more), each a whole process, as a user runs them.
 5. In one process on that workspace: both slices, `metrics_report` by channel and by join week (a first run,
    then the median of 3), and the dashboard page's server time (`build_dashboard`, median of 3 after one);
-   that process's peak RSS.
+   that process's peak RSS. Last, the page as a live stream sees it: 20 new events stored each time before it
+   (messages of members, on the data's last day), which the page ships and catches the facts up for first
+   (median of 3).
 6. qunflow's numbers against the floor's: every value both compute by channel (M1, M2, M5, M6, M8, CPA) and by
    join week (M2), to 1e-9.
 
@@ -53,6 +55,7 @@ from bench.bench_ship import (  # noqa: E402
 )
 
 SLICES = ("channel", "cohort_week")
+LIVE_EVENTS = 20  # events stored before each live dashboard read
 GOALS = {"slices_vs_floor": 1.5, "peak_mib": 2048.0, "first_call_vs_load": 3.0, "dashboard_s": 1.0}
 
 # qunflow's report keys against the floor's result columns (../shared/floor/queries/common.py RESULTS).
@@ -71,7 +74,7 @@ BY_WEEK = {"q2_retention_week": BY_CHANNEL["q2_retention_channel"]}
 
 # ---- the stage in a child process ---------------------------------------------------------------------------------
 
-def stage_slices(ws_dir: Path, start: date, end: date) -> dict[str, Any]:
+def stage_slices(ws_dir: Path, start: date, end: date, members: int) -> dict[str, Any]:
     """Both slices as `qunflow metrics` computes them, then the dashboard page, in this process."""
     from qunflow.services.metrics import metrics_report
     from qunflow.workspace import open_workspace
@@ -86,9 +89,28 @@ def stage_slices(ws_dir: Path, start: date, end: date) -> dict[str, Any]:
     first, reports = both()
     runs = [both()[0] for _ in range(3)]
     board = dashboard_times(ws, start, end)
+    live = live_dashboard_times(ws, start, end, members)
     ws.close()
-    return {"first_s": first, "runs_s": runs, "median_s": statistics.median(runs), **board,
+    return {"first_s": first, "runs_s": runs, "median_s": statistics.median(runs), **board, **live,
             "reports": {by: reports[by]["rows"] for by in SLICES}}
+
+
+def live_dashboard_times(ws: Any, start: date, end: date, members: int) -> dict[str, float]:
+    """The dashboard page after LIVE_EVENTS new events (messages of existing members on the last day), which it
+    ships and brings the facts up to first, as every read under a live stream does: median of 3, wall and CPU."""
+    from qunflow.services.dashboard import build_dashboard
+    from qunflow.services.ingest import ingest_batch
+
+    wall, cpu = [], []
+    for round_ in range(3):
+        ingest_batch(ws.engine, [{"event_id": f"bench-live-{round_}-{n}", "type": "message",
+                                  "member_id": f"m{(round_ * 7919 + n * 104729) % members + 1}",
+                                  "ts": f"{end.isoformat()}T12:00:00+00:00"} for n in range(LIVE_EVENTS)])
+        began, began_cpu = time.perf_counter(), time.process_time()
+        build_dashboard(ws, start, end, end)
+        wall.append(time.perf_counter() - began)
+        cpu.append(time.process_time() - began_cpu)
+    return {"live_dashboard_s": statistics.median(wall), "live_dashboard_cpu_s": statistics.median(cpu)}
 
 
 # ---- the parent ---------------------------------------------------------------------------------------------------
@@ -199,7 +221,8 @@ def report(figures: dict[str, Any], members: int, engine: str) -> bool:
           f"{', '.join(f'{s:.3f}' for s in slices['runs_s'])}; first {slices['first_s']:.3f} s), peak RSS "
           f"{figures['slices_peak_mib']:.0f} MiB")
     print(f"dashboard page, server time (median of 3 warm): {slices['dashboard_s']:.3f} s, CPU "
-          f"{slices['dashboard_cpu_s']:.3f} s")
+          f"{slices['dashboard_cpu_s']:.3f} s; after {LIVE_EVENTS} new events, which it ships and catches the facts "
+          f"up for first: {slices['live_dashboard_s']:.3f} s, CPU {slices['live_dashboard_cpu_s']:.3f} s")
     found = figures["differences"]
     if found:
         print(f"qunflow and the floor DISAGREE on {len(found)} of {figures['compared']} values:")
@@ -232,7 +255,8 @@ def main() -> None:
     parser.add_argument("--ws", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
-        print(json.dumps(stage_slices(args.ws, *period(args.data))))
+        members = json.loads((args.data / "meta.json").read_text())["members"]
+        print(json.dumps(stage_slices(args.ws, *period(args.data), members)))
         return
     sys.path.insert(0, str(FLOOR))  # the floor's RESULTS columns
     with tempfile.TemporaryDirectory(prefix="qunflow-bench-") as tmp:

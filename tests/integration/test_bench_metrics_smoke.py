@@ -40,6 +40,28 @@ def test_bench_metrics_runs_and_agrees_with_the_floor(run: tuple[subprocess.Comp
     assert figures["events"] == json.loads((run[1] / "data" / "meta.json").read_text())["events"]
 
 
+def test_the_live_dashboard_reads_ship_their_new_events_and_keep_the_facts_up(
+        run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    sys.path[:0] = [str(ROOT)]
+    from bench.bench_metrics import LIVE_EVENTS
+
+    from qunflow.analytics.facts import usable
+    from qunflow.analytics.shipper import analytics
+    from qunflow.workspace import open_workspace
+
+    done, base = run
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["slices"]["live_dashboard_s"] > 0 and "after 20 new events" in done.stdout
+    ws = open_workspace(base / "work" / "ws")
+    try:
+        with analytics(ws, ship_first=False) as engine:
+            assert engine.watermark() == figures["events"] + 3 * LIVE_EVENTS
+            assert usable(engine, ws.settings, None)
+    finally:
+        ws.close()
+
+
 def test_the_comparison_sees_a_value_that_differs(run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     """Reports rebuilt from the floor's own values agree with it; one value off by 1e-6, or a missing row, not."""
     sys.path[:0] = [str(ROOT), str(FLOOR)]
