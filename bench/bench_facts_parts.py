@@ -18,7 +18,9 @@ second by a plain OPTIMIZE (each timed, with the parts left).
 With --catch-up N,M,...: what one catch-up of N events costs, as a metrics read after new events pays it (one
 store held open; on chdb merges free). The events but the last (N + M + ...) x --repeat are loaded and the
 facts built; then --repeat catch-ups of each size in turn, each timed (process CPU, the engine's threads
-included) with the CPU of its five costliest statements. `--engine duckdb` does the same on the default engine
+included, and wall) with the CPU of its five costliest statements. The baselines, in the same run: the floor's
+DuckDB suite on the same data (its median wall time: a catch-up is what a metrics read pays before it answers)
+and the facts' rebuild (what a catch-up saves). `--engine duckdb` does the same on the default engine
 (analytics/facts.py; the store loaded as bench_facts.py loads it).
 """
 
@@ -45,6 +47,7 @@ from bench.bench_facts import (  # noqa: E402
     load_rows,
     period,
     replace_spend,
+    run_stage,
 )
 
 
@@ -235,12 +238,18 @@ def catch_ups(data: Path, ws_dir: Path, sizes: list[int], repeat: int) -> dict[s
                 append(engine, f"e.event_id > {low} AND e.event_id <= {low + size}")
                 low += size
                 timed = Timed(engine)
-                began = time.process_time()
-                facts_clickhouse.refresh(timed, ws.settings)
-                out["catch_ups"].append({"events": size, "cpu_s": time.process_time() - began,
-                                         "costliest": sorted(timed.spent, reverse=True)[:5]})
+                out["catch_ups"].append(timed_catch_up(size, timed, lambda t=timed: facts_clickhouse.refresh(
+                    t, ws.settings)))
     ws.close()
     return out
+
+
+def timed_catch_up(events: int, timed: Statements, refresh: Callable[[], None]) -> dict[str, Any]:
+    """One catch-up of `events` events (`refresh`, through `timed`): process CPU, wall, its costliest statements."""
+    began, began_wall = time.process_time(), time.perf_counter()
+    refresh()
+    return {"events": events, "cpu_s": time.process_time() - began, "wall_s": time.perf_counter() - began_wall,
+            "costliest": sorted(timed.spent, reverse=True)[:5]}
 
 
 def duckdb_catch_ups(data: Path, ws_dir: Path, sizes: list[int], repeat: int) -> dict[str, Any]:
@@ -269,10 +278,8 @@ def duckdb_catch_ups(data: Path, ws_dir: Path, sizes: list[int], repeat: int) ->
                 load_rows(conn, data, zone, low, low + size)
                 low += size
                 timed = TimedConnection(conn)
-                began = time.process_time()
-                refresh_facts(DuckDBEngine(timed, zone), ws.settings)
-                out["catch_ups"].append({"events": size, "cpu_s": time.process_time() - began,
-                                         "costliest": sorted(timed.spent, reverse=True)[:5]})
+                out["catch_ups"].append(timed_catch_up(size, timed, lambda t=timed: refresh_facts(
+                    DuckDBEngine(t, zone), ws.settings)))
     ws.close()
     return out
 
@@ -290,12 +297,17 @@ def main() -> None:
         raise SystemExit(f"no floor data in {args.data}: python ../shared/floor/gen.py --members N --out {args.data}")
     load_before = os.getloadavg()[0]
     if args.catch_up:
+        floor, _peak = run_stage(["--stage", "floor", "--data", str(args.data.resolve())])
         with tempfile.TemporaryDirectory(prefix="qunflow-parts-") as tmp:
             timing = duckdb_catch_ups if args.engine == "duckdb" else catch_ups
             out = timing(args.data.resolve(), Path(tmp) / "ws", [int(n) for n in args.catch_up.split(",")],
                          args.repeat)
+        out["floor"] = floor
+        print(f"floor (../shared/floor DuckDB suite, Q0-Q5, same data): median of 3 {floor['median_s']:.3f} s")
         for step in out["catch_ups"]:
-            print(f"catch-up of {step['events']:,} events: {step['cpu_s']:.3f} s CPU; costliest: "
+            print(f"catch-up of {step['events']:,} events: {step['cpu_s']:.3f} s CPU "
+                  f"({step['cpu_s'] / out['build_cpu_s']:.3f}x the facts' rebuild), {step['wall_s']:.3f} s wall "
+                  f"({step['wall_s'] / floor['median_s']:.2f}x the floor suite); costliest: "
                   + "; ".join(f"{cpu:.3f} {sql[:60]}" for cpu, sql in step["costliest"][:3]))
         print(f"loading the events {out['load_cpu_s']:.1f} s CPU, building the facts {out['build_cpu_s']:.1f} s CPU; "
               f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}")

@@ -55,4 +55,6 @@ def test_bench_facts_parts_leaves_parts_then_merges_them(tmp_path: Path) -> None
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         out = json.loads(done.stdout.strip().splitlines()[-1])
         assert out["engine"] == engine and [step["events"] for step in out["catch_ups"]] == [20, 200, 20, 200]
-        assert all(step["cpu_s"] > 0 and len(step["costliest"]) == 5 for step in out["catch_ups"])
+        assert all(step["cpu_s"] > 0 and step["wall_s"] > 0 and len(step["costliest"]) == 5
+                   for step in out["catch_ups"])
+        assert out["floor"]["median_s"] > 0 and "x the floor suite" in done.stdout  # the baseline, same run
