@@ -65,8 +65,8 @@ def erase_in_analytics(ws: Workspace, names: Pseudonyms) -> int:
             # The facts keep ids too: the member's (and their referred members') rows follow the rewrite, and
             # every version that named the member leaves the store.
             facts_clickhouse.rewrite(opened, ws.settings, {names.member_id, names.pseudonym},
-                                     lambda: changed.append(rewrite(opened, names)), merge=False)
-            facts_clickhouse.purge(opened, names.member_id, names.visitor_id)  # and merges the parts once
+                                     lambda: changed.append(rewrite(opened, names)))
+            facts_clickhouse.purge(opened, names.member_id, names.visitor_id)  # then merges the parts
             return changed[0]
 
 

@@ -457,10 +457,12 @@ def restate_with_facts(engine: Any, settings: Any, table: Any) -> None:
     two leaves them rebuilt on the next ship (and unused meanwhile), never wrong."""
     if engine.name != "duckdb":
         from qunflow.analytics import facts_clickhouse
+        from qunflow.analytics.facts_clickhouse_parts import merge_parts
 
         touched = facts_clickhouse.members_of(engine, table.column("seq").to_pylist())
         touched |= {v for name in ("member_id", "referrer_id") for v in table.column(name).to_pylist() if v}
         facts_clickhouse.rewrite(engine, settings, touched, lambda: engine.restate(table))
+        merge_parts(engine)  # a merge of members (or its undo) leaves one part per facts table
         return
     conn = engine.conn
     state = _state(conn) if _has_facts(conn) else None

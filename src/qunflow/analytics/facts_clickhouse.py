@@ -287,11 +287,11 @@ def _update_days(engine: Any, settings: Any, touched: str, theirs: str, version:
         _drop(engine, build)
 
 
-def rewrite(engine: Any, settings: Any, member_ids: set[str], change: Callable[[], None], merge: bool = True) -> None:
+def rewrite(engine: Any, settings: Any, member_ids: set[str], change: Callable[[], None]) -> None:
     """Run `change` (events rewritten in place: a merge, its undo, an erasure), then compute again the facts of
-    `member_ids` and of the members whose first join names one of them, and merge the facts tables' parts unless
-    told not to (an erasure's purge merges them next). The facts are marked stale first: a crash in between
-    rebuilds them. Facts that are not current are left to the next refresh."""
+    `member_ids` and of the members whose first join names one of them. The facts are marked stale first: a
+    crash in between rebuilds them. Facts that are not current are left to the next refresh. The caller merges
+    the facts tables' parts when its whole write is done (merge_parts; an erasure's purge does)."""
     key = _key(settings)
     state = _state(engine)
     current = state is not None and state[2] == key
@@ -316,8 +316,6 @@ def rewrite(engine: Any, settings: Any, member_ids: set[str], change: Callable[[
         _drop(engine, touched, theirs)
     rebuild_landings(engine, settings, version)  # ids rewritten in place move links and persons: rare, one pass
     _set_state(engine, state[0], key, version + 1)  # type: ignore[index]
-    if merge:
-        merge_parts(engine)
 
 
 def purge(engine: Any, member_id: str, visitor_id: str | None = None) -> None:
