@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -309,24 +310,40 @@ class Served:
 
 def process_cpu(root: int) -> dict[int, float]:
     """CPU seconds (user + system) of `root` and every process below it, by pid, from /proc (Linux)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        with suppress(OSError, ValueError, IndexError):
-            with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()  # after the command's name, which may hold spaces
-            pid = int(entry.name)
-            parents[pid] = int(fields[1])
-            cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
+    parents, cpu, _names = _processes()
     tree, grown = {root}, True
     while grown:
         below = {pid for pid, parent in parents.items() if parent in tree} - tree
         grown = bool(below)
         tree |= below
     return {pid: cpu[pid] for pid in tree if pid in cpu}
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every process named postgres on this machine (the server and its backends, from /proc):
+    what the state database costs, when nothing else uses the server."""
+    _parents, cpu, names = _processes()
+    return sum(seconds for pid, seconds in cpu.items() if names.get(pid) == "postgres")
+
+
+def _processes() -> tuple[dict[int, int], dict[int, float], dict[int, str]]:
+    """Every process's parent, CPU seconds (user + system) and name, by pid, from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    names: dict[int, str] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with suppress(OSError, ValueError, IndexError):
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                head, tail = stat.read().rsplit(b")", 1)  # the command's name may hold spaces
+            fields = tail.split()
+            pid = int(entry.name)
+            parents[pid] = int(fields[1])
+            cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
+            names[pid] = head.split(b"(", 1)[1].decode(errors="replace")
+    return parents, cpu, names
 
 
 class LockSampler:
@@ -372,10 +389,14 @@ def measured(served: Served, postgres: bool) -> Iterator[dict[str, float]]:
     backends waiting for it. Filled in when the block ends."""
     usage: dict[str, float] = {}
     before, started = process_cpu(served.pid), time.monotonic()
+    database_before, own_before = postgres_cpu(), _own_cpu()
     with ExitStack() as stack:
         sampler = stack.enter_context(LockSampler(os.environ["QUNFLOW_DATABASE_URL"])) if postgres else None
         yield usage
     after, wall = process_cpu(served.pid), time.monotonic() - started
+    if postgres:  # the lock sampler's backend included: one short query every 10 ms
+        usage["PostgreSQL CPU s"] = postgres_cpu() - database_before
+    usage["bench CPU s"] = _own_cpu() - own_before
     spent = {pid: seconds - before.get(pid, 0.0) for pid, seconds in after.items()}
     usage["parent CPU s"] = spent.pop(served.pid, float("nan"))
     usage["web processes CPU s"] = sum(spent.values())
@@ -384,6 +405,12 @@ def measured(served: Served, postgres: bool) -> Iterator[dict[str, float]]:
     if sampler is not None and sampler.samples:
         usage["event lock held share"] = sampler.held / sampler.samples
         usage["event lock waiters mean"] = sampler.waiting / sampler.samples
+
+
+def _own_cpu() -> float:
+    """This process's CPU seconds: the fake platform's threads, the arrivals' driver and the samplers."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -717,6 +744,7 @@ def stage_table(result: Result, top: int = 5) -> None:
     console.print(cost_line(result), highlight=False, soft_wrap=True)
     if result.usage:
         console.print(usage_line(result), highlight=False, soft_wrap=True)
+        console.print(machine_line(result), highlight=False, soft_wrap=True)
 
 
 def cost_line(result: Result) -> str:
@@ -752,6 +780,23 @@ def usage_line(result: Result) -> str:
         waiting = usage["event lock waiters mean"]
         line += (f"; event lock held {usage['event lock held share']:.0%} of the time, {waiting:.2f} backends waiting "
                  f"for it on average (about {waiting * usage['wall s'] / total * 1000:.1f} ms of waiting per join)")
+    return line
+
+
+def machine_line(result: Result) -> str:
+    """Where the machine's CPU went per 1,000 joins: serve, the PostgreSQL server, and this bench (the fake
+    platform, which in production runs elsewhere); and the cores serve and its database would need at the
+    issue's 1,000 joins/s at that cost."""
+    usage, total = result.usage, max(result.total, 1)
+    serve = (usage["parent CPU s"] + usage["web processes CPU s"]) / total * 1000
+    bench = usage["bench CPU s"] / total * 1000
+    line = f"{result.platform}: CPU s per 1,000 joins on this machine: serve {serve:.2f}"
+    if "PostgreSQL CPU s" in usage:
+        database = usage["PostgreSQL CPU s"] / total * 1000
+        line += (f", PostgreSQL {database:.2f}, this bench (fake platform and driver) {bench:.2f}; at 1,000 joins/s "
+                 f"serve and PostgreSQL would keep {serve + database:.1f} cores busy")
+    else:
+        line += f", this bench (fake platform and driver) {bench:.2f}"
     return line
 
 

@@ -101,3 +101,10 @@ def test_the_connectors_bench_on_postgres_counts_every_web_process_and_the_event
                      r" event lock held (\d+)% of the time", out)
     assert line is not None, out[-3000:]
     assert int(line.group(2)) >= 2 and float(line.group(3)) > 0  # the web processes' CPU is counted
+    # Where the machine's CPU went: the database server's share is read too, and the cores it all comes to.
+    machine = re.search(r"wecom: CPU s per 1,000 joins on this machine: serve ([\d.]+), PostgreSQL ([\d.]+), this "
+                        r"bench \(fake platform and driver\) ([\d.]+); at 1,000 joins/s serve and PostgreSQL would "
+                        r"keep ([\d.]+) cores busy", out)
+    assert machine is not None, out[-3000:]
+    assert float(machine.group(2)) > 0 and float(machine.group(3)) > 0
+    assert float(machine.group(4)) == pytest.approx(float(machine.group(1)) + float(machine.group(2)), abs=0.11)
