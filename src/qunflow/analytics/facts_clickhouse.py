@@ -403,7 +403,11 @@ def _catch_up_landings(engine: Any, settings: Any, since: int, version: int, cop
             in_named = f"(SELECT person FROM {named})"
             _copy_landing_events(engine, named, copied, landing_events)
             _command(engine, f"CREATE TABLE {build} {LANDING_TABLE}")
-            rows = landing_sql("landing_links", person_scope=f" AND pid IN {in_named}", events=landing_events)
+            # The links of these events' visitors only: the join's right side is built whole (0.05-0.07 s
+            # at 1M links in chdb, 0.02 s narrowed so; the view's FINAL read uses its order by visitor_id).
+            links = (f"(SELECT visitor_id, member_id FROM landing_links WHERE visitor_id IN (SELECT visitor_id "
+                     f"FROM {landing_events} WHERE visitor_id IS NOT NULL))")
+            rows = landing_sql(links, person_scope=f" AND pid IN {in_named}", events=landing_events)
             _insert(engine, f"INSERT INTO {build} " + rows, {"tz": settings.timezone, "version": version})
             # The day counts change by the touched persons' new rows less their old ones (read before they go).
             _command(engine, f"INSERT INTO landing_days_log SELECT {', '.join(LANDING_DAYS_KEY)}, sum(n) FROM ("
