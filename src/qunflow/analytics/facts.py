@@ -38,7 +38,6 @@ sorted local days with engagement. A span or day after a cutoff only ever lies a
 unlike the member facts these answer any period's days exactly.
 """
 
-
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,17 +1,12 @@
 """The per-member facts (analytics/facts.py) on DuckDB: their tables, the SQL that computes their rows, and their
-maintenance: brought up to the shipped events (refresh), computed again after events rewritten in place (restate,
-refresh_members); usable says whether they may answer. facts.py picks this module for a DuckDB store; chdb and a
-ClickHouse server keep the same facts in facts_clickhouse.py, by the rules both read from facts_rules.py.
+maintenance by the rules facts.py describes: brought up to the shipped events (refresh), computed again after
+events rewritten in place (restate, refresh_members); usable says whether they may answer. facts.py picks this
+module for a DuckDB store; chdb and a ClickHouse server keep the same facts in facts_clickhouse.py, by the rules
+both read from facts_rules.py.
 
-Maintenance: after a ship, the rows of the members named on the new events are computed again from all their
-events (late joins, re-sent ids), then the referred count of every member whose referred joins may have
-changed; the landing rows of the persons named on new landing views and joins, and of both sides of every link
-the new events changed (a visitor's first member, or a different one from an earlier event), are computed again
-too; so are the member days of the members named on new events. All of it reads one copy of the touched
-members' events (one scan of the store, not one per query: _update_touched), and the store again only for the
-other persons' landing views. Over FULL_REBUILD_SHARE of the members (or of the landing rows) one pass over every
-event rebuilds the table instead. A change of time zone or event-type settings (facts_rules.settings_key)
-rebuilds the tables. A ship adds the change of the touched persons' landing rows to `landing_days`.
+A catch-up reads one copy of the touched members' events (one scan of the store, not one per query:
+_update_touched), and the store again only for the other persons' landing views; over FULL_REBUILD_SHARE of the
+members (or of the landing rows) one pass over every event rebuilds the tables instead.
 """
 
 from __future__ import annotations
