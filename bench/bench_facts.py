@@ -86,7 +86,8 @@ def load_rows(conn: Any, data: Path, zone: str, after: int, upto: int) -> None:
 def stage_load(data: Path, ws_dir: Path) -> dict[str, Any]:
     """The floor's data into a qunflow analytics store; the facts built, then kept up as LATE events arrive."""
     from qunflow.analytics.engines import DuckDBEngine
-    from qunflow.analytics.facts import _rebuild, _rebuild_landings, refresh_facts
+    from qunflow.analytics.facts import refresh_facts
+    from qunflow.analytics.facts_duckdb import _rebuild, _rebuild_landings
     from qunflow.analytics.store import connect
     from qunflow.workspace import init_workspace
 

@@ -21,7 +21,7 @@ facts built; then --repeat catch-ups of each size in turn, each timed (process C
 included, and wall) with the CPU of its five costliest statements. The baselines, in the same run: the floor's
 DuckDB suite on the same data (its median wall time: a catch-up is what a metrics read pays before it answers)
 and the facts' rebuild (what a catch-up saves). `--engine duckdb` does the same on the default engine
-(analytics/facts.py; the store loaded as bench_facts.py loads it).
+(analytics/facts_duckdb.py; the store loaded as bench_facts.py loads it).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import duckdb  # noqa: E402
 from bench.bench_facts import INSERT_EVENTS, LOAD_EVENTS  # noqa: E402
 
-from qunflow.analytics import facts  # noqa: E402
+from qunflow.analytics import facts_duckdb  # noqa: E402
 from qunflow.analytics.dialects import for_duckdb, local_day_duckdb  # noqa: E402
 from qunflow.analytics.queries import COHORT, CURRENT, LANDING, render  # noqa: E402
 from qunflow.analytics.store import SCHEMA  # noqa: E402
@@ -88,11 +88,11 @@ def main() -> None:
     params = {"tz": TZ, "engagement": list(settings.engagement_types), "conversion": list(settings.conversion_types)}
     period = {**params, "cutoff": datetime(2026, 4, 1, 16), "start": date(2026, 1, 1), "end": date(2026, 3, 31),
               "as_of": date(2026, 3, 31), "experiment": None}
-    member_facts = facts.MEMBER_FACTS.replace("{events}", "events")
-    member_days = facts.MEMBER_DAYS.replace("{events}", "events")
+    member_facts = facts_duckdb.MEMBER_FACTS.replace("{events}", "events")
+    member_days = facts_duckdb.MEMBER_DAYS.replace("{events}", "events")
     if "day" in args.parts:
-        conn.execute("CREATE OR REPLACE TABLE links_x AS " + facts.LANDING_LINKS.replace("{scope}", ""))
-        landing = facts.LANDING_ROWS.replace("{links}", "links_x").replace("{events}", "events")
+        conn.execute("CREATE OR REPLACE TABLE links_x AS " + facts_duckdb.LANDING_LINKS.replace("{scope}", ""))
+        landing = facts_duckdb.LANDING_ROWS.replace("{links}", "links_x").replace("{events}", "events")
         landing = landing.replace("{person_scope}", "")
         for label, sql, used in (("member_facts build", "CREATE OR REPLACE TABLE x AS " + member_facts, params),
                                  ("member_days build", "CREATE OR REPLACE TABLE x AS " + member_days, params),
@@ -105,7 +105,7 @@ def main() -> None:
         timed(conn, "member_facts build, text member_id", "CREATE OR REPLACE TABLE mf_text AS " + member_facts, params)
         timed(conn, "member_facts build, integer member_key", "CREATE OR REPLACE TABLE mf_key AS "
               + keyed(member_facts), params)
-        referred = facts.REFERRED.replace("{scope}", "")
+        referred = facts_duckdb.REFERRED.replace("{scope}", "")
         timed(conn, "REFERRED, text", referred.replace("{table}", "mf_text"), params)
         timed(conn, "REFERRED, integer", keyed(referred).replace("{table}", "mf_key"), params)
         timed(conn, "member_days build, text", "CREATE OR REPLACE TABLE x AS " + member_days, params)

@@ -12,7 +12,7 @@ import hmac
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +51,10 @@ class Workspace:
     # The compiled keyword rules and the versions they were built from (services.keyword_rules).
     keyword_matcher: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def local_today(self) -> date:
+        """Today in the workspace's time zone, by its clock."""
+        return self.clock().replace(tzinfo=UTC).astimezone(self.settings.zone).date()
 
     @cached_property
     def engine(self) -> Engine:

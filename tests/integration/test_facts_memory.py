@@ -1,4 +1,4 @@
-"""The DuckDB facts build (analytics/facts.py) streams the events: it never holds them all in memory, so the
+"""The DuckDB facts build (analytics/facts_duckdb.py) streams the events: it never holds them all in memory, so the
 import's final ship fits a small machine (docs/metrics.md, "import's peak RSS")."""
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
-from qunflow.analytics import facts
+from qunflow.analytics import facts_rules
 from qunflow.analytics.engines import ClickHouseServerEngine
 from qunflow.analytics.facts_clickhouse_parts import LOG_TABLES, MAX_PARTS
 from qunflow.analytics.shipper import analytics
@@ -105,7 +105,7 @@ def test_catch_ups_merge_a_facts_table_only_above_max_parts_and_keep_the_same_fa
     all five tables: tables hold several parts between merges, never more than MAX_PARTS after a catch-up, and
     the views read what a rebuild gives. With a table's merges stopped, a ship still succeeds and leaves that
     table's parts alone."""
-    monkeypatch.setattr(facts, "FULL_REBUILD_SHARE", float("inf"))
+    monkeypatch.setattr(facts_rules, "FULL_REBUILD_SHARE", float("inf"))
     ws = engine_workspace(request, tmp_path / "ws", engine_name)
     try:
         ship(ws, BATCHES[0])
@@ -134,7 +134,7 @@ def test_a_rebuild_a_merge_its_undo_and_an_erasure_each_leave_one_part_per_facts
     adds: a merge ships `members_merged`), and the kept facts equal a rebuild. The merge, its undo and the erasure
     rewrite the facts in place, by member; a rebuild's (and on chdb an erasure's) fresh tables hold one part at
     this size whatever merge_parts does."""
-    monkeypatch.setattr(facts, "FULL_REBUILD_SHARE", float("inf"))
+    monkeypatch.setattr(facts_rules, "FULL_REBUILD_SHARE", float("inf"))
     ws = engine_workspace(request, tmp_path / "ws", engine_name)
     done: dict[str, Any] = {}
 
@@ -188,7 +188,7 @@ def test_a_store_made_before_the_event_indexes_gets_them_on_opening_and_catches_
     """A store whose events table has no skip index (nor, on chdb, the projection by member) is given them when
     a process opens it, built for the rows it holds; catch-ups, which read a member's events through them, keep
     the facts a rebuild gives."""
-    monkeypatch.setattr(facts, "FULL_REBUILD_SHARE", float("inf"))
+    monkeypatch.setattr(facts_rules, "FULL_REBUILD_SHARE", float("inf"))
     ws = engine_workspace(request, tmp_path / "ws", engine_name)
     table = "events" if engine_name == "chdb" else "events_log"
     try:

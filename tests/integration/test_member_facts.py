@@ -31,8 +31,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from qunflow.analytics import facts, facts_clickhouse, facts_clickhouse_sql
-from qunflow.analytics.facts import _rebuild, _rebuild_landings, days_usable, usable
+from qunflow.analytics import facts_clickhouse, facts_clickhouse_sql, facts_rules
+from qunflow.analytics.facts import days_usable, usable
+from qunflow.analytics.facts_duckdb import _rebuild, _rebuild_landings
 from qunflow.analytics.queries import (
     COHORT,
     COHORT_FACTS,
@@ -188,12 +189,12 @@ test_facts_match_the_event_level_cohort_sql_as_events_arrive_clickhouse = facts_
 def facts_match_events(ws: Workspace, logs: list[dict[str, Any]], zone: str, data: st.DataObject) -> None:
     """Small logs touch most members in every batch, which rebuilds the facts: half the examples raise the
     share for a rebuild out of reach, so the per-member update (the path of a big store) is what runs."""
-    share = facts.FULL_REBUILD_SHARE
-    facts.FULL_REBUILD_SHARE = data.draw(st.sampled_from([share, float("inf")]))
+    share = facts_rules.FULL_REBUILD_SHARE
+    facts_rules.FULL_REBUILD_SHARE = data.draw(st.sampled_from([share, float("inf")]))
     try:
         _facts_match_events(ws, logs, zone, data)
     finally:
-        facts.FULL_REBUILD_SHARE = share
+        facts_rules.FULL_REBUILD_SHARE = share
 
 
 def _facts_match_events(ws: Workspace, logs: list[dict[str, Any]], zone: str, data: st.DataObject) -> None:
@@ -401,7 +402,7 @@ def test_landing_facts_follow_links_that_arrive_late_or_move(
     """A visitor's views belong to the bare visitor, then to the member whose join links them, then to another
     member named with the visitor on an earlier event that arrives last: after each ship the kept landing facts
     equal a rebuild and M1 from the facts equals M1 from the events. Per-person updates only (no rebuild)."""
-    monkeypatch.setattr(facts, "FULL_REBUILD_SHARE", float("inf"))
+    monkeypatch.setattr(facts_rules, "FULL_REBUILD_SHARE", float("inf"))
     ws = engine_workspace(request, tmp_path / "ws", engine_name)
     period = {"start": date(2026, 3, 1), "end": date(2026, 3, 10), "as_of": date(2026, 3, 31)}
     try:
@@ -436,7 +437,7 @@ def test_landing_facts_of_known_members_follow_their_own_views_and_joins(
     view is linked by another member's join: the first catch-up reads their views and joins from the copy of the
     touched members' events alone, the second from the copy and a read of the store for the visitor. After each
     ship the kept landing facts equal a rebuild, and M1 from the facts equals M1 from the events."""
-    monkeypatch.setattr(facts, "FULL_REBUILD_SHARE", float("inf"))
+    monkeypatch.setattr(facts_rules, "FULL_REBUILD_SHARE", float("inf"))
     ws = engine_workspace(request, tmp_path / "ws", engine_name)
     period = {"start": date(2026, 3, 1), "end": date(2026, 3, 10), "as_of": date(2026, 3, 31)}
     members = [f"k{n}" for n in range(7)]
@@ -464,7 +465,7 @@ def test_a_late_earlier_join_moves_the_referred_count_between_referrers(
     """Per-member updates (no rebuild): b's referrer is a until an earlier join of b naming c arrives; then
     a's count must drop and c's rise, though neither a nor c has a new event. On ClickHouse the old versions
     are still in the table (no merge ran): the view reads only the newest."""
-    monkeypatch.setattr(facts, "FULL_REBUILD_SHARE", float("inf"))
+    monkeypatch.setattr(facts_rules, "FULL_REBUILD_SHARE", float("inf"))
     ws = engine_workspace(request, tmp_path / "ws", engine_name)
     steps = [
         [{"event_id": "ja", "type": "joined", "ts": "2026-03-01T10:00:00+08:00", "member_id": "a"},
@@ -550,7 +551,7 @@ def test_member_days_stay_exact_across_tombstones_and_merges_of_their_parts(
     stopped every version stays side by side and the view reads the newest; after the parts are merged
     (OPTIMIZE ... FINAL) the same. Each time the kept days equal a rebuild, and the daily trend's M3 from them
     equals the one from the events."""
-    monkeypatch.setattr(facts, "FULL_REBUILD_SHARE", float("inf"))
+    monkeypatch.setattr(facts_rules, "FULL_REBUILD_SHARE", float("inf"))
     ws = engine_workspace(request, tmp_path / "ws", engine_name)
     steps = [
         [{"event_id": "ja", "type": "joined", "ts": "2026-03-01T10:00:00+08:00", "member_id": "a", "group": "g1"},

@@ -241,7 +241,7 @@ def test_erasure_rewrites_the_analytics_store_and_keeps_the_metrics(request: pyt
     days: list[Any] = []  # the member days
     with open_engine(ws) as opened:
         if engine == "duckdb":
-            from qunflow.analytics.facts import _rebuild, _rebuild_landings
+            from qunflow.analytics.facts_duckdb import _rebuild, _rebuild_landings
 
             kept = opened.conn.execute("SELECT * FROM member_facts ORDER BY member_id").fetchall()  # type: ignore[attr-defined]
             _rebuild(opened.conn, ws.settings, "facts_check", temporary=True)  # type: ignore[attr-defined]

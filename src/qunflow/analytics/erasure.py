@@ -5,8 +5,9 @@ Embedded stores are rebuilt after the rewrite, because a database file keeps old
 DuckDB is copied into a fresh file that replaces the old one; chdb's table is rebuilt and the old one
 dropped at once (SYNC). On a ClickHouse server the rows are deleted by a synchronous mutation and
 inserted again; the server removes the old parts on its own schedule. The per-member facts follow: on
-DuckDB inside the rewrite's transaction, on ClickHouse as new row versions, after which every stored version
-that named the member is removed (facts_clickhouse.purge).
+DuckDB inside the rewrite's transaction (facts_duckdb.refresh_members), on ClickHouse as new row versions
+(facts_clickhouse.rewrite), after which every stored version that named the member is removed
+(facts_clickhouse.purge).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pyarrow as pa
 
 from qunflow.analytics import facts_clickhouse
 from qunflow.analytics.engines import open_engine
-from qunflow.analytics.facts import refresh_members
+from qunflow.analytics.facts_duckdb import refresh_members
 from qunflow.analytics.shipper import ARROW_SCHEMA, COLUMNS, _lock
 from qunflow.domain.privacy import Pseudonyms, pseudonymise_event
 from qunflow.workspace import Workspace

@@ -1,7 +1,8 @@
 """Per-member facts (analytics/facts.py) on ClickHouse, embedded (chdb) and a server: brought up to the shipped
-events (refresh), computed again after events rewritten in place (rewrite) and purged of an erased member's old rows
-(purge); usable says whether they may answer. The tables and the SQL that computes their rows are in
-facts_clickhouse_sql.py, the merging of their parts in facts_clickhouse_parts.py.
+events (refresh), computed again after events rewritten in place (rewrite; restate for a merge) and purged of an
+erased member's old rows (purge); usable says whether they may answer. facts.py picks this module for chdb and a
+server; the rules it shares with DuckDB's (facts_duckdb.py) are in facts_rules.py. The tables and the SQL that
+computes their rows are in facts_clickhouse_sql.py, the merging of their parts in facts_clickhouse_parts.py.
 
 `version` is a counter kept in `facts_state`, not the ship watermark: a merge or an erasure rewrites facts
 without moving the watermark, and every write must outrank the rows it replaces.
@@ -55,9 +56,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from qunflow.analytics import facts
+from qunflow.analytics import facts_rules  # FULL_REBUILD_SHARE read when used: a test may change it
 from qunflow.analytics.dialects import for_clickhouse
-from qunflow.analytics.facts import _settings_key
 from qunflow.analytics.facts_clickhouse_parts import MAX_PARTS, merge_parts
 from qunflow.analytics.facts_clickhouse_sql import (
     DAYS_COLUMNS,
@@ -77,6 +77,7 @@ from qunflow.analytics.facts_clickhouse_sql import (
     landing_sql,
     members_sql,
 )
+from qunflow.analytics.facts_rules import LANDING_TYPES, params, settings_key
 
 # Facts from before the landing facts, their days or the member days (empty tables) must not count as current:
 # part of the key.
@@ -95,12 +96,11 @@ def _seqs_of(engine: Any, ids: dict[str, str]) -> str:
 
 
 def _key(settings: Any) -> str:
-    return _settings_key(settings) + TABLES_KEY
+    return settings_key(settings) + TABLES_KEY
 
 
 def _params(settings: Any, version: int) -> dict[str, Any]:
-    return {"tz": settings.timezone, "engagement": list(settings.engagement_types),
-            "conversion": list(settings.conversion_types), "version": version}
+    return {**params(settings), "version": version}
 
 
 def _command(engine: Any, sql: str) -> None:
@@ -219,7 +219,7 @@ def _catch_up(engine: Any, settings: Any, since: int, version: int, touched: str
     # Stored rows (old versions too, until merged) stand in for members: only the choice of path depends on it.
     count, members = _select(engine, f"SELECT (SELECT count() FROM {touched}), "
                                       "(SELECT count() FROM member_facts_log)")[0]
-    if count > facts.FULL_REBUILD_SHARE * members:
+    if count > facts_rules.FULL_REBUILD_SHARE * members:
         rebuild(engine, settings, version)
         return True, False
     if not count:
@@ -318,6 +318,15 @@ def rewrite(engine: Any, settings: Any, member_ids: set[str], change: Callable[[
     _set_state(engine, state[0], key, version + 1)  # type: ignore[index]
 
 
+def restate(engine: Any, settings: Any, table: Any) -> None:
+    """`engine.restate(table)` with the facts following (facts.restate_with_facts on ClickHouse): the facts of every
+    member on either side of the rewrite computed again (rewrite), then the facts tables' parts merged."""
+    touched = members_of(engine, table.column("seq").to_pylist())
+    touched |= {v for name in ("member_id", "referrer_id") for v in table.column(name).to_pylist() if v}
+    rewrite(engine, settings, touched, lambda: engine.restate(table))
+    merge_parts(engine)  # a merge of members (or its undo) leaves one part per facts table
+
+
 def purge(engine: Any, member_id: str, visitor_id: str | None = None) -> None:
     """Every stored version of a row that names `member_id` (as member or referrer) or `visitor_id` (a link, a
     visitor's landing rows) off the disk now: after an erasure, whose new rows carry the pseudonyms. chdb copies
@@ -368,7 +377,7 @@ def rebuild_landings(engine: Any, settings: Any, version: int, table: str = "lan
 
 
 def _catch_up_landings(engine: Any, settings: Any, since: int, version: int, copied: tuple[str, str] | None) -> bool:
-    """As facts._catch_up_landings: the landing rows of the persons named on landing views and joins after
+    """As facts_duckdb._catch_up_landings: the landing rows of the persons named on landing views and joins after
     `since`, and of both sides of every visitor whose link the new events changed; every row when that is most
     of them (then True: rebuilt). `copied`: the tables of the member catch-up's members and of their events."""
     suffix = uuid.uuid4().hex
@@ -396,7 +405,7 @@ def _catch_up_landings(engine: Any, settings: Any, since: int, version: int, cop
         # Stored rows (old versions too, until merged) stand in for the rows: only the choice of path depends on it.
         count, rows = _select(engine, f"SELECT (SELECT uniqExact(person) FROM {named}), "
                                        "(SELECT count() FROM landing_facts_log)")[0]
-        if count > facts.FULL_REBUILD_SHARE * rows:
+        if count > facts_rules.FULL_REBUILD_SHARE * rows:
             rebuild_landings(engine, settings, version)
             return True
         if count:
@@ -424,9 +433,9 @@ def _catch_up_landings(engine: Any, settings: Any, since: int, version: int, cop
 
 
 def _copy_landing_events(engine: Any, named: str, copied: tuple[str, str] | None, landing_events: str) -> None:
-    """As facts._copy_landing_events: the landing views and joins of the persons in table `named` into a new table
-    `landing_events`; those of the members the member catch-up copied from that copy (`copied`: its members' and
-    their events' tables), the others from the store, read only when there are any."""
+    """As facts_duckdb._copy_landing_events: the landing views and joins of the persons in table `named` into a new
+    table `landing_events`; those of the members the member catch-up copied from that copy (`copied`: its members'
+    and their events' tables), the others from the store, read only when there are any."""
     in_named = f"(SELECT person FROM {named})"
     visitors = (f"(SELECT visitor_id FROM landing_links WHERE member_id IN {in_named} "
                 f"UNION ALL SELECT substring(person, 9) FROM {named} WHERE startsWith(person, 'visitor:'))")
@@ -434,7 +443,7 @@ def _copy_landing_events(engine: Any, named: str, copied: tuple[str, str] | None
     source = "events WHERE 0"
     if copied:
         touched, theirs = copied
-        source = f"{theirs} WHERE type IN {facts.LANDING_TYPES} AND member_id IN {in_named}"
+        source = f"{theirs} WHERE type IN {LANDING_TYPES} AND member_id IN {in_named}"
         members += f" AND person NOT IN (SELECT member_id FROM {touched})"  # all their events are in the copy
     members += ")"
     _command(engine, f"CREATE TABLE {landing_events} ENGINE = MergeTree ORDER BY seq AS "
@@ -442,7 +451,7 @@ def _copy_landing_events(engine: Any, named: str, copied: tuple[str, str] | None
     left = _select(engine, f"SELECT (SELECT count() FROM {members}) + (SELECT count() FROM {visitors})")[0][0]
     if left:
         _command(engine, f"INSERT INTO {landing_events} SELECT {EVENT_READ_COLUMNS} FROM events WHERE type IN "
-                         f"{facts.LANDING_TYPES} AND (member_id IN {members} OR visitor_id IN {visitors}) "
+                         f"{LANDING_TYPES} AND (member_id IN {members} OR visitor_id IN {visitors}) "
                          f"AND seq IN {_seqs_of(engine, {'member_id': members, 'visitor_id': visitors})} "
                          f"AND seq NOT IN (SELECT seq FROM {landing_events})")
 

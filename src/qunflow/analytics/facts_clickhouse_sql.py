@@ -15,16 +15,16 @@ tombstones dropped after it). At 1M members, with the last update not merged yet
 slices took 0.8 s through FINAL and 14.9 s through argMax(tuple of the row, version) GROUP BY member_id
 (VIEW_ARGMAX, kept for bench/bench_facts.py to measure again).
 
-The landing facts (M1, facts.LANDING_ROWS) are stored the same way: `landing_links_log` (visitor -> member) and
+The landing facts (M1, facts_duckdb.LANDING_ROWS) are stored the same way: `landing_links_log` (visitor -> member) and
 `landing_facts_log` (person, local day), ReplacingMergeTrees read through FINAL views under the names the DuckDB
 tables have, so queries.LANDING_FACTS runs unchanged.
 
-`landing_days_log` counts the landing facts per day and what M1 slices them by (facts.LANDING_DAY_COUNTS), for
+`landing_days_log` counts the landing facts per day and what M1 slices them by (facts_duckdb.LANDING_DAY_COUNTS), for
 queries.LANDING_DAYS as on DuckDB: a SummingMergeTree of signed counts keyed by all of it (why signed counts:
 facts_clickhouse.py). Merges add the rows of a key up and drop those that reach 0, and the view `landing_days`
 adds up what is not merged yet.
 
-`member_days_log` holds the member days (facts.MEMBER_DAYS: per joined member, the presence spans and the
+`member_days_log` holds the member days (facts_duckdb.MEMBER_DAYS: per joined member, the presence spans and the
 engagement days, as arrays), for the daily trend's M3 (queries.CURRENT_DAILY_FACTS_CLICKHOUSE) and the previous
 period's: a ReplacingMergeTree by member read through the FINAL view `member_days`.
 """
@@ -53,7 +53,7 @@ VIEW_ARGMAX = (f"SELECT member_id, {', '.join(f'row.{i + 1} AS {n}' for i, n in 
                f"GROUP BY member_id) WHERE NOT row.{len(NAMES) - 1}")
 VIEW = VIEW_FINAL
 
-# The landing facts (facts.LANDING_ROWS): one row per person and local day of a view, keyed by both, and the
+# The landing facts (facts_duckdb.LANDING_ROWS): one row per person and local day of a view, keyed by both, and the
 # visitor -> member links they were computed with. A person's rows are replaced as a whole: new rows of the
 # same version, and tombstones for the days the person no longer has (a link moved the views to another person).
 LANDING_COLUMNS = (
@@ -74,7 +74,7 @@ LANDING_DAYS_TABLE = (f"({', '.join(f'{n} {kind}' for n, kind in LANDING_COLUMNS
 LINKS_TABLE = "(visitor_id String, member_id String, version UInt64) ENGINE = ReplacingMergeTree(version) " \
               "ORDER BY visitor_id"
 
-# The member days (facts.MEMBER_DAYS): a member's rows replaced as a whole, a tombstone when no span is left.
+# The member days (facts_duckdb.MEMBER_DAYS): a member's rows replaced as a whole, a tombstone when no span is left.
 DAYS_COLUMNS = ("member_id String, spans Array(Tuple(present_from Date, present_until Nullable(Date), "
                 "current_group Nullable(String))), active_days Array(Date), version UInt64, deleted Bool")
 DAYS_TABLE = f"({DAYS_COLUMNS}) ENGINE = ReplacingMergeTree(version) ORDER BY member_id"
@@ -105,7 +105,7 @@ EVENT_READ_COLUMNS = ("seq, type, ts, member_id, visitor_id, channel, campaign, 
 
 # The facts of the members of {events} (all events, or a catch-up's copy of its members'), referred = 0: one
 # GROUP BY member over their events joined to their first and last join. The windows and tie-breaks are those of
-# facts.MEMBER_FACTS.
+# facts_duckdb.MEMBER_FACTS.
 MEMBER_FACTS = """
 WITH ev AS (
     SELECT seq, type, ts, assumeNotNull(member_id) AS mid, channel AS ch, campaign AS cp, entry_point AS ep,
@@ -158,7 +158,7 @@ SELECT {columns}, coalesce(k.n, 0), {rest}, $version, false
 FROM {targets} t LEFT JOIN counts k ON k.cid = t.member_id
 """
 
-# As facts.MEMBER_DAYS: the presence spans of the members of {events} (as in MEMBER_FACTS), each join until the
+# As facts_duckdb.MEMBER_DAYS: the presence spans of the members of {events} (as in MEMBER_FACTS), each join until the
 # member's next move (a leave at the join's very instant first; spans that end on their own day dropped), and
 # their distinct engagement days, both sorted.
 MEMBER_DAYS = """
@@ -182,7 +182,7 @@ SELECT s.sid AS member_id, s.member_spans AS spans, a.days AS active_days, $vers
 FROM spanned s LEFT JOIN active a ON a.aid = s.sid
 """
 
-# As facts.LANDING_LINKS: a visitor is the member named on the earliest event that carries both ids.
+# As facts_duckdb.LANDING_LINKS: a visitor is the member named on the earliest event that carries both ids.
 LANDING_LINKS = """
 SELECT vid AS visitor_id, argMin(mid, tuple(ts, seq)) AS member_id, $version AS version
 FROM (SELECT assumeNotNull(visitor_id) AS vid, assumeNotNull(member_id) AS mid, ts, seq FROM events
@@ -190,7 +190,7 @@ FROM (SELECT assumeNotNull(visitor_id) AS vid, assumeNotNull(member_id) AS mid, 
 GROUP BY vid
 """
 
-# As facts.LANDING_ROWS: each person's first landing view of each local day (persons named through `{links}`),
+# As facts_duckdb.LANDING_ROWS: each person's first landing view of each local day (persons named through `{links}`),
 # the day of their previous one, and whether a join of theirs follows it within 7 x 24 h; `{scope}` narrows the
 # events read, `{person_scope}` the persons whose rows are made.
 LANDING_ROWS = """

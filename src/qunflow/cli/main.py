@@ -25,6 +25,7 @@ from qunflow.cli import (
     metrics,
     plan,
     polls,
+    referral,
     report,
     rewards,
     sandbox,
@@ -176,9 +177,10 @@ def serve(
     serve_workspace(ws, host=host, port=port, workers=workers)
 
 
-# command groups in their own modules; rewards brings coupons, rewards and referrals (links, posters, leaderboard)
-for module in (access, setup, gates, metrics, report, demo, sandbox, automation, inbox, rewards, fraud, sends,
-               members, meetups, levels, plan, doctor, experiments, tiers, sync, polls):
+# command groups in their own modules; rewards brings coupons, rewards and referrals (the leaderboard), referral
+# adds the referral links and posters to the referrals group
+for module in (access, setup, gates, metrics, report, demo, sandbox, automation, inbox, rewards, referral, fraud,
+               sends, members, meetups, levels, plan, doctor, experiments, tiers, sync, polls):
     module.register(app)
 # Every command group is built on first use (LazyGroups); top-level commands are built with the app.
 LazyGroups.lazy = {str(info.name): info.typer_instance for info in app.registered_groups

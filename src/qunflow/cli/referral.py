@@ -1,4 +1,5 @@
-"""`qunflow referrals link|poster`: a member's referral link and poster (S3)."""
+"""`qunflow referrals link|poster`: a member's referral link and poster (S3), added to the `referrals` group
+that cli/rewards.py makes (with its leaderboard)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from qunflow.cli.rewards import referrals_app
 MemberArg = Annotated[str, typer.Argument(metavar="MEMBER", help="The member's id (m_...).")]
 
 
-@referrals_app.command("link")
 def link(member: MemberArg,
          entry: Annotated[str | None, typer.Option(help="Entry point the link lands on (only when the code "
                                                         "is created; default: see docs/incentives.md).")] = None,
@@ -30,7 +30,6 @@ def link(member: MemberArg,
     console.print(f"[bold]lands on[/] {landing_path(ws, found.code)}", highlight=False)  # says so if nowhere
 
 
-@referrals_app.command("poster")
 def poster(member: MemberArg,
            out: Annotated[Path, typer.Option("--out", "-o", help="The PNG file to write.")],
            lang: Annotated[str | None, typer.Option(help="zh or en (default: the member's language).")] = None,
@@ -46,3 +45,9 @@ def poster(member: MemberArg,
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
     console.print(f"poster for {member} written to [bold]{out}[/] ({len(png) // 1024} KiB)", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """`referrals link` and `referrals poster` (the group is added to `app` by cli/rewards.py)."""
+    referrals_app.command("link")(link)
+    referrals_app.command("poster")(poster)

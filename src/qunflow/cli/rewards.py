@@ -232,8 +232,6 @@ def leaderboard(by: Annotated[str, typer.Option(help="member, campaign or channe
 
 
 def register(app: typer.Typer) -> None:
-    from qunflow.cli import referral  # noqa: F401  (adds `referrals link` and `referrals poster`)
-
     app.add_typer(coupons_app, name="coupons")
     app.add_typer(rewards_app, name="rewards")
     app.add_typer(referrals_app, name="referrals")

@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 from qunflow.domain.engagement import LEVELS
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.automation import _enrollment
-from qunflow.services.levels import local_today
 from qunflow.services.playbooks import active_playbooks
 from qunflow.store.plain import insert_if_new
 from qunflow.store.tables import channels, enrollments, entry_points, groups, inbox, member_levels, members
@@ -25,7 +24,7 @@ TASK_HOURS = 24
 
 
 def week_start(ws: Workspace) -> date:
-    return local_today(ws) - timedelta(days=6)
+    return ws.local_today() - timedelta(days=6)
 
 
 def at_risk(ws: Workspace, group_keys: frozenset[str] | None = None, limit: int = 500) -> list[dict[str, Any]]:

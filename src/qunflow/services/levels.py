@@ -60,10 +60,6 @@ def _midnight(day: date, ws: Workspace) -> datetime:
     return datetime.combine(day, time(0), ws.settings.zone).astimezone(UTC).replace(tzinfo=None)
 
 
-def local_today(ws: Workspace) -> date:
-    return ws.clock().replace(tzinfo=UTC).astimezone(ws.settings.zone).date()
-
-
 def levels_select(ws: Workspace, as_of: date, rules: LevelRules | None = None) -> Any:
     """member_id, level, score of every member who joined by the end of `as_of`, as one SELECT.
 
@@ -96,7 +92,7 @@ def levels_select(ws: Workspace, as_of: date, rules: LevelRules | None = None) -
 
 def compute_levels(ws: Workspace, as_of: date | None = None) -> LevelRun:
     """Compute and store every member's level as of a local day (default today); returns the counts."""
-    today = local_today(ws)
+    today = ws.local_today()
     as_of = as_of or today
     if as_of > today:
         raise InvalidInput(f"as-of day {as_of} is in the future (today is {today})",
@@ -194,4 +190,4 @@ def levels_tick(ws: Workspace) -> LevelRun:
     return run
 
 
-__all__ = ["LevelRun", "compute_levels", "last_as_of", "levels_select", "levels_tick", "local_today"]
+__all__ = ["LevelRun", "compute_levels", "last_as_of", "levels_select", "levels_tick"]

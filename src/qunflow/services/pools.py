@@ -16,7 +16,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from qunflow.domain.pools import PoolRule, weekly_repeat
 from qunflow.errors import NotFound
-from qunflow.services.levels import local_today
 from qunflow.store.tables import events, member_levels, member_tags, pool_members
 from qunflow.workspace import Workspace
 
@@ -58,7 +57,7 @@ def _size(conn: Any, name: str) -> int:
 def pool_stats(ws: Workspace, name: str, as_of: date | None = None) -> dict[str, Any]:
     """The repeat-order rate within the pool's `days`, split by entry week, as of a local day (default today)."""
     rule = pool_rule(ws, name)
-    as_of = as_of or local_today(ws)
+    as_of = as_of or ws.local_today()
     cutoff = datetime.combine(as_of + timedelta(days=1), time(0), ws.settings.zone).astimezone(UTC) \
         .replace(tzinfo=None)
     first_order = func.min(events.c.ts)
