@@ -167,7 +167,7 @@ def welcome_variant(ws: Workspace, conn: Connection, member_id: str) -> tuple[Ex
 
     A shipped experiment gives every member its winner, with no exposure (nothing is being compared any more).
     """
-    day = _local_day(ws)
+    day = ws.local_today()
     for _, doc in documents(conn):
         if doc.varies != "welcome_dm":
             continue
@@ -219,7 +219,7 @@ def _variant_of(ws: Workspace, conn: Connection, member_id: str, wanted: Callabl
             continue
         if doc.shipped is not None:
             return doc, doc.shipped
-        day = day or _local_day(ws)
+        day = day or ws.local_today()
         if doc.running(day):
             variant = assign(doc.key, member_id, doc.plan(), doc.traffic)
             if variant is not None:
@@ -275,10 +275,6 @@ def reference_problems(conn: Connection, sources: list[ExperimentSource], playbo
                 problems.append(f"{where}: rule {rule.id!r} rewards no {', '.join(missing)} (it rewards "
                                 f"{', '.join(rule.coupons())})")
     return problems
-
-
-def _local_day(ws: Workspace) -> date:
-    return ws.clock().replace(tzinfo=UTC).astimezone(ws.settings.zone).date()
 
 
 def exposure_event(doc: ExperimentDoc, variant: str, member_id: str, at: datetime) -> Event:
