@@ -212,8 +212,10 @@ def entry_invite(ws: Workspace, code: str) -> tuple[EntryInfo, Any, Any]:
 
 # The join path's lookups, built once: building a statement costs several times what SQLite takes to run
 # it, and a join request runs about twenty of them (bench/bench_connectors.py).
-_GROUP_BY_CHAT = select(groups).where(groups.c.platform == bindparam("platform"),
-                                      groups.c.external_id == bindparam("external_id"))
+# The columns the update's handlers read (text and integers: a read on the driver's cursor, store/plain.py).
+_GROUP_BY_CHAT = select(groups.c.id, groups.c.key, groups.c.name, groups.c.platform, groups.c.external_id,
+                        groups.c.tier, groups.c.capacity, groups.c.member_count).where(
+    groups.c.platform == bindparam("platform"), groups.c.external_id == bindparam("external_id"))
 _MEMBER_OF_USER = select(identities.c.member_id).where(identities.c.platform == bindparam("platform"),
                                                        identities.c.external_user_id == bindparam("user_id"))
 _TICKET_OF_USER = (select(members.c.id, members.c.join_ticket, members.c.entry_point_id)
@@ -259,8 +261,8 @@ _LAST_JOIN_OR_LEAVE = (select(events.c.type)
 def group_row(conn: Connection, platform: str, external_id: str) -> Any:
     """The managed group behind a platform's chat id, or None (not a group qunflow manages). Within one
     inbound update, read once (store/memo.py): its member_count is then the count before the update."""
-    return remembered(("group", platform, external_id), lambda: conn.execute(
-        _GROUP_BY_CHAT, {"platform": platform, "external_id": external_id}).first())
+    return remembered(("group", platform, external_id), lambda: read_first(
+        conn, _GROUP_BY_CHAT, {"platform": platform, "external_id": external_id}))
 
 
 def member_of_user(conn: Connection, platform: str, user_id: str) -> str | None:
