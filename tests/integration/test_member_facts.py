@@ -86,8 +86,18 @@ def workspace_for(request: pytest.FixtureRequest, made: dict[tuple[str, str], Wo
     return made[engine, zone]
 
 
+# DuckDB keeping its copy of the events ordered by member at any size (analytics/by_member.py: a big store's),
+# never sorted again, so the events shipped since are read from its tail.
+BY_MEMBER = "duckdb-by-member"
+
+
 def engine_workspace(request: pytest.FixtureRequest, path: Path, engine: str, **options: Any) -> Workspace:
     """A new workspace whose analytics store is `engine` (a fresh database on the ClickHouse test server)."""
+    if engine == BY_MEMBER:
+        monkeypatch = request.getfixturevalue("monkeypatch")
+        monkeypatch.setattr(facts_rules, "BY_MEMBER_MIN_EVENTS", 0)
+        monkeypatch.setattr(facts_rules, "BY_MEMBER_TAIL_SHARE", float("inf"))
+        engine = "duckdb"
     if engine != "duckdb":
         pytest.importorskip("chdb", reason="the ClickHouse facts tests need chdb: pip install -e '.[test]'")
     ws = init_workspace(path, **options)
@@ -188,13 +198,19 @@ test_facts_match_the_event_level_cohort_sql_as_events_arrive_clickhouse = facts_
 
 def facts_match_events(ws: Workspace, logs: list[dict[str, Any]], zone: str, data: st.DataObject) -> None:
     """Small logs touch most members in every batch, which rebuilds the facts: half the examples raise the
-    share for a rebuild out of reach, so the per-member update (the path of a big store) is what runs."""
-    share = facts_rules.FULL_REBUILD_SHARE
-    facts_rules.FULL_REBUILD_SHARE = data.draw(st.sampled_from([share, float("inf")]))
+    share for a rebuild out of reach, so the per-member update (the path of a big store) is what runs. On DuckDB
+    half keep the copy ordered by member at any size (by_member.py; a big store's), sorted again at every ship or
+    never (its tail then read from the events)."""
+    knobs = ("FULL_REBUILD_SHARE", "BY_MEMBER_MIN_EVENTS", "BY_MEMBER_TAIL_SHARE")
+    kept = {name: getattr(facts_rules, name) for name in knobs}
+    facts_rules.FULL_REBUILD_SHARE = data.draw(st.sampled_from([kept["FULL_REBUILD_SHARE"], float("inf")]))
+    facts_rules.BY_MEMBER_MIN_EVENTS = data.draw(st.sampled_from([kept["BY_MEMBER_MIN_EVENTS"], 0]))
+    facts_rules.BY_MEMBER_TAIL_SHARE = data.draw(st.sampled_from([0.0, float("inf")]))
     try:
         _facts_match_events(ws, logs, zone, data)
     finally:
-        facts_rules.FULL_REBUILD_SHARE = share
+        for name, value in kept.items():
+            setattr(facts_rules, name, value)
 
 
 def _facts_match_events(ws: Workspace, logs: list[dict[str, Any]], zone: str, data: st.DataObject) -> None:
@@ -334,7 +350,7 @@ def test_landing_days_mature_views_as_the_landing_sql_does_around_a_week(
         ws.close()
 
 
-@pytest.mark.parametrize("engine_name", ENGINES)
+@pytest.mark.parametrize("engine_name", (*ENGINES, BY_MEMBER))
 def test_facts_and_member_days_are_rebuilt_when_the_engagement_types_or_the_zone_change(
         request: pytest.FixtureRequest, tmp_path: Path, engine_name: str) -> None:
     """Facts and member days computed with other settings are not used (the daily trend's M3 reads the events
@@ -430,7 +446,7 @@ def test_landing_facts_follow_links_that_arrive_late_or_move(
         ws.close()
 
 
-@pytest.mark.parametrize("engine_name", ENGINES)
+@pytest.mark.parametrize("engine_name", (*ENGINES, BY_MEMBER))
 def test_landing_facts_of_known_members_follow_their_own_views_and_joins(
         request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine_name: str) -> None:
     """Members seen on landing views by their own id (no visitor id) join in a later ship, and then a visitor's
@@ -459,7 +475,7 @@ def test_landing_facts_of_known_members_follow_their_own_views_and_joins(
         ws.close()
 
 
-@pytest.mark.parametrize("engine_name", ENGINES)
+@pytest.mark.parametrize("engine_name", (*ENGINES, BY_MEMBER))
 def test_a_late_earlier_join_moves_the_referred_count_between_referrers(
         request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine_name: str) -> None:
     """Per-member updates (no rebuild): b's referrer is a until an earlier join of b naming c arrives; then
@@ -487,7 +503,7 @@ def test_a_late_earlier_join_moves_the_referred_count_between_referrers(
 
     try:
         versions = ship_with_merges_stopped(ws, steps, expected, check, "member_facts_log")
-        if engine_name != "duckdb":
+        if engine_name not in ("duckdb", BY_MEMBER):
             assert versions == [("a", 3, 0), ("b", 2, 0), ("c", 2, 0)]  # every version kept, the newest read
     finally:
         ws.close()
@@ -543,7 +559,7 @@ def test_the_cohort_facts_answer_an_as_of_day_in_the_past(request: pytest.Fixtur
         ws.close()
 
 
-@pytest.mark.parametrize("engine_name", ENGINES)
+@pytest.mark.parametrize("engine_name", (*ENGINES, BY_MEMBER))
 def test_member_days_stay_exact_across_tombstones_and_merges_of_their_parts(
         request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine_name: str) -> None:
     """Per-member updates (no rebuild): a's span ends when a `left` arrives, then disappears when a late `left` on
@@ -575,7 +591,7 @@ def test_member_days_stay_exact_across_tombstones_and_merges_of_their_parts(
 
     try:
         versions = ship_with_merges_stopped(ws, steps, spans, check, "member_days_log")
-        if engine_name != "duckdb":
+        if engine_name not in ("duckdb", BY_MEMBER):
             assert versions == [("a", 3, 1), ("b", 3, 0)]  # every version kept, the tombstone newest for a
             with analytics(ws, ship_first=False) as engine:
                 engine.command("SYSTEM START MERGES member_days_log")  # type: ignore[attr-defined]

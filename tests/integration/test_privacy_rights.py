@@ -201,15 +201,22 @@ def test_erasure_on_either_database_leaves_only_pseudonymous_records(any_workspa
     assert find_member(ws, other) == other
 
 
-@pytest.mark.parametrize("engine", ["duckdb", "chdb", "clickhouse"])
+@pytest.mark.parametrize("engine", ["duckdb", "duckdb-by-member", "chdb", "clickhouse"])
 def test_erasure_rewrites_the_analytics_store_and_keeps_the_metrics(request: pytest.FixtureRequest,
+                                                                    monkeypatch: pytest.MonkeyPatch,
                                                                     workspace: Workspace, engine: str) -> None:
+    """duckdb-by-member: the store keeps its copy of the events ordered by member (analytics/by_member.py, a big
+    store's), which must follow the rewrite too."""
+    from qunflow.analytics import by_member, facts_rules
     from qunflow.analytics.engines import open_engine
     from qunflow.analytics.shipper import ship
     from qunflow.services.ingest import ingest_batch
     from qunflow.services.metrics import metrics_report
 
-    if engine != "duckdb":
+    if engine == "duckdb-by-member":
+        monkeypatch.setattr(facts_rules, "BY_MEMBER_MIN_EVENTS", 0)
+        engine = "duckdb"
+    elif engine != "duckdb":
         pytest.importorskip("chdb")
     ws = workspace
     ws.settings.analytics_engine = engine
@@ -252,6 +259,16 @@ def test_erasure_rewrites_the_analytics_store_and_keeps_the_metrics(request: pyt
                 "SELECT * FROM facts_check_days ORDER BY member_id").fetchall()
             landings = [opened.conn.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()  # type: ignore[attr-defined]
                         for t in ("landing_links", "landing_facts")]
+            conn = opened.conn  # type: ignore[attr-defined]
+            top = by_member.upto(conn)
+            if facts_rules.BY_MEMBER_MIN_EVENTS == 0:  # the copy holds the rewritten rows, no old id
+                assert top is not None
+                columns = by_member.COLUMNS
+                assert conn.execute(f"SELECT {columns} FROM {by_member.TABLE} ORDER BY seq").fetchall() == \
+                    conn.execute(f"SELECT {columns} FROM events WHERE member_id IS NOT NULL AND seq <= {top} "
+                                 "ORDER BY seq").fetchall()
+            else:
+                assert top is None
             _rebuild_landings(opened.conn, ws.settings, "landings_check", "links_check", temporary=True)  # type: ignore[attr-defined]
             assert landings == [opened.conn.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()  # type: ignore[attr-defined]
                                 for t in ("links_check", "landings_check")]

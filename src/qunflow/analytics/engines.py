@@ -118,12 +118,14 @@ class DuckDBEngine:
         ))
 
     def restate(self, table: pa.Table) -> None:
+        from qunflow.analytics import by_member
         from qunflow.analytics.store import insert_events
 
         self._in_transaction("restated", table, (
             self._sync_days,
             "DELETE FROM events WHERE seq IN (SELECT seq FROM restated)",
             insert_events("restated", self.zone),
+            lambda: by_member.resync(self.conn, "SELECT seq FROM restated"),  # the copy ordered by member follows
         ))
 
     def sync_days(self) -> None:

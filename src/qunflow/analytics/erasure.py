@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from qunflow.analytics import facts_clickhouse
+from qunflow.analytics import by_member, facts_clickhouse
 from qunflow.analytics.engines import open_engine
 from qunflow.analytics.facts_duckdb import refresh_members
 from qunflow.analytics.shipper import ARROW_SCHEMA, COLUMNS, _lock
@@ -88,6 +88,8 @@ def _duckdb(path: str, names: Pseudonyms, settings: Any) -> int:
             conn.execute("UPDATE events SET event_id = ?, member_id = ?, visitor_id = ?, referrer_id = ?, "
                          "properties = ? WHERE seq = ?", [row["event_id"], row["member_id"], row["visitor_id"],
                                                            row["referrer_id"], row["properties"], row["seq"]])
+        if fixed:  # the copy ordered by member keeps ids too (then the whole file is copied afresh, below)
+            by_member.resync(conn, "SELECT unnest(?::BIGINT[])", [[row["seq"] for row in fixed]])
         # The facts keep ids too: the member's (and their referred members') rows follow the rewrite.
         refresh_members(conn, settings, [names.member_id, names.pseudonym])
         conn.execute("COMMIT")

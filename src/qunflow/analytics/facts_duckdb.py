@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from qunflow.analytics import facts_rules  # FULL_REBUILD_SHARE read when used: a test may change it
+from qunflow.analytics import by_member, facts_rules  # facts_rules' knobs read when used: a test may change them
 from qunflow.analytics.dialects import for_duckdb
 from qunflow.analytics.facts_rules import LANDING_TYPES, params, settings_key
 
@@ -23,8 +23,7 @@ STATE = """CREATE TABLE IF NOT EXISTS facts_state (
 )"""
 
 # The columns of `events` that MEMBER_FACTS, MEMBER_DAYS and LANDING_ROWS read: a catch-up copies these.
-COPIED_COLUMNS = ("seq, type, ts, member_id, visitor_id, channel, campaign, entry_point, group_key, referrer_id, "
-                  "amount, margin, properties, day")
+COPIED_COLUMNS = by_member.COLUMNS
 # The facts of the members whose events are in `{events}` (every event, or a catch-up's copy of the touched members'
 # events: one scan of the store, not one per reference to `ev`). The windows are those of queries.COHORT;
 # referred is filled in by REFERRED.
@@ -199,7 +198,9 @@ def refresh(engine: Any, settings: Any) -> None:
         if state is None or state[2] != key or not _has_facts(conn):
             _rebuild(conn, settings)
             _rebuild_landings(conn, settings)
+            _keep_by_member(conn, again=True)
         else:
+            _keep_by_member(conn)
             copied = _catch_up(conn, settings, state[0])
             _catch_up_landings(conn, settings, state[0], copied)
             _drop(conn, "touched", "touched_events")
@@ -224,6 +225,23 @@ def refresh_members(conn: Any, settings: Any, member_ids: list[str]) -> None:
     _update_touched(conn, settings)
     _drop(conn, "touched", "touched_events")
     _rebuild_landings(conn, settings)  # ids rewritten in place move links and persons: rare, so one pass
+
+
+def _keep_by_member(conn: Any, again: bool = False) -> None:
+    """The copy of the events ordered by member (by_member.py) made when the store has grown to
+    facts_rules.BY_MEMBER_MIN_EVENTS, and made again once the events shipped since it exceed
+    BY_MEMBER_TAIL_SHARE of it, or with a rebuild of the facts (`again`); none below that size."""
+    events = conn.execute("SELECT count(*) FROM events").fetchall()[0][0]
+    top = by_member.upto(conn)
+    if events < facts_rules.BY_MEMBER_MIN_EVENTS:
+        if top is not None:
+            by_member.drop(conn)
+        return
+    if top is not None and not again:
+        tail = conn.execute("SELECT count(*) FROM events WHERE seq > ?", [top]).fetchall()[0][0]
+        if tail <= facts_rules.BY_MEMBER_TAIL_SHARE * (events - tail):
+            return
+    by_member.build(conn)
 
 
 def _drop(conn: Any, *tables: str) -> None:
@@ -366,9 +384,10 @@ def _update_touched(conn: Any, settings: Any) -> None:
                  "SELECT referrer_id FROM member_facts WHERE member_id IN (SELECT member_id FROM touched) "
                  "AND referrer_id IS NOT NULL")
     conn.execute("DELETE FROM member_facts WHERE member_id IN (SELECT member_id FROM touched)")
-    # Their events, copied in one scan of the store (the facts and days read them six times), the columns read only.
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE touched_events AS SELECT {COPIED_COLUMNS} FROM events "
-                 "WHERE member_id IN (SELECT member_id FROM touched)")
+    # Their events, copied once (the facts and days read them six times), the columns read only: from the copy
+    # ordered by member and its tail when the store keeps one, else in one scan of the store.
+    copy = by_member.events_of("touched", by_member.upto(conn))
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE touched_events AS {copy}")
     _run(conn, "INSERT INTO member_facts " + MEMBER_FACTS.replace("{events}", "touched_events"), params(settings))
     conn.execute("DELETE FROM member_days WHERE member_id IN (SELECT member_id FROM touched)")
     _run(conn, "INSERT INTO member_days " + MEMBER_DAYS.replace("{events}", "touched_events"), params(settings))

@@ -120,8 +120,11 @@ def sync_days(conn: duckdb.DuckDBPyConnection, zone: str) -> None:
     """Make `zone` the stored days' zone: every row's day computed again if it was another (or none), inside the
     caller's transaction if there is one. Rows stored later get their day from `insert_events`."""
     if day_zone(conn) != zone:
+        from qunflow.analytics import by_member
+
         conn.execute(f"UPDATE events SET day = {local_day_duckdb('ts', zone)}")
         conn.execute("INSERT OR REPLACE INTO event_day_zone VALUES (1, ?)", [zone])
+        by_member.drop(conn)  # its days are the old zone's; the facts' rebuild for the new zone makes it again
 
 
 def insert_events(source: str, zone: str) -> str:
