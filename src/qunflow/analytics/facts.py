@@ -22,8 +22,9 @@ events (late joins, re-sent ids), then the referred count of every member whose 
 changed; the landing rows of the persons named on new landing views and joins, and of both sides of every link
 the new events changed (a visitor's first member, or a different one from an earlier event), are computed again
 too; so are the member days of the members named on new events. On DuckDB all of it reads one copy of the
-touched members' events (one scan of the store, not one per query: facts_duckdb._update_touched), and the store
-again only for the other persons' landing views. A change of time zone or event-type settings rebuilds the tables.
+touched members' events (facts_duckdb._update_touched: from the store's copy ordered by member, by_member.py, in a
+store of 1M events or more, else one scan of the store), and the store again only for the other persons' landing
+views. A change of time zone or event-type settings rebuilds the tables.
 chdb and a ClickHouse server keep the member facts and the landing facts by the same rules in
 analytics/facts_clickhouse.py (ReplacingMergeTrees, see facts_clickhouse_sql.py). This module answers for both:
 KEEPERS picks the engine's module (facts_duckdb.py, facts_clickhouse.py), whose shared rules are in facts_rules.py.

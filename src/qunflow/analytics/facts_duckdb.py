@@ -4,9 +4,10 @@ events rewritten in place (restate, refresh_members); usable says whether they m
 module for a DuckDB store; chdb and a ClickHouse server keep the same facts in facts_clickhouse.py, by the rules
 both read from facts_rules.py.
 
-A catch-up reads one copy of the touched members' events (one scan of the store, not one per query:
-_update_touched), and the store again only for the other persons' landing views; over FULL_REBUILD_SHARE of the
-members (or of the landing rows) one pass over every event rebuilds the tables instead.
+A catch-up reads one copy of the touched members' events (not one read per query: _update_touched), taken from
+the store's copy ordered by member when it keeps one (by_member.py, _keep_by_member), else in one scan of the store;
+and the store again only for the other persons' landing views. Over FULL_REBUILD_SHARE of the members (or of the
+landing rows) one pass over every event rebuilds the tables instead.
 """
 
 from __future__ import annotations
