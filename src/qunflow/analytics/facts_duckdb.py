@@ -23,8 +23,6 @@ STATE = """CREATE TABLE IF NOT EXISTS facts_state (
     id INTEGER PRIMARY KEY, watermark BIGINT NOT NULL, max_ts TIMESTAMP, settings VARCHAR NOT NULL
 )"""
 
-# The columns of `events` that MEMBER_FACTS, MEMBER_DAYS and LANDING_ROWS read: a catch-up copies these.
-COPIED_COLUMNS = by_member.COLUMNS
 # The facts of the members whose events are in `{events}` (every event, or a catch-up's copy of the touched members'
 # events: one scan of the store, not one per reference to `ev`). The windows are those of queries.COHORT;
 # referred is filled in by REFERRED.
@@ -201,8 +199,7 @@ def refresh(engine: Any, settings: Any) -> None:
             _rebuild_landings(conn, settings)
             _keep_by_member(conn, again=True)
         else:
-            _keep_by_member(conn)
-            copied = _catch_up(conn, settings, state[0])
+            copied = _catch_up(conn, settings, state[0], _keep_by_member(conn))
             _catch_up_landings(conn, settings, state[0], copied)
             _drop(conn, "touched", "touched_events")
         conn.execute("INSERT OR REPLACE INTO facts_state SELECT 1, ?, (SELECT max(ts) FROM events), ?",
@@ -223,26 +220,28 @@ def refresh_members(conn: Any, settings: Any, member_ids: list[str]) -> None:
                  [member_ids])
     conn.execute("INSERT INTO touched SELECT member_id FROM member_facts WHERE referrer_id IN "
                  "(SELECT member_id FROM touched) AND member_id NOT IN (SELECT member_id FROM touched)")
-    _update_touched(conn, settings)
+    _update_touched(conn, settings, by_member.upto(conn))
     _drop(conn, "touched", "touched_events")
     _rebuild_landings(conn, settings)  # ids rewritten in place move links and persons: rare, so one pass
 
 
-def _keep_by_member(conn: Any, again: bool = False) -> None:
+def _keep_by_member(conn: Any, again: bool = False) -> int | None:
     """The copy of the events ordered by member (by_member.py) made when the store has grown to
     facts_rules.BY_MEMBER_MIN_EVENTS, and made again once the events shipped since it exceed
-    BY_MEMBER_TAIL_SHARE of it, or with a rebuild of the facts (`again`); none below that size."""
+    BY_MEMBER_TAIL_SHARE of it, or with a rebuild of the facts (`again`); none below that size. Returns the
+    copy's highest seq (by_member.upto), None without a copy."""
     events = conn.execute("SELECT count(*) FROM events").fetchall()[0][0]
     top = by_member.upto(conn)
     if events < facts_rules.BY_MEMBER_MIN_EVENTS:
         if top is not None:
             by_member.drop(conn)
-        return
+        return None
     if top is not None and not again:
         tail = conn.execute("SELECT count(*) FROM events WHERE seq > ?", [top]).fetchall()[0][0]
         if tail <= facts_rules.BY_MEMBER_TAIL_SHARE * (events - tail):
-            return
+            return top
     by_member.build(conn)
+    return by_member.upto(conn)
 
 
 def _drop(conn: Any, *tables: str) -> None:
@@ -351,19 +350,20 @@ def _copy_landing_events(conn: Any, copied: bool) -> None:
                      f"{LANDING_TYPES} AND member_id IN (SELECT person FROM touched_people)")
         members += " AND person NOT IN (SELECT member_id FROM touched)"  # all their events are in the copy
     else:
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE landing_events AS SELECT {COPIED_COLUMNS} FROM events LIMIT 0")
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE landing_events AS SELECT {by_member.COLUMNS} FROM events LIMIT 0")
     left = conn.execute(f"SELECT (SELECT count(*) FROM ({members})) + (SELECT count(*) FROM ({visitors}))").fetchall()
     if left[0][0]:
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE landing_scanned AS SELECT {COPIED_COLUMNS} FROM events e WHERE "
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE landing_scanned AS SELECT {by_member.COLUMNS} FROM events e WHERE "
                      f"e.type IN {LANDING_TYPES} AND (e.member_id IN ({members}) OR e.visitor_id IN ({visitors}))")
         conn.execute("INSERT INTO landing_events SELECT * FROM landing_scanned "
                      "WHERE seq NOT IN (SELECT seq FROM landing_events)")  # a copied member's event, by a visitor
         conn.execute("DROP TABLE landing_scanned")
 
 
-def _catch_up(conn: Any, settings: Any, since: int) -> bool:
+def _catch_up(conn: Any, settings: Any, since: int, top: int | None) -> bool:
     """The rows of the members named on events shipped after `since`, or every row when that is most of them.
-    True when it leaves `touched` and the copy of their events (`touched_events`, see _update_touched)."""
+    True when it leaves `touched` and the copy of their events (`touched_events`, see _update_touched). `top`: the
+    highest seq of the store's copy ordered by member (by_member.upto; None: no copy)."""
     conn.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT member_id FROM events "
                  "WHERE seq > ? AND member_id IS NOT NULL", [since])
     touched = conn.execute("SELECT count(*) FROM touched").fetchall()[0][0]
@@ -373,21 +373,22 @@ def _catch_up(conn: Any, settings: Any, since: int) -> bool:
         return False
     if not touched:
         return False
-    _update_touched(conn, settings)
+    _update_touched(conn, settings, top)
     return True
 
 
-def _update_touched(conn: Any, settings: Any) -> None:
+def _update_touched(conn: Any, settings: Any, top: int | None) -> None:
     """Replace the rows (facts and days) of the members in `touched`; then recount referred joins for them and for the
     referrers named by their old and new first joins. Leaves `touched` and `touched_events`, the copy of their
-    events, to the caller (the landing catch-up reads it)."""
+    events (from the store's copy ordered by member up to `top` and the events after it; None: from the events),
+    to the caller (the landing catch-up reads it)."""
     conn.execute("CREATE OR REPLACE TEMP TABLE affected AS SELECT member_id FROM touched UNION "
                  "SELECT referrer_id FROM member_facts WHERE member_id IN (SELECT member_id FROM touched) "
                  "AND referrer_id IS NOT NULL")
     conn.execute("DELETE FROM member_facts WHERE member_id IN (SELECT member_id FROM touched)")
     # Their events, copied once (the facts and days read them six times), the columns read only: from the copy
     # ordered by member and its tail when the store keeps one, else in one scan of the store.
-    copy = by_member.events_of("touched", by_member.upto(conn))
+    copy = by_member.events_of("touched", top)
     conn.execute(f"CREATE OR REPLACE TEMP TABLE touched_events AS {copy}")
     _run(conn, "INSERT INTO member_facts " + MEMBER_FACTS.replace("{events}", "touched_events"), params(settings))
     conn.execute("DELETE FROM member_days WHERE member_id IN (SELECT member_id FROM touched)")
