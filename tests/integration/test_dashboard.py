@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -71,5 +71,19 @@ def test_the_dashboard_ships_new_events_before_reading(tmp_path) -> None:  # typ
                                   "member_id": "m2", "channel": "ads"}])
         board = build_dashboard(ws, day, day, day)
         assert board.funnel["joined"] == board.total["cohort_size"] == 2
+    finally:
+        ws.close()
+
+
+def test_the_default_period_and_today_follow_the_workspace_clock(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The metrics' default as-of day and the page's "today" come from the workspace's clock (the demo's
+    simulated one too), like every other service's day, not from the wall clock."""
+    ws = init_workspace(tmp_path / "ws", timezone="Asia/Shanghai")
+    try:
+        ws.clock = lambda: datetime(2026, 3, 2, 17, 0)  # 01:00 on 3 March in Shanghai
+        report = metrics_report(ws)
+        assert (report["as_of"], report["to"], report["from"]) == ("2026-03-03", "2026-03-03", "2026-02-04")
+        day = date(2026, 3, 3)
+        assert build_dashboard(ws, day, day, day).today == day
     finally:
         ws.close()

@@ -33,7 +33,7 @@ def weekly(
         raise InvalidInput(f"{out.name}: the report is written as .html or .pdf",
                            zh=f"{out.name}:报告只能写成 .html 或 .pdf")
     ws = workspace(workspace_dir)
-    today = datetime.now(ws.settings.zone).date()
+    today = ws.local_today()
     chosen = parse_week(week, today)
     board = weekly_board(ws, chosen, today)
     write_report(report_html(board, chosen, lang, ws.settings.timezone), out)

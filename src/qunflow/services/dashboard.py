@@ -104,7 +104,7 @@ def build_dashboard(ws: Workspace, start: date, end: date, as_of: date,
     return Dashboard(start, end, as_of, by_channel["total"], previous["total"], by_channel["rows"],
                      cohorts["rows"], groups, [r.tier for r in rooms if r.status == "full"],
                      by_channel["funnel"], int(failed), daily, dict(f),
-                     datetime.now(ws.settings.zone).date(), level_counts(ws), int(unattributed))
+                     ws.local_today(), level_counts(ws), int(unattributed))
 
 
 def count_unattributed(conn: Connection, ws: Workspace, start: date, end: date) -> int:

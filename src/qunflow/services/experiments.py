@@ -58,8 +58,7 @@ def experiment_results(ws: Workspace, name: str, *, as_of: date | None = None,
         raise InvalidInput(f"an experiment name is 1 to {MAX_NAME} characters",
                            zh=f"实验名称须为 1 到 {MAX_NAME} 个字符")
     settings = ws.settings
-    today = datetime.now(settings.zone).date()
-    period = make_period(None, None, as_of, settings.zone, today)
+    period = make_period(None, None, as_of, settings.zone, ws.local_today())
     params = {"cutoff": period.cutoff, "experiment": name, "conversion": settings.conversion_types}
     with ws.engine.connect() as conn:
         doc = document(conn, name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from qunflow.analytics.facts import days_usable
@@ -176,7 +176,7 @@ def metrics_report(ws: Workspace, *, start: date | None = None, end: date | None
     by = check_dimension(by)
     filters = check_filters(filters)
     experiment = check_experiment(experiment, by, filters)
-    period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
+    period = make_period(start, end, as_of, ws.settings.zone, ws.local_today())
     rows, total = _statistics(ws, period, by, filters, experiment, ship_first=ship_first, store=store)
     return _report(period, by, rows, total, experiment, with_funnel)
 
@@ -190,7 +190,7 @@ def metrics_reports(ws: Workspace, *, start: date, end: date, as_of: date, bys: 
     filters = check_filters(filters)
     for by in bys:
         check_experiment(None, by, filters)
-    period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
+    period = make_period(start, end, as_of, ws.settings.zone, ws.local_today())
     sets = _statistics_sets(ws, period, bys, filters, ship_first=ship_first, store=store,
                             narrow={by: (CURRENT,) for by in current_only})
     return {by: _report(period, by, *sets[by], None, with_funnel, by in current_only) for by in bys}
@@ -215,7 +215,7 @@ def _report(period: Period, by: str, rows: dict[Any, dict[str, Any]], total: dic
 def funnel_counts(ws: Workspace, *, start: date, end: date, as_of: date,
                   filters: dict[str, str] | None = None, ship_first: bool = True) -> dict[str, int]:
     """The funnel's stages as counts: landing -> joined -> Day-1 task -> converted (see funnel_from_counts)."""
-    period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
+    period = make_period(start, end, as_of, ws.settings.zone, ws.local_today())
     filters = check_filters(filters)
     check_experiment(None, "none", filters)
     _rows, total = _statistics(ws, period, "none", filters, ship_first=ship_first)
@@ -226,7 +226,7 @@ def cohort_statistics(ws: Workspace, *, start: date, end: date, as_of: date,
                       filters: dict[str, str] | None = None, ship_first: bool = True) -> dict[str, Any]:
     """The period's sufficient statistics for the whole slice (counts behind every metric): the planner
     needs the denominators (eligible_1, mature_30) as well as the rates."""
-    period = make_period(start, end, as_of, ws.settings.zone, datetime.now(ws.settings.zone).date())
+    period = make_period(start, end, as_of, ws.settings.zone, ws.local_today())
     filters = check_filters(filters)
     check_experiment(None, "none", filters)
     return _statistics(ws, period, "none", filters, ship_first=ship_first)[1]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from qunflow.domain.plan import Measured, measured_plan
@@ -18,7 +18,7 @@ def measured(ws: Workspace, *, channel: str | None = None, entry_point: str | No
     """The statistics behind the plan, and the period and slice they cover."""
     if channel and entry_point:
         raise InvalidInput("give --channel or --entry-point, not both", zh="--channel 和 --entry-point 只能给一个")
-    as_of = as_of or datetime.now(ws.settings.zone).date()
+    as_of = as_of or ws.local_today()
     start = as_of - timedelta(days=PLAN_DAYS - 1)
     filters = {key: value for key, value in (("channel", channel), ("entry_point", entry_point)) if value}
     counts = cohort_statistics(ws, start=start, end=as_of, as_of=as_of, filters=filters, ship_first=ship_first)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -38,7 +38,7 @@ def home(request: Request) -> Response:
     if not principal.can("metrics:read"):  # an advisor's console starts at the inbox
         return RedirectResponse("/console/inbox", status_code=303)
     lang = lang_of(request)
-    start, end, as_of = default_period(datetime.now(ws.settings.zone).date())
+    start, end, as_of = default_period(ws.local_today())
     start, end, as_of = _date(request, "from", start), _date(request, "to", end), _date(request, "as_of", as_of)
     if start > end:
         raise InvalidInput("from must not be after to", zh="开始日期不能晚于结束日期")

@@ -3,7 +3,6 @@ what-if form, and the pitfall doctor. Both GET only: they change nothing."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -38,7 +37,7 @@ def _typed(request: Request, name: str, label: str, *, percent: bool) -> float |
 async def plan_page(request: Request) -> Response:
     ws = workspace_of(request)
     channel = request.query_params.get("channel", "").strip() or None
-    as_of = parse_day(request.query_params.get("as_of"), "as_of") or datetime.now(ws.settings.zone).date()
+    as_of = parse_day(request.query_params.get("as_of"), "as_of") or ws.local_today()
     joins = _typed(request, "joins", "joins/day", percent=False)
     task = _typed(request, "task", "task rate", percent=True)
     order = _typed(request, "order", "order rate", percent=True)
