@@ -199,8 +199,8 @@ test_facts_match_the_event_level_cohort_sql_as_events_arrive_clickhouse = facts_
 def facts_match_events(ws: Workspace, logs: list[dict[str, Any]], zone: str, data: st.DataObject) -> None:
     """Small logs touch most members in every batch, which rebuilds the facts: half the examples raise the
     share for a rebuild out of reach, so the per-member update (the path of a big store) is what runs. On DuckDB
-    half keep the copy ordered by member at any size (by_member.py; a big store's), sorted again at every ship or
-    never (its tail then read from the events)."""
+    half keep the copy ordered by member at any size (by_member.py; a big store's), the events of every ship
+    appended to it as a sorted run or never (its tail then read from the events)."""
     knobs = ("FULL_REBUILD_SHARE", "BY_MEMBER_MIN_EVENTS", "BY_MEMBER_TAIL_SHARE")
     kept = {name: getattr(facts_rules, name) for name in knobs}
     facts_rules.FULL_REBUILD_SHARE = data.draw(st.sampled_from([kept["FULL_REBUILD_SHARE"], float("inf")]))
@@ -599,5 +599,52 @@ def test_member_days_stay_exact_across_tombstones_and_merges_of_their_parts(
                 assert engine.query("SELECT member_id, deleted FROM member_days_log ORDER BY member_id", {})[1] == \
                     [("a", True), ("b", False)]
                 check(engine, {"b": 1})
+    finally:
+        ws.close()
+
+
+def test_events_shipped_since_the_copy_join_it_as_a_run_sorted_by_member(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """DuckDB's copy ordered by member (by_member.py): once the events shipped since exceed the tail's share, they
+    are appended as a run of their own sorted by member (not the whole copy sorted again inside a read), and the
+    copy still holds exactly the events with a member; the facts kept from it equal a rebuild."""
+    from qunflow.analytics import by_member
+
+    monkeypatch.setattr(facts_rules, "FULL_REBUILD_SHARE", float("inf"))
+    monkeypatch.setattr(facts_rules, "BY_MEMBER_MIN_EVENTS", 0)
+    monkeypatch.setattr(facts_rules, "BY_MEMBER_TAIL_SHARE", 0.5)
+    ws = init_workspace(tmp_path / "ws")
+
+    def joined(member: str, day: int) -> dict[str, Any]:
+        return {"event_id": f"j-{member}", "type": "joined", "ts": f"2026-03-0{day}T10:00:00+08:00",
+                "member_id": member, "channel": "ads"}
+
+    def said(member: str, n: int, day: int) -> dict[str, Any]:
+        return {"event_id": f"m-{member}-{n}", "type": "message", "ts": f"2026-03-0{day}T11:0{n}:00+08:00",
+                "member_id": member}
+
+    def physical(engine: Any) -> list[str]:
+        return [r[0] for r in engine.conn.execute(f"SELECT member_id FROM {by_member.TABLE} ORDER BY rowid").fetchall()]
+
+    try:
+        first = [joined(m, 1) for m in "dbca"] + [said(m, 1, 1) for m in "cadb"]
+        small = [said("c", 2, 2)]  # 1 event: under half of the copy, it stays in the tail
+        later = [joined(m, 3) for m in "fe"] + [said(m, 3, 3) for m in "ebfa"]  # 6 more: over half, a run
+        ingest_batch(ws.engine, first)
+        with analytics(ws) as engine:
+            assert physical(engine) == sorted(e["member_id"] for e in first)
+        ingest_batch(ws.engine, small)
+        with analytics(ws) as engine:
+            assert physical(engine) == sorted(e["member_id"] for e in first)
+            assert facts_rows(engine) == rebuilt_rows(engine, ws)
+        ingest_batch(ws.engine, later)
+        with analytics(ws) as engine:
+            assert physical(engine) == (sorted(e["member_id"] for e in first)
+                                        + sorted(e["member_id"] for e in small + later))
+            columns = by_member.COLUMNS
+            assert engine.conn.execute(f"SELECT {columns} FROM {by_member.TABLE} ORDER BY seq").fetchall() == \
+                engine.conn.execute(f"SELECT {columns} FROM events WHERE member_id IS NOT NULL "
+                                    "ORDER BY seq").fetchall()
+            assert facts_rows(engine) == rebuilt_rows(engine, ws)
     finally:
         ws.close()

@@ -227,9 +227,9 @@ def refresh_members(conn: Any, settings: Any, member_ids: list[str]) -> None:
 
 def _keep_by_member(conn: Any, again: bool = False) -> int | None:
     """The copy of the events ordered by member (by_member.py) made when the store has grown to
-    facts_rules.BY_MEMBER_MIN_EVENTS, and made again once the events shipped since it exceed
-    BY_MEMBER_TAIL_SHARE of it, or with a rebuild of the facts (`again`); none below that size. Returns the
-    copy's highest seq (by_member.upto), None without a copy."""
+    facts_rules.BY_MEMBER_MIN_EVENTS, and made again with a rebuild of the facts (`again`); none below that
+    size. Once the events shipped since it exceed BY_MEMBER_TAIL_SHARE of it, they join it as a sorted run.
+    Returns the copy's highest seq (by_member.upto), None without a copy."""
     events = conn.execute("SELECT count(*) FROM events").fetchall()[0][0]
     top = by_member.upto(conn)
     if events < facts_rules.BY_MEMBER_MIN_EVENTS:
@@ -240,6 +240,8 @@ def _keep_by_member(conn: Any, again: bool = False) -> int | None:
         tail = conn.execute("SELECT count(*) FROM events WHERE seq > ?", [top]).fetchall()[0][0]
         if tail <= facts_rules.BY_MEMBER_TAIL_SHARE * (events - tail):
             return top
+        by_member.extend(conn, top)
+        return by_member.upto(conn)
     by_member.build(conn)
     return by_member.upto(conn)
 

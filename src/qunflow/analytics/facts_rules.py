@@ -14,8 +14,8 @@ FACTS_VERSION = 4
 # Above this share of members touched by one ship, one pass over every event beats the per-member update.
 FULL_REBUILD_SHARE = 0.2
 LANDING_TYPES = "('landing_view', 'joined')"  # the events M1's landing facts read
-# DuckDB: a store of at least this many events keeps a copy of them ordered by member (analytics/by_member.py),
-# sorted again once the events shipped since exceed BY_MEMBER_TAIL_SHARE of it (a sort of 10M events: ~8 s).
+# DuckDB: a store of at least this many events keeps a copy of them ordered by member (analytics/by_member.py);
+# the events shipped since join it as a sorted run once they exceed BY_MEMBER_TAIL_SHARE of it.
 BY_MEMBER_MIN_EVENTS = 1_000_000
 BY_MEMBER_TAIL_SHARE = 0.25
 
