@@ -198,12 +198,15 @@ def refresh(engine: Any, settings: Any) -> None:
             _rebuild(conn, settings)
             _rebuild_landings(conn, settings)
             _keep_by_member(conn, again=True)
+            newest, args = "(SELECT max(ts) FROM events)", []
         else:
             copied = _catch_up(conn, settings, state[0], _keep_by_member(conn))
             _catch_up_landings(conn, settings, state[0], copied)
             _drop(conn, "touched", "touched_events")
-        conn.execute("INSERT OR REPLACE INTO facts_state SELECT 1, ?, (SELECT max(ts) FROM events), ?",
-                     [watermark, key])
+            # No stored event's time changes in place: the newest is the old one's or a new event's (a scan of
+            # the new events alone, not of the store: 0.03 s of a 20-event catch-up's 0.34 s at 1M).
+            newest, args = "greatest(?::TIMESTAMP, (SELECT max(ts) FROM events WHERE seq > ?))", [state[1], state[0]]
+        conn.execute(f"INSERT OR REPLACE INTO facts_state SELECT 1, ?, {newest}, ?", [watermark, *args, key])
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
