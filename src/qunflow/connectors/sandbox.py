@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from qunflow.connectors import sandbox_tables as t
@@ -57,6 +57,13 @@ def _fast_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # A simulation: fast over durable.
     dbapi_connection.execute("PRAGMA journal_mode=WAL")
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+    # Deleted and rewritten text is zeroed, not left in free space: forget_user need not rebuild the file.
+    dbapi_connection.execute("PRAGMA secure_delete=ON")
+
+
+# PRAGMA user_version of a sandbox file every write of which zeroed what it freed (made by this version, or
+# rebuilt once by forget_user); 0 in a file an older qunflow wrote.
+WRITTEN_SECURELY = 1
 
 
 def utc_now() -> datetime:
@@ -104,7 +111,11 @@ class SandboxPlatform:
         url = "sqlite://" if str(path) == ":memory:" else f"sqlite:///{path}"
         self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(self.engine, "connect", _fast_sqlite)
+        new_file = not inspect(self.engine).has_table(t.sandbox_users.name)
         t.metadata.create_all(self.engine)
+        if new_file:
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(f"PRAGMA user_version={WRITTEN_SECURELY}")
         _add_later_columns(self.engine)
         self.clock = clock
         self.secret = secret or secrets.token_hex(16)
@@ -275,15 +286,14 @@ class SandboxPlatform:
 
     def forget_user(self, user_id: str, needles: list[str], mask: str = "***") -> dict[str, int]:
         """Erase a person's records here (qunflow's erasure of a member): their display name, the messages
-        they wrote or got privately; their name or phone masked in every other message. Freed pages are
-        zeroed and the file rebuilt, so nothing of it stays on disk."""
+        they wrote or got privately; their name or phone masked in every other message. Deleted text is
+        zeroed (secure_delete) and the WAL emptied, so nothing of it stays on disk; a file an older qunflow
+        wrote is rebuilt (VACUUM) once first."""
         from qunflow.domain.privacy import scrub
 
         counts = {"messages_deleted": 0, "messages_masked": 0}
         m = t.sandbox_messages.c
         with self.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA secure_delete=ON")  # deleted text is overwritten, not left in free space
-            conn.commit()
             with conn.begin():
                 conn.execute(update(t.sandbox_users).where(t.sandbox_users.c.id == user_id)
                              .values(display_name="(erased)"))
@@ -302,7 +312,9 @@ class SandboxPlatform:
                 for row in conn.execute(select(u.id, u.body).where(or_(*about))).all():
                     conn.execute(update(t.sandbox_updates).where(u.id == row.id)
                                  .values(body=scrub(row.body, needles, mask)))
-            conn.exec_driver_sql("VACUUM")
+            if conn.exec_driver_sql("PRAGMA user_version").scalar() != WRITTEN_SECURELY:
+                conn.exec_driver_sql("VACUUM")  # old text an older qunflow left in free space
+                conn.exec_driver_sql(f"PRAGMA user_version={WRITTEN_SECURELY}")
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # old page versions leave the -wal file too
             conn.commit()
         return counts

@@ -8,7 +8,9 @@ pseudonym nothing links back to them, in every store qunflow writes.
   properties no metric needs to drop (domain/privacy.py KEPT_PROPERTIES).
 - Analytics store: the same rewrite (analytics/erasure.py), so M1-M9 stay exactly the same.
 - Platform records qunflow keeps (the sandbox): display name, their messages, their name elsewhere.
-- On SQLite, deleted bytes are zeroed (secure_delete), the file rebuilt (VACUUM) and the WAL emptied.
+- On disk: every SQLite connection of qunflow zeroes the bytes it deletes or rewrites (secure_delete), so the
+  erasure empties the WAL and leaves no old version of a row in the file; a file an older qunflow wrote is
+  rebuilt (VACUUM) once first (store/secure_delete.py). PostgreSQL vacuums the tables it changed.
 
 The erasure itself is recorded with a keyed hash of the member id, who did it and the counts: nothing personal.
 """
@@ -28,6 +30,7 @@ from qunflow.domain.privacy import Pseudonyms, needles_of, pseudonymise_event, s
 from qunflow.errors import Unavailable
 from qunflow.services.member_records import subject_hash
 from qunflow.services.privacy import unseal
+from qunflow.store.secure_delete import leave_no_deleted_bytes
 from qunflow.store.tables import (
     consents,
     coupons,
@@ -98,15 +101,10 @@ def erase_member(ws: Workspace, member_id: str, actor: str) -> ErasureReport:
                        tuple(user for _platform, user in platform_ids))
     now = ws.clock()
     report = ErasureReport(now.isoformat())
-    sqlite = ws.engine.dialect.name == "sqlite"
-    with ws.engine.connect() as conn:
-        if sqlite:
-            conn.exec_driver_sql("PRAGMA secure_delete=ON")  # deleted and rewritten bytes are zeroed, not freed
-            conn.commit()
-        with conn.begin():
-            report.counts.update(_state(ws, conn, member, names, needles))
-            conn.execute(insert(erasures).values(subject_hash=subject_hash(ws, member_id), erased_at=now,
-                                                 actor=actor[:64], summary=report.as_json()))
+    with ws.engine.begin() as conn:
+        report.counts.update(_state(ws, conn, member, names, needles))
+        conn.execute(insert(erasures).values(subject_hash=subject_hash(ws, member_id), erased_at=now,
+                                             actor=actor[:64], summary=report.as_json()))
     _compact(ws)
     _outside_state(ws, member_id, names, needles, platform_ids, report)
     return report
@@ -209,25 +207,30 @@ def _swap(column: Any, old: str, new: str) -> Any:
 
 
 def _events(conn: Connection, names: Pseudonyms) -> int:
-    """Their events (and others' that name them as referrer) rewritten; returns how many changed."""
+    """Their events, others' that name them as referrer and others' whose properties name them (an invitee id
+    in a reward's event, for instance) rewritten, in one read of the event log (neither the referrer nor the
+    properties are indexed); returns how many changes were made (an event can take two)."""
     e = events.c
     match = (e.member_id == names.member_id) | (e.referrer_id == names.member_id)
     if names.visitor_id:
         match = match | (e.visitor_id == names.visitor_id)
-    rows = conn.execute(select(e.seq, e.event_id, e.member_id, e.visitor_id, e.referrer_id, e.properties)
-                        .where(match)).all()
+    mentions = cast(e.properties, String).contains(names.member_id, autoescape=True)
+    rows = conn.execute(select(e.seq, e.event_id, e.member_id, e.visitor_id, e.referrer_id, e.properties,
+                               match.label("matched")).where(match | mentions)).all()
+    changed = 0
     for row in rows:
-        changes = pseudonymise_event(dict(row._mapping), names)
-        if "properties" in changes and changes["properties"] is None:
+        changes = pseudonymise_event(row._asdict(), names) if row.matched else {}
+        properties = changes.get("properties", row.properties)
+        text = json.dumps(properties, ensure_ascii=False)
+        if properties is not None and names.member_id in text:  # named in what the event keeps
+            changes["properties"] = properties = json.loads(names.swap(text))
+            changed += 1
+        if "properties" in changes and properties is None:
             changes["properties"] = null()
-        conn.execute(update(events).where(e.seq == row.seq).values(**changes))
-    # Others' events whose properties name the member (an invitee id in a reward's event, for instance).
-    mentioned = conn.execute(select(e.seq, e.properties).where(
-        cast(e.properties, String).contains(names.member_id, autoescape=True))).all()
-    for seq, properties in mentioned:
-        text = names.swap(json.dumps(properties, ensure_ascii=False))
-        conn.execute(update(events).where(e.seq == seq).values(properties=json.loads(text)))
-    return len(rows) + len(mentioned)
+        if changes:
+            conn.execute(update(events).where(e.seq == row.seq).values(**changes))
+            changed += bool(row.matched)
+    return changed
 
 
 def _sends(ws: Workspace, conn: Connection, names: Pseudonyms, needles: list[str]) -> dict[str, int]:
@@ -257,13 +260,10 @@ def _sends(ws: Workspace, conn: Connection, names: Pseudonyms, needles: list[str
 
 
 def _compact(ws: Workspace) -> None:
-    """Leave no copy of the old bytes on disk: SQLite rebuilds the file and empties its WAL; PostgreSQL
+    """Leave no copy of the old bytes on disk: SQLite empties its WAL (store.secure_delete); PostgreSQL
     vacuums (its files are outside the workspace; VACUUM FULL in a quiet hour also returns the space)."""
     if ws.engine.dialect.name == "sqlite":
-        with ws.engine.connect() as conn:
-            conn.exec_driver_sql("VACUUM")
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            conn.commit()
+        leave_no_deleted_bytes(ws.engine)
         return
     with ws.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM members, identities, consents, events, deliveries, inbox, staff_alerts, "

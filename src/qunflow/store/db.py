@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from qunflow.errors import InvalidInput
 from qunflow.store.memo import forget_all
 from qunflow.store.postgres import commit_at_level, commit_synced, ping_when_stale
+from qunflow.store.secure_delete import mark
 
 T = TypeVar("T")
 log = logging.getLogger("qunflow")
@@ -46,6 +47,9 @@ def _sqlite_pragmas(synchronous: str) -> Any:
         cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
+        # Deleted and rewritten bytes are zeroed, not left in free space: an erasure then needs no VACUUM
+        # of the whole file (store.secure_delete).
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
         record.info["qf_sync"] = record.info["qf_sync_own"] = synchronous.upper()
 
@@ -518,13 +522,17 @@ def head_revision() -> str | None:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
+    """Bring the schema to the newest Alembic revision. A SQLite file it creates is marked as written with
+    secure_delete from the start (store.secure_delete)."""
     from alembic import command
 
+    new_sqlite_file = engine.dialect.name == "sqlite" and schema_revision(engine) is None
     config = _alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+        if new_sqlite_file:
+            mark(conn)
 
 
 def schema_revision(engine: Engine) -> str | None:
