@@ -39,6 +39,7 @@ from qunflow.store.db import (
     write_held,
 )
 from qunflow.store.plain import insert_new_keys
+from qunflow.store.postgres import shared_cursor
 from qunflow.store.tables import send_limits
 
 EPOCH = datetime(1970, 1, 1)
@@ -134,7 +135,7 @@ class _HeldTimes:
         self.statement = statement
 
     def write(self, conn: Connection) -> None:
-        conn.connection.driver_connection.execute(*self.statement)  # type: ignore[union-attr]
+        shared_cursor(conn.connection.driver_connection).execute(*self.statement)
 
 
 def _take_in_update(conn: Connection, held: dict[str, HeldWrite], keys: list[str], wanted: dict[str, Limit],
@@ -148,7 +149,7 @@ def _take_in_update(conn: Connection, held: dict[str, HeldWrite], keys: list[str
     driver: Any = conn.connection.driver_connection
     driver_error = conn.dialect.loaded_dbapi.Error
     try:
-        stored = dict(driver.execute(*upsert).fetchall())
+        stored = dict(shared_cursor(driver).execute(*upsert).fetchall())
     except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
         raise DBAPIError.instance("send_limits", None, exc, driver_error) from exc
     taken, longest = _take(stored, wanted, now)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from qunflow.errors import InvalidInput
 from qunflow.store.memo import forget_all
-from qunflow.store.postgres import commit_at_level, commit_synced, ping_when_stale
+from qunflow.store.postgres import commit_at_level, commit_synced, ping_when_stale, shared_cursor
 
 T = TypeVar("T")
 log = logging.getLogger("qunflow")
@@ -305,7 +305,7 @@ class UpdateTransaction:
             try:
                 with driver.pipeline():
                     # not under the lock: a synced commit waits for the disk below, once the lock is given back
-                    driver.execute("SET LOCAL synchronous_commit TO off")
+                    shared_cursor(driver).execute("SET LOCAL synchronous_commit TO off")
                     write_held(conn)
                     driver.commit()
                 self.wrote_held = False  # the commit gave the held writes' locks back

@@ -21,12 +21,16 @@ from sqlalchemy.exc import DBAPIError
 from qunflow.domain.event_columns import EventColumns, event_columns
 from qunflow.domain.events import MONEY_FIELDS, Event
 from qunflow.store.db import before_driver_write, held_writes
+from qunflow.store.postgres import shared_cursor
 from qunflow.store.tables import events
 
 # Serialises event writers on PostgreSQL so that seq order equals commit order:
 # the shipper's watermark can then never skip a row committed late.
 EVENT_LOCK_KEY = 7_311_020_001
 _LOCK = f"SELECT pg_advisory_xact_lock({EVENT_LOCK_KEY})"
+# PostgreSQL: a batch of up to this many events is one INSERT of several rows (rows in the order given, the
+# same seq order and ON CONFLICT outcome as one INSERT per row), a larger one psycopg's executemany.
+ONE_STATEMENT = 20
 
 
 def utcnow() -> datetime:
@@ -113,29 +117,37 @@ def _insert(conn: Connection, columns: dict[str, list[Any]], *, counted: bool = 
     postgres = conn.dialect.name == "postgresql"
     mark = "%s" if postgres else "?"
     # received_at is one value for the batch: bound once, in the statement, not once per row.
-    sql = (f"INSERT INTO events ({', '.join(columns)}, received_at) "
-           f"VALUES ({', '.join([mark] * len(columns))}, {mark if postgres else _received(postgres)}) "
-           "ON CONFLICT (event_id) DO NOTHING")
+    row_marks = f"({', '.join([mark] * len(columns))}, {mark if postgres else _received(postgres)})"
+    sql = f"INSERT INTO events ({', '.join(columns)}, received_at) VALUES {row_marks} ON CONFLICT (event_id) DO NOTHING"
     # sqlite3 takes the rows one by one from the zip, which then reuses one tuple: no list of a chunk's tuples
     # for the garbage collector to walk through again and again while it is built.
     rows: Any = zip(*columns.values(), strict=True)
+    values: list[Any] | None = None  # PostgreSQL, a few rows: one statement's parameters
     if postgres:
         received = _received(postgres)
         rows = [(*row, received) for row in rows]
+        if len(rows) <= ONE_STATEMENT:  # psycopg's executemany costs this process more than one such statement
+            sql = sql.replace(row_marks, ", ".join([row_marks] * len(rows)))
+            values = [value for row in rows for value in row]
     before_driver_write(conn)
     # On PostgreSQL the driver's errors are raised as SQLAlchemy's, so retry_busy knows a deadlock by them; SQLite's
     # pass as the driver raised them, as callers (the file import) have always seen them.
     driver_error = conn.dialect.loaded_dbapi.Error if postgres else ()
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    driver: Any = conn.connection.driver_connection
+    cursor = shared_cursor(driver) if postgres else driver.cursor()
     try:
         if postgres:
             cursor.execute(_LOCK)
-        cursor.executemany(sql, rows)
+        if values is not None:
+            cursor.execute(sql, values)
+        else:
+            cursor.executemany(sql, rows)
         return int(cursor.rowcount) if counted else 0  # summed over the batch by both drivers
     except driver_error as exc:
         raise DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
     finally:
-        cursor.close()
+        if not postgres:
+            cursor.close()
 
 
 def _received(postgres: bool) -> Any:

@@ -1,10 +1,12 @@
-"""PostgreSQL connection plumbing that saves round trips: each commit's sync level travels with its COMMIT, the
-synced commit after held writes is one statement, and a pooled connection is pinged only when it may be dead."""
+"""PostgreSQL connection plumbing that saves round trips and client time: each commit's sync level travels with its
+COMMIT, the synced commit after held writes is one statement, a pooled connection is pinged only when it may be
+dead, and the statements run on the driver's cursor share one cursor per connection."""
 
 from __future__ import annotations
 
 import select
 import time
+import weakref
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -23,6 +25,20 @@ FLUSH = "SELECT pg_logical_emit_message(true, 'qunflow.sync', '')"
 PING_IDLE_AFTER = 10.0
 
 
+_CURSORS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def shared_cursor(driver: Any) -> Any:
+    """The psycopg connection's cursor for statements run on the driver (store/plain.py, the event log, the send
+    limits, the commits' own statements), made once per connection: psycopg keeps a statement's results on the
+    client, so one cursor serves each statement in turn, and making one costs about a third of what a short read
+    costs this process (bench/probe_join_cost.py). Read a statement's rows before the next runs on the connection."""
+    cursor = _CURSORS.get(driver)
+    if cursor is None or cursor.closed:
+        cursor = _CURSORS[driver] = driver.cursor()
+    return cursor
+
+
 def commit_at_level(engine: Engine) -> None:
     """Commit at the level the connection's checkout chose (info["qf_sync"], store.db.sync_deferred): an
     unsynced commit sends its SET LOCAL with the COMMIT, so the session's own setting is never changed."""
@@ -35,7 +51,7 @@ def commit_at_level(engine: Engine) -> None:
     def do_commit(connection: Any) -> None:  # the pool's proxy; its info is the connection record's
         driver = connection.driver_connection
         if connection.info.get("qf_sync") == "off" and driver.info.transaction_status == open_:
-            driver.execute(DEFERRED_COMMIT, prepare=False)
+            shared_cursor(driver).execute(DEFERRED_COMMIT, prepare=False)
         else:
             commit(connection)
 
@@ -47,7 +63,7 @@ def commit_synced(driver: Any) -> None:
     it returns. One round trip: the statement runs alone in autocommit."""
     driver.autocommit = True
     try:
-        driver.execute(FLUSH)
+        shared_cursor(driver).execute(FLUSH)
     finally:
         driver.autocommit = False
 
