@@ -7,13 +7,15 @@ from __future__ import annotations
 import select
 import time
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DisconnectionError
 
 # A transaction's own level, set and committed in one simple-protocol query (one round trip, as a bare COMMIT).
-DEFERRED_COMMIT = "SET LOCAL synchronous_commit TO off; COMMIT"
+UNSYNCED = "SET LOCAL synchronous_commit TO off"
+DEFERRED_COMMIT = f"{UNSYNCED}; COMMIT"
 # A transaction that writes a WAL record of its own (a logical-decoding message nobody reads, open to every role):
 # its synced commit waits for the log to be on disk up to it, which makes every commit before it durable too. A
 # transaction that only takes an id (pg_current_xact_id()) writes no WAL, and PostgreSQL then commits it without
@@ -37,6 +39,22 @@ def shared_cursor(driver: Any) -> Any:
     if cursor is None or cursor.closed:
         cursor = _CURSORS[driver] = driver.cursor()
     return cursor
+
+
+_CLIENT_CURSORS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+Statement = tuple[str, Sequence[Any] | None]  # SQL with %s placeholders, and their values (None: no placeholders)
+
+
+def one_query(driver: Any, statements: list[Statement]) -> str:
+    """The statements as one query of the simple protocol, their values bound here as literals (psycopg's
+    ClientCursor.mogrify, which quotes them for this connection): one execute and one round trip for them all,
+    where psycopg's pipeline costs this process a statement's client time each. Run it with prepare=False."""
+    client = _CLIENT_CURSORS.get(driver)
+    if client is None or client.closed:
+        from psycopg import ClientCursor  # here: SQLite installs never load psycopg
+
+        client = _CLIENT_CURSORS[driver] = ClientCursor(driver)
+    return "; ".join(sql if params is None else client.mogrify(sql, params) for sql, params in statements)
 
 
 def commit_at_level(engine: Engine) -> None:
