@@ -26,6 +26,7 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 
 from qunflow.connectors.base import MemberJoined, MemberLeft, Update
+from qunflow.errors import PlatformError
 from qunflow.services import inbound
 from qunflow.services.join import entry_invite
 from qunflow.services.playbooks import apply_playbooks
@@ -279,9 +280,10 @@ def test_a_join_request_handled_before_is_one_statement(community: tuple[Workspa
 
 def test_a_join_request_delivered_twice_at_once_joins_and_welcomes_once(community: tuple[Workspace, str],
                                                                        telegram: FakeTelegram) -> None:
-    """Two deliveries of one request handled side by side both read "not handled, nobody known" before either
-    writes: one makes the member and goes on; the other fails on the identity the first made (the platform
-    delivers it again, and then it was handled)."""
+    """Two deliveries of one request handled side by side: one makes the member, welcomes and approves; the
+    other, by when it reads, fails on the identity the first made (both read "nobody known"), or finds the
+    member and the welcome recorded and its approval refused as done already (the platform delivers it again,
+    and then it was handled). Either way one member, one welcome, one join."""
     ws, link = community
     connector = ws.connector("telegram")
     person = telegram.person("Alice")
@@ -294,7 +296,7 @@ def test_a_join_request_delivered_twice_at_once_joins_and_welcomes_once(communit
         start.wait()
         try:
             inbound.dispatch(ws, [request])
-        except IntegrityError as exc:
+        except (IntegrityError, PlatformError) as exc:
             failed.append(exc)
 
     threads = [threading.Thread(target=deliver) for _ in range(2)]
@@ -310,4 +312,4 @@ def test_a_join_request_delivered_twice_at_once_joins_and_welcomes_once(communit
         assert len(conn.execute(select(events.c.seq).where(events.c.type == "joined")).all()) == 1
         assert len(conn.execute(select(deliveries.c.id).where(deliveries.c.kind == "welcome_dm")).all()) == 1
     assert person in telegram.members(request.group_id)  # type: ignore[attr-defined]
-    assert len(telegram.calls("approveChatJoinRequest")) == 1 and len(telegram.sent()) == 1
+    assert len(telegram.calls("approveChatJoinRequest")) <= 2 and len(telegram.sent()) == 1
