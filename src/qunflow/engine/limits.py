@@ -9,7 +9,7 @@ send, and locks and returns both: an upsert) and writes both in one statement.
 
 Inside an inbound update (the welcome's path) that happens in the update's own transaction, the one that
 records the send (store.db.update_to_lock_in): the upsert, then the new times held back and written in the
-pipeline that sends the COMMIT the outbox makes before the platform call (first, before the event log's lock).
+query that sends the COMMIT the outbox makes before the platform call (first, before the event log's lock).
 The send, its record and its share of the limit then commit together (one commit less per join), the rows
 stay locked only from the upsert to that COMMIT, which never waits for the disk (the update's commits before
 its last are unsynced, and its last is made unsynced then synced with the locks given back), and never
@@ -39,6 +39,7 @@ from qunflow.store.db import (
     write_held,
 )
 from qunflow.store.plain import insert_new_keys
+from qunflow.store.postgres import shared_cursor
 from qunflow.store.tables import send_limits
 
 EPOCH = datetime(1970, 1, 1)
@@ -133,8 +134,8 @@ class _HeldTimes:
     def __init__(self, statement: tuple[str, list[Any]]) -> None:
         self.statement = statement
 
-    def write(self, conn: Connection) -> None:
-        conn.connection.driver_connection.execute(*self.statement)  # type: ignore[union-attr]
+    def statements(self) -> list[tuple[str, Any]]:
+        return [self.statement]
 
 
 def _take_in_update(conn: Connection, held: dict[str, HeldWrite], keys: list[str], wanted: dict[str, Limit],
@@ -148,7 +149,7 @@ def _take_in_update(conn: Connection, held: dict[str, HeldWrite], keys: list[str
     driver: Any = conn.connection.driver_connection
     driver_error = conn.dialect.loaded_dbapi.Error
     try:
-        stored = dict(driver.execute(*upsert).fetchall())
+        stored = dict(shared_cursor(driver).execute(*upsert).fetchall())
     except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
         raise DBAPIError.instance("send_limits", None, exc, driver_error) from exc
     taken, longest = _take(stored, wanted, now)

@@ -16,7 +16,9 @@ failures so that they all fall inside it; "not now" is always retried at the pla
 
 from __future__ import annotations
 
+import json
 import time
+from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,7 +33,7 @@ from qunflow.errors import PlatformError, QunflowError, RateLimited, Unreachable
 from qunflow.store.consents import has_consent
 from qunflow.store.db import commit_update, connection, retry_busy, transaction
 from qunflow.store.eventlog import append_events
-from qunflow.store.plain import insert_if_new, insert_new_row, read_first, write_plain
+from qunflow.store.plain import insert_if_new, insert_new_key, read_first, write_plain
 from qunflow.store.tables import deliveries, identities
 
 if TYPE_CHECKING:
@@ -102,6 +104,23 @@ def _row(ws: Workspace, message: Message, now: datetime, status: str) -> dict[st
             "lease_until": now + LEASE if status == "pending" else None}
 
 
+# A send's row as the database holds it, for _attempt: the row just written, known without reading it back
+# (its INSERT returns the new id only; a whole row of twenty columns costs the driver several times that).
+_Delivery = namedtuple("_Delivery", [column.key for column in deliveries.c])  # type: ignore[misc]
+_UNWRITTEN: dict[str, Any] = dict.fromkeys(_Delivery._fields)  # sent_at, external_message_id, error: NULL in a new row
+
+
+def _insert_pending(ws: Workspace, conn: Connection, message: Message) -> Any:
+    """Record the send as pending (its call goes now); the stored row, or None when its key was recorded before."""
+    values = _row(ws, message, ws.clock(), "pending")
+    new_id = insert_new_key(conn, deliveries, values)
+    if new_id is None:
+        return None
+    on_sent = values["on_sent"]  # as the JSON column gives it back
+    return _Delivery(**{**_UNWRITTEN, **values, "id": new_id,
+                        "on_sent": None if on_sent is None else json.loads(json.dumps(on_sent))})
+
+
 _RECORDED = select(deliveries.c.id).where(deliveries.c.idempotency_key == bindparam("key"))
 
 
@@ -151,7 +170,7 @@ def send(ws: Workspace, message: Message, *, wait_up_to: float = 0.0,
             if _refused(conn, message):
                 new = insert_if_new(conn, deliveries, _skipped_row(ws, message, ws.clock()))
                 return "skipped" if new else None
-            return insert_new_row(conn, deliveries, _row(ws, message, ws.clock(), "pending"))
+            return _insert_pending(ws, conn, message)
 
     row = retry_busy(insert)
     if row == "skipped":

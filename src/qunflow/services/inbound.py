@@ -44,6 +44,7 @@ from qunflow.services import (
     group_polls,
     join,
     join_echo,
+    join_request_read,
     keyword_rules,
     meetups,
     tier_moves,
@@ -113,7 +114,10 @@ _SEEN = select(inbound_updates.c.key).where(inbound_updates.c.platform == bindpa
 
 def _handled_before(ws: Workspace, tx: UpdateTransaction, item: Update, handlers: Sequence[Handler]) -> bool:
     """Handled to the end before; a member update that echoes a join handled to the end counts too (one read
-    for both: services/join_echo.py, while its handlers are the ones that read stands in for)."""
+    for both: services/join_echo.py, while its handlers are the ones that read stands in for). A join request's
+    read brings its handlers' first lookups too (services/join_request_read.py)."""
     if isinstance(item, MemberJoined) and tuple(handlers) == join_echo.STANDS_IN_FOR:
         return join_echo.handled_or_echo(ws, tx, item)
+    if isinstance(item, JoinRequested):  # with its handlers' first lookups (services/join_request_read.py)
+        return join_request_read.handled_before(tx, item)
     return read_first(tx.connection(), _SEEN, {"platform": item.platform, "key": item.key}) is not None

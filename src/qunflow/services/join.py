@@ -258,15 +258,36 @@ _LAST_JOIN_OR_LEAVE = (select(events.c.type)
                        .order_by(events.c.seq.desc()).limit(1))
 
 
+# What the lookups below remember within one inbound update (store/memo.py), by key; services/join_request_read.py
+# reads a join request's in one statement and remembers them under the same keys.
+def group_key(platform: str, external_id: str) -> tuple[str, ...]:
+    return ("group", platform, external_id)
+
+
+def member_key(platform: str, user_id: str) -> tuple[str, ...]:
+    return ("member", platform, user_id)
+
+
+def holder_key(label: str) -> tuple[str, ...]:
+    return ("ticket_holder", label)
+
+
+def remember_entry(code: str, entry: Any) -> None:
+    """What _entry_by_code found for `code` (None: no entry point), and the join's attributes when found."""
+    remember(("entry", code), entry)
+    if entry is not None:
+        remember(("entry_attributes", entry.id), entry)
+
+
 def group_row(conn: Connection, platform: str, external_id: str) -> Any:
     """The managed group behind a platform's chat id, or None (not a group qunflow manages). Within one
     inbound update, read once (store/memo.py): its member_count is then the count before the update."""
-    return remembered(("group", platform, external_id), lambda: read_first(
+    return remembered(group_key(platform, external_id), lambda: read_first(
         conn, _GROUP_BY_CHAT, {"platform": platform, "external_id": external_id}))
 
 
 def member_of_user(conn: Connection, platform: str, user_id: str) -> str | None:
-    return remembered(("member", platform, user_id), lambda: read_scalar(
+    return remembered(member_key(platform, user_id), lambda: read_scalar(
         conn, _MEMBER_OF_USER, {"platform": platform, "user_id": user_id}), remember_none=False)
 
 
@@ -274,8 +295,7 @@ def _entry_by_code(conn: Connection, code: str) -> Any:
     """The entry point an invite label names (its id, target tier and what a join through it records), or None."""
     def read() -> Any:
         entry = read_first(conn, _ENTRY_BY_CODE, {"code": code})
-        if entry is not None:
-            remember(("entry_attributes", entry.id), entry)
+        remember_entry(code, entry)
         return entry
 
     return remembered(("entry", code), read)
@@ -344,7 +364,7 @@ def resolve(conn: Connection, platform: str, user_id: str, label: str | None, at
     entry = None
     pass_holder = None  # the gate pass's member, when this person may be them on a second platform
     if label:
-        member = read_first(conn, _TICKET_HOLDER, {"label": label})
+        member = remembered(holder_key(label), lambda: read_first(conn, _TICKET_HOLDER, {"label": label}))
         if member is not None:
             platforms = {row.platform for row in read_plain(conn, _PLATFORMS_OF, {"holder": member.id})}
             if not platforms:

@@ -19,7 +19,15 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from qunflow.errors import InvalidInput
 from qunflow.store.memo import forget_all
-from qunflow.store.postgres import commit_at_level, commit_synced, ping_when_stale
+from qunflow.store.postgres import (
+    UNSYNCED,
+    Statement,
+    commit_at_level,
+    commit_synced,
+    one_query,
+    ping_when_stale,
+    shared_cursor,
+)
 from qunflow.store.secure_delete import mark
 
 T = TypeVar("T")
@@ -297,21 +305,22 @@ class UpdateTransaction:
         self._commit_with_held()
 
     def _commit_with_held(self) -> None:
-        """COMMIT, the held writes its last statements, sent to PostgreSQL with it in one round trip (psycopg's
-        pipeline): a lock they take (the event log's) is then held for the server's work only, not also while
-        this process waits for a busy CPU between the statements, nor while the disk syncs (a synced commit
-        is made as an unsynced one, then a synced commit of its own once the lock is given back)."""
+        """COMMIT, the held writes its last statements, sent to PostgreSQL with it in one round trip, as one query
+        (store.postgres.one_query: one statement's client time for them all): a lock they take (the event log's)
+        is then held for the server's work only, not also while this process waits for a busy CPU between the
+        statements, nor while the disk syncs (a synced commit is made as an unsynced one, then a synced commit of
+        its own once the lock is given back)."""
         conn = self.conn
         assert conn is not None
         if self.held or self.wrote_held:
             driver: Any = conn.connection.driver_connection
             driver_error = conn.dialect.loaded_dbapi.Error
+            # not under the lock: a synced commit waits for the disk below, once the lock is given back
+            statements: list[Statement] = [(UNSYNCED, None)]
+            for table in list(self.held):
+                statements.extend(self.held.pop(table).statements())
             try:
-                with driver.pipeline():
-                    # not under the lock: a synced commit waits for the disk below, once the lock is given back
-                    driver.execute("SET LOCAL synchronous_commit TO off")
-                    write_held(conn)
-                    driver.commit()
+                shared_cursor(driver).execute(one_query(driver, [*statements, ("COMMIT", None)]), prepare=False)
                 self.wrote_held = False  # the commit gave the held writes' locks back
                 if conn.info.get("qf_sync", "on") == "on":
                     commit_synced(driver)
@@ -321,9 +330,10 @@ class UpdateTransaction:
 
 
 class HeldWrite(Protocol):
-    """Writes to one table that an inbound update holds back until just before its COMMIT (held_writes)."""
+    """Writes to one table that an inbound update holds back until just before its COMMIT (held_writes): PostgreSQL
+    statements with their parameters, run in order."""
 
-    def write(self, conn: Connection) -> None: ...
+    def statements(self) -> list[Statement]: ...
 
 
 _UPDATE: ContextVar[UpdateTransaction | None] = ContextVar("qf_update_transaction", default=None)
@@ -381,7 +391,7 @@ def held_writes(conn: Connection) -> dict[str, HeldWrite] | None:
 def update_to_lock_in(engine: Engine) -> tuple[Connection, dict[str, HeldWrite]] | None:
     """The open inbound update's connection on PostgreSQL and its held writes, for row locks that other
     processes wait for (the shared send limit's): taken there, they are held until the update's next commit
-    only, whose pipeline writes them last and which never waits for the disk (_commit_with_held). None when no
+    only, whose one query writes them last and which never waits for the disk (_commit_with_held). None when no
     update is open on `engine`, when its writes cannot be held (held_writes), or when it holds the event log's
     lock already (a held write ran before a read of its table): a row lock taken after that lock could make a
     cycle with a process that waits for it in its commit while holding such a row."""
@@ -418,8 +428,15 @@ def write_held(conn: Connection, statement: str | None = None) -> None:
                 names = _NAMES_TABLE[table] = re.compile(rf"\b{re.escape(table)}\b", re.IGNORECASE)
             if not names.search(statement):
                 continue
-        tx.held.pop(table).write(conn)  # popped first: its own statements do not run it again
+        held = tx.held.pop(table)  # popped first: its own statements do not run it again
         tx.wrote_held = True
+        cursor = shared_cursor(conn.connection.driver_connection)
+        driver_error = conn.dialect.loaded_dbapi.Error
+        for sql, params in held.statements():
+            try:
+                cursor.execute(sql, params)
+            except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
+                raise DBAPIError.instance(sql, params, exc, driver_error) from exc
 
 
 def _before_savepoint(conn: Connection, _name: str) -> None:

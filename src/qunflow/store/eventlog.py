@@ -21,12 +21,16 @@ from sqlalchemy.exc import DBAPIError
 from qunflow.domain.event_columns import EventColumns, event_columns
 from qunflow.domain.events import MONEY_FIELDS, Event
 from qunflow.store.db import before_driver_write, held_writes
+from qunflow.store.postgres import shared_cursor
 from qunflow.store.tables import events
 
 # Serialises event writers on PostgreSQL so that seq order equals commit order:
 # the shipper's watermark can then never skip a row committed late.
 EVENT_LOCK_KEY = 7_311_020_001
 _LOCK = f"SELECT pg_advisory_xact_lock({EVENT_LOCK_KEY})"
+# PostgreSQL: a batch of up to this many events is one INSERT of several rows (rows in the order given, the
+# same seq order and ON CONFLICT outcome as one INSERT per row), a larger one psycopg's executemany.
+ONE_STATEMENT = 20
 
 
 def utcnow() -> datetime:
@@ -87,55 +91,79 @@ def holds_event(conn: Connection, member_id: str, types: tuple[str, ...]) -> boo
 
 class HeldEvents:
     """An inbound update's events, held back until just before its commit (store.db.held_writes): then
-    written in one statement, in the order they were appended, under the event lock."""
+    written in one statement (up to ONE_STATEMENT events), in the order they were appended, under the event lock."""
 
     __slots__ = ("batches",)
 
     def __init__(self) -> None:
         self.batches: list[dict[str, list[Any]]] = []
 
-    def write(self, conn: Connection) -> None:
+    def statements(self) -> list[tuple[str, Any]]:
+        """The lock, then the events in INSERTs of up to ONE_STATEMENT rows each (ON CONFLICT drops the ones
+        stored already)."""
         if len(self.batches) == 1:
-            _insert(conn, self.batches[0], counted=False)
-            return
-        names = list(dict.fromkeys(name for batch in self.batches for name in batch))
-        merged: dict[str, list[Any]] = {name: [] for name in names}
-        for batch in self.batches:
-            size = len(next(iter(batch.values())))
-            for name in names:
-                merged[name].extend(batch.get(name) or [None] * size)  # a column the batch leaves NULL
-        _insert(conn, merged, counted=False)
+            columns = self.batches[0]
+        else:
+            names = list(dict.fromkeys(name for batch in self.batches for name in batch))
+            columns = {name: [] for name in names}
+            for batch in self.batches:
+                size = len(next(iter(batch.values())))
+                for name in names:
+                    columns[name].extend(batch.get(name) or [None] * size)  # a column the batch leaves NULL
+        sql, row_marks = _insert_sql(columns, postgres=True)
+        rows = _postgres_rows(columns)
+        return [(_LOCK, None), *(_rows_in_one(sql, row_marks, rows[start:start + ONE_STATEMENT])
+                                 for start in range(0, len(rows), ONE_STATEMENT))]
 
 
-def _insert(conn: Connection, columns: dict[str, list[Any]], *, counted: bool = True) -> int:
-    """Write the rows under the event lock (PostgreSQL); `counted`: return how many were new (not counted: in
-    psycopg's pipeline, the count would wait for the server's answer)."""
-    postgres = conn.dialect.name == "postgresql"
+def _insert_sql(columns: dict[str, list[Any]], *, postgres: bool) -> tuple[str, str]:
+    """The INSERT of one row of these columns, and its VALUES row (repeat it for more rows)."""
     mark = "%s" if postgres else "?"
     # received_at is one value for the batch: bound once, in the statement, not once per row.
-    sql = (f"INSERT INTO events ({', '.join(columns)}, received_at) "
-           f"VALUES ({', '.join([mark] * len(columns))}, {mark if postgres else _received(postgres)}) "
-           "ON CONFLICT (event_id) DO NOTHING")
+    row_marks = f"({', '.join([mark] * len(columns))}, {mark if postgres else _received(postgres)})"
+    return (f"INSERT INTO events ({', '.join(columns)}, received_at) VALUES {row_marks} "
+            "ON CONFLICT (event_id) DO NOTHING"), row_marks
+
+
+def _postgres_rows(columns: dict[str, list[Any]]) -> list[tuple[Any, ...]]:
+    received = _received(True)
+    return [(*row, received) for row in zip(*columns.values(), strict=True)]
+
+
+def _rows_in_one(sql: str, row_marks: str, rows: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:
+    """One INSERT of these rows (in their order: the same seq order and ON CONFLICT outcome as one INSERT a row)."""
+    return sql.replace(row_marks, ", ".join([row_marks] * len(rows))), [value for row in rows for value in row]
+
+
+def _insert(conn: Connection, columns: dict[str, list[Any]]) -> int:
+    """Write the rows under the event lock (PostgreSQL); returns how many were new."""
+    postgres = conn.dialect.name == "postgresql"
+    sql, row_marks = _insert_sql(columns, postgres=postgres)
     # sqlite3 takes the rows one by one from the zip, which then reuses one tuple: no list of a chunk's tuples
     # for the garbage collector to walk through again and again while it is built.
-    rows: Any = zip(*columns.values(), strict=True)
-    if postgres:
-        received = _received(postgres)
-        rows = [(*row, received) for row in rows]
+    rows: Any = _postgres_rows(columns) if postgres else zip(*columns.values(), strict=True)
+    values: list[Any] | None = None  # PostgreSQL, a few rows: one statement's parameters
+    if postgres and len(rows) <= ONE_STATEMENT:  # psycopg's executemany costs more client time than one INSERT
+        sql, values = _rows_in_one(sql, row_marks, rows)
     before_driver_write(conn)
     # On PostgreSQL the driver's errors are raised as SQLAlchemy's, so retry_busy knows a deadlock by them; SQLite's
     # pass as the driver raised them, as callers (the file import) have always seen them.
     driver_error = conn.dialect.loaded_dbapi.Error if postgres else ()
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    driver: Any = conn.connection.driver_connection
+    cursor = shared_cursor(driver) if postgres else driver.cursor()
     try:
         if postgres:
             cursor.execute(_LOCK)
-        cursor.executemany(sql, rows)
-        return int(cursor.rowcount) if counted else 0  # summed over the batch by both drivers
+        if values is not None:
+            cursor.execute(sql, values)
+        else:
+            cursor.executemany(sql, rows)
+        return int(cursor.rowcount)  # summed over the batch by both drivers
     except driver_error as exc:
         raise DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
     finally:
-        cursor.close()
+        if not postgres:
+            cursor.close()
 
 
 def _received(postgres: bool) -> Any:

@@ -4,7 +4,8 @@ The handlers of one update (services/inbound.py) each look up the same few rows:
 the chat, the member behind the platform's user, the entry point a link names. Inside `update_memo()` the
 first lookup is remembered and the next handlers get it without a statement. These rows do not change in
 the fraction of a second an update takes, except by the handlers themselves, which is why a member not
-found yet is not remembered (the join handler makes them). Nothing that a platform call can change is
+found yet is not remembered (the join handler makes them), except by a join request's first read, right before
+the join handler (services/join_request_read.py). Nothing that a platform call can change is
 remembered: an approval may bring the join as an update of its own, handled before the call returns
 (whether the member is in the group is read every time). A member the join handler makes is remembered as
 it was written (its row, its ticket, that it has decided on no consent yet: services/join.py resolve), and a

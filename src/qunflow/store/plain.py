@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from qunflow.store.db import before_driver_write, write_held
+from qunflow.store.postgres import shared_cursor
 
 _INSERTS: dict[tuple[str, str, str], Any] = {}
 
@@ -27,8 +28,6 @@ def _insert(conn: Connection, table: Any, returning: str = "") -> Any:
         statement = (pg_insert if key[0] == "postgresql" else sqlite_insert)(table).on_conflict_do_nothing()
         if returning == "key":
             statement = statement.returning(*table.primary_key.columns)
-        elif returning == "row":
-            statement = statement.returning(table)
         _INSERTS[key] = statement
     return statement
 
@@ -50,9 +49,10 @@ def insert_new_keys(conn: Connection, table: Any, rows: list[dict[str, Any]]) ->
     return list(conn.execute(_insert(conn, table, "key"), rows)) if rows else []
 
 
-def insert_new_row(conn: Connection, table: Any, row: dict[str, Any]) -> Any:
-    """Like insert_if_new, but returns the stored row (None when its key existed): no second read."""
-    return conn.execute(_insert(conn, table, "row"), row).first()
+def insert_new_key(conn: Connection, table: Any, row: dict[str, Any]) -> Any:
+    """insert_if_new on the driver's cursor (write_plain): the new row's key (its first key column), None when
+    its key existed."""
+    return write_plain(conn, _insert(conn, table, "key"), row)
 
 
 # Keyed by the statement itself, not its id(): the entry keeps it alive, so no later statement can reuse its id.
@@ -73,7 +73,7 @@ def read_plain(conn: Connection, statement: Any, params: dict[str, Any], *, sees
     row_type, sql, positions, literals = plan
     if sees_held:
         write_held(conn, sql)
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = _cursor(conn)
     try:
         if positions is None:
             cursor.execute(sql, {**literals, **params})
@@ -82,6 +82,18 @@ def read_plain(conn: Connection, statement: Any, params: dict[str, Any], *, sees
             cursor.execute(sql, [merged[name] for name in positions])
         return [row_type._make(row) for row in cursor.fetchall()]
     finally:
+        _done(conn, cursor)
+
+
+def _cursor(conn: Connection) -> Any:
+    """A cursor on the driver for one statement: PostgreSQL's shared one (store.postgres.shared_cursor), else a
+    new one (SQLite's cursor would keep a statement it did not step to its end open until reused)."""
+    driver: Any = conn.connection.driver_connection
+    return shared_cursor(driver) if conn.dialect.name == "postgresql" else driver.cursor()
+
+
+def _done(conn: Connection, cursor: Any) -> None:
+    if conn.dialect.name != "postgresql":
         cursor.close()
 
 
@@ -148,7 +160,7 @@ def write_plain(conn: Connection, statement: Any, params: dict[str, Any] | list[
     write_held(conn, plan.sql)
     before_driver_write(conn)
     driver_error = conn.dialect.loaded_dbapi.Error
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = _cursor(conn)
     try:
         if len(values) == 1:
             cursor.execute(plan.sql, values[0])
@@ -161,7 +173,7 @@ def write_plain(conn: Connection, statement: Any, params: dict[str, Any] | list[
     except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows "database is locked" by it
         raise DBAPIError.instance(plan.sql, values, exc, driver_error) from exc
     finally:
-        cursor.close()
+        _done(conn, cursor)
 
 
 def _write_plan(conn: Connection, statement: Any, names: tuple[str, ...]) -> _WritePlan:

@@ -1,17 +1,21 @@
-"""PostgreSQL connection plumbing that saves round trips: each commit's sync level travels with its COMMIT, the
-synced commit after held writes is one statement, and a pooled connection is pinged only when it may be dead."""
+"""PostgreSQL connection plumbing that saves round trips and client time: each commit's sync level travels with its
+COMMIT, the synced commit after held writes is one statement, a pooled connection is pinged only when it may be
+dead, and the statements run on the driver's cursor share one cursor per connection."""
 
 from __future__ import annotations
 
 import select
 import time
+import weakref
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DisconnectionError
 
 # A transaction's own level, set and committed in one simple-protocol query (one round trip, as a bare COMMIT).
-DEFERRED_COMMIT = "SET LOCAL synchronous_commit TO off; COMMIT"
+UNSYNCED = "SET LOCAL synchronous_commit TO off"
+DEFERRED_COMMIT = f"{UNSYNCED}; COMMIT"
 # A transaction that writes a WAL record of its own (a logical-decoding message nobody reads, open to every role):
 # its synced commit waits for the log to be on disk up to it, which makes every commit before it durable too. A
 # transaction that only takes an id (pg_current_xact_id()) writes no WAL, and PostgreSQL then commits it without
@@ -21,6 +25,36 @@ FLUSH = "SELECT pg_logical_emit_message(true, 'qunflow.sync', '')"
 # it without a word); a younger one only when the server sent it something while it sat idle (a shutdown or a
 # pg_terminate_backend says so before it closes the socket).
 PING_IDLE_AFTER = 10.0
+
+
+_CURSORS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def shared_cursor(driver: Any) -> Any:
+    """The psycopg connection's cursor for statements run on the driver (store/plain.py, the event log, the send
+    limits, the commits' own statements), made once per connection: psycopg keeps a statement's results on the
+    client, so one cursor serves each statement in turn, and making one costs about a third of what a short read
+    costs this process (bench/probe_join_cost.py). Read a statement's rows before the next runs on the connection."""
+    cursor = _CURSORS.get(driver)
+    if cursor is None or cursor.closed:
+        cursor = _CURSORS[driver] = driver.cursor()
+    return cursor
+
+
+_CLIENT_CURSORS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+Statement = tuple[str, Sequence[Any] | None]  # SQL with %s placeholders, and their values (None: no placeholders)
+
+
+def one_query(driver: Any, statements: list[Statement]) -> str:
+    """The statements as one query of the simple protocol, their values bound here as literals (psycopg's
+    ClientCursor.mogrify, which quotes them for this connection): one execute and one round trip for them all,
+    where psycopg's pipeline costs this process a statement's client time each. Run it with prepare=False."""
+    client = _CLIENT_CURSORS.get(driver)
+    if client is None or client.closed:
+        from psycopg import ClientCursor  # here: SQLite installs never load psycopg
+
+        client = _CLIENT_CURSORS[driver] = ClientCursor(driver)
+    return "; ".join(sql if params is None else client.mogrify(sql, params) for sql, params in statements)
 
 
 def commit_at_level(engine: Engine) -> None:
@@ -35,7 +69,7 @@ def commit_at_level(engine: Engine) -> None:
     def do_commit(connection: Any) -> None:  # the pool's proxy; its info is the connection record's
         driver = connection.driver_connection
         if connection.info.get("qf_sync") == "off" and driver.info.transaction_status == open_:
-            driver.execute(DEFERRED_COMMIT, prepare=False)
+            shared_cursor(driver).execute(DEFERRED_COMMIT, prepare=False)
         else:
             commit(connection)
 
@@ -47,7 +81,7 @@ def commit_synced(driver: Any) -> None:
     it returns. One round trip: the statement runs alone in autocommit."""
     driver.autocommit = True
     try:
-        driver.execute(FLUSH)
+        shared_cursor(driver).execute(FLUSH)
     finally:
         driver.autocommit = False
 
