@@ -8,8 +8,9 @@ The copy holds every event with a member whose seq is at most the copy's highest
 since (the tail) are read from `events`, whose seqs grow with each append, until the tail is large enough to join
 the copy as a run of its own sorted by member (`extend`, facts_duckdb). A copy of sorted runs prunes almost as
 well as one sorted copy, and a run costs a sort of the tail alone: at 1M members (10.2M events) a lookup of 20
-members took 18 ms of CPU in one sorted copy, 26 ms in a copy of 80% plus a sorted run of 20%, 72 ms with that
-20% as the tail; the run took 1.0 s to append, sorting the whole copy again 6.2 s (docs/metrics.md). Runs grow
+members took 18.5 ms of CPU in one sorted copy, 21.5 ms in a copy of 80% plus a sorted run of 20%, 72 ms with
+that 20% as the tail; the run took 1.4 s to append, sorting the whole copy again 9.4 s (bench_by_member_runs.py,
+docs/metrics.md). Runs grow
 with the copy (each a quarter of it), so they stay few: about ten from 1M to 10M events. The rebuild of the
 facts sorts the copy whole again (`build`). A writer that rewrites stored events in place keeps the copy so:
 `resync` (a restate, an erasure) or `drop` (a change of the stored days' zone). Built only for stores large enough
