@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 
-from qunflow.connectors.base import MemberJoined, MemberLeft, Update
+from qunflow.connectors.base import JoinRequested, MemberJoined, MemberLeft, Update
 from qunflow.errors import PlatformError
 from qunflow.services import inbound
 from qunflow.services.join import entry_invite
@@ -313,3 +313,38 @@ def test_a_join_request_delivered_twice_at_once_joins_and_welcomes_once(communit
         assert len(conn.execute(select(deliveries.c.id).where(deliveries.c.kind == "welcome_dm")).all()) == 1
     assert person in telegram.members(request.group_id)  # type: ignore[attr-defined]
     assert len(telegram.calls("approveChatJoinRequest")) <= 2 and len(telegram.sent()) == 1
+
+
+def test_a_join_requests_first_read_remembers_what_each_lookup_would_read(community: tuple[Workspace, str],
+                                                                          telegram: FakeTelegram) -> None:
+    """The rows services/join_request_read.py remembers for the handlers are those services/join.py's own
+    lookups read: the same columns under the same names, the same values (a link's entry point, the group, the
+    member; no ticket holder for a link that is no gate pass)."""
+    from qunflow.services import join, join_request_read
+    from qunflow.store.db import update_transaction
+    from qunflow.store.memo import remembered, update_memo
+    from qunflow.store.plain import read_first, read_scalar
+
+    ws, link = community
+    connector = ws.connector("telegram")
+    assert telegram.open_link(telegram.person("Alice"), link) == "requested"
+    [request] = handle(ws, connector.poll(0))  # Alice is a member now
+    assert isinstance(request, JoinRequested) and request.invite_label
+    label, missing = request.invite_label, object()
+    with update_memo(), update_transaction(ws.engine) as tx:
+        assert join_request_read.handled_before(tx, request)
+        kept = {name: remembered(key, lambda: missing) for name, key in (
+            ("group", join.group_key(request.platform, request.group_id)),
+            ("member", join.member_key(request.platform, request.user_id)),
+            ("holder", join.holder_key(label)), ("entry", ("entry", label)))}
+    with ws.engine.connect() as conn:
+        read = {"group": read_first(conn, join._GROUP_BY_CHAT, {"platform": request.platform,
+                                                                "external_id": request.group_id}),
+                "member": read_scalar(conn, join._MEMBER_OF_USER, {"platform": request.platform,
+                                                                   "user_id": request.user_id}),
+                "holder": read_first(conn, join._TICKET_HOLDER, {"label": label}),
+                "entry": read_first(conn, join._ENTRY_BY_CODE, {"code": label})}
+    assert read["group"] is not None and read["member"] and read["entry"] is not None and read["holder"] is None
+    for name in ("group", "entry"):
+        assert kept[name]._asdict() == read[name]._asdict(), name
+    assert (kept["member"], kept["holder"]) == (read["member"], None)

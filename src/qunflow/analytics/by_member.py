@@ -10,12 +10,11 @@ the copy as a run of its own sorted by member (`extend`, facts_duckdb). A copy o
 well as one sorted copy, and a run costs a sort of the tail alone: at 1M members (10.2M events) a lookup of 20
 members took 18.5 ms of CPU in one sorted copy, 21.5 ms in a copy of 80% plus a sorted run of 20%, 72 ms with
 that 20% as the tail; the run took 1.4 s to append, sorting the whole copy again 9.4 s (bench_by_member_runs.py,
-docs/metrics.md). Runs grow
-with the copy (each a quarter of it), so they stay few: about ten from 1M to 10M events. The rebuild of the
-facts sorts the copy whole again (`build`). A writer that rewrites stored events in place keeps the copy so:
-`resync` (a restate, an erasure) or `drop` (a change of the stored days' zone). Built only for stores large enough
-to gain from it (facts_rules.BY_MEMBER_MIN_EVENTS). No duckdb import here: the CLI loads this module before it
-needs duckdb.
+docs/metrics.md). Runs grow with the copy (each a quarter of it), so they stay few: about ten from 1M to 10M
+events. The rebuild of the facts sorts the copy whole again (`build`). A writer that rewrites stored events in
+place keeps the copy so: `resync` (a restate, an erasure) or `drop` (a change of the stored days' zone). Built
+only for stores large enough to gain from it (facts_rules.BY_MEMBER_MIN_EVENTS). No duckdb import here: the CLI
+loads this module before it needs duckdb.
 """
 
 from __future__ import annotations
