@@ -319,11 +319,17 @@ def process_cpu(root: int) -> dict[int, float]:
     return {pid: cpu[pid] for pid in tree if pid in cpu}
 
 
-def postgres_cpu() -> float:
-    """CPU seconds of every process named postgres on this machine (the server and its backends, from /proc):
-    what the state database costs, when nothing else uses the server."""
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds of every process named postgres on this machine (the server and its backends, from /proc), by
+    pid: what the state database costs, when nothing else uses the server."""
     _parents, cpu, names = _processes()
-    return sum(seconds for pid, seconds in cpu.items() if names.get(pid) == "postgres")
+    return {pid: seconds for pid, seconds in cpu.items() if names.get(pid) == "postgres"}
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """The CPU seconds the processes alive at `after` spent since `before` (a process started since: all of its).
+    One that ended between the two readings takes its seconds with it: not counted, rather than subtracted."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 def _processes() -> tuple[dict[int, int], dict[int, float], dict[int, str]]:
@@ -395,7 +401,7 @@ def measured(served: Served, postgres: bool) -> Iterator[dict[str, float]]:
         yield usage
     after, wall = process_cpu(served.pid), time.monotonic() - started
     if postgres:  # the lock sampler's backend included: one short query every 10 ms
-        usage["PostgreSQL CPU s"] = postgres_cpu() - database_before
+        usage["PostgreSQL CPU s"] = cpu_since(database_before, postgres_cpu())
     usage["bench CPU s"] = _own_cpu() - own_before
     spent = {pid: seconds - before.get(pid, 0.0) for pid, seconds in after.items()}
     usage["parent CPU s"] = spent.pop(served.pid, float("nan"))

@@ -139,8 +139,7 @@ def reference_report(events: list[dict[str, Any]], start: date, end: date, as_of
         last_join = max(_ts(e) for e in whole if e["type"] == "joined")
         if any(e["type"] == "left" and _ts(e) > last_join for e in whole):
             continue
-        group_now = [e for e in whole if e["type"] == "joined" and _ts(e) == last_join][-1].get("group")
-        key = group_now if by == "group" else member_dim(join)
+        key = member_dim(join)  # by group too: the first join's group (an acquisition attribute), as every slice
         active_days = {day(e) for e in by_member[member] if e["type"] in ENGAGEMENT}
         for k in (key, "__total__"):
             stats[k]["current_members"] += 1

@@ -231,10 +231,10 @@ def test_maturity_at_exactly_30_days(workspace: Workspace) -> None:
 def test_groups_tiers_and_weeks(workspace: Workspace) -> None:
     load(workspace, COHORT)
     groups = report(workspace, JUNE1, JUNE30, JULY1, "group")
-    # Cohort by first group: g1 = a, c; g2 = b, d. Current members by the group of their last join:
-    # g1 = a, e, f; g2 = b, c (rejoined into g2); d left.
-    assert (groups["g1"]["cohort_size"], groups["g1"]["current_members"]) == (2, 3)
-    assert (groups["g2"]["cohort_size"], groups["g2"]["current_members"]) == (2, 2)
+    # Cohort by first group: g1 = a, c; g2 = b, d. Current members by the same acquisition group (their first
+    # join's, as ../shared/floor reads METRICS.md): g1 = a, c (rejoined into g2, still g1's), e, f; g2 = b; d left.
+    assert (groups["g1"]["cohort_size"], groups["g1"]["current_members"]) == (2, 4)
+    assert (groups["g2"]["cohort_size"], groups["g2"]["current_members"]) == (2, 1)
     tiers = report(workspace, JUNE1, JUNE30, JULY1, "tier")
     assert {k: r["cohort_size"] for k, r in tiers.items() if r["cohort_size"]} == {
         "core": 2, "newbie": 1, None: 1, "__total__": 4}

@@ -63,28 +63,37 @@ def test_the_live_dashboard_reads_ship_their_new_events_and_keep_the_facts_up(
 
 
 def test_the_comparison_sees_a_value_that_differs(run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
-    """Reports rebuilt from the floor's own values agree with it; one value off by 1e-6, or a missing row, not."""
+    """Reports rebuilt from the floor's own values agree with it; one value off by 1e-6, or a missing row, not. A
+    group with no member has no row in qunflow's report: that is no difference."""
     sys.path[:0] = [str(ROOT), str(FLOOR)]
-    from bench.bench_metrics import BY_CHANNEL, BY_WEEK, differences, week_key
+    from bench.bench_metrics import BY_CHANNEL, BY_GROUP, BY_WEEK, differences, week_key
     from queries.common import RESULTS
 
     floor = json.loads((run[1] / "data" / "floor-duckdb.json").read_text())["results"]
     names = {values[0]: f"channel {values[0]}" for values in floor["q5_conversion_ltv_cpa"]}
-    reports: dict[str, dict[str, dict[str, object]]] = {"channel": {}, "cohort_week": {}}
-    for by, mapping, key in (("channel", BY_CHANNEL, names.__getitem__), ("cohort_week", BY_WEEK, week_key)):
+    reports: dict[str, dict[str, dict[str, object]]] = {"channel": {}, "cohort_week": {}, "group": {}}
+    slicings = (("channel", BY_CHANNEL, names.__getitem__), ("cohort_week", BY_WEEK, week_key),
+                ("group", BY_GROUP, lambda k: f"g{k}"))
+    for by, mapping, key in slicings:
         for result, columns in mapping.items():
             for values in floor[result]:
                 row = dict(zip(RESULTS[result], values, strict=True))
-                reports[by].setdefault(key(values[0]), {by: key(values[0])}).update(
-                    {ours: row[theirs] for theirs, ours in columns.items()})
+                if by != "group" or row["members"]:
+                    reports[by].setdefault(key(values[0]), {by: key(values[0])}).update(
+                        {ours: row[theirs] for theirs, ours in columns.items()})
     rows = {by: list(by_key.values()) for by, by_key in reports.items()}
     found, compared = differences(rows, floor, names)
-    assert (found, compared) == ([], sum(len(floor[r]) * len(c) for m in (BY_CHANNEL, BY_WEEK) for r, c in m.items()))
+    assert (found, compared) == ([], sum(len(floor[r]) * len(c) for m in (BY_CHANNEL, BY_WEEK, BY_GROUP)
+                                         for r, c in m.items()))
+    assert len(rows["group"]) > 0
 
     first = reports["channel"][names[floor["q5_conversion_ltv_cpa"][0][0]]]
     first["conversion_rate"] = (first["conversion_rate"] or 0) + 1e-6  # type: ignore[operator]
     week = rows["cohort_week"].pop()
+    group = rows["group"][0]
+    group["current_members"] = int(group["current_members"]) + 1  # type: ignore[call-overload]
     found, _ = differences(rows, floor, names)
-    assert len(found) == 2
+    assert len(found) == 3
     assert found[0].startswith(f"by channel {first['channel']}: conversion_rate = ")
     assert found[1] == f"q2_retention_week {week['cohort_week']}: no row by cohort_week in qunflow's report"
+    assert found[2].startswith(f"by group {group['group']}: current_members = ")

@@ -44,7 +44,7 @@ def test_dashboard_numbers_equal_the_separate_reports(community: Workspace) -> N
     assert board.previous == previous["total"]
     cohorts = metrics_report(community, start=start - timedelta(weeks=2), end=end, as_of=as_of, by="cohort_week")
     assert board.cohorts == cohorts["rows"]
-    # Each group's active ratio: M3 by the group of the last join (read for M3 alone on the page).
+    # Each group's active ratio: M3 by the first join's group (read for M3 alone on the page).
     by_group = {row["group"]: row for row in metrics_report(community, start=start, end=end, as_of=as_of,
                                                             by="group")["rows"]}
     assert board.groups and any(group["active_ratio_7d"] is not None for group in board.groups)

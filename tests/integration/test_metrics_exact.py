@@ -97,11 +97,14 @@ def test_hand_worked_edge_cases_by_channel(any_workspace: Workspace) -> None:
     assert total["join_conversion"] == pytest.approx(1 / 3)
 
 
-def test_current_members_by_group_follow_the_last_join(workspace: Workspace) -> None:
+def test_current_members_by_group_keep_the_first_joins_group(workspace: Workspace) -> None:
+    """M3 by group reads the group as every slice does, from the first join (../shared/floor's reading)."""
     load(workspace, SCENARIO)
     rows = rows_by(metrics_report(workspace, start=START, end=END, as_of=AS_OF, by="group"))
-    assert rows["g1"]["cohort_size"] == 3 and rows["g1"]["current_members"] == 2  # m1, m2 (m3 moved on)
-    assert rows["g2"]["cohort_size"] == 1 and rows["g2"]["current_members"] == 1  # m3 rejoined into g2
+    assert rows["g1"]["cohort_size"] == 3 and rows["g1"]["current_members"] == 3  # m1, m2, m3 (rejoined into g2)
+    assert rows["g2"]["cohort_size"] == 1 and rows["g2"]["current_members"] == 0  # m4 left
+    filtered = metrics_report(workspace, start=START, end=END, as_of=AS_OF, filters={"group": "g2"})["total"]
+    assert (filtered["cohort_size"], filtered["current_members"]) == (1, 0)
 
 
 def test_young_cohort_shows_no_value_and_counts_in_progress(workspace: Workspace) -> None:

@@ -4,12 +4,12 @@ ship.
 
 A row holds the member's first join (time, local day, acquisition attributes) and what follows from their
 events alone: D1/7/14/30 activity, the Day-1 task, the first conversion within 30 days and the 30/90-day
-money, invites and referred joins within 30 days, the group of the last join, whether a `left` follows it,
-and the last day with engagement. None of it depends on the as-of day, so `queries.COHORT_FACTS` and
-`CURRENT_FACTS` answer an as-of day with a GROUP BY over members, comparing stored days and times with it
-(maturity, activity windows). For CURRENT_FACTS that is exact only when every event in the store is known as of
-that day: `usable` says when; otherwise the metrics read the events (queries.CURRENT). COHORT_FACTS also answers an
-as-of day in the past (see there): `usable` with no cutoff.
+money, invites and referred joins within 30 days, whether a `left` follows the last join, and the last day
+with engagement (M3 by group counts a member in their first join's group, as every slice does). None of it
+depends on the as-of day, so `queries.COHORT_FACTS` and `CURRENT_FACTS` answer an as-of day with a GROUP BY over
+members, comparing stored days and times with it (maturity, activity windows). For CURRENT_FACTS that is exact
+only when every event in the store is known as of that day: `usable` says when; otherwise the metrics read the
+events (queries.CURRENT). COHORT_FACTS also answers an as-of day in the past (see there): `usable` with no cutoff.
 
 Next to it, `landing_facts` holds what M1 needs (queries.LANDING_FACTS): per person (the member, or the
 bare visitor, as queries.LANDING links them; `landing_links` keeps the links), the first landing view of each

@@ -39,7 +39,7 @@ COLUMNS = (
     ("first_conversion_ts", "Nullable(DateTime64(6, 'UTC'))"),
     ("revenue_30", "Decimal(38, 4)"), ("margin_30", "Decimal(38, 4)"),
     ("revenue_90", "Decimal(38, 4)"), ("margin_90", "Decimal(38, 4)"),
-    ("invites", "Int64"), ("referred", "Int64"), ("current_group", "Nullable(String)"), ("present", "Bool"),
+    ("invites", "Int64"), ("referred", "Int64"), ("present", "Bool"),
     ("last_active_day", "Nullable(Date)"), ("version", "UInt64"), ("deleted", "Bool"),
 )
 NAMES = [name for name, _type in COLUMNS]
@@ -75,8 +75,8 @@ LINKS_TABLE = "(visitor_id String, member_id String, version UInt64) ENGINE = Re
               "ORDER BY visitor_id"
 
 # The member days (facts_duckdb.MEMBER_DAYS): a member's rows replaced as a whole, a tombstone when no span is left.
-DAYS_COLUMNS = ("member_id String, spans Array(Tuple(present_from Date, present_until Nullable(Date), "
-                "current_group Nullable(String))), active_days Array(Date), version UInt64, deleted Bool")
+DAYS_COLUMNS = ("member_id String, spans Array(Tuple(present_from Date, present_until Nullable(Date))), "
+                "active_days Array(Date), version UInt64, deleted Bool")
 DAYS_TABLE = f"({DAYS_COLUMNS}) ENGINE = ReplacingMergeTree(version) ORDER BY member_id"
 DAYS_NAMES = "member_id, spans, active_days"
 
@@ -115,7 +115,7 @@ WITH ev AS (
 ),
 joins AS (
     SELECT mid AS jid, argMin(tuple(ts, day, ch, cp, ep, gk, tr, ref), tuple(ts, seq)) AS fj,
-           argMax(tuple(ts, gk), tuple(ts, seq)) AS lj
+           max(ts) AS last_ts
     FROM ev WHERE type = 'joined' GROUP BY mid
 )
 SELECT j.jid AS member_id, any(j.fj.1) AS join_ts, any(j.fj.2) AS join_day, any(j.fj.3) AS channel,
@@ -137,8 +137,7 @@ SELECT j.jid AS member_id, any(j.fj.1) AS join_ts, any(j.fj.2) AS join_day, any(
        coalesce(sumIf(e.margin, has($conversion, e.type) AND e.ts >= j.fj.1
                                 AND e.ts < j.fj.1 + INTERVAL 90 DAY), 0) AS margin_90,
        countIf(e.type = 'invite_sent' AND e.ts >= j.fj.1 AND e.ts < j.fj.1 + INTERVAL 30 DAY) AS invites,
-       0 AS referred, any(j.lj.2) AS current_group,
-       countIf(e.type = 'left' AND e.ts > j.lj.1) = 0 AS present,
+       0 AS referred, countIf(e.type = 'left' AND e.ts > j.last_ts) = 0 AS present,
        maxIf(toNullable(e.day), has($engagement, e.type)) AS last_active_day,
        $version AS version, false AS deleted
 FROM joins j JOIN ev e ON e.mid = j.jid
@@ -163,16 +162,16 @@ FROM {targets} t LEFT JOIN counts k ON k.cid = t.member_id
 # their distinct engagement days, both sorted.
 MEMBER_DAYS = """
 WITH ev AS (
-    SELECT seq, type, ts, assumeNotNull(member_id) AS mid, group_key AS gk, @LOCAL_DAY(ts) AS day
+    SELECT seq, type, ts, assumeNotNull(member_id) AS mid, @LOCAL_DAY(ts) AS day
     FROM {events} WHERE member_id IS NOT NULL
 ),
 moves AS (
-    SELECT mid AS moved_id, day AS moved_day, type = 'joined' AS is_join, gk AS moved_group,
+    SELECT mid AS moved_id, day AS moved_day, type = 'joined' AS is_join,
            @NEXT(day, mid, ts, type = 'joined', seq) AS next_move_day
     FROM ev WHERE type IN ('joined', 'left')
 ),
 spanned AS (
-    SELECT moved_id AS sid, arraySort(groupArray(tuple(moved_day, next_move_day, moved_group))) AS member_spans
+    SELECT moved_id AS sid, arraySort(groupArray(tuple(moved_day, next_move_day))) AS member_spans
     FROM moves WHERE is_join AND (next_move_day IS NULL OR next_move_day > moved_day) GROUP BY moved_id
 ),
 active AS (

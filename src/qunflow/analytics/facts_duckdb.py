@@ -62,8 +62,8 @@ behaviour AS (
     FROM first_join f JOIN ev e ON e.member_id = f.member_id
     GROUP BY f.member_id
 ),
-last_join AS (  -- as queries.CURRENT: the group of the last join, and whether a `left` follows it
-    SELECT member_id, ts AS last_ts, group_key AS current_group FROM ev WHERE type = 'joined'
+last_join AS (  -- as queries.CURRENT: the last join, and whether a `left` follows it
+    SELECT member_id, ts AS last_ts FROM ev WHERE type = 'joined'
     QUALIFY row_number() OVER (PARTITION BY member_id ORDER BY ts DESC, seq DESC) = 1
 ),
 left_after AS (
@@ -73,7 +73,7 @@ left_after AS (
 SELECT f.member_id, f.join_ts, f.join_day, f.channel, f.campaign, f.entry_point, f.group_key, f.tier,
        f.referrer_id, b.r1, b.r7, b.r14, b.r30, b.task1, b.first_conversion_ts, b.revenue_30, b.margin_30,
        b.revenue_90, b.margin_90, b.invites, CAST(0 AS BIGINT) AS referred,
-       l.current_group, x.member_id IS NULL AS present, b.last_active_day
+       x.member_id IS NULL AS present, b.last_active_day
 FROM first_join f JOIN behaviour b ON b.member_id = f.member_id
 JOIN last_join l ON l.member_id = f.member_id LEFT JOIN left_after x ON x.member_id = f.member_id
 """
@@ -83,17 +83,17 @@ JOIN last_join l ON l.member_id = f.member_id LEFT JOIN left_after x ON x.member
 # first; spans that end on their own day dropped) and the distinct engagement days, both in a fixed order.
 MEMBER_DAYS = """
 WITH ev AS @NOT_MATERIALIZED() (
-    SELECT e.seq, e.type, e.ts, e.member_id, e.group_key, @EVENT_DAY(e.ts) AS day
+    SELECT e.seq, e.type, e.ts, e.member_id, @EVENT_DAY(e.ts) AS day
     FROM {events} e WHERE e.member_id IS NOT NULL
 ),
 moves AS (
-    SELECT member_id, day AS moved_day, type = 'joined' AS is_join, group_key AS current_group,
+    SELECT member_id, day AS moved_day, type = 'joined' AS is_join,
            @NEXT(day, member_id, ts, type = 'joined', seq) AS next_move_day
     FROM ev WHERE type IN ('joined', 'left')
 ),
 spans AS (
-    SELECT member_id, list({'present_from': moved_day, 'present_until': next_move_day,
-                            'current_group': current_group} ORDER BY moved_day, next_move_day, current_group) AS spans
+    SELECT member_id, list({'present_from': moved_day, 'present_until': next_move_day}
+                           ORDER BY moved_day, next_move_day) AS spans
     FROM moves WHERE is_join AND (next_move_day IS NULL OR next_move_day > moved_day)
     GROUP BY member_id
 ),

@@ -167,7 +167,7 @@ facts AS (
 
 CURRENT = BASE + """,
 last_join AS (
-    SELECT member_id, ts AS last_ts, group_key AS current_group
+    SELECT member_id, ts AS last_ts
     FROM ev WHERE type = 'joined' AND member_id IS NOT NULL
     QUALIFY row_number() OVER (PARTITION BY member_id ORDER BY ts DESC, seq DESC) = 1
 ),
@@ -176,10 +176,10 @@ left_after AS (  -- members with a `left` after their last join
     WHERE e.type = 'left' AND e.ts > l.last_ts GROUP BY l.member_id
 ),
 present AS (  -- every member joined by the as-of day with no `left` after the last join (not only the cohort)
-    SELECT f.member_id AS member_id, {current_dim} AS dim
+    SELECT f.member_id AS member_id, {member_dim} AS dim
     FROM first_join f JOIN last_join l ON l.member_id = f.member_id
     LEFT JOIN left_after x ON x.member_id = f.member_id{exposure_join}
-    WHERE x.member_id IS NULL {current_filter}
+    WHERE x.member_id IS NULL {member_filter}
 ),
 active AS (
     SELECT member_id, max(day) AS last_day FROM {behaviour}
@@ -200,8 +200,8 @@ SELECT grouping(dim) = 1 AS is_total, dim, count(*) AS current_members,
        count(*) FILTER (WHERE last_active_day > $as_of - 7) AS active_7,
        count(*) FILTER (WHERE last_active_day > $as_of - 14) AS active_14,
        count(*) FILTER (WHERE last_active_day > $as_of - 30) AS active_30
-FROM (SELECT {current_dim} AS dim, l.last_active_day AS last_active_day FROM member_facts l
-      WHERE l.present {current_filter}) p
+FROM (SELECT {member_dim} AS dim, l.last_active_day AS last_active_day FROM member_facts l
+      WHERE l.present {member_filter}) p
 GROUP BY GROUPING SETS ((dim), ())
 """
 
@@ -215,7 +215,7 @@ DAILY_MAX_DAYS = 34
 CURRENT_DAILY = BASE + """,
 days AS (@DAY_SERIES(start, end)),
 moves AS (  -- joins and leaves in order, each with the day of the member's next move
-    SELECT member_id, day AS moved_day, type = 'joined' AS is_join, group_key AS current_group,
+    SELECT member_id, day AS moved_day, type = 'joined' AS is_join,
            @NEXT(day, member_id, ts, type = 'joined', seq) AS next_move_day
     FROM ev WHERE type IN ('joined', 'left') AND member_id IS NOT NULL
 ),
@@ -224,7 +224,7 @@ presence AS (  -- [present_from, present_until) within the days: from a join unt
            least(coalesce(l.next_move_day, $end + 1), $end + 1) AS present_until
     FROM moves l{acquisition_join}
     WHERE l.is_join AND l.moved_day <= $end AND coalesce(l.next_move_day, $end + 1) > $start
-      AND coalesce(l.next_move_day, $end + 1) > l.moved_day {current_filter}
+      AND coalesce(l.next_move_day, $end + 1) > l.moved_day {member_filter}
 ),
 activity AS (  -- each member's engagement days that can be a last active day within 30 days of one of the days
     SELECT member_id, @BITS_OR(day - $start + 29) AS active_days FROM ev
@@ -266,9 +266,9 @@ presence AS (  -- [present_from, present_until) within the days, as offsets from
     SELECT greatest(l.moved_day, $start) - $start AS present_from,
            least(coalesce(l.next_move_day, $end + 1), $end + 1) - $start AS present_until,
            coalesce(l.active_bits, 0) AS b
-    FROM (SELECT member_id, active_bits, s.present_from AS moved_day, s.present_until AS next_move_day,
-                 s.current_group AS current_group FROM spans) l{acquisition_facts_join}
-    WHERE l.moved_day <= $end AND coalesce(l.next_move_day, $end + 1) > $start {current_filter}
+    FROM (SELECT member_id, active_bits, s.present_from AS moved_day, s.present_until AS next_move_day
+          FROM spans) l{acquisition_facts_join}
+    WHERE l.moved_day <= $end AND coalesce(l.next_move_day, $end + 1) > $start {member_filter}
 ),
 runs AS (  -- s<n>: bit j set when any of bits j .. j + n - 1 is
     SELECT present_from, present_until, b | (b >> 1) AS s2 FROM presence
@@ -311,7 +311,7 @@ WITH members AS (  -- bit (day - $start + 29) for each engagement day from $star
     FROM member_days
 ),
 spanned AS (
-    SELECT member_id, active_bits, s.1 AS moved_day, s.2 AS next_move_day, s.3 AS current_group
+    SELECT member_id, active_bits, s.1 AS moved_day, s.2 AS next_move_day
     FROM members ARRAY JOIN spans AS s
 ),
 presence AS (  -- [present_from, present_until) within the days, as offsets from $start
@@ -319,7 +319,7 @@ presence AS (  -- [present_from, present_until) within the days, as offsets from
            toUInt8(least(coalesce(l.next_move_day, $end + 1), $end + 1) - $start) AS present_until,
            l.active_bits AS b
     FROM spanned l{acquisition_facts_join}
-    WHERE l.moved_day <= $end AND coalesce(l.next_move_day, $end + 1) > $start {current_filter}
+    WHERE l.moved_day <= $end AND coalesce(l.next_move_day, $end + 1) > $start {member_filter}
 ),
 masks AS (  -- s<n>: bit j set when any of bits j .. j + n - 1 is
     SELECT bitShiftLeft(toInt64(1), present_until) - bitShiftLeft(toInt64(1), present_from) AS p,
@@ -441,7 +441,6 @@ def render(template: str, by: str, filters: dict[str, str] | None = None, experi
     """
     filters = filters or {}
     member_dim = MEMBER_DIMS[by]
-    current_dim = "l.current_group" if by == "group" else member_dim
     landing_columns = {**FILTER_COLUMNS, "tier": "@JSON_TEXT(properties, 'tier')"}
     spend_filter = _where({k: v for k, v in filters.items() if k == "channel"}, FILTER_COLUMNS)
     pieces = {
@@ -453,13 +452,11 @@ def render(template: str, by: str, filters: dict[str, str] | None = None, experi
         "{landing_columns}": ", xp.variant AS variant" if experiment else "",
         "{landing_exposure}": " JOIN exposure xp ON xp.person = p.person" if experiment else "",
         "{landing_since}": " AND p.ts >= xp.exposed_ts" if experiment else "",
-        "{member_dim}": member_dim, "{current_dim}": current_dim, "{landing_dim}": LANDING_DIMS[by],
+        "{member_dim}": member_dim, "{landing_dim}": LANDING_DIMS[by],
         "{member_filter}": _where(filters, FILTER_COLUMNS),
-        "{current_filter}": _where(filters, {**FILTER_COLUMNS, "group": "l.current_group"}),
         # CURRENT_DAILY reads the first join only to filter on its acquisition attributes.
-        "{acquisition_join}": " JOIN first_join f ON f.member_id = l.member_id" if set(filters) - {"group"} else "",
-        "{acquisition_facts_join}": (" JOIN member_facts f ON f.member_id = l.member_id"
-                                     if set(filters) - {"group"} else ""),
+        "{acquisition_join}": " JOIN first_join f ON f.member_id = l.member_id" if filters else "",
+        "{acquisition_facts_join}": " JOIN member_facts f ON f.member_id = l.member_id" if filters else "",
         "{landing_filter}": _where(filters, landing_columns),
         "{landing_facts_dim}": LANDING_FACTS_DIMS[by],
         "{landing_facts_filter}": _where(filters, FILTER_COLUMNS),

@@ -38,8 +38,6 @@ def render_sets(template: str, bys: tuple[str, ...], filters: dict[str, str] | N
     """The query for several slicings of one period (no experiment); raises NotSliceable for other shapes."""
     n = len(bys)
     template = template.replace("{member_dim} AS dim", _dims("{member_dim}", [MEMBER_DIMS[b] for b in bys]))
-    template = template.replace("{current_dim} AS dim", _dims("{current_dim}", [
-        "l.current_group" if b == "group" else MEMBER_DIMS[b] for b in bys]))
     template = template.replace("{landing_dim} AS dim", _dims("{landing_dim}", [LANDING_DIMS[b] for b in bys]))
     template = template.replace("{landing_facts_dim} AS dim", _dims("{landing_facts_dim}",
                                                                      [LANDING_FACTS_DIMS[b] for b in bys]))
