@@ -73,6 +73,7 @@ from qunflow.analytics.facts_clickhouse_sql import (
     MEMBER_FACTS,
     REFERRED,
     TABLE_COLUMNS,
+    VIEWS,
     day_counts,
     landing_sql,
     members_sql,
@@ -192,8 +193,17 @@ def rebuild(engine: Any, settings: Any, version: int, table: str = "member_facts
         for kept, made in ((table, fresh), (days, fresh_days)):
             _command(engine, f"CREATE TABLE IF NOT EXISTS {kept} AS {made}")
             _command(engine, f"EXCHANGE TABLES {kept} AND {made}")
+        if table == "member_facts_log":
+            replace_views(engine, ("member_facts", "member_days"))
     finally:
         _drop(engine, build, fresh, fresh_days)
+
+
+def replace_views(engine: Any, names: tuple[str, ...]) -> None:
+    """The views over tables a rebuild swapped in made again from this version's definitions: a view made by an
+    older qunflow names its tables' old columns."""
+    for name in names:
+        _command(engine, f"CREATE OR REPLACE VIEW {name} AS {VIEWS[name]}")
 
 
 def _drop(engine: Any, *tables: str) -> None:
@@ -372,6 +382,8 @@ def rebuild_landings(engine: Any, settings: Any, version: int, table: str = "lan
         for kept, made in ((links, fresh_links), (table, fresh), (days, fresh_days)):
             _command(engine, f"CREATE TABLE IF NOT EXISTS {kept} AS {made}")
             _command(engine, f"EXCHANGE TABLES {kept} AND {made}")
+        if table == "landing_facts_log":
+            replace_views(engine, ("landing_links", "landing_facts", "landing_days"))
     finally:
         _drop(engine, fresh_links, fresh, fresh_days)
 

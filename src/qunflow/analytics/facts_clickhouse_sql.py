@@ -80,22 +80,27 @@ DAYS_COLUMNS = ("member_id String, spans Array(Tuple(present_from Date, present_
 DAYS_TABLE = f"({DAYS_COLUMNS}) ENGINE = ReplacingMergeTree(version) ORDER BY member_id"
 DAYS_NAMES = "member_id, spans, active_days"
 
+# The views the metrics read, by name. A view names its table's columns, so a rebuild that swaps in tables of other
+# columns (a new FACTS_VERSION) replaces the views over them too (facts_clickhouse.replace_views).
+VIEWS = {
+    "member_facts": VIEW,
+    "landing_links": "SELECT visitor_id, member_id FROM landing_links_log FINAL",
+    "landing_facts": f"SELECT {', '.join(LANDING_NAMES)} FROM landing_facts_log FINAL WHERE NOT deleted",
+    "landing_days": f"SELECT {', '.join(LANDING_DAYS_KEY)}, sum(n) AS views FROM landing_days_log "
+                    f"GROUP BY {', '.join(LANDING_DAYS_KEY)} HAVING sum(n) <> 0",
+    "member_days": f"SELECT {DAYS_NAMES} FROM member_days_log FINAL WHERE NOT deleted",
+}
+
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS facts_state (id UInt8, watermark Int64, max_ts Nullable(DateTime64(6, 'UTC')), "
     "settings String, version UInt64) ENGINE = ReplacingMergeTree(version) ORDER BY id",
     f"CREATE TABLE IF NOT EXISTS member_facts_log ({TABLE_COLUMNS}) "
     "ENGINE = ReplacingMergeTree(version) ORDER BY member_id",
-    f"CREATE VIEW IF NOT EXISTS member_facts AS {VIEW}",
     f"CREATE TABLE IF NOT EXISTS landing_links_log {LINKS_TABLE}",
-    "CREATE VIEW IF NOT EXISTS landing_links AS SELECT visitor_id, member_id FROM landing_links_log FINAL",
     f"CREATE TABLE IF NOT EXISTS landing_facts_log {LANDING_TABLE}",
-    f"CREATE VIEW IF NOT EXISTS landing_facts AS SELECT {', '.join(LANDING_NAMES)} FROM landing_facts_log FINAL "
-    "WHERE NOT deleted",
     f"CREATE TABLE IF NOT EXISTS landing_days_log {LANDING_DAYS_TABLE}",
-    f"CREATE VIEW IF NOT EXISTS landing_days AS SELECT {', '.join(LANDING_DAYS_KEY)}, sum(n) AS views "
-    f"FROM landing_days_log GROUP BY {', '.join(LANDING_DAYS_KEY)} HAVING sum(n) <> 0",
     f"CREATE TABLE IF NOT EXISTS member_days_log {DAYS_TABLE}",
-    f"CREATE VIEW IF NOT EXISTS member_days AS SELECT {DAYS_NAMES} FROM member_days_log FINAL WHERE NOT deleted",
+    *(f"CREATE VIEW IF NOT EXISTS {name} AS {sql}" for name, sql in VIEWS.items()),
 )
 
 # The columns of `events` the facts read (a catch-up copies its members' events with them; on chdb the projection
