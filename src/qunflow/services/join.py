@@ -490,6 +490,8 @@ def approve_request(ws: Workspace, item: Any) -> None:
 
 
 def _joined_already(conn: Connection, item: JoinRequested, member_id: str) -> bool:
+    if recall(("made", member_id)) is not None:  # made by this update: only its own approval, next, lets them in
+        return False
     group = group_row(conn, item.platform, item.group_id)
     return group is not None and _in_group(conn, member_id, group.key)
 
