@@ -37,6 +37,7 @@ from tests.e2e.test_telegram_chain import set_up
 from tests.e2e.test_wecom_chain import cli, contact_way_of
 from tests.fakes.telegram_server import FakeTelegram
 from tests.fakes.wecom_server import FakeWeCom
+from tests.integration.test_experiment_welcome import DOC as EXPERIMENT
 from tests.integration.test_welcome_playbook import CHANGED, write
 
 
@@ -164,8 +165,9 @@ def test_a_join_request_reads_nothing_it_wrote_or_read_before(community: tuple[W
     # while each commit with held writes went in psycopg's pipeline, whose COMMIT and end got a ReadyForQuery
     # each (now one query: store.postgres.one_query); then 26, when the group, the member and what the label names
     # were read after whether the request was handled (now one read: services/join_request_read.py); then 22, while
-    # the approval read whether the member it had just made was in the group (services/join.py _joined_already)
-    assert times == [21], times
+    # the approval read whether the member it had just made was in the group (services/join.py _joined_already);
+    # then 21, while the welcome read the welcome and the experiments in force itself (now in the first read)
+    assert times == [19], times
 
 
 def test_a_telegram_join_commits_three_times(community: tuple[Workspace, str], telegram: FakeTelegram,
@@ -292,6 +294,29 @@ def test_a_request_approved_and_recorded_but_not_marked_is_not_approved_again(co
     handle(ws, [request])
     assert len(telegram.calls("approveChatJoinRequest")) == 1 and len(telegram.sent()) == 1
     assert joins_and_menus(ws)[0] == 1
+
+
+def test_a_welcome_or_experiment_applied_between_two_requests_is_the_next_ones(community: tuple[Workspace, str],
+                                                                               telegram: FakeTelegram,
+                                                                               tmp_path: Path) -> None:
+    """The request's first read brings the welcome and the experiments in force (services/join_request_read.py),
+    and this process keeps what it parsed of them: each change applied is the next request's."""
+    ws, link = community
+    connector = ws.connector("telegram")
+
+    def request(name: str) -> str:
+        """The welcome DM the person got."""
+        assert telegram.open_link(telegram.person(name), link) == "requested"
+        handle(ws, connector.poll(0))
+        return str(telegram.sent()[-1]["text"])
+
+    assert "春季欢迎" not in request("Alice")
+    apply_playbooks(ws, [write(tmp_path, "welcome.yaml", CHANGED.split("variants:")[0])])
+    assert "春季欢迎" in request("Bob")
+    apply_playbooks(ws, [write(tmp_path, "xp.yaml", EXPERIMENT + "shipped: short\n")])
+    assert "先签到" in request("Carol") and "先签到" in request("Dave")
+    apply_playbooks(ws, [write(tmp_path, "xp.yaml", EXPERIMENT + "shipped: control\n")])
+    assert "春季欢迎" in request("Erin")
 
 
 def test_a_join_request_delivered_twice_at_once_joins_and_welcomes_once(community: tuple[Workspace, str],
