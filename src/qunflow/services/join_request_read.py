@@ -17,13 +17,13 @@ from __future__ import annotations
 from collections import namedtuple
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, case, exists, literal_column, select
+from sqlalchemy import and_, bindparam, exists, literal_column, select
 
 from qunflow.connectors.base import JoinRequested
 from qunflow.services import experiments, join, welcome_docs
 from qunflow.store.db import UpdateTransaction
 from qunflow.store.memo import remember
-from qunflow.store.plain import read_first
+from qunflow.store.plain import flag, read_first
 from qunflow.store.tables import entry_points, groups, identities, inbound_updates, members
 
 # The lookups this read stands in for (services/join.py), each part's columns read under its name as a prefix.
@@ -35,9 +35,8 @@ _ROWS: dict[str, Any] = {part: namedtuple(f"{part.title()}Row", [c.key for c in 
                                            rename=True) for part, statement in _PARTS.items()}
 _ONE = select(literal_column("1").label("one")).subquery("one")  # one row, whatever the joins find
 _READ = select(
-    case((exists().where(inbound_updates.c.platform == bindparam("platform"),
-                         inbound_updates.c.key == bindparam("key")), literal_column("1", Integer)),
-         else_=literal_column("0", Integer)).label("seen"),
+    flag(exists().where(inbound_updates.c.platform == bindparam("platform"),
+                        inbound_updates.c.key == bindparam("key"))).label("seen"),
     identities.c.member_id,
     *(column.label(f"{part}_{column.key}") for part, statement in _PARTS.items()
       for column in statement.selected_columns),

@@ -115,6 +115,13 @@ def _plain_plan(conn: Connection, statement: Any) -> tuple[Any, str, tuple[str, 
     return row_type, compiled.string, positions, literals
 
 
+def flag(condition: Any) -> Any:
+    """1 or 0 as `condition` holds: a column read_plain reads (text and integers only)."""
+    from sqlalchemy import Integer, case, literal_column
+
+    return case((condition, literal_column("1", Integer)), else_=literal_column("0", Integer))
+
+
 def read_first(conn: Connection, statement: Any, params: dict[str, Any]) -> Any:
     """read_plain's first row, or None."""
     rows = read_plain(conn, statement, params)
