@@ -570,8 +570,8 @@ def _record_member_joined(ws: Workspace, conn: Connection, item: MemberJoined) -
                        made_with={"joined_at": item.at})  # made now: in the group from its INSERT
     made = recall(("made", resolved.member_id))  # made by this update: known as written
     member = made or read_first(conn, _MEMBER_TO_RECORD, {"member_id": resolved.member_id})
-    if not resolved.new:
-        write_plain(conn, _SET_JOINED, {"mid": member.id, "joined": item.at, "gid": group.id})
+    if not resolved.new:  # held for the commit where it can be: nothing reads it back
+        write_plain(conn, _SET_JOINED, {"mid": member.id, "joined": item.at, "gid": group.id}, hold=True)
     count = write_plain(conn, _COUNT_IN, {"gid": group.id})
     if made is None:  # only a gate pass's member can be on the waitlist, never one a join made
         mark_joined(ws, conn, member.id)
