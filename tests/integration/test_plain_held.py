@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from qunflow.store.db import transaction, update_transaction
 from qunflow.store.eventlog import utcnow
@@ -47,3 +48,20 @@ def test_a_held_write_is_dropped_with_its_updates_rollback(any_workspace: Worksp
     assert marks(ws) == []
     mark(ws, "u3")  # outside an update: written and committed at once
     assert marks(ws) == ["u3"]
+
+
+def test_a_transaction_of_held_writes_only_that_fails_leaves_its_connection_as_it_was(pg_workspace: Workspace) -> None:
+    """Its BEGIN went in its commit's query, in autocommit (store/db.py _run_alone): after the failure the
+    connection is out of autocommit and idle again, and the next update goes as usual."""
+    ws = pg_workspace
+    with pytest.raises(IntegrityError), update_transaction(ws.engine) as tx:
+        driver = tx.connection().connection.driver_connection
+        with transaction(ws.engine) as conn:  # a key may not be NULL: refused at the commit
+            insert_ignore(conn, inbound_updates, [{"platform": "sandbox", "key": None, "status": "done",
+                                                   "received_at": utcnow()}], hold=True)
+        tx.end(lambda _conn: None)
+    assert driver.autocommit is False and driver.info.transaction_status == 0
+    with update_transaction(ws.engine) as tx:
+        mark(ws, "u4")
+        tx.end(lambda _conn: None)
+    assert marks(ws) == ["u4"]
