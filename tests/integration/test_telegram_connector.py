@@ -220,7 +220,20 @@ def test_unreachable_api_names_the_host_only() -> None:
     assert TOKEN not in str(caught.value) and caught.value.__cause__ is None
 
 
-class ForwardingProxy:
+class Loopback:
+    """An HTTP server on a loopback port, in a thread of its own."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=lambda: self.server.serve_forever(poll_interval=0.02), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ForwardingProxy(Loopback):
     """An HTTP proxy on loopback: forwards each request (its target a full URL, as proxies get them) and keeps
     the URLs it forwarded."""
 
@@ -234,23 +247,16 @@ class ForwardingProxy:
                 proxy.forwarded.append(self.path)
                 request = urllib.request.Request(self.path, body, {"content-type": self.headers["content-type"]})
                 with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request) as answer:
-                    data = answer.read()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                    self.send_response(answer.status)
+                    for name in ("content-type", "content-length"):
+                        self.send_header(name, answer.headers[name])
+                    self.end_headers()
+                    self.wfile.write(answer.read())
 
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=lambda: self.server.serve_forever(poll_interval=0.02), daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def test_calls_go_through_the_proxy_the_environment_names(tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -269,7 +275,7 @@ def test_calls_go_through_the_proxy_the_environment_names(tg: FakeTelegram, monk
 
 
 # --- webhooks ---
-class Receiver:
+class Receiver(Loopback):
     """qunflow's side of the webhook on loopback: hands each POST to `receive` and answers its status."""
 
     def __init__(self, connector: TelegramConnector, fail_first: int = 0) -> None:
@@ -298,13 +304,8 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.public_url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=lambda: self.server.serve_forever(poll_interval=0.02), daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.public_url = self.url
 
 
 def test_join_request_arrives_by_webhook_with_the_secret(tg: FakeTelegram) -> None:
