@@ -42,14 +42,14 @@ _LAST_JOIN_OR_LEAVE = (select(events.c.type)
                        .order_by(events.c.seq.desc()).limit(1).scalar_subquery())
 _ECHO = (select(
     flag(exists().where(inbound_updates.c.platform == bindparam("platform"),
-                         inbound_updates.c.key == bindparam("key"))).label("seen"),
+                        inbound_updates.c.key == bindparam("key"))).label("seen"),
     groups.c.id.label("group_id"),
     _MEMBER.label("member_id"),
     _LAST_JOIN_OR_LEAVE.label("last"),
     flag(exists().where(tier_moves.c.open_key == _MEMBER, tier_moves.c.status == "offered")).label("offered"),
     flag(exists().where(deliveries.c.idempotency_key == literal("welcome_dm:", String) + _MEMBER)).label("welcomed"),
     flag(exists().where(deliveries.c.idempotency_key == literal("welcome_menu:", String) + groups.c.key
-                         + bindparam("menu_batch", type_=String))).label("menu"),
+                        + bindparam("menu_batch", type_=String))).label("menu"),
     IN_FORCE_DIGEST.label("digest"),
 ).select_from(_ONE.outerjoin(groups, and_(groups.c.platform == bindparam("platform"),
                                           groups.c.external_id == bindparam("chat")))
