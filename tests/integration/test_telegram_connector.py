@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from qunflow.connectors.base import Host, JoinRequested, MemberJoined, MemberLeft, MessagePosted, Update
 from qunflow.connectors.telegram import CAPABILITIES, PLATFORM
+from qunflow.connectors.telegram.api import BotApi
 from qunflow.connectors.telegram.connector import TelegramConnector
 from qunflow.connectors.telegram.settings import TelegramSettings
 from qunflow.errors import InvalidInput, PlatformError, RateLimited, Unauthorized, Unreachable
@@ -218,8 +220,62 @@ def test_unreachable_api_names_the_host_only() -> None:
     assert TOKEN not in str(caught.value) and caught.value.__cause__ is None
 
 
+class Loopback:
+    """An HTTP server on a loopback port, in a thread of its own."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=lambda: self.server.serve_forever(poll_interval=0.02), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ForwardingProxy(Loopback):
+    """An HTTP proxy on loopback: forwards each request (its target a full URL, as proxies get them) and keeps
+    the URLs it forwarded."""
+
+    def __init__(self) -> None:
+        self.forwarded: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's API
+                body = self.rfile.read(int(self.headers["content-length"]))
+                proxy.forwarded.append(self.path)
+                request = urllib.request.Request(self.path, body, {"content-type": self.headers["content-type"]})
+                with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request) as answer:
+                    self.send_response(answer.status)
+                    for name in ("content-type", "content-length"):
+                        self.send_header(name, answer.headers[name])
+                    self.end_headers()
+                    self.wfile.write(answer.read())
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(Handler)
+
+
+def test_calls_go_through_the_proxy_the_environment_names(tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    proxy = ForwardingProxy()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        assert BotApi(TOKEN, tg.api_base).get_me()["is_bot"]
+        assert proxy.forwarded == [f"{tg.api_base}/bot{TOKEN}/getMe"]
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the API's host: straight to it
+        assert BotApi(TOKEN, tg.api_base).get_me()["is_bot"]
+        assert len(proxy.forwarded) == 1 and len(tg.calls("getMe")) == 2
+    finally:
+        proxy.close()
+
+
 # --- webhooks ---
-class Receiver:
+class Receiver(Loopback):
     """qunflow's side of the webhook on loopback: hands each POST to `receive` and answers its status."""
 
     def __init__(self, connector: TelegramConnector, fail_first: int = 0) -> None:
@@ -248,13 +304,8 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.public_url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=lambda: self.server.serve_forever(poll_interval=0.02), daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.public_url = self.url
 
 
 def test_join_request_arrives_by_webhook_with_the_secret(tg: FakeTelegram) -> None:
@@ -380,7 +431,7 @@ def test_token_never_reaches_the_logs_or_reprs(tg: FakeTelegram, caplog: pytest.
     tg.fail_next("sendMessage", 400, "Bad Request: chat not found")
     with pytest.raises(PlatformError) as caught:
         c.post_to_group(group, "hi")
-    assert "HTTP Request: POST" in caplog.text and "bot<token>" in caplog.text  # the log is there, redacted
+    assert "send_request_headers" in caplog.text  # httpcore's trace of each request is there (without its URL)
     secret_part = TOKEN.split(":")[1]
     for text in (caplog.text, repr(c), repr(c.api), repr(settings), str(caught.value)):
         assert secret_part not in text and SECRET not in text

@@ -361,10 +361,11 @@ def _finish(ws: Workspace, row: Any, status: str, *, message_id: str | None = No
         if row.on_sent:
             events.append(_sent_event(row.on_sent, now))
     # After a platform call: losing this would leave a delivered message "pending". Inside an inbound update
-    # it commits with the update's next commit, which comes before any other platform call.
+    # it commits with the update's next commit, which comes before any other platform call (and on PostgreSQL
+    # goes in that commit's one query: nothing reads it back before).
     def write() -> None:
         with transaction(ws.engine) as conn:
-            write_plain(conn, _SET_DELIVERY, {"delivery_id": row.id, **values})
+            write_plain(conn, _SET_DELIVERY, {"delivery_id": row.id, **values}, hold=True)
             if events:
                 append_events(conn, events)
             if status == "unreachable" and row.private:

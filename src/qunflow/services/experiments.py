@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, String, cast, func, literal_column, select
 
 from qunflow.analytics.queries import EXPERIMENT_GUARDRAILS, EXPERIMENT_LIST, EXPERIMENT_RESULTS
 from qunflow.analytics.shipper import analytics
@@ -26,6 +26,7 @@ from qunflow.domain.experiments import (
 from qunflow.domain.metrics import make_period
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.versions import Change, store_version
+from qunflow.store.memo import recall
 from qunflow.store.plain import read_plain
 from qunflow.store.tables import experiment_versions, experiments
 from qunflow.workspace import Workspace
@@ -145,16 +146,33 @@ def _parsed(text: str) -> ExperimentDoc:
     return parse_experiments(text)[0].experiment
 
 
-_IN_FORCE = (select(experiments.c.version, experiment_versions.c.source)
+_IN_FORCE = (select(experiments.c.key, experiments.c.version, experiment_versions.c.source)
              .join(experiment_versions, (experiment_versions.c.key == experiments.c.key)
                    & (experiment_versions.c.version == experiments.c.version))
              .where(experiments.c.enabled).order_by(experiments.c.key))  # built once: read on every welcome
+# "key:version key:version ..." of the experiments in force ('' for none; keys hold no space or colon), for a
+# statement that reads it along with other things: a version names its text, so the same names are the same
+# documents. An inbound update's first read remembers it under IN_FORCE_KEY (store/memo.py). The separator is
+# SQL, not a str: SQLAlchemy renders a str one only at execution, which read_plain's SQL cannot.
+IN_FORCE_NAMES = (select(func.coalesce(func.aggregate_strings(
+    experiments.c.key + literal_column("':'") + cast(experiments.c.version, String),
+    literal_column("' '")),  # type: ignore[arg-type]
+    literal_column("''"))).where(experiments.c.enabled).scalar_subquery())
+IN_FORCE_KEY = ("experiments_in_force",)
+_last: tuple[frozenset[str], list[tuple[int, ExperimentDoc]]] | None = None  # what documents() last read
 
 
 def documents(conn: Connection) -> list[tuple[int, ExperimentDoc]]:
-    """Every applied experiment in force, with its version, by key."""
+    """Every applied experiment in force, with its version, by key. No read where the update's first read named
+    the ones this process read last (services/join_request_read.py)."""
+    global _last
+    named, last = recall(IN_FORCE_KEY), _last
+    if named is not None and last is not None and frozenset(named.split()) == last[0]:
+        return last[1]
     rows = read_plain(conn, _IN_FORCE, {})
-    return [(row.version, _parsed(row.source)) for row in rows]
+    found = [(row.version, _parsed(row.source)) for row in rows]
+    _last = (frozenset(f"{row.key}:{row.version}" for row in rows), found)
+    return found
 
 
 def document(conn: Connection, key: str) -> ExperimentDoc | None:

@@ -105,7 +105,7 @@ def _handle(ws: Workspace, handlers: Sequence[Handler], item: Update) -> None:
 
 def _mark_handled(ws: Workspace, item: Update, conn: Connection) -> None:
     insert_ignore(conn, inbound_updates, [{"platform": item.platform, "key": item.key, "status": "done",
-                                           "received_at": ws.clock()}])
+                                           "received_at": ws.clock()}], hold=True)  # sent with the COMMIT
 
 
 _SEEN = select(inbound_updates.c.key).where(inbound_updates.c.platform == bindparam("platform"),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, select, update
 
 from qunflow.connectors.base import ContactAdded, JoinRequested, MemberJoined, MemberLeft
 from qunflow.connectors.registry import spec_of
@@ -37,7 +37,15 @@ from qunflow.store.consents import no_consent_yet, record_consent
 from qunflow.store.db import commit_update, connection, transaction
 from qunflow.store.eventlog import append_events, holds_event
 from qunflow.store.memo import recall, remember, remembered
-from qunflow.store.plain import insert_if_new, insert_ignore, read_first, read_plain, read_scalar, write_plain
+from qunflow.store.plain import (
+    flag,
+    insert_if_new,
+    insert_ignore,
+    read_first,
+    read_plain,
+    read_scalar,
+    write_plain,
+)
 from qunflow.store.tables import (
     campaigns,
     channels,
@@ -256,6 +264,11 @@ _LAST_JOIN_OR_LEAVE = (select(events.c.type)
                        .where(events.c.member_id == bindparam("member_id"), events.c.group_key == bindparam("group"),
                               or_(events.c.type == "joined", events.c.type == "left"))  # no IN: read_plain
                        .order_by(events.c.seq.desc()).limit(1))
+# Where a join is recorded: that read, and whether the member has an offered tier move, which the join may complete
+# next in the same transaction (services/tier_moves.py complete_offered): one statement.
+_JOIN_STATE = select(_LAST_JOIN_OR_LEAVE.scalar_subquery().label("last"),
+                     flag(exists().where(tier_moves.c.open_key == bindparam("member_id"),
+                                         tier_moves.c.status == "offered")).label("offered"))
 
 
 # What the lookups below remember within one inbound update (store/memo.py), by key; services/join_request_read.py
@@ -270,6 +283,11 @@ def member_key(platform: str, user_id: str) -> tuple[str, ...]:
 
 def holder_key(label: str) -> tuple[str, ...]:
     return ("ticket_holder", label)
+
+
+def offer_key(member_id: str) -> tuple[str, ...]:
+    """Whether the member has an offered tier move, as the update last read it (its move is read in full then)."""
+    return ("offered_move", member_id)
 
 
 def remember_entry(code: str, entry: Any) -> None:
@@ -490,6 +508,8 @@ def approve_request(ws: Workspace, item: Any) -> None:
 
 
 def _joined_already(conn: Connection, item: JoinRequested, member_id: str) -> bool:
+    if recall(("made", member_id)) is not None:  # made by this update: only its own approval, next, lets them in
+        return False
     group = group_row(conn, item.platform, item.group_id)
     return group is not None and _in_group(conn, member_id, group.key)
 
@@ -501,6 +521,15 @@ def _in_group(conn: Connection, member_id: str, group_key: str) -> bool:
     # written first only when one is a join or leave of the member (the read cannot see the others).
     return read_scalar(conn, _LAST_JOIN_OR_LEAVE, {"member_id": member_id, "group": group_key},
                        sees_held=holds_event(conn, member_id, ("joined", "left"))) == "joined"
+
+
+def _in_group_noting_offer(conn: Connection, member_id: str, group_key: str) -> bool:
+    """_in_group, in the statement that also reads whether the member has an offered tier move (remembered:
+    offer_key)."""
+    [state] = read_plain(conn, _JOIN_STATE, {"member_id": member_id, "group": group_key},
+                         sees_held=holds_event(conn, member_id, ("joined", "left")))
+    remember(offer_key(member_id), bool(state.offered))
+    return bool(state.last == "joined")
 
 
 def _ticket_of_user(conn: Connection, platform: str, user_id: str) -> Any:
@@ -535,14 +564,14 @@ def _record_member_joined(ws: Workspace, conn: Connection, item: MemberJoined) -
     if group is None:
         return None
     known = member_of_user(conn, item.platform, item.user_id)
-    if known is not None and _in_group(conn, known, group.key):  # a repeat: how they came in is not read again
-        return Recorded(group, known, False, False)
+    if known is not None and _in_group_noting_offer(conn, known, group.key):  # a repeat: how they came in is
+        return Recorded(group, known, False, False)                          # not read again
     resolved = resolve(conn, item.platform, item.user_id, item.invite_label, item.at, group.tier, group.id,
                        made_with={"joined_at": item.at})  # made now: in the group from its INSERT
     made = recall(("made", resolved.member_id))  # made by this update: known as written
     member = made or read_first(conn, _MEMBER_TO_RECORD, {"member_id": resolved.member_id})
-    if not resolved.new:
-        write_plain(conn, _SET_JOINED, {"mid": member.id, "joined": item.at, "gid": group.id})
+    if not resolved.new:  # held for the commit where it can be: nothing reads it back
+        write_plain(conn, _SET_JOINED, {"mid": member.id, "joined": item.at, "gid": group.id}, hold=True)
     count = write_plain(conn, _COUNT_IN, {"gid": group.id})
     if made is None:  # only a gate pass's member can be on the waitlist, never one a join made
         mark_joined(ws, conn, member.id)

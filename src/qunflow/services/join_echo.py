@@ -17,9 +17,7 @@ Nothing to do means, as each handler sees it:
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Integer, String, and_, bindparam, case, exists, literal, literal_column, or_, select
+from sqlalchemy import Integer, String, and_, bindparam, exists, literal, literal_column, or_, select
 
 from qunflow.connectors.base import MemberJoined
 from qunflow.services import join, welcome
@@ -27,18 +25,13 @@ from qunflow.services import tier_moves as moves
 from qunflow.services.welcome import menu_batch
 from qunflow.services.welcome_docs import IN_FORCE_DIGEST, last_in_force
 from qunflow.store.db import UpdateTransaction
-from qunflow.store.plain import read_first
+from qunflow.store.plain import flag, read_first
 from qunflow.store.tables import deliveries, events, groups, identities, inbound_updates, tier_moves
 from qunflow.workspace import Workspace
 
 # The handlers whose "nothing to do" the statement below decides, in their order (services/inbound.py HANDLERS):
 # the update takes this shortcut only while these are its handlers, so a handler added there is never skipped.
 STANDS_IN_FOR = (join.on_member_joined, moves.on_member_joined, welcome.on_member_joined)
-
-
-def _flag(condition: Any) -> Any:
-    """1 or 0 (read_plain reads text and integers only)."""
-    return case((condition, literal_column("1", Integer)), else_=literal_column("0", Integer))
 
 
 _ONE = select(literal_column("1").label("one")).subquery("one")  # one row, whether or not the group is managed
@@ -48,15 +41,15 @@ _LAST_JOIN_OR_LEAVE = (select(events.c.type)
                               or_(events.c.type == "joined", events.c.type == "left"))
                        .order_by(events.c.seq.desc()).limit(1).scalar_subquery())
 _ECHO = (select(
-    _flag(exists().where(inbound_updates.c.platform == bindparam("platform"),
-                         inbound_updates.c.key == bindparam("key"))).label("seen"),
+    flag(exists().where(inbound_updates.c.platform == bindparam("platform"),
+                        inbound_updates.c.key == bindparam("key"))).label("seen"),
     groups.c.id.label("group_id"),
     _MEMBER.label("member_id"),
     _LAST_JOIN_OR_LEAVE.label("last"),
-    _flag(exists().where(tier_moves.c.open_key == _MEMBER, tier_moves.c.status == "offered")).label("offered"),
-    _flag(exists().where(deliveries.c.idempotency_key == literal("welcome_dm:", String) + _MEMBER)).label("welcomed"),
-    _flag(exists().where(deliveries.c.idempotency_key == literal("welcome_menu:", String) + groups.c.key
-                         + bindparam("menu_batch", type_=String))).label("menu"),
+    flag(exists().where(tier_moves.c.open_key == _MEMBER, tier_moves.c.status == "offered")).label("offered"),
+    flag(exists().where(deliveries.c.idempotency_key == literal("welcome_dm:", String) + _MEMBER)).label("welcomed"),
+    flag(exists().where(deliveries.c.idempotency_key == literal("welcome_menu:", String) + groups.c.key
+                        + bindparam("menu_batch", type_=String))).label("menu"),
     IN_FORCE_DIGEST.label("digest"),
 ).select_from(_ONE.outerjoin(groups, and_(groups.c.platform == bindparam("platform"),
                                           groups.c.external_id == bindparam("chat")))

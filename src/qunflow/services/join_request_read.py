@@ -3,10 +3,13 @@
 services/inbound.py first reads whether an update was handled before; a join request's handlers then look up the
 managed group behind the chat (services/join.py group_row), the member behind the user (member_of_user) and, for a
 person not known yet, what the link's label names: a gate pass's member (the ticket holder), else an entry point
-(_entry_by_code). One statement reads all five, and what it found is remembered for the update (store/memo.py),
-found or not, so the handlers run unchanged and find it there. A member not found is remembered as not found
-here only: the update's first handler (join.on_join_request) is the one that makes them, and remembers them. A
-label the platform did not report is looked up by nobody: nothing is remembered for it.
+(_entry_by_code); the welcome handler then reads the welcome and the experiments in force (services/welcome_docs.py
+active_welcome, services/experiments.py documents). One statement reads all seven, and what it found is
+remembered for the update (store/memo.py), found or not, so the handlers run unchanged and find it there. A member
+not found is remembered as not found here only: the update's first handler (join.on_join_request) is the one that
+makes them, and remembers them. A label the platform did not report is looked up by nobody: nothing is remembered
+for it. A welcome or experiment applied while the update runs is used from the next update on, as if it had come a
+few milliseconds later.
 """
 
 from __future__ import annotations
@@ -14,13 +17,13 @@ from __future__ import annotations
 from collections import namedtuple
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, case, exists, literal_column, select
+from sqlalchemy import and_, bindparam, exists, literal_column, select
 
 from qunflow.connectors.base import JoinRequested
-from qunflow.services import join
+from qunflow.services import experiments, join, welcome_docs
 from qunflow.store.db import UpdateTransaction
 from qunflow.store.memo import remember
-from qunflow.store.plain import read_first
+from qunflow.store.plain import flag, read_first
 from qunflow.store.tables import entry_points, groups, identities, inbound_updates, members
 
 # The lookups this read stands in for (services/join.py), each part's columns read under its name as a prefix.
@@ -32,12 +35,13 @@ _ROWS: dict[str, Any] = {part: namedtuple(f"{part.title()}Row", [c.key for c in 
                                            rename=True) for part, statement in _PARTS.items()}
 _ONE = select(literal_column("1").label("one")).subquery("one")  # one row, whatever the joins find
 _READ = select(
-    case((exists().where(inbound_updates.c.platform == bindparam("platform"),
-                         inbound_updates.c.key == bindparam("key")), literal_column("1", Integer)),
-         else_=literal_column("0", Integer)).label("seen"),
+    flag(exists().where(inbound_updates.c.platform == bindparam("platform"),
+                        inbound_updates.c.key == bindparam("key"))).label("seen"),
     identities.c.member_id,
     *(column.label(f"{part}_{column.key}") for part, statement in _PARTS.items()
       for column in statement.selected_columns),
+    welcome_docs.IN_FORCE_VERSION.label("welcome_version"), welcome_docs.IN_FORCE_DIGEST.label("welcome_digest"),
+    experiments.IN_FORCE_NAMES.label("experiments"),
 ).select_from(
     _ONE.outerjoin(groups, and_(groups.c.platform == bindparam("platform"), groups.c.external_id == bindparam("chat")))
     .outerjoin(identities, and_(identities.c.platform == bindparam("platform"),
@@ -67,4 +71,8 @@ def handled_before(tx: UpdateTransaction, item: JoinRequested) -> bool:
     if label is not None:
         remember(join.holder_key(label), _part(row, "holder"))
         join.remember_entry(label, _part(row, "entry"))
+    # what the welcome reads next (services/welcome.py): the welcome and the experiments in force
+    remember(welcome_docs.IN_FORCE_KEY, None if row.welcome_version is None else
+             welcome_docs.InForce(row.welcome_version, row.welcome_digest))
+    remember(experiments.IN_FORCE_KEY, row.experiments)
     return bool(row.seen)

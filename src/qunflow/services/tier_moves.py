@@ -43,6 +43,7 @@ from qunflow.services.privacy import unseal
 from qunflow.services.versions import Change, store_version
 from qunflow.store.db import transaction
 from qunflow.store.eventlog import append_events
+from qunflow.store.memo import remembered
 from qunflow.store.plain import insert_if_new, insert_ignore, read_first
 from qunflow.store.tables import (
     events,
@@ -317,9 +318,11 @@ _HAS_OFFER = select(tier_moves.c.id).where(tier_moves.c.open_key == bindparam("o
 def complete_offered(conn: Connection, now: datetime, item: MemberJoined, group: Any,
                      member_id: str) -> Completion | None:
     """In the caller's transaction: complete the member's offered move if `group` is one it leads to."""
-    from qunflow.services.join import _in_group
+    from qunflow.services.join import _in_group, offer_key
 
-    if read_first(conn, _HAS_OFFER, {"open_member": member_id}) is None:
+    # read where the join was recorded, in this transaction (services/join.py _JOIN_STATE), else now
+    if not remembered(offer_key(member_id), lambda: read_first(conn, _HAS_OFFER, {"open_member": member_id})
+                      is not None):
         return None
     move = conn.execute(_OFFERED, {"open_member": member_id}).first()
     if move is None or not (move.to_group_id == group.id or group.tier == move.to_tier):

@@ -8,7 +8,7 @@ cannot take it: `qunflow apply` refuses a playbook named `s1_welcome`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
 
@@ -16,6 +16,7 @@ from qunflow.domain.templates import preview_template
 from qunflow.domain.welcome import DEFAULT, DM_VARIABLES, KEY, Welcome, WelcomeSource, parse_welcomes
 from qunflow.errors import InvalidInput, NotFound
 from qunflow.services.versions import Change, store_version
+from qunflow.store.memo import remembered
 from qunflow.store.plain import read_first
 from qunflow.store.tables import playbook_versions, playbooks
 from qunflow.workspace import Workspace
@@ -36,16 +37,26 @@ _IN_FORCE = (select(playbooks.c.version, playbook_versions.c.digest)
              .where(playbooks.c.key == KEY))  # built once: read on every welcome
 _by_digest: dict[str, Welcome] = {}  # stored versions parsed in this process; a digest names its text
 _last: tuple[str | None, Welcome] = (None, DEFAULT)  # what active_welcome last found in force (its digest)
+# What an inbound update's first read found in force (store/memo.py): a row of _IN_FORCE, None for the default.
+IN_FORCE_KEY = ("welcome_in_force",)
+
+
+class InForce(NamedTuple):
+    """The welcome in force as _IN_FORCE reads it."""
+
+    version: int
+    digest: str
 
 
 def active_welcome(conn: Connection) -> tuple[int | None, Welcome]:
     """(version, welcome) in force: the applied one, or (None, the built-in default).
 
-    One indexed lookup per call; the stored text is read and parsed only when its digest is new to this
-    process, so the join path pays well under a millisecond for it."""
+    One indexed lookup per call, none where the update's first read brought it (services/join_request_read.py);
+    the stored text is read and parsed only when its digest is new to this process, so the join path pays well
+    under a millisecond for it."""
     global _last
     v = playbook_versions.c
-    row = read_first(conn, _IN_FORCE, {})
+    row = remembered(IN_FORCE_KEY, lambda: read_first(conn, _IN_FORCE, {}))
     if row is None:
         _last = (None, DEFAULT)
         return None, DEFAULT
@@ -66,8 +77,10 @@ def last_in_force() -> tuple[str | None, Welcome]:
     return _last
 
 
-# The digest of the welcome in force (NULL: the default), for a statement that reads it along with other things.
+# The digest and version of the welcome in force (NULL: the default), for a statement that reads them along with
+# other things.
 IN_FORCE_DIGEST = _IN_FORCE.with_only_columns(playbook_versions.c.digest).scalar_subquery()
+IN_FORCE_VERSION = _IN_FORCE.with_only_columns(playbooks.c.version).scalar_subquery()
 
 
 def sample_values(ws: Workspace, lang: str) -> dict[str, str]:

@@ -309,24 +309,44 @@ class UpdateTransaction:
         (store.postgres.one_query: one statement's client time for them all): a lock they take (the event log's)
         is then held for the server's work only, not also while this process waits for a busy CPU between the
         statements, nor while the disk syncs (a synced commit is made as an unsynced one, then a synced commit of
-        its own once the lock is given back)."""
+        its own once the lock is given back). A transaction whose writes were all held (nothing of it sent yet) sends
+        its BEGIN in that query too, where psycopg would send it alone first."""
         conn = self.conn
         assert conn is not None
         if self.held or self.wrote_held:
             driver: Any = conn.connection.driver_connection
             driver_error = conn.dialect.loaded_dbapi.Error
+            alone = driver.info.transaction_status == 0  # idle: psycopg has not begun the transaction
             # not under the lock: a synced commit waits for the disk below, once the lock is given back
-            statements: list[Statement] = [(UNSYNCED, None)]
+            statements: list[Statement] = [("BEGIN", None)] if alone else []
+            statements.append((UNSYNCED, None))
             for table in list(self.held):
                 statements.extend(self.held.pop(table).statements())
             try:
-                shared_cursor(driver).execute(one_query(driver, [*statements, ("COMMIT", None)]), prepare=False)
+                query = one_query(driver, [*statements, ("COMMIT", None)])
+                if alone:
+                    _run_alone(driver, query)
+                else:
+                    shared_cursor(driver).execute(query, prepare=False)
                 self.wrote_held = False  # the commit gave the held writes' locks back
                 if conn.info.get("qf_sync", "on") == "on":
                     commit_synced(driver)
             except driver_error as exc:  # as SQLAlchemy raises it: retry_busy knows a deadlock by it
                 raise DBAPIError.instance("COMMIT", None, exc, driver_error) from exc
         conn.commit()  # SQLAlchemy's side (the driver's COMMIT, if it ran above, has nothing left to end)
+
+
+def _run_alone(driver: Any, query: str) -> None:
+    """A query that begins and commits a transaction itself, run in autocommit (psycopg then sends no BEGIN of its
+    own). A failure in it leaves that transaction open, in error: it is rolled back here, so the connection is
+    back out of autocommit and idle whatever happened (the caller's rollback then has nothing left to end)."""
+    driver.autocommit = True  # no round trip: psycopg only notes it while no transaction is open
+    try:
+        shared_cursor(driver).execute(query, prepare=False)
+    finally:
+        if driver.info.transaction_status != 0:
+            driver.rollback()
+        driver.autocommit = False
 
 
 class HeldWrite(Protocol):

@@ -5,9 +5,12 @@ the chat, the member behind the platform's user, the entry point a link names. I
 first lookup is remembered and the next handlers get it without a statement. These rows do not change in
 the fraction of a second an update takes, except by the handlers themselves, which is why a member not
 found yet is not remembered (the join handler makes them), except by a join request's first read, right before
-the join handler (services/join_request_read.py). Nothing that a platform call can change is
+the join handler (services/join_request_read.py), which also brings the welcome and the experiments in force for
+the welcome handler. Where a join is recorded, whether the member has an offered tier move is read with whether
+they are in the group, and remembered for the tier move handler. Nothing that a platform call can change is
 remembered: an approval may bring the join as an update of its own, handled before the call returns
-(whether the member is in the group is read every time). A member the join handler makes is remembered as
+(whether the member is in the group is read every time, but before the approval of a member the update itself
+made: services/join.py _joined_already). A member the join handler makes is remembered as
 it was written (its row, its ticket, that it has decided on no consent yet: services/join.py resolve), and a
 consent recorded in the update updates what is remembered of it. Outside the block every lookup reads. Work
 rolled back to run again (store.db.retry_busy) forgets everything first: what it remembered was never written.

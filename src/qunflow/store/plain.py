@@ -10,8 +10,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from qunflow.store.db import before_driver_write, write_held
-from qunflow.store.postgres import shared_cursor
+from qunflow.store.db import before_driver_write, held_writes, write_held
+from qunflow.store.postgres import Statement, shared_cursor
 
 _INSERTS: dict[tuple[str, str, str], Any] = {}
 
@@ -32,11 +32,11 @@ def _insert(conn: Connection, table: Any, returning: str = "") -> Any:
     return statement
 
 
-def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]], *, hold: bool = False) -> None:
     """Insert the rows whose keys are not there yet (ON CONFLICT DO NOTHING), in the caller's transaction (on
-    the driver's cursor: write_plain)."""
+    the driver's cursor: write_plain, which may hold one row back: `hold`)."""
     if rows:
-        write_plain(conn, _insert(conn, table), rows)
+        write_plain(conn, _insert(conn, table), rows[0] if hold and len(rows) == 1 else rows, hold=hold)
 
 
 def insert_if_new(conn: Connection, table: Any, row: dict[str, Any]) -> bool:
@@ -115,6 +115,13 @@ def _plain_plan(conn: Connection, statement: Any) -> tuple[Any, str, tuple[str, 
     return row_type, compiled.string, positions, literals
 
 
+def flag(condition: Any) -> Any:
+    """1 or 0 as `condition` holds: a column read_plain reads (text and integers only)."""
+    from sqlalchemy import Integer, case, literal_column
+
+    return case((condition, literal_column("1", Integer)), else_=literal_column("0", Integer))
+
+
 def read_first(conn: Connection, statement: Any, params: dict[str, Any]) -> Any:
     """read_plain's first row, or None."""
     rows = read_plain(conn, statement, params)
@@ -139,13 +146,19 @@ class _WritePlan(NamedTuple):
     returning: bool
 
 
-def write_plain(conn: Connection, statement: Any, params: dict[str, Any] | list[dict[str, Any]]) -> Any:
+def write_plain(conn: Connection, statement: Any, params: dict[str, Any] | list[dict[str, Any]], *,
+                hold: bool = False) -> Any:
     """A hot write (a module-level insert or update) run on the driver's cursor, like read_plain: the values
     go through the type conversions SQLAlchemy would apply (a datetime as SQLite stores it), without its
     execution machinery. A list of rows runs as one executemany. Returns the first column of the row
     RETURNING gives (None: no row), else the number of rows written. In the caller's connection and
     transaction, under the writer lock (before_driver_write). A column default that is not a constant is
-    refused (TypeError)."""
+    refused (TypeError).
+
+    `hold`: one row whose outcome the caller does not read is held back, where the open inbound update holds
+    writes (PostgreSQL: store.db.held_writes), until its next COMMIT, whose one query sends it: no execute and
+    no round trip of its own. A later statement of the update that names its table runs it first. Returns None
+    then."""
     rows = params if isinstance(params, list) else [params]
     key = (statement, conn.dialect.name, tuple(rows[0]))
     plan = _PLAIN_WRITES.get(key)
@@ -157,6 +170,8 @@ def write_plain(conn: Connection, statement: Any, params: dict[str, Any] | list[
         for name, process in plan.convert.items():
             merged[name] = process(merged[name])
         values.append(merged if plan.positions is None else [merged[name] for name in plan.positions])
+    if hold and not plan.returning and len(values) == 1 and _held(conn, statement.table.name, plan.sql, values[0]):
+        return None
     write_held(conn, plan.sql)
     before_driver_write(conn)
     driver_error = conn.dialect.loaded_dbapi.Error
@@ -174,6 +189,34 @@ def write_plain(conn: Connection, statement: Any, params: dict[str, Any] | list[
         raise DBAPIError.instance(plan.sql, values, exc, driver_error) from exc
     finally:
         _done(conn, cursor)
+
+
+class _HeldPlain:
+    """Plain writes to one table that an inbound update holds back until its COMMIT (write_plain's `hold`)."""
+
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        self.held: list[Statement] = []
+
+    def statements(self) -> list[Statement]:
+        return self.held
+
+
+def _held(conn: Connection, table: str, sql: str, values: Any) -> bool:
+    """Hold one write back for the update's next COMMIT; False where it cannot be (write it now): no update
+    holds writes on `conn`, or the table's held writes are another kind (the event log's)."""
+    held = held_writes(conn)
+    if held is None:
+        return False
+    pending = held.get(table)
+    if pending is None:
+        pending = held[table] = _HeldPlain()
+    elif not isinstance(pending, _HeldPlain):
+        return False
+    before_driver_write(conn)  # a write of the update's: its commit is owed
+    pending.held.append((sql, values))
+    return True
 
 
 def _write_plan(conn: Connection, statement: Any, names: tuple[str, ...]) -> _WritePlan:

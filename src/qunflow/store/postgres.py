@@ -7,7 +7,7 @@ from __future__ import annotations
 import select
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -42,7 +42,8 @@ def shared_cursor(driver: Any) -> Any:
 
 
 _CLIENT_CURSORS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-Statement = tuple[str, Sequence[Any] | None]  # SQL with %s placeholders, and their values (None: no placeholders)
+# SQL with %s (or %(name)s) placeholders, and their values (None: no placeholders)
+Statement = tuple[str, Sequence[Any] | Mapping[str, Any] | None]
 
 
 def one_query(driver: Any, statements: list[Statement]) -> str:
