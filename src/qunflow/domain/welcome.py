@@ -38,6 +38,12 @@ from qunflow.domain.templates import TemplateError, check_template
 
 KIND = "welcome"
 KEY = "s1_welcome"  # the name the welcome is versioned, listed and previewed under
+DM_KEY_PREFIX = "welcome_dm:"  # the welcome DM's send key (engine/outbox.py): this, then the member's id
+
+
+def dm_key(member_id: str) -> str:
+    """The member's welcome DM's send key: each member is welcomed once."""
+    return DM_KEY_PREFIX + member_id
 # What the texts may use; services.welcome fills them in.
 DM_VARIABLES = frozenset({"name", "profile_link", "coupon_link", "rules_link", "group", "tier", "entry_point"})
 MENU_VARIABLES = frozenset({"names", "rules_link", "group", "tier"})

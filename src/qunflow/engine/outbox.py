@@ -33,7 +33,8 @@ from qunflow.errors import PlatformError, QunflowError, RateLimited, Unreachable
 from qunflow.store.consents import has_consent
 from qunflow.store.db import commit_update, connection, retry_busy, transaction
 from qunflow.store.eventlog import append_events
-from qunflow.store.plain import insert_if_new, insert_new_key, read_first, write_plain
+from qunflow.store.memo import recall, remember
+from qunflow.store.plain import insert_if_new, insert_new_key, read_first, read_scalar, write_plain
 from qunflow.store.tables import deliveries, identities
 
 if TYPE_CHECKING:
@@ -129,6 +130,35 @@ def recorded(conn: Connection, key: str) -> bool:
     return read_first(conn, _RECORDED, {"key": key}) is not None
 
 
+def _known_key(key: str) -> tuple[str, str]:
+    return ("send_known", key)
+
+
+def known_in_update(key: str) -> bool:
+    """Whether this inbound update found the send with this key recorded already (send returned "known"): by
+    another delivery of the update, maybe calling the platform right now (wait_settled)."""
+    return bool(recall(_known_key(key)))
+
+
+_STATUS = select(deliveries.c.status).where(deliveries.c.idempotency_key == bindparam("key"))
+IN_FLIGHT = ("pending",)  # a call under way (one to be tried again later: its caller decides)
+
+
+def wait_settled(ws: Workspace, key: str, up_to: float) -> str | None:
+    """Wait while the send with this key is in flight elsewhere (IN_FLIGHT: another delivery of the same update
+    is calling the platform), at most `up_to` seconds; returns its last status (None: not recorded). Commits the
+    open inbound update's writes first, and reads each time afresh."""
+    deadline, pause = time.monotonic() + up_to, 0.01
+    while True:
+        commit_update()  # nothing held while waiting; the next read sees the other's commits
+        with connection(ws.engine) as conn:
+            status: str | None = read_scalar(conn, _STATUS, {"key": key})
+        if status not in IN_FLIGHT or time.monotonic() >= deadline:
+            return status
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
 def _needs_consent(private: bool, marketing: bool, member_id: str | None) -> bool:
     return bool(private and marketing and member_id)
 
@@ -176,6 +206,7 @@ def send(ws: Workspace, message: Message, *, wait_up_to: float = 0.0,
     if row == "skipped":
         return Sent(message.key, "skipped", error=NO_CONSENT)
     if row is None:
+        remember(_known_key(message.key), True)
         return Sent(message.key, "known")
     result = _attempt(ws, row)
     if result.status == "retry" and result.retry_at is not None:

@@ -24,6 +24,8 @@ from qunflow.domain.events import Event
 from qunflow.domain.gate import evaluate
 from qunflow.domain.identity import OWN_LINK, candidate_rows
 from qunflow.domain.routing import Placement, place
+from qunflow.domain.welcome import dm_key
+from qunflow.engine import outbox
 from qunflow.engine.notifier import kick_staff_alerts, queue_staff_alert
 from qunflow.errors import Conflict
 from qunflow.i18n import t
@@ -59,6 +61,10 @@ from qunflow.store.tables import (
     tier_moves,
 )
 from qunflow.workspace import Workspace
+
+# How long an approval waits for the welcome another delivery of the same join request is sending (its call, and
+# a platform's "retry after" it may wait for: engine/outbox.py send), before it approves anyway.
+WELCOME_SETTLE_WAIT = 30.0
 
 
 class NoRoom(Conflict):
@@ -490,6 +496,11 @@ def approve_request(ws: Workspace, item: Any) -> None:
         if member_id is None or _joined_already(conn, item, member_id):
             return
     commit_update()  # the welcome's result is recorded before the approval
+    welcome_key = dm_key(member_id)
+    if outbox.known_in_update(welcome_key):
+        # Another delivery of this request recorded the welcome and may be sending it now: an approval ends
+        # the private chat the request opened (Telegram), so it waits for that send to settle first.
+        outbox.wait_settled(ws, welcome_key, up_to=WELCOME_SETTLE_WAIT)
     ws.connector(item.platform).approve_join(item.group_id, item.user_id)
     # Approved means in: the join is recorded now, whether or not the platform's own member update
     # follows (Telegram sends one only to an admin bot that asked for it); that update is then a repeat.

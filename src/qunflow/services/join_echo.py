@@ -20,6 +20,7 @@ from __future__ import annotations
 from sqlalchemy import Integer, String, and_, bindparam, exists, literal, literal_column, or_, select
 
 from qunflow.connectors.base import MemberJoined
+from qunflow.domain.welcome import DM_KEY_PREFIX
 from qunflow.services import join, welcome
 from qunflow.services import tier_moves as moves
 from qunflow.services.welcome import menu_batch
@@ -47,7 +48,7 @@ _ECHO = (select(
     _MEMBER.label("member_id"),
     _LAST_JOIN_OR_LEAVE.label("last"),
     flag(exists().where(tier_moves.c.open_key == _MEMBER, tier_moves.c.status == "offered")).label("offered"),
-    flag(exists().where(deliveries.c.idempotency_key == literal("welcome_dm:", String) + _MEMBER)).label("welcomed"),
+    flag(exists().where(deliveries.c.idempotency_key == literal(DM_KEY_PREFIX, String) + _MEMBER)).label("welcomed"),
     flag(exists().where(deliveries.c.idempotency_key == literal("welcome_menu:", String) + groups.c.key
                         + bindparam("menu_batch", type_=String))).label("menu"),
     IN_FORCE_DIGEST.label("digest"),

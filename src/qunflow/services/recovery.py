@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, exists, literal, select
 
-from qunflow.domain.welcome import pick_language
+from qunflow.domain.welcome import DM_KEY_PREFIX, pick_language
 from qunflow.engine import outbox
 from qunflow.errors import QunflowError
 from qunflow.services.welcome import Arrival, ensure_day1_tasks, welcome
@@ -84,7 +84,7 @@ def _joined_unwelcomed(ws: Workspace, before: datetime) -> list[tuple[str, str, 
                     if ws.connector(name).capabilities.dm_policy == "any"]
     if not writes_first:
         return []
-    welcomed = exists().where(deliveries.c.idempotency_key == literal("welcome_dm:") + members.c.id)
+    welcomed = exists().where(deliveries.c.idempotency_key == literal(DM_KEY_PREFIX) + members.c.id)
     query = (select(members.c.id, identities.c.platform, identities.c.external_user_id)
              .join(identities, identities.c.member_id == members.c.id)
              .join(groups, and_(groups.c.id == members.c.group_id, groups.c.platform == identities.c.platform))
@@ -104,7 +104,7 @@ def _welcome_late(ws: Workspace, member_id: str, platform: str, user_id: str) ->
 
 
 def _welcomed_without_tasks(ws: Workspace, before: datetime) -> list[str]:
-    welcomed = exists().where(deliveries.c.idempotency_key == literal("welcome_dm:") + members.c.id)
+    welcomed = exists().where(deliveries.c.idempotency_key == literal(DM_KEY_PREFIX) + members.c.id)
     has_tasks = exists().where(member_tasks.c.member_id == members.c.id)
     with ws.engine.connect() as conn:
         return list(conn.execute(select(members.c.id).where(*_recent_joins(before), welcomed, ~has_tasks)).scalars())

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, bindparam, select
 from qunflow.connectors.base import ContactAdded, JoinRequested, MemberJoined
 from qunflow.domain.events import Event
 from qunflow.domain.templates import render_template
-from qunflow.domain.welcome import TASK_KEYS, Welcome, pick_language
+from qunflow.domain.welcome import TASK_KEYS, Welcome, dm_key, pick_language
 from qunflow.engine import outbox
 from qunflow.errors import InvalidInput
 from qunflow.services.consent import asked_before, welcome_consent_ask
@@ -105,7 +105,7 @@ def on_member_joined(ws: Workspace, item: Any) -> None:
 
 def _welcomed(ws: Workspace, member_id: str) -> bool:
     with connection(ws.engine) as conn:
-        return outbox.recorded(conn, f"welcome_dm:{member_id}")
+        return outbox.recorded(conn, dm_key(member_id))
 
 
 def on_contact_added(ws: Workspace, item: Any) -> None:
@@ -157,7 +157,7 @@ def welcome(ws: Workspace, member_id: str, arrival: Arrival, *,
         text += "\n\n" + welcome_consent_ask(ws, member_id, language)
     tasks = _day1_tasks(member_id, group_key, config, bool(profile.get("name")), ws.clock())
     outbox.send(ws, outbox.Message(
-        key=f"welcome_dm:{member_id}", kind="welcome_dm", platform=arrival.platform, target=arrival.user_id,
+        key=dm_key(member_id), kind="welcome_dm", platform=arrival.platform, target=arrival.user_id,
         text=text, private=True, member_id=member_id, context=arrival.context, expires_at=arrival.expires_at,
         on_sent={"event_id": f"ws-{member_id}", "type": "welcome_sent", "member_id": member_id, "group": group_key,
                  "since": arrival.at.isoformat(),
