@@ -124,8 +124,10 @@ def request_and_approve(ws: Workspace, telegram: FakeTelegram, link: str, name: 
 def community(any_workspace: Workspace, telegram: FakeTelegram) -> tuple[Workspace, str]:
     set_up(any_workspace.home, telegram, "polling")
     ws = open_workspace(any_workspace.home)  # with the connection the CLI made
-    start = utc_now().replace(second=0, microsecond=0)
-    ws.clock = lambda: start  # type: ignore[method-assign]  # one menu batch, however long the test takes
+    # One menu batch, however long the test takes; never on a whole second, as the fake's update dates are (a
+    # join an approval records at that very second would have the id of the join its chat_member update reports).
+    start = utc_now().replace(second=0, microsecond=500_000)
+    ws.clock = lambda: start  # type: ignore[method-assign]
     return ws, entry_invite(ws, "tg-ads")[2].url
 
 
@@ -357,6 +359,45 @@ def test_a_join_request_delivered_twice_at_once_joins_and_welcomes_once(communit
         assert len(conn.execute(select(deliveries.c.id).where(deliveries.c.kind == "welcome_dm")).all()) == 1
     assert person in telegram.members(request.group_id)  # type: ignore[attr-defined]
     assert len(telegram.calls("approveChatJoinRequest")) <= 2 and len(telegram.sent()) == 1
+
+
+def test_a_second_delivery_approves_only_once_the_first_ones_welcome_call_has_ended(
+        community: tuple[Workspace, str], telegram: FakeTelegram) -> None:
+    """An approval ends the private chat a Telegram join request opened, so the delivery that finds the welcome
+    recorded by another one still calling sendMessage waits for that call to end before it approves: while the
+    first delivery's sendMessage hangs, nothing is approved."""
+    ws, link = community
+    connector = ws.connector("telegram")
+    person = telegram.person("Alice")
+    assert telegram.open_link(person, link) == "requested"
+    [request] = connector.poll(0)
+    release = telegram.hold("sendMessage")  # the first delivery's call hangs, then is cut off (503)
+    failed: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            inbound.dispatch(ws, [request])
+        except (IntegrityError, PlatformError) as exc:
+            failed.append(exc)
+
+    first = threading.Thread(target=deliver)
+    first.start()
+    for _ in range(500):  # until the first delivery is in its sendMessage call
+        if telegram.calls("sendMessage"):
+            break
+        threading.Event().wait(0.01)
+    assert telegram.calls("sendMessage")
+    second = threading.Thread(target=deliver)
+    second.start()
+    second.join(0.5)
+    assert second.is_alive() and telegram.calls("approveChatJoinRequest") == []  # waiting for the first's call
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert not first.is_alive() and not second.is_alive() and len(failed) <= 1
+    assert person in telegram.members(request.group_id)  # type: ignore[attr-defined]
+    [(_, _, called)] = telegram.calls("sendMessage")[:1]
+    assert all(at > called for _, _, at in telegram.calls("approveChatJoinRequest"))
 
 
 def test_a_join_requests_first_read_remembers_what_each_lookup_would_read(community: tuple[Workspace, str],
