@@ -400,6 +400,48 @@ def test_a_second_delivery_approves_only_once_the_first_ones_welcome_call_has_en
     assert all(at > called for _, _, at in telegram.calls("approveChatJoinRequest"))
 
 
+def test_a_second_delivery_waits_too_while_the_first_one_waits_to_send_the_welcome_again(
+        community: tuple[Workspace, str], telegram: FakeTelegram) -> None:
+    """The first delivery's sendMessage is told to retry after 1 s, which it waits for before it tries again (the
+    welcome is then "retry" with its next try due): the second delivery waits for that try too, so the welcome
+    goes out before any approval."""
+    ws, link = community
+    ws.clock = utc_now  # type: ignore[method-assign]  # moving: the retry comes due
+    connector = ws.connector("telegram")
+    person = telegram.person("Alice")
+    assert telegram.open_link(person, link) == "requested"
+    [request] = connector.poll(0)
+    telegram.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    failed: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            inbound.dispatch(ws, [request])
+        except (IntegrityError, PlatformError) as exc:
+            failed.append(exc)
+
+    def welcome_status() -> str | None:
+        with ws.engine.connect() as conn:
+            return conn.execute(select(deliveries.c.status).where(deliveries.c.kind == "welcome_dm")).scalar()
+
+    first = threading.Thread(target=deliver)
+    first.start()
+    for _ in range(500):  # until the first delivery waits to try again
+        if welcome_status() == "retry":
+            break
+        threading.Event().wait(0.01)
+    assert welcome_status() == "retry"
+    second = threading.Thread(target=deliver)
+    second.start()
+    first.join(30)
+    second.join(30)
+    assert not first.is_alive() and not second.is_alive() and len(failed) <= 1
+    assert len(telegram.sent()) == 1 and welcome_status() == "sent"
+    assert person in telegram.members(request.group_id)  # type: ignore[attr-defined]
+    sent_at = telegram.calls("sendMessage")[-1][2]
+    assert all(at > sent_at for _, _, at in telegram.calls("approveChatJoinRequest"))
+
+
 def test_a_join_requests_first_read_remembers_what_each_lookup_would_read(community: tuple[Workspace, str],
                                                                           telegram: FakeTelegram) -> None:
     """The rows services/join_request_read.py remembers for the handlers are those services/join.py's own

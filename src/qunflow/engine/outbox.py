@@ -34,7 +34,7 @@ from qunflow.store.consents import has_consent
 from qunflow.store.db import commit_update, connection, retry_busy, transaction
 from qunflow.store.eventlog import append_events
 from qunflow.store.memo import recall, remember
-from qunflow.store.plain import insert_if_new, insert_new_key, read_first, read_scalar, write_plain
+from qunflow.store.plain import insert_if_new, insert_new_key, read_first, write_plain
 from qunflow.store.tables import deliveries, identities
 
 if TYPE_CHECKING:
@@ -140,21 +140,26 @@ def known_in_update(key: str) -> bool:
     return bool(recall(_known_key(key)))
 
 
-_STATUS = select(deliveries.c.status).where(deliveries.c.idempotency_key == bindparam("key"))
-IN_FLIGHT = ("pending",)  # a call under way (one to be tried again later: its caller decides)
+_STATUS = select(deliveries.c.status, deliveries.c.next_at).where(deliveries.c.idempotency_key == bindparam("key"))
 
 
 def wait_settled(ws: Workspace, key: str, up_to: float) -> str | None:
-    """Wait while the send with this key is in flight elsewhere (IN_FLIGHT: another delivery of the same update
-    is calling the platform), at most `up_to` seconds; returns its last status (None: not recorded). Commits the
+    """Wait while the send with this key is in flight elsewhere (another delivery of the same update is calling
+    the platform: "pending"; or waits to call it again: "retry" due before this wait ends, as `send` waits for a
+    platform's "retry after"), at most `up_to` seconds; returns its last status (None: not recorded). Commits the
     open inbound update's writes first, and reads each time afresh."""
     deadline, pause = time.monotonic() + up_to, 0.01
     while True:
         commit_update()  # nothing held while waiting; the next read sees the other's commits
-        with connection(ws.engine) as conn:
-            status: str | None = read_scalar(conn, _STATUS, {"key": key})
-        if status not in IN_FLIGHT or time.monotonic() >= deadline:
-            return status
+        with connection(ws.engine) as conn:  # a rare path: SQLAlchemy's execution, for next_at's type
+            row = conn.execute(_STATUS, {"key": key}).first()
+        left = deadline - time.monotonic()
+        if row is None or left <= 0:
+            return None if row is None else str(row.status)
+        retrying = row.status == "retry" and row.next_at is not None and \
+            row.next_at <= ws.clock() + timedelta(seconds=left)
+        if row.status != "pending" and not retrying:
+            return str(row.status)
         time.sleep(pause)
         pause = min(pause * 2, 0.2)
 
