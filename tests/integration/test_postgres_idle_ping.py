@@ -44,3 +44,31 @@ def test_a_connection_is_pinged_at_checkout_only_after_sitting_idle(pg_workspace
     assert use() == 1  # used a moment ago: not pinged again
     assert len(pings) == 1
     assert engine.pool.checkedout() == 0
+
+
+def test_a_checkout_works_when_the_connection_has_a_descriptor_past_1024(pg_workspace: Workspace) -> None:
+    """The checkout's look for input from the server (a local check) takes any descriptor: a busy process (many
+    connections, files, sockets) gives a new connection one of 1024 or more, which select() refuses."""
+    import os
+    import resource
+
+    engine = pg_workspace.engine
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if max(soft, hard if hard != resource.RLIM_INFINITY else 4096) < 1200:
+        pytest.skip(f"the process may open {soft} files (hard limit {hard}): too few for a descriptor past 1024")
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    held: list[int] = []
+    engine.pool.dispose()  # first: the descriptors it frees are taken below too
+    try:
+        while not held or held[-1] < 1030:  # every free descriptor up to there: the next ones are past 1024
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        for _ in range(2):  # a new connection, then it again from the pool: looked at for input
+            with engine.connect() as conn:
+                assert conn.connection.driver_connection.fileno() > 1024
+                assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        for fd in held:
+            os.close(fd)
+        engine.pool.dispose()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -116,5 +116,10 @@ def _has_input(dbapi_connection: Any) -> bool:
     backend's error, or the socket's end. A local check, no round trip."""
     if dbapi_connection.closed:
         return True
-    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)  # select: Windows has no poll()
+    fd = dbapi_connection.fileno()
+    if hasattr(select, "poll"):  # select() refuses a descriptor of 1024 or more (a busy process has them)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)  # Windows has no poll()
     return bool(readable)
