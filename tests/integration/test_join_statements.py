@@ -324,6 +324,36 @@ def test_a_welcome_or_experiment_applied_between_two_requests_is_the_next_ones(c
     assert "春季欢迎" in request("Erin")
 
 
+def requested(ws: Workspace, telegram: FakeTelegram, link: str) -> tuple[str, Update]:
+    """Alice asks to join through the entry point's link: she and her join request, not handled yet."""
+    person = telegram.person("Alice")
+    assert telegram.open_link(person, link) == "requested"
+    [request] = ws.connector("telegram").poll(0)
+    return person, request
+
+
+class Deliveries:
+    """Deliveries of one update, each in a thread of its own (`start`), side by side as a platform that delivers
+    again makes them; what a duplicate may meet (the identity the other made, an approval refused) is kept."""
+
+    def __init__(self, ws: Workspace, update: Update, start: threading.Barrier | None = None) -> None:
+        self.ws, self.update, self.barrier = ws, update, start
+        self.failed: list[BaseException] = []
+
+    def _deliver(self) -> None:
+        if self.barrier is not None:
+            self.barrier.wait()
+        try:
+            inbound.dispatch(self.ws, [self.update])
+        except (IntegrityError, PlatformError) as exc:
+            self.failed.append(exc)
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._deliver)
+        thread.start()
+        return thread
+
+
 def test_a_join_request_delivered_twice_at_once_joins_and_welcomes_once(community: tuple[Workspace, str],
                                                                        telegram: FakeTelegram) -> None:
     """Two deliveries of one request handled side by side: one makes the member, welcomes and approves; the
@@ -331,26 +361,11 @@ def test_a_join_request_delivered_twice_at_once_joins_and_welcomes_once(communit
     member and the welcome recorded and its approval refused as done already (the platform delivers it again,
     and then it was handled). Either way one member, one welcome, one join."""
     ws, link = community
-    connector = ws.connector("telegram")
-    person = telegram.person("Alice")
-    assert telegram.open_link(person, link) == "requested"
-    [request] = connector.poll(0)
-    start = threading.Barrier(2)
-    failed: list[BaseException] = []
-
-    def deliver() -> None:
-        start.wait()
-        try:
-            inbound.dispatch(ws, [request])
-        except (IntegrityError, PlatformError) as exc:
-            failed.append(exc)
-
-    threads = [threading.Thread(target=deliver) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
+    person, request = requested(ws, telegram, link)
+    duplicates = Deliveries(ws, request, threading.Barrier(2))
+    for thread in [duplicates.start() for _ in range(2)]:
         thread.join(30)
-    assert len(failed) <= 1
+    assert len(duplicates.failed) <= 1
     handle(ws, [request])  # delivered again: nothing more
     with ws.engine.connect() as conn:
         assert len(conn.execute(select(identities.c.member_id).where(identities.c.external_user_id
@@ -367,34 +382,22 @@ def test_a_second_delivery_approves_only_once_the_first_ones_welcome_call_has_en
     recorded by another one still calling sendMessage waits for that call to end before it approves: while the
     first delivery's sendMessage hangs, nothing is approved."""
     ws, link = community
-    connector = ws.connector("telegram")
-    person = telegram.person("Alice")
-    assert telegram.open_link(person, link) == "requested"
-    [request] = connector.poll(0)
+    person, request = requested(ws, telegram, link)
     release = telegram.hold("sendMessage")  # the first delivery's call hangs, then is cut off (503)
-    failed: list[BaseException] = []
-
-    def deliver() -> None:
-        try:
-            inbound.dispatch(ws, [request])
-        except (IntegrityError, PlatformError) as exc:
-            failed.append(exc)
-
-    first = threading.Thread(target=deliver)
-    first.start()
+    duplicates = Deliveries(ws, request)
+    first = duplicates.start()
     for _ in range(500):  # until the first delivery is in its sendMessage call
         if telegram.calls("sendMessage"):
             break
         threading.Event().wait(0.01)
     assert telegram.calls("sendMessage")
-    second = threading.Thread(target=deliver)
-    second.start()
+    second = duplicates.start()
     second.join(0.5)
     assert second.is_alive() and telegram.calls("approveChatJoinRequest") == []  # waiting for the first's call
     release.set()
     first.join(30)
     second.join(30)
-    assert not first.is_alive() and not second.is_alive() and len(failed) <= 1
+    assert not first.is_alive() and not second.is_alive() and len(duplicates.failed) <= 1
     assert person in telegram.members(request.group_id)  # type: ignore[attr-defined]
     [(_, _, called)] = telegram.calls("sendMessage")[:1]
     assert all(at > called for _, _, at in telegram.calls("approveChatJoinRequest"))
@@ -407,35 +410,24 @@ def test_a_second_delivery_waits_too_while_the_first_one_waits_to_send_the_welco
     goes out before any approval."""
     ws, link = community
     ws.clock = utc_now  # type: ignore[method-assign]  # moving: the retry comes due
-    connector = ws.connector("telegram")
-    person = telegram.person("Alice")
-    assert telegram.open_link(person, link) == "requested"
-    [request] = connector.poll(0)
+    person, request = requested(ws, telegram, link)
     telegram.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
-    failed: list[BaseException] = []
-
-    def deliver() -> None:
-        try:
-            inbound.dispatch(ws, [request])
-        except (IntegrityError, PlatformError) as exc:
-            failed.append(exc)
+    duplicates = Deliveries(ws, request)
 
     def welcome_status() -> str | None:
         with ws.engine.connect() as conn:
             return conn.execute(select(deliveries.c.status).where(deliveries.c.kind == "welcome_dm")).scalar()
 
-    first = threading.Thread(target=deliver)
-    first.start()
+    first = duplicates.start()
     for _ in range(500):  # until the first delivery waits to try again
         if welcome_status() == "retry":
             break
         threading.Event().wait(0.01)
     assert welcome_status() == "retry"
-    second = threading.Thread(target=deliver)
-    second.start()
+    second = duplicates.start()
     first.join(30)
     second.join(30)
-    assert not first.is_alive() and not second.is_alive() and len(failed) <= 1
+    assert not first.is_alive() and not second.is_alive() and len(duplicates.failed) <= 1
     assert len(telegram.sent()) == 1 and welcome_status() == "sent"
     assert person in telegram.members(request.group_id)  # type: ignore[attr-defined]
     sent_at = telegram.calls("sendMessage")[-1][2]

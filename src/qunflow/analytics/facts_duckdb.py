@@ -63,8 +63,7 @@ behaviour AS (
     GROUP BY f.member_id
 ),
 last_join AS (  -- as queries.CURRENT: the last join, and whether a `left` follows it
-    SELECT member_id, ts AS last_ts FROM ev WHERE type = 'joined'
-    QUALIFY row_number() OVER (PARTITION BY member_id ORDER BY ts DESC, seq DESC) = 1
+    SELECT member_id, max(ts) AS last_ts FROM ev WHERE type = 'joined' GROUP BY member_id
 ),
 left_after AS (
     SELECT l.member_id AS member_id FROM last_join l JOIN ev e ON e.member_id = l.member_id

@@ -166,10 +166,9 @@ facts AS (
 """ + COHORT_COUNTS
 
 CURRENT = BASE + """,
-last_join AS (
-    SELECT member_id, ts AS last_ts
-    FROM ev WHERE type = 'joined' AND member_id IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY member_id ORDER BY ts DESC, seq DESC) = 1
+last_join AS (  -- only its time is read: a `left` after it
+    SELECT member_id, max(ts) AS last_ts
+    FROM ev WHERE type = 'joined' AND member_id IS NOT NULL GROUP BY member_id
 ),
 left_after AS (  -- members with a `left` after their last join
     SELECT l.member_id AS member_id FROM last_join l JOIN ev e ON e.member_id = l.member_id

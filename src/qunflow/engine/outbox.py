@@ -143,23 +143,20 @@ def known_in_update(key: str) -> bool:
 _STATUS = select(deliveries.c.status, deliveries.c.next_at).where(deliveries.c.idempotency_key == bindparam("key"))
 
 
-def wait_settled(ws: Workspace, key: str, up_to: float) -> str | None:
+def wait_settled(ws: Workspace, key: str, up_to: float) -> None:
     """Wait while the send with this key is in flight elsewhere (another delivery of the same update is calling
     the platform: "pending"; or waits to call it again: "retry" due before this wait ends, as `send` waits for a
-    platform's "retry after"), at most `up_to` seconds; returns its last status (None: not recorded). Commits the
-    open inbound update's writes first, and reads each time afresh."""
+    platform's "retry after"), at most `up_to` seconds. Commits the open inbound update's writes first, and reads
+    each time afresh."""
     deadline, pause = time.monotonic() + up_to, 0.01
-    while True:
+    while (left := deadline - time.monotonic()) > 0:
         commit_update()  # nothing held while waiting; the next read sees the other's commits
         with connection(ws.engine) as conn:  # a rare path: SQLAlchemy's execution, for next_at's type
             row = conn.execute(_STATUS, {"key": key}).first()
-        left = deadline - time.monotonic()
-        if row is None or left <= 0:
-            return None if row is None else str(row.status)
-        retrying = row.status == "retry" and row.next_at is not None and \
+        due_soon = row is not None and row.status == "retry" and row.next_at is not None and \
             row.next_at <= ws.clock() + timedelta(seconds=left)
-        if row.status != "pending" and not retrying:
-            return str(row.status)
+        if row is None or (row.status != "pending" and not due_soon):
+            return
         time.sleep(pause)
         pause = min(pause * 2, 0.2)
 

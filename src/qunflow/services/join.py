@@ -270,11 +270,12 @@ _LAST_JOIN_OR_LEAVE = (select(events.c.type)
                        .where(events.c.member_id == bindparam("member_id"), events.c.group_key == bindparam("group"),
                               or_(events.c.type == "joined", events.c.type == "left"))  # no IN: read_plain
                        .order_by(events.c.seq.desc()).limit(1))
+_OFFERED_MOVE = and_(tier_moves.c.open_key == bindparam("member_id"), tier_moves.c.status == "offered")
+_HAS_OFFER = select(tier_moves.c.id).where(_OFFERED_MOVE)
 # Where a join is recorded: that read, and whether the member has an offered tier move, which the join may complete
 # next in the same transaction (services/tier_moves.py complete_offered): one statement.
 _JOIN_STATE = select(_LAST_JOIN_OR_LEAVE.scalar_subquery().label("last"),
-                     flag(exists().where(tier_moves.c.open_key == bindparam("member_id"),
-                                         tier_moves.c.status == "offered")).label("offered"))
+                     flag(exists().where(_OFFERED_MOVE)).label("offered"))
 
 
 # What the lookups below remember within one inbound update (store/memo.py), by key; services/join_request_read.py
@@ -291,9 +292,15 @@ def holder_key(label: str) -> tuple[str, ...]:
     return ("ticket_holder", label)
 
 
-def offer_key(member_id: str) -> tuple[str, ...]:
-    """Whether the member has an offered tier move, as the update last read it (its move is read in full then)."""
+def _offer_key(member_id: str) -> tuple[str, ...]:
     return ("offered_move", member_id)
+
+
+def has_offered_move(conn: Connection, member_id: str) -> bool:
+    """Whether the member has an offered tier move: as this update read it where their join was recorded
+    (_in_group_noting_offer), else read now."""
+    return bool(remembered(_offer_key(member_id),
+                           lambda: read_first(conn, _HAS_OFFER, {"member_id": member_id}) is not None))
 
 
 def remember_entry(code: str, entry: Any) -> None:
@@ -535,11 +542,11 @@ def _in_group(conn: Connection, member_id: str, group_key: str) -> bool:
 
 
 def _in_group_noting_offer(conn: Connection, member_id: str, group_key: str) -> bool:
-    """_in_group, in the statement that also reads whether the member has an offered tier move (remembered:
-    offer_key)."""
+    """_in_group, in the statement that also reads whether the member has an offered tier move (remembered for
+    has_offered_move)."""
     [state] = read_plain(conn, _JOIN_STATE, {"member_id": member_id, "group": group_key},
                          sees_held=holds_event(conn, member_id, ("joined", "left")))
-    remember(offer_key(member_id), bool(state.offered))
+    remember(_offer_key(member_id), bool(state.offered))
     return bool(state.last == "joined")
 
 

@@ -43,8 +43,7 @@ from qunflow.services.privacy import unseal
 from qunflow.services.versions import Change, store_version
 from qunflow.store.db import transaction
 from qunflow.store.eventlog import append_events
-from qunflow.store.memo import remembered
-from qunflow.store.plain import insert_if_new, insert_ignore, read_first
+from qunflow.store.plain import insert_if_new, insert_ignore
 from qunflow.store.tables import (
     events,
     groups,
@@ -311,18 +310,14 @@ class Completion:
 # Built once: every join reads it.
 _OFFERED = select(tier_moves).where(tier_moves.c.open_key == bindparam("open_member"), tier_moves.c.status == "offered")
 # Whether there is one: most joins have none, and this reads on the driver's cursor (store.plain.read_plain).
-_HAS_OFFER = select(tier_moves.c.id).where(tier_moves.c.open_key == bindparam("open_member"),
-                                           tier_moves.c.status == "offered")
 
 
 def complete_offered(conn: Connection, now: datetime, item: MemberJoined, group: Any,
                      member_id: str) -> Completion | None:
     """In the caller's transaction: complete the member's offered move if `group` is one it leads to."""
-    from qunflow.services.join import _in_group, offer_key
+    from qunflow.services.join import _in_group, has_offered_move
 
-    # read where the join was recorded, in this transaction (services/join.py _JOIN_STATE), else now
-    if not remembered(offer_key(member_id), lambda: read_first(conn, _HAS_OFFER, {"open_member": member_id})
-                      is not None):
+    if not has_offered_move(conn, member_id):
         return None
     move = conn.execute(_OFFERED, {"open_member": member_id}).first()
     if move is None or not (move.to_group_id == group.id or group.tier == move.to_tier):
